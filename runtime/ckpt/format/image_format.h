@@ -1,0 +1,367 @@
+// The checkpoint image format: constants, record types and the plain structs
+// that the writer encodes and the reader decodes (docs/image-format.md).
+//
+// An image is a 16-byte preamble (magic, format version, CRC32C) followed by
+// chunks, each one record: a 16-byte frame (payload length, record type,
+// flags, chunk index, CRC32C of frame and payload) and a little-endian
+// payload. The first chunk is the header record, the last the end record.
+// Fields that hold text or bytes are views: when writing they point at the
+// caller's memory, when reading into the reader's buffer (valid until the
+// reader's next call). Nothing here allocates, throws or needs the C++ runtime.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "runtime/ckpt/format/image_status.h"
+
+namespace mosix::ckpt {
+
+using Blob = std::span<const std::uint8_t>;
+
+// The format version this code writes and the only one it reads. Bump it on
+// any change that an older reader would misread; new optional records use a
+// new type with the may-skip flag instead.
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint8_t kMagic[8] = {0x89, 'M', 'O', 'S', 'I', 'X', '\r', '\n'};
+inline constexpr std::size_t kPreambleSize = 16;
+inline constexpr std::size_t kFrameSize = 16;
+// Page data is cut into chunks of at most this many bytes of the region.
+inline constexpr std::size_t kPagesPerChunkBytes = 1 << 20;
+// Largest payload a reader accepts; a larger length field is refused as corrupt.
+inline constexpr std::size_t kMaxPayload = kPagesPerChunkBytes + (64 << 10);
+// Limits on variable-size fields inside records other than pages.
+inline constexpr std::size_t kMaxText = 4096;
+inline constexpr std::size_t kMaxBlob = 32 << 10;
+inline constexpr std::size_t kMaxRlimits = 16;
+inline constexpr std::size_t kMaxSignals = 64;
+inline constexpr std::size_t kMaxXstateComponents = 32;
+
+enum class Compression : std::uint8_t { none = 0, fast = 1, best = 2 };
+// "none", "fast", "best"; nullptr for an unknown value.
+const char* compression_name(Compression c);
+// Parses "none|fast|best"; false for anything else.
+bool parse_compression(std::string_view text, Compression* out);
+// The zstd level used for a setting (0 for none).
+int compression_level(Compression c);
+
+enum class RecordType : std::uint16_t {
+  header = 1,
+  process = 2,
+  thread = 3,
+  region = 4,
+  pages = 5,
+  fd = 6,
+  posix_timer = 7,
+  pending_signal = 8,
+  end = 15,
+};
+// "process", "thread", ...; "unknown" for a type this version does not know.
+const char* record_type_name(std::uint16_t type);
+
+// Chunk flag: a reader that does not know this record type may skip it.
+// Unknown records without it are refused.
+inline constexpr std::uint16_t kChunkMaySkip = 1u << 0;
+
+// CPU features a restored program may depend on (glibc and many programs
+// pick code paths once at start-up from CPUID). Bits of MachineInfo::cpu_features.
+enum CpuFeature : std::uint64_t {
+  kCpuSse3 = 1ull << 0,
+  kCpuSsse3 = 1ull << 1,
+  kCpuSse41 = 1ull << 2,
+  kCpuSse42 = 1ull << 3,
+  kCpuPopcnt = 1ull << 4,
+  kCpuAes = 1ull << 5,
+  kCpuPclmul = 1ull << 6,
+  kCpuXsave = 1ull << 7,
+  kCpuAvx = 1ull << 8,
+  kCpuF16c = 1ull << 9,
+  kCpuFma = 1ull << 10,
+  kCpuMovbe = 1ull << 11,
+  kCpuRdrand = 1ull << 12,
+  kCpuBmi1 = 1ull << 13,
+  kCpuAvx2 = 1ull << 14,
+  kCpuBmi2 = 1ull << 15,
+  kCpuErms = 1ull << 16,
+  kCpuAvx512f = 1ull << 17,
+  kCpuAvx512dq = 1ull << 18,
+  kCpuRdseed = 1ull << 19,
+  kCpuAdx = 1ull << 20,
+  kCpuAvx512cd = 1ull << 21,
+  kCpuSha = 1ull << 22,
+  kCpuAvx512bw = 1ull << 23,
+  kCpuAvx512vl = 1ull << 24,
+  kCpuAvx512vbmi = 1ull << 25,
+  kCpuAvx512vnni = 1ull << 26,
+  kCpuVaes = 1ull << 27,
+  kCpuVpclmulqdq = 1ull << 28,
+  kCpuGfni = 1ull << 29,
+  kCpuFsrm = 1ull << 30,
+  kCpuLzcnt = 1ull << 31,
+  kCpuXsaveopt = 1ull << 32,
+  kCpuXsavec = 1ull << 33,
+  kCpuXsaves = 1ull << 34,
+  kCpuFsgsbase = 1ull << 35,
+  kCpuAmxTile = 1ull << 36,
+  kCpuAvx512bf16 = 1ull << 37,
+  kCpuAvx512fp16 = 1ull << 38,
+};
+// Name of one feature bit ("avx2"), nullptr if unknown.
+const char* cpu_feature_name(std::uint64_t bit);
+// Features whose absence on the restoring CPU refuses an image (instruction
+// set extensions; hints such as erms or fsrm are recorded but not required).
+inline constexpr std::uint64_t kRequiredCpuFeatures =
+    ~(std::uint64_t{kCpuErms} | kCpuFsrm | kCpuXsaveopt | kCpuXsavec | kCpuXsaves | kCpuFsgsbase);
+
+// What a machine offers a restored process. Fixed arrays, NUL-terminated.
+struct MachineInfo {
+  char arch[16] = {};              // uname machine, "x86_64"
+  char kernel_release[65] = {};    // uname release
+  char libc_version[32] = {};      // gnu_get_libc_version(), "2.36"
+  char cpu_vendor[13] = {};        // CPUID leaf 0 vendor string
+  std::uint64_t xcr0 = 0;          // XGETBV(0): state components the OS enabled
+  std::uint32_t xsave_size = 0;    // CPUID 0xD.0 EBX: XSAVE area size for XCR0
+  // Standard-format offset and size of each state component i >= 2 enabled
+  // in XCR0 (CPUID 0xD.i EBX, EAX); a restore needs the same layout.
+  std::uint32_t xsave_offset[kMaxXstateComponents] = {};
+  std::uint32_t xsave_component_size[kMaxXstateComponents] = {};
+  std::uint64_t cpu_features = 0;  // CpuFeature bits
+  std::uint32_t page_size = 0;
+};
+// Fills *out from uname, CPUID/XGETBV, gnu_get_libc_version and sysconf.
+// Async-signal-safe in practice (no allocation).
+void describe_this_machine(MachineInfo* out);
+
+// First record of every image.
+struct HeaderRecord {
+  std::uint32_t format_version = kFormatVersion;  // set by the writer
+  char mosix_version[32] = {};
+  char hostname[65] = {};
+  MachineInfo machine;
+  std::int32_t pid = 0;           // the process's pid as the program sees it
+  std::int32_t real_pid = 0;      // the kernel pid it had when checkpointed
+  std::int64_t created_ns = 0;    // CLOCK_REALTIME at checkpoint, ns since epoch
+  Compression compression = Compression::none;  // set by the writer
+};
+
+// Raw kernel k_sigaction for one signal (x86_64 layout, not glibc's).
+struct KernelSigaction {
+  std::uint64_t handler = 0;
+  std::uint64_t flags = 0;
+  std::uint64_t restorer = 0;
+  std::uint64_t mask = 0;
+};
+struct Rlimit {
+  std::uint64_t cur = 0;
+  std::uint64_t max = 0;
+};
+// One of ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF; 0 means disarmed.
+struct IntervalTimer {
+  std::uint64_t interval_ns = 0;
+  std::uint64_t value_ns = 0;
+};
+
+// Process-wide state. Exactly one per image, right after the header.
+struct ProcessRecord {
+  std::int32_t pid = 0;    // virtual (as the program sees it)
+  std::int32_t ppid = 0;
+  std::int32_t pgid = 0;
+  std::int32_t sid = 0;
+  std::uint32_t umask = 0;
+  std::uint32_t personality = 0;
+  std::string_view comm;   // /proc/self/comm, at most 15 bytes
+  std::string_view cwd;
+  std::string_view exe;    // /proc/self/exe
+  std::uint64_t start_brk = 0;
+  std::uint64_t brk = 0;
+  std::uint64_t start_stack = 0;
+  std::uint64_t arg_start = 0;
+  std::uint64_t arg_end = 0;
+  std::uint64_t env_start = 0;
+  std::uint64_t env_end = 0;
+  std::uint32_t rlimit_count = 0;        // RLIMIT_NLIMITS of the writer
+  Rlimit rlimits[kMaxRlimits];           // indexed by resource
+  std::uint32_t signal_count = 0;        // _NSIG - 1 of the writer (64)
+  KernelSigaction sigactions[kMaxSignals];  // [signo - 1]
+  std::uint64_t pending_shared = 0;      // process-wide pending set, bit signo-1
+  IntervalTimer itimers[3];              // [ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF]
+};
+
+enum class RegsKind : std::uint32_t {
+  none = 0,
+  x86_64_ucontext = 1,   // struct ucontext_t gregs as the kernel's signal frame has them
+  x86_64_user_regs = 2,  // struct user_regs_struct
+};
+enum class XstateKind : std::uint32_t {
+  none = 0,
+  x86_64_xsave = 1,     // standard (non-compacted) XSAVE area, xsave_size bytes
+  x86_64_fxsave = 2,    // 512-byte FXSAVE area
+};
+
+inline constexpr std::uint32_t kThreadLeader = 1u << 0;
+
+// One thread. Registers are opaque to the format: a kind and bytes.
+struct ThreadRecord {
+  std::int32_t tid = 0;            // virtual tid as the program knows it
+  std::uint32_t flags = 0;         // kThreadLeader
+  std::string_view name;           // /proc/self/task/TID/comm
+  RegsKind regs_kind = RegsKind::none;
+  Blob regs;
+  XstateKind xstate_kind = XstateKind::none;
+  Blob xstate;
+  std::uint64_t fs_base = 0;
+  std::uint64_t gs_base = 0;
+  std::uint64_t sigmask = 0;       // blocked set, bit signo-1
+  std::uint64_t pending = 0;       // thread-directed pending set
+  std::uint64_t altstack_sp = 0;
+  std::uint64_t altstack_size = 0;
+  std::int32_t altstack_flags = 0; // SS_DISABLE, SS_AUTODISARM
+  std::uint64_t robust_list = 0;
+  std::uint64_t robust_list_len = 0;
+  std::uint64_t clear_child_tid = 0;
+  std::uint64_t rseq_addr = 0;     // 0: none registered
+  std::uint32_t rseq_len = 0;
+  std::uint32_t rseq_sig = 0;
+};
+
+enum class RegionKind : std::uint16_t {
+  anon = 1,          // private anonymous
+  private_file = 2,  // MAP_PRIVATE of a file (pages stored if modified)
+  shared_file = 3,   // MAP_SHARED of a file: re-mapped from the file
+  shared_anon = 4,   // MAP_SHARED|MAP_ANONYMOUS (or memfd): pages stored
+  stack = 5,         // [stack]
+  heap = 6,          // [heap]
+  vdso = 7,
+  vvar = 8,
+  vvar_vclock = 9,
+  vsyscall = 10,
+  guard = 11,        // PROT_NONE reservation
+};
+const char* region_kind_name(RegionKind kind);
+
+inline constexpr std::uint32_t kRegionHasPages = 1u << 0;  // pages records follow
+
+// One mapping. prot and flags carry the kernel's PROT_* and MAP_* values.
+struct RegionRecord {
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;           // exclusive, page aligned
+  std::uint32_t prot = 0;
+  std::uint32_t map_flags = 0;     // MAP_PRIVATE/SHARED/GROWSDOWN/...
+  RegionKind kind = RegionKind::anon;
+  std::uint32_t flags = 0;         // kRegionHasPages
+  std::uint64_t offset = 0;        // file offset of start
+  std::string_view path;           // empty for anonymous
+  // Identity of the mapped file when checkpointed, to refuse a changed file.
+  std::uint64_t file_dev = 0;
+  std::uint64_t file_inode = 0;
+  std::uint64_t file_size = 0;
+  std::int64_t file_mtime_ns = 0;
+};
+
+// Up to kPagesPerChunkBytes of one region's contents. Pages that were all
+// zero are not stored: bit i of `present` (LSB first) is set when page i of
+// the chunk is stored. The stored pages, concatenated, are `data`, zstd
+// compressed unless `compression` is none.
+struct PagesRecord {
+  std::uint64_t region_start = 0;
+  std::uint64_t offset = 0;        // bytes from region_start, page aligned
+  std::uint32_t page_count = 0;    // pages this chunk covers
+  std::uint32_t stored_count = 0;  // set bits in present
+  Compression compression = Compression::none;
+  std::uint32_t raw_size = 0;      // stored_count * page size
+  Blob present;                    // (page_count + 7) / 8 bytes
+  Blob data;
+};
+
+enum class FdKind : std::uint16_t {
+  regular = 1,
+  directory = 2,
+  char_device = 3,   // /dev/null, /dev/zero, /dev/urandom, ...
+  tty = 4,
+  pipe = 5,          // `data` holds unread bytes, inode pairs the ends
+  std_stream = 6,    // 0/1/2 reconnected to whoever restarts the process
+  other = 7,
+};
+const char* fd_kind_name(FdKind kind);
+
+struct FdRecord {
+  std::int32_t fd = 0;
+  FdKind kind = FdKind::regular;
+  std::uint32_t open_flags = 0;    // O_* from F_GETFL
+  std::uint32_t fd_flags = 0;      // FD_CLOEXEC from F_GETFD
+  std::string_view path;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;          // st_size when checkpointed
+  std::int64_t mtime_ns = 0;
+  std::uint64_t dev = 0;
+  std::uint64_t inode = 0;
+  std::uint32_t mode = 0;          // st_mode
+  Blob data;
+};
+
+// A timer_create() timer and its state.
+struct PosixTimerRecord {
+  std::int32_t timer_id = 0;
+  std::int32_t clock_id = 0;
+  std::int32_t notify = 0;         // sigev_notify
+  std::int32_t signo = 0;
+  std::uint64_t sigev_value = 0;
+  std::int32_t notify_tid = 0;     // SIGEV_THREAD_ID target
+  std::int32_t overrun = 0;
+  std::uint64_t interval_ns = 0;
+  std::uint64_t value_ns = 0;
+};
+
+// A queued signal with its siginfo (raw 128-byte siginfo_t).
+struct PendingSignalRecord {
+  std::int32_t tid = 0;            // 0: process-wide queue
+  std::int32_t signo = 0;
+  Blob siginfo;
+};
+
+// Totals of everything before the end record, checked by the reader so a
+// stream cut at a chunk boundary is still detected.
+struct EndRecord {
+  std::uint64_t chunk_count = 0;      // chunks before the end record
+  std::uint64_t byte_count = 0;       // bytes before the end record's frame
+  std::uint32_t thread_count = 0;
+  std::uint32_t region_count = 0;
+  std::uint32_t fd_count = 0;
+  std::uint32_t skipped_count = 0;    // may-skip records of other types
+  std::uint64_t pages_total = 0;      // pages covered by pages records
+  std::uint64_t pages_stored = 0;     // of which stored (non-zero)
+};
+
+// Encoders append a record's payload to buf (capacity cap); on success set
+// *len. Decoders parse exactly `payload` or fail naming the field. One
+// symmetric field list per record type lives in records.cpp.
+ImageStatus encode(const HeaderRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const ProcessRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const ThreadRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const RegionRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const FdRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const PosixTimerRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const PendingSignalRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+// Pages: encodes the fixed fields and `present`, not `data` (the writer
+// sends data from where it lies).
+ImageStatus encode_pages_head(const PagesRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+
+ImageStatus decode(Blob payload, HeaderRecord* r);
+ImageStatus decode(Blob payload, ProcessRecord* r);
+ImageStatus decode(Blob payload, ThreadRecord* r);
+ImageStatus decode(Blob payload, RegionRecord* r);
+ImageStatus decode(Blob payload, PagesRecord* r);
+ImageStatus decode(Blob payload, FdRecord* r);
+ImageStatus decode(Blob payload, PosixTimerRecord* r);
+ImageStatus decode(Blob payload, PendingSignalRecord* r);
+ImageStatus decode(Blob payload, EndRecord* r);
+
+// Ok if an image with this header can be restored on `here`, else one line
+// naming the first thing that is wrong: format version, architecture, page
+// size, XSAVE state components (XCR0), XSAVE area size, a CPU feature, libc.
+ImageStatus check_compatible(const HeaderRecord& image, const MachineInfo& here);
+
+}  // namespace mosix::ckpt
