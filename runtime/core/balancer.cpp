@@ -1,0 +1,279 @@
+#include "runtime/core/balancer.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace mosix {
+namespace {
+
+double low_water(const NodeLoad& node, const BalancerParams& p) {
+  return std::max(static_cast<double>(p.memory_low_bytes),
+                  p.memory_low_fraction * static_cast<double>(node.total_memory));
+}
+
+bool reports_memory(const NodeLoad& node) { return node.total_memory > 0; }
+
+// A node without memory figures is assumed to have room.
+bool has_room(const NodeLoad& target, const GuestState& g, const BalancerParams& p) {
+  if (!reports_memory(target)) return true;
+  return static_cast<double>(target.free_memory) >=
+         static_cast<double>(g.memory_bytes) + low_water(target, p);
+}
+
+// When a node finishes `work` shared by `processes` runnable processes, the
+// longest of which needs `longest`: work-conserving time-sharing over
+// min(cores, processes) cores, and no process faster than one core.
+double finish_time(const NodeLoad& node, double processes, double work, double longest) {
+  if (work <= 0.0 || node.speed <= 0.0 || node.cores <= 0) return 0.0;
+  const double busy = std::min(static_cast<double>(node.cores), std::max(processes, 1.0));
+  return std::max(work / (node.speed * busy), longest / node.speed);
+}
+
+// This node's work as the balancer sees it.
+struct LocalModel {
+  double processes = 1.0;
+  double work = 0.0;
+  double finish = 0.0;
+  std::vector<double> remaining;  // per guest
+  double longest = 0.0;
+  double second_longest = 0.0;
+};
+
+LocalModel model_local(const NodeState& self, const BalancerParams& p) {
+  LocalModel m;
+  m.processes = std::max(runnable(self.self), 1.0);
+  double sum = 0.0;
+  for (const auto& g : self.guests) {
+    const double r = expected_remaining(g, p.remaining_floor);
+    m.remaining.push_back(r);
+    sum += r;
+    if (r > m.longest) {
+      m.second_longest = m.longest;
+      m.longest = r;
+    } else if (r > m.second_longest) {
+      m.second_longest = r;
+    }
+  }
+  const double n = static_cast<double>(self.guests.size());
+  const double others = std::max(0.0, m.processes - n);
+  m.work = sum + (n > 0 ? others * sum / n : 0.0);
+  m.finish = finish_time(self.self, m.processes, m.work, m.longest);
+  return m;
+}
+
+struct Evaluation {
+  double gain = 0.0;
+  double cost = 0.0;
+  bool triggered = false;
+};
+
+Evaluation evaluate(const NodeState& self, const LocalModel& local, std::size_t guest_index,
+                    const NodeLoad& target, const BalancerParams& p) {
+  const GuestState& g = self.guests[guest_index];
+  const double r_g = local.remaining[guest_index];
+  Evaluation ev;
+  ev.cost = p.bandwidth > 0.0 ? static_cast<double>(g.image_bytes) / p.bandwidth : 0.0;
+
+  const double cap_here = capacity(self.self);
+  const double target_processes = runnable(target);
+  const bool load_rule = cap_here > 0.0 && self.self.load - target.load > p.margin / cap_here;
+  const bool speed_rule = process_rate(target, target_processes + 1.0) >
+                          p.margin * process_rate(self.self, local.processes);
+  ev.triggered = load_rule || speed_rule;
+
+  const double longest_after = r_g >= local.longest ? local.second_longest : local.longest;
+  const double here_after = finish_time(self.self, local.processes - 1.0,
+                                        std::max(0.0, local.work - r_g), longest_after);
+  const double target_work = target.work >= 0.0 ? target.work : target_processes * r_g;
+  const double there_before = finish_time(target, target_processes, target_work, 0.0);
+  const double there_after =
+      std::max(finish_time(target, target_processes + 1.0, target_work + r_g, r_g),
+               ev.cost + r_g / target.speed);
+  ev.gain = std::max(local.finish, there_before) - std::max(here_after, there_after);
+  return ev;
+}
+
+bool usable_target(const NodeLoad& n, NodeId self, const BalancerParams& p) {
+  return n.id != self && capacity(n) > 0.0 && n.age <= p.max_info_age;
+}
+
+std::string fixed(double x, int digits) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::fixed, digits);
+  return std::string(buf, res.ptr);
+}
+
+bool movable(const GuestState& g) { return !g.pinned && g.cant_move.empty(); }
+
+void fill_target(Explanation& e, const NodeLoad& target, const Evaluation& ev) {
+  e.best_target = target.id;
+  e.target_load = target.load;
+  e.expected_gain = ev.gain;
+  e.cost = ev.cost;
+}
+
+}  // namespace
+
+bool short_of_memory(const NodeLoad& node, const BalancerParams& params) {
+  return reports_memory(node) && static_cast<double>(node.free_memory) < low_water(node, params);
+}
+
+Decision decide(const NodeState& self, std::span<const NodeLoad> view, double now,
+                const BalancerParams& params) {
+  Decision d;
+  std::vector<const NodeLoad*> targets;
+  for (const auto& n : view) {
+    if (usable_target(n, self.self.id, params)) targets.push_back(&n);
+  }
+  const NodeLoad* least = nullptr;
+  for (const auto* t : targets) {
+    if (least == nullptr || t->load < least->load) least = t;
+  }
+  const LocalModel local = model_local(self, params);
+
+  d.explanations.resize(self.guests.size());
+  for (std::size_t i = 0; i < self.guests.size(); ++i) {
+    Explanation& e = d.explanations[i];
+    const GuestState& g = self.guests[i];
+    e.guest = g.id;
+    e.decided_at = now;
+    e.node_load = self.self.load;
+    e.remaining = local.remaining[i];
+    if (least != nullptr) {
+      e.least_loaded = least->id;
+      e.least_load = least->load;
+    }
+    if (!params.migrate) {
+      e.verdict = Verdict::kMigrateOff;
+    } else if (g.pinned) {
+      e.verdict = Verdict::kPinned;
+    } else if (!g.cant_move.empty()) {
+      e.verdict = Verdict::kCantMove;
+      e.detail = g.cant_move;
+    } else if (targets.empty()) {
+      e.verdict = Verdict::kNoTarget;
+    }
+  }
+  if (!params.migrate || targets.empty()) return d;
+
+  // Memory ushering comes before load.
+  if (short_of_memory(self.self, params)) {
+    const double deficit = low_water(self.self, params) - static_cast<double>(self.self.free_memory);
+    std::optional<std::size_t> chosen;
+    auto better = [&](std::size_t a, std::size_t b) {
+      const GuestState& ga = self.guests[a];
+      const GuestState& gb = self.guests[b];
+      const bool clears_a = static_cast<double>(ga.memory_bytes) >= deficit;
+      const bool clears_b = static_cast<double>(gb.memory_bytes) >= deficit;
+      if (clears_a != clears_b) return clears_a;
+      if (clears_a) {
+        if (ga.image_bytes != gb.image_bytes) return ga.image_bytes < gb.image_bytes;
+      } else if (ga.memory_bytes != gb.memory_bytes) {
+        return ga.memory_bytes > gb.memory_bytes;
+      }
+      return d.explanations[a].expected_gain > d.explanations[b].expected_gain;
+    };
+    for (std::size_t i = 0; i < self.guests.size(); ++i) {
+      const GuestState& g = self.guests[i];
+      if (!movable(g)) continue;
+      Explanation& e = d.explanations[i];
+      std::optional<Evaluation> best;
+      for (const auto* t : targets) {
+        if (!reports_memory(*t) || !has_room(*t, g, params)) continue;
+        const Evaluation ev = evaluate(self, local, i, *t, params);
+        if (!best || ev.gain > best->gain) {
+          best = ev;
+          fill_target(e, *t, ev);
+        }
+      }
+      if (!best) {
+        e.verdict = Verdict::kNoRoom;
+        continue;
+      }
+      e.verdict = Verdict::kOtherGuestMoves;
+      if (!chosen || better(i, *chosen)) chosen = i;
+    }
+    if (chosen) {
+      Explanation& e = d.explanations[*chosen];
+      e.verdict = Verdict::kUsher;
+      d.move = Move{e.guest, *e.best_target, Verdict::kUsher, e.expected_gain, e.cost};
+    }
+    return d;
+  }
+
+  std::optional<std::size_t> chosen;
+  for (std::size_t i = 0; i < self.guests.size(); ++i) {
+    const GuestState& g = self.guests[i];
+    if (!movable(g)) continue;
+    Explanation& e = d.explanations[i];
+    if (now - g.arrived_at < params.min_residency) {
+      e.verdict = Verdict::kResidency;
+      continue;
+    }
+    std::optional<Evaluation> best_triggered;
+    std::optional<Evaluation> best_any;
+    const NodeLoad* best_any_target = nullptr;
+    for (const auto* t : targets) {
+      if (!has_room(*t, g, params)) continue;
+      const Evaluation ev = evaluate(self, local, i, *t, params);
+      if (ev.triggered && (!best_triggered || ev.gain > best_triggered->gain)) {
+        best_triggered = ev;
+        fill_target(e, *t, ev);
+      }
+      if (!best_any || ev.gain > best_any->gain) {
+        best_any = ev;
+        best_any_target = t;
+      }
+    }
+    if (!best_any) {
+      e.verdict = Verdict::kNoRoom;
+    } else if (!best_triggered) {
+      e.verdict = Verdict::kBelowMargin;
+      fill_target(e, *best_any_target, *best_any);
+    } else if (best_triggered->gain <= best_triggered->cost + params.min_gain) {
+      e.verdict = Verdict::kGainTooSmall;
+    } else {
+      e.verdict = Verdict::kOtherGuestMoves;
+      if (!chosen || e.expected_gain > d.explanations[*chosen].expected_gain) chosen = i;
+    }
+  }
+  if (chosen) {
+    Explanation& e = d.explanations[*chosen];
+    e.verdict = Verdict::kMove;
+    d.move = Move{e.guest, *e.best_target, Verdict::kMove, e.expected_gain, e.cost};
+  }
+  return d;
+}
+
+std::string_view verdict_phrase(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kMove: return "moving to balance load";
+    case Verdict::kUsher: return "moving to free memory";
+    case Verdict::kMigrateOff: return "migration is off";
+    case Verdict::kPinned: return "pinned";
+    case Verdict::kCantMove: return "cannot move";
+    case Verdict::kResidency: return "arrived too recently";
+    case Verdict::kNoTarget: return "no other node known";
+    case Verdict::kNoRoom: return "no node has room";
+    case Verdict::kBelowMargin: return "below the stability margin";
+    case Verdict::kGainTooSmall: return "gain does not pay the cost";
+    case Verdict::kOtherGuestMoves: return "another guest moves first";
+  }
+  return "unknown";
+}
+
+std::string explain(const Explanation& e) {
+  std::string out(verdict_phrase(e.verdict));
+  if (!e.detail.empty()) out += ": " + e.detail;
+  out += "; load " + fixed(e.node_load, 2) + ", remaining " + fixed(e.remaining, 1) + "s";
+  if (e.best_target) {
+    out += "; best node " + std::to_string(*e.best_target) + " (load " + fixed(e.target_load, 2) +
+           "), gain " + fixed(e.expected_gain, 1) + "s, cost " + fixed(e.cost, 1) + "s";
+  } else if (e.least_loaded) {
+    out += "; least loaded node " + std::to_string(*e.least_loaded) + " (load " +
+           fixed(e.least_load, 2) + ")";
+  }
+  return out;
+}
+
+}  // namespace mosix
