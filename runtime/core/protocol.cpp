@@ -1,0 +1,512 @@
+#include "runtime/core/protocol.h"
+
+#include <array>
+#include <bit>
+#include <concepts>
+#include <cstring>
+#include <type_traits>
+
+namespace mosix {
+namespace {
+
+constexpr std::array<std::uint8_t, 4> kMagic = {'M', 'O', 'S', 'X'};
+constexpr std::size_t kChecksumOffset = 12;
+
+template <typename M, typename T>
+concept Is = std::same_as<std::remove_const_t<M>, T>;
+
+// The field list of every message: one function per type, used by the
+// Sizer, the Writer and the Reader alike. Changing one changes the protocol:
+// bump kProtocolVersion.
+
+void fields(auto& a, Is<Hello> auto& m) {
+  a("protocol_version", m.protocol_version);  // stable prefix: keep first
+  a("mosix_version", m.mosix_version);        // stable prefix
+  a("node_name", m.node_name);                // stable prefix
+  a("rank", m.rank);
+  a("speed", m.speed);
+  a("cores", m.cores);
+  a("memory_bytes", m.memory_bytes);
+}
+
+void fields(auto& a, Is<HelloReject> auto& m) { a("reason", m.reason); }
+
+void fields(auto& a, Is<LoadEntry> auto& m) {
+  a("node", m.node);
+  a("load", m.load);
+  a("speed", m.speed);
+  a("free_memory", m.free_memory);
+  a("age_ms", m.age_ms);
+}
+
+void fields(auto& a, Is<LoadReport> auto& m) { a("entries", m.entries); }
+
+void fields(auto& a, Is<SpawnGuest> auto& m) {
+  a("rank", m.rank);
+  a("argv", m.argv);
+  a("env", m.env);
+  a("cwd", m.cwd);
+  a("flags", m.flags);
+  a("memory_bytes", m.memory_bytes);
+}
+
+void fields(auto& a, Is<GuestStarted> auto& m) {
+  a("rank", m.rank);
+  a("pid", m.pid);
+  a("node", m.node);
+}
+
+void fields(auto& a, Is<GuestOutput> auto& m) {
+  a("rank", m.rank);
+  a("stream", m.stream);
+  a("bytes", m.bytes);
+}
+
+void fields(auto& a, Is<GuestStdin> auto& m) {
+  a("rank", m.rank);
+  a("bytes", m.bytes);
+  a("eof", m.eof);
+}
+
+void fields(auto& a, Is<GuestSignal> auto& m) {
+  a("rank", m.rank);
+  a("signo", m.signo);
+}
+
+void fields(auto& a, Is<GuestExited> auto& m) {
+  a("rank", m.rank);
+  a("exit_code", m.exit_code);
+  a("term_signal", m.term_signal);
+}
+
+void fields(auto& a, Is<Shutdown> auto& m) { a("reason", m.reason); }
+
+void fields(auto& a, Is<ImageBegin> auto& m) {
+  a("migration_id", m.migration_id);
+  a("rank", m.rank);
+  a("total_bytes", m.total_bytes);
+}
+
+void fields(auto& a, Is<ImageChunk> auto& m) {
+  a("migration_id", m.migration_id);
+  a("offset", m.offset);
+  a("bytes", m.bytes);
+}
+
+void fields(auto& a, Is<ImageEnd> auto& m) {
+  a("migration_id", m.migration_id);
+  a("total_bytes", m.total_bytes);
+}
+
+void fields(auto& a, Is<NodeLost> auto& m) { a("node", m.node); }
+
+// Wire width of the scalar types; everything else is length-prefixed.
+template <typename T>
+constexpr std::size_t wire_size() {
+  if constexpr (std::is_same_v<T, bool>) return 1;
+  else if constexpr (std::is_enum_v<T>) return sizeof(std::underlying_type_t<T>);
+  else return sizeof(T);
+}
+
+template <typename T>
+std::uint64_t to_bits(T v) {
+  if constexpr (std::is_same_v<T, double>) return std::bit_cast<std::uint64_t>(v);
+  else if constexpr (std::is_same_v<T, bool>) return v ? 1 : 0;
+  else if constexpr (std::is_enum_v<T>)
+    return static_cast<std::make_unsigned_t<std::underlying_type_t<T>>>(v);
+  else return static_cast<std::make_unsigned_t<T>>(v);
+}
+
+void put_le(std::uint8_t* out, std::uint64_t bits, std::size_t width) {
+  for (std::size_t i = 0; i < width; ++i) out[i] = static_cast<std::uint8_t>(bits >> (8 * i));
+}
+
+std::uint64_t get_le(const std::uint8_t* in, std::size_t width) {
+  std::uint64_t bits = 0;
+  for (std::size_t i = 0; i < width; ++i) bits |= std::uint64_t{in[i]} << (8 * i);
+  return bits;
+}
+
+template <typename T>
+struct IsVector : std::false_type {};
+template <typename T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+class Sizer {
+ public:
+  template <typename T>
+  void operator()(const char*, const T& v) {
+    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, Bytes>) {
+      size_ += 4 + v.size();
+    } else if constexpr (IsVector<T>::value) {
+      size_ += 4;
+      for (const auto& e : v) element(e);
+    } else {
+      size_ += wire_size<T>();
+    }
+  }
+  std::size_t size() const { return size_; }
+
+ private:
+  template <typename E>
+  void element(const E& e) {
+    if constexpr (std::is_same_v<E, std::string>) (*this)("", e);
+    else fields(*this, e);
+  }
+  std::size_t size_ = 0;
+};
+
+class Writer {
+ public:
+  explicit Writer(Bytes& out) : out_(out) {}
+
+  template <typename T>
+  void operator()(const char*, const T& v) {
+    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, Bytes>) {
+      length(v.size());
+      out_.insert(out_.end(), v.begin(), v.end());
+    } else if constexpr (IsVector<T>::value) {
+      length(v.size());
+      for (const auto& e : v) {
+        if constexpr (std::is_same_v<typename T::value_type, std::string>) (*this)("", e);
+        else fields(*this, e);
+      }
+    } else {
+      scalar(to_bits(v), wire_size<T>());
+    }
+  }
+
+ private:
+  void length(std::size_t n) { scalar(n, 4); }
+  void scalar(std::uint64_t bits, std::size_t width) {
+    const std::size_t at = out_.size();
+    out_.resize(at + width);
+    put_le(out_.data() + at, bits, width);
+  }
+  Bytes& out_;
+};
+
+class Reader {
+ public:
+  Reader(std::span<const std::uint8_t> in, std::string_view what) : in_(in), what_(what) {}
+
+  template <typename T>
+  void operator()(const char* name, T& v) {
+    if (failed()) return;
+    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, Bytes>) {
+      std::uint32_t n = 0;
+      if (!length(name, n) || !need(name, n)) return;
+      v.assign(in_.begin() + pos_, in_.begin() + pos_ + n);
+      pos_ += n;
+    } else if constexpr (IsVector<T>::value) {
+      std::uint32_t n = 0;
+      if (!length(name, n)) return;
+      // Every element takes at least one byte: refuse absurd counts before allocating.
+      if (n > in_.size() - pos_) {
+        fail(std::string(name) + " claims " + std::to_string(n) + " elements but only " +
+             std::to_string(in_.size() - pos_) + " bytes are left");
+        return;
+      }
+      v.clear();
+      v.reserve(n);
+      for (std::uint32_t i = 0; i < n && !failed(); ++i) {
+        v.emplace_back();
+        if constexpr (std::is_same_v<typename T::value_type, std::string>) (*this)(name, v.back());
+        else fields(*this, v.back());
+      }
+    } else {
+      constexpr std::size_t width = wire_size<T>();
+      if (!need(name, width)) return;
+      const std::uint64_t bits = get_le(in_.data() + pos_, width);
+      pos_ += width;
+      if constexpr (std::is_same_v<T, double>) {
+        v = std::bit_cast<double>(bits);
+      } else if constexpr (std::is_same_v<T, bool>) {
+        if (bits > 1) return fail(std::string(name) + " is " + std::to_string(bits) + ", not 0 or 1");
+        v = bits == 1;
+      } else if constexpr (std::is_same_v<T, OutputStream>) {
+        if (bits != 1 && bits != 2)
+          return fail(std::string(name) + " is " + std::to_string(bits) + ", not 1 (stdout) or 2 (stderr)");
+        v = static_cast<OutputStream>(bits);
+      } else {
+        v = static_cast<T>(static_cast<std::make_unsigned_t<T>>(bits));
+      }
+    }
+  }
+
+  bool failed() const { return !error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::size_t left() const { return in_.size() - pos_; }
+
+ private:
+  bool length(const char* name, std::uint32_t& n) {
+    if (!need(name, 4)) return false;
+    n = static_cast<std::uint32_t>(get_le(in_.data() + pos_, 4));
+    pos_ += 4;
+    return true;
+  }
+  bool need(const char* name, std::size_t n) {
+    if (n <= in_.size() - pos_) return true;
+    fail("truncated " + std::string(what_) + " payload: field '" + name + "' needs " +
+         std::to_string(n) + " bytes, " + std::to_string(in_.size() - pos_) + " left");
+    return false;
+  }
+  void fail(std::string message) {
+    if (error_.empty()) error_ = std::move(message);
+  }
+
+  std::span<const std::uint8_t> in_;
+  std::string_view what_;
+  std::size_t pos_ = 0;
+  std::string error_;
+};
+
+template <typename M>
+Expected<Message> decode_payload(std::span<const std::uint8_t> payload) {
+  const std::string_view name = message_type_name(M::kType);
+  M message;
+  Reader reader(payload, name);
+  fields(reader, message);
+  if (reader.failed()) return make_error(reader.error());
+  if (reader.left() != 0) {
+    return make_error(std::to_string(reader.left()) + " unexpected bytes after the end of a " +
+                      std::string(name) + " payload");
+  }
+  return Message{std::move(message)};
+}
+
+void write_header(std::uint8_t* out, std::uint16_t version, MessageType type,
+                  std::uint32_t payload_size) {
+  std::memcpy(out, kMagic.data(), kMagic.size());
+  put_le(out + 4, version, 2);
+  put_le(out + 6, static_cast<std::uint16_t>(type), 2);
+  put_le(out + 8, payload_size, 4);
+}
+
+std::uint32_t frame_checksum(std::span<const std::uint8_t> frame) {
+  const std::uint32_t crc = crc32c(frame.first(kChecksumOffset));
+  return crc32c(frame.subspan(kFrameHeaderSize), crc);
+}
+
+void seal(Frame& frame) { put_le(frame.data() + kChecksumOffset, frame_checksum(frame), 4); }
+
+std::string version_mismatch(std::uint16_t theirs, std::span<const std::uint8_t> frame) {
+  std::string who = "a peer";
+  // A Hello keeps its header and first three fields in every release: name the node.
+  if (frame.size() >= kFrameHeaderSize &&
+      get_le(frame.data() + 6, 2) == static_cast<std::uint16_t>(MessageType::kHello)) {
+    Reader reader(frame.subspan(kFrameHeaderSize), "Hello");
+    std::uint32_t protocol = 0;
+    std::string release;
+    std::string node;
+    reader("protocol_version", protocol);
+    reader("mosix_version", release);
+    reader("node_name", node);
+    if (!reader.failed()) who = "node '" + node + "' (mosix " + release + ")";
+  }
+  return who + " speaks protocol version " + std::to_string(theirs) +
+         ", this daemon speaks version " + std::to_string(kProtocolVersion) +
+         ": install the same mosixrun release on every node";
+}
+
+// CRC32C, reflected polynomial 0x82F63B78: slicing-by-8 tables, and the SSE4.2
+// instruction where the CPU has it.
+constexpr std::array<std::array<std::uint32_t, 256>, 8> make_crc_tables() {
+  std::array<std::array<std::uint32_t, 256>, 8> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    t[0][i] = c;
+  }
+  for (std::size_t s = 1; s < 8; ++s)
+    for (std::size_t i = 0; i < 256; ++i) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+  return t;
+}
+constexpr auto kCrcTables = make_crc_tables();
+
+std::uint32_t crc32c_soft(const std::uint8_t* p, std::size_t n, std::uint32_t crc) {
+  while (n >= 8) {
+    const std::uint32_t lo = crc ^ static_cast<std::uint32_t>(get_le(p, 4));
+    const std::uint32_t hi = static_cast<std::uint32_t>(get_le(p + 4, 4));
+    crc = kCrcTables[7][lo & 0xff] ^ kCrcTables[6][(lo >> 8) & 0xff] ^
+          kCrcTables[5][(lo >> 16) & 0xff] ^ kCrcTables[4][lo >> 24] ^
+          kCrcTables[3][hi & 0xff] ^ kCrcTables[2][(hi >> 8) & 0xff] ^
+          kCrcTables[1][(hi >> 16) & 0xff] ^ kCrcTables[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) crc = (crc >> 8) ^ kCrcTables[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const std::uint8_t* p,
+                                                              std::size_t n, std::uint32_t crc) {
+  std::uint64_t c = crc;
+  while (n >= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+#endif
+
+}  // namespace
+
+std::uint32_t crc32c(std::span<const std::uint8_t> bytes, std::uint32_t crc) {
+  crc = ~crc;
+#if defined(__x86_64__)
+  static const bool hardware = __builtin_cpu_supports("sse4.2");
+  if (hardware) return ~crc32c_sse42(bytes.data(), bytes.size(), crc);
+#endif
+  return ~crc32c_soft(bytes.data(), bytes.size(), crc);
+}
+
+MessageType message_type(const Message& message) {
+  return std::visit([](const auto& m) { return std::decay_t<decltype(m)>::kType; }, message);
+}
+
+std::string_view message_type_name(MessageType type) {
+  switch (type) {
+    case MessageType::kHello: return "Hello";
+    case MessageType::kHelloReject: return "HelloReject";
+    case MessageType::kLoadReport: return "LoadReport";
+    case MessageType::kSpawnGuest: return "SpawnGuest";
+    case MessageType::kGuestStarted: return "GuestStarted";
+    case MessageType::kGuestOutput: return "GuestOutput";
+    case MessageType::kGuestStdin: return "GuestStdin";
+    case MessageType::kGuestSignal: return "GuestSignal";
+    case MessageType::kGuestExited: return "GuestExited";
+    case MessageType::kShutdown: return "Shutdown";
+    case MessageType::kImageBegin: return "ImageBegin";
+    case MessageType::kImageChunk: return "ImageChunk";
+    case MessageType::kImageEnd: return "ImageEnd";
+    case MessageType::kNodeLost: return "NodeLost";
+  }
+  return "unknown";
+}
+
+Bytes encode_payload(const Message& message) {
+  Bytes out;
+  std::visit(
+      [&](const auto& m) {
+        Sizer sizer;
+        fields(sizer, m);
+        out.reserve(sizer.size());
+        Writer writer(out);
+        fields(writer, m);
+      },
+      message);
+  return out;
+}
+
+Frame encode_frame(const Message& message) {
+  Frame frame;
+  std::visit(
+      [&](const auto& m) {
+        Sizer sizer;
+        fields(sizer, m);
+        frame.reserve(kFrameHeaderSize + sizer.size());
+        frame.resize(kFrameHeaderSize);
+        Writer writer(frame);
+        fields(writer, m);
+      },
+      message);
+  write_header(frame.data(), kProtocolVersion, message_type(message),
+               static_cast<std::uint32_t>(frame.size() - kFrameHeaderSize));
+  seal(frame);
+  return frame;
+}
+
+Frame make_frame(MessageType type, std::span<const std::uint8_t> payload,
+                 std::uint16_t version) {
+  Frame frame(kFrameHeaderSize + payload.size());
+  if (!payload.empty()) std::memcpy(frame.data() + kFrameHeaderSize, payload.data(), payload.size());
+  write_header(frame.data(), version, type, static_cast<std::uint32_t>(payload.size()));
+  seal(frame);
+  return frame;
+}
+
+std::optional<std::uint16_t> frame_protocol_version(std::span<const std::uint8_t> frame) {
+  if (frame.size() < 6 || std::memcmp(frame.data(), kMagic.data(), kMagic.size()) != 0) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(get_le(frame.data() + 4, 2));
+}
+
+Expected<FrameHeader> parse_frame_header(std::span<const std::uint8_t> bytes) {
+  if (bytes.size() < kFrameHeaderSize) {
+    return make_error("truncated frame: " + std::to_string(bytes.size()) +
+                      " bytes, shorter than the " + std::to_string(kFrameHeaderSize) +
+                      "-byte header");
+  }
+  if (std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
+    return make_error("not a mosix frame: bad magic (expected \"MOSX\"); is something other "
+                      "than a mosix daemon talking on this channel?");
+  }
+  FrameHeader header;
+  header.version = static_cast<std::uint16_t>(get_le(bytes.data() + 4, 2));
+  if (header.version != kProtocolVersion) return make_error(version_mismatch(header.version, bytes));
+  header.type = static_cast<MessageType>(get_le(bytes.data() + 6, 2));
+  header.payload_size = static_cast<std::uint32_t>(get_le(bytes.data() + 8, 4));
+  header.checksum = static_cast<std::uint32_t>(get_le(bytes.data() + kChecksumOffset, 4));
+  if (header.payload_size > kMaxPayloadSize) {
+    return make_error("frame announces a payload of " + std::to_string(header.payload_size) +
+                      " bytes, more than the limit of " + std::to_string(kMaxPayloadSize) +
+                      "; large data must be sent in pieces");
+  }
+  return header;
+}
+
+Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
+  auto header = parse_frame_header(frame);
+  if (!header) return header.error();
+  const std::size_t carried = frame.size() - kFrameHeaderSize;
+  if (carried != header->payload_size) {
+    return make_error(std::string(carried < header->payload_size ? "truncated" : "oversized") +
+                      " frame: header announces " + std::to_string(header->payload_size) +
+                      " payload bytes, the frame carries " + std::to_string(carried));
+  }
+  const std::uint32_t computed = frame_checksum(frame);
+  if (computed != header->checksum) {
+    return make_error("corrupted frame: checksum " + std::to_string(computed) +
+                      " does not match the header's " + std::to_string(header->checksum));
+  }
+  const auto payload = frame.subspan(kFrameHeaderSize);
+  switch (header->type) {
+    case MessageType::kHello: return decode_payload<Hello>(payload);
+    case MessageType::kHelloReject: return decode_payload<HelloReject>(payload);
+    case MessageType::kLoadReport: return decode_payload<LoadReport>(payload);
+    case MessageType::kSpawnGuest: return decode_payload<SpawnGuest>(payload);
+    case MessageType::kGuestStarted: return decode_payload<GuestStarted>(payload);
+    case MessageType::kGuestOutput: return decode_payload<GuestOutput>(payload);
+    case MessageType::kGuestStdin: return decode_payload<GuestStdin>(payload);
+    case MessageType::kGuestSignal: return decode_payload<GuestSignal>(payload);
+    case MessageType::kGuestExited: return decode_payload<GuestExited>(payload);
+    case MessageType::kShutdown: return decode_payload<Shutdown>(payload);
+    case MessageType::kImageBegin: return decode_payload<ImageBegin>(payload);
+    case MessageType::kImageChunk: return decode_payload<ImageChunk>(payload);
+    case MessageType::kImageEnd: return decode_payload<ImageEnd>(payload);
+    case MessageType::kNodeLost: return decode_payload<NodeLost>(payload);
+  }
+  return make_error("unknown message type " +
+                    std::to_string(static_cast<std::uint16_t>(header->type)) +
+                    " in a frame of protocol version " + std::to_string(kProtocolVersion));
+}
+
+Status check_hello(const Hello& peer, std::string_view our_mosix_version) {
+  if (peer.protocol_version == kProtocolVersion) return Status::Ok();
+  return make_error("node '" + peer.node_name + "' (rank " + std::to_string(peer.rank) +
+                    ", mosix " + peer.mosix_version + ") speaks protocol version " +
+                    std::to_string(peer.protocol_version) + ", this node (mosix " +
+                    std::string(our_mosix_version) + ") speaks version " +
+                    std::to_string(kProtocolVersion) +
+                    ": install the same mosixrun release on every node");
+}
+
+}  // namespace mosix

@@ -1,0 +1,235 @@
+// The messages node daemons exchange, and their wire format. Every message
+// type has one symmetric field list (see protocol.cpp) that sizes, packs and
+// unpacks it in explicit little-endian; a frame wraps the payload in a 16-byte
+// header with a magic, the protocol version, the type, the payload length and
+// a CRC32C. decode_frame() refuses anything truncated, corrupted, of an unknown
+// type or of another protocol version, and says which. Pure: std only.
+//
+// Stable forever, so that daemons of different releases can refuse each other
+// by name: the 16-byte header layout, the type code of Hello (1), and the first
+// three fields of Hello (protocol_version, mosix_version, node_name).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "runtime/core/expected.h"
+
+namespace mosix {
+
+// Bump on any change of a payload layout or of a message's meaning.
+inline constexpr std::uint16_t kProtocolVersion = 1;
+
+// Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
+// u32 CRC32C of header bytes 0..11 followed by the payload.
+inline constexpr std::size_t kFrameHeaderSize = 16;
+// Larger payloads must be sent in pieces (ImageChunk); MPI counts are ints.
+inline constexpr std::uint32_t kMaxPayloadSize = 256u << 20;
+
+using Bytes = std::vector<std::uint8_t>;
+using Frame = std::vector<std::uint8_t>;
+
+enum class MessageType : std::uint16_t {
+  kHello = 1,
+  kHelloReject = 2,
+  kLoadReport = 3,
+  kSpawnGuest = 4,
+  kGuestStarted = 5,
+  kGuestOutput = 6,
+  kGuestStdin = 7,
+  kGuestSignal = 8,
+  kGuestExited = 9,
+  kShutdown = 10,
+  kImageBegin = 11,
+  kImageChunk = 12,
+  kImageEnd = 13,
+  kNodeLost = 14,
+};
+
+// First message from every daemon to the home node (rank 0).
+struct Hello {
+  static constexpr MessageType kType = MessageType::kHello;
+  std::uint32_t protocol_version = kProtocolVersion;
+  std::string mosix_version;  // release, e.g. "0.1.0"
+  std::string node_name;
+  std::uint32_t rank = 0;     // transport rank of the daemon
+  double speed = 1.0;         // relative CPU speed (1.0 = reference)
+  std::uint32_t cores = 0;
+  std::uint64_t memory_bytes = 0;
+  bool operator==(const Hello&) const = default;
+};
+
+// The home node refuses a daemon; the reason is for the user.
+struct HelloReject {
+  static constexpr MessageType kType = MessageType::kHelloReject;
+  std::string reason;
+  bool operator==(const HelloReject&) const = default;
+};
+
+// One node's load as the sender knows it.
+struct LoadEntry {
+  std::uint32_t node = 0;            // transport rank
+  double load = 0.0;                 // runnable processes per unit of speed
+  double speed = 1.0;
+  std::uint64_t free_memory = 0;     // bytes
+  std::uint32_t age_ms = 0;          // how old this information is
+  bool operator==(const LoadEntry&) const = default;
+};
+
+// Gossip: the freshest part of the sender's load vector.
+struct LoadReport {
+  static constexpr MessageType kType = MessageType::kLoadReport;
+  std::vector<LoadEntry> entries;
+  bool operator==(const LoadReport&) const = default;
+};
+
+// Bits of SpawnGuest::flags.
+inline constexpr std::uint32_t kSpawnStdin = 1u << 0;  // relay home's stdin to this guest
+
+// Start a guest (one copy of the job) on the receiving node.
+struct SpawnGuest {
+  static constexpr MessageType kType = MessageType::kSpawnGuest;
+  std::int32_t rank = 0;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;      // "NAME=value", complete environment
+  std::string cwd;
+  std::uint32_t flags = 0;           // kSpawn* bits
+  std::uint64_t memory_bytes = 0;    // expected need, 0 if unknown
+  bool operator==(const SpawnGuest&) const = default;
+};
+
+struct GuestStarted {
+  static constexpr MessageType kType = MessageType::kGuestStarted;
+  std::int32_t rank = 0;
+  std::int32_t pid = 0;              // real pid on its node
+  std::uint32_t node = 0;
+  bool operator==(const GuestStarted&) const = default;
+};
+
+enum class OutputStream : std::uint8_t { kStdout = 1, kStderr = 2 };
+
+// Bytes a guest wrote, in order per (rank, stream).
+struct GuestOutput {
+  static constexpr MessageType kType = MessageType::kGuestOutput;
+  std::int32_t rank = 0;
+  OutputStream stream = OutputStream::kStdout;
+  Bytes bytes;
+  bool operator==(const GuestOutput&) const = default;
+};
+
+// Bytes for a guest's stdin; eof closes it after these bytes.
+struct GuestStdin {
+  static constexpr MessageType kType = MessageType::kGuestStdin;
+  std::int32_t rank = 0;
+  Bytes bytes;
+  bool eof = false;
+  bool operator==(const GuestStdin&) const = default;
+};
+
+inline constexpr std::int32_t kAllRanks = -1;
+
+struct GuestSignal {
+  static constexpr MessageType kType = MessageType::kGuestSignal;
+  std::int32_t rank = kAllRanks;     // or kAllRanks: every guest on the node
+  std::int32_t signo = 0;
+  bool operator==(const GuestSignal&) const = default;
+};
+
+struct GuestExited {
+  static constexpr MessageType kType = MessageType::kGuestExited;
+  std::int32_t rank = 0;
+  std::int32_t exit_code = 0;        // meaningful when term_signal == 0
+  std::int32_t term_signal = 0;      // signal that killed it, 0 if it exited
+  bool operator==(const GuestExited&) const = default;
+};
+
+struct Shutdown {
+  static constexpr MessageType kType = MessageType::kShutdown;
+  std::string reason;
+  bool operator==(const Shutdown&) const = default;
+};
+
+// A checkpoint image streamed between daemons: Begin, Chunks in offset order, End.
+struct ImageBegin {
+  static constexpr MessageType kType = MessageType::kImageBegin;
+  std::uint64_t migration_id = 0;
+  std::int32_t rank = 0;
+  std::uint64_t total_bytes = 0;     // 0 if not known in advance
+  bool operator==(const ImageBegin&) const = default;
+};
+
+struct ImageChunk {
+  static constexpr MessageType kType = MessageType::kImageChunk;
+  std::uint64_t migration_id = 0;
+  std::uint64_t offset = 0;
+  Bytes bytes;
+  bool operator==(const ImageChunk&) const = default;
+};
+
+struct ImageEnd {
+  static constexpr MessageType kType = MessageType::kImageEnd;
+  std::uint64_t migration_id = 0;
+  std::uint64_t total_bytes = 0;
+  bool operator==(const ImageEnd&) const = default;
+};
+
+// The home node tells the others that a node daemon is gone.
+struct NodeLost {
+  static constexpr MessageType kType = MessageType::kNodeLost;
+  std::uint32_t node = 0;
+  bool operator==(const NodeLost&) const = default;
+};
+
+using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
+                             GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
+                             ImageBegin, ImageChunk, ImageEnd, NodeLost>;
+
+MessageType message_type(const Message& message);
+// "Hello", "GuestOutput", ...; "unknown" for a code no message has.
+std::string_view message_type_name(MessageType type);
+
+// The message as one frame (header + payload), ready for any transport.
+Frame encode_frame(const Message& message);
+
+// The message in a frame: the header is checked first (magic, version,
+// length, checksum), then the payload, which must be consumed exactly.
+Expected<Message> decode_frame(std::span<const std::uint8_t> frame);
+
+struct FrameHeader {
+  std::uint16_t version = kProtocolVersion;
+  MessageType type = MessageType::kHello;
+  std::uint32_t payload_size = 0;
+  std::uint32_t checksum = 0;
+};
+
+// The header at the start of `bytes` (which may hold more, e.g. a stream):
+// checks size, magic, protocol version and the length limit, not the checksum.
+Expected<FrameHeader> parse_frame_header(std::span<const std::uint8_t> bytes);
+
+// The protocol version a frame claims, if it starts with the magic. Lets a
+// receiver tell a version mismatch from corruption.
+std::optional<std::uint16_t> frame_protocol_version(std::span<const std::uint8_t> frame);
+
+// Wrap an already encoded payload. `version` other than kProtocolVersion is
+// for tests that play a daemon of another release.
+Frame make_frame(MessageType type, std::span<const std::uint8_t> payload,
+                 std::uint16_t version = kProtocolVersion);
+
+// Encoded payload of a message, without header.
+Bytes encode_payload(const Message& message);
+
+// Does the daemon that sent `peer` speak our protocol? The error names the
+// node, its release and both protocol versions.
+Status check_hello(const Hello& peer, std::string_view our_mosix_version);
+
+// CRC32C (Castagnoli), continuing from `crc` (0 to start).
+std::uint32_t crc32c(std::span<const std::uint8_t> bytes, std::uint32_t crc = 0);
+
+}  // namespace mosix
