@@ -1,0 +1,244 @@
+#include "runtime/topology/speed.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/topology/topology.h"
+
+namespace mosix {
+namespace {
+
+constexpr int kStepsPerUnit = 1 << 14;
+constexpr auto kRunLength = std::chrono::milliseconds(250);
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::string utc_now_iso8601() {
+  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// Kernel units per second of one short run of about `length`.
+double timed_run(std::chrono::nanoseconds length) {
+  using Clock = std::chrono::steady_clock;
+  static volatile std::uint64_t sink = 0;
+  std::uint64_t units = 0;
+  std::uint64_t chain = sink;
+  auto start = Clock::now();
+  auto now = start;
+  do {
+    chain = run_speed_kernel(1, chain);
+    ++units;
+    now = Clock::now();
+  } while (now - start < length);
+  sink = chain;
+  return static_cast<double>(units) / std::chrono::duration<double>(now - start).count();
+}
+
+int node_cores() {
+  if (auto topology = probe_this_node(); topology.ok()) return topology->cores;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// mkdir -p, with mode 0700 for the directories it creates.
+Status make_private_dirs(const std::string& dir) {
+  for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string prefix = dir.substr(0, pos);
+    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      return make_error("cannot create directory " + prefix + ": " + errno_text());
+    }
+  }
+  struct stat st{};
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return make_error(dir + " is not a directory");
+  }
+  return Status::Ok();
+}
+
+Status write_file_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error("cannot create " + tmp + ": " + errno_text());
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string why = errno_text();
+      close(fd);
+      unlink(tmp.c_str());
+      return make_error("cannot write " + tmp + ": " + why);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    std::string why = errno_text();
+    unlink(tmp.c_str());
+    return make_error("cannot write " + tmp + ": " + why);
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string why = errno_text();
+    unlink(tmp.c_str());
+    return make_error("cannot rename " + tmp + " to " + path + ": " + why);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::uint64_t run_speed_kernel(std::uint64_t units, std::uint64_t seed) {
+  std::uint32_t table[512];
+  for (std::uint32_t i = 0; i < 512; ++i) table[i] = i * 2654435761u;
+  std::uint64_t x = seed | 1u;
+  double f = 1.0;
+  double g = 0.5;
+  for (std::uint64_t u = 0; u < units; ++u) {
+    for (int s = 0; s < kStepsPerUnit; ++s) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      std::uint64_t m = x * 0x9E3779B97F4A7C15ull;
+      std::uint32_t& slot = table[m >> 55];
+      slot += static_cast<std::uint32_t>(m);
+      if (slot & 1u) {
+        x += slot;
+      } else {
+        x ^= slot >> 3;
+      }
+      f = f * 0.999999 + static_cast<double>(slot & 0xffffu) * 1e-6;
+      if ((s & 15) == 15) g = g / (1.0 + f * 1e-3) + 0.5;
+    }
+  }
+  std::uint64_t sum = 0;
+  for (std::uint32_t v : table) sum += v;
+  return x ^ sum ^ std::bit_cast<std::uint64_t>(f) ^ std::bit_cast<std::uint64_t>(g);
+}
+
+SpeedRecord calibrate(std::chrono::milliseconds duration, const CalibrationCallback& progress) {
+  int runs = static_cast<int>(std::max<long long>(1, duration / kRunLength));
+  auto length = std::max(std::chrono::nanoseconds(duration) / runs,
+                         std::chrono::nanoseconds(std::chrono::milliseconds(10)));
+  SpeedRecord record;
+  record.kernel_version = kSpeedKernelVersion;
+  for (int i = 0; i < runs; ++i) {
+    double score = timed_run(length);
+    spdlog::debug("speed: run {}/{}: {:.1f} units/s", i + 1, runs, score);
+    record.score = std::max(record.score, score);
+    if (progress) progress({i + 1, runs, record.score / kReferenceScore});
+  }
+  record.speed = record.score / kReferenceScore;
+  record.cores = node_cores();
+  record.date = utc_now_iso8601();
+  return record;
+}
+
+Expected<std::string> speed_file_path(const char* xdg_state_home, const char* home) {
+  if (xdg_state_home != nullptr && xdg_state_home[0] == '/') {
+    return std::string(xdg_state_home) + "/mosix/speed.json";
+  }
+  if (home != nullptr && home[0] == '/') {
+    return std::string(home) + "/.local/state/mosix/speed.json";
+  }
+  return make_error("cannot tell where to keep this node's speed: set HOME or XDG_STATE_HOME "
+                    "to an absolute path");
+}
+
+Expected<std::string> speed_file_path() {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || home[0] != '/') {
+    if (const passwd* pw = getpwuid(getuid()); pw != nullptr) home = pw->pw_dir;
+  }
+  return speed_file_path(std::getenv("XDG_STATE_HOME"), home);
+}
+
+nlohmann::json speed_to_json(const SpeedRecord& r) {
+  return {{"speed", r.speed},
+          {"score", r.score},
+          {"reference_score", kReferenceScore},
+          {"cores", r.cores},
+          {"date", r.date},
+          {"kernel_version", r.kernel_version}};
+}
+
+Expected<SpeedRecord> speed_from_json(const nlohmann::json& j) {
+  try {
+    SpeedRecord r;
+    r.speed = j.at("speed").get<double>();
+    r.score = j.at("score").get<double>();
+    r.cores = j.at("cores").get<int>();
+    r.date = j.at("date").get<std::string>();
+    r.kernel_version = j.at("kernel_version").get<int>();
+    if (!(r.speed > 0.0)) return make_error("speed record: speed must be positive");
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(std::string("speed record: ") + e.what());
+  }
+}
+
+Status store_speed(const SpeedRecord& record, const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (Status made = make_private_dirs(path.substr(0, slash)); !made) return made;
+  }
+  return write_file_atomically(path, speed_to_json(record).dump(2) + "\n");
+}
+
+Expected<std::optional<SpeedRecord>> load_speed(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<SpeedRecord>();
+    return make_error("cannot open " + path + ": " + errno_text());
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto json = nlohmann::json::parse(text.str(), nullptr, false);
+  if (json.is_discarded()) {
+    return make_error(path + " is not valid JSON: run mosixctl tune to measure again");
+  }
+  auto record = speed_from_json(json);
+  if (!record) return make_error(path + ": " + record.error().message);
+  if (record->kernel_version != kSpeedKernelVersion) {
+    return make_error(path + " was measured with speed kernel " +
+                      std::to_string(record->kernel_version) + ", this build uses " +
+                      std::to_string(kSpeedKernelVersion) + ": run mosixctl tune");
+  }
+  return std::optional<SpeedRecord>(std::move(record).value());
+}
+
+double stored_speed_or(double fallback) {
+  auto path = speed_file_path();
+  if (!path) {
+    spdlog::warn("speed: {}; using {}", path.error().message, fallback);
+    return fallback;
+  }
+  auto record = load_speed(path.value());
+  if (!record) {
+    spdlog::warn("speed: {}; using {}", record.error().message, fallback);
+    return fallback;
+  }
+  if (!record->has_value()) {
+    spdlog::info("speed: this node is not calibrated (run mosixctl tune); using {}", fallback);
+    return fallback;
+  }
+  return record->value().speed;
+}
+
+}  // namespace mosix
