@@ -1,0 +1,83 @@
+// Transport: how node daemons reach each other. A transport has `size()`
+// ranks (one per node daemon, rank 0 on the home node) and moves frames
+// (runtime/core/protocol.h) between them: send() queues and returns at once,
+// frames from one sender to one destination arrive in the order sent, and
+// event_fd() becomes readable when receive() has something to return, so a
+// single-threaded event loop (Boost.Asio) waits on it like on any socket.
+// Implementations: LocalTransport (in-process) and MpiTransport (Open MPI);
+// code above runtime/transport gets one from make_transport() and never
+// knows which.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "runtime/core/expected.h"
+#include "runtime/core/protocol.h"
+
+namespace mosix {
+
+struct Delivery {
+  int source = 0;  // rank of the sender
+  Frame frame;
+};
+
+// One endpoint. Not thread-safe: use each endpoint from one thread.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // Queue `frame` for rank `dest` (which may be rank() itself); the transport
+  // owns the bytes from now on. Fails for a rank outside 0..size()-1, a frame
+  // larger than kFrameHeaderSize + kMaxPayloadSize, or a closed or failed
+  // transport.
+  virtual Status send(int dest, Frame frame) = 0;
+
+  // Readable while receive() has frames or an error to return. Wait on it
+  // (poll, epoll, asio async_wait); never read or close it.
+  virtual int event_fd() const = 0;
+
+  // Every frame received so far, in arrival order (per sender: the order it
+  // sent them). Never blocks. An error means the transport is broken (a
+  // peer vanished, the network failed) and stays so.
+  virtual Expected<std::vector<Delivery>> receive() = 0;
+
+  // Bytes accepted by send() not yet handed to their destination: for
+  // back-pressure (stop reading guest output while it is high).
+  virtual std::size_t pending_bytes() const = 0;
+
+  // Deliver every queued frame, then release the transport. For MPI this is
+  // collective: every rank must close, after the last frame it expects.
+  virtual Status close() = 0;
+};
+
+// Encode and send one message.
+Status send_message(Transport& transport, int dest, const Message& message);
+
+// decode_frame() whose error also names the sending rank.
+Expected<Message> decode_delivery(const Delivery& delivery);
+
+// For programs without an event loop (tests, tools): wait until event_fd()
+// is readable, up to timeout_ms (-1: no limit), then receive(). An empty
+// vector means the time ran out.
+Expected<std::vector<Delivery>> receive_wait(Transport& transport, int timeout_ms);
+
+enum class TransportKind {
+  kAuto,   // MPI when this process was started by mpirun, else local with one rank
+  kLocal,  // one rank, in-process: the job runs on the home node only
+  kMpi,    // Open MPI; fails if this build has no MPI
+};
+
+struct TransportOptions {
+  TransportKind kind = TransportKind::kAuto;
+};
+
+// The one place that picks an implementation (runtime/transport/make_transport.cpp,
+// library mosix_transport_factory).
+Expected<std::unique_ptr<Transport>> make_transport(const TransportOptions& options = {});
+
+}  // namespace mosix
