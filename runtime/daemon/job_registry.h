@@ -30,6 +30,9 @@ struct JobRecord {
   std::string control_socket;  // path of the job's control socket, or empty
   long start_time = 0;     // seconds since the epoch
   std::vector<GuestRecord> guests;
+  // Start time of launcher_pid (clock ticks after boot, /proc/PID/stat field
+  // 22), so a reused pid is not taken for the launcher. 0: write_job fills it.
+  unsigned long long launcher_start_ticks = 0;
 };
 
 // The user's runtime directory for mosix (created 0700 when missing).

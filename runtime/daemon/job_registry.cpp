@@ -1,0 +1,285 @@
+#include "runtime/daemon/job_registry.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace mosix {
+namespace {
+
+constexpr int kRecordVersion = 1;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Creates `dir` 0700 if missing; refuses one that is not a directory of ours
+// (a symlink or another user's directory in /tmp would let others read or
+// plant records), and makes ours private if it is not.
+Status ensure_private_dir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return make_error("cannot create directory " + dir + ": " + errno_text());
+  }
+  struct stat st{};
+  if (lstat(dir.c_str(), &st) != 0) return make_error("cannot inspect " + dir + ": " + errno_text());
+  if (!S_ISDIR(st.st_mode)) {
+    return make_error(dir + " is not a directory: remove it or set XDG_RUNTIME_DIR");
+  }
+  if (st.st_uid != getuid()) {
+    return make_error(dir + " belongs to another user: remove it or set XDG_RUNTIME_DIR");
+  }
+  if ((st.st_mode & 077) != 0 && chmod(dir.c_str(), 0700) != 0) {
+    return make_error("cannot make " + dir + " private (chmod 0700): " + errno_text());
+  }
+  return Status::Ok();
+}
+
+Expected<std::string> jobs_dir() {
+  auto base = runtime_dir();
+  if (!base) return base.error();
+  std::string dir = base.value() + "/jobs";
+  if (Status s = ensure_private_dir(dir); !s) return s.error();
+  return dir;
+}
+
+// A job id becomes a file name: keep it to one harmless path component.
+bool valid_id(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id[0] == '.') return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.';
+  });
+}
+
+struct ProcStat {
+  char state = '?';
+  unsigned long long start_ticks = 0;
+};
+
+// Fields 3 (state) and 22 (starttime) of /proc/PID/stat. The command name in
+// field 2 may hold spaces and parentheses, so fields are counted after the
+// last ')'.
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!in || !std::getline(in, line)) return std::nullopt;
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 1));
+  ProcStat st;
+  std::string skip;
+  fields >> st.state;
+  for (int field = 4; field < 22 && fields >> skip; ++field) {
+  }
+  if (!(fields >> st.start_ticks)) return std::nullopt;
+  return st;
+}
+
+bool launcher_alive(const JobRecord& job) {
+  if (job.launcher_pid <= 0) return false;
+  if (kill(job.launcher_pid, 0) != 0) {
+    // ESRCH: gone. EPERM: the pid now belongs to another user, and our
+    // launchers run as us.
+    return false;
+  }
+  auto st = read_proc_stat(job.launcher_pid);
+  if (!st) return true;  // no /proc: trust kill()
+  if (st->state == 'Z' || st->state == 'X') return false;
+  return job.launcher_start_ticks == 0 || st->start_ticks == job.launcher_start_ticks;
+}
+
+Status write_file_atomically(const std::string& dir, const std::string& name,
+                             const std::string& text) {
+  std::string path = dir + "/" + name;
+  std::string tmp = dir + "/." + name + ".tmp." + std::to_string(getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return make_error("cannot create " + tmp + ": " + errno_text());
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string why = errno_text();
+      ::close(fd);
+      unlink(tmp.c_str());
+      return make_error("cannot write " + tmp + ": " + why);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    std::string why = errno_text();
+    unlink(tmp.c_str());
+    return make_error("cannot write " + tmp + ": " + why);
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string why = errno_text();
+    unlink(tmp.c_str());
+    return make_error("cannot rename " + tmp + " to " + path + ": " + why);
+  }
+  return Status::Ok();
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Temporary files ".<id>.json.tmp.<pid>" whose writer died before renaming.
+void remove_if_abandoned_temp(const std::string& dir, const std::string& name) {
+  auto mark = name.rfind(".tmp.");
+  if (mark == std::string::npos) return;
+  char* end = nullptr;
+  long pid = std::strtol(name.c_str() + mark + 5, &end, 10);
+  if (end == nullptr || *end != '\0' || pid <= 0) return;
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+    unlink((dir + "/" + name).c_str());
+  }
+}
+
+}  // namespace
+
+Expected<std::string> runtime_dir() {
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  std::string dir = (xdg != nullptr && xdg[0] == '/')
+                        ? std::string(xdg) + "/mosix"
+                        : "/tmp/mosix-" + std::to_string(getuid());
+  if (Status s = ensure_private_dir(dir); !s) return s.error();
+  return dir;
+}
+
+Status write_job(const JobRecord& job) {
+  if (!valid_id(job.id)) {
+    return make_error("job id '" + job.id + "' is not usable as a file name (letters, digits, "
+                      "'-', '_' and '.' only)");
+  }
+  auto dir = jobs_dir();
+  if (!dir) return dir.error();
+  JobRecord record = job;
+  if (record.launcher_start_ticks == 0 && record.launcher_pid > 0) {
+    if (auto st = read_proc_stat(record.launcher_pid)) record.launcher_start_ticks = st->start_ticks;
+  }
+  return write_file_atomically(dir.value(), job.id + ".json", job_to_json(record) + "\n");
+}
+
+void remove_job(const std::string& id) {
+  if (!valid_id(id)) return;
+  auto dir = jobs_dir();
+  if (!dir) return;
+  std::string path = dir.value() + "/" + id + ".json";
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("cannot remove job record {}: {}", path, errno_text());
+  }
+}
+
+std::vector<JobRecord> list_jobs() {
+  std::vector<JobRecord> jobs;
+  auto dir = jobs_dir();
+  if (!dir) {
+    spdlog::warn("cannot list jobs: {}", dir.error().message);
+    return jobs;
+  }
+  DIR* d = opendir(dir->c_str());
+  if (d == nullptr) {
+    spdlog::warn("cannot list jobs in {}: {}", dir.value(), errno_text());
+    return jobs;
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = readdir(d)) names.emplace_back(entry->d_name);
+  closedir(d);
+
+  for (const std::string& name : names) {
+    if (name[0] == '.') {
+      remove_if_abandoned_temp(dir.value(), name);
+      continue;
+    }
+    if (!ends_with(name, ".json")) continue;
+    std::string path = dir.value() + "/" + name;
+    std::ifstream in(path);
+    if (!in) continue;  // removed meanwhile
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto job = job_from_json(text.str());
+    if (!job) {
+      spdlog::warn("skipping job record {}: {}", path, job.error().message);
+      continue;
+    }
+    if (!launcher_alive(job.value())) {
+      spdlog::debug("removing job record {}: launcher {} is gone", path, job->launcher_pid);
+      unlink(path.c_str());
+      continue;
+    }
+    jobs.push_back(std::move(job).value());
+  }
+  std::sort(jobs.begin(), jobs.end(), [](const JobRecord& a, const JobRecord& b) {
+    return a.start_time != b.start_time ? a.start_time < b.start_time : a.id < b.id;
+  });
+  return jobs;
+}
+
+std::string job_to_json(const JobRecord& job) {
+  nlohmann::json guests = nlohmann::json::array();
+  for (const GuestRecord& g : job.guests) {
+    guests.push_back({{"rank", g.rank},
+                      {"pid", g.pid},
+                      {"node", g.node},
+                      {"state", g.state},
+                      {"exit_code", g.exit_code}});
+  }
+  nlohmann::json j = {{"version", kRecordVersion},
+                      {"id", job.id},
+                      {"launcher_pid", job.launcher_pid},
+                      {"launcher_start_ticks", job.launcher_start_ticks},
+                      {"home_node", job.home_node},
+                      {"command", job.command},
+                      {"cwd", job.cwd},
+                      {"control_socket", job.control_socket},
+                      {"start_time", job.start_time},
+                      {"guests", guests}};
+  return j.dump(2);
+}
+
+Expected<JobRecord> job_from_json(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return make_error("job record is not a JSON object");
+  try {
+    int version = j.at("version").get<int>();
+    if (version != kRecordVersion) {
+      return make_error("job record version " + std::to_string(version) + " is not " +
+                        std::to_string(kRecordVersion) + " (written by another mosixrun?)");
+    }
+    JobRecord job;
+    job.id = j.at("id").get<std::string>();
+    if (!valid_id(job.id)) return make_error("job record has an invalid id '" + job.id + "'");
+    job.launcher_pid = j.at("launcher_pid").get<pid_t>();
+    job.launcher_start_ticks = j.value("launcher_start_ticks", 0ull);
+    job.home_node = j.value("home_node", "");
+    job.command = j.value("command", "");
+    job.cwd = j.value("cwd", "");
+    job.control_socket = j.value("control_socket", "");
+    job.start_time = j.value("start_time", 0L);
+    for (const auto& g : j.value("guests", nlohmann::json::array())) {
+      GuestRecord guest;
+      guest.rank = g.at("rank").get<int>();
+      guest.pid = g.at("pid").get<pid_t>();
+      guest.node = g.value("node", "");
+      guest.state = g.value("state", "");
+      guest.exit_code = g.value("exit_code", -1);
+      job.guests.push_back(std::move(guest));
+    }
+    return job;
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(std::string("job record: ") + e.what());
+  }
+}
+
+}  // namespace mosix
