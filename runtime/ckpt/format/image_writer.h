@@ -94,12 +94,14 @@ class ImageWriter {
   ImageStatus process(const ProcessRecord& p);
   ImageStatus thread(const ThreadRecord& t);
   ImageStatus region(const RegionRecord& r);
-  // Page data of the region last passed to region(): `len` bytes at `data`
-  // holding the region's contents from `offset` (bytes from region.start,
-  // both page aligned, within the region, after any previous pages call).
-  // Zero pages are elided; the rest goes out in chunks of at most
-  // kPagesPerChunkBytes, compressed as configured (stored raw when
-  // compression does not make a chunk smaller).
+  // Page data of the region last passed to region(): `len` readable bytes at
+  // `data` holding the region's contents from `offset` (bytes from
+  // region.start, both page aligned, within the region, after any previous
+  // pages call). Zero pages are elided; the rest goes out in chunks of at
+  // most kPagesPerChunkBytes, compressed as configured (stored raw when
+  // compression does not make a chunk smaller). A chunk of only zero pages
+  // of an anonymous region is not written at all; parts of a region never
+  // passed to pages() are left to what the restorer's mapping holds.
   ImageStatus pages(std::uint64_t offset, const void* data, std::size_t len);
   ImageStatus fd(const FdRecord& f);
   ImageStatus posix_timer(const PosixTimerRecord& t);
@@ -120,18 +122,22 @@ class ImageWriter {
   ImageStatus write_chunk(std::uint16_t type, std::uint16_t flags, const struct iovec* payload, int count);
   ImageStatus write_encoded(RecordType type, std::size_t len);
   ImageStatus pages_chunk(std::uint64_t offset, const std::uint8_t* data, std::uint32_t page_count);
+  template <typename R>
+  ImageStatus body_record(const R& r, RecordType type);
 
   Sink sink_;
   Compression compression_;
   WriterScratch* scratch_;
   std::uint8_t* record_buf_ = nullptr;
   std::size_t record_cap_ = 0;
-  std::uint8_t* page_buf_ = nullptr;
-  std::size_t page_cap_ = 0;
+  std::uint8_t* gather_buf_ = nullptr;
+  std::uint8_t* packed_buf_ = nullptr;
+  std::size_t packed_cap_ = 0;
   void* zstd_ = nullptr;
   Stage stage_ = Stage::start;
   std::uint32_t page_size_ = 4096;
   bool have_region_ = false;
+  bool region_file_backed_ = false;
   std::uint64_t region_start_ = 0;
   std::uint64_t region_end_ = 0;
   std::uint64_t region_next_offset_ = 0;
