@@ -1,0 +1,260 @@
+#include "runtime/core/balancer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace mosix {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr std::uint64_t kMB = 1000 * 1000;
+constexpr std::uint64_t kGiB = 1ULL << 30;
+constexpr double kNow = 1000.0;
+
+NodeLoad node(NodeId id, double speed, double processes, double work = -1.0) {
+  NodeLoad n;
+  n.id = id;
+  n.speed = speed;
+  n.cores = 1;
+  n.load = processes / speed;
+  n.work = work;
+  return n;
+}
+
+GuestState guest(GuestId id, double remaining, std::uint64_t image = 100 * kMB) {
+  GuestState g;
+  g.id = id;
+  g.rank = static_cast<int>(id);
+  g.remaining_work = remaining;
+  g.image_bytes = image;
+  g.memory_bytes = image;
+  g.arrived_at = 0.0;  // long resident
+  return g;
+}
+
+BalancerParams params() {
+  BalancerParams p;
+  p.bandwidth = 100 * kMB;  // 1 s per 100 MB image
+  p.min_residency = 10.0;
+  p.min_gain = 1.0;
+  return p;
+}
+
+const Explanation& explanation_of(const Decision& d, GuestId id) {
+  for (const auto& e : d.explanations) {
+    if (e.guest == id) return e;
+  }
+  ADD_FAILURE() << "no explanation for guest " << id;
+  return d.explanations.front();
+}
+
+// Node 0 (speed 1) runs guests needing 10, 40 and 20 s. Node 1 (speed 1) is
+// busy with 30 s of work, node 2 (speed 2) is idle, node 3 (speed 0.5) is
+// idle. Node 0 finishes at 70 s. Moving the 40 s guest to node 2 leaves
+// 30 s here and 1 + 40/2 = 21 s there: the later finishing time drops from
+// 70 to 30 s, gain 40 s, cost 1 s. Every other guest/target gains less.
+TEST(Balancer, FixedScenarioHasTheKnownAnswer) {
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 10), guest(2, 40), guest(3, 20)}};
+  const std::vector<NodeLoad> view{node(1, 1.0, 1.0, 30.0), node(2, 2.0, 0.0, 0.0),
+                                   node(3, 0.5, 0.0, 0.0)};
+  const Decision d = decide(self, view, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_EQ(d.move->guest, 2u);
+  EXPECT_EQ(d.move->target, 2u);
+  EXPECT_EQ(d.move->verdict, Verdict::kMove);
+  EXPECT_DOUBLE_EQ(d.move->expected_gain, 40.0);
+  EXPECT_DOUBLE_EQ(d.move->cost, 1.0);
+  ASSERT_EQ(d.explanations.size(), 3u);
+  EXPECT_EQ(explanation_of(d, 2).verdict, Verdict::kMove);
+  EXPECT_EQ(explanation_of(d, 1).verdict, Verdict::kOtherGuestMoves);
+  EXPECT_EQ(explanation_of(d, 3).verdict, Verdict::kOtherGuestMoves);
+  EXPECT_EQ(*explanation_of(d, 2).least_loaded, 2u);
+  EXPECT_DOUBLE_EQ(explanation_of(d, 2).node_load, 3.0);
+}
+
+struct MarginCase {
+  const char* name;
+  double here;   // runnable processes on this node (speed 1)
+  double there;  // on the other node (speed 1)
+  bool moves;
+};
+
+class StabilityMargin : public ::testing::TestWithParam<MarginCase> {};
+
+TEST_P(StabilityMargin, MovesOnlyBeyondOnePointThreeProcesses) {
+  const MarginCase& c = GetParam();
+  NodeState self{node(0, 1.0, c.here), {}};
+  for (int i = 0; i < static_cast<int>(c.here); ++i) self.guests.push_back(guest(i + 1, 100));
+  const std::vector<NodeLoad> view{node(1, 1.0, c.there, 100.0 * c.there)};
+  const Decision d = decide(self, view, kNow, params());
+  EXPECT_EQ(d.move.has_value(), c.moves);
+  if (!c.moves) {
+    for (const auto& e : d.explanations) EXPECT_EQ(e.verdict, Verdict::kBelowMargin);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, StabilityMargin,
+                         ::testing::Values(MarginCase{"equal", 2, 2, false},
+                                           MarginCase{"one_more", 2, 1, false},
+                                           MarginCase{"one_point_two_more", 3.2, 2, false},
+                                           MarginCase{"two_more", 3, 1, true},
+                                           MarginCase{"two_vs_idle", 2, 0, true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Balancer, ALoneGuestLeavesASlowNodeForAnIdleFastOne) {
+  // Load 2 vs 0 is below 1.3 processes of the slow node (2.6), but the guest
+  // would run three times faster there.
+  NodeState self{node(0, 0.5, 1.0), {guest(1, 30)}};
+  const std::vector<NodeLoad> view{node(1, 1.5, 0.0, 0.0)};
+  const Decision d = decide(self, view, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_EQ(d.move->target, 1u);
+  EXPECT_DOUBLE_EQ(d.move->expected_gain, 60.0 - (1.0 + 20.0));
+}
+
+TEST(Balancer, NoMoveWhenTheGainDoesNotPayTheCost) {
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 3, 500 * kMB), guest(2, 3, 500 * kMB),
+                                      guest(3, 3, 500 * kMB)}};
+  const std::vector<NodeLoad> view{node(1, 1.0, 0.0, 0.0)};
+  const Decision d = decide(self, view, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  for (const auto& e : d.explanations) {
+    EXPECT_EQ(e.verdict, Verdict::kGainTooSmall);
+    EXPECT_DOUBLE_EQ(e.cost, 5.0);
+    EXPECT_EQ(e.best_target, 1u);
+  }
+}
+
+TEST(Balancer, AGuestStaysForTheMinimumResidency) {
+  NodeState self{node(0, 1.0, 2.0), {guest(1, 100), guest(2, 100)}};
+  for (auto& g : self.guests) g.arrived_at = kNow - 3.0;
+  const std::vector<NodeLoad> view{node(1, 1.0, 0.0, 0.0)};
+  const Decision d = decide(self, view, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  for (const auto& e : d.explanations) EXPECT_EQ(e.verdict, Verdict::kResidency);
+}
+
+// A guest moved from node 0 to node 1 is not sent back: neither while it is
+// resident for less than min_residency, nor after (node 1's load then exceeds
+// node 0's by less than the margin).
+TEST(Balancer, AMovedGuestDoesNotPingPong) {
+  NodeState a{node(0, 1.0, 3.0), {guest(1, 100), guest(2, 100), guest(3, 100)}};
+  NodeLoad b = node(1, 1.0, 1.0, 100.0);
+  const Decision first = decide(a, std::vector<NodeLoad>{b}, kNow, params());
+  ASSERT_TRUE(first.move.has_value());
+  const double arrival = kNow + first.move->cost;
+
+  NodeState b_after{node(1, 1.0, 2.0), {guest(9, 100)}};
+  GuestState moved = guest(first.move->guest, 100);
+  moved.arrived_at = arrival;
+  b_after.guests.push_back(moved);
+  const std::vector<NodeLoad> a_after{node(0, 1.0, 2.0, 200.0)};
+  for (double t : {arrival + 1.0, arrival + 60.0}) {
+    const Decision back = decide(b_after, a_after, t, params());
+    EXPECT_FALSE(back.move.has_value()) << "at " << t - arrival << " s after arrival";
+  }
+  EXPECT_EQ(explanation_of(decide(b_after, a_after, arrival + 1.0, params()), moved.id).verdict,
+            Verdict::kResidency);
+}
+
+TEST(Balancer, UshersAGuestOutWhenShortOfMemory) {
+  // Loads are equal, so only memory can justify a move. Node 0 has 20 MiB
+  // free of 4 GiB (low-water: 5% = 205 MiB). Guest 2 alone clears the
+  // shortage; node 1 has no room, node 2 has.
+  NodeState self{node(0, 1.0, 2.0), {guest(1, 50, 100 * kMB), guest(2, 50, 300 * kMB)}};
+  self.self.total_memory = 4 * kGiB;
+  self.self.free_memory = 20ULL << 20;
+  NodeLoad full = node(1, 1.0, 2.0, 100.0);
+  full.total_memory = 4 * kGiB;
+  full.free_memory = 300ULL << 20;
+  NodeLoad roomy = node(2, 1.0, 2.0, 100.0);
+  roomy.total_memory = 4 * kGiB;
+  roomy.free_memory = 3 * kGiB;
+  for (auto& g : self.guests) g.arrived_at = kNow - 1.0;  // ushering ignores residency
+
+  const Decision d = decide(self, std::vector<NodeLoad>{full, roomy}, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_EQ(d.move->verdict, Verdict::kUsher);
+  EXPECT_EQ(d.move->guest, 2u);
+  EXPECT_EQ(d.move->target, 2u);
+  EXPECT_EQ(explanation_of(d, 1).verdict, Verdict::kOtherGuestMoves);
+}
+
+TEST(Balancer, UsheringNeedsATargetWithRoom) {
+  NodeState self{node(0, 1.0, 1.0), {guest(1, 50, 300 * kMB)}};
+  self.self.total_memory = 4 * kGiB;
+  self.self.free_memory = 20ULL << 20;
+  NodeLoad other = node(1, 1.0, 0.0, 0.0);
+  other.total_memory = 4 * kGiB;
+  other.free_memory = 250ULL << 20;
+  const Decision d = decide(self, std::vector<NodeLoad>{other}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  EXPECT_EQ(d.explanations[0].verdict, Verdict::kNoRoom);
+}
+
+TEST(Balancer, PinnedGuestsStayAndAnotherMovesInstead) {
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 200), guest(2, 50), guest(3, 50)}};
+  self.guests[0].pinned = true;
+  const std::vector<NodeLoad> view{node(1, 1.0, 0.0, 0.0)};
+  const Decision d = decide(self, view, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_NE(d.move->guest, 1u);
+  EXPECT_EQ(explanation_of(d, 1).verdict, Verdict::kPinned);
+}
+
+TEST(Balancer, AGuestThatCannotMoveSaysWhy) {
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 100)}};
+  self.guests[0].cant_move = "open socket";
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 1.0, 0.0, 0.0)}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  EXPECT_EQ(d.explanations[0].verdict, Verdict::kCantMove);
+  EXPECT_EQ(d.explanations[0].detail, "open socket");
+}
+
+TEST(Balancer, MigrateOffMovesNothing) {
+  NodeState self{node(0, 1.0, 4.0), {guest(1, 100), guest(2, 100)}};
+  self.self.total_memory = 4 * kGiB;  // short of memory too
+  BalancerParams p = params();
+  p.migrate = false;
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 2.0, 0.0, 0.0)}, kNow, p);
+  EXPECT_FALSE(d.move.has_value());
+  for (const auto& e : d.explanations) EXPECT_EQ(e.verdict, Verdict::kMigrateOff);
+}
+
+TEST(Balancer, StaleInformationIsNoTarget) {
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 100)}};
+  NodeLoad idle = node(1, 1.0, 0.0, 0.0);
+  idle.age = 30.0;
+  const Decision d = decide(self, std::vector<NodeLoad>{idle}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  EXPECT_EQ(d.explanations[0].verdict, Verdict::kNoTarget);
+}
+
+TEST(Balancer, UnknownRemainingWorkIsEstimatedFromWorkDone) {
+  // Without hints the guest that has run longest is expected to run longest,
+  // so it is the one sent to the fast node.
+  NodeState self{node(0, 1.0, 2.0), {guest(1, -1), guest(2, -1)}};
+  self.guests[0].cpu_used = 5.0;
+  self.guests[1].cpu_used = 50.0;
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 2.0, 0.0, 0.0)}, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_EQ(d.move->guest, 2u);
+  EXPECT_DOUBLE_EQ(explanation_of(d, 2).remaining, 50.0);
+}
+
+TEST(Balancer, ExplainNamesTheVerdictAndItsNumbers) {
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 10), guest(2, 40), guest(3, 20)}};
+  const std::vector<NodeLoad> view{node(2, 2.0, 0.0, 0.0)};
+  const Decision d = decide(self, view, kNow, params());
+  const std::string line = explain(explanation_of(d, 2));
+  EXPECT_THAT(line, HasSubstr("moving to balance load"));
+  EXPECT_THAT(line, HasSubstr("load 3.00"));
+  EXPECT_THAT(line, HasSubstr("best node 2 (load 0.00)"));
+  EXPECT_THAT(line, HasSubstr("gain 40.0s, cost 1.0s"));
+}
+
+}  // namespace
+}  // namespace mosix
