@@ -1,0 +1,171 @@
+#include "launcher/cli/mosixrun_options.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <sstream>
+
+namespace mosix {
+namespace {
+
+struct OptionSpec {
+  const char* name;  // long name without dashes
+  bool takes_value;
+};
+
+// Every long option mosixrun knows, with whether it takes a value. The list
+// lets the splitter find the program name without CLI11's help.
+constexpr std::array kLongOptions = {
+    OptionSpec{"np", true},           OptionSpec{"n", true},
+    OptionSpec{"host", true},         OptionSpec{"H", true},
+    OptionSpec{"hostfile", true},     OptionSpec{"machinefile", true},
+    OptionSpec{"x", true},            OptionSpec{"wdir", true},
+    OptionSpec{"tag-output", false},  OptionSpec{"output-filename", true},
+    OptionSpec{"oversubscribe", false}, OptionSpec{"bind-to", true},
+    OptionSpec{"timeout", true},      OptionSpec{"keep-going", false},
+    OptionSpec{"verbose", false},     OptionSpec{"v", false},
+    OptionSpec{"version", false},     OptionSpec{"V", false},
+    OptionSpec{"help", false},        OptionSpec{"h", false},
+};
+
+const OptionSpec* find_option(std::string_view name) {
+  for (const OptionSpec& o : kLongOptions) {
+    if (name == o.name) return &o;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Expected<SplitArgs> split_mosixrun_args(const std::vector<std::string>& args) {
+  SplitArgs out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      out.program.assign(args.begin() + static_cast<long>(i) + 1, args.end());
+      break;
+    }
+    if (a.size() < 2 || a[0] != '-') {
+      out.program.assign(args.begin() + static_cast<long>(i), args.end());
+      break;
+    }
+    // `-np`, `--np`, `-host=a`, `--host=a`, `-x`, `-n4`?? (no: -n 4 only).
+    std::string body = a.substr(a[1] == '-' ? 2 : 1);
+    std::string value;
+    bool has_value = false;
+    if (auto eq = body.find('='); eq != std::string::npos) {
+      value = body.substr(eq + 1);
+      body = body.substr(0, eq);
+      has_value = true;
+    }
+    const OptionSpec* spec = find_option(body);
+    if (!spec) {
+      return make_error("unknown option '" + a + "': see mosixrun --help");
+    }
+    std::string word = (body.size() == 1 ? "-" : "--") + body;
+    if (has_value && !spec->takes_value) {
+      return make_error("option '" + word + "' takes no value: remove '=" + value + "'");
+    }
+    out.options.push_back(has_value ? word + "=" + value : word);
+    if (spec->takes_value && !has_value) {
+      if (i + 1 >= args.size()) {
+        return make_error("option '" + a + "' needs a value: see mosixrun --help");
+      }
+      out.options.push_back(args[++i]);
+    }
+  }
+  return out;
+}
+
+Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args) {
+  auto split = split_mosixrun_args(args);
+  if (!split) return split.error();
+
+  ParsedCommand parsed;
+  RunOptions& o = parsed.options;
+  CLI::App app{"Usage: mosixrun [OPTIONS] PROGRAM [ARGS...]\n\n"
+               "Run copies of a program on the cluster as if it were one machine.\n"
+               "Options follow mpirun's spelling; they end at the program name.",
+               "mosixrun"};
+  app.set_version_flag("-V,--version", std::string("mosixrun ") + MOSIX_VERSION);
+  app.get_formatter()->column_width(34);
+
+  int np = -1;
+  std::vector<std::string> host_lists, env_words;
+  std::string bind_to = "none";
+  double timeout = 0;
+  app.add_option("-n,--np", np, "Number of copies (default: one per slot)");
+  app.add_option("-H,--host", host_lists, "Hosts and slots: a:2,b (repeatable)")->take_all();
+  app.add_option("--hostfile,--machinefile", o.hostfile, "File of 'host slots=N' lines");
+  app.add_option("-x", env_words, "Export VAR (from here) or VAR=value to the copies");
+  app.add_option("--wdir", o.wdir, "Working directory of the copies");
+  app.add_flag("--tag-output", o.tag_output, "Prefix each line with [1,RANK]<stdout>:");
+  app.add_option("--output-filename", o.output_filename,
+                 "Also write each copy's output to DIR/1/rank.N/{stdout,stderr}");
+  app.add_flag("--oversubscribe", o.oversubscribe, "Allow more copies than slots");
+  app.add_option("--bind-to", bind_to, "Bind each copy: none (default) or core");
+  app.add_option("--timeout", timeout, "End the job after SECONDS (exit status 110)");
+  app.add_flag("--keep-going", o.keep_going, "Do not end the others when one copy fails");
+  app.add_flag("-v,--verbose", o.verbose, "More diagnostics (repeat for debug)");
+
+  std::vector<std::string> reversed(split->options.rbegin(), split->options.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    parsed.print_and_exit = app.help();
+    return parsed;
+  } catch (const CLI::CallForVersion&) {
+    parsed.print_and_exit = std::string("mosixrun ") + MOSIX_VERSION + "\n";
+    return parsed;
+  } catch (const CLI::ParseError& e) {
+    return make_error(std::string(e.what()) + ": see mosixrun --help");
+  }
+
+  if (split->program.empty()) {
+    return make_error("no program given: write mosixrun [OPTIONS] PROGRAM [ARGS...]");
+  }
+  o.program = split->program;
+
+  if (np != -1) {
+    if (np <= 0) {
+      return make_error("-np " + std::to_string(np) + ": the number of copies must be at least 1");
+    }
+    o.np = np;
+  }
+  for (const std::string& list : host_lists) {
+    auto hosts = parse_host_list(list);
+    if (!hosts) return make_error("--host: " + hosts.error().message);
+    o.hosts.insert(o.hosts.end(), hosts->begin(), hosts->end());
+  }
+  o.hosts = merge_hosts(o.hosts);
+  if (!o.hosts.empty() && !o.hostfile.empty()) {
+    return make_error("--host and --hostfile both given: use one of them");
+  }
+  for (const std::string& w : env_words) {
+    EnvSetting s;
+    auto eq = w.find('=');
+    s.name = w.substr(0, eq);
+    if (eq != std::string::npos) s.value = w.substr(eq + 1);
+    bool valid = !s.name.empty() && !std::isdigit(static_cast<unsigned char>(s.name[0])) &&
+                 std::all_of(s.name.begin(), s.name.end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                 });
+    if (!valid) return make_error("-x '" + w + "': write -x NAME or -x NAME=value");
+    o.env.push_back(std::move(s));
+  }
+  if (bind_to == "none") {
+    o.bind_to = BindTo::kNone;
+  } else if (bind_to == "core") {
+    o.bind_to = BindTo::kCore;
+  } else {
+    return make_error("--bind-to " + bind_to + ": use none or core");
+  }
+  if (!(timeout >= 0) || std::isinf(timeout)) {
+    return make_error("--timeout must be a number of seconds >= 0");
+  }
+  o.timeout_seconds = timeout;
+  return parsed;
+}
+
+}  // namespace mosix

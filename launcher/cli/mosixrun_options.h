@@ -1,0 +1,54 @@
+// mosixrun's command line: mpirun's everyday options with mpirun's spelling
+// (single-dash long options included), ending at the program name.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/core/expected.h"
+#include "runtime/core/hostlist.h"
+
+namespace mosix {
+
+enum class BindTo { kNone, kCore };
+
+struct EnvSetting {
+  std::string name;
+  std::optional<std::string> value;  // -x NAME (no value): copy from our environment
+};
+
+struct RunOptions {
+  int np = 0;                   // 0: one copy per slot
+  std::vector<HostSlots> hosts; // from --host
+  std::string hostfile;         // from --hostfile (parsed by the caller: it is I/O)
+  std::vector<EnvSetting> env;
+  std::string wdir;
+  bool tag_output = false;
+  std::string output_filename;
+  bool oversubscribe = false;
+  BindTo bind_to = BindTo::kNone;
+  double timeout_seconds = 0;   // 0: none
+  bool keep_going = false;
+  int verbose = 0;
+  std::vector<std::string> program;  // program and its own arguments, untouched
+};
+
+// What parsing decided: run with `options`, or print `text` and exit.
+struct ParsedCommand {
+  RunOptions options;
+  std::optional<std::string> print_and_exit;  // --help / --version text
+};
+
+// Parses argv[1..]. Errors are usage errors (exit code 2), worded for the user.
+Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args);
+
+// Rewrites mpirun's single-dash long options (`-np`, `-host`, ...) to their
+// double-dash form and splits the arguments at the program name.
+struct SplitArgs {
+  std::vector<std::string> options;  // normalized option words
+  std::vector<std::string> program;  // program and its arguments
+};
+Expected<SplitArgs> split_mosixrun_args(const std::vector<std::string>& args);
+
+}  // namespace mosix

@@ -1,0 +1,190 @@
+// mosixrun: start copies of an unmodified program as mpirun would, through
+// the mosix runtime. This file only parses, validates and hands over.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "launcher/cli/mosixrun_options.h"
+#include "runtime/daemon/guest_process.h"
+#include "runtime/daemon/local_job.h"
+#include "runtime/topology/topology.h"
+
+extern char** environ;
+
+namespace {
+
+constexpr int kUsageError = 2;
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "mosixrun: %s\n", message.c_str());
+  std::exit(kUsageError);
+}
+
+void setup_logging(int verbose) {
+  auto logger = spdlog::stderr_logger_st("mosixrun");
+  logger->set_pattern("mosixrun: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::warn);
+  if (const char* env = std::getenv("MOSIX_LOG")) {
+    spdlog::set_level(spdlog::level::from_str(env));
+  }
+  if (verbose == 1) spdlog::set_level(spdlog::level::info);
+  if (verbose >= 2) spdlog::set_level(spdlog::level::debug);
+}
+
+std::string this_host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+bool names_this_node(const std::string& host, const std::string& me) {
+  std::string short_me = me.substr(0, me.find('.'));
+  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host == me ||
+         host == short_me;
+}
+
+std::string current_dir() {
+  char buf[4096];
+  return ::getcwd(buf, sizeof buf) ? buf : ".";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mosix;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = parse_mosixrun_args(args);
+  if (!parsed) usage_error(parsed.error().message);
+  if (parsed->print_and_exit) {
+    std::fputs(parsed->print_and_exit->c_str(), stdout);
+    return 0;
+  }
+  RunOptions& o = parsed->options;
+  setup_logging(o.verbose);
+
+  const std::string me = this_host_name();
+  auto topology = probe_this_node();
+  int cores = 1;
+  if (topology) {
+    cores = std::max(1, topology->cores);
+  } else {
+    spdlog::warn("cannot probe this node ({}); counting one core", topology.error().message);
+  }
+
+  // Slots: from --host/--hostfile, else one per core of this node.
+  std::vector<HostSlots> hosts = o.hosts;
+  if (!o.hostfile.empty()) {
+    std::ifstream in(o.hostfile);
+    if (!in) usage_error("cannot read hostfile '" + o.hostfile + "': " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed_file = parse_hostfile(text.str(), o.hostfile);
+    if (!parsed_file) usage_error(parsed_file.error().message);
+    hosts = *parsed_file;
+  }
+  int slots = cores;
+  if (!hosts.empty()) {
+    slots = 0;
+    for (const HostSlots& h : hosts) {
+      if (!names_this_node(h.name, me)) {
+        usage_error("host '" + h.name + "' is not this node (" + me +
+                    "): runs over several nodes are not available in this build yet");
+      }
+      // mpirun: `--host a` is one slot; a hostfile line without slots= is
+      // every core of the node.
+      slots += h.slots_given || o.hostfile.empty() ? h.slots : cores;
+    }
+  }
+  int np = o.np > 0 ? o.np : slots;
+  if (np > slots && !o.oversubscribe) {
+    usage_error(std::to_string(np) + " copies asked for but only " + std::to_string(slots) +
+                " slot" + (slots == 1 ? "" : "s") + " (" +
+                (hosts.empty() ? "cores of this node" : "from the host list") +
+                "): add --oversubscribe, or give more slots with --host/--hostfile");
+  }
+
+  std::string cwd = current_dir();
+  std::string wdir = o.wdir.empty() ? cwd : o.wdir;
+  if (!o.wdir.empty()) {
+    struct stat st {};
+    if (::stat(o.wdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      usage_error("--wdir '" + o.wdir + "' is not a directory");
+    }
+    if (o.wdir[0] != '/') wdir = cwd + "/" + o.wdir;
+  }
+  const char* path_env = std::getenv("PATH");
+  auto program = resolve_program(o.program[0], path_env ? path_env : "/usr/bin:/bin", wdir);
+  if (!program) usage_error(program.error().message);
+
+  // The environment: ours, -x settings, then the rank variables.
+  std::vector<std::string> base_env;
+  for (char** e = environ; *e; ++e) base_env.emplace_back(*e);
+  auto set_env = [](std::vector<std::string>& env, const std::string& name, const std::string& value) {
+    std::string prefix = name + "=";
+    for (std::string& e : env) {
+      if (e.compare(0, prefix.size(), prefix) == 0) {
+        e = prefix + value;
+        return;
+      }
+    }
+    env.push_back(prefix + value);
+  };
+  for (const EnvSetting& s : o.env) {
+    if (s.value) {
+      set_env(base_env, s.name, *s.value);
+    } else if (!std::getenv(s.name.c_str())) {
+      spdlog::warn("-x {}: not set here, nothing to export", s.name);
+    }
+  }
+
+  LocalJobSpec spec;
+  spec.tag_output = o.tag_output;
+  spec.output_dir = o.output_filename;
+  spec.keep_going = o.keep_going;
+  spec.timeout_seconds = o.timeout_seconds;
+  spec.record.id = std::to_string(::getpid());
+  spec.record.launcher_pid = ::getpid();
+  spec.record.home_node = me;
+  spec.record.cwd = wdir;
+  for (const std::string& a : o.program) {
+    spec.record.command += (spec.record.command.empty() ? "" : " ") + a;
+  }
+  for (int rank = 0; rank < np; ++rank) {
+    GuestLaunch l;
+    l.rank = rank;
+    l.path = *program;
+    l.argv = o.program;
+    l.cwd = wdir;
+    l.env = base_env;
+    const std::string r = std::to_string(rank), n = std::to_string(np);
+    for (const char* name : {"MOSIX_RANK", "OMPI_COMM_WORLD_RANK", "MOSIX_LOCAL_RANK",
+                             "OMPI_COMM_WORLD_LOCAL_RANK"}) {
+      set_env(l.env, name, r);
+    }
+    for (const char* name : {"MOSIX_SIZE", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+      set_env(l.env, name, n);
+    }
+    set_env(l.env, "OMPI_COMM_WORLD_NODE_RANK", r);
+    set_env(l.env, "MOSIX_HOME_NODE", me);
+    set_env(l.env, "MOSIX_NODE", me);
+    if (o.bind_to == BindTo::kCore && topology && !topology->core_pus.empty()) {
+      l.cpus = topology->core_pus[static_cast<size_t>(rank) % topology->core_pus.size()];
+    }
+    spec.guests.push_back(std::move(l));
+  }
+
+  auto status = run_local_job(std::move(spec));
+  if (!status) {
+    spdlog::error("{}", status.error().message);
+    return 1;
+  }
+  return *status;
+}

@@ -1,0 +1,168 @@
+#include "runtime/daemon/guest_process.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace mosix {
+namespace {
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+Expected<std::string> check_executable(const std::string& path, const std::string& shown) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_error("program '" + shown + "' not found: " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) return make_error("program '" + shown + "' is a directory");
+  if (!S_ISREG(st.st_mode)) return make_error("program '" + shown + "' is not a regular file");
+  if (::access(path.c_str(), X_OK) != 0) {
+    return make_error("program '" + shown + "' is not executable: chmod +x it");
+  }
+  return path;
+}
+
+// Runs in the child between fork and exec: only async-signal-safe calls.
+[[noreturn]] void exec_child(const GuestLaunch& l, int in_fd, int out_fd, int err_fd,
+                             int report_fd, pid_t parent, char* const* argv, char* const* envp) {
+  auto fail = [&](int what) {
+    int code[2] = {what, errno};
+    [[maybe_unused]] ssize_t n = ::write(report_fd, code, sizeof code);
+    ::_exit(127);
+  };
+  // Our own process group: the runtime signals the guest and everything it
+  // starts as one, and the terminal's job control stays with mosixrun.
+  if (::setpgid(0, 0) != 0) fail(1);
+  // The kernel kills the guest if the daemon that started it dies, even by
+  // SIGKILL; the orphan watcher covers the guest's own children.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
+  if (::getppid() != parent) ::_exit(127);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int s = 1; s < NSIG; ++s) {
+    if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
+  }
+  if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(3);
+  if (!l.cwd.empty() && ::chdir(l.cwd.c_str()) != 0) fail(4);
+  if (!l.cpus.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c : l.cpus) CPU_SET(c, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) fail(5);
+  }
+  ::execve(l.path.c_str(), argv, envp);
+  fail(6);
+  ::_exit(127);
+}
+
+}  // namespace
+
+Expected<std::string> resolve_program(const std::string& program, const std::string& path_env,
+                                      const std::string& cwd) {
+  if (program.empty()) return make_error("empty program name");
+  if (program.find('/') != std::string::npos) {
+    std::string path = program[0] == '/' || cwd.empty() ? program : cwd + "/" + program;
+    return check_executable(path, program);
+  }
+  std::string first_problem;
+  size_t start = 0;
+  while (start <= path_env.size()) {
+    size_t end = path_env.find(':', start);
+    if (end == std::string::npos) end = path_env.size();
+    std::string dir = path_env.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + program;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      if (first_problem.empty()) first_problem = candidate + " is not executable";
+    }
+    start = end + 1;
+  }
+  if (!first_problem.empty()) {
+    return make_error("program '" + program + "': " + first_problem + ": chmod +x it");
+  }
+  return make_error("program '" + program +
+                    "' not found in PATH: give its path (./" + program + ") or fix PATH");
+}
+
+Expected<GuestProcess> start_guest(const GuestLaunch& l) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
+  auto cleanup = [&] {
+    for (int* p : {in, out, err, report}) {
+      close_fd(p[0]);
+      close_fd(p[1]);
+    }
+  };
+  bool own_stdin = l.stdin_fd < 0;
+  if ((own_stdin && ::pipe2(in, O_CLOEXEC) != 0) || ::pipe2(out, O_CLOEXEC) != 0 ||
+      ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) {
+    int e = errno;
+    cleanup();
+    return make_error(std::string("cannot make pipes for rank ") + std::to_string(l.rank) + ": " +
+                      std::strerror(e));
+  }
+  // Build argv/envp before fork: the child must not allocate.
+  std::vector<char*> argv, envp;
+  for (const std::string& a : l.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const std::string& e : l.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    cleanup();
+    return make_error(std::string("cannot fork rank ") + std::to_string(l.rank) + ": " +
+                      std::strerror(e));
+  }
+  if (pid == 0) {
+    exec_child(l, own_stdin ? in[0] : l.stdin_fd, out[1], err[1], report[1], parent, argv.data(),
+               envp.data());
+  }
+  // Also from the parent, so that signals sent to the group right after
+  // fork cannot miss it (whichever of the two runs first wins).
+  ::setpgid(pid, pid);
+  close_fd(in[0]);
+  close_fd(out[1]);
+  close_fd(err[1]);
+  close_fd(report[1]);
+  int code[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = ::read(report[0], code, sizeof code);
+  } while (n < 0 && errno == EINTR);
+  close_fd(report[0]);
+  if (n > 0) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    cleanup();
+    static const char* what[] = {"", "setpgid", "prctl", "dup2", "chdir", "sched_setaffinity",
+                                 "exec"};
+    std::string step = code[0] >= 1 && code[0] <= 6 ? what[code[0]] : "start";
+    std::string detail = std::strerror(code[1]);
+    if (code[0] == 4) return make_error("cannot enter working directory '" + l.cwd + "': " + detail);
+    return make_error("cannot start rank " + std::to_string(l.rank) + " (" + l.path + "): " +
+                      step + ": " + detail);
+  }
+  GuestProcess g;
+  g.rank = l.rank;
+  g.pid = pid;
+  g.stdin_fd = own_stdin ? in[1] : -1;
+  g.stdout_fd = out[0];
+  g.stderr_fd = err[0];
+  return g;
+}
+
+}  // namespace mosix

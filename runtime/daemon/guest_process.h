@@ -1,0 +1,40 @@
+// Starting one guest on this node: a child process in its own process group,
+// with pipes for its stdio, killed by the kernel if its node daemon dies.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "runtime/core/expected.h"
+
+namespace mosix {
+
+struct GuestLaunch {
+  int rank = 0;
+  std::string path;                // resolved program path (execve, no PATH search)
+  std::vector<std::string> argv;   // argv[0] as the user wrote it
+  std::vector<std::string> env;    // complete environment, "NAME=value"
+  std::string cwd;                 // empty: inherit
+  std::vector<int> cpus;           // empty: no binding
+  int stdin_fd = -1;               // -1: a pipe is made; otherwise dup'ed into the child
+};
+
+struct GuestProcess {
+  int rank = 0;
+  pid_t pid = -1;     // also its process group id
+  int stdin_fd = -1;  // our write end, or -1 when the child got a given fd
+  int stdout_fd = -1; // our read ends, close-on-exec
+  int stderr_fd = -1;
+};
+
+// Forks and execs. Returns once the exec succeeded, or the reason it did not
+// (then no process is left behind).
+Expected<GuestProcess> start_guest(const GuestLaunch& launch);
+
+// Finds PROGRAM as execvp would (PATH search when it has no slash) and checks
+// it is an executable regular file. Errors say what to do.
+Expected<std::string> resolve_program(const std::string& program, const std::string& path_env,
+                                      const std::string& cwd);
+
+}  // namespace mosix

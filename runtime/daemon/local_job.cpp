@@ -1,0 +1,455 @@
+#include "runtime/daemon/local_job.h"
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "runtime/core/exit_rule.h"
+#include "runtime/daemon/orphan_watcher.h"
+
+namespace mosix {
+namespace {
+
+namespace asio = boost::asio;
+
+// Writes all of `data` to `fd`, waiting if the descriptor is non-blocking.
+// A closed reader (EPIPE) drops the data: the job goes on, as with mpirun.
+void write_all(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, data, len);
+    if (n > 0) {
+      data += n;
+      len -= static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);
+    } else {
+      return;
+    }
+  }
+}
+
+// One output stream of one guest: relays bytes to our stdout or stderr,
+// with mpirun's `[1,RANK]<stdout>:` prefix at each line start when tagging,
+// and into DIR/1/rank.N/stdout when --output-filename is given.
+class OutputStream {
+ public:
+  OutputStream(asio::io_context& io, int fd, int rank, bool is_stderr, bool tag, int file_fd)
+      : sd_(io, fd), rank_(rank), is_stderr_(is_stderr), tag_(tag), file_fd_(file_fd) {
+    if (tag_) {
+      prefix_ = "[1," + std::to_string(rank) + "]<" + (is_stderr ? "stderr" : "stdout") + ">:";
+    }
+  }
+  ~OutputStream() {
+    if (file_fd_ >= 0) ::close(file_fd_);
+  }
+
+  bool eof() const { return eof_; }
+
+  template <typename Done>
+  void start(Done done) {
+    sd_.async_read_some(asio::buffer(buf_), [this, done](boost::system::error_code ec, size_t n) {
+      if (n > 0) deliver(buf_.data(), n);
+      if (ec) {
+        finish();
+        done();
+        return;
+      }
+      start(done);
+    });
+  }
+
+  void close() {
+    boost::system::error_code ec;
+    sd_.cancel(ec);
+  }
+
+ private:
+  void deliver(const char* data, size_t n) {
+    if (file_fd_ >= 0) write_all(file_fd_, data, n);
+    int out = is_stderr_ ? 2 : 1;
+    if (!tag_) {
+      write_all(out, data, n);
+      return;
+    }
+    // Tagged: whole lines only, so lines of different copies never mix.
+    size_t start = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (data[i] == '\n') {
+        pending_.append(data + start, i + 1 - start);
+        flush_line(out);
+        start = i + 1;
+      }
+    }
+    pending_.append(data + start, n - start);
+    if (pending_.size() >= kMaxPendingLine) flush_line(out);
+  }
+
+  void flush_line(int out) {
+    if (pending_.empty()) return;
+    std::string line = prefix_ + pending_;
+    write_all(out, line.data(), line.size());
+    pending_.clear();
+  }
+
+  void finish() {
+    if (eof_) return;
+    eof_ = true;
+    if (tag_) flush_line(is_stderr_ ? 2 : 1);
+    boost::system::error_code ec;
+    sd_.close(ec);
+  }
+
+  static constexpr size_t kMaxPendingLine = 1 << 20;
+  asio::posix::stream_descriptor sd_;
+  std::array<char, 1 << 17> buf_{};
+  std::string pending_;
+  std::string prefix_;
+  int rank_;
+  bool is_stderr_;
+  bool tag_;
+  int file_fd_;
+  bool eof_ = false;
+};
+
+struct Guest {
+  GuestProcess proc;
+  bool running = false;
+  GuestEnd end;
+  std::unique_ptr<OutputStream> out, err;
+};
+
+class LocalJob {
+ public:
+  explicit LocalJob(LocalJobSpec spec)
+      : spec_(std::move(spec)),
+        term_signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        forward_signals_(io_, SIGUSR1, SIGUSR2),
+        stop_signals_(io_, SIGTSTP, SIGCONT),
+        child_signal_(io_, SIGCHLD),
+        timeout_(io_),
+        grace_(io_) {}
+
+  Expected<int> run();
+
+ private:
+  Status open_output_files(int rank, int& out_fd, int& err_fd);
+  Status start_guests(OrphanWatcher& watcher);
+  void start_stdin_pump(int target_fd);
+  void wait_term_signal();
+  void wait_forward_signal();
+  void wait_stop_signal();
+  void wait_child_signal();
+  void reap();
+  void guest_ended(Guest& g, int status);
+  void end_job(const char* why);
+  void signal_running(int sig, bool whole_group);
+  void maybe_finish();
+  void kill_everything();
+
+  LocalJobSpec spec_;
+  asio::io_context io_;
+  asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
+  asio::steady_timer timeout_, grace_;
+  std::vector<Guest> guests_;
+  bool ending_ = false;
+  bool interrupted_ = false;
+  bool timed_out_ = false;
+  int term_count_ = 0;
+};
+
+Status LocalJob::open_output_files(int rank, int& out_fd, int& err_fd) {
+  out_fd = err_fd = -1;
+  if (spec_.output_dir.empty()) return {};
+  std::filesystem::path dir =
+      std::filesystem::path(spec_.output_dir) / "1" / ("rank." + std::to_string(rank));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return make_error("--output-filename: cannot create " + dir.string() + ": " + ec.message());
+  }
+  out_fd = ::open((dir / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  err_fd = ::open((dir / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out_fd < 0 || err_fd < 0) {
+    int e = errno;
+    if (out_fd >= 0) ::close(out_fd);
+    if (err_fd >= 0) ::close(err_fd);
+    return make_error("--output-filename: cannot write in " + dir.string() + ": " +
+                      std::strerror(e));
+  }
+  return {};
+}
+
+// Whether the event loop can wait on `fd` (epoll refuses regular files and
+// most character devices). Those are handed to rank 0 directly instead.
+bool pollable(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISCHR(st.st_mode) && ::isatty(fd));
+}
+
+Status LocalJob::start_guests(OrphanWatcher& watcher) {
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) return make_error(std::string("cannot open /dev/null: ") + std::strerror(errno));
+  bool stdin_open = ::fcntl(0, F_GETFD) >= 0;
+  bool relay_stdin = stdin_open && pollable(0);
+  int rank0_stdin = -1;
+  for (GuestLaunch& l : spec_.guests) {
+    int out_file = -1, err_file = -1;
+    if (Status s = open_output_files(l.rank, out_file, err_file); !s) {
+      ::close(null_fd);
+      return s;
+    }
+    if (l.rank == 0) {
+      l.stdin_fd = relay_stdin ? -1 : (stdin_open ? 0 : null_fd);
+    } else {
+      l.stdin_fd = null_fd;
+    }
+    auto proc = start_guest(l);
+    if (!proc) {
+      if (out_file >= 0) ::close(out_file);
+      if (err_file >= 0) ::close(err_file);
+      ::close(null_fd);
+      return proc.error();
+    }
+    watcher.watch(proc->pid);
+    spdlog::debug("rank {} started as pid {}", l.rank, proc->pid);
+    Guest g;
+    g.proc = *proc;
+    g.running = true;
+    g.end.rank = l.rank;
+    g.out = std::make_unique<OutputStream>(io_, proc->stdout_fd, l.rank, false, spec_.tag_output,
+                                           out_file);
+    g.err = std::make_unique<OutputStream>(io_, proc->stderr_fd, l.rank, true, spec_.tag_output,
+                                           err_file);
+    if (l.rank == 0) rank0_stdin = proc->stdin_fd;
+    guests_.push_back(std::move(g));
+    spec_.record.guests.push_back(GuestRecord{l.rank, proc->pid, spec_.record.home_node,
+                                              "running", -1});
+  }
+  ::close(null_fd);
+  if (rank0_stdin >= 0) start_stdin_pump(rank0_stdin);
+  return {};
+}
+
+// Our stdin goes to rank 0 only. A thread does blocking reads so that we
+// never set O_NONBLOCK on a descriptor we share with the shell.
+void LocalJob::start_stdin_pump(int target_fd) {
+  std::thread([target_fd] {
+    std::array<char, 1 << 16> buf;
+    for (;;) {
+      ssize_t n = ::read(0, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // EOF, or EIO when in the background of a terminal
+      const char* p = buf.data();
+      size_t left = static_cast<size_t>(n);
+      bool failed = false;
+      while (left > 0) {
+        ssize_t w = ::write(target_fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          failed = true;  // rank 0 closed its stdin or ended
+          break;
+        }
+        p += w;
+        left -= static_cast<size_t>(w);
+      }
+      if (failed) break;
+    }
+    ::close(target_fd);
+  }).detach();
+}
+
+void LocalJob::signal_running(int sig, bool whole_group) {
+  for (Guest& g : guests_) {
+    if (!g.running) continue;
+    ::kill(whole_group ? -g.proc.pid : g.proc.pid, sig);
+  }
+}
+
+void LocalJob::end_job(const char* why) {
+  if (ending_) return;
+  ending_ = true;
+  spdlog::debug("ending the job: {}", why);
+  for (Guest& g : guests_) {
+    if (g.running) g.end.ended_by_runtime = true;
+  }
+  signal_running(SIGTERM, true);
+  signal_running(SIGCONT, true);  // a stopped guest must see its SIGTERM
+  grace_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(spec_.kill_grace_seconds)));
+  grace_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) signal_running(SIGKILL, true);
+  });
+}
+
+void LocalJob::wait_term_signal() {
+  term_signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    interrupted_ = true;
+    if (++term_count_ == 1) {
+      spdlog::info("got signal {}; ending the job", sig);
+      end_job("interrupted");
+    } else {
+      signal_running(SIGKILL, true);  // second request: no more grace
+    }
+    wait_term_signal();
+  });
+}
+
+void LocalJob::wait_forward_signal() {
+  forward_signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    signal_running(sig, false);
+    wait_forward_signal();
+  });
+}
+
+void LocalJob::wait_stop_signal() {
+  stop_signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGTSTP) {
+      // Stop every copy, then ourselves, so the shell sees the job stopped.
+      signal_running(SIGSTOP, true);
+      ::raise(SIGSTOP);
+    } else {
+      signal_running(SIGCONT, true);
+    }
+    wait_stop_signal();
+  });
+}
+
+void LocalJob::wait_child_signal() {
+  child_signal_.async_wait([this](boost::system::error_code ec, int) {
+    if (ec) return;
+    reap();
+    wait_child_signal();
+  });
+}
+
+void LocalJob::reap() {
+  for (Guest& g : guests_) {
+    if (!g.running) continue;
+    int status = 0;
+    pid_t r = ::waitpid(g.proc.pid, &status, WNOHANG);
+    if (r == g.proc.pid) guest_ended(g, status);
+  }
+  maybe_finish();
+}
+
+void LocalJob::guest_ended(Guest& g, int status) {
+  g.running = false;
+  g.end.signaled = WIFSIGNALED(status);
+  g.end.value = g.end.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+  for (GuestRecord& r : spec_.record.guests) {
+    if (r.rank == g.end.rank) {
+      r.state = "exited";
+      r.exit_code = shell_status(g.end);
+    }
+  }
+  spdlog::debug("rank {} {}", g.end.rank, describe_end(g.end));
+  if (is_failure(g.end) && !ending_) {
+    if (!spec_.keep_going) {
+      spdlog::error("rank {} (pid {}) on {} {}; ending the job (--keep-going lets the others finish)",
+                    g.end.rank, g.proc.pid, spec_.record.home_node, describe_end(g.end));
+      end_job("a copy failed");
+    } else {
+      spdlog::warn("rank {} (pid {}) on {} {}", g.end.rank, g.proc.pid, spec_.record.home_node,
+                   describe_end(g.end));
+    }
+  }
+}
+
+void LocalJob::maybe_finish() {
+  for (const Guest& g : guests_) {
+    if (g.running) return;
+  }
+  // Every copy has ended. Output still open belongs to processes the copies
+  // left behind; mpirun waits for it unless the job is being ended.
+  if (ending_) kill_everything();
+  for (const Guest& g : guests_) {
+    if (!g.out->eof() || !g.err->eof()) return;
+  }
+  io_.stop();
+}
+
+void LocalJob::kill_everything() {
+  for (const Guest& g : guests_) ::kill(-g.proc.pid, SIGKILL);
+}
+
+Expected<int> LocalJob::run() {
+  // Ignore SIGPIPE: a closed stdout must not kill the job's relay.
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGTTIN, SIG_IGN);
+  auto watcher = OrphanWatcher::start();
+  if (!watcher) return watcher.error();
+
+  if (Status s = start_guests(*watcher); !s) {
+    kill_everything();
+    for (Guest& g : guests_) ::waitpid(g.proc.pid, nullptr, 0);
+    return s.error();
+  }
+  spec_.record.start_time = static_cast<long>(::time(nullptr));
+  if (Status s = write_job(spec_.record); !s) {
+    spdlog::warn("mosixctl will not see this job: {}", s.error().message);
+  }
+
+  wait_term_signal();
+  wait_forward_signal();
+  wait_stop_signal();
+  wait_child_signal();
+  for (Guest& g : guests_) {
+    g.out->start([this] { maybe_finish(); });
+    g.err->start([this] { maybe_finish(); });
+  }
+  if (spec_.timeout_seconds > 0) {
+    timeout_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(spec_.timeout_seconds)));
+    timeout_.async_wait([this](boost::system::error_code ec) {
+      if (ec || ending_) return;
+      timed_out_ = true;
+      spdlog::error("the job ran longer than --timeout {} s; ending it", spec_.timeout_seconds);
+      end_job("timeout");
+    });
+  }
+  reap();  // a copy may have ended before the SIGCHLD handler was in place
+  io_.run();
+
+  kill_everything();  // nothing of the job outlives it
+  remove_job(spec_.record.id);
+  watcher->release();
+
+  std::vector<GuestEnd> ends;
+  for (const Guest& g : guests_) ends.push_back(g.end);
+  if (timed_out_) return kTimeoutExitStatus;
+  if (interrupted_) return kInterruptedExitStatus;
+  return job_exit_status(ends);
+}
+
+}  // namespace
+
+Expected<int> run_local_job(LocalJobSpec spec) {
+  LocalJob job(std::move(spec));
+  return job.run();
+}
+
+}  // namespace mosix

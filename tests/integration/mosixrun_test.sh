@@ -1,0 +1,165 @@
+# mosixrun on one node: environment, stdio, exit rule, signals, orphans, bad input.
+BIN=$(cd "$1" && pwd)
+source "$(dirname "$0")/lib/common.sh"
+RUN="$BIN/mosixrun"
+
+# --- environment of each copy -------------------------------------------------
+out=$("$RUN" --oversubscribe -np 3 sh -c \
+  'echo "$MOSIX_RANK/$MOSIX_SIZE $OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE $OMPI_COMM_WORLD_LOCAL_RANK/$OMPI_COMM_WORLD_LOCAL_SIZE home=${MOSIX_HOME_NODE:+set}"' | sort)
+check_eq "rank variables" $'0/3 0/3 0/3 home=set\n1/3 1/3 1/3 home=set\n2/3 2/3 2/3 home=set' "$out"
+
+out=$(FOO=outer "$RUN" -np 1 -x FOO -x BAR=baz sh -c 'echo "$FOO $BAR"')
+check_eq "-x passes and sets variables" "outer baz" "$out"
+
+out=$(cd / && "$RUN" -np 1 -wdir "$TMP" pwd)
+check_eq "-wdir" "$TMP" "$out"
+
+# --- stdio ----------------------------------------------------------------------
+head -c $((16 * 1024 * 1024)) /dev/urandom > "$TMP/in.bin"
+"$RUN" -np 1 cat < "$TMP/in.bin" > "$TMP/out.bin"
+if cmp -s "$TMP/in.bin" "$TMP/out.bin"; then pass "16 MiB byte-exact through stdin/stdout (pipe-less stdin)"; else fail "16 MiB through a file stdin"; fi
+cat "$TMP/in.bin" | "$RUN" -np 1 cat | cat > "$TMP/out2.bin"
+if cmp -s "$TMP/in.bin" "$TMP/out2.bin"; then pass "16 MiB byte-exact through pipes"; else fail "16 MiB through pipes"; fi
+
+out=$(printf 'line1\nline2\n' | "$RUN" --oversubscribe -np 3 sh -c 'c=$(cat | wc -l); echo "$MOSIX_RANK:$c"' | sort)
+check_eq "stdin goes to rank 0 only, others see EOF" $'0:2\n1:0\n2:0' "$out"
+
+# stderr stays stderr, binary safe
+"$RUN" -np 1 sh -c 'printf "o\000ut"; printf "e\001rr" >&2' > "$TMP/o" 2> "$TMP/e"
+if cmp -s "$TMP/o" <(printf 'o\000ut') && cmp -s "$TMP/e" <(printf 'e\001rr'); then
+  pass "stdout and stderr stay apart, binary-safe"
+else
+  fail "stdout/stderr mixed or changed: $(od -c "$TMP/o" | head -2) / $(od -c "$TMP/e" | head -2)"
+fi
+
+# Per-copy order with many copies writing a lot at once: each copy's own
+# stream (in its --output-filename file, and in its tagged lines) is exact.
+"$RUN" --oversubscribe -np 4 --output-filename "$TMP/many" sh -c 'seq 1 50000 | sed "s/^/$MOSIX_RANK /"' > "$TMP/many.all"
+ok=1
+for r in 0 1 2 3; do
+  cmp -s "$TMP/many/1/rank.$r/stdout" <(seq 1 50000 | sed "s/^/$r /") || ok=0
+done
+per_copy=$(seq 1 50000 | sed 's/^/0 /' | wc -c)
+check_eq "every byte of every copy, in order" "1 $((per_copy * 4))" "$ok $(wc -c < "$TMP/many.all")"
+"$RUN" --oversubscribe -np 4 --tag-output sh -c 'seq 1 50000' > "$TMP/tagged"
+ok=1
+for r in 0 1 2 3; do
+  cmp -s <(grep -F "[1,$r]<stdout>:" "$TMP/tagged" | cut -d: -f2) <(seq 1 50000) || ok=0
+done
+check_eq "tagged lines of each copy complete and in order" 1 "$ok"
+
+out=$("$RUN" --oversubscribe -np 2 --tag-output sh -c 'printf "a\nb\n"; echo c >&2' 2>&1 | sort)
+check_eq "--tag-output prefixes like Open MPI" \
+  $'[1,0]<stderr>:c\n[1,0]<stdout>:a\n[1,0]<stdout>:b\n[1,1]<stderr>:c\n[1,1]<stdout>:a\n[1,1]<stdout>:b' "$out"
+
+out=$("$RUN" --oversubscribe -np 2 --output-filename "$TMP/of" sh -c 'echo out$MOSIX_RANK; echo err$MOSIX_RANK >&2' 2>/dev/null | sort)
+check_eq "--output-filename still prints" $'out0\nout1' "$out"
+check_eq "--output-filename stdout file" "out1" "$(cat "$TMP/of/1/rank.1/stdout")"
+check_eq "--output-filename stderr file" "err0" "$(cat "$TMP/of/1/rank.0/stderr")"
+
+# --- exit status ------------------------------------------------------------------
+set +e
+"$RUN" --oversubscribe -np 3 sh -c 'trap "" TERM; exit $((3 + MOSIX_RANK))' 2>/dev/null; rc=$?
+check_eq "exit codes 3/4/5 by rank give 3" 3 "$rc"
+"$RUN" -np 1 sh -c 'kill -SEGV $$' 2>/dev/null; rc=$?
+check_eq "SIGSEGV gives 139" 139 "$rc"
+"$RUN" --oversubscribe -np 2 sh -c 'exit 0'; rc=$?
+check_eq "all succeed gives 0" 0 "$rc"
+"$RUN" --oversubscribe -np 2 sh -c 'if [ $MOSIX_RANK = 1 ]; then exit 7; fi; exec sleep 1000' 2>"$TMP/err"; rc=$?
+check_eq "one failure ends the others" 7 "$rc"
+check_contains "the failure is reported" "rank 1" "$(cat "$TMP/err")"
+"$RUN" --oversubscribe --keep-going -np 2 sh -c 'if [ $MOSIX_RANK = 1 ]; then exit 7; fi; sleep 0.5; echo survived' > "$TMP/kg" 2>/dev/null; rc=$?
+check_eq "--keep-going lets the others finish" "7 survived" "$rc $(cat "$TMP/kg")"
+"$RUN" --timeout 0.5 sleep 1000 2>"$TMP/err"; rc=$?
+check_eq "--timeout ends the job with mpirun's 110" 110 "$rc"
+check_contains "--timeout is reported" "--timeout" "$(cat "$TMP/err")"
+set -e
+
+# --- signals ------------------------------------------------------------------
+cat > "$TMP/sig.sh" <<'SH'
+trap 'echo "usr1 $MOSIX_RANK"' USR1
+trap 'echo "usr2 $MOSIX_RANK"; exit 0' USR2
+echo ready
+while :; do sleep 0.05; done
+SH
+"$RUN" --oversubscribe -np 2 sh "$TMP/sig.sh" > "$TMP/sig.out" &
+pid=$!
+wait_for '[ "$(grep -c ready "$TMP/sig.out" 2>/dev/null)" = 2 ]'
+kill -USR1 $pid
+wait_for '[ "$(grep -c usr1 "$TMP/sig.out")" = 2 ]'
+kill -USR2 $pid
+set +e; wait $pid; rc=$?; set -e
+check_eq "SIGUSR1 and SIGUSR2 reach every copy" "0 1 1 1 1" \
+  "$rc $(grep -c 'usr1 0' "$TMP/sig.out") $(grep -c 'usr1 1' "$TMP/sig.out") $(grep -c 'usr2 0' "$TMP/sig.out") $(grep -c 'usr2 1' "$TMP/sig.out")"
+
+"$RUN" --oversubscribe -np 2 sh -c 'echo $$ > '"$TMP"'/pid.$MOSIX_RANK; exec sleep 1000' &
+pid=$!
+wait_for '[ -s "$TMP/pid.0" ] && [ -s "$TMP/pid.1" ]'
+kill -TERM $pid
+set +e; wait $pid; rc=$?; set -e
+check_eq "SIGTERM to mosixrun ends the job with status 1" 1 "$rc"
+alive=0
+for f in "$TMP"/pid.*; do kill -0 "$(cat "$f")" 2>/dev/null && alive=1; done
+check_eq "no copy outlives SIGTERM" 0 "$alive"
+
+# SIGTSTP stops every copy; SIGCONT resumes them.
+rm -f "$TMP"/pid.*
+"$RUN" --oversubscribe -np 2 sh -c 'echo $$ > '"$TMP"'/pid.$MOSIX_RANK; exec sleep 1000' &
+pid=$!
+wait_for '[ -s "$TMP/pid.0" ] && [ -s "$TMP/pid.1" ]'
+kill -TSTP $pid
+wait_for '[ "$(ps -o stat= -p "$(cat "$TMP/pid.0")" | cut -c1)" = T ] && [ "$(ps -o stat= -p "$(cat "$TMP/pid.1")" | cut -c1)" = T ]'
+check_eq "SIGTSTP stops every copy" "T T" "$(ps -o stat= -p "$(cat "$TMP/pid.0")" | cut -c1) $(ps -o stat= -p "$(cat "$TMP/pid.1")" | cut -c1)"
+kill -CONT $pid
+wait_for '[ "$(ps -o stat= -p "$(cat "$TMP/pid.0")" | cut -c1)" = S ]'
+check_eq "SIGCONT resumes them" "S" "$(ps -o stat= -p "$(cat "$TMP/pid.0")" | cut -c1)"
+kill -TERM $pid; wait $pid || true
+
+# kill -9 of mosixrun leaves no copy, and no child of a copy, behind.
+rm -f "$TMP"/pid.*
+"$RUN" --oversubscribe -np 2 sh -c 'sleep 1000 & echo $! > '"$TMP"'/pid.child.$MOSIX_RANK; echo $$ > '"$TMP"'/pid.$MOSIX_RANK; wait' &
+pid=$!
+wait_for '[ -s "$TMP/pid.0" ] && [ -s "$TMP/pid.1" ] && [ -s "$TMP/pid.child.0" ] && [ -s "$TMP/pid.child.1" ]'
+kill -9 $pid
+wait $pid 2>/dev/null || true
+gone() { for f in "$TMP"/pid.*; do kill -0 "$(cat "$f")" 2>/dev/null && return 1; done; return 0; }
+if wait_for gone; then pass "no orphan after kill -9 of mosixrun"; else fail "orphans left after kill -9: $(cat "$TMP"/pid.* | xargs)"; fi
+
+# --- bad input: one line, exit 2, nothing started ---------------------------------
+bad() {  # NAME NEEDLE ARGS...
+  local name=$1 needle=$2; shift 2
+  set +e; "$RUN" "$@" > "$TMP/bad.out" 2> "$TMP/bad.err"; local rc=$?; set -e
+  local lines; lines=$(wc -l < "$TMP/bad.err")
+  if [[ $rc == 2 && $lines == 1 && "$(cat "$TMP/bad.err")" == *"$needle"* && ! -s "$TMP/bad.out" ]]; then
+    pass "bad input: $name"
+  else
+    fail "bad input: $name: rc=$rc lines=$lines err=[$(cat "$TMP/bad.err")] out=[$(head -c 200 "$TMP/bad.out")]"
+  fi
+}
+touch "$TMP/started"
+bad "unknown option" "unknown option '--bogus'" --bogus true
+bad "-np 0" "at least 1" -np 0 true
+bad "negative -np" "at least 1" -np -3 true
+bad "missing program" "not found" -np 1 ./no-such-program
+bad "missing program in PATH" "not found in PATH" -np 1 no-such-program-xyz
+printf '#!/bin/sh\ntouch %s/started-noexec\n' "$TMP" > "$TMP/noexec"; chmod 644 "$TMP/noexec"
+bad "unexecutable program" "not executable" -np 1 "$TMP/noexec"
+bad "unreadable hostfile" "cannot read hostfile" --hostfile "$TMP/none" true
+printf 'localhost slots=2\n\nlocalhost slots=two\n' > "$TMP/hf"
+bad "malformed hostfile names the line" "$TMP/hf:3:" --hostfile "$TMP/hf" true
+bad "more copies than slots" "--oversubscribe" -np 64 true
+bad "more copies than --host slots" "--oversubscribe" --host localhost:2 -np 3 true
+bad "bad --wdir" "is not a directory" -wdir "$TMP/nodir" true
+bad "no program" "no program" -np 2
+check_eq "nothing started by bad input" "" "$(ls "$TMP" | grep started-noexec || true)"
+
+out=$("$RUN" --host localhost:2 -np 2 sh -c 'echo $MOSIX_RANK' | sort | xargs)
+check_eq "--host slots on this node" "0 1" "$out"
+printf '# two slots\nlocalhost slots=2\n' > "$TMP/hf2"
+out=$("$RUN" --hostfile "$TMP/hf2" sh -c 'echo $MOSIX_RANK' | sort | xargs)
+check_eq "-np defaults to the hostfile's slots" "0 1" "$out"
+
+check_contains "--help" "--oversubscribe" "$("$RUN" --help)"
+check_contains "--version" "mosixrun " "$("$RUN" --version)"
+
+finish
