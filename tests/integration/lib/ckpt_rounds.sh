@@ -1,0 +1,294 @@
+# Bash functions for the checkpoint tests, sourced by tests/integration/*_test.sh.
+# They run a program plain, or as a guest (the agent preloaded) that is
+# checkpointed, killed and restarted N times, and compare the outputs, which
+# must be identical. Only bash and coreutils are used.
+#
+#   ckpt_init BIN_DIR [LIB_DIR [WORK_DIR]]   once, before the rest
+#   run_plain OUT PROG [ARGS...]            stdout to OUT, stderr to OUT.err
+#   run_with_rounds N OUT PROG [ARGS...]    N checkpoint --kill / restart rounds
+#   run_with_leave_running N OUT PROG [ARGS...]  N checkpoints, never stopped
+#   compare_outputs PLAIN ROUNDS            0 if identical, else shows the diff
+#   expect_result OUT NAME                  last line "RESULT NAME <hex16> OK"
+#   start_guest OUT PROG [ARGS...]          background guest, pid in CKPT_GUEST_PID
+#   wait_for_lines OUT N [PID]              until OUT has N lines (or PID ends)
+#   ckpt_cleanup                            removes the work directory
+#
+# Every function returns the program's exit status or nonzero on a failure,
+# after printing one line that says what went wrong. Knobs (environment):
+#   CKPT_SEED      seed of the delays before each checkpoint (default: random,
+#                  printed, so a failing run can be replayed)
+#   CKPT_MOSIXCTL  mosixctl to use (default BIN_DIR/mosixctl)
+#   CKPT_AGENT     preload library (default LIB_DIR/libmosix.so)
+#   CKPT_TMPDIR    scratch directory of the programs (default WORK_DIR/tmp)
+#   CKPT_RUN_MS    expected run time when no plain run was measured (3000)
+
+# ckpt_init BIN_DIR [LIB_DIR [WORK_DIR]]: sets CKPT_BIN, CKPT_LIB, CKPT_WORK
+# (a new temporary directory unless given) and exports CKPT_TMPDIR.
+ckpt_init() {
+  CKPT_BIN=${1:?ckpt_init: BIN_DIR missing}
+  CKPT_LIB=${2:-}
+  if [[ -n ${3:-} ]]; then
+    CKPT_WORK=$3
+    mkdir -p "$CKPT_WORK" || return 1
+    _ckpt_own_work=0
+  else
+    CKPT_WORK=$(mktemp -d "${TMPDIR:-/tmp}/ckpt_rounds.XXXXXX") || return 1
+    _ckpt_own_work=1
+  fi
+  CKPT_MOSIXCTL=${CKPT_MOSIXCTL:-$CKPT_BIN/mosixctl}
+  CKPT_AGENT=${CKPT_AGENT:-${CKPT_LIB:+$CKPT_LIB/libmosix.so}}
+  export CKPT_TMPDIR=${CKPT_TMPDIR:-$CKPT_WORK/tmp}
+  mkdir -p "$CKPT_TMPDIR" || return 1
+  if [[ -z ${CKPT_SEED:-} ]]; then
+    CKPT_SEED=$(( (RANDOM << 15 | RANDOM) % 1000000 ))
+  fi
+  _ckpt_log "CKPT_SEED=$CKPT_SEED (set it to replay the same checkpoint delays)"
+  CKPT_PLAIN_MS=
+  CKPT_PLAIN_LINES=
+  CKPT_GUEST_PID=
+}
+
+ckpt_cleanup() {
+  if [[ ${_ckpt_own_work:-0} == 1 && -n ${CKPT_WORK:-} ]]; then
+    rm -rf -- "$CKPT_WORK"
+  fi
+}
+
+_ckpt_log() { printf 'ckpt_rounds: %s\n' "$*" >&2; }
+
+_ckpt_now_ms() { date +%s%3N; }
+
+_ckpt_lines() {
+  local n
+  n=$(wc -l < "$1" 2> /dev/null) || n=0
+  printf '%s\n' "${n:-0}"
+}
+
+# Sleeps MS milliseconds (coreutils sleep takes fractions).
+_ckpt_sleep_ms() {
+  local ms=$1
+  (( ms > 0 )) || return 0
+  sleep "$(( ms / 1000 )).$(printf '%03d' $(( ms % 1000 )))"
+}
+
+# A process is alive while it exists and is not a zombie.
+_ckpt_alive() {
+  local stat
+  { stat=$(< "/proc/$1/stat"); } 2> /dev/null || return 1
+  stat=${stat##*) }
+  [[ -n $stat && ${stat:0:1} != Z && ${stat:0:1} != X ]]
+}
+
+# run_plain OUT PROG [ARGS...]: runs PROG without the agent. Sets CKPT_PLAIN_MS
+# (elapsed) and CKPT_PLAIN_LINES (lines of OUT) for run_with_rounds to pace
+# its checkpoints by.
+run_plain() {
+  local out=${1:?run_plain: OUT missing}
+  shift
+  local t0 status
+  t0=$(_ckpt_now_ms)
+  "$@" > "$out" 2> "$out.err" < /dev/null
+  status=$?
+  CKPT_PLAIN_MS=$(( $(_ckpt_now_ms) - t0 ))
+  CKPT_PLAIN_LINES=$(_ckpt_lines "$out")
+  return "$status"
+}
+
+# start_guest OUT PROG [ARGS...]: starts PROG in the background with the agent
+# preloaded, stdout to OUT and stderr to OUT.err. Sets CKPT_GUEST_PID.
+start_guest() {
+  local out=${1:?start_guest: OUT missing}
+  shift
+  if [[ -z ${CKPT_AGENT:-} || ! -r $CKPT_AGENT ]]; then
+    _ckpt_log "no agent library '${CKPT_AGENT:-}': pass LIB_DIR to ckpt_init or set CKPT_AGENT"
+    return 1
+  fi
+  LD_PRELOAD=$CKPT_AGENT "$@" > "$out" 2> "$out.err" < /dev/null &
+  CKPT_GUEST_PID=$!
+}
+
+# wait_for_lines OUT N [PID]: returns 0 once OUT has at least N lines, 1 if
+# PID (when given) ends first. Polls: bash cannot wait on a file.
+wait_for_lines() {
+  local out=$1 want=$2 pid=${3:-}
+  while (( $(_ckpt_lines "$out") < want )); do
+    if [[ -n $pid ]] && ! _ckpt_alive "$pid"; then
+      (( $(_ckpt_lines "$out") >= want ))
+      return
+    fi
+    sleep 0.01
+  done
+}
+
+# Prints the pid of the guest that LAUNCHER runs: LAUNCHER itself once its
+# name is COMM (a restore that becomes the restored process), else a
+# descendant named COMM. Waits until one exists; fails if LAUNCHER ends first.
+_ckpt_find_guest() {
+  local launcher=$1 comm=$2 pid child name
+  local -a todo
+  while _ckpt_alive "$launcher"; do
+    todo=("$launcher")
+    while (( ${#todo[@]} > 0 )); do
+      pid=${todo[0]}
+      todo=("${todo[@]:1}")
+      name=$(cat "/proc/$pid/comm" 2> /dev/null) || continue
+      if [[ $name == "$comm" ]]; then
+        printf '%s\n' "$pid"
+        return 0
+      fi
+      for child in $(cat /proc/"$pid"/task/*/children 2> /dev/null); do
+        todo+=("$child")
+      done
+    done
+    sleep 0.01
+  done
+  return 1
+}
+
+# The delay before round R's checkpoint and the output line to wait for
+# first, from the plain run's pace when known: rounds are spread over the
+# lines before the last, each at a seeded random point inside a line's span.
+_ckpt_plan_round() {
+  local r=$1 n=$2
+  local lines=${CKPT_PLAIN_LINES:-0} ms=${CKPT_PLAIN_MS:-}
+  [[ -n $ms ]] || ms=${CKPT_RUN_MS:-3000}
+  if (( lines >= 3 )); then
+    _ckpt_target_line=$(( r * (lines - 1) / (n + 1) ))
+    (( _ckpt_target_line >= 1 )) || _ckpt_target_line=1
+    local span=$(( ms / lines ))
+    _ckpt_delay_ms=$(( RANDOM % 1000 * span * 8 / 10000 ))
+  else
+    _ckpt_target_line=1
+    local span=$(( ms / (n + 1) ))
+    _ckpt_delay_ms=$(( span / 5 + RANDOM % 1000 * span * 7 / 10000 ))
+  fi
+}
+
+# run_with_rounds N OUT PROG [ARGS...]: starts PROG as a guest, then N times:
+# waits for its pace point, checkpoints it with --kill, and restarts the image
+# in the background with the output appended to OUT. Then waits for the end
+# and returns the program's exit status (mosixctl restart's). Images stay in
+# CKPT_WORK as <prog>.round<R>.img; the checkpoint/restart commands' own
+# messages go to OUT.log.
+run_with_rounds() {
+  local n=${1:?run_with_rounds: N missing} out=${2:?run_with_rounds: OUT missing}
+  shift 2
+  local prog=$1 comm base launcher guest img status r lines_before
+  base=$(basename -- "$prog")
+  comm=${base:0:15}
+  RANDOM=$CKPT_SEED
+  : > "$out.log"
+  start_guest "$out" "$@" || return 1
+  launcher=$CKPT_GUEST_PID
+  for (( r = 1; r <= n; r++ )); do
+    _ckpt_plan_round "$r" "$n"
+    if ! wait_for_lines "$out" "$_ckpt_target_line" "$launcher"; then
+      wait "$launcher"
+      _ckpt_log "$base: ended (status $?) before round $r's checkpoint; give it more steps"
+      return 1
+    fi
+    _ckpt_sleep_ms "$_ckpt_delay_ms"
+    if ! guest=$(_ckpt_find_guest "$launcher" "$comm"); then
+      wait "$launcher"
+      _ckpt_log "$base: ended (status $?) before round $r's checkpoint; give it more steps"
+      return 1
+    fi
+    img=$CKPT_WORK/$base.round$r.img
+    _ckpt_log "$base: round $r/$n: checkpoint --kill pid $guest after line $_ckpt_target_line + ${_ckpt_delay_ms} ms"
+    "$CKPT_MOSIXCTL" checkpoint "$guest" -o "$img" --kill >> "$out.log" 2>&1
+    status=$?
+    if (( status != 0 )); then
+      _ckpt_log "$base: round $r: mosixctl checkpoint $guest failed with status $status (see $out.log)"
+      kill -KILL "$guest" 2> /dev/null
+      wait "$launcher" 2> /dev/null
+      return 1
+    fi
+    wait "$launcher"
+    status=$?
+    if _ckpt_alive "$guest"; then
+      _ckpt_log "$base: round $r: pid $guest still runs after checkpoint --kill"
+      kill -KILL "$guest" 2> /dev/null
+      return 1
+    fi
+    lines_before=$(_ckpt_lines "$out")
+    "$CKPT_MOSIXCTL" restart "$img" >> "$out" 2>> "$out.err" < /dev/null &
+    launcher=$!
+    # The restored process must make progress before the next round: one
+    # more line, or the end of the run.
+    wait_for_lines "$out" $(( lines_before + 1 )) "$launcher" || true
+  done
+  wait "$launcher"
+}
+
+# run_with_leave_running N OUT PROG [ARGS...]: starts PROG as a guest and
+# checkpoints it N times with --leave-running, paced as run_with_rounds; the
+# process is never restarted. Returns the program's exit status.
+run_with_leave_running() {
+  local n=${1:?run_with_leave_running: N missing} out=${2:?run_with_leave_running: OUT missing}
+  shift 2
+  local base guest status r
+  base=$(basename -- "$1")
+  RANDOM=$CKPT_SEED
+  : > "$out.log"
+  start_guest "$out" "$@" || return 1
+  guest=$CKPT_GUEST_PID
+  for (( r = 1; r <= n; r++ )); do
+    _ckpt_plan_round "$r" "$n"
+    wait_for_lines "$out" "$_ckpt_target_line" "$guest"
+    _ckpt_sleep_ms "$_ckpt_delay_ms"
+    if ! _ckpt_alive "$guest"; then
+      wait "$guest"
+      _ckpt_log "$base: ended (status $?) before checkpoint $r; give it more steps"
+      return 1
+    fi
+    _ckpt_log "$base: checkpoint $r/$n --leave-running after line $_ckpt_target_line + ${_ckpt_delay_ms} ms"
+    "$CKPT_MOSIXCTL" checkpoint "$guest" -o "$CKPT_WORK/$base.live$r.img" --leave-running >> "$out.log" 2>&1
+    status=$?
+    if (( status != 0 )); then
+      _ckpt_log "$base: mosixctl checkpoint $guest --leave-running failed with status $status (see $out.log)"
+      kill -KILL "$guest" 2> /dev/null
+      wait "$guest" 2> /dev/null
+      return 1
+    fi
+  done
+  wait "$guest"
+}
+
+# compare_outputs PLAIN ROUNDS: 0 when the files are byte for byte the same;
+# otherwise prints where they differ (up to 10 lines) and returns 1.
+compare_outputs() {
+  local a=${1:?compare_outputs: PLAIN missing} b=${2:?compare_outputs: ROUNDS missing}
+  local -a la lb
+  local i shown=0 max size_a size_b
+  size_a=$(wc -c < "$a") || return 1
+  size_b=$(wc -c < "$b") || return 1
+  mapfile -t la < "$a"
+  mapfile -t lb < "$b"
+  if (( size_a == size_b && ${#la[@]} == ${#lb[@]} )); then
+    for (( i = 0; i < ${#la[@]}; i++ )); do
+      [[ ${la[i]} == "${lb[i]}" ]] || break
+    done
+    (( i == ${#la[@]} )) && return 0
+  fi
+  _ckpt_log "outputs differ: $a (${#la[@]} lines, $size_a bytes) vs $b (${#lb[@]} lines, $size_b bytes)"
+  max=$(( ${#la[@]} > ${#lb[@]} ? ${#la[@]} : ${#lb[@]} ))
+  for (( i = 0; i < max && shown < 10; i++ )); do
+    if [[ ${la[i]-<none>} != "${lb[i]-<none>}" ]]; then
+      printf '  line %d:\n    - %s\n    + %s\n' $(( i + 1 )) "${la[i]-<no line>}" "${lb[i]-<no line>}" >&2
+      shown=$(( shown + 1 ))
+    fi
+  done
+  (( shown > 0 )) || _ckpt_log "  same lines; the files differ in their last newline"
+  return 1
+}
+
+# expect_result OUT NAME: the last line of OUT must be
+# "RESULT NAME <16 hex digits> OK".
+expect_result() {
+  local out=${1:?expect_result: OUT missing} name=${2:?expect_result: NAME missing} last
+  last=$(tail -n 1 "$out")
+  if [[ ! $last =~ ^RESULT\ $name\ [0-9a-f]{16}\ OK$ ]]; then
+    _ckpt_log "$name: last line is '$last', expected 'RESULT $name <checksum> OK'"
+    return 1
+  fi
+}
