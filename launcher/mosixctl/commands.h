@@ -1,0 +1,20 @@
+// The subcommands of mosixctl. Each lives in its own <name>.cpp and registers
+// itself on the app; adding one is a declaration here and a line in main.cpp.
+// A command that fails at run time throws CommandError (exit status 1).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace mosix::ctl {
+
+struct CommandError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void register_tune(CLI::App& app);
+void register_status(CLI::App& app);
+
+}  // namespace mosix::ctl
