@@ -126,8 +126,10 @@ struct MpiTransport::State {
         std::size_t keep = 0;
         for (std::size_t i = 0; i < requests.size(); ++i) {
           if (requests[i] == MPI_REQUEST_NULL) continue;
-          requests[keep] = requests[i];
-          in_flight[keep] = std::move(in_flight[i]);
+          if (keep != i) {  // never self-move: that would free a buffer MPI still reads
+            requests[keep] = requests[i];
+            in_flight[keep] = std::move(in_flight[i]);
+          }
           ++keep;
         }
         requests.resize(keep);
