@@ -18,7 +18,8 @@
 #   CKPT_SEED      seed of the delays before each checkpoint (default: random,
 #                  printed, so a failing run can be replayed)
 #   CKPT_MOSIXCTL  mosixctl to use (default BIN_DIR/mosixctl)
-#   CKPT_AGENT     preload library (default LIB_DIR/libmosix.so)
+#   CKPT_AGENT     preload library (default LIB_DIR/libmosix.so); "none" starts
+#                  guests without one (for testing this file with a fake mosixctl)
 #   CKPT_TMPDIR    scratch directory of the programs (default WORK_DIR/tmp)
 #   CKPT_RUN_MS    expected run time when no plain run was measured (3000)
 
@@ -80,8 +81,9 @@ _ckpt_alive() {
 }
 
 # run_plain OUT PROG [ARGS...]: runs PROG without the agent. Sets CKPT_PLAIN_MS
-# (elapsed) and CKPT_PLAIN_LINES (lines of OUT) for run_with_rounds to pace
-# its checkpoints by.
+# (elapsed) and CKPT_PLAIN_LINES (lines of OUT): the next run_with_rounds or
+# run_with_leave_running paces its checkpoints by them, so run the same
+# program plain first (or clear both to pace by CKPT_RUN_MS alone).
 run_plain() {
   local out=${1:?run_plain: OUT missing}
   shift
@@ -99,11 +101,14 @@ run_plain() {
 start_guest() {
   local out=${1:?start_guest: OUT missing}
   shift
-  if [[ -z ${CKPT_AGENT:-} || ! -r $CKPT_AGENT ]]; then
+  if [[ ${CKPT_AGENT:-} == none ]]; then
+    "$@" > "$out" 2> "$out.err" < /dev/null &
+  elif [[ -n ${CKPT_AGENT:-} && -r $CKPT_AGENT ]]; then
+    LD_PRELOAD=$CKPT_AGENT "$@" > "$out" 2> "$out.err" < /dev/null &
+  else
     _ckpt_log "no agent library '${CKPT_AGENT:-}': pass LIB_DIR to ckpt_init or set CKPT_AGENT"
     return 1
   fi
-  LD_PRELOAD=$CKPT_AGENT "$@" > "$out" 2> "$out.err" < /dev/null &
   CKPT_GUEST_PID=$!
 }
 
@@ -183,19 +188,20 @@ run_with_rounds() {
   for (( r = 1; r <= n; r++ )); do
     _ckpt_plan_round "$r" "$n"
     if ! wait_for_lines "$out" "$_ckpt_target_line" "$launcher"; then
-      wait "$launcher"
+      wait "$launcher" 2> /dev/null
       _ckpt_log "$base: ended (status $?) before round $r's checkpoint; give it more steps"
       return 1
     fi
     _ckpt_sleep_ms "$_ckpt_delay_ms"
     if ! guest=$(_ckpt_find_guest "$launcher" "$comm"); then
-      wait "$launcher"
+      wait "$launcher" 2> /dev/null
       _ckpt_log "$base: ended (status $?) before round $r's checkpoint; give it more steps"
       return 1
     fi
     img=$CKPT_WORK/$base.round$r.img
     _ckpt_log "$base: round $r/$n: checkpoint --kill pid $guest after line $_ckpt_target_line + ${_ckpt_delay_ms} ms"
-    "$CKPT_MOSIXCTL" checkpoint "$guest" -o "$img" --kill >> "$out.log" 2>&1
+    # A group, so that bash's own "Killed" report of the guest job goes to the log too.
+    { "$CKPT_MOSIXCTL" checkpoint "$guest" -o "$img" --kill; } >> "$out.log" 2>&1
     status=$?
     if (( status != 0 )); then
       _ckpt_log "$base: round $r: mosixctl checkpoint $guest failed with status $status (see $out.log)"
@@ -203,7 +209,7 @@ run_with_rounds() {
       wait "$launcher" 2> /dev/null
       return 1
     fi
-    wait "$launcher"
+    wait "$launcher" 2> /dev/null
     status=$?
     if _ckpt_alive "$guest"; then
       _ckpt_log "$base: round $r: pid $guest still runs after checkpoint --kill"
@@ -237,7 +243,7 @@ run_with_leave_running() {
     wait_for_lines "$out" "$_ckpt_target_line" "$guest"
     _ckpt_sleep_ms "$_ckpt_delay_ms"
     if ! _ckpt_alive "$guest"; then
-      wait "$guest"
+      wait "$guest" 2> /dev/null
       _ckpt_log "$base: ended (status $?) before checkpoint $r; give it more steps"
       return 1
     fi
