@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   ckpt_print("%s start steps=%ld\n", NAME, steps);
 
   const pid_t pid0 = getpid(), ppid0 = getppid();
-  const long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+  long ncpu = sysconf(_SC_NPROCESSORS_CONF);
   if (ncpu < 1) ckpt_fail(NAME, "sysconf(_SC_NPROCESSORS_CONF) gave %ld", ncpu);
   struct Image image = current_image();
   /* If the vDSO is no faster than a system call here (some clock sources
@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
       clock_gettime(CLOCK_REALTIME, &real);
       gettimeofday(&tv, NULL);
       int cpu = sched_getcpu();
+      if (cpu >= ncpu) ncpu = sysconf(_SC_NPROCESSORS_CONF); /* restored on a bigger node? */
       if (cpu < 0 || cpu >= ncpu) ckpt_fail(NAME, "sched_getcpu() returned %d with %ld CPUs", cpu, ncpu);
       if (getpid() != pid0) ckpt_fail(NAME, "getpid() changed during the run");
       if (getppid() != ppid0) ckpt_fail(NAME, "getppid() changed during the run");
@@ -171,6 +172,7 @@ int main(int argc, char** argv) {
     }
     if (ckpt_is_tenth(step, steps)) {
       check_vdso_mapping();
+      ncpu = sysconf(_SC_NPROCESSORS_CONF);
       check_cpu_follows_pinning(ncpu);
       if (vdso_fast) {
         double r = vdso_ratio();

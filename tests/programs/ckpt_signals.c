@@ -9,7 +9,8 @@
  * stack and three blocked pending signals (SIGWINCH and three queued
  * SIGRTMIN+1 to the process, SIGPWR to the main thread) are intact. At the
  * end the pending signals are taken with sigtimedwait, values in order. Tick
- * counts vary, so lines only say "ticks>0". Default 30000 steps. */
+ * counts vary, so lines only say "ticks>0". A third thread, all signals
+ * blocked, sleeps in clock_nanosleep all along. Default 30000 steps. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -138,6 +139,42 @@ static void check_eintr(int empty_read_fd) {
   }
 }
 
+/* A lost timer would leave the waits below blocked for ever: check that each
+ * is still armed, with its interval, before waiting on it. */
+static void check_timers_armed(timer_t timer) {
+  struct itimerval it;
+  if (getitimer(ITIMER_REAL, &it) != 0 || (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0) ||
+      it.it_interval.tv_sec != 0 || it.it_interval.tv_usec != REAL_US)
+    ckpt_fail(NAME, "ITIMER_REAL is no longer armed every %d us", REAL_US);
+  if (getitimer(ITIMER_VIRTUAL, &it) != 0 || (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0) ||
+      it.it_interval.tv_sec != 0 || it.it_interval.tv_usec != VIRTUAL_US)
+    ckpt_fail(NAME, "ITIMER_VIRTUAL is no longer armed every %d us", VIRTUAL_US);
+  struct itimerspec its;
+  if (timer_gettime(timer, &its) != 0)
+    ckpt_fail(NAME, "timer_gettime on the POSIX timer: %s", strerror(errno));
+  if ((its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) || its.it_interval.tv_sec != 0 ||
+      its.it_interval.tv_nsec != POSIX_NS)
+    ckpt_fail(NAME, "the POSIX timer is no longer armed every %ld ns", POSIX_NS);
+}
+
+/* A thread that only sleeps, all signals blocked, so that a checkpoint often
+ * finds it inside clock_nanosleep. Interrupted sleeps go on for the time
+ * left, as careful programs do. */
+static volatile int sleeper_stop_ = 0;
+static long sleeper_naps_ = 0;
+
+static void* sleeper(void* arg) {
+  (void)arg;
+  while (!__atomic_load_n(&sleeper_stop_, __ATOMIC_ACQUIRE)) {
+    struct timespec want = {0, 20 * 1000 * 1000}, left;
+    int rc;
+    while ((rc = clock_nanosleep(CLOCK_MONOTONIC, 0, &want, &left)) == EINTR) want = left;
+    if (rc != 0) ckpt_fail(NAME, "clock_nanosleep in the sleeper thread: %s", strerror(rc));
+    sleeper_naps_++;
+  }
+  return NULL;
+}
+
 static void wait_posix_tick(void) {
   int start = posix_ticks_, alrm = alrm_ticks_;
   sigset_t mask;
@@ -179,12 +216,6 @@ static void check_state(const sigset_t* blocked) {
   stack_t ss;
   if (sigaltstack(NULL, &ss) != 0 || ss.ss_sp != alt_stack_ || ss.ss_size != ALT_SIZE || (ss.ss_flags & SS_DISABLE))
     ckpt_fail(NAME, "the alternate signal stack changed");
-  struct itimerval it;
-  getitimer(ITIMER_REAL, &it);
-  if (it.it_interval.tv_sec != 0 || it.it_interval.tv_usec != REAL_US) ckpt_fail(NAME, "ITIMER_REAL interval changed");
-  getitimer(ITIMER_VIRTUAL, &it);
-  if (it.it_interval.tv_sec != 0 || it.it_interval.tv_usec != VIRTUAL_US)
-    ckpt_fail(NAME, "ITIMER_VIRTUAL interval changed");
 }
 
 int main(int argc, char** argv) {
@@ -222,6 +253,11 @@ int main(int argc, char** argv) {
   pthread_t h;
   int rc = pthread_create(&h, NULL, helper, NULL);
   if (rc != 0) ckpt_fail(NAME, "pthread_create: %s", strerror(rc));
+  sigaddset(&all, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  pthread_t sleeper_thread;
+  rc = pthread_create(&sleeper_thread, NULL, sleeper, NULL);
+  if (rc != 0) ckpt_fail(NAME, "pthread_create: %s", strerror(rc));
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 
   kill(getpid(), SIGWINCH);
@@ -255,6 +291,7 @@ int main(int argc, char** argv) {
     }
     if (usr1_count_ != step) ckpt_fail(NAME, "SIGUSR1 handled %d times after %ld sends", (int)usr1_count_, step);
     if (ckpt_is_tenth(step, steps)) {
+      check_timers_armed(timer);
       check_eintr(empty[0]);
       eintr++;
       check_restart(h);
@@ -303,6 +340,9 @@ int main(int argc, char** argv) {
     if (errno != EINTR) ckpt_fail(NAME, "stopping the helper: %s", strerror(errno));
   }
   pthread_join(h, NULL);
+  __atomic_store_n(&sleeper_stop_, 1, __ATOMIC_RELEASE);
+  pthread_join(sleeper_thread, NULL);
+  if (sleeper_naps_ == 0) ckpt_fail(NAME, "the sleeper thread never woke up");
   ckpt_result(NAME, sum);
   return 0;
 }
