@@ -412,7 +412,8 @@ ImageStatus decode(Blob payload, PagesRecord* r) {
   r->data = d.rest();
   if (static_cast<std::uint8_t>(r->compression) > 2)
     return invalid("page data", "unknown compression", static_cast<std::uint8_t>(r->compression));
-  if (r->page_count == 0) return invalid("page data", "no pages", 0);
+  if (r->page_count == 0 || r->page_count > kPagesPerChunkBytes / 4096)
+    return invalid("page data", "page count out of range", r->page_count);
   if (r->present.size() != (r->page_count + 7u) / 8u)
     return invalid("page data", "present map size does not match the page count", r->present.size());
   std::uint32_t set = 0;
