@@ -33,7 +33,7 @@ namespace {
 constexpr const char* kName = "ckpt_cxx";
 constexpr int kTasks = 12;
 constexpr int kWorkers = 3;
-constexpr int kWords = 30000;
+constexpr int kWords = 25000;
 
 class ParseError : public std::runtime_error {
  public:

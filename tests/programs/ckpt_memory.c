@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -26,7 +27,8 @@
 #define GUARD_PAGES 16UL
 #define GROW_INITIAL (16 * PAGE)
 #define GROW_STEP (16 * PAGE)
-#define GROW_RESERVE (16UL << 20)
+#define GROW_ROOM (768UL << 10)
+#define GROW_RESERVE (2UL << 20)
 #define HUGE_SIZE (2UL << 20)
 #define FILE_PAGES 256UL
 #define RO_PAGES 16UL
@@ -216,19 +218,20 @@ static void guard_check(void) {
   }
 }
 
-/* The growsdown region sits at the top of a 16 MiB hole so that it can grow:
- * the kernel extends it when a page just below it is touched. Nothing may be
- * mapped into the hole afterwards, so setup runs after every other mapping
- * and the steps allocate only below malloc's mmap threshold. */
+/* The growsdown region grows into GROW_ROOM of free space below it, and
+ * below that lies a PROT_NONE placeholder. The room is smaller than the
+ * kernel's stack guard gap (1 MiB), so no later mmap can land in it, and the
+ * gap is not enforced against an inaccessible neighbour, so growth may use
+ * all of it. */
 static void grow_setup(void) {
-  unsigned char* hole = mmap(NULL, GROW_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (hole == MAP_FAILED) ckpt_fail(NAME, "mmap hole: %s", strerror(errno));
-  munmap(hole, GROW_RESERVE);
-  unsigned char* want = hole + GROW_RESERVE - GROW_INITIAL;
-  unsigned char* g = mmap(want, GROW_INITIAL, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_FIXED_NOREPLACE, -1, 0);
+  unsigned char* base = mmap(NULL, GROW_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) ckpt_fail(NAME, "mmap placeholder: %s", strerror(errno));
+  unsigned char* top = base + GROW_RESERVE;
+  unsigned char* g = mmap(top - GROW_INITIAL, GROW_INITIAL, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_FIXED, -1, 0);
   if (g == MAP_FAILED) ckpt_fail(NAME, "mmap(MAP_GROWSDOWN): %s", strerror(errno));
-  grow_top_ = g + GROW_INITIAL;
+  if (munmap(g - GROW_ROOM, GROW_ROOM) != 0) ckpt_fail(NAME, "munmap growth room: %s", strerror(errno));
+  grow_top_ = top;
   grow_low_ = g;
   for (unsigned char* p = grow_low_; p < grow_top_; p += PAGE)
     fill_bytes(p, PAGE, 3000 + (uint64_t)(grow_top_ - p) / PAGE, 1);
@@ -255,6 +258,7 @@ static int has_growsdown_flag(const void* addr) {
 
 static void grow_more(void) {
   unsigned char* low = grow_low_ - GROW_STEP;
+  if (grow_top_ - low > (ptrdiff_t)(GROW_INITIAL + GROW_ROOM)) return;
   for (unsigned char* p = grow_low_ - PAGE; p >= low; p -= PAGE) {
     if (!can_write(p, 1)) ckpt_fail(NAME, "MAP_GROWSDOWN region did not grow below %zu KiB",
                                     (size_t)(grow_top_ - p - PAGE) / 1024);
