@@ -405,22 +405,39 @@ Bytes encode_payload(const Message& message) {
   return out;
 }
 
-Frame encode_frame(const Message& message) {
+template <typename M>
+  requires(!std::is_same_v<M, Message> && std::is_constructible_v<Message, const M&>)
+Frame encode_frame(const M& message) {
+  Sizer sizer;
+  fields(sizer, message);
   Frame frame;
-  std::visit(
-      [&](const auto& m) {
-        Sizer sizer;
-        fields(sizer, m);
-        frame.reserve(kFrameHeaderSize + sizer.size());
-        frame.resize(kFrameHeaderSize);
-        Writer writer(frame);
-        fields(writer, m);
-      },
-      message);
-  write_header(frame.data(), kProtocolVersion, message_type(message),
+  frame.reserve(kFrameHeaderSize + sizer.size());
+  frame.resize(kFrameHeaderSize);
+  Writer writer(frame);
+  fields(writer, message);
+  write_header(frame.data(), kProtocolVersion, M::kType,
                static_cast<std::uint32_t>(frame.size() - kFrameHeaderSize));
   seal(frame);
   return frame;
+}
+
+template Frame encode_frame(const Hello&);
+template Frame encode_frame(const HelloReject&);
+template Frame encode_frame(const LoadReport&);
+template Frame encode_frame(const SpawnGuest&);
+template Frame encode_frame(const GuestStarted&);
+template Frame encode_frame(const GuestOutput&);
+template Frame encode_frame(const GuestStdin&);
+template Frame encode_frame(const GuestSignal&);
+template Frame encode_frame(const GuestExited&);
+template Frame encode_frame(const Shutdown&);
+template Frame encode_frame(const ImageBegin&);
+template Frame encode_frame(const ImageChunk&);
+template Frame encode_frame(const ImageEnd&);
+template Frame encode_frame(const NodeLost&);
+
+Frame encode_frame(const Message& message) {
+  return std::visit([](const auto& m) { return encode_frame(m); }, message);
 }
 
 Frame make_frame(MessageType type, std::span<const std::uint8_t> payload,

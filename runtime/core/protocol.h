@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -197,6 +198,10 @@ std::string_view message_type_name(MessageType type);
 
 // The message as one frame (header + payload), ready for any transport.
 Frame encode_frame(const Message& message);
+// The same for one alternative, without building a Message (no copy of its bytes).
+template <typename M>
+  requires(!std::is_same_v<M, Message> && std::is_constructible_v<Message, const M&>)
+Frame encode_frame(const M& message);
 
 // The message in a frame: the header is checked first (magic, version,
 // length, checksum), then the payload, which must be consumed exactly.

@@ -8,10 +8,6 @@
 
 namespace mosix {
 
-Status send_message(Transport& transport, int dest, const Message& message) {
-  return transport.send(dest, encode_frame(message));
-}
-
 Expected<Message> decode_delivery(const Delivery& delivery) {
   auto message = decode_frame(delivery.frame);
   if (!message) {

@@ -55,8 +55,11 @@ class Transport {
   virtual Status close() = 0;
 };
 
-// Encode and send one message.
-Status send_message(Transport& transport, int dest, const Message& message);
+// Encode and send one message (any alternative of Message, or a Message).
+template <typename M>
+Status send_message(Transport& transport, int dest, const M& message) {
+  return transport.send(dest, encode_frame(message));
+}
 
 // decode_frame() whose error also names the sending rank.
 Expected<Message> decode_delivery(const Delivery& delivery);

@@ -23,7 +23,7 @@ namespace mosix {
 namespace {
 
 constexpr int kTag = 0x4d53;  // every frame travels with this tag on our own communicator
-constexpr int kSpinRounds = 200;
+constexpr std::chrono::microseconds kSpinWindow{50};
 constexpr std::chrono::microseconds kFirstSleep{10};
 
 std::atomic<bool> mpi_used{false};  // MPI can be initialized once per process
@@ -160,23 +160,26 @@ struct MpiTransport::State {
     return true;
   }
 
-  // Sleep until there is something to send, or the backoff elapses.
-  void idle(int idle_rounds) {
+  // Wait for something to do. Right after traffic, yield; then sleep an eighth
+  // of the time things have been quiet (so a peer answering within t costs
+  // about t/8 more), never more than idle_poll_max; wake at once on a send.
+  void idle(std::chrono::steady_clock::time_point quiet_since) {
     std::chrono::microseconds pause = options.idle_poll_max;
     if (!options.fixed_period) {
-      if (idle_rounds < kSpinRounds) {
+      const auto quiet = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - quiet_since);
+      if (quiet < kSpinWindow) {
         sched_yield();
         return;
       }
-      const int doublings = std::min(idle_rounds - kSpinRounds, 20);
-      pause = std::min(options.idle_poll_max, kFirstSleep * (1 << doublings));
+      pause = std::clamp(quiet / 8, kFirstSleep, options.idle_poll_max);
     }
     std::unique_lock lock(mutex);
     wake.wait_for(lock, pause, [&] { return !outbox.empty() || stopping; });
   }
 
   void run() {
-    int idle_rounds = 0;
+    auto quiet_since = std::chrono::steady_clock::now();
     for (;;) {
       bool progressed = false;
       if (!round(progressed)) return;
@@ -188,26 +191,26 @@ struct MpiTransport::State {
       if (stop) break;
       if (progressed || (!requests.empty() && !options.fixed_period)) {
         // A transfer in flight moves only while someone calls into MPI.
-        idle_rounds = 0;
+        quiet_since = std::chrono::steady_clock::now();
         if (!progressed) sched_yield();
         continue;
       }
-      idle(idle_rounds++);
+      idle(quiet_since);
     }
     // Everyone's sends are complete once everyone has entered the barrier;
     // until then, keep receiving so that peers' sends can complete.
     MPI_Request barrier;
     int rc = MPI_Ibarrier(comm, &barrier);
     if (rc != MPI_SUCCESS) return fail("closing: barrier failed: " + mpi_error(rc));
-    for (int idle_rounds_close = 0;;) {
+    for (quiet_since = std::chrono::steady_clock::now();;) {
       int done = 0;
       rc = MPI_Test(&barrier, &done, MPI_STATUS_IGNORE);
       if (rc != MPI_SUCCESS) return fail("closing: barrier failed: " + mpi_error(rc));
       if (done) break;
       bool progressed = false;
       if (!round(progressed)) return;
-      if (progressed) idle_rounds_close = 0;
-      else idle(idle_rounds_close++);
+      if (progressed) quiet_since = std::chrono::steady_clock::now();
+      else idle(quiet_since);
     }
     bool progressed = false;
     if (!round(progressed)) return;  // what arrived just before the barrier closed

@@ -4,10 +4,12 @@
 // owns their bytes until MPI is done with them), receives frames of any size
 // with MPI_Improbe/MPI_Mrecv into an inbox, and makes event_fd() readable.
 // The caller's thread never enters MPI, so the daemon's single-threaded event
-// loop just waits on event_fd(). When no transfer is in flight the thread
-// polls with an exponential backoff capped at Options::idle_poll_max: that cap
-// is the worst extra latency of a message arriving at an idle daemon, traded
-// against idle CPU (see docs/transport.md for measurements). One per process.
+// loop just waits on event_fd(). While a transfer is in flight the thread
+// keeps calling into MPI (nothing moves otherwise); when all is quiet it
+// sleeps an eighth of the quiet time, at most Options::idle_poll_max, and
+// wakes at once for a send. The cap is the worst extra latency of a message
+// reaching a long-idle daemon, traded against idle CPU (docs/transport.md has
+// the measurements). One per process.
 #pragma once
 
 #include <chrono>
@@ -20,7 +22,7 @@ namespace mosix {
 class MpiTransport final : public Transport {
  public:
   struct Options {
-    std::chrono::microseconds idle_poll_max{1000};
+    std::chrono::microseconds idle_poll_max{10000};
     // Poll every idle_poll_max even while transfers are in flight, as a timer in
     // the event loop would. For the benchmark that justifies the default only.
     bool fixed_period = false;
