@@ -23,7 +23,9 @@
 //   1 GB/s measured bandwidth), during which it runs nowhere; dump and
 //   restore cost no CPU otherwise. Memory is plentiful (no ushering here).
 //
-// Usage: bench_balance [--seeds N] [--first-seed S] [--verbose]
+// Usage: bench_balance [--seeds N] [--first-seed S] [--trace]
+// --trace prints each copy's work and node at placement, every migration,
+// and each copy's finishing time and last node.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -93,6 +95,16 @@ Scenario make_scenario(std::uint64_t seed) {
 
 enum class Mode { kRebalance, kRebalanceHints, kMigrateOff, kRoundRobin };
 
+const char* name(Mode m) {
+  switch (m) {
+    case Mode::kRebalance: return "rebalance";
+    case Mode::kRebalanceHints: return "rebalance+hints";
+    case Mode::kMigrateOff: return "migrate=off";
+    case Mode::kRoundRobin: return "mpirun rr";
+  }
+  return "?";
+}
+
 struct Outcome {
   double makespan = 0.0;
   int migrations = 0;
@@ -118,7 +130,7 @@ NodeLoad describe(std::size_t i, double load, const std::vector<Copy>& copies, b
   return n;
 }
 
-Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed) {
+Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed, bool trace) {
   std::vector<Copy> copies = scenario.copies;
   const std::size_t n = kSpeeds.size();
   const bool hints = mode == Mode::kRebalanceHints;
@@ -144,6 +156,11 @@ Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed) {
     std::exit(1);
   }
   for (int i = 0; i < kCopies; ++i) copies[i].node = static_cast<int>((*placed)[i]);
+  if (trace) {
+    std::printf("    %-15s placement:", name(mode));
+    for (const auto& c : copies) std::printf(" %.0f@%d", c.work, c.node);
+    std::printf("\n");
+  }
 
   Rng rng(seed * 7919 + static_cast<std::uint64_t>(mode));
   std::vector<LoadVector> vectors;
@@ -215,6 +232,12 @@ Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed) {
         const Decision d = decide(self, vectors[i].others(now), now, bp);
         if (!d.move) continue;
         Copy& c = copies[d.move->guest];
+        if (trace) {
+          std::printf("    %8.2f s  %-15s copy %2llu (work %5.1f, done %5.1f): node %zu -> %u, "
+                      "gain %.1f s, cost %.2f s\n",
+                      now, name(mode), static_cast<unsigned long long>(d.move->guest), c.work,
+                      c.cpu_used, i, d.move->target, d.move->expected_gain, d.move->cost);
+        }
         c.node = -1;
         c.destination = static_cast<int>(d.move->target);
         c.arrives_at = now + static_cast<double>(c.image) / kBandwidth;
@@ -241,17 +264,12 @@ Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed) {
     }
     now += kStep;
   }
-  return out;
-}
-
-const char* name(Mode m) {
-  switch (m) {
-    case Mode::kRebalance: return "rebalance";
-    case Mode::kRebalanceHints: return "rebalance+hints";
-    case Mode::kMigrateOff: return "migrate=off";
-    case Mode::kRoundRobin: return "mpirun rr";
+  if (trace) {
+    std::printf("    %-15s finished:", name(mode));
+    for (const auto& c : copies) std::printf(" %.0f@%d", c.finished_at, c.node);
+    std::printf("\n");
   }
-  return "?";
+  return out;
 }
 
 }  // namespace
@@ -259,16 +277,16 @@ const char* name(Mode m) {
 int main(int argc, char** argv) {
   int seeds = 10;
   std::uint64_t first = 1;
-  bool verbose = false;
+  bool trace = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
       seeds = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--first-seed") == 0 && i + 1 < argc) {
       first = std::strtoull(argv[++i], nullptr, 10);
-    } else if (std::strcmp(argv[i], "--verbose") == 0) {
-      verbose = true;
+    } else if (std::strcmp(argv[i], "--trace") == 0) {
+      trace = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--seeds N] [--first-seed S] [--verbose]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seeds N] [--first-seed S] [--trace]\n", argv[0]);
       return 2;
     }
   }
@@ -293,17 +311,15 @@ int main(int argc, char** argv) {
     const Scenario sc = make_scenario(seed);
     std::printf("%6llu %9.1f", static_cast<unsigned long long>(seed), sc.ideal);
     for (int k = 0; k < kModes; ++k) {
-      const Outcome o = run(sc, modes[k], seed);
+      const Outcome o = run(sc, modes[k], seed, false);
       const double ratio = o.makespan / sc.ideal;
       sum[k] += ratio;
       worst[k] = std::max(worst[k], ratio);
       std::printf("      %6.3f (%3d)  ", ratio, o.migrations);
     }
     std::printf("\n");
-    if (verbose) {
-      std::printf("       work:");
-      for (const auto& c : sc.copies) std::printf(" %.0f", c.work);
-      std::printf("\n");
+    if (trace) {
+      for (Mode m : modes) run(sc, m, seed, true);
     }
   }
   std::printf("%6s %9s", "mean", "");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 
 namespace mosix {
 namespace {
@@ -29,12 +30,32 @@ double finish_time(const NodeLoad& node, double processes, double work, double l
   return std::max(work / (node.speed * busy), longest / node.speed);
 }
 
+// Sum of the completion times of processes needing `remaining` work each,
+// all runnable from now on and time-sharing the node fairly.
+double flow_time(const NodeLoad& node, std::vector<double> remaining) {
+  std::sort(remaining.begin(), remaining.end());
+  double now = 0.0;
+  double done = 0.0;
+  double sum = 0.0;
+  const std::size_t n = remaining.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double rate = process_rate(node, static_cast<double>(n - i));
+    if (rate <= 0.0) return 0.0;
+    now += (remaining[i] - done) / rate;
+    done = remaining[i];
+    sum += now;
+  }
+  return sum;
+}
+
 // This node's work as the balancer sees it.
 struct LocalModel {
   double processes = 1.0;
   double work = 0.0;
   double finish = 0.0;
   std::vector<double> remaining;  // per guest
+  std::vector<double> all;        // per runnable process: guests first, then the others
+  double flow = 0.0;
   double longest = 0.0;
   double second_longest = 0.0;
 };
@@ -58,11 +79,16 @@ LocalModel model_local(const NodeState& self, const BalancerParams& p) {
   const double others = std::max(0.0, m.processes - n);
   m.work = sum + (n > 0 ? others * sum / n : 0.0);
   m.finish = finish_time(self.self, m.processes, m.work, m.longest);
+  m.all = m.remaining;
+  if (n > 0) m.all.insert(m.all.end(), static_cast<std::size_t>(std::lround(others)), sum / n);
+  m.flow = flow_time(self.self, m.all);
   return m;
 }
 
 struct Evaluation {
-  double gain = 0.0;
+  double gain = 0.0;           // what the decision uses and reports
+  double finish_gain = 0.0;    // drop of the pair's later finishing time
+  double flow_gain = 0.0;      // drop of the pair's mean completion time
   double cost = 0.0;
   bool triggered = false;
 };
@@ -89,7 +115,23 @@ Evaluation evaluate(const NodeState& self, const LocalModel& local, std::size_t 
   const double there_after =
       std::max(finish_time(target, target_processes + 1.0, target_work + r_g, r_g),
                ev.cost + r_g / target.speed);
-  ev.gain = std::max(local.finish, there_before) - std::max(here_after, there_after);
+  ev.finish_gain = std::max(local.finish, there_before) - std::max(here_after, there_after);
+
+  // Mean completion time of the processes of both nodes; the target's are
+  // taken as equal shares of its work.
+  std::size_t k = static_cast<std::size_t>(std::lround(target_processes));
+  if (k == 0 && target_work > 0.0) k = 1;
+  std::vector<double> there(k, k > 0 ? target_work / static_cast<double>(k) : 0.0);
+  const double there_flow_before = flow_time(target, there);
+  there.push_back(r_g);
+  const double there_flow_after = flow_time(target, there) + ev.cost;
+  std::vector<double> here = local.all;
+  here.erase(here.begin() + static_cast<std::ptrdiff_t>(guest_index));
+  const double here_flow_after = flow_time(self.self, here);
+  const double processes = static_cast<double>(local.all.size() + k);
+  ev.flow_gain = (local.flow + there_flow_before - here_flow_after - there_flow_after) / processes;
+
+  ev.gain = ev.finish_gain >= -ev.cost ? std::max(ev.finish_gain, ev.flow_gain) : ev.finish_gain;
   return ev;
 }
 

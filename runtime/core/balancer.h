@@ -18,9 +18,14 @@
 //   work they hold (work / (speed * min(cores, runnable)), and a single
 //   process not faster than one core) before and after the move, the moved
 //   guest arriving after its stopped time (image_bytes / bandwidth). The
-//   expected gain is the drop of the later of the two finishing times. The
-//   guest and target with the largest gain win, if the gain exceeds the cost
-//   (the stopped time) by min_gain; one move per call.
+//   expected gain is the drop of the later of the two finishing times. When
+//   that drop is nil (it does not worsen by more than the stopped time), the
+//   drop of the mean completion time of the two nodes' processes counts
+//   instead, so idle capacity gets used even when remaining work is only
+//   estimated (three equal-looking guests on a fast node, an idle slow one:
+//   the later finishing time is the same, but two of the three finish
+//   sooner). The guest and target with the largest gain win, if the gain
+//   exceeds the cost (the stopped time) by min_gain; one move per call.
 // - No ping-pong: a guest that started or arrived less than min_residency
 //   seconds ago stays put; a target must be trigger-worthy and the gain real.
 // - Memory ushering first: a node short of free memory (below
@@ -88,7 +93,7 @@ struct Explanation {
   double remaining = 0.0;                 // expected remaining work of the guest
   std::optional<NodeId> best_target;      // best target evaluated, if any
   double target_load = 0.0;               // its load
-  double expected_gain = 0.0;             // seconds the later finishing time drops by
+  double expected_gain = 0.0;             // seconds the later finishing time (or mean completion) drops by
   double cost = 0.0;                      // seconds the guest would be stopped to move
   std::string detail;                     // kCantMove: the reason the guest gave
 };

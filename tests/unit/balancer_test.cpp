@@ -115,6 +115,28 @@ TEST(Balancer, ALoneGuestLeavesASlowNodeForAnIdleFastOne) {
   EXPECT_DOUBLE_EQ(d.move->expected_gain, 60.0 - (1.0 + 20.0));
 }
 
+// Three guests that look alike (100 s done, remaining unknown) on a fast
+// node and an idle slow node: the later finishing time stays at 200 s (plus
+// the 1 s stop), but two guests finish at 133 s instead of 200 s: the mean
+// completion time drops from 200 s to (133.3 + 133.3 + 201) / 3 = 155.9 s.
+TEST(Balancer, IdleCapacityIsUsedWhenTheLaterFinishingTimeIsUnchanged) {
+  NodeState self{node(0, 1.5, 3.0), {guest(1, -1), guest(2, -1), guest(3, -1)}};
+  for (auto& g : self.guests) g.cpu_used = 100.0;
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 0.5, 0.0, 0.0)}, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_EQ(d.move->target, 1u);
+  EXPECT_NEAR(d.move->expected_gain, 200.0 - (400.0 / 1.5 + 201.0) / 3.0, 1e-9);
+}
+
+TEST(Balancer, MeanCompletionDoesNotJustifyALaterFinish) {
+  // Two guests on the fast node finish at 133 s; sending one to the slow
+  // node would finish it at 201 s, though the other would finish at 67 s.
+  NodeState self{node(0, 1.5, 2.0), {guest(1, 100), guest(2, 100)}};
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 0.5, 0.0, 0.0)}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  for (const auto& e : d.explanations) EXPECT_EQ(e.verdict, Verdict::kGainTooSmall);
+}
+
 TEST(Balancer, NoMoveWhenTheGainDoesNotPayTheCost) {
   NodeState self{node(0, 1.0, 3.0), {guest(1, 3, 500 * kMB), guest(2, 3, 500 * kMB),
                                       guest(3, 3, 500 * kMB)}};
