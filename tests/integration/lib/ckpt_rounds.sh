@@ -125,26 +125,36 @@ wait_for_lines() {
   done
 }
 
-# Prints the pid of the guest that LAUNCHER runs: LAUNCHER itself once its
-# name is COMM (a restore that becomes the restored process), else a
-# descendant named COMM. Waits until one exists; fails if LAUNCHER ends first.
+# Prints the pid of the guest that LAUNCHER runs: a process named COMM,
+# LAUNCHER itself (mosixctl restart becomes the restored process) or one of
+# its descendants. When none has that name and LAUNCHER has no children,
+# LAUNCHER is the guest and its name was not restored: says so and uses it.
+# Waits while there is neither; fails if LAUNCHER ends first.
 _ckpt_find_guest() {
-  local launcher=$1 comm=$2 pid child name
+  local launcher=$1 comm=$2 pid child name descendants
   local -a todo
   while _ckpt_alive "$launcher"; do
     todo=("$launcher")
+    descendants=0
     while (( ${#todo[@]} > 0 )); do
       pid=${todo[0]}
       todo=("${todo[@]:1}")
-      name=$(cat "/proc/$pid/comm" 2> /dev/null) || continue
+      { name=$(< "/proc/$pid/comm"); } 2> /dev/null || continue
       if [[ $name == "$comm" ]]; then
         printf '%s\n' "$pid"
         return 0
       fi
       for child in $(cat /proc/"$pid"/task/*/children 2> /dev/null); do
         todo+=("$child")
+        descendants=$(( descendants + 1 ))
       done
     done
+    if (( descendants == 0 )); then
+      { name=$(< "/proc/$launcher/comm"); } 2> /dev/null || continue
+      _ckpt_log "pid $launcher is named '$name', not '$comm' (process name not restored?)"
+      printf '%s\n' "$launcher"
+      return 0
+    fi
     sleep 0.01
   done
   return 1
