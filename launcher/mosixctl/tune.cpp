@@ -69,7 +69,7 @@ void register_tune(CLI::App& app) {
   CLI::App* tune = app.add_subcommand(
       "tune", "Measure this node's speed relative to the reference machine and store it");
   tune->add_option("--duration", options->duration_s,
-                   "Seconds to spend measuring (best of short runs of 0.25 s)")
+                   "Seconds of CPU time to spend measuring (best of runs of 0.25 s)")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   tune->add_flag("--json", options->json, "Print the result as JSON");

@@ -8,8 +8,9 @@
 // xorshift/multiply steps, a data-dependent branch, reads and writes of a
 // 2 KiB table (L1-resident) and a serial floating-point multiply-add chain
 // with a division every 16 steps. Its score is kernel units (2^14 steps) per
-// second of the best of several short runs, so a busy neighbour lowers the
-// result only if it is busy for the whole calibration.
+// second of CPU time of the best of several short runs: other programs taking
+// their share of the CPU do not lower it, and what they do to caches and
+// shared cores lowers it only if they do it for the whole calibration.
 #pragma once
 
 #include <chrono>
@@ -27,9 +28,10 @@ namespace mosix {
 // kernel is not used.
 inline constexpr int kSpeedKernelVersion = 1;
 // The kernel's score on the reference machine: the project's development VM
-// (2 vCPUs of an Intel Xeon at about 2.1 GHz under KVM, GCC 12 -O2), so that
-// machine has speed 1.0.
-inline constexpr double kReferenceScore = 8300.0;
+// (a 2-vCPU KVM guest on an Intel Xeon at 2.6 GHz, model 167; GCC 12 -O2),
+// so that machine has speed 1.0. A build without optimisation scores lower:
+// calibrate with the build that runs the jobs.
+inline constexpr double kReferenceScore = 8500.0;
 
 struct SpeedRecord {
   double speed = 1.0;     // score / kReferenceScore
@@ -48,7 +50,8 @@ struct CalibrationProgress {
 };
 using CalibrationCallback = std::function<void(const CalibrationProgress&)>;
 
-// Runs the kernel for about `duration`, split into short runs (at least one),
+// Runs the kernel for about `duration` of CPU time (at most 3 x `duration` of
+// wall time on a busy node), split into short runs of 0.25 s (at least one),
 // and returns the best. Calls `progress` after each run when it is set.
 SpeedRecord calibrate(std::chrono::milliseconds duration = std::chrono::seconds(3),
                       const CalibrationCallback& progress = {});
