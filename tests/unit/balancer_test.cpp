@@ -137,6 +137,17 @@ TEST(Balancer, MeanCompletionDoesNotJustifyALaterFinish) {
   for (const auto& e : d.explanations) EXPECT_EQ(e.verdict, Verdict::kGainTooSmall);
 }
 
+TEST(Balancer, GuestsWithACoreEachStayOnAMultiCoreNode) {
+  // Three guests on four cores each run at full speed: moving one to an idle
+  // node of the same speed gains nothing and costs its stopped time.
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 100), guest(2, 100), guest(3, 100)}};
+  self.self.cores = 4;
+  self.self.load = 3.0 / 4.0;
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 1.0, 0.0, 0.0)}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  for (const auto& e : d.explanations) EXPECT_EQ(e.verdict, Verdict::kGainTooSmall);
+}
+
 TEST(Balancer, NoMoveWhenTheGainDoesNotPayTheCost) {
   NodeState self{node(0, 1.0, 3.0), {guest(1, 3, 500 * kMB), guest(2, 3, 500 * kMB),
                                       guest(3, 3, 500 * kMB)}};
