@@ -101,6 +101,17 @@ else
   fail "status after tune does not report speed $stored"
 fi
 
+# --- the topology of another machine, through hwloc's HWLOC_XMLFILE -------------
+fixture="${MOSIX_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/fixtures/hwloc/two_socket_server.xml"
+if HWLOC_XMLFILE="$fixture" "$CTL" status --json > "$TMP/server.json" \
+   && json_check "$TMP/server.json" '
+s["topology"]["sockets"] == 2 and s["topology"]["cores"] == 32 and s["topology"]["pus"] == 64
+and s["topology"]["core_pus"][1] == [1, 33]'; then
+  pass "HWLOC_XMLFILE makes status report the 2-socket fixture"
+else
+  fail "status with HWLOC_XMLFILE=$fixture"
+fi
+
 # --- command-line errors and help -------------------------------------------------
 set +e
 "$CTL" bogus > "$TMP/bogus.out" 2> "$TMP/bogus.err"
