@@ -128,6 +128,16 @@ status=$?
 [[ $(< "$w/short.msg") == *"before round 1"* ]] || fail "the early end was not named: $(< "$w/short.msg")"
 unset CKPT_RUN_MS
 
+# A restart that refuses its image is reported with its status.
+refuser=$CKPT_WORK/fake/refusing-mosixctl
+printf '#!/usr/bin/env bash\n[[ $1 == restart ]] && { echo "image refused" >&2; exit 2; }\nexec %q "$@"\n' "$fake" > "$refuser"
+chmod +x "$refuser"
+run_plain "$w/threads.plain" "$prog"
+CKPT_MOSIXCTL=$refuser run_with_rounds 1 "$w/refused.rounds" "$prog" 2> "$w/refused.msg"
+status=$?
+(( status != 0 )) || fail "run_with_rounds returned 0 although the restart refused its image"
+[[ $(< "$w/refused.msg") == *"restart"*"status 2"* ]] || fail "the refused restart was not named: $(< "$w/refused.msg")"
+
 # compare_outputs and expect_result catch a changed line and a FAIL line.
 mapfile -t lines < "$w/threads.plain"
 lines[2]="ckpt_threads round 2/20 pipeline=0 stencil=0"

@@ -179,6 +179,15 @@ _ckpt_plan_round() {
   fi
 }
 
+_ckpt_ended_early() {
+  local base=$1 status=$2 what=$3 out=$4
+  if (( status == 0 )); then
+    _ckpt_log "$base: ended (status 0) before $what; give it more steps"
+  else
+    _ckpt_log "$base: ended with status $status before $what: $(tail -n 1 "$out") (see $out.err)"
+  fi
+}
+
 # run_with_rounds N OUT PROG [ARGS...]: starts PROG as a guest, then N times:
 # waits for its pace point, checkpoints it with --kill, and restarts the image
 # in the background with the output appended to OUT. Then waits for the end
@@ -197,15 +206,10 @@ run_with_rounds() {
   launcher=$CKPT_GUEST_PID
   for (( r = 1; r <= n; r++ )); do
     _ckpt_plan_round "$r" "$n"
-    if ! wait_for_lines "$out" "$_ckpt_target_line" "$launcher"; then
+    if ! wait_for_lines "$out" "$_ckpt_target_line" "$launcher" ||
+       ! { _ckpt_sleep_ms "$_ckpt_delay_ms"; guest=$(_ckpt_find_guest "$launcher" "$comm"); }; then
       wait "$launcher" 2> /dev/null
-      _ckpt_log "$base: ended (status $?) before round $r's checkpoint; give it more steps"
-      return 1
-    fi
-    _ckpt_sleep_ms "$_ckpt_delay_ms"
-    if ! guest=$(_ckpt_find_guest "$launcher" "$comm"); then
-      wait "$launcher" 2> /dev/null
-      _ckpt_log "$base: ended (status $?) before round $r's checkpoint; give it more steps"
+      _ckpt_ended_early "$base" $? "round $r's checkpoint" "$out"
       return 1
     fi
     img=$CKPT_WORK/$base.round$r.img
@@ -220,7 +224,6 @@ run_with_rounds() {
       return 1
     fi
     wait "$launcher" 2> /dev/null
-    status=$?
     if _ckpt_alive "$guest"; then
       _ckpt_log "$base: round $r: pid $guest still runs after checkpoint --kill"
       kill -KILL "$guest" 2> /dev/null
@@ -230,8 +233,12 @@ run_with_rounds() {
     "$CKPT_MOSIXCTL" restart "$img" >> "$out" 2>> "$out.err" < /dev/null &
     launcher=$!
     # The restored process must make progress before the next round: one
-    # more line, or the end of the run.
-    wait_for_lines "$out" $(( lines_before + 1 )) "$launcher" || true
+    # more line (its last one, at least, is still to come).
+    if ! wait_for_lines "$out" $(( lines_before + 1 )) "$launcher"; then
+      wait "$launcher" 2> /dev/null
+      _ckpt_log "$base: round $r: mosixctl restart $img ended with status $? before printing a line (see $out.err)"
+      return 1
+    fi
   done
   wait "$launcher"
 }
@@ -254,7 +261,7 @@ run_with_leave_running() {
     _ckpt_sleep_ms "$_ckpt_delay_ms"
     if ! _ckpt_alive "$guest"; then
       wait "$guest" 2> /dev/null
-      _ckpt_log "$base: ended (status $?) before checkpoint $r; give it more steps"
+      _ckpt_ended_early "$base" $? "checkpoint $r" "$out"
       return 1
     fi
     _ckpt_log "$base: checkpoint $r/$n --leave-running after line $_ckpt_target_line + ${_ckpt_delay_ms} ms"
