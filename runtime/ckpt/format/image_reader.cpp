@@ -12,6 +12,14 @@
 #include "runtime/ckpt/format/crc32c.h"
 #include "runtime/ckpt/format/wire.h"
 
+// zstd calls these trace hooks when some loaded object defines them (they
+// are weak in libzstd.a). Defined here, hidden and inert, so that a guest
+// program that defines its own cannot be handed our zstd's contexts.
+extern "C" {
+unsigned long long ZSTD_trace_decompress_begin(const struct ZSTD_DCtx_s*) { return 0; }
+void ZSTD_trace_decompress_end(unsigned long long, const void*) {}
+}
+
 namespace mosix::ckpt {
 namespace {
 

@@ -1,0 +1,28 @@
+# Checks the guest probe shared object (cmake -DPROBE=path -P this file):
+# it exports only its own entry point (no zstd, no mosix symbols) and needs
+# nothing but glibc.
+execute_process(COMMAND nm -D --defined-only ${PROBE} OUTPUT_VARIABLE defined RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${PROBE}")
+endif()
+string(REGEX MATCHALL "[^\n]+" lines "${defined}")
+foreach(line ${lines})
+  if(NOT line MATCHES " mosix_ckpt_format_probe$")
+    message(FATAL_ERROR "the guest probe exports more than its entry point: ${line}")
+  endif()
+endforeach()
+execute_process(COMMAND nm -D --undefined-only ${PROBE} OUTPUT_VARIABLE undefined)
+string(REGEX MATCHALL "[^\n]+" lines "${undefined}")
+foreach(line ${lines})
+  # zstd's optional trace hooks are weak and resolve to nothing.
+  if(NOT line MATCHES "@GLIBC_" AND NOT line MATCHES " w (ZSTD_trace_|_ITM_|__gmon_start__|__cxa_finalize)")
+    message(FATAL_ERROR "the guest probe needs a symbol from outside glibc: ${line}")
+  endif()
+endforeach()
+execute_process(COMMAND readelf -d ${PROBE} OUTPUT_VARIABLE dynamic)
+string(REGEX MATCHALL "Shared library: \\[[^]]+\\]" needed "${dynamic}")
+foreach(lib ${needed})
+  if(NOT lib MATCHES "libc\\.so")
+    message(FATAL_ERROR "the guest probe depends on ${lib}")
+  endif()
+endforeach()
