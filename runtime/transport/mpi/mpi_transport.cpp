@@ -2,7 +2,6 @@
 
 #include <mpi.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -23,7 +22,6 @@ namespace mosix {
 namespace {
 
 constexpr int kTag = 0x4d53;  // every frame travels with this tag on our own communicator
-constexpr std::chrono::microseconds kSpinWindow{50};
 constexpr std::chrono::microseconds kFirstSleep{10};
 
 std::atomic<bool> mpi_used{false};  // MPI can be initialized once per process
@@ -160,18 +158,15 @@ struct MpiTransport::State {
     return true;
   }
 
-  // Wait for something to do. Right after traffic, yield; then sleep an eighth
-  // of the time things have been quiet (so a peer answering within t costs
-  // about t/8 more), never more than idle_poll_max; wake at once on a send.
+  // Wait for something to do: sleep an eighth of the time things have been
+  // quiet (so a peer answering within t costs about t/8 more), at least
+  // kFirstSleep, at most idle_poll_max; wake at once on a send. No spinning:
+  // on a busy machine it starves the threads that do the copying.
   void idle(std::chrono::steady_clock::time_point quiet_since) {
     std::chrono::microseconds pause = options.idle_poll_max;
     if (!options.fixed_period) {
       const auto quiet = std::chrono::duration_cast<std::chrono::microseconds>(
           std::chrono::steady_clock::now() - quiet_since);
-      if (quiet < kSpinWindow) {
-        sched_yield();
-        return;
-      }
       pause = std::clamp(quiet / 8, kFirstSleep, options.idle_poll_max);
     }
     std::unique_lock lock(mutex);
@@ -189,12 +184,11 @@ struct MpiTransport::State {
         stop = stopping && outbox.empty() && requests.empty();
       }
       if (stop) break;
-      if (progressed || (!requests.empty() && !options.fixed_period)) {
-        // A transfer in flight moves only while someone calls into MPI.
+      if (progressed) {
         quiet_since = std::chrono::steady_clock::now();
-        if (!progressed) sched_yield();
         continue;
       }
+      // Sends in flight get the same backoff; each completion resets it.
       idle(quiet_since);
     }
     // Everyone's sends are complete once everyone has entered the barrier;

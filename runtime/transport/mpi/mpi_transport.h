@@ -4,10 +4,9 @@
 // owns their bytes until MPI is done with them), receives frames of any size
 // with MPI_Improbe/MPI_Mrecv into an inbox, and makes event_fd() readable.
 // The caller's thread never enters MPI, so the daemon's single-threaded event
-// loop just waits on event_fd(). While a transfer is in flight the thread
-// keeps calling into MPI (nothing moves otherwise); when all is quiet it
-// sleeps an eighth of the quiet time, at most Options::idle_poll_max, and
-// wakes at once for a send. The cap is the worst extra latency of a message
+// loop just waits on event_fd(). Between rounds of MPI calls the thread
+// sleeps an eighth of the time nothing has moved (at least 10 µs, at most
+// Options::idle_poll_max) and wakes at once for a send. The cap is the worst extra latency of a message
 // reaching a long-idle daemon, traded against idle CPU (docs/transport.md has
 // the measurements). One per process.
 #pragma once
