@@ -16,5 +16,7 @@ struct CommandError : std::runtime_error {
 
 void register_tune(CLI::App& app);
 void register_status(CLI::App& app);
+void register_checkpoint(CLI::App& app);
+void register_restart(CLI::App& app);
 
 }  // namespace mosix::ctl

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
 
   mosix::ctl::register_tune(app);
   mosix::ctl::register_status(app);
+  mosix::ctl::register_checkpoint(app);
+  mosix::ctl::register_restart(app);
 
   try {
     app.parse(argc, argv);

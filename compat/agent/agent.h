@@ -1,0 +1,28 @@
+// State of the agent inside one guest process, shared by its parts. It lives
+// in the library's .data/.bss, so a checkpoint carries it and a restored
+// process finds it again (that is how its virtual pid survives).
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+namespace mosix::agent {
+
+// The pid and parent pid the program sees: the real ones of the first
+// incarnation, kept across restarts.
+extern pid_t g_vpid;
+extern pid_t g_vppid;
+
+pid_t real_pid();
+
+// libc's own sigaction, which the agent's interposed one forwards to.
+using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
+SigactionFn real_sigaction();
+
+// Installs the checkpoint request and thread-stop handlers.
+void install_checkpoint_handlers();
+// Removes the agent's own signals from a mask the program is about to block,
+// so that a program blocking "all" signals can still be checkpointed.
+void strip_agent_signals(sigset_t* set);
+
+}  // namespace mosix::agent

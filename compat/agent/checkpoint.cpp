@@ -1,0 +1,941 @@
+// The checkpoint itself, run inside the signal handler of the thread that took
+// the request signal (the coordinator). It stops every other thread inside a
+// handler of its own (so each one's registers are in its kernel signal frame),
+// writes the image, then lets them go, stops the process or kills it.
+//
+// Nothing here allocates with malloc or takes a libc lock: another thread may
+// have been stopped holding one. Working memory is one anonymous mapping made
+// for the checkpoint and unmapped after it (the agent costs nothing resident
+// while idle), and its range is left out of the image.
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <ucontext.h>
+
+#include <atomic>
+
+#include "compat/agent/agent.h"
+#include "compat/agent/raw.h"
+#include "runtime/ckpt/format/image_format.h"
+#include "runtime/ckpt/format/image_writer.h"
+#include "runtime/ckpt/restorer/protocol.h"
+
+// glibc 2.35+ publishes where each thread's rseq area is (thread pointer +
+// __rseq_offset) and its size (0 when rseq is not registered). Weak, so the
+// agent still loads under an older glibc.
+extern "C" {
+extern const std::ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+}
+
+namespace mosix::agent {
+namespace {
+
+using namespace mosix::ckpt;
+
+constexpr int kMaxThreads = 1024;
+constexpr int kMaxRegions = 16384;
+constexpr std::size_t kMapsCap = 4u << 20;
+constexpr std::size_t kPagemapBatch = 4096;     // pages per pagemap read
+constexpr std::size_t kPageSize = 4096;
+constexpr std::uint32_t kRseqSig = 0x53053053;  // glibc's RSEQ_SIG on x86
+constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.36 registers
+constexpr long kStopTimeoutNs = 10'000'000'000L;
+constexpr std::uint64_t kProgressStep = 256u << 20;
+
+// What each stopped thread leaves for the coordinator. Its registers stay in
+// its signal frame (at uc, on its own stack) while it is parked.
+struct ThreadState {
+  std::uint64_t tid, fs_base, gs_base, tid_address, robust_list, robust_len, rseq;
+  ucontext_t* uc;
+  char name[16];
+};
+
+struct Region {
+  std::uint64_t start, end, offset, dev, inode, file_size;
+  std::int64_t mtime_ns;
+  std::uint32_t prot, map_flags;
+  RegionKind kind;
+  bool has_pages;
+  bool dump_all;  // file gone or replaced: every page goes into the image
+  const char* path;
+};
+
+struct Scratch {
+  std::atomic<int> arrived;  // threads parked in the stop handler
+  std::atomic<int> inside;   // threads not yet out of the stop handler
+  std::atomic<int> release;  // 0 while the threads must wait
+  std::atomic<int> slots;
+  ThreadState threads[kMaxThreads];
+  std::uint64_t signalled[kMaxThreads];
+  int nsignalled;
+  Region regions[kMaxRegions];
+  int nregions;
+  std::uint64_t pagemap[kPagemapBatch];
+  char maps[kMapsCap];
+  char cwd[4096];
+  char exe[4096];
+  char link[4096];
+  char line[4096];
+  char request[4096];
+  char error[ImageStatus::kCapacity + 512];
+  alignas(64) char stack[256 << 10];
+};
+
+std::size_t scratch_size(Compression c) {
+  std::size_t head = (sizeof(Scratch) + 4095) & ~std::size_t{4095};
+  return (head + WriterScratch::required_size(c) + 4095) & ~std::size_t{4095};
+}
+
+std::atomic<Scratch*> g_scratch{nullptr};
+// The real pid of a process in the middle of a checkpoint. A restored process
+// has another real pid, so the value it finds in its memory means "idle".
+std::atomic<pid_t> g_busy_pid{0};
+
+long now_ns(clockid_t clock) {
+  timespec ts{};
+  sys(SYS_clock_gettime, clock, &ts);
+  return ts.tv_sec * 1'000'000'000L + ts.tv_nsec;
+}
+
+void futex_wake(std::atomic<int>* word) {
+  sys(SYS_futex, word, FUTEX_WAKE_PRIVATE, 0x7fffffff, 0, 0, 0);
+}
+
+void futex_wait(std::atomic<int>* word, int expected, long timeout_ns) {
+  timespec ts{timeout_ns / 1'000'000'000L, timeout_ns % 1'000'000'000L};
+  sys(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ns > 0 ? &ts : nullptr, 0, 0);
+}
+
+void fill_thread_state(ThreadState& t, void* uc) {
+  t = ThreadState{};
+  t.tid = static_cast<std::uint64_t>(sys(SYS_gettid));
+  t.uc = static_cast<ucontext_t*>(uc);
+  sys(SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &t.fs_base);
+  sys(SYS_arch_prctl, 0x1004 /* ARCH_GET_GS */, &t.gs_base);
+  sys(SYS_prctl, PR_GET_TID_ADDRESS, &t.tid_address);
+  std::size_t len = 0;
+  sys(SYS_get_robust_list, 0, &t.robust_list, &len);
+  t.robust_len = len;
+  // glibc registered this thread's rseq area inside its TCB; the kernel
+  // offers no unprivileged way to ask, so the address comes from glibc.
+  if (&__rseq_size != nullptr && __rseq_size > 0)
+    t.rseq = t.fs_base + static_cast<std::uint64_t>(__rseq_offset);
+  sys(SYS_prctl, PR_GET_NAME, t.name);
+}
+
+// Handler of kStopSignal in every thread but the coordinator.
+void on_stop(int, siginfo_t*, void* uc) {
+  Scratch* s = g_scratch.load(std::memory_order_acquire);
+  if (s == nullptr || g_busy_pid.load() != real_pid()) return;
+  int saved_errno = errno;
+  s->inside.fetch_add(1);
+  int slot = s->slots.fetch_add(1);
+  if (slot < kMaxThreads) fill_thread_state(s->threads[slot], uc);
+  s->arrived.fetch_add(1);
+  futex_wake(&s->arrived);
+  while (s->release.load(std::memory_order_acquire) == 0) futex_wait(&s->release, 0, 0);
+  s->inside.fetch_sub(1);
+  futex_wake(&s->inside);
+  errno = saved_errno;
+}
+
+class Session {
+ public:
+  Session(Scratch* s, void* uc) : s_(s), uc_(uc) {}
+  void run();
+
+ private:
+  bool read_request();
+  bool stop_threads();
+  void release_threads();
+  bool check_fds();
+  bool write_fds();
+  bool collect_regions();
+  bool write_image();
+  bool write_header();
+  bool write_process();
+  bool write_thread(const ThreadState& t, bool leader);
+  bool write_pages(const Region& r);
+  bool check(const ImageStatus& st);
+  void fail(const char* what) { Line(s_->error, sizeof s_->error).s(what); }
+  void status(const char* text);
+  static ImageStatus sink_write(void* context, const struct iovec* iov, int count);
+
+  Scratch* s_;
+  void* uc_;
+  ImageWriter* writer_ = nullptr;
+  const char* out_path_ = nullptr;
+  const char* status_path_ = nullptr;
+  AfterCheckpoint mode_ = AfterCheckpoint::kLeaveRunning;
+  Compression compression_ = Compression::none;
+  long out_fd_ = -1, status_fd_ = -1, pagemap_fd_ = -1, dir_fd_ = -1;
+  std::uint64_t written_ = 0, next_progress_ = kProgressStep;
+};
+
+void Session::status(const char* text) {
+  if (status_fd_ < 0) return;
+  write_all(static_cast<int>(status_fd_), text, cstr_len(text));
+}
+
+bool Session::check(const ImageStatus& st) {
+  if (st) return true;
+  Line(s_->error, sizeof s_->error).s(st.message());
+  return false;
+}
+
+// Writes to the image descriptor with raw system calls and reports progress
+// on the status FIFO. Not libc's writev: it would write errno and the
+// thread's cancellation state, memory that is part of the image and is being
+// checksummed and written at that very moment.
+ImageStatus Session::sink_write(void* context, const struct iovec* iov, int count) {
+  auto* self = static_cast<Session*>(context);
+  for (int i = 0; i < count; ++i) {
+    const char* p = static_cast<const char*>(iov[i].iov_base);
+    std::size_t left = iov[i].iov_len;
+    while (left > 0) {
+      long n = sys(SYS_write, self->out_fd_, p, left);
+      if (n == -EINTR) continue;
+      if (n <= 0) {
+        MessageBuilder m;
+        m.text("writing the image failed: ").errno_text(n == 0 ? EIO : static_cast<int>(-n));
+        return m.status();
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    self->written_ += iov[i].iov_len;
+  }
+  if (self->written_ >= self->next_progress_) {
+    char l[64];
+    Line(l, sizeof l).s("progress ").u(self->written_).s("\n");
+    self->status(l);
+    self->next_progress_ += kProgressStep;
+  }
+  return ImageStatus::Ok();
+}
+
+void runtime_dir(Line& l) {
+  long uid = sys(SYS_getuid);
+  char run[64];
+  Line(run, sizeof run).s("/run/user/").u(static_cast<std::uint64_t>(uid));
+  struct stat st{};
+  if (sys(SYS_stat, run, &st) == 0 && S_ISDIR(st.st_mode))
+    l.s(run).s("/mosix");
+  else
+    l.s("/tmp/mosix-").u(static_cast<std::uint64_t>(uid));
+}
+
+// Reads and removes `<runtime dir>/ckpt-<pid>.req`; ignores a directory or
+// file that another user could have written.
+bool Session::read_request() {
+  char dir[256];
+  Line d(dir, sizeof dir);
+  runtime_dir(d);
+  struct stat st{};
+  long uid = sys(SYS_getuid);
+  if (sys(SYS_stat, dir, &st) != 0 || static_cast<long>(st.st_uid) != uid ||
+      (st.st_mode & 077) != 0)
+    return false;
+  char path[320];
+  Line p(path, sizeof path);
+  p.s(dir).s("/ckpt-").u(static_cast<std::uint64_t>(real_pid())).s(".req");
+  long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  bool owned = sys(SYS_fstat, fd, &st) == 0 && static_cast<long>(st.st_uid) == uid &&
+               S_ISREG(st.st_mode);
+  long n = owned ? sys(SYS_read, fd, s_->request, sizeof s_->request - 1) : -1;
+  sys(SYS_close, fd);
+  sys(SYS_unlinkat, AT_FDCWD, path, 0);
+  if (n <= 0) return false;
+  s_->request[n] = '\0';
+  for (char* line = s_->request; *line != '\0';) {
+    char* end = line;
+    while (*end != '\0' && *end != '\n') ++end;
+    bool last = *end == '\0';
+    *end = '\0';
+    if (starts_with(line, "out=")) {
+      out_path_ = line + 4;
+    } else if (starts_with(line, "status=")) {
+      status_path_ = line + 7;
+    } else if (starts_with(line, "mode=")) {
+      for (int m = 0; m < 3; ++m)
+        if (cstr_eq(line + 5, kModeNames[m])) mode_ = static_cast<AfterCheckpoint>(m);
+    } else if (starts_with(line, "compress=")) {
+      parse_compression(line + 9, &compression_);
+    }
+    if (last) break;
+    line = end + 1;
+  }
+  if (status_path_ != nullptr) {
+    status_fd_ = sys(SYS_openat, AT_FDCWD, status_path_, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (status_fd_ >= 0) sys(SYS_fcntl, status_fd_, F_SETFL, 0);
+  }
+  return out_path_ != nullptr && status_fd_ >= 0;
+}
+
+// Signals every other thread until a pass over /proc/self/task finds none
+// new, then waits for all of them to be parked.
+bool Session::stop_threads() {
+  pid_t pid = real_pid();
+  long self = sys(SYS_gettid);
+  fill_thread_state(s_->threads[0], uc_);
+  s_->slots.store(1);
+  bool found_new = true;
+  while (found_new) {
+    found_new = false;
+    dir_fd_ = sys(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd_ < 0) return fail("cannot list /proc/self/task"), false;
+    for (;;) {
+      long n = sys(SYS_getdents64, dir_fd_, s_->line, sizeof s_->line);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        auto* rec = reinterpret_cast<unsigned char*>(s_->line + off);
+        unsigned short reclen;
+        __builtin_memcpy(&reclen, rec + 16, 2);
+        const char* name = reinterpret_cast<const char*>(rec + 19);
+        off += reclen;
+        if (name[0] < '0' || name[0] > '9') continue;
+        const char* q = name;
+        auto tid = static_cast<std::uint64_t>(parse_dec(q));
+        if (static_cast<long>(tid) == self) continue;
+        bool seen = false;
+        for (int i = 0; i < s_->nsignalled; ++i) seen = seen || s_->signalled[i] == tid;
+        if (seen) continue;
+        if (s_->nsignalled + 1 >= kMaxThreads) return fail("more than 1024 threads"), false;
+        s_->signalled[s_->nsignalled++] = tid;
+        if (sys(SYS_tgkill, pid, tid, kStopSignal) == 0)
+          found_new = true;
+        else
+          --s_->nsignalled;  // it exited meanwhile
+      }
+    }
+    sys(SYS_close, dir_fd_);
+    dir_fd_ = -1;
+  }
+  long deadline = now_ns(CLOCK_MONOTONIC) + kStopTimeoutNs;
+  for (;;) {
+    int arrived = s_->arrived.load();
+    if (arrived >= s_->nsignalled) break;
+    long left = deadline - now_ns(CLOCK_MONOTONIC);
+    if (left <= 0) {
+      Line(s_->error, sizeof s_->error)
+          .s("only ")
+          .u(static_cast<std::uint64_t>(arrived))
+          .s(" of ")
+          .u(static_cast<std::uint64_t>(s_->nsignalled))
+          .s(" other threads stopped within 10 s (a thread blocks signal ")
+          .u(kStopSignal)
+          .s(" or is stopped)");
+      return false;
+    }
+    futex_wait(&s_->arrived, arrived, left < 100'000'000L ? left : 100'000'000L);
+  }
+  // The thread-group leader goes first: the restorer's own main thread
+  // becomes it.
+  for (int i = 1; i < s_->slots.load(); ++i) {
+    if (static_cast<pid_t>(s_->threads[i].tid) == pid) {
+      ThreadState t = s_->threads[0];
+      s_->threads[0] = s_->threads[i];
+      s_->threads[i] = t;
+    }
+  }
+  if (static_cast<pid_t>(s_->threads[0].tid) != pid)
+    return fail("the main thread has exited; only processes with a live main thread are supported"),
+           false;
+  return true;
+}
+
+void Session::release_threads() {
+  s_->release.store(1, std::memory_order_release);
+  futex_wake(&s_->release);
+  for (;;) {
+    int in = s_->inside.load();
+    if (in == 0) break;
+    futex_wait(&s_->inside, in, 100'000'000L);
+  }
+}
+
+const char* anon_kind(const char* link) {
+  if (starts_with(link, "anon_inode:[eventpoll]")) return "an epoll instance";
+  if (starts_with(link, "anon_inode:inotify")) return "an inotify instance";
+  if (starts_with(link, "anon_inode:[eventfd]")) return "an eventfd";
+  if (starts_with(link, "anon_inode:[signalfd]")) return "a signalfd";
+  if (starts_with(link, "anon_inode:[timerfd]")) return "a timerfd";
+  if (starts_with(link, "anon_inode:")) return "an anonymous inode";
+  return "of an unsupported kind";
+}
+
+bool is_plain_device(const char* link) {
+  for (const char* d : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
+    if (cstr_eq(link, d)) return true;
+  return false;
+}
+
+bool ends_with_deleted(const char* s) {
+  std::size_t n = cstr_len(s);
+  return n >= 10 && cstr_eq(s + n - 10, " (deleted)");
+}
+
+std::int64_t mtime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000LL + st.st_mtim.tv_nsec;
+}
+
+// Walks /proc/self/fd; for each descriptor of the program, calls fn(fd,
+// link, stat). Stops and returns false when fn does.
+template <typename Fn>
+bool for_each_fd(Scratch* s, const long* skip, int nskip, Fn fn) {
+  long dir = sys(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return false;
+  char dents[2048];
+  bool ok = true;
+  while (ok) {
+    long n = sys(SYS_getdents64, dir, dents, sizeof dents);
+    if (n <= 0) break;
+    for (long off = 0; off < n && ok;) {
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, dents + off + 16, 2);
+      const char* name = dents + off + 19;
+      off += reclen;
+      if (name[0] < '0' || name[0] > '9') continue;
+      const char* q = name;
+      long fd = static_cast<long>(parse_dec(q));
+      bool own = fd == dir;
+      for (int i = 0; i < nskip; ++i) own = own || fd == skip[i];
+      if (own) continue;
+      char path[64];
+      Line(path, sizeof path).s("/proc/self/fd/").u(static_cast<std::uint64_t>(fd));
+      long len = sys(SYS_readlinkat, AT_FDCWD, path, s->link, sizeof s->link - 1);
+      if (len < 0) continue;
+      s->link[len] = '\0';
+      struct stat st{};
+      if (sys(SYS_fstat, fd, &st) != 0) continue;
+      ok = fn(fd, s->link, st);
+    }
+  }
+  sys(SYS_close, dir);
+  return ok;
+}
+
+bool Session::check_fds() {
+  long skip[] = {out_fd_, status_fd_, pagemap_fd_};
+  return for_each_fd(s_, skip, 3, [&](long fd, const char* link, const struct stat& st) {
+    if (fd <= 2) return true;
+    Line e(s_->error, sizeof s_->error);
+    e.s("fd ").u(static_cast<std::uint64_t>(fd)).s(" ");
+    if (S_ISREG(st.st_mode)) {
+      if (link[0] == '/' && !ends_with_deleted(link) && !starts_with(link, "/memfd:"))
+        return true;
+      e.s("is a deleted or anonymous file (").s(link).s(")");
+    } else if (S_ISDIR(st.st_mode)) {
+      return true;
+    } else if (S_ISCHR(st.st_mode)) {
+      if (is_plain_device(link)) return true;
+      e.s("is the character device ").s(link);
+    } else if (S_ISFIFO(st.st_mode)) {
+      e.s("is a pipe (").s(link).s(")");
+    } else if (S_ISSOCK(st.st_mode)) {
+      e.s("is a socket (").s(link).s(")");
+    } else {
+      e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
+    }
+    e.s(": only regular files, directories, /dev/null-like devices and stdin/stdout/stderr "
+        "can be checkpointed; the process keeps running");
+    return false;
+  });
+}
+
+bool Session::write_fds() {
+  long skip[] = {out_fd_, status_fd_, pagemap_fd_};
+  bool ok = true;
+  for_each_fd(s_, skip, 3, [&](long fd, const char* link, const struct stat& st) {
+    FdRecord r;
+    r.fd = static_cast<std::int32_t>(fd);
+    r.open_flags = static_cast<std::uint32_t>(sys(SYS_fcntl, fd, F_GETFL));
+    r.fd_flags = static_cast<std::uint32_t>(sys(SYS_fcntl, fd, F_GETFD));
+    r.path = link;
+    r.mode = st.st_mode;
+    r.dev = st.st_dev;
+    r.inode = st.st_ino;
+    r.size = static_cast<std::uint64_t>(st.st_size);
+    r.mtime_ns = mtime_ns(st);
+    if (fd <= 2) {
+      r.kind = FdKind::std_stream;
+    } else if (S_ISREG(st.st_mode)) {
+      r.kind = FdKind::regular;
+      long off = sys(SYS_lseek, fd, 0, SEEK_CUR);
+      r.offset = off < 0 ? 0 : static_cast<std::uint64_t>(off);
+    } else if (S_ISDIR(st.st_mode)) {
+      r.kind = FdKind::directory;
+    } else {
+      r.kind = FdKind::char_device;
+    }
+    ok = check(writer_->fd(r));
+    return ok;
+  });
+  return ok;
+}
+
+// Parses /proc/self/maps into s_->regions, classifying each mapping; refuses
+// mappings that cannot be restored (devices, System V shared memory, memfd).
+bool Session::collect_regions() {
+  long n = read_file("/proc/self/maps", s_->maps, kMapsCap);
+  if (n < 0) return fail("cannot read /proc/self/maps (more than 4 MiB of mappings?)"), false;
+  s_->maps[n] = '\0';
+  auto scratch_lo = reinterpret_cast<std::uint64_t>(s_);
+  auto scratch_hi = scratch_lo + scratch_size(Compression::best);
+  s_->nregions = 0;
+  for (char* line = s_->maps; *line != '\0';) {
+    char* eol = line;
+    while (*eol != '\n' && *eol != '\0') ++eol;
+    bool last = *eol == '\0';
+    *eol = '\0';
+    const char* p = line;
+    Region r{};
+    r.start = parse_hex(p);
+    ++p;
+    r.end = parse_hex(p);
+    ++p;
+    r.prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) |
+             (p[2] == 'x' ? PROT_EXEC : 0);
+    bool shared = p[3] == 's';
+    r.map_flags = shared ? MAP_SHARED : MAP_PRIVATE;
+    p += 5;
+    r.offset = parse_hex(p);
+    ++p;
+    parse_hex(p);  // device major:minor, from stat() below instead
+    ++p;
+    parse_hex(p);
+    ++p;
+    std::uint64_t inode = parse_dec(p);
+    while (*p == ' ') ++p;
+    r.path = p;
+    line = eol + 1;
+    bool skip = (r.start >= kReservedLow && r.end <= kReservedHigh) ||
+                cstr_eq(r.path, "[vsyscall]");
+    if (!skip) {
+      if (cstr_eq(r.path, "[vvar]")) {
+        r.kind = RegionKind::vvar;
+      } else if (cstr_eq(r.path, "[vvar_vclock]")) {
+        r.kind = RegionKind::vvar_vclock;
+      } else if (cstr_eq(r.path, "[vdso]")) {
+        r.kind = RegionKind::vdso;
+      } else if (inode == 0) {
+        r.has_pages = true;
+        if (shared) r.kind = RegionKind::shared_anon;
+        else if (cstr_eq(r.path, "[heap]")) r.kind = RegionKind::heap;
+        else if (cstr_eq(r.path, "[stack]")) r.kind = RegionKind::stack;
+        else r.kind = RegionKind::anon;
+        if (r.kind == RegionKind::stack) r.map_flags |= MAP_GROWSDOWN;
+      } else {
+        struct stat st{};
+        bool same = r.path[0] == '/' && !ends_with_deleted(r.path) &&
+                    sys(SYS_stat, r.path, &st) == 0 && st.st_ino == inode;
+        if (same) {
+          r.dev = st.st_dev;
+          r.inode = st.st_ino;
+          r.file_size = static_cast<std::uint64_t>(st.st_size);
+          r.mtime_ns = mtime_ns(st);
+        }
+        if (shared && starts_with(r.path, "/dev/zero")) {
+          r.kind = RegionKind::shared_anon;
+          r.has_pages = true;
+        } else if (shared) {
+          if (!same || !S_ISREG(st.st_mode)) {
+            Line(s_->error, sizeof s_->error)
+                .s("shared mapping of ")
+                .s(r.path)
+                .s(" at 0x")
+                .x(r.start)
+                .s(" cannot be checkpointed (not a regular file that still exists)");
+            return false;
+          }
+          r.kind = RegionKind::shared_file;
+        } else if (same && S_ISREG(st.st_mode)) {
+          r.kind = RegionKind::private_file;
+          r.has_pages = true;
+        } else if (same && S_ISCHR(st.st_mode) && !starts_with(r.path, "/dev/zero")) {
+          Line(s_->error, sizeof s_->error)
+              .s("mapping of the device ")
+              .s(r.path)
+              .s(" at 0x")
+              .x(r.start)
+              .s(" cannot be checkpointed");
+          return false;
+        } else {
+          r.kind = RegionKind::anon;
+          r.has_pages = true;
+          r.dump_all = true;
+        }
+      }
+      // The kernel may have merged the scratch mapping with a neighbour:
+      // keep only what lies outside it.
+      Region pieces[2] = {r, r};
+      pieces[0].end = r.end < scratch_lo ? r.end : (r.start < scratch_lo ? scratch_lo : r.start);
+      pieces[1].start = r.start > scratch_hi ? r.start : (r.end > scratch_hi ? scratch_hi : r.end);
+      if (pieces[1].start > r.start) pieces[1].offset += pieces[1].start - r.start;
+      for (const Region& piece : pieces) {
+        if (piece.start >= piece.end) continue;
+        if (s_->nregions == kMaxRegions) return fail("more than 16384 memory mappings"), false;
+        s_->regions[s_->nregions++] = piece;
+      }
+    }
+    if (last) break;
+  }
+  return true;
+}
+
+bool Session::write_header() {
+  HeaderRecord h;
+  describe_this_machine(&h.machine);
+  Line(h.mosix_version, sizeof h.mosix_version).s(MOSIX_VERSION_STRING);
+  struct utsname u{};
+  sys(SYS_uname, &u);
+  Line(h.hostname, sizeof h.hostname).s(u.nodename);
+  h.pid = g_vpid;
+  h.real_pid = real_pid();
+  h.created_ns = now_ns(CLOCK_REALTIME);
+  return check(writer_->header(h));
+}
+
+// Fields of /proc/self/stat after the command name, numbered as in proc(5).
+bool read_stat_fields(char* buf, std::size_t cap, std::uint64_t out[53]) {
+  long n = read_file("/proc/self/stat", buf, cap);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* close = nullptr;
+  for (const char* q = buf; *q != '\0'; ++q)
+    if (*q == ')') close = q;
+  if (close == nullptr) return false;
+  const char* p = close + 2;
+  for (int field = 3; field <= 52 && *p != '\0'; ++field) {
+    if (*p == '-') ++p;
+    out[field] = parse_dec(p);
+    while (*p != ' ' && *p != '\0') ++p;
+    if (*p == ' ') ++p;
+  }
+  return true;
+}
+
+bool Session::write_process() {
+  ProcessRecord r;
+  r.pid = g_vpid;
+  r.ppid = g_vppid;
+  r.pgid = static_cast<std::int32_t>(sys(SYS_getpgid, 0));
+  r.sid = static_cast<std::int32_t>(sys(SYS_getsid, 0));
+  long old = sys(SYS_umask, 0);
+  sys(SYS_umask, old);
+  r.umask = static_cast<std::uint32_t>(old);
+  r.personality = static_cast<std::uint32_t>(sys(SYS_personality, 0xffffffffUL));
+  static_assert(sizeof(ThreadState::name) == 16);
+  r.comm = s_->threads[0].name;
+  long len = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/cwd", s_->cwd, sizeof s_->cwd - 1);
+  if (len < 0) return fail("cannot read the working directory"), false;
+  s_->cwd[len] = '\0';
+  r.cwd = s_->cwd;
+  len = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", s_->exe, sizeof s_->exe - 1);
+  s_->exe[len < 0 ? 0 : len] = '\0';
+  r.exe = s_->exe;
+  std::uint64_t f[53] = {};
+  if (!read_stat_fields(s_->line, sizeof s_->line - 1, f))
+    return fail("cannot read /proc/self/stat"), false;
+  r.start_brk = f[47];
+  r.brk = static_cast<std::uint64_t>(sys(SYS_brk, 0));
+  r.start_stack = f[28];
+  r.arg_start = f[48];
+  r.arg_end = f[49];
+  r.env_start = f[50];
+  r.env_end = f[51];
+  r.rlimit_count = kMaxRlimits;
+  for (std::uint32_t i = 0; i < kMaxRlimits; ++i) {
+    std::uint64_t lim[2] = {};
+    sys(SYS_prlimit64, 0, i, nullptr, lim);
+    r.rlimits[i] = Rlimit{lim[0], lim[1]};
+  }
+  r.signal_count = kMaxSignals;
+  for (std::uint32_t sig = 1; sig <= kMaxSignals; ++sig) {
+    std::uint64_t raw[4] = {};
+    if (sys(SYS_rt_sigaction, sig, nullptr, raw, 8) == 0)
+      r.sigactions[sig - 1] = KernelSigaction{raw[0], raw[1], raw[2], raw[3]};
+  }
+  for (int which = 0; which < 3; ++which) {
+    long it[4] = {};
+    sys(SYS_getitimer, which, it);
+    r.itimers[which].interval_ns = static_cast<std::uint64_t>(it[0] * 1'000'000'000L + it[1] * 1000);
+    r.itimers[which].value_ns = static_cast<std::uint64_t>(it[2] * 1'000'000'000L + it[3] * 1000);
+  }
+  return check(writer_->process(r));
+}
+
+// The kernel's x86-64 layout of the FXSAVE area's software bytes, which say
+// whether an XSAVE area follows and how large it is.
+constexpr std::size_t kSwBytesOffset = 464;
+constexpr std::uint32_t kFpXstateMagic1 = 0x46505853;
+
+bool Session::write_thread(const ThreadState& t, bool leader) {
+  ThreadRecord r;
+  r.tid = static_cast<std::int32_t>(t.tid);
+  r.flags = leader ? kThreadLeader : 0;
+  r.name = t.name;
+  // The registers as the kernel saved them in the signal frame: after an
+  // interrupted system call they already say "restart" (SA_RESTART) or hold
+  // -EINTR, exactly what the kernel would resume with.
+  r.regs_kind = RegsKind::x86_64_ucontext;
+  r.regs = Blob(reinterpret_cast<const std::uint8_t*>(t.uc->uc_mcontext.gregs),
+                sizeof t.uc->uc_mcontext.gregs);
+  // The FPU/SSE/AVX state in the frame: an XSAVE area in the standard format
+  // when the kernel's software bytes say so, else the legacy FXSAVE area.
+  const auto* fp = reinterpret_cast<const std::uint8_t*>(t.uc->uc_mcontext.fpregs);
+  if (fp != nullptr) {
+    std::uint32_t magic1, xstate_size;
+    __builtin_memcpy(&magic1, fp + kSwBytesOffset, 4);
+    __builtin_memcpy(&xstate_size, fp + kSwBytesOffset + 16, 4);
+    if (magic1 == kFpXstateMagic1) {
+      r.xstate_kind = XstateKind::x86_64_xsave;
+      r.xstate = Blob(fp, xstate_size);
+    } else {
+      r.xstate_kind = XstateKind::x86_64_fxsave;
+      r.xstate = Blob(fp, 512);
+    }
+  }
+  r.fs_base = t.fs_base;
+  r.gs_base = t.gs_base;
+  __builtin_memcpy(&r.sigmask, &t.uc->uc_sigmask, 8);
+  r.altstack_sp = reinterpret_cast<std::uint64_t>(t.uc->uc_stack.ss_sp);
+  r.altstack_size = t.uc->uc_stack.ss_size;
+  r.altstack_flags = t.uc->uc_stack.ss_flags;
+  r.robust_list = t.robust_list;
+  r.robust_list_len = t.robust_len;
+  r.clear_child_tid = t.tid_address;
+  if (t.rseq != 0) {
+    r.rseq_addr = t.rseq;
+    r.rseq_len = kRseqLen;
+    r.rseq_sig = kRseqSig;
+  }
+  return check(writer_->thread(r));
+}
+
+// Writes the pages of one region that cannot be had otherwise: present or
+// swapped pages of anonymous memory (the writer leaves out all-zero ones),
+// and of private file mappings only the pages the program changed (no longer
+// the file's page cache page).
+bool Session::write_pages(const Region& r) {
+  bool unreadable = (r.prot & PROT_READ) == 0;
+  bool ok = true;
+  bool mprotected = false;
+  std::uint64_t run_start = 0, run_len = 0;
+  auto flush_run = [&]() {
+    if (run_len == 0) return true;
+    if (unreadable && !mprotected) {
+      sys(SYS_mprotect, r.start, r.end - r.start, r.prot | PROT_READ);
+      mprotected = true;
+    }
+    bool w = check(writer_->pages(run_start - r.start, reinterpret_cast<const void*>(run_start),
+                                  run_len));
+    run_len = 0;
+    return w;
+  };
+  for (std::uint64_t base = r.start; base < r.end && ok; base += kPagemapBatch * kPageSize) {
+    std::uint64_t pages = (r.end - base) / kPageSize;
+    if (pages > kPagemapBatch) pages = kPagemapBatch;
+    long got = sys(SYS_pread64, pagemap_fd_, s_->pagemap, pages * 8, (base / kPageSize) * 8);
+    if (got != static_cast<long>(pages * 8)) {
+      fail("cannot read /proc/self/pagemap");
+      ok = false;
+      break;
+    }
+    for (std::uint64_t i = 0; i < pages && ok; ++i) {
+      std::uint64_t pm = s_->pagemap[i];
+      bool present = (pm >> 63) & 1, swapped = (pm >> 62) & 1, file = (pm >> 61) & 1;
+      std::uint64_t addr = base + i * kPageSize;
+      bool dump;
+      if (r.dump_all) dump = true;
+      else if (r.kind == RegionKind::private_file) dump = (present && !file) || swapped;
+      else dump = present || swapped;
+      if (dump && run_len > 0 && run_start + run_len == addr) {
+        run_len += kPageSize;
+        continue;
+      }
+      ok = flush_run();
+      if (dump) {
+        run_start = addr;
+        run_len = kPageSize;
+      }
+    }
+  }
+  ok = ok && flush_run();
+  if (mprotected) sys(SYS_mprotect, r.start, r.end - r.start, r.prot);
+  return ok;
+}
+
+bool Session::write_image() {
+  out_fd_ = sys(SYS_openat, AT_FDCWD, out_path_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out_fd_ < 0) return fail("cannot create the image file"), false;
+  pagemap_fd_ = sys(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap_fd_ < 0) return fail("cannot open /proc/self/pagemap"), false;
+  WriterScratch ws;
+  std::size_t head = (sizeof(Scratch) + 4095) & ~std::size_t{4095};
+  if (!ws.attach(compression_, reinterpret_cast<char*>(s_) + head,
+                 WriterScratch::required_size(compression_)))
+    return fail("the image writer's working memory is too small"), false;
+  ImageWriter writer(Sink{this, &Session::sink_write}, compression_, &ws);
+  writer_ = &writer;
+  bool ok = write_header() && write_process();
+  for (int i = 0; ok && i < s_->slots.load(); ++i) ok = write_thread(s_->threads[i], i == 0);
+  for (int i = 0; ok && i < s_->nregions; ++i) {
+    const Region& g = s_->regions[i];
+    RegionRecord r;
+    r.start = g.start;
+    r.end = g.end;
+    r.prot = g.prot;
+    r.map_flags = g.map_flags;
+    r.kind = g.kind;
+    r.flags = g.has_pages ? kRegionHasPages : 0;
+    r.offset = g.offset;
+    r.path = g.path;
+    r.file_dev = g.dev;
+    r.file_inode = g.inode;
+    r.file_size = g.file_size;
+    r.file_mtime_ns = g.mtime_ns;
+    ok = check(writer.region(r)) && (!g.has_pages || write_pages(g));
+  }
+  ok = ok && write_fds() && check(writer.finish());
+  writer_ = nullptr;
+  return ok;
+}
+
+// Unmaps what a restorer left behind in its reserved range (its hand-over
+// trampoline): no thread runs there any more, and the next restorer needs
+// the range.
+void unmap_reserved_leftovers(Scratch* s) {
+  long n = read_file("/proc/self/maps", s->maps, kMapsCap);
+  if (n < 0) return;
+  s->maps[n] = '\0';
+  for (const char* p = s->maps; *p != '\0';) {
+    std::uint64_t lo = parse_hex(p);
+    ++p;
+    std::uint64_t hi = parse_hex(p);
+    if (lo >= kReservedLow && hi <= kReservedHigh) sys(SYS_munmap, lo, hi - lo);
+    while (*p != '\n' && *p != '\0') ++p;
+    if (*p == '\n') ++p;
+  }
+}
+
+void Session::run() {
+  if (!read_request()) {
+    if (status_fd_ >= 0) {
+      status("error the checkpoint request could not be read\n");
+      sys(SYS_close, status_fd_);
+    }
+    return;
+  }
+  // A reader that goes away must fail the write, not kill the process.
+  std::uint64_t pipe_mask = 1ULL << (SIGPIPE - 1), old_mask = 0;
+  sys(SYS_rt_sigprocmask, SIG_BLOCK, &pipe_mask, &old_mask, 8);
+  bool ok = stop_threads() && check_fds();
+  if (ok) unmap_reserved_leftovers(s_);
+  ok = ok && collect_regions() && write_image();
+  if (out_fd_ >= 0) sys(SYS_close, out_fd_);
+  if (pagemap_fd_ >= 0) sys(SYS_close, pagemap_fd_);
+  char line[sizeof s_->error + 32];
+  if (ok)
+    Line(line, sizeof line).s("ok ").u(written_).s("\n");
+  else
+    Line(line, sizeof line).s("error ").s(s_->error).s("\n");
+  status(line);
+  sys(SYS_close, status_fd_);
+  if ((old_mask & pipe_mask) == 0) {
+    timespec zero{};
+    while (sys(SYS_rt_sigtimedwait, &pipe_mask, nullptr, &zero, 8) == SIGPIPE) {
+    }
+    sys(SYS_rt_sigprocmask, SIG_SETMASK, &old_mask, nullptr, 8);
+  }
+  if (ok && mode_ == AfterCheckpoint::kKill) sys(SYS_kill, real_pid(), SIGKILL);
+  if (ok && mode_ == AfterCheckpoint::kStop) sys(SYS_kill, real_pid(), SIGSTOP);
+  release_threads();
+}
+
+// Runs fn(arg) on another stack. The coordinator works on a stack inside
+// its scratch mapping: its own stack is part of the image and must not
+// change while it is being written.
+extern "C" void mosix_agent_call_on_stack(void (*fn)(void*), void* arg, void* top)
+    __attribute__((visibility("hidden")));
+asm(R"(
+    .text
+    .globl mosix_agent_call_on_stack
+    .hidden mosix_agent_call_on_stack
+    .type mosix_agent_call_on_stack, @function
+mosix_agent_call_on_stack:
+    push %rbp
+    mov %rsp, %rbp
+    mov %rdx, %rsp
+    mov %rdi, %rax
+    mov %rsi, %rdi
+    call *%rax
+    mov %rbp, %rsp
+    pop %rbp
+    ret
+    .size mosix_agent_call_on_stack, .-mosix_agent_call_on_stack
+)");
+
+struct SessionArgs {
+  Scratch* s;
+  void* uc;
+};
+
+void run_session(void* arg) {
+  auto* a = static_cast<SessionArgs*>(arg);
+  Session(a->s, a->uc).run();
+}
+
+// Handler of kRequestSignal: this thread becomes the coordinator.
+void on_request(int, siginfo_t*, void* uc) {
+  pid_t pid = real_pid();
+  if (g_busy_pid.load() == pid) return;
+  g_busy_pid.store(pid);
+  int saved_errno = errno;
+  // Sized for the most demanding compression; untouched pages cost nothing.
+  std::size_t size = scratch_size(Compression::best);
+  long mem = sys(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem < 0 && mem > -4096) {
+    g_busy_pid.store(0);
+    errno = saved_errno;
+    return;
+  }
+  auto* s = reinterpret_cast<Scratch*>(mem);
+  g_scratch.store(s, std::memory_order_release);
+  SessionArgs args{s, uc};
+  mosix_agent_call_on_stack(run_session, &args, s->stack + sizeof s->stack);
+  g_scratch.store(nullptr, std::memory_order_release);
+  sys(SYS_munmap, mem, size);
+  g_busy_pid.store(0);
+  errno = saved_errno;
+}
+
+}  // namespace
+
+void install_checkpoint_handlers() {
+  auto real = real_sigaction();
+  if (real == nullptr) return;
+  struct sigaction sa{};
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, kRequestSignal);
+  sigaddset(&sa.sa_mask, kStopSignal);
+  sa.sa_sigaction = on_request;
+  real(kRequestSignal, &sa, nullptr);
+  sa.sa_sigaction = on_stop;
+  real(kStopSignal, &sa, nullptr);
+}
+
+}  // namespace mosix::agent

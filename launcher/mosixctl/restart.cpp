@@ -1,0 +1,58 @@
+// mosixctl restart IMAGE: restores a process in the foreground.
+//
+// mosixctl replaces itself with the restorer (exec), which in turn becomes
+// the restored process: it keeps mosixctl's pid, stdin/stdout/stderr,
+// terminal and parent. So the shell sees the restored program's own exit
+// status (128+S when killed by S), signals sent to this pid (or from the
+// terminal) reach the program directly, and `$!` of a backgrounded restart
+// is the guest's pid for the next `mosixctl checkpoint` — nothing to relay,
+// nothing to get wrong. An image the restorer refuses makes it exit 2 with
+// one line saying why, before anything is changed.
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "launcher/mosixctl/commands.h"
+
+namespace mosix::ctl {
+namespace {
+
+// $MOSIX_RESTORER, else mosix-restore next to this mosixctl.
+std::string restorer_path() {
+  if (const char* env = std::getenv("MOSIX_RESTORER"); env != nullptr && *env != '\0') return env;
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) throw CommandError("cannot find this program's directory; set MOSIX_RESTORER");
+  self[n] = '\0';
+  std::string dir(self);
+  dir.erase(dir.rfind('/'));
+  return dir + "/mosix-restore";
+}
+
+void run_restart(const std::string& image) {
+  std::string restorer = restorer_path();
+  spdlog::debug("restart: exec {} {}", restorer, image);
+  std::fflush(nullptr);
+  execl(restorer.c_str(), "mosix-restore", image.c_str(), static_cast<char*>(nullptr));
+  throw CommandError("cannot run the restorer " + restorer + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+void register_restart(CLI::App& app) {
+  auto image = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "restart", "Restore a process from its image, in the foreground (it becomes this process)");
+  cmd->add_option("image", *image, "Image written by mosixctl checkpoint")->required();
+  cmd->callback([image] { run_restart(*image); });
+}
+
+}  // namespace mosix::ctl

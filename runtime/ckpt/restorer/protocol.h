@@ -1,0 +1,52 @@
+// The checkpoint request protocol between `mosixctl checkpoint` and the agent
+// inside a guest, and the address range the restorer reserves for itself.
+// Header-only, no allocation: the agent includes it from a signal handler.
+#pragma once
+
+#include <cstdint>
+
+namespace mosix::ckpt {
+
+// Real-time signals the agent takes for itself, counted down from SIGRTMAX
+// (64 on Linux x86-64). glibc keeps 32 and 33 for its own use; programs that
+// use real-time signals count up from SIGRTMIN (34), so the top is the least
+// likely to clash. SIGUSR1/SIGUSR2 stay the program's (DMTCP takes SIGUSR2).
+// kRequestSignal goes to the process (any thread may take it: that thread
+// becomes the coordinator); kStopSignal goes to each other thread with tgkill
+// and parks it in its handler, so its registers sit in the kernel's signal
+// frame on its own stack.
+inline constexpr int kRequestSignal = 62;  // SIGRTMAX-2
+inline constexpr int kStopSignal = 63;     // SIGRTMAX-1
+
+// The restorer links itself at kRestorerBase and places its hand-over
+// trampoline (the few instructions that run after the restorer is unmapped)
+// at kTrampolineBase. The agent never dumps anything in [kReservedLow,
+// kReservedHigh) and unmaps a leftover trampoline there before dumping.
+// The range sits just below 2 GiB: a static non-PIE binary must live in the
+// low 2 GiB (libc.a's weak undefined symbols and 32-bit relocations), and
+// programs map nothing there (non-PIE executables start at 4 MiB, PIE ones
+// near 85 TiB, libraries and stacks near 128 TiB) unless a brk heap grows
+// past 1.5 GiB, which the restorer then refuses with that reason.
+inline constexpr std::uint64_t kReservedLow = 0x60000000ULL;
+inline constexpr std::uint64_t kTrampolineBase = 0x60000000ULL;
+inline constexpr std::uint64_t kRestorerBase = 0x68000000ULL;
+inline constexpr std::uint64_t kReservedHigh = 0x80000000ULL;
+
+// A request is a small text file `<runtime dir>/ckpt-<real pid>.req`,
+// written by mosixctl before it signals the process, with lines
+//   out=<path the agent opens O_WRONLY|O_CREAT|O_TRUNC to write the image>
+//   status=<FIFO the agent writes its progress and result lines into>
+//   mode=leave|stop|kill
+//   compress=none|fast|best
+// The agent answers on the status FIFO with lines
+//   progress <bytes written>
+//   ok <bytes written>
+//   error <one line saying what was refused and why>
+// and removes the request file. The runtime directory is
+// /run/user/<uid>/mosix if /run/user/<uid> exists, else /tmp/mosix-<uid>;
+// it must be owned by the user and mode 0700 (the agent checks both).
+enum class AfterCheckpoint : int { kLeaveRunning = 0, kStop = 1, kKill = 2 };
+
+inline constexpr const char* kModeNames[] = {"leave", "stop", "kill"};
+
+}  // namespace mosix::ckpt

@@ -1,0 +1,652 @@
+// mosix-restore IMAGE: turns this process into the one the image holds.
+//
+// A static binary linked at kRestorerBase (protocol.h), far from anything a
+// program maps, and with malloc kept to the brk heap next to it, so that the
+// restorer's own memory never collides with the image's. It works in two
+// phases:
+//  1. Read the whole image, checking every checksum and record, and that it
+//     can be restored here (CPU, kernel, files, offsets). Any problem: one
+//     line on stderr and exit 2, with nothing touched.
+//  2. Point of no return. Reopen the descriptors, switch to a stack in the
+//     restorer's heap, unmap everything else, move the vDSO block to where
+//     the program had it, map and fill every region, restore process state,
+//     build one signal frame per thread on its own stack, clone the threads,
+//     and leave through the trampoline (trampoline.S), which unmaps the
+//     restorer and rt_sigreturns each thread into the program.
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sched.h>
+#include <signal.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <vector>
+
+#include "runtime/ckpt/format/image_format.h"
+#include "runtime/ckpt/format/image_reader.h"
+#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/ckpt/restorer/trampoline.h"
+
+extern "C" {
+extern const std::ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+}
+
+namespace mosix::ckpt {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kPhaseTwoStack = 512 << 10;
+constexpr std::uint32_t kRseqSig = 0x53053053;
+
+// A copy: argv lives on the stack that phase 2 unmaps.
+char g_image_path[1024];
+
+[[noreturn]] void refuse(const std::string& why) {
+  std::string line = "mosix-restore: " + std::string(g_image_path) + ": " + why + "\n";
+  ssize_t w = write(2, line.data(), line.size());
+  (void)w;
+  _exit(2);
+}
+
+// After the point of no return there is no process to go back to.
+[[noreturn]] void die(const char* what, long err) {
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "mosix-restore: %s: restore failed after the point of no return: %s (%s)\n",
+                   g_image_path, what, strerror(static_cast<int>(-err)));
+  ssize_t w = write(2, buf, static_cast<std::size_t>(n));
+  (void)w;
+  syscall(SYS_exit_group, 2);
+  __builtin_unreachable();
+}
+
+struct Thread {
+  ThreadRecord rec;
+  std::vector<std::uint8_t> regs, xstate;
+  std::string name;
+};
+struct Region {
+  RegionRecord rec;
+  std::string path;
+};
+struct Fd {
+  FdRecord rec;
+  std::string path;
+};
+
+// Everything but the page data, copied out of the reader's buffers.
+struct Image {
+  HeaderRecord header;
+  ProcessRecord process;
+  std::string comm, cwd, exe;
+  std::vector<Thread> threads;
+  std::vector<Region> regions;
+  std::vector<Fd> fds;
+};
+
+struct Mapping {
+  std::uint64_t start, end;
+  char name[32];
+};
+
+// The restorer's own mappings, read into fixed storage (no allocation while
+// phase 2 unmaps them).
+struct OwnMaps {
+  Mapping m[256];
+  int n = 0;
+};
+
+void read_own_maps(OwnMaps* out) {
+  static char buf[64 << 10];
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) refuse("cannot read /proc/self/maps");
+  std::size_t len = 0;
+  for (ssize_t r; (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0;) len += static_cast<std::size_t>(r);
+  close(fd);
+  buf[len] = '\0';
+  out->n = 0;
+  for (char* line = buf; *line != '\0' && out->n < 256;) {
+    char* eol = strchr(line, '\n');
+    if (eol != nullptr) *eol = '\0';
+    Mapping& m = out->m[out->n++];
+    char* p = line;
+    m.start = strtoull(p, &p, 16);
+    m.end = strtoull(p + 1, &p, 16);
+    const char* name = strrchr(line, ' ');
+    snprintf(m.name, sizeof m.name, "%s", name != nullptr ? name + 1 : "");
+    if (eol == nullptr) break;
+    line = eol + 1;
+  }
+}
+
+Image read_image(int fd) {
+  static ReaderScratch scratch;
+  if (ImageStatus s = scratch.map(); !s) refuse(s.message());
+  ImageReader reader(fd_source(fd), &scratch);
+  if (ImageStatus s = reader.open(); !s) refuse(s.message());
+  Image img;
+  img.header = reader.header();
+  for (;;) {
+    Record r;
+    if (ImageStatus s = reader.next(&r); !s) refuse(s.message());
+    if (r.process != nullptr) {
+      img.process = *r.process;
+      img.comm = std::string(r.process->comm);
+      img.cwd = std::string(r.process->cwd);
+      img.exe = std::string(r.process->exe);
+    } else if (r.thread != nullptr) {
+      Thread t{*r.thread, {r.thread->regs.begin(), r.thread->regs.end()},
+               {r.thread->xstate.begin(), r.thread->xstate.end()}, std::string(r.thread->name)};
+      img.threads.push_back(std::move(t));
+    } else if (r.region != nullptr) {
+      img.regions.push_back(Region{*r.region, std::string(r.region->path)});
+    } else if (r.fd != nullptr) {
+      img.fds.push_back(Fd{*r.fd, std::string(r.fd->path)});
+    } else if (r.end != nullptr) {
+      break;
+    }
+  }
+  char extra;
+  if (read(fd, &extra, 1) != 0) refuse("data follows the end record (not an image, or two images concatenated)");
+  scratch.unmap();
+  // Views now point at our own copies.
+  img.process.comm = img.comm;
+  img.process.cwd = img.cwd;
+  img.process.exe = img.exe;
+  for (auto& t : img.threads) {
+    t.rec.regs = Blob(t.regs.data(), t.regs.size());
+    t.rec.xstate = Blob(t.xstate.data(), t.xstate.size());
+    t.rec.name = t.name;
+  }
+  for (auto& g : img.regions) g.rec.path = g.path;
+  for (auto& f : img.fds) f.rec.path = f.path;
+  return img;
+}
+
+std::int64_t mtime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000LL + st.st_mtim.tv_nsec;
+}
+
+bool is_special(RegionKind k) {
+  return k == RegionKind::vvar || k == RegionKind::vvar_vclock || k == RegionKind::vdso ||
+         k == RegionKind::vsyscall;
+}
+
+const Mapping* own_mapping(const OwnMaps& own, const char* name) {
+  for (int i = 0; i < own.n; ++i)
+    if (strcmp(own.m[i].name, name) == 0) return &own.m[i];
+  return nullptr;
+}
+
+// Phase 1 checks beyond the reader's: can this machine and file system take
+// the image?
+void check_restorable(const Image& img, const OwnMaps& own) {
+  MachineInfo here;
+  describe_this_machine(&here);
+  if (ImageStatus s = check_compatible(img.header, here); !s) refuse(s.message());
+  // The program keeps pointers into its vDSO (glibc looks the functions up
+  // once): the vDSO mapped here must be the very same code.
+  if (strcmp(img.header.machine.kernel_release, here.kernel_release) != 0)
+    refuse(std::string("image was made under kernel ") + img.header.machine.kernel_release +
+           ", this is " + here.kernel_release + ": the vDSO the program uses would differ");
+  if (img.threads.empty() || !(img.threads[0].rec.flags & kThreadLeader))
+    refuse("the image's first thread is not the thread-group leader");
+  for (const Thread& t : img.threads) {
+    if (t.rec.regs_kind != RegsKind::x86_64_ucontext || t.regs.size() != 23 * 8)
+      refuse("thread " + std::to_string(t.rec.tid) + " has registers in a form this restorer cannot load");
+    if (t.rec.xstate_kind == XstateKind::x86_64_xsave && t.xstate.size() > here.xsave_size)
+      refuse("thread " + std::to_string(t.rec.tid) + " has a larger XSAVE area than this CPU");
+  }
+  for (const char* name : {"[vvar]", "[vvar_vclock]", "[vdso]"}) {
+    const Mapping* m = own_mapping(own, name);
+    RegionKind kind = name[2] == 'd' ? RegionKind::vdso
+                      : strcmp(name, "[vvar]") == 0 ? RegionKind::vvar
+                                                    : RegionKind::vvar_vclock;
+    const Region* r = nullptr;
+    for (const Region& g : img.regions)
+      if (g.rec.kind == kind) r = &g;
+    if ((m == nullptr) != (r == nullptr) || (m && m->end - m->start != r->rec.end - r->rec.start))
+      refuse(std::string("the image's ") + name + " differs from this kernel's");
+  }
+  for (const Region& g : img.regions) {
+    const RegionRecord& r = g.rec;
+    if (r.end > kReservedLow && r.start < kReservedHigh)
+      refuse("the image has memory in the range the restorer reserves for itself");
+    if (r.kind == RegionKind::private_file || r.kind == RegionKind::shared_file) {
+      struct stat st{};
+      if (stat(g.path.c_str(), &st) != 0)
+        refuse("mapped file " + g.path + " is missing: " + strerror(errno));
+      if (static_cast<std::uint64_t>(st.st_size) != r.file_size || mtime_ns(st) != r.file_mtime_ns)
+        refuse("mapped file " + g.path + " changed since the checkpoint (size or modification time)");
+    }
+  }
+  for (const Fd& f : img.fds) {
+    const FdRecord& r = f.rec;
+    std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
+    if (r.kind == FdKind::std_stream) continue;
+    if (r.kind != FdKind::regular && r.kind != FdKind::directory && r.kind != FdKind::char_device)
+      refuse(fd + ": a " + fd_kind_name(r.kind) + " cannot be restored");
+    struct stat st{};
+    if (stat(f.path.c_str(), &st) != 0) refuse(fd + " is missing: " + strerror(errno));
+    if (r.kind == FdKind::regular && static_cast<std::uint64_t>(st.st_size) < r.offset)
+      refuse(fd + " is now " + std::to_string(st.st_size) + " bytes, shorter than its offset " +
+             std::to_string(r.offset));
+  }
+  struct stat st{};
+  if (stat(img.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    refuse("working directory " + img.cwd + " is missing");
+}
+
+// Reopens the program's descriptors at their numbers; 0, 1 and 2 stay the
+// restorer's (whoever restarts the process provides them). Returns the image
+// descriptor, moved above all of the program's.
+int restore_fds(const Image& img, int image_fd) {
+  int top = 3;
+  for (const Fd& f : img.fds) top = f.rec.fd + 1 > top ? f.rec.fd + 1 : top;
+  int moved = fcntl(image_fd, F_DUPFD_CLOEXEC, top);
+  if (moved < 0) refuse("cannot move the image descriptor above the program's");
+  // Whatever else was inherited is not the program's.
+  for (int fd = 3; fd < moved; ++fd) close(fd);
+  syscall(SYS_close_range, moved + 1, ~0U, 0);
+  for (const Fd& f : img.fds) {
+    const FdRecord& r = f.rec;
+    if (r.kind == FdKind::std_stream) continue;
+    int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
+    if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
+    int fd = open(f.path.c_str(), flags);
+    if (fd < 0) die(("reopening " + f.path).c_str(), -errno);
+    if (fd != r.fd) {
+      if (dup3(fd, r.fd, flags & O_CLOEXEC) < 0) die("dup3", -errno);
+      close(fd);
+    }
+    if (r.kind == FdKind::regular && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
+      die(("seeking " + f.path).c_str(), -errno);
+  }
+  return moved;
+}
+
+// The kernel's x86-64 struct rt_sigframe (arch/x86/include/asm/sigframe.h):
+// the return address, then struct ucontext (whose uc_sigmask is the
+// kernel's 8-byte set, not glibc's 128-byte one), then siginfo.
+struct KernelUcontext {
+  std::uint64_t flags;
+  std::uint64_t link;
+  std::uint64_t ss_sp;
+  std::int32_t ss_flags;
+  std::int32_t ss_pad;
+  std::uint64_t ss_size;
+  std::uint64_t gregs[23];
+  std::uint64_t fpstate;
+  std::uint64_t reserved[8];
+  std::uint64_t sigmask;
+};
+static_assert(sizeof(KernelUcontext) == 304);
+struct KernelSigframe {
+  std::uint64_t pretcode;
+  KernelUcontext uc;
+  std::uint8_t siginfo[128];
+};
+constexpr std::uint64_t kUcFpXstate = 1, kUcSigcontextSs = 2, kUcStrictRestoreSs = 4;
+constexpr std::uint32_t kFpXstateMagic2 = 0x46505845;
+constexpr int kRegRsp = 15;
+
+// Builds a signal frame below the thread's stack pointer (past the red zone),
+// as the kernel would when delivering a signal, and returns the address of
+// its ucontext. rt_sigreturn from there loads every register, the FPU/SSE/AVX
+// state, the signal mask and the sigaltstack.
+std::uint64_t build_frame(const Thread& t) {
+  std::uint64_t sp = 0;
+  std::memcpy(&sp, t.regs.data() + kRegRsp * 8, 8);
+  sp -= 128;
+  std::uint64_t fp = 0;
+  if (t.rec.xstate_kind != XstateKind::none) {
+    sp -= t.xstate.size() + 4;
+    sp &= ~std::uint64_t{63};
+    fp = sp;
+    std::memcpy(reinterpret_cast<void*>(fp), t.xstate.data(), t.xstate.size());
+    if (t.rec.xstate_kind == XstateKind::x86_64_xsave)
+      std::memcpy(reinterpret_cast<void*>(fp + t.xstate.size()), &kFpXstateMagic2, 4);
+  }
+  sp -= sizeof(KernelSigframe);
+  sp = (sp & ~std::uint64_t{15}) - 8;
+  auto* frame = reinterpret_cast<KernelSigframe*>(sp);
+  std::memset(frame, 0, sizeof *frame);
+  KernelUcontext& uc = frame->uc;
+  uc.flags = kUcSigcontextSs | kUcStrictRestoreSs |
+             (t.rec.xstate_kind == XstateKind::x86_64_xsave ? kUcFpXstate : 0);
+  uc.ss_sp = t.rec.altstack_sp;
+  uc.ss_flags = t.rec.altstack_flags;
+  uc.ss_size = t.rec.altstack_size;
+  std::memcpy(uc.gregs, t.regs.data(), sizeof uc.gregs);
+  uc.fpstate = fp;
+  uc.sigmask = t.rec.sigmask;
+  return reinterpret_cast<std::uint64_t>(&frame->uc);
+}
+
+struct Plan {
+  Image* img;
+  int image_fd;
+  OwnMaps own;
+  ReaderScratch* scratch;
+  TrampShared* shared;
+  TrampThread* threads;
+};
+
+bool file_backed(RegionKind k) {
+  return k == RegionKind::private_file || k == RegionKind::shared_file;
+}
+
+void map_region(const Region& g) {
+  const RegionRecord& r = g.rec;
+  std::size_t len = r.end - r.start;
+  int prot = static_cast<int>(r.prot);
+  if (r.flags & kRegionHasPages) prot |= PROT_READ | PROT_WRITE;
+  int flags = MAP_FIXED_NOREPLACE | (static_cast<int>(r.map_flags) & MAP_GROWSDOWN);
+  int fd = -1;
+  if (r.kind == RegionKind::shared_file) {
+    fd = open(g.path.c_str(), ((r.prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    flags |= MAP_SHARED;
+  } else if (r.kind == RegionKind::private_file) {
+    fd = open(g.path.c_str(), O_RDONLY | O_CLOEXEC);
+    flags |= MAP_PRIVATE;
+  } else if (r.kind == RegionKind::shared_anon) {
+    flags |= MAP_SHARED | MAP_ANONYMOUS;
+  } else {
+    flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+  }
+  if (file_backed(r.kind) && fd < 0) die(("opening " + g.path).c_str(), -errno);
+  void* at = mmap(reinterpret_cast<void*>(r.start), len, prot, flags, fd, static_cast<off_t>(r.offset));
+  if (at == MAP_FAILED || reinterpret_cast<std::uint64_t>(at) != r.start) {
+    char what[128];
+    snprintf(what, sizeof what, "mapping region %#lx-%#lx", static_cast<unsigned long>(r.start),
+             static_cast<unsigned long>(r.end));
+    die(what, at == MAP_FAILED ? -errno : -EEXIST);
+  }
+  if (fd >= 0) close(fd);
+}
+
+// Moves this process's [vvar], [vvar_vclock] and [vdso] to where the image
+// had them. The three move together and keep their distances: the vDSO code
+// reads the vvar pages at fixed offsets from itself. glibc cached the vDSO's
+// function addresses at start-up, so the program finds clock_gettime where
+// it left it and keeps reading the clock without a system call.
+void move_vdso(const Plan& p) {
+  struct Move {
+    const Mapping* from;
+    std::uint64_t to;
+  } moves[3];
+  int n = 0;
+  for (const Region& g : p.img->regions) {
+    const char* name = g.rec.kind == RegionKind::vvar          ? "[vvar]"
+                       : g.rec.kind == RegionKind::vvar_vclock ? "[vvar_vclock]"
+                       : g.rec.kind == RegionKind::vdso        ? "[vdso]"
+                                                               : nullptr;
+    if (name != nullptr) moves[n++] = Move{own_mapping(p.own, name), g.rec.start};
+  }
+  // A target may overlap where another of the three still is: go through a
+  // free spot in the reserved range first.
+  std::uint64_t parking = kTrampolineBase + (std::uint64_t{64} << 20);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = 0; i < n; ++i) {
+      std::uint64_t len = moves[i].from->end - moves[i].from->start;
+      std::uint64_t from = pass == 0 ? moves[i].from->start : parking + (moves[i].from->start - moves[0].from->start);
+      std::uint64_t to = pass == 0 ? parking + (moves[i].from->start - moves[0].from->start) : moves[i].to;
+      void* r = mremap(reinterpret_cast<void*>(from), len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+                       reinterpret_cast<void*>(to));
+      if (r == MAP_FAILED) die("moving the vDSO", -errno);
+    }
+  }
+}
+
+void set_mm_layout(const Image& img) {
+  const ProcessRecord& p = img.process;
+  // start_code..end_data only label /proc output and feed the RLIMIT_DATA
+  // check; take them from the executable's mappings.
+  std::uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  for (const Region& g : img.regions) {
+    if (g.path != img.exe) continue;
+    if ((g.rec.prot & PROT_EXEC) && start_code == 0) {
+      start_code = g.rec.start;
+      end_code = g.rec.end;
+    }
+    if ((g.rec.prot & PROT_WRITE) && start_data == 0) {
+      start_data = g.rec.start;
+      end_data = g.rec.end;
+    }
+  }
+  if (start_code == 0) {
+    start_code = 0x10000;
+    end_code = 0x11000;
+  }
+  if (start_data == 0) start_data = end_data = end_code;
+  struct prctl_mm_map m{};
+  m.start_code = start_code;
+  m.end_code = end_code;
+  m.start_data = start_data;
+  m.end_data = end_data;
+  m.start_brk = p.start_brk;
+  m.brk = p.brk;
+  m.start_stack = p.start_stack;
+  m.arg_start = p.arg_start;
+  m.arg_end = p.arg_end;
+  m.env_start = p.env_start;
+  m.env_end = p.env_end;
+  m.exe_fd = static_cast<std::uint32_t>(-1);
+  // Unprivileged since Linux 4.x as long as exe_fd is not changed: the brk
+  // (so the program's malloc keeps growing its heap) and the argument and
+  // environment areas (so ps shows the program's command line).
+  if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) != 0) die("prctl(PR_SET_MM_MAP)", -errno);
+}
+
+void restore_process_state(const Image& img) {
+  const ProcessRecord& p = img.process;
+  if (chdir(img.cwd.c_str()) != 0) die("chdir", -errno);
+  umask(static_cast<mode_t>(p.umask));
+  for (std::uint32_t i = 0; i < p.rlimit_count && i < kMaxRlimits; ++i) {
+    struct rlimit now{};
+    if (getrlimit(static_cast<__rlimit_resource>(i), &now) != 0) continue;
+    struct rlimit want{p.rlimits[i].cur, p.rlimits[i].max};
+    // An unprivileged process cannot raise a hard limit: keep ours then.
+    if (want.rlim_max > now.rlim_max) want.rlim_max = now.rlim_max;
+    if (want.rlim_cur > want.rlim_max) want.rlim_cur = want.rlim_max;
+    setrlimit(static_cast<__rlimit_resource>(i), &want);
+  }
+  prctl(PR_SET_NAME, img.comm.c_str(), 0, 0, 0);
+  personality(p.personality);
+  for (std::uint32_t sig = 1; sig <= p.signal_count && sig <= kMaxSignals; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    const KernelSigaction& k = p.sigactions[sig - 1];
+    std::uint64_t raw[4] = {k.handler, k.flags, k.restorer, k.mask};
+    syscall(SYS_rt_sigaction, sig, raw, nullptr, 8);
+  }
+}
+
+void arm_itimers(const Image& img) {
+  for (int which = 0; which < 3; ++which) {
+    const IntervalTimer& t = img.process.itimers[which];
+    if (t.value_ns == 0) continue;
+    struct itimerval v{};
+    v.it_interval.tv_sec = static_cast<time_t>(t.interval_ns / 1'000'000'000ULL);
+    v.it_interval.tv_usec = static_cast<suseconds_t>(t.interval_ns % 1'000'000'000ULL / 1000);
+    v.it_value.tv_sec = static_cast<time_t>(t.value_ns / 1'000'000'000ULL);
+    v.it_value.tv_usec = static_cast<suseconds_t>(t.value_ns % 1'000'000'000ULL / 1000);
+    if (v.it_value.tv_sec == 0 && v.it_value.tv_usec == 0) v.it_value.tv_usec = 1;
+    setitimer(which, &v, nullptr);
+  }
+}
+
+// Phase 2, on a stack inside the restorer's heap. Never returns.
+[[noreturn]] void phase_two(Plan* p) {
+  Image& img = *p->img;
+  // glibc registered an rseq area for this thread inside the restorer's TLS.
+  // A thread has at most one registration, and the program's must replace
+  // it; the restorer's memory also disappears at the end, and a registered
+  // area that is unmapped gets the thread killed at its next preemption.
+  if (&__rseq_size != nullptr && __rseq_size > 0) {
+    std::uint64_t tp;
+    asm("mov %%fs:0, %0" : "=r"(tp));
+    syscall(SYS_rseq, tp + static_cast<std::uint64_t>(__rseq_offset), 32, 1 /* UNREGISTER */, kRseqSig);
+  }
+  for (int i = 0; i < p->own.n; ++i) {
+    const Mapping& m = p->own.m[i];
+    bool keep = (m.start >= kReservedLow && m.end <= kReservedHigh) || strcmp(m.name, "[vvar]") == 0 ||
+                strcmp(m.name, "[vvar_vclock]") == 0 || strcmp(m.name, "[vdso]") == 0 ||
+                strcmp(m.name, "[vsyscall]") == 0;
+    if (!keep) munmap(reinterpret_cast<void*>(m.start), m.end - m.start);
+  }
+  move_vdso(*p);
+
+  if (lseek(p->image_fd, 0, SEEK_SET) != 0) die("rewinding the image", -errno);
+  ImageReader reader(fd_source(p->image_fd), p->scratch);
+  if (ImageStatus s = reader.open(); !s) die(s.message(), -EIO);
+  const Region* current = nullptr;
+  std::size_t next_region = 0;
+  for (;;) {
+    Record r;
+    if (ImageStatus s = reader.next(&r); !s) die(s.message(), -EIO);
+    if (r.region != nullptr) {
+      current = &img.regions[next_region++];
+      if (!is_special(current->rec.kind)) map_region(*current);
+    } else if (r.pages != nullptr) {
+      const PagesRecord& pg = *r.pages;
+      void* dst = reinterpret_cast<void*>(pg.region_start + pg.offset);
+      if (ImageStatus s = reader.read_pages(pg, dst, std::size_t{pg.page_count} * kPage,
+                                            file_backed(current->rec.kind));
+          !s)
+        die(s.message(), -EIO);
+    } else if (r.end != nullptr) {
+      break;
+    }
+  }
+  for (const Region& g : img.regions) {
+    if ((g.rec.flags & kRegionHasPages) && g.rec.prot != (PROT_READ | PROT_WRITE) && !is_special(g.rec.kind))
+      if (mprotect(reinterpret_cast<void*>(g.rec.start), g.rec.end - g.rec.start, static_cast<int>(g.rec.prot)) != 0)
+        die("mprotect", -errno);
+  }
+  set_mm_layout(img);
+  restore_process_state(img);
+
+  for (std::size_t i = 0; i < img.threads.size(); ++i) {
+    const Thread& t = img.threads[i];
+    TrampThread& tt = p->threads[i];
+    tt = TrampThread{};
+    tt.ucontext = build_frame(t);
+    tt.fs_base = t.rec.fs_base;
+    tt.tid_address = t.rec.clear_child_tid;
+    tt.robust_list = t.rec.robust_list;
+    tt.robust_len = t.rec.robust_list_len;
+    tt.rseq = t.rec.rseq_addr;
+    tt.rseq_len = t.rec.rseq_len;
+    tt.rseq_sig = t.rec.rseq_sig;
+  }
+  p->shared->need = static_cast<std::uint32_t>(img.threads.size() - 1);
+  p->shared->unmap_addr = kRestorerBase;
+  p->shared->unmap_len = kReservedHigh - kRestorerBase;
+  close(p->image_fd);
+
+  using CloneFn = long (*)(unsigned long, void*, void*, void*, unsigned long, TrampThread*, TrampShared*);
+  auto tramp = [](const char* sym) { return kTrampolineBase + static_cast<std::uint64_t>(sym - mosix_tramp_begin); };
+  auto clone_fn = reinterpret_cast<CloneFn>(tramp(mosix_tramp_clone));
+  for (std::size_t i = 1; i < img.threads.size(); ++i) {
+    TrampThread& tt = p->threads[i];
+    unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+                          CLONE_SYSVSEM | CLONE_SETTLS;
+    // CHILD_SETTID stores the new tid where glibc keeps the thread's tid
+    // (pthread_kill, mutex owners); CHILD_CLEARTID lets pthread_join work.
+    if (tt.tid_address != 0) flags |= CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+    long tid = clone_fn(flags, reinterpret_cast<void*>(tt.ucontext), nullptr,
+                        reinterpret_cast<void*>(tt.tid_address), tt.fs_base, &tt, p->shared);
+    if (tid < 0) die("clone", tid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t w = write(fd, img.threads[i].name.data(), img.threads[i].name.size());
+      (void)w;
+      close(fd);
+    }
+  }
+  arm_itimers(img);
+  using MainFn = void (*)(TrampThread*, TrampShared*);
+  reinterpret_cast<MainFn>(tramp(mosix_tramp_main))(&p->threads[0], p->shared);
+  __builtin_unreachable();
+}
+
+void call_on_stack(void (*fn)(Plan*), Plan* arg, void* top) {
+  asm volatile(
+      "mov %2, %%rsp\n\t"
+      "call *%0\n\t"
+      "ud2"
+      :
+      : "r"(fn), "D"(arg), "r"(top)
+      : "memory");
+  __builtin_unreachable();
+}
+
+}  // namespace
+}  // namespace mosix::ckpt
+
+int main(int argc, char** argv) {
+  using namespace mosix::ckpt;
+  // All of malloc's memory from the brk heap, which sits right after the
+  // restorer's image inside the reserved range: an mmap()ed chunk could land
+  // where the program had memory.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
+  if (argc != 2) {
+    fprintf(stderr, "usage: mosix-restore IMAGE\n");
+    return 2;
+  }
+  snprintf(g_image_path, sizeof g_image_path, "%s", argv[1]);
+  auto heap = reinterpret_cast<std::uint64_t>(sbrk(0));
+  if (heap < kRestorerBase || heap >= kReservedHigh)
+    refuse("the restorer's heap at " + std::to_string(heap) + " is outside its reserved range");
+  int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+  if (fd < 0) refuse(strerror(errno));
+
+  static Image img = read_image(fd);
+  static OwnMaps own;
+  read_own_maps(&own);
+  check_restorable(img, own);
+
+  // Point of no return.
+  sigset_t all;
+  sigfillset(&all);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
+  int image_fd = restore_fds(img, fd);
+
+  std::size_t tramp_code = static_cast<std::size_t>(mosix_tramp_end - mosix_tramp_begin);
+  std::size_t code_len = (tramp_code + kPage - 1) & ~(kPage - 1);
+  std::size_t data_len = kPage + ((img.threads.size() * sizeof(TrampThread) + kPage - 1) & ~(kPage - 1));
+  void* t = mmap(reinterpret_cast<void*>(kTrampolineBase), code_len + data_len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (t == MAP_FAILED) die("mapping the trampoline", -errno);
+  std::memcpy(t, mosix_tramp_begin, tramp_code);
+  if (mprotect(t, code_len, PROT_READ | PROT_EXEC) != 0) die("mprotect of the trampoline", -errno);
+
+  static Plan plan;
+  plan.img = &img;
+  plan.image_fd = image_fd;
+  plan.shared = reinterpret_cast<TrampShared*>(kTrampolineBase + code_len);
+  plan.threads = reinterpret_cast<TrampThread*>(kTrampolineBase + code_len + kPage);
+  std::size_t scratch_len = ReaderScratch::required_size();
+  plan.scratch = new ReaderScratch;
+  if (!plan.scratch->attach(aligned_alloc(64, (scratch_len + 63) & ~std::size_t{63}), scratch_len))
+    die("allocating the reader's memory", -ENOMEM);
+  auto* stack = static_cast<char*>(aligned_alloc(64, kPhaseTwoStack));
+  // The snapshot must be the last thing before the switch: everything
+  // outside the reserved range it lists is unmapped.
+  read_own_maps(&plan.own);
+  call_on_stack(phase_two, &plan, stack + kPhaseTwoStack - 64);
+}
