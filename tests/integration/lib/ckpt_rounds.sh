@@ -72,6 +72,23 @@ _ckpt_sleep_ms() {
   sleep "$(( ms / 1000 )).$(printf '%03d' $(( ms % 1000 )))"
 }
 
+# Runs CMD with no descriptors but 0, 1 and 2: a guest holding one it
+# inherited (from a CI runner, say) would be refused a checkpoint. Call it in
+# a subshell; it does not return.
+_ckpt_exec_clean() {
+  local f fd
+  # No redirection around the loop: bash would park fd 2 on a descriptor
+  # that the loop then closes. The glob's own directory descriptor is gone
+  # by the time it is listed, hence the -e.
+  for f in /proc/"$BASHPID"/fd/*; do
+    fd=${f##*/}
+    if (( fd > 2 )) && [[ -e $f ]]; then
+      eval "exec $fd>&-"
+    fi
+  done
+  exec "$@"
+}
+
 # A process is alive while it exists and is not a zombie.
 _ckpt_alive() {
   local stat
@@ -89,7 +106,7 @@ run_plain() {
   shift
   local t0 status
   t0=$(_ckpt_now_ms)
-  "$@" > "$out" 2> "$out.err" < /dev/null
+  (_ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null
   status=$?
   CKPT_PLAIN_MS=$(( $(_ckpt_now_ms) - t0 ))
   CKPT_PLAIN_LINES=$(_ckpt_lines "$out")
@@ -102,9 +119,9 @@ start_guest() {
   local out=${1:?start_guest: OUT missing}
   shift
   if [[ ${CKPT_AGENT:-} == none ]]; then
-    "$@" > "$out" 2> "$out.err" < /dev/null &
+    (_ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null &
   elif [[ -n ${CKPT_AGENT:-} && -r $CKPT_AGENT ]]; then
-    LD_PRELOAD=$CKPT_AGENT "$@" > "$out" 2> "$out.err" < /dev/null &
+    (export LD_PRELOAD=$CKPT_AGENT; _ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null &
   else
     _ckpt_log "no agent library '${CKPT_AGENT:-}': pass LIB_DIR to ckpt_init or set CKPT_AGENT"
     return 1
@@ -230,7 +247,7 @@ run_with_rounds() {
       return 1
     fi
     lines_before=$(_ckpt_lines "$out")
-    "$CKPT_MOSIXCTL" restart "$img" >> "$out" 2>> "$out.err" < /dev/null &
+    (_ckpt_exec_clean "$CKPT_MOSIXCTL" restart "$img") >> "$out" 2>> "$out.err" < /dev/null &
     launcher=$!
     # The restored process must make progress before the next round: one
     # more line (its last one, at least, is still to come).
