@@ -259,9 +259,9 @@ TEST(Crc32c, KnownVectorAndImplementationsAgree) {
   EXPECT_EQ(crc32c(0, v, 9), 0xe3069283u);
   EXPECT_EQ(crc32c_portable(0, v, 9), 0xe3069283u);
   std::mt19937 rng(5);
-  std::vector<std::uint8_t> buf(5000);
+  std::vector<std::uint8_t> buf(40000);
   for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
-  for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 4096u, 4999u}) {
+  for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 4096u, 6143u, 6144u, 6145u, 12288u, 39999u}) {
     for (std::size_t split : {std::size_t{0}, len / 3, len}) {
       std::uint32_t whole = crc32c_portable(0, buf.data(), len);
       EXPECT_EQ(crc32c(crc32c(0, buf.data(), split), buf.data() + split, len - split), whole) << len << " " << split;
