@@ -5,7 +5,8 @@
  * MAP_GROWSDOWN region that keeps growing downwards, a 2 MiB-aligned region,
  * a private file mapping modified in memory (the file must stay unchanged), and
  * read-only mappings (they must still refuse writes). Prints ten progress lines
- * and "RESULT ckpt_memory <checksum> OK". Scratch file in $CKPT_TMPDIR. */
+ * and "RESULT ckpt_memory <checksum> OK". Scratch file in $CKPT_TMPDIR.
+ * Default 12000 steps. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
