@@ -10,10 +10,8 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
-#include <filesystem>
 #include <memory>
 #include <optional>
-#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -23,54 +21,31 @@
 
 #include "runtime/core/exit_rule.h"
 #include "runtime/daemon/orphan_watcher.h"
+#include "runtime/daemon/output_relay.h"
 
 namespace mosix {
 namespace {
 
 namespace asio = boost::asio;
 
-// Writes all of `data` to `fd`, waiting if the descriptor is non-blocking.
-// A closed reader (EPIPE) drops the data: the job goes on, as with mpirun.
-void write_all(int fd, const char* data, size_t len) {
-  while (len > 0) {
-    ssize_t n = ::write(fd, data, len);
-    if (n > 0) {
-      data += n;
-      len -= static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, -1);
-    } else {
-      return;
-    }
-  }
-}
-
-// One output stream of one guest: relays bytes to our stdout or stderr,
-// with mpirun's `[1,RANK]<stdout>:` prefix at each line start when tagging,
-// and into DIR/1/rank.N/stdout when --output-filename is given.
+// Reads one output pipe of one guest until EOF and hands the bytes to the
+// relay, in order.
 class OutputStream {
  public:
-  OutputStream(asio::io_context& io, int fd, int rank, bool is_stderr, bool tag, int file_fd)
-      : sd_(io, fd), rank_(rank), is_stderr_(is_stderr), tag_(tag), file_fd_(file_fd) {
-    if (tag_) {
-      prefix_ = "[1," + std::to_string(rank) + "]<" + (is_stderr ? "stderr" : "stdout") + ">:";
-    }
-  }
-  ~OutputStream() {
-    if (file_fd_ >= 0) ::close(file_fd_);
-  }
+  OutputStream(asio::io_context& io, int fd, int rank, bool is_stderr, OutputRelay& relay)
+      : sd_(io, fd), rank_(rank), is_stderr_(is_stderr), relay_(relay) {}
 
   bool eof() const { return eof_; }
 
   template <typename Done>
   void start(Done done) {
     sd_.async_read_some(asio::buffer(buf_), [this, done](boost::system::error_code ec, size_t n) {
-      if (n > 0) deliver(buf_.data(), n);
+      if (n > 0) relay_.deliver(rank_, is_stderr_, buf_.data(), n);
       if (ec) {
-        finish();
+        eof_ = true;
+        relay_.finish(rank_, is_stderr_);
+        boost::system::error_code ignored;
+        sd_.close(ignored);
         done();
         return;
       }
@@ -78,56 +53,12 @@ class OutputStream {
     });
   }
 
-  void close() {
-    boost::system::error_code ec;
-    sd_.cancel(ec);
-  }
-
  private:
-  void deliver(const char* data, size_t n) {
-    if (file_fd_ >= 0) write_all(file_fd_, data, n);
-    int out = is_stderr_ ? 2 : 1;
-    if (!tag_) {
-      write_all(out, data, n);
-      return;
-    }
-    // Tagged: whole lines only, so lines of different copies never mix.
-    size_t start = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (data[i] == '\n') {
-        pending_.append(data + start, i + 1 - start);
-        flush_line(out);
-        start = i + 1;
-      }
-    }
-    pending_.append(data + start, n - start);
-    if (pending_.size() >= kMaxPendingLine) flush_line(out);
-  }
-
-  void flush_line(int out) {
-    if (pending_.empty()) return;
-    std::string line = prefix_ + pending_;
-    write_all(out, line.data(), line.size());
-    pending_.clear();
-  }
-
-  void finish() {
-    if (eof_) return;
-    eof_ = true;
-    if (tag_) flush_line(is_stderr_ ? 2 : 1);
-    boost::system::error_code ec;
-    sd_.close(ec);
-  }
-
-  static constexpr size_t kMaxPendingLine = 1 << 20;
   asio::posix::stream_descriptor sd_;
   std::array<char, 1 << 17> buf_{};
-  std::string pending_;
-  std::string prefix_;
   int rank_;
   bool is_stderr_;
-  bool tag_;
-  int file_fd_;
+  OutputRelay& relay_;
   bool eof_ = false;
 };
 
@@ -142,6 +73,7 @@ class LocalJob {
  public:
   explicit LocalJob(LocalJobSpec spec)
       : spec_(std::move(spec)),
+        relay_(spec_.tag_output, spec_.output_dir),
         term_signals_(io_, SIGINT, SIGTERM, SIGHUP),
         forward_signals_(io_, SIGUSR1, SIGUSR2),
         stop_signals_(io_, SIGTSTP, SIGCONT),
@@ -152,7 +84,6 @@ class LocalJob {
   Expected<int> run();
 
  private:
-  Status open_output_files(int rank, int& out_fd, int& err_fd);
   Status start_guests(OrphanWatcher& watcher);
   void start_stdin_pump(int target_fd);
   void wait_term_signal();
@@ -167,6 +98,7 @@ class LocalJob {
   void kill_everything();
 
   LocalJobSpec spec_;
+  OutputRelay relay_;
   asio::io_context io_;
   asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
   asio::steady_timer timeout_, grace_;
@@ -176,28 +108,6 @@ class LocalJob {
   bool timed_out_ = false;
   int term_count_ = 0;
 };
-
-Status LocalJob::open_output_files(int rank, int& out_fd, int& err_fd) {
-  out_fd = err_fd = -1;
-  if (spec_.output_dir.empty()) return {};
-  std::filesystem::path dir =
-      std::filesystem::path(spec_.output_dir) / "1" / ("rank." + std::to_string(rank));
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return make_error("--output-filename: cannot create " + dir.string() + ": " + ec.message());
-  }
-  out_fd = ::open((dir / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  err_fd = ::open((dir / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out_fd < 0 || err_fd < 0) {
-    int e = errno;
-    if (out_fd >= 0) ::close(out_fd);
-    if (err_fd >= 0) ::close(err_fd);
-    return make_error("--output-filename: cannot write in " + dir.string() + ": " +
-                      std::strerror(e));
-  }
-  return {};
-}
 
 // Whether the event loop can wait on `fd` (epoll refuses regular files and
 // most character devices). Those are handed to rank 0 directly instead.
@@ -214,8 +124,7 @@ Status LocalJob::start_guests(OrphanWatcher& watcher) {
   bool relay_stdin = stdin_open && pollable(0);
   int rank0_stdin = -1;
   for (GuestLaunch& l : spec_.guests) {
-    int out_file = -1, err_file = -1;
-    if (Status s = open_output_files(l.rank, out_file, err_file); !s) {
+    if (Status s = relay_.open_files(l.rank); !s) {
       ::close(null_fd);
       return s;
     }
@@ -226,8 +135,6 @@ Status LocalJob::start_guests(OrphanWatcher& watcher) {
     }
     auto proc = start_guest(l);
     if (!proc) {
-      if (out_file >= 0) ::close(out_file);
-      if (err_file >= 0) ::close(err_file);
       ::close(null_fd);
       return proc.error();
     }
@@ -237,10 +144,8 @@ Status LocalJob::start_guests(OrphanWatcher& watcher) {
     g.proc = *proc;
     g.running = true;
     g.end.rank = l.rank;
-    g.out = std::make_unique<OutputStream>(io_, proc->stdout_fd, l.rank, false, spec_.tag_output,
-                                           out_file);
-    g.err = std::make_unique<OutputStream>(io_, proc->stderr_fd, l.rank, true, spec_.tag_output,
-                                           err_file);
+    g.out = std::make_unique<OutputStream>(io_, proc->stdout_fd, l.rank, false, relay_);
+    g.err = std::make_unique<OutputStream>(io_, proc->stderr_fd, l.rank, true, relay_);
     if (l.rank == 0) rank0_stdin = proc->stdin_fd;
     guests_.push_back(std::move(g));
     spec_.record.guests.push_back(GuestRecord{l.rank, proc->pid, spec_.record.home_node,

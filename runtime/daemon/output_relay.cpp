@@ -1,0 +1,93 @@
+#include "runtime/daemon/output_relay.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <poll.h>
+#include <unistd.h>
+
+namespace mosix {
+
+namespace {
+constexpr size_t kMaxPendingLine = 1 << 20;
+}
+
+void write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n > 0) {
+      data += n;
+      size -= static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);
+    } else {
+      return;
+    }
+  }
+}
+
+OutputRelay::~OutputRelay() {
+  for (auto& [key, s] : streams_) {
+    if (s.file_fd >= 0) ::close(s.file_fd);
+  }
+}
+
+Status OutputRelay::open_files(int rank) {
+  if (output_dir_.empty()) return {};
+  std::filesystem::path dir =
+      std::filesystem::path(output_dir_) / "1" / ("rank." + std::to_string(rank));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return make_error("--output-filename: cannot create " + dir.string() + ": " + ec.message());
+  }
+  for (bool is_stderr : {false, true}) {
+    auto path = dir / (is_stderr ? "stderr" : "stdout");
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return make_error("--output-filename: cannot write " + path.string() + ": " +
+                        std::strerror(errno));
+    }
+    stream(rank, is_stderr).file_fd = fd;
+  }
+  return {};
+}
+
+void OutputRelay::deliver(int rank, bool is_stderr, const char* data, size_t size) {
+  Stream& s = stream(rank, is_stderr);
+  if (s.file_fd >= 0) write_all(s.file_fd, data, size);
+  int out = is_stderr ? 2 : 1;
+  if (!tag_) {
+    write_all(out, data, size);
+    return;
+  }
+  size_t start = 0;
+  for (size_t i = 0; i < size; ++i) {
+    if (data[i] == '\n') {
+      s.pending.append(data + start, i + 1 - start);
+      flush_line(rank, is_stderr, s);
+      start = i + 1;
+    }
+  }
+  s.pending.append(data + start, size - start);
+  if (s.pending.size() >= kMaxPendingLine) flush_line(rank, is_stderr, s);
+}
+
+void OutputRelay::finish(int rank, bool is_stderr) {
+  Stream& s = stream(rank, is_stderr);
+  if (tag_) flush_line(rank, is_stderr, s);
+}
+
+void OutputRelay::flush_line(int rank, bool is_stderr, Stream& s) {
+  if (s.pending.empty()) return;
+  std::string line = "[1," + std::to_string(rank) + "]<" + (is_stderr ? "stderr" : "stdout") +
+                     ">:" + s.pending;
+  write_all(is_stderr ? 2 : 1, line.data(), line.size());
+  s.pending.clear();
+}
+
+}  // namespace mosix

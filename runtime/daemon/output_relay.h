@@ -1,0 +1,47 @@
+// The home node's end of guest output: bytes of (rank, stream) go to our own
+// stdout or stderr, byte-exact, with mpirun's `[1,RANK]<stdout>:` prefix at
+// each line start when tagging (whole lines only, so copies never mix within
+// a line), and into DIR/1/rank.N/{stdout,stderr} for --output-filename.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "runtime/core/expected.h"
+
+namespace mosix {
+
+class OutputRelay {
+ public:
+  OutputRelay(bool tag_output, std::string output_dir)
+      : tag_(tag_output), output_dir_(std::move(output_dir)) {}
+  ~OutputRelay();
+  OutputRelay(const OutputRelay&) = delete;
+  OutputRelay& operator=(const OutputRelay&) = delete;
+
+  // Creates the --output-filename files of `rank` (no-op without it).
+  Status open_files(int rank);
+  // `is_stderr` selects the stream.
+  void deliver(int rank, bool is_stderr, const char* data, size_t size);
+  // The stream ended: an unfinished tagged line is written as it is.
+  void finish(int rank, bool is_stderr);
+
+ private:
+  struct Stream {
+    std::string pending;  // unfinished line, when tagging
+    int file_fd = -1;
+  };
+  Stream& stream(int rank, bool is_stderr) { return streams_[{rank, is_stderr}]; }
+  void flush_line(int rank, bool is_stderr, Stream& s);
+
+  bool tag_;
+  std::string output_dir_;
+  std::map<std::pair<int, bool>, Stream> streams_;
+};
+
+// Writes all of `data` to `fd`, waiting when it is non-blocking; a closed
+// reader (EPIPE) drops the data, as mpirun does.
+void write_all(int fd, const char* data, size_t size);
+
+}  // namespace mosix
