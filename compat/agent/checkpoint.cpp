@@ -52,6 +52,7 @@ constexpr std::uint32_t kRseqSig = 0x53053053;  // glibc's RSEQ_SIG on x86
 constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.36 registers
 constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
+constexpr int kMaxPipes = 8;
 
 // What each stopped thread leaves for the coordinator. Its registers stay in
 // its signal frame (at uc, on its own stack) while it is parked.
@@ -89,6 +90,19 @@ struct Scratch {
   char line[4096];
   char request[4096];
   char error[ImageStatus::kCapacity + 512];
+  // Pipes whose both ends this process holds (they can be recreated).
+  std::uint64_t pipe_ino[kMaxThreads];
+  bool pipe_reader[kMaxThreads];
+  long pipe_fd[kMaxThreads];
+  int npipes;
+  // Unread bytes of up to kMaxPipes such pipes, read out and put back. An fd
+  // record holds at most kMaxBlob bytes: the read end's record carries the
+  // first part, the write end's the rest.
+  std::uint64_t drained[kMaxPipes];
+  std::size_t drained_len[kMaxPipes];
+  bool carried[kMaxPipes][2];  // the first record of each end carries data
+  int ndrained;
+  unsigned char pipe_data[kMaxPipes][2 * kMaxBlob];
   alignas(64) char stack[256 << 10];
 };
 
@@ -160,6 +174,8 @@ class Session {
   bool stop_threads();
   void release_threads();
   bool check_fds();
+  bool has_pipe_end(std::uint64_t ino, bool reader) const;
+  bool drain_pipe(std::uint64_t ino, FdRecord* r);
   bool write_fds();
   bool collect_regions();
   bool write_image();
@@ -427,8 +443,23 @@ bool for_each_fd(Scratch* s, const long* skip, int nskip, Fn fn) {
   return ok;
 }
 
+bool Session::has_pipe_end(std::uint64_t ino, bool reader) const {
+  for (int i = 0; i < s_->npipes; ++i)
+    if (s_->pipe_ino[i] == ino && s_->pipe_reader[i] == reader) return true;
+  return false;
+}
+
 bool Session::check_fds() {
   long skip[] = {out_fd_, status_fd_, pagemap_fd_};
+  s_->npipes = 0;
+  for_each_fd(s_, skip, 3, [&](long fd, const char*, const struct stat& st) {
+    if (fd > 2 && S_ISFIFO(st.st_mode) && s_->npipes < kMaxThreads) {
+      s_->pipe_ino[s_->npipes] = st.st_ino;
+      s_->pipe_reader[s_->npipes] = (sys(SYS_fcntl, fd, F_GETFL) & O_ACCMODE) == O_RDONLY;
+      s_->pipe_fd[s_->npipes++] = fd;
+    }
+    return true;
+  });
   return for_each_fd(s_, skip, 3, [&](long fd, const char* link, const struct stat& st) {
     if (fd <= 2) return true;
     Line e(s_->error, sizeof s_->error);
@@ -443,7 +474,10 @@ bool Session::check_fds() {
       if (is_plain_device(link)) return true;
       e.s("is the character device ").s(link);
     } else if (S_ISFIFO(st.st_mode)) {
-      e.s("is a pipe (").s(link).s(")");
+      if (starts_with(link, "pipe:") && has_pipe_end(st.st_ino, true) &&
+          has_pipe_end(st.st_ino, false))
+        return true;
+      e.s("is a pipe to another process or a named pipe (").s(link).s(")");
     } else if (S_ISSOCK(st.st_mode)) {
       e.s("is a socket (").s(link).s(")");
     } else {
@@ -477,6 +511,9 @@ bool Session::write_fds() {
       r.offset = off < 0 ? 0 : static_cast<std::uint64_t>(off);
     } else if (S_ISDIR(st.st_mode)) {
       r.kind = FdKind::directory;
+    } else if (S_ISFIFO(st.st_mode)) {
+      r.kind = FdKind::pipe;
+      if (!drain_pipe(st.st_ino, &r)) return ok = false;
     } else {
       r.kind = FdKind::char_device;
     }
@@ -484,6 +521,52 @@ bool Session::write_fds() {
     return ok;
   });
   return ok;
+}
+
+// Takes the unread bytes out of a pipe between the process's own threads
+// and puts them back, so the pipe is as it was; the fd records of its two
+// ends carry them.
+bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
+  int slot = -1;
+  for (int i = 0; i < s_->ndrained; ++i)
+    if (s_->drained[i] == ino) slot = i;
+  if (slot < 0) {
+    if (s_->ndrained == kMaxPipes) return fail("more than 8 pipes between the process's threads"), false;
+    slot = s_->ndrained++;
+    s_->drained[slot] = ino;
+    s_->carried[slot][0] = s_->carried[slot][1] = false;
+    long reader = -1, writer = -1;
+    for (int i = 0; i < s_->npipes; ++i) {
+      if (s_->pipe_ino[i] != ino) continue;
+      (s_->pipe_reader[i] ? reader : writer) = s_->pipe_fd[i];
+    }
+    int avail = 0;
+    sys(SYS_ioctl, reader, 0x541B /* FIONREAD */, &avail);
+    if (avail > static_cast<int>(sizeof s_->pipe_data[0])) {
+      Line(s_->error, sizeof s_->error)
+          .s("fd ")
+          .u(static_cast<std::uint64_t>(reader))
+          .s(" is a pipe holding more than 64 KiB of unread data");
+      return false;
+    }
+    long n = 0;
+    while (n < avail) {
+      long got = sys(SYS_read, reader, s_->pipe_data[slot] + n, static_cast<std::size_t>(avail - n));
+      if (got <= 0) break;
+      n += got;
+    }
+    if (n > 0 && !write_all(static_cast<int>(writer), s_->pipe_data[slot], static_cast<std::size_t>(n)))
+      return fail("cannot put the bytes read from a pipe back"), false;
+    s_->drained_len[slot] = static_cast<std::size_t>(n);
+  }
+  std::size_t len = s_->drained_len[slot];
+  std::size_t first = len < kMaxBlob ? len : kMaxBlob;
+  bool reader_end = (r->open_flags & O_ACCMODE) == O_RDONLY;
+  if (s_->carried[slot][reader_end]) return true;
+  s_->carried[slot][reader_end] = true;
+  r->data = reader_end ? Blob(s_->pipe_data[slot], first)
+                       : Blob(s_->pipe_data[slot] + first, len - first);
+  return true;
 }
 
 // Parses /proc/self/maps into s_->regions, classifying each mapping; refuses

@@ -83,6 +83,7 @@ struct Region {
 struct Fd {
   FdRecord rec;
   std::string path;
+  std::vector<std::uint8_t> data;
 };
 
 // Everything but the page data, copied out of the reader's buffers.
@@ -152,7 +153,7 @@ Image read_image(int fd) {
     } else if (r.region != nullptr) {
       img.regions.push_back(Region{*r.region, std::string(r.region->path)});
     } else if (r.fd != nullptr) {
-      img.fds.push_back(Fd{*r.fd, std::string(r.fd->path)});
+      img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}});
     } else if (r.end != nullptr) {
       break;
     }
@@ -170,7 +171,10 @@ Image read_image(int fd) {
     t.rec.name = t.name;
   }
   for (auto& g : img.regions) g.rec.path = g.path;
-  for (auto& f : img.fds) f.rec.path = f.path;
+  for (auto& f : img.fds) {
+    f.rec.path = f.path;
+    f.rec.data = Blob(f.data.data(), f.data.size());
+  }
   return img;
 }
 
@@ -235,6 +239,7 @@ void check_restorable(const Image& img, const OwnMaps& own) {
     const FdRecord& r = f.rec;
     std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
     if (r.kind == FdKind::std_stream) continue;
+    if (r.kind == FdKind::pipe) continue;
     if (r.kind != FdKind::regular && r.kind != FdKind::directory && r.kind != FdKind::char_device)
       refuse(fd + ": a " + fd_kind_name(r.kind) + " cannot be restored");
     struct stat st{};
@@ -259,9 +264,48 @@ int restore_fds(const Image& img, int image_fd) {
   // Whatever else was inherited is not the program's.
   for (int fd = 3; fd < moved; ++fd) close(fd);
   syscall(SYS_close_range, moved + 1, ~0U, 0);
+  // Pipes between the program's own threads: one new pipe per old one, its
+  // unread bytes written back, each end duplicated to its numbers.
+  for (std::size_t i = 0; i < img.fds.size(); ++i) {
+    const FdRecord& r = img.fds[i].rec;
+    if (r.kind != FdKind::pipe) continue;
+    bool first = true;
+    for (std::size_t j = 0; j < i; ++j)
+      first = first && !(img.fds[j].rec.kind == FdKind::pipe && img.fds[j].rec.inode == r.inode);
+    if (!first) continue;
+    int ends[2];
+    if (pipe2(ends, O_CLOEXEC) != 0) die("pipe2", -errno);
+    for (int k = 0; k < 2; ++k) {
+      int high = fcntl(ends[k], F_DUPFD_CLOEXEC, moved + 1);
+      close(ends[k]);
+      ends[k] = high;
+    }
+    // The read end's record holds the first part of the unread bytes, the
+    // write end's the rest.
+    for (bool readers : {true, false}) {
+      for (const Fd& g : img.fds) {
+        const FdRecord& e = g.rec;
+        if (e.kind != FdKind::pipe || e.inode != r.inode || e.data.empty() ||
+            ((e.open_flags & O_ACCMODE) == O_RDONLY) != readers)
+          continue;
+        if (write(ends[1], e.data.data(), e.data.size()) != static_cast<ssize_t>(e.data.size()))
+          die("refilling a pipe", -errno);
+      }
+    }
+    for (const Fd& g : img.fds) {
+      const FdRecord& e = g.rec;
+      if (e.kind != FdKind::pipe || e.inode != r.inode) continue;
+      bool reader = (e.open_flags & O_ACCMODE) == O_RDONLY;
+      if (dup3(reader ? ends[0] : ends[1], e.fd, (e.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+        die("dup3", -errno);
+      fcntl(e.fd, F_SETFL, static_cast<int>(e.open_flags) & (O_NONBLOCK | O_APPEND));
+    }
+    close(ends[0]);
+    close(ends[1]);
+  }
   for (const Fd& f : img.fds) {
     const FdRecord& r = f.rec;
-    if (r.kind == FdKind::std_stream) continue;
+    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe) continue;
     int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
     if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
     int fd = open(f.path.c_str(), flags);

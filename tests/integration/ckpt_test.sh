@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Checkpoint/restart of real programs with the agent preloaded: each program
+# runs plain, then under 1 and under 5 checkpoint --kill / restart rounds, and
+# the outputs must be identical; one run with --leave-running checkpoints must
+# print exactly the plain output too. A corrupted image (one flipped byte, a
+# truncated copy) must be refused with exit 2 before anything is restored,
+# and a process holding a socket must be refused with the descriptor named
+# and keep running to its normal result.
+# Usage: BIN_DIR LIB_DIR (LIB_DIR holds libmosix.so). CKPT_PROGRAMS may list
+# the programs to run (default below).
+set -u
+
+bin=${1:?usage: ckpt_test.sh BIN_DIR LIB_DIR}
+lib=${2:?usage: ckpt_test.sh BIN_DIR LIB_DIR}
+# shellcheck source=lib/ckpt_rounds.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
+ckpt_init "$bin" "$lib" || exit 1
+trap ckpt_cleanup EXIT
+# The request directory of mosixctl and the agent, private to this test.
+export XDG_RUNTIME_DIR=$CKPT_WORK/run
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$(( failures + 1 ))
+}
+
+for f in "$lib/libmosix.so" "$bin/mosixctl" "$bin/mosix-restore"; do
+  [[ -e $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
+done
+
+programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_signals ckpt_memory"}
+
+for name in $programs; do
+  prog=$bin/$name
+  [[ -x $prog ]] || { fail "$prog is missing"; continue; }
+  plain=$CKPT_WORK/$name.plain
+  run_plain "$plain" "$prog" || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
+  for rounds in 1 5; do
+    out=$CKPT_WORK/$name.rounds$rounds
+    run_with_rounds "$rounds" "$out" "$prog"
+    status=$?
+    if (( status != 0 )); then
+      fail "$name: $rounds round(s): exit status $status: $(tail -n 1 "$out") $(tail -n 3 "$out.log" 2> /dev/null)"
+    elif compare_outputs "$plain" "$out"; then
+      echo "ok: $name, $rounds checkpoint/kill/restart round(s)"
+    else
+      fail "$name: output after $rounds round(s) differs from the plain run"
+    fi
+  done
+  out=$CKPT_WORK/$name.live
+  if run_with_leave_running 2 "$out" "$prog" && compare_outputs "$plain" "$out"; then
+    echo "ok: $name, 2 checkpoints with --leave-running"
+  else
+    fail "$name: --leave-running changed its output or failed: $(tail -n 3 "$out.log" 2> /dev/null)"
+  fi
+done
+
+# Corrupt images are refused with exit 2 and one line, before anything runs.
+image=$(ls "$CKPT_WORK"/agent_counter.round1.img 2> /dev/null | head -n 1)
+if [[ -n $image ]]; then
+  size=$(stat -c %s "$image")
+  flipped=$CKPT_WORK/flipped.img
+  cp "$image" "$flipped"
+  offset=$(( size / 2 ))
+  byte=$(od -An -tu1 -j "$offset" -N1 "$flipped" | tr -d ' ')
+  printf "$(printf '\\%03o' $(( byte ^ 0x40 )))" |
+    dd of="$flipped" bs=1 seek="$offset" count=1 conv=notrunc status=none
+  truncated=$CKPT_WORK/truncated.img
+  head -c $(( size - 100 )) "$image" > "$truncated"
+  for bad in "$flipped" "$truncated"; do
+    msg=$("$bin/mosixctl" restart "$bad" 2>&1 < /dev/null)
+    status=$?
+    lines=$(printf '%s\n' "$msg" | wc -l)
+    if (( status == 2 && lines == 1 )) && [[ $msg == *"$(basename "$bad")"* ]]; then
+      echo "ok: $(basename "$bad") refused: $msg"
+    else
+      fail "$(basename "$bad"): expected exit 2 and one line, got status $status: $msg"
+    fi
+  done
+else
+  fail "no agent_counter image left to corrupt"
+fi
+
+# A process with an open socket is refused, names the descriptor, keeps running.
+out=$CKPT_WORK/socket.out
+start_guest "$out" "$bin/ckpt_socket" || fail "ckpt_socket did not start"
+if [[ -n ${CKPT_GUEST_PID:-} ]]; then
+  wait_for_lines "$out" 2 "$CKPT_GUEST_PID"
+  msg=$("$bin/mosixctl" checkpoint "$CKPT_GUEST_PID" -o "$CKPT_WORK/socket.img" --kill 2>&1)
+  status=$?
+  if (( status != 0 )) && [[ $msg == *"fd "*"socket"* ]] && [[ ! -e $CKPT_WORK/socket.img ]]; then
+    echo "ok: socket refused: $msg"
+  else
+    fail "checkpoint of a process with a socket: status $status, message: $msg"
+  fi
+  wait "$CKPT_GUEST_PID"
+  status=$?
+  if (( status == 0 )) && expect_result "$out" ckpt_socket; then
+    echo "ok: ckpt_socket ran on to its result after the refusal"
+  else
+    fail "ckpt_socket did not finish normally after the refusal (status $status)"
+  fi
+fi
+
+if (( failures > 0 )); then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "all checkpoint tests passed"
