@@ -117,6 +117,7 @@ double read_from_memory(const std::vector<std::uint8_t>& image, std::vector<std:
   MemorySourceState st;
   auto t0 = Clock::now();
   ImageReader r(memory_source(&st, image.data(), image.size()), &scratch);
+  r.set_direct_pages(true);
   ImageStatus s = r.open();
   Record rec;
   while (s && !r.at_end()) {

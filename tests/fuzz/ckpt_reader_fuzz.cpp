@@ -26,11 +26,13 @@ void check_message(const ImageStatus& s) {
   if (!s.ok() && (s.message()[0] == '\0' || std::strlen(s.message()) >= ImageStatus::kCapacity)) std::abort();
 }
 
-// Reads record by record, expanding every page record into memory.
-void read_all(const std::uint8_t* data, std::size_t size) {
+// Reads record by record, expanding every page record into memory, the
+// page data through the reader's buffer or (direct) straight into place.
+void read_all(const std::uint8_t* data, std::size_t size, bool direct) {
   static std::vector<std::uint8_t> pages(kPagesPerChunkBytes);
   MemorySourceState st;
   ImageReader r(memory_source(&st, data, size), scratch());
+  r.set_direct_pages(direct);
   ImageStatus s = r.open();
   check_message(s);
   if (!s) return;
@@ -78,11 +80,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace mosix::ckpt;
   MemorySourceState st;
   check_message(verify_image(memory_source(&st, data, size), scratch(), true, nullptr));
-  read_all(data, size);
+  read_all(data, size, false);
+  read_all(data, size, true);
   std::vector<std::uint8_t> fixed(data, data + size);
   fuzz::fix_checksums(fixed);
   check_message(verify_image(memory_source(&st, fixed.data(), fixed.size()), scratch(), true, nullptr));
-  read_all(fixed.data(), fixed.size());
+  read_all(fixed.data(), fixed.size(), false);
+  read_all(fixed.data(), fixed.size(), true);
   if (size > kFrameSize) decode_all(data + kFrameSize, size - kFrameSize);
   return 0;
 }

@@ -593,6 +593,51 @@ TEST(Compression, IncompressibleChunksAreStoredRaw) {
   EXPECT_EQ(back, mem);
 }
 
+// Reads every pages record of `image` into a region-sized buffer, in direct
+// mode or not, calling read_pages() only when `expand`.
+ImageStatus read_region(const std::vector<std::uint8_t>& image, bool direct, bool expand,
+                        std::vector<std::uint8_t>* mem) {
+  ReaderBox rb(image);
+  ImageReader& r = *rb.reader;
+  r.set_direct_pages(direct);
+  if (ImageStatus s = r.open(); !s) return s;
+  Record rec;
+  do {
+    if (ImageStatus s = r.next(&rec); !s) return s;
+    if (rec.pages && expand) {
+      ImageStatus s = r.read_pages(*rec.pages, mem->data() + rec.pages->offset, mem->size() - rec.pages->offset, true);
+      if (!s) return s;
+    }
+  } while (!r.at_end());
+  return ImageStatus::Ok();
+}
+
+TEST(DirectPages, ReadStraightIntoPlaceGiveTheSameMemory) {
+  std::vector<std::uint8_t> mem = pattern_pages(600, 4, 21);
+  for (Compression c : {Compression::none, Compression::fast}) {
+    auto image = one_region_image(c, mem, RegionKind::anon);
+    std::vector<std::uint8_t> back(mem.size(), 0x5a);
+    ImageStatus s = read_region(image, true, true, &back);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(back, mem) << compression_name(c);
+    EXPECT_TRUE(read_region(image, true, false, &back).ok()) << "data left unread is skipped by next()";
+  }
+}
+
+TEST(DirectPages, DamagedDataIsStillCaught) {
+  std::vector<std::uint8_t> mem = pattern_pages(8, 0, 4);
+  auto image = one_region_image(Compression::none, mem, RegionKind::anon);
+  image[image.size() - 100 - 4096] ^= 0x10;
+  std::vector<std::uint8_t> back(mem.size());
+  for (bool expand : {true, false}) {
+    std::string msg = read_region(image, true, expand, &back).message();
+    EXPECT_THAT(msg, StartsWith("chunk 4 at byte "));
+    EXPECT_THAT(msg, HasSubstr("(page data of region 0x20000000): checksum mismatch"));
+  }
+  std::vector<std::uint8_t> cut(image.begin(), image.end() - 5000);
+  EXPECT_THAT(read_region(cut, true, true, &back).message(), StartsWith("image truncated at byte "));
+}
+
 TEST(Compression, SettingsParseAndName) {
   Compression c{};
   EXPECT_TRUE(parse_compression("best", &c));

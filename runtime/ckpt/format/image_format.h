@@ -354,6 +354,9 @@ ImageStatus decode(Blob payload, ProcessRecord* r);
 ImageStatus decode(Blob payload, ThreadRecord* r);
 ImageStatus decode(Blob payload, RegionRecord* r);
 ImageStatus decode(Blob payload, PagesRecord* r);
+// Pages without their data: `head` is exactly what encode_pages_head()
+// wrote, data_size the length of the data that follows it. r->data is empty.
+ImageStatus decode_pages_head(Blob head, std::size_t data_size, PagesRecord* r);
 ImageStatus decode(Blob payload, FdRecord* r);
 ImageStatus decode(Blob payload, PosixTimerRecord* r);
 ImageStatus decode(Blob payload, PendingSignalRecord* r);

@@ -152,9 +152,33 @@ ImageStatus ImageReader::read_chunk(std::uint16_t* type, std::uint16_t* flags, B
     return MessageBuilder().text("chunk ").dec(index).text(" at byte ").dec(at).text(": length ").dec(len)
         .text(" exceeds the maximum ").dec(kMaxPayload).text(" (corrupt image)").status();
   }
-  if (ImageStatus s = read_exact(chunk_buf_, len, index, "the payload", nullptr); !s) return s;
-  *payload = Blob(chunk_buf_, len);
-  std::uint32_t want = crc32c(crc32c(0, frame, 12), chunk_buf_, len);
+  std::uint32_t head_len = len;
+  if (direct_pages_ && *type == static_cast<std::uint16_t>(RecordType::pages)) {
+    // Read only the fixed fields and the present map; leave the data.
+    constexpr std::uint32_t kFixed = 8 + 8 + 4 + 4 + 1 + 4 + 4;
+    if (len >= kFixed) {
+      if (ImageStatus s = read_exact(chunk_buf_, kFixed, index, "the payload", nullptr); !s) return s;
+      std::uint32_t map_len = wire::get_u32(chunk_buf_ + kFixed - 4);
+      head_len = map_len <= len - kFixed ? kFixed + map_len : len;
+      if (ImageStatus s = read_exact(chunk_buf_ + kFixed, head_len - kFixed, index, "the payload", nullptr); !s)
+        return s;
+    }
+  }
+  if (head_len == len) {
+    if (ImageStatus s = read_exact(chunk_buf_, len, index, "the payload", nullptr); !s) return s;
+  }
+  *payload = Blob(chunk_buf_, head_len);
+  std::uint32_t want = crc32c(crc32c(0, frame, 12), chunk_buf_, head_len);
+  if (head_len != len) {
+    pending_ = true;
+    pending_len_ = len - head_len;
+    pending_head_len_ = head_len;
+    pending_crc_ = want;
+    pending_want_crc_ = crc;
+    pending_index_ = index;
+    pending_at_ = at;
+    want = crc;  // checked when the data has been read
+  }
   if (want != crc) {
     MessageBuilder m;
     m.text("chunk ").dec(index).text(" at byte ").dec(at).text(" (");
@@ -249,7 +273,8 @@ ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* 
       return ImageStatus::Ok();
     }
     case RecordType::pages: {
-      if (ImageStatus s = decode(payload, &pages_); !s) return s;
+      ImageStatus decoded = pending_ ? decode_pages_head(payload, pending_len_, &pages_) : decode(payload, &pages_);
+      if (!decoded) return decoded;
       const PagesRecord& p = pages_;
       if (!have_region_ || p.region_start != region_start_) {
         return MessageBuilder().text("page data for region ").hex(p.region_start)
@@ -329,6 +354,9 @@ ImageStatus ImageReader::next(Record* out) {
     *out = last_;
     return ImageStatus::Ok();
   }
+  if (pending_) {
+    if (ImageStatus s = consume_pending(); !s) return s;
+  }
   for (;;) {
     std::uint64_t at = offset_;
     std::uint64_t index = chunks_;
@@ -380,6 +408,37 @@ ImageStatus ImageReader::read_pages(const PagesRecord& p, void* dst, std::size_t
     return fail(ImageStatus::Failure("read_pages: record larger than a chunk may be"));
   }
   auto* out = static_cast<std::uint8_t*>(dst);
+  if (pending_ && &p != &pages_) {
+    return fail(ImageStatus::Failure("read_pages: with direct pages, pass the record next() returned, not a copy"));
+  }
+  if (pending_) {
+    if (p.compression != Compression::none || !out) {
+      if (ImageStatus s = consume_pending(); !s) return s;
+    } else {
+      // Each run of stored pages is read from the source into place.
+      pending_ = false;
+      std::uint32_t crc = pending_crc_;
+      for (std::uint32_t i = 0; i < p.page_count;) {
+        bool present = p.present[i / 8] & (1u << (i % 8));
+        std::uint32_t j = i + 1;
+        while (j < p.page_count && (((p.present[j / 8] >> (j % 8)) & 1) != 0) == present) ++j;
+        std::uint8_t* run = out + std::size_t{i} * ps;
+        std::size_t run_len = std::size_t{j - i} * ps;
+        if (present) {
+          if (ImageStatus s = read_exact(run, run_len, pending_index_, "the payload", nullptr); !s) return fail(s);
+          crc = crc32c(crc, run, run_len);
+        } else if (zero_fill) {
+          std::memset(run, 0, run_len);
+        }
+        i = j;
+      }
+      if (ImageStatus s = finish_pending(crc); !s) return fail(s);
+      return ImageStatus::Ok();
+    }
+  }
+  if (p.compression == Compression::none && p.data.size() != p.raw_size) {
+    return fail(ImageStatus::Failure("read_pages: the record's data is missing or of the wrong size"));
+  }
   const std::uint8_t* stored = p.data.data();
   if (p.compression != Compression::none) {
     // All pages present: expand straight into place.
@@ -409,6 +468,25 @@ ImageStatus ImageReader::read_pages(const PagesRecord& p, void* dst, std::size_t
       std::memset(page, 0, ps);
     }
   }
+  return ImageStatus::Ok();
+}
+
+ImageStatus ImageReader::finish_pending(std::uint32_t crc) {
+  pending_ = false;
+  if (crc == pending_want_crc_) return ImageStatus::Ok();
+  MessageBuilder m;
+  m.text("chunk ").dec(pending_index_).text(" at byte ").dec(pending_at_).text(" (");
+  describe_chunk(m, static_cast<std::uint16_t>(RecordType::pages), Blob(chunk_buf_, pending_head_len_));
+  return m.text("): checksum mismatch").status();
+}
+
+// Reads a pending chunk's data into the chunk buffer after its head and
+// checks the chunk's checksum; pages_.data then points at it.
+ImageStatus ImageReader::consume_pending() {
+  std::uint8_t* data = chunk_buf_ + pending_head_len_;
+  if (ImageStatus s = read_exact(data, pending_len_, pending_index_, "the payload", nullptr); !s) return fail(s);
+  if (ImageStatus s = finish_pending(crc32c(pending_crc_, data, pending_len_)); !s) return fail(s);
+  pages_.data = Blob(data, pending_len_);
   return ImageStatus::Ok();
 }
 

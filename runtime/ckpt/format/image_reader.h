@@ -61,7 +61,7 @@ struct Record {
   std::uint16_t flags = 0;
   std::uint64_t chunk_index = 0;
   std::uint64_t offset = 0;  // byte offset of the chunk's frame in the image
-  Blob payload;
+  Blob payload;              // without the page data when it is left for read_pages()
   const ProcessRecord* process = nullptr;
   const ThreadRecord* thread = nullptr;
   const RegionRecord* region = nullptr;
@@ -92,7 +92,16 @@ class ImageReader {
   // Expands a pages record (as returned by next()) into `dst`, which holds
   // the page_count pages the record covers. Zero pages are written as zeros
   // when zero_fill, else left untouched (fresh anonymous memory is zero).
+  // With dst null, only checks that the data expands to its raw size.
   ImageStatus read_pages(const PagesRecord& p, void* dst, std::size_t dst_len, bool zero_fill);
+
+  // For a restore pass over an image that verify_image() has accepted:
+  // next() then leaves the data of a pages record unread (the record's
+  // `data` is empty) and read_pages() reads uncompressed pages from the
+  // source straight into dst, one copy less. The checksum of such a chunk
+  // is checked once its data has landed in dst (or when next() skips the
+  // data because read_pages() was not called).
+  void set_direct_pages(bool on) { direct_pages_ = on; }
 
   const ImageStatus& status() const { return status_; }
 
@@ -101,6 +110,8 @@ class ImageReader {
   ImageStatus read_exact(void* buf, std::size_t len, std::uint64_t chunk, const char* what, bool* clean_eof);
   ImageStatus read_chunk(std::uint16_t* type, std::uint16_t* flags, Blob* payload);
   ImageStatus check_record(std::uint16_t type, Blob payload, Record* out);
+  ImageStatus finish_pending(std::uint32_t crc);
+  ImageStatus consume_pending();
   void describe_chunk(class MessageBuilder& m, std::uint16_t type, Blob payload) const;
 
   Source source_;
@@ -119,6 +130,15 @@ class ImageReader {
   EndRecord end_;
   Record last_;
   bool opened_ = false;
+  bool direct_pages_ = false;
+  // A pages chunk whose data is still in the source (direct pages).
+  bool pending_ = false;
+  std::uint32_t pending_len_ = 0;
+  std::uint32_t pending_head_len_ = 0;
+  std::uint32_t pending_crc_ = 0;       // running CRC up to the data
+  std::uint32_t pending_want_crc_ = 0;  // the frame's CRC
+  std::uint64_t pending_index_ = 0;
+  std::uint64_t pending_at_ = 0;
   bool have_process_ = false;
   bool at_end_ = false;
   bool have_region_ = false;

@@ -404,12 +404,9 @@ ImageStatus decode(Blob payload, RegionRecord* r) {
   return ImageStatus::Ok();
 }
 
-ImageStatus decode(Blob payload, PagesRecord* r) {
-  *r = PagesRecord{};
-  WireDecoder d(payload);
-  transfer(d, *r, static_cast<const PagesRecord*>(nullptr));
-  if (ImageStatus s = wire_status(d, "page data"); !s) return s;
-  r->data = d.rest();
+namespace {
+
+ImageStatus check_pages(const PagesRecord* r, std::size_t data_size) {
   if (static_cast<std::uint8_t>(r->compression) > 2)
     return invalid("page data", "unknown compression", static_cast<std::uint8_t>(r->compression));
   if (r->page_count == 0 || r->page_count > kPagesPerChunkBytes / 4096)
@@ -423,11 +420,31 @@ ImageStatus decode(Blob payload, PagesRecord* r) {
   if (r->page_count % 8 && (r->present.back() >> (r->page_count % 8)))
     return invalid("page data", "present map has bits beyond the page count", r->page_count);
   if (set != r->stored_count) return invalid("page data", "stored count does not match the present map", r->stored_count);
-  if (r->compression == Compression::none && r->data.size() != r->raw_size)
-    return invalid("page data", "uncompressed data size differs from the raw size", r->data.size());
-  if (r->compression != Compression::none && (r->data.empty() || r->raw_size == 0))
-    return invalid("page data", "empty compressed data", r->data.size());
+  if (r->compression == Compression::none && data_size != r->raw_size)
+    return invalid("page data", "uncompressed data size differs from the raw size", data_size);
+  if (r->compression != Compression::none && (data_size == 0 || r->raw_size == 0))
+    return invalid("page data", "empty compressed data", data_size);
   return ImageStatus::Ok();
+}
+
+}  // namespace
+
+ImageStatus decode(Blob payload, PagesRecord* r) {
+  *r = PagesRecord{};
+  WireDecoder d(payload);
+  transfer(d, *r, static_cast<const PagesRecord*>(nullptr));
+  if (ImageStatus s = wire_status(d, "page data"); !s) return s;
+  r->data = d.rest();
+  return check_pages(r, r->data.size());
+}
+
+ImageStatus decode_pages_head(Blob head, std::size_t data_size, PagesRecord* r) {
+  *r = PagesRecord{};
+  WireDecoder d(head);
+  transfer(d, *r, static_cast<const PagesRecord*>(nullptr));
+  d.finish("page data");
+  if (ImageStatus s = wire_status(d, "page data"); !s) return s;
+  return check_pages(r, data_size);
 }
 
 ImageStatus decode(Blob payload, FdRecord* r) {
