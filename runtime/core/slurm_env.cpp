@@ -51,7 +51,11 @@ Expected<std::vector<HostSlots>> slurm_allocation(const std::map<std::string, st
   if (!names) return make_error(nodelist->name + ": " + names.error().message);
 
   std::vector<HostSlots> hosts;
-  auto counts_var = first_set(env, {"SLURM_TASKS_PER_NODE", "SLURM_JOB_CPUS_PER_NODE"});
+  // Inside a job step (srun) SLURM_TASKS_PER_NODE describes the step while
+  // the node list stays the job's: the job's CPUs per node match that list.
+  const bool in_step = first_set(env, {"SLURM_STEP_ID", "SLURM_STEPID"}).has_value();
+  auto counts_var = in_step ? first_set(env, {"SLURM_JOB_CPUS_PER_NODE", "SLURM_TASKS_PER_NODE"})
+                            : first_set(env, {"SLURM_TASKS_PER_NODE", "SLURM_JOB_CPUS_PER_NODE"});
   if (!counts_var) {
     for (std::string& n : *names) hosts.push_back(HostSlots{std::move(n), 1, false});
     return merge_hosts(hosts);
