@@ -530,6 +530,32 @@ void arm_itimers(const Image& img) {
   }
 }
 
+// A thread comes back with a new tid, but robust mutexes it holds have the
+// old one in their futex word, and the kernel marks a mutex owner-dead at
+// thread exit only when the word holds the exiting tid. Rewrite the words
+// on the thread's robust list (user memory, restored already).
+void retag_robust_mutexes(const Thread& t, long new_tid) {
+  struct ListHead {
+    std::uint64_t next;
+    std::int64_t futex_offset;
+    std::uint64_t pending;
+  };
+  constexpr std::uint32_t kTidMask = 0x3fffffff;
+  auto old_tid = static_cast<std::uint32_t>(t.rec.tid);
+  if (t.rec.robust_list == 0 || static_cast<std::uint32_t>(new_tid) == old_tid) return;
+  const auto* head = reinterpret_cast<const ListHead*>(t.rec.robust_list);
+  auto retag = [&](std::uint64_t entry) {
+    auto* word = reinterpret_cast<std::uint32_t*>(entry + static_cast<std::uint64_t>(head->futex_offset));
+    if ((*word & kTidMask) == old_tid) *word = (*word & ~kTidMask) | static_cast<std::uint32_t>(new_tid);
+  };
+  std::uint64_t entry = head->next;
+  for (int n = 0; entry != t.rec.robust_list && entry != 0 && n < 4096; ++n) {
+    retag(entry);
+    entry = reinterpret_cast<const ListHead*>(entry)->next;
+  }
+  if (head->pending != 0) retag(head->pending);
+}
+
 // Phase 2, on a stack inside the restorer's heap. Never returns.
 [[noreturn]] void phase_two(Plan* p) {
   Image& img = *p->img;
@@ -612,6 +638,7 @@ void arm_itimers(const Image& img) {
     long tid = clone_fn(flags, reinterpret_cast<void*>(tt.ucontext), nullptr,
                         reinterpret_cast<void*>(tt.tid_address), tt.fs_base, &tt, p->shared);
     if (tid < 0) die("clone", tid);
+    retag_robust_mutexes(img.threads[i], tid);
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -621,6 +648,7 @@ void arm_itimers(const Image& img) {
       close(fd);
     }
   }
+  retag_robust_mutexes(img.threads[0], getpid());
   arm_itimers(img);
   using MainFn = void (*)(TrampThread*, TrampShared*);
   reinterpret_cast<MainFn>(tramp(mosix_tramp_main))(&p->threads[0], p->shared);
