@@ -84,6 +84,7 @@ struct Scratch {
   int nregions;
   std::uint64_t pagemap[kPagemapBatch];
   char maps[kMapsCap];
+  char smaps[2 * kMapsCap];
   char cwd[4096];
   char exe[4096];
   char link[4096];
@@ -178,6 +179,7 @@ class Session {
   bool drain_pipe(std::uint64_t ino, FdRecord* r);
   bool write_fds();
   bool collect_regions();
+  void mark_growsdown();
   bool write_image();
   bool write_header();
   bool write_process();
@@ -678,6 +680,31 @@ bool Session::collect_regions() {
   return true;
 }
 
+// Marks the regions the kernel lets grow downwards (VmFlags "gd" in
+// /proc/self/smaps): not only [stack], programs make such mappings too.
+void Session::mark_growsdown() {
+  long n = read_file("/proc/self/smaps", s_->smaps, sizeof s_->smaps);
+  if (n < 0) return;
+  s_->smaps[n] = '\0';
+  std::uint64_t start = 0;
+  for (const char* p = s_->smaps; *p != '\0';) {
+    const char* q = p;
+    std::uint64_t v = parse_hex(q);
+    if (*q == '-') {
+      start = v;
+    } else if (starts_with(p, "VmFlags:")) {
+      for (const char* f = p + 8; *f != '\n' && *f != '\0'; ++f) {
+        if (f[0] == ' ' && f[1] == 'g' && f[2] == 'd' && (f[3] == ' ' || f[3] == '\n')) {
+          for (int i = 0; i < s_->nregions; ++i)
+            if (s_->regions[i].start == start) s_->regions[i].map_flags |= MAP_GROWSDOWN;
+        }
+      }
+    }
+    while (*p != '\n' && *p != '\0') ++p;
+    if (*p == '\n') ++p;
+  }
+}
+
 bool Session::write_header() {
   HeaderRecord h;
   describe_this_machine(&h.machine);
@@ -927,7 +954,9 @@ void Session::run() {
   sys(SYS_rt_sigprocmask, SIG_BLOCK, &pipe_mask, &old_mask, 8);
   bool ok = stop_threads() && check_fds();
   if (ok) unmap_reserved_leftovers(s_);
-  ok = ok && collect_regions() && write_image();
+  ok = ok && collect_regions();
+  if (ok) mark_growsdown();
+  ok = ok && write_image();
   if (out_fd_ >= 0) sys(SYS_close, out_fd_);
   if (pagemap_fd_ >= 0) sys(SYS_close, pagemap_fd_);
   char line[sizeof s_->error + 32];
