@@ -58,12 +58,12 @@ void transfer(Io& io, R& r, const ProcessRecord*) {
   io.u64(r.env_start, "env_start");
   io.u64(r.env_end, "env_end");
   io.count(r.rlimit_count, kMaxRlimits, "rlimit count");
-  for (std::uint32_t i = 0; i < r.rlimit_count; ++i) {
+  for (std::uint32_t i = 0; i < r.rlimit_count && i < kMaxRlimits; ++i) {
     io.u64(r.rlimits[i].cur, "rlimit cur");
     io.u64(r.rlimits[i].max, "rlimit max");
   }
   io.count(r.signal_count, kMaxSignals, "signal count");
-  for (std::uint32_t i = 0; i < r.signal_count; ++i) {
+  for (std::uint32_t i = 0; i < r.signal_count && i < kMaxSignals; ++i) {
     io.u64(r.sigactions[i].handler, "sigaction handler");
     io.u64(r.sigactions[i].flags, "sigaction flags");
     io.u64(r.sigactions[i].restorer, "sigaction restorer");
