@@ -302,24 +302,27 @@ Expected<CpuCap> CpuCap::create(std::string name, double cpus, const CgroupRoots
   std::vector<std::string> chain{roots.parent, top};
   for (const auto& part : split(name, '/')) chain.push_back(chain.back() + "/" + part);
 
-  // Another daemon may remove an empty job directory while we make ours:
-  // a vanished directory on the way down means try again.
+  // Another daemon may remove an empty directory on our way down while we
+  // make our group (its last group went away): a vanished directory means
+  // try again from the top.
   Status made;
   for (int attempt = 0; attempt < 3; ++attempt) {
     made = Status::Ok();
-    for (std::size_t i = 0; i < chain.size() && made; ++i) {
+    bool vanished = false;
+    for (std::size_t i = 0; i < chain.size() && made && !vanished; ++i) {
       if (i > 0) {
         if (int err = make_dir(chain[i]); err != 0) {
           made = make_error("cannot make cgroup " + chain[i] + ": " + std::strerror(err));
-          if (err == ENOENT) break;
-          return made.error();
+          vanished = err == ENOENT;
+          continue;
         }
       }
       if (v2 && i + 1 < chain.size()) {
-        if (Status s = enable_cpu(chain[i], i == 0, kernel); !s) return s.error();
+        made = enable_cpu(chain[i], i == 0, kernel);
+        vanished = !made && ::access(chain[i].c_str(), F_OK) != 0;
       }
     }
-    if (made) break;
+    if (!vanished) break;
   }
   if (!made) return made.error();
 
@@ -381,10 +384,11 @@ Status CpuCap::remove() {
     std::string why = err == EBUSY || err == ENOTEMPTY ? "it still holds processes or groups" : std::strerror(err);
     return make_error("cannot remove cgroup " + dir_ + ": " + why);
   }
-  // The job directories above are removed once empty; parent/mosix stays.
+  // The directories above, up to parent/mosix, go once empty. A daemon
+  // making its group meanwhile tries again (see create).
   std::string dir = dir_;
   dir_.clear();
-  for (auto slash = dir.rfind('/'); slash != std::string::npos && slash > top_.size(); slash = dir.rfind('/')) {
+  for (auto slash = dir.rfind('/'); slash != std::string::npos && slash >= top_.size(); slash = dir.rfind('/')) {
     dir.resize(slash);
     if (remove_group_dir(dir, kernel_) != 0) break;
   }

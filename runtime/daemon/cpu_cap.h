@@ -68,14 +68,14 @@ class CpuCap {
   double cpus() const { return cpus_; }
   // The group's directory ("" once removed).
   const std::string& path() const { return dir_; }
-  // Removes the group and the mosix/ directories above it that are left
-  // empty. Idempotent.
+  // Removes the group and the directories above it, up to parent/mosix,
+  // that are left empty. Idempotent.
   Status remove();
 
  private:
   CpuCap(std::string dir, std::string top, double cpus) : dir_(std::move(dir)), top_(std::move(top)), cpus_(cpus) {}
   std::string dir_;  // parent/mosix/<name>
-  std::string top_;  // parent/mosix: removal stops above it
+  std::string top_;  // parent/mosix: removal stops there
   double cpus_ = 0;
   bool kernel_ = true;  // on a cgroup file system, not a test tree
 };

@@ -25,11 +25,14 @@ fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/netns.sh"
 
-# One run at a time on this host: the names and the subnet are fixed.
+# One run at a time on this host: the names and the subnet are fixed. With
+# the lock held, namespaces of ours still there were left by a killed run.
 exec 9>/run/lock/mosix-netns.lock
 flock 9
+netns_down
 out=$(mktemp)
 trap 'netns_down; rm -f "$out"' EXIT
+trap 'exit 130' INT TERM HUP
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }

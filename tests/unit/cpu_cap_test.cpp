@@ -188,9 +188,14 @@ TEST_F(CpuCapTest, RemovalDeletesTheGroupAndTheJobOnceEmpty) {
   EXPECT_EQ(a->path(), "");
   EXPECT_TRUE(a->remove());  // idempotent
   EXPECT_FALSE(a->add(1));
+  auto other_job = CpuCap::create("job2/vnode0", 1, roots);
+  ASSERT_TRUE(other_job);
   ASSERT_TRUE(b->remove());
   EXPECT_FALSE(exists("cpu,cpuacct/mosix/job1"));
-  EXPECT_TRUE(exists("cpu,cpuacct/mosix"));
+  EXPECT_TRUE(exists("cpu,cpuacct/mosix/job2/vnode0"));
+  ASSERT_TRUE(other_job->remove());
+  EXPECT_FALSE(exists("cpu,cpuacct/mosix"));
+  EXPECT_TRUE(exists("cpu,cpuacct/cgroup.procs"));
 }
 
 TEST_F(CpuCapTest, DestructorRemovesAndAMovedCapHasOneOwner) {
@@ -201,7 +206,7 @@ TEST_F(CpuCapTest, DestructorRemovesAndAMovedCapHasOneOwner) {
     CpuCap moved = std::move(made).value();
     EXPECT_TRUE(exists("unified/mosix/job2/vnode0/cpu.max"));
   }
-  EXPECT_FALSE(exists("unified/mosix/job2"));
+  EXPECT_FALSE(exists("unified/mosix"));
 }
 
 TEST_F(CpuCapTest, BadSharesAndNamesAreRefused) {
