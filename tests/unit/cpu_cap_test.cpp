@@ -32,7 +32,13 @@ class CpuCapTest : public ::testing::Test {
     fs::permissions(root_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                fs::perms::others_read | fs::perms::others_exec);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override {
+    std::error_code ec;
+    for (const auto& entry : fs::recursive_directory_iterator(root_, ec)) {
+      if (entry.is_directory(ec)) fs::permissions(entry.path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    fs::remove_all(root_, ec);
+  }
 
   std::string path(const std::string& rel) const { return (root_ / rel).string(); }
   void write(const std::string& rel, const std::string& text) const {
