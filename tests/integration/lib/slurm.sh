@@ -127,6 +127,9 @@ MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 ReturnToService=2
+# sbatch --wait polls after 2 s, then every 8 s, unless MinJobAge/2 <= 2:
+# with 5 it polls every 2 s, and a finished job stays 5 s for it to see.
+MinJobAge=5
 SlurmdParameters=config_overrides
 EOF
     port=$MOSIX_SLURM_PORT
