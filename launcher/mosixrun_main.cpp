@@ -14,6 +14,8 @@
 #include "launcher/cli/mosixrun_options.h"
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/local_job.h"
+#include "runtime/daemon/remote_job.h"
+#include "runtime/core/slurm_env.h"
 #include "runtime/topology/topology.h"
 
 extern char** environ;
@@ -47,8 +49,20 @@ std::string this_host_name() {
 
 bool names_this_node(const std::string& host, const std::string& me) {
   std::string short_me = me.substr(0, me.find('.'));
+  // Slurm may name this node otherwise than its host name (several slurmd
+  // on one host, or NodeName aliases).
+  const char* slurm_name = std::getenv("SLURMD_NODENAME");
   return host == "localhost" || host == "127.0.0.1" || host == "::1" || host == me ||
-         host == short_me;
+         host == short_me || (slurm_name && host == slurm_name);
+}
+
+// The directory of this executable: mosixd is installed next to mosixrun.
+std::string self_dir() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/'));
 }
 
 std::string current_dir() {
@@ -90,21 +104,30 @@ int main(int argc, char** argv) {
     if (!parsed_file) usage_error(parsed_file.error().message);
     hosts = *parsed_file;
   }
+  // Inside a Slurm allocation the nodes come from Slurm, with no option needed.
+  bool in_slurm = false;
+  if (hosts.empty() && o.vcluster == 0) {
+    auto allocation = slurm_allocation(slurm_environment(environ));
+    if (!allocation) usage_error(allocation.error().message);
+    hosts = *allocation;
+    in_slurm = !hosts.empty();
+  }
   int slots = cores;
+  bool remote_hosts = false;
   if (!hosts.empty()) {
     slots = 0;
     for (const HostSlots& h : hosts) {
-      if (!names_this_node(h.name, me)) {
-        usage_error("host '" + h.name + "' is not this node (" + me +
-                    "): runs over several nodes are not available in this build yet");
-      }
+      if (!names_this_node(h.name, me)) remote_hosts = true;
       // mpirun: `--host a` is one slot; a hostfile line without slots= is
       // every core of the node.
-      slots += h.slots_given || o.hostfile.empty() ? h.slots : cores;
+      slots += h.slots_given || (o.hostfile.empty() && !in_slurm) ? h.slots : cores;
     }
   }
+  const bool multi_node = o.vcluster > 0 || remote_hosts;
+  if (o.vcluster > 0) slots = std::max(slots, o.vcluster);
   int np = o.np > 0 ? o.np : slots;
-  if (np > slots && !o.oversubscribe) {
+  // A virtual cluster spreads copies by load, as MOSIX does: no slot limit.
+  if (np > slots && !o.oversubscribe && o.vcluster == 0) {
     usage_error(std::to_string(np) + " copies asked for but only " + std::to_string(slots) +
                 " slot" + (slots == 1 ? "" : "s") + " (" +
                 (hosts.empty() ? "cores of this node" : "from the host list") +
@@ -179,6 +202,92 @@ int main(int argc, char** argv) {
       l.cpus = topology->core_pus[static_cast<size_t>(rank) % topology->core_pus.size()];
     }
     spec.guests.push_back(std::move(l));
+  }
+
+  if (multi_node) {
+    RemoteJobSpec remote;
+    remote.tag_output = spec.tag_output;
+    remote.output_dir = spec.output_dir;
+    remote.keep_going = spec.keep_going;
+    remote.timeout_seconds = spec.timeout_seconds;
+    remote.record = spec.record;
+    for (const GuestLaunch& l : spec.guests) {
+      SpawnGuest g;
+      g.rank = l.rank;
+      g.argv = l.argv;
+      g.env = l.env;
+      g.cwd = l.cwd;
+      g.flags = l.rank == 0 ? kSpawnStdin : 0;
+      remote.guests.push_back(std::move(g));
+    }
+    auto mpirun = resolve_program("mpirun", path_env ? path_env : "/usr/bin:/bin", cwd);
+    if (!mpirun) usage_error("a job over several nodes needs Open MPI's mpirun: " + mpirun.error().message);
+    remote.mpirun_path = *mpirun;
+    std::string mosixd = self_dir() + "/mosixd";
+    if (::access(mosixd.c_str(), X_OK) != 0) {
+      usage_error("cannot find the node daemon " + mosixd + ": reinstall mosixrun");
+    }
+    std::vector<std::string> mosixd_extra;
+    int daemons = o.vcluster > 0 ? o.vcluster : static_cast<int>(hosts.size());
+    remote.mpirun_argv = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np",
+                          std::to_string(daemons)};
+    if (o.vcluster == 0) {
+      // One daemon per host, the home node first (it is rank 0).
+      std::string list, slot_list;
+      std::vector<HostSlots> ordered;
+      for (const HostSlots& h : hosts) {
+        if (names_this_node(h.name, me)) ordered.insert(ordered.begin(), h);
+        else ordered.push_back(h);
+      }
+      if (!names_this_node(ordered.front().name, me)) {
+        // The home node's daemon only routes: it gets no slot.
+        ordered.insert(ordered.begin(), HostSlots{me, 0, true});
+        remote.mpirun_argv[5] = std::to_string(++daemons);
+      }
+      for (const HostSlots& h : ordered) {
+        list += (list.empty() ? "" : ",") + h.name + ":1";
+        int n_slots = h.slots_given || (o.hostfile.empty() && !in_slurm) ? h.slots : -1;
+        slot_list += (slot_list.empty() ? "" : ",") + std::to_string(n_slots);
+      }
+      remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"--host", list});
+      mosixd_extra = {"--slots", slot_list};
+      if (!o.oversubscribe) mosixd_extra.push_back("--no-oversubscribe");
+    }
+    for (const char* var : {"MOSIX_LOG", "XDG_STATE_HOME"}) {
+      if (std::getenv(var)) remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"-x", var});
+    }
+    remote.mpirun_argv.insert(remote.mpirun_argv.end(),
+                              {mosixd, "--copies", std::to_string(np), "--job", spec.record.id,
+                               "--map-by", o.map_by.empty() ? (o.vcluster ? "load" : "slot") : o.map_by});
+    remote.mpirun_argv.insert(remote.mpirun_argv.end(), mosixd_extra.begin(), mosixd_extra.end());
+    if (o.vcluster > 0) {
+      std::string shares;
+      for (int i = 0; i < o.vcluster; ++i) {
+        double share = o.vcluster_cpu.empty() ? 1.0 : o.vcluster_cpu[static_cast<size_t>(i)];
+        shares += (i ? "," : "") + fmt::format("{}", share);
+      }
+      remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"--vcluster-cpu", shares});
+    }
+    remote.mpirun_env = base_env;
+    if (in_slurm && std::getenv("SLURM_STEP_ID")) {
+      // Inside a job step mpirun must overlap the step, and sees the step's
+      // task counts unless given the job's.
+      set_env(remote.mpirun_env, "SLURM_OVERLAP", "1");
+      if (const char* cpus = std::getenv("SLURM_JOB_CPUS_PER_NODE")) {
+        set_env(remote.mpirun_env, "SLURM_TASKS_PER_NODE", cpus);
+      }
+    }
+    if (::getuid() == 0) {
+      // Open MPI refuses root unless told; mosixrun's daemons are not MPI programs of the user.
+      set_env(remote.mpirun_env, "OMPI_ALLOW_RUN_AS_ROOT", "1");
+      set_env(remote.mpirun_env, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    auto status = run_remote_job(std::move(remote));
+    if (!status) {
+      spdlog::error("{}", status.error().message);
+      return 1;
+    }
+    return *status;
   }
 
   auto status = run_local_job(std::move(spec));

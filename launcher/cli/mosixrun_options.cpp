@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace mosix {
@@ -27,6 +28,8 @@ constexpr std::array kLongOptions = {
     OptionSpec{"verbose", false},     OptionSpec{"v", false},
     OptionSpec{"version", false},     OptionSpec{"V", false},
     OptionSpec{"help", false},        OptionSpec{"h", false},
+    OptionSpec{"vcluster", true},     OptionSpec{"vcluster-cpu", true},
+    OptionSpec{"map-by", true},
 };
 
 const OptionSpec* find_option(std::string_view name) {
@@ -108,6 +111,12 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--timeout", timeout, "End the job after SECONDS (exit status 110)");
   app.add_flag("--keep-going", o.keep_going, "Do not end the others when one copy fails");
   app.add_flag("-v,--verbose", o.verbose, "More diagnostics (repeat for debug)");
+  int vcluster = 0;
+  std::string vcluster_cpu, map_by;
+  app.add_option("--vcluster", vcluster, "Run on K virtual nodes of this machine");
+  app.add_option("--vcluster-cpu", vcluster_cpu,
+                 "CPU share of each virtual node, e.g. 0.5,0.5,1,2 (default 1 each)");
+  app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
 
   std::vector<std::string> reversed(split->options.rbegin(), split->options.rend());
   try {
@@ -165,6 +174,34 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     return make_error("--timeout must be a number of seconds >= 0");
   }
   o.timeout_seconds = timeout;
+  if (vcluster < 0 || vcluster > 256) {
+    return make_error("--vcluster " + std::to_string(vcluster) + ": give 1 to 256 virtual nodes");
+  }
+  o.vcluster = vcluster;
+  if (!vcluster_cpu.empty()) {
+    std::stringstream ss(vcluster_cpu);
+    for (std::string item; std::getline(ss, item, ',');) {
+      char* end = nullptr;
+      double share = std::strtod(item.c_str(), &end);
+      if (item.empty() || *end != '\0' || !(share > 0) || share > 1024) {
+        return make_error("--vcluster-cpu '" + vcluster_cpu +
+                          "': give a CPU share > 0 per node, e.g. 0.5,0.5,1,2");
+      }
+      o.vcluster_cpu.push_back(share);
+    }
+    if (o.vcluster == 0) o.vcluster = static_cast<int>(o.vcluster_cpu.size());
+    if (static_cast<int>(o.vcluster_cpu.size()) != o.vcluster) {
+      return make_error("--vcluster-cpu gives " + std::to_string(o.vcluster_cpu.size()) +
+                        " shares for --vcluster " + std::to_string(o.vcluster) + ": give one per node");
+    }
+  }
+  if (!map_by.empty() && map_by != "node" && map_by != "slot" && map_by != "load") {
+    return make_error("--map-by " + map_by + ": use load, node or slot");
+  }
+  o.map_by = map_by;
+  if (o.vcluster > 0 && (!o.hosts.empty() || !o.hostfile.empty())) {
+    return make_error("--vcluster runs on this machine only: drop --host/--hostfile");
+  }
   return parsed;
 }
 

@@ -31,6 +31,9 @@ struct RunOptions {
   double timeout_seconds = 0;   // 0: none
   bool keep_going = false;
   int verbose = 0;
+  int vcluster = 0;                  // --vcluster K: K virtual nodes on this machine
+  std::vector<double> vcluster_cpu;  // CPU share of each virtual node
+  std::string map_by;                // "", "node", "slot" (mpirun's), "load" (ours)
   std::vector<std::string> program;  // program and its own arguments, untouched
 };
 

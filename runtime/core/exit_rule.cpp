@@ -35,6 +35,10 @@ int shell_status(const GuestEnd& end) {
   return end.signaled ? 128 + end.value : end.value;
 }
 
+bool ended_by_our_signal(const GuestEnd& end) {
+  return end.signaled && (end.value == 15 || end.value == 9);
+}
+
 bool is_failure(const GuestEnd& end) {
   return !end.ended_by_runtime && (end.signaled || end.value != 0);
 }

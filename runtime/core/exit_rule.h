@@ -14,6 +14,11 @@ struct GuestEnd {
   bool ended_by_runtime = false;  // we sent the signal while ending the job
 };
 
+// Whether an end looks like the work of the signals the runtime sends when it
+// ends a job (SIGTERM, then SIGKILL). A copy that ignores them and exits
+// with its own status has failed on its own.
+bool ended_by_our_signal(const GuestEnd& end);
+
 // The shell-style status of one copy: the exit code, or 128+S if killed by S.
 int shell_status(const GuestEnd& end);
 

@@ -54,6 +54,14 @@ Expected<std::string> check_executable(const std::string& path, const std::strin
   }
   if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(3);
   if (!l.cwd.empty() && ::chdir(l.cwd.c_str()) != 0) fail(4);
+  if (!l.cgroup_procs.empty()) {
+    // Join the CPU cap before the program runs a single instruction.
+    int fd = ::open(l.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      [[maybe_unused]] ssize_t n = ::write(fd, "0", 1);
+      ::close(fd);
+    }
+  }
   if (!l.cpus.empty()) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -18,6 +18,7 @@ struct GuestLaunch {
   std::string cwd;                 // empty: inherit
   std::vector<int> cpus;           // empty: no binding
   int stdin_fd = -1;               // -1: a pipe is made; otherwise dup'ed into the child
+  std::string cgroup_procs;        // cgroup.procs file to join before exec (CPU cap), or empty
 };
 
 struct GuestProcess {

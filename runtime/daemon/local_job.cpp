@@ -195,9 +195,6 @@ void LocalJob::end_job(const char* why) {
   if (ending_) return;
   ending_ = true;
   spdlog::debug("ending the job: {}", why);
-  for (Guest& g : guests_) {
-    if (g.running) g.end.ended_by_runtime = true;
-  }
   signal_running(SIGTERM, true);
   signal_running(SIGCONT, true);  // a stopped guest must see its SIGTERM
   grace_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -265,6 +262,7 @@ void LocalJob::guest_ended(Guest& g, int status) {
   g.running = false;
   g.end.signaled = WIFSIGNALED(status);
   g.end.value = g.end.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+  g.end.ended_by_runtime = ending_ && ended_by_our_signal(g.end);
   for (GuestRecord& r : spec_.record.guests) {
     if (r.rank == g.end.rank) {
       r.state = "exited";

@@ -1,12 +1,21 @@
 # mosixrun on one node: environment, stdio, exit rule, signals, orphans, bad input.
+# vcluster_test.sh runs the same checks through node daemons (MOSIX_TEST_MODE=vcluster).
 BIN=$(cd "$1" && pwd)
-source "$(dirname "$0")/lib/common.sh"
-RUN="$BIN/mosixrun"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+MODE=${MOSIX_TEST_MODE:-local}
+RUN=${MOSIX_TEST_RUN:-$BIN/mosixrun}
 
 # --- environment of each copy -------------------------------------------------
 out=$("$RUN" --oversubscribe -np 3 sh -c \
   'echo "$MOSIX_RANK/$MOSIX_SIZE $OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE $OMPI_COMM_WORLD_LOCAL_RANK/$OMPI_COMM_WORLD_LOCAL_SIZE home=${MOSIX_HOME_NODE:+set}"' | sort)
-check_eq "rank variables" $'0/3 0/3 0/3 home=set\n1/3 1/3 1/3 home=set\n2/3 2/3 2/3 home=set' "$out"
+if [[ $MODE == local ]]; then
+  check_eq "rank variables" $'0/3 0/3 0/3 home=set\n1/3 1/3 1/3 home=set\n2/3 2/3 2/3 home=set' "$out"
+else
+  check_eq "rank variables" "0/3 0/3 1/3 1/3 2/3 2/3 home=set" \
+    "$(cut -d' ' -f1,2 <<< "$out" | tr '\n' ' ')home=set"
+  out=$("$RUN" --oversubscribe -np 4 sh -c 'echo "$MOSIX_NODE $OMPI_COMM_WORLD_LOCAL_RANK/$OMPI_COMM_WORLD_LOCAL_SIZE"' | sort | xargs)
+  check_eq "copies spread over the nodes, local ranks per node" "vnode0 0/2 vnode0 1/2 vnode1 0/2 vnode1 1/2" "$out"
+fi
 
 out=$(FOO=outer "$RUN" -np 1 -x FOO -x BAR=baz sh -c 'echo "$FOO $BAR"')
 check_eq "-x passes and sets variables" "outer baz" "$out"
@@ -124,6 +133,8 @@ kill -9 $pid
 wait $pid 2>/dev/null || true
 gone() { for f in "$TMP"/pid.*; do kill -0 "$(cat "$f")" 2>/dev/null && return 1; done; return 0; }
 if wait_for gone; then pass "no orphan after kill -9 of mosixrun"; else fail "orphans left after kill -9: $(cat "$TMP"/pid.* | xargs)"; fi
+
+if [[ $MODE != local ]]; then finish; exit; fi
 
 # --- bad input: one line, exit 2, nothing started ---------------------------------
 bad() {  # NAME NEEDLE ARGS...

@@ -3,7 +3,7 @@ set -euo pipefail
 
 FAILURES=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mosix-test.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap 'rm -rf "$TMP" ${MOSIX_TEST_CLEANUP:-}' EXIT
 export XDG_RUNTIME_DIR="$TMP/run" XDG_STATE_HOME="$TMP/state"
 mkdir -p "$XDG_RUNTIME_DIR" "$XDG_STATE_HOME"
 chmod 700 "$XDG_RUNTIME_DIR"

@@ -1,0 +1,513 @@
+#include "runtime/daemon/node_daemon.h"
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <map>
+#include <memory>
+#include <optional>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/core/placement.h"
+#include "runtime/daemon/cpu_cap.h"
+#include "runtime/daemon/frame_socket.h"
+#include "runtime/daemon/guest_process.h"
+#include "runtime/topology/speed.h"
+#include "runtime/topology/topology.h"
+
+namespace mosix {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  std::string prefix = name + "=";
+  for (std::string& e : env) {
+    if (e.compare(0, prefix.size(), prefix) == 0) {
+      e = prefix + value;
+      return;
+    }
+  }
+  env.push_back(prefix + value);
+}
+
+// Signals that concern everything a guest started go to its process group;
+// the others (SIGUSR1, ...) to the guest alone, as mpirun delivers them.
+bool to_whole_group(int signo) {
+  return signo == SIGTERM || signo == SIGKILL || signo == SIGSTOP || signo == SIGCONT ||
+         signo == SIGINT || signo == SIGHUP;
+}
+
+class NodeDaemon {
+ public:
+  NodeDaemon(Transport& transport, NodeDaemonOptions options)
+      : t_(transport),
+        o_(std::move(options)),
+        transport_sd_(io_, ::dup(transport.event_fd())),
+        child_signal_(io_, SIGCHLD),
+        term_signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
+
+  int run();
+
+ private:
+  struct LocalGuest {
+    int rank = 0;
+    GuestProcess proc;
+    bool running = true;
+    int wait_status = 0;
+    int open_streams = 2;
+    bool exit_sent = false;
+    std::unique_ptr<asio::posix::stream_descriptor> out, err, in;
+    std::array<char, 1 << 16> out_buf{}, err_buf{};
+    std::deque<Bytes> stdin_queue;
+    bool stdin_eof = false;
+    bool stdin_writing = false;
+  };
+
+  Status say_hello();
+  void wait_transport();
+  void handle(int source, Message message);
+  void spawn(SpawnGuest spawn);
+  void read_output(LocalGuest& g, bool is_stderr);
+  void guest_stream_closed(LocalGuest& g);
+  void maybe_report_exit(LocalGuest& g);
+  void write_stdin(LocalGuest& g);
+  void deliver_stdin(const GuestStdin& in);
+  void signal_guests(int rank, int signo);
+  void wait_children();
+  void wait_term();
+  void shutdown(const std::string& why);
+  void send(int dest, const Message& message);
+
+  // Home node (rank 0) only.
+  Status connect_home();
+  void read_home();
+  void from_home(Message message);
+  void place_if_ready();
+
+  Transport& t_;
+  NodeDaemonOptions o_;
+  asio::io_context io_;
+  asio::posix::stream_descriptor transport_sd_;
+  asio::signal_set child_signal_, term_signals_;
+  std::string node_name_;
+  std::map<int, std::unique_ptr<LocalGuest>> guests_;
+  std::optional<CpuCap> cap_;  // a virtual node's CPU share
+  bool shutting_down_ = false;
+  int exit_code_ = 0;
+
+  std::unique_ptr<asio::posix::stream_descriptor> home_sd_;
+  std::unique_ptr<FrameSender> home_;
+  FrameReader home_reader_;
+  std::array<char, 1 << 16> home_buf_{};
+  std::vector<std::optional<Hello>> hellos_;
+  std::vector<SpawnGuest> pending_spawns_;
+  std::map<int, int> rank_node_;
+  std::vector<GuestStdin> early_stdin_;
+  bool placed_ = false;
+};
+
+void NodeDaemon::send(int dest, const Message& message) {
+  if (Status s = t_.send(dest, encode_frame(message)); !s) {
+    spdlog::error("{}: cannot send to node {}: {}", node_name_, dest, s.error().message);
+  }
+}
+
+Status NodeDaemon::say_hello() {
+  Hello hello;
+  hello.mosix_version = MOSIX_VERSION;
+  hello.rank = static_cast<std::uint32_t>(t_.rank());
+  double node_speed = stored_speed_or(1.0);
+  auto topology = probe_this_node();
+  int cores = topology ? std::max(1, topology->cores) : 1;
+  std::uint64_t memory = topology ? topology->memory_bytes : 0;
+  if (!o_.vcluster_cpu.empty()) {
+    // A virtual node: a CPU share of this machine. Its speed per core is the
+    // share spread over the cores it may use.
+    double share = o_.vcluster_cpu[static_cast<size_t>(t_.rank()) % o_.vcluster_cpu.size()];
+    node_name_ = "vnode" + std::to_string(t_.rank());
+    CgroupRoots roots = detect_cgroups();
+    if (auto why = why_uncapped(roots)) {
+      if (t_.rank() == 0) spdlog::warn("virtual nodes run uncapped: {}", *why);
+    } else {
+      auto cap = CpuCap::create("job" + o_.job_id + "/" + node_name_, share, roots);
+      if (cap) {
+        cap_ = std::move(*cap);
+      } else if (t_.rank() == 0) {
+        spdlog::warn("virtual nodes run uncapped: {}", cap.error().message);
+      }
+    }
+    hello.cores = static_cast<std::uint32_t>(std::max(1.0, std::ceil(share)));
+    hello.speed = node_speed * share / hello.cores;
+  } else {
+    node_name_ = host_name();
+    hello.cores = static_cast<std::uint32_t>(cores);
+    hello.speed = node_speed;
+  }
+  hello.node_name = node_name_;
+  hello.memory_bytes = memory;
+  send(0, hello);
+  return {};
+}
+
+Status NodeDaemon::connect_home() {
+  auto fd = connect_unix(o_.home_socket);
+  if (!fd) return fd.error();
+  home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, *fd);
+  home_ = std::make_unique<FrameSender>(::dup(*fd));
+  hellos_.resize(static_cast<size_t>(t_.size()));
+  return {};
+}
+
+void NodeDaemon::read_home() {
+  home_sd_->async_read_some(asio::buffer(home_buf_), [this](error_code ec, size_t n) {
+    if (n > 0) {
+      auto messages = home_reader_.feed(home_buf_.data(), n);
+      if (!messages) {
+        spdlog::error("home node: bad frame from mosixrun: {}", messages.error().message);
+        shutdown("mosixrun spoke garbage");
+        return;
+      }
+      for (Message& m : *messages) from_home(std::move(m));
+    }
+    if (ec) {
+      if (!shutting_down_) {
+        // mosixrun is gone: end the job on every node, not only here.
+        spdlog::debug("mosixrun closed the job socket");
+        for (int node = 0; node < t_.size(); ++node) send(node, Shutdown{"mosixrun is gone"});
+      }
+      return;
+    }
+    read_home();
+  });
+}
+
+void NodeDaemon::from_home(Message message) {
+  if (auto* spawn = std::get_if<SpawnGuest>(&message)) {
+    pending_spawns_.push_back(std::move(*spawn));
+    place_if_ready();
+  } else if (auto* in = std::get_if<GuestStdin>(&message)) {
+    auto it = rank_node_.find(in->rank);
+    if (it == rank_node_.end()) {
+      early_stdin_.push_back(std::move(*in));
+    } else {
+      send(it->second, *in);
+    }
+  } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
+    if (sig->rank == kAllRanks) {
+      for (int node = 0; node < t_.size(); ++node) send(node, *sig);
+    } else if (auto it = rank_node_.find(sig->rank); it != rank_node_.end()) {
+      send(it->second, *sig);
+    }
+  } else if (std::holds_alternative<Shutdown>(message)) {
+    for (int node = 0; node < t_.size(); ++node) send(node, message);
+  }
+}
+
+void NodeDaemon::place_if_ready() {
+  if (placed_ || static_cast<int>(pending_spawns_.size()) < o_.copies) return;
+  for (const auto& h : hellos_) {
+    if (!h) return;
+  }
+  std::vector<NodeLoad> nodes;
+  for (size_t i = 0; i < hellos_.size(); ++i) {
+    NodeLoad n;
+    n.id = static_cast<NodeId>(i);
+    n.cores = static_cast<int>(hellos_[i]->cores);
+    n.speed = hellos_[i]->speed;
+    n.total_memory = hellos_[i]->memory_bytes;
+    n.free_memory = hellos_[i]->memory_bytes;
+    nodes.push_back(n);
+  }
+  PlacementRequest request;
+  request.copies = o_.copies;
+  request.oversubscribe = o_.oversubscribe;
+  request.slots = o_.slots;
+  request.map_by = o_.map_by == "node" ? MapBy::kNode : o_.map_by == "slot" ? MapBy::kSlot : MapBy::kLoad;
+  auto where = place(nodes, request);
+  if (!where) {
+    spdlog::error("cannot place the job: {}", where.error().message);
+    home_->send(Shutdown{"cannot place the job: " + where.error().message});
+    return;
+  }
+  placed_ = true;
+  std::map<size_t, int> per_node;
+  for (size_t node : *where) per_node[node]++;
+  std::map<size_t, int> local_rank;
+  for (SpawnGuest& s : pending_spawns_) {
+    size_t node = (*where)[static_cast<size_t>(s.rank)];
+    int lr = local_rank[node]++;
+    for (const char* name : {"MOSIX_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"}) {
+      set_env(s.env, name, std::to_string(lr));
+    }
+    set_env(s.env, "OMPI_COMM_WORLD_LOCAL_SIZE", std::to_string(per_node[node]));
+    set_env(s.env, "OMPI_COMM_WORLD_NODE_RANK", std::to_string(lr));
+    rank_node_[s.rank] = static_cast<int>(node);
+    spdlog::debug("rank {} -> node {} ({})", s.rank, node, hellos_[node]->node_name);
+    send(static_cast<int>(node), s);
+  }
+  pending_spawns_.clear();
+  for (GuestStdin& in : early_stdin_) send(rank_node_[in.rank], in);
+  early_stdin_.clear();
+}
+
+void NodeDaemon::wait_transport() {
+  transport_sd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+    if (ec) return;
+    auto deliveries = t_.receive();
+    if (!deliveries) {
+      spdlog::error("{}: the cluster transport failed: {}", node_name_, deliveries.error().message);
+      exit_code_ = 1;
+      shutdown("transport failure");
+      return;
+    }
+    for (Delivery& d : *deliveries) {
+      auto message = decode_delivery(d);
+      if (!message) {
+        spdlog::error("{}: {}", node_name_, message.error().message);
+        continue;
+      }
+      handle(d.source, std::move(*message));
+      if (shutting_down_) return;
+    }
+    wait_transport();
+  });
+}
+
+void NodeDaemon::handle(int source, Message message) {
+  if (auto* spawn = std::get_if<SpawnGuest>(&message)) {
+    this->spawn(std::move(*spawn));
+  } else if (auto* in = std::get_if<GuestStdin>(&message)) {
+    deliver_stdin(*in);
+  } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
+    signal_guests(sig->rank, sig->signo);
+  } else if (auto* bye = std::get_if<Shutdown>(&message)) {
+    shutdown(bye->reason);
+  } else if (t_.rank() == 0) {
+    // The home node's router: what the nodes report goes to mosixrun.
+    if (auto* hello = std::get_if<Hello>(&message)) {
+      if (Status s = check_hello(*hello, MOSIX_VERSION); !s) {
+        spdlog::error("node {} refused: {}", source, s.error().message);
+        home_->send(Shutdown{"node " + std::to_string(source) + " refused: " + s.error().message});
+        return;
+      }
+      hellos_[static_cast<size_t>(source)] = *hello;
+      home_->send(*hello);
+      place_if_ready();
+    } else {
+      home_->send(message);
+    }
+  }
+}
+
+void NodeDaemon::spawn(SpawnGuest s) {
+  set_env(s.env, "MOSIX_NODE", node_name_);
+  GuestLaunch l;
+  l.rank = s.rank;
+  l.argv = s.argv;
+  l.env = s.env;
+  l.cwd = s.cwd;
+  std::string path_env = "/usr/bin:/bin";
+  for (const std::string& e : s.env) {
+    if (e.rfind("PATH=", 0) == 0) path_env = e.substr(5);
+  }
+  auto path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
+  std::optional<GuestProcess> proc;
+  std::string error;
+  if (path) {
+    l.path = *path;
+    int null_fd = (s.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l.stdin_fd = null_fd;
+    if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
+    auto started = start_guest(l);
+    if (null_fd >= 0) ::close(null_fd);
+    if (started) proc = *started; else error = started.error().message;
+  } else {
+    error = path.error().message;
+  }
+  if (!proc) {
+    spdlog::error("{}: rank {}: {}", node_name_, s.rank, error);
+    send(0, GuestExited{s.rank, 127, 0});
+    return;
+  }
+  auto g = std::make_unique<LocalGuest>();
+  g->rank = s.rank;
+  g->proc = *proc;
+  g->out = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdout_fd);
+  g->err = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stderr_fd);
+  if (proc->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdin_fd);
+  if (o_.on_guest_started) o_.on_guest_started(proc->pid);
+  if (cap_) (void)cap_->add(proc->pid);  // in case the child could not join by itself
+  LocalGuest& ref = *g;
+  guests_[s.rank] = std::move(g);
+  send(0, GuestStarted{s.rank, proc->pid, static_cast<std::uint32_t>(t_.rank())});
+  read_output(ref, false);
+  read_output(ref, true);
+  write_stdin(ref);
+}
+
+void NodeDaemon::read_output(LocalGuest& g, bool is_stderr) {
+  auto& sd = is_stderr ? *g.err : *g.out;
+  auto& buf = is_stderr ? g.err_buf : g.out_buf;
+  sd.async_read_some(asio::buffer(buf), [this, &g, is_stderr, &buf](error_code ec, size_t n) {
+    if (n > 0) {
+      GuestOutput out;
+      out.rank = g.rank;
+      out.stream = is_stderr ? OutputStream::kStderr : OutputStream::kStdout;
+      out.bytes.assign(buf.data(), buf.data() + n);
+      send(0, out);
+    }
+    if (ec) {
+      guest_stream_closed(g);
+      return;
+    }
+    read_output(g, is_stderr);
+  });
+}
+
+void NodeDaemon::guest_stream_closed(LocalGuest& g) {
+  g.open_streams--;
+  maybe_report_exit(g);
+}
+
+// A guest's end is reported once it has been reaped and its output has
+// reached the home node: GuestExited always follows the last GuestOutput.
+void NodeDaemon::maybe_report_exit(LocalGuest& g) {
+  if (g.running || g.open_streams > 0 || g.exit_sent) return;
+  g.exit_sent = true;
+  GuestExited e;
+  e.rank = g.rank;
+  if (WIFSIGNALED(g.wait_status)) {
+    e.term_signal = WTERMSIG(g.wait_status);
+  } else {
+    e.exit_code = WEXITSTATUS(g.wait_status);
+  }
+  send(0, e);
+}
+
+void NodeDaemon::deliver_stdin(const GuestStdin& in) {
+  auto it = guests_.find(in.rank);
+  if (it == guests_.end() || !it->second->in) return;
+  LocalGuest& g = *it->second;
+  if (!in.bytes.empty()) g.stdin_queue.push_back(in.bytes);
+  if (in.eof) g.stdin_eof = true;
+  write_stdin(g);
+}
+
+void NodeDaemon::write_stdin(LocalGuest& g) {
+  if (!g.in || g.stdin_writing) return;
+  if (g.stdin_queue.empty()) {
+    if (g.stdin_eof) {
+      error_code ignored;
+      g.in->close(ignored);
+      g.in.reset();
+    }
+    return;
+  }
+  g.stdin_writing = true;
+  asio::async_write(*g.in, asio::buffer(g.stdin_queue.front()), [this, &g](error_code ec, size_t) {
+    g.stdin_writing = false;
+    if (ec) {
+      // The guest closed its stdin or ended: drop what is left, as mpirun does.
+      g.stdin_queue.clear();
+      error_code ignored;
+      g.in->close(ignored);
+      g.in.reset();
+      return;
+    }
+    g.stdin_queue.pop_front();
+    write_stdin(g);
+  });
+}
+
+void NodeDaemon::signal_guests(int rank, int signo) {
+  for (auto& [r, g] : guests_) {
+    if (!g->running || (rank != kAllRanks && rank != r)) continue;
+    ::kill(to_whole_group(signo) ? -g->proc.pid : g->proc.pid, signo);
+  }
+}
+
+void NodeDaemon::wait_children() {
+  child_signal_.async_wait([this](error_code ec, int) {
+    if (ec) return;
+    for (auto& [r, g] : guests_) {
+      if (!g->running) continue;
+      int status = 0;
+      if (::waitpid(g->proc.pid, &status, WNOHANG) == g->proc.pid) {
+        g->running = false;
+        g->wait_status = status;
+        maybe_report_exit(*g);
+      }
+    }
+    wait_children();
+  });
+}
+
+void NodeDaemon::wait_term() {
+  term_signals_.async_wait([this](error_code ec, int sig) {
+    if (ec) return;
+    spdlog::debug("{}: signal {}: ending", node_name_, sig);
+    exit_code_ = 1;
+    for (auto& [r, g] : guests_) ::kill(-g->proc.pid, SIGKILL);
+    std::_Exit(1);  // mpirun is ending us; the transport cannot close cleanly now
+  });
+}
+
+void NodeDaemon::shutdown(const std::string& why) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  spdlog::debug("{}: shutting down: {}", node_name_, why);
+  for (auto& [r, g] : guests_) ::kill(-g->proc.pid, SIGKILL);
+  for (auto& [r, g] : guests_) {
+    if (g->running) ::waitpid(g->proc.pid, nullptr, 0);
+  }
+  io_.stop();
+}
+
+int NodeDaemon::run() {
+  ::signal(SIGPIPE, SIG_IGN);
+  if (t_.rank() == 0) {
+    if (Status s = connect_home(); !s) {
+      spdlog::error("home node daemon: {}", s.error().message);
+      return 1;
+    }
+    read_home();
+  }
+  if (Status s = say_hello(); !s) {
+    spdlog::error("{}", s.error().message);
+    return 1;
+  }
+  wait_transport();
+  wait_children();
+  wait_term();
+  io_.run();
+  if (cap_) (void)cap_->remove();
+  if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);
+  return exit_code_;
+}
+
+}  // namespace
+
+int run_node_daemon(Transport& transport, const NodeDaemonOptions& options) {
+  NodeDaemon daemon(transport, options);
+  return daemon.run();
+}
+
+}  // namespace mosix

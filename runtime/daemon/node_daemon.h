@@ -1,0 +1,35 @@
+// mosixd: the node daemon of one node of a job. Every daemon starts the
+// guests placed on its node, relays their stdio to the home node and carries
+// out signals. The daemon of rank 0 runs on the home node and is also the
+// job's router: it takes the job from mosixrun over a unix socket, places the
+// copies on the nodes by their speed and load, and relays everything between
+// mosixrun and the other daemons.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/core/expected.h"
+#include "runtime/transport/transport.h"
+
+namespace mosix {
+
+struct NodeDaemonOptions {
+  std::string home_socket;        // rank 0: mosixrun's unix socket
+  int copies = 0;                 // rank 0: how many SpawnGuest messages to expect
+  std::string map_by = "load";    // rank 0: load | slot | node
+  std::vector<int> slots;         // rank 0: slots of each node, in rank order; empty: by load
+  bool oversubscribe = true;      // rank 0: may exceed the slots
+  std::vector<double> vcluster_cpu;  // virtual cluster: CPU share of each node; empty: real nodes
+  std::string job_id;             // names the CPU-cap cgroups
+  // Called with each guest's pid (= process group) once started, e.g. to
+  // have an OrphanWatcher kill the group should the daemon die.
+  std::function<void(pid_t)> on_guest_started;
+};
+
+// Runs until the home node says the job is over. Returns the exit code of
+// the daemon itself (0, or 1 after an error it has reported).
+int run_node_daemon(Transport& transport, const NodeDaemonOptions& options);
+
+}  // namespace mosix

@@ -1,0 +1,449 @@
+#include "runtime/daemon/remote_job.h"
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "runtime/core/exit_rule.h"
+#include "runtime/daemon/frame_socket.h"
+#include "runtime/daemon/guest_process.h"
+#include "runtime/daemon/orphan_watcher.h"
+#include "runtime/daemon/output_relay.h"
+
+namespace mosix {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+class RemoteJob {
+ public:
+  explicit RemoteJob(RemoteJobSpec spec)
+      : spec_(std::move(spec)),
+        relay_(spec_.tag_output, spec_.output_dir),
+        term_signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        forward_signals_(io_, SIGUSR1, SIGUSR2),
+        stop_signals_(io_, SIGTSTP, SIGCONT),
+        child_signal_(io_, SIGCHLD),
+        timeout_(io_),
+        grace_(io_) {}
+
+  Expected<int> run();
+
+ private:
+  struct Rank {
+    bool started = false;
+    bool ended = false;
+    GuestEnd end;
+    int node = -1;
+    int pid = 0;
+  };
+
+  void accept_home();
+  void read_home();
+  void from_home(Message message);
+  void read_mpirun(asio::posix::stream_descriptor& sd, std::array<char, 8192>& buf);
+  void start_stdin_pump();
+  void signal_all(int signo);
+  void end_job(const char* why);
+  void rank_ended(int rank, const GuestExited& e);
+  void maybe_finish();
+  void mpirun_ended(int status);
+  void wait_term_signal();
+  void wait_forward_signal();
+  void wait_stop_signal();
+  void wait_child_signal();
+  std::string node_name(int node) const {
+    auto it = node_names_.find(node);
+    return it == node_names_.end() ? "node " + std::to_string(node) : it->second;
+  }
+
+  RemoteJobSpec spec_;
+  OutputRelay relay_;
+  asio::io_context io_;
+  asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
+  asio::steady_timer timeout_, grace_;
+  std::unique_ptr<asio::posix::stream_descriptor> listen_sd_, home_sd_, mpirun_out_, mpirun_err_;
+  std::array<char, 8192> mpirun_out_buf_{}, mpirun_err_buf_{};
+  std::array<char, 1 << 17> home_buf_{};
+  std::unique_ptr<FrameSender> home_;
+  FrameReader home_reader_;
+  std::string socket_dir_, socket_path_;
+  GuestProcess mpirun_;
+  bool mpirun_running_ = false;
+  int mpirun_status_ = 0;
+  std::map<int, Rank> ranks_;
+  std::map<int, std::string> node_names_;
+  bool ending_ = false, interrupted_ = false, timed_out_ = false, finished_ = false;
+  bool shutdown_sent_ = false;
+  std::string fatal_;
+  int term_count_ = 0;
+};
+
+void RemoteJob::accept_home() {
+  listen_sd_->async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+    if (ec) return;
+    int fd = ::accept4(listen_sd_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      accept_home();
+      return;
+    }
+    auto uid = peer_uid(fd);
+    if (!uid || *uid != ::getuid()) {
+      spdlog::warn("refused a connection to the job socket from uid {}: not the job's owner",
+                   uid ? std::to_string(*uid) : "unknown");
+      ::close(fd);
+      accept_home();
+      return;
+    }
+    if (home_) {  // one home daemon per job
+      ::close(fd);
+      return;
+    }
+    home_ = std::make_unique<FrameSender>(::dup(fd));
+    home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+    for (const SpawnGuest& g : spec_.guests) home_->send(g);
+    start_stdin_pump();
+    read_home();
+  });
+}
+
+void RemoteJob::read_home() {
+  home_sd_->async_read_some(asio::buffer(home_buf_), [this](error_code ec, size_t n) {
+    if (n > 0) {
+      auto messages = home_reader_.feed(home_buf_.data(), n);
+      if (!messages) {
+        fatal_ = "the home node daemon sent a bad frame: " + messages.error().message;
+        end_job("protocol error");
+        return;
+      }
+      for (Message& m : *messages) from_home(std::move(m));
+    }
+    if (ec) {
+      if (!finished_ && fatal_.empty()) fatal_ = "lost the home node daemon";
+      return;
+    }
+    read_home();
+  });
+}
+
+void RemoteJob::from_home(Message message) {
+  if (auto* out = std::get_if<GuestOutput>(&message)) {
+    relay_.deliver(out->rank, out->stream == OutputStream::kStderr,
+                   reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
+  } else if (auto* hello = std::get_if<Hello>(&message)) {
+    node_names_[static_cast<int>(hello->rank)] = hello->node_name;
+    spdlog::debug("node {} is {} (speed {:.2f}, {} cores)", hello->rank, hello->node_name,
+                  hello->speed, hello->cores);
+  } else if (auto* started = std::get_if<GuestStarted>(&message)) {
+    Rank& r = ranks_[started->rank];
+    r.started = true;
+    r.node = static_cast<int>(started->node);
+    r.pid = started->pid;
+    for (GuestRecord& g : spec_.record.guests) {
+      if (g.rank == started->rank) {
+        g.pid = started->pid;
+        g.node = node_name(r.node);
+      }
+    }
+    (void)write_job(spec_.record);
+  } else if (auto* exited = std::get_if<GuestExited>(&message)) {
+    rank_ended(exited->rank, *exited);
+  } else if (auto* bye = std::get_if<Shutdown>(&message)) {
+    fatal_ = bye->reason;
+    end_job("the home node daemon gave up");
+  }
+}
+
+void RemoteJob::rank_ended(int rank, const GuestExited& e) {
+  Rank& r = ranks_[rank];
+  if (r.ended) return;
+  r.ended = true;
+  r.end.rank = rank;
+  r.end.signaled = e.term_signal != 0;
+  r.end.value = e.term_signal != 0 ? e.term_signal : e.exit_code;
+  r.end.ended_by_runtime = ending_ && ended_by_our_signal(r.end);
+  relay_.finish(rank, false);
+  relay_.finish(rank, true);
+  for (GuestRecord& g : spec_.record.guests) {
+    if (g.rank == rank) {
+      g.state = "exited";
+      g.exit_code = shell_status(r.end);
+    }
+  }
+  if (is_failure(r.end) && !ending_) {
+    if (!spec_.keep_going) {
+      spdlog::error("rank {} (pid {}) on {} {}; ending the job (--keep-going lets the others finish)",
+                    rank, r.pid, node_name(r.node), describe_end(r.end));
+      end_job("a copy failed");
+    } else {
+      spdlog::warn("rank {} (pid {}) on {} {}", rank, r.pid, node_name(r.node), describe_end(r.end));
+    }
+  }
+  maybe_finish();
+}
+
+void RemoteJob::maybe_finish() {
+  for (const auto& [rank, r] : ranks_) {
+    if (!r.ended) return;
+  }
+  if (!shutdown_sent_ && home_) {
+    shutdown_sent_ = true;
+    home_->send(Shutdown{"the job is over"});
+  }
+  finished_ = true;
+  if (!mpirun_running_) io_.stop();
+}
+
+void RemoteJob::signal_all(int signo) {
+  if (home_) home_->send(GuestSignal{kAllRanks, signo});
+}
+
+void RemoteJob::end_job(const char* why) {
+  if (ending_) return;
+  ending_ = true;
+  spdlog::debug("ending the job: {}", why);
+  signal_all(SIGTERM);
+  signal_all(SIGCONT);
+  grace_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(spec_.kill_grace_seconds)));
+  grace_.async_wait([this](error_code ec) {
+    if (ec) return;
+    signal_all(SIGKILL);
+    if (!fatal_.empty() || !home_) {
+      // Nobody will report the ends: stop the daemons themselves.
+      if (mpirun_running_) ::kill(-mpirun_.pid, SIGTERM);
+    }
+  });
+  if (!home_ && mpirun_running_) ::kill(-mpirun_.pid, SIGTERM);
+}
+
+// mpirun's own messages (and the daemons' diagnostics) go to our stderr.
+void RemoteJob::read_mpirun(asio::posix::stream_descriptor& sd, std::array<char, 8192>& buf) {
+  sd.async_read_some(asio::buffer(buf), [this, &sd, &buf](error_code ec, size_t n) {
+    if (n > 0) write_all(2, buf.data(), n);
+    if (!ec) read_mpirun(sd, buf);
+  });
+}
+
+void RemoteJob::mpirun_ended(int status) {
+  mpirun_running_ = false;
+  mpirun_status_ = status;
+  if (finished_) {
+    io_.stop();
+    return;
+  }
+  // The daemons are gone before the job ended: say which copies were lost.
+  std::string lost;
+  for (auto& [rank, r] : ranks_) {
+    if (r.ended) continue;
+    lost += (lost.empty() ? "" : ", ") + std::to_string(rank) +
+            (r.node >= 0 ? " (" + node_name(r.node) + ")" : "");
+    r.ended = true;
+    r.end.rank = rank;
+    r.end.signaled = true;
+    r.end.value = SIGKILL;
+  }
+  if (!ending_ || !fatal_.empty()) {
+    spdlog::error("{}the node daemons ended before the job ({}); lost ranks: {}",
+                  fatal_.empty() ? "" : fatal_ + "; ",
+                  WIFSIGNALED(status) ? "mpirun killed by signal " + std::to_string(WTERMSIG(status))
+                                      : "mpirun exit status " + std::to_string(WEXITSTATUS(status)),
+                  lost.empty() ? "none" : lost);
+  }
+  finished_ = true;
+  io_.stop();
+}
+
+void RemoteJob::start_stdin_pump() {
+  bool stdin_open = ::fcntl(0, F_GETFD) >= 0;
+  FrameSender* home = home_.get();
+  std::thread([home, stdin_open] {
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+      ssize_t n = stdin_open ? ::read(0, buf.data(), buf.size()) : 0;
+      if (n < 0 && errno == EINTR) continue;
+      GuestStdin in;
+      in.rank = 0;
+      if (n <= 0) {
+        in.eof = true;
+        home->send(in);
+        return;
+      }
+      in.bytes.assign(buf.data(), buf.data() + n);
+      if (!home->send(in)) return;
+    }
+  }).detach();
+}
+
+void RemoteJob::wait_term_signal() {
+  term_signals_.async_wait([this](error_code ec, int) {
+    if (ec) return;
+    interrupted_ = true;
+    if (++term_count_ == 1) {
+      end_job("interrupted");
+    } else {
+      signal_all(SIGKILL);
+    }
+    wait_term_signal();
+  });
+}
+
+void RemoteJob::wait_forward_signal() {
+  forward_signals_.async_wait([this](error_code ec, int sig) {
+    if (ec) return;
+    signal_all(sig);
+    wait_forward_signal();
+  });
+}
+
+void RemoteJob::wait_stop_signal() {
+  stop_signals_.async_wait([this](error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGTSTP) {
+      signal_all(SIGSTOP);
+      ::raise(SIGSTOP);
+    } else {
+      signal_all(SIGCONT);
+    }
+    wait_stop_signal();
+  });
+}
+
+void RemoteJob::wait_child_signal() {
+  child_signal_.async_wait([this](error_code ec, int) {
+    if (ec) return;
+    int status = 0;
+    if (mpirun_running_ && ::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
+      mpirun_ended(status);
+    }
+    wait_child_signal();
+  });
+}
+
+Expected<int> RemoteJob::run() {
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGTTIN, SIG_IGN);
+  auto dir = runtime_dir();
+  if (!dir) return dir.error();
+  socket_dir_ = *dir + "/job-" + spec_.record.id;
+  std::error_code fs_ec;
+  std::filesystem::create_directories(socket_dir_, fs_ec);
+  ::chmod(socket_dir_.c_str(), 0700);
+  socket_path_ = socket_dir_ + "/home.sock";
+  auto listen_fd = listen_unix(socket_path_);
+  if (!listen_fd) return listen_fd.error();
+  listen_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, *listen_fd);
+  spec_.record.control_socket = socket_path_;
+
+  for (const SpawnGuest& g : spec_.guests) {
+    if (Status s = relay_.open_files(g.rank); !s) return s.error();
+    ranks_[g.rank].end.rank = g.rank;
+    spec_.record.guests.push_back(GuestRecord{g.rank, 0, "", "starting", -1});
+  }
+
+  auto watcher = OrphanWatcher::start();
+  if (!watcher) return watcher.error();
+  GuestLaunch l;
+  l.rank = -1;
+  l.path = spec_.mpirun_path;
+  l.argv = spec_.mpirun_argv;
+  l.argv.push_back("--home-socket");
+  l.argv.push_back(socket_path_);
+  l.env = spec_.mpirun_env;
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  l.stdin_fd = null_fd;
+  auto mpirun = start_guest(l);
+  ::close(null_fd);
+  if (!mpirun) return make_error("cannot start the node daemons: " + mpirun.error().message);
+  mpirun_ = *mpirun;
+  mpirun_running_ = true;
+  watcher->watch(mpirun_.pid);
+  mpirun_out_ = std::make_unique<asio::posix::stream_descriptor>(io_, mpirun_.stdout_fd);
+  mpirun_err_ = std::make_unique<asio::posix::stream_descriptor>(io_, mpirun_.stderr_fd);
+  read_mpirun(*mpirun_out_, mpirun_out_buf_);
+  read_mpirun(*mpirun_err_, mpirun_err_buf_);
+
+  spec_.record.start_time = static_cast<long>(::time(nullptr));
+  if (Status s = write_job(spec_.record); !s) {
+    spdlog::warn("mosixctl will not see this job: {}", s.error().message);
+  }
+  accept_home();
+  wait_term_signal();
+  wait_forward_signal();
+  wait_stop_signal();
+  wait_child_signal();
+  if (spec_.timeout_seconds > 0) {
+    timeout_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(spec_.timeout_seconds)));
+    timeout_.async_wait([this](error_code ec) {
+      if (ec || ending_) return;
+      timed_out_ = true;
+      spdlog::error("the job ran longer than --timeout {} s; ending it", spec_.timeout_seconds);
+      end_job("timeout");
+    });
+  }
+  {
+    int status = 0;
+    if (::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) mpirun_ended(status);
+  }
+  if (mpirun_running_ || !finished_) io_.run();
+
+  // Give mpirun a moment to wind the daemons down after Shutdown, then make sure.
+  if (mpirun_running_) {
+    for (int i = 0; i < 100 && mpirun_running_; ++i) {
+      int status = 0;
+      if (::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
+        mpirun_running_ = false;
+        break;
+      }
+      ::usleep(50000);
+    }
+    if (mpirun_running_) {
+      ::kill(-mpirun_.pid, SIGKILL);
+      ::waitpid(mpirun_.pid, nullptr, 0);
+    }
+  }
+  remove_job(spec_.record.id);
+  ::unlink(socket_path_.c_str());
+  ::rmdir(socket_dir_.c_str());
+  watcher->release();
+
+  std::vector<GuestEnd> ends;
+  for (const auto& [rank, r] : ranks_) ends.push_back(r.end);
+  if (timed_out_) return 110;
+  if (interrupted_) return 1;
+  if (!fatal_.empty() && !std::any_of(ends.begin(), ends.end(), is_failure)) {
+    spdlog::error("{}", fatal_);
+    return 1;
+  }
+  return job_exit_status(ends);
+}
+
+}  // namespace
+
+Expected<int> run_remote_job(RemoteJobSpec spec) {
+  RemoteJob job(std::move(spec));
+  return job.run();
+}
+
+}  // namespace mosix
