@@ -18,5 +18,7 @@ void register_tune(CLI::App& app);
 void register_status(CLI::App& app);
 void register_checkpoint(CLI::App& app);
 void register_restart(CLI::App& app);
+void register_ps(CLI::App& app);
+void register_mon(CLI::App& app);
 
 }  // namespace mosix::ctl

@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   mosix::ctl::register_status(app);
   mosix::ctl::register_checkpoint(app);
   mosix::ctl::register_restart(app);
+  mosix::ctl::register_ps(app);
+  mosix::ctl::register_mon(app);
 
   try {
     app.parse(argc, argv);

@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include "runtime/core/exit_rule.h"
+#include "runtime/topology/speed.h"
+#include "runtime/topology/topology.h"
+#include "runtime/daemon/control.h"
 #include "runtime/daemon/orphan_watcher.h"
 #include "runtime/daemon/output_relay.h"
 
@@ -103,6 +106,9 @@ class LocalJob {
   asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
   asio::steady_timer timeout_, grace_;
   std::vector<Guest> guests_;
+  std::unique_ptr<ControlServer> control_;
+  std::string socket_dir_;
+  nlohmann::json control(const nlohmann::json& request);
   bool ending_ = false;
   bool interrupted_ = false;
   bool timed_out_ = false;
@@ -299,6 +305,39 @@ void LocalJob::kill_everything() {
   for (const Guest& g : guests_) ::kill(-g.proc.pid, SIGKILL);
 }
 
+nlohmann::json LocalJob::control(const nlohmann::json& request) {
+  std::string cmd = request.value("cmd", "");
+  const std::string& me = spec_.record.home_node;
+  if (cmd == "ps") {
+    nlohmann::json guests = nlohmann::json::array();
+    for (const Guest& g : guests_) {
+      char st = g.running ? process_state(g.proc.pid) : 'X';
+      guests.push_back({{"rank", g.end.rank}, {"pid", g.proc.pid}, {"home", me}, {"node", me},
+                        {"state", !g.running ? "exited" : st == 'T' ? "stopped" : "running"},
+                        {"cpu_seconds", g.running ? process_cpu_seconds(g.proc.pid) : -1},
+                        {"exit_status", g.running ? -1 : shell_status(g.end)}});
+    }
+    return {{"ok", true}, {"job", spec_.record.id}, {"guests", guests}};
+  }
+  if (cmd == "nodes") {
+    int runnable = 0, alive = 0;
+    for (const Guest& g : guests_) {
+      if (!g.running) continue;
+      ++alive;
+      runnable += process_state(g.proc.pid) == 'R';
+    }
+    static const int cores = [] {
+      auto t = probe_this_node();
+      return t ? std::max(1, t->cores) : 1;
+    }();
+    double speed = stored_speed_or(1.0);
+    nlohmann::json node = {{"node", 0}, {"name", me}, {"speed", speed}, {"cores", cores},
+                           {"load", runnable / (speed * cores)}, {"guests", alive}};
+    return {{"ok", true}, {"job", spec_.record.id}, {"nodes", nlohmann::json::array({node})}};
+  }
+  return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
+}
+
 Expected<int> LocalJob::run() {
   // Ignore SIGPIPE: a closed stdout must not kill the job's relay.
   ::signal(SIGPIPE, SIG_IGN);
@@ -312,6 +351,17 @@ Expected<int> LocalJob::run() {
     return s.error();
   }
   spec_.record.start_time = static_cast<long>(::time(nullptr));
+  if (auto dir = job_socket_dir(spec_.record.id)) {
+    socket_dir_ = *dir;
+    auto server = ControlServer::start(io_, socket_dir_ + "/control.sock",
+                                       [this](const nlohmann::json& r) { return this->control(r); });
+    if (server) {
+      control_ = std::move(*server);
+      spec_.record.control_socket = control_->path();
+    } else {
+      spdlog::warn("mosixctl cannot reach this job: {}", server.error().message);
+    }
+  }
   if (Status s = write_job(spec_.record); !s) {
     spdlog::warn("mosixctl will not see this job: {}", s.error().message);
   }
@@ -339,6 +389,8 @@ Expected<int> LocalJob::run() {
 
   kill_everything();  // nothing of the job outlives it
   remove_job(spec_.record.id);
+  control_.reset();
+  if (!socket_dir_.empty()) ::rmdir(socket_dir_.c_str());
   watcher->release();
 
   std::vector<GuestEnd> ends;

@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cmath>
@@ -19,9 +20,11 @@
 #include <unistd.h>
 
 #include "runtime/core/placement.h"
+#include "runtime/daemon/control.h"
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
+#include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 
@@ -62,7 +65,8 @@ class NodeDaemon {
         o_(std::move(options)),
         transport_sd_(io_, ::dup(transport.event_fd())),
         child_signal_(io_, SIGCHLD),
-        term_signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
+        term_signals_(io_, SIGTERM, SIGINT, SIGHUP),
+        load_timer_(io_) {}
 
   int run();
 
@@ -95,6 +99,7 @@ class NodeDaemon {
   void wait_term();
   void shutdown(const std::string& why);
   void send(int dest, const Message& message);
+  void report_load();
 
   // Home node (rank 0) only.
   Status connect_home();
@@ -107,6 +112,9 @@ class NodeDaemon {
   asio::io_context io_;
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set child_signal_, term_signals_;
+  asio::steady_timer load_timer_;
+  double speed_ = 1.0;
+  int cores_ = 1;
   std::string node_name_;
   std::map<int, std::unique_ptr<LocalGuest>> guests_;
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
@@ -163,6 +171,8 @@ Status NodeDaemon::say_hello() {
   }
   hello.node_name = node_name_;
   hello.memory_bytes = memory;
+  speed_ = hello.speed;
+  cores_ = static_cast<int>(hello.cores);
   send(0, hello);
   return {};
 }
@@ -266,6 +276,25 @@ void NodeDaemon::place_if_ready() {
   pending_spawns_.clear();
   for (GuestStdin& in : early_stdin_) send(rank_node_[in.rank], in);
   early_stdin_.clear();
+}
+
+// Every half second: this node's load (runnable guests per unit of speed)
+// and free memory, to the home node, which shows it (mosixctl mon).
+void NodeDaemon::report_load() {
+  int runnable = 0;
+  for (auto& [r, g] : guests_) {
+    if (g->running && process_state(g->proc.pid) == 'R') ++runnable;
+  }
+  LoadEntry e;
+  e.node = static_cast<std::uint32_t>(t_.rank());
+  e.load = runnable / (speed_ * cores_);
+  e.speed = speed_;
+  if (auto mem = read_meminfo()) e.free_memory = mem->available_bytes;
+  send(0, LoadReport{{e}});
+  load_timer_.expires_after(std::chrono::milliseconds(500));
+  load_timer_.async_wait([this](error_code ec) {
+    if (!ec) report_load();
+  });
 }
 
 void NodeDaemon::wait_transport() {
@@ -497,6 +526,7 @@ int NodeDaemon::run() {
   wait_transport();
   wait_children();
   wait_term();
+  report_load();
   io_.run();
   if (cap_) (void)cap_->remove();
   if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);

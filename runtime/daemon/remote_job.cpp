@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "runtime/core/exit_rule.h"
+#include "runtime/daemon/control.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/orphan_watcher.h"
@@ -93,6 +94,10 @@ class RemoteJob {
   int mpirun_status_ = 0;
   std::map<int, Rank> ranks_;
   std::map<int, std::string> node_names_;
+  std::map<int, Hello> hellos_;
+  std::map<int, LoadEntry> loads_;
+  std::unique_ptr<ControlServer> control_;
+  nlohmann::json control(const nlohmann::json& request);
   bool ending_ = false, interrupted_ = false, timed_out_ = false, finished_ = false;
   bool shutdown_sent_ = false;
   std::string fatal_;
@@ -152,6 +157,7 @@ void RemoteJob::from_home(Message message) {
                    reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
   } else if (auto* hello = std::get_if<Hello>(&message)) {
     node_names_[static_cast<int>(hello->rank)] = hello->node_name;
+    hellos_[static_cast<int>(hello->rank)] = *hello;
     spdlog::debug("node {} is {} (speed {:.2f}, {} cores)", hello->rank, hello->node_name,
                   hello->speed, hello->cores);
   } else if (auto* started = std::get_if<GuestStarted>(&message)) {
@@ -168,10 +174,45 @@ void RemoteJob::from_home(Message message) {
     (void)write_job(spec_.record);
   } else if (auto* exited = std::get_if<GuestExited>(&message)) {
     rank_ended(exited->rank, *exited);
+  } else if (auto* load = std::get_if<LoadReport>(&message)) {
+    for (const LoadEntry& e : load->entries) loads_[static_cast<int>(e.node)] = e;
   } else if (auto* bye = std::get_if<Shutdown>(&message)) {
     fatal_ = bye->reason;
     end_job("the home node daemon gave up");
   }
+}
+
+nlohmann::json RemoteJob::control(const nlohmann::json& request) {
+  std::string cmd = request.value("cmd", "");
+  if (cmd == "ps") {
+    nlohmann::json guests = nlohmann::json::array();
+    for (const auto& [rank, r] : ranks_) {
+      // Guests of a virtual cluster run on this machine: read their CPU time here.
+      double cpu = r.pid > 0 && !r.ended ? process_cpu_seconds(r.pid) : -1;
+      std::string state = r.ended ? "exited" : !r.started ? "starting"
+                                                          : process_state(r.pid) == 'T' ? "stopped"
+                                                                                        : "running";
+      guests.push_back({{"rank", rank}, {"pid", r.pid}, {"home", spec_.record.home_node},
+                        {"node", r.node >= 0 ? node_name(r.node) : ""}, {"state", state},
+                        {"cpu_seconds", cpu},
+                        {"exit_status", r.ended ? shell_status(r.end) : -1}});
+    }
+    return {{"ok", true}, {"job", spec_.record.id}, {"guests", guests}};
+  }
+  if (cmd == "nodes") {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& [id, h] : hellos_) {
+      int guests = 0;
+      for (const auto& [rank, r] : ranks_) guests += r.node == id && !r.ended;
+      auto load = loads_.find(id);
+      nodes.push_back({{"node", id}, {"name", h.node_name}, {"speed", h.speed}, {"cores", h.cores},
+                       {"load", load == loads_.end() ? 0.0 : load->second.load},
+                       {"free_memory", load == loads_.end() ? 0 : load->second.free_memory},
+                       {"memory", h.memory_bytes}, {"guests", guests}});
+    }
+    return {{"ok", true}, {"job", spec_.record.id}, {"nodes", nodes}};
+  }
+  return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
 }
 
 void RemoteJob::rank_ended(int rank, const GuestExited& e) {
@@ -345,15 +386,18 @@ Expected<int> RemoteJob::run() {
   ::signal(SIGTTIN, SIG_IGN);
   auto dir = runtime_dir();
   if (!dir) return dir.error();
-  socket_dir_ = *dir + "/job-" + spec_.record.id;
-  std::error_code fs_ec;
-  std::filesystem::create_directories(socket_dir_, fs_ec);
-  ::chmod(socket_dir_.c_str(), 0700);
+  auto sockets = job_socket_dir(spec_.record.id);
+  if (!sockets) return sockets.error();
+  socket_dir_ = *sockets;
   socket_path_ = socket_dir_ + "/home.sock";
+  auto server = ControlServer::start(io_, socket_dir_ + "/control.sock",
+                                      [this](const nlohmann::json& r) { return this->control(r); });
+  if (!server) return server.error();
+  control_ = std::move(*server);
   auto listen_fd = listen_unix(socket_path_);
   if (!listen_fd) return listen_fd.error();
   listen_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, *listen_fd);
-  spec_.record.control_socket = socket_path_;
+  spec_.record.control_socket = control_->path();
 
   for (const SpawnGuest& g : spec_.guests) {
     if (Status s = relay_.open_files(g.rank); !s) return s.error();
@@ -425,6 +469,7 @@ Expected<int> RemoteJob::run() {
   }
   remove_job(spec_.record.id);
   ::unlink(socket_path_.c_str());
+  control_.reset();
   ::rmdir(socket_dir_.c_str());
   watcher->release();
 

@@ -1,0 +1,83 @@
+// mosixctl mon: a live view of every node's load as bars, refreshed each
+// second, like MOSIX's mosmon. --once draws one frame (for scripts, tests and
+// terminals that are not terminals).
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "launcher/mosixctl/commands.h"
+#include "runtime/daemon/control.h"
+
+namespace mosix::ctl {
+namespace {
+
+struct MonOptions {
+  std::string job;
+  bool once = false;
+  double interval = 1.0;
+};
+
+volatile std::sig_atomic_t g_stop = 0;
+
+std::string bar(double value, double full, int width) {
+  int n = full > 0 ? static_cast<int>(value / full * width + 0.5) : 0;
+  n = std::max(0, std::min(width, n));
+  return std::string(static_cast<size_t>(n), '#') + std::string(static_cast<size_t>(width - n), '.');
+}
+
+std::string frame(const JobRecord& job, const nlohmann::json& nodes) {
+  std::string out = "mosix mon - job " + job.id + ": " + job.command + "\n\n";
+  double top = 1.0;
+  for (const auto& n : nodes) top = std::max(top, n.value("load", 0.0));
+  char line[256];
+  std::snprintf(line, sizeof line, "%-10s %6s %5s %6s %6s  load (full bar = %.2f)\n", "NODE",
+                "SPEED", "CORES", "GUESTS", "LOAD", top);
+  out += line;
+  for (const auto& n : nodes) {
+    double load = n.value("load", 0.0);
+    std::snprintf(line, sizeof line, "%-10s %6.2f %5d %6d %6.2f  |%s|\n",
+                  n.value("name", "?").c_str(), n.value("speed", 0.0), n.value("cores", 0),
+                  n.value("guests", 0), load, bar(load, top, 40).c_str());
+    out += line;
+  }
+  return out;
+}
+
+void run_mon(const MonOptions& o) {
+  auto job = pick_job(o.job);
+  if (!job) throw CommandError(job.error().message);
+  bool tty = ::isatty(1);
+  std::signal(SIGINT, [](int) { g_stop = 1; });
+  for (bool first = true; !g_stop; first = false) {
+    auto reply = control_request(*job, {{"cmd", "nodes"}});
+    if (!reply || !reply->value("ok", false)) {
+      if (!first) break;  // the job ended while we watched
+      throw CommandError(reply ? reply->value("error", "the job refused") : reply.error().message);
+    }
+    std::string text = frame(*job, (*reply)["nodes"]);
+    if (tty && !o.once) std::fputs("\033[H\033[2J", stdout);
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+    if (o.once) return;
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.interval));
+  }
+}
+
+}  // namespace
+
+void register_mon(CLI::App& app) {
+  auto o = std::make_shared<MonOptions>();
+  CLI::App* cmd = app.add_subcommand("mon", "Live view of every node's load, like MOSIX's mosmon");
+  cmd->add_option("--job", o->job, "Job id (needed when several jobs run)");
+  cmd->add_flag("--once", o->once, "Draw one frame and exit");
+  cmd->add_option("--interval", o->interval, "Seconds between frames (default 1)")
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->callback([o] { run_mon(*o); });
+}
+
+}  // namespace mosix::ctl

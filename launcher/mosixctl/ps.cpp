@@ -1,0 +1,52 @@
+// mosixctl ps: the guests of a running job (rank, real pid, home, node now,
+// state, CPU time), asked of the job itself over its control socket.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "launcher/mosixctl/commands.h"
+#include "runtime/daemon/control.h"
+
+namespace mosix::ctl {
+namespace {
+
+struct PsOptions {
+  std::string job;
+  bool json = false;
+};
+
+void run_ps(const PsOptions& o) {
+  auto job = pick_job(o.job);
+  if (!job) throw CommandError(job.error().message);
+  auto reply = control_request(*job, {{"cmd", "ps"}});
+  if (!reply) throw CommandError(reply.error().message);
+  if (!reply->value("ok", false)) throw CommandError(reply->value("error", "the job refused"));
+  if (o.json) {
+    nlohmann::json out = {{"version", 1}, {"job", job->id}, {"command", job->command},
+                          {"guests", (*reply)["guests"]}};
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::printf("job %s: %s\n", job->id.c_str(), job->command.c_str());
+  std::printf("%5s %8s %-14s %-14s %-9s %9s\n", "RANK", "PID", "HOME", "NODE", "STATE", "CPU(s)");
+  for (const auto& g : (*reply)["guests"]) {
+    double cpu = g.value("cpu_seconds", -1.0);
+    std::string state = g.value("state", "?");
+    if (state == "exited") state += " " + std::to_string(g.value("exit_status", 0));
+    std::printf("%5d %8d %-14s %-14s %-9s %9s\n", g.value("rank", -1), g.value("pid", 0),
+                g.value("home", "").c_str(), g.value("node", "").c_str(), state.c_str(),
+                cpu < 0 ? "-" : std::to_string(cpu).substr(0, std::to_string(cpu).find('.') + 3).c_str());
+  }
+}
+
+}  // namespace
+
+void register_ps(CLI::App& app) {
+  auto o = std::make_shared<PsOptions>();
+  CLI::App* cmd = app.add_subcommand("ps", "The guests of a running job: rank, pid, node, state, CPU time");
+  cmd->add_option("--job", o->job, "Job id (needed when several jobs run; see mosixctl status)");
+  cmd->add_flag("--json", o->json, "Machine-readable output (see docs/mosixctl.md)");
+  cmd->callback([o] { run_ps(*o); });
+}
+
+}  // namespace mosix::ctl

@@ -1,0 +1,192 @@
+#include "runtime/daemon/control.h"
+
+#include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <list>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/daemon/frame_socket.h"
+#include "runtime/daemon/output_relay.h"
+
+namespace mosix {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+struct ControlServer::Impl {
+  struct Client {
+    std::unique_ptr<asio::posix::stream_descriptor> sd;
+    std::array<char, 4096> buf{};
+    std::string pending;
+  };
+  asio::io_context& io;
+  ControlHandler handler;
+  std::unique_ptr<asio::posix::stream_descriptor> listen_sd;
+  std::list<Client> clients;
+
+  Impl(asio::io_context& io_context, ControlHandler h) : io(io_context), handler(std::move(h)) {}
+
+  void accept() {
+    listen_sd->async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+      if (ec) return;
+      int fd = ::accept4(listen_sd->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) {
+        auto uid = peer_uid(fd);
+        if (!uid || *uid != ::getuid()) {
+          std::string no = nlohmann::json{{"ok", false},
+                                          {"error", "this job belongs to another user (uid " +
+                                                        std::to_string(::getuid()) + ")"}}
+                               .dump() +
+                           "\n";
+          [[maybe_unused]] ssize_t n = ::send(fd, no.data(), no.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          ::close(fd);
+        } else {
+          clients.emplace_back();
+          Client& c = clients.back();
+          c.sd = std::make_unique<asio::posix::stream_descriptor>(io, fd);
+          read(std::prev(clients.end()));
+        }
+      }
+      accept();
+    });
+  }
+
+  void read(std::list<Client>::iterator it) {
+    it->sd->async_read_some(asio::buffer(it->buf), [this, it](error_code ec, size_t n) {
+      if (n > 0) {
+        it->pending.append(it->buf.data(), n);
+        size_t nl;
+        while ((nl = it->pending.find('\n')) != std::string::npos) {
+          std::string line = it->pending.substr(0, nl);
+          it->pending.erase(0, nl + 1);
+          nlohmann::json reply;
+          try {
+            reply = handler(nlohmann::json::parse(line));
+          } catch (const std::exception& e) {
+            reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+          }
+          std::string out = reply.dump() + "\n";
+          write_all(it->sd->native_handle(), out.data(), out.size());
+        }
+      }
+      if (ec || it->pending.size() > (1u << 20)) {
+        clients.erase(it);
+        return;
+      }
+      read(it);
+    });
+  }
+};
+
+ControlServer::ControlServer(std::unique_ptr<Impl> impl, std::string path)
+    : impl_(std::move(impl)), path_(std::move(path)) {}
+
+ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
+
+Expected<std::unique_ptr<ControlServer>> ControlServer::start(asio::io_context& io,
+                                                              const std::string& path,
+                                                              ControlHandler handler) {
+  auto fd = listen_unix(path);
+  if (!fd) return fd.error();
+  auto impl = std::make_unique<Impl>(io, std::move(handler));
+  impl->listen_sd = std::make_unique<asio::posix::stream_descriptor>(io, *fd);
+  impl->accept();
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl), path));
+}
+
+Expected<std::string> job_socket_dir(const std::string& job_id) {
+  auto dir = runtime_dir();
+  if (!dir) return dir.error();
+  std::string path = *dir + "/job-" + job_id;
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return make_error("cannot create " + path + ": " + std::strerror(errno));
+  }
+  ::chmod(path.c_str(), 0700);
+  return path;
+}
+
+Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request) {
+  if (job.control_socket.empty()) {
+    return make_error("job " + job.id + " has no control socket");
+  }
+  auto fd = connect_unix(job.control_socket);
+  if (!fd) return make_error("cannot reach job " + job.id + ": " + fd.error().message);
+  std::string line = request.dump() + "\n";
+  write_all(*fd, line.data(), line.size());
+  std::string reply;
+  char buf[4096];
+  while (reply.find('\n') == std::string::npos) {
+    pollfd p{*fd, POLLIN, 0};
+    if (::poll(&p, 1, 30000) <= 0) {
+      ::close(*fd);
+      return make_error("job " + job.id + " did not answer within 30 s");
+    }
+    ssize_t n = ::read(*fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(*fd);
+  if (reply.empty()) return make_error("job " + job.id + " closed the connection without answering");
+  try {
+    return nlohmann::json::parse(reply.substr(0, reply.find('\n')));
+  } catch (const std::exception& e) {
+    return make_error("job " + job.id + " answered garbage: " + e.what());
+  }
+}
+
+Expected<JobRecord> pick_job(const std::string& job_id) {
+  std::vector<JobRecord> jobs = list_jobs();
+  if (!job_id.empty()) {
+    for (const JobRecord& j : jobs) {
+      if (j.id == job_id) return j;
+    }
+    return make_error("no running job " + job_id + " of yours: see mosixctl status");
+  }
+  if (jobs.empty()) return make_error("no job of yours is running on this node");
+  if (jobs.size() > 1) {
+    std::string ids;
+    for (const JobRecord& j : jobs) ids += (ids.empty() ? "" : ", ") + j.id;
+    return make_error(std::to_string(jobs.size()) + " jobs are running (" + ids +
+                      "): pick one with --job ID");
+  }
+  return jobs.front();
+}
+
+namespace {
+// Fields of /proc/PID/stat after the command name.
+std::vector<std::string> stat_fields(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return {};
+  std::istringstream rest(text.substr(close + 2));
+  std::vector<std::string> fields;
+  for (std::string f; rest >> f;) fields.push_back(f);
+  return fields;
+}
+}  // namespace
+
+double process_cpu_seconds(pid_t pid) {
+  auto f = stat_fields(pid);
+  if (f.size() < 13) return -1;
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+  double ticks = std::stod(f[11]) + std::stod(f[12]);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+char process_state(pid_t pid) {
+  auto f = stat_fields(pid);
+  return f.empty() || f[0].empty() ? '?' : f[0][0];
+}
+
+}  // namespace mosix

@@ -1,0 +1,53 @@
+// A job's control socket: mosixctl asks a running job (mosixrun) questions
+// and gives it orders, one JSON object per line each way. The socket lives in
+// the user's 0700 runtime directory; a process of another user is refused
+// (SO_PEERCRED) and told so.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "runtime/core/expected.h"
+#include "runtime/daemon/job_registry.h"
+
+namespace mosix {
+
+// Answers one request; the reply should carry "ok": true/false and, when
+// false, "error": a sentence for the user.
+using ControlHandler = std::function<nlohmann::json(const nlohmann::json& request)>;
+
+class ControlServer {
+ public:
+  // Listens on `path` inside the io_context of the job.
+  static Expected<std::unique_ptr<ControlServer>> start(boost::asio::io_context& io,
+                                                        const std::string& path,
+                                                        ControlHandler handler);
+  ~ControlServer();
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  explicit ControlServer(std::unique_ptr<Impl> impl, std::string path);
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+// The directory for a job's sockets: <runtime dir>/job-<id>, created 0700.
+Expected<std::string> job_socket_dir(const std::string& job_id);
+
+// Sends one request to a job and waits for its reply.
+Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request);
+
+// The job mosixctl should talk to: the one named by `job_id`, or the only
+// running one. Errors say what to do (no job running; several: use --job).
+Expected<JobRecord> pick_job(const std::string& job_id);
+
+// CPU time (user + system) of a process on this node, in seconds; -1 if gone.
+double process_cpu_seconds(pid_t pid);
+// The state letter of a process on this node (R, S, T, ...), or '?' if gone.
+char process_state(pid_t pid);
+
+}  // namespace mosix
