@@ -21,8 +21,10 @@ fail() {
 for name in "${expected[@]}"; do
   [[ -x $bin/$name ]] || fail "$bin/$name is missing"
 done
-for prog in "$bin"/ckpt_*; do
-  name=$(basename -- "$prog")
+# Only the programs of tests/programs (other targets share the ckpt_ prefix).
+for src in "${MOSIX_SOURCE_DIR:-$(dirname "$0")/../..}"/tests/programs/ckpt_*.c*; do
+  name=$(basename -- "${src%.*}")
+  prog=$bin/$name
   [[ -x $prog && -f $prog ]] || continue
   for run in 1 2; do
     out=$CKPT_WORK/$name.plain$run
