@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -69,6 +70,7 @@ class RemoteJob {
   void rank_ended(int rank, const GuestExited& e);
   void maybe_finish();
   void mpirun_ended(int status);
+  void find_dead_daemon();
   void wait_term_signal();
   void wait_forward_signal();
   void wait_stop_signal();
@@ -96,6 +98,9 @@ class RemoteJob {
   std::map<int, std::string> node_names_;
   std::map<int, Hello> hellos_;
   std::map<int, LoadEntry> loads_;
+  std::string mpirun_messages_;   // what mpirun said, to find a dead daemon in it
+  int dead_daemon_ = -1;
+  int dead_daemon_signal_ = 0;
   std::unique_ptr<ControlServer> control_;
   nlohmann::json control(const nlohmann::json& request);
   bool ending_ = false, interrupted_ = false, timed_out_ = false, finished_ = false;
@@ -281,9 +286,28 @@ void RemoteJob::end_job(const char* why) {
 // mpirun's own messages (and the daemons' diagnostics) go to our stderr.
 void RemoteJob::read_mpirun(asio::posix::stream_descriptor& sd, std::array<char, 8192>& buf) {
   sd.async_read_some(asio::buffer(buf), [this, &sd, &buf](error_code ec, size_t n) {
-    if (n > 0) write_all(2, buf.data(), n);
+    if (n > 0) {
+      write_all(2, buf.data(), n);
+      if (mpirun_messages_.size() < (1u << 16)) mpirun_messages_.append(buf.data(), n);
+      find_dead_daemon();
+    }
     if (!ec) read_mpirun(sd, buf);
   });
+}
+
+// mpirun reports a daemon that died as "... noticed that process rank R with
+// PID P on node H exited on signal S": daemon rank R is node R of the job.
+void RemoteJob::find_dead_daemon() {
+  if (dead_daemon_ >= 0) return;
+  static const std::regex died(
+      R"(process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+))");
+  std::string flat = mpirun_messages_;
+  std::replace(flat.begin(), flat.end(), '\n', ' ');
+  std::smatch m;
+  if (std::regex_search(flat, m, died)) {
+    dead_daemon_ = std::stoi(m[1]);
+    dead_daemon_signal_ = std::stoi(m[2]);
+  }
 }
 
 void RemoteJob::mpirun_ended(int status) {
@@ -293,23 +317,33 @@ void RemoteJob::mpirun_ended(int status) {
     io_.stop();
     return;
   }
-  // The daemons are gone before the job ended: say which copies were lost.
-  std::string lost;
+  // The daemons are gone before the job ended: say which node died and
+  // which copies were lost with it. The copies on the other nodes were ended
+  // by mpirun's clean-up: they count as ended by the runtime.
+  find_dead_daemon();
+  std::string lost, ended;
   for (auto& [rank, r] : ranks_) {
     if (r.ended) continue;
-    lost += (lost.empty() ? "" : ", ") + std::to_string(rank) +
-            (r.node >= 0 ? " (" + node_name(r.node) + ")" : "");
+    bool on_dead_node = dead_daemon_ < 0 || r.node == dead_daemon_ || r.node < 0;
+    (on_dead_node ? lost : ended) += std::string((on_dead_node ? lost : ended).empty() ? "" : ", ") +
+                                     std::to_string(rank);
     r.ended = true;
     r.end.rank = rank;
     r.end.signaled = true;
     r.end.value = SIGKILL;
+    r.end.ended_by_runtime = !on_dead_node;
   }
   if (!ending_ || !fatal_.empty()) {
-    spdlog::error("{}the node daemons ended before the job ({}); lost ranks: {}",
-                  fatal_.empty() ? "" : fatal_ + "; ",
-                  WIFSIGNALED(status) ? "mpirun killed by signal " + std::to_string(WTERMSIG(status))
-                                      : "mpirun exit status " + std::to_string(WEXITSTATUS(status)),
-                  lost.empty() ? "none" : lost);
+    std::string what = dead_daemon_ >= 0
+                           ? "node " + node_name(dead_daemon_) + " died (its node daemon " +
+                                 describe_end(GuestEnd{0, true, dead_daemon_signal_, false}) + ")"
+                           : std::string("the node daemons ended before the job (") +
+                                 (WIFSIGNALED(status)
+                                      ? "mpirun killed by signal " + std::to_string(WTERMSIG(status))
+                                      : "mpirun exit status " + std::to_string(WEXITSTATUS(status))) +
+                                 ")";
+    spdlog::error("{}{}; ranks lost: {}{}", fatal_.empty() ? "" : fatal_ + "; ", what,
+                  lost.empty() ? "none" : lost, ended.empty() ? "" : "; ended with them: " + ended);
   }
   finished_ = true;
   io_.stop();
