@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/restorer/protocol.h"
@@ -34,6 +35,42 @@ void ensure_ids() {
 void after_fork_in_child() {
   g_vppid = g_vpid;
   g_vpid = real_pid();
+}
+
+// Runs send() (a system call that uses this incarnation's real pid or tid)
+// with the agent's signals blocked, and `sig` too when it is a valid signal
+// number, so that no checkpoint falls between reading the pid and using it.
+// `sig` is then delivered when the program's mask comes back, with the
+// agent's signals deliverable again.
+template <typename F>
+long guarded(int sig, F send) {
+  std::uint64_t block = (1ULL << (mosix::ckpt::kRequestSignal - 1)) | (1ULL << (mosix::ckpt::kStopSignal - 1));
+  if (sig >= 1 && sig <= 64) block |= 1ULL << (sig - 1);
+  std::uint64_t old = 0;
+  sys(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old, 8);
+  long r = send();
+  sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+  return r;
+}
+
+int libc_result(long r) {
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return 0;
+}
+
+using PthreadKillFn = int (*)(pthread_t, int);
+std::atomic<PthreadKillFn> g_real_pthread_kill{nullptr};
+
+PthreadKillFn real_pthread_kill() {
+  PthreadKillFn f = g_real_pthread_kill.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    f = reinterpret_cast<PthreadKillFn>(dlsym(RTLD_NEXT, "pthread_kill"));
+    g_real_pthread_kill.store(f, std::memory_order_release);
+  }
+  return f;
 }
 
 bool is_agent_signal(int sig) {
@@ -100,17 +137,55 @@ __attribute__((visibility("default"))) pid_t getppid(void) {
 }
 
 // kill(getpid(), sig) must reach this process, whose real pid may differ.
+// Only the agent's signals are held off (the kernel still picks the thread
+// that takes sig, as without the agent).
 __attribute__((visibility("default"))) int kill(pid_t pid, int sig) {
   mosix::agent::ensure_ids();
-  pid_t real = mosix::agent::real_pid();
-  if (pid == g_vpid) pid = real;
-  else if (pid == -g_vpid) pid = -real;
-  long r = mosix::agent::sys(SYS_kill, pid, sig);
-  if (r < 0) {
-    errno = static_cast<int>(-r);
-    return -1;
+  long r = mosix::agent::guarded(0, [&] {
+    pid_t real = mosix::agent::real_pid();
+    pid_t target = pid == g_vpid ? real : pid == -g_vpid ? -real : pid;
+    return mosix::agent::sys(SYS_kill, target, sig);
+  });
+  return mosix::agent::libc_result(r);
+}
+
+// glibc's raise, and pthread_kill on the calling thread, read the thread's
+// tid and then signal it without blocking anything: a checkpoint between
+// the two would send the restored process's signal to a tid that no longer
+// exists. Here that window is closed.
+__attribute__((visibility("default"))) int raise(int sig) {
+  long r = mosix::agent::guarded(sig, [&] {
+    return mosix::agent::sys(SYS_tgkill, mosix::agent::real_pid(), mosix::agent::sys(SYS_gettid), sig);
+  });
+  return mosix::agent::libc_result(r);
+}
+
+__attribute__((visibility("default"))) int pthread_kill(pthread_t thread, int sig) {
+  if (!pthread_equal(thread, pthread_self())) {
+    auto real = mosix::agent::real_pthread_kill();
+    return real != nullptr ? real(thread, sig) : ENOSYS;
   }
-  return 0;
+  long r = mosix::agent::guarded(sig, [&] {
+    return mosix::agent::sys(SYS_tgkill, mosix::agent::real_pid(), mosix::agent::sys(SYS_gettid), sig);
+  });
+  return r < 0 ? static_cast<int>(-r) : 0;
+}
+
+// sigqueue(getpid(), ...) must reach this process too; the siginfo is the
+// one glibc builds.
+__attribute__((visibility("default"))) int sigqueue(pid_t pid, int sig, const union sigval value) {
+  mosix::agent::ensure_ids();
+  long r = mosix::agent::guarded(0, [&] {
+    pid_t real = mosix::agent::real_pid();
+    siginfo_t info{};
+    info.si_signo = sig;
+    info.si_code = SI_QUEUE;
+    info.si_pid = real;
+    info.si_uid = static_cast<uid_t>(mosix::agent::sys(SYS_getuid));
+    info.si_value = value;
+    return mosix::agent::sys(SYS_rt_sigqueueinfo, pid == g_vpid ? real : pid, sig, &info);
+  });
+  return mosix::agent::libc_result(r);
 }
 
 __attribute__((visibility("default"))) int sigprocmask(int how, const sigset_t* set,

@@ -53,6 +53,14 @@ constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.
 constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
 constexpr int kMaxPipes = 8;
+constexpr int kMaxPending = 1024;
+constexpr int kMaxTimers = 4096;
+constexpr std::size_t kStatusCap = 4096;
+constexpr std::size_t kSiginfoSize = 128;
+// Signals the agent never takes out of a queue: its own, and the two that
+// cannot be waited for.
+constexpr std::uint64_t kUntakeable = (1ULL << (kRequestSignal - 1)) | (1ULL << (kStopSignal - 1)) |
+                                      (1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
 
 // What each stopped thread leaves for the coordinator. Its registers stay in
 // its signal frame (at uc, on its own stack) while it is parked.
@@ -60,6 +68,14 @@ struct ThreadState {
   std::uint64_t tid, fs_base, gs_base, tid_address, robust_list, robust_len, rseq;
   ucontext_t* uc;
   char name[16];
+};
+
+// A signal taken out of a pending queue, with its siginfo: tid 0 for the
+// process-wide queue, else the thread whose private queue held it. signo 0
+// marks a slot that was claimed but stayed empty.
+struct PendingSignal {
+  std::int32_t tid, signo;
+  alignas(8) std::uint8_t info[kSiginfoSize];
 };
 
 struct Region {
@@ -78,6 +94,13 @@ struct Scratch {
   std::atomic<int> release;  // 0 while the threads must wait
   std::atomic<int> slots;
   ThreadState threads[kMaxThreads];
+  char thread_status[kMaxThreads][kStatusCap];  // each thread's /proc/thread-self/status
+  PendingSignal pending[kMaxPending];
+  std::atomic<int> npending;
+  std::atomic<int> put_back;  // set when the leader must put the pending signals back
+  std::atomic<int> pending_overflow;
+  PosixTimerRecord timers[kMaxTimers];
+  int ntimers;
   std::uint64_t signalled[kMaxThreads];
   int nsignalled;
   Region regions[kMaxRegions];
@@ -149,17 +172,80 @@ void fill_thread_state(ThreadState& t, void* uc) {
   sys(SYS_prctl, PR_GET_NAME, t.name);
 }
 
+// Blocks every signal in the calling thread for the rest of the handler: a
+// handler of the program that ran in the middle of a checkpoint would change
+// memory while it is being written. The handler's return (rt_sigreturn)
+// restores the mask the program had, which the frame keeps. A signal that
+// arrives meanwhile stays pending and is taken into the image like the others.
+void block_all_signals() {
+  std::uint64_t all = ~std::uint64_t{0};
+  sys(SYS_rt_sigprocmask, SIG_BLOCK, &all, nullptr, 8);
+}
+
+// The pending set on the line `key` ("SigPnd:" for the thread's own queue,
+// "ShdPnd:" for the process's) of /proc/thread-self/status; 0 if unreadable.
+std::uint64_t pending_set(const char* key, char* buf, std::size_t cap) {
+  long n = read_file("/proc/thread-self/status", buf, cap - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  for (const char* p = buf; *p != '\0';) {
+    if (starts_with(p, key)) {
+      p += cstr_len(key);
+      while (*p == ' ' || *p == '\t') ++p;
+      return parse_hex(p);
+    }
+    while (*p != '\n' && *p != '\0') ++p;
+    if (*p == '\n') ++p;
+  }
+  return 0;
+}
+
+// Takes the signals queued on `key`'s queue out of the kernel into the
+// scratch list, siginfo and all, in queue order, tagged with `tid` (0 for the
+// process-wide queue). There is no unprivileged way to read a queued
+// siginfo without dequeuing it (PTRACE_PEEKSIGINFO needs ptrace), so they are
+// dequeued with rt_sigtimedwait and put back after the image is written.
+// The kernel dequeues a thread's private queue before the process's, so a
+// thread takes its private signals first, and only the coordinator, after
+// its own, takes the process-wide ones. All signals are blocked by now, so
+// only a signal sent from outside meanwhile can move between the two.
+void take_pending(Scratch* s, const char* key, std::int32_t tid, char* buf, std::size_t cap) {
+  for (;;) {
+    std::uint64_t set = pending_set(key, buf, cap) & ~kUntakeable;
+    if (set == 0) return;
+    int slot = s->npending.fetch_add(1);
+    if (slot >= kMaxPending) {
+      s->pending_overflow.store(1);
+      return;
+    }
+    PendingSignal& p = s->pending[slot];
+    timespec zero{};
+    long sig = sys(SYS_rt_sigtimedwait, &set, p.info, &zero, 8);
+    p.tid = tid;
+    p.signo = sig > 0 ? static_cast<std::int32_t>(sig) : 0;
+    if (sig <= 0) return;
+  }
+}
+
+void put_back_pending(Scratch* s);
+
 // Handler of kStopSignal in every thread but the coordinator.
 void on_stop(int, siginfo_t*, void* uc) {
   Scratch* s = g_scratch.load(std::memory_order_acquire);
   if (s == nullptr || g_busy_pid.load() != real_pid()) return;
   int saved_errno = errno;
+  block_all_signals();
   s->inside.fetch_add(1);
   int slot = s->slots.fetch_add(1);
-  if (slot < kMaxThreads) fill_thread_state(s->threads[slot], uc);
+  if (slot < kMaxThreads) {
+    fill_thread_state(s->threads[slot], uc);
+    take_pending(s, "SigPnd:", static_cast<std::int32_t>(s->threads[slot].tid), s->thread_status[slot],
+                 kStatusCap);
+  }
   s->arrived.fetch_add(1);
   futex_wake(&s->arrived);
   while (s->release.load(std::memory_order_acquire) == 0) futex_wait(&s->release, 0, 0);
+  if (s->put_back.load() != 0 && sys(SYS_gettid) == real_pid()) put_back_pending(s);
   s->inside.fetch_sub(1);
   futex_wake(&s->inside);
   errno = saved_errno;
@@ -175,6 +261,10 @@ class Session {
   bool stop_threads();
   void release_threads();
   bool check_fds();
+  bool collect_timers();
+  bool take_process_signals();
+  bool is_thread(std::uint64_t tid) const;
+  bool write_signals_and_timers();
   bool has_pipe_end(std::uint64_t ino, bool reader) const;
   bool drain_pipe(std::uint64_t ino, FdRecord* r);
   bool write_fds();
@@ -571,6 +661,131 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
   return true;
 }
 
+// The coordinator's own queue and the process's, taken last so that what
+// arrived while the memory was written (timers keep firing, all blocked) is
+// in the image too. The other threads took theirs when they stopped.
+bool Session::take_process_signals() {
+  auto self = static_cast<std::int32_t>(sys(SYS_gettid));
+  take_pending(s_, "SigPnd:", self, s_->line, sizeof s_->line);
+  take_pending(s_, "ShdPnd:", 0, s_->line, sizeof s_->line);
+  if (s_->pending_overflow.load() == 0) return true;
+  Line(s_->error, sizeof s_->error)
+      .s("more than ")
+      .u(kMaxPending)
+      .s(" signals are pending; the process keeps running with them");
+  return false;
+}
+
+// Puts the signals take_pending() took back into their queues, in their
+// order. rt_sigqueueinfo accepts any siginfo (SI_TIMER, SI_USER, ...) when
+// a process queues to itself, but the kernel checks "itself" against the
+// calling thread's tid: only the thread-group leader may do it.
+void put_back_pending(Scratch* s) {
+  long pid = real_pid();
+  int n = s->npending.load();
+  for (int i = 0; i < n && i < kMaxPending; ++i) {
+    const PendingSignal& p = s->pending[i];
+    if (p.signo == 0) continue;
+    if (p.tid == 0)
+      sys(SYS_rt_sigqueueinfo, pid, p.signo, p.info);
+    else
+      sys(SYS_rt_tgsigqueueinfo, pid, p.tid, p.signo, p.info);
+  }
+}
+
+bool Session::is_thread(std::uint64_t tid) const {
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i)
+    if (s_->threads[i].tid == tid) return true;
+  return false;
+}
+
+// Reads the process's POSIX timers (timer_create) from /proc/self/timers:
+//   ID: <id>
+//   signal: <signo>/<sigev_value, hex>
+//   notify: signal|none|thread/pid|tid.<n>
+//   ClockID: <clock>
+// and their settings from timer_gettime. A timer on the CPU clock of
+// another process cannot be recreated: refused.
+bool Session::collect_timers() {
+  s_->ntimers = 0;
+  long n = read_file("/proc/self/timers", s_->maps, kMapsCap);
+  if (n == -ENOENT) return true;  // a kernel without CONFIG_CHECKPOINT_RESTORE has no timers file
+  if (n < 0) return fail("cannot read /proc/self/timers"), false;
+  s_->maps[n] = '\0';
+  PosixTimerRecord* t = nullptr;
+  for (const char* p = s_->maps; *p != '\0';) {
+    if (starts_with(p, "ID: ")) {
+      if (s_->ntimers == kMaxTimers) return fail("more than 4096 POSIX timers"), false;
+      t = &s_->timers[s_->ntimers++];
+      *t = PosixTimerRecord{};
+      p += 4;
+      t->timer_id = static_cast<std::int32_t>(parse_dec(p));
+    } else if (t != nullptr && starts_with(p, "signal: ")) {
+      p += 8;
+      t->signo = static_cast<std::int32_t>(parse_dec(p));
+      if (*p == '/') ++p;
+      if (starts_with(p, "0x")) p += 2;
+      t->sigev_value = parse_hex(p);
+    } else if (t != nullptr && starts_with(p, "notify: ")) {
+      p += 8;
+      t->notify = starts_with(p, "none") ? SIGEV_NONE : starts_with(p, "thread") ? SIGEV_THREAD : SIGEV_SIGNAL;
+      while (*p != '/' && *p != '\n' && *p != '\0') ++p;
+      if (starts_with(p, "/tid.")) {
+        t->notify |= SIGEV_THREAD_ID;
+        p += 5;
+        t->notify_tid = static_cast<std::int32_t>(parse_dec(p));
+      }
+    } else if (t != nullptr && starts_with(p, "ClockID: ")) {
+      p += 9;
+      bool negative = *p == '-';
+      if (negative) ++p;
+      auto v = static_cast<std::int64_t>(parse_dec(p));
+      t->clock_id = static_cast<std::int32_t>(negative ? -v : v);
+    }
+    while (*p != '\n' && *p != '\0') ++p;
+    if (*p == '\n') ++p;
+  }
+  for (int i = 0; i < s_->ntimers; ++i) {
+    PosixTimerRecord& r = s_->timers[i];
+    // A CPU-time clock id encodes a pid or tid (~id >> 3; 0 is "self").
+    if (r.clock_id < 0) {
+      auto owner = static_cast<std::uint64_t>(~(r.clock_id >> 3));
+      if (owner != 0 && owner != static_cast<std::uint64_t>(real_pid()) && !is_thread(owner)) {
+        Line(s_->error, sizeof s_->error)
+            .s("POSIX timer ")
+            .i(r.timer_id)
+            .s(" runs on the CPU clock of process ")
+            .u(owner)
+            .s(", which a restore cannot bring along");
+        return false;
+      }
+    }
+    long spec[4] = {};
+    if (sys(SYS_timer_gettime, r.timer_id, spec) != 0) return fail("timer_gettime failed"), false;
+    r.interval_ns = static_cast<std::uint64_t>(spec[0] * 1'000'000'000L + spec[1]);
+    r.value_ns = static_cast<std::uint64_t>(spec[2] * 1'000'000'000L + spec[3]);
+    long overrun = sys(SYS_timer_getoverrun, r.timer_id);
+    r.overrun = overrun > 0 ? static_cast<std::int32_t>(overrun) : 0;
+  }
+  return true;
+}
+
+bool Session::write_signals_and_timers() {
+  for (int i = 0; i < s_->ntimers; ++i)
+    if (!check(writer_->posix_timer(s_->timers[i]))) return false;
+  int n = s_->npending.load();
+  for (int i = 0; i < n && i < kMaxPending; ++i) {
+    const PendingSignal& p = s_->pending[i];
+    if (p.signo == 0) continue;
+    PendingSignalRecord r;
+    r.tid = p.tid;
+    r.signo = p.signo;
+    r.siginfo = Blob(p.info, kSiginfoSize);
+    if (!check(writer_->pending_signal(r))) return false;
+  }
+  return true;
+}
+
 // Parses /proc/self/maps into s_->regions, classifying each mapping; refuses
 // mappings that cannot be restored (devices, System V shared memory, memfd).
 bool Session::collect_regions() {
@@ -783,6 +998,10 @@ bool Session::write_process() {
     sys(SYS_getitimer, which, it);
     r.itimers[which].interval_ns = static_cast<std::uint64_t>(it[0] * 1'000'000'000L + it[1] * 1000);
     r.itimers[which].value_ns = static_cast<std::uint64_t>(it[2] * 1'000'000'000L + it[3] * 1000);
+    // A periodic ITIMER_REAL whose SIGALRM is still queued reads 0: the
+    // kernel re-arms it only when the signal is taken. It is armed all the
+    // same; it fires again one interval on.
+    if (r.itimers[which].value_ns == 0) r.itimers[which].value_ns = r.itimers[which].interval_ns;
   }
   return check(writer_->process(r));
 }
@@ -919,7 +1138,8 @@ bool Session::write_image() {
     r.file_mtime_ns = g.mtime_ns;
     ok = check(writer.region(r)) && (!g.has_pages || write_pages(g));
   }
-  ok = ok && write_fds() && check(writer.finish());
+  ok = ok && write_fds() && collect_timers() && take_process_signals() && write_signals_and_timers() &&
+       check(writer.finish());
   writer_ = nullptr;
   return ok;
 }
@@ -949,9 +1169,8 @@ void Session::run() {
     }
     return;
   }
-  // A reader that goes away must fail the write, not kill the process.
-  std::uint64_t pipe_mask = 1ULL << (SIGPIPE - 1), old_mask = 0;
-  sys(SYS_rt_sigprocmask, SIG_BLOCK, &pipe_mask, &old_mask, 8);
+  // Every signal is blocked (on_request), so a reader that goes away fails
+  // the write instead of killing the process.
   bool ok = stop_threads() && check_fds();
   if (ok) unmap_reserved_leftovers(s_);
   ok = ok && collect_regions();
@@ -959,6 +1178,12 @@ void Session::run() {
   ok = ok && write_image();
   if (out_fd_ >= 0) sys(SYS_close, out_fd_);
   if (pagemap_fd_ >= 0) sys(SYS_close, pagemap_fd_);
+  // A SIGPIPE queued now came from writing the image (the program's own
+  // were taken out above): drop it.
+  std::uint64_t pipe_mask = 1ULL << (SIGPIPE - 1);
+  timespec zero{};
+  while (sys(SYS_rt_sigtimedwait, &pipe_mask, nullptr, &zero, 8) == SIGPIPE) {
+  }
   char line[sizeof s_->error + 32];
   if (ok)
     Line(line, sizeof line).s("ok ").u(written_).s("\n");
@@ -966,13 +1191,11 @@ void Session::run() {
     Line(line, sizeof line).s("error ").s(s_->error).s("\n");
   status(line);
   sys(SYS_close, status_fd_);
-  if ((old_mask & pipe_mask) == 0) {
-    timespec zero{};
-    while (sys(SYS_rt_sigtimedwait, &pipe_mask, nullptr, &zero, 8) == SIGPIPE) {
-    }
-    sys(SYS_rt_sigprocmask, SIG_SETMASK, &old_mask, nullptr, 8);
-  }
   if (ok && mode_ == AfterCheckpoint::kKill) sys(SYS_kill, real_pid(), SIGKILL);
+  if (sys(SYS_gettid) == real_pid())
+    put_back_pending(s_);
+  else
+    s_->put_back.store(1);  // the leader does it on its way out of on_stop
   if (ok && mode_ == AfterCheckpoint::kStop) sys(SYS_kill, real_pid(), SIGSTOP);
   release_threads();
 }
@@ -1016,6 +1239,7 @@ void on_request(int, siginfo_t*, void* uc) {
   if (g_busy_pid.load() == pid) return;
   g_busy_pid.store(pid);
   int saved_errno = errno;
+  block_all_signals();
   // Sized for the most demanding compression; untouched pages cost nothing.
   std::size_t size = scratch_size(Compression::best);
   long mem = sys(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -30,17 +30,20 @@ for f in "$lib/libmosix.so" "$bin/mosixctl" "$bin/mosix-restore"; do
   [[ -e $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
 done
 
-# ckpt_signals is left out until POSIX timers (timer_create) are restored.
-programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory"}
+programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"}
+# Step counts that make each run last 2-3 s here: long enough for five
+# rounds and their restarts to land before the program's last line.
+declare -A steps=([agent_counter]=600 [ckpt_clock]=12000 [ckpt_signals]=45000)
 
 for name in $programs; do
   prog=$bin/$name
   [[ -x $prog ]] || { fail "$prog is missing"; continue; }
+  args=(${steps[$name]:-})
   plain=$CKPT_WORK/$name.plain
-  run_plain "$plain" "$prog" || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
+  run_plain "$plain" "$prog" "${args[@]}" || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
   for rounds in 1 5; do
     out=$CKPT_WORK/$name.rounds$rounds
-    run_with_rounds "$rounds" "$out" "$prog"
+    run_with_rounds "$rounds" "$out" "$prog" "${args[@]}"
     status=$?
     if (( status != 0 )); then
       fail "$name: $rounds round(s): exit status $status: $(tail -n 1 "$out") $(tail -n 3 "$out.log" 2> /dev/null)"
@@ -51,7 +54,7 @@ for name in $programs; do
     fi
   done
   out=$CKPT_WORK/$name.live
-  if run_with_leave_running 2 "$out" "$prog" && compare_outputs "$plain" "$out"; then
+  if run_with_leave_running 2 "$out" "$prog" "${args[@]}" && compare_outputs "$plain" "$out"; then
     echo "ok: $name, 2 checkpoints with --leave-running"
   else
     fail "$name: --leave-running changed its output or failed: $(tail -n 3 "$out.log" 2> /dev/null)"

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <vector>
 
@@ -42,6 +43,14 @@ extern "C" {
 extern const std::ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 }
+
+// Linux 6.15's prctl for restorers; this libc's headers predate it.
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
+#define PR_TIMER_CREATE_RESTORE_IDS_ON 1
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
 
 namespace mosix::ckpt {
 namespace {
@@ -85,6 +94,10 @@ struct Fd {
   std::string path;
   std::vector<std::uint8_t> data;
 };
+struct Pending {
+  PendingSignalRecord rec;
+  std::vector<std::uint8_t> info;
+};
 
 // Everything but the page data, copied out of the reader's buffers.
 struct Image {
@@ -94,6 +107,8 @@ struct Image {
   std::vector<Thread> threads;
   std::vector<Region> regions;
   std::vector<Fd> fds;
+  std::vector<PosixTimerRecord> timers;
+  std::vector<Pending> pending;
 };
 
 struct Mapping {
@@ -154,6 +169,10 @@ Image read_image(int fd) {
       img.regions.push_back(Region{*r.region, std::string(r.region->path)});
     } else if (r.fd != nullptr) {
       img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}});
+    } else if (r.posix_timer != nullptr) {
+      img.timers.push_back(*r.posix_timer);
+    } else if (r.pending_signal != nullptr) {
+      img.pending.push_back(Pending{*r.pending_signal, {r.pending_signal->siginfo.begin(), r.pending_signal->siginfo.end()}});
     } else if (r.end != nullptr) {
       break;
     }
@@ -175,6 +194,7 @@ Image read_image(int fd) {
     f.rec.path = f.path;
     f.rec.data = Blob(f.data.data(), f.data.size());
   }
+  for (auto& q : img.pending) q.rec.siginfo = Blob(q.info.data(), q.info.size());
   return img;
 }
 
@@ -191,6 +211,40 @@ const Mapping* own_mapping(const OwnMaps& own, const char* name) {
   for (int i = 0; i < own.n; ++i)
     if (strcmp(own.m[i].name, name) == 0) return &own.m[i];
   return nullptr;
+}
+
+bool image_has_thread(const Image& img, std::int64_t tid) {
+  for (const Thread& t : img.threads)
+    if (t.rec.tid == tid) return true;
+  return false;
+}
+
+// The pid or tid a CPU-time clock id names (~id >> 3, 0 meaning the caller),
+// or -1 for the other clocks.
+std::int64_t cpu_clock_owner(std::int32_t clock) {
+  return clock < 0 ? ~static_cast<std::int64_t>(clock >> 3) : -1;
+}
+
+void check_timers_and_signals(const Image& img) {
+  for (const PosixTimerRecord& t : img.timers) {
+    std::string what = "POSIX timer " + std::to_string(t.timer_id);
+    if (t.timer_id < 0) refuse(what + " has a negative id");
+    if ((t.notify & SIGEV_THREAD_ID) && !image_has_thread(img, t.notify_tid))
+      refuse(what + " signals thread " + std::to_string(t.notify_tid) + ", which the image does not hold");
+    std::int64_t owner = cpu_clock_owner(t.clock_id);
+    if (owner > 0 && owner != img.header.real_pid && !image_has_thread(img, owner))
+      refuse(what + " runs on the CPU clock of process " + std::to_string(owner) + ", which is not in the image");
+  }
+  if (!img.timers.empty() && prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0)
+    refuse("the image holds POSIX timers, and this kernel cannot recreate a timer under a given id "
+           "(prctl PR_TIMER_CREATE_RESTORE_IDS): " + std::string(strerror(errno)));
+  for (const Pending& q : img.pending) {
+    if (q.rec.signo < 1 || q.rec.signo > static_cast<std::int32_t>(kMaxSignals) || q.info.size() != 128)
+      refuse("a pending signal record is malformed (signal " + std::to_string(q.rec.signo) + ")");
+    if (q.rec.tid != 0 && !image_has_thread(img, q.rec.tid))
+      refuse("signal " + std::to_string(q.rec.signo) + " is pending for thread " + std::to_string(q.rec.tid) +
+             ", which the image does not hold");
+  }
 }
 
 // Phase 1 checks beyond the reader's: can this machine and file system take
@@ -251,6 +305,7 @@ void check_restorable(const Image& img, const OwnMaps& own) {
   struct stat st{};
   if (stat(img.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     refuse("working directory " + img.cwd + " is missing");
+  check_timers_and_signals(img);
 }
 
 // Reopens the program's descriptors at their numbers; 0, 1 and 2 stay the
@@ -518,7 +573,10 @@ void restore_process_state(const Image& img) {
 
 void arm_itimers(const Image& img) {
   for (int which = 0; which < 3; ++which) {
-    const IntervalTimer& t = img.process.itimers[which];
+    IntervalTimer t = img.process.itimers[which];
+    // An image may say 0 left for a periodic timer whose signal was queued
+    // (ITIMER_REAL is re-armed only when SIGALRM is taken): it is armed.
+    if (t.value_ns == 0) t.value_ns = t.interval_ns;
     if (t.value_ns == 0) continue;
     struct itimerval v{};
     v.it_interval.tv_sec = static_cast<time_t>(t.interval_ns / 1'000'000'000ULL);
@@ -554,6 +612,66 @@ void retag_robust_mutexes(const Thread& t, long new_tid) {
     entry = reinterpret_cast<const ListHead*>(entry)->next;
   }
   if (head->pending != 0) retag(head->pending);
+}
+
+// The tid that thread `old` of the image has now (the leader's is the pid).
+long new_tid(const Image& img, const std::vector<long>& new_tids, std::int64_t old) {
+  for (std::size_t i = 0; i < img.threads.size(); ++i)
+    if (img.threads[i].rec.tid == old) return new_tids[i];
+  return getpid();
+}
+
+// Recreates the POSIX timers under their old ids: the program holds them in
+// its memory (glibc's timer_t is the kernel's id, or points at a block that
+// holds it for SIGEV_THREAD timers), while timer_create picks the id itself.
+// The kernel offers exactly one way to choose it, for restorers: in
+// PR_TIMER_CREATE_RESTORE_IDS mode, timer_create takes the wanted id from
+// where it would store the new one. Timers are re-armed relative to now with
+// what was left; overrun counts start again from 0 (the kernel has no way to
+// set them). Thread-directed timers follow their thread to its new tid.
+void create_timers(const Image& img, const std::vector<long>& new_tids) {
+  if (img.timers.empty()) return;
+  if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0) != 0)
+    die("prctl(PR_TIMER_CREATE_RESTORE_IDS)", -errno);
+  for (const PosixTimerRecord& t : img.timers) {
+    struct sigevent sev{};
+    sev.sigev_notify = t.notify;
+    sev.sigev_signo = t.signo;
+    sev.sigev_value.sival_ptr = reinterpret_cast<void*>(t.sigev_value);
+    if (t.notify & SIGEV_THREAD_ID) sev._sigev_un._tid = static_cast<pid_t>(new_tid(img, new_tids, t.notify_tid));
+    std::int32_t clock = t.clock_id;
+    std::int64_t owner = cpu_clock_owner(clock);
+    if (owner > 0) {
+      std::int64_t now = owner == img.header.real_pid ? getpid() : new_tid(img, new_tids, owner);
+      clock = static_cast<std::int32_t>((~now << 3) | (clock & 7));
+    }
+    int id = t.timer_id;
+    if (syscall(SYS_timer_create, clock, &sev, &id) != 0) die("timer_create", -errno);
+    if (id != t.timer_id) die("timer_create gave another id", -EBUSY);
+    if (t.value_ns == 0) continue;
+    struct itimerspec spec{};
+    spec.it_interval.tv_sec = static_cast<time_t>(t.interval_ns / 1'000'000'000ULL);
+    spec.it_interval.tv_nsec = static_cast<long>(t.interval_ns % 1'000'000'000ULL);
+    spec.it_value.tv_sec = static_cast<time_t>(t.value_ns / 1'000'000'000ULL);
+    spec.it_value.tv_nsec = static_cast<long>(t.value_ns % 1'000'000'000ULL);
+    if (syscall(SYS_timer_settime, id, 0, &spec, nullptr) != 0) die("timer_settime", -errno);
+  }
+  prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0);
+}
+
+// Queues the signals that were pending, siginfo and all, in their order, on
+// the process or on their thread's new tid. Every thread still blocks all
+// signals here; each gets them once rt_sigreturn restores its mask. A
+// process may queue any siginfo to itself (SI_TIMER, SI_USER with the old
+// sender's pid, ...); only to others does the kernel refuse codes >= 0.
+void queue_pending_signals(const Image& img, const std::vector<long>& new_tids) {
+  for (const Pending& q : img.pending) {
+    long r = q.rec.tid == 0
+                 ? syscall(SYS_rt_sigqueueinfo, getpid(), q.rec.signo, q.info.data())
+                 : syscall(SYS_rt_tgsigqueueinfo, getpid(), new_tid(img, new_tids, q.rec.tid), q.rec.signo,
+                           q.info.data());
+    if (r != 0) die("queueing a pending signal", -errno);
+  }
 }
 
 // Phase 2, on a stack inside the restorer's heap. Never returns.
@@ -628,6 +746,7 @@ void retag_robust_mutexes(const Thread& t, long new_tid) {
   using CloneFn = long (*)(unsigned long, void*, void*, void*, unsigned long, TrampThread*, TrampShared*);
   auto tramp = [](const char* sym) { return kTrampolineBase + static_cast<std::uint64_t>(sym - mosix_tramp_begin); };
   auto clone_fn = reinterpret_cast<CloneFn>(tramp(mosix_tramp_clone));
+  std::vector<long> new_tids(img.threads.size(), getpid());
   for (std::size_t i = 1; i < img.threads.size(); ++i) {
     TrampThread& tt = p->threads[i];
     unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
@@ -638,6 +757,7 @@ void retag_robust_mutexes(const Thread& t, long new_tid) {
     long tid = clone_fn(flags, reinterpret_cast<void*>(tt.ucontext), nullptr,
                         reinterpret_cast<void*>(tt.tid_address), tt.fs_base, &tt, p->shared);
     if (tid < 0) die("clone", tid);
+    new_tids[i] = tid;
     retag_robust_mutexes(img.threads[i], tid);
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
@@ -650,6 +770,8 @@ void retag_robust_mutexes(const Thread& t, long new_tid) {
   }
   retag_robust_mutexes(img.threads[0], getpid());
   arm_itimers(img);
+  create_timers(img, new_tids);
+  queue_pending_signals(img, new_tids);
   using MainFn = void (*)(TrampThread*, TrampShared*);
   reinterpret_cast<MainFn>(tramp(mosix_tramp_main))(&p->threads[0], p->shared);
   __builtin_unreachable();

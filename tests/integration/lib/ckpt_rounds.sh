@@ -61,7 +61,7 @@ _ckpt_now_ms() { date +%s%3N; }
 
 _ckpt_lines() {
   local n
-  n=$(wc -l < "$1" 2> /dev/null) || n=0
+  { n=$(wc -l < "$1"); } 2> /dev/null || n=0
   printf '%s\n' "${n:-0}"
 }
 
@@ -179,7 +179,9 @@ _ckpt_find_guest() {
 
 # The delay before round R's checkpoint and the output line to wait for
 # first, from the plain run's pace when known: rounds are spread over the
-# lines before the last, each at a seeded random point inside a line's span.
+# lines before the last, each at a seeded random point inside the first half
+# of a line's span (a loaded machine may run the program faster than when
+# the plain run was timed; the second half is the margin).
 _ckpt_plan_round() {
   local r=$1 n=$2
   local lines=${CKPT_PLAIN_LINES:-0} ms=${CKPT_PLAIN_MS:-}
@@ -188,11 +190,20 @@ _ckpt_plan_round() {
     _ckpt_target_line=$(( r * (lines - 1) / (n + 1) ))
     (( _ckpt_target_line >= 1 )) || _ckpt_target_line=1
     local span=$(( ms / lines ))
-    _ckpt_delay_ms=$(( RANDOM % 1000 * span * 8 / 10000 ))
+    _ckpt_delay_ms=$(( RANDOM % 1000 * span * 5 / 10000 ))
   else
     _ckpt_target_line=1
     local span=$(( ms / (n + 1) ))
     _ckpt_delay_ms=$(( span / 5 + RANDOM % 1000 * span * 7 / 10000 ))
+  fi
+}
+
+# Waits for round's target line (as wait_for_lines OUT LINE PID); when the
+# program has already gone past it, there is no margin left for the delay.
+_ckpt_wait_target() {
+  wait_for_lines "$1" "$_ckpt_target_line" "$2" || return 1
+  if (( $(_ckpt_lines "$1") > _ckpt_target_line )); then
+    _ckpt_delay_ms=0
   fi
 }
 
@@ -223,7 +234,7 @@ run_with_rounds() {
   launcher=$CKPT_GUEST_PID
   for (( r = 1; r <= n; r++ )); do
     _ckpt_plan_round "$r" "$n"
-    if ! wait_for_lines "$out" "$_ckpt_target_line" "$launcher" ||
+    if ! _ckpt_wait_target "$out" "$launcher" ||
        ! { _ckpt_sleep_ms "$_ckpt_delay_ms"; guest=$(_ckpt_find_guest "$launcher" "$comm"); }; then
       wait "$launcher" 2> /dev/null
       _ckpt_ended_early "$base" $? "round $r's checkpoint" "$out"
@@ -274,7 +285,7 @@ run_with_leave_running() {
   guest=$CKPT_GUEST_PID
   for (( r = 1; r <= n; r++ )); do
     _ckpt_plan_round "$r" "$n"
-    wait_for_lines "$out" "$_ckpt_target_line" "$guest"
+    _ckpt_wait_target "$out" "$guest"
     _ckpt_sleep_ms "$_ckpt_delay_ms"
     if ! _ckpt_alive "$guest"; then
       wait "$guest" 2> /dev/null
