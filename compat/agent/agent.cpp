@@ -19,6 +19,7 @@ namespace mosix::agent {
 
 pid_t g_vpid = 0;
 pid_t g_vppid = 0;
+unsigned g_stops = 0;
 
 pid_t real_pid() { return static_cast<pid_t>(sys(SYS_getpid)); }
 
@@ -111,9 +112,13 @@ __attribute__((constructor)) void agent_init() {
 
 }  // namespace
 
-void strip_agent_signals(sigset_t* set) {
+void strip_agent_only(sigset_t* set) {
   sigdelset(set, mosix::ckpt::kRequestSignal);
   sigdelset(set, mosix::ckpt::kStopSignal);
+}
+
+void strip_agent_signals(sigset_t* set) {
+  strip_agent_only(set);
   // What glibc's own pthread_sigmask does for its internal signals.
   sigdelset(set, 32);
   sigdelset(set, 33);
@@ -202,6 +207,48 @@ __attribute__((visibility("default"))) int pthread_sigmask(int how, const sigset
                                                            sigset_t* old) {
   long r = mosix::agent::set_mask(how, set, old);
   return r < 0 ? static_cast<int>(-r) : 0;
+}
+
+// sigwait and friends never take the agent's signals: a thread waiting for
+// "all signals" would swallow the one that stops it for a checkpoint. A wait
+// the agent interrupted (EINTR, g_stops moved) is resumed; sigtimedwait's
+// then waits its whole timeout again.
+static long wait_for_signal(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
+  sigset_t copy = *set;
+  mosix::agent::strip_agent_only(&copy);
+  for (;;) {
+    unsigned before = __atomic_load_n(&mosix::agent::g_stops, __ATOMIC_RELAXED);
+    long r = mosix::agent::sys(SYS_rt_sigtimedwait, &copy, info, timeout, 8);
+    if (r != -EINTR || __atomic_load_n(&mosix::agent::g_stops, __ATOMIC_RELAXED) == before) return r;
+  }
+}
+
+__attribute__((visibility("default"))) int sigwait(const sigset_t* set, int* sig) {
+  long r;
+  do r = wait_for_signal(set, nullptr, nullptr);
+  while (r == -EINTR);
+  if (r < 0) return static_cast<int>(-r);
+  *sig = static_cast<int>(r);
+  return 0;
+}
+
+__attribute__((visibility("default"))) int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
+  long r = wait_for_signal(set, info, nullptr);
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return static_cast<int>(r);
+}
+
+__attribute__((visibility("default"))) int sigtimedwait(const sigset_t* set, siginfo_t* info,
+                                                        const struct timespec* timeout) {
+  long r = wait_for_signal(set, info, timeout);
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return static_cast<int>(r);
 }
 
 // The agent's signals stay the agent's: a program that sets them is told it

@@ -15,6 +15,11 @@ extern pid_t g_vppid;
 
 pid_t real_pid();
 
+// Bumped by every thread a checkpoint stops, before it returns to the
+// program: a wait that ends with EINTR and sees it changed was interrupted by
+// the agent, not by the program's signal, and is resumed.
+extern unsigned g_stops;
+
 // libc's own sigaction, which the agent's interposed one forwards to.
 using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
 SigactionFn real_sigaction();
@@ -24,5 +29,7 @@ void install_checkpoint_handlers();
 // Removes the agent's own signals from a mask the program is about to block,
 // so that a program blocking "all" signals can still be checkpointed.
 void strip_agent_signals(sigset_t* set);
+// Removes only the agent's two signals from a set.
+void strip_agent_only(sigset_t* set);
 
 }  // namespace mosix::agent

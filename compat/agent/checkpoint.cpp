@@ -246,6 +246,7 @@ void on_stop(int, siginfo_t*, void* uc) {
   futex_wake(&s->arrived);
   while (s->release.load(std::memory_order_acquire) == 0) futex_wait(&s->release, 0, 0);
   if (s->put_back.load() != 0 && sys(SYS_gettid) == real_pid()) put_back_pending(s);
+  __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
   s->inside.fetch_sub(1);
   futex_wake(&s->inside);
   errno = saved_errno;
@@ -260,6 +261,7 @@ class Session {
   bool read_request();
   bool stop_threads();
   void release_threads();
+  int gone_threads();
   bool check_fds();
   bool collect_timers();
   bool take_process_signals();
@@ -434,7 +436,7 @@ bool Session::stop_threads() {
   long deadline = now_ns(CLOCK_MONOTONIC) + kStopTimeoutNs;
   for (;;) {
     int arrived = s_->arrived.load();
-    if (arrived >= s_->nsignalled) break;
+    if (arrived >= s_->nsignalled - gone_threads()) break;
     long left = deadline - now_ns(CLOCK_MONOTONIC);
     if (left <= 0) {
       Line(s_->error, sizeof s_->error)
@@ -462,6 +464,23 @@ bool Session::stop_threads() {
     return fail("the main thread has exited; only processes with a live main thread are supported"),
            false;
   return true;
+}
+
+// Signalled threads that exited before they took the signal (a thread
+// pool that shrinks): they will never arrive.
+int Session::gone_threads() {
+  int gone = 0;
+  int slots = s_->slots.load();
+  for (int i = 0; i < s_->nsignalled; ++i) {
+    bool arrived = false;
+    for (int k = 1; k < slots && k < kMaxThreads && !arrived; ++k) arrived = s_->threads[k].tid == s_->signalled[i];
+    if (arrived) continue;
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/task/").u(s_->signalled[i]);
+    struct stat st{};
+    if (sys(SYS_stat, path, &st) != 0) ++gone;
+  }
+  return gone;
 }
 
 void Session::release_threads() {
@@ -1253,6 +1272,7 @@ void on_request(int, siginfo_t*, void* uc) {
   SessionArgs args{s, uc};
   mosix_agent_call_on_stack(run_session, &args, s->stack + sizeof s->stack);
   g_scratch.store(nullptr, std::memory_order_release);
+  __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
   sys(SYS_munmap, mem, size);
   g_busy_pid.store(0);
   errno = saved_errno;

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Checkpoint/restart of stock Debian programs, unmodified, with the agent
+# preloaded: python3 running a hashing loop, bc -l computing pi to 2800
+# digits, gzip and xz compressing 128 MiB of deterministic text, and povray
+# rendering one of its examples with two threads. Each runs plain, then under
+# 1 and under 5 checkpoint --kill / restart rounds; its output (and the
+# picture, minus povray's "# Render Date" line) must be byte for byte the
+# plain run's. Each run lasts 2-3 s here; the whole script about a minute.
+# Usage: BIN_DIR LIB_DIR (LIB_DIR holds libmosix.so). Needs the Debian
+# packages python3, bc, gzip, xz-utils, povray and povray-examples.
+set -u
+
+bin=${1:?usage: ckpt_stock_test.sh BIN_DIR LIB_DIR}
+lib=${2:?usage: ckpt_stock_test.sh BIN_DIR LIB_DIR}
+# shellcheck source=lib/ckpt_rounds.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
+ckpt_init "$bin" "$lib" || exit 1
+trap ckpt_cleanup EXIT
+export XDG_RUNTIME_DIR=$CKPT_WORK/run
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$(( failures + 1 ))
+}
+
+for f in "$lib/libmosix.so" "$bin/mosixctl" "$bin/mosix-restore"; do
+  [[ -e $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
+done
+
+scene=/usr/share/doc/povray/examples/advanced/biscuit.pov
+for f in /usr/bin/python3 /usr/bin/bc /usr/bin/gzip /usr/bin/xz /usr/bin/povray "$scene"; do
+  [[ -e $f ]] || fail "$f is missing (install python3 bc gzip xz-utils povray povray-examples)"
+done
+(( failures == 0 )) || exit 1
+
+cat > "$CKPT_WORK/hash.py" << 'EOF'
+import hashlib, sys
+n = int(sys.argv[1])
+h = hashlib.sha256()
+d = b"mosix"
+for i in range(1, n + 1):
+    h.update(d + str(i).encode())
+    d = h.digest()
+    if i % (n // 10) == 0:
+        print("step", i, h.hexdigest()[:16], flush=True)
+print("RESULT python3", h.hexdigest(), "OK", flush=True)
+EOF
+printf 'scale=2800\n4*a(1)\n' > "$CKPT_WORK/pi.bc"
+data=$CKPT_WORK/data.txt
+seq 1 20000000 | head -c $(( 128 << 20 )) > "$data"
+
+# name, pacing ("lines" or "time") and command line; @OUT@ stands for the
+# run's output path, and @OUT@.ppm, a picture, is compared too.
+tests=(
+  "python3|lines|/usr/bin/python3 $CKPT_WORK/hash.py 6000000"
+  "bc|time|/usr/bin/bc -l $CKPT_WORK/pi.bc"
+  "gzip|time|/usr/bin/gzip -c -6 $data"
+  "xz|time|/usr/bin/xz -c -0 -T1 $data"
+  "povray|time|/usr/bin/povray +I$scene +O@OUT@.ppm +FP +W1024 +H768 +WT2 -D -V"
+)
+
+# The picture without the line that holds the time of the render.
+picture() { grep -av '^# Render Date' "$1"; }
+
+for t in "${tests[@]}"; do
+  IFS='|' read -r name pace cmdline <<< "$t"
+  [[ -z ${CKPT_STOCK:-} || " $CKPT_STOCK " == *" $name "* ]] || continue
+  export CKPT_PACE=$pace
+  plain=$CKPT_WORK/$name.plain
+  # shellcheck disable=SC2206
+  args=(${cmdline//@OUT@/$plain})
+  if ! run_plain "$plain" "${args[@]}" || [[ $cmdline == *@OUT@* && ! -s $plain.ppm ]]; then
+    fail "$name: plain run failed: $(tail -n 2 "$plain.err")"
+    continue
+  fi
+  for rounds in 1 5; do
+    out=$CKPT_WORK/$name.rounds$rounds
+    # shellcheck disable=SC2206
+    args=(${cmdline//@OUT@/$out})
+    run_with_rounds "$rounds" "$out" "${args[@]}"
+    status=$?
+    if (( status != 0 )); then
+      fail "$name: $rounds round(s): exit status $status: $(tail -n 2 "$out.err") $(tail -n 3 "$out.log" 2> /dev/null)"
+    elif ! compare_outputs "$plain" "$out"; then
+      fail "$name: output after $rounds round(s) differs from the plain run"
+    elif [[ $cmdline == *@OUT@* ]] && ! cmp -s <(picture "$plain.ppm") <(picture "$out.ppm"); then
+      fail "$name: the file written after $rounds round(s) differs from the plain run's"
+    else
+      echo "ok: $name, $rounds checkpoint/kill/restart round(s)"
+    fi
+  done
+done
+unset CKPT_PACE
+
+if (( failures > 0 )); then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "all stock program checkpoint tests passed"
