@@ -61,6 +61,49 @@ for name in $programs; do
   fi
 done
 
+# A restored process keeps its name (as ps and pgrep -x show it), and
+# mosixctl checkpoint finds a guest by its rank in the job registry.
+out=$CKPT_WORK/named.out
+start_guest "$out" "$bin/ckpt_threads" 200 || fail "ckpt_threads did not start"
+if [[ -n ${CKPT_GUEST_PID:-} ]]; then
+  guest=$CKPT_GUEST_PID
+  wait_for_lines "$out" 2 "$guest"
+  jobs_dir=$XDG_RUNTIME_DIR/mosix/jobs
+  mkdir -p -m 700 "$XDG_RUNTIME_DIR/mosix" "$jobs_dir"
+  job_record() {  # ID RANK PID
+    printf '{"version": 1, "id": "%s", "launcher_pid": %d, "home_node": "%s", "command": "test",
+      "guests": [{"rank": %d, "pid": %d, "node": "%s", "state": "running"}]}\n' \
+      "$1" "$$" "$(hostname)" "$2" "$3" "$(hostname)" > "$jobs_dir/$1.json"
+  }
+  job_record 9001 3 "$guest"
+  job_record 9002 3 "$$"
+  msg=$("$bin/mosixctl" checkpoint 3 -o "$CKPT_WORK/rank.img" 2>&1)
+  if (( $? != 0 )) && [[ $msg == *"--job"* ]]; then
+    echo "ok: a rank in two jobs asks for --job: $msg"
+  else
+    fail "rank 3 in two jobs: expected a refusal naming --job, got: $msg"
+  fi
+  if "$bin/mosixctl" checkpoint 3 --job 9001 -o "$CKPT_WORK/rank.img" --kill > "$CKPT_WORK/rank.log" 2>&1; then
+    echo "ok: rank 3 of job 9001 checkpointed (pid $guest)"
+  else
+    fail "checkpoint of rank 3 of job 9001: $(cat "$CKPT_WORK/rank.log")"
+  fi
+  rm -f "$jobs_dir"/900[12].json
+  wait "$guest" 2> /dev/null
+  (_ckpt_exec_clean "$bin/mosixctl" restart "$CKPT_WORK/rank.img") >> "$out" 2>> "$out.err" < /dev/null &
+  restored=$!
+  lines=$(_ckpt_lines "$out")
+  wait_for_lines "$out" $(( lines + 1 )) "$restored"
+  comm=$(ps -o comm= -p "$restored")
+  if [[ $comm == ckpt_threads ]] && pgrep -x ckpt_threads | grep -qx "$restored"; then
+    echo "ok: the restored pid $restored is named ckpt_threads for ps and pgrep -x"
+  else
+    fail "the restored process $restored is named '$comm' (pgrep -x ckpt_threads: $(pgrep -x ckpt_threads | tr '\n' ' '))"
+  fi
+  kill -KILL "$restored" 2> /dev/null
+  wait "$restored" 2> /dev/null
+fi
+
 # Corrupt images are refused with exit 2 and one line, before anything runs.
 image=$(ls "$CKPT_WORK"/agent_counter.round1.img 2> /dev/null | head -n 1)
 if [[ -n $image ]]; then

@@ -1,0 +1,154 @@
+#include "runtime/ckpt/request.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/ckpt/format/image_file.h"
+
+namespace mosix::ckpt {
+namespace {
+
+Status private_dir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return make_error("cannot create " + dir + ": " + std::strerror(errno));
+  struct stat st{};
+  if (stat(dir.c_str(), &st) != 0 || st.st_uid != getuid() || (st.st_mode & 077) != 0)
+    return make_error(dir + " must be a directory owned by you with mode 0700");
+  return Status::Ok();
+}
+
+// Closes and removes the request file and the status FIFO however the
+// request ends.
+struct RequestFiles {
+  std::string request, fifo;
+  int fifo_fd = -1, pidfd = -1;
+  ~RequestFiles() {
+    if (fifo_fd >= 0) close(fifo_fd);
+    if (pidfd >= 0) close(pidfd);
+    if (!request.empty()) unlink(request.c_str());
+    if (!fifo.empty()) unlink(fifo.c_str());
+  }
+};
+
+// Reads the agent's lines until its result; returns the image size.
+Expected<std::uint64_t> await_answer(const CheckpointRequest& r, const RequestFiles& f,
+                                     const std::string& what) {
+  std::string buffer;
+  bool connected = false;
+  int idle_s = 0;
+  for (;;) {
+    pollfd fds[2] = {{f.fifo_fd, POLLIN, 0}, {f.pidfd, POLLIN, 0}};
+    int n = poll(fds, 2, 1000);
+    if (n < 0 && errno == EINTR) continue;
+    if (fds[0].revents & POLLIN) {
+      connected = true;
+      char chunk[1024];
+      ssize_t got = read(f.fifo_fd, chunk, sizeof chunk);
+      if (got > 0) buffer.append(chunk, static_cast<std::size_t>(got));
+      for (std::size_t eol; (eol = buffer.find('\n')) != std::string::npos;) {
+        std::string line = buffer.substr(0, eol);
+        buffer.erase(0, eol + 1);
+        if (line.rfind("progress ", 0) == 0) {
+          if (r.on_progress) r.on_progress(std::stoull(line.substr(9)));
+        } else if (line.rfind("ok ", 0) == 0) {
+          return std::stoull(line.substr(3));
+        } else if (line.rfind("error ", 0) == 0) {
+          return make_error(what + " refused: " + line.substr(6));
+        }
+      }
+      continue;
+    }
+    if ((fds[0].revents & POLLHUP) && connected)
+      return make_error(what + ": the agent closed its status channel without a result");
+    if (fds[1].revents & POLLIN)
+      return make_error(what + ": process " + std::to_string(r.pid) + " ended before its image was complete");
+    if (!connected && ++idle_s >= r.answer_timeout_s)
+      return make_error(what + ": no answer from process " + std::to_string(r.pid) + " within " +
+                        std::to_string(r.answer_timeout_s) + " s (is it blocking signal " +
+                        std::to_string(kRequestSignal) + ", or stopped?)");
+  }
+}
+
+}  // namespace
+
+Expected<std::string> request_dir() {
+  std::string run = "/run/user/" + std::to_string(getuid());
+  struct stat st{};
+  std::string dir = stat(run.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? run + "/mosix"
+                                                                       : "/tmp/mosix-" + std::to_string(getuid());
+  if (Status s = private_dir(dir); !s.ok()) return s.error();
+  return dir;
+}
+
+Status check_guest(pid_t pid) {
+  if (kill(pid, 0) != 0)
+    return make_error("no process " + std::to_string(pid) + " of yours (" + std::strerror(errno) + ")");
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find("/libmosix.so") != std::string::npos) return Status::Ok();
+  return make_error("process " + std::to_string(pid) +
+                    " is not a guest: libmosix.so is not loaded in it (start it under mosixrun, or with "
+                    "LD_PRELOAD=libmosix.so)");
+}
+
+Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
+  std::string what = "checkpoint of " + std::to_string(r.pid);
+  if (Status s = check_guest(r.pid); !s.ok()) return s.error();
+  auto file = AtomicImageFile::create(r.image_path);
+  if (!file) return file.error();
+  auto dir = request_dir();
+  if (!dir) return dir.error();
+
+  RequestFiles f;
+  std::string base = *dir + "/ckpt-" + std::to_string(r.pid);
+  f.fifo = base + ".status." + std::to_string(getpid());
+  unlink(f.fifo.c_str());
+  if (mkfifo(f.fifo.c_str(), 0600) != 0)
+    return make_error("cannot create " + f.fifo + ": " + std::strerror(errno));
+  f.fifo_fd = open(f.fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (f.fifo_fd < 0) return make_error("cannot open " + f.fifo + ": " + std::strerror(errno));
+  f.pidfd = static_cast<int>(syscall(SYS_pidfd_open, r.pid, 0));
+  if (f.pidfd < 0)
+    return make_error("cannot watch process " + std::to_string(r.pid) + ": " + std::strerror(errno));
+
+  const char* mode = kModeNames[static_cast<int>(r.mode)];
+  std::string temp_request = base + ".req.tmp";
+  {
+    std::ofstream req(temp_request, std::ios::trunc);
+    req << "out=" << file->temp_path() << "\nstatus=" << f.fifo << "\nmode=" << mode
+        << "\ncompress=" << compression_name(r.compression) << "\n";
+    if (!req) return make_error("cannot write " + temp_request);
+  }
+  chmod(temp_request.c_str(), 0600);
+  f.request = base + ".req";
+  if (rename(temp_request.c_str(), f.request.c_str()) != 0)
+    return make_error("cannot write " + f.request + ": " + std::strerror(errno));
+  spdlog::debug("{}: request {} ({} mode), signal {}", what, f.request, mode, kRequestSignal);
+  if (kill(r.pid, kRequestSignal) != 0)
+    return make_error("cannot signal process " + std::to_string(r.pid) + ": " + std::strerror(errno));
+
+  auto bytes = await_answer(r, f, what);
+  if (!bytes) return bytes.error();
+  if (r.mode == AfterCheckpoint::kKill) {
+    pollfd p{f.pidfd, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
+  auto summary = verify_image_file(file->temp_path());
+  if (!summary) return make_error(what + ": the image does not verify: " + summary.error().message);
+  if (Status s = file->commit(); !s.ok()) return s.error();
+  return CheckpointResult{r.image_path, *bytes, *summary};
+}
+
+}  // namespace mosix::ckpt

@@ -1,0 +1,55 @@
+// The requesting side of a checkpoint: ask the agent inside a guest to write
+// its image, wait for its answer, verify the image, and only then give it its
+// final name. Used by `mosixctl checkpoint` and by periodic checkpoints.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "runtime/ckpt/format/image_format.h"
+#include "runtime/ckpt/format/image_reader.h"
+#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/core/expected.h"
+
+namespace mosix::ckpt {
+
+struct CheckpointRequest {
+  pid_t pid = 0;                     // the guest's real pid (as ps shows it)
+  std::string image_path;            // where the verified image ends up
+  AfterCheckpoint mode = AfterCheckpoint::kLeaveRunning;
+  Compression compression = Compression::none;
+  // Called from the calling thread about every 256 MiB written.
+  std::function<void(std::uint64_t bytes_written)> on_progress;
+  // How long the agent may take to start answering.
+  int answer_timeout_s = 30;
+};
+
+struct CheckpointResult {
+  std::string image_path;
+  std::uint64_t bytes = 0;
+  ImageSummary summary;  // what verification read
+};
+
+// Blocks until the image of guest `r.pid` is written to a temporary next to
+// r.image_path, verified (every chunk read back and checked) and renamed
+// onto r.image_path (mode 0600). The guest then runs on, is left stopped
+// or is gone (for kKill, this returns only once the process has ended).
+// On any error nothing is left at r.image_path and the process keeps running
+// (unless it died by itself); the error names the pid and what went wrong:
+// not a guest, no answer within the timeout, the agent's refusal with its
+// reason (e.g. "fd 3 is a socket"), the process ended, the image does not
+// verify. Uses the runtime directory of protocol.h for the request files.
+Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r);
+
+// Whether `pid` is a process of this user with the agent (libmosix.so)
+// loaded; the error says which of the two is not the case.
+Status check_guest(pid_t pid);
+
+// The request directory: /run/user/<uid>/mosix if /run/user/<uid> exists,
+// else /tmp/mosix-<uid> (protocol.h). Created 0700 if missing.
+Expected<std::string> request_dir();
+
+}  // namespace mosix::ckpt
