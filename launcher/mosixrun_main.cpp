@@ -9,6 +9,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #include "launcher/cli/mosixrun_options.h"
@@ -124,6 +125,20 @@ int main(int argc, char** argv) {
     }
   }
   const bool multi_node = o.vcluster > 0 || remote_hosts;
+  // A host name that does not resolve is refused before anything starts
+  // (unless mpirun reaches nodes its own way: Slurm, a custom rsh agent).
+  if (remote_hosts && !in_slurm && !std::getenv("OMPI_MCA_plm_rsh_agent")) {
+    for (const HostSlots& h : hosts) {
+      if (names_this_node(h.name, me)) continue;
+      addrinfo* found = nullptr;
+      int rc = ::getaddrinfo(h.name.c_str(), nullptr, nullptr, &found);
+      if (rc != 0) {
+        usage_error("host '" + h.name + "' cannot be resolved (" + ::gai_strerror(rc) +
+                    "): check --host/--hostfile");
+      }
+      ::freeaddrinfo(found);
+    }
+  }
   if (o.vcluster > 0) slots = std::max(slots, o.vcluster);
   int np = o.np > 0 ? o.np : slots;
   // A virtual cluster spreads copies by load, as MOSIX does: no slot limit.
@@ -277,16 +292,18 @@ int main(int argc, char** argv) {
         set_env(remote.mpirun_env, "SLURM_TASKS_PER_NODE", cpus);
       }
     }
+    if (!std::getenv("OMPI_MCA_plm_rsh_args")) {
+      // ssh must neither ask for a password nor wait minutes for a host
+      // that does not answer: the daemons start, or mosixrun says why.
+      set_env(remote.mpirun_env, "OMPI_MCA_plm_rsh_args", "-o BatchMode=yes -o ConnectTimeout=10");
+    }
     if (::getuid() == 0) {
       // Open MPI refuses root unless told; mosixrun's daemons are not MPI programs of the user.
       set_env(remote.mpirun_env, "OMPI_ALLOW_RUN_AS_ROOT", "1");
       set_env(remote.mpirun_env, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     }
     auto status = run_remote_job(std::move(remote));
-    if (!status) {
-      spdlog::error("{}", status.error().message);
-      return 1;
-    }
+    if (!status) usage_error(status.error().message);  // nothing started: as bad input
     return *status;
   }
 

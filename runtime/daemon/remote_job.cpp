@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -98,7 +99,8 @@ class RemoteJob {
   std::map<int, std::string> node_names_;
   std::map<int, Hello> hellos_;
   std::map<int, LoadEntry> loads_;
-  std::string mpirun_messages_;   // what mpirun said, to find a dead daemon in it
+  std::string mpirun_messages_;
+  std::string start_failure_;   // what mpirun said, to find a dead daemon in it
   int dead_daemon_ = -1;
   int dead_daemon_signal_ = 0;
   std::unique_ptr<ControlServer> control_;
@@ -130,6 +132,7 @@ void RemoteJob::accept_home() {
       return;
     }
     home_ = std::make_unique<FrameSender>(::dup(fd));
+    write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
     home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
     for (const SpawnGuest& g : spec_.guests) home_->send(g);
     start_stdin_pump();
@@ -287,7 +290,9 @@ void RemoteJob::end_job(const char* why) {
 void RemoteJob::read_mpirun(asio::posix::stream_descriptor& sd, std::array<char, 8192>& buf) {
   sd.async_read_some(asio::buffer(buf), [this, &sd, &buf](error_code ec, size_t n) {
     if (n > 0) {
-      write_all(2, buf.data(), n);
+      // Until the home daemon is up, keep mpirun's words: a failed start is
+      // summed up in one line rather than mpirun's boxes.
+      if (home_) write_all(2, buf.data(), n);
       if (mpirun_messages_.size() < (1u << 16)) mpirun_messages_.append(buf.data(), n);
       find_dead_daemon();
     }
@@ -314,6 +319,24 @@ void RemoteJob::mpirun_ended(int status) {
   mpirun_running_ = false;
   mpirun_status_ = status;
   if (finished_) {
+    io_.stop();
+    return;
+  }
+  if (!home_) {
+    // The daemons never came up: a host that cannot be reached, a node
+    // without mosixd, a daemon of another version. Nothing runs anywhere.
+    std::string said;
+    std::istringstream lines(mpirun_messages_);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find_first_not_of("- \t") == std::string::npos) continue;
+      said += (said.empty() ? "" : " ") + line;
+      if (said.size() > 300) break;
+    }
+    start_failure_ = "cannot start the node daemons (mpirun " +
+                     (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                          : "exit status " + std::to_string(WEXITSTATUS(status))) +
+                     ")" + (said.empty() ? "" : ": " + said);
+    finished_ = true;
     io_.stop();
     return;
   }
@@ -507,6 +530,7 @@ Expected<int> RemoteJob::run() {
   ::rmdir(socket_dir_.c_str());
   watcher->release();
 
+  if (!start_failure_.empty()) return make_error(start_failure_);
   std::vector<GuestEnd> ends;
   for (const auto& [rank, r] : ranks_) ends.push_back(r.end);
   if (timed_out_) return 110;

@@ -162,6 +162,12 @@ bad "more copies than slots" "--oversubscribe" -np 64 true
 bad "more copies than --host slots" "--oversubscribe" --host localhost:2 -np 3 true
 bad "bad --wdir" "is not a directory" -wdir "$TMP/nodir" true
 bad "no program" "no program" -np 2
+printf '# only comments\n\n' > "$TMP/hf-empty"
+bad "hostfile naming no slot" "names no host" --hostfile "$TMP/hf-empty" true
+bad "unresolvable host" "cannot be resolved" --host no-such-host.invalid -np 1 true
+export SLURM_JOB_ID=1 SLURM_JOB_NODELIST='n[1-' SLURM_TASKS_PER_NODE=1
+bad "malformed Slurm node list" "SLURM_JOB_NODELIST" -np 1 true
+unset SLURM_JOB_ID SLURM_JOB_NODELIST SLURM_TASKS_PER_NODE
 check_eq "nothing started by bad input" "" "$(ls "$TMP" | grep started-noexec || true)"
 
 out=$("$RUN" --host localhost:2 -np 2 sh -c 'echo $MOSIX_RANK' | sort | xargs)
