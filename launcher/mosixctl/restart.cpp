@@ -1,4 +1,5 @@
-// mosixctl restart IMAGE: restores a process in the foreground.
+// mosixctl restart IMAGE|-: restores a process in the foreground; "-" reads
+// the image from standard input (the restorer copies it into memory first).
 //
 // mosixctl replaces itself with the restorer (exec), which in turn becomes
 // the restored process: it keeps mosixctl's pid, stdin/stdout/stderr,
@@ -51,7 +52,8 @@ void register_restart(CLI::App& app) {
   auto image = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "restart", "Restore a process from its image, in the foreground (it becomes this process)");
-  cmd->add_option("image", *image, "Image written by mosixctl checkpoint")->required();
+  cmd->add_option("image", *image, "Image written by mosixctl checkpoint, or - to read it from standard input")
+      ->required();
   cmd->callback([image] { run_restart(*image); });
 }
 

@@ -104,6 +104,27 @@ if [[ -n ${CKPT_GUEST_PID:-} ]]; then
   wait "$restored" 2> /dev/null
 fi
 
+# An image read from a pipe (as migration will stream it) restores too.
+if [[ -s $CKPT_WORK/agent_counter.plain ]]; then
+  out=$CKPT_WORK/piped.out
+  start_guest "$out" "$bin/agent_counter" "${steps[agent_counter]}"
+  guest=$CKPT_GUEST_PID
+  wait_for_lines "$out" 100 "$guest"
+  if "$bin/mosixctl" checkpoint "$guest" -o "$CKPT_WORK/piped.img" --kill > "$CKPT_WORK/piped.log" 2>&1; then
+    wait "$guest" 2> /dev/null
+    (cat "$CKPT_WORK/piped.img" | _ckpt_exec_clean "$bin/mosixctl" restart -) >> "$out" 2>> "$out.err"
+    status=$?
+    if (( status == 0 )) && compare_outputs "$CKPT_WORK/agent_counter.plain" "$out"; then
+      echo "ok: restart from a pipe (mosixctl restart -)"
+    else
+      fail "restart from a pipe: status $status: $(tail -n 2 "$out.err")"
+    fi
+  else
+    fail "checkpoint for the piped restart: $(cat "$CKPT_WORK/piped.log")"
+    kill -KILL "$guest" 2> /dev/null
+  fi
+fi
+
 # Corrupt images are refused with exit 2 and one line, before anything runs.
 image=$(ls "$CKPT_WORK"/agent_counter.round1.img 2> /dev/null | head -n 1)
 if [[ -n $image ]]; then

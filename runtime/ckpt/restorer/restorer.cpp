@@ -1,4 +1,5 @@
 // mosix-restore IMAGE: turns this process into the one the image holds.
+// IMAGE "-" reads the image from standard input (see spool_stdin).
 //
 // A static binary linked at kRestorerBase (protocol.h), far from anything a
 // program maps, and with malloc kept to the brk heap next to it, so that the
@@ -777,6 +778,30 @@ void queue_pending_signals(const Image& img, const std::vector<long>& new_tids) 
   __builtin_unreachable();
 }
 
+// An image on standard input (a pipe, a socket: migration streams it) is
+// read twice, once to verify it and once to restore it, so it is first
+// copied into memory: a memfd, never a file on disk. Returns the memfd, at
+// offset 0. The program then finds its standard input at end of file.
+int spool_stdin() {
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "mosix-image", MFD_CLOEXEC));
+  if (fd < 0) refuse(std::string("cannot create a memfd for the image: ") + strerror(errno));
+  static char buf[1 << 20];
+  for (;;) {
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) refuse(std::string("reading the image from standard input: ") + strerror(errno));
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(fd, buf + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) refuse(std::string("copying the image into memory: ") + strerror(errno));
+      done += w;
+    }
+  }
+  if (lseek(fd, 0, SEEK_SET) != 0) refuse(std::string("rewinding the memfd: ") + strerror(errno));
+  return fd;
+}
+
 void call_on_stack(void (*fn)(Plan*), Plan* arg, void* top) {
   asm volatile(
       "mov %2, %%rsp\n\t"
@@ -799,14 +824,16 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
   if (argc != 2) {
-    fprintf(stderr, "usage: mosix-restore IMAGE\n");
+    fprintf(stderr, "usage: mosix-restore IMAGE|-\n");
     return 2;
   }
   snprintf(g_image_path, sizeof g_image_path, "%s", argv[1]);
   auto heap = reinterpret_cast<std::uint64_t>(sbrk(0));
   if (heap < kRestorerBase || heap >= kReservedHigh)
     refuse("the restorer's heap at " + std::to_string(heap) + " is outside its reserved range");
-  int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+  bool from_stdin = strcmp(argv[1], "-") == 0;
+  if (from_stdin) snprintf(g_image_path, sizeof g_image_path, "%s", "standard input");
+  int fd = from_stdin ? spool_stdin() : open(argv[1], O_RDONLY | O_CLOEXEC);
   if (fd < 0) refuse(strerror(errno));
 
   static Image img = read_image(fd);
