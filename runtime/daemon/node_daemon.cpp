@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
 #include "runtime/daemon/control.h"
 #include "runtime/daemon/cpu_cap.h"
@@ -66,7 +67,12 @@ class NodeDaemon {
         transport_sd_(io_, ::dup(transport.event_fd())),
         child_signal_(io_, SIGCHLD),
         term_signals_(io_, SIGTERM, SIGINT, SIGHUP),
-        load_timer_(io_) {}
+        load_timer_(io_),
+        gossip_timer_(io_),
+        rng_(0x6d6f736978ULL + static_cast<std::uint64_t>(transport.rank()) * 7919 +
+             std::hash<std::string>{}(o_.job_id)),
+        loads_(static_cast<NodeId>(transport.rank()), GossipParams{}),
+        start_(std::chrono::steady_clock::now()) {}
 
   int run();
 
@@ -112,7 +118,17 @@ class NodeDaemon {
   asio::io_context io_;
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set child_signal_, term_signals_;
-  asio::steady_timer load_timer_;
+  asio::steady_timer load_timer_, gossip_timer_;
+  Rng rng_;
+  LoadVector loads_;            // what this node knows of the others' load (gossip)
+  double local_estimate_ = 0, exported_estimate_ = 0;
+  double last_sample_at_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  double now() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  void gossip();
+  void merge_load(int source, const LoadReport& report);
   double speed_ = 1.0;
   int cores_ = 1;
   std::string node_name_;
@@ -285,16 +301,75 @@ void NodeDaemon::report_load() {
   for (auto& [r, g] : guests_) {
     if (g->running && process_state(g->proc.pid) == 'R') ++runnable;
   }
+  // MOSIX's two estimators: the local one rises slowly and drops at once,
+  // the exported one rises at once and decays slowly, so that many nodes
+  // do not all rush to the same idle node.
+  double t = now();
+  double dt = t - last_sample_at_;
+  last_sample_at_ = t;
+  double sample = runnable / (speed_ * cores_);
+  EstimatorParams est;
+  local_estimate_ = local_load_estimate(local_estimate_, sample, dt, est.local_rise);
+  exported_estimate_ = exported_load_estimate(exported_estimate_, sample, dt, est.export_decay);
   LoadEntry e;
   e.node = static_cast<std::uint32_t>(t_.rank());
-  e.load = runnable / (speed_ * cores_);
+  e.load = exported_estimate_;
   e.speed = speed_;
   if (auto mem = read_meminfo()) e.free_memory = mem->available_bytes;
+  NodeLoad self;
+  self.id = static_cast<NodeId>(t_.rank());
+  self.cores = cores_;
+  self.speed = speed_;
+  self.load = exported_estimate_;
+  self.free_memory = e.free_memory;
+  loads_.update_self(self, t);
   send(0, LoadReport{{e}});
   load_timer_.expires_after(std::chrono::milliseconds(500));
   load_timer_.async_wait([this](error_code ec) {
     if (!ec) report_load();
   });
+}
+
+// MOSIX's randomized gossip: at jittered intervals, the freshest window of
+// our load vector (ourselves first) to one node picked at random.
+void NodeDaemon::gossip() {
+  if (auto peer = pick_peer(static_cast<NodeId>(t_.rank()), static_cast<size_t>(t_.size()), rng_)) {
+    LoadReport report;
+    for (const NodeLoad& n : loads_.window(now())) {
+      LoadEntry e;
+      e.node = static_cast<std::uint32_t>(n.id);
+      e.load = n.load;
+      e.speed = n.speed;
+      e.free_memory = n.free_memory;
+      e.age_ms = static_cast<std::uint32_t>(std::max(0.0, n.age) * 1000);
+      report.entries.push_back(e);
+    }
+    send(static_cast<int>(*peer), report);
+  }
+  gossip_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(next_gossip_delay(GossipParams{}, rng_))));
+  gossip_timer_.async_wait([this](error_code ec) {
+    if (!ec) gossip();
+  });
+}
+
+void NodeDaemon::merge_load(int source, const LoadReport& report) {
+  std::vector<NodeLoad> received;
+  for (const LoadEntry& e : report.entries) {
+    NodeLoad n;
+    n.id = static_cast<NodeId>(e.node);
+    n.speed = e.speed;
+    n.load = e.load;
+    n.free_memory = e.free_memory;
+    n.age = e.age_ms / 1000.0;
+    received.push_back(n);
+  }
+  loads_.merge(received, now());
+  // A node's own report, straight from it, is what mosixctl mon shows.
+  if (t_.rank() == 0 && home_ && report.entries.size() == 1 &&
+      static_cast<int>(report.entries[0].node) == source) {
+    home_->send(report);
+  }
 }
 
 void NodeDaemon::wait_transport() {
@@ -329,6 +404,8 @@ void NodeDaemon::handle(int source, Message message) {
     signal_guests(sig->rank, sig->signo);
   } else if (auto* bye = std::get_if<Shutdown>(&message)) {
     shutdown(bye->reason);
+  } else if (auto* load = std::get_if<LoadReport>(&message)) {
+    merge_load(source, *load);
   } else if (t_.rank() == 0) {
     // The home node's router: what the nodes report goes to mosixrun.
     if (auto* hello = std::get_if<Hello>(&message)) {
@@ -502,7 +579,8 @@ void NodeDaemon::wait_term() {
 void NodeDaemon::shutdown(const std::string& why) {
   if (shutting_down_) return;
   shutting_down_ = true;
-  spdlog::debug("{}: shutting down: {}", node_name_, why);
+  spdlog::debug("{}: shutting down ({}); gossip told it of {} other nodes", node_name_, why,
+                loads_.others(now()).size());
   for (auto& [r, g] : guests_) ::kill(-g->proc.pid, SIGKILL);
   for (auto& [r, g] : guests_) {
     if (g->running) ::waitpid(g->proc.pid, nullptr, 0);
@@ -527,6 +605,7 @@ int NodeDaemon::run() {
   wait_children();
   wait_term();
   report_load();
+  gossip();
   io_.run();
   if (cap_) (void)cap_->remove();
   if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);
