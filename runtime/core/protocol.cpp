@@ -100,6 +100,26 @@ void fields(auto& a, Is<ImageEnd> auto& m) {
 
 void fields(auto& a, Is<NodeLost> auto& m) { a("node", m.node); }
 
+void fields(auto& a, Is<MigrateRequest> auto& m) {
+  a("migration_id", m.migration_id);
+  a("rank", m.rank);
+  a("target_node", m.target_node);
+  a("flags", m.flags);
+}
+
+void fields(auto& a, Is<MigrateResult> auto& m) {
+  a("migration_id", m.migration_id);
+  a("rank", m.rank);
+  a("ok", m.ok);
+  a("cantmove", m.cantmove);
+  a("reason", m.reason);
+  a("source_node", m.source_node);
+  a("target_node", m.target_node);
+  a("pid", m.pid);
+  a("bytes", m.bytes);
+  a("stopped_ms", m.stopped_ms);
+}
+
 // Wire width of the scalar types; everything else is length-prefixed.
 template <typename T>
 constexpr std::size_t wire_size() {
@@ -387,6 +407,8 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kImageChunk: return "ImageChunk";
     case MessageType::kImageEnd: return "ImageEnd";
     case MessageType::kNodeLost: return "NodeLost";
+    case MessageType::kMigrateRequest: return "MigrateRequest";
+    case MessageType::kMigrateResult: return "MigrateResult";
   }
   return "unknown";
 }
@@ -435,6 +457,8 @@ template Frame encode_frame(const ImageBegin&);
 template Frame encode_frame(const ImageChunk&);
 template Frame encode_frame(const ImageEnd&);
 template Frame encode_frame(const NodeLost&);
+template Frame encode_frame(const MigrateRequest&);
+template Frame encode_frame(const MigrateResult&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -510,6 +534,8 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kImageChunk: return decode_payload<ImageChunk>(payload);
     case MessageType::kImageEnd: return decode_payload<ImageEnd>(payload);
     case MessageType::kNodeLost: return decode_payload<NodeLost>(payload);
+    case MessageType::kMigrateRequest: return decode_payload<MigrateRequest>(payload);
+    case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -52,6 +52,8 @@ enum class MessageType : std::uint16_t {
   kImageChunk = 12,
   kImageEnd = 13,
   kNodeLost = 14,
+  kMigrateRequest = 15,
+  kMigrateResult = 16,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -188,9 +190,40 @@ struct NodeLost {
   bool operator==(const NodeLost&) const = default;
 };
 
+// Move a running guest to another node. mosixrun sends it to the home node,
+// which forwards it to the node holding the rank (the source); the source
+// sends it on to the target, with `flags` filled in, just before the image
+// (ImageBegin/ImageChunk/ImageEnd with the same migration_id).
+struct MigrateRequest {
+  static constexpr MessageType kType = MessageType::kMigrateRequest;
+  std::uint64_t migration_id = 0;
+  std::int32_t rank = 0;
+  std::uint32_t target_node = 0;
+  std::uint32_t flags = 0;           // the guest's kSpawn* bits (source -> target)
+  bool operator==(const MigrateRequest&) const = default;
+};
+
+// How a migration ended. Target -> source (restored or not), then source ->
+// home node -> mosixrun. On failure the guest runs on at the source.
+struct MigrateResult {
+  static constexpr MessageType kType = MessageType::kMigrateResult;
+  std::uint64_t migration_id = 0;
+  std::int32_t rank = 0;
+  bool ok = false;
+  bool cantmove = false;             // the guest itself cannot move (e.g. an open socket)
+  std::string reason;                // why not, when !ok
+  std::uint32_t source_node = 0;
+  std::uint32_t target_node = 0;
+  std::int32_t pid = 0;              // real pid at the target when ok
+  std::uint64_t bytes = 0;           // image size
+  std::uint32_t stopped_ms = 0;      // from the stop request to the restore at the target
+  bool operator==(const MigrateResult&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
-                             ImageBegin, ImageChunk, ImageEnd, NodeLost>;
+                             ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
+                             MigrateResult>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

@@ -38,6 +38,9 @@ std::vector<Message> every_message() {
       ImageChunk{0xfedcba9876543210ull, 1ull << 35, binary},
       ImageEnd{0xfedcba9876543210ull, 1ull << 36},
       NodeLost{9},
+      MigrateRequest{0x0102030405060708ull, 7, 2, kSpawnStdin},
+      MigrateResult{0x0102030405060708ull, 7, false, true, "fd 3 is a socket", 1, 2, 31337,
+                    1ull << 34, 4000000000u},
   };
 }
 
