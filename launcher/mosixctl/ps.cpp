@@ -21,13 +21,23 @@ void run_ps(const PsOptions& o) {
   auto reply = control_request(*job, {{"cmd", "ps"}});
   if (!reply) throw CommandError(reply.error().message);
   if (!reply->value("ok", false)) throw CommandError(reply->value("error", "the job refused"));
+  auto nodes = control_request(*job, {{"cmd", "nodes"}});
+  nlohmann::json node_list = nodes && nodes->value("ok", false) ? (*nodes)["nodes"] : nlohmann::json::array();
   if (o.json) {
     nlohmann::json out = {{"version", 1}, {"job", job->id}, {"command", job->command},
-                          {"guests", (*reply)["guests"]}};
+                          {"nodes", node_list}, {"guests", (*reply)["guests"]}};
     std::cout << out.dump(2) << "\n";
     return;
   }
   std::printf("job %s: %s\n", job->id.c_str(), job->command.c_str());
+  std::printf("%-14s %6s %5s %6s %7s %10s\n", "NODE", "SPEED", "CORES", "LOAD", "GUESTS", "FREE MEM");
+  for (const auto& n : node_list) {
+    double free_gib = n.value("free_memory", 0.0) / (1024.0 * 1024 * 1024);
+    std::printf("%-14s %6.2f %5d %6.2f %7d %8.1f G\n", n.value("name", "?").c_str(),
+                n.value("speed", 0.0), n.value("cores", 0), n.value("load", 0.0),
+                n.value("guests", 0), free_gib);
+  }
+  std::printf("\n");
   std::printf("%5s %8s %-14s %-14s %-9s %9s\n", "RANK", "PID", "HOME", "NODE", "STATE", "CPU(s)");
   for (const auto& g : (*reply)["guests"]) {
     double cpu = g.value("cpu_seconds", -1.0);

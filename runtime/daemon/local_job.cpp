@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "runtime/core/exit_rule.h"
+#include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/daemon/control.h"
@@ -331,8 +332,14 @@ nlohmann::json LocalJob::control(const nlohmann::json& request) {
       return t ? std::max(1, t->cores) : 1;
     }();
     double speed = stored_speed_or(1.0);
+    std::uint64_t free_memory = 0, memory = 0;
+    if (auto mem = read_meminfo()) {
+      free_memory = mem->available_bytes;
+      memory = mem->total_bytes;
+    }
     nlohmann::json node = {{"node", 0}, {"name", me}, {"speed", speed}, {"cores", cores},
-                           {"load", runnable / (speed * cores)}, {"guests", alive}};
+                           {"load", runnable / (speed * cores)}, {"guests", alive},
+                           {"free_memory", free_memory}, {"memory", memory}};
     return {{"ok", true}, {"job", spec_.record.id}, {"nodes", nlohmann::json::array({node})}};
   }
   return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};

@@ -23,6 +23,21 @@ check_eq "-x passes and sets variables" "outer baz" "$out"
 out=$(cd / && "$RUN" -np 1 -wdir "$TMP" pwd)
 check_eq "-wdir" "$TMP" "$out"
 
+if [[ $MODE == local && $(nproc) -ge 2 ]]; then
+  out=$("$RUN" --oversubscribe --bind-to core -np 2 sh -c 'echo "$MOSIX_RANK $(grep Cpus_allowed_list /proc/self/status | cut -f2)"' | sort | cut -d' ' -f2 | sort -u | wc -l)
+  check_eq "--bind-to core gives the copies different cores" 2 "$out"
+fi
+
+# A running job answers mosixctl: its guests and its nodes.
+"$RUN" --oversubscribe -np 2 sh -c 'echo $$ > '"$TMP"'/ps.$MOSIX_RANK; exec sleep 1000' &
+job=$!
+wait_for '[ -s "$TMP/ps.0" ] && [ -s "$TMP/ps.1" ]'
+ps_json=$("$BIN/mosixctl" ps --json)
+check_eq "mosixctl ps lists the guests with their real pids" "$(cat "$TMP/ps.0") $(cat "$TMP/ps.1")" \
+  "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(str(g["pid"]) for g in sorted(d["guests"], key=lambda g: g["rank"])))' <<< "$ps_json")"
+check_contains "mosixctl mon draws the nodes" "GUESTS" "$("$BIN/mosixctl" mon --once)"
+kill -TERM $job; wait $job 2>/dev/null || true
+
 # --- stdio ----------------------------------------------------------------------
 head -c $((16 * 1024 * 1024)) /dev/urandom > "$TMP/in.bin"
 "$RUN" -np 1 cat < "$TMP/in.bin" > "$TMP/out.bin"
