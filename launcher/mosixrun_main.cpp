@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -184,6 +185,33 @@ int main(int argc, char** argv) {
   }
 
   LocalJobSpec spec;
+  if (o.ckpt_interval > 0) {
+    // Periodic checkpoints need the agent inside every copy.
+    std::string agent = self_dir() + "/../lib/libmosix.so";
+    if (::access(agent.c_str(), R_OK) != 0) {
+      usage_error("--ckpt-interval needs the checkpoint agent " + agent + ": reinstall mosixrun");
+    }
+    std::string preload = agent;
+    if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
+    set_env(base_env, "LD_PRELOAD", preload);
+    std::string dir = o.ckpt_dir;
+    if (dir.empty()) {
+      const char* state = std::getenv("XDG_STATE_HOME");
+      const char* home = std::getenv("HOME");
+      dir = (state && *state == '/') ? std::string(state) + "/mosix"
+                                     : std::string(home ? home : "/tmp") + "/.local/state/mosix";
+      dir += "/ckpt/job-" + std::to_string(::getpid());
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) usage_error("--ckpt-dir " + dir + ": cannot create it: " + ec.message());
+    ::chmod(dir.c_str(), 0700);
+    spec.ckpt_interval_seconds = o.ckpt_interval;
+    spec.ckpt_dir = dir;
+    if (multi_node) {
+      usage_error("--ckpt-interval works on jobs that run on the home node only in this version");
+    }
+  }
   spec.tag_output = o.tag_output;
   spec.output_dir = o.output_filename;
   spec.keep_going = o.keep_going;
@@ -213,6 +241,7 @@ int main(int argc, char** argv) {
     set_env(l.env, "OMPI_COMM_WORLD_NODE_RANK", r);
     set_env(l.env, "MOSIX_HOME_NODE", me);
     set_env(l.env, "MOSIX_NODE", me);
+    l.close_inherited_fds = o.ckpt_interval > 0;
     if (o.bind_to == BindTo::kCore && topology && !topology->core_pus.empty()) {
       l.cpus = topology->core_pus[static_cast<size_t>(rank) % topology->core_pus.size()];
     }

@@ -29,7 +29,8 @@ constexpr std::array kLongOptions = {
     OptionSpec{"version", false},     OptionSpec{"V", false},
     OptionSpec{"help", false},        OptionSpec{"h", false},
     OptionSpec{"vcluster", true},     OptionSpec{"vcluster-cpu", true},
-    OptionSpec{"map-by", true},
+    OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
+    OptionSpec{"ckpt-dir", true},
 };
 
 const OptionSpec* find_option(std::string_view name) {
@@ -116,6 +117,9 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--vcluster", vcluster, "Run on K virtual nodes of this machine");
   app.add_option("--vcluster-cpu", vcluster_cpu,
                  "CPU share of each virtual node, e.g. 0.5,0.5,1,2 (default 1 each)");
+  app.add_option("--ckpt-interval", o.ckpt_interval,
+                 "Checkpoint every copy every SECONDS (the newest image kept per copy)");
+  app.add_option("--ckpt-dir", o.ckpt_dir, "Directory of the periodic checkpoints");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
 
   std::vector<std::string> reversed(split->options.rbegin(), split->options.rend());
@@ -174,6 +178,12 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     return make_error("--timeout must be a number of seconds >= 0");
   }
   o.timeout_seconds = timeout;
+  if (!(o.ckpt_interval >= 0) || std::isinf(o.ckpt_interval)) {
+    return make_error("--ckpt-interval must be a number of seconds > 0");
+  }
+  if (!o.ckpt_dir.empty() && o.ckpt_interval == 0) {
+    return make_error("--ckpt-dir without --ckpt-interval: say how often to checkpoint");
+  }
   if (vcluster < 0 || vcluster > 256) {
     return make_error("--vcluster " + std::to_string(vcluster) + ": give 1 to 256 virtual nodes");
   }

@@ -34,6 +34,8 @@ struct RunOptions {
   int vcluster = 0;                  // --vcluster K: K virtual nodes on this machine
   std::vector<double> vcluster_cpu;  // CPU share of each virtual node
   std::string map_by;                // "", "node", "slot" (mpirun's), "load" (ours)
+  double ckpt_interval = 0;          // seconds between periodic checkpoints; 0: none
+  std::string ckpt_dir;              // where they go (default under $XDG_STATE_HOME/mosix)
   std::vector<std::string> program;  // program and its own arguments, untouched
 };
 

@@ -53,6 +53,13 @@ Expected<std::string> check_executable(const std::string& path, const std::strin
     if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
   }
   if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(3);
+  if (l.close_inherited_fds) {
+    // Our own pipes are close-on-exec; what is left came from our parent.
+    // The report pipe must stay open until exec: mark, do not close.
+    for (int fd = 3; fd < 4096; ++fd) {
+      if (fd != report_fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+  }
   if (!l.cwd.empty() && ::chdir(l.cwd.c_str()) != 0) fail(4);
   if (!l.cgroup_procs.empty()) {
     // Join the CPU cap before the program runs a single instruction.

@@ -1,6 +1,7 @@
 #include "runtime/daemon/local_job.h"
 
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "runtime/ckpt/request.h"
 #include "runtime/core/exit_rule.h"
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
@@ -83,7 +85,11 @@ class LocalJob {
         stop_signals_(io_, SIGTSTP, SIGCONT),
         child_signal_(io_, SIGCHLD),
         timeout_(io_),
-        grace_(io_) {}
+        grace_(io_),
+        ckpt_timer_(io_) {}
+  ~LocalJob() {
+    if (ckpt_thread_.joinable()) ckpt_thread_.join();
+  }
 
   Expected<int> run();
 
@@ -105,7 +111,10 @@ class LocalJob {
   OutputRelay relay_;
   asio::io_context io_;
   asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
-  asio::steady_timer timeout_, grace_;
+  asio::steady_timer timeout_, grace_, ckpt_timer_;
+  std::thread ckpt_thread_;
+  std::atomic<bool> ckpt_busy_{false};
+  void schedule_checkpoints();
   std::vector<Guest> guests_;
   std::unique_ptr<ControlServer> control_;
   std::string socket_dir_;
@@ -345,6 +354,44 @@ nlohmann::json LocalJob::control(const nlohmann::json& request) {
   return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
 }
 
+// Periodic checkpoints (--ckpt-interval): every interval, each running copy
+// writes its image to DIR/rank.N.img (atomically: the newest complete image
+// is always there). The requests block until the image is verified, so they
+// run on a thread of their own while the loop keeps relaying output; a round
+// still running when the next is due is not doubled.
+void LocalJob::schedule_checkpoints() {
+  ckpt_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(spec_.ckpt_interval_seconds)));
+  ckpt_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || ending_) return;
+    if (!ckpt_busy_) {
+      std::vector<std::pair<int, pid_t>> targets;
+      for (const Guest& g : guests_) {
+        if (g.running) targets.emplace_back(g.end.rank, g.proc.pid);
+      }
+      if (ckpt_thread_.joinable()) ckpt_thread_.join();
+      ckpt_busy_ = true;
+      ckpt_thread_ = std::thread([this, targets] {
+        for (auto [rank, pid] : targets) {
+          ckpt::CheckpointRequest r;
+          r.pid = pid;
+          r.image_path = spec_.ckpt_dir + "/rank." + std::to_string(rank) + ".img";
+          r.mode = ckpt::AfterCheckpoint::kLeaveRunning;
+          r.compression = ckpt::Compression::fast;
+          auto done = ckpt::request_checkpoint(r);
+          if (done) {
+            spdlog::info("rank {}: checkpoint {} ({} bytes)", rank, done->image_path, done->bytes);
+          } else {
+            spdlog::warn("rank {}: periodic checkpoint failed: {}", rank, done.error().message);
+          }
+        }
+        ckpt_busy_ = false;
+      });
+    }
+    schedule_checkpoints();
+  });
+}
+
 Expected<int> LocalJob::run() {
   // Ignore SIGPIPE: a closed stdout must not kill the job's relay.
   ::signal(SIGPIPE, SIG_IGN);
@@ -391,9 +438,11 @@ Expected<int> LocalJob::run() {
       end_job("timeout");
     });
   }
+  if (spec_.ckpt_interval_seconds > 0) schedule_checkpoints();
   reap();  // a copy may have ended before the SIGCHLD handler was in place
   io_.run();
 
+  if (ckpt_thread_.joinable()) ckpt_thread_.join();
   kill_everything();  // nothing of the job outlives it
   remove_job(spec_.record.id);
   control_.reset();

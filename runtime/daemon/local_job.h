@@ -21,6 +21,8 @@ struct LocalJobSpec {
   double timeout_seconds = 0;       // 0: none
   double kill_grace_seconds = 3;    // SIGTERM, then SIGKILL after this
   JobRecord record;                 // id, home node, command; guests filled in here
+  double ckpt_interval_seconds = 0; // periodic checkpoints of every copy; 0: none
+  std::string ckpt_dir;             // ... into DIR/rank.N.img, the newest kept
 };
 
 // The exit status mosixrun gives when the job timed out (mpirun's value).

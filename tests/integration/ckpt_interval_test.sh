@@ -1,0 +1,30 @@
+# mosixrun --ckpt-interval: periodic checkpoints of every copy, the newest
+# kept per copy; after the job is killed, a copy comes back from its image
+# and finishes with the result of an uninterrupted run.
+BIN=$(cd "$1" && pwd)
+source "$(dirname "$0")/lib/common.sh"
+PROG="$BIN/ckpt_cxx"
+ROUNDS=60
+
+plain=$("$PROG" $ROUNDS | tail -1)
+check_contains "plain run ends with its result" "RESULT ckpt_cxx" "$plain"
+
+"$BIN/mosixrun" --oversubscribe -np 2 --ckpt-interval 0.3 --ckpt-dir "$TMP/ck" "$PROG" $ROUNDS \
+  > "$TMP/job.out" 2> "$TMP/job.err" &
+job=$!
+wait_for '[ -s "$TMP/ck/rank.0.img" ] && [ -s "$TMP/ck/rank.1.img" ]'
+first=$(stat -c %i "$TMP/ck/rank.0.img" 2>/dev/null || true)
+# A later round replaces the image in place: still one image per copy.
+wait_for '[ "$(stat -c %i "$TMP/ck/rank.0.img")" != "'"$first"'" ]' || true
+kill -9 $job
+wait $job 2>/dev/null || true
+check_eq "one image per copy, newest kept" "rank.0.img rank.1.img" "$(ls "$TMP/ck" | xargs)"
+check_eq "images are private (0600)" "600" "$(stat -c %a "$TMP/ck/rank.0.img")"
+
+set +e
+"$BIN/mosixctl" restart "$TMP/ck/rank.0.img" > "$TMP/restarted.out" 2> "$TMP/restarted.err"
+rc=$?
+set -e
+check_eq "the copy restarted from its image exits 0" 0 "$rc"
+check_eq "and ends with the uninterrupted run's result" "$plain" "$(tail -1 "$TMP/restarted.out")"
+finish
