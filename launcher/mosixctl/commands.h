@@ -20,5 +20,6 @@ void register_checkpoint(CLI::App& app);
 void register_restart(CLI::App& app);
 void register_ps(CLI::App& app);
 void register_mon(CLI::App& app);
+void register_migrate(CLI::App& app);
 
 }  // namespace mosix::ctl

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   mosix::ctl::register_restart(app);
   mosix::ctl::register_ps(app);
   mosix::ctl::register_mon(app);
+  mosix::ctl::register_migrate(app);
 
   try {
     app.parse(argc, argv);

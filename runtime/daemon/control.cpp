@@ -29,11 +29,11 @@ struct ControlServer::Impl {
     std::string pending;
   };
   asio::io_context& io;
-  ControlHandler handler;
+  AsyncControlHandler handler;
   std::unique_ptr<asio::posix::stream_descriptor> listen_sd;
   std::list<Client> clients;
 
-  Impl(asio::io_context& io_context, ControlHandler h) : io(io_context), handler(std::move(h)) {}
+  Impl(asio::io_context& io_context, AsyncControlHandler h) : io(io_context), handler(std::move(h)) {}
 
   void accept() {
     listen_sd->async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
@@ -68,14 +68,23 @@ struct ControlServer::Impl {
         while ((nl = it->pending.find('\n')) != std::string::npos) {
           std::string line = it->pending.substr(0, nl);
           it->pending.erase(0, nl + 1);
-          nlohmann::json reply;
+          // The reply may come after the client is gone: it owns a copy of the fd.
+          std::shared_ptr<int> fd(new int(::dup(it->sd->native_handle())), [](int* p) {
+            if (*p >= 0) ::close(*p);
+            delete p;
+          });
+          auto answered = std::make_shared<bool>(false);
+          ControlReply reply = [fd, answered](const nlohmann::json& r) {
+            if (*answered || *fd < 0) return;
+            *answered = true;
+            std::string out = r.dump() + "\n";
+            write_all(*fd, out.data(), out.size());
+          };
           try {
-            reply = handler(nlohmann::json::parse(line));
+            handler(nlohmann::json::parse(line), reply);
           } catch (const std::exception& e) {
-            reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+            reply({{"ok", false}, {"error", std::string("bad request: ") + e.what()}});
           }
-          std::string out = reply.dump() + "\n";
-          write_all(it->sd->native_handle(), out.data(), out.size());
         }
       }
       if (ec || it->pending.size() > (1u << 20)) {
@@ -95,6 +104,15 @@ ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
 Expected<std::unique_ptr<ControlServer>> ControlServer::start(asio::io_context& io,
                                                               const std::string& path,
                                                               ControlHandler handler) {
+  return start(io, path, AsyncControlHandler([handler = std::move(handler)](const nlohmann::json& r,
+                                                                           ControlReply reply) {
+                 reply(handler(r));
+               }));
+}
+
+Expected<std::unique_ptr<ControlServer>> ControlServer::start(asio::io_context& io,
+                                                              const std::string& path,
+                                                              AsyncControlHandler handler) {
   auto fd = listen_unix(path);
   if (!fd) return fd.error();
   auto impl = std::make_unique<Impl>(io, std::move(handler));
@@ -114,7 +132,8 @@ Expected<std::string> job_socket_dir(const std::string& job_id) {
   return path;
 }
 
-Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request) {
+Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request,
+                                         int timeout_ms) {
   if (job.control_socket.empty()) {
     return make_error("job " + job.id + " has no control socket");
   }
@@ -126,9 +145,9 @@ Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::j
   char buf[4096];
   while (reply.find('\n') == std::string::npos) {
     pollfd p{*fd, POLLIN, 0};
-    if (::poll(&p, 1, 30000) <= 0) {
+    if (::poll(&p, 1, timeout_ms) <= 0) {
       ::close(*fd);
-      return make_error("job " + job.id + " did not answer within 30 s");
+      return make_error("job " + job.id + " did not answer within " + std::to_string(timeout_ms / 1000) + " s");
     }
     ssize_t n = ::read(*fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;

@@ -18,6 +18,10 @@ namespace mosix {
 // Answers one request; the reply should carry "ok": true/false and, when
 // false, "error": a sentence for the user.
 using ControlHandler = std::function<nlohmann::json(const nlohmann::json& request)>;
+// For requests that take a while (a migration): the handler answers by
+// calling the reply function once, now or later, from the job's io_context.
+using ControlReply = std::function<void(const nlohmann::json& reply)>;
+using AsyncControlHandler = std::function<void(const nlohmann::json& request, ControlReply reply)>;
 
 class ControlServer {
  public:
@@ -25,6 +29,9 @@ class ControlServer {
   static Expected<std::unique_ptr<ControlServer>> start(boost::asio::io_context& io,
                                                         const std::string& path,
                                                         ControlHandler handler);
+  static Expected<std::unique_ptr<ControlServer>> start(boost::asio::io_context& io,
+                                                        const std::string& path,
+                                                        AsyncControlHandler handler);
   ~ControlServer();
   const std::string& path() const { return path_; }
 
@@ -38,8 +45,9 @@ class ControlServer {
 // The directory for a job's sockets: <runtime dir>/job-<id>, created 0700.
 Expected<std::string> job_socket_dir(const std::string& job_id);
 
-// Sends one request to a job and waits for its reply.
-Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request);
+// Sends one request to a job and waits for its reply, up to timeout_ms.
+Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request,
+                                         int timeout_ms = 30000);
 
 // The job mosixctl should talk to: the one named by `job_id`, or the only
 // running one. Errors say what to do (no job running; several: use --job).

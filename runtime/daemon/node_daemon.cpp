@@ -2,6 +2,7 @@
 
 #include <array>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,9 +17,13 @@
 #include <optional>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <linux/close_range.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
+#include "runtime/ckpt/request.h"
 #include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
 #include "runtime/daemon/control.h"
@@ -59,6 +64,51 @@ bool to_whole_group(int signo) {
          signo == SIGINT || signo == SIGHUP;
 }
 
+std::string self_dir() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return ".";
+  self[n] = '\0';
+  std::string dir(self);
+  return dir.substr(0, dir.rfind('/'));
+}
+
+// Guests carry the checkpoint agent so that they can move: <bin>/../lib/
+// libmosix.so goes first in LD_PRELOAD, before the program's own entries.
+void add_agent(std::vector<std::string>& env) {
+  std::string agent = self_dir() + "/../lib/libmosix.so";
+  if (::access(agent.c_str(), R_OK) != 0) return;
+  for (std::string& e : env) {
+    if (e.rfind("LD_PRELOAD=", 0) != 0) continue;
+    if (e.find("libmosix.so") != std::string::npos) return;
+    std::string old = e.substr(11);
+    e = "LD_PRELOAD=" + agent + (old.empty() ? "" : ":" + old);
+    return;
+  }
+  env.push_back("LD_PRELOAD=" + agent);
+}
+
+// $MOSIX_RESTORER, else mosix-restore next to this mosixd.
+std::string restorer_path() {
+  if (const char* env = std::getenv("MOSIX_RESTORER"); env != nullptr && *env != '\0') return env;
+  return self_dir() + "/mosix-restore";
+}
+
+std::string read_comm(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[64] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  std::string c(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!c.empty() && c.back() == '\n') c.pop_back();
+  return c;
+}
+
+constexpr std::size_t kImageChunkBytes = 1u << 20;
+
 class NodeDaemon {
  public:
   NodeDaemon(Transport& transport, NodeDaemonOptions options)
@@ -77,8 +127,15 @@ class NodeDaemon {
   int run();
 
  private:
+  // kIncoming: a restorer that has not yet become the guest (its output is
+  // held back); kGone: moved away or a failed restore (nothing reported).
+  enum class Phase { kIncoming, kLive, kGone };
   struct LocalGuest {
     int rank = 0;
+    Phase phase = Phase::kLive;
+    std::uint32_t flags = 0;
+    bool migrating = false;
+    std::vector<GuestOutput> held;
     GuestProcess proc;
     bool running = true;
     int wait_status = 0;
@@ -91,7 +148,32 @@ class NodeDaemon {
     bool stdin_writing = false;
   };
 
+  struct Outgoing {
+    MigrateRequest request;
+    std::chrono::steady_clock::time_point started;
+    std::uint64_t bytes = 0;
+  };
+  struct Incoming {
+    MigrateRequest request;
+    int source = 0;
+    int memfd = -1;
+    std::uint64_t received = 0;
+    LocalGuest* guest = nullptr;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+
   Status say_hello();
+  void migrate_out(const MigrateRequest& request);
+  void checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result);
+  void migrate_in(int source, const MigrateRequest& request);
+  void image_end(Incoming& in, const ImageEnd& end);
+  void watch_restore(std::uint64_t id);
+  void restore_failed(std::uint64_t id, const std::string& reason);
+  void target_answered(const MigrateResult& result);
+  void drain_output(LocalGuest& g);
+  void retire(int rank);
+  void route_result(MigrateResult result);
+  bool hold_for_migration(int source, const Message& message);
   void wait_transport();
   void handle(int source, Message message);
   void spawn(SpawnGuest spawn);
@@ -133,6 +215,10 @@ class NodeDaemon {
   int cores_ = 1;
   std::string node_name_;
   std::map<int, std::unique_ptr<LocalGuest>> guests_;
+  std::vector<std::unique_ptr<LocalGuest>> retired_;  // kGone: kept until the job ends (async reads)
+  std::map<std::uint64_t, Outgoing> outgoing_;
+  std::map<std::uint64_t, std::unique_ptr<Incoming>> incoming_;
+  std::map<int, std::vector<Message>> held_;  // home: messages from a rank's next node
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
   bool shutting_down_ = false;
   int exit_code_ = 0;
@@ -241,6 +327,19 @@ void NodeDaemon::from_home(Message message) {
       for (int node = 0; node < t_.size(); ++node) send(node, *sig);
     } else if (auto it = rank_node_.find(sig->rank); it != rank_node_.end()) {
       send(it->second, *sig);
+    }
+  } else if (auto* move = std::get_if<MigrateRequest>(&message)) {
+    auto it = rank_node_.find(move->rank);
+    if (it == rank_node_.end() || static_cast<int>(move->target_node) >= t_.size()) {
+      MigrateResult r;
+      r.migration_id = move->migration_id;
+      r.rank = move->rank;
+      r.target_node = move->target_node;
+      r.reason = it == rank_node_.end() ? "rank " + std::to_string(move->rank) + " is not placed"
+                                        : "no node " + std::to_string(move->target_node);
+      home_->send(r);
+    } else {
+      send(it->second, *move);
     }
   } else if (std::holds_alternative<Shutdown>(message)) {
     for (int node = 0; node < t_.size(); ++node) send(node, message);
@@ -406,6 +505,40 @@ void NodeDaemon::handle(int source, Message message) {
     shutdown(bye->reason);
   } else if (auto* load = std::get_if<LoadReport>(&message)) {
     merge_load(source, *load);
+  } else if (auto* move = std::get_if<MigrateRequest>(&message)) {
+    if (guests_.count(move->rank) || static_cast<int>(move->target_node) != t_.rank()) {
+      migrate_out(*move);
+    } else {
+      migrate_in(source, *move);
+    }
+  } else if (auto* begin = std::get_if<ImageBegin>(&message)) {
+    (void)begin;
+  } else if (auto* chunk = std::get_if<ImageChunk>(&message)) {
+    auto it = incoming_.find(chunk->migration_id);
+    if (it != incoming_.end() && it->second->memfd >= 0) {
+      Incoming& in = *it->second;
+      size_t done = 0;
+      while (done < chunk->bytes.size()) {
+        ssize_t w = ::pwrite(in.memfd, chunk->bytes.data() + done, chunk->bytes.size() - done,
+                             static_cast<off_t>(chunk->offset + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += static_cast<size_t>(w);
+      }
+      in.received += done;
+    }
+  } else if (auto* end = std::get_if<ImageEnd>(&message)) {
+    auto it = incoming_.find(end->migration_id);
+    if (it != incoming_.end()) image_end(*it->second, *end);
+  } else if (auto* result = std::get_if<MigrateResult>(&message)) {
+    auto out = outgoing_.find(result->migration_id);
+    if (out != outgoing_.end() && source == static_cast<int>(out->second.request.target_node)) {
+      target_answered(*result);
+    } else if (t_.rank() == 0) {
+      route_result(*result);
+    }
+  } else if (t_.rank() == 0 && hold_for_migration(source, message)) {
+    return;
   } else if (t_.rank() == 0) {
     // The home node's router: what the nodes report goes to mosixrun.
     if (auto* hello = std::get_if<Hello>(&message)) {
@@ -423,8 +556,13 @@ void NodeDaemon::handle(int source, Message message) {
   }
 }
 
+// Whatever the transport opened (MPI's sockets and pipes) must not leak into
+// guests: a guest holding a socket could not be checkpointed, nor moved.
+void keep_fds_from_guests() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
+
 void NodeDaemon::spawn(SpawnGuest s) {
   set_env(s.env, "MOSIX_NODE", node_name_);
+  if (!o_.no_agent) add_agent(s.env);
   GuestLaunch l;
   l.rank = s.rank;
   l.argv = s.argv;
@@ -442,6 +580,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
     int null_fd = (s.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     l.stdin_fd = null_fd;
     if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
+    keep_fds_from_guests();
     auto started = start_guest(l);
     if (null_fd >= 0) ::close(null_fd);
     if (started) proc = *started; else error = started.error().message;
@@ -455,6 +594,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
   }
   auto g = std::make_unique<LocalGuest>();
   g->rank = s.rank;
+  g->flags = s.flags;
   g->proc = *proc;
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stderr_fd);
@@ -473,12 +613,16 @@ void NodeDaemon::read_output(LocalGuest& g, bool is_stderr) {
   auto& sd = is_stderr ? *g.err : *g.out;
   auto& buf = is_stderr ? g.err_buf : g.out_buf;
   sd.async_read_some(asio::buffer(buf), [this, &g, is_stderr, &buf](error_code ec, size_t n) {
-    if (n > 0) {
+    if (n > 0 && g.phase != Phase::kGone) {
       GuestOutput out;
       out.rank = g.rank;
       out.stream = is_stderr ? OutputStream::kStderr : OutputStream::kStdout;
       out.bytes.assign(buf.data(), buf.data() + n);
-      send(0, out);
+      if (g.phase == Phase::kIncoming) {
+        g.held.push_back(std::move(out));
+      } else {
+        send(0, out);
+      }
     }
     if (ec) {
       guest_stream_closed(g);
@@ -496,7 +640,7 @@ void NodeDaemon::guest_stream_closed(LocalGuest& g) {
 // A guest's end is reported once it has been reaped and its output has
 // reached the home node: GuestExited always follows the last GuestOutput.
 void NodeDaemon::maybe_report_exit(LocalGuest& g) {
-  if (g.running || g.open_streams > 0 || g.exit_sent) return;
+  if (g.phase != Phase::kLive || g.running || g.open_streams > 0 || g.exit_sent) return;
   g.exit_sent = true;
   GuestExited e;
   e.rank = g.rank;
@@ -545,7 +689,7 @@ void NodeDaemon::write_stdin(LocalGuest& g) {
 
 void NodeDaemon::signal_guests(int rank, int signo) {
   for (auto& [r, g] : guests_) {
-    if (!g->running || (rank != kAllRanks && rank != r)) continue;
+    if (!g->running || g->phase != Phase::kLive || (rank != kAllRanks && rank != r)) continue;
     ::kill(to_whole_group(signo) ? -g->proc.pid : g->proc.pid, signo);
   }
 }
@@ -561,6 +705,9 @@ void NodeDaemon::wait_children() {
         g->wait_status = status;
         maybe_report_exit(*g);
       }
+    }
+    for (auto& g : retired_) {
+      if (g->running && ::waitpid(g->proc.pid, nullptr, WNOHANG) == g->proc.pid) g->running = false;
     }
     wait_children();
   });
@@ -585,7 +732,331 @@ void NodeDaemon::shutdown(const std::string& why) {
   for (auto& [r, g] : guests_) {
     if (g->running) ::waitpid(g->proc.pid, nullptr, 0);
   }
+  for (auto& g : retired_) {
+    if (g->running) {
+      ::kill(-g->proc.pid, SIGKILL);
+      ::waitpid(g->proc.pid, nullptr, 0);
+    }
+  }
+  for (auto& [id, in] : incoming_) {
+    if (in->memfd >= 0) ::close(in->memfd);
+  }
   io_.stop();
+}
+
+// Source side: stop the guest with its image written into memory (/dev/shm),
+// then stream the image to the target. The checkpoint blocks, so it runs on a
+// thread that hands its result back to the event loop.
+void NodeDaemon::migrate_out(const MigrateRequest& request) {
+  MigrateResult fail;
+  fail.migration_id = request.migration_id;
+  fail.rank = request.rank;
+  fail.source_node = static_cast<std::uint32_t>(t_.rank());
+  fail.target_node = request.target_node;
+  auto it = guests_.find(request.rank);
+  if (it == guests_.end() || it->second->phase != Phase::kLive || !it->second->running) {
+    fail.reason = "rank " + std::to_string(request.rank) + " is not running on " + node_name_;
+  } else if (static_cast<int>(request.target_node) == t_.rank()) {
+    fail.reason = "rank " + std::to_string(request.rank) + " already runs on " + node_name_;
+  } else if (static_cast<int>(request.target_node) >= t_.size()) {
+    fail.reason = "no node " + std::to_string(request.target_node) + " in this job";
+  } else if (it->second->migrating) {
+    fail.reason = "rank " + std::to_string(request.rank) + " is already moving";
+  }
+  if (!fail.reason.empty()) {
+    send(0, fail);
+    return;
+  }
+  LocalGuest& g = *it->second;
+  g.migrating = true;
+  Outgoing out;
+  out.request = request;
+  out.request.flags = g.flags;
+  out.started = std::chrono::steady_clock::now();
+  outgoing_[request.migration_id] = out;
+  ckpt::CheckpointRequest r;
+  r.pid = g.proc.pid;
+  r.mode = ckpt::AfterCheckpoint::kStop;
+  r.image_path = "/dev/shm/mosix-migrate-" + std::to_string(::getpid()) + "-" +
+                 std::to_string(request.migration_id) + ".img";
+  std::uint64_t id = request.migration_id;
+  std::thread([this, r, id] {
+    auto result = ckpt::request_checkpoint(r);
+    asio::post(io_, [this, id, result = std::move(result)]() mutable {
+      checkpointed(id, std::move(result));
+    });
+  }).detach();
+}
+
+// Everything the stopped guest wrote is sent before its image, so that the
+// home node can put the target's output after it.
+void NodeDaemon::drain_output(LocalGuest& g) {
+  for (auto* sd : {g.out.get(), g.err.get()}) {
+    int fd = sd->native_handle();
+    int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      GuestOutput out;
+      out.rank = g.rank;
+      out.stream = sd == g.err.get() ? OutputStream::kStderr : OutputStream::kStdout;
+      out.bytes.assign(buf, buf + n);
+      send(0, out);
+    }
+  }
+}
+
+void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result) {
+  auto it = outgoing_.find(id);
+  if (it == outgoing_.end() || shutting_down_) return;
+  Outgoing& out = it->second;
+  auto g = guests_.find(out.request.rank);
+  std::string path = "/dev/shm/mosix-migrate-" + std::to_string(::getpid()) + "-" + std::to_string(id) + ".img";
+  MigrateResult fail;
+  fail.migration_id = id;
+  fail.rank = out.request.rank;
+  fail.source_node = static_cast<std::uint32_t>(t_.rank());
+  fail.target_node = out.request.target_node;
+  if (g == guests_.end() || !g->second->running) {
+    fail.reason = "rank " + std::to_string(fail.rank) + " ended while it was being checkpointed";
+  } else if (!result) {
+    fail.reason = result.error().message;
+    fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
+    ::kill(-g->second->proc.pid, SIGCONT);
+  }
+  if (!fail.reason.empty()) {
+    ::unlink(path.c_str());
+    if (g != guests_.end()) g->second->migrating = false;
+    outgoing_.erase(it);
+    spdlog::debug("{}: rank {} stays: {}", node_name_, fail.rank, fail.reason);
+    send(0, fail);
+    return;
+  }
+  drain_output(*g->second);
+  int target = static_cast<int>(out.request.target_node);
+  out.bytes = result->bytes;
+  send(target, out.request);
+  send(target, ImageBegin{id, out.request.rank, result->bytes});
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ::unlink(path.c_str());
+  std::uint64_t offset = 0;
+  if (fd >= 0) {
+    for (;;) {
+      ImageChunk chunk;
+      chunk.migration_id = id;
+      chunk.offset = offset;
+      chunk.bytes.resize(kImageChunkBytes);
+      ssize_t n = ::read(fd, chunk.bytes.data(), chunk.bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      chunk.bytes.resize(static_cast<size_t>(n));
+      offset += static_cast<std::uint64_t>(n);
+      send(target, chunk);
+    }
+    ::close(fd);
+  }
+  send(target, ImageEnd{id, offset});
+}
+
+// The target's answer: the guest lives there now (the stopped original is
+// killed without a word to the home node), or it resumes here.
+void NodeDaemon::target_answered(const MigrateResult& answer) {
+  auto it = outgoing_.find(answer.migration_id);
+  Outgoing out = it->second;
+  outgoing_.erase(it);
+  MigrateResult r = answer;
+  r.source_node = static_cast<std::uint32_t>(t_.rank());
+  r.target_node = out.request.target_node;
+  r.bytes = out.bytes;
+  r.stopped_ms = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - out.started)
+                                                .count());
+  auto g = guests_.find(out.request.rank);
+  if (g != guests_.end()) {
+    g->second->migrating = false;
+    if (r.ok) {
+      ::kill(-g->second->proc.pid, SIGKILL);
+      retire(out.request.rank);
+    } else {
+      ::kill(-g->second->proc.pid, SIGCONT);
+    }
+  }
+  spdlog::debug("{}: rank {} {} node {} ({} bytes, stopped {} ms){}", node_name_, r.rank,
+                r.ok ? "moved to" : "did not move to", r.target_node, r.bytes, r.stopped_ms,
+                r.ok ? "" : ": " + r.reason);
+  send(0, r);
+}
+
+void NodeDaemon::retire(int rank) {
+  auto it = guests_.find(rank);
+  if (it == guests_.end()) return;
+  it->second->phase = Phase::kGone;
+  if (it->second->in) {
+    error_code ignored;
+    it->second->in->close(ignored);
+    it->second->in.reset();
+  }
+  retired_.push_back(std::move(it->second));
+  guests_.erase(it);
+}
+
+// Target side: the image goes into a memfd, then the restorer, started as
+// a guest of this node (its pipes are the guest's stdio from now on), turns
+// into the program. Until it has (its name is no longer the restorer's) its
+// output is held back: a refusal is the migration's failure, not output.
+void NodeDaemon::migrate_in(int source, const MigrateRequest& request) {
+  auto in = std::make_unique<Incoming>();
+  in->request = request;
+  in->source = source;
+  in->memfd = ::memfd_create("mosix-migrate", MFD_CLOEXEC);
+  incoming_[request.migration_id] = std::move(in);
+}
+
+void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
+  std::uint64_t id = in.request.migration_id;
+  if (in.memfd < 0) {
+    restore_failed(id, node_name_ + " cannot hold the image in memory (memfd_create failed)");
+    return;
+  }
+  if (in.received != end.total_bytes) {
+    restore_failed(id, node_name_ + " received " + std::to_string(in.received) + " of " +
+                           std::to_string(end.total_bytes) + " image bytes");
+    return;
+  }
+  if (guests_.count(in.request.rank)) {
+    restore_failed(id, "rank " + std::to_string(in.request.rank) + " already runs on " + node_name_);
+    return;
+  }
+  GuestLaunch l;
+  l.rank = in.request.rank;
+  l.path = restorer_path();
+  l.argv = {"mosix-restore", "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(in.memfd)};
+  l.env = {"PATH=/usr/bin:/bin"};
+  int null_fd = (in.request.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  l.stdin_fd = null_fd;
+  if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
+  keep_fds_from_guests();
+  auto started = start_guest(l);
+  if (null_fd >= 0) ::close(null_fd);
+  if (!started) {
+    restore_failed(id, node_name_ + ": cannot start the restorer: " + started.error().message);
+    return;
+  }
+  auto g = std::make_unique<LocalGuest>();
+  g->rank = l.rank;
+  g->phase = Phase::kIncoming;
+  g->flags = in.request.flags;
+  g->proc = *started;
+  g->out = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdout_fd);
+  g->err = std::make_unique<asio::posix::stream_descriptor>(io_, started->stderr_fd);
+  if (started->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdin_fd);
+  if (o_.on_guest_started) o_.on_guest_started(started->pid);
+  if (cap_) (void)cap_->add(started->pid);
+  in.guest = g.get();
+  LocalGuest& ref = *g;
+  guests_[l.rank] = std::move(g);
+  read_output(ref, false);
+  read_output(ref, true);
+  write_stdin(ref);
+  in.timer = std::make_unique<asio::steady_timer>(io_);
+  watch_restore(id);
+}
+
+void NodeDaemon::watch_restore(std::uint64_t id) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
+  LocalGuest& g = *in.guest;
+  bool restored = false;
+  if (g.running) {
+    std::string comm = read_comm(g.proc.pid);
+    restored = !comm.empty() && comm != "mosix-restore";
+  } else {
+    // Ended before we saw it change names: a refusal says so on stderr
+    // ("mosix-restore: ..."); otherwise the program ran and ended.
+    std::string said;
+    for (const GuestOutput& o : g.held) {
+      if (o.stream == OutputStream::kStderr) said.append(o.bytes.begin(), o.bytes.end());
+    }
+    if (said.find("mosix-restore: ") != std::string::npos ||
+        (WIFEXITED(g.wait_status) && WEXITSTATUS(g.wait_status) == 127 && g.held.empty())) {
+      while (!said.empty() && said.back() == '\n') said.pop_back();
+      restore_failed(id, node_name_ + ": " + (said.empty() ? "the restorer failed" : said));
+      return;
+    }
+    restored = true;
+  }
+  if (!restored) {
+    in.timer->expires_after(std::chrono::milliseconds(2));
+    in.timer->async_wait([this, id](error_code ec) {
+      if (!ec) watch_restore(id);
+    });
+    return;
+  }
+  ::close(in.memfd);
+  in.memfd = -1;
+  g.phase = Phase::kLive;
+  for (const GuestOutput& o : g.held) send(0, o);
+  g.held.clear();
+  send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(t_.rank())});
+  MigrateResult ok;
+  ok.migration_id = id;
+  ok.rank = g.rank;
+  ok.ok = true;
+  ok.target_node = static_cast<std::uint32_t>(t_.rank());
+  ok.pid = g.proc.pid;
+  send(in.source, ok);
+  maybe_report_exit(g);
+  incoming_.erase(it);
+}
+
+void NodeDaemon::restore_failed(std::uint64_t id, const std::string& reason) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
+  if (in.memfd >= 0) ::close(in.memfd);
+  if (in.guest) {
+    if (in.guest->running) ::kill(-in.guest->proc.pid, SIGKILL);
+    retire(in.request.rank);
+  }
+  MigrateResult r;
+  r.migration_id = id;
+  r.rank = in.request.rank;
+  r.reason = reason;
+  r.target_node = static_cast<std::uint32_t>(t_.rank());
+  send(in.source, r);
+  incoming_.erase(it);
+}
+
+// Home node: the final word on a migration. On success the rank's messages
+// come from its new node from now on; those that arrived early are let out.
+void NodeDaemon::route_result(MigrateResult result) {
+  if (result.ok) rank_node_[result.rank] = static_cast<int>(result.target_node);
+  auto held = held_.find(result.rank);
+  if (held != held_.end()) {
+    std::vector<Message> early = std::move(held->second);
+    held_.erase(held);
+    if (result.ok) {
+      for (Message& m : early) home_->send(m);
+    }
+  }
+  home_->send(result);
+}
+
+// Home node: output and the end of a rank that come from a node other than
+// the one it is known to run on are from a migration not yet confirmed.
+bool NodeDaemon::hold_for_migration(int source, const Message& message) {
+  int rank = -1;
+  if (auto* out = std::get_if<GuestOutput>(&message)) rank = out->rank;
+  else if (auto* exited = std::get_if<GuestExited>(&message)) rank = exited->rank;
+  if (rank < 0) return false;
+  auto it = rank_node_.find(rank);
+  if (it == rank_node_.end() || it->second == source) return false;
+  held_[rank].push_back(message);
+  return true;
 }
 
 int NodeDaemon::run() {

@@ -23,6 +23,7 @@ struct NodeDaemonOptions {
   bool oversubscribe = true;      // rank 0: may exceed the slots
   std::vector<double> vcluster_cpu;  // virtual cluster: CPU share of each node; empty: real nodes
   std::string job_id;             // names the CPU-cap cgroups
+  bool no_agent = false;          // do not preload libmosix.so into guests (they cannot move)
   // Called with each guest's pid (= process group) once started, e.g. to
   // have an OrphanWatcher kill the group should the daemon die.
   std::function<void(pid_t)> on_guest_started;

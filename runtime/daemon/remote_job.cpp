@@ -59,6 +59,14 @@ class RemoteJob {
     GuestEnd end;
     int node = -1;
     int pid = 0;
+    bool migrating = false;
+    std::string cantmove;        // why its last migration was refused, if it was the guest's doing
+    std::string last_migration;  // one line on its last migration
+  };
+  struct PendingMigration {
+    ControlReply reply;
+    int from = -1;
+    std::chrono::steady_clock::time_point started;
   };
 
   void accept_home();
@@ -105,6 +113,11 @@ class RemoteJob {
   int dead_daemon_signal_ = 0;
   std::unique_ptr<ControlServer> control_;
   nlohmann::json control(const nlohmann::json& request);
+  void control_async(const nlohmann::json& request, ControlReply reply);
+  void migrate(const nlohmann::json& request, ControlReply reply);
+  void migration_ended(const MigrateResult& result);
+  std::map<std::uint64_t, PendingMigration> migrations_;
+  std::uint64_t next_migration_ = 1;
   bool ending_ = false, interrupted_ = false, timed_out_ = false, finished_ = false;
   bool shutdown_sent_ = false;
   std::string fatal_;
@@ -184,6 +197,8 @@ void RemoteJob::from_home(Message message) {
     rank_ended(exited->rank, *exited);
   } else if (auto* load = std::get_if<LoadReport>(&message)) {
     for (const LoadEntry& e : load->entries) loads_[static_cast<int>(e.node)] = e;
+  } else if (auto* moved = std::get_if<MigrateResult>(&message)) {
+    migration_ended(*moved);
   } else if (auto* bye = std::get_if<Shutdown>(&message)) {
     fatal_ = bye->reason;
     end_job("the home node daemon gave up");
@@ -198,12 +213,14 @@ nlohmann::json RemoteJob::control(const nlohmann::json& request) {
       // Guests of a virtual cluster run on this machine: read their CPU time here.
       double cpu = r.pid > 0 && !r.ended ? process_cpu_seconds(r.pid) : -1;
       std::string state = r.ended ? "exited" : !r.started ? "starting"
-                                                          : process_state(r.pid) == 'T' ? "stopped"
-                                                                                        : "running";
+                                       : r.migrating                 ? "migrating"
+                                       : process_state(r.pid) == 'T' ? "stopped"
+                                                                     : "running";
       guests.push_back({{"rank", rank}, {"pid", r.pid}, {"home", spec_.record.home_node},
                         {"node", r.node >= 0 ? node_name(r.node) : ""}, {"state", state},
                         {"cpu_seconds", cpu},
-                        {"exit_status", r.ended ? shell_status(r.end) : -1}});
+                        {"exit_status", r.ended ? shell_status(r.end) : -1},
+                        {"cantmove", r.cantmove}, {"last_migration", r.last_migration}});
     }
     return {{"ok", true}, {"job", spec_.record.id}, {"guests", guests}};
   }
@@ -221,6 +238,112 @@ nlohmann::json RemoteJob::control(const nlohmann::json& request) {
     return {{"ok", true}, {"job", spec_.record.id}, {"nodes", nodes}};
   }
   return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
+}
+
+void RemoteJob::control_async(const nlohmann::json& request, ControlReply reply) {
+  if (request.value("cmd", "") == "migrate") {
+    migrate(request, std::move(reply));
+  } else {
+    reply(control(request));
+  }
+}
+
+// {"cmd":"migrate","rank":R,"to":"vnode2"|"home"|"best"}: answered when the
+// migration has ended, with what it moved and how long the guest was stopped.
+void RemoteJob::migrate(const nlohmann::json& request, ControlReply reply) {
+  auto refuse = [&reply](const std::string& why) { reply({{"ok", false}, {"error", why}}); };
+  if (!request.contains("rank") || !request["rank"].is_number_integer()) {
+    refuse("migrate needs \"rank\": a number");
+    return;
+  }
+  int rank = request["rank"].get<int>();
+  std::string to = request.value("to", "best");
+  auto it = ranks_.find(rank);
+  if (it == ranks_.end()) return refuse("this job has no rank " + std::to_string(rank));
+  Rank& r = it->second;
+  if (r.ended) return refuse("rank " + std::to_string(rank) + " has exited");
+  if (!r.started || !home_) return refuse("rank " + std::to_string(rank) + " has not started yet");
+  if (r.migrating) return refuse("rank " + std::to_string(rank) + " is already moving");
+  int target = -1;
+  if (to == "home") {
+    target = 0;
+  } else if (to == "best") {
+    // The least loaded other node, by what the nodes last reported.
+    double best = 0;
+    for (const auto& [id, h] : hellos_) {
+      if (id == r.node) continue;
+      auto load = loads_.find(id);
+      double l = load == loads_.end() ? 0.0 : load->second.load;
+      if (target < 0 || l < best) {
+        target = id;
+        best = l;
+      }
+    }
+    if (target < 0) return refuse("this job has no other node to move rank " + std::to_string(rank) + " to");
+  } else {
+    for (const auto& [id, name] : node_names_) {
+      if (name == to) target = id;
+    }
+    if (target < 0) {
+      std::string names;
+      for (const auto& [id, name] : node_names_) names += (names.empty() ? "" : ", ") + name;
+      return refuse("no node '" + to + "' in this job (its nodes: " + names + "; or home, best)");
+    }
+  }
+  if (target == r.node) {
+    return refuse("rank " + std::to_string(rank) + " already runs on " + node_name(target));
+  }
+  std::uint64_t id = next_migration_++;
+  r.migrating = true;
+  migrations_[id] = PendingMigration{std::move(reply), r.node, std::chrono::steady_clock::now()};
+  MigrateRequest m;
+  m.migration_id = id;
+  m.rank = rank;
+  m.target_node = static_cast<std::uint32_t>(target);
+  spdlog::debug("rank {}: moving from {} to {}", rank, node_name(r.node), node_name(target));
+  home_->send(m);
+}
+
+void RemoteJob::migration_ended(const MigrateResult& m) {
+  Rank& r = ranks_[m.rank];
+  r.migrating = false;
+  auto pending = migrations_.find(m.migration_id);
+  int from = pending == migrations_.end() ? r.node : pending->second.from;
+  double total_ms = pending == migrations_.end()
+                        ? 0.0
+                        : std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                    pending->second.started)
+                              .count();
+  nlohmann::json reply;
+  if (m.ok) {
+    r.cantmove.clear();
+    if (!r.ended) {
+      r.node = static_cast<int>(m.target_node);
+      r.pid = m.pid;
+    }
+    for (GuestRecord& g : spec_.record.guests) {
+      if (g.rank == m.rank && !r.ended) {
+        g.pid = m.pid;
+        g.node = node_name(r.node);
+      }
+    }
+    (void)write_job(spec_.record);
+    r.last_migration = "moved from " + node_name(from) + " to " + node_name(static_cast<int>(m.target_node));
+    reply = {{"ok", true}, {"rank", m.rank}, {"from", node_name(from)},
+             {"to", node_name(static_cast<int>(m.target_node))}, {"pid", m.pid}, {"bytes", m.bytes},
+             {"stopped_ms", m.stopped_ms}, {"total_ms", total_ms}};
+  } else {
+    if (m.cantmove) r.cantmove = m.reason;
+    r.last_migration = "stayed on " + node_name(from) + ": " + m.reason;
+    reply = {{"ok", false}, {"rank", m.rank}, {"from", node_name(from)},
+             {"to", node_name(static_cast<int>(m.target_node))}, {"cantmove", m.cantmove},
+             {"error", "rank " + std::to_string(m.rank) + " stays on " + node_name(from) + ": " + m.reason}};
+  }
+  spdlog::debug("rank {}: {}", m.rank, r.last_migration);
+  if (pending != migrations_.end()) {
+    pending->second.reply(reply);
+    migrations_.erase(pending);
+  }
 }
 
 void RemoteJob::rank_ended(int rank, const GuestExited& e) {
@@ -447,8 +570,9 @@ Expected<int> RemoteJob::run() {
   if (!sockets) return sockets.error();
   socket_dir_ = *sockets;
   socket_path_ = socket_dir_ + "/home.sock";
-  auto server = ControlServer::start(io_, socket_dir_ + "/control.sock",
-                                      [this](const nlohmann::json& r) { return this->control(r); });
+  auto server = ControlServer::start(
+      io_, socket_dir_ + "/control.sock",
+      AsyncControlHandler([this](const nlohmann::json& r, ControlReply reply) { control_async(r, std::move(reply)); }));
   if (!server) return server.error();
   control_ = std::move(*server);
   auto listen_fd = listen_unix(socket_path_);
