@@ -102,11 +102,9 @@ Status check_guest(pid_t pid) {
                     "LD_PRELOAD=libmosix.so)");
 }
 
-Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
+Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string& out_path) {
   std::string what = "checkpoint of " + std::to_string(r.pid);
   if (Status s = check_guest(r.pid); !s.ok()) return s.error();
-  auto file = AtomicImageFile::create(r.image_path);
-  if (!file) return file.error();
   auto dir = request_dir();
   if (!dir) return dir.error();
 
@@ -126,7 +124,7 @@ Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
   std::string temp_request = base + ".req.tmp";
   {
     std::ofstream req(temp_request, std::ios::trunc);
-    req << "out=" << file->temp_path() << "\nstatus=" << f.fifo << "\nmode=" << mode
+    req << "out=" << out_path << "\nstatus=" << f.fifo << "\nmode=" << mode
         << "\ncompress=" << compression_name(r.compression) << "\n";
     if (!req) return make_error("cannot write " + temp_request);
   }
@@ -145,6 +143,15 @@ Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
     while (poll(&p, 1, -1) < 0 && errno == EINTR) {
     }
   }
+  return bytes;
+}
+
+Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
+  std::string what = "checkpoint of " + std::to_string(r.pid);
+  auto file = AtomicImageFile::create(r.image_path);
+  if (!file) return file.error();
+  auto bytes = ask_agent(r, file->temp_path());
+  if (!bytes) return bytes.error();
   auto summary = verify_image_file(file->temp_path());
   if (!summary) return make_error(what + ": the image does not verify: " + summary.error().message);
   if (Status s = file->commit(); !s.ok()) return s.error();

@@ -44,6 +44,13 @@ struct CheckpointResult {
 // verify. Uses the runtime directory of protocol.h for the request files.
 Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r);
 
+// The bare protocol, for callers that stream the image: asks the agent in
+// guest `r.pid` to write its image to `out_path` (which it opens
+// O_WRONLY|O_CREAT|O_TRUNC: a file, or a FIFO that someone reads) and blocks
+// until it answers. Returns the bytes written. r.image_path is not used and
+// nothing is verified: the reader of out_path must verify the image.
+Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string& out_path);
+
 // Whether `pid` is a process of this user with the agent (libmosix.so)
 // loaded; the error says which of the two is not the case.
 Status check_guest(pid_t pid);
