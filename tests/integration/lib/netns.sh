@@ -47,7 +47,10 @@ netns_up() {
   NETNS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mosix-netns.XXXXXX") || return 1
   NETNS_AGENT=$NETNS_DIR/rsh_agent
   # mpirun runs "AGENT HOST COMMAND..." as it would run ssh; COMMAND is a
-  # shell command line (it sets PATH and then starts orted).
+  # shell command line (it sets PATH and then starts orted). Each namespace
+  # also gets its own UTS namespace with the host name HOST: Open MPI names
+  # its session directory (/tmp/ompi.HOSTNAME.UID) by the host name, and
+  # orteds of one job sharing it race on its files (hwloc.sm) and crash.
   cat >"$NETNS_AGENT" <<'AGENT'
 #!/bin/sh
 host=$1
@@ -56,7 +59,8 @@ if [ ! -e "/run/netns/$host" ]; then
   echo "netns rsh agent: no network namespace named '$host'" >&2
   exit 255
 fi
-exec ip netns exec "$host" /bin/sh -c "$*"
+exec ip netns exec "$host" unshare --uts /bin/sh -c 'hostname "$1" && exec /bin/sh -c "$2"' \
+  sh "$host" "$*"
 AGENT
   chmod 755 "$NETNS_AGENT"
 

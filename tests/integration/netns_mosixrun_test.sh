@@ -1,0 +1,202 @@
+#!/bin/bash
+# mosixrun across network namespaces (root only): two namespaces as nodes,
+# `mosixrun --host mosixns0:2,mosixns1:2 -np 4` with the MCA settings of
+# lib/netns.sh given as OMPI_MCA_* variables, so mpirun starts one node
+# daemon in each namespace through the rsh agent "ip netns exec NS" and the
+# home node's daemon (rank 0, no slots) in the root namespace. Checks: each
+# copy runs in the namespace of its node; each copy's 1 MiB of stdout reaches
+# the home node byte-exact, in the --output-filename files and through the
+# tagged terminal stream; the veth counters grew by at least that output; the
+# exit rule holds and the other copies are ended; nothing of a job is left
+# running afterwards. Usage: netns_mosixrun_test.sh BIN_DIR [LIB_DIR]
+set -u
+bin=${1:?usage: netns_mosixrun_test.sh BIN_DIR}
+if [ "$(id -u)" != 0 ]; then
+  echo "SKIP: netns_mosixrun_test needs root to make network namespaces"
+  exit 0
+fi
+for tool in ip mpirun flock awk cmp; do
+  if ! command -v $tool >/dev/null; then
+    echo "SKIP: $tool not found"
+    exit 0
+  fi
+done
+bin=$(cd "$bin" && pwd)
+for prog in mosixrun mosixd; do
+  if [ ! -x "$bin/$prog" ]; then
+    echo "FAIL: $bin/$prog not built"
+    exit 1
+  fi
+done
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/lib/netns.sh"
+
+# One run at a time on this host: the names and the subnet are fixed. With
+# the lock held, namespaces of ours still there were left by a killed run.
+exec 9>/run/lock/mosix-netns.lock
+flock 9
+netns_down
+work=$(mktemp -d "${TMPDIR:-/tmp}/mosix-netns-run.XXXXXX")
+chmod 755 "$work"
+trap 'netns_down; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM HUP
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+show() { sed 's/^/    /' "$@" | head -40; }
+
+if ! netns_up 2; then
+  echo "FAIL: cannot bring up the namespaces"
+  exit 1
+fi
+
+# mpirun's settings for the namespaces (docs/netns.md), through the
+# environment mosixrun hands to mpirun. The job socket and state live in
+# $work, which every namespace sees (they share the mount namespace).
+export OMPI_MCA_plm_rsh_agent=$NETNS_AGENT OMPI_MCA_plm_rsh_no_tree_spawn=1
+export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,tcp
+export OMPI_MCA_oob_tcp_if_include=$NETNS_SUBNET.0/24 OMPI_MCA_btl_tcp_if_include=$NETNS_SUBNET.0/24
+export XDG_RUNTIME_DIR=$work/run XDG_STATE_HOME=$work/state
+mkdir -p "$XDG_RUNTIME_DIR" "$XDG_STATE_HOME"
+chmod 700 "$XDG_RUNTIME_DIR"
+# Every process of a job inherits this (mpirun, orted, mosixd, guests): what
+# still carries it after the job ended was left behind.
+export MOSIX_NETNS_TEST_MARK="netns-mosixrun-$$-$RANDOM"
+hosts=mosixns0:2,mosixns1:2
+
+# Each copy writes 16384 lines of 64 bytes (1 MiB) numbered and named by its
+# rank, so a lost, doubled, reordered or mixed-up byte shows.
+lines=16384
+copy_bytes=$((lines * 64))
+cat >"$work/gen.sh" <<'GEN'
+awk -v r="$1" -v n="$2" 'BEGIN {
+  for (i = 0; i < n; i++)
+    printf "r%d %07d abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n", r, i
+}'
+GEN
+for r in 0 1 2 3; do sh "$work/gen.sh" $r $lines >"$work/expected.$r"; done
+if [ "$(stat -c %s "$work/expected.0")" != $copy_bytes ]; then
+  echo "FAIL: the generator wrote $(stat -c %s "$work/expected.0") bytes, not $copy_bytes"
+  exit 1
+fi
+
+# Nothing of ours may outlive a job: no process carrying the mark, none in
+# the namespaces. Processes take a moment to be reaped after mosixrun
+# returns, so this polls (a bounded number of times) until they are gone.
+leftovers() {
+  local p f found=
+  # grep must not carry the mark itself, or it finds its own environment.
+  for f in $(env -u MOSIX_NETNS_TEST_MARK grep -lsz "^MOSIX_NETNS_TEST_MARK=$MOSIX_NETNS_TEST_MARK\$" /proc/[0-9]*/environ); do
+    p=${f%/environ}
+    found+=" ${p#/proc/}($(tr '\0' ' ' 2>/dev/null <"$p/cmdline" | cut -c1-60))"
+  done
+  for ns in mosixns0 mosixns1; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do
+      found+=" $p[$ns]($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-60))"
+    done
+  done
+  echo "$found"
+}
+check_nothing_left() {
+  local i left
+  for ((i = 0; i < 200; i++)); do
+    left=$(leftovers)
+    [ -z "$left" ] && break
+    sleep 0.05
+  done
+  if [ -z "$left" ]; then
+    ok "$1: nothing left running (no mpirun, orted, mosixd or guest)"
+  else
+    fail "$1: left running:$left"
+  fi
+}
+
+declare -a ns_id rx0 tx0
+for i in 0 1; do
+  ns_id[i]=$(ip netns exec "mosixns$i" readlink /proc/self/ns/net)
+  rx0[i]=$(netns_bytes $i rx)
+  tx0[i]=$(netns_bytes $i tx)
+done
+root_ns=$(readlink /proc/self/ns/net)
+
+# 1. Placement, namespaces and output.
+# The limit only stops a hung run; it bounds no performance.
+timeout 120 "$bin/mosixrun" --host $hosts -np 4 --tag-output --output-filename "$work/out" \
+  sh -c 'echo "netns $OMPI_COMM_WORLD_RANK $(readlink /proc/self/ns/net) $MOSIX_NODE" >&2
+         exec sh "$0" "$OMPI_COMM_WORLD_RANK" "$1"' "$work/gen.sh" $lines \
+  </dev/null >"$work/stdout" 2>"$work/stderr"
+status=$?
+if [ $status = 0 ]; then
+  ok "mosixrun --host $hosts -np 4 exited 0"
+else
+  fail "mosixrun --host $hosts -np 4 exited $status; stderr:"; show "$work/stderr"
+fi
+for r in 0 1 2 3; do
+  # mpirun's by-slot rule: ranks 0 and 1 fill mosixns0's two slots, 2 and 3 mosixns1's.
+  node=$((r / 2))
+  want=${ns_id[node]}
+  got=$(sed -n "s/^\[1,$r\]<stderr>:netns $r //p" "$work/stderr")
+  if [ "${got% *}" = "$want" ]; then
+    ok "rank $r ran in mosixns$node ($want)"
+  else
+    fail "rank $r ran in '${got% *}', not in mosixns$node ($want; the root namespace is $root_ns)"
+  fi
+  # The node daemon names its node by its host name, which the rsh agent
+  # set to the namespace's name.
+  if [ "${got##* }" = "mosixns$node" ]; then
+    ok "rank $r: MOSIX_NODE is mosixns$node"
+  else
+    fail "rank $r: MOSIX_NODE is '${got##* }', not mosixns$node"
+  fi
+  if cmp -s "$work/expected.$r" "$work/out/1/rank.$r/stdout"; then
+    ok "rank $r: --output-filename file holds its $copy_bytes bytes exactly"
+  else
+    fail "rank $r: $work/out/1/rank.$r/stdout differs from what it wrote:"
+    cmp "$work/expected.$r" "$work/out/1/rank.$r/stdout" 2>&1 | show
+  fi
+  grep -a "^\[1,$r\]<stdout>:" "$work/stdout" | cut -d: -f2- >"$work/terminal.$r"
+  if cmp -s "$work/expected.$r" "$work/terminal.$r"; then
+    ok "rank $r: its tagged lines on mosixrun's stdout are its $copy_bytes bytes, in order"
+  else
+    fail "rank $r: its tagged lines on mosixrun's stdout differ from what it wrote:"
+    cmp "$work/expected.$r" "$work/terminal.$r" 2>&1 | show
+  fi
+done
+untagged=$(grep -avc '^\[1,[0-3]\]<stdout>:' "$work/stdout")
+if [ "$untagged" = 0 ]; then
+  ok "every line on mosixrun's stdout is a copy's tagged line"
+else
+  fail "$untagged line(s) on mosixrun's stdout are no copy's tagged line:"
+  grep -av '^\[1,[0-3]\]<stdout>:' "$work/stdout" | show
+fi
+for i in 0 1; do
+  # Namespace i's two copies sent their output to the home node in the root
+  # namespace: the root end of veth i received it (rx), plus headers.
+  rx=$(($(netns_bytes $i rx) - rx0[i]))
+  tx=$(($(netns_bytes $i tx) - tx0[i]))
+  if ((rx >= 2 * copy_bytes)); then
+    ok "$(netns_veth $i) carried $rx bytes from mosixns$i (>= $((2 * copy_bytes)), the output of its copies) and $tx to it"
+  else
+    fail "$(netns_veth $i) carried only $rx bytes from mosixns$i, less than the $((2 * copy_bytes)) bytes its copies wrote"
+  fi
+done
+check_nothing_left "after a job that ended well"
+
+# 2. The exit rule across namespaces: rank 2 (on mosixns1) exits 3 while the
+# others wait for input that never comes; mosixrun ends them and exits 3.
+timeout 120 "$bin/mosixrun" --host $hosts -np 4 \
+  sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 2 ]; then exit 3; fi; exec tail -f /dev/null' \
+  </dev/null >"$work/stdout" 2>"$work/stderr"
+status=$?
+if [ $status = 3 ]; then
+  ok "rank 2 in mosixns1 exits 3: mosixrun exits 3"
+else
+  fail "rank 2 exits 3: mosixrun exited $status; stderr:"; show "$work/stderr"
+fi
+check_nothing_left "after rank 2 failed"
+
+if [ $failures -ne 0 ]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all mosixrun network namespace checks passed"
