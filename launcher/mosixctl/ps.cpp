@@ -46,6 +46,7 @@ void run_ps(const PsOptions& o) {
     std::printf("%5d %8d %-14s %-14s %-9s %9s\n", g.value("rank", -1), g.value("pid", 0),
                 g.value("home", "").c_str(), g.value("node", "").c_str(), state.c_str(),
                 cpu < 0 ? "-" : std::to_string(cpu).substr(0, std::to_string(cpu).find('.') + 3).c_str());
+    if (std::string why = g.value("cantmove", ""); !why.empty()) std::printf("      cantmove: %s\n", why.c_str());
   }
 }
 

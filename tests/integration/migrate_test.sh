@@ -1,0 +1,110 @@
+# Migration on a virtual cluster of 3 nodes (mosixctl migrate): a guest moved
+# once and then back and forth (MIGRATE_ROUNDS round trips, default 20) gives
+# byte for byte the output of an uninterrupted run and its exit status; a
+# 4-thread guest moves whole; a guest holding a socket is refused with its
+# reason, shown as cantmove by mosixctl ps, and finishes normally where it is.
+# Prints the bytes moved and the stopped time of each migration.
+set -u
+BIN=$(cd "$1" && pwd)
+STEPS=${MIGRATE_STEPS:-4000}
+ROUNDS=${MIGRATE_ROUNDS:-20}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mosix-migrate.XXXXXX")
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# Waits until FILE has at least N lines or process PID is gone.
+wait_lines() {
+  local file=$1 n=$2 pid=$3
+  while { [[ ! -f $file ]] || [[ $(wc -l < "$file") -lt $n ]]; } && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
+# migrate JOB RANK NODE: one migration; prints "bytes stopped_ms" and fails
+# the test (with the reason) when the guest did not move.
+migrate() {
+  local job=$1 rank=$2 node=$3 out
+  out=$("$BIN/mosixctl" migrate "$rank" "$node" --job "$job" --json 2>"$WORK/ctl.err")
+  if [[ $(jq -r .ok <<<"$out") != true ]]; then
+    fail "migrate rank $rank to $node: $(jq -r .error <<<"$out" 2>/dev/null) $(cat "$WORK/ctl.err")"
+    return 1
+  fi
+  jq -r '"\(.bytes) \(.stopped_ms)"' <<<"$out" >> "$WORK/costs"
+  echo "  rank $rank -> $(jq -r .to <<<"$out"): $(jq -r .bytes <<<"$out") bytes, stopped $(jq -r .stopped_ms <<<"$out") ms"
+}
+
+node_of() {
+  "$BIN/mosixctl" ps --job "$1" --json | jq -r ".guests[] | select(.rank == $2) | .node"
+}
+
+# 1. Single-threaded, byte-exact across 1 + 2*ROUNDS migrations.
+echo "agent_counter $STEPS: one move, then $ROUNDS round trips vnode1 <-> vnode2, then home"
+"$BIN/agent_counter" "$STEPS" > "$WORK/plain.out" &
+plain=$!
+"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/agent_counter" "$STEPS" < /dev/null > "$WORK/mig.out" 2> "$WORK/mig.err" &
+job=$!
+wait_lines "$WORK/mig.out" 2 $job
+start_node=$(node_of $job 0)
+migrate $job 0 vnode1
+[[ $(node_of $job 0) == vnode1 ]] || fail "after the first move mosixctl ps shows rank 0 on '$(node_of $job 0)', not vnode1"
+for ((i = 0; i < ROUNDS; i++)); do
+  migrate $job 0 vnode2 || break
+  migrate $job 0 vnode1 || break
+done
+migrate $job 0 home
+[[ $(node_of $job 0) == vnode0 ]] || fail "after moving home mosixctl ps shows rank 0 on '$(node_of $job 0)'"
+wait $job
+rc=$?
+wait $plain
+[[ $rc == 0 ]] || fail "the migrated job exited with $rc, not 0: $(cat "$WORK/mig.err")"
+if cmp -s "$WORK/plain.out" "$WORK/mig.out"; then
+  echo "  output identical to the uninterrupted run ($(wc -l < "$WORK/mig.out") lines, started on $start_node)"
+else
+  fail "agent_counter's output differs from the uninterrupted run: $(diff "$WORK/plain.out" "$WORK/mig.out" | head -5)"
+fi
+[[ -s "$WORK/mig.err" ]] && fail "unexpected stderr: $(head -3 "$WORK/mig.err")"
+awk '{b += $1; s += $2; if ($2 > m) m = $2; n++} END {if (n) printf "  %d migrations: %.1f MiB each on average, stopped %.0f ms on average, %d ms at most\n", n, b / n / 1048576, s / n, m}' "$WORK/costs"
+
+# 2. Four threads move whole, twice.
+echo "ckpt_threads: vnode1, then vnode2"
+"$BIN/ckpt_threads" 40 > "$WORK/th.plain" 2>/dev/null
+"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_threads" 40 < /dev/null > "$WORK/th.out" 2> "$WORK/th.err" &
+job=$!
+wait_lines "$WORK/th.out" 2 $job
+migrate $job 0 vnode1
+wait_lines "$WORK/th.out" 6 $job
+migrate $job 0 vnode2
+wait $job
+rc=$?
+[[ $rc == 0 ]] || fail "ckpt_threads exited with $rc: $(head -3 "$WORK/th.err")"
+cmp -s "$WORK/th.plain" "$WORK/th.out" && echo "  output identical to the uninterrupted run" ||
+  fail "ckpt_threads' output differs: $(diff "$WORK/th.plain" "$WORK/th.out" | head -5)"
+
+# 3. A guest with an open socket cannot move: refused with the reason, shown
+# by ps, and it finishes where it is.
+echo "ckpt_socket: refused"
+"$BIN/ckpt_socket" 200000 > "$WORK/so.plain" 2>/dev/null
+"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_socket" 200000 < /dev/null > "$WORK/so.out" 2> "$WORK/so.err" &
+job=$!
+wait_lines "$WORK/so.out" 1 $job
+before=$(node_of $job 0)
+if out=$("$BIN/mosixctl" migrate 0 best --job $job 2>&1); then
+  fail "a guest with a listening socket was moved: $out"
+else
+  echo "  mosixctl migrate: $out"
+  grep -q "socket" <<<"$out" || fail "the refusal does not name the socket: $out"
+fi
+"$BIN/mosixctl" ps --job $job > "$WORK/ps.out"
+grep -q "cantmove: .*socket" "$WORK/ps.out" || fail "mosixctl ps does not say why: $(cat "$WORK/ps.out")"
+[[ $(node_of $job 0) == "$before" ]] || fail "the refused guest is on $(node_of $job 0), not $before"
+wait $job
+rc=$?
+[[ $rc == 0 ]] || fail "ckpt_socket exited with $rc after the refusal"
+cmp -s "$WORK/so.plain" "$WORK/so.out" && echo "  finished normally on $before" ||
+  fail "ckpt_socket's output differs after the refusal"
+
+if ((failures)); then
+  echo "migrate_test: $failures failure(s)"
+  exit 1
+fi
+echo "migrate_test: all passed"
