@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "runtime/ckpt/request.h"
+#include "runtime/core/balancer.h"
 #include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
 #include "runtime/daemon/control.h"
@@ -119,6 +120,7 @@ class NodeDaemon {
         term_signals_(io_, SIGTERM, SIGINT, SIGHUP),
         load_timer_(io_),
         gossip_timer_(io_),
+        balance_timer_(io_),
         rng_(0x6d6f736978ULL + static_cast<std::uint64_t>(transport.rank()) * 7919 +
              std::hash<std::string>{}(o_.job_id)),
         loads_(static_cast<NodeId>(transport.rank()), GossipParams{}),
@@ -135,6 +137,8 @@ class NodeDaemon {
     Phase phase = Phase::kLive;
     std::uint32_t flags = 0;
     bool migrating = false;
+    double arrived_at = 0;   // daemon clock, for the balancer's minimum residency
+    std::string cant_move;   // why its last checkpoint was refused
     std::vector<GuestOutput> held;
     GuestProcess proc;
     bool running = true;
@@ -173,6 +177,7 @@ class NodeDaemon {
   void drain_output(LocalGuest& g);
   void retire(int rank);
   void route_result(MigrateResult result);
+  void balance();
   bool hold_for_migration(int source, const Message& message);
   void wait_transport();
   void handle(int source, Message message);
@@ -200,7 +205,9 @@ class NodeDaemon {
   asio::io_context io_;
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set child_signal_, term_signals_;
-  asio::steady_timer load_timer_, gossip_timer_;
+  asio::steady_timer load_timer_, gossip_timer_, balance_timer_;
+  NodeLoad self_load_;
+  std::uint64_t next_auto_migration_ = 0;
   Rng rng_;
   LoadVector loads_;            // what this node knows of the others' load (gossip)
   double local_estimate_ = 0, exported_estimate_ = 0;
@@ -422,6 +429,7 @@ void NodeDaemon::report_load() {
   self.load = exported_estimate_;
   self.free_memory = e.free_memory;
   loads_.update_self(self, t);
+  self_load_ = self;
   send(0, LoadReport{{e}});
   load_timer_.expires_after(std::chrono::milliseconds(500));
   load_timer_.async_wait([this](error_code ec) {
@@ -601,6 +609,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
   if (proc->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdin_fd);
   if (o_.on_guest_started) o_.on_guest_started(proc->pid);
   if (cap_) (void)cap_->add(proc->pid);  // in case the child could not join by itself
+  g->arrived_at = now();
   LocalGuest& ref = *g;
   guests_[s.rank] = std::move(g);
   send(0, GuestStarted{s.rank, proc->pid, static_cast<std::uint32_t>(t_.rank())});
@@ -825,6 +834,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
   } else if (!result) {
     fail.reason = result.error().message;
     fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
+    g->second->cant_move = fail.reason;  // the balancer does not try again
     ::kill(-g->second->proc.pid, SIGCONT);
   }
   if (!fail.reason.empty()) {
@@ -999,6 +1009,7 @@ void NodeDaemon::watch_restore(std::uint64_t id) {
   ::close(in.memfd);
   in.memfd = -1;
   g.phase = Phase::kLive;
+  g.arrived_at = now();
   for (const GuestOutput& o : g.held) send(0, o);
   g.held.clear();
   send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(t_.rank())});
@@ -1059,6 +1070,51 @@ bool NodeDaemon::hold_for_migration(int source, const Message& message) {
   return true;
 }
 
+// About once a second: MOSIX's rebalancing decision (runtime/core/balancer.h)
+// on this node's guests and its gossip view; at most one move at a time.
+void NodeDaemon::balance() {
+  if (o_.rebalance && outgoing_.empty() && incoming_.empty() && !shutting_down_) {
+    NodeState st;
+    st.self = self_load_;
+    std::map<GuestId, int> rank_of;
+    for (auto& [rank, g] : guests_) {
+      if (g->phase != Phase::kLive || !g->running || g->migrating) continue;
+      GuestState gs;
+      gs.id = static_cast<GuestId>(rank);
+      gs.rank = rank;
+      double cpu = process_cpu_seconds(g->proc.pid);
+      gs.cpu_used = cpu > 0 ? cpu * speed_ : 0;
+      std::uint64_t pages = 0;
+      if (FILE* f = std::fopen(("/proc/" + std::to_string(g->proc.pid) + "/statm").c_str(), "r")) {
+        unsigned long long size = 0, rss = 0;
+        if (std::fscanf(f, "%llu %llu", &size, &rss) == 2) pages = rss;
+        std::fclose(f);
+      }
+      gs.image_bytes = gs.memory_bytes = pages * 4096;
+      gs.arrived_at = g->arrived_at;
+      gs.cant_move = g->cant_move;
+      st.guests.push_back(gs);
+    }
+    if (!st.guests.empty()) {
+      Decision d = decide(st, loads_.others(now()), now(), BalancerParams{});
+      if (d.move && static_cast<int>(d.move->target) < t_.size()) {
+        MigrateRequest m;
+        // Ids of the daemons' own moves cannot collide with mosixrun's.
+        m.migration_id = (static_cast<std::uint64_t>(t_.rank() + 1) << 40) + ++next_auto_migration_;
+        m.rank = static_cast<std::int32_t>(d.move->guest);
+        m.target_node = static_cast<std::uint32_t>(d.move->target);
+        spdlog::debug("{}: balancer moves rank {} to node {} (gain {:.1f} s, cost {:.2f} s)", node_name_,
+                      m.rank, m.target_node, d.move->expected_gain, d.move->cost);
+        migrate_out(m);
+      }
+    }
+  }
+  balance_timer_.expires_after(std::chrono::seconds(1));
+  balance_timer_.async_wait([this](error_code ec) {
+    if (!ec) balance();
+  });
+}
+
 int NodeDaemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
   if (t_.rank() == 0) {
@@ -1077,6 +1133,7 @@ int NodeDaemon::run() {
   wait_term();
   report_load();
   gossip();
+  balance();
   io_.run();
   if (cap_) (void)cap_->remove();
   if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);

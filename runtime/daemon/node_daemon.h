@@ -24,6 +24,7 @@ struct NodeDaemonOptions {
   std::vector<double> vcluster_cpu;  // virtual cluster: CPU share of each node; empty: real nodes
   std::string job_id;             // names the CPU-cap cgroups
   bool no_agent = false;          // do not preload libmosix.so into guests (they cannot move)
+  bool rebalance = true;          // move guests when the balancer says so (--migrate=off: false)
   // Called with each guest's pid (= process group) once started, e.g. to
   // have an OrphanWatcher kill the group should the daemon die.
   std::function<void(pid_t)> on_guest_started;

@@ -308,7 +308,7 @@ void RemoteJob::migration_ended(const MigrateResult& m) {
   Rank& r = ranks_[m.rank];
   r.migrating = false;
   auto pending = migrations_.find(m.migration_id);
-  int from = pending == migrations_.end() ? r.node : pending->second.from;
+  int from = static_cast<int>(m.source_node);
   double total_ms = pending == migrations_.end()
                         ? 0.0
                         : std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -

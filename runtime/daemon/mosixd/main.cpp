@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   app.add_option("--slots", slots, "Slots of each node, comma-separated");
   bool no_oversubscribe = false;
   app.add_flag("--no-oversubscribe", no_oversubscribe, "Keep to the slots");
+  bool no_migrate = false;
+  app.add_flag("--no-migrate", no_migrate, "Never move guests on the daemons' own decision");
   app.set_version_flag("--version", std::string("mosixd ") + MOSIX_VERSION);
   CLI11_PARSE(app, argc, argv);
   std::stringstream ss(shares);
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
     if (!item.empty()) options.slots.push_back(std::stoi(item));
   }
   options.oversubscribe = !no_oversubscribe;
+  options.rebalance = !no_migrate;
 
   auto logger = spdlog::stderr_logger_st("mosixd");
   logger->set_pattern("mosixd: %v");
