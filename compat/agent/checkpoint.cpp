@@ -310,21 +310,33 @@ bool Session::check(const ImageStatus& st) {
 // checksummed and written at that very moment.
 ImageStatus Session::sink_write(void* context, const struct iovec* iov, int count) {
   auto* self = static_cast<Session*>(context);
-  for (int i = 0; i < count; ++i) {
-    const char* p = static_cast<const char*>(iov[i].iov_base);
-    std::size_t left = iov[i].iov_len;
-    while (left > 0) {
-      long n = sys(SYS_write, self->out_fd_, p, left);
-      if (n == -EINTR) continue;
-      if (n <= 0) {
-        MessageBuilder m;
-        m.text("writing the image failed: ").errno_text(n == 0 ? EIO : static_cast<int>(-n));
-        return m.status();
+  // writev of the whole chunk (frame, head and runs of pages), up to 64
+  // parts a call: a pipe reader is woken once, not once per part. A short
+  // write resumes where it stopped.
+  constexpr int kWindow = 64;
+  int at = 0;
+  std::size_t skip = 0;  // bytes of iov[at] already written
+  while (at < count) {
+    struct iovec window[kWindow];
+    int n_parts = 0;
+    for (int i = at; i < count && n_parts < kWindow; ++i, ++n_parts) {
+      window[n_parts] = iov[i];
+      if (i == at) {
+        window[0].iov_base = static_cast<char*>(iov[i].iov_base) + skip;
+        window[0].iov_len -= skip;
       }
-      p += n;
-      left -= static_cast<std::size_t>(n);
     }
-    self->written_ += iov[i].iov_len;
+    long n = sys(SYS_writev, self->out_fd_, window, n_parts);
+    if (n == -EINTR) continue;
+    if (n <= 0) {
+      MessageBuilder m;
+      m.text("writing the image failed: ").errno_text(n == 0 ? EIO : static_cast<int>(-n));
+      return m.status();
+    }
+    self->written_ += static_cast<std::uint64_t>(n);
+    auto done = static_cast<std::size_t>(n) + skip;
+    while (at < count && done >= iov[at].iov_len) done -= iov[at++].iov_len;
+    skip = done;
   }
   if (self->written_ >= self->next_progress_) {
     char l[64];
@@ -1129,6 +1141,9 @@ bool Session::write_pages(const Region& r) {
 bool Session::write_image() {
   out_fd_ = sys(SYS_openat, AT_FDCWD, out_path_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (out_fd_ < 0) return fail("cannot create the image file"), false;
+  // A FIFO (an image streamed to a reader) gets a 1 MiB buffer, one chunk:
+  // four times fewer switches to the reader than the default 64 KiB.
+  sys(SYS_fcntl, out_fd_, F_SETPIPE_SZ, 1 << 20);
   pagemap_fd_ = sys(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (pagemap_fd_ < 0) return fail("cannot open /proc/self/pagemap"), false;
   WriterScratch ws;
