@@ -1,70 +1,140 @@
-// bench_launch: start-up cost of `mosixrun -np N /bin/true` against
-// `mpirun --oversubscribe -np N /bin/true`, both measured in this run, printed
-// as ratios (median of several runs each). Goal: <= 0.3x mpirun at N = 8.
+// bench_launch: start-up cost of mosixrun against mpirun, both measured in
+// this run, printed as ratios (median of several runs each):
+//   mosixrun -np N /bin/true            vs mpirun --oversubscribe -np N /bin/true
+//     for N = 1, 8, 64 (goal at N = 8: <= 0.3x; one node, no mpirun inside)
+//   mosixrun --vcluster 4 -np 16 /bin/true  vs mpirun --oversubscribe -np 16 /bin/true
+//     (goal <= 1.0x: 4 node daemons started through mpirun, then local forks)
+// Every command runs with a deadline (--timeout, default 120 s): one that
+// hangs is killed and reported, and the benchmark goes on and exits 1.
+// Usage: bench_launch [MOSIXRUN] [RUNS] [--timeout SECONDS]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
-#include <fcntl.h>
+#include "../common/timed_run.h"
 
 namespace {
 
-double run_once(const std::vector<std::string>& argv) {
-  auto start = std::chrono::steady_clock::now();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int null_fd = ::open("/dev/null", O_RDWR);
-    ::dup2(null_fd, 0);
-    ::dup2(null_fd, 1);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+using mosix::bench::Clock;
+using mosix::bench::TimedChild;
+
+struct Timing {
+  std::optional<double> median;  // seconds; nothing if a run failed
+  std::string failure;
+};
+
+// Runs argv once (output to /dev/null, errors to our stderr) and returns its
+// wall time, or a description of what went wrong.
+std::optional<double> run_once(const std::vector<std::string>& argv, double timeout_s,
+                               std::string& failure) {
+  auto start = Clock::now();
+  auto child = TimedChild::start(argv, -1, 2);
+  if (!child) {
+    failure = "cannot fork";
+    return std::nullopt;
   }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "bench_launch: '%s ...' failed (status %d)\n", argv[0].c_str(), status);
-    std::exit(1);
+  auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(timeout_s));
+  auto status = child->wait_until(deadline);
+  double s = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!status) {
+    child->kill_group(std::chrono::seconds(5));
+    failure = "timed out after " + std::to_string(static_cast<int>(timeout_s)) + " s (killed)";
+    return std::nullopt;
+  }
+  if (!mosix::bench::succeeded(status)) {
+    failure = mosix::bench::describe_status(status);
+    return std::nullopt;
   }
   return s;
 }
 
-double median_of(const std::vector<std::string>& argv, int runs) {
-  std::vector<double> t;
-  run_once(argv);  // warm the page cache
-  for (int i = 0; i < runs; ++i) t.push_back(run_once(argv));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+Timing median_of(const std::vector<std::string>& argv, int runs, double timeout_s) {
+  Timing t;
+  std::vector<double> times;
+  for (int i = 0; i <= runs; ++i) {  // the first run warms the page cache
+    auto s = run_once(argv, timeout_s, t.failure);
+    if (!s) {
+      t.failure = argv[0] + ": " + t.failure;
+      return t;
+    }
+    if (i > 0) times.push_back(*s);
+  }
+  std::sort(times.begin(), times.end());
+  t.median = times[times.size() / 2];
+  return t;
 }
+
+struct Case {
+  std::string label;
+  std::vector<std::string> ours, theirs;
+  double goal = 0;  // ratio ours/theirs must be <= goal; 0: none
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string dir = argv[0];
   dir = dir.substr(0, dir.rfind('/') + 1);
-  std::string mosixrun = argc > 1 ? argv[1] : dir + "mosixrun";
-  int runs = argc > 2 ? std::atoi(argv[2]) : 9;
+  std::string mosixrun = dir + "mosixrun";
+  int runs = 9;
+  double timeout_s = 120;
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+      timeout_s = std::atof(argv[++i]);
+    } else if (positional++ == 0) {
+      mosixrun = argv[i];
+    } else {
+      runs = std::max(1, std::atoi(argv[i]));
+    }
+  }
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
 
-  std::printf("%-32s %10s %10s %8s %s\n", "case", "mosixrun", "mpirun", "ratio", "goal");
+  std::vector<Case> cases;
   for (int n : {1, 8, 64}) {
-    std::fprintf(stderr, "bench_launch: N=%d ...\r", n);
     std::string np = std::to_string(n);
-    double ours = median_of({mosixrun, "--oversubscribe", "-np", np, "/bin/true"}, runs);
-    double theirs = median_of({"mpirun", "--oversubscribe", "-np", np, "/bin/true"}, runs);
-    double ratio = ours / theirs;
-    const char* goal = n == 8 ? (ratio <= 0.3 ? "<= 0.3x: met" : "<= 0.3x: NOT met") : "";
-    std::printf("%-32s %8.1fms %8.1fms %7.2fx %s\n", ("-np " + np + " /bin/true").c_str(),
-                ours * 1e3, theirs * 1e3, ratio, goal);
+    cases.push_back({"-np " + np + " /bin/true",
+                     {mosixrun, "--oversubscribe", "-np", np, "/bin/true"},
+                     {"mpirun", "--oversubscribe", "-np", np, "/bin/true"},
+                     n == 8 ? 0.3 : 0});
   }
-  return 0;
+  cases.push_back({"--vcluster 4 -np 16 /bin/true",
+                   {mosixrun, "--vcluster", "4", "-np", "16", "/bin/true"},
+                   {"mpirun", "--oversubscribe", "-np", "16", "/bin/true"},
+                   1.0});
+
+  std::printf("median of %d runs each; mpirun baseline: mpirun --oversubscribe -np N /bin/true\n",
+              runs);
+  std::printf("%-32s %10s %10s %8s %s\n", "case", "mosixrun", "mpirun", "ratio", "goal");
+  std::fflush(stdout);
+  bool failed = false;
+  for (const Case& c : cases) {
+    std::fprintf(stderr, "bench_launch: %s ...\n", c.label.c_str());
+    Timing ours = median_of(c.ours, runs, timeout_s);
+    Timing theirs = median_of(c.theirs, runs, timeout_s);
+    if (!ours.median || !theirs.median) {
+      failed = true;
+      std::printf("%-32s FAILED: %s\n", c.label.c_str(),
+                  (!ours.median ? ours.failure : theirs.failure).c_str());
+      std::fflush(stdout);
+      continue;
+    }
+    double ratio = *ours.median / *theirs.median;
+    std::string goal;
+    if (c.goal > 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "<= %.1fx: %s", c.goal, ratio <= c.goal ? "met" : "NOT met");
+      goal = buf;
+    }
+    std::printf("%-32s %8.1fms %8.1fms %7.2fx %s\n", c.label.c_str(), *ours.median * 1e3,
+                *theirs.median * 1e3, ratio, goal.c_str());
+    std::fflush(stdout);
+  }
+  return failed ? 1 : 0;
 }
