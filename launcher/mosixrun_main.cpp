@@ -304,6 +304,7 @@ int main(int argc, char** argv) {
                               {mosixd, "--copies", std::to_string(np), "--job", spec.record.id,
                                "--map-by", o.map_by.empty() ? (o.vcluster ? "load" : "slot") : o.map_by});
     remote.mpirun_argv.insert(remote.mpirun_argv.end(), mosixd_extra.begin(), mosixd_extra.end());
+    if (o.migrate == "off") remote.mpirun_argv.push_back("--no-migrate");
     if (o.vcluster > 0) {
       std::string shares;
       for (int i = 0; i < o.vcluster; ++i) {

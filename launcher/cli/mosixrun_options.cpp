@@ -30,7 +30,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"help", false},        OptionSpec{"h", false},
     OptionSpec{"vcluster", true},     OptionSpec{"vcluster-cpu", true},
     OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
-    OptionSpec{"ckpt-dir", true},
+    OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
 };
 
 const OptionSpec* find_option(std::string_view name) {
@@ -121,6 +121,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
                  "Checkpoint every copy every SECONDS (the newest image kept per copy)");
   app.add_option("--ckpt-dir", o.ckpt_dir, "Directory of the periodic checkpoints");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
+  app.add_option("--migrate", o.migrate, "on (default): the node daemons rebalance by moving guests; off: never")
+      ->check(CLI::IsMember({"on", "off"}));
 
   std::vector<std::string> reversed(split->options.rbegin(), split->options.rend());
   try {
