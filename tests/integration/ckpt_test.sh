@@ -5,7 +5,11 @@
 # print exactly the plain output too. A corrupted image (one flipped byte, a
 # truncated copy) must be refused with exit 2 before anything is restored,
 # and a process holding a socket must be refused with the descriptor named
-# and keep running to its normal result.
+# and keep running to its normal result. Also: mosixctl checkpoint finds a
+# guest by its rank in the job registry (and asks for --job when two jobs
+# have it), a restored process keeps its name for ps and pgrep -x, and an
+# image read from a pipe (mosixctl restart -) restores. The stock programs
+# are in ckpt_stock_test.sh.
 # Usage: BIN_DIR LIB_DIR (LIB_DIR holds libmosix.so). CKPT_PROGRAMS may list
 # the programs to run (default below).
 set -u
