@@ -24,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 class TimedChild {
  public:
   // Starts argv (searched in PATH) with stdout and stderr on the given
-  // descriptors (-1: /dev/null). Returns nothing if it cannot be started.
+  // descriptors (-1: /dev/null) and stdin from /dev/null. Returns nothing if
+  // it cannot be started. Descriptors the caller keeps should be close-on-exec.
   static std::optional<TimedChild> start(const std::vector<std::string>& argv, int stdout_fd,
                                          int stderr_fd) {
     pid_t pid = ::fork();
