@@ -235,7 +235,8 @@ int main(int argc, char** argv) {
   const unsigned long long bytes = mib << 20;
   const std::string n = std::to_string(bytes);
   std::vector<Row> rows = {
-      {"cat", "writer | cat", {"/bin/sh", "-c", "\"$0\" --writer \"$1\" | cat", self_path, n}, {}, {}},
+      {"cat", "writer | cat",
+       {"/bin/sh", "-c", "\"$0\" --writer \"$1\" | cat", self_path, n}, {}, {}},
       {"remote", "mosixrun --vcluster 2 --map-by node -np 2 writer (rank 1 on vnode1)",
        {mosixrun, "--vcluster", "2", "--map-by", "node", "-np", "2", self_path, "--writer", n,
         "--rank", "1", "--not-on", "vnode0"},
