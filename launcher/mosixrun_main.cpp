@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "launcher/cli/mosixrun_options.h"
+#include "runtime/core/environment.h"
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/local_job.h"
 #include "runtime/daemon/remote_job.h"
@@ -166,16 +167,6 @@ int main(int argc, char** argv) {
   // The environment: ours, -x settings, then the rank variables.
   std::vector<std::string> base_env;
   for (char** e = environ; *e; ++e) base_env.emplace_back(*e);
-  auto set_env = [](std::vector<std::string>& env, const std::string& name, const std::string& value) {
-    std::string prefix = name + "=";
-    for (std::string& e : env) {
-      if (e.compare(0, prefix.size(), prefix) == 0) {
-        e = prefix + value;
-        return;
-      }
-    }
-    env.push_back(prefix + value);
-  };
   for (const EnvSetting& s : o.env) {
     if (s.value) {
       set_env(base_env, s.name, *s.value);

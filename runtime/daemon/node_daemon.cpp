@@ -25,6 +25,7 @@
 
 #include "runtime/ckpt/request.h"
 #include "runtime/core/balancer.h"
+#include "runtime/core/environment.h"
 #include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
 #include "runtime/daemon/control.h"
@@ -45,17 +46,6 @@ std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
-}
-
-void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
-  std::string prefix = name + "=";
-  for (std::string& e : env) {
-    if (e.compare(0, prefix.size(), prefix) == 0) {
-      e = prefix + value;
-      return;
-    }
-  }
-  env.push_back(prefix + value);
 }
 
 // Signals that concern everything a guest started go to its process group;
@@ -576,10 +566,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
   l.argv = s.argv;
   l.env = s.env;
   l.cwd = s.cwd;
-  std::string path_env = "/usr/bin:/bin";
-  for (const std::string& e : s.env) {
-    if (e.rfind("PATH=", 0) == 0) path_env = e.substr(5);
-  }
+  std::string path_env = get_env(s.env, "PATH").value_or("/usr/bin:/bin");
   auto path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
   std::optional<GuestProcess> proc;
   std::string error;
