@@ -53,6 +53,15 @@ netns_up() {
   # orteds of one job sharing it race on its files (hwloc.sm) and crash.
   cat >"$NETNS_AGENT" <<'AGENT'
 #!/bin/sh
+# mpirun puts its ssh options (plm_rsh_args, e.g. -o BatchMode=yes) before
+# the host; they mean nothing here.
+while [ $# -gt 0 ]; do
+  case $1 in
+    -o | -p | -l | -i | -F) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
 host=$1
 shift
 if [ ! -e "/run/netns/$host" ]; then
