@@ -142,8 +142,13 @@ int main(int argc, char** argv) {
     Timing theirs = median_of(c.theirs, runs, timeout_s);
     if (!ours.median || !theirs.median) {
       failed = true;
-      std::printf("%-32s FAILED: %s\n", c.label.c_str(),
-                  (!ours.median ? ours.failure : theirs.failure).c_str());
+      auto shown = [](const Timing& t) {
+        return t.median ? std::to_string(static_cast<int>(*t.median * 1e3 + 0.5)) + "ms"
+                        : std::string("FAILED");
+      };
+      const std::string& why = !ours.median ? ours.failure : theirs.failure;
+      std::printf("%-32s %10s %10s %8s %s\n", c.label.c_str(), shown(ours).c_str(),
+                  shown(theirs).c_str(), "-", why.c_str());
       std::fflush(stdout);
       continue;
     }
