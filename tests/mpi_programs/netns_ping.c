@@ -11,6 +11,12 @@
 
 static unsigned char pattern(long i, int sender) { return (unsigned char)(i * 131 + sender * 17 + (i >> 12)); }
 
+// Under AddressSanitizer: Open MPI's plugins leak at MPI_Finalize and are
+// unloaded by then, so LeakSanitizer can neither blame nor suppress them.
+const char* __asan_default_options(void);
+const char* __asan_default_options(void) { return "detect_leaks=0"; }
+
+
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int rank = 0, size = 0;

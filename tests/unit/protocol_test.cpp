@@ -56,8 +56,9 @@ TEST(ProtocolTest, EveryMessageTypeRoundTrips) {
 }
 
 TEST(ProtocolTest, DefaultMessagesRoundTrip) {
+  const std::vector<Message> all = every_message();
   for (std::size_t i = 0; i < std::variant_size_v<Message>; ++i) {
-    const Message& m = every_message()[i];
+    const Message& m = all[i];
     Message empty = std::visit([](const auto& v) -> Message { return std::decay_t<decltype(v)>{}; }, m);
     auto back = decode_frame(encode_frame(empty));
     ASSERT_TRUE(back.ok()) << back.error().message;
