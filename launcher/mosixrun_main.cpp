@@ -313,10 +313,17 @@ int main(int argc, char** argv) {
         set_env(remote.mpirun_env, "SLURM_TASKS_PER_NODE", cpus);
       }
     }
-    if (!std::getenv("OMPI_MCA_plm_rsh_args")) {
+    if (!std::getenv("OMPI_MCA_plm_rsh_args") && !std::getenv("OMPI_MCA_plm_rsh_agent")) {
       // ssh must neither ask for a password nor wait minutes for a host
       // that does not answer: the daemons start, or mosixrun says why.
       set_env(remote.mpirun_env, "OMPI_MCA_plm_rsh_args", "-o BatchMode=yes -o ConnectTimeout=10");
+    }
+    if (o.vcluster > 0) {
+      // Every daemon of a virtual cluster is on this machine: shared memory
+      // is all the transport needs, and skipping the network layers' start-up
+      // (UCX alone costs a quarter of a second here) makes the launch faster.
+      if (!std::getenv("OMPI_MCA_pml")) set_env(remote.mpirun_env, "OMPI_MCA_pml", "ob1");
+      if (!std::getenv("OMPI_MCA_btl")) set_env(remote.mpirun_env, "OMPI_MCA_btl", "self,vader");
     }
     if (::getuid() == 0) {
       // Open MPI refuses root unless told; mosixrun's daemons are not MPI programs of the user.

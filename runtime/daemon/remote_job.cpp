@@ -93,7 +93,7 @@ class RemoteJob {
   OutputRelay relay_;
   asio::io_context io_;
   asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
-  asio::steady_timer timeout_, grace_;
+  asio::steady_timer timeout_, grace_, start_timer_{io_};
   std::unique_ptr<asio::posix::stream_descriptor> listen_sd_, home_sd_, mpirun_out_, mpirun_err_;
   std::array<char, 8192> mpirun_out_buf_{}, mpirun_err_buf_{};
   std::array<char, 1 << 17> home_buf_{};
@@ -145,6 +145,7 @@ void RemoteJob::accept_home() {
       return;
     }
     home_ = std::make_unique<FrameSender>(::dup(fd));
+    start_timer_.cancel();
     write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
     home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
     for (const SpawnGuest& g : spec_.guests) home_->send(g);
@@ -613,6 +614,21 @@ Expected<int> RemoteJob::run() {
     spdlog::warn("mosixctl will not see this job: {}", s.error().message);
   }
   accept_home();
+  // The home daemon must connect within a deadline: a daemon that died
+  // after mpirun let go of it would otherwise leave us waiting forever.
+  double start_limit = 60;
+  if (const char* env = std::getenv("MOSIX_START_TIMEOUT")) start_limit = std::atof(env);
+  start_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(start_limit)));
+  start_timer_.async_wait([this, start_limit](error_code ec) {
+    if (ec || home_ || finished_) return;
+    start_failure_ = "the node daemons did not start within " + std::to_string(static_cast<int>(start_limit)) +
+                     " s (MOSIX_START_TIMEOUT); mpirun said: " +
+                     (mpirun_messages_.empty() ? "nothing" : mpirun_messages_.substr(0, 300));
+    if (mpirun_running_) ::kill(-mpirun_.pid, SIGKILL);
+    finished_ = true;
+    io_.stop();
+  });
   wait_term_signal();
   wait_forward_signal();
   wait_stop_signal();
