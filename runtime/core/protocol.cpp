@@ -68,6 +68,11 @@ void fields(auto& a, Is<GuestStdin> auto& m) {
   a("eof", m.eof);
 }
 
+void fields(auto& a, Is<OutputCredit> auto& m) {
+  a("rank", m.rank);
+  a("bytes", m.bytes);
+}
+
 void fields(auto& a, Is<GuestSignal> auto& m) {
   a("rank", m.rank);
   a("signo", m.signo);
@@ -409,6 +414,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kNodeLost: return "NodeLost";
     case MessageType::kMigrateRequest: return "MigrateRequest";
     case MessageType::kMigrateResult: return "MigrateResult";
+    case MessageType::kOutputCredit: return "OutputCredit";
   }
   return "unknown";
 }
@@ -459,6 +465,7 @@ template Frame encode_frame(const ImageEnd&);
 template Frame encode_frame(const NodeLost&);
 template Frame encode_frame(const MigrateRequest&);
 template Frame encode_frame(const MigrateResult&);
+template Frame encode_frame(const OutputCredit&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -536,6 +543,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kNodeLost: return decode_payload<NodeLost>(payload);
     case MessageType::kMigrateRequest: return decode_payload<MigrateRequest>(payload);
     case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
+    case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -54,6 +54,7 @@ enum class MessageType : std::uint16_t {
   kNodeLost = 14,
   kMigrateRequest = 15,
   kMigrateResult = 16,
+  kOutputCredit = 17,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -220,10 +221,21 @@ struct MigrateResult {
   bool operator==(const MigrateResult&) const = default;
 };
 
+// Flow control of guest output: mosixrun -> home node -> the rank's node,
+// once `bytes` of the rank's output have been written out at home. A node
+// stops reading a guest's pipes while too much of its output is unconfirmed,
+// so a slow reader at home blocks the guest, as a pipe would.
+struct OutputCredit {
+  static constexpr MessageType kType = MessageType::kOutputCredit;
+  std::int32_t rank = 0;
+  std::uint64_t bytes = 0;
+  bool operator==(const OutputCredit&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
-                             MigrateResult>;
+                             MigrateResult, OutputCredit>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

@@ -137,6 +137,8 @@ class NodeDaemon {
     bool exit_sent = false;
     std::unique_ptr<asio::posix::stream_descriptor> out, err, in;
     std::array<char, 1 << 16> out_buf{}, err_buf{};
+    std::uint64_t unconfirmed = 0;  // output sent home, not yet written out there
+    bool out_paused = false, err_paused = false;
     std::deque<Bytes> stdin_queue;
     bool stdin_eof = false;
     bool stdin_writing = false;
@@ -173,6 +175,9 @@ class NodeDaemon {
   void handle(int source, Message message);
   void spawn(SpawnGuest spawn);
   void read_output(LocalGuest& g, bool is_stderr);
+  void output_credit(const OutputCredit& credit);
+  // Output of one guest that may be on its way home, unconfirmed.
+  static constexpr std::uint64_t kOutputWindow = 8u << 20;
   void guest_stream_closed(LocalGuest& g);
   void maybe_report_exit(LocalGuest& g);
   void write_stdin(LocalGuest& g);
@@ -319,6 +324,8 @@ void NodeDaemon::from_home(Message message) {
     } else {
       send(it->second, *in);
     }
+  } else if (auto* credit = std::get_if<OutputCredit>(&message)) {
+    if (auto it = rank_node_.find(credit->rank); it != rank_node_.end()) send(it->second, *credit);
   } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
     if (sig->rank == kAllRanks) {
       for (int node = 0; node < t_.size(); ++node) send(node, *sig);
@@ -497,6 +504,8 @@ void NodeDaemon::handle(int source, Message message) {
     this->spawn(std::move(*spawn));
   } else if (auto* in = std::get_if<GuestStdin>(&message)) {
     deliver_stdin(*in);
+  } else if (auto* credit = std::get_if<OutputCredit>(&message)) {
+    output_credit(*credit);
   } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
     signal_guests(sig->rank, sig->signo);
   } else if (auto* bye = std::get_if<Shutdown>(&message)) {
@@ -624,8 +633,31 @@ void NodeDaemon::read_output(LocalGuest& g, bool is_stderr) {
       guest_stream_closed(g);
       return;
     }
+    if (n > 0) g.unconfirmed += n;
+    if (g.unconfirmed > kOutputWindow && g.phase != Phase::kGone) {
+      // Home has not written out our last kOutputWindow bytes yet: stop
+      // reading, so the guest blocks on its full pipe until credit comes.
+      (is_stderr ? g.err_paused : g.out_paused) = true;
+      return;
+    }
     read_output(g, is_stderr);
   });
+}
+
+void NodeDaemon::output_credit(const OutputCredit& credit) {
+  auto it = guests_.find(credit.rank);
+  if (it == guests_.end()) return;
+  LocalGuest& g = *it->second;
+  g.unconfirmed -= std::min<std::uint64_t>(g.unconfirmed, credit.bytes);
+  if (g.unconfirmed > kOutputWindow) return;
+  if (g.out_paused) {
+    g.out_paused = false;
+    read_output(g, false);
+  }
+  if (g.err_paused) {
+    g.err_paused = false;
+    read_output(g, true);
+  }
 }
 
 void NodeDaemon::guest_stream_closed(LocalGuest& g) {

@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <unistd.h>
 
@@ -107,6 +109,45 @@ class RemoteJob {
   std::map<int, std::string> node_names_;
   std::map<int, Hello> hellos_;
   std::map<int, LoadEntry> loads_;
+  std::map<int, std::uint64_t> output_done_;  // written out, not yet credited, per rank
+  static constexpr std::uint64_t kCreditBatch = 256u << 10;
+  // Credits go out from a thread of their own: the event loop must never
+  // block on the socket (the home daemon may be blocked writing to us while
+  // the stdin pump fills the other direction).
+  std::mutex credit_mu_;
+  std::condition_variable credit_cv_;
+  std::map<int, std::uint64_t> credit_pending_;
+  bool credit_stop_ = false;
+  std::thread credit_thread_;
+  void post_credit(int rank, std::uint64_t bytes) {
+    {
+      std::lock_guard lock(credit_mu_);
+      credit_pending_[rank] += bytes;
+    }
+    credit_cv_.notify_one();
+  }
+  void start_credit_thread() {
+    credit_thread_ = std::thread([this] {
+      std::unique_lock lock(credit_mu_);
+      for (;;) {
+        credit_cv_.wait(lock, [this] { return credit_stop_ || !credit_pending_.empty(); });
+        if (credit_stop_) return;
+        std::map<int, std::uint64_t> batch;
+        batch.swap(credit_pending_);
+        lock.unlock();
+        for (auto [rank, bytes] : batch) home_->send(OutputCredit{rank, bytes});
+        lock.lock();
+      }
+    });
+  }
+  void stop_credit_thread() {
+    {
+      std::lock_guard lock(credit_mu_);
+      credit_stop_ = true;
+    }
+    credit_cv_.notify_one();
+    if (credit_thread_.joinable()) credit_thread_.join();
+  }
   std::string mpirun_messages_;
   std::string start_failure_;   // what mpirun said, to find a dead daemon in it
   int dead_daemon_ = -1;
@@ -146,6 +187,7 @@ void RemoteJob::accept_home() {
     }
     home_ = std::make_unique<FrameSender>(::dup(fd));
     start_timer_.cancel();
+    start_credit_thread();
     write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
     home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
     for (const SpawnGuest& g : spec_.guests) home_->send(g);
@@ -177,6 +219,13 @@ void RemoteJob::from_home(Message message) {
   if (auto* out = std::get_if<GuestOutput>(&message)) {
     relay_.deliver(out->rank, out->stream == OutputStream::kStderr,
                    reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
+    // Written out: give the rank's node credit for more, in batches.
+    std::uint64_t& done = output_done_[out->rank];
+    done += out->bytes.size();
+    if (done >= kCreditBatch && home_) {
+      post_credit(out->rank, done);
+      done = 0;
+    }
   } else if (auto* hello = std::get_if<Hello>(&message)) {
     node_names_[static_cast<int>(hello->rank)] = hello->node_name;
     hellos_[static_cast<int>(hello->rank)] = *hello;
@@ -648,6 +697,7 @@ Expected<int> RemoteJob::run() {
     if (::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) mpirun_ended(status);
   }
   if (mpirun_running_ || !finished_) io_.run();
+  stop_credit_thread();
 
   // Give mpirun a moment to wind the daemons down after Shutdown, then make sure.
   if (mpirun_running_) {
