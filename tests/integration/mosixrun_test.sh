@@ -15,6 +15,16 @@ else
     "$(cut -d' ' -f1,2 <<< "$out" | tr '\n' ' ')home=set"
   out=$("$RUN" --oversubscribe -np 4 sh -c 'echo "$MOSIX_NODE $OMPI_COMM_WORLD_LOCAL_RANK/$OMPI_COMM_WORLD_LOCAL_SIZE"' | sort | xargs)
   check_eq "copies spread over the nodes, local ranks per node" "vnode0 0/2 vnode0 1/2 vnode1 0/2 vnode1 1/2" "$out"
+  # A reader that does not read: the remote copy must block on its pipe
+  # (flow control), not pile 300 MiB up in the node daemons' memory.
+  "$RUN" --map-by node -np 2 sh -c '[ "$MOSIX_RANK" = 1 ] && head -c 300M /dev/zero; true' |
+    { sleep 3; ps -o rss= -C mosixd | sort -rn | head -1 > "$TMP/rss"; wc -c > "$TMP/count"; }
+  check_eq "all 300 MiB from the remote copy arrive" 314572800 "$(tr -d ' ' < "$TMP/count")"
+  if (( $(tr -d ' ' < "$TMP/rss") < 150000 )); then
+    pass "node daemons stay small while the reader waits ($(tr -d ' ' < "$TMP/rss") KiB)"
+  else
+    fail "a node daemon grew to $(tr -d ' ' < "$TMP/rss") KiB while the reader waited"
+  fi
 fi
 
 out=$(FOO=outer "$RUN" -np 1 -x FOO -x BAR=baz sh -c 'echo "$FOO $BAR"')
