@@ -128,7 +128,11 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   try {
     app.parse(reversed);
   } catch (const CLI::CallForHelp&) {
-    parsed.print_and_exit = app.help();
+    // CLI11's own usage line knows nothing of the program: ours opens the text.
+    std::string help = app.help();
+    const std::string cli11_usage = "Usage: mosixrun [OPTIONS]\n";
+    if (auto at = help.find(cli11_usage); at != std::string::npos) help.erase(at, cli11_usage.size());
+    parsed.print_and_exit = help + "\nSee docs/mosixrun.md for the whole manual.\n";
     return parsed;
   } catch (const CLI::CallForVersion&) {
     parsed.print_and_exit = std::string("mosixrun ") + MOSIX_VERSION + "\n";
