@@ -7,6 +7,11 @@
 
 namespace mosix {
 
+// The exit status of a job that timed out (--timeout), and of one that was
+// interrupted by SIGINT/SIGTERM/SIGHUP: mpirun's values.
+inline constexpr int kTimeoutExitStatus = 110;
+inline constexpr int kInterruptedExitStatus = 1;
+
 struct GuestEnd {
   int rank = 0;
   bool signaled = false;          // killed by a signal (then `value` is the signal)

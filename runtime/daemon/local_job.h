@@ -25,11 +25,6 @@ struct LocalJobSpec {
   std::string ckpt_dir;             // ... into DIR/rank.N.img, the newest kept
 };
 
-// The exit status mosixrun gives when the job timed out (mpirun's value).
-inline constexpr int kTimeoutExitStatus = 110;
-// ... and when it was interrupted by SIGINT/SIGTERM/SIGHUP (mpirun's value).
-inline constexpr int kInterruptedExitStatus = 1;
-
 // Runs the job to its end. An error means nothing is left running.
 Expected<int> run_local_job(LocalJobSpec spec);
 

@@ -723,8 +723,8 @@ Expected<int> RemoteJob::run() {
   if (!start_failure_.empty()) return make_error(start_failure_);
   std::vector<GuestEnd> ends;
   for (const auto& [rank, r] : ranks_) ends.push_back(r.end);
-  if (timed_out_) return 110;
-  if (interrupted_) return 1;
+  if (timed_out_) return kTimeoutExitStatus;
+  if (interrupted_) return kInterruptedExitStatus;
   if (!fatal_.empty() && !std::any_of(ends.begin(), ends.end(), is_failure)) {
     spdlog::error("{}", fatal_);
     return 1;
