@@ -1,0 +1,586 @@
+// bench_migrate: what moving a running guest costs against the size of its
+// memory, and against a pipe copy between two processes measured in the same
+// run.
+//
+// For each size (--sizes, MiB, default 64,256,512,1024,2048) and run (--runs,
+// default 2): SIZE bytes are copied through a pipe from one process to
+// another; then `mosixrun --vcluster 3 --map-by node --migrate off -np 1
+// mem_hold SIZE DONE` starts a guest that writes SIZE MiB of incompressible
+// memory and waits; it is moved with `mosixctl migrate 0 vnode1 --json` and
+// back to the node it started on (vnode0); then it checks every byte of its
+// memory and must exit 0. Printed per size and direction, medians over the
+// runs: the image size, the time the guest was stopped (stopped_ms: from the
+// stop request at the source until the target has restored it), the total
+// time (total_ms: at the home node, from the order to the answer), the image's
+// MB/s over each and their ratio to the pipe copy (best of 3 in each run). A
+// size that needs more than the memory available (6x the size: guest, image
+// in /dev/shm, frames, image at the target, restored guest) is skipped with a
+// message.
+//
+// Every command has a deadline (--timeout SECONDS, default 120); the bench is
+// a child subreaper, so a process of the job that outlives mosixrun comes
+// back to it: every such process is named, killed and counted as a failure,
+// as is an image left in /dev/shm by the job's node daemons. Progress goes to
+// stderr, one line per step. Binaries are taken next to this one (--bin DIR);
+// work files go under $BENCH_DIR (default /tmp) and are kept on failure or
+// with --keep (MOSIX_LOG=debug passes through to mosixrun: its log is there).
+// Not a test: exits 0 when every run worked, 1 otherwise.
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../common/timed_run.h"
+
+namespace {
+
+using mosix::bench::Clock;
+using mosix::bench::TimedChild;
+
+constexpr int kVnodes = 3;
+constexpr double kMemoryFactor = 6;  // guest, /dev/shm image, frames, memfd, restored guest
+
+volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_job_pid = 0;
+
+void on_interrupt(int) {
+  g_interrupted = 1;
+  if (g_job_pid > 0) ::kill(-static_cast<pid_t>(g_job_pid), SIGTERM);  // mosixrun ends its job
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+Clock::time_point after(double seconds) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+__attribute__((format(printf, 1, 2))) void progress(const char* fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "bench_migrate: %s\n", line);
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The last lines of a file, for a report.
+std::string tail(const std::string& path, int lines) {
+  std::string text = read_text(path);
+  std::size_t pos = text.size();
+  while (pos > 0 && lines-- > 0) {
+    std::size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    pos = nl;
+  }
+  return text.substr(pos);
+}
+
+std::optional<std::uint64_t> mem_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return std::nullopt;
+}
+
+// MB/s (10^6 bytes) of a copy of `bytes` through a pipe from a child process
+// to this one, 1 MiB writes and reads, 1 MiB pipe buffer; 0 on failure.
+double pipe_mb_s(std::uint64_t bytes, double timeout_s) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return 0;
+  ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+  std::vector<char> src(1 << 20, 0x5a), dst(1 << 20, 1);
+  auto t0 = Clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) return 0;
+  if (pid == 0) {
+    ::close(p[0]);
+    for (std::uint64_t done = 0; done < bytes;) {
+      ssize_t n = ::write(p[1], src.data(), std::min<std::uint64_t>(src.size(), bytes - done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(1);
+      done += static_cast<std::uint64_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  std::uint64_t got = 0;
+  auto deadline = after(timeout_s);
+  for (;;) {
+    pollfd pf{p[0], POLLIN, 0};
+    int left = static_cast<int>(std::max(0.0, std::chrono::duration<double, std::milli>(deadline - Clock::now()).count()));
+    if (::poll(&pf, 1, left) == 0) break;
+    ssize_t n = ::read(p[0], dst.data(), dst.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::uint64_t>(n);
+  }
+  ::close(p[0]);
+  ::kill(pid, SIGKILL);  // harmless once it has exited; ends it if it hangs
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  double s = since(t0);
+  return got == bytes ? bytes / s / 1e6 : 0;
+}
+
+// Processes, identified across pid reuse by their start time.
+struct Proc {
+  pid_t pid = 0;
+  unsigned long long start = 0;
+  std::string comm;
+  bool zombie = false;
+};
+
+std::optional<Proc> proc_info(pid_t pid) {
+  std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  std::size_t open = stat.find('('), close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return std::nullopt;
+  Proc p;
+  p.pid = pid;
+  p.comm = stat.substr(open + 1, close - open - 1);
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {  // fields 3 (state) .. 22 (starttime)
+    if (i == 3) p.zombie = field == "Z" || field == "X";
+    if (i == 22) p.start = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return p;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::istringstream in(read_text(task.path().string() + "/children"));
+    for (pid_t c; in >> c;) out.push_back(c);
+  }
+  return out;
+}
+
+// Adds root's living descendants (root excluded) to `seen`.
+void record_descendants(pid_t root, std::map<pid_t, Proc>& seen) {
+  std::vector<pid_t> todo = children_of(root);
+  while (!todo.empty()) {
+    pid_t pid = todo.back();
+    todo.pop_back();
+    auto p = proc_info(pid);
+    if (!p) continue;
+    seen[pid] = *p;
+    for (pid_t c : children_of(pid)) todo.push_back(c);
+  }
+}
+
+bool still_running(const Proc& p) {
+  auto now = proc_info(p.pid);
+  return now && now->start == p.start && !now->zombie;
+}
+
+// After mosixrun has ended: what of its tree is still there after a grace
+// period (a recorded descendant, or an orphan that came back to this
+// subreaper), killed and named; and images left in /dev/shm by its daemons.
+std::string sweep(const std::map<pid_t, Proc>& seen) {
+  std::vector<Proc> left;
+  auto deadline = after(10);
+  for (;;) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    left.clear();
+    for (const auto& [pid, p] : seen)
+      if (still_running(p)) left.push_back(p);
+    for (pid_t c : children_of(::getpid())) {
+      auto p = proc_info(c);
+      if (p && !p->zombie && !seen.count(c)) left.push_back(*p);
+    }
+    if (left.empty() || Clock::now() > deadline) break;
+    ::usleep(50000);
+  }
+  std::string report;
+  for (const Proc& p : left) {
+    ::kill(p.pid, SIGKILL);
+    report += (report.empty() ? "" : ", ") + p.comm + " (pid " + std::to_string(p.pid) + ")";
+  }
+  if (!left.empty()) {
+    report = "still running 10 s after mosixrun ended, killed: " + report;
+    ::usleep(100000);
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+  std::string files;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    std::string name = f.path().filename().string();
+    for (const auto& [pid, p] : seen) {
+      if (p.comm == "mosixd" && name.rfind("mosix-migrate-" + std::to_string(pid) + "-", 0) == 0) {
+        files += (files.empty() ? "" : ", ") + f.path().string();
+        std::filesystem::remove(f.path(), ec);
+      }
+    }
+  }
+  if (!files.empty()) report += (report.empty() ? "" : "; ") + std::string("images left (removed): ") + files;
+  return report;
+}
+
+struct Command {
+  std::optional<int> status;
+  std::string out, err;
+  double seconds = 0;
+};
+
+// Runs argv to its end or its deadline (then it is killed), output kept.
+Command run_command(const std::vector<std::string>& argv, const std::string& stem, double timeout_s) {
+  Command c;
+  std::string out_path = stem + ".out", err_path = stem + ".err";
+  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  auto t0 = Clock::now();
+  auto child = TimedChild::start(argv, out, err);
+  ::close(out);
+  ::close(err);
+  if (!child) {
+    c.err = "cannot fork";
+    return c;
+  }
+  auto deadline = after(timeout_s);
+  while (!c.status && Clock::now() < deadline && !g_interrupted)
+    c.status = child->wait_until(std::min(deadline, after(0.2)));
+  if (!c.status) child->kill_group(std::chrono::seconds(3));
+  c.seconds = since(t0);
+  c.out = read_text(out_path);
+  c.err = read_text(err_path);
+  return c;
+}
+
+struct Move {
+  std::string from, to;
+  std::uint64_t bytes = 0;
+  double stopped_s = 0, total_s = 0, ctl_s = 0;
+};
+
+struct Run {
+  double pipe = 0;  // MB/s
+  std::vector<Move> moves;
+  std::string error;
+};
+
+struct Options {
+  std::vector<std::uint64_t> sizes{64, 256, 512, 1024, 2048};
+  int runs = 2;
+  double timeout_s = 120;
+  std::string bin;
+  bool keep = false;
+};
+
+Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& work) {
+  Run r;
+  std::string tag = std::to_string(mib) + " MiB, run " + std::to_string(run + 1) + "/" + std::to_string(o.runs);
+  const char* t = tag.c_str();
+  std::uint64_t bytes = mib << 20;
+
+  for (int i = 0; i < 3; ++i) r.pipe = std::max(r.pipe, pipe_mb_s(bytes, o.timeout_s));
+  if (r.pipe <= 0) {
+    r.error = "the pipe copy between two processes failed";
+    return r;
+  }
+  progress("[%s] pipe copy between two processes: %.0f MB/s (best of 3)", t, r.pipe);
+
+  std::string stem = work + "/" + std::to_string(mib) + "." + std::to_string(run + 1);
+  std::string done = stem + ".done", out_path = stem + ".mosixrun.out", err_path = stem + ".mosixrun.err";
+  std::string job_seconds = std::to_string(static_cast<long>(6 * o.timeout_s));
+  std::vector<std::string> argv = {o.bin + "/mosixrun", "--vcluster", std::to_string(kVnodes), "--map-by", "node",
+                                   "--migrate", "off", "--timeout", job_seconds, "-np", "1",
+                                   o.bin + "/mem_hold", std::to_string(mib), done, job_seconds};
+  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  progress("[%s] starting mosixrun --vcluster %d -np 1 mem_hold %llu", t, kVnodes, static_cast<unsigned long long>(mib));
+  auto t0 = Clock::now();
+  auto job = TimedChild::start(argv, out, err);
+  ::close(out);
+  ::close(err);
+  if (!job) {
+    r.error = "cannot start mosixrun";
+    return r;
+  }
+  g_job_pid = job->pid();
+  std::map<pid_t, Proc> seen;
+  std::optional<int> job_status;
+
+  // Ends the job (if still running), finds what it left, records the error.
+  auto finish = [&](std::string error) {
+    if (!job_status) {
+      job->kill_group(std::chrono::seconds(5));
+      error += "; mosixrun killed";
+    }
+    g_job_pid = 0;
+    std::string left = sweep(seen);
+    if (!left.empty()) error += (error.empty() ? "" : "; ") + left;
+    if (!error.empty()) error += "\n  mosixrun's stderr (" + err_path + "), last lines:\n" + tail(err_path, 15);
+    r.error = error;
+    return r;
+  };
+
+  std::string id = std::to_string(job->pid());
+  auto deadline = after(o.timeout_s);
+  while (read_text(out_path).find("mem_hold ready") == std::string::npos) {
+    if (g_interrupted) return finish("interrupted");
+    job_status = job->wait_until(std::min(deadline, after(0.05)));
+    if (job_status)
+      return finish("mosixrun ended (" + mosix::bench::describe_status(job_status) + ") before the guest was ready: " +
+                    tail(out_path, 3));
+    if (Clock::now() >= deadline) return finish("the guest was not ready after " + fmt("%.0f s", o.timeout_s));
+  }
+  record_descendants(job->pid(), seen);
+
+  Command ps = run_command({o.bin + "/mosixctl", "ps", "--job", id, "--json"}, stem + ".ps", o.timeout_s);
+  std::string start_node;
+  try {
+    auto reply = nlohmann::json::parse(ps.out);
+    for (const auto& g : reply.at("guests"))
+      if (g.at("rank") == 0) start_node = g.at("node").get<std::string>();
+  } catch (const std::exception& e) {
+    return finish("mosixctl ps (" + mosix::bench::describe_status(ps.status) + "): " + e.what() + ": " + ps.err);
+  }
+  progress("[%s] guest ready on %s after %.1f s (job %s, %zu processes)", t, start_node.c_str(), since(t0), id.c_str(),
+           seen.size());
+  std::string away = start_node == "vnode1" ? "vnode0" : "vnode1";
+
+  for (const std::string& to : {away, start_node}) {
+    if (g_interrupted) return finish("interrupted");
+    Command c = run_command({o.bin + "/mosixctl", "migrate", "0", to, "--job", id, "--json"}, stem + ".migrate-" + to,
+                    o.timeout_s);
+    record_descendants(job->pid(), seen);
+    std::string what = "mosixctl migrate 0 " + to;
+    if (!c.status) return finish(what + ": no answer after " + fmt("%.0f s", o.timeout_s) + " (killed)");
+    Move m;
+    try {
+      auto j = nlohmann::json::parse(c.out);
+      if (!j.value("ok", false))
+        return finish(what + " failed (" + mosix::bench::describe_status(c.status) + "): " + j.value("error", c.err));
+      m.from = j.at("from").get<std::string>();
+      m.to = j.at("to").get<std::string>();
+      m.bytes = j.at("bytes").get<std::uint64_t>();
+      m.stopped_s = j.at("stopped_ms").get<double>() / 1e3;
+      m.total_s = j.at("total_ms").get<double>() / 1e3;
+    } catch (const std::exception& e) {
+      return finish(what + " (" + mosix::bench::describe_status(c.status) + "): unreadable answer: " + e.what() +
+                    ": " + c.out + c.err);
+    }
+    m.ctl_s = c.seconds;
+    progress("[%s] %s -> %s: image %.1f MiB, stopped %.3f s, total %.3f s (mosixctl %.3f s), %.0f MB/s",
+             t, m.from.c_str(), m.to.c_str(), m.bytes / 1048576.0, m.stopped_s, m.total_s, m.ctl_s,
+             m.bytes / m.stopped_s / 1e6);
+    r.moves.push_back(m);
+  }
+
+  if (int fd = ::open(done.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600); fd >= 0) ::close(fd);
+  auto t1 = Clock::now();
+  deadline = after(o.timeout_s);
+  while (!job_status && Clock::now() < deadline && !g_interrupted)
+    job_status = job->wait_until(std::min(deadline, after(0.2)));
+  if (!job_status) return finish(g_interrupted ? "interrupted" : "mosixrun did not end after the guest was told to");
+  std::string said = read_text(out_path);
+  std::string expected = "RESULT mem_hold " + std::to_string(mib) + " OK";
+  if (!mosix::bench::succeeded(job_status) || said.find(expected) == std::string::npos)
+    return finish("the guest or its job failed after the moves (mosixrun " + mosix::bench::describe_status(job_status) +
+                  "): " + tail(out_path, 3));
+  progress("[%s] the guest checked its %llu MiB: every byte right; mosixrun exit 0 %.1f s after the go", t,
+           static_cast<unsigned long long>(mib), since(t1));
+  Run ok = finish("");
+  if (ok.error.empty()) progress("[%s] nothing left running (%zu processes of the job gone)", t, seen.size());
+  return ok;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "bench_migrate: %s\nusage: bench_migrate [--sizes MIB,MIB,...] [--runs N] [--timeout SECONDS] "
+               "[--bin DIR] [--keep]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    o.bin = std::string(self).substr(0, std::string(self).rfind('/'));
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--sizes") {
+      o.sizes.clear();
+      std::stringstream list(value());
+      for (std::string item; std::getline(list, item, ',');) {
+        char* end = nullptr;
+        unsigned long long v = std::strtoull(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || v == 0) usage("bad size '" + item + "' (MiB, > 0)");
+        o.sizes.push_back(v);
+      }
+    } else if (a == "--runs") {
+      o.runs = std::atoi(value().c_str());
+      if (o.runs < 1) usage("--runs must be at least 1");
+    } else if (a == "--timeout") {
+      o.timeout_s = std::atof(value().c_str());
+      if (!(o.timeout_s > 0)) usage("--timeout must be positive");
+    } else if (a == "--bin") {
+      o.bin = value();
+    } else if (a == "--keep") {
+      o.keep = true;
+    } else {
+      usage("unknown argument '" + a + "'");
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse(argc, argv);
+  for (const char* b : {"mosixrun", "mosixctl", "mosixd", "mosix-restore", "mem_hold"}) {
+    if (::access((o.bin + "/" + b).c_str(), X_OK) != 0) usage("no " + std::string(b) + " in " + o.bin + " (--bin DIR)");
+  }
+  if (::geteuid() == 0) {
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+
+  const char* base = std::getenv("BENCH_DIR");
+  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/bench_migrate.XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) usage("cannot create a work directory " + pattern);
+  std::string work = buf.data();
+
+  std::printf("mosixrun --vcluster %d --migrate off -np 1 mem_hold SIZE (SIZE MiB of incompressible memory), moved "
+              "with mosixctl migrate to another node and back; median of %d run(s); MB = 10^6 bytes\n",
+              kVnodes, o.runs);
+  std::printf("%6s %-16s %9s %9s %9s %9s %7s %9s %7s %9s\n", "MiB", "move", "image MiB", "stopped", "total",
+              "MB/s stop", "x pipe", "MB/s tot", "x pipe", "pipe MB/s");
+  std::fflush(stdout);
+  bool failed = false;
+  for (std::uint64_t mib : o.sizes) {
+    if (g_interrupted) break;
+    double need = kMemoryFactor * static_cast<double>(mib << 20);
+    auto avail = mem_available();
+    if (avail && static_cast<double>(*avail) < need) {
+      std::string why = "skipping " + std::to_string(mib) + " MiB: a migration needs about " +
+                        fmt("%.1f GiB", need / (1 << 30)) + " of memory (guest, image in /dev/shm, frames, image at "
+                        "the target, restored guest), MemAvailable is " + fmt("%.1f GiB", *avail / double(1 << 30));
+      progress("%s", why.c_str());
+      std::printf("%6llu %s\n", static_cast<unsigned long long>(mib), why.c_str());
+      std::fflush(stdout);
+      continue;
+    }
+    std::vector<double> pipes;
+    std::map<std::string, std::vector<Move>> by_direction;
+    std::vector<std::string> order;
+    for (int run = 0; run < o.runs && !g_interrupted; ++run) {
+      Run r = run_once(o, mib, run, work);
+      if (r.pipe > 0) pipes.push_back(r.pipe);
+      for (const Move& m : r.moves) {
+        std::string key = m.from + "->" + m.to;
+        if (!by_direction.count(key)) order.push_back(key);
+        by_direction[key].push_back(m);
+      }
+      if (!r.error.empty()) {
+        failed = true;
+        progress("[%llu MiB, run %d/%d] FAILED: %s", static_cast<unsigned long long>(mib), run + 1, o.runs,
+                 r.error.c_str());
+        std::printf("%6llu run %d FAILED: %s\n", static_cast<unsigned long long>(mib), run + 1, r.error.c_str());
+      }
+    }
+    double pipe = median(pipes);
+    for (const std::string& key : order) {
+      const auto& moves = by_direction[key];
+      std::vector<double> image, stopped, total;
+      for (const Move& m : moves) {
+        image.push_back(static_cast<double>(m.bytes));
+        stopped.push_back(m.stopped_s);
+        total.push_back(m.total_s);
+      }
+      double b = median(image), s = median(stopped), tt = median(total);
+      double rate_s = s > 0 ? b / s / 1e6 : 0, rate_t = tt > 0 ? b / tt / 1e6 : 0;
+      std::printf("%6llu %-16s %9.1f %7.3f s %7.3f s %9.0f %6.3fx %9.0f %6.3fx %9.0f%s\n",
+                  static_cast<unsigned long long>(mib), key.c_str(), b / 1048576, s, tt, rate_s,
+                  pipe > 0 ? rate_s / pipe : 0, rate_t, pipe > 0 ? rate_t / pipe : 0, pipe,
+                  moves.size() < static_cast<std::size_t>(o.runs)
+                      ? (" (" + std::to_string(moves.size()) + " of " + std::to_string(o.runs) + " runs)").c_str()
+                      : "");
+    }
+    std::fflush(stdout);
+  }
+  std::printf("stopped: from the stop request at the source until the target has restored the guest (checkpoint into "
+              "/dev/shm, 1 MiB frames over MPI, restore); total: at the home node, from the order to the answer.\n"
+              "x pipe: the image's MB/s over a pipe copy of SIZE bytes between two processes in the same run (best of 3 "
+              "each run, median over the runs).\n");
+  if (g_interrupted) {
+    std::printf("interrupted\n");
+    failed = true;
+  }
+  if (failed || o.keep) {
+    std::printf("work files (mosixrun and mosixctl output): %s\n", work.c_str());
+  } else {
+    std::error_code ec;
+    std::filesystem::remove_all(work, ec);
+  }
+  return failed ? 1 : 0;
+}
