@@ -3,7 +3,7 @@
 // run.
 //
 // For each size (--sizes, MiB, default 64,256,512,1024,2048) and run (--runs,
-// default 2): SIZE bytes are copied through a pipe from one process to
+// default 3): SIZE bytes are copied through a pipe from one process to
 // another; then `mosixrun --vcluster 3 --map-by node --migrate off -np 1
 // mem_hold SIZE DONE` starts a guest that writes SIZE MiB of incompressible
 // memory and waits; it is moved with `mosixctl migrate 0 vnode1 --json` and
@@ -306,7 +306,7 @@ struct Run {
 
 struct Options {
   std::vector<std::uint64_t> sizes{64, 256, 512, 1024, 2048};
-  int runs = 2;
+  int runs = 3;
   double timeout_s = 120;
   std::string bin;
   bool keep = false;
@@ -355,7 +355,10 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
     g_job_pid = 0;
     std::string left = sweep(seen);
     if (!left.empty()) error += (error.empty() ? "" : "; ") + left;
-    if (!error.empty()) error += "\n  mosixrun's stderr (" + err_path + "), last lines:\n" + tail(err_path, 15);
+    if (!error.empty()) {
+      std::string said = tail(err_path, 15);
+      error += "\n  mosixrun's stderr (" + err_path + ")" + (said.empty() ? ": empty" : ", last lines:\n" + said);
+    }
     r.error = error;
     return r;
   };
@@ -391,7 +394,10 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
                     o.timeout_s);
     record_descendants(job->pid(), seen);
     std::string what = "mosixctl migrate 0 " + to;
+    if (g_interrupted) return finish("interrupted during " + what);
     if (!c.status) return finish(what + ": no answer after " + fmt("%.0f s", o.timeout_s) + " (killed)");
+    if (c.out.find('{') == std::string::npos)
+      return finish(what + " failed (" + mosix::bench::describe_status(c.status) + "): " + c.err);
     Move m;
     try {
       auto j = nlohmann::json::parse(c.out);
