@@ -151,6 +151,11 @@ int main(int argc, char** argv) {
                 "): add --oversubscribe, or give more slots with --host/--hostfile");
   }
 
+  if (!o.pin.empty() && o.pin.back() >= np) {
+    usage_error("--pin: rank " + std::to_string(o.pin.back()) + " does not exist: the job has " +
+                std::to_string(np) + " cop" + (np == 1 ? "y" : "ies") + " (ranks count from 0)");
+  }
+
   std::string cwd = current_dir();
   std::string wdir = o.wdir.empty() ? cwd : o.wdir;
   if (!o.wdir.empty()) {
@@ -253,6 +258,7 @@ int main(int argc, char** argv) {
       g.env = l.env;
       g.cwd = l.cwd;
       g.flags = l.rank == 0 ? kSpawnStdin : 0;
+      if (std::binary_search(o.pin.begin(), o.pin.end(), l.rank)) g.flags |= kSpawnPinned;
       remote.guests.push_back(std::move(g));
     }
     auto mpirun = resolve_program("mpirun", path_env ? path_env : "/usr/bin:/bin", cwd);

@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 
 namespace mosix {
@@ -31,6 +32,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"vcluster", true},     OptionSpec{"vcluster-cpu", true},
     OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
     OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
+    OptionSpec{"pin", true},
 };
 
 const OptionSpec* find_option(std::string_view name) {
@@ -41,6 +43,33 @@ const OptionSpec* find_option(std::string_view name) {
 }
 
 }  // namespace
+
+Expected<std::vector<int>> parse_rank_list(std::string_view text) {
+  std::vector<int> ranks;
+  auto number = [](std::string_view s) -> std::optional<int> {
+    if (s.empty() || s.size() > 7 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    return std::stoi(std::string(s));
+  };
+  while (true) {
+    auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    auto dash = item.find('-');
+    auto first = number(item.substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : number(item.substr(dash + 1));
+    if (!first || !last || *last < *first) {
+      return make_error("'" + std::string(item) + "' is not a rank or a range of ranks: write e.g. 0,2,5-7");
+    }
+    if (*last - *first > 1'000'000) return make_error("'" + std::string(item) + "' is too large a range");
+    for (int r = *first; r <= *last; ++r) ranks.push_back(r);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  std::sort(ranks.begin(), ranks.end());
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  return ranks;
+}
 
 Expected<SplitArgs> split_mosixrun_args(const std::vector<std::string>& args) {
   SplitArgs out;
@@ -123,6 +152,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
   app.add_option("--migrate", o.migrate, "on (default): the node daemons rebalance by moving guests; off: never")
       ->check(CLI::IsMember({"on", "off"}));
+  std::string pin;
+  CLI::Option* pin_option = app.add_option("--pin", pin, "Copies that never move, e.g. 0,2-3 (mosixctl migrate refuses them too)");
 
   std::vector<std::string> reversed(split->options.rbegin(), split->options.rend());
   try {
@@ -189,6 +220,15 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   }
   if (!o.ckpt_dir.empty() && o.ckpt_interval == 0) {
     return make_error("--ckpt-dir without --ckpt-interval: say how often to checkpoint");
+  }
+  if (pin_option->count() > 0) {
+    auto ranks = parse_rank_list(pin);
+    if (!ranks) return make_error("--pin " + pin + ": " + ranks.error().message);
+    if (o.np > 0 && ranks->back() >= o.np) {
+      return make_error("--pin " + pin + ": rank " + std::to_string(ranks->back()) + " does not exist with -np " +
+                        std::to_string(o.np) + " (ranks count from 0)");
+    }
+    o.pin = std::move(*ranks);
   }
   if (vcluster < 0 || vcluster > 256) {
     return make_error("--vcluster " + std::to_string(vcluster) + ": give 1 to 256 virtual nodes");

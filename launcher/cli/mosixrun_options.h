@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/core/expected.h"
@@ -37,8 +38,12 @@ struct RunOptions {
   double ckpt_interval = 0;          // seconds between periodic checkpoints; 0: none
   std::string ckpt_dir;              // where they go (default under $XDG_STATE_HOME/mosix)
   std::string migrate = "on";        // --migrate=off: the node daemons never move guests on their own
+  std::vector<int> pin;              // --pin RANKS: these copies never move (sorted, unique)
   std::vector<std::string> program;  // program and its own arguments, untouched
 };
+
+// "0,2,5-7" -> {0, 2, 5, 6, 7}: sorted, without repeats.
+Expected<std::vector<int>> parse_rank_list(std::string_view text);
 
 // What parsing decided: run with `options`, or print `text` and exit.
 struct ParsedCommand {

@@ -13,6 +13,7 @@ namespace {
 struct PsOptions {
   std::string job;
   bool json = false;
+  bool explain = false;
 };
 
 void run_ps(const PsOptions& o) {
@@ -47,6 +48,10 @@ void run_ps(const PsOptions& o) {
                 g.value("home", "").c_str(), g.value("node", "").c_str(), state.c_str(),
                 cpu < 0 ? "-" : std::to_string(cpu).substr(0, std::to_string(cpu).find('.') + 3).c_str());
     if (std::string why = g.value("cantmove", ""); !why.empty()) std::printf("      cantmove: %s\n", why.c_str());
+    if (o.explain) {
+      std::string line = g.contains("decision") ? g["decision"].value("explanation", "") : "";
+      std::printf("      decision: %s\n", line.empty() ? "none yet (its node decides about once a second)" : line.c_str());
+    }
   }
 }
 
@@ -57,6 +62,8 @@ void register_ps(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("ps", "The guests of a running job: rank, pid, node, state, CPU time");
   cmd->add_option("--job", o->job, "Job id (needed when several jobs run; see mosixctl status)");
   cmd->add_flag("--json", o->json, "Machine-readable output (see docs/mosixctl.md)");
+  cmd->add_flag("--explain", o->explain,
+                "Under each guest, its node's last rebalancing decision: verdict, load, best target, gain, cost");
   cmd->callback([o] { run_ps(*o); });
 }
 

@@ -73,6 +73,17 @@ void fields(auto& a, Is<OutputCredit> auto& m) {
   a("bytes", m.bytes);
 }
 
+void fields(auto& a, Is<GuestDecision> auto& m) {
+  a("rank", m.rank);
+  a("verdict", m.verdict);
+  a("explanation", m.explanation);
+}
+
+void fields(auto& a, Is<BalanceReport> auto& m) {
+  a("node", m.node);
+  a("guests", m.guests);
+}
+
 void fields(auto& a, Is<GuestSignal> auto& m) {
   a("rank", m.rank);
   a("signo", m.signo);
@@ -415,6 +426,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kMigrateRequest: return "MigrateRequest";
     case MessageType::kMigrateResult: return "MigrateResult";
     case MessageType::kOutputCredit: return "OutputCredit";
+    case MessageType::kBalanceReport: return "BalanceReport";
   }
   return "unknown";
 }
@@ -466,6 +478,7 @@ template Frame encode_frame(const NodeLost&);
 template Frame encode_frame(const MigrateRequest&);
 template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
+template Frame encode_frame(const BalanceReport&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -544,6 +557,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kMigrateRequest: return decode_payload<MigrateRequest>(payload);
     case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
+    case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::uint16_t kProtocolVersion = 2;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -55,6 +55,7 @@ enum class MessageType : std::uint16_t {
   kMigrateRequest = 15,
   kMigrateResult = 16,
   kOutputCredit = 17,
+  kBalanceReport = 18,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -95,7 +96,8 @@ struct LoadReport {
 };
 
 // Bits of SpawnGuest::flags.
-inline constexpr std::uint32_t kSpawnStdin = 1u << 0;  // relay home's stdin to this guest
+inline constexpr std::uint32_t kSpawnStdin = 1u << 0;   // relay home's stdin to this guest
+inline constexpr std::uint32_t kSpawnPinned = 1u << 1;  // --pin: the guest never moves
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {
@@ -232,10 +234,27 @@ struct OutputCredit {
   bool operator==(const OutputCredit&) const = default;
 };
 
+// A guest's last rebalancing decision, as its node's balancer explained it.
+struct GuestDecision {
+  std::int32_t rank = 0;
+  std::string verdict;               // one phrase: "moving", "below margin", "pinned", ...
+  std::string explanation;           // one line with the numbers (balancer.h's explain())
+  bool operator==(const GuestDecision&) const = default;
+};
+
+// Node -> home node -> mosixrun after each balancer round, about once a
+// second: the verdict on each of its guests (for `mosixctl ps --explain`).
+struct BalanceReport {
+  static constexpr MessageType kType = MessageType::kBalanceReport;
+  std::uint32_t node = 0;
+  std::vector<GuestDecision> guests;
+  bool operator==(const BalanceReport&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
-                             MigrateResult, OutputCredit>;
+                             MigrateResult, OutputCredit, BalanceReport>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

@@ -1090,12 +1090,13 @@ bool NodeDaemon::hold_for_migration(int source, const Message& message) {
 }
 
 // About once a second: MOSIX's rebalancing decision (runtime/core/balancer.h)
-// on this node's guests and its gossip view; at most one move at a time.
+// on this node's guests and its gossip view; at most one move at a time. The
+// verdict on every guest goes home (BalanceReport) for `mosixctl ps
+// --explain`, also when migration is off or the guest is pinned.
 void NodeDaemon::balance() {
-  if (o_.rebalance && outgoing_.empty() && incoming_.empty() && !shutting_down_) {
+  if (outgoing_.empty() && incoming_.empty() && !shutting_down_) {
     NodeState st;
     st.self = self_load_;
-    std::map<GuestId, int> rank_of;
     for (auto& [rank, g] : guests_) {
       if (g->phase != Phase::kLive || !g->running || g->migrating) continue;
       GuestState gs;
@@ -1111,12 +1112,22 @@ void NodeDaemon::balance() {
       }
       gs.image_bytes = gs.memory_bytes = pages * 4096;
       gs.arrived_at = g->arrived_at;
+      gs.pinned = (g->flags & kSpawnPinned) != 0;
       gs.cant_move = g->cant_move;
       st.guests.push_back(gs);
     }
     if (!st.guests.empty()) {
-      Decision d = decide(st, loads_.others(now()), now(), BalancerParams{});
-      if (d.move && static_cast<int>(d.move->target) < t_.size()) {
+      BalancerParams params;
+      params.migrate = o_.rebalance;
+      Decision d = decide(st, loads_.others(now()), now(), params);
+      BalanceReport report;
+      report.node = static_cast<std::uint32_t>(t_.rank());
+      for (const Explanation& e : d.explanations) {
+        report.guests.push_back(GuestDecision{static_cast<std::int32_t>(e.guest),
+                                              std::string(verdict_phrase(e.verdict)), explain(e)});
+      }
+      send(0, report);
+      if (o_.rebalance && d.move && static_cast<int>(d.move->target) < t_.size()) {
         MigrateRequest m;
         // Ids of the daemons' own moves cannot collide with mosixrun's.
         m.migration_id = (static_cast<std::uint64_t>(t_.rank() + 1) << 40) + ++next_auto_migration_;

@@ -64,6 +64,8 @@ class RemoteJob {
     bool migrating = false;
     std::string cantmove;        // why its last migration was refused, if it was the guest's doing
     std::string last_migration;  // one line on its last migration
+    bool pinned = false;         // --pin
+    GuestDecision decision;      // its node's last rebalancing verdict
   };
   struct PendingMigration {
     ControlReply reply;
@@ -249,6 +251,19 @@ void RemoteJob::from_home(Message message) {
     for (const LoadEntry& e : load->entries) loads_[static_cast<int>(e.node)] = e;
   } else if (auto* moved = std::get_if<MigrateResult>(&message)) {
     migration_ended(*moved);
+  } else if (auto* report = std::get_if<BalanceReport>(&message)) {
+    for (GuestDecision& d : report->guests) {
+      if (auto it = ranks_.find(d.rank); it != ranks_.end() && it->second.node == static_cast<int>(report->node)) {
+        // The balancer numbers nodes ("best node 2 (load ...)"); users know names.
+        for (const auto& [id, name] : node_names_) {
+          std::string number = "node " + std::to_string(id) + " (";
+          for (auto at = d.explanation.find(number); at != std::string::npos; at = d.explanation.find(number, at)) {
+            d.explanation.replace(at, number.size(), name + " (");
+          }
+        }
+        it->second.decision = std::move(d);
+      }
+    }
   } else if (auto* bye = std::get_if<Shutdown>(&message)) {
     fatal_ = bye->reason;
     end_job("the home node daemon gave up");
@@ -270,7 +285,8 @@ nlohmann::json RemoteJob::control(const nlohmann::json& request) {
                         {"node", r.node >= 0 ? node_name(r.node) : ""}, {"state", state},
                         {"cpu_seconds", cpu},
                         {"exit_status", r.ended ? shell_status(r.end) : -1},
-                        {"cantmove", r.cantmove}, {"last_migration", r.last_migration}});
+                        {"cantmove", r.cantmove}, {"last_migration", r.last_migration},
+                        {"decision", {{"verdict", r.decision.verdict}, {"explanation", r.decision.explanation}}}});
     }
     return {{"ok", true}, {"job", spec_.record.id}, {"guests", guests}};
   }
@@ -314,6 +330,7 @@ void RemoteJob::migrate(const nlohmann::json& request, ControlReply reply) {
   if (r.ended) return refuse("rank " + std::to_string(rank) + " has exited");
   if (!r.started || !home_) return refuse("rank " + std::to_string(rank) + " has not started yet");
   if (r.migrating) return refuse("rank " + std::to_string(rank) + " is already moving");
+  if (r.pinned) return refuse("rank " + std::to_string(rank) + " is pinned (mosixrun --pin): it never moves");
   int target = -1;
   if (to == "home") {
     target = 0;
@@ -633,6 +650,10 @@ Expected<int> RemoteJob::run() {
   for (const SpawnGuest& g : spec_.guests) {
     if (Status s = relay_.open_files(g.rank); !s) return s.error();
     ranks_[g.rank].end.rank = g.rank;
+    if (g.flags & kSpawnPinned) {
+      ranks_[g.rank].pinned = true;
+      ranks_[g.rank].cantmove = "pinned (--pin)";
+    }
     spec_.record.guests.push_back(GuestRecord{g.rank, 0, "", "starting", -1});
   }
 

@@ -64,6 +64,15 @@ TEST(MosixrunOptions, HelpAndVersionPrint) {
   EXPECT_EQ(version->print_and_exit->rfind("mosixrun ", 0), 0u);
 }
 
+TEST(MosixrunOptions, PinTakesRanksAndRanges) {
+  auto p = parse({"-np", "8", "--pin", "5-7,0,2,6", "x"});
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->options.pin, (std::vector<int>{0, 2, 5, 6, 7}));
+  auto single = parse({"-pin", "3", "x"});
+  ASSERT_TRUE(single.ok()) << single.error().message;
+  EXPECT_EQ(single->options.pin, (std::vector<int>{3}));
+}
+
 TEST(MosixrunOptions, UsageErrorsNameTheProblem) {
   struct Case {
     std::vector<std::string> args;
@@ -83,6 +92,10 @@ TEST(MosixrunOptions, UsageErrorsNameTheProblem) {
            {{"--timeout", "-1", "x"}, "--timeout"},
            {{"--tag-output=yes", "x"}, "takes no value"},
            {{"--host", "a", "--hostfile", "f", "x"}, "use one of them"},
+           {{"--pin", "1,x", "x"}, "'x' is not a rank"},
+           {{"--pin", "3-1", "x"}, "'3-1' is not a rank"},
+           {{"--pin", "", "x"}, "is not a rank"},
+           {{"-np", "4", "--pin", "2,4", "x"}, "rank 4 does not exist with -np 4"},
        }) {
     auto p = parse(c.args);
     ASSERT_FALSE(p.ok()) << c.says;

@@ -42,6 +42,7 @@ std::vector<Message> every_message() {
       MigrateResult{0x0102030405060708ull, 7, false, true, "fd 3 is a socket", 1, 2, 31337,
                     1ull << 34, 4000000000u},
       OutputCredit{5, 1ull << 40},
+      BalanceReport{2, {{1, "below margin", "load 2.00 ..."}, {3, "pinned", ""}}},
   };
 }
 
