@@ -65,6 +65,8 @@ class RemoteJob {
     std::string cantmove;        // why its last migration was refused, if it was the guest's doing
     std::string last_migration;  // one line on its last migration
     bool pinned = false;         // --pin
+    int moves = 0;               // migrations that moved it
+    int balancer_moves = 0;      // of which the node daemons decided on their own
     GuestDecision decision;      // its node's last rebalancing verdict
   };
   struct PendingMigration {
@@ -286,6 +288,7 @@ nlohmann::json RemoteJob::control(const nlohmann::json& request) {
                         {"cpu_seconds", cpu},
                         {"exit_status", r.ended ? shell_status(r.end) : -1},
                         {"cantmove", r.cantmove}, {"last_migration", r.last_migration},
+                        {"migrations", r.moves}, {"balancer_migrations", r.balancer_moves},
                         {"decision", {{"verdict", r.decision.verdict}, {"explanation", r.decision.explanation}}}});
     }
     return {{"ok", true}, {"job", spec_.record.id}, {"guests", guests}};
@@ -395,7 +398,11 @@ void RemoteJob::migration_ended(const MigrateResult& m) {
       }
     }
     (void)write_job(spec_.record);
-    r.last_migration = "moved from " + node_name(from) + " to " + node_name(static_cast<int>(m.target_node));
+    ++r.moves;
+    // A move nobody here asked for was the balancer's (runtime/core/balancer.h).
+    if (pending == migrations_.end()) ++r.balancer_moves;
+    r.last_migration = std::string(pending == migrations_.end() ? "balancer moved it" : "moved") + " from " +
+                       node_name(from) + " to " + node_name(static_cast<int>(m.target_node));
     reply = {{"ok", true}, {"rank", m.rank}, {"from", node_name(from)},
              {"to", node_name(static_cast<int>(m.target_node))}, {"pid", m.pid}, {"bytes", m.bytes},
              {"stopped_ms", m.stopped_ms}, {"total_ms", total_ms}};
