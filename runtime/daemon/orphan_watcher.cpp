@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,6 +16,34 @@ namespace mosix {
 namespace {
 
 constexpr int32_t kRelease = 0;
+
+// When the process `pid` started (clock ticks after boot, field 22 of
+// /proc/PID/stat); 0 if there is no such process.
+uint64_t start_time(int32_t pid) {
+  char path[64], buf[1024];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+  if (p == nullptr) return 0;
+  // After ") ": state is field 3; starttime is field 22.
+  for (int field = 2; field < 22 && p != nullptr; ++field) p = std::strchr(p + 1, ' ');
+  return p == nullptr ? 0 : std::strtoull(p + 1, nullptr, 10);
+}
+
+// A group to kill if the owner dies, and when its leader started. A group's
+// number cannot be reused while any process is still in it; once it is
+// empty, the number may go to an unrelated process (another job's daemon)
+// that leads a group of its own. So at the end a group is killed only if no
+// process has its number, or if that process is the leader we recorded.
+struct Group {
+  int32_t pgid;
+  uint64_t leader_start;
+};
 
 [[noreturn]] void watcher_main(int fd) {
   // Own process group, so the terminal's ^C and ^Z reach mosixrun, not us.
@@ -28,19 +58,22 @@ constexpr int32_t kRelease = 0;
     if (i != fd) ::close(i);
   }
   ::prctl(PR_SET_NAME, "mosix-watcher");
-  std::vector<int32_t> groups;
+  std::vector<Group> groups;
   for (;;) {
     int32_t pgid;
     ssize_t n = ::read(fd, &pgid, sizeof pgid);
     if (n < 0 && errno == EINTR) continue;
     if (n == static_cast<ssize_t>(sizeof pgid)) {
       if (pgid == kRelease) ::_exit(0);
-      groups.push_back(pgid);
+      groups.push_back(Group{pgid, start_time(pgid)});
       continue;
     }
     break;  // EOF or error: the parent is gone without releasing us.
   }
-  for (int32_t g : groups) ::kill(-g, SIGKILL);
+  for (const Group& g : groups) {
+    uint64_t now = start_time(g.pgid);
+    if (now == 0 || now == g.leader_start) ::kill(-g.pgid, SIGKILL);
+  }
   ::_exit(0);
 }
 
