@@ -245,5 +245,34 @@ TEST(ProtocolTest, CheckHelloNamesNodeAndBothVersions) {
   EXPECT_TRUE(check_hello(peer, "0.1.0").ok());
 }
 
+// Bit at a time, straight from the definition: the reference for the fast paths.
+std::uint32_t crc32c_reference(std::span<const std::uint8_t> bytes) {
+  std::uint32_t crc = ~0u;
+  for (std::uint8_t b : bytes) {
+    crc ^= b;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+  }
+  return ~crc;
+}
+
+TEST(ProtocolTest, Crc32cOfLongBuffersMatchesTheDefinition) {
+  Bytes data(3 * 8192 * 2 + 3 * 256 * 3 + 77);
+  std::uint32_t x = 12345;
+  for (std::uint8_t& b : data) {
+    x = x * 1103515245u + 12345u;
+    b = static_cast<std::uint8_t>(x >> 24);
+  }
+  const std::span<const std::uint8_t> all(data);
+  // Around every block boundary of the three-stream paths, at odd offsets too.
+  for (std::size_t len : {0ul, 7ul, 8ul, 767ul, 768ul, 769ul, 2304ul, 24575ul, 24576ul, 24577ul,
+                          24576ul + 768ul, 49152ul, all.size() - 1}) {
+    for (std::size_t at : {0ul, 1ul, 5ul}) {
+      auto part = all.subspan(at, len);
+      EXPECT_EQ(crc32c(part), crc32c_reference(part)) << "length " << len << " at " << at;
+    }
+  }
+  EXPECT_EQ(crc32c(all.subspan(30000), crc32c(all.first(30000))), crc32c_reference(all));
+}
+
 }  // namespace
 }  // namespace mosix
