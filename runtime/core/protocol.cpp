@@ -635,4 +635,73 @@ Status check_hello(const Hello& peer, std::string_view our_mosix_version) {
                     ": install the same mosixrun release on every node");
 }
 
+// GuestOutput's payload, as fields(GuestOutput) lays it out: rank (4),
+// stream (1), byte count (4), bytes.
+namespace {
+constexpr std::size_t kGuestOutputFixed = 9;
+}
+
+Frame encode_guest_output(std::int32_t rank, OutputStream stream,
+                          std::span<const std::uint8_t> bytes) {
+  const std::size_t payload = kGuestOutputFixed + bytes.size();
+  Frame frame;
+  frame.reserve(kFrameHeaderSize + payload);
+  frame.resize(kFrameHeaderSize + kGuestOutputFixed);
+  std::uint8_t* p = frame.data() + kFrameHeaderSize;
+  put_le(p, to_bits(rank), 4);
+  put_le(p + 4, to_bits(stream), 1);
+  put_le(p + 5, bytes.size(), 4);
+  frame.insert(frame.end(), bytes.begin(), bytes.end());
+  write_header(frame.data(), kProtocolVersion, MessageType::kGuestOutput,
+               static_cast<std::uint32_t>(payload));
+  seal(frame);
+  return frame;
+}
+
+std::optional<std::int32_t> guest_output_rank(std::span<const std::uint8_t> frame) {
+  if (frame.size() < kFrameHeaderSize + 4 ||
+      get_le(frame.data() + 6, 2) != static_cast<std::uint16_t>(MessageType::kGuestOutput) ||
+      frame_protocol_version(frame) != kProtocolVersion) {
+    return std::nullopt;
+  }
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(get_le(frame.data() + kFrameHeaderSize, 4)));
+}
+
+Expected<GuestOutputView> view_guest_output(std::span<const std::uint8_t> frame) {
+  auto header = parse_frame_header(frame);
+  if (!header) return header.error();
+  if (header->type != MessageType::kGuestOutput) {
+    return make_error("expected a GuestOutput frame, got " +
+                      std::string(message_type_name(header->type)));
+  }
+  const std::size_t carried = frame.size() - kFrameHeaderSize;
+  if (carried != header->payload_size) {
+    return make_error(std::string(carried < header->payload_size ? "truncated" : "oversized") +
+                      " frame: header announces " + std::to_string(header->payload_size) +
+                      " payload bytes, the frame carries " + std::to_string(carried));
+  }
+  const std::uint32_t computed = frame_checksum(frame);
+  if (computed != header->checksum) {
+    return make_error("corrupted frame: checksum " + std::to_string(computed) +
+                      " does not match the header's " + std::to_string(header->checksum));
+  }
+  GuestOutputView view;
+  std::uint32_t size = 0;
+  Reader reader(frame.subspan(kFrameHeaderSize), "GuestOutput");
+  reader("rank", view.rank);
+  reader("stream", view.stream);
+  reader("bytes", size);
+  if (reader.failed()) return make_error(reader.error());
+  if (reader.left() < size) {
+    return make_error("truncated GuestOutput payload: field 'bytes' needs " + std::to_string(size) +
+                      " bytes, " + std::to_string(reader.left()) + " left");
+  }
+  if (reader.left() > size) {
+    return make_error(std::to_string(reader.left() - size) +
+                      " unexpected bytes after the end of a GuestOutput payload");
+  }
+  view.bytes = frame.subspan(kFrameHeaderSize + kGuestOutputFixed);
+  return view;
+}
+
 }  // namespace mosix

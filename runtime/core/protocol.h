@@ -301,4 +301,25 @@ Status check_hello(const Hello& peer, std::string_view our_mosix_version);
 // CRC32C (Castagnoli), continuing from `crc` (0 to start).
 std::uint32_t crc32c(std::span<const std::uint8_t> bytes, std::uint32_t crc = 0);
 
+// GuestOutput frames without copies of their bytes, for the output path: a
+// node encodes straight from its read buffer, the home node forwards the frame
+// as it came (routing on the rank alone), mosixrun writes the bytes out from
+// where they arrived. Same bytes on the wire as encode_frame(GuestOutput).
+Frame encode_guest_output(std::int32_t rank, OutputStream stream,
+                          std::span<const std::uint8_t> bytes);
+
+struct GuestOutputView {
+  std::int32_t rank = 0;
+  OutputStream stream = OutputStream::kStdout;
+  std::span<const std::uint8_t> bytes;  // inside the frame
+};
+
+// The rank of a GuestOutput frame of our protocol version, from its header
+// and first field alone (nothing else is checked); nothing for any other frame.
+std::optional<std::int32_t> guest_output_rank(std::span<const std::uint8_t> frame);
+
+// decode_frame() of a GuestOutput frame, every check included, with the bytes
+// left where they are.
+Expected<GuestOutputView> view_guest_output(std::span<const std::uint8_t> frame);
+
 }  // namespace mosix

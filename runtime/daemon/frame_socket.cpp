@@ -1,7 +1,9 @@
 #include "runtime/daemon/frame_socket.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,27 +11,86 @@
 
 namespace mosix {
 
-Expected<std::vector<Message>> FrameReader::feed(const char* data, size_t size) {
-  buffer_.insert(buffer_.end(), data, data + size);
-  std::vector<Message> out;
-  size_t used = 0;
-  while (buffer_.size() - used >= kFrameHeaderSize) {
-    std::span<const std::uint8_t> rest(buffer_.data() + used, buffer_.size() - used);
-    auto header = parse_frame_header(rest);
-    if (!header) return header.error();
-    size_t total = kFrameHeaderSize + header->payload_size;
-    if (rest.size() < total) break;
-    auto message = decode_frame(rest.subspan(0, total));
-    if (!message) return message.error();
-    out.push_back(std::move(*message));
-    used += total;
+namespace {
+// Reads take at most kMaxRead, or the rest of the frame in progress, so that
+// the bytes are still in the cache when they are written out, and the buffer
+// empties (and the next read goes to its start) at the end of each frame.
+// Room for kMinRead at least; the buffer grows for a frame that does not fit.
+constexpr size_t kMinRead = 64u << 10;
+constexpr size_t kMaxRead = 256u << 10;
+constexpr size_t kInitialCapacity = 1u << 20;
+}  // namespace
+
+std::span<std::uint8_t> FrameReader::space() {
+  const size_t unread = end_ - begin_;
+  const size_t wanted = std::max(need_, unread) + kMinRead;
+  if (capacity_ - end_ < kMinRead || capacity_ < wanted) {
+    // Move what is unread (at most a frame in progress) to the front, into a
+    // larger buffer if the frame would not fit.
+    if (capacity_ < wanted) {
+      size_t capacity = std::max(kInitialCapacity, capacity_);
+      while (capacity < wanted) capacity *= 2;
+      auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+      if (unread > 0) std::memcpy(bigger.get(), buffer_.get() + begin_, unread);
+      buffer_ = std::move(bigger);
+      capacity_ = capacity;
+    } else if (unread > 0) {
+      std::memmove(buffer_.get(), buffer_.get() + begin_, unread);
+    }
+    begin_ = 0;
+    end_ = unread;
   }
-  buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(used));
+  const size_t rest = need_ > unread ? need_ - unread : kMaxRead;
+  return {buffer_.get() + end_, std::min(capacity_ - end_, std::max(rest, kMinRead))};
+}
+
+Expected<std::span<const std::uint8_t>> FrameReader::next() {
+  if (!corrupt_.empty()) return make_error(corrupt_);
+  const size_t unread = end_ - begin_;
+  if (unread < kFrameHeaderSize) return std::span<const std::uint8_t>{};
+  std::span<const std::uint8_t> rest(buffer_.get() + begin_, unread);
+  auto header = parse_frame_header(rest);
+  if (!header) {
+    corrupt_ = header.error().message;
+    return header.error();
+  }
+  const size_t total = kFrameHeaderSize + header->payload_size;
+  if (unread < total) {
+    need_ = total;
+    return std::span<const std::uint8_t>{};
+  }
+  need_ = 0;
+  begin_ += total;
+  if (begin_ == end_) begin_ = end_ = 0;  // the next read goes to the front again (warm in cache)
+  return rest.first(total);
+}
+
+Expected<std::vector<Message>> FrameReader::feed(const char* data, size_t size) {
+  std::vector<Message> out;
+  do {
+    const size_t n = std::min(size, space().size());
+    if (n > 0) std::memcpy(buffer_.get() + end_, data, n);
+    filled(n);
+    data += n;
+    size -= n;
+    for (;;) {
+      auto frame = next();
+      if (!frame) return frame.error();
+      if (frame->empty()) break;
+      auto message = decode_frame(*frame);
+      if (!message) {
+        corrupt_ = message.error().message;
+        return message.error();
+      }
+      out.push_back(std::move(*message));
+    }
+  } while (size > 0);
   return out;
 }
 
-bool FrameSender::send(const Message& message) {
-  Frame frame = encode_frame(message);
+bool FrameSender::send(const Message& message) { return send_frame(encode_frame(message)); }
+
+bool FrameSender::send_frame(std::span<const std::uint8_t> frame) {
   std::lock_guard lock(mutex_);
   if (broken_) return false;
   const std::uint8_t* p = frame.data();
@@ -38,10 +99,8 @@ bool FrameSender::send(const Message& message) {
     ssize_t n = ::send(fd_, p, left, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      fd_set w;
-      FD_ZERO(&w);
-      FD_SET(fd_, &w);
-      ::select(fd_ + 1, nullptr, &w, nullptr, nullptr);
+      pollfd writable{fd_, POLLOUT, 0};
+      ::poll(&writable, 1, -1);
       continue;
     }
     if (n <= 0) {

@@ -3,7 +3,10 @@
 // and a thread-safe blocking sender.
 #pragma once
 
+#include <memory>
 #include <mutex>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "runtime/core/expected.h"
@@ -16,10 +19,22 @@ class FrameReader {
   // Appends bytes; returns every message now complete, or the reason the
   // stream is corrupt (then it stays so).
   Expected<std::vector<Message>> feed(const char* data, size_t size);
-  bool empty() const { return buffer_.empty(); }
+  bool empty() const { return begin_ == end_; }
+
+  // Reading in place, without copies: read into space(), say how much with
+  // filled(), then take the complete frames with next().
+  std::span<std::uint8_t> space();
+  void filled(size_t n) { end_ += n; }
+  // The next complete frame, its header checked (decode_frame() or
+  // view_guest_output() checks the rest); an empty span while none is
+  // complete. Valid until the next call of space() or feed().
+  Expected<std::span<const std::uint8_t>> next();
 
  private:
-  std::vector<std::uint8_t> buffer_;
+  std::unique_ptr<std::uint8_t[]> buffer_;  // bytes [begin_, end_) are unread
+  size_t capacity_ = 0, begin_ = 0, end_ = 0;
+  size_t need_ = 0;  // size of the frame at begin_, once its header is in
+  std::string corrupt_;
 };
 
 class FrameSender {
@@ -27,6 +42,8 @@ class FrameSender {
   explicit FrameSender(int fd) : fd_(fd) {}
   // Writes the whole frame before returning; false once the peer is gone.
   bool send(const Message& message);
+  // The same for a frame encoded already (e.g. forwarded as it came).
+  bool send_frame(std::span<const std::uint8_t> frame);
   int fd() const { return fd_; }
 
  private:

@@ -78,6 +78,7 @@ class RemoteJob {
   void accept_home();
   void read_home();
   void from_home(Message message);
+  void output_from_home(const GuestOutputView& out);
   void read_mpirun(asio::posix::stream_descriptor& sd, std::array<char, 8192>& buf);
   void start_stdin_pump();
   void signal_all(int signo);
@@ -102,7 +103,6 @@ class RemoteJob {
   asio::steady_timer timeout_, grace_, start_timer_{io_};
   std::unique_ptr<asio::posix::stream_descriptor> listen_sd_, home_sd_, mpirun_out_, mpirun_err_;
   std::array<char, 8192> mpirun_out_buf_{}, mpirun_err_buf_{};
-  std::array<char, 1 << 17> home_buf_{};
   std::unique_ptr<FrameSender> home_;
   FrameReader home_reader_;
   std::string socket_dir_, socket_path_;
@@ -201,15 +201,27 @@ void RemoteJob::accept_home() {
 }
 
 void RemoteJob::read_home() {
-  home_sd_->async_read_some(asio::buffer(home_buf_), [this](error_code ec, size_t n) {
-    if (n > 0) {
-      auto messages = home_reader_.feed(home_buf_.data(), n);
-      if (!messages) {
-        fatal_ = "the home node daemon sent a bad frame: " + messages.error().message;
+  auto space = home_reader_.space();  // frames are read in place: output is written out from there
+  home_sd_->async_read_some(asio::buffer(space.data(), space.size()), [this](error_code ec, size_t n) {
+    home_reader_.filled(n);
+    for (;;) {
+      auto frame = home_reader_.next();
+      if (frame && frame->empty()) break;
+      std::string bad;
+      if (!frame) {
+        bad = frame.error().message;
+      } else if (guest_output_rank(*frame)) {
+        auto out = view_guest_output(*frame);
+        if (out) output_from_home(*out); else bad = out.error().message;
+      } else {
+        auto message = decode_frame(*frame);
+        if (message) from_home(std::move(*message)); else bad = message.error().message;
+      }
+      if (!bad.empty()) {
+        fatal_ = "the home node daemon sent a bad frame: " + bad;
         end_job("protocol error");
         return;
       }
-      for (Message& m : *messages) from_home(std::move(m));
     }
     if (ec) {
       if (!finished_ && fatal_.empty()) fatal_ = "lost the home node daemon";
@@ -219,17 +231,21 @@ void RemoteJob::read_home() {
   });
 }
 
+void RemoteJob::output_from_home(const GuestOutputView& out) {
+  relay_.deliver(out.rank, out.stream == OutputStream::kStderr,
+                 reinterpret_cast<const char*>(out.bytes.data()), out.bytes.size());
+  // Written out: give the rank's node credit for more, in batches.
+  std::uint64_t& done = output_done_[out.rank];
+  done += out.bytes.size();
+  if (done >= kCreditBatch && home_) {
+    post_credit(out.rank, done);
+    done = 0;
+  }
+}
+
 void RemoteJob::from_home(Message message) {
   if (auto* out = std::get_if<GuestOutput>(&message)) {
-    relay_.deliver(out->rank, out->stream == OutputStream::kStderr,
-                   reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
-    // Written out: give the rank's node credit for more, in batches.
-    std::uint64_t& done = output_done_[out->rank];
-    done += out->bytes.size();
-    if (done >= kCreditBatch && home_) {
-      post_credit(out->rank, done);
-      done = 0;
-    }
+    output_from_home(GuestOutputView{out->rank, out->stream, out->bytes});
   } else if (auto* hello = std::get_if<Hello>(&message)) {
     node_names_[static_cast<int>(hello->rank)] = hello->node_name;
     hellos_[static_cast<int>(hello->rank)] = *hello;

@@ -274,5 +274,57 @@ TEST(ProtocolTest, Crc32cOfLongBuffersMatchesTheDefinition) {
   EXPECT_EQ(crc32c(all.subspan(30000), crc32c(all.first(30000))), crc32c_reference(all));
 }
 
+TEST(ProtocolTest, GuestOutputEncodesWithoutAMessageExactlyAsEncodeFrame) {
+  Bytes big(300000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 13);
+  for (const GuestOutput& out : {GuestOutput{-7, OutputStream::kStderr, bytes_of("a\n")},
+                                 GuestOutput{3, OutputStream::kStdout, {}},
+                                 GuestOutput{70000, OutputStream::kStdout, big}}) {
+    EXPECT_EQ(encode_guest_output(out.rank, out.stream, out.bytes), encode_frame(out));
+  }
+}
+
+TEST(ProtocolTest, GuestOutputViewPointsIntoTheFrame) {
+  const Frame frame = encode_frame(GuestOutput{42, OutputStream::kStderr, bytes_of("line\n")});
+  auto view = view_guest_output(frame);
+  ASSERT_TRUE(view.ok()) << view.error().message;
+  EXPECT_EQ(view->rank, 42);
+  EXPECT_EQ(view->stream, OutputStream::kStderr);
+  EXPECT_EQ(view->bytes.data(), frame.data() + frame.size() - 5);
+  EXPECT_EQ(Bytes(view->bytes.begin(), view->bytes.end()), bytes_of("line\n"));
+  EXPECT_EQ(guest_output_rank(frame), 42);
+}
+
+TEST(ProtocolTest, GuestOutputViewMakesEveryCheckDecodeMakes) {
+  const Frame frame = encode_frame(GuestOutput{1, OutputStream::kStdout, bytes_of("hello")});
+  for (std::size_t len = 0; len < frame.size(); ++len) {
+    EXPECT_FALSE(view_guest_output(std::span(frame).first(len)).ok()) << "cut at " << len;
+  }
+  for (std::size_t byte = 0; byte < frame.size(); ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      Frame bad = frame;
+      bad[byte] ^= static_cast<std::uint8_t>(1u << bit);
+      EXPECT_FALSE(view_guest_output(bad).ok()) << "byte " << byte << " bit " << bit;
+    }
+  }
+  // Consistent checksum, inconsistent payload: the byte count says 6, 5 follow.
+  Bytes payload = encode_payload(GuestOutput{1, OutputStream::kStdout, bytes_of("hello")});
+  payload[5] = 6;
+  auto bad = view_guest_output(make_frame(MessageType::kGuestOutput, payload));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message, HasSubstr("truncated GuestOutput payload"));
+  EXPECT_FALSE(view_guest_output(encode_frame(Shutdown{"bye"})).ok());
+}
+
+TEST(ProtocolTest, GuestOutputRankIsOnlyForGuestOutputOfOurVersion) {
+  EXPECT_EQ(guest_output_rank(encode_frame(GuestExited{4, 0, 0})), std::nullopt);
+  Bytes payload = encode_payload(GuestOutput{4, OutputStream::kStdout, bytes_of("x")});
+  EXPECT_EQ(guest_output_rank(make_frame(MessageType::kGuestOutput, payload, kProtocolVersion + 1)),
+            std::nullopt);
+  const Frame frame = make_frame(MessageType::kGuestOutput, payload);
+  EXPECT_EQ(guest_output_rank(frame), 4);
+  EXPECT_EQ(guest_output_rank(std::span(frame).first(19)), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mosix
