@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <malloc.h>
 #include <map>
 #include <memory>
 #include <optional>
@@ -136,7 +137,8 @@ class NodeDaemon {
     int open_streams = 2;
     bool exit_sent = false;
     std::unique_ptr<asio::posix::stream_descriptor> out, err, in;
-    std::array<char, 1 << 16> out_buf{}, err_buf{};
+    std::unique_ptr<std::uint8_t[]> out_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk),
+                                    err_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk);
     std::uint64_t unconfirmed = 0;  // output sent home, not yet written out there
     bool out_paused = false, err_paused = false;
     std::deque<Bytes> stdin_queue;
@@ -179,6 +181,8 @@ class NodeDaemon {
   void output_credit(const OutputCredit& credit);
   // Output of one guest that may be on its way home, unconfirmed.
   static constexpr std::uint64_t kOutputWindow = 8u << 20;
+  // Largest piece of output read at once (one GuestOutput frame).
+  static constexpr std::size_t kOutputChunk = 256u << 10;
   void guest_stream_closed(LocalGuest& g);
   void maybe_report_exit(LocalGuest& g);
   void write_stdin(LocalGuest& g);
@@ -602,6 +606,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
   g->rank = s.rank;
   g->flags = s.flags;
   g->proc = *proc;
+  for (int fd : {proc->stdout_fd, proc->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stderr_fd);
   if (proc->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdin_fd);
@@ -619,16 +624,14 @@ void NodeDaemon::spawn(SpawnGuest s) {
 void NodeDaemon::read_output(LocalGuest& g, bool is_stderr) {
   auto& sd = is_stderr ? *g.err : *g.out;
   auto& buf = is_stderr ? g.err_buf : g.out_buf;
-  sd.async_read_some(asio::buffer(buf), [this, &g, is_stderr, &buf](error_code ec, size_t n) {
+  sd.async_read_some(asio::buffer(buf.get(), kOutputChunk), [this, &g, is_stderr, &buf](error_code ec, size_t n) {
     if (n > 0 && g.phase != Phase::kGone) {
-      GuestOutput out;
-      out.rank = g.rank;
-      out.stream = is_stderr ? OutputStream::kStderr : OutputStream::kStdout;
-      out.bytes.assign(buf.data(), buf.data() + n);
+      const OutputStream stream = is_stderr ? OutputStream::kStderr : OutputStream::kStdout;
+      const std::span<const std::uint8_t> bytes(buf.get(), n);
       if (g.phase == Phase::kIncoming) {
-        g.held.push_back(std::move(out));
-      } else {
-        send(0, out);
+        g.held.push_back(GuestOutput{g.rank, stream, Bytes(bytes.begin(), bytes.end())});
+      } else if (Status s = t_.send(0, encode_guest_output(g.rank, stream, bytes)); !s) {
+        spdlog::error("{}: cannot send output home: {}", node_name_, s.error().message);
       }
     }
     if (ec) {
@@ -830,11 +833,8 @@ void NodeDaemon::drain_output(LocalGuest& g) {
       ssize_t n = ::read(fd, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
-      GuestOutput out;
-      out.rank = g.rank;
-      out.stream = sd == g.err.get() ? OutputStream::kStderr : OutputStream::kStdout;
-      out.bytes.assign(buf, buf + n);
-      send(0, out);
+      const OutputStream stream = sd == g.err.get() ? OutputStream::kStderr : OutputStream::kStdout;
+      (void)t_.send(0, encode_guest_output(g.rank, stream, {reinterpret_cast<std::uint8_t*>(buf), static_cast<size_t>(n)}));
     }
   }
 }
@@ -981,6 +981,7 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
   g->phase = Phase::kIncoming;
   g->flags = in.request.flags;
   g->proc = *started;
+  for (int fd : {started->stdout_fd, started->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(io_, started->stderr_fd);
   if (started->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdin_fd);
@@ -1187,6 +1188,10 @@ int NodeDaemon::run() {
 }  // namespace
 
 int run_node_daemon(Transport& transport, const NodeDaemonOptions& options) {
+  // Frames of guest output (and image chunks) are allocated and freed at a
+  // high rate: reuse heap memory rather than fault in fresh pages each time.
+  ::mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 64 << 20);
   NodeDaemon daemon(transport, options);
   return daemon.run();
 }
