@@ -297,11 +297,24 @@ int main(int argc, char** argv) {
     for (const char* var : {"MOSIX_LOG", "XDG_STATE_HOME"}) {
       if (std::getenv(var)) remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"-x", var});
     }
+    // A node daemon that dies must not take the job with it: the home node
+    // notices the silence, and mosixrun decides (the ranks it held are lost;
+    // a guest that was moving there resumes where it was).
+    remote.mpirun_argv.push_back("--enable-recovery");
+    if (const char* t = std::getenv("MOSIX_NODE_TIMEOUT"); t != nullptr && *t != '\0') {
+      char* end = nullptr;
+      double seconds = std::strtod(t, &end);
+      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+        usage_error(std::string("MOSIX_NODE_TIMEOUT=") + t + ": give the seconds of silence after which a node is gone");
+      }
+      remote.node_timeout = seconds;
+    }
     remote.mpirun_argv.insert(remote.mpirun_argv.end(),
                               {mosixd, "--copies", std::to_string(np), "--job", spec.record.id,
                                "--map-by", o.map_by.empty() ? (o.vcluster ? "load" : "slot") : o.map_by});
     remote.mpirun_argv.insert(remote.mpirun_argv.end(), mosixd_extra.begin(), mosixd_extra.end());
     if (o.migrate == "off") remote.mpirun_argv.push_back("--no-migrate");
+    remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"--node-timeout", fmt::format("{}", remote.node_timeout)});
     if (o.vcluster > 0) {
       std::string shares;
       for (int i = 0; i < o.vcluster; ++i) {

@@ -150,6 +150,8 @@ class NodeDaemon {
     MigrateRequest request;
     std::chrono::steady_clock::time_point started;
     std::uint64_t bytes = 0;
+    bool streamed = false;     // the image is on its way (checkpointed() has run)
+    bool target_lost = false;  // the target died while the guest was being checkpointed
   };
   struct Incoming {
     MigrateRequest request;
@@ -172,6 +174,11 @@ class NodeDaemon {
   void retire(int rank);
   void route_result(MigrateResult result);
   void balance();
+  void check_liveness();
+  void node_lost(int node);
+  bool is_lost(int node) const {
+    return node >= 0 && static_cast<size_t>(node) < lost_.size() && lost_[static_cast<size_t>(node)];
+  }
   bool hold_for_migration(int source, const Message& message);
   bool forward_output(const Delivery& delivery);
   void wait_transport();
@@ -206,6 +213,10 @@ class NodeDaemon {
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set child_signal_, term_signals_;
   asio::steady_timer load_timer_, gossip_timer_, balance_timer_;
+  asio::steady_timer liveness_timer_{io_};
+  std::vector<double> last_heard_;   // home: when each node was last heard from (daemon clock)
+  double liveness_checked_at_ = 0;
+  std::vector<char> lost_;           // nodes the home declared gone
   NodeLoad self_load_;
   std::uint64_t next_auto_migration_ = 0;
   Rng rng_;
@@ -492,6 +503,8 @@ void NodeDaemon::wait_transport() {
       return;
     }
     for (Delivery& d : *deliveries) {
+      if (is_lost(d.source)) continue;  // declared gone: it has no say any more
+      if (static_cast<size_t>(d.source) < last_heard_.size()) last_heard_[static_cast<size_t>(d.source)] = now();
       if (forward_output(d)) continue;
       auto message = decode_delivery(d);
       if (!message) {
@@ -518,6 +531,8 @@ void NodeDaemon::handle(int source, Message message) {
     shutdown(bye->reason);
   } else if (auto* load = std::get_if<LoadReport>(&message)) {
     merge_load(source, *load);
+  } else if (auto* lost = std::get_if<NodeLost>(&message)) {
+    node_lost(static_cast<int>(lost->node));
   } else if (auto* move = std::get_if<MigrateRequest>(&message)) {
     if (guests_.count(move->rank) || static_cast<int>(move->target_node) != t_.rank()) {
       migrate_out(*move);
@@ -793,6 +808,8 @@ void NodeDaemon::migrate_out(const MigrateRequest& request) {
     fail.reason = "rank " + std::to_string(request.rank) + " already runs on " + node_name_;
   } else if (static_cast<int>(request.target_node) >= t_.size()) {
     fail.reason = "no node " + std::to_string(request.target_node) + " in this job";
+  } else if (is_lost(static_cast<int>(request.target_node))) {
+    fail.reason = "node " + std::to_string(request.target_node) + " is gone";
   } else if (it->second->migrating) {
     fail.reason = "rank " + std::to_string(request.rank) + " is already moving";
   }
@@ -857,6 +874,9 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
     g->second->cant_move = fail.reason;  // the balancer does not try again
     ::kill(-g->second->proc.pid, SIGCONT);
+  } else if (out.target_lost || is_lost(static_cast<int>(out.request.target_node))) {
+    fail.reason = "the target node died during the move";
+    ::kill(-g->second->proc.pid, SIGCONT);
   }
   if (!fail.reason.empty()) {
     ::unlink(path.c_str());
@@ -869,6 +889,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
   drain_output(*g->second);
   int target = static_cast<int>(out.request.target_node);
   out.bytes = result->bytes;
+  out.streamed = true;
   send(target, out.request);
   send(target, ImageBegin{id, out.request.rank, result->bytes});
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -1134,7 +1155,9 @@ void NodeDaemon::balance() {
     if (!st.guests.empty()) {
       BalancerParams params;
       params.migrate = o_.rebalance;
-      Decision d = decide(st, loads_.others(now()), now(), params);
+      std::vector<NodeLoad> view = loads_.others(now());
+      std::erase_if(view, [this](const NodeLoad& n) { return is_lost(static_cast<int>(n.id)); });
+      Decision d = decide(st, view, now(), params);
       BalanceReport report;
       report.node = static_cast<std::uint32_t>(t_.rank());
       for (const Explanation& e : d.explanations) {
@@ -1160,6 +1183,76 @@ void NodeDaemon::balance() {
   });
 }
 
+// Home node, once a second: a node not heard from (any frame counts: load
+// reports come every half second) for node_timeout seconds is gone.
+void NodeDaemon::check_liveness() {
+  double t = now();
+  // A home that was itself held up has not read what came meanwhile: judge
+  // nobody on this round.
+  bool held_up = liveness_checked_at_ > 0 && t - liveness_checked_at_ > 2.0;
+  liveness_checked_at_ = t;
+  if (!held_up && !shutting_down_) {
+    for (int n = 1; n < t_.size(); ++n) {
+      auto i = static_cast<size_t>(n);
+      if (!lost_[i] && hellos_[i] && t - last_heard_[i] > o_.node_timeout) {
+        spdlog::debug("{}: no word from node {} for {:.1f} s: it is gone", node_name_, n, t - last_heard_[i]);
+        node_lost(n);
+      }
+    }
+  }
+  liveness_timer_.expires_after(std::chrono::seconds(1));
+  liveness_timer_.async_wait([this](error_code ec) {
+    if (!ec) check_liveness();
+  });
+}
+
+// Node `node` is gone (the home decided; every node hears it from the home).
+// Frames to and from it stop; a guest that was moving there resumes here; a
+// guest that was arriving from there is dropped (it died with its node).
+// mosixrun decides what becomes of the ranks that were on it.
+void NodeDaemon::node_lost(int node) {
+  if (node <= 0 || node >= t_.size() || is_lost(node) || node == t_.rank()) return;
+  lost_[static_cast<size_t>(node)] = 1;
+  t_.forget(node);
+  if (t_.rank() == 0) {
+    for (int n = 1; n < t_.size(); ++n) {
+      if (n != node && !is_lost(n)) send(n, NodeLost{static_cast<std::uint32_t>(node)});
+    }
+    if (home_) home_->send(NodeLost{static_cast<std::uint32_t>(node)});
+  }
+  for (auto it = outgoing_.begin(); it != outgoing_.end();) {
+    Outgoing& out = it->second;
+    if (static_cast<int>(out.request.target_node) != node) {
+      ++it;
+      continue;
+    }
+    if (!out.streamed) {  // still checkpointing: checkpointed() resumes it
+      out.target_lost = true;
+      ++it;
+      continue;
+    }
+    MigrateResult fail;
+    fail.migration_id = it->first;
+    fail.rank = out.request.rank;
+    fail.source_node = static_cast<std::uint32_t>(t_.rank());
+    fail.target_node = out.request.target_node;
+    fail.bytes = out.bytes;
+    fail.reason = "the target node died during the move";
+    if (auto g = guests_.find(out.request.rank); g != guests_.end()) {
+      g->second->migrating = false;
+      ::kill(-g->second->proc.pid, SIGCONT);
+    }
+    spdlog::debug("{}: rank {} stays: {}", node_name_, fail.rank, fail.reason);
+    it = outgoing_.erase(it);
+    send(0, fail);
+  }
+  std::vector<std::uint64_t> from_lost;
+  for (auto& [id, in] : incoming_) {
+    if (in->source == node) from_lost.push_back(id);
+  }
+  for (std::uint64_t id : from_lost) restore_failed(id, "the source node died during the move");
+}
+
 int NodeDaemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
   if (t_.rank() == 0) {
@@ -1173,9 +1266,12 @@ int NodeDaemon::run() {
     spdlog::error("{}", s.error().message);
     return 1;
   }
+  lost_.assign(static_cast<size_t>(t_.size()), 0);
+  last_heard_.assign(static_cast<size_t>(t_.size()), now());
   wait_transport();
   wait_children();
   wait_term();
+  if (t_.rank() == 0) check_liveness();
   report_load();
   gossip();
   balance();

@@ -87,6 +87,9 @@ class RemoteJob {
   void maybe_finish();
   void mpirun_ended(int status);
   void find_dead_daemon();
+  void node_lost(int node);
+  void write_mpirun_lines(std::string_view more, bool at_end);
+  std::string mpirun_partial_;  // the start of a line mpirun has not finished
   void wait_term_signal();
   void wait_forward_signal();
   void wait_stop_signal();
@@ -269,6 +272,8 @@ void RemoteJob::from_home(Message message) {
     for (const LoadEntry& e : load->entries) loads_[static_cast<int>(e.node)] = e;
   } else if (auto* moved = std::get_if<MigrateResult>(&message)) {
     migration_ended(*moved);
+  } else if (auto* lost = std::get_if<NodeLost>(&message)) {
+    node_lost(static_cast<int>(lost->node));
   } else if (auto* report = std::get_if<BalanceReport>(&message)) {
     for (GuestDecision& d : report->guests) {
       if (auto it = ranks_.find(d.rank); it != ranks_.end() && it->second.node == static_cast<int>(report->node)) {
@@ -464,6 +469,40 @@ void RemoteJob::rank_ended(int rank, const GuestExited& e) {
   maybe_finish();
 }
 
+// The home node declared a node gone (it stopped answering). The copies it
+// held are lost: with mpirun's rule they end the job (they count as killed
+// by SIGKILL), unless --keep-going. A node that held none changes nothing.
+void RemoteJob::node_lost(int node) {
+  std::string what = "node " + node_name(node) + " died (no word from its node daemon for " +
+                     fmt::format("{}", spec_.node_timeout) + " s)";
+  std::string lost;
+  for (auto& [rank, r] : ranks_) {
+    if (r.ended || r.node != node) continue;
+    lost += (lost.empty() ? "" : ", ") + std::to_string(rank);
+    r.ended = true;
+    r.end.rank = rank;
+    r.end.signaled = true;
+    r.end.value = SIGKILL;
+    r.end.ended_by_runtime = false;
+    relay_.finish(rank, false);
+    relay_.finish(rank, true);
+    for (GuestRecord& g : spec_.record.guests) {
+      if (g.rank == rank) {
+        g.state = "lost";
+        g.exit_code = shell_status(r.end);
+      }
+    }
+  }
+  if (lost.empty()) {
+    spdlog::warn("{}; no copy of the job was on it: the job goes on", what);
+    return;
+  }
+  bool end = !spec_.keep_going && !ending_;
+  spdlog::error("{}; ranks lost: {}{}", what, lost, end ? "; ending the job (--keep-going lets the others finish)" : "");
+  if (end) end_job("a node died");
+  maybe_finish();
+}
+
 void RemoteJob::maybe_finish() {
   for (const auto& [rank, r] : ranks_) {
     if (!r.ended) return;
@@ -505,12 +544,34 @@ void RemoteJob::read_mpirun(asio::posix::stream_descriptor& sd, std::array<char,
     if (n > 0) {
       // Until the home daemon is up, keep mpirun's words: a failed start is
       // summed up in one line rather than mpirun's boxes.
-      if (home_) write_all(2, buf.data(), n);
+      if (home_) write_mpirun_lines(std::string_view(buf.data(), n), false);
       if (mpirun_messages_.size() < (1u << 16)) mpirun_messages_.append(buf.data(), n);
       find_dead_daemon();
     }
     if (!ec) read_mpirun(sd, buf);
+    else if (home_) write_mpirun_lines({}, true);
   });
+}
+
+// mpirun's lines go to our stderr whole, but for one: with --enable-recovery
+// Open MPI 4.1's PMIx complains of a bad parameter whenever a daemon dies,
+// which says nothing to the user (mosixrun says which node died).
+void RemoteJob::write_mpirun_lines(std::string_view more, bool at_end) {
+  mpirun_partial_.append(more);
+  size_t start = 0;
+  for (size_t nl; (nl = mpirun_partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::string_view line(mpirun_partial_.data() + start, nl + 1 - start);
+    if (line.find("PMIX ERROR: BAD-PARAM") != std::string_view::npos &&
+        line.find("pmix_event_notification.c") != std::string_view::npos) {
+      continue;
+    }
+    write_all(2, line.data(), line.size());
+  }
+  mpirun_partial_.erase(0, start);
+  if (at_end && !mpirun_partial_.empty()) {
+    write_all(2, mpirun_partial_.data(), mpirun_partial_.size());
+    mpirun_partial_.clear();
+  }
 }
 
 // mpirun reports a daemon that died as "... noticed that process rank R with

@@ -24,6 +24,7 @@ struct RemoteJobSpec {
   bool keep_going = false;
   double timeout_seconds = 0;
   double kill_grace_seconds = 3;
+  double node_timeout = 10;              // seconds of silence after which the home declares a node gone
   JobRecord record;
 };
 

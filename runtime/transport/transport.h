@@ -53,6 +53,12 @@ class Transport {
   // Deliver every queued frame, then release the transport. For MPI this is
   // collective: every rank must close, after the last frame it expects.
   virtual Status close() = 0;
+
+  // `rank` is gone (its node daemon stopped answering; the home node says so
+  // to every node): frames to it are dropped from now on, and close() does
+  // not wait for it. Every surviving rank must forget the same ranks before
+  // it closes.
+  virtual void forget(int rank) { (void)rank; }
 };
 
 // Encode and send one message (any alternative of Message, or a Message).

@@ -1,9 +1,25 @@
-# A node daemon killed during a job: the home reports which node died and
-# which ranks were lost with it, the job ends by mpirun's rule, and no guest
-# is left behind on any node.
+# A node daemon killed during a job:
+# 1. it held copies: the home reports which node died and which ranks were
+#    lost with it, the job ends by mpirun's rule, no guest is left anywhere;
+# 2. it held none: the job goes on and ends normally;
+# 3. it was the target of a migration: the guest resumes where it was, the
+#    migration fails with the reason, the guest's result is right.
+# The home declares a node gone after MOSIX_NODE_TIMEOUT seconds of silence
+# (3 here; 10 by default).
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
 if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+export MOSIX_NODE_TIMEOUT=3
+
+# daemon_of JOB RANK: the pid of the job's node daemon of that MPI rank.
+daemon_of() {
+  local pid found=""
+  for pid in $(pgrep -x mosixd); do
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--job $1 " || continue
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then found=$pid; fi
+  done
+  echo "$found"
+}
 
 "$BIN/mosixrun" --vcluster 2 --map-by node -np 4 sh -c \
   'echo "$$ $MOSIX_NODE" > '"$TMP"'/guest.$MOSIX_RANK; exec sleep 1000' 2> "$TMP/err" &
@@ -11,11 +27,7 @@ job=$!
 wait_for '[ "$(ls "$TMP"/guest.* 2>/dev/null | wc -l)" = 4 ]'
 
 # The daemon of vnode1 is the mosixd whose MPI rank is 1.
-victim=""
-for pid in $(pgrep -x mosixd); do
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--job $job " || continue
-  if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$pid; fi
-done
+victim=$(daemon_of $job 1)
 check_contains "found the daemon of vnode1" "1" "${victim:+1}"
 kill -9 "$victim"
 set +e; wait $job; rc=$?; set -e
@@ -30,4 +42,46 @@ check_eq "rank $first_lost was on vnode1" 1 "$(grep -c vnode1 "$TMP/guest.$first
 gone() { for f in "$TMP"/guest.*; do kill -0 "$(cut -d' ' -f1 "$f")" 2>/dev/null && return 1; done; return 0; }
 if wait_for gone; then pass "no guest left on any node"; else fail "guests left: $(cat "$TMP"/guest.* | xargs)"; fi
 if wait_for '! pgrep -f -- "--job $job " > /dev/null'; then pass "no node daemon left"; else fail "node daemons left"; fi
+
+# 2. A node without copies dies: the job goes on.
+rm -f "$TMP"/guest.*
+"$BIN/mosixrun" --vcluster 3 --map-by node -np 2 sh -c \
+  'echo "$$ $MOSIX_NODE" > '"$TMP"'/guest.$MOSIX_RANK; while [ ! -e '"$TMP"'/go ]; do sleep 0.1; done; echo "rank $MOSIX_RANK done"' \
+  > "$TMP/out2" 2> "$TMP/err2" &
+job=$!
+wait_for '[ "$(ls "$TMP"/guest.* 2>/dev/null | wc -l)" = 2 ]'
+check_eq "no copy on vnode2" 0 "$(cat "$TMP"/guest.* | grep -c vnode2)"
+kill -9 "$(daemon_of $job 2)"
+# The home's word on it comes after MOSIX_NODE_TIMEOUT seconds of silence.
+for ((i = 0; i < 400; i++)); do grep -q "vnode2 died" "$TMP/err2" && break; sleep 0.05; done
+touch "$TMP/go"
+set +e; wait $job; rc=$?; set -e
+check_eq "a node without copies died: the job still exits 0" 0 "$rc"
+check_contains "says the node died and that the job goes on" "node vnode2 died" "$(cat "$TMP/err2")"
+check_contains "...with no copy lost" "no copy of the job was on it" "$(cat "$TMP/err2")"
+check_eq "both copies finished" "rank 0 done rank 1 done" "$(sort "$TMP/out2" | xargs)"
+
+# 3. The target of a migration dies during the move: the guest resumes on
+# its node and its memory is intact (mem_hold checks every byte at the end).
+rm -f "$TMP/go" "$TMP/done"
+"$BIN/mosixrun" --vcluster 3 --map-by node --migrate off -np 2 sh -c \
+  'if [ "$MOSIX_RANK" = 1 ]; then exec '"$BIN"'/mem_hold 768 '"$TMP"'/done 600; else while [ ! -e '"$TMP"'/done ]; do sleep 0.1; done; fi' \
+  > "$TMP/out3" 2> "$TMP/err3" &
+job=$!
+wait_for '[ "$("$BIN/mosixctl" ps --job $job --json 2>/dev/null | jq -r ".guests[] | select(.rank == 1) | .state")" = running ]'
+sleep 2  # mem_hold fills its memory
+target=$(daemon_of $job 2)
+"$BIN/mosixctl" migrate 1 vnode2 --job $job --json > "$TMP/mig3" 2> "$TMP/mig3.err" &
+mig=$!
+wait_for '[ "$("$BIN/mosixctl" ps --job $job --json 2>/dev/null | jq -r ".guests[] | select(.rank == 1) | .state")" = migrating ]'
+sleep 0.3
+kill -9 "$target"
+set +e; wait $mig; mig_rc=$?; set -e
+check_eq "the migration failed" "1 false" "$mig_rc $(jq -r .ok "$TMP/mig3" 2>/dev/null)"
+check_contains "...because the target died" "died during the move" "$(cat "$TMP/mig3" "$TMP/mig3.err")"
+check_eq "rank 1 is still on vnode1" vnode1 "$("$BIN/mosixctl" ps --job $job --json | jq -r '.guests[] | select(.rank == 1) | .node')"
+touch "$TMP/done"
+set +e; wait $job; rc=$?; set -e
+check_eq "the job exits 0 after its target died" 0 "$rc"
+check_contains "mem_hold found its memory intact" "OK" "$(cat "$TMP/out3")"
 finish

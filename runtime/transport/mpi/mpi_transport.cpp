@@ -56,6 +56,14 @@ struct MpiTransport::State {
   bool stopping = false;
   bool closed = false;
   std::atomic<std::size_t> pending_bytes{0};
+  std::vector<char> forgotten;  // forgotten[r]: rank r is gone (forget())
+
+  // Progress thread only: sends to a forgotten rank never complete; their
+  // requests and buffers are set aside here (MPI may still hold the buffer)
+  // until MPI is finalized.
+  std::vector<MPI_Request> abandoned;
+  std::vector<Frame> abandoned_buffers;
+  std::vector<int> in_flight_dest;
 
   // Progress thread only.
   MPI_Comm comm = MPI_COMM_NULL;
@@ -100,6 +108,7 @@ struct MpiTransport::State {
       }
       requests.push_back(request);
       in_flight.push_back(std::move(p.frame));
+      in_flight_dest.push_back(p.dest);
       progressed = true;
     }
     if (!requests.empty()) {
@@ -127,13 +136,16 @@ struct MpiTransport::State {
           if (keep != i) {  // never self-move: that would free a buffer MPI still reads
             requests[keep] = requests[i];
             in_flight[keep] = std::move(in_flight[i]);
+            in_flight_dest[keep] = in_flight_dest[i];
           }
           ++keep;
         }
         requests.resize(keep);
         in_flight.resize(keep);
+        in_flight_dest.resize(keep);
       }
     }
+    abandon_sends_to_forgotten();
     for (;;) {
       int flag = 0;
       MPI_Message message;
@@ -156,6 +168,62 @@ struct MpiTransport::State {
       progressed = true;
     }
     return true;
+  }
+
+  // Sends to a rank that is gone would wait forever: out of the way.
+  void abandon_sends_to_forgotten() {
+    std::vector<char> gone;
+    {
+      std::lock_guard lock(mutex);
+      gone = forgotten;
+    }
+    if (std::find(gone.begin(), gone.end(), 1) == gone.end()) return;
+    std::size_t keep = 0, dropped = 0;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (gone[static_cast<std::size_t>(in_flight_dest[i])]) {
+        dropped += in_flight[i].size();
+        abandoned.push_back(requests[i]);
+        abandoned_buffers.push_back(std::move(in_flight[i]));
+        continue;
+      }
+      if (keep != i) {
+        requests[keep] = requests[i];
+        in_flight[keep] = std::move(in_flight[i]);
+        in_flight_dest[keep] = in_flight_dest[i];
+      }
+      ++keep;
+    }
+    requests.resize(keep);
+    in_flight.resize(keep);
+    in_flight_dest.resize(keep);
+    pending_bytes -= dropped;
+  }
+
+  // The communicator of the ranks still there: the job's, or, once some are
+  // forgotten, a new one without them (collective over the survivors only;
+  // every survivor forgot the same ranks).
+  MPI_Comm survivors() {
+    std::vector<int> gone;
+    {
+      std::lock_guard lock(mutex);
+      for (int r = 0; r < size; ++r) {
+        if (forgotten[static_cast<std::size_t>(r)]) gone.push_back(r);
+      }
+    }
+    if (gone.empty()) return comm;
+    MPI_Group all, alive;
+    MPI_Comm_group(comm, &all);
+    MPI_Group_excl(all, static_cast<int>(gone.size()), gone.data(), &alive);
+    MPI_Comm out = MPI_COMM_NULL;
+    const int rc = MPI_Comm_create_group(comm, alive, kTag + 1, &out);
+    MPI_Group_free(&alive);
+    MPI_Group_free(&all);
+    if (rc != MPI_SUCCESS || out == MPI_COMM_NULL) {
+      spdlog::warn("MPI transport: no communicator without the lost ranks ({}); closing without a barrier",
+                   mpi_error(rc));
+      return MPI_COMM_NULL;
+    }
+    return out;
   }
 
   // Wait for something to do: sleep an eighth of the time things have been
@@ -193,8 +261,9 @@ struct MpiTransport::State {
     }
     // Everyone's sends are complete once everyone has entered the barrier;
     // until then, keep receiving so that peers' sends can complete.
-    MPI_Request barrier;
-    int rc = MPI_Ibarrier(comm, &barrier);
+    MPI_Comm alive = survivors();
+    MPI_Request barrier = MPI_REQUEST_NULL;
+    int rc = alive == MPI_COMM_NULL ? MPI_SUCCESS : MPI_Ibarrier(alive, &barrier);
     if (rc != MPI_SUCCESS) return fail("closing: barrier failed: " + mpi_error(rc));
     for (quiet_since = std::chrono::steady_clock::now();;) {
       int done = 0;
@@ -208,6 +277,7 @@ struct MpiTransport::State {
     }
     bool progressed = false;
     if (!round(progressed)) return;  // what arrived just before the barrier closed
+    if (alive != comm && alive != MPI_COMM_NULL) MPI_Comm_free(&alive);
     MPI_Comm_free(&comm);
     rc = MPI_Finalize();
     if (rc != MPI_SUCCESS) fail("MPI_Finalize failed: " + mpi_error(rc));
@@ -228,6 +298,7 @@ struct MpiTransport::State {
     MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
+    forgotten.assign(static_cast<std::size_t>(size), 0);  // before the caller can send
     started.set_value("");
     run();
   }
@@ -290,6 +361,7 @@ Status MpiTransport::send(int dest, Frame frame) {
     std::lock_guard lock(state_->mutex);
     if (!state_->failure.empty()) return make_error("MPI transport: " + state_->failure);
     if (state_->stopping) return make_error("send to rank " + std::to_string(dest) + ": the transport is closed");
+    if (state_->forgotten[static_cast<std::size_t>(dest)]) return Status::Ok();  // gone: dropped
     state_->pending_bytes += frame.size();
     state_->outbox.push_back(PendingSend{dest, std::move(frame)});
   }
@@ -310,6 +382,15 @@ Expected<std::vector<Delivery>> MpiTransport::receive() {
     return make_error("MPI transport: " + state_->failure);
   }
   return out;
+}
+
+void MpiTransport::forget(int rank) {
+  if (rank < 0 || rank >= state_->size || rank == state_->rank) return;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->forgotten[static_cast<std::size_t>(rank)] = 1;
+  }
+  state_->wake.notify_one();
 }
 
 Status MpiTransport::close() {

@@ -43,6 +43,9 @@ class MpiTransport final : public Transport {
   int event_fd() const override;
   Expected<std::vector<Delivery>> receive() override;
   std::size_t pending_bytes() const override;
+  // Frames to `rank` are dropped; its sends in flight are abandoned; close()'s
+  // barrier is among the ranks not forgotten.
+  void forget(int rank) override;
   // Completes this rank's sends, keeps receiving until every rank has done the
   // same (a barrier), then finalizes MPI. Frames that arrived meanwhile stay
   // available to receive().
