@@ -204,9 +204,6 @@ int main(int argc, char** argv) {
     ::chmod(dir.c_str(), 0700);
     spec.ckpt_interval_seconds = o.ckpt_interval;
     spec.ckpt_dir = dir;
-    if (multi_node) {
-      usage_error("--ckpt-interval works on jobs that run on the home node only in this version");
-    }
   }
   spec.tag_output = o.tag_output;
   spec.output_dir = o.output_filename;
@@ -314,6 +311,14 @@ int main(int argc, char** argv) {
                                "--map-by", o.map_by.empty() ? (o.vcluster ? "load" : "slot") : o.map_by});
     remote.mpirun_argv.insert(remote.mpirun_argv.end(), mosixd_extra.begin(), mosixd_extra.end());
     if (o.migrate == "off") remote.mpirun_argv.push_back("--no-migrate");
+    if (spec.ckpt_interval_seconds > 0) {
+      // Each node daemon checkpoints its guests; a rank lost with its node
+      // restarts from its image on a live node (the directory must be on a
+      // file system every node sees, as the job's files are).
+      remote.mpirun_argv.insert(remote.mpirun_argv.end(),
+                                {"--ckpt-interval", fmt::format("{}", spec.ckpt_interval_seconds), "--ckpt-dir",
+                                 std::filesystem::absolute(spec.ckpt_dir).string()});
+    }
     remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"--node-timeout", fmt::format("{}", remote.node_timeout)});
     if (o.vcluster > 0) {
       std::string shares;

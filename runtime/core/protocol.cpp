@@ -114,7 +114,15 @@ void fields(auto& a, Is<ImageEnd> auto& m) {
   a("total_bytes", m.total_bytes);
 }
 
-void fields(auto& a, Is<NodeLost> auto& m) { a("node", m.node); }
+void fields(auto& a, Is<RankRestart> auto& m) {
+  a("rank", m.rank);
+  a("node", m.node);
+}
+
+void fields(auto& a, Is<NodeLost> auto& m) {
+  a("node", m.node);
+  a("restarting", m.restarting);
+}
 
 void fields(auto& a, Is<MigrateRequest> auto& m) {
   a("migration_id", m.migration_id);

@@ -98,6 +98,9 @@ struct LoadReport {
 // Bits of SpawnGuest::flags.
 inline constexpr std::uint32_t kSpawnStdin = 1u << 0;   // relay home's stdin to this guest
 inline constexpr std::uint32_t kSpawnPinned = 1u << 1;  // --pin: the guest never moves
+// argv[0] is a checkpoint image: the guest is restored from it (a rank lost
+// with its node, brought back from its last periodic checkpoint).
+inline constexpr std::uint32_t kSpawnRestore = 1u << 2;
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {
@@ -186,10 +189,20 @@ struct ImageEnd {
   bool operator==(const ImageEnd&) const = default;
 };
 
-// The home node tells the others that a node daemon is gone.
+// A rank lost with its node that restarts from its last checkpoint on `node`.
+struct RankRestart {
+  std::int32_t rank = 0;
+  std::uint32_t node = 0;
+  bool operator==(const RankRestart&) const = default;
+};
+
+// The home node tells the others, and mosixrun, that a node daemon is gone;
+// to mosixrun also which of its ranks restart from their last checkpoint
+// (and on which node) rather than being lost.
 struct NodeLost {
   static constexpr MessageType kType = MessageType::kNodeLost;
   std::uint32_t node = 0;
+  std::vector<RankRestart> restarting;  // ranks restored from their images, and where
   bool operator==(const NodeLost&) const = default;
 };
 

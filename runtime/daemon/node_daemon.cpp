@@ -1,6 +1,7 @@
 #include "runtime/daemon/node_daemon.h"
 
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -176,6 +177,8 @@ class NodeDaemon {
   void balance();
   void check_liveness();
   void node_lost(int node);
+  std::vector<RankRestart> restart_lost_ranks(int node);
+  void schedule_checkpoints();
   bool is_lost(int node) const {
     return node >= 0 && static_cast<size_t>(node) < lost_.size() && lost_[static_cast<size_t>(node)];
   }
@@ -214,6 +217,9 @@ class NodeDaemon {
   asio::signal_set child_signal_, term_signals_;
   asio::steady_timer load_timer_, gossip_timer_, balance_timer_;
   asio::steady_timer liveness_timer_{io_};
+  asio::steady_timer ckpt_timer_{io_};
+  std::thread ckpt_thread_;         // the running round of periodic checkpoints
+  std::atomic<bool> ckpt_busy_{false};
   std::vector<double> last_heard_;   // home: when each node was last heard from (daemon clock)
   double liveness_checked_at_ = 0;
   std::vector<char> lost_;           // nodes the home declared gone
@@ -597,7 +603,14 @@ void NodeDaemon::spawn(SpawnGuest s) {
   l.env = s.env;
   l.cwd = s.cwd;
   std::string path_env = get_env(s.env, "PATH").value_or("/usr/bin:/bin");
-  auto path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
+  Expected<std::string> path = std::string();
+  if (s.flags & kSpawnRestore) {
+    // The restorer turns into the program of the image (its own cwd, env).
+    path = restorer_path();
+    l.argv = {"mosix-restore", s.argv.empty() ? "" : s.argv[0]};
+  } else {
+    path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
+  }
   std::optional<GuestProcess> proc;
   std::string error;
   if (path) {
@@ -1215,10 +1228,12 @@ void NodeDaemon::node_lost(int node) {
   lost_[static_cast<size_t>(node)] = 1;
   t_.forget(node);
   if (t_.rank() == 0) {
+    NodeLost word{static_cast<std::uint32_t>(node), {}};
     for (int n = 1; n < t_.size(); ++n) {
-      if (n != node && !is_lost(n)) send(n, NodeLost{static_cast<std::uint32_t>(node)});
+      if (n != node && !is_lost(n)) send(n, word);
     }
-    if (home_) home_->send(NodeLost{static_cast<std::uint32_t>(node)});
+    word.restarting = restart_lost_ranks(node);
+    if (home_) home_->send(word);
   }
   for (auto it = outgoing_.begin(); it != outgoing_.end();) {
     Outgoing& out = it->second;
@@ -1253,6 +1268,84 @@ void NodeDaemon::node_lost(int node) {
   for (std::uint64_t id : from_lost) restore_failed(id, "the source node died during the move");
 }
 
+// Home node, with periodic checkpoints: each rank that was on the lost node
+// and has an image (DIR/rank.N.img, on a file system every node sees) is
+// restored on the live node holding the fewest ranks per unit of speed.
+std::vector<RankRestart> NodeDaemon::restart_lost_ranks(int node) {
+  std::vector<RankRestart> restarts;
+  if (o_.ckpt_interval <= 0 || o_.ckpt_dir.empty()) return restarts;
+  std::map<int, int> ranks_on;
+  for (const auto& [rank, n] : rank_node_) ranks_on[n]++;
+  for (auto& [rank, n] : rank_node_) {
+    if (n != node) continue;
+    std::string image = o_.ckpt_dir + "/rank." + std::to_string(rank) + ".img";
+    if (::access(image.c_str(), R_OK) != 0) continue;
+    int best = -1;
+    double best_score = 0;
+    for (int c = 0; c < t_.size(); ++c) {
+      auto i = static_cast<size_t>(c);
+      if (is_lost(c) || !hellos_[i]) continue;
+      if (i < o_.slots.size() && o_.slots[i] == 0) continue;  // a routing-only home
+      double capacity = std::max(1e-6, hellos_[i]->speed * std::max(1u, hellos_[i]->cores));
+      double score = (ranks_on[c] + 1) / capacity;
+      if (best < 0 || score < best_score) {
+        best = c;
+        best_score = score;
+      }
+    }
+    if (best < 0) break;
+    SpawnGuest s;
+    s.rank = rank;
+    s.argv = {image};
+    s.cwd = o_.ckpt_dir;
+    s.flags = kSpawnRestore | (rank == 0 ? kSpawnStdin : 0);
+    n = best;
+    ranks_on[best]++;
+    spdlog::debug("rank {} restarts from {} on node {}", rank, image, best);
+    send(best, s);
+    restarts.push_back(RankRestart{rank, static_cast<std::uint32_t>(best)});
+  }
+  return restarts;
+}
+
+// Periodic checkpoints (--ckpt-interval): every interval, each guest running
+// here writes its image to DIR/rank.N.img, atomically (the newest complete
+// image is always there). The requests block until the image is verified, so
+// a round runs on a thread of its own; a round still running when the next
+// is due is not doubled. A guest on the move is skipped this round.
+void NodeDaemon::schedule_checkpoints() {
+  ckpt_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(o_.ckpt_interval)));
+  ckpt_timer_.async_wait([this](error_code ec) {
+    if (ec || shutting_down_) return;
+    if (!ckpt_busy_) {
+      std::vector<std::pair<int, pid_t>> targets;
+      for (auto& [rank, g] : guests_) {
+        if (g->phase == Phase::kLive && g->running && !g->migrating) targets.emplace_back(rank, g->proc.pid);
+      }
+      if (ckpt_thread_.joinable()) ckpt_thread_.join();
+      ckpt_busy_ = true;
+      ckpt_thread_ = std::thread([this, targets, dir = o_.ckpt_dir, name = node_name_] {
+        for (auto [rank, pid] : targets) {
+          ckpt::CheckpointRequest r;
+          r.pid = pid;
+          r.image_path = dir + "/rank." + std::to_string(rank) + ".img";
+          r.mode = ckpt::AfterCheckpoint::kLeaveRunning;
+          r.compression = ckpt::Compression::fast;
+          auto done = ckpt::request_checkpoint(r);
+          if (done) {
+            spdlog::debug("{}: rank {}: checkpoint {} ({} bytes)", name, rank, done->image_path, done->bytes);
+          } else {
+            spdlog::debug("{}: rank {}: periodic checkpoint failed: {}", name, rank, done.error().message);
+          }
+        }
+        ckpt_busy_ = false;
+      });
+    }
+    schedule_checkpoints();
+  });
+}
+
 int NodeDaemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
   if (t_.rank() == 0) {
@@ -1272,10 +1365,12 @@ int NodeDaemon::run() {
   wait_children();
   wait_term();
   if (t_.rank() == 0) check_liveness();
+  if (o_.ckpt_interval > 0 && !o_.ckpt_dir.empty()) schedule_checkpoints();
   report_load();
   gossip();
   balance();
   io_.run();
+  if (ckpt_thread_.joinable()) ckpt_thread_.join();
   if (cap_) (void)cap_->remove();
   if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);
   return exit_code_;

@@ -26,6 +26,8 @@ struct NodeDaemonOptions {
   bool no_agent = false;          // do not preload libmosix.so into guests (they cannot move)
   bool rebalance = true;          // move guests when the balancer says so (--migrate=off: false)
   double node_timeout = 10;       // rank 0: a node silent this many seconds is declared gone
+  double ckpt_interval = 0;       // checkpoint every guest every so many seconds; 0: never
+  std::string ckpt_dir;           // ... into DIR/rank.N.img (a directory every node sees)
   // Called with each guest's pid (= process group) once started, e.g. to
   // have an OrphanWatcher kill the group should the daemon die.
   std::function<void(pid_t)> on_guest_started;

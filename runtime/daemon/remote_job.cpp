@@ -89,6 +89,7 @@ class RemoteJob {
   void find_dead_daemon();
   void node_lost(int node);
   void write_mpirun_lines(std::string_view more, bool at_end);
+  std::vector<RankRestart> restarting_;  // of the node being declared lost
   std::string mpirun_partial_;  // the start of a line mpirun has not finished
   void wait_term_signal();
   void wait_forward_signal();
@@ -273,6 +274,7 @@ void RemoteJob::from_home(Message message) {
   } else if (auto* moved = std::get_if<MigrateResult>(&message)) {
     migration_ended(*moved);
   } else if (auto* lost = std::get_if<NodeLost>(&message)) {
+    restarting_ = lost->restarting;
     node_lost(static_cast<int>(lost->node));
   } else if (auto* report = std::get_if<BalanceReport>(&message)) {
     for (GuestDecision& d : report->guests) {
@@ -475,9 +477,21 @@ void RemoteJob::rank_ended(int rank, const GuestExited& e) {
 void RemoteJob::node_lost(int node) {
   std::string what = "node " + node_name(node) + " died (no word from its node daemon for " +
                      fmt::format("{}", spec_.node_timeout) + " s)";
-  std::string lost;
+  std::string lost, restarting;
+  std::map<int, int> restart_on;
+  for (const RankRestart& rr : restarting_) restart_on[rr.rank] = static_cast<int>(rr.node);
   for (auto& [rank, r] : ranks_) {
     if (r.ended || r.node != node) continue;
+    if (auto it = restart_on.find(rank); it != restart_on.end()) {
+      // Back from its last checkpoint: what it wrote since then comes again.
+      restarting += std::string(restarting.empty() ? "" : ", ") + std::to_string(rank) + " on " +
+                    node_name(it->second);
+      r.node = it->second;
+      r.pid = 0;
+      r.migrating = false;
+      r.last_migration = "restarted from its last checkpoint on " + node_name(it->second) + " (its node died)";
+      continue;
+    }
     lost += (lost.empty() ? "" : ", ") + std::to_string(rank);
     r.ended = true;
     r.end.rank = rank;
@@ -493,8 +507,12 @@ void RemoteJob::node_lost(int node) {
       }
     }
   }
+  if (!restarting.empty()) {
+    spdlog::warn("{}; restarting from their last checkpoints: rank{} {} (output since then is repeated)", what,
+                 restart_on.size() == 1 ? "" : "s", restarting);
+  }
   if (lost.empty()) {
-    spdlog::warn("{}; no copy of the job was on it: the job goes on", what);
+    if (restarting.empty()) spdlog::warn("{}; no copy of the job was on it: the job goes on", what);
     return;
   }
   bool end = !spec_.keep_going && !ending_;

@@ -2,7 +2,9 @@
 # 1. it held copies: the home reports which node died and which ranks were
 #    lost with it, the job ends by mpirun's rule, no guest is left anywhere;
 # 2. it held none: the job goes on and ends normally;
-# 3. it was the target of a migration: the guest resumes where it was, the
+# 3. with --ckpt-interval: its ranks restart from their last checkpoints on
+#    a live node and the job ends as an uninterrupted run would;
+# 4. it was the target of a migration: the guest resumes where it was, the
 #    migration fails with the reason, the guest's result is right.
 # The home declares a node gone after MOSIX_NODE_TIMEOUT seconds of silence
 # (3 here; 10 by default).
@@ -61,7 +63,25 @@ check_contains "says the node died and that the job goes on" "node vnode2 died" 
 check_contains "...with no copy lost" "no copy of the job was on it" "$(cat "$TMP/err2")"
 check_eq "both copies finished" "rank 0 done rank 1 done" "$(sort "$TMP/out2" | xargs)"
 
-# 3. The target of a migration dies during the move: the guest resumes on
+# 3. With --ckpt-interval, a rank lost
+# with its node restarts from its last checkpoint on a live node and ends
+# with the uninterrupted run's result (its output since that checkpoint is
+# repeated, so only the results are compared).
+"$BIN/agent_counter" 1500 > "$TMP/plain4"
+"$BIN/mosixrun" --vcluster 2 --map-by node -np 2 --tag-output --ckpt-interval 1 --ckpt-dir "$TMP/ckpt" \
+  "$BIN/agent_counter" 1500 > "$TMP/out4" 2> "$TMP/err4" &
+job=$!
+wait_for '[ -s "$TMP/ckpt/rank.1.img" ] && grep -q "^\[1,1\]<stdout>:step 200 " "$TMP/out4"'
+kill -9 "$(daemon_of $job 1)"
+set +e; wait $job; rc=$?; set -e
+check_eq "a rank lost with its node and restarted from its checkpoint: the job exits 0" 0 "$rc"
+check_contains "says the rank restarts from its checkpoint" "restarting from their last checkpoints: rank 1 on vnode0" "$(cat "$TMP/err4")"
+result=$(grep RESULT "$TMP/plain4")
+check_eq "both ranks end with the uninterrupted run's result" "[1,0]<stdout>:$result [1,1]<stdout>:$result" \
+  "$(grep RESULT "$TMP/out4" | sort | xargs)"
+check_eq "rank 1 printed its last step" 1 "$(grep -c "^\[1,1\]<stdout>:$(tail -2 "$TMP/plain4" | head -1)\$" "$TMP/out4")"
+
+# 4. The target of a migration dies during the move: the guest resumes on
 # its node and its memory is intact (mem_hold checks every byte at the end).
 rm -f "$TMP/go" "$TMP/done"
 "$BIN/mosixrun" --vcluster 3 --map-by node --migrate off -np 2 sh -c \

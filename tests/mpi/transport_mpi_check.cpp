@@ -76,7 +76,7 @@ std::vector<Message> every_message(int rank) {
       ImageBegin{77, rank, 5},
       ImageChunk{77, 0, binary},
       ImageEnd{77, 5},
-      NodeLost{3},
+      NodeLost{3, {}},
   };
 }
 

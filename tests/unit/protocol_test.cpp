@@ -37,7 +37,7 @@ std::vector<Message> every_message() {
       ImageBegin{0xfedcba9876543210ull, 12, 1ull << 36},
       ImageChunk{0xfedcba9876543210ull, 1ull << 35, binary},
       ImageEnd{0xfedcba9876543210ull, 1ull << 36},
-      NodeLost{9},
+      NodeLost{9, {{1, 2}, {3, 0}}},
       MigrateRequest{0x0102030405060708ull, 7, 2, kSpawnStdin},
       MigrateResult{0x0102030405060708ull, 7, false, true, "fd 3 is a socket", 1, 2, 31337,
                     1ull << 34, 4000000000u},
@@ -155,7 +155,7 @@ TEST(ProtocolTest, CorruptedPayloadIsReportedAsCorruption) {
 }
 
 TEST(ProtocolTest, BadMagicIsRefused) {
-  Frame frame = encode_frame(NodeLost{1});
+  Frame frame = encode_frame(NodeLost{1, {}});
   frame[0] = 'X';
   auto back = decode_frame(frame);
   ASSERT_FALSE(back.ok());
@@ -176,7 +176,7 @@ TEST(ProtocolTest, InconsistentPayloadsAreRefused) {
       {MessageType::kGuestStdin, {1, 0, 0, 0, 0, 0, 0, 0, 2}, "not 0 or 1"},
       {MessageType::kShutdown, {0xff, 0xff, 0xff, 0x7f, 'a'}, "field 'reason' needs"},
       {MessageType::kLoadReport, {0xff, 0xff, 0xff, 0xff, 0}, "claims 4294967295 elements"},
-      {MessageType::kNodeLost, {1, 0, 0, 0, 9}, "1 unexpected bytes after the end of a NodeLost"},
+      {MessageType::kNodeLost, {1, 0, 0, 0, 0, 0, 0, 0, 9}, "1 unexpected bytes after the end of a NodeLost"},
       {static_cast<MessageType>(77), {}, "unknown message type 77"},
   };
   for (const auto& c : cases) {

@@ -62,15 +62,15 @@ TEST(LocalTransportTest, SendToSelfWithOneRank) {
 TEST(LocalTransportTest, EventFdIsReadableExactlyWhileFramesWait) {
   auto g = group(2);
   EXPECT_FALSE(readable(*g[1]));
-  ASSERT_TRUE(send_message(*g[0], 1, NodeLost{1}).ok());
-  ASSERT_TRUE(send_message(*g[0], 1, NodeLost{2}).ok());
+  ASSERT_TRUE(send_message(*g[0], 1, NodeLost{1, {}}).ok());
+  ASSERT_TRUE(send_message(*g[0], 1, NodeLost{2, {}}).ok());
   EXPECT_TRUE(readable(*g[1]));
   EXPECT_FALSE(readable(*g[0]));
   auto in = g[1]->receive();
   ASSERT_TRUE(in.ok());
   EXPECT_EQ(in->size(), 2u);
   EXPECT_FALSE(readable(*g[1]));
-  ASSERT_TRUE(send_message(*g[0], 1, NodeLost{3}).ok());
+  ASSERT_TRUE(send_message(*g[0], 1, NodeLost{3, {}}).ok());
   EXPECT_TRUE(readable(*g[1]));
 }
 

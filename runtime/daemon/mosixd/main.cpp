@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-oversubscribe", no_oversubscribe, "Keep to the slots");
   bool no_migrate = false;
   app.add_flag("--no-migrate", no_migrate, "Never move guests on the daemons' own decision");
+  app.add_option("--ckpt-interval", options.ckpt_interval, "Checkpoint every guest every SECONDS");
+  app.add_option("--ckpt-dir", options.ckpt_dir, "Directory of the periodic checkpoints (seen by every node)");
   app.add_option("--node-timeout", options.node_timeout,
                  "Seconds without a word from a node before the home declares it gone (default 10)");
   app.set_version_flag("--version", std::string("mosixd ") + MOSIX_VERSION);
