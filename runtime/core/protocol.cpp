@@ -79,6 +79,8 @@ void fields(auto& a, Is<GuestDecision> auto& m) {
   a("explanation", m.explanation);
 }
 
+void fields(auto& a, Is<OutputFds> auto& m) { a("count", m.count); }
+
 void fields(auto& a, Is<BalanceReport> auto& m) {
   a("node", m.node);
   a("guests", m.guests);
@@ -496,6 +498,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kMigrateResult: return "MigrateResult";
     case MessageType::kOutputCredit: return "OutputCredit";
     case MessageType::kBalanceReport: return "BalanceReport";
+    case MessageType::kOutputFds: return "OutputFds";
   }
   return "unknown";
 }
@@ -548,6 +551,7 @@ template Frame encode_frame(const MigrateRequest&);
 template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
 template Frame encode_frame(const BalanceReport&);
+template Frame encode_frame(const OutputFds&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -627,6 +631,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
+    case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -43,6 +43,7 @@ std::vector<Message> every_message() {
                     1ull << 34, 4000000000u},
       OutputCredit{5, 1ull << 40},
       BalanceReport{2, {{1, "below margin", "load 2.00 ..."}, {3, "pinned", ""}}},
+      OutputFds{2},
   };
 }
 
