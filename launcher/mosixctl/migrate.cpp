@@ -2,7 +2,12 @@
 // running guest of a job to another node of it (the job's control socket
 // carries the order; the node daemons stream its image). Exit 0 when the
 // guest runs on the target; 1 with the reason when it stays where it was.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -39,11 +44,46 @@ int resolve_rank(const JobRecord& job, const std::string& target) {
   throw CommandError("job " + job.id + " has no rank or guest pid " + target + " (see mosixctl ps)");
 }
 
+// While a move takes more than a second, its progress on stderr (from the
+// job's `ps`: checkpoint, transfer, restore): one line redrawn on a
+// terminal; otherwise a line at each phase and every 2 s within one.
+template <typename Future>
+void show_progress(const JobRecord& job, int rank, Future& pending) {
+  using namespace std::chrono_literals;
+  const bool tty = ::isatty(2) == 1;
+  const auto start = std::chrono::steady_clock::now();
+  std::string shown;
+  auto printed_at = start;
+  while (pending.wait_for(250ms) != std::future_status::ready) {
+    if (std::chrono::steady_clock::now() - start < 1s) continue;
+    auto ps = control_request(job, {{"cmd", "ps"}});
+    if (!ps || !ps->contains("guests")) continue;
+    std::string now;
+    for (const auto& g : (*ps)["guests"]) {
+      if (g.value("rank", -1) == rank) now = g.value("migration_progress", "");
+    }
+    if (now.empty() || now == shown) continue;
+    if (tty) {
+      std::fprintf(stderr, "\rmoving rank %d: %-40s", rank, now.c_str());
+    } else if (now.substr(0, now.find(':')) != shown.substr(0, shown.find(':')) ||
+               std::chrono::steady_clock::now() - printed_at >= 2s) {
+      std::fprintf(stderr, "moving rank %d: %s\n", rank, now.c_str());
+      printed_at = std::chrono::steady_clock::now();
+    }
+    shown = now;
+  }
+  if (tty && !shown.empty()) std::fprintf(stderr, "\r%-60s\r", "");
+}
+
 void run_migrate(const MigrateOptions& o) {
   auto job = pick_job(o.job);
   if (!job) throw CommandError(job.error().message);
   int rank = resolve_rank(*job, o.target);
-  auto reply = control_request(*job, {{"cmd", "migrate"}, {"rank", rank}, {"to", o.to}}, 600000);
+  auto pending = std::async(std::launch::async, [&] {
+    return control_request(*job, {{"cmd", "migrate"}, {"rank", rank}, {"to", o.to}}, 600000);
+  });
+  show_progress(*job, rank, pending);
+  auto reply = pending.get();
   if (!reply) throw CommandError(reply.error().message);
   if (o.json) {
     nlohmann::json out = *reply;

@@ -79,7 +79,14 @@ void fields(auto& a, Is<GuestDecision> auto& m) {
   a("explanation", m.explanation);
 }
 
-void fields(auto& a, Is<OutputFds> auto& m) { a("count", m.count); }
+
+void fields(auto& a, Is<MigrateProgress> auto& m) {
+  a("migration_id", m.migration_id);
+  a("rank", m.rank);
+  a("phase", m.phase);
+  a("bytes", m.bytes);
+  a("total", m.total);
+}
 
 void fields(auto& a, Is<BalanceReport> auto& m) {
   a("node", m.node);
@@ -274,6 +281,10 @@ class Reader {
         if (bits != 1 && bits != 2)
           return fail(std::string(name) + " is " + std::to_string(bits) + ", not 1 (stdout) or 2 (stderr)");
         v = static_cast<OutputStream>(bits);
+      } else if constexpr (std::is_same_v<T, MigratePhase>) {
+        if (bits < 1 || bits > 3)
+          return fail(std::string(name) + " is " + std::to_string(bits) + ", not 1, 2 or 3");
+        v = static_cast<MigratePhase>(bits);
       } else {
         v = static_cast<T>(static_cast<std::make_unsigned_t<T>>(bits));
       }
@@ -498,7 +509,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kMigrateResult: return "MigrateResult";
     case MessageType::kOutputCredit: return "OutputCredit";
     case MessageType::kBalanceReport: return "BalanceReport";
-    case MessageType::kOutputFds: return "OutputFds";
+    case MessageType::kMigrateProgress: return "MigrateProgress";
   }
   return "unknown";
 }
@@ -551,7 +562,7 @@ template Frame encode_frame(const MigrateRequest&);
 template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
 template Frame encode_frame(const BalanceReport&);
-template Frame encode_frame(const OutputFds&);
+template Frame encode_frame(const MigrateProgress&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -631,7 +642,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
-    case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);
+    case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -34,7 +34,6 @@
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
-#include "runtime/daemon/output_relay.h"
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
@@ -160,9 +159,13 @@ class NodeDaemon {
     int source = 0;
     int memfd = -1;
     std::uint64_t received = 0;
+    std::uint64_t total = 0;      // from ImageBegin
+    std::uint64_t reported = 0;   // received, as last told home (progress)
     LocalGuest* guest = nullptr;
     std::unique_ptr<asio::steady_timer> timer;
   };
+  // Migration progress goes home every this many bytes (and at each phase).
+  static constexpr std::uint64_t kProgressStep = 64u << 20;
 
   Status say_hello();
   void migrate_out(const MigrateRequest& request);
@@ -185,8 +188,6 @@ class NodeDaemon {
   }
   bool hold_for_migration(int source, const Message& message);
   bool forward_output(const Delivery& delivery);
-  void write_output(std::span<const std::uint8_t> frame);
-  void to_mosixrun(const Message& message);
   void wait_transport();
   void handle(int source, Message message);
   void spawn(SpawnGuest spawn);
@@ -254,10 +255,6 @@ class NodeDaemon {
   std::unique_ptr<FrameSender> home_;
   FrameReader home_reader_;
   std::array<char, 1 << 16> home_buf_{};
-  std::vector<int> home_fds_;                  // received from mosixrun, not yet claimed
-  int out_fd_ = -1, err_fd_ = -1;              // mosixrun's stdout and stderr (OutputFds)
-  std::map<int, std::uint64_t> output_written_;  // per rank, not yet credited
-  static constexpr std::uint64_t kCreditBatch = 256u << 10;
   std::vector<std::optional<Hello>> hellos_;
   std::vector<SpawnGuest> pending_spawns_;
   std::map<int, int> rank_node_;
@@ -320,15 +317,7 @@ Status NodeDaemon::connect_home() {
 }
 
 void NodeDaemon::read_home() {
-  // Read with recvmsg: OutputFds comes with descriptors.
-  home_sd_->async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
-    ssize_t got = 0;
-    if (!ec) {
-      got = recv_with_fds(home_sd_->native_handle(), home_buf_.data(), home_buf_.size(), home_fds_);
-      if (got < 0 && (errno == EAGAIN || errno == EINTR)) return read_home();
-      if (got <= 0) ec = got == 0 ? asio::error::eof : error_code(errno, boost::system::system_category());
-    }
-    const size_t n = got > 0 ? static_cast<size_t>(got) : 0;
+  home_sd_->async_read_some(asio::buffer(home_buf_), [this](error_code ec, size_t n) {
     if (n > 0) {
       auto messages = home_reader_.feed(home_buf_.data(), n);
       if (!messages) {
@@ -384,14 +373,6 @@ void NodeDaemon::from_home(Message message) {
     }
   } else if (std::holds_alternative<Shutdown>(message)) {
     for (int node = 0; node < t_.size(); ++node) send(node, message);
-  } else if (auto* fds = std::get_if<OutputFds>(&message)) {
-    if (fds->count == 2 && home_fds_.size() >= 2 && out_fd_ < 0) {
-      out_fd_ = home_fds_[0];
-      err_fd_ = home_fds_[1];
-      home_fds_.erase(home_fds_.begin(), home_fds_.begin() + 2);
-    } else {
-      spdlog::error("home node: mosixrun's OutputFds came without its descriptors");
-    }
   }
 }
 
@@ -569,7 +550,11 @@ void NodeDaemon::handle(int source, Message message) {
       migrate_in(source, *move);
     }
   } else if (auto* begin = std::get_if<ImageBegin>(&message)) {
-    (void)begin;
+    if (auto it = incoming_.find(begin->migration_id); it != incoming_.end()) {
+      it->second->total = begin->total_bytes;
+      send(0, MigrateProgress{begin->migration_id, it->second->request.rank, MigratePhase::kTransfer, 0,
+                              begin->total_bytes});
+    }
   } else if (auto* chunk = std::get_if<ImageChunk>(&message)) {
     auto it = incoming_.find(chunk->migration_id);
     if (it != incoming_.end() && it->second->memfd >= 0) {
@@ -583,6 +568,11 @@ void NodeDaemon::handle(int source, Message message) {
         done += static_cast<size_t>(w);
       }
       in.received += done;
+      if (in.received - in.reported >= kProgressStep) {
+        in.reported = in.received;
+        send(0, MigrateProgress{chunk->migration_id, in.request.rank, MigratePhase::kTransfer, in.received,
+                                in.total});
+      }
     }
   } else if (auto* end = std::get_if<ImageEnd>(&message)) {
     auto it = incoming_.find(end->migration_id);
@@ -866,6 +856,12 @@ void NodeDaemon::migrate_out(const MigrateRequest& request) {
   r.image_path = "/dev/shm/mosix-migrate-" + std::to_string(::getpid()) + "-" +
                  std::to_string(request.migration_id) + ".img";
   std::uint64_t id = request.migration_id;
+  send(0, MigrateProgress{id, request.rank, MigratePhase::kCheckpoint, 0, 0});
+  r.on_progress = [this, id, rank = request.rank](std::uint64_t written) {
+    asio::post(io_, [this, id, rank, written] {
+      send(0, MigrateProgress{id, rank, MigratePhase::kCheckpoint, written, 0});
+    });
+  };
   std::thread([this, r, id] {
     auto result = ckpt::request_checkpoint(r);
     asio::post(io_, [this, id, result = std::move(result)]() mutable {
@@ -1051,6 +1047,7 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
   read_output(ref, true);
   write_stdin(ref);
   in.timer = std::make_unique<asio::steady_timer>(io_);
+  send(0, MigrateProgress{id, in.request.rank, MigratePhase::kRestore, 0, in.total});
   watch_restore(id);
 }
 
@@ -1130,7 +1127,7 @@ void NodeDaemon::route_result(MigrateResult result) {
     std::vector<Message> early = std::move(held->second);
     held_.erase(held);
     if (result.ok) {
-      for (Message& m : early) to_mosixrun(m);
+      for (Message& m : early) home_->send(m);
     }
   }
   home_->send(result);
@@ -1157,38 +1154,8 @@ bool NodeDaemon::forward_output(const Delivery& delivery) {
   if (!rank) return false;
   auto it = rank_node_.find(*rank);
   if (it != rank_node_.end() && it->second != delivery.source) return false;
-  if (out_fd_ >= 0) {
-    write_output(delivery.frame);
-  } else {
-    home_->send_frame(delivery.frame);
-  }
+  home_->send_frame(delivery.frame);
   return true;
-}
-
-// Home node with mosixrun's stdout and stderr (OutputFds): a rank's output
-// is checked and written there, and its node credited for it.
-void NodeDaemon::write_output(std::span<const std::uint8_t> frame) {
-  auto out = view_guest_output(frame);
-  if (!out) {
-    spdlog::error("{}: guest output dropped: {}", node_name_, out.error().message);
-    return;
-  }
-  write_all(out->stream == OutputStream::kStderr ? err_fd_ : out_fd_,
-            reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
-  std::uint64_t& done = output_written_[out->rank];
-  done += out->bytes.size();
-  if (done >= kCreditBatch) {
-    if (auto it = rank_node_.find(out->rank); it != rank_node_.end()) send(it->second, OutputCredit{out->rank, done});
-    done = 0;
-  }
-}
-
-void NodeDaemon::to_mosixrun(const Message& message) {
-  if (out_fd_ >= 0 && std::holds_alternative<GuestOutput>(message)) {
-    write_output(encode_frame(message));
-  } else {
-    home_->send(message);
-  }
 }
 
 // About once a second: MOSIX's rebalancing decision (runtime/core/balancer.h)

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -65,6 +66,7 @@ class RemoteJob {
     std::string cantmove;        // why its last migration was refused, if it was the guest's doing
     std::string last_migration;  // one line on its last migration
     bool pinned = false;         // --pin
+    std::string progress;        // while it moves: how far ("transfer: 300 of 1024 MiB")
     int moves = 0;               // migrations that moved it
     int balancer_moves = 0;      // of which the node daemons decided on their own
     GuestDecision decision;      // its node's last rebalancing verdict
@@ -90,6 +92,7 @@ class RemoteJob {
   void node_lost(int node);
   void write_mpirun_lines(std::string_view more, bool at_end);
   std::vector<RankRestart> restarting_;  // of the node being declared lost
+  std::set<std::uint64_t> ended_migrations_;
   std::string mpirun_partial_;  // the start of a line mpirun has not finished
   void wait_term_signal();
   void wait_forward_signal();
@@ -198,13 +201,6 @@ void RemoteJob::accept_home() {
     start_credit_thread();
     write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
     home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
-    // Plain output: the home daemon writes it to our stdout and stderr itself
-    // (one copy less and no hop through us); tagged or copied into files, it
-    // comes here.
-    if (spec_.tag_output || !spec_.output_dir.empty() || ::fcntl(1, F_GETFD) < 0 || ::fcntl(2, F_GETFD) < 0 ||
-        !home_->send_with_fds(OutputFds{}, std::array<int, 2>{1, 2})) {
-      spdlog::debug("guest output goes through mosixrun");
-    }
     for (const SpawnGuest& g : spec_.guests) home_->send(g);
     start_stdin_pump();
     read_home();
@@ -280,6 +276,22 @@ void RemoteJob::from_home(Message message) {
     for (const LoadEntry& e : load->entries) loads_[static_cast<int>(e.node)] = e;
   } else if (auto* moved = std::get_if<MigrateResult>(&message)) {
     migration_ended(*moved);
+  } else if (auto* step = std::get_if<MigrateProgress>(&message)) {
+    // Progress comes from the target straight home, the result through the
+    // source: a late word on a migration that has ended is dropped.
+    if (auto it = ranks_.find(step->rank);
+        it != ranks_.end() && !it->second.ended && !ended_migrations_.count(step->migration_id)) {
+      auto mib = [](std::uint64_t b) { return std::to_string((b + (1u << 19)) >> 20); };
+      Rank& r = it->second;
+      r.migrating = true;  // also when the balancer moves it
+      switch (step->phase) {
+        case MigratePhase::kCheckpoint: r.progress = "checkpoint: " + mib(step->bytes) + " MiB written"; break;
+        case MigratePhase::kTransfer:
+          r.progress = "transfer: " + mib(step->bytes) + " of " + mib(step->total) + " MiB";
+          break;
+        case MigratePhase::kRestore: r.progress = "restore: " + mib(step->total) + " MiB"; break;
+      }
+    }
   } else if (auto* lost = std::get_if<NodeLost>(&message)) {
     restarting_ = lost->restarting;
     node_lost(static_cast<int>(lost->node));
@@ -319,6 +331,7 @@ nlohmann::json RemoteJob::control(const nlohmann::json& request) {
                         {"exit_status", r.ended ? shell_status(r.end) : -1},
                         {"cantmove", r.cantmove}, {"last_migration", r.last_migration},
                         {"migrations", r.moves}, {"balancer_migrations", r.balancer_moves},
+                        {"migration_progress", r.migrating ? r.progress : ""},
                         {"decision", {{"verdict", r.decision.verdict}, {"explanation", r.decision.explanation}}}});
     }
     return {{"ok", true}, {"job", spec_.record.id}, {"guests", guests}};
@@ -407,6 +420,8 @@ void RemoteJob::migrate(const nlohmann::json& request, ControlReply reply) {
 void RemoteJob::migration_ended(const MigrateResult& m) {
   Rank& r = ranks_[m.rank];
   r.migrating = false;
+  r.progress.clear();
+  ended_migrations_.insert(m.migration_id);
   auto pending = migrations_.find(m.migration_id);
   int from = static_cast<int>(m.source_node);
   double total_ms = pending == migrations_.end()

@@ -103,6 +103,28 @@ rc=$?
 cmp -s "$WORK/so.plain" "$WORK/so.out" && echo "  finished normally on $before" ||
   fail "ckpt_socket's output differs after the refusal"
 
+# 4. A large image: mosixctl migrate shows its progress (on stderr, a line
+# per phase when not on a terminal) and the guest's memory arrives intact
+# (mem_hold checks every byte when told it is done).
+echo "mem_hold 1024 MiB: progress"
+rm -f "$WORK/done"
+"$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/mem_hold" 1024 "$WORK/done" 600 < /dev/null \
+  > "$WORK/mh.out" 2> "$WORK/mh.err" &
+job=$!
+wait_lines "$WORK/mh.out" 1 $job
+"$BIN/mosixctl" migrate 0 vnode2 --job $job > "$WORK/mh.ctl" 2> "$WORK/mh.progress" ||
+  fail "moving mem_hold: $(cat "$WORK/mh.ctl" "$WORK/mh.progress")"
+grep -q "^moving rank 0: checkpoint: [0-9]* MiB written" "$WORK/mh.progress" ||
+  fail "no checkpoint progress shown: $(cat "$WORK/mh.progress")"
+grep -q "^moving rank 0: restore: 1024 MiB" "$WORK/mh.progress" || fail "no restore progress shown: $(cat "$WORK/mh.progress")"
+echo "  $(cat "$WORK/mh.ctl")"
+sed 's/^/  /' "$WORK/mh.progress"
+touch "$WORK/done"
+wait $job
+rc=$?
+[[ $rc == 0 ]] && grep -q "RESULT mem_hold 1024 OK" "$WORK/mh.out" ||
+  fail "mem_hold after its move: exit $rc, $(cat "$WORK/mh.out" "$WORK/mh.err")"
+
 if ((failures)); then
   echo "migrate_test: $failures failure(s)"
   exit 1

@@ -43,7 +43,7 @@ std::vector<Message> every_message() {
                     1ull << 34, 4000000000u},
       OutputCredit{5, 1ull << 40},
       BalanceReport{2, {{1, "below margin", "load 2.00 ..."}, {3, "pinned", ""}}},
-      OutputFds{2},
+      MigrateProgress{0x0102030405060708ull, 7, MigratePhase::kTransfer, 3ull << 30, 1ull << 33},
   };
 }
 
@@ -178,6 +178,7 @@ TEST(ProtocolTest, InconsistentPayloadsAreRefused) {
       {MessageType::kShutdown, {0xff, 0xff, 0xff, 0x7f, 'a'}, "field 'reason' needs"},
       {MessageType::kLoadReport, {0xff, 0xff, 0xff, 0xff, 0}, "claims 4294967295 elements"},
       {MessageType::kNodeLost, {1, 0, 0, 0, 0, 0, 0, 0, 9}, "1 unexpected bytes after the end of a NodeLost"},
+      {MessageType::kMigrateProgress, {1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 4}, "phase is 4, not 1, 2 or 3"},
       {static_cast<MessageType>(77), {}, "unknown message type 77"},
   };
   for (const auto& c : cases) {
