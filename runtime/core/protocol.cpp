@@ -79,6 +79,7 @@ void fields(auto& a, Is<GuestDecision> auto& m) {
   a("explanation", m.explanation);
 }
 
+void fields(auto& a, Is<OutputFds> auto& m) { a("count", m.count); }
 
 void fields(auto& a, Is<MigrateProgress> auto& m) {
   a("migration_id", m.migration_id);
@@ -510,6 +511,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kOutputCredit: return "OutputCredit";
     case MessageType::kBalanceReport: return "BalanceReport";
     case MessageType::kMigrateProgress: return "MigrateProgress";
+    case MessageType::kOutputFds: return "OutputFds";
   }
   return "unknown";
 }
@@ -563,6 +565,7 @@ template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
 template Frame encode_frame(const BalanceReport&);
 template Frame encode_frame(const MigrateProgress&);
+template Frame encode_frame(const OutputFds&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -643,6 +646,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
     case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
+    case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

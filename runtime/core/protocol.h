@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kProtocolVersion = 3;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -57,6 +57,7 @@ enum class MessageType : std::uint16_t {
   kOutputCredit = 17,
   kBalanceReport = 18,
   kMigrateProgress = 20,
+  kOutputFds = 19,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -237,10 +238,11 @@ struct MigrateResult {
   bool operator==(const MigrateResult&) const = default;
 };
 
-// Flow control of guest output: mosixrun -> home node -> the rank's node,
-// once `bytes` of the rank's output have been written out at home. A node
-// stops reading a guest's pipes while too much of its output is unconfirmed,
-// so a slow reader at home blocks the guest, as a pipe would.
+// Flow control of guest output: mosixrun (or the home node, see OutputFds)
+// -> home node -> the rank's node, once `bytes` of the rank's output have
+// been written out at home. A node stops reading a guest's pipes while too
+// much of its output is unconfirmed, so a slow reader at home blocks the
+// guest, as a pipe would.
 struct OutputCredit {
   static constexpr MessageType kType = MessageType::kOutputCredit;
   std::int32_t rank = 0;
@@ -279,10 +281,22 @@ struct BalanceReport {
   bool operator==(const BalanceReport&) const = default;
 };
 
+// mosixrun -> home node, first, with mosixrun's stdout and stderr attached
+// (SCM_RIGHTS over the unix socket: both run on the home node). The home
+// node then writes the guests' output there itself, byte-exact and in order
+// per rank and stream, before it passes on what follows (GuestExited), and
+// credits the ranks' nodes (OutputCredit); mosixrun gets no GuestOutput.
+// Not sent when mosixrun tags output or copies it into files.
+struct OutputFds {
+  static constexpr MessageType kType = MessageType::kOutputFds;
+  std::uint32_t count = 2;           // descriptors attached: stdout, stderr
+  bool operator==(const OutputFds&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
-                             MigrateResult, OutputCredit, BalanceReport, MigrateProgress>;
+                             MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

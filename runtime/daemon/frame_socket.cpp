@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -90,13 +91,38 @@ Expected<std::vector<Message>> FrameReader::feed(const char* data, size_t size) 
 
 bool FrameSender::send(const Message& message) { return send_frame(encode_frame(message)); }
 
-bool FrameSender::send_frame(std::span<const std::uint8_t> frame) {
+bool FrameSender::send_frame(std::span<const std::uint8_t> frame) { return send_locked(frame, {}); }
+
+bool FrameSender::send_with_fds(const Message& message, std::span<const int> fds) {
+  return send_locked(encode_frame(message), fds);
+}
+
+bool FrameSender::send_locked(std::span<const std::uint8_t> frame, std::span<const int> fds) {
   std::lock_guard lock(mutex_);
   if (broken_) return false;
   const std::uint8_t* p = frame.data();
   size_t left = frame.size();
+  std::vector<char> control;
+  if (!fds.empty()) control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
   while (left > 0) {
-    ssize_t n = ::send(fd_, p, left, MSG_NOSIGNAL);
+    ssize_t n;
+    if (!control.empty()) {
+      iovec iov{const_cast<std::uint8_t*>(p), left};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control.data();
+      msg.msg_controllen = control.size();
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+      n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n > 0) control.clear();  // they went with the first bytes
+    } else {
+      n = ::send(fd_, p, left, MSG_NOSIGNAL);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
       pollfd writable{fd_, POLLOUT, 0};
@@ -127,6 +153,28 @@ Expected<sockaddr_un> unix_address(const std::string& path) {
 }
 
 }  // namespace
+
+ssize_t recv_with_fds(int fd, void* buf, size_t size, std::vector<int>& fds) {
+  iovec iov{buf, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.push_back(received);
+    }
+  }
+  return n;
+}
 
 Expected<int> listen_unix(const std::string& path) {
   auto addr = unix_address(path);

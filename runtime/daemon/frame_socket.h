@@ -44,13 +44,21 @@ class FrameSender {
   bool send(const Message& message);
   // The same for a frame encoded already (e.g. forwarded as it came).
   bool send_frame(std::span<const std::uint8_t> frame);
+  // With descriptors of ours attached to its first byte (SCM_RIGHTS): the
+  // receiver gets copies of them with recv_with_fds().
+  bool send_with_fds(const Message& message, std::span<const int> fds);
   int fd() const { return fd_; }
 
  private:
+  bool send_locked(std::span<const std::uint8_t> frame, std::span<const int> fds);
   std::mutex mutex_;
   int fd_;
   bool broken_ = false;
 };
+
+// read() on a unix socket that also takes the descriptors sent with the
+// bytes (SCM_RIGHTS, close-on-exec), appending them to `fds`. Never blocks.
+ssize_t recv_with_fds(int fd, void* buf, size_t size, std::vector<int>& fds);
 
 // Listening unix socket at `path` (0600, in a 0700 directory we own).
 Expected<int> listen_unix(const std::string& path);

@@ -34,6 +34,7 @@
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
+#include "runtime/daemon/output_relay.h"
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
@@ -188,6 +189,8 @@ class NodeDaemon {
   }
   bool hold_for_migration(int source, const Message& message);
   bool forward_output(const Delivery& delivery);
+  void write_output(std::span<const std::uint8_t> frame);
+  void to_mosixrun(const Message& message);
   void wait_transport();
   void handle(int source, Message message);
   void spawn(SpawnGuest spawn);
@@ -255,6 +258,10 @@ class NodeDaemon {
   std::unique_ptr<FrameSender> home_;
   FrameReader home_reader_;
   std::array<char, 1 << 16> home_buf_{};
+  std::vector<int> home_fds_;                  // received from mosixrun, not yet claimed
+  int out_fd_ = -1, err_fd_ = -1;              // mosixrun's stdout and stderr (OutputFds)
+  std::map<int, std::uint64_t> output_written_;  // per rank, not yet credited
+  static constexpr std::uint64_t kCreditBatch = 256u << 10;
   std::vector<std::optional<Hello>> hellos_;
   std::vector<SpawnGuest> pending_spawns_;
   std::map<int, int> rank_node_;
@@ -317,7 +324,15 @@ Status NodeDaemon::connect_home() {
 }
 
 void NodeDaemon::read_home() {
-  home_sd_->async_read_some(asio::buffer(home_buf_), [this](error_code ec, size_t n) {
+  // Read with recvmsg: OutputFds comes with descriptors.
+  home_sd_->async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+    ssize_t got = 0;
+    if (!ec) {
+      got = recv_with_fds(home_sd_->native_handle(), home_buf_.data(), home_buf_.size(), home_fds_);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) return read_home();
+      if (got <= 0) ec = got == 0 ? asio::error::eof : error_code(errno, boost::system::system_category());
+    }
+    const size_t n = got > 0 ? static_cast<size_t>(got) : 0;
     if (n > 0) {
       auto messages = home_reader_.feed(home_buf_.data(), n);
       if (!messages) {
@@ -373,6 +388,14 @@ void NodeDaemon::from_home(Message message) {
     }
   } else if (std::holds_alternative<Shutdown>(message)) {
     for (int node = 0; node < t_.size(); ++node) send(node, message);
+  } else if (auto* fds = std::get_if<OutputFds>(&message)) {
+    if (fds->count == 2 && home_fds_.size() >= 2 && out_fd_ < 0) {
+      out_fd_ = home_fds_[0];
+      err_fd_ = home_fds_[1];
+      home_fds_.erase(home_fds_.begin(), home_fds_.begin() + 2);
+    } else {
+      spdlog::error("home node: mosixrun's OutputFds came without its descriptors");
+    }
   }
 }
 
@@ -1127,7 +1150,7 @@ void NodeDaemon::route_result(MigrateResult result) {
     std::vector<Message> early = std::move(held->second);
     held_.erase(held);
     if (result.ok) {
-      for (Message& m : early) home_->send(m);
+      for (Message& m : early) to_mosixrun(m);
     }
   }
   home_->send(result);
@@ -1154,8 +1177,38 @@ bool NodeDaemon::forward_output(const Delivery& delivery) {
   if (!rank) return false;
   auto it = rank_node_.find(*rank);
   if (it != rank_node_.end() && it->second != delivery.source) return false;
-  home_->send_frame(delivery.frame);
+  if (out_fd_ >= 0) {
+    write_output(delivery.frame);
+  } else {
+    home_->send_frame(delivery.frame);
+  }
   return true;
+}
+
+// Home node with mosixrun's stdout and stderr (OutputFds): a rank's output
+// is checked and written there, and its node credited for it.
+void NodeDaemon::write_output(std::span<const std::uint8_t> frame) {
+  auto out = view_guest_output(frame);
+  if (!out) {
+    spdlog::error("{}: guest output dropped: {}", node_name_, out.error().message);
+    return;
+  }
+  write_all(out->stream == OutputStream::kStderr ? err_fd_ : out_fd_,
+            reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
+  std::uint64_t& done = output_written_[out->rank];
+  done += out->bytes.size();
+  if (done >= kCreditBatch) {
+    if (auto it = rank_node_.find(out->rank); it != rank_node_.end()) send(it->second, OutputCredit{out->rank, done});
+    done = 0;
+  }
+}
+
+void NodeDaemon::to_mosixrun(const Message& message) {
+  if (out_fd_ >= 0 && std::holds_alternative<GuestOutput>(message)) {
+    write_output(encode_frame(message));
+  } else {
+    home_->send(message);
+  }
 }
 
 // About once a second: MOSIX's rebalancing decision (runtime/core/balancer.h)

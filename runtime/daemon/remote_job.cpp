@@ -201,6 +201,13 @@ void RemoteJob::accept_home() {
     start_credit_thread();
     write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
     home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+    // Plain output: the home daemon writes it to our stdout and stderr itself
+    // (one copy less and no hop through us); tagged or copied into files, it
+    // comes here.
+    if (spec_.tag_output || !spec_.output_dir.empty() || ::fcntl(1, F_GETFD) < 0 || ::fcntl(2, F_GETFD) < 0 ||
+        !home_->send_with_fds(OutputFds{}, std::array<int, 2>{1, 2})) {
+      spdlog::debug("guest output goes through mosixrun");
+    }
     for (const SpawnGuest& g : spec_.guests) home_->send(g);
     start_stdin_pump();
     read_home();

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -153,6 +155,43 @@ TEST(FrameSenderTest, SendsMessagesAndFramesInOrder) {
   ::close(sv[1]);
   EXPECT_EQ(got, (std::vector<Message>{GuestStarted{2, 7, 0},
                                         GuestOutput{2, OutputStream::kStderr, pattern(3000, 9)}}));
+}
+
+TEST(FrameSenderTest, DescriptorsTravelWithTheFrame) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  FrameSender sender(sv[0]);
+  ASSERT_TRUE(sender.send(GuestStarted{1, 2, 3}));
+  ASSERT_TRUE(sender.send_with_fds(OutputFds{}, std::array<int, 2>{p[1], p[1]}));
+  ASSERT_TRUE(sender.send(GuestStarted{4, 5, 6}));
+  FrameReader reader;
+  std::vector<int> fds;
+  std::vector<Message> got;
+  while (got.size() < 3) {
+    char buf[7];  // small reads: the descriptors come with the OutputFds bytes wherever a read starts
+    ssize_t n = recv_with_fds(sv[1], buf, sizeof buf, fds);
+    ASSERT_GT(n, 0);
+    auto messages = reader.feed(buf, static_cast<size_t>(n));
+    ASSERT_TRUE(messages.ok());
+    for (Message& m : *messages) {
+      if (std::holds_alternative<OutputFds>(m)) {
+        EXPECT_EQ(fds.size(), 2u);
+      }
+      got.push_back(std::move(m));
+    }
+  }
+  EXPECT_EQ(got, (std::vector<Message>{GuestStarted{1, 2, 3}, OutputFds{}, GuestStarted{4, 5, 6}}));
+  ASSERT_EQ(fds.size(), 2u);
+  // A copy of our pipe's write end, close-on-exec.
+  EXPECT_NE(fds[0], p[1]);
+  EXPECT_EQ(::fcntl(fds[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  char c = 0;
+  ASSERT_EQ(::read(p[0], &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+  for (int fd : {fds[0], fds[1], p[0], p[1], sv[0], sv[1]}) ::close(fd);
 }
 
 TEST(FrameSenderTest, FailsOnceThePeerIsGone) {

@@ -44,6 +44,7 @@ std::vector<Message> every_message() {
       OutputCredit{5, 1ull << 40},
       BalanceReport{2, {{1, "below margin", "load 2.00 ..."}, {3, "pinned", ""}}},
       MigrateProgress{0x0102030405060708ull, 7, MigratePhase::kTransfer, 3ull << 30, 1ull << 33},
+      OutputFds{2},
   };
 }
 
