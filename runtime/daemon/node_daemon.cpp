@@ -17,10 +17,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <linux/close_range.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -144,8 +146,10 @@ class NodeDaemon {
     std::uint64_t unconfirmed = 0;  // output sent home, not yet written out there
     bool out_paused = false, err_paused = false;
     std::deque<Bytes> stdin_queue;
+    std::size_t stdin_offset = 0;  // bytes of stdin_queue.front() already in the pipe
     bool stdin_eof = false;
-    bool stdin_writing = false;
+    bool stdin_writing = false;    // waiting for room in the pipe
+    bool stdin_held = false;       // moving: what is left of its stdin goes with it
   };
 
   struct Outgoing {
@@ -154,6 +158,7 @@ class NodeDaemon {
     std::uint64_t bytes = 0;
     bool streamed = false;     // the image is on its way (checkpointed() has run)
     bool target_lost = false;  // the target died while the guest was being checkpointed
+    std::optional<GuestStdin> stdin_left;  // what the guest had not read, sent with its image
   };
   struct Incoming {
     MigrateRequest request;
@@ -162,6 +167,7 @@ class NodeDaemon {
     std::uint64_t received = 0;
     std::uint64_t total = 0;      // from ImageBegin
     std::uint64_t reported = 0;   // received, as last told home (progress)
+    std::vector<GuestStdin> stdin_left;  // the guest's unread stdin, from the source
     LocalGuest* guest = nullptr;
     std::unique_ptr<asio::steady_timer> timer;
   };
@@ -183,6 +189,12 @@ class NodeDaemon {
   void check_liveness();
   void node_lost(int node);
   std::vector<RankRestart> restart_lost_ranks(int node);
+  void release_stdin(int rank);
+  // Home: ranks on the move; their stdin from mosixrun waits in held_stdin_
+  // and then goes to where the rank runs when the move is over.
+  std::set<int> moving_;
+  std::set<std::uint64_t> ended_moves_;
+  std::map<int, std::vector<GuestStdin>> held_stdin_;
   void schedule_checkpoints();
   bool is_lost(int node) const {
     return node >= 0 && static_cast<size_t>(node) < lost_.size() && lost_[static_cast<size_t>(node)];
@@ -203,6 +215,8 @@ class NodeDaemon {
   void guest_stream_closed(LocalGuest& g);
   void maybe_report_exit(LocalGuest& g);
   void write_stdin(LocalGuest& g);
+  GuestStdin take_stdin(LocalGuest& g);
+  void give_back_stdin(LocalGuest& g, GuestStdin left);
   void deliver_stdin(const GuestStdin& in);
   void signal_guests(int rank, int signo);
   void wait_children();
@@ -362,6 +376,8 @@ void NodeDaemon::from_home(Message message) {
     auto it = rank_node_.find(in->rank);
     if (it == rank_node_.end()) {
       early_stdin_.push_back(std::move(*in));
+    } else if (moving_.count(in->rank)) {
+      held_stdin_[in->rank].push_back(std::move(*in));  // until the move is over
     } else {
       send(it->second, *in);
     }
@@ -384,6 +400,7 @@ void NodeDaemon::from_home(Message message) {
                                         : "no node " + std::to_string(move->target_node);
       home_->send(r);
     } else {
+      moving_.insert(move->rank);
       send(it->second, *move);
     }
   } else if (std::holds_alternative<Shutdown>(message)) {
@@ -552,6 +569,12 @@ void NodeDaemon::wait_transport() {
 }
 
 void NodeDaemon::handle(int source, Message message) {
+  if (t_.rank() == 0) {
+    // A move the home did not order (the balancer's): hold the rank's stdin.
+    if (auto* step = std::get_if<MigrateProgress>(&message); step && !ended_moves_.count(step->migration_id)) {
+      moving_.insert(step->rank);
+    }
+  }
   if (auto* spawn = std::get_if<SpawnGuest>(&message)) {
     this->spawn(std::move(*spawn));
   } else if (auto* in = std::get_if<GuestStdin>(&message)) {
@@ -673,7 +696,10 @@ void NodeDaemon::spawn(SpawnGuest s) {
   for (int fd : {proc->stdout_fd, proc->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stderr_fd);
-  if (proc->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdin_fd);
+  if (proc->stdin_fd >= 0) {
+    ::fcntl(proc->stdin_fd, F_SETFL, ::fcntl(proc->stdin_fd, F_GETFL) | O_NONBLOCK);
+    g->in = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdin_fd);
+  }
   if (o_.on_guest_started) o_.on_guest_started(proc->pid);
   if (cap_) (void)cap_->add(proc->pid);  // in case the child could not join by itself
   g->arrived_at = now();
@@ -751,37 +777,104 @@ void NodeDaemon::maybe_report_exit(LocalGuest& g) {
 
 void NodeDaemon::deliver_stdin(const GuestStdin& in) {
   auto it = guests_.find(in.rank);
-  if (it == guests_.end() || !it->second->in) return;
+  if (it == guests_.end()) {
+    // A guest on its way here: its stdin waits for it.
+    for (auto& [id, incoming] : incoming_) {
+      if (incoming->request.rank == in.rank && !incoming->guest) incoming->stdin_left.push_back(in);
+    }
+    return;
+  }
+  if (!it->second->in) return;
   LocalGuest& g = *it->second;
   if (!in.bytes.empty()) g.stdin_queue.push_back(in.bytes);
   if (in.eof) g.stdin_eof = true;
   write_stdin(g);
 }
 
+// Writes are non-blocking and counted (stdin_offset), so that what the guest
+// has not read is known exactly when it moves (take_stdin).
 void NodeDaemon::write_stdin(LocalGuest& g) {
-  if (!g.in || g.stdin_writing) return;
-  if (g.stdin_queue.empty()) {
-    if (g.stdin_eof) {
-      error_code ignored;
-      g.in->close(ignored);
-      g.in.reset();
+  if (!g.in || g.stdin_writing || g.stdin_held) return;
+  const int fd = g.in->native_handle();
+  while (!g.stdin_queue.empty()) {
+    const Bytes& b = g.stdin_queue.front();
+    ssize_t n = ::write(fd, b.data() + g.stdin_offset, b.size() - g.stdin_offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      g.stdin_writing = true;
+      g.in->async_wait(asio::posix::stream_descriptor::wait_write, [this, &g](error_code ec) {
+        g.stdin_writing = false;
+        if (!ec) write_stdin(g);
+      });
+      return;
     }
-    return;
-  }
-  g.stdin_writing = true;
-  asio::async_write(*g.in, asio::buffer(g.stdin_queue.front()), [this, &g](error_code ec, size_t) {
-    g.stdin_writing = false;
-    if (ec) {
+    if (n < 0) {
       // The guest closed its stdin or ended: drop what is left, as mpirun does.
       g.stdin_queue.clear();
+      g.stdin_offset = 0;
       error_code ignored;
       g.in->close(ignored);
       g.in.reset();
       return;
     }
-    g.stdin_queue.pop_front();
-    write_stdin(g);
-  });
+    g.stdin_offset += static_cast<std::size_t>(n);
+    if (g.stdin_offset == b.size()) {
+      g.stdin_queue.pop_front();
+      g.stdin_offset = 0;
+    }
+  }
+  if (g.stdin_eof) {
+    error_code ignored;
+    g.in->close(ignored);
+    g.in.reset();
+  }
+}
+
+// Source side of a move, the guest stopped: what it has not read of its
+// stdin, i.e. what is still in its pipe (read through /proc/PID/fd/0, if that
+// is still our pipe) and what was not yet written into it. It goes to the
+// target with the image, or back into the pipe if the move fails.
+GuestStdin NodeDaemon::take_stdin(LocalGuest& g) {
+  GuestStdin left;
+  left.rank = g.rank;
+  left.eof = g.stdin_eof || !g.in;
+  if (!g.in) return left;
+  g.stdin_held = true;
+  if (g.stdin_writing) g.in->cancel();
+  std::string fd0 = "/proc/" + std::to_string(g.proc.pid) + "/fd/0";
+  struct stat ours {}, theirs {};
+  if (::fstat(g.in->native_handle(), &ours) == 0 && ::stat(fd0.c_str(), &theirs) == 0 && S_ISFIFO(theirs.st_mode) &&
+      ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
+    int fd = ::open(fd0.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      std::uint8_t buf[1 << 16];
+      for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        left.bytes.insert(left.bytes.end(), buf, buf + n);
+      }
+      ::close(fd);
+    }
+  }
+  for (const Bytes& b : g.stdin_queue) {
+    std::size_t skip = &b == &g.stdin_queue.front() ? g.stdin_offset : 0;
+    left.bytes.insert(left.bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(skip), b.end());
+  }
+  g.stdin_queue.clear();
+  g.stdin_offset = 0;
+  return left;
+}
+
+// The move failed: the guest gets its stdin back, in order, before anything
+// newer.
+void NodeDaemon::give_back_stdin(LocalGuest& g, GuestStdin left) {
+  g.stdin_held = false;
+  if (!left.bytes.empty()) {
+    g.stdin_queue.push_front(std::move(left.bytes));
+    g.stdin_offset = 0;
+  }
+  write_stdin(g);
 }
 
 void NodeDaemon::signal_guests(int rank, int signo) {
@@ -965,6 +1058,10 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     }
     ::close(fd);
   }
+  if (g->second->flags & kSpawnStdin) {
+    out.stdin_left = take_stdin(*g->second);
+    send(target, *out.stdin_left);
+  }
   send(target, ImageEnd{id, offset});
 }
 
@@ -989,6 +1086,7 @@ void NodeDaemon::target_answered(const MigrateResult& answer) {
       retire(out.request.rank);
     } else {
       ::kill(-g->second->proc.pid, SIGCONT);
+      if (out.stdin_left) give_back_stdin(*g->second, std::move(*out.stdin_left));
     }
   }
   spdlog::debug("{}: rank {} {} node {} ({} bytes, stopped {} ms){}", node_name_, r.rank,
@@ -1060,7 +1158,15 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
   for (int fd : {started->stdout_fd, started->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(io_, started->stderr_fd);
-  if (started->stdin_fd >= 0) g->in = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdin_fd);
+  if (started->stdin_fd >= 0) {
+    ::fcntl(started->stdin_fd, F_SETFL, ::fcntl(started->stdin_fd, F_GETFL) | O_NONBLOCK);
+    g->in = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdin_fd);
+  }
+  for (GuestStdin& left : in.stdin_left) {
+    if (!left.bytes.empty()) g->stdin_queue.push_back(std::move(left.bytes));
+    if (left.eof) g->stdin_eof = true;
+  }
+  in.stdin_left.clear();
   if (o_.on_guest_started) o_.on_guest_started(started->pid);
   if (cap_) (void)cap_->add(started->pid);
   in.guest = g.get();
@@ -1145,6 +1251,8 @@ void NodeDaemon::restore_failed(std::uint64_t id, const std::string& reason) {
 // come from its new node from now on; those that arrived early are let out.
 void NodeDaemon::route_result(MigrateResult result) {
   if (result.ok) rank_node_[result.rank] = static_cast<int>(result.target_node);
+  ended_moves_.insert(result.migration_id);
+  release_stdin(result.rank);
   auto held = held_.find(result.rank);
   if (held != held_.end()) {
     std::vector<Message> early = std::move(held->second);
@@ -1305,7 +1413,12 @@ void NodeDaemon::node_lost(int node) {
     for (int n = 1; n < t_.size(); ++n) {
       if (n != node && !is_lost(n)) send(n, word);
     }
+    std::vector<int> stranded;  // moving away from the lost node: they will not arrive
+    for (int rank : moving_) {
+      if (rank_node_[rank] == node) stranded.push_back(rank);
+    }
     word.restarting = restart_lost_ranks(node);
+    for (int rank : stranded) release_stdin(rank);  // to its restarted self, or dropped with it
     if (home_) home_->send(word);
   }
   for (auto it = outgoing_.begin(); it != outgoing_.end();) {
@@ -1329,6 +1442,7 @@ void NodeDaemon::node_lost(int node) {
     if (auto g = guests_.find(out.request.rank); g != guests_.end()) {
       g->second->migrating = false;
       ::kill(-g->second->proc.pid, SIGCONT);
+      if (out.stdin_left) give_back_stdin(*g->second, std::move(*out.stdin_left));
     }
     spdlog::debug("{}: rank {} stays: {}", node_name_, fail.rank, fail.reason);
     it = outgoing_.erase(it);
@@ -1339,6 +1453,17 @@ void NodeDaemon::node_lost(int node) {
     if (in->source == node) from_lost.push_back(id);
   }
   for (std::uint64_t id : from_lost) restore_failed(id, "the source node died during the move");
+}
+
+// Home node: a move is over (or its source is gone): the stdin held for the
+// rank goes to where it runs now.
+void NodeDaemon::release_stdin(int rank) {
+  moving_.erase(rank);
+  auto held = held_stdin_.find(rank);
+  if (held == held_stdin_.end()) return;
+  std::vector<GuestStdin> waiting = std::move(held->second);
+  held_stdin_.erase(held);
+  for (GuestStdin& in : waiting) send(rank_node_[rank], in);
 }
 
 // Home node, with periodic checkpoints: each rank that was on the lost node

@@ -125,6 +125,26 @@ rc=$?
 [[ $rc == 0 ]] && grep -q "RESULT mem_hold 1024 OK" "$WORK/mh.out" ||
   fail "mem_hold after its move: exit $rc, $(cat "$WORK/mh.out" "$WORK/mh.err")"
 
+# 5. Rank 0 reading its stdin while it moves: what it had not read yet (in
+# its pipe, or on the way) goes with it; its output is its input, in order.
+echo "stdin_echo: 4 moves while it reads 4000 lines from a pipe"
+seq -f "line %g of the input, with some padding to make it longer" 1 4000 > "$WORK/in.txt"
+cat "$WORK/in.txt" | "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/stdin_echo" 1500 \
+  > "$WORK/echo.out" 2> "$WORK/echo.err" &
+job=$!
+for node in vnode1 vnode2 home vnode2; do
+  wait_lines "$WORK/echo.out" $(( $(wc -l < "$WORK/echo.out") + 300 )) $job
+  migrate $job 0 $node || break
+done
+wait $job
+rc=$?
+[[ $rc == 0 ]] || fail "stdin_echo exited with $rc: $(head -3 "$WORK/echo.err")"
+if cmp -s <(cat "$WORK/in.txt"; echo "RESULT stdin_echo 4000 $(wc -c < "$WORK/in.txt")") "$WORK/echo.out"; then
+  echo "  output identical to its input"
+else
+  fail "stdin_echo's output is not its input: $(diff "$WORK/in.txt" "$WORK/echo.out" | head -5)"
+fi
+
 if ((failures)); then
   echo "migrate_test: $failures failure(s)"
   exit 1
