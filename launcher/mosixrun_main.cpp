@@ -258,9 +258,16 @@ int main(int argc, char** argv) {
       if (std::binary_search(o.pin.begin(), o.pin.end(), l.rank)) g.flags |= kSpawnPinned;
       remote.guests.push_back(std::move(g));
     }
+    // A virtual cluster's daemons all run here: mosixd --launch starts them and
+    // connects them by unix sockets, without MPI's start-up (docs/transport.md);
+    // MOSIX_TRANSPORT=mpi starts them through mpirun as on real nodes.
+    const char* transport_env = std::getenv("MOSIX_TRANSPORT");
+    const bool launch_here = o.vcluster > 0 && !(transport_env && std::string(transport_env) == "mpi");
     auto mpirun = resolve_program("mpirun", path_env ? path_env : "/usr/bin:/bin", cwd);
-    if (!mpirun) usage_error("a job over several nodes needs Open MPI's mpirun: " + mpirun.error().message);
-    remote.mpirun_path = *mpirun;
+    if (!mpirun && !launch_here) {
+      usage_error("a job over several nodes needs Open MPI's mpirun: " + mpirun.error().message);
+    }
+    remote.mpirun_path = mpirun ? *mpirun : "";
     std::string mosixd = self_dir() + "/mosixd";
     if (::access(mosixd.c_str(), X_OK) != 0) {
       usage_error("cannot find the node daemon " + mosixd + ": reinstall mosixrun");
@@ -353,6 +360,13 @@ int main(int argc, char** argv) {
       // Open MPI refuses root unless told; mosixrun's daemons are not MPI programs of the user.
       set_env(remote.mpirun_env, "OMPI_ALLOW_RUN_AS_ROOT", "1");
       set_env(remote.mpirun_env, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    if (launch_here) {
+      auto daemon = std::find(remote.mpirun_argv.begin(), remote.mpirun_argv.end(), mosixd);
+      std::vector<std::string> argv{"mosixd", "--launch", std::to_string(o.vcluster)};
+      argv.insert(argv.end(), daemon + 1, remote.mpirun_argv.end());
+      remote.mpirun_argv = std::move(argv);
+      remote.mpirun_path = mosixd;
     }
     auto status = run_remote_job(std::move(remote));
     if (!status) usage_error(status.error().message);  // nothing started: as bad input

@@ -4,13 +4,15 @@
 // frames from one sender to one destination arrive in the order sent, and
 // event_fd() becomes readable when receive() has something to return, so a
 // single-threaded event loop (Boost.Asio) waits on it like on any socket.
-// Implementations: LocalTransport (in-process) and MpiTransport (Open MPI);
+// Implementations: LocalTransport (in-process), SocketTransport (unix
+// sockets, the daemons of one machine) and MpiTransport (Open MPI);
 // code above runtime/transport gets one from make_transport() and never
 // knows which.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/core/expected.h"
@@ -76,14 +78,30 @@ Expected<Message> decode_delivery(const Delivery& delivery);
 Expected<std::vector<Delivery>> receive_wait(Transport& transport, int timeout_ms);
 
 enum class TransportKind {
-  kAuto,   // MPI when this process was started by mpirun, else local with one rank
-  kLocal,  // one rank, in-process: the job runs on the home node only
-  kMpi,    // Open MPI; fails if this build has no MPI
+  kAuto,    // MPI when this process was started by mpirun, else local with one rank
+  kLocal,   // one rank, in-process: the job runs on the home node only
+  kMpi,     // Open MPI; fails if this build has no MPI
+  kSocket,  // unix sockets between the daemons of one machine (mosixd --launch)
 };
 
 struct TransportOptions {
   TransportKind kind = TransportKind::kAuto;
+  // kSocket only: this daemon's place in the group, where the ranks listen,
+  // and its own listening socket (see SocketTransport).
+  int rank = 0;
+  int size = 1;
+  std::string socket_dir = {};
+  int listen_fd = -1;
 };
+
+// For whoever starts a kSocket group (mosixd --launch), before starting any
+// rank: the listening socket of every rank in `dir` (a directory only this
+// user can enter), close-on-exec; rank r gets element r as listen_fd (the
+// last rank needs none: -1). On error none is left open.
+Expected<std::vector<int>> listen_for_socket_group(const std::string& dir, int size);
+// Removes the names those sockets left in `dir` (a rank removes its own once
+// every rank above it has connected; one that died before may have left it).
+void remove_socket_group(const std::string& dir, int size);
 
 // The one place that picks an implementation (runtime/transport/make_transport.cpp,
 // library mosix_transport_factory).

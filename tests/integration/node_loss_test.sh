@@ -13,12 +13,13 @@ source "$(dirname "$0")/lib/common.sh"
 if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export MOSIX_NODE_TIMEOUT=3
 
-# daemon_of JOB RANK: the pid of the job's node daemon of that MPI rank.
+# daemon_of JOB RANK: the pid of the job's node daemon of that rank (its MPI rank under
+# mpirun, MOSIX_NODE_RANK when mosixd --launch started it).
 daemon_of() {
   local pid found=""
   for pid in $(pgrep -x mosixd); do
     tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--job $1 " || continue
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then found=$pid; fi
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxE "(OMPI_COMM_WORLD|MOSIX_NODE)_RANK=$2"; then found=$pid; fi
   done
   echo "$found"
 }
