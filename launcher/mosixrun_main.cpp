@@ -256,6 +256,7 @@ int main(int argc, char** argv) {
       g.cwd = l.cwd;
       g.flags = l.rank == 0 ? kSpawnStdin : 0;
       if (std::binary_search(o.pin.begin(), o.pin.end(), l.rank)) g.flags |= kSpawnPinned;
+      if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
       remote.guests.push_back(std::move(g));
     }
     // A virtual cluster's daemons all run here: mosixd --launch starts them and

@@ -103,6 +103,9 @@ inline constexpr std::uint32_t kSpawnPinned = 1u << 1;  // --pin: the guest neve
 // argv[0] is a checkpoint image: the guest is restored from it (a rank lost
 // with its node, brought back from its last periodic checkpoint).
 inline constexpr std::uint32_t kSpawnRestore = 1u << 2;
+// --bind-to core: bind the guest to one core of its node (it keeps the bit
+// when it moves, and is bound again where it arrives).
+inline constexpr std::uint32_t kSpawnBindCore = 1u << 3;
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {

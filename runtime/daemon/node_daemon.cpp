@@ -147,6 +147,7 @@ class NodeDaemon {
     bool out_paused = false, err_paused = false;
     std::deque<Bytes> stdin_queue;
     std::size_t stdin_offset = 0;  // bytes of stdin_queue.front() already in the pipe
+    int core = -1;                 // --bind-to core: the core it is bound to here
     bool stdin_eof = false;
     bool stdin_writing = false;    // waiting for room in the pipe
     bool stdin_held = false;       // moving: what is left of its stdin goes with it
@@ -216,6 +217,11 @@ class NodeDaemon {
   void maybe_report_exit(LocalGuest& g);
   void write_stdin(LocalGuest& g);
   GuestStdin take_stdin(LocalGuest& g);
+  // --bind-to core: the core for a guest of `rank` arriving here (-1: none).
+  int pick_core(int rank);
+  void release_core(LocalGuest& g);
+  std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
+  std::vector<int> core_users_;             // guests bound to each
   void give_back_stdin(LocalGuest& g, GuestStdin left);
   void deliver_stdin(const GuestStdin& in);
   void signal_guests(int rank, int signo);
@@ -296,6 +302,10 @@ Status NodeDaemon::say_hello() {
   double node_speed = stored_speed_or(1.0);
   auto topology = probe_this_node();
   int cores = topology ? std::max(1, topology->cores) : 1;
+  if (topology) {
+    core_pus_ = topology->core_pus;
+    core_users_.assign(core_pus_.size(), 0);
+  }
   std::uint64_t memory = topology ? topology->memory_bytes : 0;
   if (!o_.vcluster_cpu.empty()) {
     // A virtual node: a CPU share of this machine. Its speed per core is the
@@ -672,8 +682,11 @@ void NodeDaemon::spawn(SpawnGuest s) {
   }
   std::optional<GuestProcess> proc;
   std::string error;
+  int bound_core = -1;
   if (path) {
     l.path = *path;
+    bound_core = (s.flags & kSpawnBindCore) ? pick_core(s.rank) : -1;
+    if (bound_core >= 0) l.cpus = core_pus_[static_cast<size_t>(bound_core)];
     int null_fd = (s.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     l.stdin_fd = null_fd;
     if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
@@ -685,6 +698,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
     error = path.error().message;
   }
   if (!proc) {
+    if (bound_core >= 0 && o_.vcluster_cpu.empty()) --core_users_[static_cast<size_t>(bound_core)];
     spdlog::error("{}: rank {}: {}", node_name_, s.rank, error);
     send(0, GuestExited{s.rank, 127, 0});
     return;
@@ -693,6 +707,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
   g->rank = s.rank;
   g->flags = s.flags;
   g->proc = *proc;
+  g->core = bound_core;
   for (int fd : {proc->stdout_fd, proc->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stderr_fd);
@@ -830,6 +845,25 @@ void NodeDaemon::write_stdin(LocalGuest& g) {
   }
 }
 
+// mpirun's --bind-to core on a node: the core with the fewest guests bound
+// (local rank i gets core i when they start together). The nodes of a
+// virtual cluster share this machine's cores: there, rank i gets core i.
+int NodeDaemon::pick_core(int rank) {
+  if (core_pus_.empty()) return -1;
+  if (!o_.vcluster_cpu.empty()) return rank % static_cast<int>(core_pus_.size());
+  auto least = std::min_element(core_users_.begin(), core_users_.end());
+  int core = static_cast<int>(least - core_users_.begin());
+  ++*least;
+  return core;
+}
+
+void NodeDaemon::release_core(LocalGuest& g) {
+  if (g.core >= 0 && o_.vcluster_cpu.empty() && static_cast<size_t>(g.core) < core_users_.size()) {
+    --core_users_[static_cast<size_t>(g.core)];
+  }
+  g.core = -1;
+}
+
 // Source side of a move, the guest stopped: what it has not read of its
 // stdin, i.e. what is still in its pipe (read through /proc/PID/fd/0, if that
 // is still our pipe) and what was not yet written into it. It goes to the
@@ -892,12 +926,14 @@ void NodeDaemon::wait_children() {
       int status = 0;
       if (::waitpid(g->proc.pid, &status, WNOHANG) == g->proc.pid) {
         g->running = false;
+        release_core(*g);
         g->wait_status = status;
         maybe_report_exit(*g);
       }
     }
     for (auto& g : retired_) {
       if (g->running && ::waitpid(g->proc.pid, nullptr, WNOHANG) == g->proc.pid) g->running = false;
+      if (!g->running) release_core(*g);
     }
     wait_children();
   });
@@ -1142,6 +1178,8 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
   l.env = {"PATH=/usr/bin:/bin"};
   int null_fd = (in.request.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   l.stdin_fd = null_fd;
+  const int bound_core = (in.request.flags & kSpawnBindCore) ? pick_core(l.rank) : -1;
+  if (bound_core >= 0) l.cpus = core_pus_[static_cast<size_t>(bound_core)];
   if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
   keep_fds_from_guests();
   auto started = start_guest(l);
@@ -1154,6 +1192,7 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
   g->rank = l.rank;
   g->phase = Phase::kIncoming;
   g->flags = in.request.flags;
+  g->core = bound_core;
   g->proc = *started;
   for (int fd : {started->stdout_fd, started->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
   g->out = std::make_unique<asio::posix::stream_descriptor>(io_, started->stdout_fd);
