@@ -14,20 +14,7 @@ bin=${1:?usage: ckpt_stock_test.sh BIN_DIR LIB_DIR}
 lib=${2:?usage: ckpt_stock_test.sh BIN_DIR LIB_DIR}
 # shellcheck source=lib/ckpt_rounds.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
-ckpt_init "$bin" "$lib" || exit 1
-trap ckpt_cleanup EXIT
-export XDG_RUNTIME_DIR=$CKPT_WORK/run
-mkdir -p -m 700 "$XDG_RUNTIME_DIR"
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$(( failures + 1 ))
-}
-
-for f in "$lib/libmosix.so" "$bin/mosixctl" "$bin/mosix-restore"; do
-  [[ -e $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
-done
+ckpt_test_start "$bin" "$lib"
 
 scene=/usr/share/doc/povray/examples/advanced/biscuit.pov
 for f in /usr/bin/python3 /usr/bin/bc /usr/bin/gzip /usr/bin/xz /usr/bin/povray "$scene"; do

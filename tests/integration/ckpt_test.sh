@@ -18,21 +18,7 @@ bin=${1:?usage: ckpt_test.sh BIN_DIR LIB_DIR}
 lib=${2:?usage: ckpt_test.sh BIN_DIR LIB_DIR}
 # shellcheck source=lib/ckpt_rounds.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
-ckpt_init "$bin" "$lib" || exit 1
-trap ckpt_cleanup EXIT
-# The request directory of mosixctl and the agent, private to this test.
-export XDG_RUNTIME_DIR=$CKPT_WORK/run
-mkdir -p -m 700 "$XDG_RUNTIME_DIR"
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$(( failures + 1 ))
-}
-
-for f in "$lib/libmosix.so" "$bin/mosixctl" "$bin/mosix-restore"; do
-  [[ -e $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
-done
+ckpt_test_start "$bin" "$lib"
 
 programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"}
 # Step counts that make each run last 2-3 s here: long enough for five

@@ -12,6 +12,11 @@
 #   start_guest OUT PROG [ARGS...]          background guest, pid in CKPT_GUEST_PID
 #   wait_for_lines OUT N [PID]              until OUT has N lines (or PID ends)
 #   ckpt_cleanup                            removes the work directory
+#   ckpt_test_start BIN_DIR LIB_DIR         the start of a checkpoint test:
+#                                           ckpt_init, cleanup at exit, a private
+#                                           XDG_RUNTIME_DIR, fail() counting into
+#                                           $failures, the agent, mosixctl and
+#                                           the restorer present
 #
 # Every function returns the program's exit status or nonzero on a failure,
 # after printing one line that says what went wrong. Knobs (environment):
@@ -355,4 +360,24 @@ expect_result() {
     _ckpt_log "$name: last line is '$last', expected 'RESULT $name <checksum> OK'"
     return 1
   fi
+}
+
+# ckpt_test_start BIN_DIR LIB_DIR: what every checkpoint test does first.
+# Exits the test if the build is incomplete.
+ckpt_test_start() {
+  ckpt_init "$1" "$2" || exit 1
+  trap ckpt_cleanup EXIT
+  # The request directory of mosixctl and the agent, private to this test.
+  export XDG_RUNTIME_DIR=$CKPT_WORK/run
+  mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+  failures=0
+  local f
+  for f in "$2/libmosix.so" "$1/mosixctl" "$1/mosix-restore"; do
+    [[ -e $f ]] || { echo "FAIL: $f is missing" >&2; exit 1; }
+  done
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$(( ${failures:-0} + 1 ))
 }
