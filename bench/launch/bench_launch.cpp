@@ -3,7 +3,9 @@
 //   mosixrun -np N /bin/true            vs mpirun --oversubscribe -np N /bin/true
 //     for N = 1, 8, 64 (goal at N = 8: <= 0.3x; one node, no mpirun inside)
 //   mosixrun --vcluster 4 -np 16 /bin/true  vs mpirun --oversubscribe -np 16 /bin/true
-//     (goal <= 1.0x: 4 node daemons started through mpirun, then local forks)
+//     (goal <= 1.0x: 4 node daemons started by mosixd --launch and connected by
+//     unix sockets, then local forks); the same through mpirun and the MPI
+//     transport (MOSIX_TRANSPORT=mpi) for comparison, without a goal
 // Every command runs with a deadline (--timeout, default 30 s): a run that
 // hangs is killed, reported and left out of the median (after 2 such runs
 // the command is given up), and the benchmark goes on and exits 1. (Open
@@ -130,6 +132,10 @@ int main(int argc, char** argv) {
                    {mosixrun, "--vcluster", "4", "-np", "16", "/bin/true"},
                    {"mpirun", "--oversubscribe", "-np", "16", "/bin/true"},
                    1.0});
+  cases.push_back({"  the same through mpirun (MPI)",
+                   {"env", "MOSIX_TRANSPORT=mpi", mosixrun, "--vcluster", "4", "-np", "16", "/bin/true"},
+                   {"mpirun", "--oversubscribe", "-np", "16", "/bin/true"},
+                   0});
 
   std::printf("median of %d runs each; mpirun baseline: mpirun --oversubscribe -np N /bin/true\n",
               runs);
