@@ -419,6 +419,9 @@ void NodeDaemon::from_home(Message message) {
     if (fds->count == 2 && home_fds_.size() >= 2 && out_fd_ < 0) {
       out_fd_ = home_fds_[0];
       err_fd_ = home_fds_[1];
+      // Output comes in frames of up to kOutputChunk: a pipe that holds
+      // several means fewer wake-ups for us and for its reader.
+      for (int fd : {out_fd_, err_fd_}) widen_pipe(fd, 4 * kOutputChunk);
       home_fds_.erase(home_fds_.begin(), home_fds_.begin() + 2);
     } else {
       spdlog::error("home node: mosixrun's OutputFds came without its descriptors");

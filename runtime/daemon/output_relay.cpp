@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace mosix {
@@ -28,6 +29,13 @@ void write_all(int fd, const char* data, size_t size) {
       return;
     }
   }
+}
+
+void widen_pipe(int fd, size_t size) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  int now = ::fcntl(fd, F_GETPIPE_SZ);
+  if (now >= 0 && static_cast<size_t>(now) < size) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(size));
 }
 
 OutputRelay::~OutputRelay() {

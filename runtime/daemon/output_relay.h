@@ -44,4 +44,8 @@ class OutputRelay {
 // reader (EPIPE) drops the data, as mpirun does.
 void write_all(int fd, const char* data, size_t size);
 
+// If `fd` is a pipe that holds less than `size` bytes, make it hold `size`
+// (F_SETPIPE_SZ; nothing happens where the system refuses).
+void widen_pipe(int fd, size_t size);
+
 }  // namespace mosix
