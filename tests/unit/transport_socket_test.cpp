@@ -152,7 +152,7 @@ TEST_F(SocketTransportTest, OrderPerSenderAllToAllFromOneThreadPerRank) {
   auto g = group(kRanks);
   std::vector<std::thread> threads;
   std::vector<std::map<int, int>> next(kRanks);  // per receiver: next number expected per sender
-  std::vector<bool> in_order(kRanks, true);
+  std::vector<char> in_order(kRanks, 1);  // not vector<bool>: one element per thread
   for (int r = 0; r < kRanks; ++r) {
     threads.emplace_back([&, r] {
       for (int i = 0; i < kEach; ++i) {
@@ -166,7 +166,7 @@ TEST_F(SocketTransportTest, OrderPerSenderAllToAllFromOneThreadPerRank) {
       for (const Delivery& d : all) {
         auto [from, seq] = number_of(d);
         EXPECT_EQ(from, d.source);
-        if (seq != next[r][from]++) in_order[r] = false;
+        if (seq != next[r][from]++) in_order[r] = 0;
       }
     });
   }
@@ -223,7 +223,7 @@ TEST_F(SocketTransportTest, RanksThatTalkToEachOtherCanAllClose) {
   constexpr int kRanks = 3;
   auto g = group(kRanks);
   std::vector<std::thread> threads;
-  std::vector<bool> ok(kRanks, false);
+  std::vector<char> ok(kRanks, 0);
   Bytes chunk(1u << 20, 1);  // more than a socket holds, both ways
   for (int r = 0; r < kRanks; ++r) {
     threads.emplace_back([&, r] {
