@@ -129,20 +129,8 @@ struct MpiTransport::State {
           buffer = Frame{};
         }
         pending_bytes -= freed;
-        // Keep the completed (now MPI_REQUEST_NULL) slots out, preserving order.
-        std::size_t keep = 0;
-        for (std::size_t i = 0; i < requests.size(); ++i) {
-          if (requests[i] == MPI_REQUEST_NULL) continue;
-          if (keep != i) {  // never self-move: that would free a buffer MPI still reads
-            requests[keep] = requests[i];
-            in_flight[keep] = std::move(in_flight[i]);
-            in_flight_dest[keep] = in_flight_dest[i];
-          }
-          ++keep;
-        }
-        requests.resize(keep);
-        in_flight.resize(keep);
-        in_flight_dest.resize(keep);
+        // The completed (now MPI_REQUEST_NULL) slots go.
+        keep_sends_if([this](std::size_t i) { return requests[i] != MPI_REQUEST_NULL; });
       }
     }
     abandon_sends_to_forgotten();
@@ -178,25 +166,33 @@ struct MpiTransport::State {
       gone = forgotten;
     }
     if (std::find(gone.begin(), gone.end(), 1) == gone.end()) return;
-    std::size_t keep = 0, dropped = 0;
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-      if (gone[static_cast<std::size_t>(in_flight_dest[i])]) {
-        dropped += in_flight[i].size();
-        abandoned.push_back(requests[i]);
-        abandoned_buffers.push_back(std::move(in_flight[i]));
-        continue;
-      }
-      if (keep != i) {
-        requests[keep] = requests[i];
-        in_flight[keep] = std::move(in_flight[i]);
-        in_flight_dest[keep] = in_flight_dest[i];
-      }
-      ++keep;
-    }
-    requests.resize(keep);
-    in_flight.resize(keep);
-    in_flight_dest.resize(keep);
+    std::size_t dropped = 0;
+    keep_sends_if([&](std::size_t i) {
+      if (!gone[static_cast<std::size_t>(in_flight_dest[i])]) return true;
+      dropped += in_flight[i].size();
+      abandoned.push_back(requests[i]);
+      abandoned_buffers.push_back(std::move(in_flight[i]));
+      return false;
+    });
     pending_bytes -= dropped;
+  }
+
+  // Keeps the sends in flight for which keep(i) is true, in their order.
+  template <typename Keep>
+  void keep_sends_if(Keep keep) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      if (!keep(i)) continue;
+      if (kept != i) {  // never self-move: that would free a buffer MPI still reads
+        requests[kept] = requests[i];
+        in_flight[kept] = std::move(in_flight[i]);
+        in_flight_dest[kept] = in_flight_dest[i];
+      }
+      ++kept;
+    }
+    requests.resize(kept);
+    in_flight.resize(kept);
+    in_flight_dest.resize(kept);
   }
 
   // The communicator of the ranks still there: the job's, or, once some are
@@ -277,7 +273,15 @@ struct MpiTransport::State {
     }
     bool progressed = false;
     if (!round(progressed)) return;  // what arrived just before the barrier closed
-    if (alive != comm && alive != MPI_COMM_NULL) MPI_Comm_free(&alive);
+    if (alive != comm && alive != MPI_COMM_NULL) {
+      // Open MPI 4.1's MPI_Finalize waits for every rank, the lost ones too
+      // (seen hanging forever after sends to a lost rank were abandoned):
+      // with a rank gone, the survivors' barrier above is the end; the
+      // process exits without finalizing (mpirun, with --enable-recovery,
+      // lets it).
+      MPI_Comm_free(&alive);
+      return;
+    }
     MPI_Comm_free(&comm);
     rc = MPI_Finalize();
     if (rc != MPI_SUCCESS) fail("MPI_Finalize failed: " + mpi_error(rc));
