@@ -6,7 +6,7 @@
 //     (goal <= 1.0x: 4 node daemons started by mosixd --launch and connected by
 //     unix sockets, then local forks); the same through mpirun and the MPI
 //     transport (MOSIX_TRANSPORT=mpi) for comparison, without a goal
-// Every command runs with a deadline (--timeout, default 30 s): a run that
+// The two commands of a row run in turns. Every command runs with a deadline (--timeout, default 30 s): a run that
 // hangs is killed, reported and left out of the median (after 2 such runs
 // the command is given up), and the benchmark goes on and exits 1. (Open
 // MPI 4.1.4's mpirun -np 64 /bin/true hangs now and then on a loaded
@@ -61,36 +61,60 @@ std::optional<double> run_once(const std::vector<std::string>& argv, double time
   return s;
 }
 
-// A run that times out is left out of the median (and counted); one that
-// fails otherwise fails the command.
-Timing median_of(const std::vector<std::string>& argv, int runs, double timeout_s) {
-  Timing t;
+// One command's runs. A run that times out is left out of the median (and
+// counted); one that fails otherwise fails the command.
+struct Series {
+  std::vector<std::string> argv;
   std::vector<double> times;
-  for (int i = 0; i <= runs && t.timeouts < kMaxTimeouts; ++i) {  // run 0 warms the page cache
+  Timing t;
+  bool stopped = false;  // failed, or given up after kMaxTimeouts
+
+  void run(double timeout_s, bool keep) {
+    if (stopped) return;
     std::string failure;
     auto s = run_once(argv, timeout_s, failure);
     if (!s && failure.rfind("timed out", 0) == 0) {
       ++t.timeouts;
       t.failure = argv[0] + ": " + failure;
       std::fprintf(stderr, "bench_launch: %s\n", t.failure.c_str());
-      continue;
+      stopped = t.timeouts >= kMaxTimeouts;
+      return;
     }
     if (!s) {
       t.failure = argv[0] + ": " + failure;
-      return t;
+      stopped = true;
+      return;
     }
-    if (i > 0) times.push_back(*s);
+    if (keep) times.push_back(*s);
   }
-  if (times.empty()) return t;
-  std::sort(times.begin(), times.end());
-  t.median = times[times.size() / 2];
-  if (t.timeouts > 0) {
-    t.failure = argv[0] + ": " + std::to_string(t.timeouts) + " run(s) timed out, left out";
-    if (t.timeouts >= kMaxTimeouts) {
-      t.failure += "; given up after " + std::to_string(times.size()) + " completed runs";
+
+  Timing finish() {
+    if (times.empty() || (stopped && t.timeouts < kMaxTimeouts)) return t;
+    std::sort(times.begin(), times.end());
+    t.median = times[times.size() / 2];
+    if (t.timeouts > 0) {
+      t.failure = argv[0] + ": " + std::to_string(t.timeouts) + " run(s) timed out, left out";
+      if (t.timeouts >= kMaxTimeouts) {
+        t.failure += "; given up after " + std::to_string(times.size()) + " completed runs";
+      }
     }
+    return t;
   }
-  return t;
+};
+
+// Both commands in turns (ours, theirs, then theirs, ours, ...), so that the
+// load of a busy machine falls on both alike. Run 0 of each warms the page cache.
+std::pair<Timing, Timing> medians_of(const std::vector<std::string>& ours,
+                                     const std::vector<std::string>& theirs, int runs,
+                                     double timeout_s) {
+  Series a{ours, {}, {}, false}, b{theirs, {}, {}, false};
+  for (int i = 0; i <= runs && !(a.stopped && b.stopped); ++i) {
+    Series& first = i % 2 == 0 ? a : b;
+    Series& second = i % 2 == 0 ? b : a;
+    first.run(timeout_s, i > 0);
+    second.run(timeout_s, i > 0);
+  }
+  return {a.finish(), b.finish()};
 }
 
 struct Case {
@@ -144,8 +168,7 @@ int main(int argc, char** argv) {
   bool failed = false;
   for (const Case& c : cases) {
     std::fprintf(stderr, "bench_launch: %s ...\n", c.label.c_str());
-    Timing ours = median_of(c.ours, runs, timeout_s);
-    Timing theirs = median_of(c.theirs, runs, timeout_s);
+    auto [ours, theirs] = medians_of(c.ours, c.theirs, runs, timeout_s);
     if (!ours.median || !theirs.median) {
       failed = true;
       auto shown = [](const Timing& t) {
