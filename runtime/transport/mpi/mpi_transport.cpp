@@ -381,9 +381,11 @@ Expected<std::vector<Delivery>> MpiTransport::receive() {
   std::vector<Delivery> out(std::make_move_iterator(state_->inbox.begin()),
                             std::make_move_iterator(state_->inbox.end()));
   state_->inbox.clear();
-  if (out.empty() && !state_->failure.empty()) {
-    state_->signal();  // stays readable: the failure is permanent
-    return make_error("MPI transport: " + state_->failure);
+  if (!state_->failure.empty()) {
+    // Stays readable: the failure is permanent, and a caller handed frames
+    // now must still hear of it on its next call.
+    state_->signal();
+    if (out.empty()) return make_error("MPI transport: " + state_->failure);
   }
   return out;
 }
