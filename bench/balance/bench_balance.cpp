@@ -26,6 +26,10 @@
 // Usage: bench_balance [--seeds N] [--first-seed S] [--trace]
 // --trace prints each copy's work and node at placement, every migration,
 // and each copy's finishing time and last node.
+//
+// bench_balance --real [...] measures the same on the real virtual cluster
+// (mosixrun --vcluster, the node daemons' own balancer) instead: see
+// real_cluster.cpp.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -40,6 +44,7 @@
 #include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
 #include "runtime/core/rng.h"
+#include "real_cluster.h"
 
 namespace {
 
@@ -275,6 +280,9 @@ Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed, bool trace)
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--real") == 0) return mosix::bench_balance::run_real(argc, argv);
+  }
   int seeds = 10;
   std::uint64_t first = 1;
   bool trace = false;
@@ -286,7 +294,9 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--trace") == 0) {
       trace = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--seeds N] [--first-seed S] [--trace]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seeds N] [--first-seed S] [--trace]\n"
+                   "       %s --real [--mosixrun PATH] [--scale S] [--runs N] ... (see real_cluster.cpp)\n",
+                   argv[0], argv[0]);
       return 2;
     }
   }

@@ -1,0 +1,802 @@
+// bench_balance --real: issue 6's benchmark on the real virtual cluster.
+//
+//   mosixrun --vcluster 4 --vcluster-cpu S*0.5,S*0.5,S*1,S*1.5 -np 12
+//            cpu_work --table WORK
+//
+// 4 node daemons on this machine, each capped by the cgroup CPU controller to
+// its share; 12 copies of tests/programs/cpu_work, each a FIXED amount of CPU
+// work (rank r does WORK * table[r] / sum(table) units, lengths 30..240 in a
+// fixed table). Modes, interleaved in each run so that the machine's load
+// changes hit them alike:
+//   rebalance    placement by load (the default on a vcluster), balancer on
+//   migrate=off  the same placement, --migrate off
+//   mpirun rr    --map-by node (round-robin like mpirun's), --migrate off
+// The makespan is the wall time of the whole mosixrun job (daemons' start-up
+// included). The ideal lower bound is max(total CPU / total share, longest
+// copy's CPU / min(1, largest share)), from the CPU seconds the copies report
+// in that run and the shares actually used.
+//
+// S (--scale): the full speeds 0.5+0.5+1+1.5 = 3.5 CPUs do not fit in a
+// machine of fewer cores, so by default they are scaled (same ratios) to
+// 7/8 of the cores: 0.5 on 2 cores (0.25, 0.25, 0.5, 0.75 = 1.75 CPUs).
+//
+// While a job runs, `mosixctl ps --job ID --json` is asked every --poll
+// seconds: where each copy was placed and moved, how often (migrations,
+// balancer_migrations), the balancer's verdicts (kept in the work directory,
+// a histogram with --trace), and how much CPU each virtual node actually
+// delivered while it had copies, against its cap ("delivered"): a cap is a
+// ceiling, not a guarantee, and on a machine busy with other work a node may
+// get less than its share.
+//
+// Usage: bench_balance --real [--mosixrun PATH] [--cpu-work PATH] [--scale S]
+//          [--work UNITS] [--runs N] [--modes rebalance,off,rr] [--poll S]
+//          [--timeout S] [--no-weights] [--trace] [--keep]
+// mosixctl is taken beside mosixrun; both default to this executable's
+// directory, as does cpu_work. Every command has a deadline; the bench is a
+// child subreaper and kills (and reports) whatever of a job outlives it.
+// Work files go under $BENCH_DIR (default /tmp), kept with --keep or on a
+// failure; MOSIX_LOG=debug passes through to mosixrun (its stderr is there).
+#include "real_cluster.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../common/timed_run.h"
+
+namespace mosix::bench_balance {
+namespace {
+
+using mosix::bench::Clock;
+using mosix::bench::TimedChild;
+
+constexpr int kNodes = 4;
+constexpr int kCopies = 12;
+const double kSpeeds[kNodes] = {0.5, 0.5, 1.0, 1.5};
+constexpr double kTargetIdeal = 80;  // seconds, for the default --work
+
+volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_job_pid = 0;
+
+void on_interrupt(int) {
+  g_interrupted = 1;
+  if (g_job_pid > 0) ::kill(-static_cast<pid_t>(g_job_pid), SIGTERM);  // mosixrun ends its job
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+Clock::time_point after(double seconds) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+__attribute__((format(printf, 1, 2))) void progress(const char* fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "bench_balance: %s\n", line);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string tail(const std::string& path, int lines) {
+  std::string text = read_text(path);
+  std::size_t pos = text.size();
+  while (pos > 0 && lines-- > 0) {
+    std::size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    pos = nl;
+  }
+  return text.substr(pos);
+}
+
+// The 1-minute load average, as uptime shows it.
+double load_average() {
+  double one = -1;
+  std::ifstream in("/proc/loadavg");
+  in >> one;
+  return one;
+}
+
+// ---- the job's processes, so that nothing outlives a run ----------------
+
+struct Proc {
+  pid_t pid = 0;
+  unsigned long long start = 0;
+  std::string comm;
+  bool zombie = false;
+};
+
+std::optional<Proc> proc_info(pid_t pid) {
+  std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  std::size_t open = stat.find('('), close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return std::nullopt;
+  Proc p;
+  p.pid = pid;
+  p.comm = stat.substr(open + 1, close - open - 1);
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {  // fields 3 (state) .. 22 (starttime)
+    if (i == 3) p.zombie = field == "Z" || field == "X";
+    if (i == 22) p.start = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return p;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::istringstream in(read_text(task.path().string() + "/children"));
+    for (pid_t c; in >> c;) out.push_back(c);
+  }
+  return out;
+}
+
+void record_descendants(pid_t root, std::map<pid_t, Proc>& seen) {
+  std::vector<pid_t> todo = children_of(root);
+  while (!todo.empty()) {
+    pid_t pid = todo.back();
+    todo.pop_back();
+    auto p = proc_info(pid);
+    if (!p) continue;
+    seen[pid] = *p;
+    for (pid_t c : children_of(pid)) todo.push_back(c);
+  }
+}
+
+bool still_running(const Proc& p) {
+  auto now = proc_info(p.pid);
+  return now && now->start == p.start && !now->zombie;
+}
+
+// After mosixrun has ended: whatever of its tree is still there after a grace
+// period (a recorded descendant, or an orphan that came back to this
+// subreaper) is killed and named.
+std::string sweep(const std::map<pid_t, Proc>& seen) {
+  std::vector<Proc> left;
+  auto deadline = after(10);
+  for (;;) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    left.clear();
+    for (const auto& [pid, p] : seen)
+      if (still_running(p)) left.push_back(p);
+    for (pid_t c : children_of(::getpid())) {
+      auto p = proc_info(c);
+      if (p && !p->zombie && !seen.count(c)) left.push_back(*p);
+    }
+    if (left.empty() || Clock::now() > deadline) break;
+    ::usleep(50000);
+  }
+  std::string report;
+  for (const Proc& p : left) {
+    ::kill(p.pid, SIGKILL);
+    report += (report.empty() ? "" : ", ") + p.comm + " (pid " + std::to_string(p.pid) + ")";
+  }
+  if (!left.empty()) {
+    report = "still running 10 s after mosixrun ended, killed: " + report;
+    ::usleep(100000);
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+  return report;
+}
+
+struct Command {
+  std::optional<int> status;
+  std::string out, err;
+};
+
+// Runs argv to its end or its deadline (then it is killed), output kept.
+Command run_command(const std::vector<std::string>& argv, const std::string& stem, double timeout_s) {
+  Command c;
+  std::string out_path = stem + ".out", err_path = stem + ".err";
+  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  auto child = TimedChild::start(argv, out, err);
+  ::close(out);
+  ::close(err);
+  if (!child) {
+    c.err = "cannot fork";
+    return c;
+  }
+  auto deadline = after(timeout_s);
+  while (!c.status && Clock::now() < deadline && !g_interrupted)
+    c.status = child->wait_until(std::min(deadline, after(0.2)));
+  if (!c.status) child->kill_group(std::chrono::seconds(3));
+  c.out = read_text(out_path);
+  c.err = read_text(err_path);
+  return c;
+}
+
+// ---- CPU weights of the job's virtual nodes --------------------------------
+//
+// The node daemons cap each virtual node with a CPU quota only: every node's
+// cgroup has the default weight. On a machine busy with other work the job
+// gets less CPU than its caps, and it is shared EQUALLY among the nodes (all
+// have the same weight), so a node of share 0.75 runs no faster than one of
+// 0.25 (measured: 20-30% of their caps delivered on the fast nodes, 50-60% on
+// the slow ones). Unless --no-weights, the bench gives each node's cgroup a
+// weight in proportion to its share once the daemons have made it, so that
+// the speed ratios hold whatever CPU the job as a whole gets. The job's own
+// cgroup and its parent keep their weights: other work on the machine gets
+// what it got before.
+
+struct CpuCgroup {
+  std::string root;  // where the hierarchy with the cpu controller is mounted
+  bool v2 = false;
+};
+
+// As the daemons' detect_cgroups() for root: v2 if its root offers the cpu
+// controller, else a v1 hierarchy mounted with "cpu".
+std::optional<CpuCgroup> find_cpu_cgroup() {
+  std::ifstream in("/proc/self/mounts");
+  std::optional<CpuCgroup> v1, v2;
+  for (std::string dev, dir, type, opts, rest; in >> dev >> dir >> type >> opts && std::getline(in, rest);) {
+    if (type == "cgroup2" && !v2) {
+      std::istringstream controllers(read_text(dir + "/cgroup.controllers"));
+      for (std::string c; controllers >> c;)
+        if (c == "cpu") v2 = CpuCgroup{dir, true};
+    } else if (type == "cgroup" && !v1) {
+      std::stringstream list(opts);
+      for (std::string o; std::getline(list, o, ',');)
+        if (o == "cpu") v1 = CpuCgroup{dir, false};
+    }
+  }
+  return v2 ? v2 : v1;
+}
+
+// Writes the weights of the job's nodes; true once all are written.
+bool weigh_nodes(const CpuCgroup& cg, const std::string& job, const std::array<double, kNodes>& shares) {
+  for (std::size_t n = 0; n < kNodes; ++n) {
+    std::string dir = cg.root + "/mosix/job" + job + "/vnode" + std::to_string(n);
+    std::string file = dir + (cg.v2 ? "/cpu.weight" : "/cpu.shares");
+    long value = cg.v2 ? std::clamp(std::lround(shares[n] * 400), 1L, 10000L)
+                       : std::max(2L, std::lround(shares[n] * 4096));
+    std::ofstream out(file);
+    if (!out) return false;
+    out << value << "\n";
+    out.flush();
+    if (!out) return false;
+  }
+  return true;
+}
+
+// ---- options ---------------------------------------------------------------
+
+enum class Mode { kRebalance, kMigrateOff, kRoundRobin };
+
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::kRebalance: return "rebalance";
+    case Mode::kMigrateOff: return "migrate=off";
+    case Mode::kRoundRobin: return "mpirun rr";
+  }
+  return "?";
+}
+
+std::vector<std::string> mode_flags(Mode m) {
+  switch (m) {
+    case Mode::kRebalance: return {};  // --map-by load and --migrate on: the vcluster's defaults
+    case Mode::kMigrateOff: return {"--migrate", "off"};
+    case Mode::kRoundRobin: return {"--map-by", "node", "--migrate", "off"};
+  }
+  return {};
+}
+
+struct Options {
+  std::string mosixrun, mosixctl, cpu_work;
+  double scale = 0;  // 0: 7/8 of the cores over 3.5
+  double work = 0;   // units; 0: for an ideal of about kTargetIdeal seconds
+  int runs = 2;
+  std::vector<Mode> modes{Mode::kRebalance, Mode::kMigrateOff, Mode::kRoundRobin};
+  double poll = 2.0;
+  double timeout = 0;  // per job; 0: 4 x the nominal ideal + 120 s
+  bool trace = false;
+  bool keep = false;
+  bool weights = true;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "bench_balance: %s\nusage: bench_balance --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] "
+               "[--work UNITS] [--runs N] [--modes rebalance,off,rr] [--poll SECONDS] [--timeout SECONDS] "
+               "[--no-weights] [--trace] [--keep]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+double positive(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(v > 0)) usage(flag + " needs a positive number, not '" + text + "'");
+  return v;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  std::string dir = ".";
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    dir = std::string(self).substr(0, std::string(self).rfind('/'));
+  }
+  o.mosixrun = dir + "/mosixrun";
+  o.cpu_work = dir + "/cpu_work";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--real") {
+    } else if (a == "--mosixrun") {
+      o.mosixrun = value();
+    } else if (a == "--cpu-work") {
+      o.cpu_work = value();
+    } else if (a == "--scale") {
+      o.scale = positive(a, value());
+    } else if (a == "--work") {
+      o.work = positive(a, value());
+    } else if (a == "--runs") {
+      o.runs = static_cast<int>(positive(a, value()));
+    } else if (a == "--poll") {
+      o.poll = positive(a, value());
+    } else if (a == "--timeout") {
+      o.timeout = positive(a, value());
+    } else if (a == "--modes") {
+      o.modes.clear();
+      std::stringstream list(value());
+      for (std::string m; std::getline(list, m, ',');) {
+        if (m == "rebalance") o.modes.push_back(Mode::kRebalance);
+        else if (m == "off") o.modes.push_back(Mode::kMigrateOff);
+        else if (m == "rr") o.modes.push_back(Mode::kRoundRobin);
+        else usage("unknown mode '" + m + "' (rebalance, off, rr)");
+      }
+      if (o.modes.empty()) usage("--modes needs at least one mode");
+    } else if (a == "--trace") {
+      o.trace = true;
+    } else if (a == "--keep") {
+      o.keep = true;
+    } else if (a == "--no-weights") {
+      o.weights = false;
+    } else {
+      usage("unknown argument '" + a + "'");
+    }
+  }
+  o.mosixctl = o.mosixrun.substr(0, o.mosixrun.rfind('/') + 1) + "mosixctl";
+  if (o.mosixrun.find('/') == std::string::npos) o.mosixctl = "mosixctl";
+  return o;
+}
+
+// ---- one job ---------------------------------------------------------------
+
+struct CopyInfo {
+  double units = -1, cpu = -1, start = -1, end = -1;  // start, end: s after the job started
+  std::string first_node, last_node;
+  int moves = 0, balancer_moves = 0;
+  // For the delivered CPU: the last sample of this copy while running.
+  pid_t pid = 0;
+  std::string node;
+  double cpu_sampled = -1;
+};
+
+struct RunResult {
+  std::string error;
+  double wall = 0, ideal = 0, ratio = 0, load_before = 0, load_after = 0;
+  // The same against the CPU the nodes actually delivered while busy (each
+  // share times its node's delivered fraction, 1 for a node never busy).
+  double ideal_delivered = 0, ratio_delivered = 0;
+  int moves = 0, balancer_moves = 0;
+  std::array<int, kNodes> placed{};
+  std::array<double, kNodes> got{}, cap{};  // CPU seconds delivered, and capped CPU seconds, while busy
+  std::vector<CopyInfo> copies = std::vector<CopyInfo>(kCopies);
+  std::map<std::string, int> verdicts;  // guest-polls per balancer verdict
+  bool weighted = false;                // the nodes' CPU weights were set
+};
+
+int node_index(const std::string& name) {
+  if (name.rfind("vnode", 0) != 0) return -1;
+  int i = std::atoi(name.c_str() + 5);
+  return i >= 0 && i < kNodes ? i : -1;
+}
+
+struct Setup {
+  std::optional<CpuCgroup> weigh;  // set the nodes' CPU weights there
+  std::array<double, kNodes> shares{};
+  std::string share_list;  // "0.25,0.25,0.5,0.75"
+  double work = 0;
+  double timeout = 0;
+};
+
+// Reads one `mosixctl ps --json` answer into the run: placements, moves,
+// verdicts, CPU delivered per node since the previous answer.
+void take_poll(const nlohmann::json& reply, double at, double last_at, const Setup& setup, RunResult& r,
+               std::ofstream& explain_log) {
+  std::array<int, kNodes> busy{};  // copies seen running on the node in both answers
+  std::array<double, kNodes> gained{};
+  for (const auto& g : reply.at("guests")) {
+    int rank = g.value("rank", -1);
+    if (rank < 0 || rank >= kCopies) continue;
+    CopyInfo& c = r.copies[static_cast<std::size_t>(rank)];
+    std::string node = g.value("node", "");
+    std::string state = g.value("state", "");
+    if (c.first_node.empty() && !node.empty()) c.first_node = node;
+    if (!node.empty()) c.last_node = node;
+    c.moves = std::max(c.moves, g.value("migrations", 0));
+    c.balancer_moves = std::max(c.balancer_moves, g.value("balancer_migrations", 0));
+    pid_t pid = g.value("pid", 0);
+    double cpu = g.value("cpu_seconds", -1.0);
+    if (state == "running") {
+      if (g.contains("decision")) {
+        std::string verdict = g["decision"].value("verdict", "");
+        std::string line = g["decision"].value("explanation", "");
+        r.verdicts[verdict.empty() ? "(none yet)" : verdict]++;
+        explain_log << std::fixed;
+        explain_log.precision(1);
+        explain_log << at << " s rank " << rank << " on " << node << ": " << (line.empty() ? "(none yet)" : line)
+                    << "\n";
+      }
+      int n = node_index(node);
+      if (n >= 0 && pid == c.pid && node == c.node && c.cpu_sampled >= 0 && cpu >= c.cpu_sampled) {
+        ++busy[static_cast<std::size_t>(n)];
+        gained[static_cast<std::size_t>(n)] += cpu - c.cpu_sampled;
+      }
+      c.pid = pid;
+      c.node = node;
+      c.cpu_sampled = cpu;
+    } else {
+      c.cpu_sampled = -1;
+    }
+  }
+  if (last_at < 0) return;
+  for (std::size_t n = 0; n < kNodes; ++n) {
+    if (busy[n] == 0) continue;
+    r.got[n] += gained[n];
+    r.cap[n] += std::min(setup.shares[n], static_cast<double>(busy[n])) * (at - last_at);
+  }
+}
+
+RunResult run_job(const Options& o, const Setup& setup, Mode mode, const std::string& stem) {
+  RunResult r;
+  r.load_before = load_average();
+  std::string out_path = stem + ".out", err_path = stem + ".err";
+  std::ofstream explain_log(stem + ".explain");
+  std::vector<std::string> argv = {o.mosixrun, "--vcluster", std::to_string(kNodes), "--vcluster-cpu",
+                                   setup.share_list};
+  for (const std::string& f : mode_flags(mode)) argv.push_back(f);
+  for (const std::string& f : {std::string("--timeout"), std::to_string(static_cast<long>(setup.timeout + 30)),
+                               std::string("-np"), std::to_string(kCopies), o.cpu_work, std::string("--table")})
+    argv.push_back(f);
+  char work[32];
+  std::snprintf(work, sizeof work, "%g", setup.work);
+  argv.push_back(work);
+
+  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const double start_realtime =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto t0 = Clock::now();
+  auto job = TimedChild::start(argv, out, err);
+  ::close(out);
+  ::close(err);
+  if (!job) {
+    r.error = "cannot start mosixrun";
+    return r;
+  }
+  g_job_pid = job->pid();
+  std::map<pid_t, Proc> seen;
+  std::optional<int> status;
+  const std::string id = std::to_string(job->pid());
+  const auto deadline = after(setup.timeout);
+  double last_poll = -1;
+  int polls = 0;
+  auto next_poll = after(o.poll);
+  while (!status && !g_interrupted && Clock::now() < deadline) {
+    // Until the nodes' weights are set (their cgroups appear within a
+    // second or two), look every 50 ms.
+    const bool weighing = setup.weigh && !r.weighted && since(t0) < 30;
+    status = job->wait_until(std::min(deadline, weighing ? std::min(next_poll, after(0.05)) : next_poll));
+    if (status) break;
+    if (weighing) r.weighted = weigh_nodes(*setup.weigh, id, setup.shares);
+    if (Clock::now() < next_poll) continue;
+    next_poll = after(o.poll);
+    record_descendants(job->pid(), seen);
+    double at = since(t0);
+    Command ps = run_command({o.mosixctl, "ps", "--job", id, "--json"}, stem + ".ps", 10);
+    if (!ps.status || ps.out.find('{') == std::string::npos) continue;  // not up yet, or ending
+    try {
+      take_poll(nlohmann::json::parse(ps.out), at, last_poll, setup, r, explain_log);
+      last_poll = at;
+      ++polls;
+    } catch (const std::exception&) {
+    }
+  }
+  r.wall = since(t0);
+  std::string error;
+  if (!status) {
+    job->kill_group(std::chrono::seconds(5));
+    error = g_interrupted ? "interrupted" : "no end after " + std::to_string(static_cast<long>(setup.timeout)) +
+                                                " s (--timeout): killed";
+  } else if (!mosix::bench::succeeded(status)) {
+    error = "mosixrun " + mosix::bench::describe_status(status);
+  }
+  g_job_pid = 0;
+  std::string left = sweep(seen);
+  if (!left.empty()) error += (error.empty() ? "" : "; ") + left;
+  r.load_after = load_average();
+
+  // The copies' own lines.
+  std::istringstream lines(read_text(out_path));
+  int reported = 0;
+  for (std::string line; std::getline(lines, line);) {
+    int rank = -1;
+    double units = 0, cpu = 0, start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "cpu_work rank %d units %lf cpu_seconds %lf start_realtime %lf end_realtime %lf",
+                    &rank, &units, &cpu, &start, &end) != 5 ||
+        rank < 0 || rank >= kCopies)
+      continue;
+    CopyInfo& c = r.copies[static_cast<std::size_t>(rank)];
+    if (c.cpu < 0) ++reported;
+    c.units = units;
+    c.cpu = cpu;
+    c.start = start - start_realtime;
+    c.end = end - start_realtime;
+  }
+  if (error.empty() && reported != kCopies)
+    error = std::to_string(reported) + " of " + std::to_string(kCopies) + " copies reported";
+  if (error.empty() && polls == 0) error = "mosixctl ps never answered";
+  if (error.empty() && setup.weigh && !r.weighted) error = "the nodes' cgroups did not appear: weights not set";
+  if (!error.empty()) {
+    std::string said = tail(err_path, 10);
+    r.error = error + "\n  mosixrun's stderr (" + err_path + ")" + (said.empty() ? ": empty" : ", last lines:\n" + said);
+    return r;
+  }
+
+  double total = 0, longest = 0, share_sum = 0, fastest = 0;
+  for (const CopyInfo& c : r.copies) {
+    total += c.cpu;
+    longest = std::max(longest, c.cpu);
+    r.moves += c.moves;
+    r.balancer_moves += c.balancer_moves;
+    if (int n = node_index(c.first_node); n >= 0) ++r.placed[static_cast<std::size_t>(n)];
+  }
+  for (double s : setup.shares) {
+    share_sum += s;
+    fastest = std::max(fastest, std::min(1.0, s));
+  }
+  r.ideal = std::max(total / share_sum, longest / fastest);
+  r.ratio = r.wall / r.ideal;
+  double got_sum = 0, got_fastest = 0;
+  for (std::size_t n = 0; n < kNodes; ++n) {
+    const double fraction = r.cap[n] > 0 ? std::min(1.0, r.got[n] / r.cap[n]) : 1.0;
+    got_sum += setup.shares[n] * fraction;
+    got_fastest = std::max(got_fastest, std::min(1.0, setup.shares[n]) * fraction);
+  }
+  r.ideal_delivered = std::max(total / got_sum, longest / got_fastest);
+  r.ratio_delivered = r.wall / r.ideal_delivered;
+  return r;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::string delivered(const RunResult& r) {
+  std::string s;
+  for (std::size_t n = 0; n < kNodes; ++n) {
+    char cell[16];
+    if (r.cap[n] > 0) std::snprintf(cell, sizeof cell, "%s%.0f%%", s.empty() ? "" : ",", 100 * r.got[n] / r.cap[n]);
+    else std::snprintf(cell, sizeof cell, "%s-", s.empty() ? "" : ",");
+    s += cell;
+  }
+  return s;
+}
+
+void print_trace(const RunResult& r) {
+  std::printf("      %4s %7s %7s %8s %8s  %-16s %s\n", "rank", "units", "cpu s", "start s", "end s", "node", "moves");
+  for (std::size_t k = 0; k < r.copies.size(); ++k) {
+    const CopyInfo& c = r.copies[k];
+    std::string where = c.first_node == c.last_node ? c.first_node : c.first_node + " -> " + c.last_node;
+    std::printf("      %4zu %7.2f %7.2f %8.1f %8.1f  %-16s %d (balancer %d)\n", k, c.units, c.cpu, c.start, c.end,
+                where.c_str(), c.moves, c.balancer_moves);
+  }
+  std::string v;
+  for (const auto& [verdict, count] : r.verdicts) v += (v.empty() ? "" : ", ") + verdict + " " + std::to_string(count);
+  std::printf("      verdicts (copy x poll): %s\n", v.empty() ? "none seen" : v.c_str());
+}
+
+}  // namespace
+
+int run_real(int argc, char** argv) {
+  Options o = parse(argc, argv);
+  for (const std::string& b : {o.mosixrun, o.cpu_work}) {
+    if (b.find('/') != std::string::npos && ::access(b.c_str(), X_OK) != 0)
+      usage("no executable " + b + " (--mosixrun PATH, --cpu-work PATH)");
+  }
+  if (::geteuid() == 0) {
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+
+  const char* base = std::getenv("BENCH_DIR");
+  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/bench_balance.XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) usage("cannot create a work directory " + pattern);
+  const std::string dir = buf.data();
+
+  // The shares: the speeds' ratios, scaled to fit in this machine's cores.
+  const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  double speed_sum = 0;
+  for (double s : kSpeeds) speed_sum += s;
+  Setup setup;
+  const double scale = o.scale > 0 ? o.scale : std::min(1.0, 0.875 * static_cast<double>(cores) / speed_sum);
+  double share_sum = 0;
+  for (std::size_t n = 0; n < kNodes; ++n) {
+    setup.shares[n] = kSpeeds[n] * scale;
+    share_sum += setup.shares[n];
+    char s[32];
+    std::snprintf(s, sizeof s, "%s%g", n ? "," : "", setup.shares[n]);
+    setup.share_list += s;
+  }
+
+  // One unit of cpu_work, uncapped (best of 3): what a unit costs here.
+  double unit = 0;
+  for (int i = 0; i < 3; ++i) {
+    Command c = run_command({o.cpu_work, "--calibrate"}, dir + "/calibrate", 60);
+    double cpu = 0;
+    const char* at = std::strstr(c.out.c_str(), "cpu_seconds ");
+    if (!mosix::bench::succeeded(c.status) || at == nullptr || std::sscanf(at, "cpu_seconds %lf", &cpu) != 1) {
+      std::fprintf(stderr, "bench_balance: %s --calibrate failed (%s): %s%s\n", o.cpu_work.c_str(),
+                   mosix::bench::describe_status(c.status).c_str(), c.out.c_str(), c.err.c_str());
+      return 1;
+    }
+    unit = unit > 0 ? std::min(unit, cpu) : cpu;
+  }
+  setup.work = o.work > 0 ? o.work : std::round(kTargetIdeal * share_sum / unit);
+  const double nominal_ideal = setup.work * unit / share_sum;
+  setup.timeout = o.timeout > 0 ? o.timeout : 4 * nominal_ideal + 120;
+  if (o.weights) {
+    setup.weigh = find_cpu_cgroup();
+    if (!setup.weigh) std::fprintf(stderr, "bench_balance: no cgroup CPU controller found: node weights not set\n");
+  }
+
+  std::printf("bench_balance --real: mosixrun --vcluster %d --vcluster-cpu %s -np %d cpu_work --table %g\n", kNodes,
+              setup.share_list.c_str(), kCopies, setup.work);
+  std::printf("  shares: speeds 0.5,0.5,1,1.5 x %g = %.3g CPUs on this machine's %ld cores%s (same ratios)\n", scale,
+              share_sum, cores,
+              scale < 1 ? ": the full 3.5 CPUs cannot all be delivered here, so each node's cgroup cap is scaled" : "");
+  std::printf("  work: %g units, 1 unit = %.3f CPU s here (cpu_work --calibrate, uncapped, best of 3); copies of "
+              "30..240/1235 of it; nominal ideal %.1f s\n",
+              setup.work, unit, nominal_ideal);
+  std::printf("  ratio = makespan (wall time of the whole mosixrun job) / ideal, ideal = max(total CPU / %.3g CPUs, "
+              "longest copy's CPU / %.3g), from the CPU seconds the copies report; %d run(s), median\n",
+              share_sum, std::min(1.0, setup.shares[kNodes - 1]), o.runs);
+  if (setup.weigh) {
+    std::printf("  weights: each node's cgroup gets a CPU weight in proportion to its share (%s %s/mosix/job*/vnode*), "
+                "so that the speed ratios hold when the machine is busy (--no-weights: the daemons' equal weights)\n",
+                setup.weigh->v2 ? "cpu.weight" : "cpu.shares", setup.weigh->root.c_str());
+  } else {
+    std::printf("  weights: the daemons' own (equal): on a busy machine every node gets about the same CPU\n");
+  }
+  std::printf("  load = 1-min load average (uptime) before -> after the job (others share this machine); delivered = "
+              "CPU each node gave its copies while it had some, over its cap (a cap is a ceiling, not a guarantee);\n"
+              "  ratio/delivered = makespan / the ideal for the CPU actually delivered (each share times its node's "
+              "delivered fraction)\n");
+  std::fflush(stdout);
+
+  std::map<Mode, std::vector<double>> ratios, ratios_delivered;
+  std::map<Mode, std::vector<RunResult>> results;
+  bool failed = false;
+  std::printf("%4s  %-12s %11s %8s %8s %7s %7s %10s  %-11s %-16s %s\n", "run", "mode", "load", "ideal s", "wall s",
+              "ratio", "moves", "(balancer)", "placed", "delivered", "ratio/delivered");
+  std::fflush(stdout);
+  for (int run = 0; run < o.runs && !g_interrupted; ++run) {
+    for (Mode mode : o.modes) {
+      if (g_interrupted) break;
+      std::string key = mode == Mode::kRebalance ? "rebalance" : mode == Mode::kMigrateOff ? "off" : "rr";
+      std::string stem = dir + "/" + key + "." + std::to_string(run + 1);
+      progress("run %d/%d, %s: starting (load %.2f)", run + 1, o.runs, mode_name(mode), load_average());
+      RunResult r = run_job(o, setup, mode, stem);
+      if (!r.error.empty()) {
+        failed = true;
+        progress("run %d/%d, %s: FAILED: %s", run + 1, o.runs, mode_name(mode), r.error.c_str());
+        std::printf("%4d  %-12s FAILED: %s\n", run + 1, mode_name(mode), r.error.c_str());
+        std::fflush(stdout);
+        continue;
+      }
+      progress("run %d/%d, %s: %.1f s, %.3f x ideal", run + 1, o.runs, mode_name(mode), r.wall, r.ratio);
+      char placed[32];
+      std::snprintf(placed, sizeof placed, "%d,%d,%d,%d", r.placed[0], r.placed[1], r.placed[2], r.placed[3]);
+      char load[32];
+      std::snprintf(load, sizeof load, "%.2f->%.2f", r.load_before, r.load_after);
+      std::printf("%4d  %-12s %11s %8.1f %8.1f %7.3f %7d %10d  %-11s %-16s %.3f\n", run + 1, mode_name(mode), load,
+                  r.ideal, r.wall, r.ratio, r.moves, r.balancer_moves, placed, delivered(r).c_str(),
+                  r.ratio_delivered);
+      if (o.trace) print_trace(r);
+      std::fflush(stdout);
+      ratios[mode].push_back(r.ratio);
+      ratios_delivered[mode].push_back(r.ratio_delivered);
+      results[mode].push_back(r);
+    }
+  }
+
+  std::printf("\nbench_balance --real: makespan / ideal, median of the runs (min..max)\n");
+  std::printf("%-12s %7s %16s %6s %17s\n", "mode", "median", "range", "runs", "/delivered median");
+  for (Mode mode : o.modes) {
+    const auto& v = ratios[mode];
+    if (v.empty()) {
+      std::printf("%-12s %7s\n", mode_name(mode), "-");
+      continue;
+    }
+    char range[40];
+    std::snprintf(range, sizeof range, "%.3f..%.3f", *std::min_element(v.begin(), v.end()),
+                  *std::max_element(v.begin(), v.end()));
+    std::printf("%-12s %7.3f %16s %6zu %17.3f\n", mode_name(mode), median(v), range, v.size(),
+                median(ratios_delivered[mode]));
+  }
+  if (!ratios[Mode::kRebalance].empty() && !ratios[Mode::kMigrateOff].empty() &&
+      !ratios[Mode::kRoundRobin].empty()) {
+    const double reb = median(ratios[Mode::kRebalance]);
+    const double off = median(ratios[Mode::kMigrateOff]);
+    const double rr = median(ratios[Mode::kRoundRobin]);
+    std::printf("goal: rebalance <= 1.15x ideal: %s (median %.3f); clearly better (>10%%) than migrate=off (%.3f) "
+                "and mpirun rr (%.3f): %s\n",
+                reb <= 1.15 ? "met" : "NOT met", reb, off, rr, reb < 0.9 * off && reb < 0.9 * rr ? "yes" : "NO");
+  }
+  if (g_interrupted) {
+    std::printf("interrupted\n");
+    failed = true;
+  }
+  if (failed || o.keep) {
+    std::printf("work files (mosixrun output and stderr, balancer verdicts per poll in *.explain): %s\n", dir.c_str());
+  } else {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace mosix::bench_balance
