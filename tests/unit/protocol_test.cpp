@@ -270,6 +270,7 @@ TEST(ProtocolTest, Crc32cOfLongBuffersMatchesTheDefinition) {
   for (std::size_t len : {0ul, 7ul, 8ul, 767ul, 768ul, 769ul, 2304ul, 24575ul, 24576ul, 24577ul,
                           24576ul + 768ul, 49152ul, all.size() - 1}) {
     for (std::size_t at : {0ul, 1ul, 5ul}) {
+      if (at + len > all.size()) continue;
       auto part = all.subspan(at, len);
       EXPECT_EQ(crc32c(part), crc32c_reference(part)) << "length " << len << " at " << at;
     }
