@@ -337,6 +337,13 @@ int main(int argc, char** argv) {
       remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"--vcluster-cpu", shares});
     }
     remote.mpirun_env = base_env;
+    // The agent is for guests (each node daemon preloads it into its own),
+    // never for mpirun or the daemons: --ckpt-interval put it in base_env.
+    if (const char* preload = std::getenv("LD_PRELOAD"); preload != nullptr) {
+      set_env(remote.mpirun_env, "LD_PRELOAD", preload);
+    } else {
+      std::erase_if(remote.mpirun_env, [](const std::string& e) { return e.rfind("LD_PRELOAD=", 0) == 0; });
+    }
     if (in_slurm && std::getenv("SLURM_STEP_ID")) {
       // Inside a job step mpirun must overlap the step, and sees the step's
       // task counts unless given the job's.
