@@ -27,7 +27,7 @@ daemon_of() {
 "$BIN/mosixrun" --vcluster 2 --map-by node -np 4 sh -c \
   'echo "$$ $MOSIX_NODE" > '"$TMP"'/guest.$MOSIX_RANK; exec sleep 1000' 2> "$TMP/err" &
 job=$!
-wait_for '[ "$(ls "$TMP"/guest.* 2>/dev/null | wc -l)" = 4 ]'
+wait_for '[ "$(ls "$TMP"/guest.* 2>/dev/null | wc -l)" = 4 ]' || fail "the 4 copies did not start: $(cat "$TMP/err")"
 
 # The daemon of vnode1 is the mosixd whose MPI rank is 1.
 victim=$(daemon_of $job 1)
@@ -52,7 +52,7 @@ rm -f "$TMP"/guest.*
   'echo "$$ $MOSIX_NODE" > '"$TMP"'/guest.$MOSIX_RANK; while [ ! -e '"$TMP"'/go ]; do sleep 0.1; done; echo "rank $MOSIX_RANK done"' \
   > "$TMP/out2" 2> "$TMP/err2" &
 job=$!
-wait_for '[ "$(ls "$TMP"/guest.* 2>/dev/null | wc -l)" = 2 ]'
+wait_for '[ "$(ls "$TMP"/guest.* 2>/dev/null | wc -l)" = 2 ]' || fail "the 2 copies did not start: $(cat "$TMP/err2")"
 check_eq "no copy on vnode2" 0 "$(cat "$TMP"/guest.* | grep -c vnode2)"
 kill -9 "$(daemon_of $job 2)"
 # The home's word on it comes after MOSIX_NODE_TIMEOUT seconds of silence.
@@ -72,7 +72,8 @@ check_eq "both copies finished" "rank 0 done rank 1 done" "$(sort "$TMP/out2" | 
 "$BIN/mosixrun" --vcluster 2 --map-by node -np 2 --tag-output --ckpt-interval 1 --ckpt-dir "$TMP/ckpt" \
   "$BIN/agent_counter" 1500 > "$TMP/out4" 2> "$TMP/err4" &
 job=$!
-wait_for '[ -s "$TMP/ckpt/rank.1.img" ] && grep -q "^\[1,1\]<stdout>:step 200 " "$TMP/out4"'
+wait_for '[ -s "$TMP/ckpt/rank.1.img" ] && grep -q "^\[1,1\]<stdout>:step 200 " "$TMP/out4"' ||
+  fail "no checkpoint of rank 1 by its step 200: $(ls "$TMP/ckpt" 2>&1) $(cat "$TMP/err4")"
 kill -9 "$(daemon_of $job 1)"
 set +e; wait $job; rc=$?; set -e
 check_eq "a rank lost with its node and restarted from its checkpoint: the job exits 0" 0 "$rc"
