@@ -666,7 +666,7 @@ Status check_hello(const Hello& peer, std::string_view our_mosix_version) {
 // GuestOutput's payload, as fields(GuestOutput) lays it out: rank (4),
 // stream (1), byte count (4), bytes.
 namespace {
-constexpr std::size_t kGuestOutputFixed = 9;
+constexpr std::size_t kGuestOutputFixed = kGuestOutputOverhead - kFrameHeaderSize;
 }
 
 Frame encode_guest_output(std::int32_t rank, OutputStream stream,

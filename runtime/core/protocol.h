@@ -352,6 +352,8 @@ std::uint32_t crc32c(std::span<const std::uint8_t> bytes, std::uint32_t crc = 0)
 // where they arrived. Same bytes on the wire as encode_frame(GuestOutput).
 Frame encode_guest_output(std::int32_t rank, OutputStream stream,
                           std::span<const std::uint8_t> bytes);
+// A GuestOutput frame is this much longer than the output it carries.
+inline constexpr std::size_t kGuestOutputOverhead = kFrameHeaderSize + 9;
 
 struct GuestOutputView {
   std::int32_t rank = 0;

@@ -211,8 +211,9 @@ class NodeDaemon {
   void output_credit(const OutputCredit& credit);
   // Output of one guest that may be on its way home, unconfirmed.
   static constexpr std::uint64_t kOutputWindow = 8u << 20;
-  // Largest piece of output read at once (one GuestOutput frame).
-  static constexpr std::size_t kOutputChunk = 256u << 10;
+  // Largest piece of output read at once: one GuestOutput frame of 256 KiB
+  // (transports move frames up to that size with the fewest copies).
+  static constexpr std::size_t kOutputChunk = (256u << 10) - kGuestOutputOverhead;
   void guest_stream_closed(LocalGuest& g);
   void maybe_report_exit(LocalGuest& g);
   void write_stdin(LocalGuest& g);

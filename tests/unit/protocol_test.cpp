@@ -285,6 +285,7 @@ TEST(ProtocolTest, GuestOutputEncodesWithoutAMessageExactlyAsEncodeFrame) {
                                  GuestOutput{3, OutputStream::kStdout, {}},
                                  GuestOutput{70000, OutputStream::kStdout, big}}) {
     EXPECT_EQ(encode_guest_output(out.rank, out.stream, out.bytes), encode_frame(out));
+    EXPECT_EQ(encode_frame(out).size(), out.bytes.size() + kGuestOutputOverhead);
   }
 }
 
