@@ -11,6 +11,9 @@
 //   direct  writer straight into the pipe                   the ceiling
 // Throughput counts from the first byte that arrives to the last (start-up
 // is not in it; the whole time from start to exit is shown next to it).
+// Other work on the machine moves every row: the load average is printed
+// before and after, and the remote/cat ratio of each round (the two ran one
+// after the other) with its median, next to the ratio of the medians.
 // Every command runs with a deadline (--timeout): one that hangs is killed
 // and reported, and the benchmark goes on and exits 1.
 // Usage: bench_stdout [MOSIXRUN] [--mib N] [--runs N] [--timeout SECONDS]
@@ -189,6 +192,19 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+std::string load_average() {
+  char buf[128] = {};
+  int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "?";
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  std::string s(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  // "1.00 0.50 0.25 2/300 1234": the first three.
+  size_t end = 0;
+  for (int fields = 0; fields < 3 && end != std::string::npos; ++fields) end = s.find(' ', end + 1);
+  return s.substr(0, end);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -247,6 +263,7 @@ int main(int argc, char** argv) {
 
   // Interleaved rounds, so that a change of load on the machine hits every
   // row alike.
+  const std::string load_before = load_average();
   std::vector<std::vector<Sample>> samples(rows.size());
   for (int round = 0; round < runs; ++round) {
     for (size_t r = 0; r < rows.size(); ++r) {
@@ -269,6 +286,8 @@ int main(int argc, char** argv) {
 
   std::printf("%llu MiB through a pipe to this program, every byte checked; median of %d runs\n",
               mib, runs);
+  std::printf("load average before %s, after %s (2 cores here are shared with whatever else runs)\n",
+              load_before.c_str(), load_average().c_str());
   std::printf("%-7s %11s %9s %9s %9s  %s\n", "path", "MiB/s", "vs cat", "total", "vs cat",
               "command");
   const double mb = static_cast<double>(mib);
@@ -293,6 +312,15 @@ int main(int argc, char** argv) {
     }
   }
   const Row& remote = rows[1];
+  if (cat.median && remote.median && samples[0].size() == samples[1].size()) {
+    std::vector<double> paired;
+    std::printf("remote/cat in each round:");
+    for (size_t i = 0; i < samples[0].size(); ++i) {
+      paired.push_back(samples[0][i].stream_s / samples[1][i].stream_s);
+      std::printf(" %.2f", paired.back());
+    }
+    std::printf("; median %.2fx\n", median(paired));
+  }
   if (cat.median && remote.median) {
     double ratio = (mb / remote.median->stream_s) / (mb / cat.median->stream_s);
     std::printf("goal: remote stdout >= 0.5x cat through a pipe (MiB/s, first to last byte): "
