@@ -321,6 +321,20 @@ TEST(ProtocolTest, GuestOutputViewMakesEveryCheckDecodeMakes) {
   EXPECT_FALSE(view_guest_output(encode_frame(Shutdown{"bye"})).ok());
 }
 
+TEST(ProtocolTest, GuestOutputViewCanSkipOnlyTheChecksum) {
+  Frame frame = encode_frame(GuestOutput{1, OutputStream::kStdout, bytes_of("hello")});
+  frame.back() ^= 0x40;  // payload byte: only the CRC can tell
+  EXPECT_FALSE(view_guest_output(frame).ok());
+  auto unchecked = view_guest_output(frame, false);
+  ASSERT_TRUE(unchecked.ok());
+  EXPECT_EQ(Bytes(unchecked->bytes.begin(), unchecked->bytes.end()), bytes_of("hell\x2f"));
+  // Everything else is still checked.
+  EXPECT_FALSE(view_guest_output(std::span(frame).first(frame.size() - 1), false).ok());
+  Bytes payload = encode_payload(GuestOutput{1, OutputStream::kStdout, bytes_of("hello")});
+  payload[4] = 3;  // stream
+  EXPECT_FALSE(view_guest_output(make_frame(MessageType::kGuestOutput, payload), false).ok());
+}
+
 TEST(ProtocolTest, GuestOutputRankIsOnlyForGuestOutputOfOurVersion) {
   EXPECT_EQ(guest_output_rank(encode_frame(GuestExited{4, 0, 0})), std::nullopt);
   Bytes payload = encode_payload(GuestOutput{4, OutputStream::kStdout, bytes_of("x")});
