@@ -273,6 +273,10 @@ class NodeDaemon {
   std::map<int, std::vector<Message>> held_;  // home: messages from a rank's next node
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
   bool shutting_down_ = false;
+  // The home declared this node gone (it was too slow to answer): the others
+  // close without it, so it must not wait for them.
+  static constexpr std::string_view kDeclaredGone = "the home node declared this node gone";
+  bool declared_gone_ = false;
   int exit_code_ = 0;
 
   std::unique_ptr<asio::posix::stream_descriptor> home_sd_;
@@ -598,6 +602,7 @@ void NodeDaemon::handle(int source, Message message) {
   } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
     signal_guests(sig->rank, sig->signo);
   } else if (auto* bye = std::get_if<Shutdown>(&message)) {
+    if (source == 0 && bye->reason.rfind(kDeclaredGone, 0) == 0) declared_gone_ = true;
     shutdown(bye->reason);
   } else if (auto* load = std::get_if<LoadReport>(&message)) {
     merge_load(source, *load);
@@ -1095,6 +1100,11 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
       chunk.bytes.resize(static_cast<size_t>(n));
       offset += static_cast<std::uint64_t>(n);
       send(target, chunk);
+      // Streaming a large image keeps this loop busy for seconds: a word
+      // home now and then says this node is alive (and how far it is).
+      if (offset % kProgressStep == 0) {
+        send(0, MigrateProgress{id, out.request.rank, MigratePhase::kTransfer, offset, result->bytes});
+      }
     }
     ::close(fd);
   }
@@ -1452,7 +1462,17 @@ void NodeDaemon::check_liveness() {
 void NodeDaemon::node_lost(int node) {
   if (node <= 0 || node >= t_.size() || is_lost(node) || node == t_.rank()) return;
   lost_[static_cast<size_t>(node)] = 1;
-  t_.forget(node);
+  if (t_.rank() == 0) {
+    // A node only slow to answer must not live on with guests nobody waits
+    // for: it is told to end (a dead one never reads this), and forgotten a
+    // little later so that the word can leave. The job's end forgets it at
+    // once (run()).
+    send(node, Shutdown{std::string(kDeclaredGone) + " (no word from it)"});
+    auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(2));
+    timer->async_wait([this, node, timer](error_code) { t_.forget(node); });
+  } else {
+    t_.forget(node);
+  }
   if (t_.rank() == 0) {
     NodeLost word{static_cast<std::uint32_t>(node), {}};
     for (int n = 1; n < t_.size(); ++n) {
@@ -1614,7 +1634,17 @@ int NodeDaemon::run() {
   balance();
   io_.run();
   if (ckpt_thread_.joinable()) ckpt_thread_.join();
+  for (int n = 0; n < t_.size(); ++n) {
+    if (is_lost(n)) t_.forget(n);  // every survivor closes without the same nodes
+  }
   if (cap_) (void)cap_->remove();
+  if (declared_gone_) {
+    // Its guests are gone (shutdown()); closing the transport would wait for
+    // nodes that no longer count it in. Exit 0: a launcher must not take
+    // this for a failure of the job.
+    spdlog::warn("{}: the home node declared this node gone; its guests were ended", node_name_);
+    std::_Exit(0);
+  }
   if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);
   return exit_code_;
 }
