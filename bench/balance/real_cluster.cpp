@@ -755,6 +755,14 @@ int run_real(int argc, char** argv) {
       std::printf("%4d  %-12s %11s %8.1f %8.1f %7.3f %7d %10d  %-11s %-16s %.3f\n", run + 1, mode_name(mode), load,
                   r.ideal, r.wall, r.ratio, r.moves, r.balancer_moves, placed, delivered(r).c_str(),
                   r.ratio_delivered);
+      double least = 1;
+      for (std::size_t n = 0; n < kNodes; ++n)
+        if (r.cap[n] > 0) least = std::min(least, r.got[n] / r.cap[n]);
+      if (least < 0.9) {
+        std::printf("      a node got %.0f%% of its cap: the machine is busier than the caps allow (load %.2f); the "
+                    "speeds were not what the daemons assume: try a smaller --scale\n",
+                    100 * least, std::max(r.load_before, r.load_after));
+      }
       if (o.trace) print_trace(r);
       std::fflush(stdout);
       ratios[mode].push_back(r.ratio);
