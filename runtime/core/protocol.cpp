@@ -37,6 +37,8 @@ void fields(auto& a, Is<LoadEntry> auto& m) {
   a("speed", m.speed);
   a("free_memory", m.free_memory);
   a("age_ms", m.age_ms);
+  a("cores", m.cores);
+  a("work", m.work);
 }
 
 void fields(auto& a, Is<LoadReport> auto& m) { a("entries", m.entries); }
@@ -139,6 +141,7 @@ void fields(auto& a, Is<MigrateRequest> auto& m) {
   a("rank", m.rank);
   a("target_node", m.target_node);
   a("flags", m.flags);
+  a("work_done", m.work_done);
 }
 
 void fields(auto& a, Is<MigrateResult> auto& m) {

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 3;
+inline constexpr std::uint16_t kProtocolVersion = 4;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -87,6 +87,8 @@ struct LoadEntry {
   double speed = 1.0;
   std::uint64_t free_memory = 0;     // bytes
   std::uint32_t age_ms = 0;          // how old this information is
+  std::uint32_t cores = 1;
+  double work = -1.0;                // expected remaining work of its guests (reference-CPU s); < 0 unknown
   bool operator==(const LoadEntry&) const = default;
 };
 
@@ -221,6 +223,7 @@ struct MigrateRequest {
   std::int32_t rank = 0;
   std::uint32_t target_node = 0;
   std::uint32_t flags = 0;           // the guest's kSpawn* bits (source -> target)
+  double work_done = 0.0;            // reference-CPU seconds the guest ran before (source -> target)
   bool operator==(const MigrateRequest&) const = default;
 };
 

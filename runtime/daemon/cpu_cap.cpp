@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -343,6 +344,16 @@ Expected<CpuCap> CpuCap::create(std::string name, double cpus, const CgroupRoots
       (void)cap.remove();
       return make_error(message);
     }
+  }
+  // The weight, in proportion to the cap (1 CPU: the default weight). The
+  // quota is a ceiling only: on a machine busy with other work, groups of
+  // equal weight would get equal parts of what is left, and a vcluster's
+  // "fast" and "slow" nodes would become alike. Weights keep their ratios.
+  // Not fatal: the cap holds without it.
+  const std::string weight_file = cap.dir_ + (v2 ? "/cpu.weight" : "/cpu.shares");
+  const long weight = v2 ? std::clamp(std::lround(cpus * 100), 1L, 10000L) : std::max(2L, std::lround(cpus * 1024));
+  if (int err = write_file(weight_file, std::to_string(weight), false, kernel); err != 0) {
+    spdlog::debug("CPU cap {}: weight not set: {}", cap.dir_, describe_write_error(weight_file, err));
   }
   spdlog::debug("CPU cap {}: {} CPUs ({} us per {} us)", cap.dir_, cpus, quota, period);
   return cap;

@@ -51,7 +51,9 @@ std::optional<std::string> why_uncapped(const CgroupRoots& roots);
 class CpuCap {
  public:
   // Makes (or reuses) parent/mosix/<name>, e.g. name "job1234/vnode2", and
-  // caps it to `cpus` CPUs, at least 0.01. On v2 it enables the cpu
+  // caps it to `cpus` CPUs, at least 0.01, with a CPU weight in proportion
+  // (cpu.weight 100 or cpu.shares 1024 per CPU), so that groups keep their
+  // ratios when the machine cannot give them their caps. On v2 it enables the cpu
   // controller on the way down; a delegated parent that holds processes has
   // them moved into parent/mosix-leaf first, as cgroup v2 requires.
   static Expected<CpuCap> create(std::string name, double cpus, const CgroupRoots& roots);

@@ -133,6 +133,7 @@ class NodeDaemon {
     std::uint32_t flags = 0;
     bool migrating = false;
     double arrived_at = 0;   // daemon clock, for the balancer's minimum residency
+    double work_before = 0;  // reference-CPU seconds it ran on earlier nodes (its clock restarts at a move)
     std::string cant_move;   // why its last checkpoint was refused
     std::vector<GuestOutput> held;
     GuestProcess proc;
@@ -187,6 +188,11 @@ class NodeDaemon {
   void retire(int rank);
   void route_result(MigrateResult result);
   void balance();
+  // Reference-CPU seconds the guest has run, on this node and those before.
+  double work_done(const LocalGuest& g) const {
+    const double cpu = process_cpu_seconds(g.proc.pid);
+    return g.work_before + (cpu > 0 ? cpu * machine_speed_ : 0.0);
+  }
   void check_liveness();
   void node_lost(int node);
   std::vector<RankRestart> restart_lost_ranks(int node);
@@ -263,7 +269,9 @@ class NodeDaemon {
   }
   void gossip();
   void merge_load(int source, const LoadReport& report);
-  double speed_ = 1.0;
+  double speed_ = 1.0;          // per core, as the balancer counts it (a vnode: its share)
+  double machine_speed_ = 1.0;  // what one CPU second of a guest here is worth in reference-CPU seconds
+  double guest_work_ = -1.0;    // expected remaining work of the guests, at the last balance()
   int cores_ = 1;
   std::string node_name_;
   std::map<int, std::unique_ptr<LocalGuest>> guests_;
@@ -338,6 +346,7 @@ Status NodeDaemon::say_hello() {
   hello.node_name = node_name_;
   hello.memory_bytes = memory;
   speed_ = hello.speed;
+  machine_speed_ = node_speed;
   cores_ = static_cast<int>(hello.cores);
   send(0, hello);
   return {};
@@ -509,6 +518,7 @@ void NodeDaemon::report_load() {
   self.speed = speed_;
   self.load = exported_estimate_;
   self.free_memory = e.free_memory;
+  self.work = guest_work_;
   loads_.update_self(self, t);
   self_load_ = self;
   send(0, LoadReport{{e}});
@@ -530,6 +540,8 @@ void NodeDaemon::gossip() {
       e.speed = n.speed;
       e.free_memory = n.free_memory;
       e.age_ms = static_cast<std::uint32_t>(std::max(0.0, n.age) * 1000);
+      e.cores = static_cast<std::uint32_t>(std::max(1, n.cores));
+      e.work = n.work;
       report.entries.push_back(e);
     }
     send(static_cast<int>(*peer), report);
@@ -550,6 +562,8 @@ void NodeDaemon::merge_load(int source, const LoadReport& report) {
     n.load = e.load;
     n.free_memory = e.free_memory;
     n.age = e.age_ms / 1000.0;
+    n.cores = static_cast<int>(std::max<std::uint32_t>(1, e.cores));
+    n.work = e.work;
     received.push_back(n);
   }
   loads_.merge(received, now());
@@ -1009,6 +1023,7 @@ void NodeDaemon::migrate_out(const MigrateRequest& request) {
   Outgoing out;
   out.request = request;
   out.request.flags = g.flags;
+  out.request.work_done = work_done(g);
   out.started = std::chrono::steady_clock::now();
   outgoing_[request.migration_id] = out;
   ckpt::CheckpointRequest r;
@@ -1206,6 +1221,7 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
   g->rank = l.rank;
   g->phase = Phase::kIncoming;
   g->flags = in.request.flags;
+  g->work_before = in.request.work_done;
   g->core = bound_core;
   g->proc = *started;
   for (int fd : {started->stdout_fd, started->stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
@@ -1382,13 +1398,16 @@ void NodeDaemon::balance() {
   if (outgoing_.empty() && incoming_.empty() && !shutting_down_) {
     NodeState st;
     st.self = self_load_;
+    // Its own load as MOSIX judges it: the local estimate (rises slowly, so a
+    // brief burst does not send guests away; drops at once when guests
+    // leave). Others see the exported one.
+    st.self.load = local_estimate_;
     for (auto& [rank, g] : guests_) {
       if (g->phase != Phase::kLive || !g->running || g->migrating) continue;
       GuestState gs;
       gs.id = static_cast<GuestId>(rank);
       gs.rank = rank;
-      double cpu = process_cpu_seconds(g->proc.pid);
-      gs.cpu_used = cpu > 0 ? cpu * speed_ : 0;
+      gs.cpu_used = work_done(*g);
       std::uint64_t pages = 0;
       if (FILE* f = std::fopen(("/proc/" + std::to_string(g->proc.pid) + "/statm").c_str(), "r")) {
         unsigned long long size = 0, rss = 0;
@@ -1401,6 +1420,7 @@ void NodeDaemon::balance() {
       gs.cant_move = g->cant_move;
       st.guests.push_back(gs);
     }
+    guest_work_ = expected_work(st.guests, BalancerParams{}.remaining_floor);
     if (!st.guests.empty()) {
       BalancerParams params;
       params.migrate = o_.rebalance;
@@ -1422,11 +1442,19 @@ void NodeDaemon::balance() {
         m.target_node = static_cast<std::uint32_t>(d.move->target);
         spdlog::debug("{}: balancer moves rank {} to node {} (gain {:.1f} s, cost {:.2f} s)", node_name_,
                       m.rank, m.target_node, d.move->expected_gain, d.move->cost);
+        // Count the guest at the target at once, as the target will report it
+        // soon: the next round here must not send it a second one meanwhile.
+        for (const Explanation& e : d.explanations) {
+          if (e.guest == d.move->guest) loads_.note_guest_sent(d.move->target, e.remaining);
+        }
         migrate_out(m);
       }
     }
   }
-  balance_timer_.expires_after(std::chrono::seconds(1));
+  // Jittered (0.75-1.25 s), as gossip is: nodes that decide in lockstep send
+  // guests to the same idle node in the same round.
+  balance_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(0.75 + 0.5 * rng_.uniform())));
   balance_timer_.async_wait([this](error_code ec) {
     if (!ec) balance();
   });

@@ -157,6 +157,7 @@ TEST_F(CpuCapTest, V2CapEnablesCpuOnTheWayDownAndWritesCpuMax) {
   EXPECT_EQ(read("unified/mosix/job1/cgroup.subtree_control"), "+cpu");
   EXPECT_EQ(read("unified/mosix/job1/vnode2/cpu.max"), "50000 100000");
   EXPECT_FALSE(exists("unified/mosix/job1/vnode2/cpu.cfs_quota_us"));
+  EXPECT_EQ(read("unified/mosix/job1/vnode2/cpu.weight"), "50");  // 100 per CPU
   ASSERT_TRUE(cap->add(1234));
   ASSERT_TRUE(cap->add(5678));
   EXPECT_EQ(read("unified/mosix/job1/vnode2/cgroup.procs"), "1234\n5678\n");
@@ -169,6 +170,7 @@ TEST_F(CpuCapTest, CpuAlreadyEnabledIsLeftAsItIs) {
   ASSERT_TRUE(cap) << cap.error().message;
   EXPECT_EQ(read("unified/user/session/cgroup.subtree_control"), "cpu memory");
   EXPECT_EQ(read("unified/user/session/mosix/j/v/cpu.max"), "150000 100000");
+  EXPECT_EQ(read("unified/user/session/mosix/j/v/cpu.weight"), "150");
 }
 
 TEST_F(CpuCapTest, V1CapWritesPeriodAndQuota) {
@@ -177,6 +179,7 @@ TEST_F(CpuCapTest, V1CapWritesPeriodAndQuota) {
   ASSERT_TRUE(cap) << cap.error().message;
   EXPECT_EQ(read("cpu,cpuacct/mosix/job7/vnode0/cpu.cfs_period_us"), "100000");
   EXPECT_EQ(read("cpu,cpuacct/mosix/job7/vnode0/cpu.cfs_quota_us"), "25000");
+  EXPECT_EQ(read("cpu,cpuacct/mosix/job7/vnode0/cpu.shares"), "256");  // 1024 per CPU
   EXPECT_FALSE(exists("cpu,cpuacct/mosix/job7/vnode0/cpu.max"));
   EXPECT_FALSE(exists("cpu,cpuacct/cgroup.subtree_control"));
   ASSERT_TRUE(cap->add(42));
