@@ -16,6 +16,7 @@
 
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/output_relay.h"
+#include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {
 
@@ -181,31 +182,15 @@ Expected<JobRecord> pick_job(const std::string& job_id) {
   return jobs.front();
 }
 
-namespace {
-// Fields of /proc/PID/stat after the command name.
-std::vector<std::string> stat_fields(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return {};
-  std::istringstream rest(text.substr(close + 2));
-  std::vector<std::string> fields;
-  for (std::string f; rest >> f;) fields.push_back(f);
-  return fields;
-}
-}  // namespace
-
 double process_cpu_seconds(pid_t pid) {
-  auto f = stat_fields(pid);
-  if (f.size() < 13) return -1;
-  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-  double ticks = std::stod(f[11]) + std::stod(f[12]);
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  auto st = read_proc_stat(pid);
+  if (!st) return -1;
+  return static_cast<double>(st->utime + st->stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 char process_state(pid_t pid) {
-  auto f = stat_fields(pid);
-  return f.empty() || f[0].empty() ? '?' : f[0][0];
+  auto st = read_proc_stat(pid);
+  return st ? st->state : '?';
 }
 
 }  // namespace mosix

@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/daemon/proc_stat_file.h"
+
 namespace mosix {
 namespace {
 
@@ -62,30 +64,6 @@ bool valid_id(const std::string& id) {
   });
 }
 
-struct ProcStat {
-  char state = '?';
-  unsigned long long start_ticks = 0;
-};
-
-// Fields 3 (state) and 22 (starttime) of /proc/PID/stat. The command name in
-// field 2 may hold spaces and parentheses, so fields are counted after the
-// last ')'.
-std::optional<ProcStat> read_proc_stat(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!in || !std::getline(in, line)) return std::nullopt;
-  auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(line.substr(close + 1));
-  ProcStat st;
-  std::string skip;
-  fields >> st.state;
-  for (int field = 4; field < 22 && fields >> skip; ++field) {
-  }
-  if (!(fields >> st.start_ticks)) return std::nullopt;
-  return st;
-}
-
 bool launcher_alive(const JobRecord& job) {
   if (job.launcher_pid <= 0) return false;
   if (kill(job.launcher_pid, 0) != 0) {
@@ -95,8 +73,8 @@ bool launcher_alive(const JobRecord& job) {
   }
   auto st = read_proc_stat(job.launcher_pid);
   if (!st) return true;  // no /proc: trust kill()
-  if (st->state == 'Z' || st->state == 'X') return false;
-  return job.launcher_start_ticks == 0 || st->start_ticks == job.launcher_start_ticks;
+  if (st->zombie()) return false;
+  return job.launcher_start_ticks == 0 || st->starttime == job.launcher_start_ticks;
 }
 
 Status write_file_atomically(const std::string& dir, const std::string& name,
@@ -166,7 +144,7 @@ Status write_job(const JobRecord& job) {
   if (!dir) return dir.error();
   JobRecord record = job;
   if (record.launcher_start_ticks == 0 && record.launcher_pid > 0) {
-    if (auto st = read_proc_stat(record.launcher_pid)) record.launcher_start_ticks = st->start_ticks;
+    if (auto st = read_proc_stat(record.launcher_pid)) record.launcher_start_ticks = st->starttime;
   }
   return write_file_atomically(dir.value(), job.id + ".json", job_to_json(record) + "\n");
 }

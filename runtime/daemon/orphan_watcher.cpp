@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "runtime/daemon/proc_stat_file.h"
+
 namespace mosix {
 namespace {
 
@@ -20,19 +22,8 @@ constexpr int32_t kRelease = 0;
 // When the process `pid` started (clock ticks after boot, field 22 of
 // /proc/PID/stat); 0 if there is no such process.
 uint64_t start_time(int32_t pid) {
-  char path[64], buf[1024];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
-  if (p == nullptr) return 0;
-  // After ") ": state is field 3; starttime is field 22.
-  for (int field = 2; field < 22 && p != nullptr; ++field) p = std::strchr(p + 1, ' ');
-  return p == nullptr ? 0 : std::strtoull(p + 1, nullptr, 10);
+  auto st = read_proc_stat(pid);
+  return st ? st->starttime : 0;
 }
 
 // A group to kill if the owner dies, and when its leader started. A group's

@@ -1,0 +1,31 @@
+// The fields of a Linux /proc/PID/stat line that the runtime and the benches
+// use, parsed from the text alone (the caller reads the file).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mosix {
+
+struct ProcStat {
+  int pid = 0;            // field 1
+  std::string comm;       // field 2, without its parentheses
+  char state = '?';       // field 3: R, S, D, T, Z, X, ...
+  int ppid = 0;           // field 4
+  int pgrp = 0;           // field 5
+  uint64_t utime = 0;     // field 14, clock ticks
+  uint64_t stime = 0;     // field 15, clock ticks
+  uint64_t starttime = 0; // field 22, clock ticks after boot
+
+  bool zombie() const { return state == 'Z' || state == 'X'; }
+};
+
+// Parses one /proc/PID/stat line (a trailing newline is allowed). The command
+// name may hold spaces and parentheses, so the fields after it are counted
+// from the LAST ')'. Nothing if the line is cut short before field 22 or a
+// field used here is not a number.
+std::optional<ProcStat> parse_proc_stat(std::string_view line);
+
+}  // namespace mosix

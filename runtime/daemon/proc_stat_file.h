@@ -1,0 +1,18 @@
+// Reads /proc/PID/stat of a process on this node (parsed by core's
+// parse_proc_stat).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+
+#include "runtime/core/proc_stat.h"
+
+namespace mosix {
+
+// The stat fields of process `pid`; nothing if there is no such process (or
+// no /proc). One read(2) into a stack buffer: safe in a forked child of a
+// single-threaded process.
+std::optional<ProcStat> read_proc_stat(pid_t pid);
+
+}  // namespace mosix
