@@ -64,12 +64,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/procs.h"
 #include "../common/timed_run.h"
 
 namespace mosix::bench_balance {
 namespace {
 
 using mosix::bench::Clock;
+using mosix::bench::Command;
+using mosix::bench::kill_leftovers;
+using mosix::bench::Proc;
+using mosix::bench::record_descendants;
 using mosix::bench::TimedChild;
 
 constexpr int kNodes = 4;
@@ -131,114 +136,8 @@ double load_average() {
 
 // ---- the job's processes, so that nothing outlives a run ----------------
 
-struct Proc {
-  pid_t pid = 0;
-  unsigned long long start = 0;
-  std::string comm;
-  bool zombie = false;
-};
-
-std::optional<Proc> proc_info(pid_t pid) {
-  std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-  std::size_t open = stat.find('('), close = stat.rfind(')');
-  if (open == std::string::npos || close == std::string::npos) return std::nullopt;
-  Proc p;
-  p.pid = pid;
-  p.comm = stat.substr(open + 1, close - open - 1);
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i) {  // fields 3 (state) .. 22 (starttime)
-    if (i == 3) p.zombie = field == "Z" || field == "X";
-    if (i == 22) p.start = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return p;
-}
-
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::istringstream in(read_text(task.path().string() + "/children"));
-    for (pid_t c; in >> c;) out.push_back(c);
-  }
-  return out;
-}
-
-void record_descendants(pid_t root, std::map<pid_t, Proc>& seen) {
-  std::vector<pid_t> todo = children_of(root);
-  while (!todo.empty()) {
-    pid_t pid = todo.back();
-    todo.pop_back();
-    auto p = proc_info(pid);
-    if (!p) continue;
-    seen[pid] = *p;
-    for (pid_t c : children_of(pid)) todo.push_back(c);
-  }
-}
-
-bool still_running(const Proc& p) {
-  auto now = proc_info(p.pid);
-  return now && now->start == p.start && !now->zombie;
-}
-
-// After mosixrun has ended: whatever of its tree is still there after a grace
-// period (a recorded descendant, or an orphan that came back to this
-// subreaper) is killed and named.
-std::string sweep(const std::map<pid_t, Proc>& seen) {
-  std::vector<Proc> left;
-  auto deadline = after(10);
-  for (;;) {
-    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-    }
-    left.clear();
-    for (const auto& [pid, p] : seen)
-      if (still_running(p)) left.push_back(p);
-    for (pid_t c : children_of(::getpid())) {
-      auto p = proc_info(c);
-      if (p && !p->zombie && !seen.count(c)) left.push_back(*p);
-    }
-    if (left.empty() || Clock::now() > deadline) break;
-    ::usleep(50000);
-  }
-  std::string report;
-  for (const Proc& p : left) {
-    ::kill(p.pid, SIGKILL);
-    report += (report.empty() ? "" : ", ") + p.comm + " (pid " + std::to_string(p.pid) + ")";
-  }
-  if (!left.empty()) {
-    report = "still running 10 s after mosixrun ended, killed: " + report;
-    ::usleep(100000);
-    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-    }
-  }
-  return report;
-}
-
-struct Command {
-  std::optional<int> status;
-  std::string out, err;
-};
-
-// Runs argv to its end or its deadline (then it is killed), output kept.
 Command run_command(const std::vector<std::string>& argv, const std::string& stem, double timeout_s) {
-  Command c;
-  std::string out_path = stem + ".out", err_path = stem + ".err";
-  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  auto child = TimedChild::start(argv, out, err);
-  ::close(out);
-  ::close(err);
-  if (!child) {
-    c.err = "cannot fork";
-    return c;
-  }
-  auto deadline = after(timeout_s);
-  while (!c.status && Clock::now() < deadline && !g_interrupted)
-    c.status = child->wait_until(std::min(deadline, after(0.2)));
-  if (!c.status) child->kill_group(std::chrono::seconds(3));
-  c.out = read_text(out_path);
-  c.err = read_text(err_path);
-  return c;
+  return mosix::bench::run_command(argv, stem, timeout_s, &g_interrupted);
 }
 
 // ---- CPU weights of the job's virtual nodes --------------------------------
@@ -555,7 +454,7 @@ RunResult run_job(const Options& o, const Setup& setup, Mode mode, const std::st
     error = "mosixrun " + mosix::bench::describe_status(status);
   }
   g_job_pid = 0;
-  std::string left = sweep(seen);
+  std::string left = kill_leftovers(seen);
   if (!left.empty()) error += (error.empty() ? "" : "; ") + left;
   r.load_after = load_average();
 
