@@ -26,6 +26,7 @@
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/daemon/control.h"
+#include "runtime/daemon/job_signals.h"
 #include "runtime/daemon/orphan_watcher.h"
 #include "runtime/daemon/output_relay.h"
 
@@ -80,10 +81,13 @@ class LocalJob {
   explicit LocalJob(LocalJobSpec spec)
       : spec_(std::move(spec)),
         relay_(spec_.tag_output, spec_.output_dir),
-        term_signals_(io_, SIGINT, SIGTERM, SIGHUP),
-        forward_signals_(io_, SIGUSR1, SIGUSR2),
-        stop_signals_(io_, SIGTSTP, SIGCONT),
-        child_signal_(io_, SIGCHLD),
+        signals_(io_, {.signal_copies = [this](int signo, bool whole_group) { signal_running(signo, whole_group); },
+                       .end_job =
+                           [this](int signo) {
+                             spdlog::info("got signal {}; ending the job", signo);
+                             end_job("interrupted");
+                           },
+                       .child_exited = [this] { reap(); }}),
         timeout_(io_),
         grace_(io_),
         ckpt_timer_(io_) {}
@@ -96,10 +100,6 @@ class LocalJob {
  private:
   Status start_guests(OrphanWatcher& watcher);
   void start_stdin_pump(int target_fd);
-  void wait_term_signal();
-  void wait_forward_signal();
-  void wait_stop_signal();
-  void wait_child_signal();
   void reap();
   void guest_ended(Guest& g, int status);
   void end_job(const char* why);
@@ -110,7 +110,7 @@ class LocalJob {
   LocalJobSpec spec_;
   OutputRelay relay_;
   asio::io_context io_;
-  asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
+  JobSignals signals_;
   asio::steady_timer timeout_, grace_, ckpt_timer_;
   std::thread ckpt_thread_;
   std::atomic<bool> ckpt_busy_{false};
@@ -120,9 +120,7 @@ class LocalJob {
   std::string socket_dir_;
   nlohmann::json control(const nlohmann::json& request);
   bool ending_ = false;
-  bool interrupted_ = false;
   bool timed_out_ = false;
-  int term_count_ = 0;
 };
 
 // Whether the event loop can wait on `fd` (epoll refuses regular files and
@@ -217,50 +215,6 @@ void LocalJob::end_job(const char* why) {
       std::chrono::duration<double>(spec_.kill_grace_seconds)));
   grace_.async_wait([this](boost::system::error_code ec) {
     if (!ec) signal_running(SIGKILL, true);
-  });
-}
-
-void LocalJob::wait_term_signal() {
-  term_signals_.async_wait([this](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    interrupted_ = true;
-    if (++term_count_ == 1) {
-      spdlog::info("got signal {}; ending the job", sig);
-      end_job("interrupted");
-    } else {
-      signal_running(SIGKILL, true);  // second request: no more grace
-    }
-    wait_term_signal();
-  });
-}
-
-void LocalJob::wait_forward_signal() {
-  forward_signals_.async_wait([this](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    signal_running(sig, false);
-    wait_forward_signal();
-  });
-}
-
-void LocalJob::wait_stop_signal() {
-  stop_signals_.async_wait([this](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    if (sig == SIGTSTP) {
-      // Stop every copy, then ourselves, so the shell sees the job stopped.
-      signal_running(SIGSTOP, true);
-      ::raise(SIGSTOP);
-    } else {
-      signal_running(SIGCONT, true);
-    }
-    wait_stop_signal();
-  });
-}
-
-void LocalJob::wait_child_signal() {
-  child_signal_.async_wait([this](boost::system::error_code ec, int) {
-    if (ec) return;
-    reap();
-    wait_child_signal();
   });
 }
 
@@ -420,10 +374,7 @@ Expected<int> LocalJob::run() {
     spdlog::warn("mosixctl will not see this job: {}", s.error().message);
   }
 
-  wait_term_signal();
-  wait_forward_signal();
-  wait_stop_signal();
-  wait_child_signal();
+  signals_.start();
   for (Guest& g : guests_) {
     g.out->start([this] { maybe_finish(); });
     g.err->start([this] { maybe_finish(); });
@@ -452,7 +403,7 @@ Expected<int> LocalJob::run() {
   std::vector<GuestEnd> ends;
   for (const Guest& g : guests_) ends.push_back(g.end);
   if (timed_out_) return kTimeoutExitStatus;
-  if (interrupted_) return kInterruptedExitStatus;
+  if (signals_.interrupted()) return kInterruptedExitStatus;
   return job_exit_status(ends);
 }
 

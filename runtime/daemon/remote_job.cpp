@@ -30,6 +30,7 @@
 
 #include "runtime/core/exit_rule.h"
 #include "runtime/daemon/control.h"
+#include "runtime/daemon/job_signals.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/orphan_watcher.h"
@@ -46,10 +47,10 @@ class RemoteJob {
   explicit RemoteJob(RemoteJobSpec spec)
       : spec_(std::move(spec)),
         relay_(spec_.tag_output, spec_.output_dir),
-        term_signals_(io_, SIGINT, SIGTERM, SIGHUP),
-        forward_signals_(io_, SIGUSR1, SIGUSR2),
-        stop_signals_(io_, SIGTSTP, SIGCONT),
-        child_signal_(io_, SIGCHLD),
+        // The nodes signal a copy's process or group as the signal needs.
+        signals_(io_, {.signal_copies = [this](int signo, bool) { signal_all(signo); },
+                       .end_job = [this](int) { end_job("interrupted"); },
+                       .child_exited = [this] { reap_mpirun(); }}),
         timeout_(io_),
         grace_(io_) {}
 
@@ -94,10 +95,7 @@ class RemoteJob {
   std::vector<RankRestart> restarting_;  // of the node being declared lost
   std::set<std::uint64_t> ended_migrations_;
   std::string mpirun_partial_;  // the start of a line mpirun has not finished
-  void wait_term_signal();
-  void wait_forward_signal();
-  void wait_stop_signal();
-  void wait_child_signal();
+  void reap_mpirun();
   std::string node_name(int node) const {
     auto it = node_names_.find(node);
     return it == node_names_.end() ? "node " + std::to_string(node) : it->second;
@@ -106,7 +104,7 @@ class RemoteJob {
   RemoteJobSpec spec_;
   OutputRelay relay_;
   asio::io_context io_;
-  asio::signal_set term_signals_, forward_signals_, stop_signals_, child_signal_;
+  JobSignals signals_;
   asio::steady_timer timeout_, grace_, start_timer_{io_};
   std::unique_ptr<asio::posix::stream_descriptor> listen_sd_, home_sd_, mpirun_out_, mpirun_err_;
   std::array<char, 8192> mpirun_out_buf_{}, mpirun_err_buf_{};
@@ -170,10 +168,9 @@ class RemoteJob {
   void migration_ended(const MigrateResult& result);
   std::map<std::uint64_t, PendingMigration> migrations_;
   std::uint64_t next_migration_ = 1;
-  bool ending_ = false, interrupted_ = false, timed_out_ = false, finished_ = false;
+  bool ending_ = false, timed_out_ = false, finished_ = false;
   bool shutdown_sent_ = false;
   std::string fatal_;
-  int term_count_ = 0;
 };
 
 void RemoteJob::accept_home() {
@@ -714,49 +711,11 @@ void RemoteJob::start_stdin_pump() {
   }).detach();
 }
 
-void RemoteJob::wait_term_signal() {
-  term_signals_.async_wait([this](error_code ec, int) {
-    if (ec) return;
-    interrupted_ = true;
-    if (++term_count_ == 1) {
-      end_job("interrupted");
-    } else {
-      signal_all(SIGKILL);
-    }
-    wait_term_signal();
-  });
-}
-
-void RemoteJob::wait_forward_signal() {
-  forward_signals_.async_wait([this](error_code ec, int sig) {
-    if (ec) return;
-    signal_all(sig);
-    wait_forward_signal();
-  });
-}
-
-void RemoteJob::wait_stop_signal() {
-  stop_signals_.async_wait([this](error_code ec, int sig) {
-    if (ec) return;
-    if (sig == SIGTSTP) {
-      signal_all(SIGSTOP);
-      ::raise(SIGSTOP);
-    } else {
-      signal_all(SIGCONT);
-    }
-    wait_stop_signal();
-  });
-}
-
-void RemoteJob::wait_child_signal() {
-  child_signal_.async_wait([this](error_code ec, int) {
-    if (ec) return;
-    int status = 0;
-    if (mpirun_running_ && ::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
-      mpirun_ended(status);
-    }
-    wait_child_signal();
-  });
+void RemoteJob::reap_mpirun() {
+  int status = 0;
+  if (mpirun_running_ && ::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
+    mpirun_ended(status);
+  }
 }
 
 Expected<int> RemoteJob::run() {
@@ -830,10 +789,7 @@ Expected<int> RemoteJob::run() {
     finished_ = true;
     io_.stop();
   });
-  wait_term_signal();
-  wait_forward_signal();
-  wait_stop_signal();
-  wait_child_signal();
+  signals_.start();
   if (spec_.timeout_seconds > 0) {
     timeout_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(spec_.timeout_seconds)));
@@ -876,7 +832,7 @@ Expected<int> RemoteJob::run() {
   std::vector<GuestEnd> ends;
   for (const auto& [rank, r] : ranks_) ends.push_back(r.end);
   if (timed_out_) return kTimeoutExitStatus;
-  if (interrupted_) return kInterruptedExitStatus;
+  if (signals_.interrupted()) return kInterruptedExitStatus;
   if (!fatal_.empty() && !std::any_of(ends.begin(), ends.end(), is_failure)) {
     spdlog::error("{}", fatal_);
     return 1;
