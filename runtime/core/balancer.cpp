@@ -105,7 +105,6 @@ Evaluation evaluate(const NodeState& self, const LocalModel& local, std::size_t 
   const bool load_rule = cap_here > 0.0 && self.self.load - target.load > p.margin / cap_here;
   const bool speed_rule = process_rate(target, target_processes + 1.0) >
                           p.margin * process_rate(self.self, local.processes);
-  ev.triggered = load_rule || speed_rule;
 
   const double longest_after = r_g >= local.longest ? local.second_longest : local.longest;
   const double here_after = finish_time(self.self, local.processes - 1.0,
@@ -115,7 +114,17 @@ Evaluation evaluate(const NodeState& self, const LocalModel& local, std::size_t 
   const double there_after =
       std::max(finish_time(target, target_processes + 1.0, target_work + r_g, r_g),
                ev.cost + r_g / target.speed);
-  ev.finish_gain = std::max(local.finish, there_before) - std::max(here_after, there_after);
+  const double pair_before = std::max(local.finish, there_before);
+  const double pair_after = std::max(here_after, there_after);
+  ev.finish_gain = pair_before - pair_after;
+  // Third rule: the pair's later finishing time drops by the margin's factor.
+  // The load rule misses a node whose load is still decaying in the others'
+  // view (exported loads decay slowly) though it went idle, and the speed
+  // rule counts that phantom load too; at the end of a job that leaves the
+  // longest guest on a slow node beside an idle fast one. A move this rule
+  // takes cannot be undone by it: back, the pair's finishing time rises.
+  const bool finish_rule = pair_after > 0.0 && pair_before > p.margin * pair_after;
+  ev.triggered = load_rule || speed_rule || finish_rule;
 
   // Mean completion time of the processes of both nodes; the target's are
   // taken as equal shares of its work.

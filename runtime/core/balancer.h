@@ -13,6 +13,10 @@
 // - Speed: a guest is also considered for a node where it would run faster
 //   by more than `margin` times (a lone process on a slow node moves to an
 //   idle fast one, which the load rule alone misses).
+// - Finishing time: a move is also considered when it makes the later of
+//   the two nodes' finishing times drop by the margin's factor (1.3x): a
+//   node that just went idle still looks busy in the others' slowly
+//   decaying view of its load, and the two rules above miss it.
 // - Finishing time, not load, chooses: for each movable guest and each
 //   candidate target, the balancer estimates when the two nodes finish the
 //   work they hold (work / (speed * min(cores, runnable)), and a single

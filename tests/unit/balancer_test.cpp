@@ -115,6 +115,27 @@ TEST(Balancer, ALoneGuestLeavesASlowNodeForAnIdleFastOne) {
   EXPECT_DOUBLE_EQ(d.move->expected_gain, 60.0 - (1.0 + 20.0));
 }
 
+// The end of a job: the last guest (20 s of work left) alone on a node of
+// speed 0.5, next to a node of speed 0.75 that just went idle but whose
+// exported load is still decaying in this node's view (0.93: 0.7 of a
+// process). Neither the load rule (2.0 - 0.93 < 2.6) nor the speed rule
+// (0.75 / 1.7 < 1.3 * 0.5) fires, but it gossips no work left, and there the
+// guest finishes at 1 + 20 / 0.75 = 27.7 s instead of 40 s: 1.45x sooner,
+// beyond the 1.3 margin. The way back would finish later: no move.
+TEST(Balancer, TheLastGuestLeavesASlowNodeForOneThatJustWentIdle) {
+  NodeLoad fast = node(1, 0.75, 0.7, 0.0);
+  NodeState self{node(0, 0.5, 1.0), {guest(1, 20)}};
+  const Decision d = decide(self, std::vector<NodeLoad>{fast}, kNow, params());
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_EQ(d.move->target, 1u);
+  EXPECT_NEAR(d.move->expected_gain, 40.0 - (1.0 + 20.0 / 0.75), 1e-9);
+
+  NodeState there{node(1, 0.75, 1.0), {guest(1, 20)}};
+  const Decision back = decide(there, std::vector<NodeLoad>{node(0, 0.5, 0.0, 0.0)}, kNow, params());
+  EXPECT_FALSE(back.move.has_value());
+  EXPECT_EQ(back.explanations[0].verdict, Verdict::kBelowMargin);
+}
+
 // Three guests that look alike (100 s done, remaining unknown) on a fast
 // node and an idle slow node: the later finishing time stays at 200 s (plus
 // the 1 s stop), but two guests finish at 133 s instead of 200 s: the mean
