@@ -294,10 +294,14 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--trace") == 0) {
       trace = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--seeds N] [--first-seed S] [--trace]\n"
-                   "       %s --real [--mosixrun PATH] [--scale S] [--runs N] ... (see real_cluster.cpp)\n",
+      const bool help = std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
+      std::fprintf(help ? stdout : stderr,
+                   "usage: %s [--seeds N] [--first-seed S] [--trace]      the simulator\n"
+                   "       %s --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] [--work UNITS] [--runs N]\n"
+                   "            [--modes rebalance,off,rr] [--poll S] [--timeout S] [--no-priority] [--trace] [--keep]\n"
+                   "                                                         the virtual cluster (docs/scheduling.md)\n",
                    argv[0], argv[0]);
-      return 2;
+      return help ? 0 : 2;
     }
   }
   if (seeds < 1) {

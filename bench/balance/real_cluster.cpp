@@ -30,7 +30,7 @@
 //
 // Usage: bench_balance --real [--mosixrun PATH] [--cpu-work PATH] [--scale S]
 //          [--work UNITS] [--runs N] [--modes rebalance,off,rr] [--poll S]
-//          [--timeout S] [--no-weights] [--trace] [--keep]
+//          [--timeout S] [--no-priority] [--trace] [--keep]
 // mosixctl is taken beside mosixrun; both default to this executable's
 // directory, as does cpu_work. Every command has a deadline; the bench is a
 // child subreaper and kills (and reports) whatever of a job outlives it.
@@ -140,22 +140,21 @@ Command run_command(const std::vector<std::string>& argv, const std::string& ste
   return mosix::bench::run_command(argv, stem, timeout_s, &g_interrupted);
 }
 
-// ---- CPU weights of the job's virtual nodes --------------------------------
+// ---- the jobs' priority on this machine ------------------------------------
 //
-// The node daemons cap each virtual node with a CPU quota only: every node's
-// cgroup has the default weight. On a machine busy with other work the job
-// gets less CPU than its caps, and it is shared EQUALLY among the nodes (all
-// have the same weight), so a node of share 0.75 runs no faster than one of
-// 0.25 (measured: 20-30% of their caps delivered on the fast nodes, 50-60% on
-// the slow ones). Unless --no-weights, the bench gives each node's cgroup a
-// weight in proportion to its share once the daemons have made it, so that
-// the speed ratios hold whatever CPU the job as a whole gets. The job's own
-// cgroup and its parent keep their weights: other work on the machine gets
-// what it got before.
+// A vnode's cap is a ceiling, not a guarantee: on a machine busy with other
+// work (builds, other benchmarks) the job gets less than its caps and the
+// run measures the machine, not the balancer. The daemons give each vnode a
+// CPU weight in proportion to its share (CpuCap), so the speeds keep their
+// ratios; the bench (as root, unless --no-priority) also raises the weight of
+// the cgroup all vnodes live under (ROOT/mosix) to the maximum while it runs,
+// so that the job gets its caps whenever the machine has them, and puts the
+// old weight back at the end. Other work then gets what the caps leave.
 
 struct CpuCgroup {
   std::string root;  // where the hierarchy with the cpu controller is mounted
   bool v2 = false;
+  std::string weight_file() const { return root + "/mosix/" + (v2 ? "cpu.weight" : "cpu.shares"); }
 };
 
 // As the daemons' detect_cgroups() for root: v2 if its root offers the cpu
@@ -177,20 +176,25 @@ std::optional<CpuCgroup> find_cpu_cgroup() {
   return v2 ? v2 : v1;
 }
 
-// Writes the weights of the job's nodes; true once all are written.
-bool weigh_nodes(const CpuCgroup& cg, const std::string& job, const std::array<double, kNodes>& shares) {
-  for (std::size_t n = 0; n < kNodes; ++n) {
-    std::string dir = cg.root + "/mosix/job" + job + "/vnode" + std::to_string(n);
-    std::string file = dir + (cg.v2 ? "/cpu.weight" : "/cpu.shares");
-    long value = cg.v2 ? std::clamp(std::lround(shares[n] * 400), 1L, 10000L)
-                       : std::max(2L, std::lround(shares[n] * 4096));
-    std::ofstream out(file);
-    if (!out) return false;
-    out << value << "\n";
-    out.flush();
-    if (!out) return false;
+bool write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text << "\n";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+// Raises ROOT/mosix's weight; gives back the value to restore, or nothing
+// (with a line on stderr saying why) when it cannot be written.
+std::optional<std::string> raise_priority(const CpuCgroup& cg) {
+  std::error_code ec;
+  std::filesystem::create_directories(cg.root + "/mosix", ec);  // as the daemons' CpuCap would
+  const std::string old = read_text(cg.weight_file());
+  if (old.empty() || !write_text(cg.weight_file(), cg.v2 ? "10000" : "262144")) {
+    std::fprintf(stderr, "bench_balance: cannot raise the weight of %s (not root?): the job competes with the "
+                 "machine's other work as any other group\n", cg.weight_file().c_str());
+    return std::nullopt;
   }
-  return true;
+  return old.substr(0, old.find_first_of(" \n"));
 }
 
 // ---- options ---------------------------------------------------------------
@@ -225,15 +229,15 @@ struct Options {
   double timeout = 0;  // per job; 0: 4 x the nominal ideal + 120 s
   bool trace = false;
   bool keep = false;
-  bool weights = true;
+  bool priority = true;
 };
 
+constexpr const char* kUsage =
+    "usage: bench_balance --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] [--work UNITS] [--runs N] "
+    "[--modes rebalance,off,rr] [--poll SECONDS] [--timeout SECONDS] [--no-priority] [--trace] [--keep]\n";
+
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_balance: %s\nusage: bench_balance --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] "
-               "[--work UNITS] [--runs N] [--modes rebalance,off,rr] [--poll SECONDS] [--timeout SECONDS] "
-               "[--no-weights] [--trace] [--keep]\n",
-               why.c_str());
+  std::fprintf(stderr, "bench_balance: %s\n%s", why.c_str(), kUsage);
   std::exit(2);
 }
 
@@ -262,6 +266,9 @@ Options parse(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--real") {
+    } else if (a == "--help" || a == "-h") {
+      std::printf("%s", kUsage);
+      std::exit(0);
     } else if (a == "--mosixrun") {
       o.mosixrun = value();
     } else if (a == "--cpu-work") {
@@ -290,8 +297,8 @@ Options parse(int argc, char** argv) {
       o.trace = true;
     } else if (a == "--keep") {
       o.keep = true;
-    } else if (a == "--no-weights") {
-      o.weights = false;
+    } else if (a == "--no-priority") {
+      o.priority = false;
     } else {
       usage("unknown argument '" + a + "'");
     }
@@ -324,7 +331,6 @@ struct RunResult {
   std::array<double, kNodes> got{}, cap{};  // CPU seconds delivered, and capped CPU seconds, while busy
   std::vector<CopyInfo> copies = std::vector<CopyInfo>(kCopies);
   std::map<std::string, int> verdicts;  // guest-polls per balancer verdict
-  bool weighted = false;                // the nodes' CPU weights were set
 };
 
 int node_index(const std::string& name) {
@@ -334,7 +340,6 @@ int node_index(const std::string& name) {
 }
 
 struct Setup {
-  std::optional<CpuCgroup> weigh;  // set the nodes' CPU weights there
   std::array<double, kNodes> shares{};
   std::string share_list;  // "0.25,0.25,0.5,0.75"
   double work = 0;
@@ -425,12 +430,8 @@ RunResult run_job(const Options& o, const Setup& setup, Mode mode, const std::st
   int polls = 0;
   auto next_poll = after(o.poll);
   while (!status && !g_interrupted && Clock::now() < deadline) {
-    // Until the nodes' weights are set (their cgroups appear within a
-    // second or two), look every 50 ms.
-    const bool weighing = setup.weigh && !r.weighted && since(t0) < 30;
-    status = job->wait_until(std::min(deadline, weighing ? std::min(next_poll, after(0.05)) : next_poll));
+    status = job->wait_until(std::min(deadline, next_poll));
     if (status) break;
-    if (weighing) r.weighted = weigh_nodes(*setup.weigh, id, setup.shares);
     if (Clock::now() < next_poll) continue;
     next_poll = after(o.poll);
     record_descendants(job->pid(), seen);
@@ -478,7 +479,6 @@ RunResult run_job(const Options& o, const Setup& setup, Mode mode, const std::st
   if (error.empty() && reported != kCopies)
     error = std::to_string(reported) + " of " + std::to_string(kCopies) + " copies reported";
   if (error.empty() && polls == 0) error = "mosixctl ps never answered";
-  if (error.empty() && setup.weigh && !r.weighted) error = "the nodes' cgroups did not appear: weights not set";
   if (!error.empty()) {
     std::string said = tail(err_path, 10);
     r.error = error + "\n  mosixrun's stderr (" + err_path + ")" + (said.empty() ? ": empty" : ", last lines:\n" + said);
@@ -597,9 +597,20 @@ int run_real(int argc, char** argv) {
   setup.work = o.work > 0 ? o.work : std::round(kTargetIdeal * share_sum / unit);
   const double nominal_ideal = setup.work * unit / share_sum;
   setup.timeout = o.timeout > 0 ? o.timeout : 4 * nominal_ideal + 120;
-  if (o.weights) {
-    setup.weigh = find_cpu_cgroup();
-    if (!setup.weigh) std::fprintf(stderr, "bench_balance: no cgroup CPU controller found: node weights not set\n");
+  // The jobs' priority, put back however the bench ends (an interrupt too:
+  // it ends the runs and returns here).
+  struct Priority {
+    std::optional<CpuCgroup> cg;
+    std::optional<std::string> old;
+    ~Priority() {
+      if (cg && old && !write_text(cg->weight_file(), *old))
+        std::fprintf(stderr, "bench_balance: could not put back %s = %s\n", cg->weight_file().c_str(), old->c_str());
+    }
+  } priority;
+  if (o.priority) {
+    priority.cg = find_cpu_cgroup();
+    if (!priority.cg) std::fprintf(stderr, "bench_balance: no cgroup CPU controller found: the jobs run uncapped\n");
+    if (priority.cg && ::geteuid() == 0) priority.old = raise_priority(*priority.cg);
   }
 
   std::printf("bench_balance --real: mosixrun --vcluster %d --vcluster-cpu %s -np %d cpu_work --table %g\n", kNodes,
@@ -613,12 +624,15 @@ int run_real(int argc, char** argv) {
   std::printf("  ratio = makespan (wall time of the whole mosixrun job) / ideal, ideal = max(total CPU / %.3g CPUs, "
               "longest copy's CPU / %.3g), from the CPU seconds the copies report; %d run(s), median\n",
               share_sum, std::min(1.0, setup.shares[kNodes - 1]), o.runs);
-  if (setup.weigh) {
-    std::printf("  weights: each node's cgroup gets a CPU weight in proportion to its share (%s %s/mosix/job*/vnode*), "
-                "so that the speed ratios hold when the machine is busy (--no-weights: the daemons' equal weights)\n",
-                setup.weigh->v2 ? "cpu.weight" : "cpu.shares", setup.weigh->root.c_str());
+  std::printf("  weights: the daemons give each node's cgroup a CPU weight in proportion to its share, so the speed "
+              "ratios hold on a busy machine\n");
+  if (priority.old) {
+    std::printf("  priority: %s raised from %s to the maximum during the runs, so that the jobs get their caps when "
+                "other work shares the machine (--no-priority: not)\n",
+                priority.cg->weight_file().c_str(), priority.old->c_str());
   } else {
-    std::printf("  weights: the daemons' own (equal): on a busy machine every node gets about the same CPU\n");
+    std::printf("  priority: the jobs compete with the machine's other work as any cgroup does%s\n",
+                o.priority ? " (not root)" : " (--no-priority)");
   }
   std::printf("  load = 1-min load average (uptime) before -> after the job (others share this machine); delivered = "
               "CPU each node gave its copies while it had some, over its cap (a cap is a ceiling, not a guarantee);\n"
