@@ -23,7 +23,8 @@
 //   1 GB/s measured bandwidth), during which it runs nowhere; dump and
 //   restore cost no CPU otherwise. Memory is plentiful (no ushering here).
 //
-// Usage: bench_balance [--seeds N] [--first-seed S] [--trace]
+// Usage: bench_balance [--seeds N] [--first-seed S] [--table] [--trace]
+// --table: the copies of --real's fixed table instead of random lengths.
 // --trace prints each copy's work and node at placement, every migration,
 // and each copy's finishing time and last node.
 //
@@ -31,6 +32,7 @@
 // (mosixrun --vcluster, the node daemons' own balancer) instead: see
 // real_cluster.cpp.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -77,16 +79,27 @@ struct Scenario {
   double ideal = 0.0;
 };
 
-Scenario make_scenario(std::uint64_t seed) {
+// --table: the lengths of tests/programs/cpu_work's table, which
+// bench_balance --real runs, scaled to an ideal of 80 s (as --real's), with
+// the small images of that program; the seed then only changes the gossip
+// and the timers.
+constexpr std::array<double, kCopies> kRealTable{240, 30, 160, 45, 110, 60, 200, 35, 80, 130, 50, 95};
+
+Scenario make_scenario(std::uint64_t seed, bool real_table) {
   Rng rng(seed);
   Scenario s;
   double total = 0.0;
   double longest = 0.0;
+  double speed_total = 0.0;
+  for (double v : kSpeeds) speed_total += v;
+  double table_total = 0.0;
+  for (double w : kRealTable) table_total += w;
   for (int i = 0; i < kCopies; ++i) {
     Copy c;
-    c.work = 30.0 * std::pow(2.0, 3.0 * rng.uniform());
+    c.work = real_table ? kRealTable[static_cast<std::size_t>(i)] * 80.0 * speed_total / table_total
+                        : 30.0 * std::pow(2.0, 3.0 * rng.uniform());
     c.remaining = c.work;
-    c.image = (64 + rng.below(449)) * kMiB;
+    c.image = real_table ? 64 * 1024 : (64 + rng.below(449)) * kMiB;
     total += c.work;
     longest = std::max(longest, c.work);
     s.copies.push_back(c);
@@ -286,17 +299,20 @@ int main(int argc, char** argv) {
   int seeds = 10;
   std::uint64_t first = 1;
   bool trace = false;
+  bool real_table = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
       seeds = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--first-seed") == 0 && i + 1 < argc) {
       first = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--table") == 0) {
+      real_table = true;
     } else if (std::strcmp(argv[i], "--trace") == 0) {
       trace = true;
     } else {
       const bool help = std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
       std::fprintf(help ? stdout : stderr,
-                   "usage: %s [--seeds N] [--first-seed S] [--trace]      the simulator\n"
+                   "usage: %s [--seeds N] [--first-seed S] [--table] [--trace]   the simulator\n"
                    "       %s --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] [--work UNITS] [--runs N]\n"
                    "            [--modes rebalance,off,rr] [--poll S] [--timeout S] [--no-priority] [--trace] [--keep]\n"
                    "                                                         the virtual cluster (docs/scheduling.md)\n",
@@ -322,7 +338,7 @@ int main(int argc, char** argv) {
   double worst[kModes] = {};
   for (int s = 0; s < seeds; ++s) {
     const std::uint64_t seed = first + static_cast<std::uint64_t>(s);
-    const Scenario sc = make_scenario(seed);
+    const Scenario sc = make_scenario(seed, real_table);
     std::printf("%6llu %9.1f", static_cast<unsigned long long>(seed), sc.ideal);
     for (int k = 0; k < kModes; ++k) {
       const Outcome o = run(sc, modes[k], seed, false);
