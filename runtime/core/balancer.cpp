@@ -165,6 +165,11 @@ void fill_target(Explanation& e, const NodeLoad& target, const Evaluation& ev) {
 
 }  // namespace
 
+double measured_bandwidth(double current, std::uint64_t bytes, double seconds) {
+  if (bytes < kBandwidthSampleBytes || !(seconds > 0.0)) return current;
+  return 0.5 * (current + static_cast<double>(bytes) / seconds);
+}
+
 bool short_of_memory(const NodeLoad& node, const BalancerParams& params) {
   return reports_memory(node) && static_cast<double>(node.free_memory) < low_water(node, params);
 }

@@ -63,8 +63,8 @@ namespace mosix {
 struct BalancerParams {
   bool migrate = true;                // false: --migrate=off
   double margin = 1.3;                // stability margin, in processes of this node
-  double min_residency = 10.0;        // seconds a guest stays after starting or arriving
-  double bandwidth = 100e6;           // measured bytes per second for streaming an image
+  double min_residency = 3.0;         // seconds a guest stays after starting or arriving
+  double bandwidth = 100e6;           // bytes per second a move costs (measured_bandwidth)
   double min_gain = 1.0;              // seconds a move must gain beyond its cost
   double max_info_age = 10.0;         // older load entries are not used as targets
   double remaining_floor = 1.0;       // least expected remaining work of a guest
@@ -119,6 +119,14 @@ struct Decision {
 // (entries about self are ignored).
 Decision decide(const NodeState& self, std::span<const NodeLoad> view, double now,
                 const BalancerParams& params);
+
+// The bandwidth to count for moving an image (BalancerParams::bandwidth)
+// after a move of `bytes` that kept its guest stopped `seconds` (checkpoint,
+// stream and restore): the mean of the old value and this move's rate. Moves
+// of less than kBandwidthSampleBytes leave it as it is: their fixed costs
+// (stopping, starting the restorer) would make a small rate of it.
+inline constexpr std::uint64_t kBandwidthSampleBytes = 16ULL << 20;
+double measured_bandwidth(double current, std::uint64_t bytes, double seconds);
 
 // True when the node reports memory and has less free than its low-water mark.
 bool short_of_memory(const NodeLoad& node, const BalancerParams& params);

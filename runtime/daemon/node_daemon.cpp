@@ -272,6 +272,7 @@ class NodeDaemon {
   double speed_ = 1.0;          // per core, as the balancer counts it (a vnode: its share)
   double machine_speed_ = 1.0;  // what one CPU second of a guest here is worth in reference-CPU seconds
   double guest_work_ = -1.0;    // expected remaining work of the guests, at the last balance()
+  double move_bandwidth_ = BalancerParams{}.bandwidth;  // what this node's moves achieved
   int cores_ = 1;
   std::string node_name_;
   std::map<int, std::unique_ptr<LocalGuest>> guests_;
@@ -1149,6 +1150,7 @@ void NodeDaemon::target_answered(const MigrateResult& answer) {
     if (r.ok) {
       ::kill(-g->second->proc.pid, SIGKILL);
       retire(out.request.rank);
+      move_bandwidth_ = measured_bandwidth(move_bandwidth_, r.bytes, r.stopped_ms / 1000.0);
     } else {
       ::kill(-g->second->proc.pid, SIGCONT);
       if (out.stdin_left) give_back_stdin(*g->second, std::move(*out.stdin_left));
@@ -1424,6 +1426,7 @@ void NodeDaemon::balance() {
     if (!st.guests.empty()) {
       BalancerParams params;
       params.migrate = o_.rebalance;
+      params.bandwidth = move_bandwidth_;
       std::vector<NodeLoad> view = loads_.others(now());
       std::erase_if(view, [this](const NodeLoad& n) { return is_lost(static_cast<int>(n.id)); });
       Decision d = decide(st, view, now(), params);

@@ -299,6 +299,27 @@ TEST(Balancer, UnknownRemainingWorkIsEstimatedFromWorkDone) {
   EXPECT_DOUBLE_EQ(explanation_of(d, 2).remaining, 50.0);
 }
 
+TEST(Balancer, MovesTeachTheBandwidthTheCostIsCountedWith) {
+  // 512 MiB stopped for 2 s: 268 MB/s, averaged with the 100 MB/s before.
+  const double first = measured_bandwidth(100e6, 512ULL << 20, 2.0);
+  EXPECT_DOUBLE_EQ(first, 0.5 * (100e6 + (512.0 * (1 << 20)) / 2.0));
+  EXPECT_DOUBLE_EQ(measured_bandwidth(first, 512ULL << 20, 2.0), 0.5 * (first + (512.0 * (1 << 20)) / 2.0));
+  // Small images (their fixed costs dominate) and nonsense times teach nothing.
+  EXPECT_EQ(measured_bandwidth(first, 64 * 1024, 0.2), first);
+  EXPECT_EQ(measured_bandwidth(first, kBandwidthSampleBytes - 1, 0.01), first);
+  EXPECT_EQ(measured_bandwidth(first, 1ULL << 30, 0.0), first);
+  EXPECT_EQ(measured_bandwidth(first, 1ULL << 30, -1.0), first);
+  // After three such moves (247 MB/s) the cost of moving 1 GiB is 4.3 s.
+  BalancerParams p = params();
+  p.bandwidth = measured_bandwidth(measured_bandwidth(first, 512ULL << 20, 2.0), 512ULL << 20, 2.0);
+  NodeState self{node(0, 1.0, 3.0), {guest(1, 100, 1ULL << 30), guest(2, 100, 1ULL << 30), guest(3, 100, 1ULL << 30)}};
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 1.0, 0.0, 0.0)}, kNow, p);
+  ASSERT_TRUE(d.move.has_value());
+  EXPECT_NEAR(d.move->cost, static_cast<double>(1ULL << 30) / p.bandwidth, 1e-9);
+  EXPECT_GT(d.move->cost, 4.0);
+  EXPECT_LT(d.move->cost, 4.5);
+}
+
 TEST(Balancer, ExplainNamesTheVerdictAndItsNumbers) {
   NodeState self{node(0, 1.0, 3.0), {guest(1, 10), guest(2, 40), guest(3, 20)}};
   const std::vector<NodeLoad> view{node(2, 2.0, 0.0, 0.0)};
