@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "runtime/transport/socket/unix_address.h"
+
 namespace mosix {
 
 namespace {
@@ -138,21 +140,6 @@ bool FrameSender::send_locked(std::span<const std::uint8_t> frame, std::span<con
   }
   return true;
 }
-
-namespace {
-
-Expected<sockaddr_un> unix_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return make_error("socket path too long (" + std::to_string(path.size()) + " bytes): " + path +
-                      ": set XDG_RUNTIME_DIR to a shorter directory");
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-}  // namespace
 
 ssize_t recv_with_fds(int fd, void* buf, size_t size, std::vector<int>& fds) {
   iovec iov{buf, size};

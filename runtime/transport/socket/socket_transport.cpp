@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,7 +18,10 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
+
+#include "runtime/transport/socket/unix_address.h"
 
 namespace mosix {
 namespace {
@@ -30,8 +34,23 @@ constexpr std::size_t kHandshakeSize = 16;
 // Where frames could start: a clean end of the stream (then only EOF may follow).
 constexpr std::uint8_t kGoodbye[4] = {'M', 'B', 'Y', 'E'};
 constexpr std::uint8_t kFrameMagic[4] = {'M', 'O', 'S', 'X'};
-constexpr std::size_t kReadBuffer = 256u << 10;  // frames up to this size are cut from one buffer
+constexpr std::size_t kReadBuffer = 256u << 10;  // what one read takes at most
+// A frame of which at least this much is still to come is read straight into
+// place (allocated whole once its header is in), with at most kAfterInPlace
+// of what follows it into the buffer, from where it is copied.
+constexpr std::size_t kInPlace = 32u << 10;
+constexpr std::size_t kAfterInPlace = 32u << 10;
+constexpr std::uint32_t kInboxKey = 0xffffffffu;  // inbox_fd's key in the epoll set
 constexpr int kMaxIov = 64;
+// Send buffer asked of the kernel for every connection (capped by
+// net.core.wmem_max): room for several frames of 256 KiB in flight, so a
+// frame goes in one sendmsg and the reader finds it whole.
+constexpr int kSendBuffer = 2 << 20;
+
+void widen_send_buffer(int fd) {
+  const int size = kSendBuffer;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
 
 std::uint32_t get_u32(const std::uint8_t* p) {
   return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
@@ -42,29 +61,30 @@ void put_u32(std::uint8_t* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
-Expected<sockaddr_un> address_of(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return make_error("socket path too long (" + std::to_string(path.size()) + " bytes): " + path +
-                      ": set XDG_RUNTIME_DIR to a shorter directory");
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
 struct Peer {
+  // Guarded by State::mutex (and, to set or close it, State::read_mutex too).
   int fd = -1;
-  std::deque<Frame> queued;  // guarded by State::mutex: what send() added
-  // Progress thread only from here on.
+  // Guarded by State::mutex: what send() added; the front from
+  // queued_offset on (send() wrote the rest straight to the socket).
+  std::deque<Frame> queued;
+  std::size_t queued_offset = 0;
+  // Guarded by State::mutex: the thread holds frames for this peer (or it is
+  // gone), so send() must leave its frame to the thread too.
+  bool thread_writing = false;
+  bool forgotten = false;  // guarded by State::mutex: forget() said so
+
+  // The writing side: progress thread only.
   std::deque<Frame> out;  // being written; the front from out_offset on
   std::size_t out_offset = 0;
-  bool goodbye_queued = false, goodbye_sent = false, goodbye_seen = false, eof = false;
-  bool forgotten = false;  // guarded by State::mutex: forget() said so
-  bool gone = false;       // ended without a goodbye (died), or forgotten: nothing more is written
+  bool goodbye_queued = false, goodbye_sent = false;
+  bool gone = false;  // died, closed or forgotten: nothing more is written
+
+  // The reading side: whoever holds State::read_mutex (receive(), or the
+  // thread while closing).
+  bool goodbye_seen = false, eof = false;
   std::unique_ptr<std::uint8_t[]> buffer;  // bytes [begin, end) are unread
   std::size_t begin = 0, end = 0;
-  Frame big;  // a frame larger than the buffer, being read straight into place
+  Frame big;  // a large frame, its rest being read straight into place
   std::size_t big_have = 0;
 };
 
@@ -76,12 +96,24 @@ struct Incoming {  // an accepted connection whose handshake has not all arrived
 
 }  // namespace
 
+// Who does what. The caller's thread reads: event_fd() is an epoll set of
+// every connected peer's socket and of `inbox_fd`, and receive() reads the
+// sockets that are ready and cuts the frames itself, so a frame crosses no
+// thread on its way in. send() writes a frame straight into the socket when
+// nothing is queued before it. The progress thread accepts and greets the
+// ranks above, writes what send() could not (the rest of a frame the socket
+// did not take, frames behind it, frames to ranks not yet connected), and
+// when closing also reads (the caller waits in close() meanwhile), into the
+// inbox that receive() hands out next.
 struct SocketTransport::State {
   Options options;
-  int event_fd = -1;  // for the caller: readable while there is something to receive
+  int event_fd = -1;  // the epoll set: readable while there is something to receive
+  int inbox_fd = -1;  // eventfd in that set: readable while the inbox has frames or the transport failed
   int wake_fd = -1;   // for the thread: readable when send() or close() has work
   std::thread thread;
 
+  // Lock order: read_mutex, then mutex.
+  std::mutex read_mutex;
   std::mutex mutex;
   std::vector<Peer> peers;  // peers[rank()] is unused (self-sends go straight to the inbox)
   std::deque<Delivery> inbox;
@@ -94,34 +126,46 @@ struct SocketTransport::State {
   int listen_fd = -1;
   int to_accept = 0;
   std::vector<Incoming> incoming;
-  std::vector<Delivery> arrived;  // this round's frames, handed over in one go
 
   std::string name(int rank) const { return "node daemon rank " + std::to_string(rank); }
 
-  void signal() {
+  static void poke(int fd) {
     const std::uint64_t one = 1;
-    while (::write(event_fd, &one, sizeof one) < 0 && errno == EINTR) {
+    while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {
     }
   }
+  void signal() { poke(inbox_fd); }
 
   bool failed() {
     std::lock_guard lock(mutex);
     return !failure.empty();
   }
 
+  // The thread stops too (woken if it waits).
   void fail(std::string message) {
-    std::lock_guard lock(mutex);
-    if (failure.empty()) failure = std::move(message);
-    signal();
+    {
+      std::lock_guard lock(mutex);
+      if (failure.empty()) failure = std::move(message);
+      signal();
+    }
+    poke(wake_fd);
   }
 
-  void hand_over() {
+  // Thread, holding read_mutex: frames it read go to the inbox.
+  void hand_over(std::vector<Delivery>& arrived) {
     if (arrived.empty()) return;
     std::lock_guard lock(mutex);
     const bool was_empty = inbox.empty();
     for (Delivery& d : arrived) inbox.push_back(std::move(d));
     arrived.clear();
     if (was_empty) signal();
+  }
+
+  void watch(int rank, int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = static_cast<std::uint32_t>(rank);
+    (void)::epoll_ctl(event_fd, EPOLL_CTL_ADD, fd, &ev);
   }
 
   void done_accepting() {
@@ -140,16 +184,17 @@ struct SocketTransport::State {
     p.out_offset = 0;
   }
 
-  // A peer whose connection ended: cleanly after its goodbye, else it died.
-  // Neither breaks the transport: the others go on (the home node decides
-  // what a lost node means, as with MPI); nothing more is written to it.
+  // Reader: a peer whose connection ended, cleanly after its goodbye or
+  // because it died. Neither breaks the transport: the others go on (the
+  // home node decides what a lost node means, as with MPI). Writing to it
+  // fails from now on, and the writer then drops what it has for it.
   void ended(Peer& p) {
     p.eof = true;
-    if (!p.goodbye_seen || p.begin != p.end || !p.big.empty()) p.gone = true;
+    (void)::epoll_ctl(event_fd, EPOLL_CTL_DEL, p.fd, nullptr);  // else it stays readable
   }
 
-  // Cut complete frames out of the buffer. False on a stream that is not ours.
-  bool cut_frames(int rank, Peer& p) {
+  // Reader: cut complete frames out of the buffer. False on a stream that is not ours.
+  bool cut_frames(int rank, Peer& p, std::vector<Delivery>& arrived) {
     for (;;) {
       const std::size_t unread = p.end - p.begin;
       if (unread == 0) {
@@ -184,7 +229,7 @@ struct SocketTransport::State {
         p.begin += total;
         continue;
       }
-      if (total > kReadBuffer) {
+      if (total > kReadBuffer || total - unread >= kInPlace) {
         // Read the rest straight into the frame.
         p.big.resize(total);
         std::memcpy(p.big.data(), at, unread);
@@ -199,25 +244,28 @@ struct SocketTransport::State {
     }
   }
 
-  // Reads what the peer sent. False once the transport has failed.
-  bool read_peer(int rank, Peer& p) {
+  // Reader: reads what the peer sent, into `arrived`. False once the transport has failed.
+  bool read_peer(int rank, Peer& p, std::vector<Delivery>& arrived) {
+    if (!p.buffer) p.buffer = std::make_unique_for_overwrite<std::uint8_t[]>(kReadBuffer);
     for (int round = 0; round < 16; ++round) {  // then let the others have a turn
-      std::uint8_t* into;
-      std::size_t room;
+      iovec iov[2];
+      int count = 0;
+      std::size_t room = 0;
       if (!p.big.empty()) {
-        into = p.big.data() + p.big_have;
-        room = p.big.size() - p.big_have;
+        // The rest of the frame, and a little of what follows it (more would
+        // be copied out of the buffer again).
+        iov[count++] = iovec{p.big.data() + p.big_have, p.big.size() - p.big_have};
+        iov[count++] = iovec{p.buffer.get(), kAfterInPlace};
       } else {
-        if (!p.buffer) p.buffer = std::make_unique_for_overwrite<std::uint8_t[]>(kReadBuffer);
         if (p.begin > 0 && kReadBuffer - p.end < kReadBuffer / 4) {  // the tail of a frame, or a header
           std::memmove(p.buffer.get(), p.buffer.get() + p.begin, p.end - p.begin);
           p.end -= p.begin;
           p.begin = 0;
         }
-        into = p.buffer.get() + p.end;
-        room = kReadBuffer - p.end;
+        iov[count++] = iovec{p.buffer.get() + p.end, kReadBuffer - p.end};
       }
-      const ssize_t n = ::read(p.fd, into, room);
+      for (int i = 0; i < count; ++i) room += iov[i].iov_len;
+      const ssize_t n = ::readv(p.fd, iov, count);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
       if (n < 0 && errno == ECONNRESET) {
@@ -232,23 +280,27 @@ struct SocketTransport::State {
         ended(p);
         return true;
       }
+      std::size_t got = static_cast<std::size_t>(n);
       if (!p.big.empty()) {
-        p.big_have += static_cast<std::size_t>(n);
+        const std::size_t into_big = std::min(got, p.big.size() - p.big_have);
+        p.big_have += into_big;
+        got -= into_big;
         if (p.big_have == p.big.size()) {
           arrived.push_back(Delivery{rank, std::move(p.big)});
           p.big = Frame{};
           p.big_have = 0;
         }
+        p.end = got;  // what followed, at the start of the buffer
       } else {
-        p.end += static_cast<std::size_t>(n);
-        if (!cut_frames(rank, p)) return false;
+        p.end += got;
       }
+      if (!cut_frames(rank, p, arrived)) return false;
       if (static_cast<std::size_t>(n) < room) return true;  // drained for now
     }
     return true;
   }
 
-  // Writes as much of the peer's queue as the socket takes.
+  // Writer: writes as much of the peer's queue as the socket takes.
   bool write_peer(int rank, Peer& p) {
     if (p.gone) {
       drop_output(p);
@@ -271,11 +323,10 @@ struct SocketTransport::State {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
       if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-        // It closed, or died: what it sent last is still to be read.
-        if (!p.eof && !read_peer(rank, p)) return false;
+        // It closed, or died (the reader gets what it sent last).
         drop_output(p);
-        p.goodbye_sent = p.goodbye_queued;
-        if (!p.goodbye_seen) p.gone = true;
+        p.goodbye_sent = true;
+        p.gone = true;
         return true;
       }
       if (n < 0) {
@@ -333,7 +384,12 @@ struct SocketTransport::State {
       fail(wrong);
       return false;
     }
-    peers[rank].fd = in.fd;
+    {
+      std::lock_guard read_lock(read_mutex);
+      std::lock_guard lock(mutex);
+      peers[rank].fd = in.fd;
+      watch(static_cast<int>(rank), in.fd);
+    }
     in.fd = -1;
     if (--to_accept == 0) done_accepting();
     return true;
@@ -349,19 +405,31 @@ struct SocketTransport::State {
         ::close(fd);  // not ours to talk to
         continue;
       }
+      widen_send_buffer(fd);
       incoming.push_back(Incoming{fd, {}, 0});
     }
   }
 
-  // Takes what send() and close() left for the thread. True once closing.
-  bool collect() {
+  // Takes what send() and close() left for the thread. Nothing once broken;
+  // else true once closing.
+  std::optional<bool> collect() {
     std::lock_guard lock(mutex);
+    if (!failure.empty()) return std::nullopt;
     for (Peer& p : peers) {
+      if (!p.queued.empty() && p.out.empty()) p.out_offset = p.queued_offset;
+      p.queued_offset = 0;  // not 0 only when the thread had nothing for the peer
       for (Frame& f : p.queued) p.out.push_back(std::move(f));
       p.queued.clear();
       if (p.forgotten) p.gone = true;
+      p.thread_writing = !p.out.empty() || p.gone;
     }
     return stopping;
+  }
+
+  // After writing: tells send() to which peers it may write itself again.
+  void publish_writing() {
+    std::lock_guard lock(mutex);
+    for (Peer& p : peers) p.thread_writing = !p.out.empty() || p.gone;
   }
 
   bool all_told_goodbye() const {
@@ -374,26 +442,34 @@ struct SocketTransport::State {
     return true;
   }
 
+  // Closing: the thread is the reader now (the caller waits in close()).
+  bool read_while_closing(int rank) {
+    std::lock_guard read_lock(read_mutex);
+    std::vector<Delivery> arrived;
+    Peer& p = peers[static_cast<std::size_t>(rank)];
+    const bool ok = p.eof || read_peer(rank, p, arrived);
+    hand_over(arrived);
+    return ok;
+  }
+
   void run() {
     std::vector<pollfd> fds;
     std::vector<int> who;  // per pollfd: peer rank, or -1 wake, -2 listen, -3 - i incoming[i]
     for (;;) {
-      const bool closing = collect();
+      const std::optional<bool> closing = collect();
+      if (!closing) return;
       for (int r = 0; r < options.size; ++r) {
         Peer& p = peers[static_cast<std::size_t>(r)];
         if (r == options.rank) continue;
-        if (closing && !p.goodbye_queued) {
+        if (*closing && !p.goodbye_queued) {
           p.out.emplace_back(kGoodbye, kGoodbye + 4);
           pending_bytes += 4;
           p.goodbye_queued = true;
         }
-        if ((p.fd >= 0 || p.gone) && !write_peer(r, p)) {
-          hand_over();
-          return;
-        }
+        if ((p.fd >= 0 || p.gone) && !write_peer(r, p)) return;
       }
-      hand_over();  // what a peer said before it closed, read while writing to it
-      if (closing && all_told_goodbye()) return;
+      publish_writing();
+      if (*closing && all_told_goodbye()) return;
 
       fds.clear();
       who.clear();
@@ -411,7 +487,7 @@ struct SocketTransport::State {
         const Peer& p = peers[static_cast<std::size_t>(r)];
         if (r == options.rank || p.fd < 0) continue;
         short events = 0;
-        if (!p.eof) events |= POLLIN;
+        if (*closing && !p.eof) events |= POLLIN;  // eof: the reader's, but the caller waits in close()
         if (!p.out.empty()) events |= POLLOUT;
         if (events == 0) continue;
         fds.push_back(pollfd{p.fd, events, 0});
@@ -431,17 +507,12 @@ struct SocketTransport::State {
           accept_now = true;
         } else if (w <= -3) {
           if (!read_handshake(incoming[static_cast<std::size_t>(-3 - w)])) return;
-        } else if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-          Peer& p = peers[static_cast<std::size_t>(w)];
-          if (!p.eof && !read_peer(w, p)) {
-            hand_over();
-            return;
-          }
+        } else if (*closing && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+          if (!read_while_closing(w)) return;
         }
       }
       std::erase_if(incoming, [](const Incoming& in) { return in.fd < 0; });
       if (accept_now && listen_fd >= 0) accept_all();
-      hand_over();
     }
   }
 
@@ -453,9 +524,10 @@ struct SocketTransport::State {
       if (in.fd >= 0) ::close(in.fd);
     }
     incoming.clear();
+    std::lock_guard read_lock(read_mutex);
     std::lock_guard lock(mutex);
     for (Peer& p : peers) {
-      if (p.fd >= 0) ::close(p.fd);
+      if (p.fd >= 0) ::close(p.fd);  // also leaves the epoll set
       p.fd = -1;
     }
   }
@@ -467,7 +539,7 @@ std::string SocketTransport::socket_path(const std::string& dir, int rank) {
 
 Expected<int> SocketTransport::listen_socket(const std::string& dir, int rank, int backlog) {
   const std::string path = socket_path(dir, rank);
-  auto addr = address_of(path);
+  auto addr = unix_address(path);
   if (!addr) return addr.error();
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
@@ -492,7 +564,7 @@ Expected<std::unique_ptr<SocketTransport>> SocketTransport::create(const Options
     for (Peer& p : s.peers) {
       if (p.fd >= 0) ::close(p.fd);
     }
-    for (int fd : {s.listen_fd, s.event_fd, s.wake_fd}) {
+    for (int fd : {s.listen_fd, s.event_fd, s.inbox_fd, s.wake_fd}) {
       if (fd >= 0) ::close(fd);
     }
     return make_error("socket transport: " + message);
@@ -506,14 +578,17 @@ Expected<std::unique_ptr<SocketTransport>> SocketTransport::create(const Options
     return give_up("rank " + std::to_string(options.rank) + " needs its listening socket (" +
                    std::to_string(s.to_accept) + " ranks above it connect to it)");
   }
-  s.event_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  s.event_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (s.event_fd < 0) return give_up(std::string("epoll_create1: ") + std::strerror(errno));
+  s.inbox_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   s.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (s.event_fd < 0 || s.wake_fd < 0) return give_up(std::string("eventfd: ") + std::strerror(errno));
+  if (s.inbox_fd < 0 || s.wake_fd < 0) return give_up(std::string("eventfd: ") + std::strerror(errno));
+  s.watch(kInboxKey, s.inbox_fd);
   if (s.listen_fd >= 0) ::fcntl(s.listen_fd, F_SETFL, ::fcntl(s.listen_fd, F_GETFL) | O_NONBLOCK);
   s.peers.resize(static_cast<std::size_t>(options.size));
   for (int r = 0; r < options.rank; ++r) {
     const std::string path = socket_path(options.dir, r);
-    auto addr = address_of(path);
+    auto addr = unix_address(path);
     if (!addr) return give_up(addr.error().message);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return give_up(std::string("socket: ") + std::strerror(errno));
@@ -535,6 +610,8 @@ Expected<std::unique_ptr<SocketTransport>> SocketTransport::create(const Options
       return give_up("cannot greet node daemon rank " + std::to_string(r) + ": " + std::strerror(errno));
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    widen_send_buffer(fd);
+    s.watch(r, fd);
   }
   if (s.to_accept == 0 && s.listen_fd >= 0) s.done_accepting();
   // The progress thread takes no signals: the daemon's loop handles them.
@@ -553,6 +630,7 @@ SocketTransport::~SocketTransport() {
   if (!state_) return;
   (void)close();
   ::close(state_->event_fd);
+  ::close(state_->inbox_fd);
   ::close(state_->wake_fd);
 }
 
@@ -583,24 +661,53 @@ Status SocketTransport::send(int dest, Frame frame) {
     }
     Peer& peer = s.peers[static_cast<std::size_t>(dest)];
     if (peer.forgotten) return Status::Ok();  // gone: dropped
-    s.pending_bytes += frame.size();
+    // Nothing before it and the peer connected: straight into the socket,
+    // without waking the thread. What does not fit (or fails) is left to the
+    // thread as usual. The lock keeps the thread from closing the socket.
+    std::size_t written = 0;
+    if (peer.fd >= 0 && peer.queued.empty() && !peer.thread_writing) {
+      for (;;) {
+        const ssize_t n = ::send(peer.fd, frame.data() + written, frame.size() - written,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n > 0) written += static_cast<std::size_t>(n);
+        if (n <= 0 || written == frame.size()) break;
+      }
+      if (written == frame.size()) return Status::Ok();
+      peer.queued_offset = written;
+    }
+    s.pending_bytes += frame.size() - written;
     peer.queued.push_back(std::move(frame));
   }
-  const std::uint64_t one = 1;
-  while (::write(s.wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
+  State::poke(s.wake_fd);
   return Status::Ok();
 }
 
 Expected<std::vector<Delivery>> SocketTransport::receive() {
   State& s = *state_;
-  std::uint64_t count;
-  while (::read(s.event_fd, &count, sizeof count) < 0 && errno == EINTR) {
+  std::vector<Delivery> out;
+  std::lock_guard read_lock(s.read_mutex);
+  {
+    // First what the thread read (before anything read below) and self-sends.
+    std::lock_guard lock(s.mutex);
+    std::uint64_t count;
+    while (::read(s.inbox_fd, &count, sizeof count) < 0 && errno == EINTR) {
+    }
+    out.assign(std::make_move_iterator(s.inbox.begin()), std::make_move_iterator(s.inbox.end()));
+    s.inbox.clear();
+  }
+  epoll_event ready[16];
+  int n;
+  while ((n = ::epoll_wait(s.event_fd, ready, 16, 0)) < 0 && errno == EINTR) {
+  }
+  for (int i = 0; i < n; ++i) {
+    const std::uint32_t key = ready[i].data.u32;
+    if (key == kInboxKey) continue;
+    Peer& p = s.peers[key];
+    if (p.fd < 0 || p.eof) continue;
+    if (!s.read_peer(static_cast<int>(key), p, out)) break;
   }
   std::lock_guard lock(s.mutex);
-  std::vector<Delivery> out(std::make_move_iterator(s.inbox.begin()),
-                            std::make_move_iterator(s.inbox.end()));
-  s.inbox.clear();
   if (!s.failure.empty()) {
     s.signal();  // stays readable: the failure is permanent, and reported once the frames are taken
     if (out.empty()) return make_error("socket transport: " + s.failure);
@@ -616,11 +723,11 @@ void SocketTransport::forget(int rank) {
     Peer& peer = s.peers[static_cast<std::size_t>(rank)];
     peer.forgotten = true;
     for (const Frame& f : peer.queued) s.pending_bytes -= f.size();
+    s.pending_bytes += peer.queued_offset;
     peer.queued.clear();
+    peer.queued_offset = 0;
   }
-  const std::uint64_t one = 1;
-  while (::write(s.wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
+  State::poke(s.wake_fd);
 }
 
 Status SocketTransport::close() {
@@ -631,9 +738,7 @@ Status SocketTransport::close() {
     s.closed = true;
     s.stopping = true;
   }
-  const std::uint64_t one = 1;
-  while (::write(s.wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
+  State::poke(s.wake_fd);
   if (s.thread.joinable()) s.thread.join();
   std::lock_guard lock(s.mutex);
   if (!s.failure.empty()) return make_error("socket transport: " + s.failure);

@@ -3,9 +3,12 @@
 // MPI start-up. Whoever starts the group (mosixd --launch) first makes every
 // rank's listening socket with listen_socket(), so that a rank can connect to
 // the ranks below it at once, before they run; each rank then accepts the
-// ranks above it. A progress thread owns the sockets: it writes the frames
-// send() queued, cuts what it reads into frames for receive(), and makes
-// event_fd() readable, as MpiTransport does.
+// ranks above it. The caller's thread does the common work itself, so a
+// frame crosses no thread: event_fd() is an epoll set of the connected
+// sockets, receive() reads those that are ready and cuts the frames, and
+// send() writes a frame straight into the socket when nothing waits before
+// it. A progress thread accepts the ranks above and writes what a socket did
+// not take at once (send() never blocks); while closing it also reads.
 //
 // A rank that ends (close()) writes out what it queued, says goodbye on every
 // connection and goes, without waiting for the others (the kernel keeps what
