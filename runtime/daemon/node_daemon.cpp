@@ -1477,6 +1477,10 @@ void NodeDaemon::check_liveness() {
       if (!lost_[i] && hellos_[i] && t - last_heard_[i] > o_.node_timeout) {
         spdlog::debug("{}: no word from node {} for {:.1f} s: it is gone", node_name_, n, t - last_heard_[i]);
         node_lost(n);
+      } else if (!lost_[i] && hellos_[i] && t_.peer_vanished(n)) {
+        // Its connection ended without a goodbye: it died; no need to wait.
+        spdlog::debug("{}: node {}'s connection ended without a goodbye: it is gone", node_name_, n);
+        node_lost(n);
       }
     }
   }

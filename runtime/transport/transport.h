@@ -61,6 +61,16 @@ class Transport {
   // not wait for it. Every surviving rank must forget the same ranks before
   // it closes.
   virtual void forget(int rank) { (void)rank; }
+
+  // True once the connection to `rank` ended without its goodbye: its node
+  // daemon died (killed, or its machine went away), so the home node need not
+  // wait out a timeout to call it gone. Only a transport that holds a
+  // connection per peer can tell; the others always say false (MPI's
+  // runtime reports a dead rank its own way).
+  virtual bool peer_vanished(int rank) const {
+    (void)rank;
+    return false;
+  }
 };
 
 // Encode and send one message (any alternative of Message, or a Message).

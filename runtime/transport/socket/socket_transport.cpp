@@ -730,6 +730,15 @@ void SocketTransport::forget(int rank) {
   State::poke(s.wake_fd);
 }
 
+bool SocketTransport::peer_vanished(int rank) const {
+  State& s = *state_;
+  if (rank < 0 || rank >= s.options.size || rank == s.options.rank) return false;
+  std::lock_guard read_lock(s.read_mutex);
+  const Peer& p = s.peers[static_cast<std::size_t>(rank)];
+  // Its end came without the goodbye, or in the middle of a frame.
+  return p.eof && (!p.goodbye_seen || p.begin != p.end || !p.big.empty());
+}
+
 Status SocketTransport::close() {
   State& s = *state_;
   {

@@ -60,6 +60,7 @@ class SocketTransport final : public Transport {
   std::size_t pending_bytes() const override;
   // Frames to `rank` are dropped from now on; close() does not wait for it.
   void forget(int rank) override;
+  bool peer_vanished(int rank) const override;
   // Writes everything queued (receiving meanwhile, so that two ranks that
   // both have much to say cannot block each other), says goodbye to every
   // rank (waiting for the ranks above that have not connected yet) and
