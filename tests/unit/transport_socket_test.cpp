@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -197,6 +198,66 @@ TEST_F(SocketTransportTest, LargeFramesBetweenSmallOnes) {
   EXPECT_TRUE(std::get<ImageChunk>(*chunk).bytes == big);
   EXPECT_TRUE(std::get<ImageChunk>(decode_delivery(in[2]).value()).bytes == middle);
   EXPECT_EQ(decode_delivery(in[3]).value(), Message{Shutdown{"after"}});
+}
+
+// Frames of output size, read partly in place, with small ones between them
+// and sizes that do not line up with the read buffer: every byte in order.
+TEST_F(SocketTransportTest, OutputSizedFramesBetweenSmallOnesArriveByteExact) {
+  auto g = group(2);
+  constexpr int kFrames = 200;
+  auto bytes_of = [](int i) {
+    Bytes b(static_cast<std::size_t>(20000 + (i * 7919) % 250000));
+    for (std::size_t k = 0; k < b.size(); ++k) b[k] = static_cast<std::uint8_t>(k * 31 + static_cast<std::size_t>(i));
+    return b;
+  };
+  std::thread sender([&] {
+    for (int i = 0; i < kFrames; ++i) {
+      ASSERT_TRUE(send_message(*g[0], 1, ImageChunk{1, static_cast<std::uint64_t>(i), bytes_of(i)}).ok());
+      if (i % 3 == 0) {
+        ASSERT_TRUE(g[0]->send(1, numbered(0, i)).ok());
+      }
+    }
+  });
+  const std::size_t expected = kFrames + (kFrames + 2) / 3;
+  auto in = receive_n(*g[1], expected);
+  sender.join();
+  ASSERT_EQ(in.size(), expected);
+  std::size_t at = 0;
+  for (int i = 0; i < kFrames; ++i) {
+    auto m = decode_delivery(in[at++]);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    const auto& chunk = std::get<ImageChunk>(*m);
+    EXPECT_EQ(chunk.offset, static_cast<std::uint64_t>(i));
+    EXPECT_TRUE(chunk.bytes == bytes_of(i)) << "frame " << i;
+    if (i % 3 == 0) {
+      EXPECT_EQ(number_of(in[at++]).second, i);
+    }
+  }
+}
+
+// A connection that ended leaves event_fd(): it is not readable for ever
+// (which would spin an event loop).
+TEST_F(SocketTransportTest, EventFdIsQuietOnceAnEndedPeerIsRead) {
+  std::vector<int> fds = listeners(2);
+  auto zero = SocketTransport::create(SocketTransport::Options{0, 2, dir_, fds[0]});
+  ASSERT_TRUE(zero.ok());
+  int one = raw_peer(0, 1, 2);
+  Frame f = encode_frame(Shutdown{"bye"});
+  ASSERT_EQ(::write(one, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  ::close(one);
+  auto in = receive_n(**zero, 1);
+  EXPECT_EQ(decode_delivery(in[0]).value(), Message{Shutdown{"bye"}});
+  // The end may come in a later read: read until it is seen, then nothing is left.
+  for (int i = 0; i < 100; ++i) {
+    auto more = receive_wait(**zero, 0);
+    ASSERT_TRUE(more.ok());
+    if (more->empty()) break;
+  }
+  pollfd pfd{(*zero)->event_fd(), POLLIN, 0};
+  auto rest = (*zero)->receive();
+  ASSERT_TRUE(rest.ok());
+  EXPECT_TRUE(rest->empty());
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
 }
 
 TEST_F(SocketTransportTest, WhatARankSentBeforeClosingArrivesAfterItHasGone) {
