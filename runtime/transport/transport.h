@@ -39,8 +39,9 @@ class Transport {
   // transport.
   virtual Status send(int dest, Frame frame) = 0;
 
-  // Readable while receive() has frames or an error to return. Wait on it
-  // (poll, epoll, asio async_wait); never read or close it.
+  // Readable while receive() has frames or an error to return (also, now
+  // and then, when only part of a frame has come: receive() then returns
+  // none). Wait on it (poll, epoll, asio async_wait); never read or close it.
   virtual int event_fd() const = 0;
 
   // Every frame received so far, in arrival order (per sender: the order it
@@ -84,7 +85,7 @@ Expected<Message> decode_delivery(const Delivery& delivery);
 
 // For programs without an event loop (tests, tools): wait until event_fd()
 // is readable, up to timeout_ms (-1: no limit), then receive(). An empty
-// vector means the time ran out.
+// vector: the time ran out, or only part of a frame had come (wait again).
 Expected<std::vector<Delivery>> receive_wait(Transport& transport, int timeout_ms);
 
 enum class TransportKind {
