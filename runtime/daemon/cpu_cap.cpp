@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -136,6 +137,41 @@ int remove_group_dir(const std::string& path, bool kernel) {
   }
   if (::rmdir(path.c_str()) == 0) return 0;
   return errno;
+}
+
+// Subdirectories of `dir`, as full paths.
+std::vector<std::string> subdirectories(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string entry = e->d_name;
+    struct stat st {};
+    if (entry != "." && entry != ".." && ::lstat((dir + "/" + entry).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      out.push_back(dir + "/" + entry);
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+// The groups a job left when it was killed with its daemons (they remove
+// their own groups only when they end normally): top/jobPID, where PID, the
+// job's mosixrun on this machine, is no longer a process. Only empty groups
+// go: rmdir refuses one that still holds processes. A PID in use again, or
+// one we may not signal, keeps its groups.
+void sweep_dead_jobs(const std::string& top, bool kernel) {
+  for (const std::string& job : subdirectories(top)) {
+    const std::string name = job.substr(top.size() + 1);
+    if (name.size() < 4 || name.size() > 13 || name.compare(0, 3, "job") != 0 ||
+        name.find_first_not_of("0123456789", 3) != std::string::npos) {
+      continue;
+    }
+    const long pid = std::stol(name.substr(3));
+    if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    for (const std::string& node : subdirectories(job)) (void)remove_group_dir(node, kernel);
+    if (remove_group_dir(job, kernel) == 0) spdlog::debug("removed {}: its job {} is gone", job, pid);
+  }
 }
 
 bool writable(const std::string& path) { return ::access(path.c_str(), W_OK) == 0; }
@@ -300,6 +336,7 @@ Expected<CpuCap> CpuCap::create(std::string name, double cpus, const CgroupRoots
   const bool v2 = roots.version == CgroupVersion::kV2;
   const bool kernel = on_cgroupfs(roots.parent);
   std::string top = roots.parent + "/mosix";
+  sweep_dead_jobs(top, kernel);
   std::vector<std::string> chain{roots.parent, top};
   for (const auto& part : split(name, '/')) chain.push_back(chain.back() + "/" + part);
 

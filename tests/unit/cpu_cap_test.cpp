@@ -207,6 +207,30 @@ TEST_F(CpuCapTest, RemovalDeletesTheGroupAndTheJobOnceEmpty) {
   EXPECT_TRUE(exists("cpu,cpuacct/cgroup.procs"));
 }
 
+// A job killed with its daemons leaves its groups behind. The next job's
+// daemons remove them once that job's mosixrun (the job id is its pid) is
+// no process any more; groups of a live job, and directories not named like
+// a job's, stay.
+TEST_F(CpuCapTest, GroupsOfAJobWhoseMosixrunIsGoneAreSweptAway) {
+  CgroupRoots roots = detect_cgroups(v1_probe(true));
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);  // its pid is no process now
+  const std::string gone = "cpu,cpuacct/mosix/job" + std::to_string(dead);
+  const std::string alive = "cpu,cpuacct/mosix/job" + std::to_string(::getpid());
+  write(gone + "/vnode0/cpu.cfs_quota_us", "25000");
+  write(gone + "/vnode1/cpu.cfs_quota_us", "50000");
+  write(alive + "/vnode0/cpu.cfs_quota_us", "25000");
+  write("cpu,cpuacct/mosix/jobs-of-another-tool/vnode0/cpu.shares", "1024");
+  auto cap = CpuCap::create("job1/vnode0", 1, roots);
+  ASSERT_TRUE(cap) << cap.error().message;
+  EXPECT_FALSE(exists(gone));
+  EXPECT_TRUE(exists(alive + "/vnode0/cpu.cfs_quota_us"));
+  EXPECT_TRUE(exists("cpu,cpuacct/mosix/jobs-of-another-tool/vnode0/cpu.shares"));
+  EXPECT_TRUE(exists("cpu,cpuacct/mosix/job1/vnode0/cpu.cfs_quota_us"));
+}
+
 TEST_F(CpuCapTest, DestructorRemovesAndAMovedCapHasOneOwner) {
   CgroupRoots roots = detect_cgroups(v2_probe(true));
   {
