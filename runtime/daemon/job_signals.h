@@ -33,8 +33,8 @@ class JobSignals {
   JobSignals(const JobSignals&) = delete;
   JobSignals& operator=(const JobSignals&) = delete;
 
-  // Starts waiting for the signals (they are blocked from delivery to their
-  // default actions from construction on).
+  // Starts acting on the signals. They are caught from construction on (none
+  // takes its default action); those that come before start() wait for it.
   void start();
   // A termination signal has arrived.
   bool interrupted() const { return term_count_ > 0; }
