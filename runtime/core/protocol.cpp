@@ -6,6 +6,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "runtime/core/crc32c.h"
+
 namespace mosix {
 namespace {
 
@@ -345,8 +347,8 @@ void write_header(std::uint8_t* out, std::uint16_t version, MessageType type,
 }
 
 std::uint32_t frame_checksum(std::span<const std::uint8_t> frame) {
-  const std::uint32_t crc = crc32c(frame.first(kChecksumOffset));
-  return crc32c(frame.subspan(kFrameHeaderSize), crc);
+  const std::uint32_t crc = crc32c(0, frame.data(), kChecksumOffset);
+  return crc32c(crc, frame.data() + kFrameHeaderSize, frame.size() - kFrameHeaderSize);
 }
 
 void seal(Frame& frame) { put_le(frame.data() + kChecksumOffset, frame_checksum(frame), 4); }
@@ -370,123 +372,10 @@ std::string version_mismatch(std::uint16_t theirs, std::span<const std::uint8_t>
          ": install the same mosixrun release on every node";
 }
 
-// CRC32C, reflected polynomial 0x82F63B78: slicing-by-8 tables, and the SSE4.2
-// instruction where the CPU has it.
-constexpr std::array<std::array<std::uint32_t, 256>, 8> make_crc_tables() {
-  std::array<std::array<std::uint32_t, 256>, 8> t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    t[0][i] = c;
-  }
-  for (std::size_t s = 1; s < 8; ++s)
-    for (std::size_t i = 0; i < 256; ++i) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
-  return t;
-}
-constexpr auto kCrcTables = make_crc_tables();
-
-std::uint32_t crc32c_soft(const std::uint8_t* p, std::size_t n, std::uint32_t crc) {
-  while (n >= 8) {
-    const std::uint32_t lo = crc ^ static_cast<std::uint32_t>(get_le(p, 4));
-    const std::uint32_t hi = static_cast<std::uint32_t>(get_le(p + 4, 4));
-    crc = kCrcTables[7][lo & 0xff] ^ kCrcTables[6][(lo >> 8) & 0xff] ^
-          kCrcTables[5][(lo >> 16) & 0xff] ^ kCrcTables[4][lo >> 24] ^
-          kCrcTables[3][hi & 0xff] ^ kCrcTables[2][(hi >> 8) & 0xff] ^
-          kCrcTables[1][(hi >> 16) & 0xff] ^ kCrcTables[0][hi >> 24];
-    p += 8;
-    n -= 8;
-  }
-  while (n-- > 0) crc = (crc >> 8) ^ kCrcTables[0][(crc ^ *p++) & 0xff];
-  return crc;
-}
-
-#if defined(__x86_64__)
-// The crc32 instruction takes 3 cycles and can start every cycle: three
-// streams side by side (blocks A, B, C of one length) run three times faster
-// than one. The CRC register of A B C is then shift(shift(A) ^ B) ^ C, where
-// shift() appends as many zero bytes as a block has: a linear map of the 32
-// register bits, applied a byte at a time from tables.
-constexpr std::size_t kCrcLongBlock = 8192;
-constexpr std::size_t kCrcShortBlock = 256;
-
-using CrcShift = std::array<std::array<std::uint32_t, 256>, 4>;
-
-CrcShift make_crc_shift(std::size_t zero_bytes) {
-  std::array<std::uint32_t, 32> column{};
-  for (std::size_t bit = 0; bit < 32; ++bit) {
-    std::uint32_t c = 1u << bit;
-    for (std::size_t i = 0; i < zero_bytes; ++i) c = (c >> 8) ^ kCrcTables[0][c & 0xff];
-    column[bit] = c;
-  }
-  CrcShift t{};
-  for (std::size_t k = 0; k < 4; ++k) {
-    for (std::size_t b = 0; b < 256; ++b) {
-      std::uint32_t v = 0;
-      for (std::size_t j = 0; j < 8; ++j) {
-        if (b & (1u << j)) v ^= column[8 * k + j];
-      }
-      t[k][b] = v;
-    }
-  }
-  return t;
-}
-
-std::uint32_t crc_shift(const CrcShift& t, std::uint64_t crc) {
-  return t[0][crc & 0xff] ^ t[1][(crc >> 8) & 0xff] ^ t[2][(crc >> 16) & 0xff] ^
-         t[3][(crc >> 24) & 0xff];
-}
-
-__attribute__((target("sse4.2"))) std::uint64_t crc32c_3way(const std::uint8_t*& p, std::size_t& n,
-                                                             std::uint64_t c0, std::size_t block,
-                                                             const CrcShift& shift) {
-  while (n >= 3 * block) {
-    std::uint64_t c1 = 0, c2 = 0;
-    for (std::size_t i = 0; i < block; i += 8) {
-      std::uint64_t v0, v1, v2;
-      std::memcpy(&v0, p + i, 8);
-      std::memcpy(&v1, p + block + i, 8);
-      std::memcpy(&v2, p + 2 * block + i, 8);
-      c0 = __builtin_ia32_crc32di(c0, v0);
-      c1 = __builtin_ia32_crc32di(c1, v1);
-      c2 = __builtin_ia32_crc32di(c2, v2);
-    }
-    c0 = crc_shift(shift, c0) ^ c1;
-    c0 = crc_shift(shift, c0) ^ c2;
-    p += 3 * block;
-    n -= 3 * block;
-  }
-  return c0;
-}
-
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const std::uint8_t* p,
-                                                              std::size_t n, std::uint32_t crc) {
-  static const CrcShift long_shift = make_crc_shift(kCrcLongBlock);
-  static const CrcShift short_shift = make_crc_shift(kCrcShortBlock);
-  std::uint64_t c = crc;
-  c = crc32c_3way(p, n, c, kCrcLongBlock, long_shift);
-  c = crc32c_3way(p, n, c, kCrcShortBlock, short_shift);
-  while (n >= 8) {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    c = __builtin_ia32_crc32di(c, v);
-    p += 8;
-    n -= 8;
-  }
-  auto c32 = static_cast<std::uint32_t>(c);
-  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
-  return c32;
-}
-#endif
-
 }  // namespace
 
 std::uint32_t crc32c(std::span<const std::uint8_t> bytes, std::uint32_t crc) {
-  crc = ~crc;
-#if defined(__x86_64__)
-  static const bool hardware = __builtin_cpu_supports("sse4.2");
-  if (hardware) return ~crc32c_sse42(bytes.data(), bytes.size(), crc);
-#endif
-  return ~crc32c_soft(bytes.data(), bytes.size(), crc);
+  return crc32c(crc, bytes.data(), bytes.size());
 }
 
 MessageType message_type(const Message& message) {

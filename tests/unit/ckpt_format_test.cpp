@@ -261,10 +261,15 @@ TEST(Crc32c, KnownVectorAndImplementationsAgree) {
   std::mt19937 rng(5);
   std::vector<std::uint8_t> buf(40000);
   for (auto& b : buf) b = static_cast<std::uint8_t>(rng());
-  for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 4096u, 6143u, 6144u, 6145u, 12288u, 39999u}) {
+  // Around the hardware path's block boundaries (three streams of 256 and of
+  // 8192 bytes, then 8, 4 and 1 bytes at a time), at an odd address too.
+  for (std::size_t len : {0u, 1u, 3u, 4u, 7u, 8u, 9u, 12u, 63u, 767u, 768u, 769u, 4096u, 24575u, 24576u,
+                          24577u, 25344u, 39998u}) {
     for (std::size_t split : {std::size_t{0}, len / 3, len}) {
-      std::uint32_t whole = crc32c_portable(0, buf.data(), len);
-      EXPECT_EQ(crc32c(crc32c(0, buf.data(), split), buf.data() + split, len - split), whole) << len << " " << split;
+      for (const std::uint8_t* p : {buf.data(), buf.data() + 1}) {
+        std::uint32_t whole = crc32c_portable(0, p, len);
+        EXPECT_EQ(crc32c(crc32c(0, p, split), p + split, len - split), whole) << len << " " << split;
+      }
     }
   }
 }
