@@ -281,7 +281,10 @@ run_with_rounds() {
     _ckpt_time_paced && continue
     if ! wait_for_lines "$out" $(( lines_before + 1 )) "$launcher"; then
       wait "$launcher" 2> /dev/null
-      _ckpt_log "$base: round $r: mosixctl restart $img ended with status $? before printing a line (see $out.err)"
+      local st=$?
+      # The work directory goes at the end of the test: say here what it said.
+      _ckpt_log "$base: round $r: mosixctl restart $img ended with status $st before printing a line;" \
+        "its last words: $(tail -n 3 "$out.err" 2> /dev/null | tr '\n' ' ')"
       return 1
     fi
   done
