@@ -1,6 +1,7 @@
 #include "procs.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,17 +15,15 @@
 #include "timed_run.h"
 
 namespace mosix::bench {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_job_pid = 0;
+
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Clock::time_point after(double seconds) {
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+void on_interrupt(int) {
+  g_interrupted = 1;
+  if (g_job_pid > 0) ::kill(-static_cast<pid_t>(g_job_pid), SIGTERM);  // mosixrun ends its job
 }
 
 std::vector<pid_t> children_of(pid_t pid) {
@@ -43,6 +42,36 @@ bool still_running(const Proc& p) {
 }
 
 }  // namespace
+
+void supervise_jobs() {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string tail(const std::string& path, int lines) {
+  std::string text = read_text(path);
+  std::size_t pos = text.size();
+  while (pos > 0 && lines-- > 0) {
+    std::size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    pos = nl;
+  }
+  return text.substr(pos);
+}
 
 std::optional<Proc> proc_info(pid_t pid) {
   auto st = parse_proc_stat(read_text("/proc/" + std::to_string(pid) + "/stat"));

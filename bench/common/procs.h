@@ -14,6 +14,20 @@
 
 namespace mosix::bench {
 
+// Set by an interrupt (SIGINT, SIGTERM, SIGHUP) once supervise_jobs() ran.
+extern volatile std::sig_atomic_t g_interrupted;
+// The job being run (its mosixrun's pid, which leads its process group), or
+// 0: an interrupt asks it to end (SIGTERM: mosixrun ends its job).
+extern volatile std::sig_atomic_t g_job_pid;
+
+// Makes this benchmark a child subreaper (orphans of its jobs come back to
+// it) that catches interrupts as said above.
+void supervise_jobs();
+
+// A file's whole text ("" if it cannot be read), and its last `lines` lines.
+std::string read_text(const std::string& path);
+std::string tail(const std::string& path, int lines);
+
 // A process, identified across pid reuse by its start time.
 struct Proc {
   pid_t pid = 0;

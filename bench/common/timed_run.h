@@ -21,6 +21,14 @@ namespace mosix::bench {
 
 using Clock = std::chrono::steady_clock;
 
+// Seconds since t0.
+inline double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The time `seconds` from now.
+inline Clock::time_point after(double seconds) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
 class TimedChild {
  public:
   // Starts argv (searched in PATH) with stdout and stderr on the given

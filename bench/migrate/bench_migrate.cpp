@@ -28,7 +28,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,29 +56,22 @@
 
 namespace {
 
+using mosix::bench::after;
 using mosix::bench::Clock;
+using mosix::bench::g_interrupted;
+using mosix::bench::g_job_pid;
 using mosix::bench::Command;
 using mosix::bench::kill_leftovers;
 using mosix::bench::Proc;
+using mosix::bench::read_text;
 using mosix::bench::record_descendants;
+using mosix::bench::since;
+using mosix::bench::supervise_jobs;
+using mosix::bench::tail;
 using mosix::bench::TimedChild;
 
 constexpr int kVnodes = 3;
 constexpr double kMemoryFactor = 6;  // guest, /dev/shm image, frames, memfd, restored guest
-
-volatile std::sig_atomic_t g_interrupted = 0;
-volatile std::sig_atomic_t g_job_pid = 0;
-
-void on_interrupt(int) {
-  g_interrupted = 1;
-  if (g_job_pid > 0) ::kill(-static_cast<pid_t>(g_job_pid), SIGTERM);  // mosixrun ends its job
-}
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-Clock::time_point after(double seconds) {
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-}
 
 __attribute__((format(printf, 1, 2))) void progress(const char* fmt, ...) {
   char line[1024];
@@ -94,28 +86,6 @@ std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The last lines of a file, for a report.
-std::string tail(const std::string& path, int lines) {
-  std::string text = read_text(path);
-  std::size_t pos = text.size();
-  while (pos > 0 && lines-- > 0) {
-    std::size_t nl = text.rfind('\n', pos - 1);
-    if (nl == std::string::npos) {
-      pos = 0;
-      break;
-    }
-    pos = nl;
-  }
-  return text.substr(pos);
 }
 
 std::optional<std::uint64_t> mem_available() {
@@ -404,12 +374,7 @@ int main(int argc, char** argv) {
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
   }
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGHUP, &sa, nullptr);
+  supervise_jobs();
 
   const char* base = std::getenv("BENCH_DIR");
   std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/bench_migrate.XXXXXX";
