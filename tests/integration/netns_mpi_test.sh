@@ -10,17 +10,17 @@ set -u
 bin=${1:?usage: netns_mpi_test.sh BIN_DIR}
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: netns_mpi_test needs root to make network namespaces"
-  exit 0
+  exit 77
 fi
 for tool in ip mpirun flock; do
   if ! command -v $tool >/dev/null; then
     echo "SKIP: $tool not found"
-    exit 0
+    exit 77
   fi
 done
 if [ ! -x "$bin/netns_ping" ]; then
   echo "SKIP: $bin/netns_ping not built (MOSIX_MPI=OFF)"
-  exit 0
+  exit 77
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/netns.sh"

@@ -9,11 +9,11 @@ bin=${1:?usage: transport_mpi_test.sh BIN_DIR}
 check=$bin/transport_mpi_check
 if [ ! -x "$check" ]; then
   echo "SKIP: $check not built (MOSIX_MPI=OFF)"
-  exit 0
+  exit 77
 fi
 if ! command -v mpirun >/dev/null; then
   echo "SKIP: mpirun not found"
-  exit 0
+  exit 77
 fi
 if [ "$(id -u)" = 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
