@@ -30,8 +30,8 @@ class Mosixrun(CMakePackage):
 
     depends_on("openmpi@4.1:", when="+mpi")
     depends_on("hwloc@2:")
-    # Asio and Boost.Process are header-only; Boost.Filesystem is compiled.
-    depends_on("boost@1.74: +filesystem")
+    # Asio only, header-only (the daemons' event loops); no compiled Boost library.
+    depends_on("boost@1.74:")
     depends_on("spdlog")
     depends_on("cli11")
     depends_on("nlohmann-json")
@@ -40,7 +40,8 @@ class Mosixrun(CMakePackage):
     depends_on("googletest", type="test")
     depends_on("googletest", type="build", when="+tests")
     depends_on("python@3:", type="test")
-    depends_on("benchmark", type="build", when="+bench")
+    # Google Benchmark times runtime/core's hot paths (bench/core).
+    depends_on("benchmark", type=("build", "link"), when="+bench")
 
     # The checkpoint restorer and the preload library use Linux system calls.
     requires("platform=linux", msg="mosixrun runs on Linux only")
