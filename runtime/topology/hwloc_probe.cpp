@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/topology/topology.h"
+#include "runtime/topology/topology_cache.h"
 
 namespace mosix {
 namespace {
@@ -33,15 +34,18 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 // hwloc loads its plugins (PCI, OpenCL, NVML, ...) when its first topology is
 // initialised; they only find I/O devices, which we do not report, and
-// loading them costs tens of milliseconds of every mosixrun start. Keep them
-// out unless the user chose otherwise, without leaving the setting in the
-// environment our guests inherit.
+// loading them costs tens of milliseconds of every mosixrun start. The XML
+// plugin brings libxml2 and ICU's 30 MiB of data with it, while hwloc's own
+// XML parser reads and writes the same files. Keep them out unless the user
+// chose otherwise, without leaving the setting in the environment our guests
+// inherit.
 class NoHwlocPlugins {
  public:
   NoHwlocPlugins() {
     if (!std::getenv("HWLOC_PLUGINS_BLACKLIST") && !std::getenv("HWLOC_COMPONENTS")) {
       ::setenv("HWLOC_PLUGINS_BLACKLIST",
-               "hwloc_pci,hwloc_opencl,hwloc_cuda,hwloc_nvml,hwloc_rsmi,hwloc_levelzero,hwloc_gl",
+               "hwloc_pci,hwloc_opencl,hwloc_cuda,hwloc_nvml,hwloc_rsmi,hwloc_levelzero,hwloc_gl,"
+               "hwloc_xml_libxml",
                1);
       set_ = true;
     }
@@ -218,9 +222,21 @@ Expected<Topology> convert(hwloc_topology_t topo) {
 }  // namespace
 
 Expected<Topology> probe_this_node() {
+  std::string cache_dir = default_topology_cache_dir();
+  if (!cache_dir.empty()) {
+    auto cached = probe_this_node_cached(cache_dir);
+    if (cached) return std::move(cached->topology);
+    spdlog::debug("topology: {}", cached.error().message);
+  }
   auto topo = load_this_node();
   if (!topo) return topo.error();
   return convert(topo->get());
+}
+
+std::string hwloc_library_version() {
+  unsigned v = hwloc_get_api_version();
+  return std::to_string(v >> 16) + "." + std::to_string((v >> 8) & 0xff) + "." +
+         std::to_string(v & 0xff);
 }
 
 Expected<std::string> this_node_xml() {

@@ -55,11 +55,14 @@ struct Topology {
 };
 
 // The topology of the machine this process runs on, restricted to the CPUs it
-// is allowed to use.
+// is allowed to use. Probed once per boot and binding, then read from a cache
+// (topology_cache.h).
 Expected<Topology> probe_this_node();
-// This node's topology (with the same restriction) as hwloc XML, to be loaded
-// elsewhere with load_topology_xml.
+// This node's topology (with the same restriction) as hwloc XML, probed now,
+// to be loaded elsewhere with load_topology_xml.
 Expected<std::string> this_node_xml();
+// The version of the hwloc library in use, e.g. "2.9.0".
+std::string hwloc_library_version();
 // A topology exported by hwloc (lstopo --of xml, hwloc_topology_export_xml).
 Expected<Topology> load_topology_xml(const std::string& xml);
 Expected<Topology> load_topology_xml_file(const std::string& path);
