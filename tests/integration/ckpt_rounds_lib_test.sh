@@ -120,13 +120,33 @@ run_with_leave_running 3 "$w/memory.live" "$bin/ckpt_memory" || fail "run_with_l
 compare_outputs "$w/memory.plain" "$w/memory.live" || fail "--leave-running output differs from the plain one"
 [[ -f $w/ckpt_memory.live3.img ]] || fail "no image of the third --leave-running checkpoint"
 
-# A program that ends before its first round is reported, not waited for.
-CKPT_PLAIN_LINES= CKPT_PLAIN_MS= CKPT_RUN_MS=2000
-run_with_rounds 2 "$w/short.rounds" "$bin/ckpt_memory" 1 2> "$w/short.msg"
+# A program that ends before its first round (it prints none of the lines
+# a plain run was said to print) is reported, not waited for.
+CKPT_PLAIN_LINES=10 CKPT_PLAIN_MS=1000 run_with_rounds 2 "$w/short.rounds" /bin/true 2> "$w/short.msg"
 status=$?
 (( status != 0 )) || fail "run_with_rounds on a program that ends at once returned 0"
 [[ $(< "$w/short.msg") == *"before round 1"* ]] || fail "the early end was not named: $(< "$w/short.msg")"
-unset CKPT_RUN_MS
+
+# Paced by time, a program whose output is too small to hold by its pipe
+# is refused before it starts.
+run_plain "$w/memory.plain" "$bin/ckpt_memory"
+CKPT_PACE=time run_with_rounds 2 "$w/small.rounds" "$bin/ckpt_memory" 2> "$w/small.msg"
+status=$?
+(( status != 0 )) || fail "run_with_rounds paced by time on a small output returned 0"
+[[ $(< "$w/small.msg") == *"to hold it through a pipe"* ]] || fail "the small output was not named: $(< "$w/small.msg")"
+
+# The gate holds: a program allowed 2 lines prints 3 and waits (it is still
+# there with 3 lines after the checkpoint below), and ends once the gate is open.
+gate=$w/held.gate
+gate_allow "$gate" 2
+CKPT_GATE_FILE=$gate start_guest "$w/held.out" "$prog"
+held=$CKPT_GUEST_PID
+wait_for_lines "$w/held.out" 3 "$held" || fail "the held program ended before its third line"
+"$fake" checkpoint "$held" -o "$w/held.img" --leave-running > /dev/null
+(( $(head -n 1 "$w/held.img") == 3 )) || fail "the held program went past its third line: $(head -n 1 "$w/held.img")"
+gate_open "$gate"
+wait "$held" || fail "the held program failed once let go"
+compare_outputs "$w/threads.plain" "$w/held.out" || fail "the held program's output differs from the plain one"
 
 # A restart that refuses its image is reported with its status.
 refuser=$CKPT_WORK/fake/refusing-mosixctl

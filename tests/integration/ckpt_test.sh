@@ -21,8 +21,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
 ckpt_test_start "$bin" "$lib"
 
 programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"}
-# Step counts that make each run last 2-3 s here: long enough for five
-# rounds and their restarts to land before the program's last line.
+# Step counts that make each run last 2-3 s here. The programs wait for the
+# test where it checkpoints them (lib/ckpt_rounds.sh), so a faster machine
+# does not end them first; the counts only spread the checkpoints.
 declare -A steps=([agent_counter]=600 [ckpt_clock]=12000 [ckpt_signals]=45000)
 
 for name in $programs; do
@@ -53,8 +54,11 @@ done
 
 # A restored process keeps its name (as ps and pgrep -x show it), and
 # mosixctl checkpoint finds a guest by its rank in the job registry.
+# The program waits at its second line for the test (its gate file).
 out=$CKPT_WORK/named.out
-start_guest "$out" "$bin/ckpt_threads" 200 || fail "ckpt_threads did not start"
+gate=$CKPT_WORK/named.gate
+gate_allow "$gate" 1
+CKPT_GATE_FILE=$gate start_guest "$out" "$bin/ckpt_threads" 200 || fail "ckpt_threads did not start"
 if [[ -n ${CKPT_GUEST_PID:-} ]]; then
   guest=$CKPT_GUEST_PID
   wait_for_lines "$out" 2 "$guest"
@@ -80,6 +84,7 @@ if [[ -n ${CKPT_GUEST_PID:-} ]]; then
   fi
   rm -f "$jobs_dir"/900[12].json
   wait "$guest" 2> /dev/null
+  gate_allow "$gate" 2
   (_ckpt_exec_clean "$bin/mosixctl" restart "$CKPT_WORK/rank.img") >> "$out" 2>> "$out.err" < /dev/null &
   restored=$!
   lines=$(_ckpt_lines "$out")
@@ -92,16 +97,20 @@ if [[ -n ${CKPT_GUEST_PID:-} ]]; then
   fi
   kill -KILL "$restored" 2> /dev/null
   wait "$restored" 2> /dev/null
+  gate_open "$gate"
 fi
 
 # An image read from a pipe (as migration will stream it) restores too.
 if [[ -s $CKPT_WORK/agent_counter.plain ]]; then
   out=$CKPT_WORK/piped.out
-  start_guest "$out" "$bin/agent_counter" "${steps[agent_counter]}"
+  gate=$CKPT_WORK/piped.gate
+  gate_allow "$gate" 99
+  CKPT_GATE_FILE=$gate start_guest "$out" "$bin/agent_counter" "${steps[agent_counter]}"
   guest=$CKPT_GUEST_PID
   wait_for_lines "$out" 100 "$guest"
   if "$bin/mosixctl" checkpoint "$guest" -o "$CKPT_WORK/piped.img" --kill > "$CKPT_WORK/piped.log" 2>&1; then
     wait "$guest" 2> /dev/null
+    gate_open "$gate"
     (cat "$CKPT_WORK/piped.img" | _ckpt_exec_clean "$bin/mosixctl" restart -) >> "$out" 2>> "$out.err"
     status=$?
     if (( status == 0 )) && compare_outputs "$CKPT_WORK/agent_counter.plain" "$out"; then
@@ -112,6 +121,7 @@ if [[ -s $CKPT_WORK/agent_counter.plain ]]; then
   else
     fail "checkpoint for the piped restart: $(cat "$CKPT_WORK/piped.log")"
     kill -KILL "$guest" 2> /dev/null
+    gate_open "$gate"
   fi
 fi
 
@@ -143,11 +153,14 @@ fi
 
 # A process with an open socket is refused, names the descriptor, keeps running.
 out=$CKPT_WORK/socket.out
-start_guest "$out" "$bin/ckpt_socket" || fail "ckpt_socket did not start"
+gate=$CKPT_WORK/socket.gate
+gate_allow "$gate" 1
+CKPT_GATE_FILE=$gate start_guest "$out" "$bin/ckpt_socket" || fail "ckpt_socket did not start"
 if [[ -n ${CKPT_GUEST_PID:-} ]]; then
   wait_for_lines "$out" 2 "$CKPT_GUEST_PID"
   msg=$("$bin/mosixctl" checkpoint "$CKPT_GUEST_PID" -o "$CKPT_WORK/socket.img" --kill 2>&1)
   status=$?
+  gate_open "$gate"
   if (( status != 0 )) && [[ $msg == *"fd "*"socket"* ]] && [[ ! -e $CKPT_WORK/socket.img ]]; then
     echo "ok: socket refused: $msg"
   else

@@ -1,10 +1,13 @@
 /* agent_counter [STEPS]: the smallest checkpoint subject. Keeps an 8 MiB
  * pattern in malloc'ed memory plus a counter and a checksum on the stack,
  * prints one line per step (the step, a checksum of the whole buffer) and a
- * final RESULT line. Output is identical on every uninterrupted run. */
+ * final RESULT line. Output is identical on every uninterrupted run. Passes
+ * the test's gate after each line (ckpt_gate in ckpt_common.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "ckpt_common.h"
 
 #define WORDS (1u << 20)
 
@@ -20,9 +23,8 @@ int main(int argc, char** argv) {
         buf[i] = (buf[i] ^ (buf[i] >> 7)) * 0x2545f4914f6cdd1dULL + (uint64_t)step;
         sum += buf[i];
       }
-    printf("step %ld %016llx\n", step, (unsigned long long)sum);
-    fflush(stdout);
+    ckpt_print("step %ld %016llx\n", step, (unsigned long long)sum);
   }
-  printf("RESULT agent_counter %016llx OK\n", (unsigned long long)sum);
+  ckpt_print("RESULT agent_counter %016llx OK\n", (unsigned long long)sum);
   return 0;
 }

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Folds v into the running checksum h (FNV-style multiply, then a
@@ -82,12 +84,31 @@ static inline const char* ckpt_tmpdir(void) {
   return d;
 }
 
+/* The test's handshake (tests/integration/lib/ckpt_rounds.sh): when
+ * $CKPT_GATE names a file, the program waits after its LINE-th line until
+ * that file is at least LINE bytes long, or is gone. The test lets it run
+ * up to the point where it checkpoints it, so a fast machine cannot end
+ * the program first. Polls with stat every millisecond: no descriptor is
+ * held, and a checkpoint may land in the wait. */
+static inline void ckpt_gate(long line) {
+  const char* gate = getenv("CKPT_GATE");
+  if (gate == NULL || *gate == '\0') return;
+  struct stat st;
+  while (stat(gate, &st) == 0 && st.st_size < line) {
+    struct timespec pause = {0, 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+}
+
+/* Prints one line, flushes it, then passes the test's gate (ckpt_gate). */
 __attribute__((format(printf, 1, 2))) static inline void ckpt_print(const char* fmt, ...) {
+  static long lines = 0;
   va_list ap;
   va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);
   fflush(stdout);
+  ckpt_gate(++lines);
 }
 
 /* True when step (1-based) ends one tenth of the run: progress is printed

@@ -10,6 +10,10 @@
 #   compare_outputs PLAIN ROUNDS            0 if identical, else shows the diff
 #   expect_result OUT NAME                  last line "RESULT NAME <hex16> OK"
 #   start_guest OUT PROG [ARGS...]          background guest, pid in CKPT_GUEST_PID
+#                                           (held by the gate file CKPT_GATE_FILE
+#                                           when that is set, see gate_allow)
+#   gate_allow FILE N                       a gated guest may print N + 1 lines
+#   gate_open FILE                          the guest runs to its end
 #   wait_for_lines OUT N [PID]              until OUT has N lines (or PID ends)
 #   ckpt_cleanup                            removes the work directory
 #   ckpt_test_start BIN_DIR LIB_DIR         the start of a checkpoint test:
@@ -20,17 +24,31 @@
 #
 # Every function returns the program's exit status or nonzero on a failure,
 # after printing one line that says what went wrong. Knobs (environment):
-#   CKPT_SEED      seed of the delays before each checkpoint (default: random,
-#                  printed, so a failing run can be replayed)
+#   CKPT_SEED      seed of the points and delays of the checkpoints (default:
+#                  random, printed, so a failing run can be replayed)
 #   CKPT_MOSIXCTL  mosixctl to use (default BIN_DIR/mosixctl)
 #   CKPT_AGENT     preload library (default LIB_DIR/libmosix.so); "none" starts
 #                  guests without one (for testing this file with a fake mosixctl)
 #   CKPT_TMPDIR    scratch directory of the programs (default WORK_DIR/tmp)
 #   CKPT_RUN_MS    expected run time when no plain run was measured (3000)
-#   CKPT_PACE      "time" paces rounds by the plain run's time alone, for
-#                  programs that print nothing until the end or write binary
-#                  output (default: by output lines when the plain run
-#                  printed at least 3)
+#   CKPT_PACE      "time" paces rounds by the plain run's time and output
+#                  bytes, for programs that print nothing until the end or
+#                  write binary output (default: by output lines when the
+#                  plain run printed at least 3)
+#
+# The test never races the program (a fast idle machine finishes programs
+# sooner than one expects): the program waits for the test at the point
+# where it is checkpointed, and cannot end before the last round is done.
+#   - Paced by lines: the program (tests/programs, ckpt_gate in
+#     ckpt_common.h) waits after its k-th line until the file named by
+#     $CKPT_GATE is k bytes long or gone. Round R lets it print up to its
+#     target line plus one.
+#   - Paced by time: the program's stdout goes through pipe_gate (a one-page
+#     pipe, then a copy of at most as many bytes as its gate file is long),
+#     so it blocks writing once it is a page ahead of what round R allows.
+#     Its output must be well over a page per round.
+# The seeded delay after the target point lands the checkpoint either in the
+# middle of the next step or in the wait; the result is the same.
 
 # ckpt_init BIN_DIR [LIB_DIR [WORK_DIR]]: sets CKPT_BIN, CKPT_LIB, CKPT_WORK
 # (a new temporary directory unless given) and exports CKPT_TMPDIR.
@@ -55,8 +73,14 @@ ckpt_init() {
   _ckpt_log "CKPT_SEED=$CKPT_SEED (set it to replay the same checkpoint delays)"
   CKPT_PLAIN_MS=
   CKPT_PLAIN_LINES=
+  CKPT_PLAIN_BYTES=
   CKPT_GUEST_PID=
 }
+
+# gate_allow FILE N: a program held by FILE may print N + 1 lines (or let N
+# bytes through pipe_gate). gate_open FILE: no more holding.
+gate_allow() { truncate -s "$2" -- "$1"; }
+gate_open() { rm -f -- "$1"; }
 
 ckpt_cleanup() {
   if [[ ${_ckpt_own_work:-0} == 1 && -n ${CKPT_WORK:-} ]]; then
@@ -119,22 +143,54 @@ run_plain() {
   status=$?
   CKPT_PLAIN_MS=$(( $(_ckpt_now_ms) - t0 ))
   CKPT_PLAIN_LINES=$(_ckpt_lines "$out")
+  CKPT_PLAIN_BYTES=$(wc -c < "$out")
   return "$status"
 }
 
 # start_guest OUT PROG [ARGS...]: starts PROG in the background with the agent
-# preloaded, stdout to OUT and stderr to OUT.err. Sets CKPT_GUEST_PID.
+# preloaded, stdout to OUT and stderr to OUT.err. Sets CKPT_GUEST_PID. With
+# CKPT_GATE_FILE set, the program is held by that file (gate_allow; a
+# program of tests/programs waits after its first line until then).
 start_guest() {
   local out=${1:?start_guest: OUT missing}
   shift
-  if [[ ${CKPT_AGENT:-} == none ]]; then
-    (_ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null &
-  elif [[ -n ${CKPT_AGENT:-} && -r $CKPT_AGENT ]]; then
-    (export LD_PRELOAD=$CKPT_AGENT; _ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null &
-  else
-    _ckpt_log "no agent library '${CKPT_AGENT:-}': pass LIB_DIR to ckpt_init or set CKPT_AGENT"
-    return 1
+  _ckpt_check_agent || return 1
+  (_ckpt_guest_env; _ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null &
+  CKPT_GUEST_PID=$!
+}
+
+_ckpt_check_agent() {
+  [[ ${CKPT_AGENT:-} == none || ( -n ${CKPT_AGENT:-} && -r $CKPT_AGENT ) ]] && return 0
+  _ckpt_log "no agent library '${CKPT_AGENT:-}': pass LIB_DIR to ckpt_init or set CKPT_AGENT"
+  return 1
+}
+
+# In the guest's subshell: the agent and the gate.
+_ckpt_guest_env() {
+  [[ ${CKPT_AGENT:-} == none ]] || export LD_PRELOAD=$CKPT_AGENT
+  if [[ -n ${CKPT_GATE_FILE:-} ]]; then
+    [[ -e $CKPT_GATE_FILE ]] || : > "$CKPT_GATE_FILE"
+    export CKPT_GATE=$CKPT_GATE_FILE
   fi
+}
+
+# _ckpt_start_piped OUT GATE PROG [ARGS...]: the guest's stdout appended to
+# OUT through pipe_gate GATE; CKPT_GUEST_PID is a subshell that ends with the
+# program's exit status once pipe_gate has copied everything. PROG may be
+# mosixctl restart IMAGE (then the agent is not preloaded into it).
+_ckpt_start_piped() {
+  local out=$1 gate=$2
+  shift 2
+  [[ -e $gate ]] || : > "$gate"
+  (
+    if [[ $(basename -- "$1") == "$(basename -- "$CKPT_MOSIXCTL")" ]]; then
+      (_ckpt_exec_clean "$@") 2>> "$out.err" < /dev/null | "$CKPT_BIN/pipe_gate" "$gate" >> "$out"
+    else
+      (CKPT_GATE_FILE= _ckpt_guest_env; _ckpt_exec_clean "$@") 2>> "$out.err" < /dev/null |
+        "$CKPT_BIN/pipe_gate" "$gate" >> "$out"
+    fi
+    exit "${PIPESTATUS[0]}"
+  ) &
   CKPT_GUEST_PID=$!
 }
 
@@ -186,83 +242,149 @@ _ckpt_find_guest() {
   return 1
 }
 
-# The delay before round R's checkpoint and the output line to wait for
-# first, from the plain run's pace when known: rounds are spread over the
-# lines before the last, each at a seeded random point inside the first half
-# of a line's span (a loaded machine may run the program faster than when
-# the plain run was timed; the second half is the margin).
+# Round R's target and delay, from the plain run when known. Paced by lines:
+# the target is an output line, the rounds spread over the lines before the
+# last; the delay is a seeded random point inside the first half of a
+# line's span. Paced by time: the target is a count of output bytes spread
+# over all but the last 64 KiB; the delay counts from the start of each
+# incarnation and the n delays add up to less than the run, whatever the
+# seed. Sets _ckpt_target (line or bytes) and _ckpt_delay_ms.
 _ckpt_time_paced() {
   [[ ${CKPT_PACE:-} == time ]] || (( ${CKPT_PLAIN_LINES:-0} < 3 ))
 }
+
+_ckpt_margin=65536
 
 _ckpt_plan_round() {
   local r=$1 n=$2
   local lines=${CKPT_PLAIN_LINES:-0} ms=${CKPT_PLAIN_MS:-}
   [[ -n $ms ]] || ms=${CKPT_RUN_MS:-3000}
   if ! _ckpt_time_paced; then
-    _ckpt_target_line=$(( r * (lines - 1) / (n + 1) ))
-    (( _ckpt_target_line >= 1 )) || _ckpt_target_line=1
+    _ckpt_target=$(( r * (lines - 1) / (n + 1) ))
+    (( _ckpt_target >= 1 )) || _ckpt_target=1
     local span=$(( ms / lines ))
     _ckpt_delay_ms=$(( RANDOM % 1000 * span * 5 / 10000 ))
   else
-    # From the start of each incarnation: the n delays add up to less than
-    # the run, whatever the seed.
-    _ckpt_target_line=0
+    _ckpt_target=$(( r * (${CKPT_PLAIN_BYTES:-0} - _ckpt_margin) / (n + 1) ))
     local span=$(( ms / (n + 1) ))
     _ckpt_delay_ms=$(( span / 5 + RANDOM % 1000 * span * 7 / 10000 ))
   fi
 }
 
-# Waits for round's target line (as wait_for_lines OUT LINE PID); when the
-# program has already gone past it, there is no margin left for the delay.
-_ckpt_wait_target() {
-  wait_for_lines "$1" "$_ckpt_target_line" "$2" || return 1
-  if ! _ckpt_time_paced && (( $(_ckpt_lines "$1") > _ckpt_target_line )); then
-    _ckpt_delay_ms=0
+# Whether the program can be held through its rounds: enough lines for a
+# line gate, enough output for a pipe gate. Says why not.
+_ckpt_can_hold() {
+  local base=$1
+  if ! _ckpt_time_paced; then
+    return 0
+  fi
+  if (( ${CKPT_PLAIN_BYTES:-0} < 4 * _ckpt_margin )); then
+    _ckpt_log "$base: paced by time, its output must be at least $(( 4 * _ckpt_margin )) bytes to hold it" \
+      "through a pipe (the plain run printed ${CKPT_PLAIN_BYTES:-nothing measured}); run it plain first or make it print more"
+    return 1
   fi
 }
 
 _ckpt_ended_early() {
   local base=$1 status=$2 what=$3 out=$4
   if (( status == 0 )); then
-    _ckpt_log "$base: ended (status 0) before $what; give it more steps"
+    _ckpt_log "$base: ended (status 0) before $what, although the test held it (does it pass the gate? ckpt_gate in ckpt_common.h)"
   else
     _ckpt_log "$base: ended with status $status before $what: $(tail -n 1 "$out") (see $out.err)"
   fi
 }
 
+# _ckpt_plan N: the targets and delays of rounds 1..N, from CKPT_SEED, in
+# _ckpt_targets[R] and _ckpt_delays[R].
+_ckpt_plan() {
+  local r _ckpt_target _ckpt_delay_ms
+  RANDOM=$CKPT_SEED
+  _ckpt_targets=() _ckpt_delays=()
+  for (( r = 1; r <= $1; r++ )); do
+    _ckpt_plan_round "$r" "$1"
+    _ckpt_targets[r]=$_ckpt_target
+    _ckpt_delays[r]=$_ckpt_delay_ms
+  done
+}
+
+# _ckpt_hold_to OUT LAUNCHER R: lets the program run to round R's target and
+# holds it there: the line gate allows the target line (never less than
+# before), the pipe gate the target's bytes minus what the current
+# incarnation's pipe_gate started at. Then waits for the target line (paced
+# by lines) and the delay, which it sets in _ckpt_delay_ms. Returns 1 if
+# LAUNCHER ends first.
+_ckpt_hold_to() {
+  local out=$1 launcher=$2 target=${_ckpt_targets[$3]}
+  _ckpt_delay_ms=${_ckpt_delays[$3]}
+  if ! _ckpt_time_paced; then
+    (( target > _ckpt_allowed )) && _ckpt_allowed=$target
+    gate_allow "$_ckpt_gate" "$_ckpt_allowed"
+    wait_for_lines "$out" "$target" "$launcher" || return 1
+    # Past the target already: no margin left for the delay.
+    (( $(_ckpt_lines "$out") > target )) && _ckpt_delay_ms=0
+  else
+    local allow=$(( target - _ckpt_base_bytes ))
+    (( allow > 0 )) || allow=0
+    gate_allow "$_ckpt_gate" "$allow"
+  fi
+  _ckpt_sleep_ms "$_ckpt_delay_ms"
+  _ckpt_alive "$launcher"
+}
+
+# _ckpt_start_held OUT PROG [ARGS...]: the first incarnation, held at once.
+_ckpt_start_held() {
+  local out=$1
+  shift
+  _ckpt_check_agent || return 1
+  : > "$out"
+  : > "$out.err"
+  : > "$_ckpt_gate"
+  if _ckpt_time_paced; then
+    _ckpt_start_piped "$out" "$_ckpt_gate" "$@"
+  else
+    CKPT_GATE_FILE=$_ckpt_gate start_guest "$out" "$@"
+  fi
+}
+
 # run_with_rounds N OUT PROG [ARGS...]: starts PROG as a guest, then N times:
-# waits for its pace point, checkpoints it with --kill, and restarts the image
-# in the background with the output appended to OUT. Then waits for the end
-# and returns the program's exit status (mosixctl restart's). Images stay in
-# CKPT_WORK as <prog>.round<R>.img; the checkpoint/restart commands' own
-# messages go to OUT.log.
+# lets it run to its round's point (held there, see above), checkpoints it
+# with --kill, and restarts the image in the background with the output
+# appended to OUT. Then lets it end and returns the program's exit status
+# (mosixctl restart's). Images stay in CKPT_WORK as <prog>.round<R>.img; the
+# checkpoint/restart commands' own messages go to OUT.log.
 run_with_rounds() {
   local n=${1:?run_with_rounds: N missing} out=${2:?run_with_rounds: OUT missing}
   shift 2
-  local prog=$1 comm base launcher guest img status r lines_before
+  local prog=$1 comm base launcher guest img status r lines_before incarnation=0
+  local _ckpt_gate _ckpt_allowed=0 _ckpt_base_bytes=0 _ckpt_delay_ms
+  local -a _ckpt_targets _ckpt_delays
   base=$(basename -- "$prog")
   comm=${base:0:15}
-  RANDOM=$CKPT_SEED
   : > "$out.log"
-  start_guest "$out" "$@" || return 1
+  _ckpt_can_hold "$base" || return 1
+  _ckpt_plan "$n"
+  _ckpt_gate=$CKPT_WORK/$base.gate$incarnation
+  _ckpt_start_held "$out" "$@" || return 1
   launcher=$CKPT_GUEST_PID
   for (( r = 1; r <= n; r++ )); do
-    _ckpt_plan_round "$r" "$n"
-    if ! _ckpt_wait_target "$out" "$launcher" ||
-       ! { _ckpt_sleep_ms "$_ckpt_delay_ms"; guest=$(_ckpt_find_guest "$launcher" "$comm"); }; then
+    if ! _ckpt_hold_to "$out" "$launcher" "$r" ||
+       ! guest=$(_ckpt_find_guest "$launcher" "$comm"); then
+      gate_open "$_ckpt_gate"
       wait "$launcher" 2> /dev/null
       _ckpt_ended_early "$base" $? "round $r's checkpoint" "$out"
       return 1
     fi
     img=$CKPT_WORK/$base.round$r.img
-    _ckpt_log "$base: round $r/$n: checkpoint --kill pid $guest after line $_ckpt_target_line + ${_ckpt_delay_ms} ms"
+    _ckpt_log "$base: round $r/$n: checkpoint --kill pid $guest after $(_ckpt_time_paced && echo "byte" || echo "line") ${_ckpt_targets[r]} + ${_ckpt_delay_ms} ms"
     # A group, so that bash's own "Killed" report of the guest job goes to the log too.
     { "$CKPT_MOSIXCTL" checkpoint "$guest" -o "$img" --kill; } >> "$out.log" 2>&1
     status=$?
+    # What the program wrote before the checkpoint reaches OUT in full.
+    _ckpt_time_paced && gate_open "$_ckpt_gate"
     if (( status != 0 )); then
       _ckpt_log "$base: round $r: mosixctl checkpoint $guest failed with status $status (see $out.log)"
       kill -KILL "$guest" 2> /dev/null
+      gate_open "$_ckpt_gate"
       wait "$launcher" 2> /dev/null
       return 1
     fi
@@ -273,12 +395,31 @@ run_with_rounds() {
       return 1
     fi
     lines_before=$(_ckpt_lines "$out")
-    (_ckpt_exec_clean "$CKPT_MOSIXCTL" restart "$img") >> "$out" 2>> "$out.err" < /dev/null &
-    launcher=$!
+    if _ckpt_time_paced; then
+      # A new pipe_gate, held at once; the next round (or the end) lets the
+      # restored program go on.
+      incarnation=$(( incarnation + 1 ))
+      _ckpt_gate=$CKPT_WORK/$base.gate$incarnation
+      _ckpt_base_bytes=$(wc -c < "$out")
+      gate_allow "$_ckpt_gate" 0
+      _ckpt_start_piped "$out" "$_ckpt_gate" "$CKPT_MOSIXCTL" restart "$img"
+      launcher=$CKPT_GUEST_PID
+      continue
+    fi
     # The restored process must make progress before the next round: one
-    # more line (its last one, at least, is still to come). Paced by time,
-    # the next round finds the restored process by its name.
-    _ckpt_time_paced && continue
+    # more line (its last one, at least, is still to come). The gate lets
+    # it go on to the next round's target line, or to its end. (CKPT_GATE
+    # in the restart's environment is for a fake mosixctl that runs the
+    # program again; a restored process has its own environment.)
+    if (( r < n )); then
+      (( lines_before > _ckpt_allowed )) && _ckpt_allowed=$lines_before
+      (( _ckpt_targets[r + 1] > _ckpt_allowed )) && _ckpt_allowed=${_ckpt_targets[r + 1]}
+      gate_allow "$_ckpt_gate" "$_ckpt_allowed"
+    else
+      gate_open "$_ckpt_gate"
+    fi
+    (_ckpt_exec_clean env CKPT_GATE="$_ckpt_gate" "$CKPT_MOSIXCTL" restart "$img") >> "$out" 2>> "$out.err" < /dev/null &
+    launcher=$!
     if ! wait_for_lines "$out" $(( lines_before + 1 )) "$launcher"; then
       wait "$launcher" 2> /dev/null
       local st=$?
@@ -288,41 +429,48 @@ run_with_rounds() {
       return 1
     fi
   done
+  gate_open "$_ckpt_gate"
   wait "$launcher"
 }
 
 # run_with_leave_running N OUT PROG [ARGS...]: starts PROG as a guest and
-# checkpoints it N times with --leave-running, paced as run_with_rounds; the
+# checkpoints it N times with --leave-running, held as run_with_rounds; the
 # process is never restarted. Returns the program's exit status.
 run_with_leave_running() {
   local n=${1:?run_with_leave_running: N missing} out=${2:?run_with_leave_running: OUT missing}
   shift 2
-  local base guest status r
+  local base comm launcher guest status r
+  local _ckpt_gate _ckpt_allowed=0 _ckpt_base_bytes=0 _ckpt_delay_ms
+  local -a _ckpt_targets _ckpt_delays
   base=$(basename -- "$1")
-  RANDOM=$CKPT_SEED
+  comm=${base:0:15}
   : > "$out.log"
-  start_guest "$out" "$@" || return 1
-  guest=$CKPT_GUEST_PID
+  _ckpt_can_hold "$base" || return 1
+  _ckpt_plan "$n"
+  _ckpt_gate=$CKPT_WORK/$base.gate
+  _ckpt_start_held "$out" "$@" || return 1
+  launcher=$CKPT_GUEST_PID
   for (( r = 1; r <= n; r++ )); do
-    _ckpt_plan_round "$r" "$n"
-    _ckpt_wait_target "$out" "$guest"
-    _ckpt_sleep_ms "$_ckpt_delay_ms"
-    if ! _ckpt_alive "$guest"; then
-      wait "$guest" 2> /dev/null
+    if ! _ckpt_hold_to "$out" "$launcher" "$r" ||
+       ! guest=$(_ckpt_find_guest "$launcher" "$comm"); then
+      gate_open "$_ckpt_gate"
+      wait "$launcher" 2> /dev/null
       _ckpt_ended_early "$base" $? "checkpoint $r" "$out"
       return 1
     fi
-    _ckpt_log "$base: checkpoint $r/$n --leave-running after line $_ckpt_target_line + ${_ckpt_delay_ms} ms"
+    _ckpt_log "$base: checkpoint $r/$n --leave-running after $(_ckpt_time_paced && echo "byte" || echo "line") ${_ckpt_targets[r]} + ${_ckpt_delay_ms} ms"
     "$CKPT_MOSIXCTL" checkpoint "$guest" -o "$CKPT_WORK/$base.live$r.img" --leave-running >> "$out.log" 2>&1
     status=$?
     if (( status != 0 )); then
       _ckpt_log "$base: mosixctl checkpoint $guest --leave-running failed with status $status (see $out.log)"
       kill -KILL "$guest" 2> /dev/null
-      wait "$guest" 2> /dev/null
+      gate_open "$_ckpt_gate"
+      wait "$launcher" 2> /dev/null
       return 1
     fi
   done
-  wait "$guest"
+  gate_open "$_ckpt_gate"
+  wait "$launcher"
 }
 
 # compare_outputs PLAIN ROUNDS: 0 when the files are byte for byte the same;
