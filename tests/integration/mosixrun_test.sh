@@ -57,6 +57,28 @@ head -c $((16 * 1024 * 1024)) /dev/urandom > "$TMP/in.bin"
 if cmp -s "$TMP/in.bin" "$TMP/out.bin"; then pass "16 MiB byte-exact through stdin/stdout (pipe-less stdin)"; else fail "16 MiB through a file stdin"; fi
 cat "$TMP/in.bin" | "$RUN" -np 1 cat | cat > "$TMP/out2.bin"
 if cmp -s "$TMP/in.bin" "$TMP/out2.bin"; then pass "16 MiB byte-exact through pipes"; else fail "16 MiB through pipes"; fi
+if [[ $MODE != local ]]; then
+  # The same through a copy on another node than the home's: rank 1 of
+  # --map-by node writes the 16 MiB from vnode1; and rank 0, moved to vnode1
+  # before its input is let through (pipe_gate), reads them there and
+  # writes them back.
+  "$RUN" --map-by node -np 2 sh -c '[ "$MOSIX_RANK" = 1 ] || exit 0; echo "$MOSIX_NODE" > '"$TMP"'/stdout.node
+    exec cat '"$TMP"'/in.bin' > "$TMP/out3.bin"
+  check_eq "the 16 MiB writer ran on vnode1" vnode1 "$(cat "$TMP/stdout.node" 2>/dev/null)"
+  if cmp -s "$TMP/in.bin" "$TMP/out3.bin"; then pass "16 MiB byte-exact from a copy on vnode1"; else fail "16 MiB from vnode1"; fi
+  truncate -s 0 "$TMP/stdin.gate"
+  "$BIN/pipe_gate" "$TMP/stdin.gate" < "$TMP/in.bin" | "$RUN" -np 1 cat > "$TMP/out4.bin" &
+  job=$!
+  rank0() { "$BIN/mosixctl" ps --job $job --json 2>/dev/null | jq -r ".guests[] | select(.rank == 0) | .$1"; }
+  wait_for '[ "$(rank0 state)" = running ]' || fail "cat did not start under the job $job"
+  if [[ $(rank0 node) != vnode1 ]]; then
+    "$BIN/mosixctl" migrate 0 vnode1 --job $job > /dev/null 2> "$TMP/mig.err" || fail "moving cat to vnode1: $(cat "$TMP/mig.err")"
+  fi
+  check_eq "the 16 MiB reader runs on vnode1" vnode1 "$(rank0 node)"
+  rm -f "$TMP/stdin.gate"
+  wait $job || fail "cat on vnode1 failed"
+  if cmp -s "$TMP/in.bin" "$TMP/out4.bin"; then pass "16 MiB byte-exact through stdin and stdout of a copy on vnode1"; else fail "16 MiB through vnode1's stdin"; fi
+fi
 
 out=$(printf 'line1\nline2\n' | "$RUN" --oversubscribe -np 3 sh -c 'c=$(cat | wc -l); echo "$MOSIX_RANK:$c"' | sort)
 check_eq "stdin goes to rank 0 only, others see EOF" $'0:2\n1:0\n2:0' "$out"
@@ -179,28 +201,34 @@ bad() {  # NAME NEEDLE ARGS...
     fail "bad input: $name: rc=$rc lines=$lines err=[$(cat "$TMP/bad.err")] out=[$(head -c 200 "$TMP/bad.out")]"
   fi
 }
-touch "$TMP/started"
-bad "unknown option" "unknown option '--bogus'" --bogus true
-bad "-np 0" "at least 1" -np 0 true
-bad "negative -np" "at least 1" -np -3 true
+# The program of each case would run and leave a file if it were started
+# (it does, below, with good input).
+probe=$TMP/probe
+printf '#!/bin/sh\ntouch %s/started-probe\n' "$TMP" > "$probe"; chmod 755 "$probe"
+"$RUN" -np 1 "$probe"
+check_eq "the probe runs when started" "started-probe" "$(ls "$TMP" | grep started-probe || true)"
+rm -f "$TMP/started-probe"
+bad "unknown option" "unknown option '--bogus'" --bogus "$probe"
+bad "-np 0" "at least 1" -np 0 "$probe"
+bad "negative -np" "at least 1" -np -3 "$probe"
 bad "missing program" "not found" -np 1 ./no-such-program
 bad "missing program in PATH" "not found in PATH" -np 1 no-such-program-xyz
 printf '#!/bin/sh\ntouch %s/started-noexec\n' "$TMP" > "$TMP/noexec"; chmod 644 "$TMP/noexec"
 bad "unexecutable program" "not executable" -np 1 "$TMP/noexec"
-bad "unreadable hostfile" "cannot read hostfile" --hostfile "$TMP/none" true
+bad "unreadable hostfile" "cannot read hostfile" --hostfile "$TMP/none" "$probe"
 printf 'localhost slots=2\n\nlocalhost slots=two\n' > "$TMP/hf"
-bad "malformed hostfile names the line" "$TMP/hf:3:" --hostfile "$TMP/hf" true
-bad "more copies than slots" "--oversubscribe" -np 64 true
-bad "more copies than --host slots" "--oversubscribe" --host localhost:2 -np 3 true
-bad "bad --wdir" "is not a directory" -wdir "$TMP/nodir" true
+bad "malformed hostfile names the line" "$TMP/hf:3:" --hostfile "$TMP/hf" "$probe"
+bad "more copies than slots" "--oversubscribe" -np 64 "$probe"
+bad "more copies than --host slots" "--oversubscribe" --host localhost:2 -np 3 "$probe"
+bad "bad --wdir" "is not a directory" -wdir "$TMP/nodir" "$probe"
 bad "no program" "no program" -np 2
 printf '# only comments\n\n' > "$TMP/hf-empty"
-bad "hostfile naming no slot" "names no host" --hostfile "$TMP/hf-empty" true
-bad "unresolvable host" "cannot be resolved" --host no-such-host.invalid -np 1 true
+bad "hostfile naming no slot" "names no host" --hostfile "$TMP/hf-empty" "$probe"
+bad "unresolvable host" "cannot be resolved" --host no-such-host.invalid -np 1 "$probe"
 export SLURM_JOB_ID=1 SLURM_JOB_NODELIST='n[1-' SLURM_TASKS_PER_NODE=1
-bad "malformed Slurm node list" "SLURM_JOB_NODELIST" -np 1 true
+bad "malformed Slurm node list" "SLURM_JOB_NODELIST" -np 1 "$probe"
 unset SLURM_JOB_ID SLURM_JOB_NODELIST SLURM_TASKS_PER_NODE
-check_eq "nothing started by bad input" "" "$(ls "$TMP" | grep started-noexec || true)"
+check_eq "nothing started by bad input" "" "$(ls "$TMP" | grep started- || true)"
 
 out=$("$RUN" --host localhost:2 -np 2 sh -c 'echo $MOSIX_RANK' | sort | xargs)
 check_eq "--host slots on this node" "0 1" "$out"
