@@ -4,6 +4,10 @@
 # 4-thread guest moves whole; a guest holding a socket is refused with its
 # reason, shown as cantmove by mosixctl ps, and finishes normally where it is.
 # Prints the bytes moved and the stopped time of each migration.
+# The guests never end before the test is done moving them: the ckpt
+# programs wait at their gate file (ckpt_gate in tests/programs/
+# ckpt_common.h; the gate travels in their environment), stdin_echo's input
+# comes through pipe_gate, mem_hold waits for its done file.
 set -u
 BIN=$(cd "$1" && pwd)
 STEPS=${MIGRATE_STEPS:-4000}
@@ -19,6 +23,11 @@ wait_lines() {
   local file=$1 n=$2 pid=$3
   while { [[ ! -f $file ]] || [[ $(wc -l < "$file") -lt $n ]]; } && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 }
+
+# gate_allow FILE N: a gated program may print N + 1 lines (or pipe_gate let
+# N bytes through); gate_open FILE: to its end.
+gate_allow() { truncate -s "$2" -- "$1"; }
+gate_open() { rm -f -- "$1"; }
 
 # migrate JOB RANK NODE: one migration; prints "bytes stopped_ms" and fails
 # the test (with the reason) when the guest did not move.
@@ -41,18 +50,31 @@ node_of() {
 echo "agent_counter $STEPS: one move, then $ROUNDS round trips vnode1 <-> vnode2, then home"
 "$BIN/agent_counter" "$STEPS" > "$WORK/plain.out" &
 plain=$!
-"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/agent_counter" "$STEPS" < /dev/null > "$WORK/mig.out" 2> "$WORK/mig.err" &
+# It may go on by STEPS / (2 * ROUNDS + 4) lines a move, so it runs
+# while it moves and ends only when let go.
+gate=$WORK/gate1
+per_move=$(( STEPS / (2 * ROUNDS + 4) ))
+allowed=1
+gate_allow "$gate" $allowed
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/agent_counter" "$STEPS" < /dev/null > "$WORK/mig.out" 2> "$WORK/mig.err" &
 job=$!
 wait_lines "$WORK/mig.out" 2 $job
 start_node=$(node_of $job 0)
+step() { allowed=$(( allowed + per_move )); gate_allow "$gate" $allowed; }
+step
 migrate $job 0 vnode1
 [[ $(node_of $job 0) == vnode1 ]] || fail "after the first move mosixctl ps shows rank 0 on '$(node_of $job 0)', not vnode1"
 for ((i = 0; i < ROUNDS; i++)); do
+  step
   migrate $job 0 vnode2 || break
+  step
   migrate $job 0 vnode1 || break
 done
+step
 migrate $job 0 home
 [[ $(node_of $job 0) == vnode0 ]] || fail "after moving home mosixctl ps shows rank 0 on '$(node_of $job 0)'"
+(( $(wc -l < "$WORK/mig.out") < STEPS )) || fail "agent_counter went past its gate"
+gate_open "$gate"
 wait $job
 rc=$?
 wait $plain
@@ -68,12 +90,16 @@ awk '{b += $1; s += $2; if ($2 > m) m = $2; n++} END {if (n) printf "  %d migrat
 # 2. Four threads move whole, twice.
 echo "ckpt_threads: vnode1, then vnode2"
 "$BIN/ckpt_threads" 40 > "$WORK/th.plain" 2>/dev/null
-"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_threads" 40 < /dev/null > "$WORK/th.out" 2> "$WORK/th.err" &
+gate=$WORK/gate2
+gate_allow "$gate" 2
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_threads" 40 < /dev/null > "$WORK/th.out" 2> "$WORK/th.err" &
 job=$!
 wait_lines "$WORK/th.out" 2 $job
 migrate $job 0 vnode1
+gate_allow "$gate" 6
 wait_lines "$WORK/th.out" 6 $job
 migrate $job 0 vnode2
+gate_open "$gate"
 wait $job
 rc=$?
 [[ $rc == 0 ]] || fail "ckpt_threads exited with $rc: $(head -3 "$WORK/th.err")"
@@ -84,9 +110,12 @@ cmp -s "$WORK/th.plain" "$WORK/th.out" && echo "  output identical to the uninte
 # by ps, and it finishes where it is.
 echo "ckpt_socket: refused"
 "$BIN/ckpt_socket" 200000 > "$WORK/so.plain" 2>/dev/null
-"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_socket" 200000 < /dev/null > "$WORK/so.out" 2> "$WORK/so.err" &
+# Held at its second line: its socket is open by then (not yet at its first).
+gate=$WORK/gate3
+gate_allow "$gate" 1
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_socket" 200000 < /dev/null > "$WORK/so.out" 2> "$WORK/so.err" &
 job=$!
-wait_lines "$WORK/so.out" 1 $job
+wait_lines "$WORK/so.out" 2 $job
 before=$(node_of $job 0)
 if out=$("$BIN/mosixctl" migrate 0 best --job $job 2>&1); then
   fail "a guest with a listening socket was moved: $out"
@@ -97,6 +126,7 @@ fi
 "$BIN/mosixctl" ps --job $job > "$WORK/ps.out"
 grep -q "cantmove: .*socket" "$WORK/ps.out" || fail "mosixctl ps does not say why: $(cat "$WORK/ps.out")"
 [[ $(node_of $job 0) == "$before" ]] || fail "the refused guest is on $(node_of $job 0), not $before"
+gate_open "$gate"
 wait $job
 rc=$?
 [[ $rc == 0 ]] || fail "ckpt_socket exited with $rc after the refusal"
@@ -127,15 +157,23 @@ rc=$?
 
 # 5. Rank 0 reading its stdin while it moves: what it had not read yet (in
 # its pipe, or on the way) goes with it; its output is its input, in order.
+# Its input is let through 300 lines a move (and 150 more that may be in
+# its pipe or on the way when it moves).
 echo "stdin_echo: 4 moves while it reads 4000 lines from a pipe"
 seq -f "line %g of the input, with some padding to make it longer" 1 4000 > "$WORK/in.txt"
-cat "$WORK/in.txt" | "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/stdin_echo" 1500 \
+gate=$WORK/gate5
+gate_allow "$gate" 0
+"$BIN/pipe_gate" "$gate" < "$WORK/in.txt" | "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/stdin_echo" 1500 \
   > "$WORK/echo.out" 2> "$WORK/echo.err" &
 job=$!
+moves=0
 for node in vnode1 vnode2 home vnode2; do
-  wait_lines "$WORK/echo.out" $(( $(wc -l < "$WORK/echo.out") + 300 )) $job
+  moves=$(( moves + 1 ))
+  gate_allow "$gate" "$(head -n $(( 300 * moves + 150 )) "$WORK/in.txt" | wc -c)"
+  wait_lines "$WORK/echo.out" $(( 300 * moves )) $job
   migrate $job 0 $node || break
 done
+gate_open "$gate"
 wait $job
 rc=$?
 [[ $rc == 0 ]] || fail "stdin_echo exited with $rc: $(head -3 "$WORK/echo.err")"
