@@ -90,8 +90,17 @@ TEST_F(TopologyCache, OtherBindingHasItsOwnFileAndKey) {
 TEST_F(TopologyCache, CorruptFileIsIgnored) {
   ASSERT_TRUE(write_cached_topology(path_, key_, xml_).ok());
   const std::string good = read_text(path_);
-  // One byte of the XML changed: the checksum catches it.
+  // One digit of the XML changed (a NUMA node's memory): still XML that hwloc
+  // loads, so only the checksum catches it.
   std::string flipped = good;
+  std::size_t at = good.find("local_memory=\"");
+  ASSERT_NE(at, std::string::npos);
+  at += 14;
+  flipped[at] = flipped[at] == '1' ? '2' : '1';
+  write_text(path_, flipped);
+  EXPECT_FALSE(read_cached_topology(path_, key_).ok());
+  // A byte of the XML changed that makes it no longer XML.
+  flipped = good;
   flipped[good.size() - 200] ^= 0x20;
   write_text(path_, flipped);
   EXPECT_FALSE(read_cached_topology(path_, key_).ok());
