@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cli.h"
 #include "runtime/ckpt/format/image_reader.h"
 #include "runtime/ckpt/format/image_writer.h"
 
@@ -136,7 +137,11 @@ double read_from_memory(const std::vector<std::uint8_t>& image, std::vector<std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 512;
+  std::size_t mib = 512;
+  CLI::App app{"Image format throughput per compression setting, against a pipe copy and memcpy",
+               "ckpt_format_bench"};
+  app.add_option("size", mib, "MiB of written pages (default 512)")->check(mosix::bench::positive());
+  if (auto status = mosix::bench::parse_command_line(app, argc, argv)) return *status;
   std::size_t size = mib << 20;
   // Written memory: every page non-zero, half of each page a repeating
   // pattern (compressible), half pseudo-random.

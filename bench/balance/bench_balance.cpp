@@ -46,6 +46,7 @@
 #include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
 #include "runtime/core/rng.h"
+#include "../common/cli.h"
 #include "real_cluster.h"
 
 namespace {
@@ -293,33 +294,22 @@ Outcome run(const Scenario& scenario, Mode mode, std::uint64_t seed, bool trace)
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--real") == 0) return mosix::bench_balance::run_real(argc, argv);
-  }
   int seeds = 10;
   std::uint64_t first = 1;
   bool trace = false;
   bool real_table = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
-      seeds = std::atoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--first-seed") == 0 && i + 1 < argc) {
-      first = std::strtoull(argv[++i], nullptr, 10);
-    } else if (std::strcmp(argv[i], "--table") == 0) {
-      real_table = true;
-    } else if (std::strcmp(argv[i], "--trace") == 0) {
-      trace = true;
-    } else {
-      const bool help = std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
-      std::fprintf(help ? stdout : stderr,
-                   "usage: %s [--seeds N] [--first-seed S] [--table] [--trace]   the simulator\n"
-                   "       %s --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] [--work UNITS] [--runs N]\n"
-                   "            [--modes rebalance,off,rr] [--poll S] [--timeout S] [--no-priority] [--trace] [--keep]\n"
-                   "                                                         the virtual cluster (docs/scheduling.md)\n",
-                   argv[0], argv[0]);
-      return help ? 0 : 2;
-    }
-  }
+  bool real = false;
+  CLI::App app{"Makespan / ideal of the balancer against our placement alone and mpirun's "
+               "round-robin: the simulator, or --real on a virtual cluster (docs/scheduling.md)",
+               "bench_balance"};
+  CLI::Option* real_flag = app.add_flag("--real", real, "Run on a real virtual cluster, not the simulator");
+  app.add_option("--seeds", seeds, "Simulated clusters per mode")->excludes(real_flag);
+  app.add_option("--first-seed", first, "Seed of the first")->excludes(real_flag);
+  app.add_flag("--table", real_table, "Simulate --real's fixed table of copies")->excludes(real_flag);
+  app.add_flag("--trace", trace, "Print each copy's end and node");
+  auto real_options = mosix::bench_balance::add_real_options(app, real_flag);
+  if (auto status = mosix::bench::parse_command_line(app, argc, argv)) return *status;
+  if (real) return mosix::bench_balance::run_real(*real_options, trace);
   if (seeds < 1) {
     std::fprintf(stderr, "bench_balance: --seeds must be at least 1\n");
     return 2;

@@ -63,6 +63,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/cli.h"
 #include "../common/procs.h"
 #include "../common/timed_run.h"
 
@@ -203,24 +204,14 @@ struct Options {
   bool priority = true;
 };
 
-constexpr const char* kUsage =
-    "usage: bench_balance --real [--mosixrun PATH] [--cpu-work PATH] [--scale S] [--work UNITS] [--runs N] "
-    "[--modes rebalance,off,rr] [--poll SECONDS] [--timeout SECONDS] [--no-priority] [--trace] [--keep]\n";
+}  // namespace
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr, "bench_balance: %s\n%s", why.c_str(), kUsage);
-  std::exit(2);
-}
+struct RealOptions : Options {
+  std::vector<std::string> mode_names;  // --modes, as given
+};
 
-double positive(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(v > 0)) usage(flag + " needs a positive number, not '" + text + "'");
-  return v;
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
+std::shared_ptr<RealOptions> add_real_options(CLI::App& app, CLI::Option* real) {
+  auto o = std::make_shared<RealOptions>();
   std::string dir = ".";
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
@@ -228,56 +219,28 @@ Options parse(int argc, char** argv) {
     self[n] = '\0';
     dir = std::string(self).substr(0, std::string(self).rfind('/'));
   }
-  o.mosixrun = dir + "/mosixrun";
-  o.cpu_work = dir + "/cpu_work";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--real") {
-    } else if (a == "--help" || a == "-h") {
-      std::printf("%s", kUsage);
-      std::exit(0);
-    } else if (a == "--mosixrun") {
-      o.mosixrun = value();
-    } else if (a == "--cpu-work") {
-      o.cpu_work = value();
-    } else if (a == "--scale") {
-      o.scale = positive(a, value());
-    } else if (a == "--work") {
-      o.work = positive(a, value());
-    } else if (a == "--runs") {
-      o.runs = static_cast<int>(positive(a, value()));
-    } else if (a == "--poll") {
-      o.poll = positive(a, value());
-    } else if (a == "--timeout") {
-      o.timeout = positive(a, value());
-    } else if (a == "--modes") {
-      o.modes.clear();
-      std::stringstream list(value());
-      for (std::string m; std::getline(list, m, ',');) {
-        if (m == "rebalance") o.modes.push_back(Mode::kRebalance);
-        else if (m == "off") o.modes.push_back(Mode::kMigrateOff);
-        else if (m == "rr") o.modes.push_back(Mode::kRoundRobin);
-        else usage("unknown mode '" + m + "' (rebalance, off, rr)");
-      }
-      if (o.modes.empty()) usage("--modes needs at least one mode");
-    } else if (a == "--trace") {
-      o.trace = true;
-    } else if (a == "--keep") {
-      o.keep = true;
-    } else if (a == "--no-priority") {
-      o.priority = false;
-    } else {
-      usage("unknown argument '" + a + "'");
-    }
-  }
-  o.mosixctl = o.mosixrun.substr(0, o.mosixrun.rfind('/') + 1) + "mosixctl";
-  if (o.mosixrun.find('/') == std::string::npos) o.mosixctl = "mosixctl";
+  o->mosixrun = dir + "/mosixrun";
+  o->cpu_work = dir + "/cpu_work";
+  auto group = [&](CLI::Option* option) { option->needs(real)->group("--real (the virtual cluster)"); };
+  group(app.add_option("--mosixrun", o->mosixrun, "The mosixrun to run (mosixctl is taken next to it)"));
+  group(app.add_option("--cpu-work", o->cpu_work, "The cpu_work program the copies run"));
+  group(app.add_option("--scale", o->scale, "CPU shares of the 4 virtual nodes, times 0.25,0.25,0.5,0.75")
+            ->check(mosix::bench::positive()));
+  group(app.add_option("--work", o->work, "Units of work of the whole table")->check(mosix::bench::positive()));
+  group(app.add_option("--runs", o->runs, "Runs of each mode")->check(mosix::bench::positive()));
+  group(app.add_option("--poll", o->poll, "Seconds between two looks at the job")->check(mosix::bench::positive()));
+  group(app.add_option("--timeout", o->timeout, "Seconds a job may take (default: 4 x the ideal + 120 s)")
+            ->check(mosix::bench::positive()));
+  group(app.add_option("--modes", o->mode_names, "Modes to run: rebalance,off,rr (default: all three)")
+            ->delimiter(',')
+            ->check(CLI::IsMember({"rebalance", "off", "rr"})));
+  group(app.add_flag("--keep", o->keep, "Keep the work directory"));
+  group(app.add_flag("--no-priority", [o](std::int64_t) { o->priority = false; },
+                     "Leave the weight of the mosix cgroup as it is"));
   return o;
 }
+
+namespace {
 
 // ---- one job ---------------------------------------------------------------
 
@@ -513,8 +476,26 @@ void print_trace(const RunResult& r) {
 
 }  // namespace
 
-int run_real(int argc, char** argv) {
-  Options o = parse(argc, argv);
+namespace {
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr, "bench_balance: %s (see bench_balance --help)\n", why.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int run_real(const RealOptions& options, bool trace) {
+  Options o = options;
+  o.trace = trace;
+  if (!options.mode_names.empty()) {
+    o.modes.clear();
+    for (const std::string& m : options.mode_names) {
+      o.modes.push_back(m == "rebalance" ? Mode::kRebalance : m == "off" ? Mode::kMigrateOff : Mode::kRoundRobin);
+    }
+  }
+  o.mosixctl = o.mosixrun.substr(0, o.mosixrun.rfind('/') + 1) + "mosixctl";
+  if (o.mosixrun.find('/') == std::string::npos) o.mosixctl = "mosixctl";
   for (const std::string& b : {o.mosixrun, o.cpu_work}) {
     if (b.find('/') != std::string::npos && ::access(b.c_str(), X_OK) != 0)
       usage("no executable " + b + " (--mosixrun PATH, --cpu-work PATH)");

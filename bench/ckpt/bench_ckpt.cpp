@@ -34,10 +34,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../common/cli.h"
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
 
@@ -258,9 +260,14 @@ int thread_count(pid_t pid) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], "--guest") == 0) return run_guest(std::strtoul(argv[2], nullptr, 10));
   std::vector<std::size_t> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoul(argv[i], nullptr, 10));
+  std::optional<std::size_t> guest;
+  CLI::App app{"Checkpoint and restore speed against memcpy and a pipe copy, measured in this run",
+               "bench_ckpt"};
+  app.add_option("sizes", sizes, "Guest sizes in MiB (default 64 512 2048)")->check(mosix::bench::positive());
+  app.add_option("--guest", guest, "Be the guest: write this many MiB, then answer on stdin")->group("");
+  if (auto status = mosix::bench::parse_command_line(app, argc, argv)) return *status;
+  if (guest) return run_guest(*guest);
   if (sizes.empty()) sizes = {64, 512, 2048};
   std::string dir = self_dir();
   std::string agent = env_or("MOSIX_AGENT", dir + "/../lib/libmosix.so");

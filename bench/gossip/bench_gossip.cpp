@@ -19,11 +19,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <queue>
 #include <string>
 #include <vector>
 
+#include "../common/cli.h"
 #include "runtime/core/gossip.h"
 #include "runtime/core/rng.h"
 
@@ -137,38 +137,18 @@ Result simulate(std::size_t n, double seconds, std::uint64_t seed) {
   return r;
 }
 
-std::vector<std::size_t> parse_sizes(const char* text) {
-  std::vector<std::size_t> out;
-  std::string s(text);
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    const auto comma = s.find(',', pos);
-    const std::string part = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (!part.empty()) out.push_back(std::strtoull(part.c_str(), nullptr, 10));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   double seconds = 20.0;
   std::vector<std::size_t> sizes{16, 1024, 65536};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-      seed = std::strtoull(argv[++i], nullptr, 10);
-    } else if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-      seconds = std::strtod(argv[++i], nullptr);
-    } else if (std::strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
-      sizes = parse_sizes(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: %s [--seed N] [--seconds T] [--sizes n1,n2,...]\n", argv[0]);
-      return 2;
-    }
-  }
+  CLI::App app{"Load gossip at 16, 1,024 and 65,536 nodes: messages per node and age of the information",
+               "bench_gossip"};
+  app.add_option("--seed", seed, "Seed of the simulation");
+  app.add_option("--seconds", seconds, "Virtual seconds to simulate (more than 6)");
+  app.add_option("--sizes", sizes, "Cluster sizes, e.g. 16,1024,65536")->delimiter(',');
+  if (auto status = mosix::bench::parse_command_line(app, argc, argv)) return *status;
   if (sizes.empty() || seconds <= 6.0) {
     std::fprintf(stderr, "bench_gossip: need at least one size and more than 6 virtual seconds\n");
     return 2;

@@ -51,6 +51,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/cli.h"
 #include "../common/procs.h"
 #include "../common/timed_run.h"
 
@@ -316,57 +317,37 @@ double median(std::vector<double> v) {
 }
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "bench_migrate: %s\nusage: bench_migrate [--sizes MIB,MIB,...] [--runs N] [--timeout SECONDS] "
-               "[--bin DIR] [--keep]\n",
-               why.c_str());
+  std::fprintf(stderr, "bench_migrate: %s (see bench_migrate --help)\n", why.c_str());
   std::exit(2);
 }
 
-Options parse(int argc, char** argv) {
-  Options o;
+// Fills `o` from the command line; an exit status when the program must stop
+// (help shown, or a usage error reported).
+std::optional<int> parse(int argc, char** argv, Options& o) {
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n > 0) {
     self[n] = '\0';
     o.bin = std::string(self).substr(0, std::string(self).rfind('/'));
   }
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--sizes") {
-      o.sizes.clear();
-      std::stringstream list(value());
-      for (std::string item; std::getline(list, item, ',');) {
-        char* end = nullptr;
-        unsigned long long v = std::strtoull(item.c_str(), &end, 10);
-        if (item.empty() || *end != '\0' || v == 0) usage("bad size '" + item + "' (MiB, > 0)");
-        o.sizes.push_back(v);
-      }
-    } else if (a == "--runs") {
-      o.runs = std::atoi(value().c_str());
-      if (o.runs < 1) usage("--runs must be at least 1");
-    } else if (a == "--timeout") {
-      o.timeout_s = std::atof(value().c_str());
-      if (!(o.timeout_s > 0)) usage("--timeout must be positive");
-    } else if (a == "--bin") {
-      o.bin = value();
-    } else if (a == "--keep") {
-      o.keep = true;
-    } else {
-      usage("unknown argument '" + a + "'");
-    }
-  }
-  return o;
+  CLI::App app{"Migration of 64 MiB..2 GiB guests: stopped and total time against a pipe copy",
+               "bench_migrate"};
+  app.add_option("--sizes", o.sizes, "Guest sizes in MiB, e.g. 64,256,1024")
+      ->delimiter(',')
+      ->check(mosix::bench::positive());
+  app.add_option("--runs", o.runs, "Runs of each size")->check(mosix::bench::positive());
+  app.add_option("--timeout", o.timeout_s, "Seconds one run may take before it is given up")
+      ->check(mosix::bench::positive());
+  app.add_option("--bin", o.bin, "Where mosixrun, mosixctl, mosixd and mem_hold are");
+  app.add_flag("--keep", o.keep, "Keep the work directory");
+  return mosix::bench::parse_command_line(app, argc, argv);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options o = parse(argc, argv);
+  Options o;
+  if (auto status = parse(argc, argv, o)) return *status;
   for (const char* b : {"mosixrun", "mosixctl", "mosixd", "mosix-restore", "mem_hold"}) {
     if (::access((o.bin + "/" + b).c_str(), X_OK) != 0) usage("no " + std::string(b) + " in " + o.bin + " (--bin DIR)");
   }

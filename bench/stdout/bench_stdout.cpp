@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "../common/cli.h"
 #include "../common/timed_run.h"
 
 namespace {
@@ -222,28 +223,19 @@ int main(int argc, char** argv) {
   std::optional<unsigned long long> writer_bytes;
   int writer_rank = 0;
   std::string not_on;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    bool has_value = i + 1 < argc;
-    if (a == "--writer" && has_value) {
-      writer_bytes = std::strtoull(argv[++i], nullptr, 10);
-    } else if (a == "--rank" && has_value) {
-      writer_rank = std::atoi(argv[++i]);
-    } else if (a == "--not-on" && has_value) {
-      not_on = argv[++i];
-    } else if (a == "--mib" && has_value) {
-      mib = std::max(1ULL, std::strtoull(argv[++i], nullptr, 10));
-    } else if (a == "--runs" && has_value) {
-      runs = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--timeout" && has_value) {
-      timeout_s = std::atof(argv[++i]);
-    } else if (!a.empty() && a[0] != '-') {
-      mosixrun = a;
-    } else {
-      std::fprintf(stderr, "usage: bench_stdout [MOSIXRUN] [--mib N] [--runs N] [--timeout S]\n");
-      return 2;
-    }
-  }
+  CLI::App app{"A remote copy's stdout through mosixrun against cat through a pipe, in this run",
+               "bench_stdout"};
+  app.add_option("mosixrun", mosixrun, "The mosixrun to measure (default: next to bench_stdout)");
+  app.add_option("--mib", mib, "MiB each run writes")->check(mosix::bench::positive());
+  app.add_option("--runs", runs, "Runs of each row (the median is kept)")->check(mosix::bench::positive());
+  app.add_option("--timeout", timeout_s, "Seconds one run may take before it is killed")
+      ->check(mosix::bench::positive());
+  // The writer, as the benchmark starts it (under mosixrun or before cat).
+  app.add_option("--writer", writer_bytes, "Be the writer: write this many bytes to stdout")
+      ->group("");
+  app.add_option("--rank", writer_rank, "The writer's rank")->group("");
+  app.add_option("--not-on", not_on, "The writer fails on this node")->group("");
+  if (auto status = mosix::bench::parse_command_line(app, argc, argv)) return *status;
   if (writer_bytes) return run_writer(*writer_bytes, writer_rank, not_on);
 
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/cli.h"
 #include "runtime/transport/mpi/mpi_transport.h"
 
 namespace mosix {
@@ -128,20 +129,25 @@ double round_trip_us(Transport& t, int rounds) {
   return seconds_since(start) * 1e6 / rounds;
 }
 
-int child(int argc, char** argv) {
-  MpiTransport::Options options;
+// The command line: --mib and --quick for people; the rest is what the
+// benchmark passes to its copies under mpirun (one setting each).
+struct Args {
   std::size_t mib = 512;
+  bool quick = false;
+  int idle_max_us = -1;  // -1: MpiTransport's default
+  int fixed = 0;
   std::string label = "adaptive";
-  bool keep_heap = true;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--idle-max-us") options.idle_poll_max = std::chrono::microseconds(std::atoi(argv[i + 1]));
-    else if (a == "--fixed") options.fixed_period = std::string(argv[i + 1]) == "1";
-    else if (a == "--mib") mib = static_cast<std::size_t>(std::atoi(argv[i + 1]));
-    else if (a == "--label") label = argv[i + 1];
-    else if (a == "--keep-heap") keep_heap = std::string(argv[i + 1]) == "1";
-  }
-  const std::size_t total = mib << 20;
+  int keep_heap = 1;
+  int child = 0;  // 1 in the copies (they are told apart by OMPI_COMM_WORLD_SIZE)
+};
+
+int child(const Args& args) {
+  MpiTransport::Options options;
+  if (args.idle_max_us >= 0) options.idle_poll_max = std::chrono::microseconds(args.idle_max_us);
+  options.fixed_period = args.fixed == 1;
+  const std::string& label = args.label;
+  const bool keep_heap = args.keep_heap == 1;
+  const std::size_t total = args.mib << 20;
   if (keep_heap) {
     // Reuse freed buffers instead of mapping fresh pages for every 1 MiB frame.
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
@@ -181,13 +187,9 @@ int child(int argc, char** argv) {
   return 0;
 }
 
-int launch(const char* self, int argc, char** argv) {
-  std::string mib = "512";
-  bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--mib" && i + 1 < argc) mib = argv[++i];
-    else if (std::string(argv[i]) == "--quick") quick = true;
-  }
+int launch(const char* self, const Args& args) {
+  const std::string mib = std::to_string(args.mib);
+  const bool quick = args.quick;
   if (getuid() == 0) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
@@ -241,6 +243,19 @@ int launch(const char* self, int argc, char** argv) {
 }  // namespace mosix
 
 int main(int argc, char** argv) {
-  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) return mosix::child(argc, argv);
-  return mosix::launch(argv[0], argc, argv);
+  mosix::Args args;
+  CLI::App app{"MPI transport throughput against a pipe copy, round-trip time and idle CPU, per "
+               "progress setting (it starts itself under mpirun -np 2 once per setting)",
+               "bench_transport"};
+  app.add_option("--mib", args.mib, "MiB streamed from rank 0 to rank 1")->check(mosix::bench::positive());
+  app.add_flag("--quick", args.quick, "Only the two main settings");
+  // What each copy under mpirun is given.
+  app.add_option("--child", args.child, "")->group("");
+  app.add_option("--idle-max-us", args.idle_max_us, "")->group("");
+  app.add_option("--fixed", args.fixed, "")->group("");
+  app.add_option("--label", args.label, "")->group("");
+  app.add_option("--keep-heap", args.keep_heap, "")->group("");
+  if (auto status = mosix::bench::parse_command_line(app, argc, argv)) return *status;
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) return mosix::child(args);
+  return mosix::launch(argv[0], args);
 }
