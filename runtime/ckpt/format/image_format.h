@@ -38,6 +38,15 @@ inline constexpr std::size_t kMaxBlob = 32 << 10;
 inline constexpr std::size_t kMaxRlimits = 16;
 inline constexpr std::size_t kMaxSignals = 64;
 inline constexpr std::size_t kMaxXstateComponents = 32;
+// Most records of each kind an image may hold; the reader refuses more, so a
+// restorer's memory and the work it does before its point of no return stay
+// bounded. Above what a checkpointable process has (vm.max_map_count is
+// 65530 by default; the agent takes at most 1024 threads).
+inline constexpr std::uint32_t kMaxThreadRecords = 4096;
+inline constexpr std::uint32_t kMaxRegionRecords = 65536;
+inline constexpr std::uint32_t kMaxFdRecords = 65536;
+inline constexpr std::uint32_t kMaxTimerRecords = 4096;
+inline constexpr std::uint32_t kMaxPendingSignalRecords = 4096;
 
 enum class Compression : std::uint8_t { none = 0, fast = 1, best = 2 };
 // "none", "fast", "best"; nullptr for an unknown value.

@@ -230,6 +230,15 @@ ImageStatus ImageReader::open() {
   return ImageStatus::Ok();
 }
 
+namespace {
+
+ImageStatus too_many(const char* record, std::uint32_t limit) {
+  return MessageBuilder().text("more than ").dec(limit).text(" ").text(record)
+      .text(" records (the most an image may hold)").status();
+}
+
+}  // namespace
+
 ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* out) {
   const std::uint64_t ps = header_.machine.page_size;
   switch (static_cast<RecordType>(type)) {
@@ -250,11 +259,13 @@ ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* 
   }
   switch (static_cast<RecordType>(type)) {
     case RecordType::thread:
+      if (counted_.thread_count >= kMaxThreadRecords) return too_many("thread", kMaxThreadRecords);
       if (ImageStatus s = decode(payload, &thread_); !s) return s;
       counted_.thread_count += 1;
       out->thread = &thread_;
       return ImageStatus::Ok();
     case RecordType::region: {
+      if (counted_.region_count >= kMaxRegionRecords) return too_many("region", kMaxRegionRecords);
       if (ImageStatus s = decode(payload, &region_); !s) return s;
       if ((region_.start | region_.end) & (ps - 1)) {
         return MessageBuilder().text("region ").hex(region_.start).text("-").hex(region_.end)
@@ -302,16 +313,21 @@ ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* 
       return ImageStatus::Ok();
     }
     case RecordType::fd:
+      if (counted_.fd_count >= kMaxFdRecords) return too_many("fd", kMaxFdRecords);
       if (ImageStatus s = decode(payload, &fd_); !s) return s;
       counted_.fd_count += 1;
       out->fd = &fd_;
       return ImageStatus::Ok();
     case RecordType::posix_timer:
+      if (timer_count_ >= kMaxTimerRecords) return too_many("posix timer", kMaxTimerRecords);
       if (ImageStatus s = decode(payload, &posix_timer_); !s) return s;
+      timer_count_ += 1;
       out->posix_timer = &posix_timer_;
       return ImageStatus::Ok();
     case RecordType::pending_signal:
+      if (pending_count_ >= kMaxPendingSignalRecords) return too_many("pending signal", kMaxPendingSignalRecords);
       if (ImageStatus s = decode(payload, &pending_signal_); !s) return s;
+      pending_count_ += 1;
       out->pending_signal = &pending_signal_;
       return ImageStatus::Ok();
     case RecordType::end: {

@@ -148,6 +148,8 @@ class ImageReader {
   std::uint64_t offset_ = 0;
   std::uint64_t chunks_ = 0;
   EndRecord counted_;
+  std::uint32_t timer_count_ = 0;
+  std::uint32_t pending_count_ = 0;
   ImageStatus status_;
 };
 

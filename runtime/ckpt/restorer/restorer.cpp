@@ -14,6 +14,7 @@
 //     build one signal frame per thread on its own stack, clone the threads,
 //     and leave through the trampoline (trampoline.S), which unmaps the
 //     restorer and rt_sigreturns each thread into the program.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -248,6 +249,90 @@ void check_timers_and_signals(const Image& img) {
   }
 }
 
+const Region* region_at(const Image& img, std::uint64_t addr) {
+  for (const Region& g : img.regions)
+    if (g.rec.start <= addr && addr < g.rec.end) return &g;
+  return nullptr;
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%#lx", static_cast<unsigned long>(v));
+  return buf;
+}
+
+constexpr int kRegRsp = 15;
+constexpr int kRegRip = 16;
+// What build_frame() puts below a thread's stack pointer, at most.
+std::uint64_t frame_room(const Thread& t);
+
+// Every thread resumes at its instruction pointer, and build_frame() writes
+// its signal frame below its stack pointer, both after the point of no
+// return: the one must lie in executable memory of the image, the other in
+// writable memory with room for the frame (a MAP_GROWSDOWN stack grows, as
+// it would for a signal the kernel delivers).
+void check_thread_addresses(const Image& img) {
+  for (const Thread& t : img.threads) {
+    std::string who = "thread " + std::to_string(t.rec.tid);
+    std::uint64_t ip = 0, sp = 0;
+    std::memcpy(&ip, t.regs.data() + kRegRip * 8, 8);
+    std::memcpy(&sp, t.regs.data() + kRegRsp * 8, 8);
+    const Region* code = region_at(img, ip);
+    if (code == nullptr || !(code->rec.prot & PROT_EXEC))
+      refuse(who + ": its instruction pointer " + hex(ip) + " is not in executable memory of the image");
+    const Region* stack = sp == 0 ? nullptr : region_at(img, sp - 1);
+    if (stack == nullptr || !(stack->rec.prot & PROT_WRITE) || is_special(stack->rec.kind))
+      refuse(who + ": its stack pointer " + hex(sp) + " is not in writable memory of the image");
+    if (!(stack->rec.map_flags & MAP_GROWSDOWN) && sp - stack->rec.start < frame_room(t))
+      refuse(who + ": its stack pointer " + hex(sp) + " leaves no room for a signal frame in its region " +
+             hex(stack->rec.start) + "-" + hex(stack->rec.end));
+  }
+}
+
+// restore_fds() dup3()s each descriptor onto its number and moves the image
+// descriptor and a pipe's two new ends above the highest: all after the
+// point of no return, so every number must be valid, unique and fit this
+// process's descriptor limit with three to spare.
+void check_fd_numbers(const Image& img) {
+  struct rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) refuse(std::string("getrlimit(RLIMIT_NOFILE): ") + strerror(errno));
+  std::vector<std::int32_t> numbers;
+  for (const Fd& f : img.fds) {
+    std::int32_t fd = f.rec.fd;
+    if (fd < 0) refuse("an fd record has the negative descriptor number " + std::to_string(fd));
+    if (static_cast<rlim_t>(fd) + 3 >= nofile.rlim_cur)
+      refuse("fd " + std::to_string(fd) + " is above this process's descriptor limit (ulimit -n " +
+             std::to_string(nofile.rlim_cur) + "): raise it to " + std::to_string(static_cast<rlim_t>(fd) + 4) +
+             " or more");
+    if (f.rec.kind == FdKind::std_stream && fd > 2)
+      refuse("fd " + std::to_string(fd) + " is recorded as a standard stream, which only 0, 1 and 2 can be");
+    numbers.push_back(fd);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  for (std::size_t i = 1; i < numbers.size(); ++i)
+    if (numbers[i] == numbers[i - 1]) refuse("fd " + std::to_string(numbers[i]) + " is recorded twice");
+}
+
+// Counts the kernel would refuse only after the point of no return.
+void check_counts(const Image& img) {
+  long max_maps = 65530;
+  if (FILE* f = fopen("/proc/sys/vm/max_map_count", "re")) {
+    if (fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
+    fclose(f);
+  }
+  // The trampoline's two mappings and the vDSO block are there too.
+  if (static_cast<long>(img.regions.size()) + 8 > max_maps)
+    refuse("the image has " + std::to_string(img.regions.size()) + " memory regions, more than vm.max_map_count (" +
+           std::to_string(max_maps) + ") allows");
+  struct rlimit lim{};
+  if (getrlimit(RLIMIT_SIGPENDING, &lim) == 0 && img.pending.size() > lim.rlim_cur)
+    refuse("the image has " + std::to_string(img.pending.size()) + " pending signals, more than this user may queue "
+           "(ulimit -i " + std::to_string(lim.rlim_cur) + ")");
+  if (getrlimit(RLIMIT_NPROC, &lim) == 0 && img.threads.size() > lim.rlim_cur)
+    refuse("the image has " + std::to_string(img.threads.size()) + " threads, more than this user may run "
+           "(ulimit -u " + std::to_string(lim.rlim_cur) + ")");
+}
+
 // Phase 1 checks beyond the reader's: can this machine and file system take
 // the image?
 void check_restorable(const Image& img, const OwnMaps& own) {
@@ -267,6 +352,9 @@ void check_restorable(const Image& img, const OwnMaps& own) {
     if (t.rec.xstate_kind == XstateKind::x86_64_xsave && t.xstate.size() > here.xsave_size)
       refuse("thread " + std::to_string(t.rec.tid) + " has a larger XSAVE area than this CPU");
   }
+  check_thread_addresses(img);
+  check_fd_numbers(img);
+  check_counts(img);
   for (const char* name : {"[vvar]", "[vvar_vclock]", "[vdso]"}) {
     const Mapping* m = own_mapping(own, name);
     RegionKind kind = name[2] == 'd' ? RegionKind::vdso
@@ -398,8 +486,11 @@ struct KernelSigframe {
   std::uint8_t siginfo[128];
 };
 constexpr std::uint64_t kUcFpXstate = 1, kUcSigcontextSs = 2, kUcStrictRestoreSs = 4;
+
+std::uint64_t frame_room(const Thread& t) {
+  return 128 + t.xstate.size() + 4 + 64 + sizeof(KernelSigframe) + 16 + 8;
+}
 constexpr std::uint32_t kFpXstateMagic2 = 0x46505845;
-constexpr int kRegRsp = 15;
 
 // Builds a signal frame below the thread's stack pointer (past the red zone),
 // as the kernel would when delivering a signal, and returns the address of

@@ -1,0 +1,385 @@
+// The restorer's own checks, run through the real mosix-restore binary on
+// crafted images. The base image is a whole program (a page of code that
+// calls exit_group(42) and a stack) that the restorer really restores: the
+// control case exits 42. Each other case changes one thing the restorer
+// could only trip over after its point of no return (a descriptor number,
+// a thread's stack or instruction pointer, a count) and must be refused in
+// phase 1: exit status 2 and exactly one line on stderr naming the reason.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "runtime/ckpt/format/image_writer.h"
+
+namespace mosix::ckpt {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr std::uint64_t kCode = 0x200000;
+constexpr std::uint64_t kStack = 0x300000;
+constexpr std::uint64_t kStackSize = 4 * 4096;
+constexpr int kRegRsp = 15, kRegRip = 16, kRegEfl = 17, kRegCsgsfs = 18;
+
+// mov edi, 42; mov eax, 231 (exit_group); syscall
+constexpr std::uint8_t kExit42[] = {0xbf, 0x2a, 0, 0, 0, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05};
+
+struct Special {
+  RegionKind kind;
+  std::uint64_t start, end;
+  std::uint32_t prot;
+};
+
+// This process's [vvar], [vvar_vclock] and [vdso]: the restorer moves its
+// own to the image's addresses and wants the same sizes.
+std::vector<Special> own_vdso() {
+  std::vector<Special> out;
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    RegionKind kind;
+    if (line.ends_with(" [vvar]")) kind = RegionKind::vvar;
+    else if (line.ends_with(" [vvar_vclock]")) kind = RegionKind::vvar_vclock;
+    else if (line.ends_with(" [vdso]")) kind = RegionKind::vdso;
+    else continue;
+    Special s{kind, 0, 0, 0};
+    char perms[5] = {};
+    std::sscanf(line.c_str(), "%lx-%lx %4s", &s.start, &s.end, perms);
+    s.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
+    out.push_back(s);
+  }
+  return out;
+}
+
+// One thread of the crafted program.
+struct CraftThread {
+  std::int32_t tid;
+  std::uint64_t ip = kCode, sp = kStack + kStackSize - 256;
+};
+
+// What a case changes in the base image.
+struct Craft {
+  std::vector<CraftThread> threads{{100}};
+  bool stack_grows_down = false;
+  std::vector<FdRecord> fds;
+  std::size_t extra_regions = 0;   // one-page guard regions above the stack
+  std::size_t extra_timers = 0;
+  std::size_t pending_signals = 0;
+};
+
+std::vector<std::uint8_t> make_image(const Craft& c) {
+  std::vector<std::uint8_t> out(16 << 20);
+  MemorySinkState sink;
+  WriterScratch scratch;
+  EXPECT_TRUE(scratch.map(Compression::none).ok());
+  ImageWriter w(memory_sink(&sink, out.data(), out.size()), Compression::none, &scratch);
+  HeaderRecord h;
+  describe_this_machine(&h.machine);
+  std::strcpy(h.mosix_version, "crafted");
+  h.pid = h.real_pid = 100;
+  EXPECT_TRUE(w.header(h).ok());
+  ProcessRecord p;
+  p.pid = 100;
+  p.comm = "crafted";
+  p.cwd = "/";
+  p.start_brk = p.brk = 0x400000;
+  p.start_stack = p.arg_start = p.arg_end = p.env_start = p.env_end = kStack + kStackSize - 64;
+  EXPECT_TRUE(w.process(p).ok());
+  for (std::size_t i = 0; i < c.threads.size(); ++i) {
+    std::uint64_t regs[23] = {};
+    regs[kRegRip] = c.threads[i].ip;
+    regs[kRegRsp] = c.threads[i].sp;
+    regs[kRegEfl] = 0x202;
+    regs[kRegCsgsfs] = 0x33 | (std::uint64_t{0x2b} << 48);
+    ThreadRecord t;
+    t.tid = c.threads[i].tid;
+    t.flags = i == 0 ? kThreadLeader : 0;
+    t.name = "crafted";
+    t.regs_kind = RegsKind::x86_64_ucontext;
+    t.regs = Blob(reinterpret_cast<const std::uint8_t*>(regs), sizeof regs);
+    t.altstack_flags = SS_DISABLE;
+    EXPECT_TRUE(w.thread(t).ok());
+  }
+  std::vector<std::uint8_t> code(4096, 0xcc);
+  std::memcpy(code.data(), kExit42, sizeof kExit42);
+  RegionRecord r;
+  r.start = kCode;
+  r.end = kCode + 4096;
+  r.prot = PROT_READ | PROT_EXEC;
+  r.map_flags = MAP_PRIVATE | MAP_ANONYMOUS;
+  r.kind = RegionKind::anon;
+  r.flags = kRegionHasPages;
+  EXPECT_TRUE(w.region(r).ok());
+  EXPECT_TRUE(w.pages(0, code.data(), code.size()).ok());
+  r = RegionRecord{};
+  r.start = kStack;
+  r.end = kStack + kStackSize;
+  r.prot = PROT_READ | PROT_WRITE;
+  r.map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (c.stack_grows_down ? MAP_GROWSDOWN : 0);
+  r.kind = RegionKind::anon;
+  EXPECT_TRUE(w.region(r).ok());
+  for (std::size_t i = 0; i < c.extra_regions; ++i) {
+    r = RegionRecord{};
+    r.start = 0x10000000 + i * 2 * 4096;
+    r.end = r.start + 4096;
+    r.kind = RegionKind::guard;
+    EXPECT_TRUE(w.region(r).ok()) << w.status().message();
+  }
+  for (const Special& s : own_vdso()) {
+    r = RegionRecord{};
+    r.start = s.start;
+    r.end = s.end;
+    r.prot = s.prot;
+    r.kind = s.kind;
+    EXPECT_TRUE(w.region(r).ok());
+  }
+  for (const FdRecord& f : c.fds) EXPECT_TRUE(w.fd(f).ok());
+  for (std::size_t i = 0; i < c.extra_timers; ++i) {
+    PosixTimerRecord t;
+    t.timer_id = static_cast<std::int32_t>(i);
+    t.signo = SIGALRM;
+    EXPECT_TRUE(w.posix_timer(t).ok());
+  }
+  std::uint8_t info[128] = {SIGUSR1};
+  for (std::size_t i = 0; i < c.pending_signals; ++i) {
+    PendingSignalRecord s;
+    s.signo = SIGUSR1;
+    s.siginfo = Blob(info, sizeof info);
+    EXPECT_TRUE(w.pending_signal(s).ok());
+  }
+  EXPECT_TRUE(w.finish().ok()) << w.status().message();
+  scratch.unmap();
+  out.resize(sink.size);
+  return out;
+}
+
+FdRecord fd_record(std::int32_t fd, FdKind kind = FdKind::char_device, const char* path = "/dev/null") {
+  FdRecord f;
+  f.fd = fd;
+  f.kind = kind;
+  f.open_flags = O_RDONLY;
+  f.path = path;
+  return f;
+}
+
+struct Outcome {
+  int status = -1;  // exit status, or 128 + signal
+  std::string err;
+};
+
+class RestorerRefusal : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/mosix-restorer-refusal-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes the image and runs the restorer on it in a child, after `before`
+  // (rlimits). stdout is /dev/null; stderr is captured.
+  Outcome restore(const Craft& c, const std::function<void()>& before = {}) {
+    std::string path = dir_ + "/image";
+    auto image = make_image(c);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(image.data()),
+                                                 static_cast<std::streamsize>(image.size()));
+    path_ = path;
+    int err[2];
+    EXPECT_EQ(pipe(err), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (before) before();
+      dup2(err[1], 2);
+      int null = open("/dev/null", O_RDWR);
+      dup2(null, 0);
+      dup2(null, 1);
+      execl(MOSIX_RESTORER, MOSIX_RESTORER, path.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(err[1]);
+    Outcome o;
+    char buf[4096];
+    for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) o.err.append(buf, static_cast<std::size_t>(n));
+    close(err[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    o.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return o;
+  }
+
+  void expect_refused(const Outcome& o, const std::string& reason) {
+    EXPECT_EQ(o.status, 2) << o.err;
+    EXPECT_THAT(o.err, StartsWith("mosix-restore: " + path_ + ": "));
+    EXPECT_THAT(o.err, HasSubstr(reason));
+    EXPECT_THAT(o.err, Not(HasSubstr("point of no return")));
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  }
+
+  std::string dir_, path_;
+};
+
+TEST_F(RestorerRefusal, TheBaseImageIsRestoredAndRuns) {
+  Outcome o = restore(Craft{});
+  EXPECT_EQ(o.status, 42) << o.err;
+  EXPECT_EQ(o.err, "");
+  Craft c;
+  c.fds = {fd_record(5)};
+  c.threads = {{100, kCode, kStack + kStackSize - 256}};
+  c.stack_grows_down = true;
+  o = restore(c);
+  EXPECT_EQ(o.status, 42) << o.err;
+}
+
+TEST_F(RestorerRefusal, NegativeDescriptor) {
+  Craft c;
+  c.fds = {fd_record(-1)};
+  expect_refused(restore(c), "an fd record has the negative descriptor number -1");
+}
+
+TEST_F(RestorerRefusal, DescriptorThatOverflows) {
+  Craft c;
+  c.fds = {fd_record(INT32_MAX)};
+  expect_refused(restore(c), "fd 2147483647 is above this process's descriptor limit (ulimit -n ");
+}
+
+TEST_F(RestorerRefusal, DescriptorAboveTheLimit) {
+  Craft c;
+  c.fds = {fd_record(60)};
+  expect_refused(restore(c, [] {
+                   struct rlimit l{32, 32};
+                   setrlimit(RLIMIT_NOFILE, &l);
+                 }),
+                 "fd 60 is above this process's descriptor limit (ulimit -n 32): raise it to 64 or more");
+}
+
+TEST_F(RestorerRefusal, DescriptorRecordedTwice) {
+  Craft c;
+  c.fds = {fd_record(5), fd_record(5)};
+  expect_refused(restore(c), "fd 5 is recorded twice");
+}
+
+TEST_F(RestorerRefusal, StandardStreamAboveTwo) {
+  Craft c;
+  c.fds = {fd_record(7, FdKind::std_stream)};
+  expect_refused(restore(c), "fd 7 is recorded as a standard stream");
+}
+
+TEST_F(RestorerRefusal, InstructionPointerInDataMemory) {
+  Craft c;
+  c.threads[0].ip = kStack + 64;
+  expect_refused(restore(c), "thread 100: its instruction pointer 0x300040 is not in executable memory of the image");
+}
+
+TEST_F(RestorerRefusal, InstructionPointerUnmapped) {
+  Craft c;
+  c.threads[0].ip = 0x1234000;
+  expect_refused(restore(c), "thread 100: its instruction pointer 0x1234000 is not in executable memory");
+}
+
+TEST_F(RestorerRefusal, StackPointerInCode) {
+  Craft c;
+  c.threads[0].sp = kCode + 2048;
+  expect_refused(restore(c), "thread 100: its stack pointer 0x200800 is not in writable memory of the image");
+}
+
+TEST_F(RestorerRefusal, StackPointerZero) {
+  Craft c;
+  c.threads[0].sp = 0;
+  expect_refused(restore(c), "thread 100: its stack pointer 0 is not in writable memory");
+}
+
+TEST_F(RestorerRefusal, StackPointerUnmapped) {
+  Craft c;
+  c.threads[0].sp = 0x7000000;
+  expect_refused(restore(c), "thread 100: its stack pointer 0x7000000 is not in writable memory");
+}
+
+TEST_F(RestorerRefusal, SecondThreadsStackPointerInTheVdso) {
+  auto vdso = own_vdso();
+  ASSERT_FALSE(vdso.empty());
+  Craft c;
+  c.threads.push_back({101, kCode, vdso.back().start + 1024});
+  expect_refused(restore(c), "thread 101: its stack pointer");
+}
+
+TEST_F(RestorerRefusal, NoRoomForTheSignalFrame) {
+  Craft c;
+  c.threads[0].sp = kStack + 64;
+  expect_refused(restore(c), "thread 100: its stack pointer 0x300040 leaves no room for a signal frame");
+}
+
+TEST_F(RestorerRefusal, TooManyRegionRecords) {
+  Craft c;
+  c.extra_regions = kMaxRegionRecords;
+  expect_refused(restore(c), "more than 65536 region records");
+}
+
+TEST_F(RestorerRefusal, MoreRegionsThanMaxMapCount) {
+  long max_maps = 0;
+  std::ifstream("/proc/sys/vm/max_map_count") >> max_maps;
+  // The base image has 5 regions besides the extra ones; the restorer wants 8 to spare.
+  if (max_maps < 16 || max_maps > static_cast<long>(kMaxRegionRecords)) GTEST_SKIP() << "vm.max_map_count is " << max_maps;
+  Craft c;
+  c.extra_regions = static_cast<std::size_t>(max_maps) - 8;
+  expect_refused(restore(c), "memory regions, more than vm.max_map_count");
+}
+
+TEST_F(RestorerRefusal, TooManyThreadRecords) {
+  Craft c;
+  for (std::int32_t i = 1; i <= static_cast<std::int32_t>(kMaxThreadRecords); ++i) c.threads.push_back({100 + i});
+  expect_refused(restore(c), "more than 4096 thread records");
+}
+
+TEST_F(RestorerRefusal, TooManyFdRecords) {
+  Craft c;
+  for (std::int32_t i = 0; i <= static_cast<std::int32_t>(kMaxFdRecords); ++i) c.fds.push_back(fd_record(3 + i));
+  expect_refused(restore(c), "more than 65536 fd records");
+}
+
+TEST_F(RestorerRefusal, TooManyTimerRecords) {
+  Craft c;
+  c.extra_timers = kMaxTimerRecords + 1;
+  expect_refused(restore(c), "more than 4096 posix timer records");
+}
+
+TEST_F(RestorerRefusal, MorePendingSignalsThanTheUserMayQueue) {
+  Craft c;
+  c.pending_signals = 3;
+  expect_refused(restore(c, [] {
+                   struct rlimit l{2, 2};
+                   setrlimit(RLIMIT_SIGPENDING, &l);
+                 }),
+                 "the image has 3 pending signals, more than this user may queue (ulimit -i 2)");
+}
+
+TEST_F(RestorerRefusal, MoreThreadsThanTheUserMayRun) {
+  Craft c;
+  c.threads.push_back({101});
+  c.threads.push_back({102});
+  expect_refused(restore(c, [] {
+                   struct rlimit l{2, 2};
+                   setrlimit(RLIMIT_NPROC, &l);
+                 }),
+                 "the image has 3 threads, more than this user may run (ulimit -u 2)");
+}
+
+}  // namespace
+}  // namespace mosix::ckpt
