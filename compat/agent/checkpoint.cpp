@@ -25,6 +25,7 @@
 #include <atomic>
 
 #include "compat/agent/agent.h"
+#include "compat/agent/locks.h"
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_writer.h"
@@ -640,7 +641,8 @@ bool Session::write_fds() {
     } else {
       r.kind = FdKind::char_device;
     }
-    ok = check(writer_->fd(r));
+    ok = check(writer_->fd(r)) && (S_ISFIFO(st.st_mode) ||
+                                   write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
   });
   return ok;

@@ -1,6 +1,6 @@
 // Writes a small seed corpus of valid checkpoint images into DIR: every
-// record type, each compression setting, zero and non-zero pages, a file
-// mapping, a skippable extension record. Also creates EMPTY_WORK_DIR, for
+// record type (file locks too), each compression setting, zero and non-zero
+// pages, a file mapping, a skippable extension record. Also creates EMPTY_WORK_DIR, for
 // libFuzzer to write new inputs into.
 #include <sys/stat.h>
 
@@ -62,6 +62,8 @@ std::vector<std::uint8_t> make_image(Compression c, std::size_t pages, bool file
   f.fd = 3;
   f.path = "/etc/hostname";
   (void)w.fd(f);
+  (void)w.file_lock(FileLockRecord{3, LockKind::posix, LockType::write, 0, 99});
+  (void)w.file_lock(FileLockRecord{3, LockKind::flock, LockType::read, 0, kLockToEnd});
   PosixTimerRecord pt;
   pt.signo = 14;
   (void)w.posix_timer(pt);

@@ -83,6 +83,7 @@ struct Craft {
   std::size_t extra_regions = 0;   // one-page guard regions above the stack
   std::size_t extra_timers = 0;
   std::size_t pending_signals = 0;
+  std::vector<FileLockRecord> locks;
 };
 
 std::vector<std::uint8_t> make_image(const Craft& c) {
@@ -152,6 +153,7 @@ std::vector<std::uint8_t> make_image(const Craft& c) {
     EXPECT_TRUE(w.region(r).ok());
   }
   for (const FdRecord& f : c.fds) EXPECT_TRUE(w.fd(f).ok());
+  for (const FileLockRecord& l : c.locks) EXPECT_TRUE(w.file_lock(l).ok());
   for (std::size_t i = 0; i < c.extra_timers; ++i) {
     PosixTimerRecord t;
     t.timer_id = static_cast<std::int32_t>(i);
@@ -379,6 +381,38 @@ TEST_F(RestorerRefusal, MoreThreadsThanTheUserMayRun) {
                    setrlimit(RLIMIT_NPROC, &l);
                  }),
                  "the image has 3 threads, more than this user may run (ulimit -u 2)");
+}
+
+// A file lock of the image that another process holds now refuses the
+// restore, naming the lock and the holder (this test process); free, it is
+// taken and the program runs.
+TEST_F(RestorerRefusal, AFileLockSomeoneElseHolds) {
+  std::string file = dir_ + "/locked";
+  int fd = open(file.c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  Craft c;
+  FdRecord f = fd_record(5, FdKind::regular, file.c_str());
+  f.open_flags = O_RDWR;
+  c.fds = {f};
+  c.locks = {FileLockRecord{5, LockKind::posix, LockType::write, 0, 9}};
+  Outcome o = restore(c);
+  EXPECT_EQ(o.status, 42) << o.err;
+  struct flock fl{};
+  fl.l_type = F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 5;
+  fl.l_len = 1;
+  ASSERT_EQ(fcntl(fd, F_SETLK, &fl), 0);
+  expect_refused(restore(c), "cannot take the posix write lock on bytes 0-9 of " + file +
+                                 " (fd 5) again: process " + std::to_string(getpid()) +
+                                 " holds a conflicting lock now; the image is kept");
+  close(fd);
+}
+
+TEST_F(RestorerRefusal, AFileLockOnADescriptorTheImageDoesNotReopen) {
+  Craft c;
+  c.locks = {FileLockRecord{7, LockKind::flock, LockType::read, 0, kLockToEnd}};
+  expect_refused(restore(c), "a file lock is recorded on fd 7, which is not a file the image reopens");
 }
 
 }  // namespace

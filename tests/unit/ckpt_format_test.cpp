@@ -353,6 +353,36 @@ TEST(Records, DecodeRefusesShortLongAndOversizedFields) {
   EXPECT_THAT(s.message(), HasSubstr("signal count is out of range (65)"));
 }
 
+TEST(Records, FileLocksRoundTripAndNonsenseIsRefused) {
+  std::vector<std::uint8_t> buf(256);
+  std::size_t len = 0;
+  for (FileLockRecord in : {FileLockRecord{3, LockKind::posix, LockType::write, 0, 99},
+                            FileLockRecord{4, LockKind::ofd, LockType::read, 200, kLockToEnd},
+                            FileLockRecord{5, LockKind::flock, LockType::write, 0, kLockToEnd}}) {
+    ASSERT_TRUE(encode(in, buf.data(), buf.size(), &len).ok());
+    EXPECT_EQ(len, 4u + 1 + 1 + 8 + 8);
+    FileLockRecord out;
+    ASSERT_TRUE(decode(Blob(buf.data(), len), &out).ok());
+    EXPECT_EQ(out.fd, in.fd);
+    EXPECT_EQ(out.kind, in.kind);
+    EXPECT_EQ(out.type, in.type);
+    EXPECT_EQ(out.start, in.start);
+    EXPECT_EQ(out.end, in.end);
+  }
+  struct Bad {
+    FileLockRecord r;
+    const char* why;
+  };
+  for (const Bad& b : {Bad{{3, static_cast<LockKind>(9), LockType::read, 0, 1}, "unknown kind (9)"},
+                       Bad{{3, LockKind::posix, static_cast<LockType>(0), 0, 1}, "unknown type (0)"},
+                       Bad{{3, LockKind::posix, LockType::read, 10, 9}, "end before start (9)"},
+                       Bad{{3, LockKind::flock, LockType::read, 0, 100}, "a flock lock that is not on the whole file"}}) {
+    ASSERT_TRUE(encode(b.r, buf.data(), buf.size(), &len).ok());
+    FileLockRecord out;
+    EXPECT_THAT(decode(Blob(buf.data(), len), &out).message(), HasSubstr(b.why));
+  }
+}
+
 TEST(Records, EncodeFailsWhenTheBufferIsTooSmall) {
   std::uint8_t buf[20];
   std::size_t len = 0;

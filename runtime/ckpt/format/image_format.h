@@ -47,6 +47,7 @@ inline constexpr std::uint32_t kMaxRegionRecords = 65536;
 inline constexpr std::uint32_t kMaxFdRecords = 65536;
 inline constexpr std::uint32_t kMaxTimerRecords = 4096;
 inline constexpr std::uint32_t kMaxPendingSignalRecords = 4096;
+inline constexpr std::uint32_t kMaxFileLockRecords = 4096;
 
 enum class Compression : std::uint8_t { none = 0, fast = 1, best = 2 };
 // "none", "fast", "best"; nullptr for an unknown value.
@@ -65,6 +66,7 @@ enum class RecordType : std::uint16_t {
   fd = 6,
   posix_timer = 7,
   pending_signal = 8,
+  file_lock = 9,
   end = 15,
 };
 // "process", "thread", ...; "unknown" for a type this version does not know.
@@ -330,6 +332,28 @@ struct PendingSignalRecord {
   Blob siginfo;
 };
 
+// A file lock the process held. Without the may-skip flag: a reader that
+// does not know it refuses the image rather than restore the process
+// without its locks.
+enum class LockKind : std::uint8_t {
+  posix = 1,  // fcntl F_SETLK: the process's, on the file
+  ofd = 2,    // fcntl F_OFD_SETLK: the open file description's
+  flock = 3,  // flock(): the open file description's, whole file
+};
+enum class LockType : std::uint8_t { read = 1, write = 2 };
+// "posix", "ofd", "flock"; nullptr for an unknown value.
+const char* lock_kind_name(LockKind kind);
+inline constexpr std::uint64_t kLockToEnd = ~std::uint64_t{0};
+
+struct FileLockRecord {
+  std::int32_t fd = 0;             // a descriptor (recorded before) on the locked file:
+                                   // for ofd/flock one of the open file description's
+  LockKind kind = LockKind::posix;
+  LockType type = LockType::read;
+  std::uint64_t start = 0;         // first byte
+  std::uint64_t end = kLockToEnd;  // last byte; kLockToEnd: to the end of the file, however long
+};
+
 // Totals of everything before the end record, checked by the reader so a
 // stream cut at a chunk boundary is still detected.
 struct EndRecord {
@@ -353,6 +377,7 @@ ImageStatus encode(const RegionRecord& r, std::uint8_t* buf, std::size_t cap, st
 ImageStatus encode(const FdRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const PosixTimerRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const PendingSignalRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const FileLockRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 // Pages: encodes the fixed fields and `present`, not `data` (the writer
 // sends data from where it lies).
@@ -369,6 +394,7 @@ ImageStatus decode_pages_head(Blob head, std::size_t data_size, PagesRecord* r);
 ImageStatus decode(Blob payload, FdRecord* r);
 ImageStatus decode(Blob payload, PosixTimerRecord* r);
 ImageStatus decode(Blob payload, PendingSignalRecord* r);
+ImageStatus decode(Blob payload, FileLockRecord* r);
 ImageStatus decode(Blob payload, EndRecord* r);
 
 // Ok if an image with this header can be restored on `here`, else one line

@@ -330,6 +330,12 @@ ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* 
       pending_count_ += 1;
       out->pending_signal = &pending_signal_;
       return ImageStatus::Ok();
+    case RecordType::file_lock:
+      if (lock_count_ >= kMaxFileLockRecords) return too_many("file lock", kMaxFileLockRecords);
+      if (ImageStatus s = decode(payload, &file_lock_); !s) return s;
+      lock_count_ += 1;
+      out->file_lock = &file_lock_;
+      return ImageStatus::Ok();
     case RecordType::end: {
       if (ImageStatus s = decode(payload, &end_); !s) return s;
       if (!have_process_) return ImageStatus::Failure("image has no process record");

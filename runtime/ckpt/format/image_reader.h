@@ -69,6 +69,7 @@ struct Record {
   const FdRecord* fd = nullptr;
   const PosixTimerRecord* posix_timer = nullptr;
   const PendingSignalRecord* pending_signal = nullptr;
+  const FileLockRecord* file_lock = nullptr;
   const EndRecord* end = nullptr;
 };
 
@@ -127,6 +128,7 @@ class ImageReader {
   FdRecord fd_;
   PosixTimerRecord posix_timer_;
   PendingSignalRecord pending_signal_;
+  FileLockRecord file_lock_;
   EndRecord end_;
   Record last_;
   bool opened_ = false;
@@ -150,6 +152,7 @@ class ImageReader {
   EndRecord counted_;
   std::uint32_t timer_count_ = 0;
   std::uint32_t pending_count_ = 0;
+  std::uint32_t lock_count_ = 0;
   ImageStatus status_;
 };
 

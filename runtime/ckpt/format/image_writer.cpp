@@ -250,6 +250,10 @@ ImageStatus ImageWriter::posix_timer(const PosixTimerRecord& t) {
   return body_record(t, RecordType::posix_timer);
 }
 
+ImageStatus ImageWriter::file_lock(const FileLockRecord& l) {
+  return body_record(l, RecordType::file_lock);
+}
+
 ImageStatus ImageWriter::pending_signal(const PendingSignalRecord& s) {
   return body_record(s, RecordType::pending_signal);
 }

@@ -81,7 +81,7 @@ struct WriterTotals {
 };
 
 // Order: header, process, then threads, regions (each followed by its pages,
-// in increasing offset), fds, timers and pending signals in any order, then
+// in increasing offset), fds, file locks, timers and pending signals in any order, then
 // finish(). A call out of order fails without writing.
 class ImageWriter {
  public:
@@ -106,6 +106,8 @@ class ImageWriter {
   ImageStatus fd(const FdRecord& f);
   ImageStatus posix_timer(const PosixTimerRecord& t);
   ImageStatus pending_signal(const PendingSignalRecord& s);
+  // After the fd record of l.fd.
+  ImageStatus file_lock(const FileLockRecord& l);
   // A record of a type this version may not know (extensions, tests).
   ImageStatus extension(std::uint16_t type, bool may_skip, Blob payload);
   // Writes the end record. Nothing may follow.

@@ -165,6 +165,15 @@ void transfer(Io& io, R& r, const PendingSignalRecord*) {
 }
 
 template <typename Io, typename R>
+void transfer(Io& io, R& r, const FileLockRecord*) {
+  io.i32(r.fd, "fd");
+  io.enum8(r.kind, "kind");
+  io.enum8(r.type, "type");
+  io.u64(r.start, "start");
+  io.u64(r.end, "end");
+}
+
+template <typename Io, typename R>
 void transfer(Io& io, R& r, const EndRecord*) {
   io.u64(r.chunk_count, "chunk count");
   io.u64(r.byte_count, "byte count");
@@ -269,6 +278,7 @@ const char* record_type_name(std::uint16_t type) {
     case RecordType::fd: return "fd";
     case RecordType::posix_timer: return "posix timer";
     case RecordType::pending_signal: return "pending signal";
+    case RecordType::file_lock: return "file lock";
     case RecordType::end: return "end";
   }
   return "unknown";
@@ -300,6 +310,15 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::pipe: return "pipe";
     case FdKind::std_stream: return "standard stream";
     case FdKind::other: return "other";
+  }
+  return nullptr;
+}
+
+const char* lock_kind_name(LockKind kind) {
+  switch (kind) {
+    case LockKind::posix: return "posix";
+    case LockKind::ofd: return "ofd";
+    case LockKind::flock: return "flock";
   }
   return nullptr;
 }
@@ -369,6 +388,9 @@ ImageStatus encode(const PosixTimerRecord& r, std::uint8_t* buf, std::size_t cap
 }
 ImageStatus encode(const PendingSignalRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "pending signal", buf, cap, len);
+}
+ImageStatus encode(const FileLockRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
+  return encode_any(r, "file lock", buf, cap, len);
 }
 ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "end", buf, cap, len);
@@ -461,6 +483,17 @@ ImageStatus decode(Blob payload, PendingSignalRecord* r) {
   if (ImageStatus s = decode_any(payload, r, "pending signal"); !s) return s;
   if (r->signo < 1 || r->signo > static_cast<std::int32_t>(kMaxSignals))
     return invalid("pending signal", "bad signal number", static_cast<std::uint32_t>(r->signo));
+  return ImageStatus::Ok();
+}
+
+ImageStatus decode(Blob payload, FileLockRecord* r) {
+  if (ImageStatus s = decode_any(payload, r, "file lock"); !s) return s;
+  if (!lock_kind_name(r->kind)) return invalid("file lock", "unknown kind", static_cast<std::uint8_t>(r->kind));
+  if (r->type != LockType::read && r->type != LockType::write)
+    return invalid("file lock", "unknown type", static_cast<std::uint8_t>(r->type));
+  if (r->end < r->start) return invalid("file lock", "end before start", r->end);
+  if (r->kind == LockKind::flock && (r->start != 0 || r->end != kLockToEnd))
+    return invalid("file lock", "a flock lock that is not on the whole file", r->start);
   return ImageStatus::Ok();
 }
 

@@ -28,8 +28,10 @@
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -90,6 +92,7 @@ struct Thread {
 struct Region {
   RegionRecord rec;
   std::string path;
+  int map_fd = -1;  // a placed descriptor to map the file through (see plan_file_maps)
 };
 struct Fd {
   FdRecord rec;
@@ -111,6 +114,7 @@ struct Image {
   std::vector<Fd> fds;
   std::vector<PosixTimerRecord> timers;
   std::vector<Pending> pending;
+  std::vector<FileLockRecord> locks;
 };
 
 struct Mapping {
@@ -173,6 +177,8 @@ Image read_image(int fd) {
       img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}});
     } else if (r.posix_timer != nullptr) {
       img.timers.push_back(*r.posix_timer);
+    } else if (r.file_lock != nullptr) {
+      img.locks.push_back(*r.file_lock);
     } else if (r.pending_signal != nullptr) {
       img.pending.push_back(Pending{*r.pending_signal, {r.pending_signal->siginfo.begin(), r.pending_signal->siginfo.end()}});
     } else if (r.end != nullptr) {
@@ -397,10 +403,95 @@ void check_restorable(const Image& img, const OwnMaps& own) {
   check_timers_and_signals(img);
 }
 
-// Reopens the program's descriptors at their numbers; 0, 1 and 2 stay the
-// restorer's (whoever restarts the process provides them). Returns the image
-// descriptor, moved above all of the program's.
-int restore_fds(const Image& img, int image_fd) {
+const Fd* fd_numbered(const Image& img, std::int32_t fd) {
+  for (const Fd& f : img.fds)
+    if (f.rec.fd == fd) return &f;
+  return nullptr;
+}
+
+// The pids /proc/locks names as holding a lock of `kind` on the inode,
+// other than ours ("" if none is known).
+std::string lock_holders(const char* kind, const struct stat& st) {
+  std::string out;
+  FILE* f = fopen("/proc/locks", "re");
+  if (f == nullptr) return out;
+  char line[256];
+  while (fgets(line, sizeof line, f) != nullptr) {
+    char k[16], type[16];
+    long pid = 0;
+    unsigned maj = 0, min = 0;
+    unsigned long ino = 0;
+    if (strstr(line, "->") != nullptr) continue;  // a waiter, not a holder
+    if (sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%lu", k, type, &pid, &maj, &min, &ino) != 6) continue;
+    if (strcmp(k, kind) != 0 || ino != st.st_ino || makedev(maj, min) != st.st_dev || pid == getpid() || pid <= 0)
+      continue;
+    out += (out.empty() ? "" : ", ") + std::to_string(pid);
+  }
+  fclose(f);
+  return out;
+}
+
+// Takes each of the program's file locks again, on its placed descriptors.
+// Before the point of no return: if another process holds a conflicting lock
+// now, the restore is refused (the image is kept) rather than the program
+// going on without a lock it counts on. POSIX locks are the process's: they
+// stay ours through the rest of the restore, as long as no descriptor on
+// their file is closed (close() of any descriptor releases them, which is
+// why files are placed, and mapped, without closing one; see plan_file_maps).
+void take_locks(const Image& img) {
+  for (const FileLockRecord& l : img.locks) {
+    const Fd* f = fd_numbered(img, l.fd);
+    if (f == nullptr || f->rec.kind == FdKind::pipe || f->rec.kind == FdKind::std_stream)
+      refuse("a file lock is recorded on fd " + std::to_string(l.fd) + ", which is not a file the image reopens");
+    constexpr std::uint64_t kMaxOff = static_cast<std::uint64_t>(INT64_MAX);
+    if (l.start > kMaxOff || (l.end != kLockToEnd && l.end >= kMaxOff))
+      refuse("a file lock on fd " + std::to_string(l.fd) + " has a range beyond what off_t holds");
+    const char* type = l.type == LockType::write ? "write" : "read";
+    std::string range = l.kind == LockKind::flock ? std::string("the whole file")
+                        : "bytes " + std::to_string(l.start) + "-" +
+                              (l.end == kLockToEnd ? std::string("EOF") : std::to_string(l.end));
+    std::string what = std::string("the ") + lock_kind_name(l.kind) + " " + type + " lock on " + range + " of " +
+                       f->path + " (fd " + std::to_string(l.fd) + ")";
+    struct flock fl{};
+    fl.l_type = static_cast<short>(l.type == LockType::write ? F_WRLCK : F_RDLCK);
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(l.start);
+    fl.l_len = l.end == kLockToEnd ? 0 : static_cast<off_t>(l.end - l.start + 1);
+    int r = l.kind == LockKind::posix ? fcntl(l.fd, F_SETLK, &fl)
+            : l.kind == LockKind::ofd ? fcntl(l.fd, F_OFD_SETLK, &fl)
+                                      : flock(l.fd, (l.type == LockType::write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+    if (r == 0) continue;
+    int err = errno;
+    if (err != EAGAIN && err != EACCES && err != EWOULDBLOCK)
+      refuse("cannot take " + what + " again: " + strerror(err));
+    // Who holds it now: F_GETLK names a POSIX holder's pid; an OFD lock has
+    // none (-1), and flock locks are only in /proc/locks.
+    std::string holder;
+    if (l.kind != LockKind::flock) {
+      struct flock probe = fl;
+      probe.l_pid = 0;
+      if (fcntl(l.fd, l.kind == LockKind::posix ? F_GETLK : F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK &&
+          probe.l_pid > 0)
+        holder = std::to_string(probe.l_pid);
+    }
+    struct stat st{};
+    if (holder.empty() && fstat(l.fd, &st) == 0) {
+      holder = lock_holders("POSIX", st);
+      if (holder.empty()) holder = lock_holders("FLOCK", st);
+    }
+    refuse("cannot take " + what + " again: " +
+           (holder.empty() ? std::string("another process holds a conflicting lock")
+                           : "process " + holder + " holds a conflicting lock") +
+           " now; the image is kept, restart it once that lock is released");
+  }
+}
+
+// Reopens the program's files, directories and devices at their numbers and
+// takes their locks again, before the point of no return: a file that cannot
+// be opened or a lock someone else holds now refuses the restore. 0, 1 and
+// 2 stay the restorer's (whoever restarts the process provides them).
+// Returns the image descriptor, moved above all of the program's.
+int place_files(const Image& img, int image_fd) {
   int top = 3;
   for (const Fd& f : img.fds) top = f.rec.fd + 1 > top ? f.rec.fd + 1 : top;
   int moved = fcntl(image_fd, F_DUPFD_CLOEXEC, top);
@@ -408,6 +499,59 @@ int restore_fds(const Image& img, int image_fd) {
   // Whatever else was inherited is not the program's.
   for (int fd = 3; fd < moved; ++fd) close(fd);
   syscall(SYS_close_range, moved + 1, ~0U, 0);
+  for (const Fd& f : img.fds) {
+    const FdRecord& r = f.rec;
+    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe) continue;
+    int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
+    if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
+    int fd = open(f.path.c_str(), flags);
+    if (fd < 0) refuse("fd " + std::to_string(r.fd) + ": cannot reopen " + f.path + ": " + strerror(errno));
+    if (fd != r.fd) {
+      if (dup3(fd, r.fd, flags & O_CLOEXEC) < 0) refuse("fd " + std::to_string(r.fd) + ": dup3: " + strerror(errno));
+      close(fd);
+    }
+    if (r.kind == FdKind::regular && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
+      refuse("fd " + std::to_string(r.fd) + ": cannot seek " + f.path + ": " + strerror(errno));
+  }
+  take_locks(img);
+  return moved;
+}
+
+// Phase 2 maps file regions with open() and close(), and a close() on a file
+// releases the process's POSIX locks on it. A file the program has
+// POSIX-locked is mapped through one of its placed descriptors instead, one
+// opened for what the mapping needs; without one the restore is refused.
+void plan_file_maps(Image& img) {
+  for (Region& g : img.regions) {
+    if (g.rec.kind != RegionKind::private_file && g.rec.kind != RegionKind::shared_file) continue;
+    struct stat want{};
+    if (stat(g.path.c_str(), &want) != 0) continue;
+    bool locked = false;
+    for (const FileLockRecord& l : img.locks) {
+      struct stat st{};
+      if (l.kind == LockKind::posix && fstat(l.fd, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+        locked = true;
+    }
+    if (!locked) continue;
+    bool needs_write = g.rec.kind == RegionKind::shared_file && (g.rec.prot & PROT_WRITE);
+    for (const Fd& f : img.fds) {
+      struct stat st{};
+      int mode = static_cast<int>(f.rec.open_flags) & O_ACCMODE;
+      if (f.rec.kind != FdKind::regular || fstat(f.rec.fd, &st) != 0 || st.st_dev != want.st_dev ||
+          st.st_ino != want.st_ino || mode == O_WRONLY || (needs_write && mode != O_RDWR))
+        continue;
+      g.map_fd = f.rec.fd;
+      break;
+    }
+    if (g.map_fd < 0)
+      refuse("mapped file " + g.path + " holds a POSIX lock of the program, and no descriptor of the program is "
+             "open on it as the mapping needs: mapping it would release the lock");
+  }
+}
+
+// Restores the pipes between the program's own threads, after the point of
+// no return. Takes the image descriptor, moved above all of the program's.
+void restore_pipes(const Image& img, int moved) {
   // Pipes between the program's own threads: one new pipe per old one, its
   // unread bytes written back, each end duplicated to its numbers.
   for (std::size_t i = 0; i < img.fds.size(); ++i) {
@@ -447,21 +591,6 @@ int restore_fds(const Image& img, int image_fd) {
     close(ends[0]);
     close(ends[1]);
   }
-  for (const Fd& f : img.fds) {
-    const FdRecord& r = f.rec;
-    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe) continue;
-    int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
-    if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
-    int fd = open(f.path.c_str(), flags);
-    if (fd < 0) die(("reopening " + f.path).c_str(), -errno);
-    if (fd != r.fd) {
-      if (dup3(fd, r.fd, flags & O_CLOEXEC) < 0) die("dup3", -errno);
-      close(fd);
-    }
-    if (r.kind == FdKind::regular && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
-      die(("seeking " + f.path).c_str(), -errno);
-  }
-  return moved;
 }
 
 // The kernel's x86-64 struct rt_sigframe (arch/x86/include/asm/sigframe.h):
@@ -545,7 +674,10 @@ void map_region(const Region& g) {
   if (r.flags & kRegionHasPages) prot |= PROT_READ | PROT_WRITE;
   int flags = MAP_FIXED_NOREPLACE | (static_cast<int>(r.map_flags) & MAP_GROWSDOWN);
   int fd = -1;
-  if (r.kind == RegionKind::shared_file) {
+  if (g.map_fd >= 0) {
+    fd = g.map_fd;
+    flags |= r.kind == RegionKind::shared_file ? MAP_SHARED : MAP_PRIVATE;
+  } else if (r.kind == RegionKind::shared_file) {
     fd = open(g.path.c_str(), ((r.prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     flags |= MAP_SHARED;
   } else if (r.kind == RegionKind::private_file) {
@@ -564,7 +696,7 @@ void map_region(const Region& g) {
              static_cast<unsigned long>(r.end));
     die(what, at == MAP_FAILED ? -errno : -EEXIST);
   }
-  if (fd >= 0) close(fd);
+  if (fd >= 0 && fd != g.map_fd) close(fd);
 }
 
 // Moves this process's [vvar], [vvar_vclock] and [vdso] to where the image
@@ -955,12 +1087,14 @@ int main(int argc, char** argv) {
   static OwnMaps own;
   read_own_maps(&own);
   check_restorable(img, own);
+  int image_fd = place_files(img, fd);
+  plan_file_maps(img);
 
   // Point of no return.
   sigset_t all;
   sigfillset(&all);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
-  int image_fd = restore_fds(img, fd);
+  restore_pipes(img, image_fd);
 
   std::size_t tramp_code = static_cast<std::size_t>(mosix_tramp_end - mosix_tramp_begin);
   std::size_t code_len = (tramp_code + kPage - 1) & ~(kPage - 1);
