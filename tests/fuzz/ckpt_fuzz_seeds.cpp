@@ -1,7 +1,6 @@
 // Writes a small seed corpus of valid checkpoint images into DIR: every
 // record type (file locks too), each compression setting, zero and non-zero
-// pages, a file mapping, a skippable extension record. Also creates EMPTY_WORK_DIR, for
-// libFuzzer to write new inputs into.
+// pages, a file mapping, a skippable extension record.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -89,13 +88,12 @@ std::vector<std::uint8_t> make_image(Compression c, std::size_t pages, bool file
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2 && argc != 3) {
-    std::fprintf(stderr, "usage: ckpt_fuzz_seeds DIR [EMPTY_WORK_DIR]\n");
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: ckpt_fuzz_seeds DIR\n");
     return 2;
   }
   std::string dir = argv[1];
   mkdir(dir.c_str(), 0700);
-  if (argc == 3) mkdir(argv[2], 0700);
   struct Seed {
     const char* name;
     Compression c;

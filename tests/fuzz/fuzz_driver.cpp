@@ -1,7 +1,10 @@
-// Runs the reader fuzz function without libFuzzer (for g++ builds): over
-// every file in CORPUS_DIR, then over COUNT random mutations of them drawn
-// from a fixed seed, so that a failure is reproducible. A crash, a sanitizer
-// report or an abort() in the fuzz function fails the test.
+// Runs a fuzz function without libFuzzer (for g++ builds): over every file in
+// CORPUS_DIR, then over COUNT random mutations of them drawn from a fixed
+// seed, so that a failure is reproducible. A crash, a sanitizer report or an
+// abort() in the fuzz function fails the test. Built once per target, with
+// MOSIX_FUZZ_REPAIR naming the function that repairs an input's checksums
+// (declared in the header MOSIX_FUZZ_REPAIR_HEADER) so that mutations reach
+// the decoders.
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -13,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/fuzz/ckpt_fuzz_common.h"
+#include MOSIX_FUZZ_REPAIR_HEADER
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
@@ -56,11 +59,11 @@ Bytes mutate(const Bytes& in, std::mt19937_64& rng) {
         if (b.size() < 4) break;
         std::size_t at = pick(b.size() - 3);
         std::uint32_t v = std::array<std::uint32_t, 6>{0, 1, 0xffffffff, 0x80000000, 4096, 1u << 20}[rng() % 6];
-        mosix::ckpt::wire::put_u32(b.data() + at, v);
+        for (int i = 0; i < 4; ++i) b[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
         break;
       }
       case 6:  // repair checksums so the decoders see the mutation
-        mosix::ckpt::fuzz::fix_checksums(b);
+        MOSIX_FUZZ_REPAIR(b);
         break;
     }
   }
@@ -71,7 +74,7 @@ Bytes mutate(const Bytes& in, std::mt19937_64& rng) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: ckpt_reader_fuzz_driver CORPUS_DIR COUNT SEED\n");
+    std::fprintf(stderr, "usage: %s CORPUS_DIR COUNT SEED\n", argv[0]);
     return 2;
   }
   std::vector<Bytes> corpus;
@@ -80,7 +83,7 @@ int main(int argc, char** argv) {
     corpus.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
   if (corpus.empty()) {
-    std::fprintf(stderr, "ckpt_reader_fuzz_driver: no seeds in %s\n", argv[1]);
+    std::fprintf(stderr, "%s: no seeds in %s\n", argv[0], argv[1]);
     return 1;
   }
   long count = std::strtol(argv[2], nullptr, 10);
@@ -90,6 +93,6 @@ int main(int argc, char** argv) {
     Bytes b = mutate(corpus[rng() % corpus.size()], rng);
     LLVMFuzzerTestOneInput(b.data(), b.size());
   }
-  std::printf("ckpt_reader_fuzz_driver: %zu seeds and %ld mutations, no failure\n", corpus.size(), count);
+  std::printf("%s: %zu seeds and %ld mutations, no failure\n", argv[0], corpus.size(), count);
   return 0;
 }
