@@ -14,11 +14,15 @@
 #include <unistd.h>
 
 #include "launcher/cli/mosixrun_options.h"
+#include "runtime/ckpt/format/image_file.h"
 #include "runtime/core/environment.h"
+#include "runtime/core/printable.h"
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/local_job.h"
 #include "runtime/daemon/remote_job.h"
 #include "runtime/core/slurm_env.h"
+#include "runtime/sys/private_path.h"
+#include "runtime/sys/read_file.h"
 #include "runtime/topology/topology.h"
 
 extern char** environ;
@@ -28,7 +32,8 @@ namespace {
 constexpr int kUsageError = 2;
 
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "mosixrun: %s\n", message.c_str());
+  // Messages quote the user's input: nothing unprintable reaches the terminal.
+  std::fprintf(stderr, "mosixrun: %s\n", mosix::printable(message).c_str());
   std::exit(kUsageError);
 }
 
@@ -99,11 +104,9 @@ int main(int argc, char** argv) {
   // Slots: from --host/--hostfile, else one per core of this node.
   std::vector<HostSlots> hosts = o.hosts;
   if (!o.hostfile.empty()) {
-    std::ifstream in(o.hostfile);
-    if (!in) usage_error("cannot read hostfile '" + o.hostfile + "': " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    auto parsed_file = parse_hostfile(text.str(), o.hostfile);
+    auto text = sys::read_file_limited(o.hostfile, kMaxHostfileBytes, "hostfile");
+    if (!text) usage_error(text.error().message);
+    auto parsed_file = parse_hostfile(*text, o.hostfile);
     if (!parsed_file) usage_error(parsed_file.error().message);
     hosts = *parsed_file;
   }
@@ -115,7 +118,7 @@ int main(int argc, char** argv) {
     hosts = *allocation;
     in_slurm = !hosts.empty();
   }
-  int slots = cores;
+  long long slots = cores;
   bool remote_hosts = false;
   if (!hosts.empty()) {
     slots = 0;
@@ -141,8 +144,12 @@ int main(int argc, char** argv) {
       ::freeaddrinfo(found);
     }
   }
-  if (o.vcluster > 0) slots = std::max(slots, o.vcluster);
-  int np = o.np > 0 ? o.np : slots;
+  if (o.vcluster > 0) slots = std::max<long long>(slots, o.vcluster);
+  if (o.np == 0 && slots > kMaxCopies) {
+    usage_error("the host list gives " + std::to_string(slots) + " slots, more than the bound of " +
+                std::to_string(kMaxCopies) + " copies in one job: give -np");
+  }
+  int np = o.np > 0 ? o.np : static_cast<int>(slots);
   // A virtual cluster spreads copies by load, as MOSIX does: no slot limit.
   if (np > slots && !o.oversubscribe && o.vcluster == 0) {
     usage_error(std::to_string(np) + " copies asked for but only " + std::to_string(slots) +
@@ -190,18 +197,18 @@ int main(int argc, char** argv) {
     std::string preload = agent;
     if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
     set_env(base_env, "LD_PRELOAD", preload);
+    // Images are code (restoring one runs what it holds as the user): their
+    // directory must be ours alone to write, never a shared fallback.
     std::string dir = o.ckpt_dir;
     if (dir.empty()) {
-      const char* state = std::getenv("XDG_STATE_HOME");
-      const char* home = std::getenv("HOME");
-      dir = (state && *state == '/') ? std::string(state) + "/mosix"
-                                     : std::string(home ? home : "/tmp") + "/.local/state/mosix";
+      dir = ckpt::default_image_dir(std::getenv("XDG_STATE_HOME"), std::getenv("HOME"));
+      if (dir.empty()) {
+        usage_error("--ckpt-interval: no directory for the checkpoints (HOME is unset or not absolute): "
+                    "set HOME, or give --ckpt-dir DIR");
+      }
       dir += "/ckpt/job-" + std::to_string(::getpid());
     }
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) usage_error("--ckpt-dir " + dir + ": cannot create it: " + ec.message());
-    ::chmod(dir.c_str(), 0700);
+    if (Status s = sys::ensure_private_dir(dir); !s.ok()) usage_error("--ckpt-dir: " + s.error().message);
     spec.ckpt_interval_seconds = o.ckpt_interval;
     spec.ckpt_dir = dir;
   }
@@ -383,7 +390,7 @@ int main(int argc, char** argv) {
 
   auto status = run_local_job(std::move(spec));
   if (!status) {
-    spdlog::error("{}", status.error().message);
+    spdlog::error("{}", printable(status.error().message));
     return 1;
   }
   return *status;

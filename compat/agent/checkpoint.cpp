@@ -367,8 +367,8 @@ bool Session::read_request() {
   runtime_dir(d);
   struct stat st{};
   long uid = sys(SYS_getuid);
-  if (sys(SYS_stat, dir, &st) != 0 || static_cast<long>(st.st_uid) != uid ||
-      (st.st_mode & 077) != 0)
+  if (sys(SYS_lstat, dir, &st) != 0 || !S_ISDIR(st.st_mode) || static_cast<long>(st.st_uid) != uid ||
+      (st.st_mode & 022) != 0)
     return false;
   char path[320];
   Line p(path, sizeof path);

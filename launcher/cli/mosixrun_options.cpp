@@ -8,6 +8,8 @@
 #include <optional>
 #include <sstream>
 
+#include "runtime/core/printable.h"
+
 namespace mosix {
 namespace {
 
@@ -35,6 +37,13 @@ constexpr std::array kLongOptions = {
     OptionSpec{"pin", true},
 };
 
+// A number of seconds as the user gave it, for a message.
+std::string fmt_seconds(double seconds) {
+  std::ostringstream out;
+  out << seconds;
+  return out.str();
+}
+
 const OptionSpec* find_option(std::string_view name) {
   for (const OptionSpec& o : kLongOptions) {
     if (name == o.name) return &o;
@@ -59,9 +68,12 @@ Expected<std::vector<int>> parse_rank_list(std::string_view text) {
     auto first = number(item.substr(0, dash));
     auto last = dash == std::string_view::npos ? first : number(item.substr(dash + 1));
     if (!first || !last || *last < *first) {
-      return make_error("'" + std::string(item) + "' is not a rank or a range of ranks: write e.g. 0,2,5-7");
+      return make_error(quote(item) + " is not a rank or a range of ranks: write e.g. 0,2,5-7");
     }
-    if (*last - *first > 1'000'000) return make_error("'" + std::string(item) + "' is too large a range");
+    if (*last >= kMaxCopies) {
+      return make_error("rank " + std::to_string(*last) + " does not exist: a job has at most " +
+                        std::to_string(kMaxCopies) + " copies");
+    }
     for (int r = *first; r <= *last; ++r) ranks.push_back(r);
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);
@@ -94,16 +106,16 @@ Expected<SplitArgs> split_mosixrun_args(const std::vector<std::string>& args) {
     }
     const OptionSpec* spec = find_option(body);
     if (!spec) {
-      return make_error("unknown option '" + a + "': see mosixrun --help");
+      return make_error("unknown option " + quote(a) + ": see mosixrun --help");
     }
     std::string word = (body.size() == 1 ? "-" : "--") + body;
     if (has_value && !spec->takes_value) {
-      return make_error("option '" + word + "' takes no value: remove '=" + value + "'");
+      return make_error("option " + quote(word) + " takes no value: remove " + quote("=" + value));
     }
     out.options.push_back(has_value ? word + "=" + value : word);
     if (spec->takes_value && !has_value) {
       if (i + 1 >= args.size()) {
-        return make_error("option '" + a + "' needs a value: see mosixrun --help");
+        return make_error("option " + quote(a) + " needs a value: see mosixrun --help");
       }
       out.options.push_back(args[++i]);
     }
@@ -169,7 +181,7 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     parsed.print_and_exit = std::string("mosixrun ") + MOSIX_VERSION + "\n";
     return parsed;
   } catch (const CLI::ParseError& e) {
-    return make_error(std::string(e.what()) + ": see mosixrun --help");
+    return make_error(printable(e.what()) + ": see mosixrun --help");
   }
 
   if (split->program.empty()) {
@@ -180,6 +192,10 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   if (np != -1) {
     if (np <= 0) {
       return make_error("-np " + std::to_string(np) + ": the number of copies must be at least 1");
+    }
+    if (np > kMaxCopies) {
+      return make_error("-np " + std::to_string(np) + ": at most " + std::to_string(kMaxCopies) +
+                        " copies in one job");
     }
     o.np = np;
   }
@@ -201,7 +217,7 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
                  std::all_of(s.name.begin(), s.name.end(), [](char c) {
                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
                  });
-    if (!valid) return make_error("-x '" + w + "': write -x NAME or -x NAME=value");
+    if (!valid) return make_error("-x " + quote(w) + ": write -x NAME or -x NAME=value");
     o.env.push_back(std::move(s));
   }
   if (bind_to == "none") {
@@ -209,23 +225,25 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   } else if (bind_to == "core") {
     o.bind_to = BindTo::kCore;
   } else {
-    return make_error("--bind-to " + bind_to + ": use none or core");
+    return make_error("--bind-to " + quote(bind_to) + ": use none or core");
   }
-  if (!(timeout >= 0) || std::isinf(timeout)) {
-    return make_error("--timeout must be a number of seconds >= 0");
+  if (!(timeout >= 0) || !(timeout <= kMaxSeconds)) {
+    return make_error("--timeout " + fmt_seconds(timeout) + ": give a number of seconds from 0 (none) to " +
+                      fmt_seconds(kMaxSeconds) + " (a year)");
   }
   o.timeout_seconds = timeout;
-  if (!(o.ckpt_interval >= 0) || std::isinf(o.ckpt_interval)) {
-    return make_error("--ckpt-interval must be a number of seconds > 0");
+  if (!(o.ckpt_interval >= 0) || !(o.ckpt_interval <= kMaxSeconds)) {
+    return make_error("--ckpt-interval " + fmt_seconds(o.ckpt_interval) + ": give a number of seconds > 0, at most " +
+                      fmt_seconds(kMaxSeconds) + " (a year)");
   }
   if (!o.ckpt_dir.empty() && o.ckpt_interval == 0) {
     return make_error("--ckpt-dir without --ckpt-interval: say how often to checkpoint");
   }
   if (pin_option->count() > 0) {
     auto ranks = parse_rank_list(pin);
-    if (!ranks) return make_error("--pin " + pin + ": " + ranks.error().message);
+    if (!ranks) return make_error("--pin " + quote(pin) + ": " + ranks.error().message);
     if (o.np > 0 && ranks->back() >= o.np) {
-      return make_error("--pin " + pin + ": rank " + std::to_string(ranks->back()) + " does not exist with -np " +
+      return make_error("--pin " + quote(pin) + ": rank " + std::to_string(ranks->back()) + " does not exist with -np " +
                         std::to_string(o.np) + " (ranks count from 0)");
     }
     o.pin = std::move(*ranks);
@@ -240,8 +258,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
       char* end = nullptr;
       double share = std::strtod(item.c_str(), &end);
       if (item.empty() || *end != '\0' || !(share > 0) || share > 1024) {
-        return make_error("--vcluster-cpu '" + vcluster_cpu +
-                          "': give a CPU share > 0 per node, e.g. 0.5,0.5,1,2");
+        return make_error("--vcluster-cpu " + quote(vcluster_cpu) +
+                          ": give a CPU share > 0 per node, e.g. 0.5,0.5,1,2");
       }
       o.vcluster_cpu.push_back(share);
     }
@@ -252,7 +270,7 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     }
   }
   if (!map_by.empty() && map_by != "node" && map_by != "slot" && map_by != "load") {
-    return make_error("--map-by " + map_by + ": use load, node or slot");
+    return make_error("--map-by " + quote(map_by) + ": use load, node or slot");
   }
   o.map_by = map_by;
   if (o.vcluster > 0 && (!o.hosts.empty() || !o.hostfile.empty())) {

@@ -2,6 +2,7 @@
 // (single-dash long options included), ending at the program name.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,11 @@
 namespace mosix {
 
 enum class BindTo { kNone, kCore };
+
+// Bounds on what a command line may ask for (docs/mosixrun.md, "Limits").
+constexpr int kMaxCopies = 65536;                   // -np, and copies from the slots
+constexpr double kMaxSeconds = 365.0 * 24 * 3600;   // --timeout, --ckpt-interval
+constexpr std::size_t kMaxHostfileBytes = 1 << 20;  // --hostfile is read up to this size
 
 struct EnvSetting {
   std::string name;

@@ -18,6 +18,7 @@
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
 #include "runtime/daemon/job_registry.h"
+#include "runtime/sys/private_path.h"
 
 namespace mosix::ctl {
 namespace {
@@ -97,10 +98,8 @@ void run_checkpoint(const CheckpointOptions& o) {
                           ? ckpt::default_image_dir(getenv("XDG_STATE_HOME"), getenv("HOME"))
                           : o.ckpt_dir;
     if (dir.empty()) throw CommandError("no image directory: give -o IMAGE or --ckpt-dir DIR");
-    std::string parent = dir.substr(0, dir.rfind('/'));
-    if (!parent.empty()) mkdir(parent.c_str(), 0700);
-    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-      throw CommandError("cannot create " + dir + ": " + std::strerror(errno));
+    // Images are code: their directory must be ours alone to write.
+    if (Status s = sys::ensure_private_dir(dir); !s.ok()) throw CommandError(s.error().message);
     r.image_path = dir + "/" + comm_of(r.pid) + "-" + std::to_string(r.pid) + ".img";
   }
   std::string what = "checkpoint of " + std::to_string(r.pid);

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "launcher/mosixctl/commands.h"
+#include "runtime/core/printable.h"
 
 #ifndef MOSIX_VERSION
 #define MOSIX_VERSION "unknown"
@@ -72,16 +73,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::string unknown = unknown_command(app, argc, argv);
     if (!unknown.empty()) {
-      std::cerr << "mosixctl: unknown command '" << unknown << "' (see mosixctl --help)\n";
+      std::cerr << "mosixctl: unknown command " << mosix::quote(unknown) << " (see mosixctl --help)\n";
     } else {
-      std::cerr << "mosixctl: " << e.what() << " (see mosixctl --help)\n";
+      std::cerr << "mosixctl: " << mosix::printable(e.what()) << " (see mosixctl --help)\n";
     }
     return 2;
   } catch (const mosix::ctl::CommandError& e) {
-    std::cerr << "mosixctl: error: " << e.what() << "\n";
+    std::cerr << "mosixctl: error: " << mosix::printable(e.what()) << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "mosixctl: unexpected error: " << e.what() << "\n";
+    std::cerr << "mosixctl: unexpected error: " << mosix::printable(e.what()) << "\n";
     return 1;
   }
   return 0;

@@ -8,24 +8,21 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 
 #include <spdlog/spdlog.h>
 
 #include "runtime/ckpt/format/image_file.h"
+#include "runtime/core/printable.h"
+#include "runtime/sys/private_path.h"
 
 namespace mosix::ckpt {
 namespace {
 
-Status private_dir(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return make_error("cannot create " + dir + ": " + std::strerror(errno));
-  struct stat st{};
-  if (stat(dir.c_str(), &st) != 0 || st.st_uid != getuid() || (st.st_mode & 077) != 0)
-    return make_error(dir + " must be a directory owned by you with mode 0700");
-  return Status::Ok();
-}
+// The agent's lines are short; a longer one is not the agent speaking.
+constexpr std::size_t kMaxAgentLine = 4096;
 
 // Closes and removes the request file and the status FIFO however the
 // request ends.
@@ -58,14 +55,23 @@ Expected<std::uint64_t> await_answer(const CheckpointRequest& r, const RequestFi
       for (std::size_t eol; (eol = buffer.find('\n')) != std::string::npos;) {
         std::string line = buffer.substr(0, eol);
         buffer.erase(0, eol + 1);
-        if (line.rfind("progress ", 0) == 0) {
-          if (r.on_progress) r.on_progress(std::stoull(line.substr(9)));
-        } else if (line.rfind("ok ", 0) == 0) {
-          return std::stoull(line.substr(3));
-        } else if (line.rfind("error ", 0) == 0) {
-          return make_error(what + " refused: " + line.substr(6));
+        AgentLine a = parse_agent_line(line);
+        switch (a.kind) {
+          case AgentLine::kProgress:
+            if (r.on_progress) r.on_progress(a.bytes);
+            break;
+          case AgentLine::kOk:
+            return a.bytes;
+          case AgentLine::kError:
+            return make_error(what + " refused: " + printable(a.reason));
+          case AgentLine::kMalformed:
+            return make_error(what + ": the agent's answer " + quote(line) + " is not understood");
+          case AgentLine::kOther:
+            break;
         }
       }
+      if (buffer.size() > kMaxAgentLine)
+        return make_error(what + ": the agent sent a line longer than " + std::to_string(kMaxAgentLine) + " bytes");
       continue;
     }
     if ((fds[0].revents & POLLHUP) && connected)
@@ -81,12 +87,35 @@ Expected<std::uint64_t> await_answer(const CheckpointRequest& r, const RequestFi
 
 }  // namespace
 
+AgentLine parse_agent_line(std::string_view line) {
+  AgentLine out;
+  auto number = [&](std::string_view digits, AgentLine::Kind kind) {
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
+      out.kind = AgentLine::kMalformed;
+    } else {
+      out.kind = kind;
+      out.bytes = value;
+    }
+  };
+  if (line.starts_with("progress ")) {
+    number(line.substr(9), AgentLine::kProgress);
+  } else if (line.starts_with("ok ")) {
+    number(line.substr(3), AgentLine::kOk);
+  } else if (line.starts_with("error ")) {
+    out.kind = AgentLine::kError;
+    out.reason = std::string(line.substr(6));
+  }
+  return out;
+}
+
 Expected<std::string> request_dir() {
   std::string run = "/run/user/" + std::to_string(getuid());
   struct stat st{};
   std::string dir = stat(run.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? run + "/mosix"
                                                                        : "/tmp/mosix-" + std::to_string(getuid());
-  if (Status s = private_dir(dir); !s.ok()) return s.error();
+  if (Status s = sys::ensure_private_dir(dir); !s.ok()) return s.error();
   return dir;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_reader.h"
@@ -55,8 +56,22 @@ Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string&
 // loaded; the error says which of the two is not the case.
 Status check_guest(pid_t pid);
 
+// One line of the agent's status channel (without its newline): "progress
+// <bytes>", "ok <bytes>", "error <reason>". The numbers are parsed without
+// exceptions: a line that starts as one of these but whose number is missing,
+// not decimal, followed by anything or out of range is kMalformed; any other
+// line is kOther (ignored by the reader).
+struct AgentLine {
+  enum Kind { kProgress, kOk, kError, kMalformed, kOther };
+  Kind kind = kOther;
+  std::uint64_t bytes = 0;  // kProgress, kOk
+  std::string reason;       // kError
+};
+AgentLine parse_agent_line(std::string_view line);
+
 // The request directory: /run/user/<uid>/mosix if /run/user/<uid> exists,
-// else /tmp/mosix-<uid> (protocol.h). Created 0700 if missing.
+// else /tmp/mosix-<uid> (protocol.h). Created 0700 if missing; refused unless
+// sys::ensure_private_dir accepts it (ours, not a symlink, not writable by others).
 Expected<std::string> request_dir();
 
 }  // namespace mosix::ckpt

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstdint>
 
+#include "runtime/core/printable.h"
+
 namespace mosix {
 namespace {
 
@@ -62,8 +64,7 @@ Expected<std::vector<HostSlots>> parse_host_list(std::string_view text) {
   for (std::string_view item : split_top_level(text, ',')) {
     item = trim(item);
     if (item.empty()) {
-      return make_error("empty entry in host list '" + std::string(text) +
-                        "': remove the extra comma");
+      return make_error("empty entry in host list " + quote(text) + ": remove the extra comma");
     }
     HostSlots h;
     std::string_view name = item;
@@ -72,14 +73,13 @@ Expected<std::vector<HostSlots>> parse_host_list(std::string_view text) {
       name = item.substr(0, colon);
       long slots = 0;
       if (!parse_int(item.substr(colon + 1), 1, kMaxSlots, slots)) {
-        return make_error("bad slot count in host list entry '" + std::string(item) +
-                          "': write host:N with N >= 1");
+        return make_error("bad slot count in host list entry " + quote(item) + ": write host:N with N >= 1");
       }
       h.slots = static_cast<int>(slots);
       h.slots_given = true;
     }
     if (!valid_host_name(name)) {
-      return make_error("bad host name '" + std::string(name) + "' in host list");
+      return make_error("bad host name " + quote(name) + " in host list");
     }
     h.name = std::string(name);
     hosts.push_back(std::move(h));
@@ -92,7 +92,7 @@ Expected<std::vector<HostSlots>> parse_hostfile(std::string_view text,
   std::vector<HostSlots> hosts;
   int line_no = 0;
   size_t pos = 0;
-  auto where = [&] { return std::string(file_name) + ":" + std::to_string(line_no) + ": "; };
+  auto where = [&] { return printable(file_name) + ":" + std::to_string(line_no) + ": "; };
   while (pos <= text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
@@ -117,7 +117,7 @@ Expected<std::vector<HostSlots>> parse_hostfile(std::string_view text,
     }
     HostSlots h;
     if (!valid_host_name(tokens[0]) || tokens[0].find('=') != std::string_view::npos) {
-      return make_error(where() + "bad host name '" + std::string(tokens[0]) + "'");
+      return make_error(where() + "bad host name " + quote(tokens[0]));
     }
     h.name = std::string(tokens[0]);
     for (size_t t = 1; t < tokens.size(); ++t) {
@@ -128,25 +128,24 @@ Expected<std::vector<HostSlots>> parse_hostfile(std::string_view text,
       long n = 0;
       if (key == "slots" || key == "cpu" || key == "count") {
         if (!parse_int(value, 1, kMaxSlots, n)) {
-          return make_error(where() + "bad slot count '" + std::string(tok) +
-                            "': write slots=N with N >= 1");
+          return make_error(where() + "bad slot count " + quote(tok) + ": write slots=N with N >= 1");
         }
         h.slots = static_cast<int>(n);
         h.slots_given = true;
       } else if (key == "max_slots" || key == "max-slots") {
         if (!parse_int(value, 0, kMaxSlots, n)) {
-          return make_error(where() + "bad max_slots '" + std::string(tok) + "'");
+          return make_error(where() + "bad max_slots " + quote(tok));
         }
       } else {
-        return make_error(where() + "unknown keyword '" + std::string(tok) +
-                          "': a line is 'host [slots=N] [max_slots=N]'");
+        return make_error(where() + "unknown keyword " + quote(tok) +
+                          ": a line is 'host [slots=N] [max_slots=N]'");
       }
     }
     hosts.push_back(std::move(h));
     if (end == text.size()) break;
   }
   if (hosts.empty()) {
-    return make_error(std::string(file_name) + ": names no host: add lines 'host slots=N'");
+    return make_error(printable(file_name) + ": names no host: add lines 'host slots=N'");
   }
   return merge_hosts(hosts);
 }
@@ -180,11 +179,10 @@ Expected<std::vector<std::string>> expand_ranges(std::string_view ranges, std::s
     std::string_view hi_s = dash == std::string_view::npos ? r : r.substr(dash + 1);
     long lo = 0, hi = 0;
     if (!parse_int(lo_s, 0, INT32_MAX, lo) || !parse_int(hi_s, 0, INT32_MAX, hi) || hi < lo) {
-      return make_error("malformed Slurm node list '" + std::string(whole) + "': bad range '" +
-                        std::string(r) + "'");
+      return make_error("malformed Slurm node list " + quote(whole) + ": bad range " + quote(r));
     }
     if (static_cast<size_t>(hi - lo) > kMaxExpandedHosts) {
-      return make_error("Slurm node list '" + std::string(whole) + "' is too large");
+      return make_error("Slurm node list " + quote(whole) + " is too large");
     }
     size_t width = lo_s.size();
     for (long v = lo; v <= hi; ++v) {
@@ -207,16 +205,16 @@ Expected<std::vector<std::string>> expand_slurm_hostlist(std::string_view text) 
     if (c == '[') ++depth;
     if (c == ']') --depth;
     if (depth < 0 || depth > 1) {
-      return make_error("malformed Slurm node list '" + std::string(text) + "': unbalanced brackets");
+      return make_error("malformed Slurm node list " + quote(text) + ": unbalanced brackets");
     }
   }
   if (depth != 0) {
-    return make_error("malformed Slurm node list '" + std::string(text) + "': unbalanced brackets");
+    return make_error("malformed Slurm node list " + quote(text) + ": unbalanced brackets");
   }
   for (std::string_view item : split_top_level(text, ',')) {
     item = trim(item);
     if (item.empty()) {
-      return make_error("malformed Slurm node list '" + std::string(text) + "': empty entry");
+      return make_error("malformed Slurm node list " + quote(text) + ": empty entry");
     }
     // Expand every bracket group in turn (`rack[1-2]n[1-3]` is a product).
     std::vector<std::string> partial{""};
@@ -234,15 +232,14 @@ Expected<std::vector<std::string>> expand_slurm_hostlist(std::string_view text) 
         for (const std::string& n : *nums) next.push_back(p + n);
       }
       if (next.size() > kMaxExpandedHosts) {
-        return make_error("Slurm node list '" + std::string(text) + "' is too large");
+        return make_error("Slurm node list " + quote(text) + " is too large");
       }
       partial = std::move(next);
       i = close + 1;
     }
     for (std::string& p : partial) {
       if (!valid_host_name(p)) {
-        return make_error("malformed Slurm node list '" + std::string(text) + "': bad host name '" +
-                          p + "'");
+        return make_error("malformed Slurm node list " + quote(text) + ": bad host name " + quote(p));
       }
       hosts.push_back(std::move(p));
     }
@@ -263,16 +260,16 @@ Expected<std::vector<int>> expand_slurm_tasks_per_node(std::string_view text) {
       std::string_view rest = item.substr(paren);
       if (rest.size() < 4 || rest.substr(0, 2) != "(x" || rest.back() != ')' ||
           !parse_int(rest.substr(2, rest.size() - 3), 1, kMaxExpandedHosts, repeat)) {
-        return make_error("malformed SLURM_TASKS_PER_NODE '" + std::string(text) + "' at '" +
-                          std::string(item) + "': expected N or N(xR)");
+        return make_error("malformed SLURM_TASKS_PER_NODE " + quote(text) + " at " + quote(item) +
+                          ": expected N or N(xR)");
       }
     }
     if (!parse_int(count_s, 0, kMaxSlots, count)) {
-      return make_error("malformed SLURM_TASKS_PER_NODE '" + std::string(text) + "' at '" +
-                        std::string(item) + "': expected N or N(xR)");
+      return make_error("malformed SLURM_TASKS_PER_NODE " + quote(text) + " at " + quote(item) +
+                        ": expected N or N(xR)");
     }
     if (counts.size() + static_cast<size_t>(repeat) > kMaxExpandedHosts) {
-      return make_error("SLURM_TASKS_PER_NODE '" + std::string(text) + "' is too large");
+      return make_error("SLURM_TASKS_PER_NODE " + quote(text) + " is too large");
     }
     counts.insert(counts.end(), static_cast<size_t>(repeat), static_cast<int>(count));
   }

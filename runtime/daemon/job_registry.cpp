@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/daemon/proc_stat_file.h"
+#include "runtime/sys/private_path.h"
 
 namespace mosix {
 namespace {
@@ -26,32 +27,11 @@ constexpr int kRecordVersion = 1;
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Creates `dir` 0700 if missing; refuses one that is not a directory of ours
-// (a symlink or another user's directory in /tmp would let others read or
-// plant records), and makes ours private if it is not.
-Status ensure_private_dir(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return make_error("cannot create directory " + dir + ": " + errno_text());
-  }
-  struct stat st{};
-  if (lstat(dir.c_str(), &st) != 0) return make_error("cannot inspect " + dir + ": " + errno_text());
-  if (!S_ISDIR(st.st_mode)) {
-    return make_error(dir + " is not a directory: remove it or set XDG_RUNTIME_DIR");
-  }
-  if (st.st_uid != getuid()) {
-    return make_error(dir + " belongs to another user: remove it or set XDG_RUNTIME_DIR");
-  }
-  if ((st.st_mode & 077) != 0 && chmod(dir.c_str(), 0700) != 0) {
-    return make_error("cannot make " + dir + " private (chmod 0700): " + errno_text());
-  }
-  return Status::Ok();
-}
-
 Expected<std::string> jobs_dir() {
   auto base = runtime_dir();
   if (!base) return base.error();
   std::string dir = base.value() + "/jobs";
-  if (Status s = ensure_private_dir(dir); !s) return s.error();
+  if (Status s = sys::ensure_private_dir(dir); !s) return s.error();
   return dir;
 }
 
@@ -131,7 +111,15 @@ Expected<std::string> runtime_dir() {
   std::string dir = (xdg != nullptr && xdg[0] == '/')
                         ? std::string(xdg) + "/mosix"
                         : "/tmp/mosix-" + std::to_string(getuid());
-  if (Status s = ensure_private_dir(dir); !s) return s.error();
+  if (Status s = sys::ensure_private_dir(dir); !s) {
+    return make_error(s.error().message + " (or set XDG_RUNTIME_DIR to a private directory)");
+  }
+  // Job records name commands and directories: others may not even read
+  // them. Our own directory that others may read is made private.
+  struct stat st{};
+  if (lstat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0 && chmod(dir.c_str(), 0700) != 0) {
+    return make_error("cannot make " + dir + " private (chmod 0700): " + errno_text());
+  }
   return dir;
 }
 

@@ -35,7 +35,8 @@ struct JobRecord {
   unsigned long long launcher_start_ticks = 0;
 };
 
-// The user's runtime directory for mosix (created 0700 when missing).
+// The user's runtime directory for mosix: created 0700 when missing, refused
+// (with the reason) unless sys::ensure_private_dir accepts it.
 Expected<std::string> runtime_dir();
 
 // Writes (atomically replaces) the record of `job`.

@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -627,9 +628,14 @@ void RemoteJob::find_dead_daemon() {
   std::string flat = mpirun_messages_;
   std::replace(flat.begin(), flat.end(), '\n', ' ');
   std::smatch m;
-  if (std::regex_search(flat, m, died)) {
-    dead_daemon_ = std::stoi(m[1]);
-    dead_daemon_signal_ = std::stoi(m[2]);
+  // from_chars, not stoi: a number too large for an int (mpirun's text is
+  // not ours) must not throw out of the event loop.
+  int rank = 0, signal = 0;
+  if (std::regex_search(flat, m, died) &&
+      std::from_chars(&*m[1].first, &*m[1].first + m[1].length(), rank).ec == std::errc() &&
+      std::from_chars(&*m[2].first, &*m[2].first + m[2].length(), signal).ec == std::errc()) {
+    dead_daemon_ = rank;
+    dead_daemon_signal_ = signal;
   }
 }
 

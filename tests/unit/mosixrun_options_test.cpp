@@ -96,12 +96,71 @@ TEST(MosixrunOptions, UsageErrorsNameTheProblem) {
            {{"--pin", "3-1", "x"}, "'3-1' is not a rank"},
            {{"--pin", "", "x"}, "is not a rank"},
            {{"-np", "4", "--pin", "2,4", "x"}, "rank 4 does not exist with -np 4"},
+           {{"-np", "65537", "x"}, "-np 65537: at most 65536 copies in one job"},
+           {{"-np", "2000000000", "x"}, "at most 65536 copies"},
+           {{"-np", "99999999999", "x"}, "np"},
+           {{"--pin", "65536", "x"}, "rank 65536 does not exist: a job has at most 65536 copies"},
+           {{"--pin", "0-999999", "x"}, "at most 65536 copies"},
+           {{"--timeout", "1e10", "x"}, "--timeout 1e+10: give a number of seconds from 0 (none) to 3.1536e+07"},
+           {{"--timeout", "31536001", "x"}, "--timeout"},
+           {{"--timeout", "inf", "x"}, "--timeout"},
+           {{"--timeout", "nan", "x"}, "--timeout"},
+           {{"--ckpt-interval", "1e10", "x"}, "--ckpt-interval 1e+10: give a number of seconds > 0, at most"},
+           {{"--ckpt-interval", "inf", "x"}, "--ckpt-interval"},
        }) {
     auto p = parse(c.args);
     ASSERT_FALSE(p.ok()) << c.says;
     EXPECT_NE(p.error().message.find(c.says), std::string::npos)
         << "expected '" << c.says << "' in: " << p.error().message;
   }
+}
+
+TEST(MosixrunOptions, BoundsAreInclusive) {
+  auto p = parse({"-np", "65536", "--timeout", "31536000", "--ckpt-interval", "31536000", "--pin", "65535", "x"});
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->options.np, kMaxCopies);
+  EXPECT_DOUBLE_EQ(p->options.timeout_seconds, kMaxSeconds);
+  EXPECT_DOUBLE_EQ(p->options.ckpt_interval, kMaxSeconds);
+}
+
+// Messages quote what the user typed; nothing a terminal would act on may
+// come out raw.
+bool all_printable(const std::string& s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || u >= 0x80) return false;
+  }
+  return true;
+}
+
+TEST(MosixrunOptions, ErrorsEscapeWhatIsNotPrintable) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--\x1b[2Jbogus", "x"},
+           {"--bog\x1b[2Jus", "x"},
+           {"-x", "A\x1b]0;title\x07", "x"},
+           {"--bind-to", "\xff\xfe", "x"},
+           {"--map-by", "\x9b" "31m", "x"},
+           {"--pin", "1,\x01", "x"},
+           {"--vcluster-cpu", "1,\x1b", "x"},
+           {"--tag-output=\x1b", "x"},
+           {"-np", "\x1b[31m", "x"},
+       }) {
+    auto p = parse(args);
+    ASSERT_FALSE(p.ok()) << args[0];
+    EXPECT_TRUE(all_printable(p.error().message)) << p.error().message;
+    EXPECT_NE(p.error().message.find("\\x"), std::string::npos) << p.error().message;
+  }
+}
+
+TEST(Hostfile, ErrorsOnRandomBytesArePrintable) {
+  std::string junk;
+  for (int i = 0; i < 4096; ++i) junk += static_cast<char>((i * 131 + 7) % 256);
+  auto hosts = parse_hostfile(junk, "hf\x1b");
+  ASSERT_FALSE(hosts.ok());
+  EXPECT_TRUE(all_printable(hosts.error().message)) << hosts.error().message;
+  auto name = parse_hostfile(std::string("n\x1b[2J slots=2\n"), "hf");
+  ASSERT_FALSE(name.ok());
+  EXPECT_EQ(name.error().message, "hf:1: bad host name 'n\\x1b[2J'");
 }
 
 }  // namespace

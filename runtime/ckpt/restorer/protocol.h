@@ -45,7 +45,8 @@ inline constexpr std::uint64_t kReservedHigh = 0x100000000ULL;
 //   error <one line saying what was refused and why>
 // and removes the request file. The runtime directory is
 // /run/user/<uid>/mosix if /run/user/<uid> exists, else /tmp/mosix-<uid>;
-// it must be owned by the user and mode 0700 (the agent checks both).
+// it must be a directory (not a symlink) owned by the user that neither group
+// nor others may write (the agent checks this with lstat).
 enum class AfterCheckpoint : int { kLeaveRunning = 0, kStop = 1, kKill = 2 };
 
 inline constexpr const char* kModeNames[] = {"leave", "stop", "kill"};
