@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+
+#include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {
 namespace {
@@ -176,22 +179,71 @@ void sweep_dead_jobs(const std::string& top, bool kernel) {
 
 bool writable(const std::string& path) { return ::access(path.c_str(), W_OK) == 0; }
 
-// Under cgroup v2 a cgroup other than the root cannot enable a controller for
-// its children while it holds processes itself: move them into a leaf child.
-Status evacuate(const std::string& parent, bool kernel) {
-  std::string leaf = parent + "/" + kLeaf;
-  if (int err = make_dir(leaf); err != 0) {
-    return make_error("cannot make " + leaf + " to move the processes of " + parent +
-                      " into (cgroup v2 allows no processes beside capped children): " +
-                      std::strerror(err));
+// Whether `pid` is `root` or a descendant of it (by the parent chain in
+// /proc). Nothing when `pid` itself is gone.
+std::optional<bool> in_tree_of(pid_t pid, pid_t root) {
+  auto st = read_proc_stat(pid);
+  if (!st) return std::nullopt;
+  for (int hops = 0; hops < 4096; ++hops) {
+    if (pid == root) return true;
+    if (st->ppid <= 0) return false;
+    pid = st->ppid;
+    st = read_proc_stat(pid);
+    if (!st) return false;
   }
+  return false;
+}
+
+// The job's own root process: the mosixrun whose pid names the job
+// ("job<PID>/..."), when it is this process or one of its ancestors; this
+// process otherwise.
+pid_t job_root_of(const std::string& name) {
+  const pid_t self = ::getpid();
+  if (name.compare(0, 3, "job") != 0) return self;
+  pid_t pid = 0;
+  const char* first = name.data() + 3;
+  const char* last = name.data() + std::min(name.size(), name.find('/'));
+  auto [end, ec] = std::from_chars(first, last, pid);
+  if (ec != std::errc() || end != last || pid <= 0) return self;
+  return in_tree_of(self, pid).value_or(false) ? pid : self;
+}
+
+Status evacuate(const std::string& parent, bool kernel, pid_t job_root) {
+  std::string leaf = parent + "/" + kLeaf;
   int moved = 0;
   for (int round = 0; round < 10; ++round) {
     auto procs = read_text(parent + "/cgroup.procs");
     if (!procs) return make_error("cannot read " + parent + "/cgroup.procs");
     auto pids = split(*procs, '\n');
     if (pids.empty()) break;
-    for (const auto& pid : pids) {
+    // Every process is checked before any is moved: a cgroup that holds
+    // someone else's process (the user's shell, a container's init) keeps
+    // all of them where they are.
+    std::vector<std::string> ours;
+    for (const auto& text : pids) {
+      pid_t pid = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+      if (ec != std::errc() || end != text.data() + text.size()) {
+        return make_error("cannot read " + parent + "/cgroup.procs: '" + text + "' is not a pid");
+      }
+      std::optional<bool> mine = in_tree_of(pid, job_root);
+      if (!mine) continue;  // it exited meanwhile
+      if (!*mine) {
+        auto st = read_proc_stat(pid);
+        return make_error("cgroup " + parent + " holds process " + text + " (" + (st ? st->comm : "?") +
+                          "), which is not this job's; cgroup v2 allows no processes beside capped groups, "
+                          "and mosixrun moves only its own: start mosixrun in a cgroup of its own "
+                          "(e.g. systemd-run --user --scope -p Delegate=yes mosixrun ...)");
+      }
+      ours.push_back(text);
+    }
+    if (moved == 0 && !ours.empty()) {
+      if (int err = make_dir(leaf); err != 0) {
+        return make_error("cannot make " + leaf + " to move the processes of " + parent +
+                          " into (cgroup v2 allows no processes beside capped children): " + std::strerror(err));
+      }
+    }
+    for (const auto& pid : ours) {
       int err = write_file(leaf + "/cgroup.procs", pid + "\n", true, kernel);
       if (err == ESRCH) continue;  // it exited meanwhile
       if (err != 0) {
@@ -202,18 +254,18 @@ Status evacuate(const std::string& parent, bool kernel) {
     }
     if (!kernel) break;  // a test tree's file does not empty itself
   }
-  spdlog::info("moved {} process(es) of cgroup {} into {} so that its children can be CPU-capped", moved,
-               parent, leaf);
+  spdlog::info("moved {} process(es) of this job from cgroup {} into {} so that its children can be CPU-capped",
+               moved, parent, leaf);
   return Status::Ok();
 }
 
-Status enable_cpu(const std::string& dir, bool is_parent, bool kernel) {
+Status enable_cpu(const std::string& dir, bool is_parent, bool kernel, pid_t job_root) {
   std::string control = dir + "/cgroup.subtree_control";
   auto current = read_text(control);
   if (current && has_token(*current, "cpu")) return Status::Ok();
   int err = write_file(control, "+cpu", false, kernel);
   if (err == EBUSY && is_parent) {
-    if (Status s = evacuate(dir, kernel); !s) return s;
+    if (Status s = evacuate(dir, kernel, job_root); !s) return s;
     err = write_file(control, "+cpu", false, kernel);
   }
   if (err != 0) {
@@ -337,6 +389,7 @@ Expected<CpuCap> CpuCap::create(std::string name, double cpus, const CgroupRoots
   const bool kernel = on_cgroupfs(roots.parent);
   std::string top = roots.parent + "/mosix";
   sweep_dead_jobs(top, kernel);
+  const pid_t job_root = job_root_of(name);
   std::vector<std::string> chain{roots.parent, top};
   for (const auto& part : split(name, '/')) chain.push_back(chain.back() + "/" + part);
 
@@ -356,7 +409,7 @@ Expected<CpuCap> CpuCap::create(std::string name, double cpus, const CgroupRoots
         }
       }
       if (v2 && i + 1 < chain.size()) {
-        made = enable_cpu(chain[i], i == 0, kernel);
+        made = enable_cpu(chain[i], i == 0, kernel, job_root);
         vanished = !made && ::access(chain[i].c_str(), F_OK) != 0;
       }
     }
@@ -394,6 +447,10 @@ Expected<CpuCap> CpuCap::create(std::string name, double cpus, const CgroupRoots
   }
   spdlog::debug("CPU cap {}: {} CPUs ({} us per {} us)", cap.dir_, cpus, quota, period);
   return cap;
+}
+
+Status move_job_into_leaf(const std::string& cgroup, pid_t job_root) {
+  return evacuate(cgroup, on_cgroupfs(cgroup), job_root);
 }
 
 CpuCap::CpuCap(CpuCap&& other) noexcept

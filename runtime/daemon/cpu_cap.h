@@ -54,8 +54,9 @@ class CpuCap {
   // caps it to `cpus` CPUs, at least 0.01, with a CPU weight in proportion
   // (cpu.weight 100 or cpu.shares 1024 per CPU), so that groups keep their
   // ratios when the machine cannot give them their caps. On v2 it enables the cpu
-  // controller on the way down; a delegated parent that holds processes has
-  // them moved into parent/mosix-leaf first, as cgroup v2 requires.
+  // controller on the way down; a parent that holds processes has them moved
+  // into parent/mosix-leaf first, as cgroup v2 requires, but only if all of
+  // them are the job's own (move_job_into_leaf); otherwise no cap is made.
   static Expected<CpuCap> create(std::string name, double cpus, const CgroupRoots& roots);
 
   CpuCap(CpuCap&& other) noexcept;
@@ -81,6 +82,15 @@ class CpuCap {
   double cpus_ = 0;
   bool kernel_ = true;  // on a cgroup file system, not a test tree
 };
+
+// Under cgroup v2 a cgroup other than the root cannot pass a controller to
+// its children while it holds processes itself. This moves the processes of
+// `cgroup` into cgroup/mosix-leaf, for good, if every one of them is the
+// job's own: `job_root` (the job's mosixrun; CpuCap::create takes it from the
+// name "job<PID>/...") or one of its descendants. If any is not (the user's
+// shell, a container's init), it moves none and the error names that process.
+// Used by CpuCap::create; public for tests.
+Status move_job_into_leaf(const std::string& cgroup, pid_t job_root);
 
 // The period used for caps, in microseconds, and the quota for `cpus`.
 inline constexpr long kCpuCapPeriodUs = 100000;

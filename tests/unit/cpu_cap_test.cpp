@@ -315,5 +315,67 @@ TEST_F(CpuCapTest, PermissionDeniedWhileCreatingNamesTheDirectory) {
 }
 
 
+// A child of this test that lives until the test ends it: a process of the
+// job's own tree when the test is the job's root.
+struct Child {
+  Child() {
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[1]);
+      char c;
+      (void)!::read(fds[0], &c, 1);
+      ::_exit(0);
+    }
+    ::close(fds[0]);
+    release = fds[1];
+  }
+  ~Child() {
+    ::close(release);
+    ::waitpid(pid, nullptr, 0);
+  }
+  pid_t pid = -1;
+  int release = -1;
+};
+
+// Under cgroup v2 the cgroup mosixrun was started in may hold the user's
+// shell, or a container's whole root group: those are never moved.
+TEST_F(CpuCapTest, LeafTakesNoProcessThatIsNotTheJobs) {
+  make_v2_group("unified/user/session", "cpu memory");
+  Child child;
+  const std::string self = std::to_string(::getpid()), kid = std::to_string(child.pid);
+  const std::string other = std::to_string(::getppid());  // ctest or a shell: not ours
+  const std::string procs = self + "\n" + kid + "\n" + other + "\n";
+  write("unified/user/session/cgroup.procs", procs);
+  Status s = move_job_into_leaf(path("unified/user/session"), ::getpid());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("holds process " + other + " ("), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("not this job's"), std::string::npos) << s.error().message;
+  EXPECT_EQ(read("unified/user/session/mosix-leaf/cgroup.procs"), "") << "nothing moved, ours neither";
+  EXPECT_EQ(read("unified/user/session/cgroup.procs"), procs);
+  // pid 1 (init, or a container's) is not the job's either.
+  write("unified/user/session/cgroup.procs", "1\n" + self + "\n");
+  EXPECT_FALSE(move_job_into_leaf(path("unified/user/session"), ::getpid()).ok());
+  EXPECT_EQ(read("unified/user/session/mosix-leaf/cgroup.procs"), "");
+}
+
+TEST_F(CpuCapTest, LeafTakesTheJobsRootAndDescendants) {
+  make_v2_group("unified/user/session", "cpu memory");
+  Child child;
+  pid_t gone = ::fork();  // a process that exited meanwhile is skipped
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  const std::string self = std::to_string(::getpid()), kid = std::to_string(child.pid);
+  write("unified/user/session/cgroup.procs", self + "\n" + std::to_string(gone) + "\n" + kid + "\n");
+  Status s = move_job_into_leaf(path("unified/user/session"), ::getpid());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(read("unified/user/session/mosix-leaf/cgroup.procs"), self + "\n" + kid + "\n");
+  // The child alone, with this test as the job's root, is ours too; with the
+  // child as the root, this test (its parent) is not.
+  write("unified/user/session/cgroup.procs", self + "\n");
+  EXPECT_FALSE(move_job_into_leaf(path("unified/user/session"), child.pid).ok());
+}
+
 }  // namespace
 }  // namespace mosix
