@@ -19,6 +19,8 @@ namespace mosix::agent {
 
 pid_t g_vpid = 0;
 pid_t g_vppid = 0;
+pid_t g_vpid_real = 0;
+pid_t g_image_real = 0;
 unsigned g_stops = 0;
 
 pid_t real_pid() { return static_cast<pid_t>(sys(SYS_getpid)); }
@@ -28,14 +30,25 @@ namespace {
 void ensure_ids() {
   if (g_vpid == 0) {
     g_vpid = real_pid();
+    g_vpid_real = g_vpid;
     g_vppid = static_cast<pid_t>(sys(SYS_getppid));
   }
 }
 
+// The virtual pid of a new process's parent: the caller's virtual pid when
+// the caller is that parent, else the real one.
+pid_t parent_vpid() {
+  auto parent = static_cast<pid_t>(sys(SYS_getppid));
+  return parent == g_vpid_real ? g_vpid : parent;
+}
+
+void before_fork() { current_vpid(); }
+
 // A forked child is a new process: its own pid, its parent's virtual pid.
 void after_fork_in_child() {
-  g_vppid = g_vpid;
+  g_vppid = parent_vpid();
   g_vpid = real_pid();
+  g_vpid_real = g_vpid;
 }
 
 // Runs send() (a system call that uses this incarnation's real pid or tid)
@@ -82,6 +95,30 @@ std::atomic<SigactionFn> g_real_sigaction{nullptr};
 
 }  // namespace
 
+// No agent code runs when a restored process resumes (every thread goes back
+// to where the program was), so a restore is noticed here, the first time
+// the pid is asked for, and before any fork() (before_fork). A process that
+// calls raw clone() before it ever asked its pid after a restore would see
+// its child take the restored identity; nothing cheaper tells the two apart.
+pid_t current_vpid(bool adopt) {
+  ensure_ids();
+  pid_t real = real_pid();
+  if (real == g_vpid_real) return g_vpid;
+  if (g_image_real != 0 && g_image_real == g_vpid_real) {
+    g_vpid_real = real;
+    g_image_real = 0;
+    return g_vpid;
+  }
+  // A child of clone() without CLONE_VM|CLONE_THREAD (or a vfork child,
+  // which shares the parent's memory: nothing is written unless adopt).
+  if (adopt) {
+    g_vppid = parent_vpid();
+    g_vpid = real;
+    g_vpid_real = real;
+  }
+  return real;
+}
+
 SigactionFn real_sigaction() {
   SigactionFn f = g_real_sigaction.load(std::memory_order_acquire);
   if (f == nullptr) {
@@ -106,7 +143,7 @@ long set_mask(int how, const sigset_t* set, sigset_t* old) {
 
 __attribute__((constructor)) void agent_init() {
   ensure_ids();
-  pthread_atfork(nullptr, nullptr, after_fork_in_child);
+  pthread_atfork(before_fork, nullptr, after_fork_in_child);
   install_checkpoint_handlers();
 }
 
@@ -131,13 +168,12 @@ using mosix::agent::g_vppid;
 
 extern "C" {
 
-__attribute__((visibility("default"))) pid_t getpid(void) {
-  mosix::agent::ensure_ids();
-  return g_vpid;
-}
+__attribute__((visibility("default"))) pid_t getpid(void) { return mosix::agent::current_vpid(); }
 
 __attribute__((visibility("default"))) pid_t getppid(void) {
-  mosix::agent::ensure_ids();
+  pid_t self = mosix::agent::current_vpid();
+  // A child of clone() that did not adopt its own identity.
+  if (self != g_vpid) return mosix::agent::parent_vpid();
   return g_vppid;
 }
 
@@ -145,10 +181,10 @@ __attribute__((visibility("default"))) pid_t getppid(void) {
 // Only the agent's signals are held off (the kernel still picks the thread
 // that takes sig, as without the agent).
 __attribute__((visibility("default"))) int kill(pid_t pid, int sig) {
-  mosix::agent::ensure_ids();
+  pid_t self = mosix::agent::current_vpid();
   long r = mosix::agent::guarded(0, [&] {
     pid_t real = mosix::agent::real_pid();
-    pid_t target = pid == g_vpid ? real : pid == -g_vpid ? -real : pid;
+    pid_t target = pid == self ? real : pid == -self ? -real : pid;
     return mosix::agent::sys(SYS_kill, target, sig);
   });
   return mosix::agent::libc_result(r);
@@ -179,7 +215,7 @@ __attribute__((visibility("default"))) int pthread_kill(pthread_t thread, int si
 // sigqueue(getpid(), ...) must reach this process too; the siginfo is the
 // one glibc builds.
 __attribute__((visibility("default"))) int sigqueue(pid_t pid, int sig, const union sigval value) {
-  mosix::agent::ensure_ids();
+  pid_t self = mosix::agent::current_vpid();
   long r = mosix::agent::guarded(0, [&] {
     pid_t real = mosix::agent::real_pid();
     siginfo_t info{};
@@ -188,7 +224,7 @@ __attribute__((visibility("default"))) int sigqueue(pid_t pid, int sig, const un
     info.si_pid = real;
     info.si_uid = static_cast<uid_t>(mosix::agent::sys(SYS_getuid));
     info.si_value = value;
-    return mosix::agent::sys(SYS_rt_sigqueueinfo, pid == g_vpid ? real : pid, sig, &info);
+    return mosix::agent::sys(SYS_rt_sigqueueinfo, pid == self ? real : pid, sig, &info);
   });
   return mosix::agent::libc_result(r);
 }
@@ -268,6 +304,57 @@ __attribute__((visibility("default"))) int sigaction(int sig, const struct sigac
     return -1;
   }
   return real(sig, act, old);
+}
+
+}  // extern "C"
+
+namespace {
+
+// Session and group ids are real pids: the process's own shows as its
+// virtual pid (a restored leader leads under its new real pid), and the
+// virtual pid names the process's own group or session.
+pid_t id_to_virtual(pid_t id) {
+  pid_t self = mosix::agent::current_vpid();
+  return id == mosix::agent::real_pid() ? self : id;
+}
+
+pid_t id_to_real(pid_t id) {
+  return id != 0 && id == mosix::agent::current_vpid() ? mosix::agent::real_pid() : id;
+}
+
+pid_t id_result(long r) {
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return id_to_virtual(static_cast<pid_t>(r));
+}
+
+}  // namespace
+
+extern "C" {
+
+// The main thread's tid is the process's pid: it shows as the virtual pid.
+// Other threads' tids are the kernel's (a restore gives them new ones), and
+// so is what syscall(SYS_gettid) returns, which no library can interpose.
+__attribute__((visibility("default"))) pid_t gettid(void) {
+  return id_to_virtual(static_cast<pid_t>(mosix::agent::sys(SYS_gettid)));
+}
+
+__attribute__((visibility("default"))) pid_t getsid(pid_t pid) {
+  return id_result(mosix::agent::sys(SYS_getsid, id_to_real(pid)));
+}
+
+__attribute__((visibility("default"))) pid_t getpgid(pid_t pid) {
+  return id_result(mosix::agent::sys(SYS_getpgid, id_to_real(pid)));
+}
+
+__attribute__((visibility("default"))) pid_t getpgrp(void) {
+  return id_result(mosix::agent::sys(SYS_getpgid, 0));
+}
+
+__attribute__((visibility("default"))) int setpgid(pid_t pid, pid_t pgid) {
+  return mosix::agent::libc_result(mosix::agent::sys(SYS_setpgid, id_to_real(pid), id_to_real(pgid)));
 }
 
 }  // extern "C"

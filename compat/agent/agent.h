@@ -15,6 +15,19 @@ extern pid_t g_vppid;
 
 pid_t real_pid();
 
+// The real pid g_vpid belongs to, and, while a checkpoint writes the image,
+// the real pid of the process being written (0 otherwise). A process that
+// finds its real pid changed is either a restored image (g_image_real says
+// so: the image was written with it set) or a child that clone() made
+// without fork()'s handlers, which has a pid of its own.
+extern pid_t g_vpid_real;
+extern pid_t g_image_real;
+
+// The virtual pid of the calling process, sorting out the two cases above.
+// adopt: a child of clone() takes its own identity for good (only when the
+// memory is known not to be shared with the parent, as at a checkpoint).
+pid_t current_vpid(bool adopt = false);
+
 // Bumped by every thread a checkpoint stops, before it returns to the
 // program: a wait that ends with EINTR and sees it changed was interrupted by
 // the agent, not by the program's signal, and is resumed.

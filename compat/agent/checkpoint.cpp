@@ -54,6 +54,7 @@ constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.
 constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
 constexpr int kMaxPipes = 8;
+constexpr int kMaxFds = 8192;
 constexpr int kMaxPending = 1024;
 constexpr int kMaxTimers = 4096;
 constexpr std::size_t kStatusCap = 4096;
@@ -67,6 +68,7 @@ constexpr std::uint64_t kUntakeable = (1ULL << (kRequestSignal - 1)) | (1ULL << 
 // its signal frame (at uc, on its own stack) while it is parked.
 struct ThreadState {
   std::uint64_t tid, fs_base, gs_base, tid_address, robust_list, robust_len, rseq;
+  bool rseq_foreign;  // an rseq area glibc did not register
   ucontext_t* uc;
   char name[16];
 };
@@ -86,6 +88,11 @@ struct Region {
   RegionKind kind;
   bool has_pages;
   bool dump_all;  // file gone or replaced: every page goes into the image
+  // Shared anonymous memory: the device and inode of its shmem object, and
+  // whether the page cache (mincore), not this process's page table, says
+  // which pages exist.
+  std::uint64_t shm_dev;
+  bool shm;
   const char* path;
 };
 
@@ -107,6 +114,7 @@ struct Scratch {
   Region regions[kMaxRegions];
   int nregions;
   std::uint64_t pagemap[kPagemapBatch];
+  unsigned char incore[kPagemapBatch];
   char maps[kMapsCap];
   char smaps[2 * kMapsCap];
   char cwd[4096];
@@ -120,6 +128,11 @@ struct Scratch {
   bool pipe_reader[kMaxThreads];
   long pipe_fd[kMaxThreads];
   int npipes;
+  // Every descriptor of the program above 2, to find shared open files.
+  long fd_num[kMaxFds];
+  std::uint64_t fd_ino[kMaxFds], fd_dev[kMaxFds];
+  bool fd_reader[kMaxFds];
+  int nfds;
   // Unread bytes of up to kMaxPipes such pipes, read out and put back. An fd
   // record holds at most kMaxBlob bytes: the read end's record carries the
   // first part, the write end's the rest.
@@ -166,10 +179,27 @@ void fill_thread_state(ThreadState& t, void* uc) {
   std::size_t len = 0;
   sys(SYS_get_robust_list, 0, &t.robust_list, &len);
   t.robust_len = len;
-  // glibc registered this thread's rseq area inside its TCB; the kernel
-  // offers no unprivileged way to ask, so the address comes from glibc.
-  if (&__rseq_size != nullptr && __rseq_size > 0)
-    t.rseq = t.fs_base + static_cast<std::uint64_t>(__rseq_offset);
+  // glibc registers each thread's rseq area inside its TCB, and the restore
+  // registers that area again. The kernel offers no unprivileged way to ask
+  // which area a thread registered, but rseq() answers a registration
+  // attempt: EBUSY when exactly this area (and length and signature) is
+  // registered, EINVAL when another one is (a program that replaced
+  // glibc's, which a restore would not bring back: refused), and success
+  // when none was, undone at once. The length is what glibc 2.36 registers;
+  // a glibc that registers another length would be refused here, never
+  // restored wrong.
+  alignas(32) std::uint8_t probe_area[32] = {};  // registered for an instant at most
+  std::uint64_t area = &__rseq_size != nullptr && __rseq_size > 0
+                           ? t.fs_base + static_cast<std::uint64_t>(__rseq_offset)
+                           : reinterpret_cast<std::uint64_t>(probe_area);
+  long r = sys(SYS_rseq, area, kRseqLen, 0, kRseqSig);
+  if (r == 0) {
+    sys(SYS_rseq, area, kRseqLen, 1 /* RSEQ_FLAG_UNREGISTER */, kRseqSig);
+  } else if (r == -EBUSY && area != reinterpret_cast<std::uint64_t>(probe_area)) {
+    t.rseq = area;
+  } else if (r != -ENOSYS) {
+    t.rseq_foreign = true;
+  }
   sys(SYS_prctl, PR_GET_NAME, t.name);
 }
 
@@ -264,6 +294,7 @@ class Session {
   void release_threads();
   int gone_threads();
   bool check_fds();
+  bool check_shared_descriptions();
   bool collect_timers();
   bool take_process_signals();
   bool is_thread(std::uint64_t tid) const;
@@ -272,7 +303,11 @@ class Session {
   bool drain_pipe(std::uint64_t ino, FdRecord* r);
   bool write_fds();
   bool collect_regions();
-  void mark_growsdown();
+  bool read_smaps();
+  bool check_children();
+  bool check_settings();
+  bool check_guard_pages();
+  bool check_shared_anon();
   bool write_image();
   bool write_header();
   bool write_process();
@@ -584,11 +619,34 @@ bool Session::check_fds() {
     }
     return true;
   });
-  return for_each_fd(s_, skip, 3, [&](long fd, const char* link, const struct stat& st) {
+  s_->nfds = 0;
+  bool ok = for_each_fd(s_, skip, 3, [&](long fd, const char* link, const struct stat& st) {
     if (fd <= 2) return true;
     Line e(s_->error, sizeof s_->error);
     e.s("fd ").u(static_cast<std::uint64_t>(fd)).s(" ");
+    long fl = sys(SYS_fcntl, fd, F_GETFL);
+    if (s_->nfds == kMaxFds) {
+      e.s("is one descriptor too many: more than 8192 are open");
+      return false;
+    }
+    s_->fd_num[s_->nfds] = fd;
+    s_->fd_ino[s_->nfds] = st.st_ino;
+    s_->fd_dev[s_->nfds] = st.st_dev;
+    s_->fd_reader[s_->nfds++] = fl >= 0 && (fl & O_ACCMODE) == O_RDONLY;
+    if (fl >= 0 && (fl & O_PATH) != 0) {
+      e.s("is an O_PATH descriptor (").s(link).s("), which a restore cannot reopen yet");
+      return false;
+    }
+    if (S_ISDIR(st.st_mode) && ends_with_deleted(link)) {
+      e.s("is a directory that was removed (").s(link).s(")");
+      return false;
+    }
     if (S_ISREG(st.st_mode)) {
+      long lease = sys(SYS_fcntl, fd, F_GETLEASE);
+      if (lease >= 0 && lease != F_UNLCK) {
+        e.s("holds a file lease (").s(link).s("), which a restore does not take again");
+        return false;
+      }
       if (link[0] == '/' && !ends_with_deleted(link) && !starts_with(link, "/memfd:"))
         return true;
       e.s("is a deleted or anonymous file (").s(link).s(")");
@@ -611,6 +669,49 @@ bool Session::check_fds() {
         "can be checkpointed; the process keeps running");
     return false;
   });
+  return ok && check_shared_descriptions();
+}
+
+// A restore opens each regular file or directory descriptor anew, and makes
+// one open pipe end per pipe end: two descriptors that shared one open file
+// (dup) would no longer share its offset and flags, and two separate opens
+// of one pipe end (through /proc/self/fd) would come back as one. Both are
+// refused. kcmp(KCMP_FILE) tells whether two descriptors share an open
+// file; without it (a kernel without CONFIG_KCMP) any two on one inode are
+// refused, since nothing else can tell.
+bool Session::check_shared_descriptions() {
+  long self = real_pid();
+  for (int i = 0; i < s_->nfds; ++i) {
+    for (int k = i + 1; k < s_->nfds; ++k) {
+      if (s_->fd_ino[i] != s_->fd_ino[k] || s_->fd_dev[i] != s_->fd_dev[k]) continue;
+      long a = s_->fd_num[i], b = s_->fd_num[k];
+      struct stat st{};
+      if (sys(SYS_fstat, a, &st) != 0) continue;
+      bool pipe = S_ISFIFO(st.st_mode);
+      if (pipe && s_->fd_reader[i] != s_->fd_reader[k]) continue;
+      if (!S_ISFIFO(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) continue;
+      long same = sys(SYS_kcmp, self, self, 0 /* KCMP_FILE */, a, b);
+      if (same == 0 && !pipe) {
+        Line(s_->error, sizeof s_->error)
+            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
+            .s(" share one open file (dup), which a restore would open twice");
+        return false;
+      }
+      if (same != 0 && pipe) {
+        Line(s_->error, sizeof s_->error)
+            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
+            .s(" are two opens of one pipe end, which a restore would make one");
+        return false;
+      }
+      if (same < 0 && !pipe) {
+        Line(s_->error, sizeof s_->error)
+            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
+            .s(" are on one file and this kernel cannot tell whether they share its offset (no kcmp)");
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 bool Session::write_fds() {
@@ -846,9 +947,9 @@ bool Session::collect_regions() {
     p += 5;
     r.offset = parse_hex(p);
     ++p;
-    parse_hex(p);  // device major:minor, from stat() below instead
+    std::uint64_t dev_major = parse_hex(p);  // files: from stat() below instead
     ++p;
-    parse_hex(p);
+    std::uint64_t dev_minor = parse_hex(p);
     ++p;
     std::uint64_t inode = parse_dec(p);
     while (*p == ' ') ++p;
@@ -883,6 +984,9 @@ bool Session::collect_regions() {
         if (shared && starts_with(r.path, "/dev/zero")) {
           r.kind = RegionKind::shared_anon;
           r.has_pages = true;
+          r.shm = true;
+          r.shm_dev = dev_major << 32 | dev_minor;
+          r.inode = inode;
         } else if (shared) {
           if (!same || !S_ISREG(st.st_mode)) {
             Line(s_->error, sizeof s_->error)
@@ -928,29 +1032,331 @@ bool Session::collect_regions() {
   return true;
 }
 
-// Marks the regions the kernel lets grow downwards (VmFlags "gd" in
-// /proc/self/smaps): not only [stack], programs make such mappings too.
-void Session::mark_growsdown() {
+Region* find_region(Region* regions, int n, std::uint64_t start) {
+  for (int i = 0; i < n; ++i)
+    if (regions[i].start == start) return &regions[i];
+  return nullptr;
+}
+
+bool is_special(RegionKind k) {
+  return k == RegionKind::vvar || k == RegionKind::vvar_vclock || k == RegionKind::vdso;
+}
+
+// VmFlags of /proc/self/smaps that madvise() or mseal() set and that a
+// restore does not set again: refused, since the restored process would
+// behave differently (on fork, under memory pressure, in its core dump).
+struct AdviceFlag {
+  char code[3];
+  const char* what;
+};
+constexpr AdviceFlag kAdviceFlags[] = {
+    {"wf", "MADV_WIPEONFORK"}, {"dc", "MADV_DONTFORK"},    {"dd", "MADV_DONTDUMP"},
+    {"hg", "MADV_HUGEPAGE"},   {"nh", "MADV_NOHUGEPAGE"},  {"mg", "MADV_MERGEABLE"},
+    {"sr", "MADV_SEQUENTIAL"}, {"rr", "MADV_RANDOM"},      {"sl", "mseal()"},
+};
+
+// Reads /proc/self/smaps once: marks the regions the kernel lets grow
+// downwards (VmFlags "gd": not only [stack], programs make such mappings
+// too), marks shared anonymous regions with swapped-out pages for a full
+// dump (mincore() does not see shmem pages in swap), and refuses a region
+// with madvise() settings that a restore would lose.
+bool Session::read_smaps() {
   long n = read_file("/proc/self/smaps", s_->smaps, sizeof s_->smaps);
-  if (n < 0) return;
+  if (n < 0) return fail("cannot read /proc/self/smaps (more than 8 MiB of it?)"), false;
   s_->smaps[n] = '\0';
-  std::uint64_t start = 0;
+  Region* r = nullptr;
   for (const char* p = s_->smaps; *p != '\0';) {
     const char* q = p;
     std::uint64_t v = parse_hex(q);
     if (*q == '-') {
-      start = v;
-    } else if (starts_with(p, "VmFlags:")) {
+      r = find_region(s_->regions, s_->nregions, v);
+    } else if (r != nullptr && starts_with(p, "Swap:")) {
+      q = p + 5;
+      while (*q == ' ') ++q;
+      if (r->shm && parse_dec(q) > 0) r->dump_all = true;
+    } else if (r != nullptr && starts_with(p, "VmFlags:")) {
       for (const char* f = p + 8; *f != '\n' && *f != '\0'; ++f) {
-        if (f[0] == ' ' && f[1] == 'g' && f[2] == 'd' && (f[3] == ' ' || f[3] == '\n')) {
-          for (int i = 0; i < s_->nregions; ++i)
-            if (s_->regions[i].start == start) s_->regions[i].map_flags |= MAP_GROWSDOWN;
+        if (f[0] != ' ' || f[1] == '\0' || f[2] == '\0' || (f[3] != ' ' && f[3] != '\n')) continue;
+        if (f[1] == 'g' && f[2] == 'd') r->map_flags |= MAP_GROWSDOWN;
+        if (is_special(r->kind)) continue;
+        for (const AdviceFlag& a : kAdviceFlags) {
+          if (f[1] != a.code[0] || f[2] != a.code[1]) continue;
+          Line(s_->error, sizeof s_->error)
+              .s("the mapping at 0x")
+              .x(r->start)
+              .s(" has ")
+              .s(a.what)
+              .s(" set, which a restore does not bring back");
+          return false;
         }
       }
     }
     while (*p != '\n' && *p != '\0') ++p;
     if (*p == '\n') ++p;
   }
+  return true;
+}
+
+// pagemap bits (Documentation/admin-guide/mm/pagemap.rst).
+constexpr int kPmPresent = 63, kPmSwapped = 62, kPmFile = 61, kPmGuard = 58;
+
+// Refuses guard pages (madvise MADV_GUARD_INSTALL): the kernel shows them in
+// pagemap as swapped pages, but reading one faults, and a restore does not
+// install them again. Checked before any page is read: a checkpoint must
+// never fault in the process it reads.
+bool Session::check_guard_pages() {
+  long fd = sys(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail("cannot open /proc/self/pagemap"), false;
+  bool ok = true;
+  for (int k = 0; k < s_->nregions && ok; ++k) {
+    const Region& r = s_->regions[k];
+    if (is_special(r.kind)) continue;
+    for (std::uint64_t base = r.start; base < r.end && ok; base += kPagemapBatch * kPageSize) {
+      std::uint64_t pages = (r.end - base) / kPageSize;
+      if (pages > kPagemapBatch) pages = kPagemapBatch;
+      long got = sys(SYS_pread64, fd, s_->pagemap, pages * 8, (base / kPageSize) * 8);
+      if (got != static_cast<long>(pages * 8)) {
+        ok = false;
+        fail("cannot read /proc/self/pagemap");
+        break;
+      }
+      for (std::uint64_t i = 0; i < pages; ++i) {
+        if (((s_->pagemap[i] >> kPmGuard) & 1) == 0) continue;
+        Line(s_->error, sizeof s_->error)
+            .s("the mapping at 0x")
+            .x(r.start)
+            .s(" has a guard page (madvise MADV_GUARD_INSTALL) at 0x")
+            .x(base + i * kPageSize)
+            .s(", which a restore does not bring back");
+        ok = false;
+        break;
+      }
+    }
+  }
+  sys(SYS_close, fd);
+  return ok;
+}
+
+// Shared anonymous memory is restored as a new object that only the
+// restored process maps. So it is refused when another live process maps the
+// same object (a parent or child it was inherited from or by: their writes
+// would no longer be seen), or when this process maps one part of the object
+// twice (after the restore the two views would be separate).
+bool Session::check_shared_anon() {
+  bool any = false;
+  for (int i = 0; i < s_->nregions; ++i) {
+    const Region& a = s_->regions[i];
+    if (!a.shm) continue;
+    any = true;
+    for (int k = i + 1; k < s_->nregions; ++k) {
+      const Region& b = s_->regions[k];
+      if (!b.shm || b.inode != a.inode || b.shm_dev != a.shm_dev) continue;
+      std::uint64_t a_end = a.offset + (a.end - a.start), b_end = b.offset + (b.end - b.start);
+      if (a.offset < b_end && b.offset < a_end) {
+        Line(s_->error, sizeof s_->error)
+            .s("the shared anonymous mappings at 0x")
+            .x(a.start)
+            .s(" and 0x")
+            .x(b.start)
+            .s(" show the same memory, which a restore would make two");
+        return false;
+      }
+    }
+  }
+  if (!any) return true;
+  long dir = sys(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return fail("cannot list /proc"), false;
+  auto self = static_cast<std::uint64_t>(real_pid());
+  bool ok = true;
+  while (ok) {
+    long n = sys(SYS_getdents64, dir, s_->line, sizeof s_->line);
+    if (n <= 0) break;
+    for (long off = 0; off < n && ok;) {
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, s_->line + off + 16, 2);
+      const char* name = s_->line + off + 19;
+      off += reclen;
+      if (name[0] < '0' || name[0] > '9') continue;
+      const char* q = name;
+      std::uint64_t pid = parse_dec(q);
+      if (pid == self) continue;
+      char path[64];
+      Line(path, sizeof path).s("/proc/").u(pid).s("/maps");
+      // Another user's process (EACCES) cannot have inherited it from us.
+      long len = read_file(path, s_->smaps, sizeof s_->smaps - 1);
+      if (len == -ENOSPC) {
+        Line(s_->error, sizeof s_->error).s("cannot tell whether process ").u(pid)
+            .s(" shares memory with this one (its maps are larger than 8 MiB)");
+        ok = false;
+        break;
+      }
+      if (len <= 0) continue;
+      s_->smaps[len] = '\0';
+      for (const char* p = s_->smaps; *p != '\0' && ok;) {
+        // start-end perms offset major:minor inode path
+        const char* f = p;
+        for (int field = 0; field < 3 && *f != '\n' && *f != '\0'; ++field) {
+          while (*f != ' ' && *f != '\n' && *f != '\0') ++f;
+          while (*f == ' ') ++f;
+        }
+        std::uint64_t major = parse_hex(f);
+        if (*f == ':') ++f;
+        std::uint64_t minor = parse_hex(f);
+        while (*f == ' ') ++f;
+        std::uint64_t inode = parse_dec(f);
+        for (int i = 0; i < s_->nregions && inode != 0; ++i) {
+          const Region& r = s_->regions[i];
+          if (!r.shm || r.inode != inode || r.shm_dev != (major << 32 | minor)) continue;
+          Line(s_->error, sizeof s_->error)
+              .s("the shared anonymous mapping at 0x")
+              .x(r.start)
+              .s(" is shared with process ")
+              .u(pid)
+              .s(", which the checkpoint does not take along");
+          ok = false;
+          break;
+        }
+        while (*p != '\n' && *p != '\0') ++p;
+        if (*p == '\n') ++p;
+      }
+    }
+  }
+  sys(SYS_close, dir);
+  return ok;
+}
+
+// Settings of the process that the restore does not set again: refused
+// when they differ from what a restored process would have.
+bool Session::check_settings() {
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    if (!s_->threads[i].rseq_foreign) continue;
+    Line(s_->error, sizeof s_->error)
+        .s("thread ")
+        .u(s_->threads[i].tid)
+        .s(" registered an rseq area of its own (not glibc's), which a restore does not register again");
+    return false;
+  }
+  // membarrier() registrations of the process: an expedited command answers
+  // EPERM until the process registered for it (probing costs one barrier).
+  struct {
+    int cmd;
+    const char* what;
+  } const barriers[] = {{8, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED"},
+                        {32, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE"},
+                        {128, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ"}};
+  for (const auto& b : barriers) {
+    if (sys(SYS_membarrier, b.cmd, 0, 0) != 0) continue;
+    Line(s_->error, sizeof s_->error)
+        .s("the process registered with membarrier (")
+        .s(b.what)
+        .s("), which a restore does not register again");
+    return false;
+  }
+  int subreaper = 0;
+  if (sys(SYS_prctl, PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper != 0)
+    return fail("the process is a child subreaper (PR_SET_CHILD_SUBREAPER), which a restore does not set again"),
+           false;
+  if (sys(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0)
+    return fail("the process disabled transparent huge pages (PR_SET_THP_DISABLE), which a restore does not set again"),
+           false;
+  // oom_score_adj is inherited: a restored process gets its restarter's,
+  // which, for one started the same way, is its parent's. Only a value the
+  // process changed itself is refused.
+  long own = read_file("/proc/self/oom_score_adj", s_->line, 64);
+  char path[64];
+  Line(path, sizeof path).s("/proc/").u(static_cast<std::uint64_t>(sys(SYS_getppid))).s("/oom_score_adj");
+  long parent = read_file(path, s_->link, 64);
+  if (own > 0 && parent > 0 && (own != parent || __builtin_memcmp(s_->line, s_->link, static_cast<std::size_t>(own)) != 0)) {
+    s_->line[own - 1] = '\0';
+    Line(s_->error, sizeof s_->error)
+        .s("the process set its oom_score_adj to ")
+        .s(s_->line)
+        .s(", which a restore does not set again");
+    return false;
+  }
+  return true;
+}
+
+// A checkpoint takes one process. Its children, live or not yet waited for,
+// would not be in the image: after a restore wait() would say "no child
+// processes" and signals to them would go nowhere. Refused until whole
+// trees are supported. The children of each thread are in
+// /proc/self/task/TID/children (CONFIG_PROC_CHILDREN); without that file,
+// /proc is scanned for processes whose parent is this one.
+bool Session::check_children() {
+  std::uint64_t live = 0, zombies = 0;
+  char pids[160];
+  Line list(pids, sizeof pids);
+  auto count = [&](std::uint64_t pid, char state) {
+    if (state == 'Z' || state == 'X') {
+      ++zombies;
+    } else {
+      ++live;
+      if (live <= 8) list.s(live == 1 ? "" : " ").u(pid);
+    }
+  };
+  auto state_of = [&](std::uint64_t pid, std::uint64_t* ppid) -> char {
+    char path[64];
+    Line(path, sizeof path).s("/proc/").u(pid).s("/stat");
+    long n = read_file(path, s_->link, sizeof s_->link - 1);
+    if (n <= 0) return 0;
+    s_->link[n] = '\0';
+    const char* close = nullptr;
+    for (const char* c = s_->link; *c != '\0'; ++c)
+      if (*c == ')') close = c;
+    if (close == nullptr || close[1] == '\0' || close[2] == '\0') return 0;
+    const char* q = close + 4;
+    if (ppid != nullptr) *ppid = parse_dec(q);
+    return close[2];
+  };
+  bool have_children_files = true;
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/children");
+    long n = read_file(path, s_->maps, kMapsCap - 1);
+    if (n == -ENOENT && i == 0) {
+      have_children_files = false;
+      break;
+    }
+    if (n < 0) continue;
+    s_->maps[n] = '\0';
+    for (const char* p = s_->maps; *p != '\0';) {
+      while (*p == ' ' || *p == '\n') ++p;
+      if (*p < '0' || *p > '9') break;
+      std::uint64_t pid = parse_dec(p);
+      char st = state_of(pid, nullptr);
+      if (st != 0) count(pid, st);
+    }
+  }
+  if (!have_children_files) {
+    long dir = sys(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return fail("cannot list /proc"), false;
+    auto self = static_cast<std::uint64_t>(real_pid());
+    for (;;) {
+      long n = sys(SYS_getdents64, dir, s_->line, sizeof s_->line);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        unsigned short reclen;
+        __builtin_memcpy(&reclen, s_->line + off + 16, 2);
+        const char* name = s_->line + off + 19;
+        off += reclen;
+        if (name[0] < '0' || name[0] > '9') continue;
+        const char* q = name;
+        std::uint64_t pid = parse_dec(q), ppid = 0;
+        char st = state_of(pid, &ppid);
+        if (st != 0 && ppid == self) count(pid, st);
+      }
+    }
+    sys(SYS_close, dir);
+  }
+  if (live == 0 && zombies == 0) return true;
+  Line e(s_->error, sizeof s_->error);
+  e.s("has ");
+  if (live > 0) e.u(live).s(live == 1 ? " live child (pid " : " live children (pids ").s(pids).s(live > 8 ? " ...)" : ")");
+  if (live > 0 && zombies > 0) e.s(" and ");
+  if (zombies > 0) e.u(zombies).s(zombies == 1 ? " ended child" : " ended children").s(" not yet waited for");
+  e.s(": a checkpoint takes one process and would lose them");
+  return false;
 }
 
 bool Session::write_header() {
@@ -1116,12 +1522,21 @@ bool Session::write_pages(const Region& r) {
       ok = false;
       break;
     }
+    // A shared anonymous page may exist without being in this process's
+    // page table (another process wrote it, or this one only after a
+    // fork): the shmem object's page cache says which exist.
+    if (r.shm && sys(SYS_mincore, base, pages * kPageSize, s_->incore) != 0) {
+      fail("mincore() failed on a shared anonymous mapping");
+      ok = false;
+      break;
+    }
     for (std::uint64_t i = 0; i < pages && ok; ++i) {
       std::uint64_t pm = s_->pagemap[i];
-      bool present = (pm >> 63) & 1, swapped = (pm >> 62) & 1, file = (pm >> 61) & 1;
+      bool present = (pm >> kPmPresent) & 1, swapped = (pm >> kPmSwapped) & 1, file = (pm >> kPmFile) & 1;
       std::uint64_t addr = base + i * kPageSize;
       bool dump;
       if (r.dump_all) dump = true;
+      else if (r.shm) dump = present || swapped || (s_->incore[i] & 1) != 0;
       else if (r.kind == RegionKind::private_file) dump = (present && !file) || swapped;
       else dump = present || swapped;
       if (dump && run_len > 0 && run_start + run_len == addr) {
@@ -1205,13 +1620,19 @@ void Session::run() {
     }
     return;
   }
+  // A child of clone() that never forked through libc takes its own
+  // identity now: every thread is stopped, and the image must name it.
+  current_vpid(true);
   // Every signal is blocked (on_request), so a reader that goes away fails
   // the write instead of killing the process.
-  bool ok = stop_threads() && check_fds();
+  bool ok = stop_threads() && check_children() && check_settings() && check_fds();
   if (ok) unmap_reserved_leftovers(s_);
-  ok = ok && collect_regions();
-  if (ok) mark_growsdown();
+  ok = ok && collect_regions() && read_smaps() && check_guard_pages() && check_shared_anon();
+  // The image carries this mark; the process restored from it sees it and
+  // knows its new real pid is still g_vpid (current_vpid()).
+  g_image_real = g_vpid_real;
   ok = ok && write_image();
+  g_image_real = 0;
   if (out_fd_ >= 0) sys(SYS_close, out_fd_);
   if (pagemap_fd_ >= 0) sys(SYS_close, pagemap_fd_);
   // A SIGPIPE queued now came from writing the image (the program's own

@@ -102,6 +102,15 @@ void run_checkpoint(const CheckpointOptions& o) {
     if (Status s = sys::ensure_private_dir(dir); !s.ok()) throw CommandError(s.error().message);
     r.image_path = dir + "/" + comm_of(r.pid) + "-" + std::to_string(r.pid) + ".img";
   }
+  // The agent opens the image inside the guest, whose working directory is
+  // not ours: a relative path is made absolute here, where the user gave it.
+  if (r.image_path[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == nullptr)
+      throw CommandError("cannot resolve '" + r.image_path + "' (working directory: " + std::strerror(errno) +
+                         "): give -o an absolute path");
+    r.image_path = std::string(cwd) + "/" + r.image_path;
+  }
   std::string what = "checkpoint of " + std::to_string(r.pid);
   r.on_progress = [&what](std::uint64_t bytes) {
     std::cerr << "mosixctl: " << what << ": " << bytes / (1 << 20) << " MiB written\n";

@@ -122,8 +122,27 @@ outcome() {  # DIR NAME: PASS, FAIL: <line>, or "no result"
   fi
 }
 
+# Kills what a test left behind (children it forked into other sessions, a
+# test that outlived its run): processes running its binary, or in its
+# work directory.
+kill_leftovers() {
+  local name=$1 p exe cwd
+  for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2> /dev/null) || continue
+    cwd=$(readlink "$p/cwd" 2> /dev/null)
+    if [[ $exe == "$STATIC/$name" || $cwd == "$WORK/$name/"* ]]; then
+      kill -KILL "${p#/proc/}" 2> /dev/null
+    fi
+  done
+}
+
 # run_one NAME: writes RESULTS/NAME as "CATEGORY<TAB>detail".
 run_one() {
+  _run_one "$@"
+  kill_leftovers "$1"
+}
+
+_run_one() {
   local name=$1 cmd dir pid res
   local rec=$RESULTS/$name
   cmd=$(test_command "$name") || { printf 'skip\tno .pid rule\n' > "$rec"; return; }

@@ -486,6 +486,17 @@ void take_locks(const Image& img) {
   }
 }
 
+// A process that led its session, or its process group, leads one again
+// under its new pid: left in the restarter's group, its kill(0, sig) would
+// hit whoever restarted it. setsid() fails when the restorer already leads
+// its group (a shell's job): that group, its own, is kept. A member of
+// another group joins the restarter's, as a child of the restarter would.
+void restore_session(const Image& img) {
+  pid_t was = img.header.real_pid;
+  if (img.process.sid == was && getsid(0) != getpid()) setsid();
+  if (img.process.pgid == was && getpgrp() != getpid()) setpgid(0, 0);
+}
+
 // Reopens the program's files, directories and devices at their numbers and
 // takes their locks again, before the point of no return: a file that cannot
 // be opened or a lock someone else holds now refuses the restore. 0, 1 and
@@ -1087,6 +1098,7 @@ int main(int argc, char** argv) {
   static OwnMaps own;
   read_own_maps(&own);
   check_restorable(img, own);
+  restore_session(img);
   int image_fd = place_files(img, fd);
   plan_file_maps(img);
 

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# A checkpoint restores exactly or refuses with the reason (issue 12), on
+# tests/programs/ckpt_never_silent, one state per mode:
+# - refused, and the process unharmed (it then finishes normally): a live
+#   child, an ended child not waited for, shared memory a grandchild still
+#   maps, a guard page, MADV_WIPEONFORK, an O_PATH descriptor, a descriptor
+#   on a removed directory, a dup'ed descriptor, two opens of one pipe end,
+#   a file lease;
+# - restored exactly: shared anonymous memory only a dead child wrote, and a
+#   session leader (it leads its session and group again, not the
+#   restarter's); the image of the first is given to mosixctl as a relative
+#   path, which must land in mosixctl's directory, not the program's (/);
+# - with the agent and no checkpoint: a clone() child sees its own pid.
+# Usage: BIN_DIR LIB_DIR
+set -u
+
+bin=$(cd "${1:?usage: ckpt_never_silent_test.sh BIN_DIR LIB_DIR}" && pwd) || exit 1
+lib=$(cd "${2:?usage: ckpt_never_silent_test.sh BIN_DIR LIB_DIR}" && pwd) || exit 1
+# shellcheck source=lib/ckpt_rounds.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
+ckpt_test_start "$bin" "$lib"
+prog=$bin/ckpt_never_silent
+[[ -x $prog ]] || { echo "FAIL: $prog is missing"; exit 1; }
+
+# Waits until OUT has a line matching PATTERN, or PID has ended (then 1).
+wait_for_line() {
+  local out=$1 pattern=$2 pid=$3
+  until grep -q -- "$pattern" "$out" 2> /dev/null; do
+    _ckpt_alive "$pid" || { grep -q -- "$pattern" "$out" 2> /dev/null; return; }
+    sleep 0.01
+  done
+}
+
+# Waits until PID (a restart) is the restored program: its name is the
+# program's again, or it has ended.
+wait_restored() {
+  local pid=$1 comm
+  while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
+    [[ $comm == ckpt_never_sile* ]] && return 0
+    sleep 0.01
+  done
+  return 1
+}
+
+# Waits for PID to end (it is not our child after a restart through setsid).
+wait_end() {
+  while _ckpt_alive "$1"; do sleep 0.01; done
+}
+
+refused() {  # MODE EXPECTED-TEXT
+  local mode=$1 want=$2 out=$CKPT_WORK/$1.out msg pid
+  start_guest "$out" "$prog" "$mode" || { fail "$mode: did not start"; return; }
+  pid=$CKPT_GUEST_PID
+  wait_for_line "$out" '^ready\|^SKIP' "$pid" || { fail "$mode: no ready line: $(tail -n 2 "$out")"; return; }
+  if grep -q '^SKIP' "$out"; then
+    echo "skip: $(grep '^SKIP' "$out")"
+    wait "$pid"
+    return
+  fi
+  msg=$("$bin/mosixctl" checkpoint "$pid" -o "$CKPT_WORK/$mode.img" --kill 2>&1)
+  local status=$?
+  if (( status == 0 )); then
+    fail "$mode: the checkpoint was accepted: $msg"
+    wait "$pid"
+    return
+  fi
+  if [[ $msg != *"$want"* ]]; then
+    fail "$mode: refused, but the reason does not say '$want': $msg"
+  fi
+  if ! _ckpt_alive "$pid"; then
+    fail "$mode: the refused checkpoint harmed the process: $(tail -n 2 "$out")"
+    return
+  fi
+  kill -USR1 "$pid"
+  wait "$pid"
+  status=$?
+  if (( status == 0 )) && grep -q "^OK $mode\$" "$out"; then
+    echo "ok: $mode refused (${msg##*refused: }) and unharmed"
+  else
+    fail "$mode: after the refusal the program ended with $status: $(tail -n 1 "$out")"
+  fi
+}
+
+restored() {  # MODE: checkpoint --kill to a relative path, restart, check
+  local mode=$1 out=$CKPT_WORK/$1.out pid rpid status
+  start_guest "$out" "$prog" "$mode" || { fail "$mode: did not start"; return; }
+  pid=$CKPT_GUEST_PID
+  wait_for_line "$out" '^ready' "$pid" || { fail "$mode: no ready line: $(tail -n 2 "$out")"; return; }
+  mkdir -p "$CKPT_WORK/caller"
+  if ! (cd "$CKPT_WORK/caller" && "$bin/mosixctl" checkpoint "$pid" -o "$mode.img" --kill) > "$CKPT_WORK/$mode.log" 2>&1; then
+    fail "$mode: checkpoint refused: $(cat "$CKPT_WORK/$mode.log")"
+    kill -KILL "$pid" 2> /dev/null
+    return
+  fi
+  { wait "$pid"; } 2> /dev/null
+  if [[ ! -s $CKPT_WORK/caller/$mode.img ]]; then
+    fail "$mode: the relative -o path did not land in mosixctl's directory"
+    return
+  fi
+  echo "ok: $mode: a relative -o path lands where mosixctl runs"
+  (_ckpt_exec_clean "$bin/mosixctl" restart "$CKPT_WORK/caller/$mode.img") >> "$out" 2>> "$out.err" < /dev/null &
+  rpid=$!
+  if ! wait_restored "$rpid"; then
+    wait "$rpid"
+    fail "$mode: the restart ended with $?: $(tail -n 2 "$out.err")"
+    return
+  fi
+  kill -USR1 "$rpid"
+  wait "$rpid"
+  status=$?
+  if (( status == 0 )) && grep -q "^OK $mode\$" "$out"; then
+    echo "ok: $mode restored exactly"
+  else
+    fail "$mode: after the restore the program ended with $status: $(tail -n 1 "$out")"
+  fi
+}
+
+# No checkpoint: the agent alone must not change what the program sees.
+out=$CKPT_WORK/clone.out
+start_guest "$out" "$prog" clone && wait "$CKPT_GUEST_PID"
+if (( $? == 0 )) && grep -q '^OK clone$' "$out"; then
+  echo "ok: a clone() child sees its own pid and its parent's with the agent preloaded"
+else
+  fail "clone: $(tail -n 1 "$out")"
+fi
+
+refused child "live child"
+refused zombie "not yet waited for"
+refused shm_other "is shared with process"
+refused guard "guard page"
+refused wipeonfork "MADV_WIPEONFORK"
+refused opath "O_PATH"
+refused rmdir "directory that was removed"
+refused dup "share one open file"
+refused pipe2 "two opens of one pipe end"
+refused lease "file lease"
+restored shm
+restored session
+
+if (( failures > 0 )); then
+  echo "FAIL: $failures check(s) failed"
+  exit 1
+fi
+echo "PASS"
