@@ -93,6 +93,7 @@ struct Region {
   // which pages exist.
   std::uint64_t shm_dev;
   bool shm;
+  std::uint32_t advice;  // kRegion<advice> flags
   const char* path;
 };
 
@@ -1042,24 +1043,29 @@ bool is_special(RegionKind k) {
   return k == RegionKind::vvar || k == RegionKind::vvar_vclock || k == RegionKind::vdso;
 }
 
-// VmFlags of /proc/self/smaps that madvise() or mseal() set and that a
-// restore does not set again: refused, since the restored process would
-// behave differently (on fork, under memory pressure, in its core dump).
+// VmFlags of /proc/self/smaps that madvise() sets: the image carries them
+// and the restore gives the advice again. Those it cannot give (flag 0) are
+// refused: the restored process would behave differently.
 struct AdviceFlag {
   char code[3];
+  std::uint32_t flag;
   const char* what;
 };
 constexpr AdviceFlag kAdviceFlags[] = {
-    {"wf", "MADV_WIPEONFORK"}, {"dc", "MADV_DONTFORK"},    {"dd", "MADV_DONTDUMP"},
-    {"hg", "MADV_HUGEPAGE"},   {"nh", "MADV_NOHUGEPAGE"},  {"mg", "MADV_MERGEABLE"},
-    {"sr", "MADV_SEQUENTIAL"}, {"rr", "MADV_RANDOM"},      {"sl", "mseal()"},
+    {"wf", kRegionWipeOnFork, "MADV_WIPEONFORK"}, {"dc", kRegionDontFork, "MADV_DONTFORK"},
+    {"dd", kRegionDontDump, "MADV_DONTDUMP"},     {"hg", kRegionHugepage, "MADV_HUGEPAGE"},
+    {"nh", kRegionNoHugepage, "MADV_NOHUGEPAGE"}, {"mg", kRegionMergeable, "MADV_MERGEABLE"},
+    {"sr", kRegionSequential, "MADV_SEQUENTIAL"}, {"rr", kRegionRandom, "MADV_RANDOM"},
+    // A sealed mapping cannot be sealed before its pages are written, nor
+    // written after: not restorable by a process in user space.
+    {"sl", 0, "mseal()"},
 };
 
 // Reads /proc/self/smaps once: marks the regions the kernel lets grow
 // downwards (VmFlags "gd": not only [stack], programs make such mappings
 // too), marks shared anonymous regions with swapped-out pages for a full
-// dump (mincore() does not see shmem pages in swap), and refuses a region
-// with madvise() settings that a restore would lose.
+// dump (mincore() does not see shmem pages in swap), records each region's
+// madvise() advice, and refuses a sealed region.
 bool Session::read_smaps() {
   long n = read_file("/proc/self/smaps", s_->smaps, sizeof s_->smaps);
   if (n < 0) return fail("cannot read /proc/self/smaps (more than 8 MiB of it?)"), false;
@@ -1081,6 +1087,10 @@ bool Session::read_smaps() {
         if (is_special(r->kind)) continue;
         for (const AdviceFlag& a : kAdviceFlags) {
           if (f[1] != a.code[0] || f[2] != a.code[1]) continue;
+          if (a.flag != 0) {
+            r->advice |= a.flag;
+            continue;
+          }
           Line(s_->error, sizeof s_->error)
               .s("the mapping at 0x")
               .x(r->start)
@@ -1580,7 +1590,7 @@ bool Session::write_image() {
     r.prot = g.prot;
     r.map_flags = g.map_flags;
     r.kind = g.kind;
-    r.flags = g.has_pages ? kRegionHasPages : 0;
+    r.flags = (g.has_pages ? kRegionHasPages : 0) | g.advice;
     r.offset = g.offset;
     r.path = g.path;
     r.file_dev = g.dev;

@@ -3,12 +3,13 @@
 # tests/programs/ckpt_never_silent, one state per mode:
 # - refused, and the process unharmed (it then finishes normally): a live
 #   child, an ended child not waited for, shared memory a grandchild still
-#   maps, a guard page, MADV_WIPEONFORK, an O_PATH descriptor, a descriptor
+#   maps, a guard page, an O_PATH descriptor, a descriptor
 #   on a removed directory, a dup'ed descriptor, two opens of one pipe end,
 #   a file lease;
 # - restored exactly: shared anonymous memory only a dead child wrote, and a
 #   session leader (it leads its session and group again, not the
-#   restarter's); the image of the first is given to mosixctl as a relative
+#   restarter's), and MADV_WIPEONFORK (given again: a child forked after the
+#   restore sees the page zero); the image of the first is given to mosixctl as a relative
 #   path, which must land in mosixctl's directory, not the program's (/);
 # - with the agent and no checkpoint: a clone() child sees its own pid.
 # Usage: BIN_DIR LIB_DIR
@@ -128,7 +129,6 @@ refused child "live child"
 refused zombie "not yet waited for"
 refused shm_other "is shared with process"
 refused guard "guard page"
-refused wipeonfork "MADV_WIPEONFORK"
 refused opath "O_PATH"
 refused rmdir "directory that was removed"
 refused dup "share one open file"
@@ -136,6 +136,7 @@ refused pipe2 "two opens of one pipe end"
 refused lease "file lease"
 restored shm
 restored session
+restored wipeonfork
 
 if (( failures > 0 )); then
   echo "FAIL: $failures check(s) failed"

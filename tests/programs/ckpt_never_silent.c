@@ -9,11 +9,11 @@
  *   shm       1 MiB of MAP_SHARED|MAP_ANONYMOUS written only by a child that
  *             has ended: every byte must come back
  *   session   a session leader: it must lead its session and group again
+ *   wipeonfork a page with MADV_WIPEONFORK: a child forked after must see it zero
  * Refused (the test expects the reason, then signals the same process):
  *   child     a live child            zombie    an ended child, not waited for
  *   shm_other shared memory a grandchild (not a child) still maps
  *   guard     a guard page (MADV_GUARD_INSTALL; "SKIP" where the kernel has none)
- *   wipeonfork a region with MADV_WIPEONFORK
  *   opath     an O_PATH descriptor    rmdir     a descriptor on a removed directory
  *   dup       two descriptors of one open file
  *   pipe2     two opens of one pipe end, with different flags
@@ -200,6 +200,14 @@ int main(int argc, char** argv) {
     }
     ready_then_wait();
     if (m[0] != 0x5a || m[2 * page] != 0x5a) fail("the memory around the page changed");
+    if (!guard) {
+      if (m[page] != 0x5a) fail("the page lost its contents");
+      pid_t c = fork();  /* the advice holds: the child sees the page wiped */
+      if (c == 0) _exit(m[page] == 0 && m[0] == 0x5a ? 0 : 1);
+      int st = 0;
+      if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail("a child forked after the restore did not see the page wiped (MADV_WIPEONFORK lost)");
+    }
     ok();
   }
   if (strcmp(g_mode, "opath") == 0 || strcmp(g_mode, "rmdir") == 0 || strcmp(g_mode, "dup") == 0 ||

@@ -253,6 +253,16 @@ enum class RegionKind : std::uint16_t {
 const char* region_kind_name(RegionKind kind);
 
 inline constexpr std::uint32_t kRegionHasPages = 1u << 0;  // pages records follow
+// madvise() advice the region had (its VmFlags in /proc/PID/smaps), given
+// again after the restore.
+inline constexpr std::uint32_t kRegionWipeOnFork = 1u << 8;    // MADV_WIPEONFORK
+inline constexpr std::uint32_t kRegionDontFork = 1u << 9;      // MADV_DONTFORK
+inline constexpr std::uint32_t kRegionDontDump = 1u << 10;     // MADV_DONTDUMP
+inline constexpr std::uint32_t kRegionHugepage = 1u << 11;     // MADV_HUGEPAGE
+inline constexpr std::uint32_t kRegionNoHugepage = 1u << 12;   // MADV_NOHUGEPAGE
+inline constexpr std::uint32_t kRegionMergeable = 1u << 13;    // MADV_MERGEABLE
+inline constexpr std::uint32_t kRegionSequential = 1u << 14;   // MADV_SEQUENTIAL
+inline constexpr std::uint32_t kRegionRandom = 1u << 15;       // MADV_RANDOM
 
 // One mapping. prot and flags carry the kernel's PROT_* and MAP_* values.
 struct RegionRecord {
@@ -261,7 +271,7 @@ struct RegionRecord {
   std::uint32_t prot = 0;
   std::uint32_t map_flags = 0;     // MAP_PRIVATE/SHARED/GROWSDOWN/...
   RegionKind kind = RegionKind::anon;
-  std::uint32_t flags = 0;         // kRegionHasPages
+  std::uint32_t flags = 0;         // kRegionHasPages, kRegion<advice>
   std::uint64_t offset = 0;        // file offset of start
   std::string_view path;           // empty for anonymous
   // Identity of the mapped file when checkpointed, to refuse a changed file.

@@ -678,6 +678,25 @@ bool file_backed(RegionKind k) {
   return k == RegionKind::private_file || k == RegionKind::shared_file;
 }
 
+// The madvise() advice the region had; none needs a privilege.
+void apply_advice(const RegionRecord& r) {
+  static constexpr struct {
+    std::uint32_t flag;
+    int advice;
+  } kAdvice[] = {{kRegionWipeOnFork, MADV_WIPEONFORK}, {kRegionDontFork, MADV_DONTFORK},
+                 {kRegionDontDump, MADV_DONTDUMP},     {kRegionHugepage, MADV_HUGEPAGE},
+                 {kRegionNoHugepage, MADV_NOHUGEPAGE}, {kRegionMergeable, MADV_MERGEABLE},
+                 {kRegionSequential, MADV_SEQUENTIAL}, {kRegionRandom, MADV_RANDOM}};
+  for (const auto& a : kAdvice) {
+    if ((r.flags & a.flag) == 0) continue;
+    if (madvise(reinterpret_cast<void*>(r.start), r.end - r.start, a.advice) != 0) {
+      char what[96];
+      snprintf(what, sizeof what, "madvise(%d) of region %#lx", a.advice, static_cast<unsigned long>(r.start));
+      die(what, -errno);
+    }
+  }
+}
+
 void map_region(const Region& g) {
   const RegionRecord& r = g.rec;
   std::size_t len = r.end - r.start;
@@ -708,6 +727,7 @@ void map_region(const Region& g) {
     die(what, at == MAP_FAILED ? -errno : -EEXIST);
   }
   if (fd >= 0 && fd != g.map_fd) close(fd);
+  apply_advice(r);
 }
 
 // Moves this process's [vvar], [vvar_vclock] and [vdso] to where the image
