@@ -634,6 +634,22 @@ bool Session::check_fds() {
     s_->fd_ino[s_->nfds] = st.st_ino;
     s_->fd_dev[s_->nfds] = st.st_dev;
     s_->fd_reader[s_->nfds++] = fl >= 0 && (fl & O_ACCMODE) == O_RDONLY;
+    // A lease (which also makes the process the file's owner) is not taken
+    // again, and signal-driven I/O (F_SETOWN, F_SETSIG, O_ASYNC) not set again.
+    long lease = S_ISREG(st.st_mode) ? sys(SYS_fcntl, fd, F_GETLEASE) : -1;
+    if (lease >= 0 && lease != F_UNLCK) {
+      e.s("holds a file lease (").s(link).s("), which a restore does not take again");
+      return false;
+    }
+    struct {
+      int type;
+      int pid;
+    } owner = {0, 0};
+    if ((fl >= 0 && (fl & O_ASYNC) != 0) || (sys(SYS_fcntl, fd, F_GETOWN_EX, &owner) == 0 && owner.pid != 0) ||
+        sys(SYS_fcntl, fd, F_GETSIG) > 0) {
+      e.s("has an owner for signal-driven I/O (F_SETOWN, F_SETSIG or O_ASYNC), which a restore does not set again");
+      return false;
+    }
     if (fl >= 0 && (fl & O_PATH) != 0) {
       e.s("is an O_PATH descriptor (").s(link).s("), which a restore cannot reopen yet");
       return false;
@@ -643,11 +659,6 @@ bool Session::check_fds() {
       return false;
     }
     if (S_ISREG(st.st_mode)) {
-      long lease = sys(SYS_fcntl, fd, F_GETLEASE);
-      if (lease >= 0 && lease != F_UNLCK) {
-        e.s("holds a file lease (").s(link).s("), which a restore does not take again");
-        return false;
-      }
       if (link[0] == '/' && !ends_with_deleted(link) && !starts_with(link, "/memfd:"))
         return true;
       e.s("is a deleted or anonymous file (").s(link).s(")");
@@ -1084,6 +1095,8 @@ bool Session::read_smaps() {
       for (const char* f = p + 8; *f != '\n' && *f != '\0'; ++f) {
         if (f[0] != ' ' || f[1] == '\0' || f[2] == '\0' || (f[3] != ' ' && f[3] != '\n')) continue;
         if (f[1] == 'g' && f[2] == 'd') r->map_flags |= MAP_GROWSDOWN;
+        if (f[1] == 'm' && f[2] == 'w' && r->kind == RegionKind::shared_file && (r->prot & PROT_WRITE) == 0)
+          r->advice |= kRegionMayWrite;
         if (is_special(r->kind)) continue;
         for (const AdviceFlag& a : kAdviceFlags) {
           if (f[1] != a.code[0] || f[2] != a.code[1]) continue;
@@ -1269,20 +1282,27 @@ bool Session::check_settings() {
   if (sys(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0)
     return fail("the process disabled transparent huge pages (PR_SET_THP_DISABLE), which a restore does not set again"),
            false;
-  // oom_score_adj is inherited: a restored process gets its restarter's,
-  // which, for one started the same way, is its parent's. Only a value the
-  // process changed itself is refused.
-  long own = read_file("/proc/self/oom_score_adj", s_->line, 64);
-  char path[64];
-  Line(path, sizeof path).s("/proc/").u(static_cast<std::uint64_t>(sys(SYS_getppid))).s("/oom_score_adj");
-  long parent = read_file(path, s_->link, 64);
-  if (own > 0 && parent > 0 && (own != parent || __builtin_memcmp(s_->line, s_->link, static_cast<std::size_t>(own)) != 0)) {
-    s_->line[own - 1] = '\0';
-    Line(s_->error, sizeof s_->error)
-        .s("the process set its oom_score_adj to ")
-        .s(s_->line)
-        .s(", which a restore does not set again");
-    return false;
+  // oom_score_adj and loginuid are inherited: a restored process gets its
+  // restarter's, which, for one started the same way, is its parent's. Only
+  // a value the process (or one for it) changed is refused; neither can be
+  // set back without privileges.
+  for (const char* name : {"oom_score_adj", "loginuid"}) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/").s(name);
+    long own = read_file(path, s_->line, 64);
+    Line(path, sizeof path).s("/proc/").u(static_cast<std::uint64_t>(sys(SYS_getppid))).s("/").s(name);
+    long parent = read_file(path, s_->link, 64);
+    if (own > 0 && parent > 0 &&
+        (own != parent || __builtin_memcmp(s_->line, s_->link, static_cast<std::size_t>(own)) != 0)) {
+      s_->line[s_->line[own - 1] == '\n' ? own - 1 : own] = '\0';
+      Line(s_->error, sizeof s_->error)
+          .s("the process's ")
+          .s(name)
+          .s(" is ")
+          .s(s_->line)
+          .s(", not its parent's, and a restore cannot set it again");
+      return false;
+    }
   }
   return true;
 }

@@ -9,7 +9,8 @@
 # - restored exactly: shared anonymous memory only a dead child wrote, and a
 #   session leader (it leads its session and group again, not the
 #   restarter's), and MADV_WIPEONFORK (given again: a child forked after the
-#   restore sees the page zero); the image of the first is given to mosixctl as a relative
+#   restore sees the page zero), and a read-only shared mapping of a file
+#   opened for writing (mprotect may still make it writable); the image of the first is given to mosixctl as a relative
 #   path, which must land in mosixctl's directory, not the program's (/);
 # - with the agent and no checkpoint: a clone() child sees its own pid.
 # Usage: BIN_DIR LIB_DIR
@@ -137,6 +138,7 @@ refused lease "file lease"
 restored shm
 restored session
 restored wipeonfork
+restored maywrite
 
 if (( failures > 0 )); then
   echo "FAIL: $failures check(s) failed"

@@ -10,6 +10,8 @@
  *             has ended: every byte must come back
  *   session   a session leader: it must lead its session and group again
  *   wipeonfork a page with MADV_WIPEONFORK: a child forked after must see it zero
+ *   maywrite  a PROT_READ shared mapping of a file opened O_RDWR: mprotect
+ *             may still add PROT_WRITE
  * Refused (the test expects the reason, then signals the same process):
  *   child     a live child            zombie    an ended child, not waited for
  *   shm_other shared memory a grandchild (not a child) still maps
@@ -248,6 +250,22 @@ int main(int argc, char** argv) {
       unlink(file);
       rmdir(tmpdir);
     }
+    ok();
+  }
+  if (strcmp(g_mode, "maywrite") == 0) {
+    long page = sysconf(_SC_PAGESIZE);
+    char file[300];
+    snprintf(file, sizeof file, "%s.map", tmpdir);
+    int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || ftruncate(fd, page) != 0) fail("creating %s: %s", file, strerror(errno));
+    char* m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) fail("mmap: %s", strerror(errno));
+    close(fd);
+    ready_then_wait();
+    if (mprotect(m, (size_t)page, PROT_READ | PROT_WRITE) != 0)
+      fail("mprotect(PROT_WRITE) of the shared mapping of a file opened O_RDWR: %s", strerror(errno));
+    m[0] = 'w';
+    unlink(file);
     ok();
   }
   fail("unknown mode");

@@ -263,6 +263,10 @@ inline constexpr std::uint32_t kRegionNoHugepage = 1u << 12;   // MADV_NOHUGEPAG
 inline constexpr std::uint32_t kRegionMergeable = 1u << 13;    // MADV_MERGEABLE
 inline constexpr std::uint32_t kRegionSequential = 1u << 14;   // MADV_SEQUENTIAL
 inline constexpr std::uint32_t kRegionRandom = 1u << 15;       // MADV_RANDOM
+// A shared file mapping without PROT_WRITE whose file was opened for
+// writing (VmFlags "mw"): mprotect() may add PROT_WRITE later, so the
+// restore maps it from a descriptor open for writing too.
+inline constexpr std::uint32_t kRegionMayWrite = 1u << 16;
 
 // One mapping. prot and flags carry the kernel's PROT_* and MAP_* values.
 struct RegionRecord {

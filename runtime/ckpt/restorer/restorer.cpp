@@ -382,6 +382,9 @@ void check_restorable(const Image& img, const OwnMaps& own) {
         refuse("mapped file " + g.path + " is missing: " + strerror(errno));
       if (static_cast<std::uint64_t>(st.st_size) != r.file_size || mtime_ns(st) != r.file_mtime_ns)
         refuse("mapped file " + g.path + " changed since the checkpoint (size or modification time)");
+      if (r.kind == RegionKind::shared_file && ((r.prot & PROT_WRITE) || (r.flags & kRegionMayWrite)) &&
+          access(g.path.c_str(), W_OK) != 0)
+        refuse("mapped file " + g.path + " was open for writing and cannot be now: " + strerror(errno));
     }
   }
   for (const Fd& f : img.fds) {
@@ -544,7 +547,7 @@ void plan_file_maps(Image& img) {
         locked = true;
     }
     if (!locked) continue;
-    bool needs_write = g.rec.kind == RegionKind::shared_file && (g.rec.prot & PROT_WRITE);
+    bool needs_write = g.rec.kind == RegionKind::shared_file && ((g.rec.prot & PROT_WRITE) || (g.rec.flags & kRegionMayWrite));
     for (const Fd& f : img.fds) {
       struct stat st{};
       int mode = static_cast<int>(f.rec.open_flags) & O_ACCMODE;
@@ -708,7 +711,7 @@ void map_region(const Region& g) {
     fd = g.map_fd;
     flags |= r.kind == RegionKind::shared_file ? MAP_SHARED : MAP_PRIVATE;
   } else if (r.kind == RegionKind::shared_file) {
-    fd = open(g.path.c_str(), ((r.prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    fd = open(g.path.c_str(), ((r.prot & PROT_WRITE) || (r.flags & kRegionMayWrite) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     flags |= MAP_SHARED;
   } else if (r.kind == RegionKind::private_file) {
     fd = open(g.path.c_str(), O_RDONLY | O_CLOEXEC);
