@@ -334,13 +334,6 @@ pid_t id_result(long r) {
 
 extern "C" {
 
-// The main thread's tid is the process's pid: it shows as the virtual pid.
-// Other threads' tids are the kernel's (a restore gives them new ones), and
-// so is what syscall(SYS_gettid) returns, which no library can interpose.
-__attribute__((visibility("default"))) pid_t gettid(void) {
-  return id_to_virtual(static_cast<pid_t>(mosix::agent::sys(SYS_gettid)));
-}
-
 __attribute__((visibility("default"))) pid_t getsid(pid_t pid) {
   return id_result(mosix::agent::sys(SYS_getsid, id_to_real(pid)));
 }

@@ -1068,8 +1068,12 @@ constexpr AdviceFlag kAdviceFlags[] = {
     {"nh", kRegionNoHugepage, "MADV_NOHUGEPAGE"}, {"mg", kRegionMergeable, "MADV_MERGEABLE"},
     {"sr", kRegionSequential, "MADV_SEQUENTIAL"}, {"rr", kRegionRandom, "MADV_RANDOM"},
     // A sealed mapping cannot be sealed before its pages are written, nor
-    // written after: not restorable by a process in user space.
+    // written after: not restorable by a process in user space. Locked
+    // memory may exceed the restarter's RLIMIT_MEMLOCK; droppable memory
+    // is a mapping type the restorer does not make.
     {"sl", 0, "mseal()"},
+    {"lo", 0, "mlock() or MAP_LOCKED"},
+    {"dp", 0, "MAP_DROPPABLE"},
 };
 
 // Reads /proc/self/smaps once: marks the regions the kernel lets grow
@@ -1095,6 +1099,7 @@ bool Session::read_smaps() {
       for (const char* f = p + 8; *f != '\n' && *f != '\0'; ++f) {
         if (f[0] != ' ' || f[1] == '\0' || f[2] == '\0' || (f[3] != ' ' && f[3] != '\n')) continue;
         if (f[1] == 'g' && f[2] == 'd') r->map_flags |= MAP_GROWSDOWN;
+        if (f[1] == 'n' && f[2] == 'r') r->map_flags |= MAP_NORESERVE;
         if (f[1] == 'm' && f[2] == 'w' && r->kind == RegionKind::shared_file && (r->prot & PROT_WRITE) == 0)
           r->advice |= kRegionMayWrite;
         if (is_special(r->kind)) continue;

@@ -705,7 +705,7 @@ void map_region(const Region& g) {
   std::size_t len = r.end - r.start;
   int prot = static_cast<int>(r.prot);
   if (r.flags & kRegionHasPages) prot |= PROT_READ | PROT_WRITE;
-  int flags = MAP_FIXED_NOREPLACE | (static_cast<int>(r.map_flags) & MAP_GROWSDOWN);
+  int flags = MAP_FIXED_NOREPLACE | (static_cast<int>(r.map_flags) & (MAP_GROWSDOWN | MAP_NORESERVE));
   int fd = -1;
   if (g.map_fd >= 0) {
     fd = g.map_fd;
