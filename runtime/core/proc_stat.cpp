@@ -45,6 +45,7 @@ std::optional<ProcStat> parse_proc_stat(std::string_view line) {
     switch (field) {
       case 4: ok = to_number(word, st.ppid); break;
       case 5: ok = to_number(word, st.pgrp); break;
+      case 9: ok = to_number(word, st.flags); break;
       case 14: ok = to_number(word, st.utime); break;
       case 15: ok = to_number(word, st.stime); break;
       case 22: ok = to_number(word, st.starttime); break;

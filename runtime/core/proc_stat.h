@@ -15,11 +15,14 @@ struct ProcStat {
   char state = '?';       // field 3: R, S, D, T, Z, X, ...
   int ppid = 0;           // field 4
   int pgrp = 0;           // field 5
+  uint64_t flags = 0;     // field 9, the kernel's PF_* bits
   uint64_t utime = 0;     // field 14, clock ticks
   uint64_t stime = 0;     // field 15, clock ticks
   uint64_t starttime = 0; // field 22, clock ticks after boot
 
   bool zombie() const { return state == 'Z' || state == 'X'; }
+  // Ending: a zombie, or on its way to being one (PF_EXITING).
+  bool exiting() const { return zombie() || (flags & 0x4) != 0; }
 };
 
 // Parses one /proc/PID/stat line (a trailing newline is allowed). The command

@@ -107,6 +107,8 @@ void fields(auto& a, Is<GuestExited> auto& m) {
   a("rank", m.rank);
   a("exit_code", m.exit_code);
   a("term_signal", m.term_signal);
+  a("runtime_signaled", m.runtime_signaled);
+  a("ran_ms", m.ran_ms);
 }
 
 void fields(auto& a, Is<Shutdown> auto& m) { a("reason", m.reason); }

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 4;
+inline constexpr std::uint16_t kProtocolVersion = 5;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -163,6 +163,10 @@ struct GuestExited {
   std::int32_t rank = 0;
   std::int32_t exit_code = 0;        // meaningful when term_signal == 0
   std::int32_t term_signal = 0;      // signal that killed it, 0 if it exited
+  // Its node sent it SIGTERM or SIGKILL for the runtime (the job's end)
+  // while it still ran: a death by that signal is the runtime's doing.
+  bool runtime_signaled = false;
+  std::uint32_t ran_ms = 0;          // how long it ran on its node (since it started or arrived there)
   bool operator==(const GuestExited&) const = default;
 };
 

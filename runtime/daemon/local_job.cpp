@@ -29,6 +29,7 @@
 #include "runtime/daemon/job_signals.h"
 #include "runtime/daemon/orphan_watcher.h"
 #include "runtime/daemon/output_relay.h"
+#include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {
 namespace {
@@ -72,9 +73,21 @@ class OutputStream {
 struct Guest {
   GuestProcess proc;
   bool running = false;
+  bool runtime_signaled = false;  // our SIGTERM/SIGKILL reached it while it ran
   GuestEnd end;
   std::unique_ptr<OutputStream> out, err;
 };
+
+// Whether our child `pid` has ended or is ending (a signal it sent itself
+// can be taking it down: PF_EXITING); it may not be reaped yet.
+bool has_ended(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
+    return true;
+  }
+  auto st = read_proc_stat(pid);
+  return !st || st->exiting();
+}
 
 class LocalJob {
  public:
@@ -201,6 +214,8 @@ void LocalJob::start_stdin_pump(int target_fd) {
 void LocalJob::signal_running(int sig, bool whole_group) {
   for (Guest& g : guests_) {
     if (!g.running) continue;
+    // A copy that ended on its own (not reaped yet) keeps its own end.
+    if ((sig == SIGTERM || sig == SIGKILL) && !has_ended(g.proc.pid)) g.runtime_signaled = true;
     ::kill(whole_group ? -g.proc.pid : g.proc.pid, sig);
   }
 }
@@ -232,7 +247,7 @@ void LocalJob::guest_ended(Guest& g, int status) {
   g.running = false;
   g.end.signaled = WIFSIGNALED(status);
   g.end.value = g.end.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
-  g.end.ended_by_runtime = ending_ && ended_by_our_signal(g.end);
+  g.end.ended_by_runtime = g.runtime_signaled && ended_by_our_signal(g.end);
   for (GuestRecord& r : spec_.record.guests) {
     if (r.rank == g.end.rank) {
       r.state = "exited";

@@ -9,6 +9,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
+#include <charconv>
+#include <dirent.h>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -27,6 +29,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
 #include "runtime/core/balancer.h"
 #include "runtime/core/environment.h"
@@ -37,6 +40,7 @@
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/output_relay.h"
+#include "runtime/daemon/proc_stat_file.h"
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
@@ -105,8 +109,40 @@ std::string read_comm(pid_t pid) {
 
 constexpr std::size_t kImageChunkBytes = 1u << 20;
 
+// Earlier versions put a migrating guest's image in /dev/shm as
+// mosix-migrate-PID-N.img (written as .mosix-migrate-PID-N.img.tmp.XXXXXX
+// first), PID being the node daemon's. A daemon that died during a move left
+// it there, a whole process's memory held in RAM. Ours of those whose daemon
+// is gone (no process PID, or one that is not a mosixd) are removed.
+void sweep_old_images(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  const std::string_view prefix = "mosix-migrate-";
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (!name.empty() && name.front() == '.') name.remove_prefix(1);
+    if (name.substr(0, prefix.size()) != prefix || name.find(".img") == std::string_view::npos) continue;
+    name.remove_prefix(prefix.size());
+    long pid = 0;
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (ec != std::errc() || end == name.data() || *end != '-' || pid <= 0) continue;
+    struct stat st {};
+    const std::string path = dir + "/" + e->d_name;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+    const bool alive = ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+    if (alive && read_comm(static_cast<pid_t>(pid)) == "mosixd") continue;
+    if (::unlink(path.c_str()) == 0) {
+      spdlog::debug("removed {} ({} MiB), left by a node daemon that is gone", path, st.st_size >> 20);
+    }
+  }
+  ::closedir(d);
+}
+
 class NodeDaemon {
  public:
+  ~NodeDaemon() { join_threads(); }
+  NodeDaemon(const NodeDaemon&) = delete;
+  NodeDaemon& operator=(const NodeDaemon&) = delete;
   NodeDaemon(Transport& transport, NodeDaemonOptions options)
       : t_(transport),
         o_(std::move(options)),
@@ -133,6 +169,7 @@ class NodeDaemon {
     std::uint32_t flags = 0;
     bool migrating = false;
     double arrived_at = 0;   // daemon clock, for the balancer's minimum residency
+    double ended_at = 0;     // daemon clock, when it was reaped
     double work_before = 0;  // reference-CPU seconds it ran on earlier nodes (its clock restarts at a move)
     std::string cant_move;   // why its last checkpoint was refused
     std::vector<GuestOutput> held;
@@ -141,6 +178,7 @@ class NodeDaemon {
     int wait_status = 0;
     int open_streams = 2;
     bool exit_sent = false;
+    bool runtime_signaled = false;  // SIGTERM/SIGKILL from the home reached it while it ran
     std::unique_ptr<asio::posix::stream_descriptor> out, err, in;
     std::unique_ptr<std::uint8_t[]> out_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk),
                                     err_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk);
@@ -156,6 +194,7 @@ class NodeDaemon {
 
   struct Outgoing {
     MigrateRequest request;
+    int memfd = -1;            // the image, in memory only: nothing is left should we die
     std::chrono::steady_clock::time_point started;
     std::uint64_t bytes = 0;
     bool streamed = false;     // the image is on its way (checkpointed() has run)
@@ -253,6 +292,16 @@ class NodeDaemon {
   asio::steady_timer liveness_timer_{io_};
   asio::steady_timer ckpt_timer_{io_};
   std::thread ckpt_thread_;         // the running round of periodic checkpoints
+  // Checkpoints of guests on their way out, by migration id: each thread ends
+  // by posting checkpointed(), which joins it. Those left at the end (the
+  // daemon shut down meanwhile: their guests are killed, so they end soon)
+  // are joined before the daemon goes.
+  std::map<std::uint64_t, std::thread> move_threads_;
+  void join_move_thread(std::uint64_t id);
+  // Joins every thread (the event loop has stopped) and lets go of the
+  // images of moves that did not get out.
+  void join_threads();
+  void close_outgoing(Outgoing& out);
   std::atomic<bool> ckpt_busy_{false};
   std::vector<double> last_heard_;   // home: when each node was last heard from (daemon clock)
   double liveness_checked_at_ = 0;
@@ -474,6 +523,11 @@ void NodeDaemon::place_if_ready() {
   std::map<size_t, int> per_node;
   for (size_t node : *where) per_node[node]++;
   std::map<size_t, int> local_rank;
+  // This node's own copies start here and now, after the others are sent
+  // theirs, rather than after a trip through the transport behind whatever
+  // else came meanwhile: rank 0 must not start long after the others (a
+  // failure of theirs would end it before it ran).
+  std::vector<SpawnGuest> here;
   for (SpawnGuest& s : pending_spawns_) {
     size_t node = (*where)[static_cast<size_t>(s.rank)];
     int lr = local_rank[node]++;
@@ -484,9 +538,14 @@ void NodeDaemon::place_if_ready() {
     set_env(s.env, "OMPI_COMM_WORLD_NODE_RANK", std::to_string(lr));
     rank_node_[s.rank] = static_cast<int>(node);
     spdlog::debug("rank {} -> node {} ({})", s.rank, node, hellos_[node]->node_name);
-    send(static_cast<int>(node), s);
+    if (static_cast<int>(node) == t_.rank()) {
+      here.push_back(std::move(s));
+    } else {
+      send(static_cast<int>(node), s);
+    }
   }
   pending_spawns_.clear();
+  for (SpawnGuest& s : here) spawn(std::move(s));
   for (GuestStdin& in : early_stdin_) send(rank_node_[in.rank], in);
   early_stdin_.clear();
 }
@@ -806,6 +865,8 @@ void NodeDaemon::maybe_report_exit(LocalGuest& g) {
   g.exit_sent = true;
   GuestExited e;
   e.rank = g.rank;
+  e.runtime_signaled = g.runtime_signaled;
+  e.ran_ms = static_cast<std::uint32_t>(std::clamp((g.ended_at - g.arrived_at) * 1000, 0.0, 4e9));
   if (WIFSIGNALED(g.wait_status)) {
     e.term_signal = WTERMSIG(g.wait_status);
   } else {
@@ -935,9 +996,25 @@ void NodeDaemon::give_back_stdin(LocalGuest& g, GuestStdin left) {
   write_stdin(g);
 }
 
+// Whether our child `pid` has ended or is ending (a signal it sent itself
+// can be taking it down: PF_EXITING); it may not be reaped yet.
+bool has_ended(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
+    return true;
+  }
+  auto st = read_proc_stat(pid);
+  return !st || st->exiting();
+}
+
+// SIGTERM and SIGKILL come from the home only when the job is being ended: a
+// guest that was still running when one reached it counts as ended by the
+// runtime if that signal kills it. One that had already ended on its own
+// (its status not yet reported) keeps its own end.
 void NodeDaemon::signal_guests(int rank, int signo) {
   for (auto& [r, g] : guests_) {
     if (!g->running || g->phase != Phase::kLive || (rank != kAllRanks && rank != r)) continue;
+    if ((signo == SIGTERM || signo == SIGKILL) && !has_ended(g->proc.pid)) g->runtime_signaled = true;
     ::kill(to_whole_group(signo) ? -g->proc.pid : g->proc.pid, signo);
   }
 }
@@ -950,6 +1027,7 @@ void NodeDaemon::wait_children() {
       int status = 0;
       if (::waitpid(g->proc.pid, &status, WNOHANG) == g->proc.pid) {
         g->running = false;
+        g->ended_at = now();
         release_core(*g);
         g->wait_status = status;
         maybe_report_exit(*g);
@@ -994,7 +1072,7 @@ void NodeDaemon::shutdown(const std::string& why) {
   io_.stop();
 }
 
-// Source side: stop the guest with its image written into memory (/dev/shm),
+// Source side: stop the guest with its image written into memory (a memfd),
 // then stream the image to the target. The checkpoint blocks, so it runs on a
 // thread that hands its result back to the event loop.
 void NodeDaemon::migrate_out(const MigrateRequest& request) {
@@ -1019,19 +1097,28 @@ void NodeDaemon::migrate_out(const MigrateRequest& request) {
     send(0, fail);
     return;
   }
+  // The image goes into a memfd, which the agent in the guest opens through
+  // /proc (the guest is our child, of our user): no name in /dev/shm that
+  // another user could take first, nothing left behind should we die.
+  const int memfd = ::memfd_create("mosix-migrate-out", MFD_CLOEXEC);
+  if (memfd < 0) {
+    fail.reason = node_name_ + " cannot hold the image in memory (memfd_create: " + std::strerror(errno) + ")";
+    send(0, fail);
+    return;
+  }
   LocalGuest& g = *it->second;
   g.migrating = true;
   Outgoing out;
   out.request = request;
   out.request.flags = g.flags;
   out.request.work_done = work_done(g);
+  out.memfd = memfd;
   out.started = std::chrono::steady_clock::now();
   outgoing_[request.migration_id] = out;
   ckpt::CheckpointRequest r;
   r.pid = g.proc.pid;
   r.mode = ckpt::AfterCheckpoint::kStop;
-  r.image_path = "/dev/shm/mosix-migrate-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(request.migration_id) + ".img";
+  const std::string image = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(memfd);
   std::uint64_t id = request.migration_id;
   send(0, MigrateProgress{id, request.rank, MigratePhase::kCheckpoint, 0, 0});
   r.on_progress = [this, id, rank = request.rank](std::uint64_t written) {
@@ -1039,12 +1126,42 @@ void NodeDaemon::migrate_out(const MigrateRequest& request) {
       send(0, MigrateProgress{id, rank, MigratePhase::kCheckpoint, written, 0});
     });
   };
-  std::thread([this, r, id] {
-    auto result = ckpt::request_checkpoint(r);
+  join_move_thread(id);
+  move_threads_[id] = std::thread([this, r, id, image] {
+    // As request_checkpoint does, but into the memfd: the agent writes the
+    // image, then every chunk of it is read back and checked.
+    Expected<ckpt::CheckpointResult> result = make_error("no image");
+    if (auto bytes = ckpt::ask_agent(r, image); !bytes) {
+      result = bytes.error();
+    } else if (auto summary = ckpt::verify_image_file(image); !summary) {
+      result = make_error("checkpoint of " + std::to_string(r.pid) + ": the image does not verify: " +
+                          summary.error().message);
+    } else {
+      result = ckpt::CheckpointResult{image, *bytes, *summary};
+    }
     asio::post(io_, [this, id, result = std::move(result)]() mutable {
       checkpointed(id, std::move(result));
     });
-  }).detach();
+  });
+}
+
+void NodeDaemon::join_move_thread(std::uint64_t id) {
+  auto it = move_threads_.find(id);
+  if (it == move_threads_.end()) return;
+  it->second.join();
+  move_threads_.erase(it);
+}
+
+void NodeDaemon::join_threads() {
+  for (auto& [id, thread] : move_threads_) thread.join();
+  move_threads_.clear();
+  if (ckpt_thread_.joinable()) ckpt_thread_.join();
+  for (auto& [id, out] : outgoing_) close_outgoing(out);
+}
+
+void NodeDaemon::close_outgoing(Outgoing& out) {
+  if (out.memfd >= 0) ::close(out.memfd);
+  out.memfd = -1;
 }
 
 // Everything the stopped guest wrote is sent before its image, so that the
@@ -1066,11 +1183,16 @@ void NodeDaemon::drain_output(LocalGuest& g) {
 }
 
 void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result) {
+  join_move_thread(id);  // it has posted this: it is ending
   auto it = outgoing_.find(id);
-  if (it == outgoing_.end() || shutting_down_) return;
+  if (it == outgoing_.end()) return;
   Outgoing& out = it->second;
+  if (shutting_down_) {
+    close_outgoing(out);
+    outgoing_.erase(it);
+    return;
+  }
   auto g = guests_.find(out.request.rank);
-  std::string path = "/dev/shm/mosix-migrate-" + std::to_string(::getpid()) + "-" + std::to_string(id) + ".img";
   MigrateResult fail;
   fail.migration_id = id;
   fail.rank = out.request.rank;
@@ -1088,7 +1210,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     ::kill(-g->second->proc.pid, SIGCONT);
   }
   if (!fail.reason.empty()) {
-    ::unlink(path.c_str());
+    close_outgoing(out);
     if (g != guests_.end()) g->second->migrating = false;
     outgoing_.erase(it);
     spdlog::debug("{}: rank {} stays: {}", node_name_, fail.rank, fail.reason);
@@ -1101,8 +1223,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
   out.streamed = true;
   send(target, out.request);
   send(target, ImageBegin{id, out.request.rank, result->bytes});
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ::unlink(path.c_str());
+  const int fd = out.memfd;
   std::uint64_t offset = 0;
   if (fd >= 0) {
     for (;;) {
@@ -1110,7 +1231,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
       chunk.migration_id = id;
       chunk.offset = offset;
       chunk.bytes.resize(kImageChunkBytes);
-      ssize_t n = ::read(fd, chunk.bytes.data(), chunk.bytes.size());
+      ssize_t n = ::pread(fd, chunk.bytes.data(), chunk.bytes.size(), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       chunk.bytes.resize(static_cast<size_t>(n));
@@ -1122,7 +1243,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
         send(0, MigrateProgress{id, out.request.rank, MigratePhase::kTransfer, offset, result->bytes});
       }
     }
-    ::close(fd);
+    close_outgoing(out);  // streamed: the image's memory goes back now
   }
   if (g->second->flags & kSpawnStdin) {
     out.stdin_left = take_stdin(*g->second);
@@ -1646,6 +1767,7 @@ void NodeDaemon::schedule_checkpoints() {
 
 int NodeDaemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
+  sweep_old_images("/dev/shm");
   if (t_.rank() == 0) {
     if (Status s = connect_home(); !s) {
       spdlog::error("home node daemon: {}", s.error().message);
@@ -1668,7 +1790,7 @@ int NodeDaemon::run() {
   gossip();
   balance();
   io_.run();
-  if (ckpt_thread_.joinable()) ckpt_thread_.join();
+  join_threads();
   for (int n = 0; n < t_.size(); ++n) {
     if (is_lost(n)) t_.forget(n);  // every survivor closes without the same nodes
   }

@@ -60,6 +60,7 @@ class RemoteJob {
  private:
   struct Rank {
     bool started = false;
+    std::chrono::steady_clock::time_point started_at;  // when its GuestStarted came
     bool ended = false;
     GuestEnd end;
     int node = -1;
@@ -86,7 +87,17 @@ class RemoteJob {
   void read_mpirun(asio::posix::stream_descriptor& sd, std::array<char, 8192>& buf);
   void start_stdin_pump();
   void signal_all(int signo);
-  void end_job(const char* why);
+  // Ends the job: SIGTERM to every copy, SIGKILL after the grace period.
+  // For a copy's failure (wait_for_starts) the signals wait until every copy
+  // has been seen started and has run as long as the failed copy had (see
+  // end_when_started): copies that fail together all count, as under mpirun.
+  void end_job(const char* why, bool wait_for_starts = false);
+  void signal_end();
+  void end_when_started();
+  bool all_seen_started() const;
+  bool end_waits_ = false;     // the job is ending, its signals wait (end_when_started)
+  bool end_signaled_ = false;  // signal_end() has run
+  std::chrono::steady_clock::duration failed_ran_{};  // how long the copy that ended the job ran
   void rank_ended(int rank, const GuestExited& e);
   void maybe_finish();
   void mpirun_ended(int status);
@@ -106,7 +117,7 @@ class RemoteJob {
   OutputRelay relay_;
   asio::io_context io_;
   JobSignals signals_;
-  asio::steady_timer timeout_, grace_, start_timer_{io_};
+  asio::steady_timer timeout_, grace_, start_timer_{io_}, end_hold_{io_};
   std::unique_ptr<asio::posix::stream_descriptor> listen_sd_, home_sd_, mpirun_out_, mpirun_err_;
   std::array<char, 8192> mpirun_out_buf_{}, mpirun_err_buf_{};
   std::unique_ptr<FrameSender> home_;
@@ -265,6 +276,7 @@ void RemoteJob::from_home(Message message) {
                   hello->speed, hello->cores);
   } else if (auto* started = std::get_if<GuestStarted>(&message)) {
     Rank& r = ranks_[started->rank];
+    if (!r.started) r.started_at = std::chrono::steady_clock::now();
     r.started = true;
     r.node = static_cast<int>(started->node);
     r.pid = started->pid;
@@ -275,6 +287,7 @@ void RemoteJob::from_home(Message message) {
       }
     }
     (void)write_job(spec_.record);
+    end_when_started();
   } else if (auto* exited = std::get_if<GuestExited>(&message)) {
     rank_ended(exited->rank, *exited);
   } else if (auto* load = std::get_if<LoadReport>(&message)) {
@@ -477,7 +490,10 @@ void RemoteJob::rank_ended(int rank, const GuestExited& e) {
   r.end.rank = rank;
   r.end.signaled = e.term_signal != 0;
   r.end.value = e.term_signal != 0 ? e.term_signal : e.exit_code;
-  r.end.ended_by_runtime = ending_ && ended_by_our_signal(r.end);
+  // Only its node knows whether our signal reached it while it ran: a copy
+  // that ended of SIGTERM or SIGKILL on its own keeps that end.
+  r.end.ended_by_runtime = e.runtime_signaled && ended_by_our_signal(r.end);
+  spdlog::debug("rank {} {}{}", rank, describe_end(r.end), r.end.ended_by_runtime ? " (ended by us)" : "");
   relay_.finish(rank, false);
   relay_.finish(rank, true);
   for (GuestRecord& g : spec_.record.guests) {
@@ -490,11 +506,13 @@ void RemoteJob::rank_ended(int rank, const GuestExited& e) {
     if (!spec_.keep_going) {
       spdlog::error("rank {} (pid {}) on {} {}; ending the job (--keep-going lets the others finish)",
                     rank, r.pid, node_name(r.node), describe_end(r.end));
-      end_job("a copy failed");
+      failed_ran_ = std::chrono::milliseconds(e.ran_ms);
+      end_job("a copy failed", true);
     } else {
       spdlog::warn("rank {} (pid {}) on {} {}", rank, r.pid, node_name(r.node), describe_end(r.end));
     }
   }
+  end_when_started();
   maybe_finish();
 }
 
@@ -544,7 +562,8 @@ void RemoteJob::node_lost(int node) {
   }
   bool end = !spec_.keep_going && !ending_;
   spdlog::error("{}; ranks lost: {}{}", what, lost, end ? "; ending the job (--keep-going lets the others finish)" : "");
-  if (end) end_job("a node died");
+  if (end) end_job("a node died", true);
+  end_when_started();
   maybe_finish();
 }
 
@@ -552,6 +571,8 @@ void RemoteJob::maybe_finish() {
   for (const auto& [rank, r] : ranks_) {
     if (!r.ended) return;
   }
+  end_waits_ = false;  // nothing left to end
+  end_hold_.cancel();
   if (!shutdown_sent_ && home_) {
     shutdown_sent_ = true;
     home_->send(Shutdown{"the job is over"});
@@ -564,10 +585,66 @@ void RemoteJob::signal_all(int signo) {
   if (home_) home_->send(GuestSignal{kAllRanks, signo});
 }
 
-void RemoteJob::end_job(const char* why) {
-  if (ending_) return;
+bool RemoteJob::all_seen_started() const {
+  for (const auto& [rank, r] : ranks_) {
+    if (!r.started && !r.ended) return false;
+  }
+  return true;
+}
+
+void RemoteJob::end_job(const char* why, bool wait_for_starts) {
+  if (ending_) {
+    // An interrupt, a timeout or a fault does not wait for copies to start.
+    if (end_waits_ && !wait_for_starts) {
+      spdlog::debug("ending the job now: {}", why);
+      end_waits_ = false;
+      signal_end();
+    }
+    return;
+  }
   ending_ = true;
   spdlog::debug("ending the job: {}", why);
+  if (wait_for_starts && home_) {
+    end_waits_ = true;
+    end_when_started();
+    return;
+  }
+  signal_end();
+}
+
+// mpirun starts every copy before it acts on a failure, so copies that fail
+// at the same point of their run all fail on their own. Ours start on several
+// nodes, some later than others: a copy still starting when the first failure
+// is seen, or started just before, would be ended before it got as far as the
+// failed one. So the job's signals wait until every copy has been seen
+// started and has run as long as the failed copy ran on its node, and a
+// margin for a copy as slow to get going: as long again, at least 50 ms and
+// at most half a second. Copies that started together with the failed one
+// wait no longer than that margin.
+void RemoteJob::end_when_started() {
+  if (!end_waits_ || !all_seen_started()) return;
+  using Clock = std::chrono::steady_clock;
+  const Clock::duration margin = std::clamp<Clock::duration>(failed_ran_, std::chrono::milliseconds(50),
+                                                             std::chrono::milliseconds(500));
+  Clock::time_point at = Clock::now();
+  for (const auto& [rank, r] : ranks_) {
+    if (!r.ended && r.started) at = std::max(at, r.started_at + failed_ran_ + margin);
+  }
+  spdlog::debug("ending the job in {} ms (the failed copy ran {} ms)",
+                std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()).count(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(failed_ran_).count());
+  end_hold_.expires_at(at);
+  end_hold_.async_wait([this](error_code ec) {
+    if (ec || !end_waits_) return;
+    end_waits_ = false;
+    signal_end();
+  });
+}
+
+void RemoteJob::signal_end() {
+  if (end_signaled_) return;
+  end_signaled_ = true;
+  end_hold_.cancel();
   signal_all(SIGTERM);
   signal_all(SIGCONT);
   grace_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -800,7 +877,7 @@ Expected<int> RemoteJob::run() {
     timeout_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(spec_.timeout_seconds)));
     timeout_.async_wait([this](error_code ec) {
-      if (ec || ending_) return;
+      if (ec || (ending_ && !end_waits_)) return;
       timed_out_ = true;
       spdlog::error("the job ran longer than --timeout {} s; ending it", spec_.timeout_seconds);
       end_job("timeout");

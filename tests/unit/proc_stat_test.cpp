@@ -25,7 +25,18 @@ TEST(ProcStat, ParsesANormalLine) {
   EXPECT_EQ(st->utime, 7u);
   EXPECT_EQ(st->stime, 3u);
   EXPECT_EQ(st->starttime, 2193283u);
+  EXPECT_EQ(st->flags, 4194304u);
   EXPECT_FALSE(st->zombie());
+  EXPECT_FALSE(st->exiting());
+}
+
+// PF_EXITING (0x4): the process is dying (e.g. of a SIGKILL it sent itself)
+// but is not a zombie yet.
+TEST(ProcStat, ExitingIsSeenBeforeTheZombie) {
+  auto st = parse_proc_stat("12616 (sh) R 12612 12612 10744 0 -1 4194308 99 0 0 0 7 3 0 0 20 0 1 0 2193283 3 4\n");
+  ASSERT_TRUE(st);
+  EXPECT_FALSE(st->zombie());
+  EXPECT_TRUE(st->exiting());
 }
 
 TEST(ProcStat, CommandNameWithSpacesAndParentheses) {
