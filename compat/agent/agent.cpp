@@ -145,6 +145,7 @@ __attribute__((constructor)) void agent_init() {
   ensure_ids();
   pthread_atfork(before_fork, nullptr, after_fork_in_child);
   install_checkpoint_handlers();
+  release_agent_signals();
 }
 
 }  // namespace

@@ -39,6 +39,10 @@ SigactionFn real_sigaction();
 
 // Installs the checkpoint request and thread-stop handlers.
 void install_checkpoint_handlers();
+// Unblocks the agent's two signals, which the exec that started this program
+// (or the spawner) blocked so that no request could kill it before its
+// handlers were in place (exec.cpp). A request sent meanwhile arrives now.
+void release_agent_signals();
 // Removes the agent's own signals from a mask the program is about to block,
 // so that a program blocking "all" signals can still be checkpointed.
 void strip_agent_signals(sigset_t* set);

@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -124,8 +126,24 @@ Status check_guest(pid_t pid) {
     return make_error("no process " + std::to_string(pid) + " of yours (" + std::strerror(errno) + ")");
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   std::string line;
-  while (std::getline(maps, line))
-    if (line.find("/libmosix.so") != std::string::npos) return Status::Ok();
+  bool loaded = false;
+  while (!loaded && std::getline(maps, line)) loaded = line.find("/libmosix.so") != std::string::npos;
+  if (loaded) {
+    // The request signal's default action kills. Send it only when the
+    // agent's handler is in place, or while the signal is blocked (an exec
+    // in progress: the new program's agent takes it). A process between an
+    // exec that nothing could interpose and its agent's constructor has
+    // neither for a few milliseconds.
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::uint64_t bit = 1ULL << (kRequestSignal - 1), caught = 0, blocked = 0;
+    while (std::getline(status, line)) {
+      if (line.rfind("SigCgt:", 0) == 0) caught = std::strtoull(line.c_str() + 7, nullptr, 16);
+      if (line.rfind("SigBlk:", 0) == 0) blocked = std::strtoull(line.c_str() + 7, nullptr, 16);
+    }
+    if ((caught & bit) || (blocked & bit)) return Status::Ok();
+    return make_error("process " + std::to_string(pid) +
+                      " is starting a program and its agent cannot take a request yet: try again");
+  }
   return make_error("process " + std::to_string(pid) +
                     " is not a guest: libmosix.so is not loaded in it (start it under mosixrun, or with "
                     "LD_PRELOAD=libmosix.so)");

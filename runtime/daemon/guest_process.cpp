@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/ckpt/restorer/protocol.h"
+
 namespace mosix {
 namespace {
 
@@ -33,7 +35,8 @@ Expected<std::string> check_executable(const std::string& path, const std::strin
 
 // Runs in the child between fork and exec: only async-signal-safe calls.
 [[noreturn]] void exec_child(const GuestLaunch& l, int in_fd, int out_fd, int err_fd,
-                             int report_fd, pid_t parent, char* const* argv, char* const* envp) {
+                             int report_fd, pid_t parent, char* const* argv, char* const* envp,
+                             bool with_agent) {
   auto fail = [&](int what) {
     int code[2] = {what, errno};
     [[maybe_unused]] ssize_t n = ::write(report_fd, code, sizeof code);
@@ -46,9 +49,17 @@ Expected<std::string> check_executable(const std::string& path, const std::strin
   // SIGKILL; the orphan watcher covers the guest's own children.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
   if (::getppid() != parent) ::_exit(127);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // A guest with the agent starts with the agent's signals blocked: a
+  // checkpoint request that comes before the agent's constructor has put its
+  // handler in place stays pending instead of killing the program (the
+  // default action of a real-time signal), and the agent unblocks them.
+  sigset_t mask;
+  sigemptyset(&mask);
+  if (with_agent) {
+    sigaddset(&mask, ckpt::kRequestSignal);
+    sigaddset(&mask, ckpt::kStopSignal);
+  }
+  ::sigprocmask(SIG_SETMASK, &mask, nullptr);
   for (int s = 1; s < NSIG; ++s) {
     if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
   }
@@ -133,6 +144,10 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
   argv.push_back(nullptr);
   for (const std::string& e : l.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  bool with_agent = false;
+  for (const std::string& e : l.env) {
+    if (e.rfind("LD_PRELOAD=", 0) == 0 && e.find("libmosix.so") != std::string::npos) with_agent = true;
+  }
 
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -144,7 +159,7 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
   }
   if (pid == 0) {
     exec_child(l, own_stdin ? in[0] : l.stdin_fd, out[1], err[1], report[1], parent, argv.data(),
-               envp.data());
+               envp.data(), with_agent);
   }
   // Also from the parent, so that signals sent to the group right after
   // fork cannot miss it (whichever of the two runs first wins).
