@@ -41,6 +41,7 @@
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/output_relay.h"
 #include "runtime/daemon/proc_stat_file.h"
+#include "runtime/sys/private_path.h"
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
@@ -1698,7 +1699,19 @@ std::vector<RankRestart> NodeDaemon::restart_lost_ranks(int node) {
   for (auto& [rank, n] : rank_node_) {
     if (n != node) continue;
     std::string image = o_.ckpt_dir + "/rank." + std::to_string(rank) + ".img";
-    if (::access(image.c_str(), R_OK) != 0) continue;
+    if (::access(image.c_str(), F_OK) != 0) continue;
+    // Restoring an image runs what it holds as the user: only one in a
+    // directory and a file nobody else could have written or swapped, and
+    // only after the whole image verifies, as `mosixctl restart` does.
+    Status trusted = sys::check_private_dir(o_.ckpt_dir);
+    if (trusted) trusted = sys::check_trusted_file(image);
+    if (trusted) {
+      if (auto verified = ckpt::verify_image_file(image); !verified) trusted = verified.error();
+    }
+    if (!trusted) {
+      spdlog::warn("rank {} is not restarted from {}: {}", rank, image, trusted.error().message);
+      continue;
+    }
     int best = -1;
     double best_score = 0;
     for (int c = 0; c < t_.size(); ++c) {

@@ -95,6 +95,28 @@ check_eq "both ranks end with the uninterrupted run's result" "[1,0]<stdout>:$re
   "$(grep RESULT "$TMP/out4" | sort | xargs)"
 check_eq "rank 1 printed its last step" 1 "$(grep -c "^\[1,1\]<stdout>:$(tail -2 "$TMP/plain4" | head -1)\$" "$TMP/out4")"
 
+# 3b. An image that someone else could have written is never restored: the
+# checkpoint directory is opened to others (0777) while the copies wait at
+# their gate, so rank 1's image could have been swapped; when its node is
+# lost, rank 1 is not restarted, the home says why, and the job ends by the
+# rule for a lost copy (before the check, only access(R_OK) was asked and
+# the rank was restarted).
+truncate -s 300 "$TMP/gate5"
+CKPT_GATE=$TMP/gate5 "$BIN/mosixrun" --vcluster 2 --map-by node -np 2 --tag-output --ckpt-interval 1 \
+  --ckpt-dir "$TMP/ckpt5" "$BIN/agent_counter" 1500 > "$TMP/out5" 2> "$TMP/err5" &
+job=$!
+wait_for '[ -s "$TMP/ckpt5/rank.1.img" ] && grep -q "^\[1,1\]<stdout>:step 200 " "$TMP/out5"' ||
+  fail "no checkpoint of rank 1 by its step 200: $(ls "$TMP/ckpt5" 2>&1) $(cat "$TMP/err5")"
+chmod 0777 "$TMP/ckpt5"
+kill -9 "$(daemon_of $job 1)"
+wait_for 'grep -q "rank 1 is not restarted" "$TMP/err5"' ||
+  fail "no word that rank 1 is not restarted: $(cat "$TMP/err5")"
+rm -f "$TMP/gate5"
+set +e; wait $job; rc=$?; set -e
+check_eq "an image in a directory others may write is not restored: the lost copy ends the job" 137 "$rc"
+check_contains "and the home says why" "others may write to it" "$(grep "rank 1 is not restarted" "$TMP/err5")"
+check_eq "rank 1 did not come back" 0 "$(grep -c "restarting from their last checkpoints" "$TMP/err5" || true)"
+
 # 4. The target of a migration dies during the move: the guest resumes on
 # its node and its memory is intact (mem_hold checks every byte at the end).
 # The target's daemon is stopped before the move starts, so the move cannot
