@@ -193,16 +193,64 @@ Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string&
   return bytes;
 }
 
+namespace {
+
+// The state letter of /proc/PID/stat ('T' stopped), or 0.
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : 0;
+}
+
+// After a checkpoint in "stop" mode that ends in failure: the agent stops the
+// process right after its answer, so wait for it to be stopped, then let it
+// go on as it was (a process the user had stopped stays stopped).
+void resume(pid_t pid, bool was_stopped) {
+  if (was_stopped) return;
+  for (int i = 0; i < 2000 && process_state(pid) != 'T' && process_state(pid) != 0; ++i) ::usleep(1000);
+  ::kill(pid, SIGCONT);
+}
+
+}  // namespace
+
 Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
   std::string what = "checkpoint of " + std::to_string(r.pid);
   auto file = AtomicImageFile::create(r.image_path);
   if (!file) return file.error();
-  auto bytes = ask_agent(r, file->temp_path());
-  if (!bytes) return bytes.error();
-  auto summary = verify_image_file(file->temp_path());
-  if (!summary) return make_error(what + ": the image does not verify: " + summary.error().message);
-  if (Status s = file->commit(); !s.ok()) return s.error();
-  return CheckpointResult{r.image_path, *bytes, *summary};
+  // --kill ends the process only once its image is verified and in place: the
+  // agent is asked to stop it instead, and a failure after that lets it run on
+  // where it was, so no failed checkpoint ever loses the process.
+  bool kill_after = r.mode == AfterCheckpoint::kKill;
+  CheckpointRequest asked = r;
+  if (kill_after) asked.mode = AfterCheckpoint::kStop;
+  bool was_stopped = process_state(r.pid) == 'T';
+  int pidfd = kill_after ? static_cast<int>(syscall(SYS_pidfd_open, r.pid, 0)) : -1;
+  auto bytes = ask_agent(asked, file->temp_path());
+  Status done = Status::Ok();
+  if (!bytes) {
+    done = bytes.error();
+  } else if (auto summary = verify_image_file(file->temp_path()); !summary) {
+    done = make_error(what + ": the image does not verify: " + summary.error().message);
+  } else if (Status s = file->commit(); !s.ok()) {
+    done = s.error();
+  } else {
+    if (kill_after && pidfd >= 0) {
+      syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      pollfd p{pidfd, POLLIN, 0};
+      while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+    }
+    if (pidfd >= 0) ::close(pidfd);
+    return CheckpointResult{r.image_path, *bytes, *summary};
+  }
+  if (kill_after && bytes) {
+    resume(r.pid, was_stopped);
+    done = make_error(done.error().message + " (process " + std::to_string(r.pid) + " was left running)");
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  return done.error();
 }
 
 }  // namespace mosix::ckpt
