@@ -80,9 +80,9 @@ else
   d=$(dirname "$sock")
   while [[ $d == "$TMP"/* ]]; do chmod 711 "$d"; d=$(dirname "$d"); done
   chmod 777 "$sock"
-  refused "ps with root's runtime directory" "another user" \
+  refused "ps with root's runtime directory" "another user|not to you" \
     as_user "$XDG_RUNTIME_DIR" "$BIN/mosixctl" ps --job $job
-  refused "migrate with root's runtime directory" "another user" \
+  refused "migrate with root's runtime directory" "another user|not to you" \
     as_user "$XDG_RUNTIME_DIR" "$BIN/mosixctl" migrate 0 home --job $job
   for cmd in ps migrate; do
     refused "a '$cmd' request straight to the control socket" "belongs to another user" \
