@@ -911,10 +911,12 @@ Expected<int> RemoteJob::run() {
   ::rmdir(socket_dir_.c_str());
   watcher->release();
 
+  // A --timeout that fires while the daemons are still starting ends the
+  // start too: the timeout is the cause, and mpirun's status for it is 110.
+  if (timed_out_) return kTimeoutExitStatus;
   if (!start_failure_.empty()) return make_error(start_failure_);
   std::vector<GuestEnd> ends;
   for (const auto& [rank, r] : ranks_) ends.push_back(r.end);
-  if (timed_out_) return kTimeoutExitStatus;
   if (signals_.interrupted()) return kInterruptedExitStatus;
   if (!fatal_.empty() && !std::any_of(ends.begin(), ends.end(), is_failure)) {
     spdlog::error("{}", fatal_);

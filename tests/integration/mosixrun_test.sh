@@ -136,6 +136,10 @@ check_eq "--keep-going lets the others finish" "7 survived" "$rc $(cat "$TMP/kg"
 "$RUN" --timeout 0.5 sleep 1000 2>"$TMP/err"; rc=$?
 check_eq "--timeout ends the job with mpirun's 110" 110 "$rc"
 check_contains "--timeout is reported" "--timeout" "$(cat "$TMP/err")"
+# A timeout that fires while the job is still starting (its node daemons, on
+# a virtual cluster) is still the timeout: 110, not a failed start's 2.
+"$RUN" --timeout 0.005 sleep 1000 2>"$TMP/err"; rc=$?
+check_eq "--timeout during the start still gives 110" 110 "$rc"
 set -e
 
 # --- signals ------------------------------------------------------------------
