@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {
 namespace {
@@ -193,6 +194,15 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
   g.stdout_fd = out[0];
   g.stderr_fd = err[0];
   return g;
+}
+
+bool guest_has_ended(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
+    return true;
+  }
+  auto st = read_proc_stat(pid);
+  return !st || st->exiting();
 }
 
 }  // namespace mosix

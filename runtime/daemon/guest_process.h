@@ -35,6 +35,11 @@ struct GuestProcess {
 // (then no process is left behind).
 Expected<GuestProcess> start_guest(const GuestLaunch& launch);
 
+// Whether our child `pid` has ended or is ending (a signal it sent itself can
+// be taking it down: PF_EXITING); it may not be reaped yet. A SIGTERM or
+// SIGKILL of ours that finds it so did not kill it: its own status counts.
+bool guest_has_ended(pid_t pid);
+
 // Finds PROGRAM as execvp would (PATH search when it has no slash) and checks
 // it is an executable regular file. Errors say what to do.
 Expected<std::string> resolve_program(const std::string& program, const std::string& path_env,

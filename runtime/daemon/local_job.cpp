@@ -78,17 +78,6 @@ struct Guest {
   std::unique_ptr<OutputStream> out, err;
 };
 
-// Whether our child `pid` has ended or is ending (a signal it sent itself
-// can be taking it down: PF_EXITING); it may not be reaped yet.
-bool has_ended(pid_t pid) {
-  siginfo_t info{};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
-    return true;
-  }
-  auto st = read_proc_stat(pid);
-  return !st || st->exiting();
-}
-
 class LocalJob {
  public:
   explicit LocalJob(LocalJobSpec spec)
@@ -215,7 +204,7 @@ void LocalJob::signal_running(int sig, bool whole_group) {
   for (Guest& g : guests_) {
     if (!g.running) continue;
     // A copy that ended on its own (not reaped yet) keeps its own end.
-    if ((sig == SIGTERM || sig == SIGKILL) && !has_ended(g.proc.pid)) g.runtime_signaled = true;
+    if ((sig == SIGTERM || sig == SIGKILL) && !guest_has_ended(g.proc.pid)) g.runtime_signaled = true;
     ::kill(whole_group ? -g.proc.pid : g.proc.pid, sig);
   }
 }

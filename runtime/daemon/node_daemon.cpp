@@ -997,17 +997,6 @@ void NodeDaemon::give_back_stdin(LocalGuest& g, GuestStdin left) {
   write_stdin(g);
 }
 
-// Whether our child `pid` has ended or is ending (a signal it sent itself
-// can be taking it down: PF_EXITING); it may not be reaped yet.
-bool has_ended(pid_t pid) {
-  siginfo_t info{};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
-    return true;
-  }
-  auto st = read_proc_stat(pid);
-  return !st || st->exiting();
-}
-
 // SIGTERM and SIGKILL come from the home only when the job is being ended: a
 // guest that was still running when one reached it counts as ended by the
 // runtime if that signal kills it. One that had already ended on its own
@@ -1015,7 +1004,7 @@ bool has_ended(pid_t pid) {
 void NodeDaemon::signal_guests(int rank, int signo) {
   for (auto& [r, g] : guests_) {
     if (!g->running || g->phase != Phase::kLive || (rank != kAllRanks && rank != r)) continue;
-    if ((signo == SIGTERM || signo == SIGKILL) && !has_ended(g->proc.pid)) g->runtime_signaled = true;
+    if ((signo == SIGTERM || signo == SIGKILL) && !guest_has_ended(g->proc.pid)) g->runtime_signaled = true;
     ::kill(to_whole_group(signo) ? -g->proc.pid : g->proc.pid, signo);
   }
 }
