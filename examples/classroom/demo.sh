@@ -110,8 +110,8 @@ jq_ps() { ps_json | jq -r "$1" 2> /dev/null; }
 daemon_of() {
   local pid
   for pid in $(pgrep -x mosixd); do
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q -- "--job $job " || continue
-    if tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -qxE "(MOSIX_NODE|OMPI_COMM_WORLD)_RANK=$1"; then
+    grep -q -- "--job $job " <<< "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null)" || continue
+    if grep -qxE "(MOSIX_NODE|OMPI_COMM_WORLD)_RANK=$1" <<< "$(tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null)"; then
       echo "$pid"
       return
     fi

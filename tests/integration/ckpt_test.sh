@@ -90,7 +90,7 @@ if [[ -n ${CKPT_GUEST_PID:-} ]]; then
   lines=$(_ckpt_lines "$out")
   wait_for_lines "$out" $(( lines + 1 )) "$restored"
   comm=$(ps -o comm= -p "$restored")
-  if [[ $comm == ckpt_threads ]] && pgrep -x ckpt_threads | grep -qx "$restored"; then
+  if [[ $comm == ckpt_threads ]] && grep -qx "$restored" <<< "$(pgrep -x ckpt_threads)"; then
     echo "ok: the restored pid $restored is named ckpt_threads for ps and pgrep -x"
   else
     fail "the restored process $restored is named '$comm' (pgrep -x ckpt_threads: $(pgrep -x ckpt_threads | tr '\n' ' '))"

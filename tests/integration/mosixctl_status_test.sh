@@ -137,7 +137,7 @@ if help=$("$CTL" --help) && grep -q "status" <<< "$help" && grep -q "tune" <<< "
 else
   fail "--help"
 fi
-if "$CTL" status --help | grep -q -- "--json"; then
+if grep -q -- "--json" <<< "$("$CTL" status --help)"; then
   pass "status --help shows --json"
 else
   fail "status --help"

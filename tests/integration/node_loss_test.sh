@@ -20,8 +20,11 @@ export MOSIX_NODE_TIMEOUT=3
 daemon_of() {
   local pid found=""
   for pid in $(pgrep -x mosixd); do
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--job $1 " || continue
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxE "(OMPI_COMM_WORLD|MOSIX_NODE)_RANK=$2"; then found=$pid; fi
+    # Here-strings, not pipes: under pipefail, `tr | grep -q` fails when grep
+    # has its match and exits before tr's next write (SIGPIPE): an MPI
+    # daemon's environment is larger than one write.
+    grep -q -- "--job $1 " <<< "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || continue
+    if grep -qxE "(OMPI_COMM_WORLD|MOSIX_NODE)_RANK=$2" <<< "$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null)"; then found=$pid; fi
   done
   echo "$found"
 }

@@ -91,7 +91,7 @@ EOF
   check_eq "sbatch -N2: rank 1 (on n2) exits 3, the job exits 3" 3 "$rc"
 }
 
-if "$BIN/mosixrun" --help 2>&1 | grep -q -- '--vcluster'; then
+if grep -q -- '--vcluster' <<< "$("$BIN/mosixrun" --help 2>&1)"; then
   two_nodes
 else
   echo "not run: copies over two Slurm nodes (this mosixrun has no multi-node path: no --vcluster in --help)"
