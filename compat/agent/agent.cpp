@@ -13,7 +13,7 @@
 #include <cstdint>
 
 #include "compat/agent/raw.h"
-#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/ckpt/request_protocol.h"
 
 namespace mosix::agent {
 

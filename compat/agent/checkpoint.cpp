@@ -29,7 +29,8 @@
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_writer.h"
-#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/ckpt/request_protocol.h"
+#include "runtime/ckpt/restorer/reserved_range.h"
 
 // glibc 2.35+ publishes where each thread's rseq area is (thread pointer +
 // __rseq_offset) and its size (0 when rseq is not registered). Weak, so the
@@ -284,6 +285,39 @@ void on_stop(int, siginfo_t*, void* uc) {
   errno = saved_errno;
 }
 
+// Lists the directory `path` with getdents64 into buf and calls
+// fn(number, dir) for each entry whose name is a number (dir: the listing's
+// own descriptor), until fn returns false. -1 when the directory cannot be
+// opened, 0 when fn stopped, 1 when every entry was seen.
+template <typename Fn>
+int for_each_numbered_entry(const char* path, char* buf, std::size_t cap, Fn fn) {
+  long dir = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return -1;
+  int result = 1;
+  while (result == 1) {
+    long n = sys(SYS_getdents64, dir, buf, cap);
+    if (n <= 0) break;
+    for (long off = 0; off < n && result == 1;) {
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, buf + off + 16, 2);
+      const char* name = buf + off + 19;
+      off += reclen;
+      if (name[0] < '0' || name[0] > '9') continue;
+      const char* q = name;
+      if (!fn(parse_dec(q), dir)) result = 0;
+    }
+  }
+  sys(SYS_close, dir);
+  return result;
+}
+
+// Calls fn(pid) for every process in /proc but `self`, listing /proc into
+// buf (which fn must not use), until fn returns false; as above.
+template <typename Fn>
+int for_each_proc_pid(char* buf, std::size_t cap, std::uint64_t self, Fn fn) {
+  return for_each_numbered_entry("/proc", buf, cap, [&](std::uint64_t pid, long) { return pid == self || fn(pid); });
+}
+
 class Session {
  public:
   Session(Scratch* s, void* uc) : s_(s), uc_(uc) {}
@@ -326,7 +360,7 @@ class Session {
   const char* status_path_ = nullptr;
   AfterCheckpoint mode_ = AfterCheckpoint::kLeaveRunning;
   Compression compression_ = Compression::none;
-  long out_fd_ = -1, status_fd_ = -1, pagemap_fd_ = -1, dir_fd_ = -1;
+  long out_fd_ = -1, status_fd_ = -1, pagemap_fd_ = -1;
   std::uint64_t written_ = 0, next_progress_ = kProgressStep;
 };
 
@@ -453,34 +487,22 @@ bool Session::stop_threads() {
   bool found_new = true;
   while (found_new) {
     found_new = false;
-    dir_fd_ = sys(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd_ < 0) return fail("cannot list /proc/self/task"), false;
-    for (;;) {
-      long n = sys(SYS_getdents64, dir_fd_, s_->line, sizeof s_->line);
-      if (n <= 0) break;
-      for (long off = 0; off < n;) {
-        auto* rec = reinterpret_cast<unsigned char*>(s_->line + off);
-        unsigned short reclen;
-        __builtin_memcpy(&reclen, rec + 16, 2);
-        const char* name = reinterpret_cast<const char*>(rec + 19);
-        off += reclen;
-        if (name[0] < '0' || name[0] > '9') continue;
-        const char* q = name;
-        auto tid = static_cast<std::uint64_t>(parse_dec(q));
-        if (static_cast<long>(tid) == self) continue;
-        bool seen = false;
-        for (int i = 0; i < s_->nsignalled; ++i) seen = seen || s_->signalled[i] == tid;
-        if (seen) continue;
-        if (s_->nsignalled + 1 >= kMaxThreads) return fail("more than 1024 threads"), false;
-        s_->signalled[s_->nsignalled++] = tid;
-        if (sys(SYS_tgkill, pid, tid, kStopSignal) == 0)
-          found_new = true;
-        else
-          --s_->nsignalled;  // it exited meanwhile
-      }
-    }
-    sys(SYS_close, dir_fd_);
-    dir_fd_ = -1;
+    bool too_many = false;
+    int listed = for_each_numbered_entry("/proc/self/task", s_->line, sizeof s_->line, [&](std::uint64_t tid, long) {
+      if (static_cast<long>(tid) == self) return true;
+      bool seen = false;
+      for (int i = 0; i < s_->nsignalled; ++i) seen = seen || s_->signalled[i] == tid;
+      if (seen) return true;
+      if (s_->nsignalled + 1 >= kMaxThreads) return !(too_many = true);
+      s_->signalled[s_->nsignalled++] = tid;
+      if (sys(SYS_tgkill, pid, tid, kStopSignal) == 0)
+        found_new = true;
+      else
+        --s_->nsignalled;  // it exited meanwhile
+      return true;
+    });
+    if (listed < 0) return fail("cannot list /proc/self/task"), false;
+    if (too_many) return fail("more than 1024 threads"), false;
   }
   long deadline = now_ns(CLOCK_MONOTONIC) + kStopTimeoutNs;
   for (;;) {
@@ -571,36 +593,21 @@ std::int64_t mtime_ns(const struct stat& st) {
 // link, stat). Stops and returns false when fn does.
 template <typename Fn>
 bool for_each_fd(Scratch* s, const long* skip, int nskip, Fn fn) {
-  long dir = sys(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return false;
   char dents[2048];
-  bool ok = true;
-  while (ok) {
-    long n = sys(SYS_getdents64, dir, dents, sizeof dents);
-    if (n <= 0) break;
-    for (long off = 0; off < n && ok;) {
-      unsigned short reclen;
-      __builtin_memcpy(&reclen, dents + off + 16, 2);
-      const char* name = dents + off + 19;
-      off += reclen;
-      if (name[0] < '0' || name[0] > '9') continue;
-      const char* q = name;
-      long fd = static_cast<long>(parse_dec(q));
-      bool own = fd == dir;
-      for (int i = 0; i < nskip; ++i) own = own || fd == skip[i];
-      if (own) continue;
-      char path[64];
-      Line(path, sizeof path).s("/proc/self/fd/").u(static_cast<std::uint64_t>(fd));
-      long len = sys(SYS_readlinkat, AT_FDCWD, path, s->link, sizeof s->link - 1);
-      if (len < 0) continue;
-      s->link[len] = '\0';
-      struct stat st{};
-      if (sys(SYS_fstat, fd, &st) != 0) continue;
-      ok = fn(fd, s->link, st);
-    }
-  }
-  sys(SYS_close, dir);
-  return ok;
+  return for_each_numbered_entry("/proc/self/fd", dents, sizeof dents, [&](std::uint64_t number, long dir) {
+           auto fd = static_cast<long>(number);
+           bool own = fd == dir;
+           for (int i = 0; i < nskip; ++i) own = own || fd == skip[i];
+           if (own) return true;
+           char path[64];
+           Line(path, sizeof path).s("/proc/self/fd/").u(number);
+           long len = sys(SYS_readlinkat, AT_FDCWD, path, s->link, sizeof s->link - 1);
+           if (len < 0) return true;
+           s->link[len] = '\0';
+           struct stat st{};
+           if (sys(SYS_fstat, fd, &st) != 0) return true;
+           return fn(fd, s->link, st);
+         }) != 0;
 }
 
 bool Session::has_pipe_end(std::uint64_t ino, bool reader) const {
@@ -1192,65 +1199,49 @@ bool Session::check_shared_anon() {
     }
   }
   if (!any) return true;
-  long dir = sys(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return fail("cannot list /proc"), false;
   auto self = static_cast<std::uint64_t>(real_pid());
-  bool ok = true;
-  while (ok) {
-    long n = sys(SYS_getdents64, dir, s_->line, sizeof s_->line);
-    if (n <= 0) break;
-    for (long off = 0; off < n && ok;) {
-      unsigned short reclen;
-      __builtin_memcpy(&reclen, s_->line + off + 16, 2);
-      const char* name = s_->line + off + 19;
-      off += reclen;
-      if (name[0] < '0' || name[0] > '9') continue;
-      const char* q = name;
-      std::uint64_t pid = parse_dec(q);
-      if (pid == self) continue;
-      char path[64];
-      Line(path, sizeof path).s("/proc/").u(pid).s("/maps");
-      // Another user's process (EACCES) cannot have inherited it from us.
-      long len = read_file(path, s_->smaps, sizeof s_->smaps - 1);
-      if (len == -ENOSPC) {
-        Line(s_->error, sizeof s_->error).s("cannot tell whether process ").u(pid)
-            .s(" shares memory with this one (its maps are larger than 8 MiB)");
-        ok = false;
-        break;
-      }
-      if (len <= 0) continue;
-      s_->smaps[len] = '\0';
-      for (const char* p = s_->smaps; *p != '\0' && ok;) {
-        // start-end perms offset major:minor inode path
-        const char* f = p;
-        for (int field = 0; field < 3 && *f != '\n' && *f != '\0'; ++field) {
-          while (*f != ' ' && *f != '\n' && *f != '\0') ++f;
-          while (*f == ' ') ++f;
-        }
-        std::uint64_t major = parse_hex(f);
-        if (*f == ':') ++f;
-        std::uint64_t minor = parse_hex(f);
-        while (*f == ' ') ++f;
-        std::uint64_t inode = parse_dec(f);
-        for (int i = 0; i < s_->nregions && inode != 0; ++i) {
-          const Region& r = s_->regions[i];
-          if (!r.shm || r.inode != inode || r.shm_dev != (major << 32 | minor)) continue;
-          Line(s_->error, sizeof s_->error)
-              .s("the shared anonymous mapping at 0x")
-              .x(r.start)
-              .s(" is shared with process ")
-              .u(pid)
-              .s(", which the checkpoint does not take along");
-          ok = false;
-          break;
-        }
-        while (*p != '\n' && *p != '\0') ++p;
-        if (*p == '\n') ++p;
-      }
+  int listed = for_each_proc_pid(s_->line, sizeof s_->line, self, [&](std::uint64_t pid) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/").u(pid).s("/maps");
+    // Another user's process (EACCES) cannot have inherited it from us.
+    long len = read_file(path, s_->smaps, sizeof s_->smaps - 1);
+    if (len == -ENOSPC) {
+      Line(s_->error, sizeof s_->error).s("cannot tell whether process ").u(pid)
+          .s(" shares memory with this one (its maps are larger than 8 MiB)");
+      return false;
     }
-  }
-  sys(SYS_close, dir);
-  return ok;
+    if (len <= 0) return true;
+    s_->smaps[len] = '\0';
+    for (const char* p = s_->smaps; *p != '\0';) {
+      // start-end perms offset major:minor inode path
+      const char* f = p;
+      for (int field = 0; field < 3 && *f != '\n' && *f != '\0'; ++field) {
+        while (*f != ' ' && *f != '\n' && *f != '\0') ++f;
+        while (*f == ' ') ++f;
+      }
+      std::uint64_t major = parse_hex(f);
+      if (*f == ':') ++f;
+      std::uint64_t minor = parse_hex(f);
+      while (*f == ' ') ++f;
+      std::uint64_t inode = parse_dec(f);
+      for (int i = 0; i < s_->nregions && inode != 0; ++i) {
+        const Region& r = s_->regions[i];
+        if (!r.shm || r.inode != inode || r.shm_dev != (major << 32 | minor)) continue;
+        Line(s_->error, sizeof s_->error)
+            .s("the shared anonymous mapping at 0x")
+            .x(r.start)
+            .s(" is shared with process ")
+            .u(pid)
+            .s(", which the checkpoint does not take along");
+        return false;
+      }
+      while (*p != '\n' && *p != '\0') ++p;
+      if (*p == '\n') ++p;
+    }
+    return true;
+  });
+  if (listed < 0) return fail("cannot list /proc"), false;
+  return listed == 1;
 }
 
 // Settings of the process that the restore does not set again: refused
@@ -1364,25 +1355,14 @@ bool Session::check_children() {
     }
   }
   if (!have_children_files) {
-    long dir = sys(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) return fail("cannot list /proc"), false;
     auto self = static_cast<std::uint64_t>(real_pid());
-    for (;;) {
-      long n = sys(SYS_getdents64, dir, s_->line, sizeof s_->line);
-      if (n <= 0) break;
-      for (long off = 0; off < n;) {
-        unsigned short reclen;
-        __builtin_memcpy(&reclen, s_->line + off + 16, 2);
-        const char* name = s_->line + off + 19;
-        off += reclen;
-        if (name[0] < '0' || name[0] > '9') continue;
-        const char* q = name;
-        std::uint64_t pid = parse_dec(q), ppid = 0;
-        char st = state_of(pid, &ppid);
-        if (st != 0 && ppid == self) count(pid, st);
-      }
-    }
-    sys(SYS_close, dir);
+    int listed = for_each_proc_pid(s_->line, sizeof s_->line, self, [&](std::uint64_t pid) {
+      std::uint64_t ppid = 0;
+      char st = state_of(pid, &ppid);
+      if (st != 0 && ppid == self) count(pid, st);
+      return true;
+    });
+    if (listed < 0) return fail("cannot list /proc"), false;
   }
   if (live == 0 && zombies == 0) return true;
   Line e(s_->error, sizeof s_->error);

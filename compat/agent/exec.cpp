@@ -27,7 +27,7 @@
 
 #include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
-#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/ckpt/request_protocol.h"
 
 namespace mosix::agent {
 namespace {

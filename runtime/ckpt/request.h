@@ -12,7 +12,7 @@
 
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_reader.h"
-#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/ckpt/request_protocol.h"
 #include "runtime/core/expected.h"
 
 namespace mosix::ckpt {
@@ -42,7 +42,7 @@ struct CheckpointResult {
 // (unless it died by itself); the error names the pid and what went wrong:
 // not a guest, no answer within the timeout, the agent's refusal with its
 // reason (e.g. "fd 3 is a socket"), the process ended, the image does not
-// verify. Uses the runtime directory of protocol.h for the request files.
+// verify. Uses the runtime directory of request_protocol.h for the request files.
 Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r);
 
 // The bare protocol, for callers that stream the image: asks the agent in
@@ -70,7 +70,7 @@ struct AgentLine {
 AgentLine parse_agent_line(std::string_view line);
 
 // The request directory: /run/user/<uid>/mosix if /run/user/<uid> exists,
-// else /tmp/mosix-<uid> (protocol.h). Created 0700 if missing; refused unless
+// else /tmp/mosix-<uid> (request_protocol.h). Created 0700 if missing; refused unless
 // sys::ensure_private_dir accepts it (ours, not a symlink, not writable by others).
 Expected<std::string> request_dir();
 

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/ckpt/restorer/protocol.h"
+#include "runtime/ckpt/request_protocol.h"
 #include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {

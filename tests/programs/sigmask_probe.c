@@ -1,5 +1,5 @@
 /* Tells whether the agent's two signals (62 and 63: the checkpoint request and
- * thread stop, runtime/ckpt/restorer/protocol.h) are blocked when it starts.
+ * thread stop, runtime/ckpt/request_protocol.h) are blocked when it starts.
  * Linked statically, so the agent can never load into it: what it prints is
  * what the exec that started it, or the guest spawner, left it with.
  *   sigmask_probe        prints "blocked B" (B: 1 if both are blocked, else 0)

@@ -1,5 +1,5 @@
 /* The restorer's last instructions, copied to a page of their own at
-   kTrampolineBase (protocol.h) because they unmap the restorer itself. They
+   kTrampolineBase (reserved_range.h) because they unmap the restorer itself. They
    use no stack and no memory but the TrampThread / TrampShared records
    (trampoline.h) whose offsets are spelled out below.
 

@@ -1,0 +1,215 @@
+// Phase 1's checks beyond the reader's: can this machine, this kernel and
+// these files take the image? Each one refuses with the reason before
+// anything is touched, for what would otherwise fail only after the point of
+// no return.
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/ckpt/restorer/reserved_range.h"
+#include "runtime/ckpt/restorer/restorer.h"
+
+// Linux 6.15's prctl for restorers; this libc's headers predate it.
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
+
+namespace mosix::ckpt::restorer {
+namespace {
+
+std::int64_t mtime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000LL + st.st_mtim.tv_nsec;
+}
+
+bool image_has_thread(const Image& img, std::int64_t tid) {
+  for (const Thread& t : img.threads)
+    if (t.rec.tid == tid) return true;
+  return false;
+}
+
+void check_timers_and_signals(const Image& img) {
+  for (const PosixTimerRecord& t : img.timers) {
+    std::string what = "POSIX timer " + std::to_string(t.timer_id);
+    if (t.timer_id < 0) refuse(what + " has a negative id");
+    if ((t.notify & SIGEV_THREAD_ID) && !image_has_thread(img, t.notify_tid))
+      refuse(what + " signals thread " + std::to_string(t.notify_tid) + ", which the image does not hold");
+    std::int64_t owner = cpu_clock_owner(t.clock_id);
+    if (owner > 0 && owner != img.header.real_pid && !image_has_thread(img, owner))
+      refuse(what + " runs on the CPU clock of process " + std::to_string(owner) + ", which is not in the image");
+  }
+  if (!img.timers.empty() && prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0)
+    refuse("the image holds POSIX timers, and this kernel cannot recreate a timer under a given id "
+           "(prctl PR_TIMER_CREATE_RESTORE_IDS): " + std::string(strerror(errno)));
+  for (const Pending& q : img.pending) {
+    if (q.rec.signo < 1 || q.rec.signo > static_cast<std::int32_t>(kMaxSignals) || q.info.size() != 128)
+      refuse("a pending signal record is malformed (signal " + std::to_string(q.rec.signo) + ")");
+    if (q.rec.tid != 0 && !image_has_thread(img, q.rec.tid))
+      refuse("signal " + std::to_string(q.rec.signo) + " is pending for thread " + std::to_string(q.rec.tid) +
+             ", which the image does not hold");
+  }
+}
+
+const Region* region_at(const Image& img, std::uint64_t addr) {
+  for (const Region& g : img.regions)
+    if (g.rec.start <= addr && addr < g.rec.end) return &g;
+  return nullptr;
+}
+
+// Every thread resumes at its instruction pointer, and build_frame() writes
+// its signal frame below its stack pointer, both after the point of no
+// return: the one must lie in executable memory of the image, the other in
+// writable memory with room for the frame (a MAP_GROWSDOWN stack grows, as
+// it would for a signal the kernel delivers).
+void check_thread_addresses(const Image& img) {
+  for (const Thread& t : img.threads) {
+    std::string who = "thread " + std::to_string(t.rec.tid);
+    std::uint64_t ip = 0, sp = 0;
+    std::memcpy(&ip, t.regs.data() + kRegRip * 8, 8);
+    std::memcpy(&sp, t.regs.data() + kRegRsp * 8, 8);
+    const Region* code = region_at(img, ip);
+    if (code == nullptr || !(code->rec.prot & PROT_EXEC))
+      refuse(who + ": its instruction pointer " + hex(ip) + " is not in executable memory of the image");
+    const Region* stack = sp == 0 ? nullptr : region_at(img, sp - 1);
+    if (stack == nullptr || !(stack->rec.prot & PROT_WRITE) || is_special(stack->rec.kind))
+      refuse(who + ": its stack pointer " + hex(sp) + " is not in writable memory of the image");
+    if (!(stack->rec.map_flags & MAP_GROWSDOWN) && sp - stack->rec.start < frame_room(t))
+      refuse(who + ": its stack pointer " + hex(sp) + " leaves no room for a signal frame in its region " +
+             hex(stack->rec.start) + "-" + hex(stack->rec.end));
+  }
+}
+
+// restore_fds() dup3()s each descriptor onto its number and moves the image
+// descriptor and a pipe's two new ends above the highest: all after the
+// point of no return, so every number must be valid, unique and fit this
+// process's descriptor limit with three to spare.
+void check_fd_numbers(const Image& img) {
+  struct rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) refuse(std::string("getrlimit(RLIMIT_NOFILE): ") + strerror(errno));
+  std::vector<std::int32_t> numbers;
+  for (const Fd& f : img.fds) {
+    std::int32_t fd = f.rec.fd;
+    if (fd < 0) refuse("an fd record has the negative descriptor number " + std::to_string(fd));
+    if (static_cast<rlim_t>(fd) + 3 >= nofile.rlim_cur)
+      refuse("fd " + std::to_string(fd) + " is above this process's descriptor limit (ulimit -n " +
+             std::to_string(nofile.rlim_cur) + "): raise it to " + std::to_string(static_cast<rlim_t>(fd) + 4) +
+             " or more");
+    if (f.rec.kind == FdKind::std_stream && fd > 2)
+      refuse("fd " + std::to_string(fd) + " is recorded as a standard stream, which only 0, 1 and 2 can be");
+    numbers.push_back(fd);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  for (std::size_t i = 1; i < numbers.size(); ++i)
+    if (numbers[i] == numbers[i - 1]) refuse("fd " + std::to_string(numbers[i]) + " is recorded twice");
+}
+
+// Counts the kernel would refuse only after the point of no return.
+void check_counts(const Image& img) {
+  long max_maps = 65530;
+  if (FILE* f = fopen("/proc/sys/vm/max_map_count", "re")) {
+    if (fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
+    fclose(f);
+  }
+  // The trampoline's two mappings and the vDSO block are there too.
+  if (static_cast<long>(img.regions.size()) + 8 > max_maps)
+    refuse("the image has " + std::to_string(img.regions.size()) + " memory regions, more than vm.max_map_count (" +
+           std::to_string(max_maps) + ") allows");
+  struct rlimit lim{};
+  if (getrlimit(RLIMIT_SIGPENDING, &lim) == 0 && img.pending.size() > lim.rlim_cur)
+    refuse("the image has " + std::to_string(img.pending.size()) + " pending signals, more than this user may queue "
+           "(ulimit -i " + std::to_string(lim.rlim_cur) + ")");
+  if (getrlimit(RLIMIT_NPROC, &lim) == 0 && img.threads.size() > lim.rlim_cur)
+    refuse("the image has " + std::to_string(img.threads.size()) + " threads, more than this user may run "
+           "(ulimit -u " + std::to_string(lim.rlim_cur) + ")");
+}
+
+}  // namespace
+
+// The pid or tid a CPU-time clock id names (~id >> 3, 0 meaning the caller),
+// or -1 for the other clocks.
+std::int64_t cpu_clock_owner(std::int32_t clock) {
+  return clock < 0 ? ~static_cast<std::int64_t>(clock >> 3) : -1;
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%#lx", static_cast<unsigned long>(v));
+  return buf;
+}
+
+// Phase 1 checks beyond the reader's: can this machine and file system take
+// the image?
+void check_restorable(const Image& img, const OwnMaps& own) {
+  MachineInfo here;
+  describe_this_machine(&here);
+  if (ImageStatus s = check_compatible(img.header, here); !s) refuse(s.message());
+  // The program keeps pointers into its vDSO (glibc looks the functions up
+  // once): the vDSO mapped here must be the very same code.
+  if (strcmp(img.header.machine.kernel_release, here.kernel_release) != 0)
+    refuse(std::string("image was made under kernel ") + img.header.machine.kernel_release +
+           ", this is " + here.kernel_release + ": the vDSO the program uses would differ");
+  if (img.threads.empty() || !(img.threads[0].rec.flags & kThreadLeader))
+    refuse("the image's first thread is not the thread-group leader");
+  for (const Thread& t : img.threads) {
+    if (t.rec.regs_kind != RegsKind::x86_64_ucontext || t.regs.size() != 23 * 8)
+      refuse("thread " + std::to_string(t.rec.tid) + " has registers in a form this restorer cannot load");
+    if (t.rec.xstate_kind == XstateKind::x86_64_xsave && t.xstate.size() > here.xsave_size)
+      refuse("thread " + std::to_string(t.rec.tid) + " has a larger XSAVE area than this CPU");
+  }
+  check_thread_addresses(img);
+  check_fd_numbers(img);
+  check_counts(img);
+  for (const char* name : {"[vvar]", "[vvar_vclock]", "[vdso]"}) {
+    const Mapping* m = own_mapping(own, name);
+    RegionKind kind = name[2] == 'd' ? RegionKind::vdso
+                      : strcmp(name, "[vvar]") == 0 ? RegionKind::vvar
+                                                    : RegionKind::vvar_vclock;
+    const Region* r = nullptr;
+    for (const Region& g : img.regions)
+      if (g.rec.kind == kind) r = &g;
+    if ((m == nullptr) != (r == nullptr) || (m && m->end - m->start != r->rec.end - r->rec.start))
+      refuse(std::string("the image's ") + name + " differs from this kernel's");
+  }
+  for (const Region& g : img.regions) {
+    const RegionRecord& r = g.rec;
+    if (r.end > kReservedLow && r.start < kReservedHigh)
+      refuse("the image has memory in the range the restorer reserves for itself");
+    if (r.kind == RegionKind::private_file || r.kind == RegionKind::shared_file) {
+      struct stat st{};
+      if (stat(g.path.c_str(), &st) != 0)
+        refuse("mapped file " + g.path + " is missing: " + strerror(errno));
+      if (static_cast<std::uint64_t>(st.st_size) != r.file_size || mtime_ns(st) != r.file_mtime_ns)
+        refuse("mapped file " + g.path + " changed since the checkpoint (size or modification time)");
+      if (r.kind == RegionKind::shared_file && ((r.prot & PROT_WRITE) || (r.flags & kRegionMayWrite)) &&
+          access(g.path.c_str(), W_OK) != 0)
+        refuse("mapped file " + g.path + " was open for writing and cannot be now: " + strerror(errno));
+    }
+  }
+  for (const Fd& f : img.fds) {
+    const FdRecord& r = f.rec;
+    std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
+    if (r.kind == FdKind::std_stream) continue;
+    if (r.kind == FdKind::pipe) continue;
+    if (r.kind != FdKind::regular && r.kind != FdKind::directory && r.kind != FdKind::char_device)
+      refuse(fd + ": a " + fd_kind_name(r.kind) + " cannot be restored");
+    struct stat st{};
+    if (stat(f.path.c_str(), &st) != 0) refuse(fd + " is missing: " + strerror(errno));
+    if (r.kind == FdKind::regular && static_cast<std::uint64_t>(st.st_size) < r.offset)
+      refuse(fd + " is now " + std::to_string(st.st_size) + " bytes, shorter than its offset " +
+             std::to_string(r.offset));
+  }
+  struct stat st{};
+  if (stat(img.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    refuse("working directory " + img.cwd + " is missing");
+  check_timers_and_signals(img);
+}
+
+}  // namespace mosix::ckpt::restorer

@@ -1,0 +1,116 @@
+// What the parts of mosix-restore share: the image as read in phase 1, the
+// plan phase 2 runs from, and the steps each part provides. See restorer.cpp
+// for the two phases; every function named here either finishes or refuses
+// (phase 1, refuse()) or dies (phase 2, die()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+#include "runtime/ckpt/format/image_format.h"
+#include "runtime/ckpt/format/image_reader.h"
+#include "runtime/ckpt/restorer/trampoline.h"
+
+namespace mosix::ckpt::restorer {
+
+inline constexpr std::size_t kPage = 4096;
+// Register slots of a thread's ucontext gregs.
+inline constexpr int kRegRsp = 15;
+inline constexpr int kRegRip = 16;
+
+struct Thread {
+  ThreadRecord rec;
+  std::vector<std::uint8_t> regs, xstate;
+  std::string name;
+};
+struct Region {
+  RegionRecord rec;
+  std::string path;
+  int map_fd = -1;  // a placed descriptor to map the file through (see plan_file_maps)
+};
+struct Fd {
+  FdRecord rec;
+  std::string path;
+  std::vector<std::uint8_t> data;
+};
+struct Pending {
+  PendingSignalRecord rec;
+  std::vector<std::uint8_t> info;
+};
+
+// Everything but the page data, copied out of the reader's buffers.
+struct Image {
+  HeaderRecord header;
+  ProcessRecord process;
+  std::string comm, cwd, exe;
+  std::vector<Thread> threads;
+  std::vector<Region> regions;
+  std::vector<Fd> fds;
+  std::vector<PosixTimerRecord> timers;
+  std::vector<Pending> pending;
+  std::vector<FileLockRecord> locks;
+};
+
+struct Mapping {
+  std::uint64_t start, end;
+  char name[32];
+};
+
+// The restorer's own mappings, read into fixed storage (no allocation while
+// phase 2 unmaps them).
+struct OwnMaps {
+  Mapping m[256];
+  int n = 0;
+};
+
+// What phase 2 runs from, in memory that phase 2 keeps.
+struct Plan {
+  Image* img;
+  int image_fd;
+  OwnMaps own;
+  ReaderScratch* scratch;
+  TrampShared* shared;
+  TrampThread* threads;
+};
+
+// Phase 1: one line on stderr naming the image and why, exit 2.
+[[noreturn]] void refuse(const std::string& why);
+// Phase 2: there is no process to go back to; err is a negative errno.
+[[noreturn]] void die(const char* what, long err);
+
+std::string hex(std::uint64_t v);
+bool is_special(RegionKind k);
+bool file_backed(RegionKind k);
+const Mapping* own_mapping(const OwnMaps& own, const char* name);
+// The pid or tid a CPU-time clock id names (~id >> 3, 0 meaning the caller),
+// or -1 for the other clocks.
+std::int64_t cpu_clock_owner(std::int32_t clock);
+
+// image_load.cpp: reading the image, the restorer's own maps, stdin.
+void read_own_maps(OwnMaps* out);
+Image read_image(int fd);
+int spool_stdin();
+
+// checks.cpp: phase 1's checks beyond the reader's.
+void check_restorable(const Image& img, const OwnMaps& own);
+
+// files.cpp: descriptors and locks (before the point of no return), pipes
+// (after it).
+int place_files(const Image& img, int image_fd);
+void plan_file_maps(Image& img);
+void restore_pipes(const Image& img, int moved);
+
+// memory.cpp: the address space in phase 2.
+void load_memory(Plan* p);
+void set_mm_layout(const Image& img);
+
+// threads.cpp: process state, signal frames, timers, signals, the hand-over.
+void restore_session(const Image& img);
+void restore_process_state(const Image& img);
+// What build_frame() puts below a thread's stack pointer, at most.
+std::uint64_t frame_room(const Thread& t);
+[[noreturn]] void start_threads(Plan* p);
+
+}  // namespace mosix::ckpt::restorer
