@@ -772,9 +772,10 @@ void NodeDaemon::spawn(SpawnGuest s) {
     bound_core = (s.flags & kSpawnBindCore) ? pick_core(s.rank) : -1;
     if (bound_core >= 0) l.cpus = core_pus_[static_cast<size_t>(bound_core)];
     int null_fd = (s.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    l.stdin_fd = null_fd;
+    l.stdin_fd = (s.flags & kSpawnStdin) ? o_.guest_stdin_fd : null_fd;
     if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
     keep_fds_from_guests();
+    for (int fd : o_.inherited_fds) ::fcntl(fd, F_SETFD, 0);
     auto started = start_guest(l);
     if (null_fd >= 0) ::close(null_fd);
     if (started) proc = *started; else error = started.error().message;
@@ -1480,7 +1481,7 @@ bool NodeDaemon::forward_output(const Delivery& delivery) {
 // cluster every frame came over a unix socket or shared memory of this
 // machine: its CRC is not computed again (a tenth of the path's CPU).
 void NodeDaemon::write_output(std::span<const std::uint8_t> frame) {
-  auto out = view_guest_output(frame, o_.vcluster_cpu.empty());
+  auto out = view_guest_output(frame, o_.vcluster_cpu.empty() && !o_.in_process);
   if (!out) {
     spdlog::error("{}: guest output dropped: {}", node_name_, out.error().message);
     return;
@@ -1757,7 +1758,7 @@ void NodeDaemon::schedule_checkpoints() {
           if (done) {
             spdlog::debug("{}: rank {}: checkpoint {} ({} bytes)", name, rank, done->image_path, done->bytes);
           } else {
-            spdlog::debug("{}: rank {}: periodic checkpoint failed: {}", name, rank, done.error().message);
+            spdlog::warn("{}: rank {}: periodic checkpoint failed: {}", name, rank, done.error().message);
           }
         }
         ckpt_busy_ = false;
@@ -1785,7 +1786,7 @@ int NodeDaemon::run() {
   last_heard_.assign(static_cast<size_t>(t_.size()), now());
   wait_transport();
   wait_children();
-  wait_term();
+  if (!o_.in_process) wait_term();
   if (t_.rank() == 0) check_liveness();
   if (o_.ckpt_interval > 0 && !o_.ckpt_dir.empty()) schedule_checkpoints();
   report_load();

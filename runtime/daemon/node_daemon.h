@@ -28,6 +28,18 @@ struct NodeDaemonOptions {
   double node_timeout = 10;       // rank 0: a node silent this many seconds is declared gone
   double ckpt_interval = 0;       // checkpoint every guest every so many seconds; 0: never
   std::string ckpt_dir;           // ... into DIR/rank.N.img (a directory every node sees)
+  // Runs inside mosixrun (a one-node job over LocalTransport): mosixrun's
+  // own signal handling stays in charge (SIGTERM, SIGINT and SIGHUP are its
+  // to act on), and frames that never left this process are not checked again.
+  bool in_process = false;
+  // Descriptors the guests inherit (in-process, without checkpoints: those
+  // mosixrun's parent gave it, as mpirun's copies' 0-2 are); every other
+  // descriptor of this process is kept from them.
+  std::vector<int> inherited_fds;
+  // In-process: what the guest that takes the job's stdin (rank 0) reads,
+  // given to it as it is (mosixrun's stdin when that is a file); -1: a pipe
+  // fed with GuestStdin.
+  int guest_stdin_fd = -1;
   // Called with each guest's pid (= process group) once started, e.g. to
   // have an OrphanWatcher kill the group should the daemon die.
   std::function<void(pid_t)> on_guest_started;
