@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,7 +20,6 @@
 #include "runtime/core/environment.h"
 #include "runtime/core/printable.h"
 #include "runtime/daemon/guest_process.h"
-#include "runtime/daemon/local_job.h"
 #include "runtime/daemon/remote_job.h"
 #include "runtime/core/slurm_env.h"
 #include "runtime/sys/private_path.h"
@@ -38,7 +39,8 @@ constexpr int kUsageError = 2;
 }
 
 void setup_logging(int verbose) {
-  auto logger = spdlog::stderr_logger_st("mosixrun");
+  // Thread-safe: a job on this node has its node daemon on a thread of ours.
+  auto logger = spdlog::stderr_logger_mt("mosixrun");
   logger->set_pattern("mosixrun: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::warn);
@@ -73,6 +75,24 @@ std::string self_dir() {
   return path.substr(0, path.rfind('/'));
 }
 
+// Descriptors above 2 that mosixrun's parent left open to it (close-on-exec
+// ones cannot have come through exec): the copies of a job on this node
+// inherit them, unless they are to be checkpointed.
+std::vector<int> inherited_descriptors() {
+  std::vector<int> fds;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  while (const dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || end == e->d_name || fd <= 2 || fd == ::dirfd(d)) continue;
+    const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) fds.push_back(static_cast<int>(fd));
+  }
+  ::closedir(d);
+  return fds;
+}
+
 std::string current_dir() {
   char buf[4096];
   return ::getcwd(buf, sizeof buf) ? buf : ".";
@@ -82,6 +102,7 @@ std::string current_dir() {
 
 int main(int argc, char** argv) {
   using namespace mosix;
+  const std::vector<int> inherited_fds = inherited_descriptors();
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = parse_mosixrun_args(args);
   if (!parsed) usage_error(parsed.error().message);
@@ -187,7 +208,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  LocalJobSpec spec;
+  RemoteJobSpec job;
+  std::string ckpt_dir;
   if (o.ckpt_interval > 0) {
     // Periodic checkpoints need the agent inside every copy.
     std::string agent = self_dir() + "/../lib/libmosix.so";
@@ -199,73 +221,74 @@ int main(int argc, char** argv) {
     set_env(base_env, "LD_PRELOAD", preload);
     // Images are code (restoring one runs what it holds as the user): their
     // directory must be ours alone to write, never a shared fallback.
-    std::string dir = o.ckpt_dir;
-    if (dir.empty()) {
-      dir = ckpt::default_image_dir(std::getenv("XDG_STATE_HOME"), std::getenv("HOME"));
-      if (dir.empty()) {
+    ckpt_dir = o.ckpt_dir;
+    if (ckpt_dir.empty()) {
+      ckpt_dir = ckpt::default_image_dir(std::getenv("XDG_STATE_HOME"), std::getenv("HOME"));
+      if (ckpt_dir.empty()) {
         usage_error("--ckpt-interval: no directory for the checkpoints (HOME is unset or not absolute): "
                     "set HOME, or give --ckpt-dir DIR");
       }
-      dir += "/ckpt/job-" + std::to_string(::getpid());
+      ckpt_dir += "/ckpt/job-" + std::to_string(::getpid());
     }
-    if (Status s = sys::ensure_private_dir(dir); !s.ok()) usage_error("--ckpt-dir: " + s.error().message);
-    spec.ckpt_interval_seconds = o.ckpt_interval;
-    spec.ckpt_dir = dir;
+    if (Status s = sys::ensure_private_dir(ckpt_dir); !s.ok()) usage_error("--ckpt-dir: " + s.error().message);
   }
-  spec.tag_output = o.tag_output;
-  spec.output_dir = o.output_filename;
-  spec.keep_going = o.keep_going;
-  spec.timeout_seconds = o.timeout_seconds;
-  spec.record.id = std::to_string(::getpid());
-  spec.record.launcher_pid = ::getpid();
-  spec.record.home_node = me;
-  spec.record.cwd = wdir;
+  job.tag_output = o.tag_output;
+  job.output_dir = o.output_filename;
+  job.keep_going = o.keep_going;
+  job.timeout_seconds = o.timeout_seconds;
+  job.record.id = std::to_string(::getpid());
+  job.record.launcher_pid = ::getpid();
+  job.record.home_node = me;
+  job.record.cwd = wdir;
   for (const std::string& a : o.program) {
-    spec.record.command += (spec.record.command.empty() ? "" : " ") + a;
+    job.record.command += (job.record.command.empty() ? "" : " ") + a;
   }
   for (int rank = 0; rank < np; ++rank) {
-    GuestLaunch l;
-    l.rank = rank;
-    l.path = *program;
-    l.argv = o.program;
-    l.cwd = wdir;
-    l.env = base_env;
+    SpawnGuest g;
+    g.rank = rank;
+    g.argv = o.program;
+    g.cwd = wdir;
+    g.env = base_env;
     const std::string r = std::to_string(rank), n = std::to_string(np);
     for (const char* name : {"MOSIX_RANK", "OMPI_COMM_WORLD_RANK", "MOSIX_LOCAL_RANK",
                              "OMPI_COMM_WORLD_LOCAL_RANK"}) {
-      set_env(l.env, name, r);
+      set_env(g.env, name, r);
     }
     for (const char* name : {"MOSIX_SIZE", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
-      set_env(l.env, name, n);
+      set_env(g.env, name, n);
     }
-    set_env(l.env, "OMPI_COMM_WORLD_NODE_RANK", r);
-    set_env(l.env, "MOSIX_HOME_NODE", me);
-    set_env(l.env, "MOSIX_NODE", me);
-    l.close_inherited_fds = o.ckpt_interval > 0;
-    if (o.bind_to == BindTo::kCore && topology && !topology->core_pus.empty()) {
-      l.cpus = topology->core_pus[static_cast<size_t>(rank) % topology->core_pus.size()];
-    }
-    spec.guests.push_back(std::move(l));
+    set_env(g.env, "OMPI_COMM_WORLD_NODE_RANK", r);
+    set_env(g.env, "MOSIX_HOME_NODE", me);
+    set_env(g.env, "MOSIX_NODE", me);
+    g.flags = rank == 0 ? kSpawnStdin : 0;
+    if (std::binary_search(o.pin.begin(), o.pin.end(), rank)) g.flags |= kSpawnPinned;
+    if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
+    job.guests.push_back(std::move(g));
   }
 
-  if (multi_node) {
-    RemoteJobSpec remote;
-    remote.tag_output = spec.tag_output;
-    remote.output_dir = spec.output_dir;
-    remote.keep_going = spec.keep_going;
-    remote.timeout_seconds = spec.timeout_seconds;
-    remote.record = spec.record;
-    for (const GuestLaunch& l : spec.guests) {
-      SpawnGuest g;
-      g.rank = l.rank;
-      g.argv = l.argv;
-      g.env = l.env;
-      g.cwd = l.cwd;
-      g.flags = l.rank == 0 ? kSpawnStdin : 0;
-      if (std::binary_search(o.pin.begin(), o.pin.end(), l.rank)) g.flags |= kSpawnPinned;
-      if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
-      remote.guests.push_back(std::move(g));
+  if (!multi_node) {
+    // One node: its node daemon runs inside mosixrun. The copies carry the
+    // agent only for --ckpt-interval (it is in their LD_PRELOAD then), and
+    // inherit what our parent gave us unless they are to be checkpointed.
+    NodeDaemonOptions daemon;
+    daemon.copies = np;
+    daemon.map_by = "slot";
+    daemon.slots = {np};
+    daemon.job_id = job.record.id;
+    daemon.no_agent = true;
+    daemon.ckpt_interval = o.ckpt_interval;
+    daemon.ckpt_dir = ckpt_dir;
+    if (o.ckpt_interval == 0) daemon.inherited_fds = inherited_fds;
+    job.local_daemon = std::move(daemon);
+    auto status = run_remote_job(std::move(job));
+    if (!status) {
+      spdlog::error("{}", printable(status.error().message));
+      return 1;
     }
+    return *status;
+  }
+  RemoteJobSpec& remote = job;
+  {
     // A virtual cluster's daemons all run here: mosixd --launch starts them and
     // connects them by unix sockets, without MPI's start-up (docs/transport.md);
     // MOSIX_TRANSPORT=mpi starts them through mpirun as on real nodes.
@@ -322,17 +345,17 @@ int main(int argc, char** argv) {
       remote.node_timeout = seconds;
     }
     remote.mpirun_argv.insert(remote.mpirun_argv.end(),
-                              {mosixd, "--copies", std::to_string(np), "--job", spec.record.id,
+                              {mosixd, "--copies", std::to_string(np), "--job", job.record.id,
                                "--map-by", o.map_by.empty() ? (o.vcluster ? "load" : "slot") : o.map_by});
     remote.mpirun_argv.insert(remote.mpirun_argv.end(), mosixd_extra.begin(), mosixd_extra.end());
     if (o.migrate == "off") remote.mpirun_argv.push_back("--no-migrate");
-    if (spec.ckpt_interval_seconds > 0) {
+    if (o.ckpt_interval > 0) {
       // Each node daemon checkpoints its guests; a rank lost with its node
       // restarts from its image on a live node (the directory must be on a
       // file system every node sees, as the job's files are).
       remote.mpirun_argv.insert(remote.mpirun_argv.end(),
-                                {"--ckpt-interval", fmt::format("{}", spec.ckpt_interval_seconds), "--ckpt-dir",
-                                 std::filesystem::absolute(spec.ckpt_dir).string()});
+                                {"--ckpt-interval", fmt::format("{}", o.ckpt_interval), "--ckpt-dir",
+                                 std::filesystem::absolute(ckpt_dir).string()});
     }
     remote.mpirun_argv.insert(remote.mpirun_argv.end(), {"--node-timeout", fmt::format("{}", remote.node_timeout)});
     if (o.vcluster > 0) {
@@ -387,11 +410,4 @@ int main(int argc, char** argv) {
     if (!status) usage_error(status.error().message);  // nothing started: as bad input
     return *status;
   }
-
-  auto status = run_local_job(std::move(spec));
-  if (!status) {
-    spdlog::error("{}", printable(status.error().message));
-    return 1;
-  }
-  return *status;
 }

@@ -70,7 +70,7 @@ struct ControlServer::Impl {
           std::string line = it->pending.substr(0, nl);
           it->pending.erase(0, nl + 1);
           // The reply may come after the client is gone: it owns a copy of the fd.
-          std::shared_ptr<int> fd(new int(::dup(it->sd->native_handle())), [](int* p) {
+          std::shared_ptr<int> fd(new int(::fcntl(it->sd->native_handle(), F_DUPFD_CLOEXEC, 0)), [](int* p) {
             if (*p >= 0) ::close(*p);
             delete p;
           });

@@ -1,6 +1,5 @@
-// What mosixrun does with the signals its user sends it, the same whether the
-// job's copies run here (LocalJob) or on node daemons (RemoteJob), as mpirun
-// does:
+// What mosixrun does with the signals its user sends it, on one node as on
+// many, as mpirun does:
 // - SIGINT, SIGTERM, SIGHUP: the first ends the job (the job's own end:
 //   SIGTERM, then SIGKILL after a grace period); a second one kills every
 //   copy at once. Either way the job exits with the "interrupted" status.

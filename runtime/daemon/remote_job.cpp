@@ -3,6 +3,7 @@
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -36,6 +37,7 @@
 #include "runtime/daemon/guest_process.h"
 #include "runtime/daemon/orphan_watcher.h"
 #include "runtime/daemon/output_relay.h"
+#include "runtime/transport/local/local_transport.h"
 
 namespace mosix {
 namespace {
@@ -100,7 +102,19 @@ class RemoteJob {
   std::chrono::steady_clock::duration failed_ran_{};  // how long the copy that ended the job ran
   void rank_ended(int rank, const GuestExited& e);
   void maybe_finish();
-  void mpirun_ended(int status);
+  // The node daemons have ended: mpirun (or mosixd --launch) with `status`,
+  // or our own node daemon's thread (its exit code as a wait status).
+  void daemons_ended(int status);
+  std::string daemons_status(int status) const;
+  // Ends the node daemons whatever they are doing: a signal to mpirun's
+  // group, or Shutdown to our own node daemon (it ends its guests and returns).
+  void stop_daemons(int signo);
+  bool stop_local_ = false;
+  Status start_local_daemon(OrphanWatcher& watcher);
+  Status start_mpirun(OrphanWatcher& watcher);
+  std::thread local_daemon_;
+  bool pump_stdin_ = true;     // false: rank 0 reads our stdin itself
+  bool record_dirty_ = false;  // the job's record changed: written after this batch of frames
   void find_dead_daemon();
   void node_lost(int node);
   void write_mpirun_lines(std::string_view more, bool at_end);
@@ -124,7 +138,7 @@ class RemoteJob {
   FrameReader home_reader_;
   std::string socket_dir_, socket_path_;
   GuestProcess mpirun_;
-  bool mpirun_running_ = false;
+  bool daemons_running_ = false;
   int mpirun_status_ = 0;
   std::map<int, Rank> ranks_;
   std::map<int, std::string> node_names_;
@@ -205,7 +219,13 @@ void RemoteJob::accept_home() {
       ::close(fd);
       return;
     }
-    home_ = std::make_unique<FrameSender>(::dup(fd));
+    home_ = std::make_unique<FrameSender>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (stop_local_) {  // the job was ended before its node daemon had connected
+      shutdown_sent_ = true;
+      home_->send(Shutdown{"the job is ended"});
+      home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+      return;
+    }
     start_timer_.cancel();
     start_credit_thread();
     write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
@@ -218,7 +238,7 @@ void RemoteJob::accept_home() {
       spdlog::debug("guest output goes through mosixrun");
     }
     for (const SpawnGuest& g : spec_.guests) home_->send(g);
-    start_stdin_pump();
+    if (pump_stdin_) start_stdin_pump();
     read_home();
   });
 }
@@ -245,6 +265,10 @@ void RemoteJob::read_home() {
         end_job("protocol error");
         return;
       }
+    }
+    if (record_dirty_) {
+      record_dirty_ = false;
+      (void)write_job(spec_.record);
     }
     if (ec) {
       if (!finished_ && fatal_.empty()) fatal_ = "lost the home node daemon";
@@ -284,9 +308,15 @@ void RemoteJob::from_home(Message message) {
       if (g.rank == started->rank) {
         g.pid = started->pid;
         g.node = node_name(r.node);
+        g.state = "running";
       }
     }
-    (void)write_job(spec_.record);
+    record_dirty_ = true;
+    if (end_signaled_) {
+      // It started after the job's end was signalled: it is ended too.
+      home_->send(GuestSignal{started->rank, SIGTERM});
+      home_->send(GuestSignal{started->rank, SIGCONT});
+    }
     end_when_started();
   } else if (auto* exited = std::get_if<GuestExited>(&message)) {
     rank_ended(exited->rank, *exited);
@@ -460,7 +490,7 @@ void RemoteJob::migration_ended(const MigrateResult& m) {
         g.node = node_name(r.node);
       }
     }
-    (void)write_job(spec_.record);
+    record_dirty_ = true;
     ++r.moves;
     // A move nobody here asked for was the balancer's (runtime/core/balancer.h).
     if (pending == migrations_.end()) ++r.balancer_moves;
@@ -578,10 +608,17 @@ void RemoteJob::maybe_finish() {
     home_->send(Shutdown{"the job is over"});
   }
   finished_ = true;
-  if (!mpirun_running_) io_.stop();
+  if (!daemons_running_) io_.stop();
 }
 
 void RemoteJob::signal_all(int signo) {
+  if (spec_.local_daemon && signo == SIGSTOP) {
+    // SIGTSTP: we stop ourselves right after this, our node daemon's thread
+    // with us, so the copies are stopped here first (all are our children).
+    for (const auto& [rank, r] : ranks_) {
+      if (r.started && !r.ended && r.pid > 0) ::kill(-r.pid, SIGSTOP);
+    }
+  }
   if (home_) home_->send(GuestSignal{kAllRanks, signo});
 }
 
@@ -654,10 +691,10 @@ void RemoteJob::signal_end() {
     signal_all(SIGKILL);
     if (!fatal_.empty() || !home_) {
       // Nobody will report the ends: stop the daemons themselves.
-      if (mpirun_running_) ::kill(-mpirun_.pid, SIGTERM);
+      stop_daemons(SIGTERM);
     }
   });
-  if (!home_ && mpirun_running_) ::kill(-mpirun_.pid, SIGTERM);
+  if (!home_) stop_daemons(SIGTERM);
 }
 
 // mpirun's own messages (and the daemons' diagnostics) go to our stderr.
@@ -716,8 +753,57 @@ void RemoteJob::find_dead_daemon() {
   }
 }
 
-void RemoteJob::mpirun_ended(int status) {
-  mpirun_running_ = false;
+std::string RemoteJob::daemons_status(int status) const {
+  const std::string who = spec_.local_daemon ? "" : "mpirun ";
+  return who + (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                    : "exit status " + std::to_string(WEXITSTATUS(status)));
+}
+
+void RemoteJob::stop_daemons(int signo) {
+  if (!daemons_running_) return;
+  if (!spec_.local_daemon) {
+    ::kill(-mpirun_.pid, signo);
+    return;
+  }
+  // Ours ends its guests and returns when told to (if it has not connected
+  // yet, it is told as soon as it does).
+  stop_local_ = true;
+  if (home_ && !shutdown_sent_) {
+    shutdown_sent_ = true;
+    home_->send(Shutdown{"the job is ended"});
+  }
+}
+
+// A job on this node alone: its node daemon runs here, on a thread, over
+// LocalTransport, and reaches us by the home socket as mosixd does.
+Status RemoteJob::start_local_daemon(OrphanWatcher& watcher) {
+  auto group = LocalTransport::create_group(1);
+  if (!group) return make_error("cannot start the node daemon: " + group.error().message);
+  NodeDaemonOptions options = *spec_.local_daemon;
+  options.home_socket = socket_path_;
+  options.in_process = true;
+  options.on_guest_started = [&watcher](pid_t pgid) { watcher.watch(pgid); };
+  // Our stdin, when the event loop cannot wait on it (a file, /dev/null),
+  // is rank 0's own; otherwise it is pumped to rank 0 as on several nodes.
+  struct stat st {};
+  const bool stdin_open = ::fstat(0, &st) == 0;
+  const bool pollable = stdin_open && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+                                       (S_ISCHR(st.st_mode) && ::isatty(0)));
+  if (stdin_open && !pollable) {
+    options.guest_stdin_fd = 0;
+    pump_stdin_ = false;
+  }
+  daemons_running_ = true;
+  local_daemon_ = std::thread([this, transport = std::move((*group)[0]), options = std::move(options)]() mutable {
+    const int rc = run_node_daemon(*transport, options);
+    transport.reset();
+    asio::post(io_, [this, rc] { daemons_ended(W_EXITCODE(rc, 0)); });
+  });
+  return {};
+}
+
+void RemoteJob::daemons_ended(int status) {
+  daemons_running_ = false;
   mpirun_status_ = status;
   if (finished_) {
     io_.stop();
@@ -733,10 +819,8 @@ void RemoteJob::mpirun_ended(int status) {
       said += (said.empty() ? "" : " ") + line;
       if (said.size() > 300) break;
     }
-    start_failure_ = "cannot start the node daemons (mpirun " +
-                     (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
-                                          : "exit status " + std::to_string(WEXITSTATUS(status))) +
-                     ")" + (said.empty() ? "" : ": " + said);
+    start_failure_ = "cannot start the node daemon" + std::string(spec_.local_daemon ? "" : "s") + " (" +
+                     daemons_status(status) + ")" + (said.empty() ? "" : ": " + said);
     finished_ = true;
     io_.stop();
     return;
@@ -761,11 +845,7 @@ void RemoteJob::mpirun_ended(int status) {
     std::string what = dead_daemon_ >= 0
                            ? "node " + node_name(dead_daemon_) + " died (its node daemon " +
                                  describe_end(GuestEnd{0, true, dead_daemon_signal_, false}) + ")"
-                           : std::string("the node daemons ended before the job (") +
-                                 (WIFSIGNALED(status)
-                                      ? "mpirun killed by signal " + std::to_string(WTERMSIG(status))
-                                      : "mpirun exit status " + std::to_string(WEXITSTATUS(status))) +
-                                 ")";
+                           : "the node daemons ended before the job (" + daemons_status(status) + ")";
     spdlog::error("{}{}; ranks lost: {}{}", fatal_.empty() ? "" : fatal_ + "; ", what,
                   lost.empty() ? "none" : lost, ended.empty() ? "" : "; ended with them: " + ended);
   }
@@ -796,9 +876,34 @@ void RemoteJob::start_stdin_pump() {
 
 void RemoteJob::reap_mpirun() {
   int status = 0;
-  if (mpirun_running_ && ::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
-    mpirun_ended(status);
+  if (daemons_running_ && !spec_.local_daemon && ::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
+    daemons_ended(status);
   }
+}
+
+// Several nodes: mpirun (or mosixd --launch) starts the node daemons; what
+// it says goes to our stderr.
+Status RemoteJob::start_mpirun(OrphanWatcher& watcher) {
+  GuestLaunch l;
+  l.rank = -1;
+  l.path = spec_.mpirun_path;
+  l.argv = spec_.mpirun_argv;
+  l.argv.push_back("--home-socket");
+  l.argv.push_back(socket_path_);
+  l.env = spec_.mpirun_env;
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  l.stdin_fd = null_fd;
+  auto mpirun = start_guest(l);
+  ::close(null_fd);
+  if (!mpirun) return make_error("cannot start the node daemons: " + mpirun.error().message);
+  mpirun_ = *mpirun;
+  daemons_running_ = true;
+  watcher.watch(mpirun_.pid);
+  mpirun_out_ = std::make_unique<asio::posix::stream_descriptor>(io_, mpirun_.stdout_fd);
+  mpirun_err_ = std::make_unique<asio::posix::stream_descriptor>(io_, mpirun_.stderr_fd);
+  read_mpirun(*mpirun_out_, mpirun_out_buf_);
+  read_mpirun(*mpirun_err_, mpirun_err_buf_);
+  return {};
 }
 
 Expected<int> RemoteJob::run() {
@@ -832,25 +937,11 @@ Expected<int> RemoteJob::run() {
 
   auto watcher = OrphanWatcher::start();
   if (!watcher) return watcher.error();
-  GuestLaunch l;
-  l.rank = -1;
-  l.path = spec_.mpirun_path;
-  l.argv = spec_.mpirun_argv;
-  l.argv.push_back("--home-socket");
-  l.argv.push_back(socket_path_);
-  l.env = spec_.mpirun_env;
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  l.stdin_fd = null_fd;
-  auto mpirun = start_guest(l);
-  ::close(null_fd);
-  if (!mpirun) return make_error("cannot start the node daemons: " + mpirun.error().message);
-  mpirun_ = *mpirun;
-  mpirun_running_ = true;
-  watcher->watch(mpirun_.pid);
-  mpirun_out_ = std::make_unique<asio::posix::stream_descriptor>(io_, mpirun_.stdout_fd);
-  mpirun_err_ = std::make_unique<asio::posix::stream_descriptor>(io_, mpirun_.stderr_fd);
-  read_mpirun(*mpirun_out_, mpirun_out_buf_);
-  read_mpirun(*mpirun_err_, mpirun_err_buf_);
+  if (spec_.local_daemon) {
+    if (Status s = start_local_daemon(*watcher); !s) return s.error();
+  } else if (Status s = start_mpirun(*watcher); !s) {
+    return s.error();
+  }
 
   spec_.record.start_time = static_cast<long>(::time(nullptr));
   if (Status s = write_job(spec_.record); !s) {
@@ -868,7 +959,7 @@ Expected<int> RemoteJob::run() {
     start_failure_ = "the node daemons did not start within " + std::to_string(static_cast<int>(start_limit)) +
                      " s (MOSIX_START_TIMEOUT); mpirun said: " +
                      (mpirun_messages_.empty() ? "nothing" : mpirun_messages_.substr(0, 300));
-    if (mpirun_running_) ::kill(-mpirun_.pid, SIGKILL);
+    stop_daemons(SIGKILL);
     finished_ = true;
     io_.stop();
   });
@@ -883,24 +974,32 @@ Expected<int> RemoteJob::run() {
       end_job("timeout");
     });
   }
-  {
-    int status = 0;
-    if (::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) mpirun_ended(status);
-  }
-  if (mpirun_running_ || !finished_) io_.run();
+  reap_mpirun();
+  if (daemons_running_ || !finished_) io_.run();
   stop_credit_thread();
 
-  // Give mpirun a moment to wind the daemons down after Shutdown, then make sure.
-  if (mpirun_running_) {
-    for (int i = 0; i < 100 && mpirun_running_; ++i) {
+  if (local_daemon_.joinable()) {
+    if (daemons_running_) {
+      // The loop ended first (a failed start, a broken link): make sure the
+      // node daemon ends, connected or not.
+      stop_daemons(SIGKILL);
+      if (home_sd_) ::shutdown(home_sd_->native_handle(), SHUT_RDWR);
+      listen_sd_.reset();
+      ::unlink(socket_path_.c_str());
+    }
+    local_daemon_.join();
+    daemons_running_ = false;
+  } else if (daemons_running_) {
+    // Give mpirun a moment to wind the daemons down after Shutdown, then make sure.
+    for (int i = 0; i < 100 && daemons_running_; ++i) {
       int status = 0;
       if (::waitpid(mpirun_.pid, &status, WNOHANG) == mpirun_.pid) {
-        mpirun_running_ = false;
+        daemons_running_ = false;
         break;
       }
       ::usleep(50000);
     }
-    if (mpirun_running_) {
+    if (daemons_running_) {
       ::kill(-mpirun_.pid, SIGKILL);
       ::waitpid(mpirun_.pid, nullptr, 0);
     }

@@ -1,16 +1,19 @@
-// A job spread over several nodes: mosixrun's side. It starts the node
-// daemons through mpirun, hands the job to the home node's daemon over a
-// unix socket, and from then on behaves as a local job does: guest output to
-// our stdout/stderr, our stdin to rank 0, signals to every copy on every
-// node, and mpirun's exit rule.
+// A job, as mosixrun sees it. It starts the node daemons (through mpirun or
+// mosixd --launch; for a job on this node alone, one node daemon on a thread
+// of this process over LocalTransport), hands the job to the home node's
+// daemon over a unix socket, and from then on relays: guest output to our
+// stdout/stderr, our stdin to rank 0, signals to every copy on every node,
+// mpirun's exit rule, and mosixctl's questions and orders.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "runtime/core/expected.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/job_registry.h"
+#include "runtime/daemon/node_daemon.h"
 
 namespace mosix {
 
@@ -26,6 +29,10 @@ struct RemoteJobSpec {
   double kill_grace_seconds = 3;
   double node_timeout = 10;              // seconds of silence after which the home declares a node gone
   JobRecord record;
+  // Set: the job runs on this node alone; its node daemon runs on a thread
+  // of ours with these options (mpirun_* unused). Its home socket, guest
+  // callback and stdin are filled in here.
+  std::optional<NodeDaemonOptions> local_daemon;
 };
 
 Expected<int> run_remote_job(RemoteJobSpec spec);
