@@ -655,14 +655,17 @@ void RemoteJob::end_job(const char* why, bool wait_for_starts) {
 // is seen, or started just before, would be ended before it got as far as the
 // failed one. So the job's signals wait until every copy has been seen
 // started and has run as long as the failed copy ran on its node, and a
-// margin for a copy as slow to get going: as long again, at least 50 ms and
-// at most half a second. Copies that started together with the failed one
-// wait no longer than that margin.
+// margin for a copy as slow to get going: as long again, at least 250 ms and
+// at most one second. Copies that started together with the failed one
+// wait no longer than that margin. The margin is wall time, so it is a
+// bound, not a guarantee: on a loaded machine a started copy may get no CPU
+// for longer than 50 ms (the old minimum; 1 job in 12 at load 15 ended a
+// copy that had not yet run its first millisecond).
 void RemoteJob::end_when_started() {
   if (!end_waits_ || !all_seen_started()) return;
   using Clock = std::chrono::steady_clock;
-  const Clock::duration margin = std::clamp<Clock::duration>(failed_ran_, std::chrono::milliseconds(50),
-                                                             std::chrono::milliseconds(500));
+  const Clock::duration margin = std::clamp<Clock::duration>(failed_ran_, std::chrono::milliseconds(250),
+                                                             std::chrono::seconds(1));
   Clock::time_point at = Clock::now();
   for (const auto& [rank, r] : ranks_) {
     if (!r.ended && r.started) at = std::max(at, r.started_at + failed_ran_ + margin);

@@ -67,7 +67,8 @@ if [ $status != 0 ] || [ -z "$wall" ]; then
   fail "capped burner: status $status, [$out] $(cat "$tmp/err")"
 else
   # 0.25 of a CPU, plus at most one 100 ms period's quota of slack over at
-  # least 5 periods: 0.3; 0.35 leaves room for the time to the first poll.
+  # least 5 periods (5 throttles, or 5 s of CPU: 20 s and more): 0.3; 0.35
+  # leaves room for the time to the first poll.
   ratio=$(awk -v c="$cpu" -v w="$wall" 'BEGIN { printf "%.3f", (w > 0 ? c / w : 99) }')
   if awk -v r="$ratio" 'BEGIN { exit !(r <= 0.35) }'; then
     ok "capped burner throttled $throttled times, $cpu s of CPU in $wall s (ratio $ratio <= 0.35)"
