@@ -28,10 +28,18 @@ extern pid_t g_image_real;
 // memory is known not to be shared with the parent, as at a checkpoint).
 pid_t current_vpid(bool adopt = false);
 
-// Bumped by every thread a checkpoint stops, before it returns to the
-// program: a wait that ends with EINTR and sees it changed was interrupted by
-// the agent, not by the program's signal, and is resumed.
+// Bumped by every thread a checkpoint stops, as it stops (before the image
+// is written): a wait that ends with EINTR and sees it changed was
+// interrupted by the agent, not by the program's signal, and is resumed
+// (waits.cpp), in the process that was checkpointed and in a restored one.
 extern unsigned g_stops;
+// CLOCK_MONOTONIC when the last checkpoint stopped the process: in a
+// restored process, how much of a timeout was left is measured up to it.
+extern long g_stop_mono_ns;
+
+// Set once an semop/semtimedop with SEM_UNDO succeeded (sysv.cpp): the
+// kernel keeps an undo entry for the process that a restore cannot recreate.
+extern int g_sem_undo;
 
 // libc's own sigaction, which the agent's interposed one forwards to.
 using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);

@@ -29,6 +29,7 @@
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_writer.h"
+#include "runtime/ckpt/format/wire.h"
 #include "runtime/ckpt/request_protocol.h"
 #include "runtime/ckpt/restorer/reserved_range.h"
 
@@ -56,6 +57,11 @@ constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
 constexpr int kMaxPipes = 8;
 constexpr int kMaxFds = 8192;
+// Deleted-but-open files a checkpoint carries, and their data in all.
+constexpr int kMaxGhosts = 64;
+// Signalfds, eventfds and timerfds a checkpoint carries.
+constexpr int kMaxAnonFds = 64;
+constexpr std::uint64_t kMaxGhostBytes = 64ULL << 20;
 constexpr int kMaxPending = 1024;
 constexpr int kMaxTimers = 4096;
 constexpr std::size_t kStatusCap = 4096;
@@ -135,6 +141,17 @@ struct Scratch {
   std::uint64_t fd_ino[kMaxFds], fd_dev[kMaxFds];
   bool fd_reader[kMaxFds];
   int nfds;
+  // Regular files deleted while open (ghosts): their identity, and whether
+  // their data is in the image yet.
+  std::uint64_t ghost_ino[kMaxGhosts], ghost_dev[kMaxGhosts];
+  bool ghost_written[kMaxGhosts];
+  int nghosts;
+  unsigned char file_data[kMaxFileData];
+  unsigned char memfd_seals[4];
+  long anon_fd[kMaxAnonFds];
+  int nanon;
+  unsigned char anon_state[32];
+  unsigned char auxv[kMaxAuxv];
   // Unread bytes of up to kMaxPipes such pipes, read out and put back. An fd
   // record holds at most kMaxBlob bytes: the read end's record carries the
   // first part, the write end's the rest.
@@ -233,6 +250,20 @@ std::uint64_t pending_set(const char* key, char* buf, std::size_t cap) {
   return 0;
 }
 
+// The decimal number on the line `key` of a /proc status text; -1 if none.
+long status_number(const char* text, const char* key) {
+  for (const char* p = text; *p != '\0';) {
+    if (starts_with(p, key)) {
+      p += cstr_len(key);
+      while (*p == ' ' || *p == '\t') ++p;
+      return static_cast<long>(parse_dec(p));
+    }
+    while (*p != '\n' && *p != '\0') ++p;
+    if (*p == '\n') ++p;
+  }
+  return -1;
+}
+
 // Takes the signals queued on `key`'s queue out of the kernel into the
 // scratch list, siginfo and all, in queue order, tagged with `tid` (0 for the
 // process-wide queue). There is no unprivileged way to read a queued
@@ -268,6 +299,8 @@ void on_stop(int, siginfo_t*, void* uc) {
   if (s == nullptr || g_busy_pid.load() != real_pid()) return;
   int saved_errno = errno;
   block_all_signals();
+  // Before the image is written, so that a restored process sees it too.
+  __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
   s->inside.fetch_add(1);
   int slot = s->slots.fetch_add(1);
   if (slot < kMaxThreads) {
@@ -279,7 +312,6 @@ void on_stop(int, siginfo_t*, void* uc) {
   futex_wake(&s->arrived);
   while (s->release.load(std::memory_order_acquire) == 0) futex_wait(&s->release, 0, 0);
   if (s->put_back.load() != 0 && sys(SYS_gettid) == real_pid()) put_back_pending(s);
-  __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
   s->inside.fetch_sub(1);
   futex_wake(&s->inside);
   errno = saved_errno;
@@ -329,6 +361,10 @@ class Session {
   void release_threads();
   int gone_threads();
   bool check_fds();
+  bool check_ghost(long fd, const char* link, const struct stat& st);
+  int ghost_index(const struct stat& st) const;
+  bool write_ghost_data(long fd, const struct stat& st);
+  bool anon_state(long fd, const char* link, FdRecord* r);
   bool check_shared_descriptions();
   bool collect_timers();
   bool take_process_signals();
@@ -342,7 +378,7 @@ class Session {
   bool check_children();
   bool check_settings();
   bool check_guard_pages();
-  bool check_shared_anon();
+  bool check_held_elsewhere();
   bool write_image();
   bool write_header();
   bool write_process();
@@ -565,13 +601,54 @@ void Session::release_threads() {
 }
 
 const char* anon_kind(const char* link) {
-  if (starts_with(link, "anon_inode:[eventpoll]")) return "an epoll instance";
-  if (starts_with(link, "anon_inode:inotify")) return "an inotify instance";
-  if (starts_with(link, "anon_inode:[eventfd]")) return "an eventfd";
-  if (starts_with(link, "anon_inode:[signalfd]")) return "a signalfd";
-  if (starts_with(link, "anon_inode:[timerfd]")) return "a timerfd";
+  static constexpr struct {
+    const char* link;
+    const char* kind;
+  } kKinds[] = {{"anon_inode:[eventpoll]", "an epoll instance"}, {"anon_inode:inotify", "an inotify instance"},
+                {"anon_inode:[fanotify]", "a fanotify instance"}, {"anon_inode:[eventfd]", "an eventfd"},
+                {"anon_inode:[signalfd]", "a signalfd"},          {"anon_inode:[timerfd]", "a timerfd"},
+                {"anon_inode:[pidfd]", "a pidfd"},                {"anon_inode:[io_uring]", "an io_uring instance"},
+                {"anon_inode:[userfaultfd]", "a userfaultfd"},    {"anon_inode:[perf_event]", "a perf event"},
+                {"anon_inode:bpf", "a BPF object"},               {"anon_inode:[aio]", "an AIO context"}};
+  for (const auto& k : kKinds)
+    if (starts_with(link, k.link)) return k.kind;
   if (starts_with(link, "anon_inode:")) return "an anonymous inode";
   return "of an unsupported kind";
+}
+
+// anon_kind() of one of the process's own descriptors.
+const char* anon_kind_of(long fd) {
+  char path[64], link[64];
+  Line(path, sizeof path).s("/proc/self/fd/").u(static_cast<std::uint64_t>(fd));
+  long n = sys(SYS_readlinkat, AT_FDCWD, path, link, sizeof link - 1);
+  link[n > 0 ? n : 0] = '\0';
+  return anon_kind(link);
+}
+
+bool restorable_anon(const char* link) {
+  return starts_with(link, "anon_inode:[signalfd]") || starts_with(link, "anon_inode:[eventfd]") ||
+         starts_with(link, "anon_inode:[timerfd]");
+}
+
+// The number after `key` on a line of a /proc fdinfo text (base 8, 10 or
+// 16), or -1 when there is no such line.
+long long fdinfo_number(const char* text, const char* key, int base) {
+  for (const char* p = text; *p != '\0';) {
+    if (starts_with(p, key)) {
+      p += cstr_len(key);
+      while (*p == ' ' || *p == '\t' || *p == '(') ++p;
+      unsigned long long v = 0;
+      for (;; ++p) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : 99;
+        if (d >= base) break;
+        v = v * static_cast<unsigned>(base) + static_cast<unsigned>(d);
+      }
+      return static_cast<long long>(v);
+    }
+    while (*p != '\n' && *p != '\0') ++p;
+    if (*p == '\n') ++p;
+  }
+  return -1;
 }
 
 bool is_plain_device(const char* link) {
@@ -628,6 +705,8 @@ bool Session::check_fds() {
     return true;
   });
   s_->nfds = 0;
+  s_->nghosts = 0;
+  s_->nanon = 0;
   bool ok = for_each_fd(s_, skip, 3, [&](long fd, const char* link, const struct stat& st) {
     if (fd <= 2) return true;
     Line e(s_->error, sizeof s_->error);
@@ -658,22 +737,46 @@ bool Session::check_fds() {
       return false;
     }
     if (fl >= 0 && (fl & O_PATH) != 0) {
-      e.s("is an O_PATH descriptor (").s(link).s("), which a restore cannot reopen yet");
+      // It names a file without opening it: a restore opens the name again
+      // with O_PATH (and O_NOFOLLOW for a symlink).
+      if (link[0] == '/' && !ends_with_deleted(link) && !starts_with(link, "/proc/")) return true;
+      e.s("is an O_PATH descriptor on ").s(link).s(", which a restore cannot find again by its name");
       return false;
     }
     if (S_ISDIR(st.st_mode) && ends_with_deleted(link)) {
       e.s("is a directory that was removed (").s(link).s(")");
       return false;
     }
-    if (S_ISREG(st.st_mode)) {
-      if (link[0] == '/' && !ends_with_deleted(link) && !starts_with(link, "/memfd:"))
+    if (restorable_anon(link)) {
+      // A signalfd's only state is its mask (the signals it reads are the
+      // reader's), an eventfd's its count, a timerfd's its clock, time left,
+      // interval and expirations not yet read: each is made again with it,
+      // unless another process holds the same one too.
+      if (s_->nanon < kMaxAnonFds) {
+        s_->anon_fd[s_->nanon++] = fd;
         return true;
-      e.s("is a deleted or anonymous file (").s(link).s(")");
+      }
+      e.s("is one of more than 64 signalfds, eventfds and timerfds, more than a checkpoint carries");
+    } else if (starts_with(link, "anon_inode:")) {
+      e.s("is ").s(anon_kind(link)).s(" (").s(link).s("), which a restore cannot give back yet");
+    } else if (starts_with(link, "/proc/")) {
+      e.s("is a file in /proc (").s(link).s("), which names a process by its pid; the restored process has "
+                                            "another pid");
+    } else if (S_ISREG(st.st_mode) && starts_with(link, "/memfd:")) {
+      return check_ghost(fd, link, st);
+    } else if (S_ISREG(st.st_mode)) {
+      if (link[0] == '/' && !ends_with_deleted(link)) return true;
+      if (link[0] == '/' && st.st_nlink == 0) return check_ghost(fd, link, st);
+      e.s("is a deleted file that still has another name, or an anonymous file (").s(link).s(")");
     } else if (S_ISDIR(st.st_mode)) {
       return true;
     } else if (S_ISCHR(st.st_mode)) {
       if (is_plain_device(link)) return true;
-      e.s("is the character device ").s(link);
+      if (starts_with(link, "/dev/pts/") || cstr_eq(link, "/dev/ptmx") || starts_with(link, "/dev/tty"))
+        e.s("is the terminal ").s(link).s(", which a restore does not reconnect (only fds 0, 1 and 2 get the "
+                                          "restarter's)");
+      else
+        e.s("is the character device ").s(link);
     } else if (S_ISFIFO(st.st_mode)) {
       if (starts_with(link, "pipe:") && has_pipe_end(st.st_ino, true) &&
           has_pipe_end(st.st_ino, false))
@@ -684,11 +787,178 @@ bool Session::check_fds() {
     } else {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
     }
-    e.s(": only regular files, directories, /dev/null-like devices and stdin/stdout/stderr "
-        "can be checkpointed; the process keeps running");
+    e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, signalfds, "
+        "eventfds, timerfds, /dev/null-like devices and stdin/stdout/stderr can be checkpointed; close it "
+        "before the checkpoint. The process keeps running");
     return false;
   });
   return ok && check_shared_descriptions();
+}
+
+int Session::ghost_index(const struct stat& st) const {
+  for (int i = 0; i < s_->nghosts; ++i)
+    if (s_->ghost_ino[i] == st.st_ino && s_->ghost_dev[i] == st.st_dev) return i;
+  return -1;
+}
+
+// A regular file deleted while open and left with no name (a "ghost"), or a
+// memfd: the image carries its contents (write_ghost_data) and the restore
+// makes it again (a ghost under its old name, unlinked at once). Refused above kMaxGhostBytes
+// of data, and when no descriptor of the program can read it (reading
+// through a new open would release the program's POSIX locks on it at
+// close).
+bool Session::check_ghost(long fd, const char* link, const struct stat& st) {
+  Line e(s_->error, sizeof s_->error);
+  e.s("fd ").u(static_cast<std::uint64_t>(fd)).s(" is a deleted file (").s(link).s(")");
+  if (static_cast<std::uint64_t>(st.st_blocks) * 512 > kMaxGhostBytes) {
+    e.s(" with more than 64 MiB of data, more than a checkpoint carries; close it before the checkpoint");
+    return false;
+  }
+  if (ghost_index(st) >= 0) return true;
+  // A restore makes a deleted file again under its name (then unlinks it):
+  // the directory must still be there and writable, and the name free.
+  if (!starts_with(link, "/memfd:")) {
+    std::size_t n = cstr_len(link) - 10;  // without " (deleted)"
+    std::size_t slash = n;
+    while (slash > 0 && link[slash] != '/') --slash;
+    char* path = s_->exe;  // write_process fills it later
+    if (n >= sizeof s_->exe) {
+      e.s(" whose name is too long to make it again");
+      return false;
+    }
+    __builtin_memcpy(path, link, n);
+    path[n] = '\0';
+    struct stat now{};
+    if (sys(SYS_newfstatat, AT_FDCWD, path, &now, AT_SYMLINK_NOFOLLOW) == 0) {
+      e.s(": a file of that name exists again, and a restore makes the deleted one again under its name; "
+          "rename one of them");
+      return false;
+    }
+    path[slash == 0 ? 1 : slash] = '\0';
+    if (sys(SYS_faccessat, AT_FDCWD, path, W_OK | X_OK, 0) != 0) {
+      e.s(": its directory ").s(path).s(" is gone or not writable, and a restore makes the file again there");
+      return false;
+    }
+  }
+  if (s_->nghosts == kMaxGhosts) {
+    e.s(", one of more than 64 deleted files held open, more than a checkpoint carries");
+    return false;
+  }
+  s_->ghost_ino[s_->nghosts] = st.st_ino;
+  s_->ghost_dev[s_->nghosts] = st.st_dev;
+  s_->ghost_written[s_->nghosts++] = false;
+  return true;
+}
+
+// The state of a signalfd, eventfd or timerfd, from /proc/self/fdinfo, into
+// r's kind and data (image_format.h says the layout).
+bool Session::anon_state(long fd, const char* link, FdRecord* r) {
+  char path[64];
+  Line(path, sizeof path).s("/proc/self/fdinfo/").u(static_cast<std::uint64_t>(fd));
+  long n = read_file(path, s_->line, sizeof s_->line - 1);
+  s_->line[n > 0 ? n : 0] = '\0';
+  const char* t = s_->line;
+  unsigned char* d = s_->anon_state;
+  if (starts_with(link, "anon_inode:[signalfd]")) {
+    r->kind = FdKind::signalfd;
+    wire::put_u64(d, static_cast<std::uint64_t>(fdinfo_number(t, "sigmask:", 16)));
+    r->data = Blob(d, 8);
+    return true;
+  }
+  if (starts_with(link, "anon_inode:[eventfd]")) {
+    long long count = fdinfo_number(t, "eventfd-count:", 16), sem = fdinfo_number(t, "eventfd-semaphore:", 10);
+    if (count < 0 || sem < 0) {
+      Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
+          .s(" is an eventfd, and this kernel does not show its count and mode (fdinfo)");
+      return false;
+    }
+    r->kind = FdKind::eventfd;
+    wire::put_u64(d, static_cast<std::uint64_t>(count));
+    wire::put_u32(d + 8, sem != 0 ? 1 : 0);
+    r->data = Blob(d, 12);
+    return true;
+  }
+  // timerfd: "it_value: (sec, nsec)", the time left; "it_interval: (...)".
+  long long clock = fdinfo_number(t, "clockid:", 10), ticks = fdinfo_number(t, "ticks:", 10),
+            flags = fdinfo_number(t, "settime flags:", 8);
+  auto pair_ns = [&](const char* key) -> long long {
+    long long sec = fdinfo_number(t, key, 10);
+    const char* p = t;
+    while (*p != '\0' && !starts_with(p, key)) ++p;
+    while (*p != '\0' && *p != ',') ++p;
+    long long nsec = *p == ',' ? fdinfo_number(p, ",", 10) : -1;
+    return sec < 0 || nsec < 0 ? -1 : sec * 1'000'000'000LL + nsec;
+  };
+  long long value = pair_ns("it_value:"), interval = pair_ns("it_interval:");
+  if (clock < 0 || ticks < 0 || flags < 0 || value < 0 || interval < 0) {
+    Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
+        .s(" is a timerfd whose state this kernel does not show (fdinfo)");
+    return false;
+  }
+  r->kind = FdKind::timerfd;
+  wire::put_u32(d, static_cast<std::uint32_t>(clock));
+  wire::put_u32(d + 4, static_cast<std::uint32_t>(flags));
+  wire::put_u64(d + 8, static_cast<std::uint64_t>(ticks));
+  wire::put_u64(d + 16, static_cast<std::uint64_t>(value));
+  wire::put_u64(d + 24, static_cast<std::uint64_t>(interval));
+  r->data = Blob(d, 32);
+  return true;
+}
+
+// The contents of the ghost file fd is open on, as file data records after
+// its fd record (once per file: its other descriptors share them). Read with
+// pread from a descriptor of the program open for reading, hole by hole
+// (SEEK_DATA/SEEK_HOLE); that descriptor's offset is put back after.
+bool Session::write_ghost_data(long fd, const struct stat& st) {
+  int g = ghost_index(st);
+  if (g < 0 || s_->ghost_written[g]) return true;
+  s_->ghost_written[g] = true;
+  long src = -1;
+  for (int i = 0; i < s_->nfds && src < 0; ++i) {
+    if (s_->fd_ino[i] != st.st_ino || s_->fd_dev[i] != st.st_dev) continue;
+    long fl = sys(SYS_fcntl, s_->fd_num[i], F_GETFL);
+    if (fl >= 0 && (fl & O_ACCMODE) != O_WRONLY) src = s_->fd_num[i];
+  }
+  if (src < 0) {
+    Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
+        .s(" is a deleted file open only for writing: a checkpoint cannot read its contents");
+    return false;
+  }
+  long saved = sys(SYS_lseek, src, 0, SEEK_CUR);
+  auto size = static_cast<long>(st.st_size);
+  std::uint64_t carried = 0;
+  bool ok = true;
+  for (long pos = 0; ok && pos < size;) {
+    long data = sys(SYS_lseek, src, pos, SEEK_DATA);
+    if (data < 0 || data >= size) break;  // -ENXIO: only a hole is left
+    long hole = sys(SYS_lseek, src, data, SEEK_HOLE);
+    if (hole < 0 || hole > size) hole = size;
+    for (long at = data; ok && at < hole;) {
+      auto want = static_cast<std::size_t>(hole - at < static_cast<long>(kMaxFileData) ? hole - at : kMaxFileData);
+      long got = sys(SYS_pread64, src, s_->file_data, want, at);
+      if (got <= 0) {
+        Line(s_->error, sizeof s_->error).s("cannot read the deleted file of fd ").u(static_cast<std::uint64_t>(fd));
+        ok = false;
+        break;
+      }
+      carried += static_cast<std::uint64_t>(got);
+      if (carried > kMaxGhostBytes) {
+        Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
+            .s(" is a deleted file with more than 64 MiB of data, more than a checkpoint carries");
+        ok = false;
+        break;
+      }
+      FileDataRecord d;
+      d.fd = static_cast<std::int32_t>(fd);
+      d.offset = static_cast<std::uint64_t>(at);
+      d.data = Blob(s_->file_data, static_cast<std::size_t>(got));
+      ok = check(writer_->file_data(d));
+      at += got;
+    }
+    pos = hole;
+  }
+  if (saved >= 0) sys(SYS_lseek, src, saved, SEEK_SET);
+  return ok;
 }
 
 // A restore opens each regular file or directory descriptor anew, and makes
@@ -700,6 +970,15 @@ bool Session::check_fds() {
 // refused, since nothing else can tell.
 bool Session::check_shared_descriptions() {
   long self = real_pid();
+  for (int i = 0; i < s_->nanon; ++i) {
+    for (int k = i + 1; k < s_->nanon; ++k) {
+      if (sys(SYS_kcmp, self, self, 0 /* KCMP_FILE */, s_->anon_fd[i], s_->anon_fd[k]) != 0) continue;
+      Line(s_->error, sizeof s_->error)
+          .s("fds ").u(static_cast<std::uint64_t>(s_->anon_fd[i])).s(" and ")
+          .u(static_cast<std::uint64_t>(s_->anon_fd[k])).s(" share one open file (dup), which a restore would make two");
+      return false;
+    }
+  }
   for (int i = 0; i < s_->nfds; ++i) {
     for (int k = i + 1; k < s_->nfds; ++k) {
       if (s_->fd_ino[i] != s_->fd_ino[k] || s_->fd_dev[i] != s_->fd_dev[k]) continue;
@@ -749,8 +1028,22 @@ bool Session::write_fds() {
     r.mtime_ns = mtime_ns(st);
     if (fd <= 2) {
       r.kind = FdKind::std_stream;
+    } else if (restorable_anon(link)) {
+      if (!anon_state(fd, link, &r)) return ok = false;
+    } else if (r.open_flags & O_PATH) {
+      r.kind = S_ISDIR(st.st_mode) ? FdKind::directory : S_ISREG(st.st_mode) ? FdKind::regular : FdKind::other;
     } else if (S_ISREG(st.st_mode)) {
-      r.kind = FdKind::regular;
+      r.kind = ghost_index(st) < 0                ? FdKind::regular
+               : starts_with(link, "/memfd:") ? FdKind::memfd
+                                              : FdKind::ghost;
+      // A memfd's seals (F_SEAL_SEAL alone: made without MFD_ALLOW_SEALING).
+      std::uint32_t seals = 0;
+      if (r.kind == FdKind::memfd) {
+        long got = sys(SYS_fcntl, fd, F_GET_SEALS);
+        seals = got < 0 ? 0 : static_cast<std::uint32_t>(got);
+        __builtin_memcpy(s_->memfd_seals, &seals, 4);
+        r.data = Blob(s_->memfd_seals, 4);
+      }
       long off = sys(SYS_lseek, fd, 0, SEEK_CUR);
       r.offset = off < 0 ? 0 : static_cast<std::uint64_t>(off);
     } else if (S_ISDIR(st.st_mode)) {
@@ -761,7 +1054,11 @@ bool Session::write_fds() {
     } else {
       r.kind = FdKind::char_device;
     }
-    ok = check(writer_->fd(r)) && (S_ISFIFO(st.st_mode) ||
+    r.uid = st.st_uid;
+    r.gid = st.st_gid;
+    bool ghost = r.kind == FdKind::ghost || r.kind == FdKind::memfd;
+    ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
+         (S_ISFIFO(st.st_mode) ||
                                    write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
   });
@@ -1008,12 +1305,20 @@ bool Session::collect_regions() {
           r.inode = inode;
         } else if (shared) {
           if (!same || !S_ISREG(st.st_mode)) {
+            const char* what = starts_with(r.path, "/SYSV")      ? "System V shared memory (shmat)"
+                               : starts_with(r.path, "/[aio]")   ? "an AIO context's ring (io_setup)"
+                               : starts_with(r.path, "/memfd:")  ? "a memfd"
+                               : starts_with(r.path, "anon_inode:[io_uring]") ? "an io_uring ring"
+                               : ends_with_deleted(r.path)       ? "a deleted file"
+                                                                 : "not a regular file that still exists";
             Line(s_->error, sizeof s_->error)
                 .s("shared mapping of ")
                 .s(r.path)
                 .s(" at 0x")
                 .x(r.start)
-                .s(" cannot be checkpointed (not a regular file that still exists)");
+                .s(" cannot be checkpointed (")
+                .s(what)
+                .s("); a restore cannot give it back");
             return false;
           }
           r.kind = RegionKind::shared_file;
@@ -1029,6 +1334,22 @@ bool Session::collect_regions() {
               .s(" cannot be checkpointed");
           return false;
         } else {
+          // A private mapping of a deleted file comes back as anonymous
+          // memory: pages it has not copied yet would no longer follow
+          // writes through a descriptor the process holds on that file.
+          for (int i = 0; i < s_->nfds; ++i) {
+            if (s_->fd_ino[i] != inode) continue;
+            long fl = sys(SYS_fcntl, s_->fd_num[i], F_GETFL);
+            if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) continue;
+            Line(s_->error, sizeof s_->error)
+                .s("the mapping at 0x")
+                .x(r.start)
+                .s(" is of a deleted file that fd ")
+                .u(static_cast<std::uint64_t>(s_->fd_num[i]))
+                .s(" has open for writing, which a restore would part (writes would no longer show in the "
+                   "mapping)");
+            return false;
+          }
           r.kind = RegionKind::anon;
           r.has_pages = true;
           r.dump_all = true;
@@ -1173,12 +1494,14 @@ bool Session::check_guard_pages() {
 }
 
 // Shared anonymous memory is restored as a new object that only the
-// restored process maps. So it is refused when another live process maps the
-// same object (a parent or child it was inherited from or by: their writes
-// would no longer be seen), or when this process maps one part of the object
-// twice (after the restore the two views would be separate).
-bool Session::check_shared_anon() {
-  bool any = false;
+// restored process maps, and a ghost file as a new file only it holds. So
+// each is refused when another live process maps the same object or holds
+// the same file (a parent or child it was inherited from or by: their writes
+// would no longer be seen), and shared anonymous memory when this process
+// maps one part of the object twice (after the restore the two views would
+// be separate).
+bool Session::check_held_elsewhere() {
+  bool any = s_->nghosts > 0 || s_->nanon > 0;
   for (int i = 0; i < s_->nregions; ++i) {
     const Region& a = s_->regions[i];
     if (!a.shm) continue;
@@ -1235,10 +1558,38 @@ bool Session::check_shared_anon() {
             .s(", which the checkpoint does not take along");
         return false;
       }
+      for (int i = 0; i < s_->nghosts && inode != 0; ++i) {
+        if (s_->ghost_ino[i] != inode) continue;
+        Line(s_->error, sizeof s_->error).s("a deleted file the process holds open (inode ").u(inode)
+            .s(") is mapped by process ").u(pid).s(", which the checkpoint does not take along");
+        return false;
+      }
       while (*p != '\n' && *p != '\0') ++p;
       if (*p == '\n') ++p;
     }
-    return true;
+    if (s_->nghosts == 0 && s_->nanon == 0) return true;
+    char fd_dir[64], dents[1024];
+    Line(fd_dir, sizeof fd_dir).s("/proc/").u(pid).s("/fd");
+    return for_each_numbered_entry(fd_dir, dents, sizeof dents, [&](std::uint64_t fd, long) {
+             char link[96];
+             Line(link, sizeof link).s(fd_dir).s("/").u(fd);
+             // A signalfd, eventfd or timerfd of another process is ours
+             // when kcmp says it is one open file with one of ours.
+             for (int i = 0; i < s_->nanon; ++i) {
+               long same = sys(SYS_kcmp, self, pid, 0 /* KCMP_FILE */, s_->anon_fd[i], fd);
+               if (same != 0) continue;
+               Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(s_->anon_fd[i]))
+                   .s(" (").s(anon_kind_of(s_->anon_fd[i])).s(") is held by process ").u(pid)
+                   .s(" too, which the checkpoint does not take along");
+               return false;
+             }
+             struct stat st{};
+             if (sys(SYS_stat, link, &st) != 0 || ghost_index(st) < 0) return true;
+             Line(s_->error, sizeof s_->error).s("a deleted file the process holds open (inode ")
+                 .u(static_cast<std::uint64_t>(st.st_ino)).s(") is open in process ").u(pid)
+                 .s(" too, which the checkpoint does not take along");
+             return false;
+           }) != 0;
   });
   if (listed < 0) return fail("cannot list /proc"), false;
   return listed == 1;
@@ -1247,6 +1598,51 @@ bool Session::check_shared_anon() {
 // Settings of the process that the restore does not set again: refused
 // when they differ from what a restored process would have.
 bool Session::check_settings() {
+  if (__atomic_load_n(&g_sem_undo, __ATOMIC_RELAXED) != 0)
+    return fail("the process used SEM_UNDO on a System V semaphore (semop): the kernel keeps an undo entry for "
+                "it that a restore cannot recreate, and applies it when this process ends"),
+           false;
+  long len = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/cwd", s_->cwd, sizeof s_->cwd - 1);
+  s_->cwd[len < 0 ? 0 : len] = '\0';
+  if (ends_with_deleted(s_->cwd) || starts_with(s_->cwd, "/proc/")) {
+    Line(s_->error, sizeof s_->error).s("the working directory ").s(s_->cwd)
+        .s(ends_with_deleted(s_->cwd) ? " was removed" : " is in /proc, named by a pid")
+        .s(", and a restore could not enter it; change directory before the checkpoint");
+    return false;
+  }
+  // Seccomp filters and no_new_privs belong to each thread. A filter cannot
+  // be read back without privileges, so it cannot be installed again: a
+  // thread with more filters than its parent process (whose filters a
+  // restarter started the same way inherits too: a container's) is refused.
+  // no_new_privs is given back (write_process) when every thread has it.
+  char parent_status[64];
+  Line(parent_status, sizeof parent_status).s("/proc/").u(static_cast<std::uint64_t>(sys(SYS_getppid))).s("/status");
+  long parent_filters = 0;
+  if (long n = read_file(parent_status, s_->maps, kMapsCap - 1); n > 0) {
+    s_->maps[n] = '\0';
+    parent_filters = status_number(s_->maps, "Seccomp_filters:");
+  }
+  long nnp_threads = 0;
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/status");
+    long n = read_file(path, s_->maps, kMapsCap - 1);
+    if (n <= 0) continue;
+    s_->maps[n] = '\0';
+    long mode = status_number(s_->maps, "Seccomp:");
+    long filters = status_number(s_->maps, "Seccomp_filters:");
+    if (mode == 1 || (mode == 2 && (filters < 0 || filters > parent_filters))) {
+      Line(s_->error, sizeof s_->error).s("thread ").u(s_->threads[i].tid)
+          .s(mode == 2 ? " installed a seccomp filter" : " runs in seccomp strict mode")
+          .s(", which a restore cannot install again (the kernel does not show a filter without privileges)");
+      return false;
+    }
+    if (status_number(s_->maps, "NoNewPrivs:") == 1) ++nnp_threads;
+  }
+  if (nnp_threads != 0 && nnp_threads != s_->slots.load())
+    return fail("some threads set no_new_privs (PR_SET_NO_NEW_PRIVS) and others not, which a restore does not "
+                "give back"),
+           false;
   for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
     if (!s_->threads[i].rseq_foreign) continue;
     Line(s_->error, sizeof s_->error)
@@ -1422,6 +1818,13 @@ bool Session::write_process() {
   if (len < 0) return fail("cannot read the working directory"), false;
   s_->cwd[len] = '\0';
   r.cwd = s_->cwd;
+  if (sys(SYS_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1) r.flags |= kProcessNoNewPrivs;
+  // The auxiliary vector as /proc/self/auxv shows it; the restore gives it
+  // back (PR_SET_MM_MAP), since the restorer's own differs.
+  long auxv = read_file("/proc/self/auxv", reinterpret_cast<char*>(s_->auxv), sizeof s_->auxv);
+  if (auxv < 0 || auxv == static_cast<long>(sizeof s_->auxv))
+    return fail("cannot read /proc/self/auxv (or it is larger than 1 KiB)"), false;
+  r.auxv = Blob(s_->auxv, static_cast<std::size_t>(auxv));
   len = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", s_->exe, sizeof s_->exe - 1);
   s_->exe[len < 0 ? 0 : len] = '\0';
   r.exe = s_->exe;
@@ -1642,7 +2045,7 @@ void Session::run() {
   // the write instead of killing the process.
   bool ok = stop_threads() && check_children() && check_settings() && check_fds();
   if (ok) unmap_reserved_leftovers(s_);
-  ok = ok && collect_regions() && read_smaps() && check_guard_pages() && check_shared_anon();
+  ok = ok && collect_regions() && read_smaps() && check_guard_pages() && check_held_elsewhere();
   // The image carries this mark; the process restored from it sees it and
   // knows its new real pid is still g_vpid (current_vpid()).
   g_image_real = g_vpid_real;
@@ -1712,6 +2115,10 @@ void on_request(int, siginfo_t*, void* uc) {
   g_busy_pid.store(pid);
   int saved_errno = errno;
   block_all_signals();
+  // Before the image is written: a wait this cut short is resumed, for what
+  // was left at this moment in a restored process (waits.cpp).
+  __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_stop_mono_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
   // Sized for the most demanding compression; untouched pages cost nothing.
   std::size_t size = scratch_size(Compression::best);
   long mem = sys(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1725,7 +2132,6 @@ void on_request(int, siginfo_t*, void* uc) {
   SessionArgs args{s, uc};
   mosix_agent_call_on_stack(run_session, &args, s->stack + sizeof s->stack);
   g_scratch.store(nullptr, std::memory_order_release);
-  __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
   sys(SYS_munmap, mem, size);
   g_busy_pid.store(0);
   errno = saved_errno;

@@ -63,6 +63,14 @@ std::vector<std::uint8_t> make_image(Compression c, std::size_t pages, bool file
   (void)w.fd(f);
   (void)w.file_lock(FileLockRecord{3, LockKind::posix, LockType::write, 0, 99});
   (void)w.file_lock(FileLockRecord{3, LockKind::flock, LockType::read, 0, kLockToEnd});
+  FdRecord ghost;
+  ghost.fd = 4;
+  ghost.kind = FdKind::ghost;
+  ghost.path = "/tmp/gone (deleted)";
+  ghost.size = 1 << 20;
+  (void)w.fd(ghost);
+  const std::uint8_t contents[] = {'g', 'h', 'o', 's', 't'};
+  (void)w.file_data(FileDataRecord{4, 4096, Blob(contents, sizeof contents)});
   PosixTimerRecord pt;
   pt.signo = 14;
   (void)w.posix_timer(pt);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +85,8 @@ struct Craft {
   std::size_t extra_timers = 0;
   std::size_t pending_signals = 0;
   std::vector<FileLockRecord> locks;
+  std::vector<FileDataRecord> file_data;  // after the fds
+  std::vector<std::uint8_t> auxv;
 };
 
 std::vector<std::uint8_t> make_image(const Craft& c) {
@@ -103,6 +106,7 @@ std::vector<std::uint8_t> make_image(const Craft& c) {
   p.cwd = "/";
   p.start_brk = p.brk = 0x400000;
   p.start_stack = p.arg_start = p.arg_end = p.env_start = p.env_end = kStack + kStackSize - 64;
+  p.auxv = Blob(c.auxv.data(), c.auxv.size());
   EXPECT_TRUE(w.process(p).ok());
   for (std::size_t i = 0; i < c.threads.size(); ++i) {
     std::uint64_t regs[23] = {};
@@ -153,6 +157,7 @@ std::vector<std::uint8_t> make_image(const Craft& c) {
     EXPECT_TRUE(w.region(r).ok());
   }
   for (const FdRecord& f : c.fds) EXPECT_TRUE(w.fd(f).ok());
+  for (const FileDataRecord& d : c.file_data) EXPECT_TRUE(w.file_data(d).ok());
   for (const FileLockRecord& l : c.locks) EXPECT_TRUE(w.file_lock(l).ok());
   for (std::size_t i = 0; i < c.extra_timers; ++i) {
     PosixTimerRecord t;
@@ -413,6 +418,64 @@ TEST_F(RestorerRefusal, AFileLockOnADescriptorTheImageDoesNotReopen) {
   Craft c;
   c.locks = {FileLockRecord{7, LockKind::flock, LockType::read, 0, kLockToEnd}};
   expect_refused(restore(c), "a file lock is recorded on fd 7, which is not a file the image reopens");
+}
+
+TEST_F(RestorerRefusal, ADeletedFileIsMadeAgainAndLeavesNoName) {
+  std::string name = dir_ + "/ghost";
+  std::string path = name + " (deleted)";
+  Craft c;
+  FdRecord f = fd_record(5, FdKind::ghost, path.c_str());
+  f.open_flags = O_RDWR;
+  f.size = 8192;
+  f.mode = S_IFREG | 0640;
+  f.uid = static_cast<std::uint32_t>(geteuid());
+  f.gid = static_cast<std::uint32_t>(getegid());
+  c.fds = {f};
+  const std::uint8_t bytes[] = {'g', 'h', 'o', 's', 't'};
+  c.file_data = {FileDataRecord{5, 4096, Blob(bytes, sizeof bytes)}};
+  Outcome o = restore(c);
+  EXPECT_EQ(o.status, 42) << o.err;
+  EXPECT_FALSE(std::filesystem::exists(name));
+}
+
+TEST_F(RestorerRefusal, ADeletedFileWhoseNameIsTakenAgain) {
+  std::string name = dir_ + "/ghost";
+  std::string path = name + " (deleted)";
+  std::ofstream(name) << "someone else's";
+  Craft c;
+  FdRecord f = fd_record(5, FdKind::ghost, path.c_str());
+  f.uid = static_cast<std::uint32_t>(geteuid());
+  f.gid = static_cast<std::uint32_t>(getegid());
+  c.fds = {f};
+  expect_refused(restore(c), "fd 5 (" + path + "): a deleted file, and " + name + " exists again");
+  std::ifstream in(name);
+  std::string kept;
+  std::getline(in, kept);
+  EXPECT_EQ(kept, "someone else's");
+}
+
+TEST_F(RestorerRefusal, FileDataThatFollowsNoDeletedFile) {
+  Craft c;
+  c.fds = {fd_record(5)};
+  const std::uint8_t bytes[] = {'x'};
+  c.file_data = {FileDataRecord{5, 0, Blob(bytes, sizeof bytes)}};
+  expect_refused(restore(c), "file data for fd 5 does not follow that descriptor's deleted-file record");
+}
+
+TEST_F(RestorerRefusal, AnAuxiliaryVectorTheKernelDoesNotTake) {
+  Craft c;
+  c.auxv.assign(1008, 0);  // 63 pairs ending in AT_NULL: more than the kernel keeps
+  c.auxv[0] = 6;           // AT_PAGESZ
+  expect_refused(restore(c), "the kernel does not take the image's auxiliary vector (1008 bytes) back");
+}
+
+TEST_F(RestorerRefusal, TheImagesAuxiliaryVectorIsTaken) {
+  Craft c;
+  c.auxv.assign(32, 0);
+  c.auxv[0] = 6;  // AT_PAGESZ 4096, then AT_NULL
+  c.auxv[9] = 0x10;
+  Outcome o = restore(c);
+  EXPECT_EQ(o.status, 42) << o.err;
 }
 
 }  // namespace

@@ -3,14 +3,26 @@
 # tests/programs/ckpt_never_silent, one state per mode:
 # - refused, and the process unharmed (it then finishes normally): a live
 #   child, an ended child not waited for, shared memory a grandchild still
-#   maps, a guard page, an O_PATH descriptor, a descriptor
+#   maps, a guard page, an O_PATH descriptor on a removed file, a descriptor
 #   on a removed directory, a dup'ed descriptor, two opens of one pipe end,
-#   a file lease;
+#   a file lease, a seccomp filter, SEM_UNDO, System V shared memory, a
+#   memfd mapped shared, a signalfd another process holds, inotify, fanotify, pidfd, io_uring or
+#   pty descriptor, an AIO context, a removed working directory, a file in
+#   /proc, a private mapping of a deleted file open for writing, a deleted
+#   file another process holds too;
 # - restored exactly: shared anonymous memory only a dead child wrote, and a
 #   session leader (it leads its session and group again, not the
 #   restarter's), and MADV_WIPEONFORK (given again: a child forked after the
 #   restore sees the page zero), and a read-only shared mapping of a file
-#   opened for writing (mprotect may still make it writable); the image of the first is given to mosixctl as a relative
+#   opened for writing (mprotect may still make it writable), a deleted
+#   file held open (contents, holes, size, mode, mtime, offsets), a sealed
+#   memfd (name, contents, seals, mode, offset), O_PATH descriptors on a
+#   file and on a symlink, a signalfd (mask, flags), an eventfd (count,
+#   semaphore mode), timerfds (clock, time left, interval, expirations), the
+#   auxiliary vector, no_new_privs, signals queued with payloads to the
+#   process and to a thread, and a poll and a nanosleep in progress (neither
+#   ends with EINTR), and a hard limit of open files above the restarter's
+#   (refused, or raised where the restorer may); the image of the first is given to mosixctl as a relative
 #   path, which must land in mosixctl's directory, not the program's (/);
 # - with the agent and no checkpoint: a clone() child sees its own pid.
 # Usage: BIN_DIR LIB_DIR
@@ -83,8 +95,12 @@ refused() {  # MODE EXPECTED-TEXT
   fi
 }
 
-restored() {  # MODE: checkpoint --kill to a relative path, restart, check
-  local mode=$1 out=$CKPT_WORK/$1.out pid rpid status
+# MODE [NOFILE]: checkpoint --kill to a relative path, restart, check. With
+# NOFILE, the first restart runs under ulimit -n NOFILE (below the program's
+# hard limit): it either refuses naming the limit, the image kept (a restorer
+# that may not raise it), or gives the program its own limit back (root).
+restored() {
+  local mode=$1 nofile=${2:-} out=$CKPT_WORK/$1.out img=$CKPT_WORK/caller/$1.img pid rpid='' status
   start_guest "$out" "$prog" "$mode" || { fail "$mode: did not start"; return; }
   pid=$CKPT_GUEST_PID
   wait_for_line "$out" '^ready' "$pid" || { fail "$mode: no ready line: $(tail -n 2 "$out")"; return; }
@@ -95,17 +111,33 @@ restored() {  # MODE: checkpoint --kill to a relative path, restart, check
     return
   fi
   { wait "$pid"; } 2> /dev/null
-  if [[ ! -s $CKPT_WORK/caller/$mode.img ]]; then
+  if [[ ! -s $img ]]; then
     fail "$mode: the relative -o path did not land in mosixctl's directory"
     return
   fi
   echo "ok: $mode: a relative -o path lands where mosixctl runs"
-  (_ckpt_exec_clean "$bin/mosixctl" restart "$CKPT_WORK/caller/$mode.img") >> "$out" 2>> "$out.err" < /dev/null &
-  rpid=$!
-  if ! wait_restored "$rpid"; then
-    wait "$rpid"
-    fail "$mode: the restart ended with $?: $(tail -n 2 "$out.err")"
-    return
+  if [[ -n $nofile ]]; then
+    (ulimit -n "$nofile" && _ckpt_exec_clean "$bin/mosixctl" restart "$img") >> "$out" 2>> "$out.err" < /dev/null &
+    rpid=$!
+    if ! wait_restored "$rpid"; then
+      wait "$rpid"
+      status=$?
+      if (( status != 2 )) || ! grep -q "hard limit of nofile" "$out.err"; then
+        fail "$mode: the restart under ulimit -n $nofile ended with $status: $(tail -n 2 "$out.err")"
+        return
+      fi
+      echo "ok: $mode: a restart under a lower hard limit is refused: $(tail -n 1 "$out.err")"
+      rpid=''
+    fi
+  fi
+  if [[ -z $rpid ]]; then
+    (_ckpt_exec_clean "$bin/mosixctl" restart "$img") >> "$out" 2>> "$out.err" < /dev/null &
+    rpid=$!
+    if ! wait_restored "$rpid"; then
+      wait "$rpid"
+      fail "$mode: the restart ended with $?: $(tail -n 2 "$out.err")"
+      return
+    fi
   fi
   kill -USR1 "$rpid"
   wait "$rpid"
@@ -130,15 +162,41 @@ refused child "live child"
 refused zombie "not yet waited for"
 refused shm_other "is shared with process"
 refused guard "guard page"
-refused opath "O_PATH"
+refused opath_gone "O_PATH descriptor on"
 refused rmdir "directory that was removed"
 refused dup "share one open file"
 refused pipe2 "two opens of one pipe end"
 refused lease "file lease"
+refused seccomp "seccomp filter"
+refused semundo "SEM_UNDO"
+refused sysvshm "System V shared memory"
+refused memfd_map "(a memfd)"
+refused inotify "inotify instance"
+refused fanotify "fanotify instance"
+refused pidfd "is a pidfd"
+refused signalfd_other "(a signalfd) is held by process"
+refused io_uring "io_uring instance"
+refused aio "AIO context"
+refused pty "is the terminal"
+refused cwdgone "working directory"
+refused procfd "file in /proc"
+refused ghostmap "open for writing"
+refused ghost_other "too, which the checkpoint does not take along"
 restored shm
 restored session
 restored wipeonfork
 restored maywrite
+restored ghost
+restored memfd
+restored opath
+restored signalfd
+restored eventfd
+restored timerfd
+restored auxv
+restored nnp
+restored sigqueue
+restored waits
+restored rlimit $(( $(ulimit -H -n) - 1 ))
 
 if (( failures > 0 )); then
   echo "FAIL: $failures check(s) failed"

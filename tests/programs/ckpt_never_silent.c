@@ -12,19 +12,52 @@
  *   wipeonfork a page with MADV_WIPEONFORK: a child forked after must see it zero
  *   maywrite  a PROT_READ shared mapping of a file opened O_RDWR: mprotect
  *             may still add PROT_WRITE
+ *   ghost     a file deleted while open on two descriptors, with a hole: its
+ *             contents, size, mode, mtime, offsets, no name, one file for both
+ *   memfd     a sealed memfd: name, contents, size, seals, mode, offset
+ *   opath     O_PATH descriptors on a file and (O_NOFOLLOW) on a symlink
+ *   signalfd  a non-blocking signalfd for SIGUSR2 with one queued: it reads it
+ *   eventfd   a semaphore eventfd with count 7: seven reads of 1, then EAGAIN
+ *   timerfd   an hourly timer (time left, interval) and an expired one-shot
+ *             whose expiration was not read yet: it reads 1
+ *   auxv      /proc/self/auxv must read as it did before
+ *   nnp       PR_SET_NO_NEW_PRIVS must still be set
+ *   sigqueue  blocked signals queued with payloads, to the process and to a
+ *             second thread, must be taken where they were sent, in order
+ *   rlimit    the hard limit of open files must come back (the test restarts
+ *             it under a lower one: refused unless the restorer may raise it)
+ *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
+ *             (10 s) when checkpointed: neither may end with EINTR; the poll
+ *             must see the byte written after the restore
  * Refused (the test expects the reason, then signals the same process):
  *   child     a live child            zombie    an ended child, not waited for
  *   shm_other shared memory a grandchild (not a child) still maps
  *   guard     a guard page (MADV_GUARD_INSTALL; "SKIP" where the kernel has none)
- *   opath     an O_PATH descriptor    rmdir     a descriptor on a removed directory
+ *   opath_gone an O_PATH descriptor on a removed file
+ *   rmdir     a descriptor on a removed directory
  *   dup       two descriptors of one open file
  *   pipe2     two opens of one pipe end, with different flags
  *   lease     a read lease on a file (F_SETLEASE)
+ *   seccomp   a seccomp filter    semundo   a semop with SEM_UNDO
+ *   sysvshm   System V shared memory attached
+ *   memfd_map a shared mapping of a memfd
+ *   signalfd_other a signalfd another process (not a child) holds too
+ *   inotify, fanotify, pidfd, io_uring:
+ *             a descriptor of that kind ("SKIP" where it cannot be made)
+ *   aio       an AIO context (io_setup)   pty   a pseudo-terminal master
+ *   cwdgone   a working directory that was removed
+ *   procfd    a file in /proc open    ghostmap  a private mapping of a deleted
+ *             file that a descriptor has open for writing
+ *   ghost_other a deleted file that another process (not a child) holds too
  * Without a checkpoint:
  *   clone     a child of clone() without CLONE_VM must see its own pid */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,10 +65,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +117,12 @@ static void ready_then_wait(void) {
   sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+static void skip(const char* why) {
+  printf("SKIP %s: %s\n", g_mode, why);
+  fflush(stdout);
+  exit(0);
+}
+
 static void ok(void) {
   printf("OK %s\n", g_mode);
   fflush(stdout);
@@ -92,6 +139,111 @@ static int child_stack_fn(void* arg) {
   if (getpid() != real) return 2;
   if (getppid() != parent) return 3;
   return 0;
+}
+
+static int is_mode(const char* m) { return strcmp(g_mode, m) == 0; }
+
+/* A descriptor of one of the kinds a restore cannot give back yet; -1 and a
+ * SKIP line where this kernel or user cannot make one. */
+static int make_unrestorable_fd(void) {
+  if (is_mode("inotify")) return inotify_init1(0);
+  if (is_mode("fanotify")) {
+    int fd = (int)syscall(SYS_fanotify_init, 0 /* FAN_CLASS_NOTIF */, O_RDONLY);
+    if (fd < 0) skip("fanotify_init is not allowed here");
+    return fd;
+  }
+  if (is_mode("pidfd")) return (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (is_mode("io_uring")) {
+    unsigned char params[120];
+    memset(params, 0, sizeof params);
+    int fd = (int)syscall(SYS_io_uring_setup, 4, params);
+    if (fd < 0) skip("io_uring_setup is not allowed here");
+    return fd;
+  }
+  if (is_mode("pty")) return posix_openpt(O_RDWR | O_NOCTTY);
+  if (is_mode("procfd")) return open("/proc/self/status", O_RDONLY);
+  return -2;
+}
+
+enum { kQueued = 3 };
+static pthread_barrier_t g_barrier;
+
+/* sigqueue's second thread: waits for its own queued signals after the
+ * restore, in order and with their payloads. */
+static void* sigqueue_thread(void* arg) {
+  int* bad = arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGRTMIN + 3);
+  pthread_barrier_wait(&g_barrier); /* its signals are queued */
+  pthread_barrier_wait(&g_barrier); /* after the restore */
+  struct timespec none = {0, 0};
+  for (int i = 0; i < kQueued; ++i) {
+    siginfo_t si;
+    if (sigtimedwait(&set, &si, &none) != SIGRTMIN + 3 || si.si_value.sival_int != 200 + i ||
+        si.si_code != SI_QUEUE || si.si_pid != getpid())
+      *bad = 1 + i;
+  }
+  if (sigtimedwait(&set, NULL, &none) >= 0) *bad = 9;
+  return NULL;
+}
+
+
+/* A process that holds everything this one has open, but is not its child
+ * (a grandchild whose parent has ended); it ends once this one has. */
+static pid_t start_holder(void) {
+  int gate[2];
+  pid_t holder = 0;
+  if (pipe(gate) != 0) fail("pipe: %s", strerror(errno));
+  pid_t main_pid = getpid(), c = fork();
+  if (c == 0) {
+    pid_t g = fork();
+    if (g == 0) {
+      while (kill(main_pid, 0) == 0) usleep(10000);
+      _exit(0);
+    }
+    _exit(write(gate[1], &g, sizeof g) == sizeof g ? 0 : 1);
+  }
+  if (waitpid(c, NULL, 0) != c || read(gate[0], &holder, sizeof holder) != sizeof holder)
+    fail("the holder did not start");
+  close(gate[0]);
+  close(gate[1]);
+  return holder;
+}
+
+static int g_wait_pipe[2];
+static volatile long g_waiter_tid[2];
+
+/* waits: the poll thread (0) and the sleep thread (1); each returns what
+ * its wait returned, or -errno. */
+static void* waiter(void* arg) {
+  long which = (long)arg;
+  g_waiter_tid[which] = syscall(SYS_gettid);
+  if (which == 0) {
+    struct pollfd p = {g_wait_pipe[0], POLLIN, 0};
+    int r = poll(&p, 1, 3600 * 1000);
+    return (void*)(long)(r < 0 ? -errno : (p.revents & POLLIN) ? r : 100);
+  }
+  struct timespec ten = {10, 0};
+  int r = nanosleep(&ten, NULL);
+  return (void*)(long)(r < 0 ? -errno : r);
+}
+
+/* Until thread tid is blocked in one of the two system calls. */
+static void wait_in_syscall(long tid, long a, long b) {
+  for (;;) {
+    char path[64], text[64] = {0};
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+      if (read(fd, text, sizeof text - 1) < 0) text[0] = 0;
+      close(fd);
+    }
+    long nr = strtol(text, NULL, 10);
+    if (text[0] >= '0' && text[0] <= '9' && (nr == a || nr == b)) return;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
 }
 
 int main(int argc, char** argv) {
@@ -212,7 +364,7 @@ int main(int argc, char** argv) {
     }
     ok();
   }
-  if (strcmp(g_mode, "opath") == 0 || strcmp(g_mode, "rmdir") == 0 || strcmp(g_mode, "dup") == 0 ||
+  if (strcmp(g_mode, "opath_gone") == 0 || strcmp(g_mode, "rmdir") == 0 || strcmp(g_mode, "dup") == 0 ||
       strcmp(g_mode, "pipe2") == 0 || strcmp(g_mode, "lease") == 0) {
     if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
     char file[300];
@@ -220,7 +372,7 @@ int main(int argc, char** argv) {
     int fd = open(file, O_RDWR | O_CREAT, 0600);
     if (fd < 0) fail("open %s: %s", file, strerror(errno));
     int extra = -1;
-    if (strcmp(g_mode, "opath") == 0) {
+    if (strcmp(g_mode, "opath_gone") == 0) {
       extra = open(file, O_PATH);
     } else if (strcmp(g_mode, "dup") == 0) {
       extra = dup(fd);
@@ -237,7 +389,7 @@ int main(int argc, char** argv) {
       extra = open(path, O_WRONLY);
       fcntl(p[1], F_SETFL, O_NONBLOCK);
     }
-    int keep = strcmp(g_mode, "dup") == 0 || strcmp(g_mode, "opath") == 0 || strcmp(g_mode, "lease") == 0;
+    int keep = strcmp(g_mode, "dup") == 0 || strcmp(g_mode, "lease") == 0;
     if (!keep) {
       close(fd);
       unlink(file);
@@ -266,6 +418,273 @@ int main(int argc, char** argv) {
       fail("mprotect(PROT_WRITE) of the shared mapping of a file opened O_RDWR: %s", strerror(errno));
     m[0] = 'w';
     unlink(file);
+    ok();
+  }
+  if (is_mode("ghost") || is_mode("ghostmap") || is_mode("ghost_other")) {
+    if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
+    char file[300];
+    snprintf(file, sizeof file, "%s/ghost", tmpdir);
+    int fd = open(file, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) fail("open %s: %s", file, strerror(errno));
+    static char data[10000];
+    for (size_t i = 0; i < sizeof data; ++i) data[i] = (char)pattern(i);
+    if (pwrite(fd, data, sizeof data, 0) != (ssize_t)sizeof data || pwrite(fd, "end", 3, 1 << 20) != 3)
+      fail("writing %s: %s", file, strerror(errno));
+    if (fchmod(fd, 0640) != 0) fail("fchmod: %s", strerror(errno));
+    int second = open(file, O_RDONLY);
+    if (second < 0) fail("open again: %s", strerror(errno));
+    if (is_mode("ghostmap") && mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, second, 0) == MAP_FAILED)
+      fail("mmap: %s", strerror(errno));
+    pid_t holder = is_mode("ghost_other") ? start_holder() : 0;
+    if (unlink(file) != 0) fail("unlink: %s", strerror(errno));
+    if (lseek(fd, 5000, SEEK_SET) != 5000) fail("lseek: %s", strerror(errno));
+    struct stat before;
+    if (fstat(fd, &before) != 0) fail("fstat: %s", strerror(errno));
+    ready_then_wait();
+    if (holder > 0) kill(holder, SIGKILL);
+    rmdir(tmpdir); /* the restore made the file again in it, for a moment */
+    if (!is_mode("ghost")) ok();
+    struct stat a, b;
+    if (fstat(fd, &a) != 0 || fstat(second, &b) != 0) fail("fstat: %s", strerror(errno));
+    if (a.st_nlink != 0) fail("the deleted file has %lu names", (unsigned long)a.st_nlink);
+    if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) fail("the two descriptors are on different files");
+    if (a.st_size != (1 << 20) + 3) fail("size %ld", (long)a.st_size);
+    if (a.st_mode != (S_IFREG | 0640)) fail("mode %o", (unsigned)a.st_mode);
+    if (a.st_uid != before.st_uid || a.st_gid != before.st_gid) fail("owner %d:%d", (int)a.st_uid, (int)a.st_gid);
+    if (a.st_mtim.tv_sec != before.st_mtim.tv_sec || a.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
+      fail("the modification time changed");
+    if (lseek(fd, 0, SEEK_CUR) != 5000 || lseek(second, 0, SEEK_CUR) != 0) fail("the offsets changed");
+    if ((fcntl(second, F_GETFL) & O_ACCMODE) != O_RDONLY || (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR)
+      fail("the open flags changed");
+    char link[64], target[400], want[400];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    target[n < 0 ? 0 : n] = '\0';
+    snprintf(want, sizeof want, "%s (deleted)", file);
+    if (strcmp(target, want) != 0) fail("the descriptor shows %s, not %s", target, want);
+    static char back[10000];
+    if (pread(second, back, sizeof back, 0) != (ssize_t)sizeof back || memcmp(back, data, sizeof back) != 0)
+      fail("the contents changed");
+    char end[3], hole[1];
+    if (pread(second, end, 3, 1 << 20) != 3 || memcmp(end, "end", 3) != 0) fail("the data after the hole changed");
+    if (pread(second, hole, 1, 500000) != 1 || hole[0] != 0) fail("the hole is not zero");
+    if (pwrite(fd, "X", 1, 0) != 1 || pread(second, hole, 1, 0) != 1 || hole[0] != 'X')
+      fail("a write through one descriptor does not show through the other");
+    ok();
+  }
+  if (is_mode("memfd") || is_mode("memfd_map")) {
+    int fd = (int)syscall(SYS_memfd_create, "never_silent", 2 /* MFD_ALLOW_SEALING */);
+    if (fd < 0) fail("memfd_create: %s", strerror(errno));
+    if (write(fd, "memfd contents", 14) != 14 || fchmod(fd, 0640) != 0 || lseek(fd, 3, SEEK_SET) != 3)
+      fail("setting up the memfd: %s", strerror(errno));
+    if (is_mode("memfd_map") && mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED)
+      fail("mmap: %s", strerror(errno));
+    int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+    if (fcntl(fd, F_ADD_SEALS, seals) != 0) fail("F_ADD_SEALS: %s", strerror(errno));
+    ready_then_wait();
+    if (is_mode("memfd_map")) ok();
+    char link[64], target[128], back[14];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    target[n < 0 ? 0 : n] = '\0';
+    if (strcmp(target, "/memfd:never_silent (deleted)") != 0) fail("the memfd shows as %s", target);
+    if (fcntl(fd, F_GET_SEALS) != seals) fail("seals %d, not %d", fcntl(fd, F_GET_SEALS), seals);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size != 14 || (st.st_mode & 07777) != 0640) fail("size or mode changed");
+    if (lseek(fd, 0, SEEK_CUR) != 3) fail("the offset changed");
+    if (pread(fd, back, 14, 0) != 14 || memcmp(back, "memfd contents", 14) != 0) fail("the contents changed");
+    if (ftruncate(fd, 100) == 0) fail("F_SEAL_GROW no longer holds");
+    ok();
+  }
+  if (is_mode("waits")) {
+    if (pipe(g_wait_pipe) != 0) fail("pipe: %s", strerror(errno));
+    pthread_t t[2];
+    for (long i = 0; i < 2; ++i)
+      if (pthread_create(&t[i], NULL, waiter, (void*)i) != 0) fail("pthread_create");
+    while (g_waiter_tid[0] == 0 || g_waiter_tid[1] == 0) sched_yield();
+    wait_in_syscall(g_waiter_tid[0], SYS_poll, SYS_ppoll);
+    wait_in_syscall(g_waiter_tid[1], SYS_nanosleep, SYS_clock_nanosleep);
+    ready_then_wait();
+    if (write(g_wait_pipe[1], "x", 1) != 1) fail("write: %s", strerror(errno));
+    void* r[2];
+    pthread_join(t[0], &r[0]);
+    pthread_join(t[1], &r[1]);
+    if ((long)r[0] != 1) fail("poll ended with %ld (-4: EINTR), not the byte", (long)r[0]);
+    if ((long)r[1] != 0) fail("nanosleep ended with %ld (-4: EINTR), not after its time", (long)r[1]);
+    ok();
+  }
+  if (is_mode("rlimit")) {
+    struct rlimit before, after;
+    if (getrlimit(RLIMIT_NOFILE, &before) != 0) fail("getrlimit: %s", strerror(errno));
+    ready_then_wait();
+    if (getrlimit(RLIMIT_NOFILE, &after) != 0) fail("getrlimit: %s", strerror(errno));
+    if (after.rlim_max != before.rlim_max || after.rlim_cur != before.rlim_cur)
+      fail("RLIMIT_NOFILE is %lu/%lu, was %lu/%lu", (unsigned long)after.rlim_cur, (unsigned long)after.rlim_max,
+           (unsigned long)before.rlim_cur, (unsigned long)before.rlim_max);
+    ok();
+  }
+  if (is_mode("opath")) {
+    char file[300], link[300];
+    snprintf(file, sizeof file, "%s/f", tmpdir);
+    snprintf(link, sizeof link, "%s/l", tmpdir);
+    int fd = -1;
+    if (mkdir(tmpdir, 0700) != 0 || (fd = open(file, O_RDWR | O_CREAT, 0600)) < 0 || symlink("f", link) != 0)
+      fail("setting up %s: %s", tmpdir, strerror(errno));
+    close(fd);
+    int pf = open(file, O_PATH), pl = open(link, O_PATH | O_NOFOLLOW);
+    struct stat f0, l0, f1, l1;
+    if (pf < 0 || pl < 0 || fstat(pf, &f0) != 0 || fstatat(pl, "", &l0, AT_EMPTY_PATH) != 0)
+      fail("O_PATH: %s", strerror(errno));
+    ready_then_wait();
+    if (!(fcntl(pf, F_GETFL) & O_PATH) || !(fcntl(pl, F_GETFL) & O_PATH)) fail("a descriptor is no longer O_PATH");
+    if (fstat(pf, &f1) != 0 || f1.st_ino != f0.st_ino || f1.st_dev != f0.st_dev)
+      fail("the O_PATH descriptor names another file");
+    if (fstatat(pl, "", &l1, AT_EMPTY_PATH) != 0 || !S_ISLNK(l1.st_mode) || l1.st_ino != l0.st_ino)
+      fail("the O_PATH|O_NOFOLLOW descriptor no longer names the symlink");
+    char target[16];
+    if (readlinkat(pl, "", target, sizeof target) != 1 || target[0] != 'f') fail("readlinkat of the symlink");
+    unlink(link);
+    unlink(file);
+    rmdir(tmpdir);
+    ok();
+  }
+  if (is_mode("signalfd") || is_mode("signalfd_other")) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK);
+    if (fd < 0) fail("signalfd: %s", strerror(errno));
+    pid_t holder = is_mode("signalfd_other") ? start_holder() : 0;
+    union sigval v = {.sival_int = 77};
+    if (sigqueue(getpid(), SIGUSR2, v) != 0) fail("sigqueue: %s", strerror(errno));
+    ready_then_wait();
+    if (holder > 0) {
+      kill(holder, SIGKILL);
+      ok();
+    }
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si || si.ssi_signo != SIGUSR2 || si.ssi_int != 77)
+      fail("the signalfd did not give the queued SIGUSR2 back");
+    if (read(fd, &si, sizeof si) >= 0 || errno != EAGAIN) fail("the signalfd is no longer non-blocking");
+    raise(SIGUSR1); /* not in its mask: handled, not read */
+    if (read(fd, &si, sizeof si) >= 0) fail("the signalfd reads a signal outside its mask");
+    ok();
+  }
+  if (is_mode("eventfd")) {
+    int fd = eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK);
+    uint64_t two = 2, one = 0;
+    if (fd < 0 || write(fd, &two, 8) != 8) fail("eventfd: %s", strerror(errno));
+    ready_then_wait();
+    for (int i = 0; i < 7; ++i)
+      if (read(fd, &one, 8) != 8 || one != 1) fail("read %d of the semaphore eventfd gave %d", i, (int)one);
+    if (read(fd, &one, 8) >= 0 || errno != EAGAIN) fail("the eventfd counts more than 7, or blocks");
+    ok();
+  }
+  if (is_mode("timerfd")) {
+    int hourly = timerfd_create(CLOCK_MONOTONIC, 0), expired = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    struct itimerspec hour = {{3600, 0}, {3600, 0}}, once = {{0, 0}, {0, 1}}, now;
+    if (hourly < 0 || expired < 0 || timerfd_settime(hourly, 0, &hour, NULL) != 0 ||
+        timerfd_settime(expired, 0, &once, NULL) != 0)
+      fail("timerfd: %s", strerror(errno));
+    do timerfd_gettime(expired, &now); /* until it has fired (a one-shot disarms) */
+    while (now.it_value.tv_sec != 0 || now.it_value.tv_nsec != 0);
+    ready_then_wait();
+    if (timerfd_gettime(hourly, &now) != 0 || now.it_interval.tv_sec != 3600 || now.it_interval.tv_nsec != 0 ||
+        now.it_value.tv_sec > 3600 || (now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0))
+      fail("the hourly timer is not armed as it was");
+    uint64_t ticks = 0;
+    if (read(expired, &ticks, 8) != 8 || ticks != 1) fail("the expired timer's expiration was lost");
+    if (read(expired, &ticks, 8) >= 0 || errno != EAGAIN) fail("the expired timer is not non-blocking");
+    ok();
+  }
+  if (is_mode("auxv")) {
+    static char before[4096], after[4096];
+    int fd = open("/proc/self/auxv", O_RDONLY);
+    ssize_t n = read(fd, before, sizeof before);
+    close(fd);
+    ready_then_wait();
+    fd = open("/proc/self/auxv", O_RDONLY);
+    ssize_t m = read(fd, after, sizeof after);
+    close(fd);
+    if (n <= 0 || n != m || memcmp(before, after, (size_t)n) != 0)
+      fail("/proc/self/auxv differs after the restore (%zd bytes, was %zd)", m, n);
+    ok();
+  }
+  if (is_mode("nnp") || is_mode("seccomp")) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+    if (is_mode("seccomp")) {
+      struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+      struct sock_fprog prog = {1, allow};
+      if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) fail("seccomp: %s", strerror(errno));
+    }
+    ready_then_wait();
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) fail("no_new_privs is no longer set");
+    ok();
+  }
+  if (is_mode("sigqueue")) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 2);
+    sigaddset(&set, SIGRTMIN + 3);
+    sigprocmask(SIG_BLOCK, &set, NULL); /* the thread inherits the mask */
+    int bad = 0;
+    pthread_t t;
+    pthread_barrier_init(&g_barrier, NULL, 2);
+    if (pthread_create(&t, NULL, sigqueue_thread, &bad) != 0) fail("pthread_create");
+    for (int i = 0; i < kQueued; ++i) {
+      union sigval v = {.sival_int = 100 + i};
+      if (sigqueue(getpid(), SIGRTMIN + 2, v) != 0) fail("sigqueue: %s", strerror(errno));
+      v.sival_int = 200 + i;
+      if (pthread_sigqueue(t, SIGRTMIN + 3, v) != 0) fail("pthread_sigqueue");
+    }
+    pthread_barrier_wait(&g_barrier);
+    ready_then_wait();
+    pthread_barrier_wait(&g_barrier);
+    pthread_join(t, NULL);
+    if (bad != 0) fail("the thread's queued signal %d came back wrong", bad);
+    sigdelset(&set, SIGRTMIN + 3);
+    struct timespec none = {0, 0};
+    for (int i = 0; i < kQueued; ++i) {
+      siginfo_t si;
+      if (sigtimedwait(&set, &si, &none) != SIGRTMIN + 2 || si.si_value.sival_int != 100 + i ||
+          si.si_code != SI_QUEUE || si.si_pid != getpid())
+        fail("process-directed queued signal %d came back wrong", i);
+    }
+    ok();
+  }
+  if (is_mode("semundo") || is_mode("sysvshm")) {
+    int shm = -1, sem = -1;
+    if (is_mode("semundo")) {
+      sem = semget(IPC_PRIVATE, 1, 0600);
+      struct sembuf up = {0, 1, SEM_UNDO};
+      if (sem < 0 || semop(sem, &up, 1) != 0) fail("semaphore: %s", strerror(errno));
+    } else {
+      shm = shmget(IPC_PRIVATE, 4096, 0600);
+      if (shm < 0 || shmat(shm, NULL, 0) == (void*)-1) fail("shm: %s", strerror(errno));
+    }
+    ready_then_wait();
+    if (sem >= 0) semctl(sem, 0, IPC_RMID);
+    if (shm >= 0) shmctl(shm, IPC_RMID, NULL);
+    ok();
+  }
+  if (is_mode("aio")) {
+    unsigned long ctx = 0;
+    if (syscall(SYS_io_setup, 8, &ctx) != 0) skip("io_setup is not allowed here");
+    ready_then_wait();
+    syscall(SYS_io_destroy, ctx);
+    ok();
+  }
+  if (is_mode("cwdgone")) {
+    if (mkdir(tmpdir, 0700) != 0 || chdir(tmpdir) != 0 || rmdir(tmpdir) != 0)
+      fail("setting up %s: %s", tmpdir, strerror(errno));
+    ready_then_wait();
+    ok();
+  }
+  int fd = make_unrestorable_fd();
+  if (fd != -2) {
+    if (fd < 0) fail("making the descriptor: %s", strerror(errno));
+    ready_then_wait();
     ok();
   }
   fail("unknown mode");

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -108,6 +109,10 @@ ProcessRecord sample_process() {
   p.pending_shared = (1ull << 9) | (1ull << 33);
   p.itimers[0] = {1'000'000, 250'000};
   p.itimers[2] = {5, 7};
+  p.flags = kProcessNoNewPrivs;
+  static const std::uint8_t auxv[] = {33, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0xff, 0xf7, 0xff, 0x7f, 0, 0,  // AT_SYSINFO_EHDR
+                                      0,  0, 0, 0, 0, 0, 0, 0, 0, 0,    0,    0,    0,    0,    0, 0};  // AT_NULL
+  p.auxv = Blob(auxv, sizeof auxv);
   return p;
 }
 
@@ -314,6 +319,8 @@ TEST(Records, ProcessRoundTrip) {
     EXPECT_EQ(out.itimers[i].interval_ns, in.itimers[i].interval_ns);
     EXPECT_EQ(out.itimers[i].value_ns, in.itimers[i].value_ns);
   }
+  EXPECT_EQ(out.flags, kProcessNoNewPrivs);
+  EXPECT_TRUE(std::equal(out.auxv.begin(), out.auxv.end(), in.auxv.begin(), in.auxv.end()));
 }
 
 TEST(Records, FieldsAreLittleEndianInOrder) {
@@ -337,7 +344,7 @@ TEST(Records, DecodeRefusesShortLongAndOversizedFields) {
   ASSERT_TRUE(encode(f, buf.data(), buf.size(), &len).ok());
   FdRecord out;
   ImageStatus s = decode(Blob(buf.data(), len - 1), &out);
-  EXPECT_THAT(s.message(), HasSubstr("fd record: ends inside field data"));
+  EXPECT_THAT(s.message(), HasSubstr("fd record: ends inside field gid"));
   buf[len] = 0;
   s = decode(Blob(buf.data(), len + 1), &out);
   EXPECT_THAT(s.message(), HasSubstr("fd record: 1 unexpected bytes after the last field"));
@@ -381,6 +388,26 @@ TEST(Records, FileLocksRoundTripAndNonsenseIsRefused) {
     FileLockRecord out;
     EXPECT_THAT(decode(Blob(buf.data(), len), &out).message(), HasSubstr(b.why));
   }
+}
+
+TEST(Records, FileDataRoundTripsAndEmptyOrOverflowingIsRefused) {
+  std::vector<std::uint8_t> buf(kMaxFileData + 64);
+  std::size_t len = 0;
+  std::vector<std::uint8_t> data(kMaxFileData, 0x5a);
+  FileDataRecord in{7, 1ull << 40, Blob(data.data(), data.size())};
+  ASSERT_TRUE(encode(in, buf.data(), buf.size(), &len).ok());
+  FileDataRecord out;
+  ASSERT_TRUE(decode(Blob(buf.data(), len), &out).ok());
+  EXPECT_EQ(out.fd, 7);
+  EXPECT_EQ(out.offset, 1ull << 40);
+  EXPECT_TRUE(std::equal(out.data.begin(), out.data.end(), data.begin(), data.end()));
+  for (FileDataRecord bad : {FileDataRecord{7, 0, Blob()}, FileDataRecord{7, ~0ull - 3, Blob(data.data(), 8)}}) {
+    ASSERT_TRUE(encode(bad, buf.data(), buf.size(), &len).ok());
+    EXPECT_FALSE(decode(Blob(buf.data(), len), &out).ok());
+  }
+  data.push_back(0);
+  EXPECT_THAT(encode(FileDataRecord{7, 0, Blob(data.data(), data.size())}, buf.data(), buf.size(), &len).message(),
+              HasSubstr("too long"));
 }
 
 TEST(Records, EncodeFailsWhenTheBufferIsTooSmall) {
@@ -735,7 +762,7 @@ TEST(Refusal, AnotherFormatVersionIsRefusedBeforeAnythingElse) {
   auto image = small_image(Compression::none);
   wire::put_u32(image.data() + 8, 3);
   wire::put_u32(image.data() + 12, crc32c(0, image.data(), 12));
-  EXPECT_STREQ(verify_bytes(image).message(), "image format version 3, this mosix reads version 1");
+  EXPECT_STREQ(verify_bytes(image).message(), "image format version 3, this mosix reads version 2");
 }
 
 TEST(Refusal, NotAnImage) {
@@ -786,7 +813,7 @@ TEST(UnknownRecords, OthersAreRefused) {
   EXPECT_THAT(verify_bytes(image_with_extension(false)).message(),
               HasSubstr("chunk 2 at byte "));
   EXPECT_THAT(verify_bytes(image_with_extension(false)).message(),
-              HasSubstr(": record type 0x123 is unknown to this mosix (format version 1) and may not be skipped"));
+              HasSubstr(": record type 0x123 is unknown to this mosix (format version 2) and may not be skipped"));
 }
 
 TEST(Compatibility, SameMachineIsCompatible) {
@@ -844,8 +871,8 @@ TEST(Compatibility, RefusalsNameWhatIsMissing) {
                "image's XSAVE layout differs: state component 2 at offset 640 size 256, this CPU at offset 576 size 256");
 
   HeaderRecord version = h;
-  version.format_version = 2;
-  EXPECT_STREQ(check_compatible(version, here).message(), "image format version 2, this mosix reads version 1");
+  version.format_version = 1;
+  EXPECT_STREQ(check_compatible(version, here).message(), "image format version 1, this mosix reads version 2");
 
   HeaderRecord libc = h;
   std::strcpy(libc.machine.libc_version, "2.31");

@@ -23,8 +23,10 @@ using Blob = std::span<const std::uint8_t>;
 
 // The format version this code writes and the only one it reads. Bump it on
 // any change that an older reader would misread; new optional records use a
-// new type with the may-skip flag instead.
-inline constexpr std::uint32_t kFormatVersion = 1;
+// new type with the may-skip flag instead. Version 2 added the process's
+// flags and auxiliary vector, the owner of an fd's file, deleted-but-open
+// ("ghost") files and memfds, and their file data records.
+inline constexpr std::uint32_t kFormatVersion = 2;
 inline constexpr std::uint8_t kMagic[8] = {0x89, 'M', 'O', 'S', 'I', 'X', '\r', '\n'};
 inline constexpr std::size_t kPreambleSize = 16;
 inline constexpr std::size_t kFrameSize = 16;
@@ -38,6 +40,10 @@ inline constexpr std::size_t kMaxBlob = 32 << 10;
 inline constexpr std::size_t kMaxRlimits = 16;
 inline constexpr std::size_t kMaxSignals = 64;
 inline constexpr std::size_t kMaxXstateComponents = 32;
+// The kernel keeps at most AT_VECTOR_SIZE (a few dozen) auxv pairs.
+inline constexpr std::size_t kMaxAuxv = 1024;
+// Bytes of one file data record.
+inline constexpr std::size_t kMaxFileData = 64 << 10;
 // Most records of each kind an image may hold; the reader refuses more, so a
 // restorer's memory and the work it does before its point of no return stay
 // bounded. Above what a checkpointable process has (vm.max_map_count is
@@ -48,6 +54,7 @@ inline constexpr std::uint32_t kMaxFdRecords = 65536;
 inline constexpr std::uint32_t kMaxTimerRecords = 4096;
 inline constexpr std::uint32_t kMaxPendingSignalRecords = 4096;
 inline constexpr std::uint32_t kMaxFileLockRecords = 4096;
+inline constexpr std::uint32_t kMaxFileDataRecords = 4096;
 
 enum class Compression : std::uint8_t { none = 0, fast = 1, best = 2 };
 // "none", "fast", "best"; nullptr for an unknown value.
@@ -67,6 +74,7 @@ enum class RecordType : std::uint16_t {
   posix_timer = 7,
   pending_signal = 8,
   file_lock = 9,
+  file_data = 10,
   end = 15,
 };
 // "process", "thread", ...; "unknown" for a type this version does not know.
@@ -198,7 +206,11 @@ struct ProcessRecord {
   KernelSigaction sigactions[kMaxSignals];  // [signo - 1]
   std::uint64_t pending_shared = 0;      // process-wide pending set, bit signo-1
   IntervalTimer itimers[3];              // [ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF]
+  std::uint32_t flags = 0;               // kProcess* bits
+  Blob auxv;                             // /proc/self/auxv, given back with PR_SET_MM_MAP
 };
+// The process had PR_SET_NO_NEW_PRIVS set.
+inline constexpr std::uint32_t kProcessNoNewPrivs = 1u << 0;
 
 enum class RegsKind : std::uint32_t {
   none = 0,
@@ -308,6 +320,13 @@ enum class FdKind : std::uint16_t {
   pipe = 5,          // `data` holds unread bytes, inode pairs the ends
   std_stream = 6,    // 0/1/2 reconnected to whoever restarts the process
   other = 7,
+  ghost = 8,         // a regular file deleted while open: file data records
+                     // after it hold its contents (none for another fd on it)
+  memfd = 9,         // memfd_create(): as ghost; `data` holds its seals (u32 LE)
+  signalfd = 10,     // `data` holds its signal mask (u64 LE, bit signo-1)
+  eventfd = 11,      // `data`: u64 count, u32 1 if EFD_SEMAPHORE (LE)
+  timerfd = 12,      // `data`: i32 clock, u32 settime flags, u64 ticks not yet
+                     // read, u64 ns left, u64 interval ns (LE)
 };
 const char* fd_kind_name(FdKind kind);
 
@@ -324,6 +343,17 @@ struct FdRecord {
   std::uint64_t inode = 0;
   std::uint32_t mode = 0;          // st_mode
   Blob data;
+  std::uint32_t uid = 0;           // st_uid, st_gid
+  std::uint32_t gid = 0;
+};
+
+// Contents of a ghost file, after its fd record: `data` at `offset`. Holes
+// (never written, or punched) are not stored; the file's size is the fd
+// record's.
+struct FileDataRecord {
+  std::int32_t fd = 0;
+  std::uint64_t offset = 0;
+  Blob data;                       // 1 to kMaxFileData bytes
 };
 
 // A timer_create() timer and its state.
@@ -392,6 +422,7 @@ ImageStatus encode(const FdRecord& r, std::uint8_t* buf, std::size_t cap, std::s
 ImageStatus encode(const PosixTimerRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const PendingSignalRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const FileLockRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const FileDataRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 // Pages: encodes the fixed fields and `present`, not `data` (the writer
 // sends data from where it lies).
@@ -409,6 +440,7 @@ ImageStatus decode(Blob payload, FdRecord* r);
 ImageStatus decode(Blob payload, PosixTimerRecord* r);
 ImageStatus decode(Blob payload, PendingSignalRecord* r);
 ImageStatus decode(Blob payload, FileLockRecord* r);
+ImageStatus decode(Blob payload, FileDataRecord* r);
 ImageStatus decode(Blob payload, EndRecord* r);
 
 // Ok if an image with this header can be restored on `here`, else one line

@@ -336,6 +336,12 @@ ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* 
       lock_count_ += 1;
       out->file_lock = &file_lock_;
       return ImageStatus::Ok();
+    case RecordType::file_data:
+      if (file_data_count_ >= kMaxFileDataRecords) return too_many("file data", kMaxFileDataRecords);
+      if (ImageStatus s = decode(payload, &file_data_); !s) return s;
+      file_data_count_ += 1;
+      out->file_data = &file_data_;
+      return ImageStatus::Ok();
     case RecordType::end: {
       if (ImageStatus s = decode(payload, &end_); !s) return s;
       if (!have_process_) return ImageStatus::Failure("image has no process record");

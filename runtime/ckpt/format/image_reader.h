@@ -70,6 +70,7 @@ struct Record {
   const PosixTimerRecord* posix_timer = nullptr;
   const PendingSignalRecord* pending_signal = nullptr;
   const FileLockRecord* file_lock = nullptr;
+  const FileDataRecord* file_data = nullptr;
   const EndRecord* end = nullptr;
 };
 
@@ -129,6 +130,7 @@ class ImageReader {
   PosixTimerRecord posix_timer_;
   PendingSignalRecord pending_signal_;
   FileLockRecord file_lock_;
+  FileDataRecord file_data_;
   EndRecord end_;
   Record last_;
   bool opened_ = false;
@@ -153,6 +155,7 @@ class ImageReader {
   std::uint32_t timer_count_ = 0;
   std::uint32_t pending_count_ = 0;
   std::uint32_t lock_count_ = 0;
+  std::uint32_t file_data_count_ = 0;
   ImageStatus status_;
 };
 

@@ -254,6 +254,10 @@ ImageStatus ImageWriter::file_lock(const FileLockRecord& l) {
   return body_record(l, RecordType::file_lock);
 }
 
+ImageStatus ImageWriter::file_data(const FileDataRecord& d) {
+  return body_record(d, RecordType::file_data);
+}
+
 ImageStatus ImageWriter::pending_signal(const PendingSignalRecord& s) {
   return body_record(s, RecordType::pending_signal);
 }

@@ -108,6 +108,8 @@ class ImageWriter {
   ImageStatus pending_signal(const PendingSignalRecord& s);
   // After the fd record of l.fd.
   ImageStatus file_lock(const FileLockRecord& l);
+  // After the fd record of d.fd, a ghost.
+  ImageStatus file_data(const FileDataRecord& d);
   // A record of a type this version may not know (extensions, tests).
   ImageStatus extension(std::uint16_t type, bool may_skip, Blob payload);
   // Writes the end record. Nothing may follow.

@@ -1,5 +1,6 @@
 // The field list of every record type, written once as a template over
 // WireEncoder / WireDecoder, plus names and the compatibility check.
+#include <cstdint>
 #include <cstring>
 
 #include "runtime/ckpt/format/image_format.h"
@@ -74,6 +75,8 @@ void transfer(Io& io, R& r, const ProcessRecord*) {
     io.u64(t.interval_ns, "itimer interval");
     io.u64(t.value_ns, "itimer value");
   }
+  io.u32(r.flags, "process flags");
+  io.bytes(r.auxv, kMaxAuxv, "auxv");
 }
 
 template <typename Io, typename R>
@@ -142,6 +145,15 @@ void transfer(Io& io, R& r, const FdRecord*) {
   io.u64(r.inode, "inode");
   io.u32(r.mode, "mode");
   io.bytes(r.data, kMaxBlob, "data");
+  io.u32(r.uid, "uid");
+  io.u32(r.gid, "gid");
+}
+
+template <typename Io, typename R>
+void transfer(Io& io, R& r, const FileDataRecord*) {
+  io.i32(r.fd, "fd");
+  io.u64(r.offset, "offset");
+  io.bytes(r.data, kMaxFileData, "data");
 }
 
 template <typename Io, typename R>
@@ -279,6 +291,7 @@ const char* record_type_name(std::uint16_t type) {
     case RecordType::posix_timer: return "posix timer";
     case RecordType::pending_signal: return "pending signal";
     case RecordType::file_lock: return "file lock";
+    case RecordType::file_data: return "file data";
     case RecordType::end: return "end";
   }
   return "unknown";
@@ -310,6 +323,11 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::pipe: return "pipe";
     case FdKind::std_stream: return "standard stream";
     case FdKind::other: return "other";
+    case FdKind::ghost: return "deleted file";
+    case FdKind::memfd: return "memfd";
+    case FdKind::signalfd: return "signalfd";
+    case FdKind::eventfd: return "eventfd";
+    case FdKind::timerfd: return "timerfd";
   }
   return nullptr;
 }
@@ -391,6 +409,9 @@ ImageStatus encode(const PendingSignalRecord& r, std::uint8_t* buf, std::size_t 
 }
 ImageStatus encode(const FileLockRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "file lock", buf, cap, len);
+}
+ImageStatus encode(const FileDataRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
+  return encode_any(r, "file data", buf, cap, len);
 }
 ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "end", buf, cap, len);
@@ -494,6 +515,14 @@ ImageStatus decode(Blob payload, FileLockRecord* r) {
   if (r->end < r->start) return invalid("file lock", "end before start", r->end);
   if (r->kind == LockKind::flock && (r->start != 0 || r->end != kLockToEnd))
     return invalid("file lock", "a flock lock that is not on the whole file", r->start);
+  return ImageStatus::Ok();
+}
+
+ImageStatus decode(Blob payload, FileDataRecord* r) {
+  if (ImageStatus s = decode_any(payload, r, "file data"); !s) return s;
+  if (r->data.empty()) return invalid("file data", "no data", 0);
+  if (r->offset > static_cast<std::uint64_t>(INT64_MAX) - r->data.size())
+    return invalid("file data", "offset beyond what off_t holds", r->offset);
   return ImageStatus::Ok();
 }
 

@@ -3,14 +3,18 @@
 // anything is touched, for what would otherwise fail only after the point of
 // no return.
 #include <algorithm>
+#include <cstdint>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +135,114 @@ void check_counts(const Image& img) {
            "(ulimit -u " + std::to_string(lim.rlim_cur) + ")");
 }
 
+bool in_my_groups(gid_t gid) {
+  if (gid == getegid()) return true;
+  gid_t groups[256];
+  int n = getgroups(256, groups);
+  for (int i = 0; i < n; ++i)
+    if (groups[i] == gid) return true;
+  return false;
+}
+
+// The restore sets every resource limit again. A hard limit above this
+// process's is raised here (a privileged restorer may); where the kernel
+// says no, the limit would come back lower, so the restore is refused.
+void check_rlimits(const Image& img) {
+  static const char* const kNames[] = {"cpu",     "fsize",   "data",   "stack",      "core",  "rss",
+                                       "nproc",   "nofile",  "memlock", "as",        "locks", "sigpending",
+                                       "msgqueue", "nice",   "rtprio", "rttime"};
+  const ProcessRecord& p = img.process;
+  for (std::uint32_t i = 0; i < p.rlimit_count && i < kMaxRlimits; ++i) {
+    struct rlimit now{};
+    if (getrlimit(static_cast<__rlimit_resource>(i), &now) != 0) continue;
+    if (p.rlimits[i].max <= now.rlim_max) continue;
+    struct rlimit raised{now.rlim_cur, p.rlimits[i].max};
+    if (setrlimit(static_cast<__rlimit_resource>(i), &raised) == 0) continue;
+    auto text = [](std::uint64_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v); };
+    refuse(std::string("the process's hard limit of ") + (i < 16 ? kNames[i] : "resource " + std::to_string(i)) +
+           " (RLIMIT " + std::to_string(i) + ") is " + text(p.rlimits[i].max) + ", above this process's " +
+           text(now.rlim_max) + ", and cannot be raised without privileges: restart it where the limit is as high");
+  }
+}
+
+// A ghost file is made again under its name: the name must be free and its
+// directory must take a new file from us.
+void check_ghost_name(const std::string& fd, const std::string& name) {
+  std::string dir = name.substr(0, name.rfind('/'));
+  if (dir.empty()) dir = "/";
+  struct stat st{};
+  if (lstat(name.c_str(), &st) == 0)
+    refuse(fd + ": a deleted file, and " + name + " exists again; the restore makes the file again under its "
+           "name for a moment: rename that one, then restart");
+  if (access(dir.c_str(), W_OK | X_OK) != 0)
+    refuse(fd + ": a deleted file, and its directory " + dir + " cannot take a new file now: " + strerror(errno));
+}
+
+// A ghost file is made again under its old name in its old directory and
+// unlinked at once (files.cpp), a memfd with memfd_create: either must come
+// out with its owner, and its data must lie within its size.
+void check_ghost(const Fd& f) {
+  const FdRecord& r = f.rec;
+  std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
+  std::string name = ghost_name(f);
+  if (r.kind == FdKind::memfd) {
+    if (name.rfind("/memfd:", 0) != 0 || name.size() - 7 > 249 || f.data.size() != 4)
+      refuse(fd + ": a malformed memfd record");
+    name.clear();
+  }
+  if (name.empty() && r.kind == FdKind::ghost) refuse(fd + ": a deleted file without a name");
+  if (!name.empty() && name[0] != '/') refuse(fd + ": a deleted file without an absolute name");
+  if (!name.empty()) check_ghost_name(fd, name);
+  if (r.uid != geteuid())
+    refuse(fd + ": a deleted file owned by uid " + std::to_string(r.uid) + "; restored by uid " +
+           std::to_string(geteuid()) + " it would be theirs");
+  if (!in_my_groups(static_cast<gid_t>(r.gid)))
+    refuse(fd + ": a deleted file of group " + std::to_string(r.gid) + ", which this user is not in");
+  for (const FileData& d : f.contents)
+    if (d.offset > r.size || d.bytes.size() > r.size - d.offset)
+      refuse(fd + ": its data at offset " + std::to_string(d.offset) + " lies past its size " +
+             std::to_string(r.size));
+}
+
+// The restore gives the auxiliary vector back with PR_SET_MM_MAP after the
+// point of no return. PR_SET_MM_MAP takes a layout with it, so the image's
+// vector is given to the restorer itself here, with the restorer's own
+// layout (/proc/self/stat): what the kernel refuses now it would refuse
+// then. The restorer never reads its own auxv again.
+void check_auxv(const Image& img) {
+  if (img.auxv.empty()) return;
+  char buf[1024] = {};
+  if (FILE* f = fopen("/proc/self/stat", "re")) {
+    if (fgets(buf, sizeof buf, f) == nullptr) buf[0] = '\0';
+    fclose(f);
+  }
+  std::uint64_t field[53] = {};
+  const char* p = strrchr(buf, ')');
+  for (int n = 3; p != nullptr && n <= 52; ++n) {
+    p = strchr(p + 1, ' ');
+    if (p != nullptr) field[n] = strtoull(p + 1, nullptr, 10);
+  }
+  struct prctl_mm_map m{};
+  m.start_code = field[26];
+  m.end_code = field[27];
+  m.start_stack = field[28];
+  m.start_data = field[45];
+  m.end_data = field[46];
+  m.start_brk = field[47];
+  m.brk = reinterpret_cast<std::uint64_t>(sbrk(0));
+  m.arg_start = field[48];
+  m.arg_end = field[49];
+  m.env_start = field[50];
+  m.env_end = field[51];
+  m.auxv = reinterpret_cast<decltype(m.auxv)>(const_cast<std::uint8_t*>(img.auxv.data()));
+  m.auxv_size = static_cast<std::uint32_t>(img.auxv.size());
+  m.exe_fd = static_cast<std::uint32_t>(-1);
+  if (img.auxv.size() % 16 != 0)
+    refuse("the image's auxiliary vector is not whole pairs (" + std::to_string(img.auxv.size()) + " bytes)");
+  if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) != 0)
+    refuse("the kernel does not take the image's auxiliary vector (" + std::to_string(img.auxv.size()) +
+           " bytes) back with PR_SET_MM_MAP: " + strerror(errno));
+}
 }  // namespace
 
 // The pid or tid a CPU-time clock id names (~id >> 3, 0 meaning the caller),
@@ -167,6 +279,8 @@ void check_restorable(const Image& img, const OwnMaps& own) {
   check_thread_addresses(img);
   check_fd_numbers(img);
   check_counts(img);
+  check_rlimits(img);
+  check_auxv(img);
   for (const char* name : {"[vvar]", "[vvar_vclock]", "[vdso]"}) {
     const Mapping* m = own_mapping(own, name);
     RegionKind kind = name[2] == 'd' ? RegionKind::vdso
@@ -198,11 +312,23 @@ void check_restorable(const Image& img, const OwnMaps& own) {
     std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
     if (r.kind == FdKind::std_stream) continue;
     if (r.kind == FdKind::pipe) continue;
-    if (r.kind != FdKind::regular && r.kind != FdKind::directory && r.kind != FdKind::char_device)
+    if (r.kind == FdKind::ghost || r.kind == FdKind::memfd) {
+      check_ghost(f);
+      continue;
+    }
+    if (r.kind == FdKind::signalfd || r.kind == FdKind::eventfd || r.kind == FdKind::timerfd) {
+      std::size_t want = r.kind == FdKind::signalfd ? 8 : r.kind == FdKind::eventfd ? 12 : 32;
+      if (f.data.size() != want) refuse(fd + ": a malformed " + fd_kind_name(r.kind) + " record");
+      continue;
+    }
+    bool path_only = (r.open_flags & O_PATH) != 0;
+    if (r.kind != FdKind::regular && r.kind != FdKind::directory && r.kind != FdKind::char_device &&
+        !(path_only && r.kind == FdKind::other))
       refuse(fd + ": a " + fd_kind_name(r.kind) + " cannot be restored");
     struct stat st{};
-    if (stat(f.path.c_str(), &st) != 0) refuse(fd + " is missing: " + strerror(errno));
-    if (r.kind == FdKind::regular && static_cast<std::uint64_t>(st.st_size) < r.offset)
+    if ((path_only ? lstat(f.path.c_str(), &st) : stat(f.path.c_str(), &st)) != 0)
+      refuse(fd + " is missing: " + strerror(errno));
+    if (r.kind == FdKind::regular && !path_only && static_cast<std::uint64_t>(st.st_size) < r.offset)
       refuse(fd + " is now " + std::to_string(st.st_size) + " bytes, shorter than its offset " +
              std::to_string(r.offset));
   }

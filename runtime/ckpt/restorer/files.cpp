@@ -1,19 +1,28 @@
 // The program's descriptors: files, directories and devices reopened at
-// their numbers and their locks taken again before the point of no return
-// (so a missing file or a lock someone else holds now refuses the restore),
-// file mappings planned around those locks, and pipes made anew after it.
+// their numbers, deleted-but-open files made again from the image, and their
+// locks taken again before the point of no return (so a missing file or a
+// lock someone else holds now refuses the restore), file mappings planned
+// around those locks, and pipes made anew after it.
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <string>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
+#include <vector>
 
+#include "runtime/ckpt/format/wire.h"
 #include "runtime/ckpt/restorer/restorer.h"
 
 namespace mosix::ckpt::restorer {
@@ -102,13 +111,129 @@ void take_locks(const Image& img) {
   }
 }
 
+// One ghost file made again, and the descriptor to open it through.
+struct Ghost {
+  std::uint64_t dev, inode;
+  int fd;
+  const Fd* rec;  // the record that carries its data, owner, mode and mtime
+};
+
+// Makes each ghost file again, once (its descriptors share it): created
+// under its old name, unlinked at once, filled with its data and cut to its
+// size, its descriptor placed at or above `above`. Refuses on any failure;
+// nothing is left under the name.
+std::vector<Ghost> make_ghosts(const Image& img, int above) {
+  std::vector<Ghost> out;
+  for (const Fd& f : img.fds) {
+    if (f.rec.kind != FdKind::ghost && f.rec.kind != FdKind::memfd) continue;
+    bool made = false;
+    for (const Ghost& g : out) made = made || (g.dev == f.rec.dev && g.inode == f.rec.inode);
+    if (made) continue;
+    std::string name = ghost_name(f), what = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
+    int fd = -1;
+    if (f.rec.kind == FdKind::memfd) {
+      fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str() + 7, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+      if (fd < 0) refuse(what + ": cannot make the memfd again: " + strerror(errno));
+    } else {
+      fd = open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) refuse(what + ": cannot make the deleted file again as " + name + ": " + strerror(errno));
+      if (unlink(name.c_str()) != 0) refuse(what + ": cannot unlink " + name + " again: " + strerror(errno));
+    }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, above);
+    if (high < 0) refuse(what + ": cannot place the deleted file's descriptor: " + strerror(errno));
+    close(fd);
+    // The umask may have taken our own write permission; the program's
+    // descriptors are opened through /proc with their own flags.
+    if (fchmod(high, 0600) != 0) refuse(what + ": fchmod: " + strerror(errno));
+    for (const FileData& d : f.contents) {
+      ssize_t w = pwrite(high, d.bytes.data(), d.bytes.size(), static_cast<off_t>(d.offset));
+      if (w != static_cast<ssize_t>(d.bytes.size()))
+        refuse(what + ": writing the deleted file's data again: " + (w < 0 ? strerror(errno) : "short write"));
+    }
+    if (ftruncate(high, static_cast<off_t>(f.rec.size)) != 0)
+      refuse(what + ": cannot give the deleted file its size again: " + strerror(errno));
+    out.push_back(Ghost{f.rec.dev, f.rec.inode, high, &f});
+  }
+  return out;
+}
+
+// Once the program's descriptors on a ghost are open (its mode may forbid
+// opening it again), gives it its group, mode and modification time and
+// closes the descriptor it was made through.
+void finish_ghosts(const std::vector<Ghost>& ghosts) {
+  for (const Ghost& g : ghosts) {
+    const FdRecord& r = g.rec->rec;
+    std::string what = "fd " + std::to_string(r.fd) + " (" + g.rec->path + ")";
+    if (r.gid != getegid() && fchown(g.fd, static_cast<uid_t>(-1), static_cast<gid_t>(r.gid)) != 0)
+      refuse(what + ": cannot give the deleted file its group again: " + strerror(errno));
+    if (fchmod(g.fd, static_cast<mode_t>(r.mode & 07777)) != 0)
+      refuse(what + ": cannot give the deleted file its mode again: " + strerror(errno));
+    struct timespec times[2] = {{0, UTIME_OMIT},
+                                {static_cast<time_t>(r.mtime_ns / 1'000'000'000LL), r.mtime_ns % 1'000'000'000LL}};
+    if (futimens(g.fd, times) != 0)
+      refuse(what + ": cannot give the deleted file its modification time again: " + strerror(errno));
+    std::uint32_t seals = 0;
+    if (r.kind == FdKind::memfd) std::memcpy(&seals, g.rec->data.data(), 4);
+    if (seals != 0 && fcntl(g.fd, F_ADD_SEALS, static_cast<int>(seals)) != 0)
+      refuse(what + ": cannot seal the memfd again: " + strerror(errno));
+    close(g.fd);
+  }
+}
+
+// A signalfd, eventfd or timerfd made again with its state (image_format.h)
+// and flags, at its number. A timer keeps running from here on: the time
+// the rest of the restore takes counts as time passed.
+void place_anon(const Fd& f) {
+  const FdRecord& r = f.rec;
+  const std::uint8_t* d = f.data.data();
+  std::string what = "fd " + std::to_string(r.fd) + ": cannot make the " + fd_kind_name(r.kind) + " again: ";
+  int flags = ((r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) | static_cast<int>(r.open_flags & O_NONBLOCK);
+  int fd = -1;
+  if (r.kind == FdKind::signalfd) {
+    std::uint64_t mask = wire::get_u64(d);
+    fd = static_cast<int>(syscall(SYS_signalfd4, -1, &mask, 8, flags));
+    if (fd < 0) refuse(what + strerror(errno));
+  } else if (r.kind == FdKind::eventfd) {
+    fd = eventfd(0, flags | (wire::get_u32(d + 8) != 0 ? EFD_SEMAPHORE : 0));
+    std::uint64_t count = wire::get_u64(d);
+    if (fd < 0 || (count != 0 && write(fd, &count, 8) != 8)) refuse(what + strerror(errno));
+  } else {
+    auto clock = static_cast<clockid_t>(static_cast<std::int32_t>(wire::get_u32(d)));
+    int set_flags = static_cast<int>(wire::get_u32(d + 4)) & (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET);
+    std::uint64_t ticks = wire::get_u64(d + 8), left = wire::get_u64(d + 16), interval = wire::get_u64(d + 24);
+    fd = timerfd_create(clock, flags);
+    if (fd < 0) refuse(what + strerror(errno));
+    auto ts = [](std::uint64_t ns) {
+      return timespec{static_cast<time_t>(ns / 1'000'000'000ULL), static_cast<long>(ns % 1'000'000'000ULL)};
+    };
+    struct itimerspec spec{ts(interval), ts(left)};
+    if (set_flags & TFD_TIMER_ABSTIME) {  // what was left, from now on this clock
+      struct timespec now{};
+      clock_gettime(clock, &now);
+      spec.it_value = ts(static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ULL +
+                         static_cast<std::uint64_t>(now.tv_nsec) + left);
+    }
+    if (left != 0 && timerfd_settime(fd, set_flags, &spec, nullptr) != 0) refuse(what + strerror(errno));
+    // TFD_IOC_SET_TICKS: expirations the program has not read yet.
+    constexpr unsigned long kSetTicks = _IOW('T', 0, std::uint64_t);
+    if (ticks != 0 && ioctl(fd, kSetTicks, &ticks) != 0)
+      refuse(what + "its " + std::to_string(ticks) + " unread expirations cannot be set (TFD_IOC_SET_TICKS): " +
+             strerror(errno));
+  }
+  if (fd != r.fd) {
+    if (dup3(fd, r.fd, flags & O_CLOEXEC) < 0) refuse("fd " + std::to_string(r.fd) + ": dup3: " + strerror(errno));
+    close(fd);
+  }
+}
+
 }  // namespace
 
-// Reopens the program's files, directories and devices at their numbers and
-// takes their locks again, before the point of no return: a file that cannot
-// be opened or a lock someone else holds now refuses the restore. 0, 1 and
-// 2 stay the restorer's (whoever restarts the process provides them).
-// Returns the image descriptor, moved above all of the program's.
+// Reopens the program's files, directories and devices at their numbers,
+// makes its deleted-but-open files again, and takes their locks again,
+// before the point of no return: a file that cannot be opened or a lock
+// someone else holds now refuses the restore. 0, 1 and 2 stay the
+// restorer's (whoever restarts the process provides them). Returns the
+// image descriptor, moved above all of the program's.
 int place_files(const Image& img, int image_fd) {
   int top = 3;
   for (const Fd& f : img.fds) top = f.rec.fd + 1 > top ? f.rec.fd + 1 : top;
@@ -117,20 +242,33 @@ int place_files(const Image& img, int image_fd) {
   // Whatever else was inherited is not the program's.
   for (int fd = 3; fd < moved; ++fd) close(fd);
   syscall(SYS_close_range, moved + 1, ~0U, 0);
+  std::vector<Ghost> ghosts = make_ghosts(img, moved + 1);
   for (const Fd& f : img.fds) {
     const FdRecord& r = f.rec;
     if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe) continue;
     int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
     if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
-    int fd = open(f.path.c_str(), flags);
+    bool path_only = (flags & O_PATH) != 0;
+    if (path_only && S_ISLNK(r.mode)) flags |= O_NOFOLLOW;  // the symlink itself
+    if (r.kind == FdKind::signalfd || r.kind == FdKind::eventfd || r.kind == FdKind::timerfd) {
+      place_anon(f);
+      continue;
+    }
+    std::string path = f.path;
+    for (const Ghost& g : ghosts)
+      if ((r.kind == FdKind::ghost || r.kind == FdKind::memfd) && g.dev == r.dev && g.inode == r.inode)
+        path = "/proc/self/fd/" + std::to_string(g.fd);
+    int fd = open(path.c_str(), flags);
     if (fd < 0) refuse("fd " + std::to_string(r.fd) + ": cannot reopen " + f.path + ": " + strerror(errno));
     if (fd != r.fd) {
       if (dup3(fd, r.fd, flags & O_CLOEXEC) < 0) refuse("fd " + std::to_string(r.fd) + ": dup3: " + strerror(errno));
       close(fd);
     }
-    if (r.kind == FdKind::regular && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
+    bool file = r.kind == FdKind::regular || r.kind == FdKind::ghost || r.kind == FdKind::memfd;
+    if (file && !path_only && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
       refuse("fd " + std::to_string(r.fd) + ": cannot seek " + f.path + ": " + strerror(errno));
   }
+  finish_ghosts(ghosts);
   take_locks(img);
   return moved;
 }
@@ -155,7 +293,8 @@ void plan_file_maps(Image& img) {
     for (const Fd& f : img.fds) {
       struct stat st{};
       int mode = static_cast<int>(f.rec.open_flags) & O_ACCMODE;
-      if (f.rec.kind != FdKind::regular || fstat(f.rec.fd, &st) != 0 || st.st_dev != want.st_dev ||
+      if (f.rec.kind != FdKind::regular || (f.rec.open_flags & O_PATH) || fstat(f.rec.fd, &st) != 0 ||
+          st.st_dev != want.st_dev ||
           st.st_ino != want.st_ino || mode == O_WRONLY || (needs_write && mode != O_RDWR))
         continue;
       g.map_fd = f.rec.fd;

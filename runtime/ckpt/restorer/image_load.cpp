@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <string>
+#include <string_view>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -43,6 +45,14 @@ const Mapping* own_mapping(const OwnMaps& own, const char* name) {
   return nullptr;
 }
 
+std::string ghost_name(const Fd& f) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  std::string_view p = f.path;
+  if (p.size() >= kDeleted.size() && p.substr(p.size() - kDeleted.size()) == kDeleted)
+    p.remove_suffix(kDeleted.size());
+  return std::string(p);
+}
+
 Image read_image(int fd) {
   static ReaderScratch scratch;
   if (ImageStatus s = scratch.map(); !s) refuse(s.message());
@@ -58,6 +68,7 @@ Image read_image(int fd) {
       img.comm = std::string(r.process->comm);
       img.cwd = std::string(r.process->cwd);
       img.exe = std::string(r.process->exe);
+      img.auxv.assign(r.process->auxv.begin(), r.process->auxv.end());
     } else if (r.thread != nullptr) {
       Thread t{*r.thread, {r.thread->regs.begin(), r.thread->regs.end()},
                {r.thread->xstate.begin(), r.thread->xstate.end()}, std::string(r.thread->name)};
@@ -65,7 +76,14 @@ Image read_image(int fd) {
     } else if (r.region != nullptr) {
       img.regions.push_back(Region{*r.region, std::string(r.region->path)});
     } else if (r.fd != nullptr) {
-      img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}});
+      img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}, {}});
+    } else if (r.file_data != nullptr) {
+      const FileDataRecord& d = *r.file_data;
+      bool follows = !img.fds.empty() && img.fds.back().rec.fd == d.fd &&
+                     (img.fds.back().rec.kind == FdKind::ghost || img.fds.back().rec.kind == FdKind::memfd);
+      if (!follows)
+        refuse("file data for fd " + std::to_string(d.fd) + " does not follow that descriptor's deleted-file record");
+      img.fds.back().contents.push_back(FileData{d.offset, {d.data.begin(), d.data.end()}});
     } else if (r.posix_timer != nullptr) {
       img.timers.push_back(*r.posix_timer);
     } else if (r.file_lock != nullptr) {
@@ -83,6 +101,7 @@ Image read_image(int fd) {
   img.process.comm = img.comm;
   img.process.cwd = img.cwd;
   img.process.exe = img.exe;
+  img.process.auxv = Blob(img.auxv.data(), img.auxv.size());
   for (auto& t : img.threads) {
     t.rec.regs = Blob(t.regs.data(), t.regs.size());
     t.rec.xstate = Blob(t.xstate.data(), t.xstate.size());

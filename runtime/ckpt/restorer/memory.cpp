@@ -163,9 +163,15 @@ void set_mm_layout(const Image& img) {
   m.env_start = p.env_start;
   m.env_end = p.env_end;
   m.exe_fd = static_cast<std::uint32_t>(-1);
+  // The auxiliary vector /proc/self/auxv shows (phase 1 checked that the
+  // kernel takes it: check_auxv).
+  if (!img.auxv.empty()) {
+    m.auxv = reinterpret_cast<decltype(m.auxv)>(const_cast<std::uint8_t*>(img.auxv.data()));
+    m.auxv_size = static_cast<std::uint32_t>(img.auxv.size());
+  }
   // Unprivileged since Linux 4.x as long as exe_fd is not changed: the brk
-  // (so the program's malloc keeps growing its heap) and the argument and
-  // environment areas (so ps shows the program's command line).
+  // (so the program's malloc keeps growing its heap), the argument and
+  // environment areas (so ps shows the program's command line) and auxv.
   if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0) != 0) die("prctl(PR_SET_MM_MAP)", -errno);
 }
 

@@ -30,10 +30,15 @@ struct Region {
   std::string path;
   int map_fd = -1;  // a placed descriptor to map the file through (see plan_file_maps)
 };
+struct FileData {
+  std::uint64_t offset;
+  std::vector<std::uint8_t> bytes;
+};
 struct Fd {
   FdRecord rec;
   std::string path;
   std::vector<std::uint8_t> data;
+  std::vector<FileData> contents;  // a ghost's, from its file data records
 };
 struct Pending {
   PendingSignalRecord rec;
@@ -45,6 +50,7 @@ struct Image {
   HeaderRecord header;
   ProcessRecord process;
   std::string comm, cwd, exe;
+  std::vector<std::uint8_t> auxv;
   std::vector<Thread> threads;
   std::vector<Region> regions;
   std::vector<Fd> fds;
@@ -84,6 +90,8 @@ std::string hex(std::uint64_t v);
 bool is_special(RegionKind k);
 bool file_backed(RegionKind k);
 const Mapping* own_mapping(const OwnMaps& own, const char* name);
+// The name a ghost file had: its recorded path without " (deleted)".
+std::string ghost_name(const Fd& f);
 // The pid or tid a CPU-time clock id names (~id >> 3, 0 meaning the caller),
 // or -1 for the other clocks.
 std::int64_t cpu_clock_owner(std::int32_t clock);

@@ -221,6 +221,9 @@ void restore_process_state(const Image& img) {
   }
   prctl(PR_SET_NAME, img.comm.c_str(), 0, 0, 0);
   personality(p.personality);
+  // Every thread had it (the agent checks): they are cloned from this one.
+  if ((p.flags & kProcessNoNewPrivs) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    die("prctl(PR_SET_NO_NEW_PRIVS)", -errno);
   for (std::uint32_t sig = 1; sig <= p.signal_count && sig <= kMaxSignals; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     const KernelSigaction& k = p.sigactions[sig - 1];
