@@ -20,7 +20,7 @@
 #include "runtime/core/environment.h"
 #include "runtime/core/printable.h"
 #include "runtime/daemon/guest_process.h"
-#include "runtime/daemon/remote_job.h"
+#include "runtime/job/home_job.h"
 #include "runtime/core/slurm_env.h"
 #include "runtime/sys/private_path.h"
 #include "runtime/sys/read_file.h"
@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  RemoteJobSpec job;
+  HomeJobSpec job;
   std::string ckpt_dir;
   if (o.ckpt_interval > 0) {
     // Periodic checkpoints need the agent inside every copy.
@@ -280,14 +280,14 @@ int main(int argc, char** argv) {
     daemon.ckpt_dir = ckpt_dir;
     if (o.ckpt_interval == 0) daemon.inherited_fds = inherited_fds;
     job.local_daemon = std::move(daemon);
-    auto status = run_remote_job(std::move(job));
+    auto status = run_home_job(std::move(job));
     if (!status) {
       spdlog::error("{}", printable(status.error().message));
       return 1;
     }
     return *status;
   }
-  RemoteJobSpec& remote = job;
+  HomeJobSpec& remote = job;
   {
     // A virtual cluster's daemons all run here: mosixd --launch starts them and
     // connects them by unix sockets, without MPI's start-up (docs/transport.md);
@@ -406,7 +406,7 @@ int main(int argc, char** argv) {
       remote.mpirun_argv = std::move(argv);
       remote.mpirun_path = mosixd;
     }
-    auto status = run_remote_job(std::move(remote));
+    auto status = run_home_job(std::move(remote));
     if (!status) usage_error(status.error().message);  // nothing started: as bad input
     return *status;
   }

@@ -17,7 +17,7 @@
 #include "launcher/mosixctl/commands.h"
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
-#include "runtime/daemon/job_registry.h"
+#include "runtime/job/job_registry.h"
 #include "runtime/sys/private_path.h"
 
 namespace mosix::ctl {

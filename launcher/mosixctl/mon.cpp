@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "launcher/mosixctl/commands.h"
-#include "runtime/daemon/control.h"
+#include "runtime/job/control.h"
 
 namespace mosix::ctl {
 namespace {

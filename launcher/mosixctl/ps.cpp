@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "launcher/mosixctl/commands.h"
-#include "runtime/daemon/control.h"
+#include "runtime/job/control.h"
 
 namespace mosix::ctl {
 namespace {

@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "launcher/mosixctl/commands.h"
-#include "runtime/daemon/job_registry.h"
+#include "runtime/job/job_registry.h"
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
@@ -98,10 +98,7 @@ nlohmann::json to_status_json(const NodeStatus& st) {
   nlohmann::json jobs = nlohmann::json::array();
   for (const JobRecord& job : st.jobs) {
     nlohmann::json guests = nlohmann::json::array();
-    for (const GuestRecord& g : job.guests) {
-      guests.push_back({{"rank", g.rank}, {"pid", g.pid}, {"node", g.node}, {"state", g.state},
-                        {"exit_code", g.exit_code}});
-    }
+    for (const GuestRecord& g : job.guests) guests.push_back(to_json(g));
     jobs.push_back({{"id", job.id},
                     {"launcher_pid", job.launcher_pid},
                     {"home_node", job.home_node},

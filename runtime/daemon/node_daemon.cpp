@@ -35,7 +35,6 @@
 #include "runtime/core/environment.h"
 #include "runtime/core/gossip.h"
 #include "runtime/core/placement.h"
-#include "runtime/daemon/control.h"
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"

@@ -19,4 +19,15 @@ std::optional<ProcStat> read_proc_stat(pid_t pid) {
   return parse_proc_stat(std::string_view(buf, static_cast<std::size_t>(n)));
 }
 
+double process_cpu_seconds(pid_t pid) {
+  auto st = read_proc_stat(pid);
+  if (!st) return -1;
+  return static_cast<double>(st->utime + st->stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+char process_state(pid_t pid) {
+  auto st = read_proc_stat(pid);
+  return st ? st->state : '?';
+}
+
 }  // namespace mosix

@@ -15,4 +15,9 @@ namespace mosix {
 // single-threaded process.
 std::optional<ProcStat> read_proc_stat(pid_t pid);
 
+// CPU time (user + system) of a process on this node, in seconds; -1 if gone.
+double process_cpu_seconds(pid_t pid);
+// The state letter of a process on this node (R, S, T, ...), or '?' if gone.
+char process_state(pid_t pid);
+
 }  // namespace mosix

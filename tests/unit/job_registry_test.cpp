@@ -1,4 +1,4 @@
-#include "runtime/daemon/job_registry.h"
+#include "runtime/job/job_registry.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>

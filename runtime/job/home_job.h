@@ -12,12 +12,12 @@
 
 #include "runtime/core/expected.h"
 #include "runtime/core/protocol.h"
-#include "runtime/daemon/job_registry.h"
+#include "runtime/job/job_registry.h"
 #include "runtime/daemon/node_daemon.h"
 
 namespace mosix {
 
-struct RemoteJobSpec {
+struct HomeJobSpec {
   std::vector<SpawnGuest> guests;        // in rank order
   std::vector<std::string> mpirun_argv;  // mpirun ... mosixd [args]; --home-socket is appended
   std::vector<std::string> mpirun_env;   // complete environment of mpirun
@@ -35,6 +35,6 @@ struct RemoteJobSpec {
   std::optional<NodeDaemonOptions> local_daemon;
 };
 
-Expected<int> run_remote_job(RemoteJobSpec spec);
+Expected<int> run_home_job(HomeJobSpec spec);
 
 }  // namespace mosix

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "runtime/core/expected.h"
-#include "runtime/daemon/job_registry.h"
+#include "runtime/job/job_registry.h"
 
 namespace mosix {
 
@@ -52,10 +52,5 @@ Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::j
 // The job mosixctl should talk to: the one named by `job_id`, or the only
 // running one. Errors say what to do (no job running; several: use --job).
 Expected<JobRecord> pick_job(const std::string& job_id);
-
-// CPU time (user + system) of a process on this node, in seconds; -1 if gone.
-double process_cpu_seconds(pid_t pid);
-// The state letter of a process on this node (R, S, T, ...), or '?' if gone.
-char process_state(pid_t pid);
 
 }  // namespace mosix

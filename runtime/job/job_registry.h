@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/core/expected.h"
 
 namespace mosix {
@@ -48,6 +50,9 @@ void remove_job(const std::string& id);
 std::vector<JobRecord> list_jobs();
 
 std::string job_to_json(const JobRecord& job);
+// One guest of a record as JSON: {"rank","pid","node","state","exit_code"}
+// (the record file and `mosixctl status --json` both).
+nlohmann::json to_json(const GuestRecord& guest);
 Expected<JobRecord> job_from_json(const std::string& text);
 
 }  // namespace mosix

@@ -1,4 +1,4 @@
-#include "runtime/daemon/control.h"
+#include "runtime/job/control.h"
 
 #include <array>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -16,7 +16,6 @@
 
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/output_relay.h"
-#include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {
 
@@ -180,17 +179,6 @@ Expected<JobRecord> pick_job(const std::string& job_id) {
                       "): pick one with --job ID");
   }
   return jobs.front();
-}
-
-double process_cpu_seconds(pid_t pid) {
-  auto st = read_proc_stat(pid);
-  if (!st) return -1;
-  return static_cast<double>(st->utime + st->stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-char process_state(pid_t pid) {
-  auto st = read_proc_stat(pid);
-  return st ? st->state : '?';
 }
 
 }  // namespace mosix

@@ -1,4 +1,4 @@
-#include "runtime/daemon/job_registry.h"
+#include "runtime/job/job_registry.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -192,15 +192,13 @@ std::vector<JobRecord> list_jobs() {
   return jobs;
 }
 
+nlohmann::json to_json(const GuestRecord& g) {
+  return {{"rank", g.rank}, {"pid", g.pid}, {"node", g.node}, {"state", g.state}, {"exit_code", g.exit_code}};
+}
+
 std::string job_to_json(const JobRecord& job) {
   nlohmann::json guests = nlohmann::json::array();
-  for (const GuestRecord& g : job.guests) {
-    guests.push_back({{"rank", g.rank},
-                      {"pid", g.pid},
-                      {"node", g.node},
-                      {"state", g.state},
-                      {"exit_code", g.exit_code}});
-  }
+  for (const GuestRecord& g : job.guests) guests.push_back(to_json(g));
   nlohmann::json j = {{"version", kRecordVersion},
                       {"id", job.id},
                       {"launcher_pid", job.launcher_pid},
