@@ -2,51 +2,15 @@
 // (single-dash long options included), ending at the program name.
 #pragma once
 
-#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "runtime/core/expected.h"
-#include "runtime/core/hostlist.h"
+#include "runtime/core/run_options.h"
 
 namespace mosix {
-
-enum class BindTo { kNone, kCore };
-
-// Bounds on what a command line may ask for (docs/mosixrun.md, "Limits").
-constexpr int kMaxCopies = 65536;                   // -np, and copies from the slots
-constexpr double kMaxSeconds = 365.0 * 24 * 3600;   // --timeout, --ckpt-interval
-constexpr std::size_t kMaxHostfileBytes = 1 << 20;  // --hostfile is read up to this size
-
-struct EnvSetting {
-  std::string name;
-  std::optional<std::string> value;  // -x NAME (no value): copy from our environment
-};
-
-struct RunOptions {
-  int np = 0;                   // 0: one copy per slot
-  std::vector<HostSlots> hosts; // from --host
-  std::string hostfile;         // from --hostfile (parsed by the caller: it is I/O)
-  std::vector<EnvSetting> env;
-  std::string wdir;
-  bool tag_output = false;
-  std::string output_filename;
-  bool oversubscribe = false;
-  BindTo bind_to = BindTo::kNone;
-  double timeout_seconds = 0;   // 0: none
-  bool keep_going = false;
-  int verbose = 0;
-  int vcluster = 0;                  // --vcluster K: K virtual nodes on this machine
-  std::vector<double> vcluster_cpu;  // CPU share of each virtual node
-  std::string map_by;                // "", "node", "slot" (mpirun's), "load" (ours)
-  double ckpt_interval = 0;          // seconds between periodic checkpoints; 0: none
-  std::string ckpt_dir;              // where they go (default under $XDG_STATE_HOME/mosix)
-  std::string migrate = "on";        // --migrate=off: the node daemons never move guests on their own
-  std::vector<int> pin;              // --pin RANKS: these copies never move (sorted, unique)
-  std::vector<std::string> program;  // program and its own arguments, untouched
-};
 
 // "0,2,5-7" -> {0, 2, 5, 6, 7}: sorted, without repeats.
 Expected<std::vector<int>> parse_rank_list(std::string_view text);

@@ -1,0 +1,122 @@
+#include "runtime/core/plan_job.h"
+
+#include <algorithm>
+
+#include "runtime/core/environment.h"
+
+namespace mosix {
+namespace {
+
+// The slots a host list line gives (-1: every core of its node).
+int given_slots(const HostSlots& h, const PlanInputs& in) {
+  return h.slots_given || !in.host_without_slots_is_all_cores ? h.slots : -1;
+}
+
+std::vector<std::string> copies_environment(const RunOptions& o, const PlanInputs& in,
+                                            std::vector<std::string>& warnings) {
+  std::vector<std::string> env = in.environment;
+  for (const EnvSetting& s : o.env) {
+    if (s.value) {
+      set_env(env, s.name, *s.value);
+    } else if (!get_env(in.environment, s.name)) {
+      warnings.push_back("-x " + s.name + ": not set here, nothing to export");
+    }
+  }
+  if (o.ckpt_interval > 0 && !in.agent.empty()) {
+    // Periodic checkpoints need the agent inside every copy, first.
+    auto old = get_env(in.environment, "LD_PRELOAD");
+    set_env(env, "LD_PRELOAD", in.agent + (old && !old->empty() ? ":" + *old : ""));
+  }
+  return env;
+}
+
+SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vector<std::string>& env, int rank,
+                      int copies) {
+  SpawnGuest g;
+  g.rank = rank;
+  g.argv = o.program;
+  g.cwd = in.wdir;
+  g.env = env;
+  const std::string r = std::to_string(rank), n = std::to_string(copies);
+  // Local ranks are this node's until the home places the copies.
+  for (const char* name : {"MOSIX_RANK", "OMPI_COMM_WORLD_RANK", "MOSIX_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"}) {
+    set_env(g.env, name, r);
+  }
+  for (const char* name : {"MOSIX_SIZE", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+    set_env(g.env, name, n);
+  }
+  set_env(g.env, "OMPI_COMM_WORLD_NODE_RANK", r);
+  set_env(g.env, "MOSIX_HOME_NODE", in.this_node);
+  set_env(g.env, "MOSIX_NODE", in.this_node);
+  g.flags = rank == 0 ? kSpawnStdin : 0;
+  if (std::binary_search(o.pin.begin(), o.pin.end(), rank)) g.flags |= kSpawnPinned;
+  if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
+  return g;
+}
+
+}  // namespace
+
+bool names_this_node(const std::string& host, const PlanInputs& in) {
+  const std::string short_me = in.this_node.substr(0, in.this_node.find('.'));
+  // Slurm may name this node otherwise than its host name (several slurmd
+  // on one host, or NodeName aliases).
+  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host == in.this_node ||
+         host == short_me || (!in.slurm_node_name.empty() && host == in.slurm_node_name);
+}
+
+Expected<JobPlan> plan_job(const RunOptions& o, const PlanInputs& in) {
+  JobPlan plan;
+  plan.home_node = in.this_node;
+  plan.wdir = in.wdir;
+  const int cores = std::max(1, in.cores);
+  // Slots: from the host list, else one per core of this node.
+  plan.slots = cores;
+  if (!in.hosts.empty()) {
+    plan.slots = 0;
+    for (const HostSlots& h : in.hosts) {
+      if (!names_this_node(h.name, in)) plan.remote_hosts.push_back(h.name);
+      const int slots = given_slots(h, in);
+      plan.slots += slots < 0 ? cores : slots;
+    }
+  }
+  plan.multi_node = o.vcluster > 0 || !plan.remote_hosts.empty();
+  if (o.vcluster > 0) plan.slots = std::max<long long>(plan.slots, o.vcluster);
+  if (o.np == 0 && plan.slots > kMaxCopies) {
+    return make_error("the host list gives " + std::to_string(plan.slots) + " slots, more than the bound of " +
+                      std::to_string(kMaxCopies) + " copies in one job: give -np");
+  }
+  plan.copies = o.np > 0 ? o.np : static_cast<int>(plan.slots);
+  // A virtual cluster spreads copies by load, as MOSIX does: no slot limit.
+  if (plan.copies > plan.slots && !o.oversubscribe && o.vcluster == 0) {
+    return make_error(std::to_string(plan.copies) + " copies asked for but only " + std::to_string(plan.slots) +
+                      " slot" + (plan.slots == 1 ? "" : "s") + " (" +
+                      (in.hosts.empty() ? "cores of this node" : "from the host list") +
+                      "): add --oversubscribe, or give more slots with --host/--hostfile");
+  }
+  if (!o.pin.empty() && o.pin.back() >= plan.copies) {
+    return make_error("--pin: rank " + std::to_string(o.pin.back()) + " does not exist: the job has " +
+                      std::to_string(plan.copies) + " cop" + (plan.copies == 1 ? "y" : "ies") +
+                      " (ranks count from 0)");
+  }
+  if (plan.multi_node && o.vcluster == 0) {
+    // One node daemon per host, the home node first (it is rank 0).
+    std::vector<HostSlots> ordered;
+    for (const HostSlots& h : in.hosts) {
+      if (names_this_node(h.name, in)) ordered.insert(ordered.begin(), h);
+      else ordered.push_back(h);
+    }
+    if (!names_this_node(ordered.front().name, in)) {
+      ordered.insert(ordered.begin(), HostSlots{in.this_node, 0, true});  // the home only routes
+    }
+    for (const HostSlots& h : ordered) {
+      plan.nodes.push_back(h.name);
+      plan.node_slots.push_back(given_slots(h, in));
+    }
+  }
+  plan.env = copies_environment(o, in, plan.warnings);
+  plan.guests.reserve(static_cast<size_t>(plan.copies));
+  for (int rank = 0; rank < plan.copies; ++rank) plan.guests.push_back(copy_spawn(o, in, plan.env, rank, plan.copies));
+  return plan;
+}
+
+}  // namespace mosix
