@@ -262,6 +262,7 @@ int main(int argc, char** argv) {
   job.mpirun_path = std::move(command.path);
   job.mpirun_argv = std::move(command.argv);
   job.mpirun_env = std::move(command.env);
+  job.launch_events = command.launch_events;
   auto status = run_home_job(std::move(job));
   if (!status) usage_error(status.error().message);  // nothing started: as bad input
   return *status;

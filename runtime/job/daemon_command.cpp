@@ -69,6 +69,7 @@ DaemonsCommand daemons_command(const RunOptions& o, const JobPlan& plan, const N
     // and connects them by unix sockets, without MPI's start-up.
     cmd.path = c.mosixd;
     cmd.argv = {"mosixd", "--launch", std::to_string(daemons)};
+    cmd.launch_events = true;
   } else {
     cmd.path = c.mpirun;
     cmd.argv = {"mpirun", "--oversubscribe", "--bind-to", "none", "-np", std::to_string(daemons)};

@@ -36,6 +36,7 @@ struct DaemonsCommand {
   std::string path;
   std::vector<std::string> argv;  // --home-socket PATH is added when the job starts
   std::vector<std::string> env;
+  bool launch_events = false;     // mosixd --launch: its stdout carries launch events
 };
 
 // The command that starts the node daemons of a job over several nodes.

@@ -22,6 +22,7 @@ struct HomeJobSpec {
   std::vector<std::string> mpirun_argv;  // mpirun ... mosixd [args]; --home-socket is appended
   std::vector<std::string> mpirun_env;   // complete environment of mpirun
   std::string mpirun_path;
+  bool launch_events = false;            // it is mosixd --launch: launch events on its stdout
   bool tag_output = false;
   std::string output_dir;
   bool keep_going = false;

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/core/launch_event.h"
 #include "runtime/job/home_job_impl.h"
 #include "runtime/transport/local/local_transport.h"
 
@@ -143,19 +144,67 @@ void HomeJob::arm_start_timer() {
   });
 }
 
-// mpirun's own messages (and the daemons' diagnostics) go to our stderr.
+// mpirun's own messages (and the daemons' diagnostics) go to our stderr;
+// mosixd --launch's standard output carries its launch events.
 void HomeJob::read_mpirun(stream_descriptor& sd, std::array<char, 8192>& buf) {
   sd.async_read_some(asio::buffer(buf), [this, &sd, &buf](error_code ec, size_t n) {
-    if (n > 0) {
+    std::string events_text;
+    std::string_view text(buf.data(), n);
+    if (spec_.launch_events && &sd == mpirun_out_.get()) {
+      events_text = take_launch_events(text, static_cast<bool>(ec));
+      text = events_text;
+    }
+    if (!text.empty()) {
       // Until the home daemon is up, keep mpirun's words: a failed start is
       // summed up in one line rather than mpirun's boxes.
-      if (home_) write_mpirun_lines(std::string_view(buf.data(), n), false);
-      if (mpirun_messages_.size() < (1u << 16)) mpirun_messages_.append(buf.data(), n);
+      if (home_) write_mpirun_lines(text, false);
+      if (mpirun_messages_.size() < (1u << 16)) mpirun_messages_.append(text);
       find_dead_daemon();
     }
     if (!ec) read_mpirun(sd, buf);
     else if (home_) write_mpirun_lines({}, true);
   });
+}
+
+// Launch events, one a line (runtime/core/launch_event.h); the lines that
+// are not are returned, as text.
+std::string HomeJob::take_launch_events(std::string_view more, bool at_end) {
+  launch_partial_.append(more);
+  std::string text;
+  size_t start = 0;
+  for (size_t nl; (nl = launch_partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+    const std::string_view line(launch_partial_.data() + start, nl + 1 - start);
+    if (auto ended = parse_launch_event(line)) {
+      daemon_end_reported(*ended);
+    } else {
+      text += line;
+    }
+  }
+  launch_partial_.erase(0, start);
+  if (at_end) {
+    text += launch_partial_;
+    launch_partial_.clear();
+  }
+  return text;
+}
+
+// A node daemon ended on its own. The home node's own daemon takes the job
+// with it (the launcher ends the others); any other one, the home node
+// declares lost when it falls silent, as under mpirun --enable-recovery.
+void HomeJob::daemon_end_reported(const NodeDaemonEnded& e) {
+  const GuestEnd end{e.rank, e.signal != 0, e.signal != 0 ? e.signal : e.exit_status, false};
+  const std::string what = "node daemon " + std::to_string(e.rank) + " (pid " + std::to_string(e.pid) + " on " +
+                           e.node + ") " + describe_end(end) + (e.ending_others ? "; ending the other node daemons" : "");
+  if (e.signal != 0 && e.rank != 0) {
+    spdlog::debug("{}", what);
+    return;
+  }
+  if (e.signal != 0 && dead_daemon_ < 0) {
+    dead_daemon_ = e.rank;
+    dead_daemon_signal_ = e.signal;
+  }
+  if (mpirun_messages_.size() < (1u << 16)) mpirun_messages_ += what + "\n";
+  if (home_) spdlog::error("{}", what);
 }
 
 // mpirun's lines go to our stderr whole, but for one: with --enable-recovery
@@ -179,10 +228,11 @@ void HomeJob::write_mpirun_lines(std::string_view more, bool at_end) {
   }
 }
 
-// mpirun reports a daemon that died as "... noticed that process rank R with
-// PID P on node H exited on signal S": daemon rank R is node R of the job.
+// Open MPI's mpirun reports a daemon that died as "... noticed that process
+// rank R with PID P on node H exited on signal S": daemon rank R is node R
+// of the job. (mosixd --launch says so in a launch event instead.)
 void HomeJob::find_dead_daemon() {
-  if (dead_daemon_ >= 0) return;
+  if (dead_daemon_ >= 0 || spec_.launch_events) return;
   static const std::regex died(
       R"(process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+))");
   std::string flat = mpirun_messages_;

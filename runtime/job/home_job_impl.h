@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runtime/core/exit_rule.h"
+#include "runtime/core/launch_event.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/frame_socket.h"
 #include "runtime/daemon/guest_process.h"
@@ -116,6 +117,8 @@ class HomeJob {
   void read_mpirun(stream_descriptor& sd, std::array<char, 8192>& buf);
   void write_mpirun_lines(std::string_view more, bool at_end);
   void find_dead_daemon();
+  std::string take_launch_events(std::string_view more, bool at_end);
+  void daemon_end_reported(const NodeDaemonEnded& ended);
   void arm_start_timer();
 
   // home_job_control.cpp: mosixctl.
@@ -169,6 +172,7 @@ class HomeJob {
   std::array<char, 8192> mpirun_out_buf_{}, mpirun_err_buf_{};
   std::string mpirun_messages_;  // what mpirun said, to sum up a failed start and find a dead daemon
   std::string mpirun_partial_;   // the start of a line mpirun has not finished
+  std::string launch_partial_;   // the start of a launch event line
   std::thread local_daemon_;
   bool stop_local_ = false;      // our node daemon is to end (told when it connects)
   bool daemons_running_ = false;

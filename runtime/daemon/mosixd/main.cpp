@@ -19,7 +19,9 @@
 #include <unistd.h>
 #include <vector>
 
+#include "runtime/core/launch_event.h"
 #include "runtime/daemon/node_daemon.h"
+#include "runtime/daemon/output_relay.h"
 #include "runtime/daemon/orphan_watcher.h"
 #include "runtime/transport/transport.h"
 
@@ -40,12 +42,16 @@ namespace {
 // others running: the home node declares its node lost, as under mpirun. The
 // home node's daemon dying (every frame goes through it), or any daemon
 // failing (a non-zero exit: it could not start), ends the others (SIGTERM,
-// SIGKILL after a grace period), reported as mpirun would ("process rank R
-// with PID P on node H exited on signal S", which mosixrun looks for).
-// SIGTERM, SIGINT and SIGHUP are passed on to the daemons. Exits once all
-// have: 0 if every daemon did.
+// SIGKILL after a grace period). Each daemon that ends on its own is
+// reported to mosixrun on our standard output, one launch event a line
+// (runtime/core/launch_event.h). SIGTERM, SIGINT and SIGHUP are passed on
+// to the daemons. Exits once all have: 0 if every daemon did.
 int launch_daemons(int count, int argc, char** argv, const std::string& home_socket) {
   using namespace mosix;
+  auto report = [](const NodeDaemonEnded& ended) {
+    const std::string line = launch_event_line(ended);
+    write_all(1, line.data(), line.size());
+  };
   constexpr auto kGrace = std::chrono::seconds(2);
   const std::string dir = home_socket.substr(0, home_socket.rfind('/'));
   char exe[4096];
@@ -162,19 +168,17 @@ int launch_daemons(int count, int argc, char** argv, const std::string& home_soc
       --live;
       const bool by_us = WIFSIGNALED(status) && term_sent != 0 &&
                          (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL);
+      NodeDaemonEnded ended{rank, static_cast<long>(pid), host, 0, 0, false};
       if (WIFSIGNALED(status) && !by_us) {
         if (status_out == 0) status_out = 128 + WTERMSIG(status);
-        if (rank != 0) {  // recovery: the home node decides
-          spdlog::debug("process rank {} with PID {} on node {} exited on signal {} ({})", rank, pid, host,
-                        WTERMSIG(status), ::strsignal(WTERMSIG(status)));
-          continue;
-        }
-        spdlog::error("process rank {} with PID {} on node {} exited on signal {} ({}){}", rank, pid, host,
-                      WTERMSIG(status), ::strsignal(WTERMSIG(status)),
-                      term_sent ? "" : "; ending the other node daemons");
+        ended.signal = WTERMSIG(status);
+        ended.ending_others = rank == 0 && term_sent == 0;
+        report(ended);
+        if (rank != 0) continue;  // recovery: the home node decides
       } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && term_sent == 0) {
-        spdlog::error("process rank {} with PID {} on node {} exited with status {}; ending the other "
-                      "node daemons", rank, pid, host, WEXITSTATUS(status));
+        ended.exit_status = WEXITSTATUS(status);
+        ended.ending_others = true;
+        report(ended);
         if (status_out == 0) status_out = WEXITSTATUS(status);
       } else {
         continue;
