@@ -18,8 +18,8 @@
  *   opath     O_PATH descriptors on a file and (O_NOFOLLOW) on a symlink
  *   signalfd  a non-blocking signalfd for SIGUSR2 with one queued: it reads it
  *   eventfd   a semaphore eventfd with count 7: seven reads of 1, then EAGAIN
- *   timerfd   an hourly timer (time left, interval) and an expired one-shot
- *             whose expiration was not read yet: it reads 1
+ *   timerfd   an hourly timer (time left, interval) and an hourly one that
+ *             fired once, not read yet: it reads 1 and stays armed
  *   auxv      /proc/self/auxv must read as it did before
  *   nnp       PR_SET_NO_NEW_PRIVS must still be set
  *   sigqueue  blocked signals queued with payloads, to the process and to a
@@ -583,19 +583,24 @@ int main(int argc, char** argv) {
   }
   if (is_mode("timerfd")) {
     int hourly = timerfd_create(CLOCK_MONOTONIC, 0), expired = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
-    struct itimerspec hour = {{3600, 0}, {3600, 0}}, once = {{0, 0}, {0, 1}}, now;
+    struct itimerspec hour = {{3600, 0}, {3600, 0}}, soon = {{3600, 0}, {0, 1}}, now;
     if (hourly < 0 || expired < 0 || timerfd_settime(hourly, 0, &hour, NULL) != 0 ||
-        timerfd_settime(expired, 0, &once, NULL) != 0)
+        timerfd_settime(expired, 0, &soon, NULL) != 0)
       fail("timerfd: %s", strerror(errno));
-    do timerfd_gettime(expired, &now); /* until it has fired (a one-shot disarms) */
-    while (now.it_value.tv_sec != 0 || now.it_value.tv_nsec != 0);
+    /* Until it has fired, without reading it: then its state shows 0 left
+     * (the kernel moves a periodic timer on only when it is read). */
+    struct pollfd p = {expired, POLLIN, 0};
+    if (poll(&p, 1, -1) != 1) fail("poll of the timerfd: %s", strerror(errno));
     ready_then_wait();
     if (timerfd_gettime(hourly, &now) != 0 || now.it_interval.tv_sec != 3600 || now.it_interval.tv_nsec != 0 ||
         now.it_value.tv_sec > 3600 || (now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0))
       fail("the hourly timer is not armed as it was");
     uint64_t ticks = 0;
-    if (read(expired, &ticks, 8) != 8 || ticks != 1) fail("the expired timer's expiration was lost");
-    if (read(expired, &ticks, 8) >= 0 || errno != EAGAIN) fail("the expired timer is not non-blocking");
+    if (read(expired, &ticks, 8) != 8 || ticks != 1) fail("the fired timer's expiration was lost");
+    if (read(expired, &ticks, 8) >= 0 || errno != EAGAIN) fail("the fired timer is not non-blocking");
+    if (timerfd_gettime(expired, &now) != 0 || now.it_interval.tv_sec != 3600 ||
+        (now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0))
+      fail("the fired periodic timer is no longer armed (interval %ld)", (long)now.it_interval.tv_sec);
     ok();
   }
   if (is_mode("auxv")) {

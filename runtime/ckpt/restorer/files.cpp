@@ -203,6 +203,9 @@ void place_anon(const Fd& f) {
     std::uint64_t ticks = wire::get_u64(d + 8), left = wire::get_u64(d + 16), interval = wire::get_u64(d + 24);
     fd = timerfd_create(clock, flags);
     if (fd < 0) refuse(what + strerror(errno));
+    // A periodic timer that fired and was not read since shows 0 left (the
+    // kernel moves it on only when it is read): it is armed, one interval on.
+    if (left == 0) left = interval;
     auto ts = [](std::uint64_t ns) {
       return timespec{static_cast<time_t>(ns / 1'000'000'000ULL), static_cast<long>(ns % 1'000'000'000ULL)};
     };
