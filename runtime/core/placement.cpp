@@ -188,4 +188,20 @@ std::vector<int> slots_from_hosts(std::span<const HostSlots> hosts) {
   return out;
 }
 
+std::optional<std::size_t> pick_restart_node(std::span<const RestartCandidate> nodes) {
+  std::optional<std::size_t> best;
+  double best_score = 0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const RestartCandidate& n = nodes[i];
+    if (!n.usable) continue;
+    const double capacity = std::max(1e-6, n.speed * std::max(1, n.cores));
+    const double score = (n.ranks + 1) / capacity;
+    if (!best || score < best_score) {
+      best = i;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
 }  // namespace mosix

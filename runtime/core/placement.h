@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -49,5 +50,21 @@ Expected<std::vector<std::size_t>> place(std::span<const NodeLoad> nodes,
 // Slots of a host list, for PlacementRequest::slots: the given count, or -1
 // ("the node's cores") where the user gave none.
 std::vector<int> slots_from_hosts(std::span<const HostSlots> hosts);
+
+// A node as a home for a rank lost with its node, restarted from its image.
+// `usable` is false for a node that is gone, has not said hello, or takes no
+// copies (0 slots: a home that only routes).
+struct RestartCandidate {
+  bool usable = false;
+  double speed = 1.0;  // per core
+  int cores = 1;
+  int ranks = 0;       // ranks it holds now
+};
+
+// Where the next lost rank restarts: the usable node with the fewest ranks per
+// unit of capacity (speed x cores) once it holds it; ties go to the lower
+// index. None when no node is usable. The caller counts the rank on the node
+// it picked before asking for the next.
+std::optional<std::size_t> pick_restart_node(std::span<const RestartCandidate> nodes);
 
 }  // namespace mosix

@@ -34,6 +34,7 @@
 #include "runtime/core/balancer.h"
 #include "runtime/core/environment.h"
 #include "runtime/core/gossip.h"
+#include "runtime/core/overloaded.h"
 #include "runtime/core/placement.h"
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/frame_socket.h"
@@ -144,8 +145,8 @@ class NodeDaemon {
   NodeDaemon(const NodeDaemon&) = delete;
   NodeDaemon& operator=(const NodeDaemon&) = delete;
   NodeDaemon(Transport& transport, NodeDaemonOptions options)
-      : t_(transport),
-        o_(std::move(options)),
+      : transport_(transport),
+        options_(std::move(options)),
         transport_sd_(io_, ::dup(transport.event_fd())),
         child_signal_(io_, SIGCHLD),
         term_signals_(io_, SIGTERM, SIGINT, SIGHUP),
@@ -153,7 +154,7 @@ class NodeDaemon {
         gossip_timer_(io_),
         balance_timer_(io_),
         rng_(0x6d6f736978ULL + static_cast<std::uint64_t>(transport.rank()) * 7919 +
-             std::hash<std::string>{}(o_.job_id)),
+             std::hash<std::string>{}(options_.job_id)),
         loads_(static_cast<NodeId>(transport.rank()), GossipParams{}),
         start_(std::chrono::steady_clock::now()) {}
 
@@ -251,6 +252,9 @@ class NodeDaemon {
   void to_mosixrun(const Message& message);
   void wait_transport();
   void handle(int source, Message message);
+  void from_node(int source, const Message& message);
+  void image_begin(const ImageBegin& begin);
+  void image_chunk(const ImageChunk& chunk);
   void spawn(SpawnGuest spawn);
   void read_output(LocalGuest& g, bool is_stderr);
   void output_credit(const OutputCredit& credit);
@@ -281,10 +285,12 @@ class NodeDaemon {
   Status connect_home();
   void read_home();
   void from_home(Message message);
+  void order_move(const MigrateRequest& move);
+  void take_output_fds(const OutputFds& fds);
   void place_if_ready();
 
-  Transport& t_;
-  NodeDaemonOptions o_;
+  Transport& transport_;
+  NodeDaemonOptions options_;
   asio::io_context io_;
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set child_signal_, term_signals_;
@@ -353,7 +359,7 @@ class NodeDaemon {
 };
 
 void NodeDaemon::send(int dest, const Message& message) {
-  if (Status s = t_.send(dest, encode_frame(message)); !s) {
+  if (Status s = transport_.send(dest, encode_frame(message)); !s) {
     spdlog::error("{}: cannot send to node {}: {}", node_name_, dest, s.error().message);
   }
 }
@@ -361,7 +367,7 @@ void NodeDaemon::send(int dest, const Message& message) {
 Status NodeDaemon::say_hello() {
   Hello hello;
   hello.mosix_version = MOSIX_VERSION;
-  hello.rank = static_cast<std::uint32_t>(t_.rank());
+  hello.rank = static_cast<std::uint32_t>(transport_.rank());
   double node_speed = stored_speed_or(1.0);
   auto topology = probe_this_node();
   int cores = topology ? std::max(1, topology->cores) : 1;
@@ -370,19 +376,19 @@ Status NodeDaemon::say_hello() {
     core_users_.assign(core_pus_.size(), 0);
   }
   std::uint64_t memory = topology ? topology->memory_bytes : 0;
-  if (!o_.vcluster_cpu.empty()) {
+  if (!options_.vcluster_cpu.empty()) {
     // A virtual node: a CPU share of this machine. Its speed per core is the
     // share spread over the cores it may use.
-    double share = o_.vcluster_cpu[static_cast<size_t>(t_.rank()) % o_.vcluster_cpu.size()];
-    node_name_ = "vnode" + std::to_string(t_.rank());
+    double share = options_.vcluster_cpu[static_cast<size_t>(transport_.rank()) % options_.vcluster_cpu.size()];
+    node_name_ = "vnode" + std::to_string(transport_.rank());
     CgroupRoots roots = detect_cgroups();
     if (auto why = why_uncapped(roots)) {
-      if (t_.rank() == 0) spdlog::warn("virtual nodes run uncapped: {}", *why);
+      if (transport_.rank() == 0) spdlog::warn("virtual nodes run uncapped: {}", *why);
     } else {
-      auto cap = CpuCap::create("job" + o_.job_id + "/" + node_name_, share, roots);
+      auto cap = CpuCap::create("job" + options_.job_id + "/" + node_name_, share, roots);
       if (cap) {
         cap_ = std::move(*cap);
-      } else if (t_.rank() == 0) {
+      } else if (transport_.rank() == 0) {
         spdlog::warn("virtual nodes run uncapped: {}", cap.error().message);
       }
     }
@@ -403,11 +409,11 @@ Status NodeDaemon::say_hello() {
 }
 
 Status NodeDaemon::connect_home() {
-  auto fd = connect_unix(o_.home_socket);
+  auto fd = connect_unix(options_.home_socket);
   if (!fd) return fd.error();
   home_sd_ = std::make_unique<asio::posix::stream_descriptor>(io_, *fd);
   home_ = std::make_unique<FrameSender>(::dup(*fd));
-  hellos_.resize(static_cast<size_t>(t_.size()));
+  hellos_.resize(static_cast<size_t>(transport_.size()));
   return {};
 }
 
@@ -434,7 +440,7 @@ void NodeDaemon::read_home() {
       if (!shutting_down_) {
         // mosixrun is gone: end the job on every node, not only here.
         spdlog::debug("mosixrun closed the job socket");
-        for (int node = 0; node < t_.size(); ++node) send(node, Shutdown{"mosixrun is gone"});
+        for (int node = 0; node < transport_.size(); ++node) send(node, Shutdown{"mosixrun is gone"});
       }
       return;
     }
@@ -443,58 +449,72 @@ void NodeDaemon::read_home() {
 }
 
 void NodeDaemon::from_home(Message message) {
-  if (auto* spawn = std::get_if<SpawnGuest>(&message)) {
-    pending_spawns_.push_back(std::move(*spawn));
-    place_if_ready();
-  } else if (auto* in = std::get_if<GuestStdin>(&message)) {
-    auto it = rank_node_.find(in->rank);
-    if (it == rank_node_.end()) {
-      early_stdin_.push_back(std::move(*in));
-    } else if (moving_.count(in->rank)) {
-      held_stdin_[in->rank].push_back(std::move(*in));  // until the move is over
-    } else {
-      send(it->second, *in);
-    }
-  } else if (auto* credit = std::get_if<OutputCredit>(&message)) {
-    if (auto it = rank_node_.find(credit->rank); it != rank_node_.end()) send(it->second, *credit);
-  } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
-    if (sig->rank == kAllRanks) {
-      for (int node = 0; node < t_.size(); ++node) send(node, *sig);
-    } else if (auto it = rank_node_.find(sig->rank); it != rank_node_.end()) {
-      send(it->second, *sig);
-    }
-  } else if (auto* move = std::get_if<MigrateRequest>(&message)) {
-    auto it = rank_node_.find(move->rank);
-    if (it == rank_node_.end() || static_cast<int>(move->target_node) >= t_.size()) {
-      MigrateResult r;
-      r.migration_id = move->migration_id;
-      r.rank = move->rank;
-      r.target_node = move->target_node;
-      r.reason = it == rank_node_.end() ? "rank " + std::to_string(move->rank) + " is not placed"
-                                        : "no node " + std::to_string(move->target_node);
-      home_->send(r);
-    } else {
-      moving_.insert(move->rank);
-      send(it->second, *move);
-    }
-  } else if (std::holds_alternative<Shutdown>(message)) {
-    for (int node = 0; node < t_.size(); ++node) send(node, message);
-  } else if (auto* fds = std::get_if<OutputFds>(&message)) {
-    if (fds->count == 2 && home_fds_.size() >= 2 && out_fd_ < 0) {
-      out_fd_ = home_fds_[0];
-      err_fd_ = home_fds_[1];
-      // Output comes in frames of up to kOutputChunk: a pipe that holds
-      // several means fewer wake-ups for us and for its reader.
-      for (int fd : {out_fd_, err_fd_}) widen_pipe(fd, 4 * kOutputChunk);
-      home_fds_.erase(home_fds_.begin(), home_fds_.begin() + 2);
-    } else {
-      spdlog::error("home node: mosixrun's OutputFds came without its descriptors");
-    }
+  std::visit(Overloaded{
+                 [&](SpawnGuest& spawn) {
+                   pending_spawns_.push_back(std::move(spawn));
+                   place_if_ready();
+                 },
+                 [&](GuestStdin& in) {
+                   auto it = rank_node_.find(in.rank);
+                   if (it == rank_node_.end()) {
+                     early_stdin_.push_back(std::move(in));
+                   } else if (moving_.count(in.rank)) {
+                     held_stdin_[in.rank].push_back(std::move(in));  // until the move is over
+                   } else {
+                     send(it->second, in);
+                   }
+                 },
+                 [&](const OutputCredit& credit) {
+                   if (auto it = rank_node_.find(credit.rank); it != rank_node_.end()) send(it->second, credit);
+                 },
+                 [&](const GuestSignal& sig) {
+                   if (sig.rank == kAllRanks) {
+                     for (int node = 0; node < transport_.size(); ++node) send(node, sig);
+                   } else if (auto it = rank_node_.find(sig.rank); it != rank_node_.end()) {
+                     send(it->second, sig);
+                   }
+                 },
+                 [&](const MigrateRequest& move) { order_move(move); },
+                 [&](const Shutdown& bye) {
+                   for (int node = 0; node < transport_.size(); ++node) send(node, bye);
+                 },
+                 [&](const OutputFds& fds) { take_output_fds(fds); },
+                 [](const auto&) {},
+             },
+             message);
+}
+
+void NodeDaemon::order_move(const MigrateRequest& move) {
+  auto it = rank_node_.find(move.rank);
+  if (it == rank_node_.end() || static_cast<int>(move.target_node) >= transport_.size()) {
+    MigrateResult r;
+    r.migration_id = move.migration_id;
+    r.rank = move.rank;
+    r.target_node = move.target_node;
+    r.reason = it == rank_node_.end() ? "rank " + std::to_string(move.rank) + " is not placed"
+                                      : "no node " + std::to_string(move.target_node);
+    home_->send(r);
+  } else {
+    moving_.insert(move.rank);
+    send(it->second, move);
+  }
+}
+
+void NodeDaemon::take_output_fds(const OutputFds& fds) {
+  if (fds.count == 2 && home_fds_.size() >= 2 && out_fd_ < 0) {
+    out_fd_ = home_fds_[0];
+    err_fd_ = home_fds_[1];
+    // Output comes in frames of up to kOutputChunk: a pipe that holds
+    // several means fewer wake-ups for us and for its reader.
+    for (int fd : {out_fd_, err_fd_}) widen_pipe(fd, 4 * kOutputChunk);
+    home_fds_.erase(home_fds_.begin(), home_fds_.begin() + 2);
+  } else {
+    spdlog::error("home node: mosixrun's OutputFds came without its descriptors");
   }
 }
 
 void NodeDaemon::place_if_ready() {
-  if (placed_ || static_cast<int>(pending_spawns_.size()) < o_.copies) return;
+  if (placed_ || static_cast<int>(pending_spawns_.size()) < options_.copies) return;
   for (const auto& h : hellos_) {
     if (!h) return;
   }
@@ -509,10 +529,10 @@ void NodeDaemon::place_if_ready() {
     nodes.push_back(n);
   }
   PlacementRequest request;
-  request.copies = o_.copies;
-  request.oversubscribe = o_.oversubscribe;
-  request.slots = o_.slots;
-  request.map_by = o_.map_by == "node" ? MapBy::kNode : o_.map_by == "slot" ? MapBy::kSlot : MapBy::kLoad;
+  request.copies = options_.copies;
+  request.oversubscribe = options_.oversubscribe;
+  request.slots = options_.slots;
+  request.map_by = options_.map_by == "node" ? MapBy::kNode : options_.map_by == "slot" ? MapBy::kSlot : MapBy::kLoad;
   auto where = place(nodes, request);
   if (!where) {
     spdlog::error("cannot place the job: {}", where.error().message);
@@ -538,7 +558,7 @@ void NodeDaemon::place_if_ready() {
     set_env(s.env, "OMPI_COMM_WORLD_NODE_RANK", std::to_string(lr));
     rank_node_[s.rank] = static_cast<int>(node);
     spdlog::debug("rank {} -> node {} ({})", s.rank, node, hellos_[node]->node_name);
-    if (static_cast<int>(node) == t_.rank()) {
+    if (static_cast<int>(node) == transport_.rank()) {
       here.push_back(std::move(s));
     } else {
       send(static_cast<int>(node), s);
@@ -568,12 +588,12 @@ void NodeDaemon::report_load() {
   local_estimate_ = local_load_estimate(local_estimate_, sample, dt, est.local_rise);
   exported_estimate_ = exported_load_estimate(exported_estimate_, sample, dt, est.export_decay);
   LoadEntry e;
-  e.node = static_cast<std::uint32_t>(t_.rank());
+  e.node = static_cast<std::uint32_t>(transport_.rank());
   e.load = exported_estimate_;
   e.speed = speed_;
   if (auto mem = read_meminfo()) e.free_memory = mem->available_bytes;
   NodeLoad self;
-  self.id = static_cast<NodeId>(t_.rank());
+  self.id = static_cast<NodeId>(transport_.rank());
   self.cores = cores_;
   self.speed = speed_;
   self.load = exported_estimate_;
@@ -591,7 +611,7 @@ void NodeDaemon::report_load() {
 // MOSIX's randomized gossip: at jittered intervals, the freshest window of
 // our load vector (ourselves first) to one node picked at random.
 void NodeDaemon::gossip() {
-  if (auto peer = pick_peer(static_cast<NodeId>(t_.rank()), static_cast<size_t>(t_.size()), rng_)) {
+  if (auto peer = pick_peer(static_cast<NodeId>(transport_.rank()), static_cast<size_t>(transport_.size()), rng_)) {
     LoadReport report;
     for (const NodeLoad& n : loads_.window(now())) {
       LoadEntry e;
@@ -628,7 +648,7 @@ void NodeDaemon::merge_load(int source, const LoadReport& report) {
   }
   loads_.merge(received, now());
   // A node's own report, straight from it, is what mosixctl mon shows.
-  if (t_.rank() == 0 && home_ && report.entries.size() == 1 &&
+  if (transport_.rank() == 0 && home_ && report.entries.size() == 1 &&
       static_cast<int>(report.entries[0].node) == source) {
     home_->send(report);
   }
@@ -637,7 +657,7 @@ void NodeDaemon::merge_load(int source, const LoadReport& report) {
 void NodeDaemon::wait_transport() {
   transport_sd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
     if (ec) return;
-    auto deliveries = t_.receive();
+    auto deliveries = transport_.receive();
     if (!deliveries) {
       spdlog::error("{}: the cluster transport failed: {}", node_name_, deliveries.error().message);
       exit_code_ = 1;
@@ -661,84 +681,92 @@ void NodeDaemon::wait_transport() {
 }
 
 void NodeDaemon::handle(int source, Message message) {
-  if (t_.rank() == 0) {
-    // A move the home did not order (the balancer's): hold the rank's stdin.
-    if (auto* step = std::get_if<MigrateProgress>(&message); step && !ended_moves_.count(step->migration_id)) {
-      moving_.insert(step->rank);
-    }
+  std::visit(Overloaded{
+                 [&](SpawnGuest& s) { spawn(std::move(s)); },
+                 [&](const GuestStdin& in) { deliver_stdin(in); },
+                 [&](const OutputCredit& credit) { output_credit(credit); },
+                 [&](const GuestSignal& sig) { signal_guests(sig.rank, sig.signo); },
+                 [&](const Shutdown& bye) {
+                   if (source == 0 && bye.reason.rfind(kDeclaredGone, 0) == 0) declared_gone_ = true;
+                   shutdown(bye.reason);
+                 },
+                 [&](const LoadReport& load) { merge_load(source, load); },
+                 [&](const NodeLost& lost) { node_lost(static_cast<int>(lost.node)); },
+                 [&](const MigrateRequest& move) {
+                   if (guests_.count(move.rank) || static_cast<int>(move.target_node) != transport_.rank()) {
+                     migrate_out(move);
+                   } else {
+                     migrate_in(source, move);
+                   }
+                 },
+                 [&](const ImageBegin& begin) { image_begin(begin); },
+                 [&](const ImageChunk& chunk) { image_chunk(chunk); },
+                 [&](const ImageEnd& end) {
+                   if (auto it = incoming_.find(end.migration_id); it != incoming_.end()) image_end(*it->second, end);
+                 },
+                 [&](const MigrateResult& result) {
+                   auto out = outgoing_.find(result.migration_id);
+                   if (out != outgoing_.end() && source == static_cast<int>(out->second.request.target_node)) {
+                     target_answered(result);
+                   } else if (transport_.rank() == 0) {
+                     route_result(result);
+                   }
+                 },
+                 // Hello, GuestStarted, GuestOutput, GuestExited, MigrateProgress,
+                 // BalanceReport...: what the nodes report, for the home node.
+                 [&](const auto&) {
+                   if (transport_.rank() == 0) from_node(source, message);
+                 },
+             },
+             message);
+}
+
+// The home node's router: what the nodes report goes to mosixrun, except a
+// rank's output and end that come from the node it is moving to.
+void NodeDaemon::from_node(int source, const Message& message) {
+  // A move the home did not order (the balancer's): hold the rank's stdin.
+  if (auto* step = std::get_if<MigrateProgress>(&message); step && !ended_moves_.count(step->migration_id)) {
+    moving_.insert(step->rank);
   }
-  if (auto* spawn = std::get_if<SpawnGuest>(&message)) {
-    this->spawn(std::move(*spawn));
-  } else if (auto* in = std::get_if<GuestStdin>(&message)) {
-    deliver_stdin(*in);
-  } else if (auto* credit = std::get_if<OutputCredit>(&message)) {
-    output_credit(*credit);
-  } else if (auto* sig = std::get_if<GuestSignal>(&message)) {
-    signal_guests(sig->rank, sig->signo);
-  } else if (auto* bye = std::get_if<Shutdown>(&message)) {
-    if (source == 0 && bye->reason.rfind(kDeclaredGone, 0) == 0) declared_gone_ = true;
-    shutdown(bye->reason);
-  } else if (auto* load = std::get_if<LoadReport>(&message)) {
-    merge_load(source, *load);
-  } else if (auto* lost = std::get_if<NodeLost>(&message)) {
-    node_lost(static_cast<int>(lost->node));
-  } else if (auto* move = std::get_if<MigrateRequest>(&message)) {
-    if (guests_.count(move->rank) || static_cast<int>(move->target_node) != t_.rank()) {
-      migrate_out(*move);
-    } else {
-      migrate_in(source, *move);
+  if (hold_for_migration(source, message)) return;
+  if (auto* hello = std::get_if<Hello>(&message)) {
+    if (Status s = check_hello(*hello, MOSIX_VERSION); !s) {
+      spdlog::error("node {} refused: {}", source, s.error().message);
+      home_->send(Shutdown{"node " + std::to_string(source) + " refused: " + s.error().message});
+      return;
     }
-  } else if (auto* begin = std::get_if<ImageBegin>(&message)) {
-    if (auto it = incoming_.find(begin->migration_id); it != incoming_.end()) {
-      it->second->total = begin->total_bytes;
-      send(0, MigrateProgress{begin->migration_id, it->second->request.rank, MigratePhase::kTransfer, 0,
-                              begin->total_bytes});
-    }
-  } else if (auto* chunk = std::get_if<ImageChunk>(&message)) {
-    auto it = incoming_.find(chunk->migration_id);
-    if (it != incoming_.end() && it->second->memfd >= 0) {
-      Incoming& in = *it->second;
-      size_t done = 0;
-      while (done < chunk->bytes.size()) {
-        ssize_t w = ::pwrite(in.memfd, chunk->bytes.data() + done, chunk->bytes.size() - done,
-                             static_cast<off_t>(chunk->offset + done));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += static_cast<size_t>(w);
-      }
-      in.received += done;
-      if (in.received - in.reported >= kProgressStep) {
-        in.reported = in.received;
-        send(0, MigrateProgress{chunk->migration_id, in.request.rank, MigratePhase::kTransfer, in.received,
-                                in.total});
-      }
-    }
-  } else if (auto* end = std::get_if<ImageEnd>(&message)) {
-    auto it = incoming_.find(end->migration_id);
-    if (it != incoming_.end()) image_end(*it->second, *end);
-  } else if (auto* result = std::get_if<MigrateResult>(&message)) {
-    auto out = outgoing_.find(result->migration_id);
-    if (out != outgoing_.end() && source == static_cast<int>(out->second.request.target_node)) {
-      target_answered(*result);
-    } else if (t_.rank() == 0) {
-      route_result(*result);
-    }
-  } else if (t_.rank() == 0 && hold_for_migration(source, message)) {
-    return;
-  } else if (t_.rank() == 0) {
-    // The home node's router: what the nodes report goes to mosixrun.
-    if (auto* hello = std::get_if<Hello>(&message)) {
-      if (Status s = check_hello(*hello, MOSIX_VERSION); !s) {
-        spdlog::error("node {} refused: {}", source, s.error().message);
-        home_->send(Shutdown{"node " + std::to_string(source) + " refused: " + s.error().message});
-        return;
-      }
-      hellos_[static_cast<size_t>(source)] = *hello;
-      home_->send(*hello);
-      place_if_ready();
-    } else {
-      home_->send(message);
-    }
+    hellos_[static_cast<size_t>(source)] = *hello;
+    home_->send(*hello);
+    place_if_ready();
+  } else {
+    home_->send(message);
+  }
+}
+
+void NodeDaemon::image_begin(const ImageBegin& begin) {
+  auto it = incoming_.find(begin.migration_id);
+  if (it == incoming_.end()) return;
+  it->second->total = begin.total_bytes;
+  send(0, MigrateProgress{begin.migration_id, it->second->request.rank, MigratePhase::kTransfer, 0,
+                          begin.total_bytes});
+}
+
+void NodeDaemon::image_chunk(const ImageChunk& chunk) {
+  auto it = incoming_.find(chunk.migration_id);
+  if (it == incoming_.end() || it->second->memfd < 0) return;
+  Incoming& in = *it->second;
+  size_t done = 0;
+  while (done < chunk.bytes.size()) {
+    ssize_t w = ::pwrite(in.memfd, chunk.bytes.data() + done, chunk.bytes.size() - done,
+                         static_cast<off_t>(chunk.offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += static_cast<size_t>(w);
+  }
+  in.received += done;
+  if (in.received - in.reported >= kProgressStep) {
+    in.reported = in.received;
+    send(0, MigrateProgress{chunk.migration_id, in.request.rank, MigratePhase::kTransfer, in.received, in.total});
   }
 }
 
@@ -748,7 +776,7 @@ void keep_fds_from_guests() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
 
 void NodeDaemon::spawn(SpawnGuest s) {
   set_env(s.env, "MOSIX_NODE", node_name_);
-  if (!o_.no_agent) add_agent(s.env);
+  if (!options_.no_agent) add_agent(s.env);
   GuestLaunch l;
   l.rank = s.rank;
   l.argv = s.argv;
@@ -771,10 +799,10 @@ void NodeDaemon::spawn(SpawnGuest s) {
     bound_core = (s.flags & kSpawnBindCore) ? pick_core(s.rank) : -1;
     if (bound_core >= 0) l.cpus = core_pus_[static_cast<size_t>(bound_core)];
     int null_fd = (s.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    l.stdin_fd = (s.flags & kSpawnStdin) ? o_.guest_stdin_fd : null_fd;
+    l.stdin_fd = (s.flags & kSpawnStdin) ? options_.guest_stdin_fd : null_fd;
     if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
     keep_fds_from_guests();
-    for (int fd : o_.inherited_fds) ::fcntl(fd, F_SETFD, 0);
+    for (int fd : options_.inherited_fds) ::fcntl(fd, F_SETFD, 0);
     auto started = start_guest(l);
     if (null_fd >= 0) ::close(null_fd);
     if (started) proc = *started; else error = started.error().message;
@@ -782,7 +810,7 @@ void NodeDaemon::spawn(SpawnGuest s) {
     error = path.error().message;
   }
   if (!proc) {
-    if (bound_core >= 0 && o_.vcluster_cpu.empty()) --core_users_[static_cast<size_t>(bound_core)];
+    if (bound_core >= 0 && options_.vcluster_cpu.empty()) --core_users_[static_cast<size_t>(bound_core)];
     spdlog::error("{}: rank {}: {}", node_name_, s.rank, error);
     send(0, GuestExited{s.rank, 127, 0});
     return;
@@ -799,12 +827,12 @@ void NodeDaemon::spawn(SpawnGuest s) {
     ::fcntl(proc->stdin_fd, F_SETFL, ::fcntl(proc->stdin_fd, F_GETFL) | O_NONBLOCK);
     g->in = std::make_unique<asio::posix::stream_descriptor>(io_, proc->stdin_fd);
   }
-  if (o_.on_guest_started) o_.on_guest_started(proc->pid);
+  if (options_.on_guest_started) options_.on_guest_started(proc->pid);
   if (cap_) (void)cap_->add(proc->pid);  // in case the child could not join by itself
   g->arrived_at = now();
   LocalGuest& ref = *g;
   guests_[s.rank] = std::move(g);
-  send(0, GuestStarted{s.rank, proc->pid, static_cast<std::uint32_t>(t_.rank())});
+  send(0, GuestStarted{s.rank, proc->pid, static_cast<std::uint32_t>(transport_.rank())});
   read_output(ref, false);
   read_output(ref, true);
   write_stdin(ref);
@@ -819,7 +847,7 @@ void NodeDaemon::read_output(LocalGuest& g, bool is_stderr) {
       const std::span<const std::uint8_t> bytes(buf.get(), n);
       if (g.phase == Phase::kIncoming) {
         g.held.push_back(GuestOutput{g.rank, stream, Bytes(bytes.begin(), bytes.end())});
-      } else if (Status s = t_.send(0, encode_guest_output(g.rank, stream, bytes)); !s) {
+      } else if (Status s = transport_.send(0, encode_guest_output(g.rank, stream, bytes)); !s) {
         spdlog::error("{}: cannot send output home: {}", node_name_, s.error().message);
       }
     }
@@ -936,7 +964,7 @@ void NodeDaemon::write_stdin(LocalGuest& g) {
 // virtual cluster share this machine's cores: there, rank i gets core i.
 int NodeDaemon::pick_core(int rank) {
   if (core_pus_.empty()) return -1;
-  if (!o_.vcluster_cpu.empty()) return rank % static_cast<int>(core_pus_.size());
+  if (!options_.vcluster_cpu.empty()) return rank % static_cast<int>(core_pus_.size());
   auto least = std::min_element(core_users_.begin(), core_users_.end());
   int core = static_cast<int>(least - core_users_.begin());
   ++*least;
@@ -944,7 +972,7 @@ int NodeDaemon::pick_core(int rank) {
 }
 
 void NodeDaemon::release_core(LocalGuest& g) {
-  if (g.core >= 0 && o_.vcluster_cpu.empty() && static_cast<size_t>(g.core) < core_users_.size()) {
+  if (g.core >= 0 && options_.vcluster_cpu.empty() && static_cast<size_t>(g.core) < core_users_.size()) {
     --core_users_[static_cast<size_t>(g.core)];
   }
   g.core = -1;
@@ -1069,14 +1097,14 @@ void NodeDaemon::migrate_out(const MigrateRequest& request) {
   MigrateResult fail;
   fail.migration_id = request.migration_id;
   fail.rank = request.rank;
-  fail.source_node = static_cast<std::uint32_t>(t_.rank());
+  fail.source_node = static_cast<std::uint32_t>(transport_.rank());
   fail.target_node = request.target_node;
   auto it = guests_.find(request.rank);
   if (it == guests_.end() || it->second->phase != Phase::kLive || !it->second->running) {
     fail.reason = "rank " + std::to_string(request.rank) + " is not running on " + node_name_;
-  } else if (static_cast<int>(request.target_node) == t_.rank()) {
+  } else if (static_cast<int>(request.target_node) == transport_.rank()) {
     fail.reason = "rank " + std::to_string(request.rank) + " already runs on " + node_name_;
-  } else if (static_cast<int>(request.target_node) >= t_.size()) {
+  } else if (static_cast<int>(request.target_node) >= transport_.size()) {
     fail.reason = "no node " + std::to_string(request.target_node) + " in this job";
   } else if (is_lost(static_cast<int>(request.target_node))) {
     fail.reason = "node " + std::to_string(request.target_node) + " is gone";
@@ -1167,7 +1195,7 @@ void NodeDaemon::drain_output(LocalGuest& g) {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       const OutputStream stream = sd == g.err.get() ? OutputStream::kStderr : OutputStream::kStdout;
-      (void)t_.send(0, encode_guest_output(g.rank, stream, {reinterpret_cast<std::uint8_t*>(buf), static_cast<size_t>(n)}));
+      (void)transport_.send(0, encode_guest_output(g.rank, stream, {reinterpret_cast<std::uint8_t*>(buf), static_cast<size_t>(n)}));
     }
   }
 }
@@ -1186,7 +1214,7 @@ void NodeDaemon::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
   MigrateResult fail;
   fail.migration_id = id;
   fail.rank = out.request.rank;
-  fail.source_node = static_cast<std::uint32_t>(t_.rank());
+  fail.source_node = static_cast<std::uint32_t>(transport_.rank());
   fail.target_node = out.request.target_node;
   if (g == guests_.end() || !g->second->running) {
     fail.reason = "rank " + std::to_string(fail.rank) + " ended while it was being checkpointed";
@@ -1249,7 +1277,7 @@ void NodeDaemon::target_answered(const MigrateResult& answer) {
   Outgoing out = it->second;
   outgoing_.erase(it);
   MigrateResult r = answer;
-  r.source_node = static_cast<std::uint32_t>(t_.rank());
+  r.source_node = static_cast<std::uint32_t>(transport_.rank());
   r.target_node = out.request.target_node;
   r.bytes = out.bytes;
   r.stopped_ms = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1349,7 +1377,7 @@ void NodeDaemon::image_end(Incoming& in, const ImageEnd& end) {
     if (left.eof) g->stdin_eof = true;
   }
   in.stdin_left.clear();
-  if (o_.on_guest_started) o_.on_guest_started(started->pid);
+  if (options_.on_guest_started) options_.on_guest_started(started->pid);
   if (cap_) (void)cap_->add(started->pid);
   in.guest = g.get();
   LocalGuest& ref = *g;
@@ -1399,12 +1427,12 @@ void NodeDaemon::watch_restore(std::uint64_t id) {
   g.arrived_at = now();
   for (const GuestOutput& o : g.held) send(0, o);
   g.held.clear();
-  send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(t_.rank())});
+  send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(transport_.rank())});
   MigrateResult ok;
   ok.migration_id = id;
   ok.rank = g.rank;
   ok.ok = true;
-  ok.target_node = static_cast<std::uint32_t>(t_.rank());
+  ok.target_node = static_cast<std::uint32_t>(transport_.rank());
   ok.pid = g.proc.pid;
   send(in.source, ok);
   maybe_report_exit(g);
@@ -1424,7 +1452,7 @@ void NodeDaemon::restore_failed(std::uint64_t id, const std::string& reason) {
   r.migration_id = id;
   r.rank = in.request.rank;
   r.reason = reason;
-  r.target_node = static_cast<std::uint32_t>(t_.rank());
+  r.target_node = static_cast<std::uint32_t>(transport_.rank());
   send(in.source, r);
   incoming_.erase(it);
 }
@@ -1462,7 +1490,7 @@ bool NodeDaemon::hold_for_migration(int source, const Message& message) {
 // Home node: a rank's output goes on to mosixrun as it came, undecoded
 // (mosixrun checks it), unless it is held for a migration.
 bool NodeDaemon::forward_output(const Delivery& delivery) {
-  if (t_.rank() != 0) return false;
+  if (transport_.rank() != 0) return false;
   auto rank = guest_output_rank(delivery.frame);
   if (!rank) return false;
   auto it = rank_node_.find(*rank);
@@ -1480,7 +1508,7 @@ bool NodeDaemon::forward_output(const Delivery& delivery) {
 // cluster every frame came over a unix socket or shared memory of this
 // machine: its CRC is not computed again (a tenth of the path's CPU).
 void NodeDaemon::write_output(std::span<const std::uint8_t> frame) {
-  auto out = view_guest_output(frame, o_.vcluster_cpu.empty() && !o_.in_process);
+  auto out = view_guest_output(frame, options_.vcluster_cpu.empty() && !options_.in_process);
   if (!out) {
     spdlog::error("{}: guest output dropped: {}", node_name_, out.error().message);
     return;
@@ -1536,22 +1564,22 @@ void NodeDaemon::balance() {
     guest_work_ = expected_work(st.guests, BalancerParams{}.remaining_floor);
     if (!st.guests.empty()) {
       BalancerParams params;
-      params.migrate = o_.rebalance;
+      params.migrate = options_.rebalance;
       params.bandwidth = move_bandwidth_;
       std::vector<NodeLoad> view = loads_.others(now());
       std::erase_if(view, [this](const NodeLoad& n) { return is_lost(static_cast<int>(n.id)); });
       Decision d = decide(st, view, now(), params);
       BalanceReport report;
-      report.node = static_cast<std::uint32_t>(t_.rank());
+      report.node = static_cast<std::uint32_t>(transport_.rank());
       for (const Explanation& e : d.explanations) {
         report.guests.push_back(GuestDecision{static_cast<std::int32_t>(e.guest),
                                               std::string(verdict_phrase(e.verdict)), explain(e)});
       }
       send(0, report);
-      if (o_.rebalance && d.move && static_cast<int>(d.move->target) < t_.size()) {
+      if (options_.rebalance && d.move && static_cast<int>(d.move->target) < transport_.size()) {
         MigrateRequest m;
         // Ids of the daemons' own moves cannot collide with mosixrun's.
-        m.migration_id = (static_cast<std::uint64_t>(t_.rank() + 1) << 40) + ++next_auto_migration_;
+        m.migration_id = (static_cast<std::uint64_t>(transport_.rank() + 1) << 40) + ++next_auto_migration_;
         m.rank = static_cast<std::int32_t>(d.move->guest);
         m.target_node = static_cast<std::uint32_t>(d.move->target);
         spdlog::debug("{}: balancer moves rank {} to node {} (gain {:.1f} s, cost {:.2f} s)", node_name_,
@@ -1583,12 +1611,12 @@ void NodeDaemon::check_liveness() {
   bool held_up = liveness_checked_at_ > 0 && t - liveness_checked_at_ > 2.0;
   liveness_checked_at_ = t;
   if (!held_up && !shutting_down_) {
-    for (int n = 1; n < t_.size(); ++n) {
+    for (int n = 1; n < transport_.size(); ++n) {
       auto i = static_cast<size_t>(n);
-      if (!lost_[i] && hellos_[i] && t - last_heard_[i] > o_.node_timeout) {
+      if (!lost_[i] && hellos_[i] && t - last_heard_[i] > options_.node_timeout) {
         spdlog::debug("{}: no word from node {} for {:.1f} s: it is gone", node_name_, n, t - last_heard_[i]);
         node_lost(n);
-      } else if (!lost_[i] && hellos_[i] && t_.peer_vanished(n)) {
+      } else if (!lost_[i] && hellos_[i] && transport_.peer_vanished(n)) {
         // Its connection ended without a goodbye: it died; no need to wait.
         spdlog::debug("{}: node {}'s connection ended without a goodbye: it is gone", node_name_, n);
         node_lost(n);
@@ -1606,22 +1634,22 @@ void NodeDaemon::check_liveness() {
 // guest that was arriving from there is dropped (it died with its node).
 // mosixrun decides what becomes of the ranks that were on it.
 void NodeDaemon::node_lost(int node) {
-  if (node <= 0 || node >= t_.size() || is_lost(node) || node == t_.rank()) return;
+  if (node <= 0 || node >= transport_.size() || is_lost(node) || node == transport_.rank()) return;
   lost_[static_cast<size_t>(node)] = 1;
-  if (t_.rank() == 0) {
+  if (transport_.rank() == 0) {
     // A node only slow to answer must not live on with guests nobody waits
     // for: it is told to end (a dead one never reads this), and forgotten a
     // little later so that the word can leave. The job's end forgets it at
     // once (run()).
     send(node, Shutdown{std::string(kDeclaredGone) + " (no word from it)"});
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(2));
-    timer->async_wait([this, node, timer](error_code) { t_.forget(node); });
+    timer->async_wait([this, node, timer](error_code) { transport_.forget(node); });
   } else {
-    t_.forget(node);
+    transport_.forget(node);
   }
-  if (t_.rank() == 0) {
+  if (transport_.rank() == 0) {
     NodeLost word{static_cast<std::uint32_t>(node), {}};
-    for (int n = 1; n < t_.size(); ++n) {
+    for (int n = 1; n < transport_.size(); ++n) {
       if (n != node && !is_lost(n)) send(n, word);
     }
     std::vector<int> stranded;  // moving away from the lost node: they will not arrive
@@ -1646,7 +1674,7 @@ void NodeDaemon::node_lost(int node) {
     MigrateResult fail;
     fail.migration_id = it->first;
     fail.rank = out.request.rank;
-    fail.source_node = static_cast<std::uint32_t>(t_.rank());
+    fail.source_node = static_cast<std::uint32_t>(transport_.rank());
     fail.target_node = out.request.target_node;
     fail.bytes = out.bytes;
     fail.reason = "the target node died during the move";
@@ -1682,17 +1710,17 @@ void NodeDaemon::release_stdin(int rank) {
 // restored on the live node holding the fewest ranks per unit of speed.
 std::vector<RankRestart> NodeDaemon::restart_lost_ranks(int node) {
   std::vector<RankRestart> restarts;
-  if (o_.ckpt_interval <= 0 || o_.ckpt_dir.empty()) return restarts;
+  if (options_.ckpt_interval <= 0 || options_.ckpt_dir.empty()) return restarts;
   std::map<int, int> ranks_on;
   for (const auto& [rank, n] : rank_node_) ranks_on[n]++;
   for (auto& [rank, n] : rank_node_) {
     if (n != node) continue;
-    std::string image = o_.ckpt_dir + "/rank." + std::to_string(rank) + ".img";
+    std::string image = options_.ckpt_dir + "/rank." + std::to_string(rank) + ".img";
     if (::access(image.c_str(), F_OK) != 0) continue;
     // Restoring an image runs what it holds as the user: only one in a
     // directory and a file nobody else could have written or swapped, and
     // only after the whole image verifies, as `mosixctl restart` does.
-    Status trusted = sys::check_private_dir(o_.ckpt_dir);
+    Status trusted = sys::check_private_dir(options_.ckpt_dir);
     if (trusted) trusted = sys::check_trusted_file(image);
     if (trusted) {
       if (auto verified = ckpt::verify_image_file(image); !verified) trusted = verified.error();
@@ -1701,24 +1729,23 @@ std::vector<RankRestart> NodeDaemon::restart_lost_ranks(int node) {
       spdlog::warn("rank {} is not restarted from {}: {}", rank, image, trusted.error().message);
       continue;
     }
-    int best = -1;
-    double best_score = 0;
-    for (int c = 0; c < t_.size(); ++c) {
+    std::vector<RestartCandidate> candidates(static_cast<size_t>(transport_.size()));
+    for (int c = 0; c < transport_.size(); ++c) {
       auto i = static_cast<size_t>(c);
+      candidates[i].ranks = ranks_on[c];
       if (is_lost(c) || !hellos_[i]) continue;
-      if (i < o_.slots.size() && o_.slots[i] == 0) continue;  // a routing-only home
-      double capacity = std::max(1e-6, hellos_[i]->speed * std::max(1u, hellos_[i]->cores));
-      double score = (ranks_on[c] + 1) / capacity;
-      if (best < 0 || score < best_score) {
-        best = c;
-        best_score = score;
-      }
+      if (i < options_.slots.size() && options_.slots[i] == 0) continue;  // a routing-only home
+      candidates[i].usable = true;
+      candidates[i].speed = hellos_[i]->speed;
+      candidates[i].cores = static_cast<int>(hellos_[i]->cores);
     }
-    if (best < 0) break;
+    auto picked = pick_restart_node(candidates);
+    if (!picked) break;
+    const int best = static_cast<int>(*picked);
     SpawnGuest s;
     s.rank = rank;
     s.argv = {image};
-    s.cwd = o_.ckpt_dir;
+    s.cwd = options_.ckpt_dir;
     s.flags = kSpawnRestore | (rank == 0 ? kSpawnStdin : 0);
     n = best;
     ranks_on[best]++;
@@ -1736,7 +1763,7 @@ std::vector<RankRestart> NodeDaemon::restart_lost_ranks(int node) {
 // is due is not doubled. A guest on the move is skipped this round.
 void NodeDaemon::schedule_checkpoints() {
   ckpt_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(o_.ckpt_interval)));
+      std::chrono::duration<double>(options_.ckpt_interval)));
   ckpt_timer_.async_wait([this](error_code ec) {
     if (ec || shutting_down_) return;
     if (!ckpt_busy_) {
@@ -1746,7 +1773,7 @@ void NodeDaemon::schedule_checkpoints() {
       }
       if (ckpt_thread_.joinable()) ckpt_thread_.join();
       ckpt_busy_ = true;
-      ckpt_thread_ = std::thread([this, targets, dir = o_.ckpt_dir, name = node_name_] {
+      ckpt_thread_ = std::thread([this, targets, dir = options_.ckpt_dir, name = node_name_] {
         for (auto [rank, pid] : targets) {
           ckpt::CheckpointRequest r;
           r.pid = pid;
@@ -1770,7 +1797,7 @@ void NodeDaemon::schedule_checkpoints() {
 int NodeDaemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
   sweep_old_images("/dev/shm");
-  if (t_.rank() == 0) {
+  if (transport_.rank() == 0) {
     if (Status s = connect_home(); !s) {
       spdlog::error("home node daemon: {}", s.error().message);
       return 1;
@@ -1781,20 +1808,20 @@ int NodeDaemon::run() {
     spdlog::error("{}", s.error().message);
     return 1;
   }
-  lost_.assign(static_cast<size_t>(t_.size()), 0);
-  last_heard_.assign(static_cast<size_t>(t_.size()), now());
+  lost_.assign(static_cast<size_t>(transport_.size()), 0);
+  last_heard_.assign(static_cast<size_t>(transport_.size()), now());
   wait_transport();
   wait_children();
-  if (!o_.in_process) wait_term();
-  if (t_.rank() == 0) check_liveness();
-  if (o_.ckpt_interval > 0 && !o_.ckpt_dir.empty()) schedule_checkpoints();
+  if (!options_.in_process) wait_term();
+  if (transport_.rank() == 0) check_liveness();
+  if (options_.ckpt_interval > 0 && !options_.ckpt_dir.empty()) schedule_checkpoints();
   report_load();
   gossip();
   balance();
   io_.run();
   join_threads();
-  for (int n = 0; n < t_.size(); ++n) {
-    if (is_lost(n)) t_.forget(n);  // every survivor closes without the same nodes
+  for (int n = 0; n < transport_.size(); ++n) {
+    if (is_lost(n)) transport_.forget(n);  // every survivor closes without the same nodes
   }
   if (cap_) (void)cap_->remove();
   if (declared_gone_) {
@@ -1804,7 +1831,7 @@ int NodeDaemon::run() {
     spdlog::warn("{}: the home node declared this node gone; its guests were ended", node_name_);
     std::_Exit(0);
   }
-  if (Status s = t_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);
+  if (Status s = transport_.close(); !s) spdlog::debug("{}: closing the transport: {}", node_name_, s.error().message);
   return exit_code_;
 }
 

@@ -209,5 +209,58 @@ TEST(Placement, NoNodesIsAnError) {
   EXPECT_FALSE(ranks.ok());
 }
 
+// Restart of ranks lost with their node (pick_restart_node).
+
+RestartCandidate candidate(double speed, int cores, int ranks, bool usable = true) {
+  RestartCandidate c;
+  c.usable = usable;
+  c.speed = speed;
+  c.cores = cores;
+  c.ranks = ranks;
+  return c;
+}
+
+TEST(RestartPlacement, FewestRanksPerCapacityOnceAdded) {
+  // (1+1)/1 = 2, (3+1)/4 = 1, (0+1)/0.5 = 2: the four-core node.
+  std::vector<RestartCandidate> nodes = {candidate(1, 1, 1), candidate(1, 4, 3), candidate(0.5, 1, 0)};
+  EXPECT_EQ(pick_restart_node(nodes), std::optional<std::size_t>(1));
+}
+
+TEST(RestartPlacement, TiesGoToTheLowerIndex) {
+  std::vector<RestartCandidate> nodes = {candidate(2, 1, 1), candidate(1, 2, 1), candidate(1, 1, 0)};
+  EXPECT_EQ(pick_restart_node(nodes), std::optional<std::size_t>(0));
+}
+
+TEST(RestartPlacement, UnusableNodesAreSkipped) {
+  std::vector<RestartCandidate> nodes = {candidate(1, 1, 5), candidate(100, 8, 0, false), candidate(1, 1, 9)};
+  EXPECT_EQ(pick_restart_node(nodes), std::optional<std::size_t>(0));
+}
+
+TEST(RestartPlacement, NoUsableNodeIsNone) {
+  std::vector<RestartCandidate> nodes = {candidate(1, 1, 0, false), candidate(1, 1, 0, false)};
+  EXPECT_EQ(pick_restart_node(nodes), std::nullopt);
+  EXPECT_EQ(pick_restart_node({}), std::nullopt);
+}
+
+TEST(RestartPlacement, ZeroSpeedAndCoresStillCount) {
+  // A node that reported no speed or cores is the last choice, not a division by zero.
+  std::vector<RestartCandidate> nodes = {candidate(0, 0, 0), candidate(0.01, 1, 3)};
+  EXPECT_EQ(pick_restart_node(nodes), std::optional<std::size_t>(1));
+}
+
+TEST(RestartPlacement, SeveralLostRanksSpreadByCapacity) {
+  // Counting each pick before the next, as the home does: a node twice as
+  // fast takes twice the ranks.
+  std::vector<RestartCandidate> nodes = {candidate(2, 1, 0), candidate(1, 1, 0), candidate(1, 1, 0, false)};
+  std::vector<int> taken(nodes.size(), 0);
+  for (int i = 0; i < 6; ++i) {
+    auto best = pick_restart_node(nodes);
+    ASSERT_TRUE(best.has_value());
+    ++nodes[*best].ranks;
+    ++taken[*best];
+  }
+  EXPECT_THAT(taken, ElementsAreArray({4, 2, 0}));
+}
+
 }  // namespace
 }  // namespace mosix
