@@ -479,6 +479,8 @@ int main(int argc, char** argv) {
       fail("setting up the memfd: %s", strerror(errno));
     if (is_mode("memfd_map") && mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED)
       fail("mmap: %s", strerror(errno));
+    int script = (int)syscall(SYS_memfd_create, "never_silent_script", 0);
+    if (script < 0 || write(script, "#!/bin/true\n", 12) != 12) fail("memfd script: %s", strerror(errno));
     int seals = F_SEAL_SHRINK | F_SEAL_GROW;
     if (fcntl(fd, F_ADD_SEALS, seals) != 0) fail("F_ADD_SEALS: %s", strerror(errno));
     ready_then_wait();
@@ -494,6 +496,16 @@ int main(int argc, char** argv) {
     if (lseek(fd, 0, SEEK_CUR) != 3) fail("the offset changed");
     if (pread(fd, back, 14, 0) != 14 || memcmp(back, "memfd contents", 14) != 0) fail("the contents changed");
     if (ftruncate(fd, 100) == 0) fail("F_SEAL_GROW no longer holds");
+    pid_t c = fork();  /* a memfd holding a script can still be executed */
+    if (c == 0) {
+      char* const args[] = {"true", NULL};
+      char* const env[] = {NULL};
+      syscall(SYS_execveat, script, "", args, env, AT_EMPTY_PATH);
+      _exit(errno);
+    }
+    int status = 0;
+    if (waitpid(c, &status, 0) != c || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      fail("executing the memfd failed (errno %d)", WEXITSTATUS(status));
     ok();
   }
   if (is_mode("waits")) {

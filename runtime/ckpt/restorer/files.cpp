@@ -116,6 +116,7 @@ struct Ghost {
   std::uint64_t dev, inode;
   int fd;
   const Fd* rec;  // the record that carries its data, owner, mode and mtime
+  bool given = false;  // a memfd's own file went to a descriptor of the program
 };
 
 // Makes each ghost file again, once (its descriptors share it): created
@@ -152,7 +153,7 @@ std::vector<Ghost> make_ghosts(const Image& img, int above) {
     }
     if (ftruncate(high, static_cast<off_t>(f.rec.size)) != 0)
       refuse(what + ": cannot give the deleted file its size again: " + strerror(errno));
-    out.push_back(Ghost{f.rec.dev, f.rec.inode, high, &f});
+    out.push_back(Ghost{f.rec.dev, f.rec.inode, high, &f, false});
   }
   return out;
 }
@@ -258,10 +259,20 @@ int place_files(const Image& img, int image_fd) {
       continue;
     }
     std::string path = f.path;
-    for (const Ghost& g : ghosts)
-      if ((r.kind == FdKind::ghost || r.kind == FdKind::memfd) && g.dev == r.dev && g.inode == r.inode)
-        path = "/proc/self/fd/" + std::to_string(g.fd);
-    int fd = open(path.c_str(), flags);
+    int fd = -1;
+    for (Ghost& g : ghosts) {
+      if ((r.kind != FdKind::ghost && r.kind != FdKind::memfd) || g.dev != r.dev || g.inode != r.inode) continue;
+      path = "/proc/self/fd/" + std::to_string(g.fd);
+      // memfd_create's own file, as the program's was: a memfd reopened
+      // through /proc holds write access, and exec of it fails (ETXTBSY).
+      if (r.kind == FdKind::memfd && !g.given && (flags & O_ACCMODE) == O_RDWR) {
+        g.given = true;
+        fd = fcntl(g.fd, F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0) fcntl(fd, F_SETFL, flags & (O_APPEND | O_NONBLOCK));
+        if (fd >= 0 && !(flags & O_CLOEXEC)) fcntl(fd, F_SETFD, 0);
+      }
+    }
+    if (fd < 0) fd = open(path.c_str(), flags);
     if (fd < 0) refuse("fd " + std::to_string(r.fd) + ": cannot reopen " + f.path + ": " + strerror(errno));
     if (fd != r.fd) {
       if (dup3(fd, r.fd, flags & O_CLOEXEC) < 0) refuse("fd " + std::to_string(r.fd) + ": dup3: " + strerror(errno));
