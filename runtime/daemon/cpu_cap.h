@@ -71,6 +71,8 @@ class CpuCap {
   double cpus() const { return cpus_; }
   // The group's directory ("" once removed).
   const std::string& path() const { return dir_; }
+  // parent/mosix: what remove() keeps.
+  const std::string& top() const { return top_; }
   // Removes the group and the directories above it, up to parent/mosix,
   // that are left empty. Idempotent.
   Status remove();

@@ -388,6 +388,7 @@ Status NodeDaemon::say_hello() {
       auto cap = CpuCap::create("job" + options_.job_id + "/" + node_name_, share, roots);
       if (cap) {
         cap_ = std::move(*cap);
+        if (options_.on_cpu_cap) options_.on_cpu_cap(cap_->path(), cap_->top());
       } else if (transport_.rank() == 0) {
         spdlog::warn("virtual nodes run uncapped: {}", cap.error().message);
       }

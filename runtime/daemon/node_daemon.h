@@ -43,6 +43,10 @@ struct NodeDaemonOptions {
   // Called with each guest's pid (= process group) once started, e.g. to
   // have an OrphanWatcher kill the group should the daemon die.
   std::function<void(pid_t)> on_guest_started;
+  // Called with a virtual node's CPU-cap cgroup once made, and the directory
+  // above it that CpuCap::remove keeps, e.g. to have an OrphanWatcher remove
+  // the group should the daemon die.
+  std::function<void(const std::string& cgroup, const std::string& top)> on_cpu_cap;
 };
 
 // Runs until the home node says the job is over. Returns the exit code of

@@ -486,6 +486,7 @@ Expected<int> HomeJob::run() {
 
   auto watcher = OrphanWatcher::start();
   if (!watcher) return watcher.error();
+  watcher->remove_sockets_at_death(socket_dir_);  // killed: the daemons and the job's sockets go
   if (Status s = spec_.local_daemon ? start_local_daemon(*watcher) : start_mpirun(*watcher); !s) return s.error();
   spec_.record.start_time = static_cast<long>(::time(nullptr));
   if (Status s = write_job(spec_.record); !s) {

@@ -256,6 +256,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.on_guest_started = [&watcher](pid_t pgid) { watcher->watch(pgid); };
+  options.on_cpu_cap = [&watcher](const std::string& cgroup, const std::string& top) {
+    watcher->remove_cgroup_at_death(cgroup, top);
+  };
   auto transport = make_transport(transport_options);
   if (!transport) {
     spdlog::error("cannot join the other node daemons: {}", transport.error().message);
