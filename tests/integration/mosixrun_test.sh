@@ -16,13 +16,34 @@ else
   out=$("$RUN" --oversubscribe -np 4 sh -c 'echo "$MOSIX_NODE $OMPI_COMM_WORLD_LOCAL_RANK/$OMPI_COMM_WORLD_LOCAL_SIZE"' | sort | xargs)
   check_eq "copies spread over the nodes, local ranks per node" "vnode0 0/2 vnode0 1/2 vnode1 0/2 vnode1 1/2" "$out"
   # A reader that does not read: the remote copy must block on its pipe
-  # (flow control), not pile 300 MiB up in the node daemons' memory.
-  "$RUN" --map-by node -np 2 sh -c '[ "$MOSIX_RANK" = 1 ] && head -c 300M /dev/zero; true' |
-    { sleep 3
+  # (flow control), not pile 300 MiB up in the node daemons' memory. The
+  # reader looks once the writer (rank 1, on vnode1) is held: asleep, with
+  # nothing more written since the last look (its pipe full, the daemons
+  # reading no more), or ended (it wrote everything: no flow control).
+  rm -f "$TMP/writer.pid"
+  writer_held() {
+    local pid last="" now
+    wait_for '[ -s "$TMP/writer.pid" ]' || return
+    pid=$(cat "$TMP/writer.pid")
+    while now=$(awk '/^wchar:/ {print $2}' "/proc/$pid/io" 2>/dev/null) && [[ -n $now ]]; do
+      [[ $(ps -o stat= -p "$pid" | cut -c1) == S && $now == "$last" ]] && break
+      last=$now
+      sleep 0.05
+    done
+    echo "${now:-all}" > "$TMP/written"
+  }
+  "$RUN" --map-by node -np 2 sh -c '[ "$MOSIX_RANK" = 1 ] || exit 0; echo $$ > '"$TMP"'/writer.pid; exec head -c 300M /dev/zero' |
+    { writer_held
       # This job's daemons only (their job socket is in our runtime directory).
       ps -o rss= -p "$(pgrep -d, -f -- "--home-socket $XDG_RUNTIME_DIR/")" | sort -rn | head -1 > "$TMP/rss"
       wc -c > "$TMP/count"; }
   check_eq "all 300 MiB from the remote copy arrive" 314572800 "$(tr -d ' ' < "$TMP/count")"
+  written=$(cat "$TMP/written")
+  if [[ $written != all ]] && (( written < 150 << 20 )); then
+    pass "the writer is held after $((written >> 20)) MiB while the reader waits"
+  else
+    fail "the writer was not held while the reader waited (it wrote ${written} bytes)"
+  fi
   if (( $(tr -d ' ' < "$TMP/rss") < 150000 )); then
     pass "node daemons stay small while the reader waits ($(tr -d ' ' < "$TMP/rss") KiB)"
   else
@@ -131,7 +152,10 @@ check_eq "all succeed gives 0" 0 "$rc"
 "$RUN" --oversubscribe -np 2 sh -c 'if [ $MOSIX_RANK = 1 ]; then exit 7; fi; exec sleep 1000' 2>"$TMP/err"; rc=$?
 check_eq "one failure ends the others" 7 "$rc"
 check_contains "the failure is reported" "rank 1" "$(cat "$TMP/err")"
-"$RUN" --oversubscribe --keep-going -np 2 sh -c 'if [ $MOSIX_RANK = 1 ]; then exit 7; fi; sleep 0.5; echo survived' > "$TMP/kg" 2>/dev/null; rc=$?
+# Rank 0 goes on only once the job has seen rank 1 fail (mosixctl ps; without
+# the agent, which a sanitized mosixctl would refuse to have loaded first).
+"$RUN" --oversubscribe --keep-going -np 2 sh -c 'if [ $MOSIX_RANK = 1 ]; then exit 7; fi
+  until env -u LD_PRELOAD "'"$BIN"'/mosixctl" ps --json 2>/dev/null | grep -q "\"exit_status\": 7"; do sleep 0.05; done; echo survived' > "$TMP/kg" 2>/dev/null; rc=$?
 check_eq "--keep-going lets the others finish" "7 survived" "$rc $(cat "$TMP/kg")"
 "$RUN" --timeout 0.5 sleep 1000 2>"$TMP/err"; rc=$?
 check_eq "--timeout ends the job with mpirun's 110" 110 "$rc"
@@ -191,6 +215,13 @@ kill -9 $pid
 wait $pid 2>/dev/null || true
 gone() { for f in "$TMP"/pid.*; do kill -0 "$(cat "$f")" 2>/dev/null && return 1; done; return 0; }
 if wait_for gone; then pass "no orphan after kill -9 of mosixrun"; else fail "orphans left after kill -9: $(cat "$TMP"/pid.* | xargs)"; fi
+# Its watcher removes the job's socket directory too (mosixctl's registry
+# drops the record itself: its owner is gone).
+if wait_for '[ ! -e "$XDG_RUNTIME_DIR/mosix/job-$pid" ]'; then
+  pass "no socket directory left after kill -9 of mosixrun"
+else
+  fail "kill -9 of mosixrun left $XDG_RUNTIME_DIR/mosix/job-$pid: $(ls -A "$XDG_RUNTIME_DIR/mosix/job-$pid" | xargs)"
+fi
 
 if [[ $MODE != local ]]; then finish; exit; fi
 
