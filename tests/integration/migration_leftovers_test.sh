@@ -45,9 +45,9 @@ daemon_of() {
   local pid cmd found=""
   for pid in $(pgrep -x mosixd); do
     # Here-strings, not pipes: under pipefail `tr | grep -q` can fail on a match.
-    cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
+    cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline")
     [[ $cmd == *"--job $1 "* && $cmd != *--launch* ]] || continue
-    if grep -qxE "(OMPI_COMM_WORLD|MOSIX_NODE)_RANK=$2" <<< "$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null)"; then found=$pid; fi
+    if grep -qxE "(OMPI_COMM_WORLD|MOSIX_NODE)_RANK=$2" <<< "$(tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ")"; then found=$pid; fi
   done
   echo "$found"
 }
@@ -79,8 +79,8 @@ leftovers() {
   for f in $(grep -lzxF "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR" /proc/[0-9]*/environ 2>/dev/null); do
     p=${f#/proc/}
     p=${p%%/*}
-    [[ $(state_of "$p") == [ZX] ]] && continue
-    ours "$p" || found+=" $p($(cat "/proc/$p/comm" 2>/dev/null))"
+    [[ $(state_of "$p") == [ZX] || ! -d /proc/$p ]] && continue  # ended meanwhile (the scan's own grep)
+    ours "$p" || { [[ -d /proc/$p ]] && found+=" $p($(cat "/proc/$p/comm" 2>/dev/null))"; }
   done
   for p in $SNAP; do
     [[ -d /proc/$p && $(state_of "$p") != [ZX] && " $found " != *" $p("* ]] && ! ours "$p" &&
