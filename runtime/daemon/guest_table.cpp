@@ -1,0 +1,440 @@
+#include "runtime/daemon/guest_table.h"
+
+#include <algorithm>
+#include <boost/asio/buffer.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <span>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/core/environment.h"
+#include "runtime/daemon/proc_stat_file.h"
+#include "runtime/daemon/cpu_cap.h"
+
+namespace mosix {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// Signals that concern everything a guest started go to its process group;
+// the others (SIGUSR1, ...) to the guest alone, as mpirun delivers them.
+bool to_whole_group(int signo) {
+  return signo == SIGTERM || signo == SIGKILL || signo == SIGSTOP || signo == SIGCONT ||
+         signo == SIGINT || signo == SIGHUP;
+}
+
+std::string self_dir() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return ".";
+  self[n] = '\0';
+  std::string dir(self);
+  return dir.substr(0, dir.rfind('/'));
+}
+
+// Guests carry the checkpoint agent so that they can move: <bin>/../lib/
+// libmosix.so goes first in LD_PRELOAD, before the program's own entries.
+void add_agent(std::vector<std::string>& env) {
+  std::string agent = self_dir() + "/../lib/libmosix.so";
+  if (::access(agent.c_str(), R_OK) != 0) return;
+  for (std::string& e : env) {
+    if (e.rfind("LD_PRELOAD=", 0) != 0) continue;
+    if (e.find("libmosix.so") != std::string::npos) return;
+    std::string old = e.substr(11);
+    e = "LD_PRELOAD=" + agent + (old.empty() ? "" : ":" + old);
+    return;
+  }
+  env.push_back("LD_PRELOAD=" + agent);
+}
+
+// Whatever the transport opened (MPI's sockets and pipes) must not leak into
+// guests: a guest holding a socket could not be checkpointed, nor moved.
+void keep_fds_from_guests() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
+
+void close_stdin(LocalGuest& g) {
+  error_code ignored;
+  g.in->close(ignored);
+  g.in.reset();
+}
+
+}  // namespace
+
+std::string restorer_path() {
+  if (const char* env = std::getenv("MOSIX_RESTORER"); env != nullptr && *env != '\0') return env;
+  return self_dir() + "/mosix-restore";
+}
+
+GuestTable::GuestTable(DaemonContext& context) : context_(context), child_signal_(context.io(), SIGCHLD) {}
+
+GuestTable::~GuestTable() {
+  auto end = [](LocalGuest& g) {
+    if (!g.running) return;
+    ::kill(-g.proc.pid, SIGKILL);
+    ::waitpid(g.proc.pid, nullptr, 0);
+  };
+  for (auto& [r, g] : guests_) end(*g);
+  for (auto& g : retired_) end(*g);
+}
+
+void GuestTable::start() { wait_children(); }
+
+void GuestTable::set_cores(std::vector<std::vector<int>> core_pus) {
+  core_pus_ = std::move(core_pus);
+  core_users_.assign(core_pus_.size(), 0);
+}
+
+LocalGuest* GuestTable::find(int rank) {
+  auto it = guests_.find(rank);
+  return it == guests_.end() ? nullptr : it->second.get();
+}
+
+double GuestTable::work_done(const LocalGuest& g) const {
+  const double cpu = process_cpu_seconds(g.proc.pid);
+  return g.work_before + (cpu > 0 ? cpu * machine_speed_ : 0.0);
+}
+
+void GuestTable::spawn(SpawnGuest s) {
+  set_env(s.env, "MOSIX_NODE", context_.node_name());
+  if (!context_.options().no_agent) add_agent(s.env);
+  GuestStart start;
+  start.flags = s.flags;
+  start.launch.rank = s.rank;
+  start.launch.argv = s.argv;
+  start.launch.env = s.env;
+  start.launch.cwd = s.cwd;
+  std::string path_env = get_env(s.env, "PATH").value_or("/usr/bin:/bin");
+  Expected<std::string> path = std::string();
+  if (s.flags & kSpawnRestore) {
+    // The restorer turns into the program of the image (its own cwd, env).
+    path = restorer_path();
+    start.launch.argv = {"mosix-restore", s.argv.empty() ? "" : s.argv[0]};
+  } else {
+    path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
+  }
+  std::string error;
+  if (path) {
+    start.launch.path = *path;
+    auto started = start_local_guest(std::move(start));
+    if (started) {
+      context_.send(0, GuestStarted{s.rank, (*started)->proc.pid, static_cast<std::uint32_t>(context_.rank())});
+      return;
+    }
+    error = started.error().message;
+  } else {
+    error = path.error().message;
+  }
+  spdlog::error("{}: rank {}: {}", context_.node_name(), s.rank, error);
+  context_.send(0, GuestExited{s.rank, 127, 0});
+}
+
+Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
+  GuestLaunch& l = start.launch;
+  int bound_core = (start.flags & kSpawnBindCore) ? pick_core(l.rank) : -1;
+  if (bound_core >= 0) l.cpus = core_pus_[static_cast<size_t>(bound_core)];
+  const int null_fd = (start.flags & kSpawnStdin) ? -1 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // A new copy that takes the job's stdin reads guest_stdin_fd when given
+  // (in-process: mosixrun's stdin as it is), and keeps inherited_fds; an
+  // arriving guest gets neither.
+  const bool new_copy = start.phase == GuestPhase::kLive;
+  const NodeDaemonOptions& options = context_.options();
+  l.stdin_fd = (start.flags & kSpawnStdin) ? (new_copy ? options.guest_stdin_fd : -1) : null_fd;
+  if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
+  keep_fds_from_guests();
+  if (new_copy) {
+    for (int fd : options.inherited_fds) ::fcntl(fd, F_SETFD, 0);
+  }
+  auto started = start_guest(l);
+  if (null_fd >= 0) ::close(null_fd);
+  if (!started) {
+    release_core(bound_core);
+    return started.error();
+  }
+  const GuestProcess& proc = *started;
+  auto g = std::make_unique<LocalGuest>();
+  g->core = bound_core;
+  g->rank = l.rank;
+  g->phase = start.phase;
+  g->flags = start.flags;
+  g->work_before = start.work_before;
+  g->proc = proc;
+  for (int fd : {proc.stdout_fd, proc.stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
+  g->out = std::make_unique<asio::posix::stream_descriptor>(context_.io(), proc.stdout_fd);
+  g->err = std::make_unique<asio::posix::stream_descriptor>(context_.io(), proc.stderr_fd);
+  if (proc.stdin_fd >= 0) {
+    ::fcntl(proc.stdin_fd, F_SETFL, ::fcntl(proc.stdin_fd, F_GETFL) | O_NONBLOCK);
+    g->in = std::make_unique<asio::posix::stream_descriptor>(context_.io(), proc.stdin_fd);
+  }
+  for (GuestStdin& left : start.stdin_left) {
+    if (!left.bytes.empty()) g->stdin_queue.push_back(std::move(left.bytes));
+    if (left.eof) g->stdin_eof = true;
+  }
+  if (context_.options().on_guest_started) context_.options().on_guest_started(proc.pid);
+  if (cap_) (void)cap_->add(proc.pid);  // in case the child could not join by itself
+  g->arrived_at = context_.now();
+  LocalGuest& ref = *g;
+  guests_[l.rank] = std::move(g);
+  read_output(ref, false);
+  read_output(ref, true);
+  write_stdin(ref);
+  return &ref;
+}
+
+void GuestTable::read_output(LocalGuest& g, bool is_stderr) {
+  auto& sd = is_stderr ? *g.err : *g.out;
+  auto& buf = is_stderr ? g.err_buf : g.out_buf;
+  sd.async_read_some(asio::buffer(buf.get(), kOutputChunk), [this, &g, is_stderr, &buf](error_code ec, size_t n) {
+    if (n > 0 && g.phase != GuestPhase::kGone) {
+      const OutputStream stream = is_stderr ? OutputStream::kStderr : OutputStream::kStdout;
+      const std::span<const std::uint8_t> bytes(buf.get(), n);
+      if (g.phase == GuestPhase::kIncoming) {
+        g.held.push_back(GuestOutput{g.rank, stream, Bytes(bytes.begin(), bytes.end())});
+      } else if (Status s = context_.transport().send(0, encode_guest_output(g.rank, stream, bytes)); !s) {
+        spdlog::error("{}: cannot send output home: {}", context_.node_name(), s.error().message);
+      }
+    }
+    if (ec) {
+      g.open_streams--;
+      maybe_report_exit(g);
+      return;
+    }
+    if (n > 0) g.unconfirmed += n;
+    if (g.unconfirmed > kOutputWindow && g.phase != GuestPhase::kGone) {
+      // Home has not written out our last kOutputWindow bytes yet: stop
+      // reading, so the guest blocks on its full pipe until credit comes.
+      (is_stderr ? g.err_paused : g.out_paused) = true;
+      return;
+    }
+    read_output(g, is_stderr);
+  });
+}
+
+void GuestTable::output_credit(const OutputCredit& credit) {
+  LocalGuest* g = find(credit.rank);
+  if (g == nullptr) return;
+  g->unconfirmed -= std::min<std::uint64_t>(g->unconfirmed, credit.bytes);
+  if (g->unconfirmed > kOutputWindow) return;
+  if (g->out_paused) {
+    g->out_paused = false;
+    read_output(*g, false);
+  }
+  if (g->err_paused) {
+    g->err_paused = false;
+    read_output(*g, true);
+  }
+}
+
+// A guest's end is reported once it has been reaped and its output has
+// reached the home node: GuestExited always follows the last GuestOutput.
+void GuestTable::maybe_report_exit(LocalGuest& g) {
+  if (g.phase != GuestPhase::kLive || g.running || g.open_streams > 0 || g.exit_sent) return;
+  g.exit_sent = true;
+  GuestExited e;
+  e.rank = g.rank;
+  e.runtime_signaled = g.runtime_signaled;
+  e.ran_ms = static_cast<std::uint32_t>(std::clamp((g.ended_at - g.arrived_at) * 1000, 0.0, 4e9));
+  if (WIFSIGNALED(g.wait_status)) {
+    e.term_signal = WTERMSIG(g.wait_status);
+  } else {
+    e.exit_code = WEXITSTATUS(g.wait_status);
+  }
+  context_.send(0, e);
+}
+
+bool GuestTable::deliver_stdin(const GuestStdin& in) {
+  LocalGuest* g = find(in.rank);
+  if (g == nullptr) return false;
+  if (!g->in) return true;
+  if (!in.bytes.empty()) g->stdin_queue.push_back(in.bytes);
+  if (in.eof) g->stdin_eof = true;
+  write_stdin(*g);
+  return true;
+}
+
+// Writes are non-blocking and counted (stdin_offset), so that what the guest
+// has not read is known exactly when it moves (take_stdin).
+void GuestTable::write_stdin(LocalGuest& g) {
+  if (!g.in || g.stdin_writing || g.stdin_held) return;
+  const int fd = g.in->native_handle();
+  while (!g.stdin_queue.empty()) {
+    const Bytes& b = g.stdin_queue.front();
+    ssize_t n = ::write(fd, b.data() + g.stdin_offset, b.size() - g.stdin_offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      g.stdin_writing = true;
+      g.in->async_wait(asio::posix::stream_descriptor::wait_write, [this, &g](error_code ec) {
+        g.stdin_writing = false;
+        if (!ec) write_stdin(g);
+      });
+      return;
+    }
+    if (n < 0) {
+      // The guest closed its stdin or ended: drop what is left, as mpirun does.
+      g.stdin_queue.clear();
+      g.stdin_offset = 0;
+      close_stdin(g);
+      return;
+    }
+    g.stdin_offset += static_cast<std::size_t>(n);
+    if (g.stdin_offset == b.size()) {
+      g.stdin_queue.pop_front();
+      g.stdin_offset = 0;
+    }
+  }
+  if (g.stdin_eof) close_stdin(g);
+}
+
+// mpirun's --bind-to core on a node: the core with the fewest guests bound
+// (local rank i gets core i when they start together). The nodes of a
+// virtual cluster share this machine's cores: there, rank i gets core i.
+int GuestTable::pick_core(int rank) {
+  if (core_pus_.empty()) return -1;
+  if (!context_.options().vcluster_cpu.empty()) return rank % static_cast<int>(core_pus_.size());
+  auto least = std::min_element(core_users_.begin(), core_users_.end());
+  int core = static_cast<int>(least - core_users_.begin());
+  ++*least;
+  return core;
+}
+
+void GuestTable::release_core(int& core) {
+  if (core >= 0 && context_.options().vcluster_cpu.empty() && static_cast<size_t>(core) < core_users_.size()) {
+    --core_users_[static_cast<size_t>(core)];
+  }
+  core = -1;
+}
+
+// Source side of a move, the guest stopped: what it has not read of its
+// stdin, i.e. what is still in its pipe (read through /proc/PID/fd/0, if that
+// is still our pipe) and what was not yet written into it. It goes to the
+// target with the image, or back into the pipe if the move fails.
+GuestStdin GuestTable::take_stdin(LocalGuest& g) {
+  GuestStdin left;
+  left.rank = g.rank;
+  left.eof = g.stdin_eof || !g.in;
+  if (!g.in) return left;
+  g.stdin_held = true;
+  if (g.stdin_writing) g.in->cancel();
+  std::string fd0 = "/proc/" + std::to_string(g.proc.pid) + "/fd/0";
+  struct stat ours {}, theirs {};
+  if (::fstat(g.in->native_handle(), &ours) == 0 && ::stat(fd0.c_str(), &theirs) == 0 && S_ISFIFO(theirs.st_mode) &&
+      ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
+    int fd = ::open(fd0.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      std::uint8_t buf[1 << 16];
+      for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        left.bytes.insert(left.bytes.end(), buf, buf + n);
+      }
+      ::close(fd);
+    }
+  }
+  for (const Bytes& b : g.stdin_queue) {
+    std::size_t skip = &b == &g.stdin_queue.front() ? g.stdin_offset : 0;
+    left.bytes.insert(left.bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(skip), b.end());
+  }
+  g.stdin_queue.clear();
+  g.stdin_offset = 0;
+  return left;
+}
+
+// The move failed: the guest gets its stdin back, in order, before anything
+// newer.
+void GuestTable::give_back_stdin(LocalGuest& g, GuestStdin left) {
+  g.stdin_held = false;
+  if (!left.bytes.empty()) {
+    g.stdin_queue.push_front(std::move(left.bytes));
+    g.stdin_offset = 0;
+  }
+  write_stdin(g);
+}
+
+// Everything the stopped guest wrote is sent before its image, so that the
+// home node can put the target's output after it.
+void GuestTable::drain_output(LocalGuest& g) {
+  for (auto* sd : {g.out.get(), g.err.get()}) {
+    int fd = sd->native_handle();
+    int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      const OutputStream stream = sd == g.err.get() ? OutputStream::kStderr : OutputStream::kStdout;
+      (void)context_.transport().send(
+          0, encode_guest_output(g.rank, stream, {reinterpret_cast<std::uint8_t*>(buf), static_cast<size_t>(n)}));
+    }
+  }
+}
+
+void GuestTable::retire(int rank) {
+  auto it = guests_.find(rank);
+  if (it == guests_.end()) return;
+  it->second->phase = GuestPhase::kGone;
+  if (it->second->in) close_stdin(*it->second);
+  retired_.push_back(std::move(it->second));
+  guests_.erase(it);
+}
+
+// SIGTERM and SIGKILL come from the home only when the job is being ended: a
+// guest that was still running when one reached it counts as ended by the
+// runtime if that signal kills it. One that had already ended on its own
+// (its status not yet reported) keeps its own end.
+void GuestTable::signal(int rank, int signo) {
+  for (auto& [r, g] : guests_) {
+    if (!g->running || g->phase != GuestPhase::kLive || (rank != kAllRanks && rank != r)) continue;
+    if ((signo == SIGTERM || signo == SIGKILL) && !guest_has_ended(g->proc.pid)) g->runtime_signaled = true;
+    ::kill(to_whole_group(signo) ? -g->proc.pid : g->proc.pid, signo);
+  }
+}
+
+void GuestTable::wait_children() {
+  child_signal_.async_wait([this](error_code ec, int) {
+    if (ec) return;
+    for (auto& [r, g] : guests_) {
+      if (!g->running) continue;
+      int status = 0;
+      if (::waitpid(g->proc.pid, &status, WNOHANG) == g->proc.pid) {
+        g->running = false;
+        g->ended_at = context_.now();
+        release_core(g->core);
+        g->wait_status = status;
+        maybe_report_exit(*g);
+      }
+    }
+    for (auto& g : retired_) {
+      if (g->running && ::waitpid(g->proc.pid, nullptr, WNOHANG) == g->proc.pid) g->running = false;
+      if (!g->running) release_core(g->core);
+    }
+    wait_children();
+  });
+}
+
+void GuestTable::kill_all() {
+  for (auto& [r, g] : guests_) ::kill(-g->proc.pid, SIGKILL);
+}
+
+void GuestTable::end_all() {
+  kill_all();
+  for (auto& [r, g] : guests_) {
+    if (g->running) ::waitpid(g->proc.pid, nullptr, 0);
+    g->running = false;
+  }
+  for (auto& g : retired_) {
+    if (g->running) {
+      ::kill(-g->proc.pid, SIGKILL);
+      ::waitpid(g->proc.pid, nullptr, 0);
+      g->running = false;
+    }
+  }
+}
+
+}  // namespace mosix

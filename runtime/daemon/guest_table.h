@@ -1,0 +1,146 @@
+// The guests on this node: starting them (a new copy, or the restorer of one
+// arriving from another node), relaying their stdout and stderr home within a
+// credit window, feeding their stdin, signalling and reaping them, and
+// reporting each one's end (GuestExited, always after the last of its
+// output). The table alone owns a guest's process and pipes.
+#pragma once
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/core/expected.h"
+#include "runtime/core/protocol.h"
+#include "runtime/daemon/daemon_context.h"
+#include "runtime/daemon/guest_process.h"
+
+namespace mosix {
+
+class CpuCap;
+
+// kIncoming: a restorer that has not yet become the guest (its output is
+// held back); kGone: moved away or a failed restore (nothing reported).
+enum class GuestPhase { kIncoming, kLive, kGone };
+
+// Largest piece of output read at once: one GuestOutput frame of 256 KiB
+// (transports move frames up to that size with the fewest copies).
+inline constexpr std::size_t kOutputChunk = (256u << 10) - kGuestOutputOverhead;
+// Output of one guest that may be on its way home, unconfirmed.
+inline constexpr std::uint64_t kOutputWindow = 8u << 20;
+
+struct LocalGuest {
+  int rank = 0;
+  GuestPhase phase = GuestPhase::kLive;
+  std::uint32_t flags = 0;  // kSpawn* bits
+  bool migrating = false;
+  double arrived_at = 0;   // daemon clock, for the balancer's minimum residency
+  double ended_at = 0;     // daemon clock, when it was reaped
+  double work_before = 0;  // reference-CPU seconds it ran on earlier nodes (its clock restarts at a move)
+  std::string cant_move;   // why its last checkpoint was refused
+  std::vector<GuestOutput> held;  // kIncoming: its output until it is restored
+  GuestProcess proc;
+  bool running = true;
+  int wait_status = 0;
+  int open_streams = 2;
+  bool exit_sent = false;
+  bool runtime_signaled = false;  // SIGTERM/SIGKILL from the home reached it while it ran
+  std::unique_ptr<boost::asio::posix::stream_descriptor> out, err, in;
+  std::unique_ptr<std::uint8_t[]> out_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk),
+                                  err_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk);
+  std::uint64_t unconfirmed = 0;  // output sent home, not yet written out there
+  bool out_paused = false, err_paused = false;
+  std::deque<Bytes> stdin_queue;
+  std::size_t stdin_offset = 0;  // bytes of stdin_queue.front() already in the pipe
+  int core = -1;                 // --bind-to core: the core it is bound to here
+  bool stdin_eof = false;
+  bool stdin_writing = false;    // waiting for room in the pipe
+  bool stdin_held = false;       // moving: what is left of its stdin goes with it
+};
+
+// What start_local_guest() needs besides the launch itself.
+struct GuestStart {
+  GuestLaunch launch;        // rank, path, argv, env, cwd (stdin, cpus and cgroup are the table's)
+  std::uint32_t flags = 0;   // kSpawnStdin: a pipe for its stdin; kSpawnBindCore: bound to a core
+  GuestPhase phase = GuestPhase::kLive;
+  double work_before = 0;
+  std::vector<GuestStdin> stdin_left;  // an arriving guest: the stdin it had not read at its source
+};
+
+// The restorer (mosix-restore) that turns an image into its process:
+// $MOSIX_RESTORER, else the one installed next to this program.
+std::string restorer_path();
+
+class GuestTable {
+ public:
+  explicit GuestTable(DaemonContext& context);
+  // Kills and reaps any guest still running (a test's, or after an error).
+  ~GuestTable();
+  GuestTable(const GuestTable&) = delete;
+  GuestTable& operator=(const GuestTable&) = delete;
+
+  // Reaps guests from now on (SIGCHLD).
+  void start();
+  // This node's cores (hwloc order) with their PUs, for --bind-to core.
+  void set_cores(std::vector<std::vector<int>> core_pus);
+  // A virtual node: guests start in its cgroup.
+  void set_cap(CpuCap* cap) { cap_ = cap; }
+  // What one CPU second of a guest here is worth in reference-CPU seconds.
+  void set_machine_speed(double speed) { machine_speed_ = speed; }
+
+  // SpawnGuest: a new copy (kSpawnRestore: one from its image). Reports
+  // GuestStarted, or GuestExited with 127 (the reason in the log).
+  void spawn(SpawnGuest spawn);
+  // The one way a guest starts on this node: the process, its pipes, its
+  // core and cgroup, its stdin and output relay.
+  Expected<LocalGuest*> start_local_guest(GuestStart start);
+
+  LocalGuest* find(int rank);
+  const std::map<int, std::unique_ptr<LocalGuest>>& guests() const { return guests_; }
+
+  // False when no guest of that rank is here.
+  bool deliver_stdin(const GuestStdin& in);
+  void output_credit(const OutputCredit& credit);
+  // To one rank, or kAllRanks; see to_whole_group() in the source for who gets it.
+  void signal(int rank, int signo);
+  // GuestExited, once the guest is reaped and its output has gone home.
+  void maybe_report_exit(LocalGuest& g);
+
+  // A stopped guest on its way out: all it wrote goes home now, before its image.
+  void drain_output(LocalGuest& g);
+  // ... and what it has not read of its stdin comes out of its pipe and our
+  // queue, to go with its image; give_back_stdin() puts it back if the move fails.
+  GuestStdin take_stdin(LocalGuest& g);
+  void give_back_stdin(LocalGuest& g, GuestStdin left);
+  // Moved away or failed to restore: out of the table, its end never reported.
+  void retire(int rank);
+  // Reference-CPU seconds the guest has run, on this node and those before.
+  double work_done(const LocalGuest& g) const;
+
+  // SIGKILL to every guest's process group.
+  void kill_all();
+  // The same, then waits for each still running, retired ones too.
+  void end_all();
+
+ private:
+  void wait_children();
+  void read_output(LocalGuest& g, bool is_stderr);
+  void write_stdin(LocalGuest& g);
+  int pick_core(int rank);
+  void release_core(int& core);
+
+  DaemonContext& context_;
+  boost::asio::signal_set child_signal_;
+  CpuCap* cap_ = nullptr;
+  double machine_speed_ = 1.0;
+  std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
+  std::vector<int> core_users_;             // guests bound to each
+  std::map<int, std::unique_ptr<LocalGuest>> guests_;
+  std::vector<std::unique_ptr<LocalGuest>> retired_;  // kGone: kept until the end (reads may be pending)
+};
+
+}  // namespace mosix

@@ -1,0 +1,112 @@
+// The home node's side of a job, in the node daemon of rank 0 only: its link
+// to mosixrun (the job's unix socket: copies to start, stdin, signals, moves
+// ordered by mosixctl, and mosixrun's stdout and stderr to write output
+// into); the placement of the copies once every node has said hello; which
+// rank runs on which node, and what arrives from a rank's next node before
+// its move is confirmed (held until then); the liveness of the other nodes,
+// and what becomes of a node declared gone (its ranks restarted from their
+// periodic images where they have one).
+#pragma once
+
+#include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/core/expected.h"
+#include "runtime/core/protocol.h"
+#include "runtime/daemon/daemon_context.h"
+#include "runtime/daemon/frame_socket.h"
+#include "runtime/daemon/guest_table.h"
+
+namespace mosix {
+
+// The start of the Shutdown reason the home sends a node it declared gone
+// (it was too slow to answer): the others close without it, so it must not
+// wait for them.
+inline constexpr std::string_view kDeclaredGone = "the home node declared this node gone";
+
+class HomeRouter {
+ public:
+  struct Hooks {
+    std::function<void(int node)> node_gone;               // liveness declared it gone
+    std::function<void(const std::string& why)> shutdown;  // mosixrun spoke garbage
+  };
+  // Copies placed on the home node start in `guests` at once.
+  HomeRouter(DaemonContext& context, GuestTable& guests, Hooks hooks);
+  HomeRouter(const HomeRouter&) = delete;
+  HomeRouter& operator=(const HomeRouter&) = delete;
+
+  // Connects to mosixrun's socket (options().home_socket) and starts reading it.
+  Status connect();
+  // Liveness checks from now on; every node counts as just heard from.
+  void start();
+  // A frame came from `node`: it is alive.
+  void heard_from(int node);
+
+  // A rank's output goes on to mosixrun as it came, unless it is held for a
+  // migration (then false: it is decoded and goes through from_node()).
+  bool forward_output(const Delivery& delivery);
+  // What the nodes report (Hello, GuestStarted, GuestExited, ...): to mosixrun.
+  void from_node(int source, const Message& message);
+  // A node's own load report goes on to mosixrun (mosixctl mon).
+  void node_load(int source, const LoadReport& report);
+  // The final word on a migration.
+  void route_result(const MigrateResult& result);
+  // Node `node` is gone (already marked lost): it is told, so are the
+  // others and mosixrun, and its ranks restart elsewhere from their images.
+  void node_lost(int node);
+
+ private:
+  void read_home();
+  void from_home(Message message);
+  void order_move(const MigrateRequest& move);
+  void take_output_fds(const OutputFds& fds);
+  void place_if_ready();
+  bool hold_for_migration(int source, const Message& message);
+  void write_output(std::span<const std::uint8_t> frame);
+  void to_mosixrun(const Message& message);
+  void check_liveness();
+  void release_stdin(int rank);
+  std::vector<RankRestart> restart_lost_ranks(int node);
+
+  DaemonContext& context_;
+  GuestTable& guests_;
+  Hooks hooks_;
+
+  std::unique_ptr<boost::asio::posix::stream_descriptor> mosixrun_sd_;
+  std::unique_ptr<FrameSender> mosixrun_;
+  FrameReader mosixrun_reader_;
+  std::array<char, 1 << 16> mosixrun_buf_{};
+  std::vector<int> mosixrun_fds_;              // received from mosixrun, not yet claimed
+  int out_fd_ = -1, err_fd_ = -1;              // mosixrun's stdout and stderr (OutputFds)
+  std::map<int, std::uint64_t> output_written_;  // per rank, not yet credited
+
+  std::vector<std::optional<Hello>> hellos_;  // per node, once it said hello
+  std::vector<SpawnGuest> pending_spawns_;    // until every node said hello
+  std::vector<GuestStdin> early_stdin_;       // for ranks not yet placed
+  bool placed_ = false;
+  std::map<int, int> rank_node_;               // where each rank runs
+
+  // Ranks on the move: their stdin from mosixrun waits in held_stdin_, then
+  // goes to where the rank runs when the move is over.
+  std::set<int> moving_;
+  std::set<std::uint64_t> ended_moves_;
+  std::map<int, std::vector<GuestStdin>> held_stdin_;
+  std::map<int, std::vector<Message>> held_;  // messages from a rank's next node
+
+  boost::asio::steady_timer liveness_timer_;
+  std::vector<double> last_heard_;  // when each node was last heard from (daemon clock)
+  double liveness_checked_at_ = 0;
+};
+
+}  // namespace mosix

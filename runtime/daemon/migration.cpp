@@ -1,0 +1,486 @@
+#include "runtime/daemon/migration.h"
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <charconv>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <string_view>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/ckpt/format/image_file.h"
+
+namespace mosix {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+constexpr std::size_t kImageChunkBytes = 1u << 20;
+// Migration progress goes home every this many bytes (and at each phase).
+constexpr std::uint64_t kProgressStep = 64u << 20;
+
+std::string read_comm(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[64] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  std::string c(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!c.empty() && c.back() == '\n') c.pop_back();
+  return c;
+}
+
+// A memfd of ours, as a path another process of our user can open.
+std::string memfd_path(int memfd) {
+  return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(memfd);
+}
+
+}  // namespace
+
+// Earlier versions put a migrating guest's image in /dev/shm as
+// mosix-migrate-PID-N.img (written as .mosix-migrate-PID-N.img.tmp.XXXXXX
+// first), PID being the node daemon's. A daemon that died during a move left
+// it there, a whole process's memory held in RAM. Ours of those whose daemon
+// is gone (no process PID, or one that is not a mosixd) are removed.
+void sweep_old_images(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  const std::string_view prefix = "mosix-migrate-";
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (!name.empty() && name.front() == '.') name.remove_prefix(1);
+    if (name.substr(0, prefix.size()) != prefix || name.find(".img") == std::string_view::npos) continue;
+    name.remove_prefix(prefix.size());
+    long pid = 0;
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (ec != std::errc() || end == name.data() || *end != '-' || pid <= 0) continue;
+    struct stat st {};
+    const std::string path = dir + "/" + e->d_name;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+    const bool alive = ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+    if (alive && read_comm(static_cast<pid_t>(pid)) == "mosixd") continue;
+    if (::unlink(path.c_str()) == 0) {
+      spdlog::debug("removed {} ({} MiB), left by a node daemon that is gone", path, st.st_size >> 20);
+    }
+  }
+  ::closedir(d);
+}
+
+Migrations::Migrations(DaemonContext& context, GuestTable& guests) : context_(context), guests_(guests) {}
+
+Migrations::~Migrations() { finish(); }
+
+void Migrations::finish() {
+  for (auto& [id, thread] : move_threads_) thread.join();
+  move_threads_.clear();
+  for (auto& [id, out] : outgoing_) close_image(out.memfd);
+  for (auto& [id, in] : incoming_) close_image(in->memfd);
+}
+
+void Migrations::close_image(int& memfd) {
+  if (memfd >= 0) ::close(memfd);
+  memfd = -1;
+}
+
+void Migrations::close_incoming() {
+  for (auto& [id, in] : incoming_) close_image(in->memfd);
+}
+
+MigrateResult Migrations::failure(const MigrateRequest& request) const {
+  MigrateResult fail;
+  fail.migration_id = request.migration_id;
+  fail.rank = request.rank;
+  fail.source_node = static_cast<std::uint32_t>(context_.rank());
+  fail.target_node = request.target_node;
+  return fail;
+}
+
+void Migrations::request(int source, const MigrateRequest& request) {
+  if (guests_.find(request.rank) != nullptr || static_cast<int>(request.target_node) != context_.rank()) {
+    migrate_out(request);
+  } else {
+    migrate_in(source, request);
+  }
+}
+
+// Source side: stop the guest with its image written into memory (a memfd),
+// then stream the image to the target. The checkpoint blocks, so it runs on a
+// thread that hands its result back to the event loop.
+void Migrations::migrate_out(const MigrateRequest& request) {
+  MigrateResult fail = failure(request);
+  const std::string& here = context_.node_name();
+  LocalGuest* g = guests_.find(request.rank);
+  if (g == nullptr || g->phase != GuestPhase::kLive || !g->running) {
+    fail.reason = "rank " + std::to_string(request.rank) + " is not running on " + here;
+  } else if (static_cast<int>(request.target_node) == context_.rank()) {
+    fail.reason = "rank " + std::to_string(request.rank) + " already runs on " + here;
+  } else if (static_cast<int>(request.target_node) >= context_.size()) {
+    fail.reason = "no node " + std::to_string(request.target_node) + " in this job";
+  } else if (context_.is_lost(static_cast<int>(request.target_node))) {
+    fail.reason = "node " + std::to_string(request.target_node) + " is gone";
+  } else if (g->migrating) {
+    fail.reason = "rank " + std::to_string(request.rank) + " is already moving";
+  }
+  if (!fail.reason.empty()) {
+    context_.send(0, fail);
+    return;
+  }
+  // The image goes into a memfd, which the agent in the guest opens through
+  // /proc (the guest is our child, of our user): no name in /dev/shm that
+  // another user could take first, nothing left behind should we die.
+  const int memfd = ::memfd_create("mosix-migrate-out", MFD_CLOEXEC);
+  if (memfd < 0) {
+    fail.reason = here + " cannot hold the image in memory (memfd_create: " + std::strerror(errno) + ")";
+    context_.send(0, fail);
+    return;
+  }
+  g->migrating = true;
+  Outgoing out;
+  out.request = request;
+  out.request.flags = g->flags;
+  out.request.work_done = guests_.work_done(*g);
+  out.memfd = memfd;
+  out.started = std::chrono::steady_clock::now();
+  outgoing_[request.migration_id] = out;
+  ckpt::CheckpointRequest r;
+  r.pid = g->proc.pid;
+  r.mode = ckpt::AfterCheckpoint::kStop;
+  const std::string image = memfd_path(memfd);
+  std::uint64_t id = request.migration_id;
+  context_.send(0, MigrateProgress{id, request.rank, MigratePhase::kCheckpoint, 0, 0});
+  r.on_progress = [this, id, rank = request.rank](std::uint64_t written) {
+    asio::post(context_.io(), [this, id, rank, written] {
+      context_.send(0, MigrateProgress{id, rank, MigratePhase::kCheckpoint, written, 0});
+    });
+  };
+  join_move_thread(id);
+  move_threads_[id] = std::thread([this, r, id, image] {
+    // As request_checkpoint does, but into the memfd: the agent writes the
+    // image, then every chunk of it is read back and checked.
+    Expected<ckpt::CheckpointResult> result = make_error("no image");
+    if (auto bytes = ckpt::ask_agent(r, image); !bytes) {
+      result = bytes.error();
+    } else if (auto summary = ckpt::verify_image_file(image); !summary) {
+      result = make_error("checkpoint of " + std::to_string(r.pid) + ": the image does not verify: " +
+                          summary.error().message);
+    } else {
+      result = ckpt::CheckpointResult{image, *bytes, *summary};
+    }
+    asio::post(context_.io(), [this, id, result = std::move(result)]() mutable {
+      checkpointed(id, std::move(result));
+    });
+  });
+}
+
+void Migrations::join_move_thread(std::uint64_t id) {
+  auto it = move_threads_.find(id);
+  if (it == move_threads_.end()) return;
+  it->second.join();
+  move_threads_.erase(it);
+}
+
+void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result) {
+  join_move_thread(id);  // it has posted this: it is ending
+  auto it = outgoing_.find(id);
+  if (it == outgoing_.end()) return;
+  Outgoing& out = it->second;
+  if (context_.shutting_down()) {
+    close_image(out.memfd);
+    outgoing_.erase(it);
+    return;
+  }
+  LocalGuest* g = guests_.find(out.request.rank);
+  MigrateResult fail = failure(out.request);
+  if (g == nullptr || !g->running) {
+    fail.reason = "rank " + std::to_string(fail.rank) + " ended while it was being checkpointed";
+  } else if (!result) {
+    fail.reason = result.error().message;
+    fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
+    g->cant_move = fail.reason;  // the balancer does not try again
+    ::kill(-g->proc.pid, SIGCONT);
+  } else if (out.target_lost || context_.is_lost(static_cast<int>(out.request.target_node))) {
+    fail.reason = "the target node died during the move";
+    ::kill(-g->proc.pid, SIGCONT);
+  }
+  if (!fail.reason.empty()) {
+    close_image(out.memfd);
+    if (g != nullptr) g->migrating = false;
+    outgoing_.erase(it);
+    spdlog::debug("{}: rank {} stays: {}", context_.node_name(), fail.rank, fail.reason);
+    context_.send(0, fail);
+    return;
+  }
+  stream_image(id, out, *g, result->bytes);
+}
+
+// The stopped guest's output goes home, then its image to the target, then
+// what it had not read of its stdin.
+void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, std::uint64_t bytes) {
+  guests_.drain_output(g);
+  const int target = static_cast<int>(out.request.target_node);
+  out.bytes = bytes;
+  out.streamed = true;
+  context_.send(target, out.request);
+  context_.send(target, ImageBegin{id, out.request.rank, bytes});
+  const int fd = out.memfd;
+  std::uint64_t offset = 0;
+  if (fd >= 0) {
+    for (;;) {
+      ImageChunk chunk;
+      chunk.migration_id = id;
+      chunk.offset = offset;
+      chunk.bytes.resize(kImageChunkBytes);
+      ssize_t n = ::pread(fd, chunk.bytes.data(), chunk.bytes.size(), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      chunk.bytes.resize(static_cast<size_t>(n));
+      offset += static_cast<std::uint64_t>(n);
+      context_.send(target, chunk);
+      // Streaming a large image keeps this loop busy for seconds: a word
+      // home now and then says this node is alive (and how far it is).
+      if (offset % kProgressStep == 0) {
+        context_.send(0, MigrateProgress{id, out.request.rank, MigratePhase::kTransfer, offset, bytes});
+      }
+    }
+    close_image(out.memfd);  // streamed: the image's memory goes back now
+  }
+  if (g.flags & kSpawnStdin) {
+    out.stdin_left = guests_.take_stdin(g);
+    context_.send(target, *out.stdin_left);
+  }
+  context_.send(target, ImageEnd{id, offset});
+}
+
+bool Migrations::answered(int source, const MigrateResult& result) {
+  auto out = outgoing_.find(result.migration_id);
+  if (out == outgoing_.end() || source != static_cast<int>(out->second.request.target_node)) return false;
+  target_answered(result);
+  return true;
+}
+
+// The target's answer: the guest lives there now (the stopped original is
+// killed without a word to the home node), or it resumes here.
+void Migrations::target_answered(const MigrateResult& answer) {
+  auto it = outgoing_.find(answer.migration_id);
+  Outgoing out = it->second;
+  outgoing_.erase(it);
+  MigrateResult r = answer;
+  r.source_node = static_cast<std::uint32_t>(context_.rank());
+  r.target_node = out.request.target_node;
+  r.bytes = out.bytes;
+  r.stopped_ms = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - out.started)
+                                                .count());
+  if (LocalGuest* g = guests_.find(out.request.rank)) {
+    g->migrating = false;
+    if (r.ok) {
+      ::kill(-g->proc.pid, SIGKILL);
+      guests_.retire(out.request.rank);
+      bandwidth_ = measured_bandwidth(bandwidth_, r.bytes, r.stopped_ms / 1000.0);
+    } else {
+      ::kill(-g->proc.pid, SIGCONT);
+      if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
+    }
+  }
+  spdlog::debug("{}: rank {} {} node {} ({} bytes, stopped {} ms){}", context_.node_name(), r.rank,
+                r.ok ? "moved to" : "did not move to", r.target_node, r.bytes, r.stopped_ms,
+                r.ok ? "" : ": " + r.reason);
+  context_.send(0, r);
+}
+
+// Target side: the image goes into a memfd, then the restorer, started as
+// a guest of this node (its pipes are the guest's stdio from now on), turns
+// into the program. Until it has (its name is no longer the restorer's) its
+// output is held back: a refusal is the migration's failure, not output.
+void Migrations::migrate_in(int source, const MigrateRequest& request) {
+  auto in = std::make_unique<Incoming>();
+  in->request = request;
+  in->source = source;
+  in->memfd = ::memfd_create("mosix-migrate", MFD_CLOEXEC);
+  incoming_[request.migration_id] = std::move(in);
+}
+
+void Migrations::stdin_for_arrival(const GuestStdin& in) {
+  for (auto& [id, incoming] : incoming_) {
+    if (incoming->request.rank == in.rank && !incoming->guest) incoming->stdin_left.push_back(in);
+  }
+}
+
+void Migrations::image_begin(const ImageBegin& begin) {
+  auto it = incoming_.find(begin.migration_id);
+  if (it == incoming_.end()) return;
+  it->second->total = begin.total_bytes;
+  context_.send(0, MigrateProgress{begin.migration_id, it->second->request.rank, MigratePhase::kTransfer, 0,
+                                   begin.total_bytes});
+}
+
+void Migrations::image_chunk(const ImageChunk& chunk) {
+  auto it = incoming_.find(chunk.migration_id);
+  if (it == incoming_.end() || it->second->memfd < 0) return;
+  Incoming& in = *it->second;
+  size_t done = 0;
+  while (done < chunk.bytes.size()) {
+    ssize_t w = ::pwrite(in.memfd, chunk.bytes.data() + done, chunk.bytes.size() - done,
+                         static_cast<off_t>(chunk.offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += static_cast<size_t>(w);
+  }
+  in.received += done;
+  if (in.received - in.reported >= kProgressStep) {
+    in.reported = in.received;
+    context_.send(0, MigrateProgress{chunk.migration_id, in.request.rank, MigratePhase::kTransfer, in.received,
+                                     in.total});
+  }
+}
+
+void Migrations::image_end(const ImageEnd& end) {
+  if (auto it = incoming_.find(end.migration_id); it != incoming_.end()) restore(*it->second, end);
+}
+
+void Migrations::restore(Incoming& in, const ImageEnd& end) {
+  const std::uint64_t id = in.request.migration_id;
+  const std::string& here = context_.node_name();
+  if (in.memfd < 0) {
+    restore_failed(id, here + " cannot hold the image in memory (memfd_create failed)");
+    return;
+  }
+  if (in.received != end.total_bytes) {
+    restore_failed(id, here + " received " + std::to_string(in.received) + " of " +
+                           std::to_string(end.total_bytes) + " image bytes");
+    return;
+  }
+  if (guests_.find(in.request.rank) != nullptr) {
+    restore_failed(id, "rank " + std::to_string(in.request.rank) + " already runs on " + here);
+    return;
+  }
+  GuestStart start;
+  start.launch.rank = in.request.rank;
+  start.launch.path = restorer_path();
+  start.launch.argv = {"mosix-restore", memfd_path(in.memfd)};
+  start.launch.env = {"PATH=/usr/bin:/bin"};
+  start.flags = in.request.flags;
+  start.phase = GuestPhase::kIncoming;
+  start.work_before = in.request.work_done;
+  start.stdin_left = std::move(in.stdin_left);
+  in.stdin_left.clear();
+  auto started = guests_.start_local_guest(std::move(start));
+  if (!started) {
+    restore_failed(id, here + ": cannot start the restorer: " + started.error().message);
+    return;
+  }
+  in.guest = *started;
+  in.timer = std::make_unique<asio::steady_timer>(context_.io());
+  context_.send(0, MigrateProgress{id, in.request.rank, MigratePhase::kRestore, 0, in.total});
+  watch_restore(id);
+}
+
+void Migrations::watch_restore(std::uint64_t id) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
+  LocalGuest& g = *in.guest;
+  bool restored = false;
+  if (g.running) {
+    std::string comm = read_comm(g.proc.pid);
+    restored = !comm.empty() && comm != "mosix-restore";
+  } else {
+    // Ended before we saw it change names: a refusal says so on stderr
+    // ("mosix-restore: ..."); otherwise the program ran and ended.
+    std::string said;
+    for (const GuestOutput& o : g.held) {
+      if (o.stream == OutputStream::kStderr) said.append(o.bytes.begin(), o.bytes.end());
+    }
+    if (said.find("mosix-restore: ") != std::string::npos ||
+        (WIFEXITED(g.wait_status) && WEXITSTATUS(g.wait_status) == 127 && g.held.empty())) {
+      while (!said.empty() && said.back() == '\n') said.pop_back();
+      restore_failed(id, context_.node_name() + ": " + (said.empty() ? "the restorer failed" : said));
+      return;
+    }
+    restored = true;
+  }
+  if (!restored) {
+    in.timer->expires_after(std::chrono::milliseconds(2));
+    in.timer->async_wait([this, id](error_code ec) {
+      if (!ec) watch_restore(id);
+    });
+    return;
+  }
+  close_image(in.memfd);
+  g.phase = GuestPhase::kLive;
+  g.arrived_at = context_.now();
+  for (const GuestOutput& o : g.held) context_.send(0, o);
+  g.held.clear();
+  context_.send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(context_.rank())});
+  MigrateResult ok;
+  ok.migration_id = id;
+  ok.rank = g.rank;
+  ok.ok = true;
+  ok.target_node = static_cast<std::uint32_t>(context_.rank());
+  ok.pid = g.proc.pid;
+  context_.send(in.source, ok);
+  guests_.maybe_report_exit(g);
+  incoming_.erase(it);
+}
+
+void Migrations::restore_failed(std::uint64_t id, const std::string& reason) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
+  close_image(in.memfd);
+  if (in.guest) {
+    if (in.guest->running) ::kill(-in.guest->proc.pid, SIGKILL);
+    guests_.retire(in.request.rank);
+  }
+  MigrateResult r;
+  r.migration_id = id;
+  r.rank = in.request.rank;
+  r.reason = reason;
+  r.target_node = static_cast<std::uint32_t>(context_.rank());
+  context_.send(in.source, r);
+  incoming_.erase(it);
+}
+
+void Migrations::node_lost(int node) {
+  for (auto it = outgoing_.begin(); it != outgoing_.end();) {
+    Outgoing& out = it->second;
+    if (static_cast<int>(out.request.target_node) != node) {
+      ++it;
+      continue;
+    }
+    if (!out.streamed) {  // still checkpointing: checkpointed() resumes it
+      out.target_lost = true;
+      ++it;
+      continue;
+    }
+    MigrateResult fail = failure(out.request);
+    fail.migration_id = it->first;
+    fail.bytes = out.bytes;
+    fail.reason = "the target node died during the move";
+    if (LocalGuest* g = guests_.find(out.request.rank)) {
+      g->migrating = false;
+      ::kill(-g->proc.pid, SIGCONT);
+      if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
+    }
+    spdlog::debug("{}: rank {} stays: {}", context_.node_name(), fail.rank, fail.reason);
+    it = outgoing_.erase(it);
+    context_.send(0, fail);
+  }
+  std::vector<std::uint64_t> from_lost;
+  for (auto& [id, in] : incoming_) {
+    if (in->source == node) from_lost.push_back(id);
+  }
+  for (std::uint64_t id : from_lost) restore_failed(id, "the source node died during the move");
+}
+
+}  // namespace mosix
