@@ -39,7 +39,6 @@
 #include "real_cluster.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +65,7 @@
 #include "../common/cli.h"
 #include "../common/procs.h"
 #include "../common/timed_run.h"
+#include "runtime/sys/install_path.h"
 
 namespace mosix::bench_balance {
 namespace {
@@ -212,15 +212,9 @@ struct RealOptions : Options {
 
 std::shared_ptr<RealOptions> add_real_options(CLI::App& app, CLI::Option* real) {
   auto o = std::make_shared<RealOptions>();
-  std::string dir = ".";
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    dir = std::string(self).substr(0, std::string(self).rfind('/'));
-  }
-  o->mosixrun = dir + "/mosixrun";
-  o->cpu_work = dir + "/cpu_work";
+  auto dir = mosix::sys::program_dir();
+  o->mosixrun = (dir ? *dir : ".") + "/mosixrun";
+  o->cpu_work = (dir ? *dir : ".") + "/cpu_work";
   auto group = [&](CLI::Option* option) { option->needs(real)->group("--real (the virtual cluster)"); };
   group(app.add_option("--mosixrun", o->mosixrun, "The mosixrun to run (mosixctl is taken next to it)"));
   group(app.add_option("--cpu-work", o->cpu_work, "The cpu_work program the copies run"));

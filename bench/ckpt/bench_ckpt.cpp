@@ -20,7 +20,6 @@
 // (default /tmp). Not a test: prints numbers and ratios, exits 0 unless
 // something failed to run.
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -42,6 +41,7 @@
 #include "../common/cli.h"
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
+#include "runtime/sys/install_path.h"
 
 namespace {
 
@@ -82,12 +82,9 @@ int run_guest(std::size_t mib) {
 }
 
 std::string self_dir() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) die("cannot read /proc/self/exe");
-  buf[n] = '\0';
-  std::string d(buf);
-  return d.substr(0, d.rfind('/'));
+  auto dir = mosix::sys::program_dir();
+  if (!dir) die(dir.error().message);
+  return *dir;
 }
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -270,8 +267,8 @@ int main(int argc, char** argv) {
   if (guest) return run_guest(*guest);
   if (sizes.empty()) sizes = {64, 512, 2048};
   std::string dir = self_dir();
-  std::string agent = env_or("MOSIX_AGENT", dir + "/../lib/libmosix.so");
-  std::string restorer = env_or("MOSIX_RESTORER", dir + "/mosix-restore");
+  std::string agent = env_or("MOSIX_AGENT", *mosix::sys::installed_library("libmosix.so"));
+  std::string restorer = env_or("MOSIX_RESTORER", *mosix::sys::installed_program("mosix-restore"));
   std::string work = env_or("BENCH_DIR", "/tmp");
   std::string self = dir + "/bench_ckpt";
   if (access(agent.c_str(), R_OK) != 0) die("no agent at " + agent + " (set MOSIX_AGENT)");

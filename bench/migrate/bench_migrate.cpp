@@ -26,7 +26,6 @@
 // with --keep (MOSIX_LOG=debug passes through to mosixrun: its log is there).
 // Not a test: exits 0 when every run worked, 1 otherwise.
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,6 +53,7 @@
 #include "../common/cli.h"
 #include "../common/procs.h"
 #include "../common/timed_run.h"
+#include "runtime/sys/install_path.h"
 
 namespace {
 
@@ -324,12 +324,7 @@ double median(std::vector<double> v) {
 // Fills `o` from the command line; an exit status when the program must stop
 // (help shown, or a usage error reported).
 std::optional<int> parse(int argc, char** argv, Options& o) {
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    o.bin = std::string(self).substr(0, std::string(self).rfind('/'));
-  }
+  if (auto dir = mosix::sys::program_dir()) o.bin = *dir;
   CLI::App app{"Migration of 64 MiB..2 GiB guests: stopped and total time against a pipe copy",
                "bench_migrate"};
   app.add_option("--sizes", o.sizes, "Guest sizes in MiB, e.g. 64,256,1024")

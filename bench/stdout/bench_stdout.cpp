@@ -33,6 +33,7 @@
 
 #include "../common/cli.h"
 #include "../common/timed_run.h"
+#include "runtime/sys/install_path.h"
 
 namespace {
 
@@ -209,12 +210,8 @@ std::string load_average() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string self_path;
-  {
-    char buf[4096];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    self_path = n > 0 ? std::string(buf, static_cast<size_t>(n)) : argv[0];
-  }
+  auto exe = mosix::sys::executable_path();
+  std::string self_path = exe ? *exe : argv[0];
   std::string dir = self_path.substr(0, self_path.rfind('/') + 1);
   std::string mosixrun = dir + "mosixrun";
   unsigned long long mib = 512;

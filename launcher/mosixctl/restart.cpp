@@ -9,7 +9,6 @@
 // is the guest's pid for the next `mosixctl checkpoint` — nothing to relay,
 // nothing to get wrong. An image the restorer refuses makes it exit 2 with
 // one line saying why, before anything is changed.
-#include <limits.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "launcher/mosixctl/commands.h"
+#include "runtime/sys/install_path.h"
 
 namespace mosix::ctl {
 namespace {
@@ -29,13 +29,9 @@ namespace {
 // $MOSIX_RESTORER, else mosix-restore next to this mosixctl.
 std::string restorer_path() {
   if (const char* env = std::getenv("MOSIX_RESTORER"); env != nullptr && *env != '\0') return env;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) throw CommandError("cannot find this program's directory; set MOSIX_RESTORER");
-  self[n] = '\0';
-  std::string dir(self);
-  dir.erase(dir.rfind('/'));
-  return dir + "/mosix-restore";
+  auto restorer = sys::installed_program("mosix-restore");
+  if (!restorer) throw CommandError("cannot find this program's directory; set MOSIX_RESTORER");
+  return *restorer;
 }
 
 void run_restart(const std::string& image) {

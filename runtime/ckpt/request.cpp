@@ -11,13 +11,14 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 
 #include <spdlog/spdlog.h>
 
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/core/printable.h"
+#include "runtime/sys/atomic_file.h"
+#include "runtime/sys/errno_text.h"
 #include "runtime/sys/private_path.h"
 
 namespace mosix::ckpt {
@@ -123,7 +124,7 @@ Expected<std::string> request_dir() {
 
 Status check_guest(pid_t pid) {
   if (kill(pid, 0) != 0)
-    return make_error("no process " + std::to_string(pid) + " of yours (" + std::strerror(errno) + ")");
+    return make_error("no process " + std::to_string(pid) + " of yours (" + sys::errno_text(errno) + ")");
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   std::string line;
   bool loaded = false;
@@ -160,28 +161,22 @@ Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string&
   f.fifo = base + ".status." + std::to_string(getpid());
   unlink(f.fifo.c_str());
   if (mkfifo(f.fifo.c_str(), 0600) != 0)
-    return make_error("cannot create " + f.fifo + ": " + std::strerror(errno));
+    return make_error("cannot create " + f.fifo + ": " + sys::errno_text(errno));
   f.fifo_fd = open(f.fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (f.fifo_fd < 0) return make_error("cannot open " + f.fifo + ": " + std::strerror(errno));
+  if (f.fifo_fd < 0) return make_error("cannot open " + f.fifo + ": " + sys::errno_text(errno));
   f.pidfd = static_cast<int>(syscall(SYS_pidfd_open, r.pid, 0));
   if (f.pidfd < 0)
-    return make_error("cannot watch process " + std::to_string(r.pid) + ": " + std::strerror(errno));
+    return make_error("cannot watch process " + std::to_string(r.pid) + ": " + sys::errno_text(errno));
 
   const char* mode = kModeNames[static_cast<int>(r.mode)];
-  std::string temp_request = base + ".req.tmp";
-  {
-    std::ofstream req(temp_request, std::ios::trunc);
-    req << "out=" << out_path << "\nstatus=" << f.fifo << "\nmode=" << mode
-        << "\ncompress=" << compression_name(r.compression) << "\n";
-    if (!req) return make_error("cannot write " + temp_request);
-  }
-  chmod(temp_request.c_str(), 0600);
+  const std::string request = "out=" + out_path + "\nstatus=" + f.fifo + "\nmode=" + mode +
+                              "\ncompress=" + compression_name(r.compression) + "\n";
+  if (Status s = sys::write_file_atomically(base + ".req", request, sys::Durability::kVolatile); !s.ok())
+    return s.error();
   f.request = base + ".req";
-  if (rename(temp_request.c_str(), f.request.c_str()) != 0)
-    return make_error("cannot write " + f.request + ": " + std::strerror(errno));
   spdlog::debug("{}: request {} ({} mode), signal {}", what, f.request, mode, kRequestSignal);
   if (kill(r.pid, kRequestSignal) != 0)
-    return make_error("cannot signal process " + std::to_string(r.pid) + ": " + std::strerror(errno));
+    return make_error("cannot signal process " + std::to_string(r.pid) + ": " + sys::errno_text(errno));
 
   auto bytes = await_answer(r, f, what);
   if (!bytes) return bytes.error();
@@ -217,7 +212,7 @@ void resume(pid_t pid, bool was_stopped) {
 
 Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
   std::string what = "checkpoint of " + std::to_string(r.pid);
-  auto file = AtomicImageFile::create(r.image_path);
+  auto file = sys::AtomicFile::create(r.image_path);
   if (!file) return file.error();
   // --kill ends the process only once its image is verified and in place: the
   // agent is asked to stop it instead, and a failure after that lets it run on
@@ -233,7 +228,7 @@ Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
     done = bytes.error();
   } else if (auto summary = verify_image_file(file->temp_path()); !summary) {
     done = make_error(what + ": the image does not verify: " + summary.error().message);
-  } else if (Status s = file->commit(); !s.ok()) {
+  } else if (Status s = file->commit(sys::Durability::kDurable); !s.ok()) {
     done = s.error();
   } else {
     if (kill_after && pidfd >= 0) {

@@ -4,6 +4,8 @@
 #include <cpuid.h>
 #endif
 
+#include "runtime/core/little_endian.h"
+
 namespace mosix {
 namespace {
 
@@ -29,20 +31,11 @@ constexpr SliceTables make_slice_tables() {
 }
 constexpr SliceTables kSlice = make_slice_tables();
 
-std::uint64_t load_le64(const std::uint8_t* p) {
-  std::uint64_t w;
-  __builtin_memcpy(&w, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  w = __builtin_bswap64(w);
-#endif
-  return w;
-}
-
 // The raw register (no pre/post inversion) over n bytes, slicing by 8.
 std::uint32_t raw_portable(std::uint32_t c, const std::uint8_t* p, std::size_t n) {
   const auto& t = kSlice.t;
   while (n >= 8) {
-    const std::uint64_t w = load_le64(p) ^ c;
+    const std::uint64_t w = load_le<std::uint64_t>(p) ^ c;
     c = t[7][w & 0xff] ^ t[6][(w >> 8) & 0xff] ^ t[5][(w >> 16) & 0xff] ^ t[4][(w >> 24) & 0xff] ^
         t[3][(w >> 32) & 0xff] ^ t[2][(w >> 40) & 0xff] ^ t[1][(w >> 48) & 0xff] ^ t[0][w >> 56];
     p += 8;
@@ -112,9 +105,9 @@ __attribute__((target("sse4.2"), always_inline)) inline std::uint32_t three_stre
   while (n >= 3 * block) {
     std::uint64_t a = c, b = 0, d = 0;
     for (std::size_t i = 0; i < block; i += 8) {
-      a = __builtin_ia32_crc32di(a, load_le64(p + i));
-      b = __builtin_ia32_crc32di(b, load_le64(p + block + i));
-      d = __builtin_ia32_crc32di(d, load_le64(p + 2 * block + i));
+      a = __builtin_ia32_crc32di(a, load_le<std::uint64_t>(p + i));
+      b = __builtin_ia32_crc32di(b, load_le<std::uint64_t>(p + block + i));
+      d = __builtin_ia32_crc32di(d, load_le<std::uint64_t>(p + 2 * block + i));
     }
     c = shift(s, shift(s, static_cast<std::uint32_t>(a)) ^ static_cast<std::uint32_t>(b)) ^
         static_cast<std::uint32_t>(d);
@@ -130,7 +123,7 @@ __attribute__((target("sse4.2"))) std::uint32_t raw_sse42(std::uint32_t c, const
   if (n >= 3 * kShortBlock) c = three_streams<kShortBlock>(c, p, n, kShortShift);
   std::uint64_t c64 = c;
   while (n >= 8) {
-    c64 = __builtin_ia32_crc32di(c64, load_le64(p));
+    c64 = __builtin_ia32_crc32di(c64, load_le<std::uint64_t>(p));
     p += 8;
     n -= 8;
   }

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "runtime/core/crc32c.h"
+#include "runtime/core/little_endian.h"
 
 namespace mosix {
 namespace {
@@ -178,16 +179,6 @@ std::uint64_t to_bits(T v) {
   else return static_cast<std::make_unsigned_t<T>>(v);
 }
 
-void put_le(std::uint8_t* out, std::uint64_t bits, std::size_t width) {
-  for (std::size_t i = 0; i < width; ++i) out[i] = static_cast<std::uint8_t>(bits >> (8 * i));
-}
-
-std::uint64_t get_le(const std::uint8_t* in, std::size_t width) {
-  std::uint64_t bits = 0;
-  for (std::size_t i = 0; i < width; ++i) bits |= std::uint64_t{in[i]} << (8 * i);
-  return bits;
-}
-
 template <typename T>
 struct IsVector : std::false_type {};
 template <typename T>
@@ -242,7 +233,7 @@ class Writer {
   void scalar(std::uint64_t bits, std::size_t width) {
     const std::size_t at = out_.size();
     out_.resize(at + width);
-    put_le(out_.data() + at, bits, width);
+    store_le(out_.data() + at, bits, width);
   }
   Bytes& out_;
 };
@@ -278,7 +269,7 @@ class Reader {
     } else {
       constexpr std::size_t width = wire_size<T>();
       if (!need(name, width)) return;
-      const std::uint64_t bits = get_le(in_.data() + pos_, width);
+      const std::uint64_t bits = load_le(in_.data() + pos_, width);
       pos_ += width;
       if constexpr (std::is_same_v<T, double>) {
         v = std::bit_cast<double>(bits);
@@ -306,7 +297,7 @@ class Reader {
  private:
   bool length(const char* name, std::uint32_t& n) {
     if (!need(name, 4)) return false;
-    n = static_cast<std::uint32_t>(get_le(in_.data() + pos_, 4));
+    n = static_cast<std::uint32_t>(load_le(in_.data() + pos_, 4));
     pos_ += 4;
     return true;
   }
@@ -343,9 +334,9 @@ Expected<Message> decode_payload(std::span<const std::uint8_t> payload) {
 void write_header(std::uint8_t* out, std::uint16_t version, MessageType type,
                   std::uint32_t payload_size) {
   std::memcpy(out, kMagic.data(), kMagic.size());
-  put_le(out + 4, version, 2);
-  put_le(out + 6, static_cast<std::uint16_t>(type), 2);
-  put_le(out + 8, payload_size, 4);
+  store_le(out + 4, version, 2);
+  store_le(out + 6, static_cast<std::uint16_t>(type), 2);
+  store_le(out + 8, payload_size, 4);
 }
 
 std::uint32_t frame_checksum(std::span<const std::uint8_t> frame) {
@@ -353,13 +344,13 @@ std::uint32_t frame_checksum(std::span<const std::uint8_t> frame) {
   return crc32c(crc, frame.data() + kFrameHeaderSize, frame.size() - kFrameHeaderSize);
 }
 
-void seal(Frame& frame) { put_le(frame.data() + kChecksumOffset, frame_checksum(frame), 4); }
+void seal(Frame& frame) { store_le(frame.data() + kChecksumOffset, frame_checksum(frame), 4); }
 
 std::string version_mismatch(std::uint16_t theirs, std::span<const std::uint8_t> frame) {
   std::string who = "a peer";
   // A Hello keeps its header and first three fields in every release: name the node.
   if (frame.size() >= kFrameHeaderSize &&
-      get_le(frame.data() + 6, 2) == static_cast<std::uint16_t>(MessageType::kHello)) {
+      load_le(frame.data() + 6, 2) == static_cast<std::uint16_t>(MessageType::kHello)) {
     Reader reader(frame.subspan(kFrameHeaderSize), "Hello");
     std::uint32_t protocol = 0;
     std::string release;
@@ -478,7 +469,7 @@ std::optional<std::uint16_t> frame_protocol_version(std::span<const std::uint8_t
   if (frame.size() < 6 || std::memcmp(frame.data(), kMagic.data(), kMagic.size()) != 0) {
     return std::nullopt;
   }
-  return static_cast<std::uint16_t>(get_le(frame.data() + 4, 2));
+  return static_cast<std::uint16_t>(load_le(frame.data() + 4, 2));
 }
 
 Expected<FrameHeader> parse_frame_header(std::span<const std::uint8_t> bytes) {
@@ -492,11 +483,11 @@ Expected<FrameHeader> parse_frame_header(std::span<const std::uint8_t> bytes) {
                       "than a mosix daemon talking on this channel?");
   }
   FrameHeader header;
-  header.version = static_cast<std::uint16_t>(get_le(bytes.data() + 4, 2));
+  header.version = static_cast<std::uint16_t>(load_le(bytes.data() + 4, 2));
   if (header.version != kProtocolVersion) return make_error(version_mismatch(header.version, bytes));
-  header.type = static_cast<MessageType>(get_le(bytes.data() + 6, 2));
-  header.payload_size = static_cast<std::uint32_t>(get_le(bytes.data() + 8, 4));
-  header.checksum = static_cast<std::uint32_t>(get_le(bytes.data() + kChecksumOffset, 4));
+  header.type = static_cast<MessageType>(load_le(bytes.data() + 6, 2));
+  header.payload_size = static_cast<std::uint32_t>(load_le(bytes.data() + 8, 4));
+  header.checksum = static_cast<std::uint32_t>(load_le(bytes.data() + kChecksumOffset, 4));
   if (header.payload_size > kMaxPayloadSize) {
     return make_error("frame announces a payload of " + std::to_string(header.payload_size) +
                       " bytes, more than the limit of " + std::to_string(kMaxPayloadSize) +
@@ -570,9 +561,9 @@ Frame encode_guest_output(std::int32_t rank, OutputStream stream,
   frame.reserve(kFrameHeaderSize + payload);
   frame.resize(kFrameHeaderSize + kGuestOutputFixed);
   std::uint8_t* p = frame.data() + kFrameHeaderSize;
-  put_le(p, to_bits(rank), 4);
-  put_le(p + 4, to_bits(stream), 1);
-  put_le(p + 5, bytes.size(), 4);
+  store_le(p, to_bits(rank), 4);
+  store_le(p + 4, to_bits(stream), 1);
+  store_le(p + 5, bytes.size(), 4);
   frame.insert(frame.end(), bytes.begin(), bytes.end());
   write_header(frame.data(), kProtocolVersion, MessageType::kGuestOutput,
                static_cast<std::uint32_t>(payload));
@@ -582,11 +573,11 @@ Frame encode_guest_output(std::int32_t rank, OutputStream stream,
 
 std::optional<std::int32_t> guest_output_rank(std::span<const std::uint8_t> frame) {
   if (frame.size() < kFrameHeaderSize + 4 ||
-      get_le(frame.data() + 6, 2) != static_cast<std::uint16_t>(MessageType::kGuestOutput) ||
+      load_le(frame.data() + 6, 2) != static_cast<std::uint16_t>(MessageType::kGuestOutput) ||
       frame_protocol_version(frame) != kProtocolVersion) {
     return std::nullopt;
   }
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(get_le(frame.data() + kFrameHeaderSize, 4)));
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(load_le(frame.data() + kFrameHeaderSize, 4)));
 }
 
 Expected<GuestOutputView> view_guest_output(std::span<const std::uint8_t> frame,

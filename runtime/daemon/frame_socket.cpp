@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "runtime/transport/socket/unix_address.h"
+#include "runtime/sys/unix_address.h"
 
 namespace mosix {
 
@@ -164,7 +164,7 @@ ssize_t recv_with_fds(int fd, void* buf, size_t size, std::vector<int>& fds) {
 }
 
 Expected<int> listen_unix(const std::string& path) {
-  auto addr = unix_address(path);
+  auto addr = sys::unix_address(path);
   if (!addr) return addr.error();
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
@@ -181,7 +181,7 @@ Expected<int> listen_unix(const std::string& path) {
 }
 
 Expected<int> connect_unix(const std::string& path) {
-  auto addr = unix_address(path);
+  auto addr = sys::unix_address(path);
   if (!addr) return addr.error();
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));

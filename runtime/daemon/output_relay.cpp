@@ -4,7 +4,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,23 +11,6 @@ namespace mosix {
 
 namespace {
 constexpr size_t kMaxPendingLine = 1 << 20;
-}
-
-void write_all(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n > 0) {
-      data += n;
-      size -= static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, -1);
-    } else {
-      return;
-    }
-  }
 }
 
 void widen_pipe(int fd, size_t size) {
@@ -67,10 +49,10 @@ Status OutputRelay::open_files(int rank) {
 
 void OutputRelay::deliver(int rank, bool is_stderr, const char* data, size_t size) {
   Stream& s = stream(rank, is_stderr);
-  if (s.file_fd >= 0) write_all(s.file_fd, data, size);
+  if (s.file_fd >= 0) sys::write_all(s.file_fd, data, size);
   int out = is_stderr ? 2 : 1;
   if (!tag_) {
-    write_all(out, data, size);
+    sys::write_all(out, data, size);
     return;
   }
   size_t start = 0;
@@ -94,7 +76,7 @@ void OutputRelay::flush_line(int rank, bool is_stderr, Stream& s) {
   if (s.pending.empty()) return;
   std::string line = "[1," + std::to_string(rank) + "]<" + (is_stderr ? "stderr" : "stdout") +
                      ">:" + s.pending;
-  write_all(is_stderr ? 2 : 1, line.data(), line.size());
+  sys::write_all(is_stderr ? 2 : 1, line.data(), line.size());
   s.pending.clear();
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "runtime/core/expected.h"
+#include "runtime/sys/write_all.h"
 
 namespace mosix {
 
@@ -40,9 +41,10 @@ class OutputRelay {
   std::map<std::pair<int, bool>, Stream> streams_;
 };
 
-// Writes all of `data` to `fd`, waiting when it is non-blocking; a closed
-// reader (EPIPE) drops the data, as mpirun does.
-void write_all(int fd, const char* data, size_t size);
+// sys::write_all under its old name here, for the callers that still use it
+// through this header (remote_job.cpp, control.cpp, node_daemon.cpp); it goes
+// once they include runtime/sys/write_all.h themselves.
+using sys::write_all;
 
 // If `fd` is a pipe that holds less than `size` bytes, make it hold `size`
 // (F_SETPIPE_SZ; nothing happens where the system refuses).

@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <cstring>
 
+#include "runtime/sys/errno_text.h"
+
 namespace mosix::sys {
 namespace {
-
-std::string errno_text(int e) { return std::strerror(e); }
 
 std::string octal_mode(mode_t mode) {
   char buf[8];

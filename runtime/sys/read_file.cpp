@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "runtime/core/printable.h"
+#include "runtime/sys/errno_text.h"
 
 namespace mosix::sys {
 
@@ -15,7 +15,7 @@ Expected<std::string> read_file_limited(const std::string& path, std::size_t max
                                         const std::string& what) {
   const std::string name = what + " " + quote(path, path.size());
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error("cannot read " + name + ": " + std::strerror(errno));
+  if (fd < 0) return make_error("cannot read " + name + ": " + errno_text(errno));
   struct stat st{};
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
     ::close(fd);
@@ -30,7 +30,7 @@ Expected<std::string> read_file_limited(const std::string& path, std::size_t max
     if (n < 0) {
       int e = errno;
       ::close(fd);
-      return make_error("cannot read " + name + ": " + std::strerror(e));
+      return make_error("cannot read " + name + ": " + errno_text(e));
     }
     if (n == 0) break;
     text.append(chunk, static_cast<std::size_t>(n));

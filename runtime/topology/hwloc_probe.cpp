@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "runtime/sys/errno_text.h"
 #include "runtime/topology/topology.h"
 #include "runtime/topology/topology_cache.h"
 
@@ -29,8 +30,6 @@ struct BitmapDeleter {
   void operator()(hwloc_bitmap_s* b) const { hwloc_bitmap_free(b); }
 };
 using Bitmap = std::unique_ptr<hwloc_bitmap_s, BitmapDeleter>;
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 // hwloc loads its plugins (PCI, OpenCL, NVML, ...) when its first topology is
 // initialised; they only find I/O devices, which we do not report, and
@@ -62,7 +61,7 @@ Expected<HwlocTopology> init_topology() {
   hwloc_topology_t raw = nullptr;
   NoHwlocPlugins no_plugins;
   if (hwloc_topology_init(&raw) != 0) {
-    return make_error("hwloc: cannot initialise a topology: " + errno_text(errno));
+    return make_error("hwloc: cannot initialise a topology: " + sys::errno_text(errno));
   }
   // hwloc drops instruction caches by default; we report them.
   hwloc_topology_set_icache_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_ALL);
@@ -76,7 +75,7 @@ void restrict_to_binding(hwloc_topology_t topo) {
   Bitmap bound(hwloc_bitmap_alloc());
   if (!bound || hwloc_get_cpubind(topo, bound.get(), HWLOC_CPUBIND_PROCESS) != 0) {
     spdlog::debug("topology: cannot read this process's CPU binding ({}); using every allowed CPU",
-                  errno_text(errno));
+                  sys::errno_text(errno));
     return;
   }
   hwloc_const_cpuset_t all = hwloc_topology_get_topology_cpuset(topo);
@@ -84,7 +83,7 @@ void restrict_to_binding(hwloc_topology_t topo) {
   if (hwloc_bitmap_iszero(bound.get()) || hwloc_bitmap_isequal(bound.get(), all)) return;
   if (hwloc_topology_restrict(topo, bound.get(), 0) != 0) {
     spdlog::warn("topology: cannot restrict the topology to this process's CPU binding: {}",
-                 errno_text(errno));
+                 sys::errno_text(errno));
   }
 }
 
@@ -92,7 +91,7 @@ Expected<HwlocTopology> load_this_node() {
   auto topo = init_topology();
   if (!topo) return topo.error();
   if (hwloc_topology_load(topo->get()) != 0) {
-    return make_error("hwloc: cannot probe this node's topology: " + errno_text(errno));
+    return make_error("hwloc: cannot probe this node's topology: " + sys::errno_text(errno));
   }
   restrict_to_binding(topo->get());
   return std::move(topo).value();
@@ -170,7 +169,7 @@ void collect_kinds(hwloc_topology_t topo, Topology& out, const std::vector<hwloc
     hwloc_info_s* infos = nullptr;
     if (!set || hwloc_cpukinds_get_info(topo, static_cast<unsigned>(i), set.get(), &efficiency,
                                         &nr_infos, &infos, 0) != 0) {
-      spdlog::debug("topology: cannot read CPU kind {}: {}", i, errno_text(errno));
+      spdlog::debug("topology: cannot read CPU kind {}: {}", i, sys::errno_text(errno));
       continue;
     }
     hwloc_bitmap_and(set.get(), set.get(), all);
@@ -245,7 +244,7 @@ Expected<std::string> this_node_xml() {
   char* buffer = nullptr;
   int length = 0;
   if (hwloc_topology_export_xmlbuffer(topo->get(), &buffer, &length, 0) != 0) {
-    return make_error("hwloc: cannot export this node's topology as XML: " + errno_text(errno));
+    return make_error("hwloc: cannot export this node's topology as XML: " + sys::errno_text(errno));
   }
   // length counts the terminating NUL.
   std::string xml(buffer, length > 0 ? static_cast<std::size_t>(length - 1) : 0);
@@ -258,18 +257,18 @@ Expected<Topology> load_topology_xml(const std::string& xml) {
   auto topo = init_topology();
   if (!topo) return topo.error();
   if (hwloc_topology_set_xmlbuffer(topo->get(), xml.c_str(), static_cast<int>(xml.size() + 1)) != 0) {
-    return make_error("hwloc: cannot use the topology XML: " + errno_text(errno));
+    return make_error("hwloc: cannot use the topology XML: " + sys::errno_text(errno));
   }
   if (hwloc_topology_load(topo->get()) != 0) {
     return make_error("hwloc: cannot load the topology XML (is it an hwloc 2 export, as "
-                      "`lstopo --of xml` writes?): " + errno_text(errno));
+                      "`lstopo --of xml` writes?): " + sys::errno_text(errno));
   }
   return convert(topo->get());
 }
 
 Expected<Topology> load_topology_xml_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot open topology file " + path + ": " + errno_text(errno));
+  if (!in) return make_error("cannot open topology file " + path + ": " + sys::errno_text(errno));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return make_error("cannot read topology file " + path);

@@ -1,6 +1,5 @@
 #include "runtime/topology/speed.h"
 
-#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +15,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "runtime/sys/atomic_file.h"
+#include "runtime/sys/errno_text.h"
+#include "runtime/sys/private_path.h"
 #include "runtime/topology/topology.h"
 
 namespace mosix {
@@ -23,8 +25,6 @@ namespace {
 
 constexpr int kStepsPerUnit = 1 << 14;
 constexpr auto kRunLength = std::chrono::milliseconds(250);
-
-std::string errno_text() { return std::strerror(errno); }
 
 std::string utc_now_iso8601() {
   std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -67,52 +67,6 @@ int node_cores() {
   if (auto topology = probe_this_node(); topology.ok()) return topology->cores;
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
-
-// mkdir -p, with mode 0700 for the directories it creates.
-Status make_private_dirs(const std::string& dir) {
-  for (std::size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string prefix = dir.substr(0, pos);
-    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return make_error("cannot create directory " + prefix + ": " + errno_text());
-    }
-  }
-  struct stat st{};
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return make_error(dir + " is not a directory");
-  }
-  return Status::Ok();
-}
-
-Status write_file_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error("cannot create " + tmp + ": " + errno_text());
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string why = errno_text();
-      close(fd);
-      unlink(tmp.c_str());
-      return make_error("cannot write " + tmp + ": " + why);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    std::string why = errno_text();
-    unlink(tmp.c_str());
-    return make_error("cannot write " + tmp + ": " + why);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = errno_text();
-    unlink(tmp.c_str());
-    return make_error("cannot rename " + tmp + " to " + path + ": " + why);
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::uint64_t run_speed_kernel(std::uint64_t units, std::uint64_t seed) {
@@ -207,19 +161,19 @@ Expected<SpeedRecord> speed_from_json(const nlohmann::json& j) {
 Status store_speed(const SpeedRecord& record, const std::string& path) {
   auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
-    if (Status made = make_private_dirs(path.substr(0, slash)); !made) return made;
+    if (Status made = sys::ensure_private_dir(path.substr(0, slash)); !made) return made;
   }
-  return write_file_atomically(path, speed_to_json(record).dump(2) + "\n");
+  return sys::write_file_atomically(path, speed_to_json(record).dump(2) + "\n", sys::Durability::kDurable);
 }
 
 Expected<std::optional<SpeedRecord>> load_speed(const std::string& path) {
   struct stat st{};
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return std::optional<SpeedRecord>();
-    return make_error("cannot read " + path + ": " + errno_text());
+    return make_error("cannot read " + path + ": " + sys::errno_text(errno));
   }
   std::ifstream in(path);
-  if (!in) return make_error("cannot open " + path + ": " + errno_text());
+  if (!in) return make_error("cannot open " + path + ": " + sys::errno_text(errno));
   std::ostringstream text;
   text << in.rdbuf();
   auto json = nlohmann::json::parse(text.str(), nullptr, false);

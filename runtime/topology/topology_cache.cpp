@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/core/crc32c.h"
+#include "runtime/sys/atomic_file.h"
+#include "runtime/sys/errno_text.h"
 #include "runtime/sys/private_path.h"
 
 namespace mosix {
@@ -24,8 +26,6 @@ constexpr const char* kMagic = "mosix-topology-cache 1";
 // An hwloc export of a machine with thousands of PUs is a few MiB.
 constexpr off_t kMaxFileBytes = 64 << 20;
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
   std::size_t start = s.find_first_not_of(" \t");
@@ -34,7 +34,7 @@ std::string trim(std::string s) {
 
 Expected<std::string> read_small_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return make_error("cannot read " + path + ": " + errno_text(errno));
+  if (!in) return make_error("cannot read " + path + ": " + sys::errno_text(errno));
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -80,13 +80,13 @@ std::string topology_cache_path(const std::string& dir, const TopologyCacheKey& 
 
 Expected<Topology> read_cached_topology(const std::string& path, const TopologyCacheKey& key) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return make_error(path + ": " + errno_text(errno));
+  if (fd < 0) return make_error(path + ": " + sys::errno_text(errno));
   std::string refused;
   struct stat st {};
   if (auto trusted = sys::check_trusted_fd(fd, path); !trusted) {
     refused = trusted.error().message;
   } else if (::fstat(fd, &st) != 0) {
-    refused = path + ": cannot stat: " + errno_text(errno);
+    refused = path + ": cannot stat: " + sys::errno_text(errno);
   } else if (st.st_size > kMaxFileBytes) {
     refused = path + ": too large";
   }
@@ -139,29 +139,7 @@ Status write_cached_topology(const std::string& path, const TopologyCacheKey& ke
   std::string text = std::string(kMagic) + "\n" + key_line(key) + "\ncrc32c " +
                      hex32(crc32c(0, xml.data(), xml.size())) + " bytes " +
                      std::to_string(xml.size()) + "\n" + xml;
-  std::string temp = path + ".XXXXXX";
-  std::vector<char> name(temp.begin(), temp.end());
-  name.push_back('\0');
-  int fd = ::mkostemp(name.data(), O_CLOEXEC);  // mode 0600
-  if (fd < 0) return make_error("cannot create a file next to " + path + ": " + errno_text(errno));
-  std::size_t done = 0;
-  int err = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = n < 0 ? errno : EIO;
-      break;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(name.data(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(name.data());
-    return make_error("cannot write " + path + ": " + errno_text(err));
-  }
-  return {};
+  return sys::write_file_atomically(path, text, sys::Durability::kVolatile);
 }
 
 Expected<CachedProbe> probe_this_node_cached(const std::string& dir) {

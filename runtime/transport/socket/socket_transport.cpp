@@ -21,7 +21,8 @@
 #include <optional>
 #include <thread>
 
-#include "runtime/transport/socket/unix_address.h"
+#include "runtime/core/little_endian.h"
+#include "runtime/sys/unix_address.h"
 
 namespace mosix {
 namespace {
@@ -50,15 +51,6 @@ constexpr int kSendBuffer = 2 << 20;
 void widen_send_buffer(int fd) {
   const int size = kSendBuffer;
   (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-}
-
-std::uint32_t get_u32(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-
-void put_u32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
 struct Peer {
@@ -217,7 +209,7 @@ struct SocketTransport::State {
         return false;
       }
       if (unread < kFrameHeaderSize) return true;
-      const std::uint32_t payload = get_u32(at + 8);
+      const std::uint32_t payload = load_le<std::uint32_t>(at + 8);
       if (payload > kMaxPayloadSize) {
         fail(name(rank) + " announced a frame of " + std::to_string(payload) +
              " payload bytes, more than the limit");
@@ -365,8 +357,8 @@ struct SocketTransport::State {
     }
     in.have += static_cast<std::size_t>(n);
     if (in.have < kHandshakeSize) return true;
-    const std::uint32_t version = get_u32(in.bytes + 4), rank = get_u32(in.bytes + 8),
-                        size = get_u32(in.bytes + 12);
+    const std::uint32_t version = load_le<std::uint32_t>(in.bytes + 4), rank = load_le<std::uint32_t>(in.bytes + 8),
+                        size = load_le<std::uint32_t>(in.bytes + 12);
     std::string wrong;
     if (std::memcmp(in.bytes, kHelloMagic, 4) != 0 || version != kHandshakeVersion) {
       wrong = "something that is not a node daemon of this release connected";
@@ -539,7 +531,7 @@ std::string SocketTransport::socket_path(const std::string& dir, int rank) {
 
 Expected<int> SocketTransport::listen_socket(const std::string& dir, int rank, int backlog) {
   const std::string path = socket_path(dir, rank);
-  auto addr = unix_address(path);
+  auto addr = sys::unix_address(path);
   if (!addr) return addr.error();
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(std::string("socket: ") + std::strerror(errno));
@@ -588,7 +580,7 @@ Expected<std::unique_ptr<SocketTransport>> SocketTransport::create(const Options
   s.peers.resize(static_cast<std::size_t>(options.size));
   for (int r = 0; r < options.rank; ++r) {
     const std::string path = socket_path(options.dir, r);
-    auto addr = unix_address(path);
+    auto addr = sys::unix_address(path);
     if (!addr) return give_up(addr.error().message);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return give_up(std::string("socket: ") + std::strerror(errno));
@@ -602,9 +594,9 @@ Expected<std::unique_ptr<SocketTransport>> SocketTransport::create(const Options
     }
     std::uint8_t hello[kHandshakeSize];
     std::memcpy(hello, kHelloMagic, 4);
-    put_u32(hello + 4, kHandshakeVersion);
-    put_u32(hello + 8, static_cast<std::uint32_t>(options.rank));
-    put_u32(hello + 12, static_cast<std::uint32_t>(options.size));
+    store_le<std::uint32_t>(hello + 4, kHandshakeVersion);
+    store_le<std::uint32_t>(hello + 8, static_cast<std::uint32_t>(options.rank));
+    store_le<std::uint32_t>(hello + 12, static_cast<std::uint32_t>(options.size));
     // Into an empty socket buffer: never partial.
     if (::send(fd, hello, sizeof hello, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hello)) {
       return give_up("cannot greet node daemon rank " + std::to_string(r) + ": " + std::strerror(errno));

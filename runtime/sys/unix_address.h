@@ -1,7 +1,7 @@
 // The address of a unix socket at a path, for bind() and connect(); an error
 // naming the path when it does not fit in sockaddr_un (108 bytes with its
-// terminating zero). Shared by SocketTransport and the daemon's unix sockets
-// (runtime/daemon/frame_socket.h).
+// terminating zero). Header-only: used by SocketTransport and the daemon's
+// unix sockets (runtime/daemon/frame_socket.h).
 #pragma once
 
 #include <sys/socket.h>
@@ -12,7 +12,7 @@
 
 #include "runtime/core/expected.h"
 
-namespace mosix {
+namespace mosix::sys {
 
 inline Expected<sockaddr_un> unix_address(const std::string& path) {
   sockaddr_un addr{};
@@ -25,4 +25,4 @@ inline Expected<sockaddr_un> unix_address(const std::string& path) {
   return addr;
 }
 
-}  // namespace mosix
+}  // namespace mosix::sys
