@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "runtime/ckpt/format/wire.h"
 #include "runtime/ckpt/request_protocol.h"
 #include "runtime/ckpt/restorer/reserved_range.h"
+#include "runtime/sys/runtime_dir_rule.h"
 
 // glibc 2.35+ publishes where each thread's rseq area is (thread pointer +
 // __rseq_offset) and its size (0 when rseq is not registered). Weak, so the
@@ -454,23 +456,28 @@ ImageStatus Session::sink_write(void* context, const struct iovec* iov, int coun
   return ImageStatus::Ok();
 }
 
-void runtime_dir(Line& l) {
-  long uid = sys(SYS_getuid);
-  char run[64];
-  Line(run, sizeof run).s("/run/user/").u(static_cast<std::uint64_t>(uid));
-  struct stat st{};
-  if (sys(SYS_stat, run, &st) == 0 && S_ISDIR(st.st_mode))
-    l.s(run).s("/mosix");
-  else
-    l.s("/tmp/mosix-").u(static_cast<std::uint64_t>(uid));
+// XDG_RUNTIME_DIR as the program had it when the agent was loaded (empty:
+// unset): the handler reads no environment that the program may be changing.
+char g_xdg_runtime_dir[256];
+bool g_xdg_runtime_dir_too_long = false;
+
+// The runtime directory by the rule mosixctl follows too
+// (runtime/sys/runtime_dir_rule.h); false if it does not fit in `out`.
+bool runtime_dir(char* out, std::size_t size) {
+  if (g_xdg_runtime_dir_too_long) return false;
+  auto is_dir = [](const char* path) {
+    struct stat st{};
+    return sys(SYS_stat, path, &st) == 0 && S_ISDIR(st.st_mode);
+  };
+  return mosix::sys::runtime_dir_path(out, size, g_xdg_runtime_dir[0] != '\0' ? g_xdg_runtime_dir : nullptr,
+                                      static_cast<std::uint64_t>(sys(SYS_getuid)), is_dir);
 }
 
 // Reads and removes `<runtime dir>/ckpt-<pid>.req`; ignores a directory or
 // file that another user could have written.
 bool Session::read_request() {
   char dir[256];
-  Line d(dir, sizeof dir);
-  runtime_dir(d);
+  if (!runtime_dir(dir, sizeof dir)) return false;
   struct stat st{};
   long uid = sys(SYS_getuid);
   if (sys(SYS_lstat, dir, &st) != 0 || !S_ISDIR(st.st_mode) || static_cast<long>(st.st_uid) != uid ||
@@ -2140,6 +2147,9 @@ void on_request(int, siginfo_t*, void* uc) {
 }  // namespace
 
 void install_checkpoint_handlers() {
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr) {
+    g_xdg_runtime_dir_too_long = !Line(g_xdg_runtime_dir, sizeof g_xdg_runtime_dir).s(xdg).ok();
+  }
   auto real = real_sigaction();
   if (real == nullptr) return;
   struct sigaction sa{};

@@ -19,7 +19,7 @@
 #include "runtime/core/printable.h"
 #include "runtime/sys/atomic_file.h"
 #include "runtime/sys/errno_text.h"
-#include "runtime/sys/private_path.h"
+#include "runtime/sys/runtime_dir.h"
 
 namespace mosix::ckpt {
 namespace {
@@ -113,14 +113,7 @@ AgentLine parse_agent_line(std::string_view line) {
   return out;
 }
 
-Expected<std::string> request_dir() {
-  std::string run = "/run/user/" + std::to_string(getuid());
-  struct stat st{};
-  std::string dir = stat(run.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? run + "/mosix"
-                                                                       : "/tmp/mosix-" + std::to_string(getuid());
-  if (Status s = sys::ensure_private_dir(dir); !s.ok()) return s.error();
-  return dir;
-}
+Expected<std::string> request_dir() { return sys::runtime_dir(); }
 
 Status check_guest(pid_t pid) {
   if (kill(pid, 0) != 0)

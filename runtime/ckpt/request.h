@@ -69,9 +69,10 @@ struct AgentLine {
 };
 AgentLine parse_agent_line(std::string_view line);
 
-// The request directory: /run/user/<uid>/mosix if /run/user/<uid> exists,
-// else /tmp/mosix-<uid> (request_protocol.h). Created 0700 if missing; refused unless
-// sys::ensure_private_dir accepts it (ours, not a symlink, not writable by others).
+// The request directory: the runtime directory (sys::runtime_dir(), the
+// rule of runtime/sys/runtime_dir_rule.h that the agent follows too).
+// Created 0700 if missing; refused unless sys::ensure_private_dir accepts it
+// (ours, not a symlink, not writable by others).
 Expected<std::string> request_dir();
 
 }  // namespace mosix::ckpt

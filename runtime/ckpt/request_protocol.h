@@ -29,10 +29,10 @@ inline constexpr int kStopSignal = 63;     // SIGRTMAX-1
 //   progress <bytes written>
 //   ok <bytes written>
 //   error <one line saying what was refused and why>
-// and removes the request file. The runtime directory is
-// /run/user/<uid>/mosix if /run/user/<uid> exists, else /tmp/mosix-<uid>;
-// it must be a directory (not a symlink) owned by the user that neither group
-// nor others may write (the agent checks this with lstat).
+// and removes the request file. The runtime directory follows the rule of
+// runtime/sys/runtime_dir_rule.h (docs/runtime-directory.md); it must be a
+// directory (not a symlink) owned by the user that neither group nor others
+// may write (the agent checks this with lstat).
 enum class AfterCheckpoint : int { kLeaveRunning = 0, kStop = 1, kKill = 2 };
 
 inline constexpr const char* kModeNames[] = {"leave", "stop", "kill"};

@@ -18,6 +18,7 @@
 #include "runtime/sys/atomic_file.h"
 #include "runtime/sys/errno_text.h"
 #include "runtime/sys/private_path.h"
+#include "runtime/sys/runtime_dir.h"
 
 namespace mosix {
 namespace {
@@ -176,9 +177,7 @@ std::string default_topology_cache_dir() {
                            "HWLOC_CPUKINDS_INFO", "HWLOC_THISSYSTEM", "HWLOC_ALLOW"}) {
     if (std::getenv(name) != nullptr) return {};
   }
-  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-  if (xdg != nullptr && xdg[0] == '/') return std::string(xdg) + "/mosix";
-  return "/tmp/mosix-" + std::to_string(::geteuid());
+  return sys::runtime_dir_path();
 }
 
 }  // namespace mosix

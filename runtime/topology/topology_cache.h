@@ -59,8 +59,8 @@ struct CachedProbe {
 // nothing is cached.
 Expected<CachedProbe> probe_this_node_cached(const std::string& dir);
 
-// Where probe_this_node() keeps its cache: $XDG_RUNTIME_DIR/mosix, else
-// /tmp/mosix-<uid>. Empty when caching is off: MOSIX_TOPOLOGY_CACHE=0, or an
+// Where probe_this_node() keeps its cache: the runtime directory
+// (sys::runtime_dir_path(), docs/runtime-directory.md). Empty when caching is off: MOSIX_TOPOLOGY_CACHE=0, or an
 // HWLOC_* variable that changes what hwloc probes (HWLOC_XMLFILE,
 // HWLOC_FSROOT, HWLOC_SYNTHETIC, HWLOC_COMPONENTS, ...) is set.
 std::string default_topology_cache_dir();

@@ -1,6 +1,7 @@
 // runtime/sys's small helpers, each the one place for its job: errno text,
-// the host name, the install layout, write_all, atomic file writes and a
-// unix socket's address. Real files in a temporary directory; nothing slow.
+// the host name, the install layout, write_all, atomic file writes, the
+// runtime-directory rule and a unix socket's address. Real files in a
+// temporary directory; nothing slow.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -24,6 +25,8 @@
 #include "runtime/sys/errno_text.h"
 #include "runtime/sys/host_name.h"
 #include "runtime/sys/install_path.h"
+#include "runtime/sys/runtime_dir.h"
+#include "runtime/sys/runtime_dir_rule.h"
 #include "runtime/sys/unix_address.h"
 #include "runtime/sys/write_all.h"
 
@@ -67,6 +70,30 @@ mode_t mode_of(const std::string& path) {
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st.st_mode & 07777;
 }
+
+// Environment variable set for one test, put back after it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 TEST(ErrnoText, IsStrerrorsText) {
   EXPECT_EQ(errno_text(ENOENT), "No such file or directory");
@@ -228,6 +255,101 @@ TEST(AtomicFile, TellsTheWriterOfATemporaryByItsName) {
   EXPECT_EQ(atomic_temp_writer(".x.tmp.123.abc"), std::nullopt);
   EXPECT_EQ(atomic_temp_writer(".x.tmp.0"), std::nullopt);
   EXPECT_EQ(atomic_temp_writer(".x.tmp.99999999999"), std::nullopt);
+}
+
+struct RuleCase {
+  const char* xdg;
+  bool xdg_exists;
+  bool run_user_exists;
+  std::uint64_t uid;
+  const char* expected;
+};
+
+TEST(RuntimeDirRule, XdgRuntimeDirThenRunUserThenTmp) {
+  const RuleCase cases[] = {
+      {"/run/user/1000", true, true, 1000, "/run/user/1000/mosix"},
+      {"/tmp/x", true, true, 1000, "/tmp/x/mosix"},
+      {"/tmp/x", true, false, 1000, "/tmp/x/mosix"},
+      {"/tmp/x", false, true, 1000, "/run/user/1000/mosix"},
+      {"/run/user/1000", false, false, 1000, "/tmp/mosix-1000"},
+      {nullptr, false, true, 1000, "/run/user/1000/mosix"},
+      {nullptr, false, false, 1000, "/tmp/mosix-1000"},
+      {"", false, true, 42, "/run/user/42/mosix"},
+      {"relative/dir", true, false, 42, "/tmp/mosix-42"},
+      {nullptr, false, false, 0, "/tmp/mosix-0"},
+      {nullptr, false, true, 18446744073709551615ull, "/run/user/18446744073709551615/mosix"},
+  };
+  for (const RuleCase& c : cases) {
+    const std::string run_user = "/run/user/" + std::to_string(c.uid);
+    std::vector<std::string> asked;
+    auto is_dir = [&](const char* path) {
+      asked.emplace_back(path);
+      if (c.xdg != nullptr && asked.back() == c.xdg) return c.xdg_exists;
+      EXPECT_EQ(asked.back(), run_user);
+      return c.run_user_exists;
+    };
+    char out[128];
+    ASSERT_TRUE(runtime_dir_path(out, sizeof out, c.xdg, c.uid, is_dir));
+    const std::string name = std::string(c.xdg ? c.xdg : "(unset)") + (c.xdg_exists ? " (a directory)" : "") +
+                             " uid " + std::to_string(c.uid);
+    EXPECT_STREQ(out, c.expected) << name;
+    const bool absolute = c.xdg != nullptr && c.xdg[0] == '/';
+    std::vector<std::string> expected_asked;
+    if (absolute) expected_asked.emplace_back(c.xdg);
+    if (!absolute || !c.xdg_exists) expected_asked.push_back(run_user);
+    EXPECT_EQ(asked, expected_asked) << name << ": asks only what matters";
+  }
+}
+
+TEST(RuntimeDirRule, SaysWhenThePathDoesNotFit) {
+  auto yes = [](const char*) { return true; };
+  char out[16];
+  EXPECT_FALSE(runtime_dir_path(out, sizeof out, "/a/very/long/runtime/dir", 1, yes));
+  EXPECT_STREQ(out, "");
+  char exact[sizeof "/run/user/7/mosix"];
+  EXPECT_TRUE(runtime_dir_path(exact, sizeof exact, nullptr, 7, yes));
+  EXPECT_STREQ(exact, "/run/user/7/mosix");
+  char one_short[sizeof "/run/user/7/mosix" - 1];
+  EXPECT_FALSE(runtime_dir_path(one_short, sizeof one_short, nullptr, 7, yes));
+  EXPECT_FALSE(runtime_dir_path(out, 0, nullptr, 7, yes));
+}
+
+TEST(RuntimeDir, MakesTheDirectoryPrivateUnderXdgRuntimeDir) {
+  TempDir tmp;
+  ScopedEnv xdg("XDG_RUNTIME_DIR", tmp.path().c_str());
+  EXPECT_EQ(runtime_dir_path(), tmp.path() + "/mosix");
+  auto dir = runtime_dir();
+  ASSERT_TRUE(dir.ok()) << dir.error().message;
+  EXPECT_EQ(*dir, tmp.path() + "/mosix");
+  EXPECT_EQ(mode_of(*dir), 0700u);
+  ASSERT_EQ(::chmod(dir->c_str(), 0755), 0);
+  ASSERT_TRUE(runtime_dir().ok());
+  EXPECT_EQ(mode_of(*dir), 0700u) << "others may not even read it";
+}
+
+TEST(RuntimeDir, RefusesASymlinkAndSaysWhatToSet) {
+  TempDir tmp;
+  ScopedEnv xdg("XDG_RUNTIME_DIR", tmp.path().c_str());
+  fs::create_directory(tmp.path() + "/elsewhere");
+  fs::create_directory_symlink(tmp.path() + "/elsewhere", tmp.path() + "/mosix");
+  auto dir = runtime_dir();
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.error().message.find("symbolic link"), std::string::npos) << dir.error().message;
+  EXPECT_NE(dir.error().message.find("XDG_RUNTIME_DIR"), std::string::npos) << dir.error().message;
+}
+
+TEST(RuntimeDir, WithoutAUsableXdgRuntimeDirFollowsTheRule) {
+  const std::string run_user = "/run/user/" + std::to_string(::getuid());
+  const std::string expected =
+      fs::is_directory(run_user) ? run_user + "/mosix" : "/tmp/mosix-" + std::to_string(::getuid());
+  {
+    ScopedEnv xdg("XDG_RUNTIME_DIR", nullptr);
+    EXPECT_EQ(runtime_dir_path(), expected);
+  }
+  {
+    ScopedEnv xdg("XDG_RUNTIME_DIR", "/nonexistent/runtime/dir");
+    EXPECT_EQ(runtime_dir_path(), expected) << "a directory that does not exist is not used";
+  }
 }
 
 TEST(UnixAddress, HoldsAPathThatFitsAndNamesOneThatDoesNot) {

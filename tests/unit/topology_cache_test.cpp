@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/sys/runtime_dir.h"
+
 namespace mosix {
 namespace {
 
@@ -196,10 +198,13 @@ TEST(TopologyCacheDir, OffWhenAskedOrWhenHwlocIsSteered) {
   ::setenv("HWLOC_XMLFILE", "/some/where.xml", 1);
   EXPECT_EQ(default_topology_cache_dir(), "");
   ::unsetenv("HWLOC_XMLFILE");
-  ::setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
-  EXPECT_EQ(default_topology_cache_dir(), "/run/user/4242/mosix");
+  char xdg[] = "/tmp/topology_cache_test_xdg.XXXXXX";
+  ASSERT_NE(::mkdtemp(xdg), nullptr);
+  ::setenv("XDG_RUNTIME_DIR", xdg, 1);
+  EXPECT_EQ(default_topology_cache_dir(), std::string(xdg) + "/mosix");
   ::unsetenv("XDG_RUNTIME_DIR");
-  EXPECT_EQ(default_topology_cache_dir(), "/tmp/mosix-" + std::to_string(::geteuid()));
+  ::rmdir(xdg);
+  EXPECT_EQ(default_topology_cache_dir(), sys::runtime_dir_path());
 }
 
 }  // namespace
