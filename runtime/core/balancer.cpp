@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <span>
 
 namespace mosix {
 namespace {
@@ -30,22 +31,44 @@ double finish_time(const NodeLoad& node, double processes, double work, double l
   return std::max(work / (node.speed * busy), longest / node.speed);
 }
 
-// Sum of the completion times of processes needing `remaining` work each,
-// all runnable from now on and time-sharing the node fairly.
-double flow_time(const NodeLoad& node, std::vector<double> remaining) {
-  std::sort(remaining.begin(), remaining.end());
+// Processes that need `remaining` work each, `count` of them.
+struct Run {
+  double remaining = 0.0;
+  std::size_t count = 0;
+};
+
+// Sum of the completion times of the processes of `runs` (in ascending order
+// of remaining work), all runnable from now on and time-sharing the node
+// fairly. The processes of a run finish together: one step per run, not per
+// process (a target's processes are one run of equal shares, and a node of
+// a large cluster may hold hundreds).
+double flow_time(const NodeLoad& node, std::span<const Run> runs) {
+  std::size_t left = 0;
+  for (const Run& run : runs) left += run.count;
   double now = 0.0;
   double done = 0.0;
   double sum = 0.0;
-  const std::size_t n = remaining.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const double rate = process_rate(node, static_cast<double>(n - i));
+  for (const Run& run : runs) {
+    if (run.count == 0) continue;
+    const double rate = process_rate(node, static_cast<double>(left));
     if (rate <= 0.0) return 0.0;
-    now += (remaining[i] - done) / rate;
-    done = remaining[i];
-    sum += now;
+    now += (run.remaining - done) / rate;
+    done = run.remaining;
+    sum += now * static_cast<double>(run.count);
+    left -= run.count;
   }
   return sum;
+}
+
+// The same for processes needing `remaining` work each, in any order.
+double flow_time(const NodeLoad& node, std::vector<double> remaining) {
+  std::sort(remaining.begin(), remaining.end());
+  std::vector<Run> runs;
+  for (double r : remaining) {
+    if (runs.empty() || runs.back().remaining != r) runs.push_back(Run{r, 0});
+    ++runs.back().count;
+  }
+  return flow_time(node, runs);
 }
 
 // This node's work as the balancer sees it.
@@ -56,6 +79,7 @@ struct LocalModel {
   std::vector<double> remaining;  // per guest
   std::vector<double> all;        // per runnable process: guests first, then the others
   double flow = 0.0;
+  std::vector<double> flow_without;  // per guest: the flow time of `all` without it
   double longest = 0.0;
   double second_longest = 0.0;
 };
@@ -82,6 +106,12 @@ LocalModel model_local(const NodeState& self, const BalancerParams& p) {
   m.all = m.remaining;
   if (n > 0) m.all.insert(m.all.end(), static_cast<std::size_t>(std::lround(others)), sum / n);
   m.flow = flow_time(self.self, m.all);
+  m.flow_without.reserve(self.guests.size());
+  for (std::size_t i = 0; i < self.guests.size(); ++i) {
+    std::vector<double> without = m.all;
+    without.erase(without.begin() + static_cast<std::ptrdiff_t>(i));
+    m.flow_without.push_back(flow_time(self.self, std::move(without)));
+  }
   return m;
 }
 
@@ -130,13 +160,15 @@ Evaluation evaluate(const NodeState& self, const LocalModel& local, std::size_t 
   // taken as equal shares of its work.
   std::size_t k = static_cast<std::size_t>(std::lround(target_processes));
   if (k == 0 && target_work > 0.0) k = 1;
-  std::vector<double> there(k, k > 0 ? target_work / static_cast<double>(k) : 0.0);
-  const double there_flow_before = flow_time(target, there);
-  there.push_back(r_g);
-  const double there_flow_after = flow_time(target, there) + ev.cost;
-  std::vector<double> here = local.all;
-  here.erase(here.begin() + static_cast<std::ptrdiff_t>(guest_index));
-  const double here_flow_after = flow_time(self.self, here);
+  const Run shares{k > 0 ? target_work / static_cast<double>(k) : 0.0, k};
+  const Run guest{r_g, 1};
+  const Run before[] = {shares};
+  const Run after_short[] = {guest, shares};
+  const Run after_long[] = {shares, guest};
+  const double there_flow_before = flow_time(target, before);
+  const double there_flow_after =
+      flow_time(target, r_g < shares.remaining ? std::span<const Run>(after_short) : after_long) + ev.cost;
+  const double here_flow_after = local.flow_without[guest_index];
   const double processes = static_cast<double>(local.all.size() + k);
   ev.flow_gain = (local.flow + there_flow_before - here_flow_after - there_flow_after) / processes;
 
