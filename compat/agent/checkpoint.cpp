@@ -30,9 +30,9 @@
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_writer.h"
-#include "runtime/ckpt/format/wire.h"
 #include "runtime/ckpt/request_protocol.h"
 #include "runtime/ckpt/restorer/reserved_range.h"
+#include "runtime/core/little_endian.h"
 #include "runtime/sys/runtime_dir_rule.h"
 
 // glibc 2.35+ publishes where each thread's rseq area is (thread pointer +
@@ -868,7 +868,7 @@ bool Session::anon_state(long fd, const char* link, FdRecord* r) {
   unsigned char* d = s_->anon_state;
   if (starts_with(link, "anon_inode:[signalfd]")) {
     r->kind = FdKind::signalfd;
-    wire::put_u64(d, static_cast<std::uint64_t>(fdinfo_number(t, "sigmask:", 16)));
+    store_le<std::uint64_t>(d, static_cast<std::uint64_t>(fdinfo_number(t, "sigmask:", 16)));
     r->data = Blob(d, 8);
     return true;
   }
@@ -880,8 +880,8 @@ bool Session::anon_state(long fd, const char* link, FdRecord* r) {
       return false;
     }
     r->kind = FdKind::eventfd;
-    wire::put_u64(d, static_cast<std::uint64_t>(count));
-    wire::put_u32(d + 8, sem != 0 ? 1 : 0);
+    store_le<std::uint64_t>(d, static_cast<std::uint64_t>(count));
+    store_le<std::uint32_t>(d + 8, sem != 0 ? 1 : 0);
     r->data = Blob(d, 12);
     return true;
   }
@@ -903,11 +903,11 @@ bool Session::anon_state(long fd, const char* link, FdRecord* r) {
     return false;
   }
   r->kind = FdKind::timerfd;
-  wire::put_u32(d, static_cast<std::uint32_t>(clock));
-  wire::put_u32(d + 4, static_cast<std::uint32_t>(flags));
-  wire::put_u64(d + 8, static_cast<std::uint64_t>(ticks));
-  wire::put_u64(d + 16, static_cast<std::uint64_t>(value));
-  wire::put_u64(d + 24, static_cast<std::uint64_t>(interval));
+  store_le<std::uint32_t>(d, static_cast<std::uint32_t>(clock));
+  store_le<std::uint32_t>(d + 4, static_cast<std::uint32_t>(flags));
+  store_le<std::uint64_t>(d + 8, static_cast<std::uint64_t>(ticks));
+  store_le<std::uint64_t>(d + 16, static_cast<std::uint64_t>(value));
+  store_le<std::uint64_t>(d + 24, static_cast<std::uint64_t>(interval));
   r->data = Blob(d, 32);
   return true;
 }

@@ -8,7 +8,7 @@
 
 #include "runtime/ckpt/format/crc32c.h"
 #include "runtime/ckpt/format/image_format.h"
-#include "runtime/ckpt/format/wire.h"
+#include "runtime/core/little_endian.h"
 
 namespace mosix::ckpt::fuzz {
 
@@ -17,13 +17,13 @@ namespace mosix::ckpt::fuzz {
 // of stopping at the first checksum.
 inline void fix_checksums(std::vector<std::uint8_t>& image) {
   if (image.size() < kPreambleSize) return;
-  wire::put_u32(image.data() + 12, crc32c(0, image.data(), 12));
+  store_le<std::uint32_t>(image.data() + 12, crc32c(0, image.data(), 12));
   std::size_t at = kPreambleSize;
   while (image.size() - at >= kFrameSize) {
-    std::uint32_t len = wire::get_u32(image.data() + at);
+    std::uint32_t len = load_le<std::uint32_t>(image.data() + at);
     if (len > image.size() - at - kFrameSize) return;
     std::uint32_t crc = crc32c(crc32c(0, image.data() + at, 12), image.data() + at + kFrameSize, len);
-    wire::put_u32(image.data() + at + 12, crc);
+    store_le<std::uint32_t>(image.data() + at + 12, crc);
     at += kFrameSize + len;
   }
 }

@@ -24,7 +24,7 @@
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_reader.h"
 #include "runtime/ckpt/format/image_writer.h"
-#include "runtime/ckpt/format/wire.h"
+#include "runtime/core/little_endian.h"
 
 namespace mosix::ckpt {
 namespace {
@@ -760,8 +760,8 @@ TEST(Refusal, AFlippedPageByteNamesTheChunkAndRegion) {
 
 TEST(Refusal, AnotherFormatVersionIsRefusedBeforeAnythingElse) {
   auto image = small_image(Compression::none);
-  wire::put_u32(image.data() + 8, 3);
-  wire::put_u32(image.data() + 12, crc32c(0, image.data(), 12));
+  store_le<std::uint32_t>(image.data() + 8, 3);
+  store_le<std::uint32_t>(image.data() + 12, crc32c(0, image.data(), 12));
   EXPECT_STREQ(verify_bytes(image).message(), "image format version 3, this mosix reads version 2");
 }
 
@@ -782,8 +782,8 @@ TEST(Refusal, ARepeatedChunkIsOutOfSequence) {
   auto image = small_image(Compression::none);
   // Repeat chunk 1 (the process record) right after itself.
   std::size_t at = kPreambleSize;
-  at += kFrameSize + wire::get_u32(image.data() + at);  // skip the header chunk
-  std::size_t len = kFrameSize + wire::get_u32(image.data() + at);
+  at += kFrameSize + load_le<std::uint32_t>(image.data() + at);  // skip the header chunk
+  std::size_t len = kFrameSize + load_le<std::uint32_t>(image.data() + at);
   std::vector<std::uint8_t> twice(image.begin(), image.begin() + static_cast<std::ptrdiff_t>(at + len));
   twice.insert(twice.end(), image.begin() + static_cast<std::ptrdiff_t>(at), image.end());
   EXPECT_THAT(verify_bytes(twice).message(), HasSubstr("chunk 2 at byte " + std::to_string(at + len) +

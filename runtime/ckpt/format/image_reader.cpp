@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "runtime/ckpt/format/crc32c.h"
-#include "runtime/ckpt/format/wire.h"
+#include "runtime/core/little_endian.h"
 
 // zstd calls these trace hooks when some loaded object defines them (they
 // are weak in libzstd.a). Defined here, hidden and inert, so that a guest
@@ -127,9 +127,9 @@ void ImageReader::describe_chunk(MessageBuilder& m, std::uint16_t type, Blob pay
   m.text(type_name(type));
   if ((type == static_cast<std::uint16_t>(RecordType::pages) || type == static_cast<std::uint16_t>(RecordType::region)) &&
       payload.size() >= 8) {
-    m.text(" of region ").hex(wire::get_u64(payload.data()));
+    m.text(" of region ").hex(load_le<std::uint64_t>(payload.data()));
   } else if (type == static_cast<std::uint16_t>(RecordType::thread) && payload.size() >= 4) {
-    m.text(" of tid ").dec(wire::get_u32(payload.data()));
+    m.text(" of tid ").dec(load_le<std::uint32_t>(payload.data()));
   }
 }
 
@@ -143,11 +143,11 @@ ImageStatus ImageReader::read_chunk(std::uint16_t* type, std::uint16_t* flags, B
     return MessageBuilder().text("image truncated at byte ").dec(at).text(": no end record (")
         .dec(index).text(" chunks read)").status();
   }
-  std::uint32_t len = wire::get_u32(frame);
-  *type = wire::get_u16(frame + 4);
-  *flags = wire::get_u16(frame + 6);
-  std::uint32_t got_index = wire::get_u32(frame + 8);
-  std::uint32_t crc = wire::get_u32(frame + 12);
+  std::uint32_t len = load_le<std::uint32_t>(frame);
+  *type = load_le<std::uint16_t>(frame + 4);
+  *flags = load_le<std::uint16_t>(frame + 6);
+  std::uint32_t got_index = load_le<std::uint32_t>(frame + 8);
+  std::uint32_t crc = load_le<std::uint32_t>(frame + 12);
   if (len > kMaxPayload) {
     return MessageBuilder().text("chunk ").dec(index).text(" at byte ").dec(at).text(": length ").dec(len)
         .text(" exceeds the maximum ").dec(kMaxPayload).text(" (corrupt image)").status();
@@ -158,7 +158,7 @@ ImageStatus ImageReader::read_chunk(std::uint16_t* type, std::uint16_t* flags, B
     constexpr std::uint32_t kFixed = 8 + 8 + 4 + 4 + 1 + 4 + 4;
     if (len >= kFixed) {
       if (ImageStatus s = read_exact(chunk_buf_, kFixed, index, "the payload", nullptr); !s) return s;
-      std::uint32_t map_len = wire::get_u32(chunk_buf_ + kFixed - 4);
+      std::uint32_t map_len = load_le<std::uint32_t>(chunk_buf_ + kFixed - 4);
       head_len = map_len <= len - kFixed ? kFixed + map_len : len;
       if (ImageStatus s = read_exact(chunk_buf_ + kFixed, head_len - kFixed, index, "the payload", nullptr); !s)
         return s;
@@ -205,8 +205,8 @@ ImageStatus ImageReader::open() {
   if (ImageStatus s = read_exact(pre, sizeof pre, 0, "the preamble", &eof); !s) return fail(s);
   if (eof) return fail(ImageStatus::Failure("image is empty"));
   if (std::memcmp(pre, kMagic, sizeof kMagic) != 0) return fail(ImageStatus::Failure("not a mosix image (bad magic)"));
-  if (crc32c(0, pre, 12) != wire::get_u32(pre + 12)) return fail(ImageStatus::Failure("image preamble: checksum mismatch"));
-  std::uint32_t version = wire::get_u32(pre + 8);
+  if (crc32c(0, pre, 12) != load_le<std::uint32_t>(pre + 12)) return fail(ImageStatus::Failure("image preamble: checksum mismatch"));
+  std::uint32_t version = load_le<std::uint32_t>(pre + 8);
   if (version != kFormatVersion) {
     return fail(MessageBuilder().text("image format version ").dec(version).text(", this mosix reads version ")
                     .dec(kFormatVersion).status());

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "runtime/ckpt/format/crc32c.h"
-#include "runtime/ckpt/format/wire.h"
+#include "runtime/core/little_endian.h"
 
 // zstd calls these trace hooks when some loaded object defines them (they
 // are weak in libzstd.a). Defined here, hidden and inert, so that a guest
@@ -154,13 +154,13 @@ ImageStatus ImageWriter::write_chunk(std::uint16_t type, std::uint16_t flags, co
   for (int i = 0; i < count; ++i) len += payload[i].iov_len;
   if (len > kMaxPayload) return fail(ImageStatus::Failure("image writer: record larger than a chunk may be"));
   std::uint8_t frame[kFrameSize];
-  wire::put_u32(frame, static_cast<std::uint32_t>(len));
-  wire::put_u16(frame + 4, type);
-  wire::put_u16(frame + 6, flags);
-  wire::put_u32(frame + 8, static_cast<std::uint32_t>(totals_.chunks));
+  store_le<std::uint32_t>(frame, static_cast<std::uint32_t>(len));
+  store_le<std::uint16_t>(frame + 4, type);
+  store_le<std::uint16_t>(frame + 6, flags);
+  store_le<std::uint32_t>(frame + 8, static_cast<std::uint32_t>(totals_.chunks));
   std::uint32_t crc = crc32c(0, frame, 12);
   for (int i = 0; i < count; ++i) crc = crc32c(crc, payload[i].iov_base, payload[i].iov_len);
-  wire::put_u32(frame + 12, crc);
+  store_le<std::uint32_t>(frame + 12, crc);
   iov[0].iov_base = frame;
   iov[0].iov_len = kFrameSize;
   if (payload != iov + 1) {
@@ -199,8 +199,8 @@ ImageStatus ImageWriter::header(const HeaderRecord& h) {
 
   std::uint8_t pre[kPreambleSize];
   std::memcpy(pre, kMagic, sizeof kMagic);
-  wire::put_u32(pre + 8, kFormatVersion);
-  wire::put_u32(pre + 12, crc32c(0, pre, 12));
+  store_le<std::uint32_t>(pre + 8, kFormatVersion);
+  store_le<std::uint32_t>(pre + 12, crc32c(0, pre, 12));
   struct iovec iov = {pre, sizeof pre};
   if (ImageStatus s = sink_.write(sink_.context, &iov, 1); !s) {
     return fail(MessageBuilder().text("writing the image preamble: ").text(s.message()).status());

@@ -12,31 +12,9 @@
 #include <string_view>
 #include <type_traits>
 
-namespace mosix::ckpt::wire {
+#include "runtime/core/little_endian.h"
 
-inline void put_u16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v);
-  p[1] = static_cast<std::uint8_t>(v >> 8);
-}
-inline void put_u32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-inline void put_u64(std::uint8_t* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-inline std::uint16_t get_u16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-inline std::uint32_t get_u32(const std::uint8_t* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-inline std::uint64_t get_u64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
+namespace mosix::ckpt::wire {
 
 enum class Failure : std::uint8_t { none, overflow, truncated, too_long, bad_count, trailing };
 
@@ -49,13 +27,13 @@ class WireEncoder {
     if (std::uint8_t* p = room(1, field)) *p = v;
   }
   void u16(const std::uint16_t& v, const char* field) {
-    if (std::uint8_t* p = room(2, field)) put_u16(p, v);
+    if (std::uint8_t* p = room(2, field)) store_le<std::uint16_t>(p, v);
   }
   void u32(const std::uint32_t& v, const char* field) {
-    if (std::uint8_t* p = room(4, field)) put_u32(p, v);
+    if (std::uint8_t* p = room(4, field)) store_le<std::uint32_t>(p, v);
   }
   void u64(const std::uint64_t& v, const char* field) {
-    if (std::uint8_t* p = room(8, field)) put_u64(p, v);
+    if (std::uint8_t* p = room(8, field)) store_le<std::uint64_t>(p, v);
   }
   void i32(const std::int32_t& v, const char* field) { u32(static_cast<std::uint32_t>(v), field); }
   void i64(const std::int64_t& v, const char* field) { u64(static_cast<std::uint64_t>(v), field); }
@@ -129,13 +107,13 @@ class WireDecoder {
     if (const std::uint8_t* p = take(1, field)) v = *p;
   }
   void u16(std::uint16_t& v, const char* field) {
-    if (const std::uint8_t* p = take(2, field)) v = get_u16(p);
+    if (const std::uint8_t* p = take(2, field)) v = load_le<std::uint16_t>(p);
   }
   void u32(std::uint32_t& v, const char* field) {
-    if (const std::uint8_t* p = take(4, field)) v = get_u32(p);
+    if (const std::uint8_t* p = take(4, field)) v = load_le<std::uint32_t>(p);
   }
   void u64(std::uint64_t& v, const char* field) {
-    if (const std::uint8_t* p = take(8, field)) v = get_u64(p);
+    if (const std::uint8_t* p = take(8, field)) v = load_le<std::uint64_t>(p);
   }
   void i32(std::int32_t& v, const char* field) {
     std::uint32_t u = 0;

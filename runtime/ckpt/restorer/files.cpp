@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "runtime/ckpt/format/wire.h"
 #include "runtime/ckpt/restorer/restorer.h"
+#include "runtime/core/little_endian.h"
 
 namespace mosix::ckpt::restorer {
 namespace {
@@ -191,17 +191,17 @@ void place_anon(const Fd& f) {
   int flags = ((r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) | static_cast<int>(r.open_flags & O_NONBLOCK);
   int fd = -1;
   if (r.kind == FdKind::signalfd) {
-    std::uint64_t mask = wire::get_u64(d);
+    std::uint64_t mask = load_le<std::uint64_t>(d);
     fd = static_cast<int>(syscall(SYS_signalfd4, -1, &mask, 8, flags));
     if (fd < 0) refuse(what + strerror(errno));
   } else if (r.kind == FdKind::eventfd) {
-    fd = eventfd(0, flags | (wire::get_u32(d + 8) != 0 ? EFD_SEMAPHORE : 0));
-    std::uint64_t count = wire::get_u64(d);
+    fd = eventfd(0, flags | (load_le<std::uint32_t>(d + 8) != 0 ? EFD_SEMAPHORE : 0));
+    std::uint64_t count = load_le<std::uint64_t>(d);
     if (fd < 0 || (count != 0 && write(fd, &count, 8) != 8)) refuse(what + strerror(errno));
   } else {
-    auto clock = static_cast<clockid_t>(static_cast<std::int32_t>(wire::get_u32(d)));
-    int set_flags = static_cast<int>(wire::get_u32(d + 4)) & (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET);
-    std::uint64_t ticks = wire::get_u64(d + 8), left = wire::get_u64(d + 16), interval = wire::get_u64(d + 24);
+    auto clock = static_cast<clockid_t>(static_cast<std::int32_t>(load_le<std::uint32_t>(d)));
+    int set_flags = static_cast<int>(load_le<std::uint32_t>(d + 4)) & (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET);
+    std::uint64_t ticks = load_le<std::uint64_t>(d + 8), left = load_le<std::uint64_t>(d + 16), interval = load_le<std::uint64_t>(d + 24);
     fd = timerfd_create(clock, flags);
     if (fd < 0) refuse(what + strerror(errno));
     // A periodic timer that fired and was not read since shows 0 left (the
