@@ -19,7 +19,8 @@
 #   memfd (name, contents, seals, mode, offset), O_PATH descriptors on a
 #   file and on a symlink, a signalfd (mask, flags), an eventfd (count,
 #   semaphore mode), timerfds (clock, time left, interval, expirations), the
-#   auxiliary vector, no_new_privs, signals queued with payloads to the
+#   auxiliary vector, an OFD lock and /proc/<getpid()>/... naming the restored
+#   process (its fdinfo, status, exe, fd), no_new_privs, signals queued with payloads to the
 #   process and to a thread, and a poll and a nanosleep in progress (neither
 #   ends with EINTR), and a hard limit of open files above the restarter's
 #   (refused, or raised where the restorer may); the image of the first is given to mosixctl as a relative
@@ -193,6 +194,7 @@ restored signalfd
 restored eventfd
 restored timerfd
 restored auxv
+restored procpid
 restored nnp
 restored sigqueue
 restored waits

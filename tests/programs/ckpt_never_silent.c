@@ -21,6 +21,8 @@
  *   timerfd   an hourly timer (time left, interval) and an hourly one that
  *             fired once, not read yet: it reads 1 and stays armed
  *   auxv      /proc/self/auxv must read as it did before
+ *   procpid   an OFD lock, and /proc/<getpid()>/ (fdinfo with the lock, status,
+ *             exe, the directory itself, fd) must be this process's
  *   nnp       PR_SET_NO_NEW_PRIVS must still be set
  *   sigqueue  blocked signals queued with payloads, to the process and to a
  *             second thread, must be taken where they were sent, in order
@@ -52,6 +54,7 @@
  * Without a checkpoint:
  *   clone     a child of clone() without CLONE_VM must see its own pid */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -613,6 +616,46 @@ int main(int argc, char** argv) {
     if (timerfd_gettime(expired, &now) != 0 || now.it_interval.tv_sec != 3600 ||
         (now.it_value.tv_sec == 0 && now.it_value.tv_nsec == 0))
       fail("the fired periodic timer is no longer armed (interval %ld)", (long)now.it_interval.tv_sec);
+    ok();
+  }
+  if (is_mode("procpid")) {
+    /* What CRIU's file_locks06 checks: its own lock, read through
+     * /proc/<getpid()>/fdinfo. After the restore getpid() is still the old
+     * pid while /proc knows the process by its new one. */
+    char file[300], path[128], line[256], exe[4096], self_exe[4096];
+    snprintf(file, sizeof file, "%s.lock", tmpdir);
+    int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    struct flock lck = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fd < 0 || fcntl(fd, F_OFD_SETLK, &lck) != 0) fail("OFD lock on %s: %s", file, strerror(errno));
+    ready_then_wait();
+    unlink(file);
+    snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)getpid(), fd);
+    FILE* f = fopen(path, "r");
+    if (f == NULL) fail("fopen %s: %s", path, strerror(errno));
+    int locked = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+      if (strncmp(line, "lock:", 5) == 0 && strstr(line, "OFDLCK") && strstr(line, "WRITE")) locked = 1;
+    fclose(f);
+    if (!locked) fail("%s shows no OFD write lock", path);
+    snprintf(path, sizeof path, "/proc/%d/status", (int)getpid());
+    int sfd = open(path, O_RDONLY);
+    if (sfd < 0 || read(sfd, line, sizeof line) <= 0) fail("open/read %s: %s", path, strerror(errno));
+    close(sfd);
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)getpid());
+    ssize_t n = readlink(path, exe, sizeof exe), m = readlink("/proc/self/exe", self_exe, sizeof self_exe);
+    if (n <= 0 || n != m || memcmp(exe, self_exe, (size_t)n) != 0) fail("readlink %s is not /proc/self/exe", path);
+    struct stat a, b;
+    snprintf(path, sizeof path, "/proc/%d", (int)getpid());
+    if (stat(path, &a) != 0 || stat("/proc/self", &b) != 0 || a.st_ino != b.st_ino)
+      fail("stat %s is not /proc/self", path);
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)getpid());
+    DIR* d = opendir(path);
+    if (d == NULL) fail("opendir %s: %s", path, strerror(errno));
+    int listed = 0;
+    for (struct dirent* e; (e = readdir(d)) != NULL;)
+      if (atoi(e->d_name) == fd) listed = 1;
+    closedir(d);
+    if (!listed) fail("%s does not list descriptor %d", path, fd);
     ok();
   }
   if (is_mode("auxv")) {
