@@ -1,7 +1,6 @@
 #include "runtime/job/job_registry.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -18,14 +16,14 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/daemon/proc_stat_file.h"
+#include "runtime/sys/atomic_file.h"
+#include "runtime/sys/errno_text.h"
 #include "runtime/sys/private_path.h"
 
 namespace mosix {
 namespace {
 
 constexpr int kRecordVersion = 1;
-
-std::string errno_text() { return std::strerror(errno); }
 
 Expected<std::string> jobs_dir() {
   auto base = runtime_dir();
@@ -57,49 +55,15 @@ bool launcher_alive(const JobRecord& job) {
   return job.launcher_start_ticks == 0 || st->starttime == job.launcher_start_ticks;
 }
 
-Status write_file_atomically(const std::string& dir, const std::string& name,
-                             const std::string& text) {
-  std::string path = dir + "/" + name;
-  std::string tmp = dir + "/." + name + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return make_error("cannot create " + tmp + ": " + errno_text());
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string why = errno_text();
-      ::close(fd);
-      unlink(tmp.c_str());
-      return make_error("cannot write " + tmp + ": " + why);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    std::string why = errno_text();
-    unlink(tmp.c_str());
-    return make_error("cannot write " + tmp + ": " + why);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = errno_text();
-    unlink(tmp.c_str());
-    return make_error("cannot rename " + tmp + " to " + path + ": " + why);
-  }
-  return Status::Ok();
-}
-
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// Temporary files ".<id>.json.tmp.<pid>" whose writer died before renaming.
+// Temporaries of records (sys::AtomicFile's) whose writer died before renaming.
 void remove_if_abandoned_temp(const std::string& dir, const std::string& name) {
-  auto mark = name.rfind(".tmp.");
-  if (mark == std::string::npos) return;
-  char* end = nullptr;
-  long pid = std::strtol(name.c_str() + mark + 5, &end, 10);
-  if (end == nullptr || *end != '\0' || pid <= 0) return;
-  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+  const std::optional<pid_t> writer = sys::atomic_temp_writer(name);
+  if (!writer) return;
+  if (kill(*writer, 0) != 0 && errno == ESRCH) {
     unlink((dir + "/" + name).c_str());
   }
 }
@@ -118,7 +82,7 @@ Expected<std::string> runtime_dir() {
   // them. Our own directory that others may read is made private.
   struct stat st{};
   if (lstat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0 && chmod(dir.c_str(), 0700) != 0) {
-    return make_error("cannot make " + dir + " private (chmod 0700): " + errno_text());
+    return make_error("cannot make " + dir + " private (chmod 0700): " + sys::errno_text(errno));
   }
   return dir;
 }
@@ -134,7 +98,8 @@ Status write_job(const JobRecord& job) {
   if (record.launcher_start_ticks == 0 && record.launcher_pid > 0) {
     if (auto st = read_proc_stat(record.launcher_pid)) record.launcher_start_ticks = st->starttime;
   }
-  return write_file_atomically(dir.value(), job.id + ".json", job_to_json(record) + "\n");
+  return sys::write_file_atomically(dir.value() + "/" + job.id + ".json", job_to_json(record) + "\n",
+                                    sys::Durability::kVolatile);
 }
 
 void remove_job(const std::string& id) {
@@ -143,7 +108,7 @@ void remove_job(const std::string& id) {
   if (!dir) return;
   std::string path = dir.value() + "/" + id + ".json";
   if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-    spdlog::warn("cannot remove job record {}: {}", path, errno_text());
+    spdlog::warn("cannot remove job record {}: {}", path, sys::errno_text(errno));
   }
 }
 
@@ -156,7 +121,7 @@ std::vector<JobRecord> list_jobs() {
   }
   DIR* d = opendir(dir->c_str());
   if (d == nullptr) {
-    spdlog::warn("cannot list jobs in {}: {}", dir.value(), errno_text());
+    spdlog::warn("cannot list jobs in {}: {}", dir.value(), sys::errno_text(errno));
     return jobs;
   }
   std::vector<std::string> names;

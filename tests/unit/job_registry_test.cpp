@@ -206,6 +206,19 @@ TEST_F(JobRegistryTest, AbandonedTemporaryFileIsCleanedUp) {
   EXPECT_FALSE(fs::exists(tmp));
 }
 
+// Records are written with sys::AtomicFile: a dead writer's temporary has its
+// name (".<id>.json.tmp.<pid>.XXXXXX") and goes too; a live writer's stays.
+TEST_F(JobRegistryTest, AbandonedAtomicFileTemporaryIsCleanedUp) {
+  ASSERT_TRUE(write_job(job("x")).ok());
+  std::string dead = jobs_dir() + "/.x.json.tmp." + std::to_string(dead_pid()) + ".AbC123";
+  std::string alive = jobs_dir() + "/.y.json.tmp." + std::to_string(getpid()) + ".AbC123";
+  std::ofstream(dead) << "{}";
+  std::ofstream(alive) << "{}";
+  list_jobs();
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));
+}
+
 TEST(JobJson, RoundTripWithGuests) {
   JobRecord j;
   j.id = "1234";
