@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "runtime/daemon/frame_socket.h"
-#include "runtime/daemon/output_relay.h"
+#include "runtime/sys/write_all.h"
 
 namespace mosix {
 
@@ -78,7 +78,7 @@ struct ControlServer::Impl {
             if (*answered || *fd < 0) return;
             *answered = true;
             std::string out = r.dump() + "\n";
-            write_all(*fd, out.data(), out.size());
+            sys::write_all(*fd, out.data(), out.size());
           };
           try {
             handler(nlohmann::json::parse(line), reply);
@@ -140,7 +140,7 @@ Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::j
   auto fd = connect_unix(job.control_socket);
   if (!fd) return make_error("cannot reach job " + job.id + ": " + fd.error().message);
   std::string line = request.dump() + "\n";
-  write_all(*fd, line.data(), line.size());
+  sys::write_all(*fd, line.data(), line.size());
   std::string reply;
   char buf[4096];
   while (reply.find('\n') == std::string::npos) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runtime/job/home_job_impl.h"
+#include "runtime/sys/write_all.h"
 
 namespace mosix {
 
@@ -62,7 +63,7 @@ void HomeJob::accept_home() {
     }
     start_timer_.cancel();
     start_credit_thread();
-    write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
+    sys::write_all(2, mpirun_messages_.data(), mpirun_messages_.size());
     home_sd_ = std::make_unique<stream_descriptor>(io_, fd);
     // Plain output: the home daemon writes it to our stdout and stderr itself
     // (one copy less and no hop through us); tagged or copied into files, it

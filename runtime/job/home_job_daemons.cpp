@@ -18,6 +18,7 @@
 
 #include "runtime/core/launch_event.h"
 #include "runtime/job/home_job_impl.h"
+#include "runtime/sys/write_all.h"
 #include "runtime/transport/local/local_transport.h"
 
 namespace mosix {
@@ -219,11 +220,11 @@ void HomeJob::write_mpirun_lines(std::string_view more, bool at_end) {
         line.find("pmix_event_notification.c") != std::string_view::npos) {
       continue;
     }
-    write_all(2, line.data(), line.size());
+    sys::write_all(2, line.data(), line.size());
   }
   mpirun_partial_.erase(0, start);
   if (at_end && !mpirun_partial_.empty()) {
-    write_all(2, mpirun_partial_.data(), mpirun_partial_.size());
+    sys::write_all(2, mpirun_partial_.data(), mpirun_partial_.size());
     mpirun_partial_.clear();
   }
 }
