@@ -33,13 +33,13 @@ int resolve_rank(const JobRecord& job, const std::string& target) {
   char* end = nullptr;
   long n = std::strtol(target.c_str(), &end, 10);
   if (target.empty() || *end != '\0' || n < 0) throw CommandError("'" + target + "' is neither a rank nor a pid");
-  auto reply = control_request(job, {{"cmd", "ps"}});
-  if (!reply) throw CommandError(reply.error().message);
-  for (const auto& g : (*reply)["guests"]) {
-    if (g.value("rank", -1) == n) return static_cast<int>(n);
+  auto guests = request_guests(job);
+  if (!guests) throw CommandError(guests.error().message);
+  for (const GuestView& g : *guests) {
+    if (g.rank == n) return static_cast<int>(n);
   }
-  for (const auto& g : (*reply)["guests"]) {
-    if (g.value("pid", 0) == n) return g.value("rank", -1);
+  for (const GuestView& g : *guests) {
+    if (g.pid == n) return g.rank;
   }
   throw CommandError("job " + job.id + " has no rank or guest pid " + target + " (see mosixctl ps)");
 }
@@ -56,11 +56,11 @@ void show_progress(const JobRecord& job, int rank, Future& pending) {
   auto printed_at = start;
   while (pending.wait_for(250ms) != std::future_status::ready) {
     if (std::chrono::steady_clock::now() - start < 1s) continue;
-    auto ps = control_request(job, {{"cmd", "ps"}});
-    if (!ps || !ps->contains("guests")) continue;
+    auto guests = request_guests(job);
+    if (!guests) continue;
     std::string now;
-    for (const auto& g : (*ps)["guests"]) {
-      if (g.value("rank", -1) == rank) now = g.value("migration_progress", "");
+    for (const GuestView& g : *guests) {
+      if (g.rank == rank) now = g.migration_progress;
     }
     if (now.empty() || now == shown) continue;
     if (tty) {

@@ -5,9 +5,9 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 #include <unistd.h>
 
 #include "launcher/mosixctl/commands.h"
@@ -30,19 +30,17 @@ std::string bar(double value, double full, int width) {
   return std::string(static_cast<size_t>(n), '#') + std::string(static_cast<size_t>(width - n), '.');
 }
 
-std::string frame(const JobRecord& job, const nlohmann::json& nodes) {
+std::string frame(const JobRecord& job, const std::vector<NodeView>& nodes) {
   std::string out = "mosix mon - job " + job.id + ": " + job.command + "\n\n";
   double top = 1.0;
-  for (const auto& n : nodes) top = std::max(top, n.value("load", 0.0));
+  for (const NodeView& n : nodes) top = std::max(top, n.load);
   char line[256];
   std::snprintf(line, sizeof line, "%-10s %6s %5s %6s %6s  load (full bar = %.2f)\n", "NODE",
                 "SPEED", "CORES", "GUESTS", "LOAD", top);
   out += line;
-  for (const auto& n : nodes) {
-    double load = n.value("load", 0.0);
-    std::snprintf(line, sizeof line, "%-10s %6.2f %5d %6d %6.2f  |%s|\n",
-                  n.value("name", "?").c_str(), n.value("speed", 0.0), n.value("cores", 0),
-                  n.value("guests", 0), load, bar(load, top, 40).c_str());
+  for (const NodeView& n : nodes) {
+    std::snprintf(line, sizeof line, "%-10s %6.2f %5d %6d %6.2f  |%s|\n", n.name.c_str(), n.speed, n.cores,
+                  n.guests, n.load, bar(n.load, top, 40).c_str());
     out += line;
   }
   return out;
@@ -54,12 +52,12 @@ void run_mon(const MonOptions& o) {
   bool tty = ::isatty(1);
   std::signal(SIGINT, [](int) { g_stop = 1; });
   for (bool first = true; !g_stop; first = false) {
-    auto reply = control_request(*job, {{"cmd", "nodes"}});
-    if (!reply || !reply->value("ok", false)) {
+    auto nodes = request_nodes(*job);
+    if (!nodes) {
       if (!first) break;  // the job ended while we watched
-      throw CommandError(reply ? reply->value("error", "the job refused") : reply.error().message);
+      throw CommandError(nodes.error().message);
     }
-    std::string text = frame(*job, (*reply)["nodes"]);
+    std::string text = frame(*job, *nodes);
     if (tty && !o.once) std::fputs("\033[H\033[2J", stdout);
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);

@@ -16,41 +16,47 @@ struct PsOptions {
   bool explain = false;
 };
 
+// CPU seconds with two decimals, "-" when not known.
+std::string cpu_text(double seconds) {
+  if (seconds < 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", seconds);
+  return text;
+}
+
 void run_ps(const PsOptions& o) {
   auto job = pick_job(o.job);
   if (!job) throw CommandError(job.error().message);
-  auto reply = control_request(*job, {{"cmd", "ps"}});
-  if (!reply) throw CommandError(reply.error().message);
-  if (!reply->value("ok", false)) throw CommandError(reply->value("error", "the job refused"));
-  auto nodes = control_request(*job, {{"cmd", "nodes"}});
-  nlohmann::json node_list = nodes && nodes->value("ok", false) ? (*nodes)["nodes"] : nlohmann::json::array();
+  auto guests = request_guests(*job);
+  if (!guests) throw CommandError(guests.error().message);
+  // A job that cannot say its nodes still shows its guests.
+  auto nodes = request_nodes(*job);
+  std::vector<NodeView> node_list = nodes ? std::move(*nodes) : std::vector<NodeView>{};
   if (o.json) {
     nlohmann::json out = {{"version", 1}, {"job", job->id}, {"command", job->command},
-                          {"nodes", node_list}, {"guests", (*reply)["guests"]}};
+                          {"nodes", nlohmann::json::array()}, {"guests", nlohmann::json::array()}};
+    for (const NodeView& n : node_list) out["nodes"].push_back(to_json(n));
+    for (const GuestView& g : *guests) out["guests"].push_back(to_json(g));
     std::cout << out.dump(2) << "\n";
     return;
   }
   std::printf("job %s: %s\n", job->id.c_str(), job->command.c_str());
   std::printf("%-14s %6s %5s %6s %7s %10s\n", "NODE", "SPEED", "CORES", "LOAD", "GUESTS", "FREE MEM");
-  for (const auto& n : node_list) {
-    double free_gib = n.value("free_memory", 0.0) / (1024.0 * 1024 * 1024);
-    std::printf("%-14s %6.2f %5d %6.2f %7d %8.1f G\n", n.value("name", "?").c_str(),
-                n.value("speed", 0.0), n.value("cores", 0), n.value("load", 0.0),
-                n.value("guests", 0), free_gib);
+  for (const NodeView& n : node_list) {
+    double free_gib = static_cast<double>(n.free_memory) / (1024.0 * 1024 * 1024);
+    std::printf("%-14s %6.2f %5d %6.2f %7d %8.1f G\n", n.name.c_str(), n.speed, n.cores, n.load, n.guests, free_gib);
   }
   std::printf("\n");
   std::printf("%5s %8s %-14s %-14s %-9s %9s\n", "RANK", "PID", "HOME", "NODE", "STATE", "CPU(s)");
-  for (const auto& g : (*reply)["guests"]) {
-    double cpu = g.value("cpu_seconds", -1.0);
-    std::string state = g.value("state", "?");
-    if (state == "exited") state += " " + std::to_string(g.value("exit_status", 0));
-    std::printf("%5d %8d %-14s %-14s %-9s %9s\n", g.value("rank", -1), g.value("pid", 0),
-                g.value("home", "").c_str(), g.value("node", "").c_str(), state.c_str(),
-                cpu < 0 ? "-" : std::to_string(cpu).substr(0, std::to_string(cpu).find('.') + 3).c_str());
-    if (std::string why = g.value("cantmove", ""); !why.empty()) std::printf("      cantmove: %s\n", why.c_str());
+  for (const GuestView& g : *guests) {
+    std::string state = g.state.empty() ? "?" : g.state;
+    if (state == "exited") state += " " + std::to_string(g.exit_status < 0 ? 0 : g.exit_status);
+    std::printf("%5d %8d %-14s %-14s %-9s %9s\n", g.rank, static_cast<int>(g.pid), g.home.c_str(), g.node.c_str(),
+                state.c_str(), cpu_text(g.cpu_seconds).c_str());
+    if (!g.cantmove.empty()) std::printf("      cantmove: %s\n", g.cantmove.c_str());
     if (o.explain) {
-      std::string line = g.contains("decision") ? g["decision"].value("explanation", "") : "";
-      std::printf("      decision: %s\n", line.empty() ? "none yet (its node decides about once a second)" : line.c_str());
+      std::printf("      decision: %s\n", g.explanation.empty() ? "none yet (its node decides about once a second)"
+                                                               : g.explanation.c_str());
     }
   }
 }

@@ -163,6 +163,39 @@ Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::j
   }
 }
 
+namespace {
+
+// The list under `key` of the reply to `cmd`, each entry read by `read`.
+template <typename View, typename Read>
+Expected<std::vector<View>> request_list(const JobRecord& job, const char* cmd, const char* key, Read read) {
+  auto reply = control_request(job, {{"cmd", cmd}});
+  if (!reply) return reply.error();
+  if (!reply->is_object() || !reply->value("ok", false)) {
+    std::string why = reply->is_object() ? reply->value("error", "") : "";
+    return make_error("job " + job.id + " refused '" + cmd + "'" + (why.empty() ? "" : ": " + why));
+  }
+  const nlohmann::json& list = (*reply)[key];
+  if (!list.is_array()) return make_error("job " + job.id + " answered '" + cmd + "' without a list of " + key);
+  std::vector<View> out;
+  out.reserve(list.size());
+  for (const nlohmann::json& entry : list) {
+    auto view = read(entry);
+    if (!view) return view.error();
+    out.push_back(std::move(*view));
+  }
+  return out;
+}
+
+}  // namespace
+
+Expected<std::vector<GuestView>> request_guests(const JobRecord& job) {
+  return request_list<GuestView>(job, "ps", "guests", guest_view_from_json);
+}
+
+Expected<std::vector<NodeView>> request_nodes(const JobRecord& job) {
+  return request_list<NodeView>(job, "nodes", "nodes", node_view_from_json);
+}
+
 Expected<JobRecord> pick_job(const std::string& job_id) {
   std::vector<JobRecord> jobs = list_jobs();
   if (!job_id.empty()) {

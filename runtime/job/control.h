@@ -12,6 +12,7 @@
 
 #include "runtime/core/expected.h"
 #include "runtime/job/job_registry.h"
+#include "runtime/job/job_view.h"
 
 namespace mosix {
 
@@ -48,6 +49,11 @@ Expected<std::string> job_socket_dir(const std::string& job_id);
 // Sends one request to a job and waits for its reply, up to timeout_ms.
 Expected<nlohmann::json> control_request(const JobRecord& job, const nlohmann::json& request,
                                          int timeout_ms = 30000);
+
+// The job's guests (`ps`) and nodes (`nodes`), read into their views. A reply
+// that says no is an error with the job's own sentence.
+Expected<std::vector<GuestView>> request_guests(const JobRecord& job);
+Expected<std::vector<NodeView>> request_nodes(const JobRecord& job);
 
 // The job mosixctl should talk to: the one named by `job_id`, or the only
 // running one. Errors say what to do (no job running; several: use --job).
