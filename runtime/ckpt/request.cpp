@@ -10,8 +10,11 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -143,12 +146,57 @@ Status check_guest(pid_t pid) {
                     "LD_PRELOAD=libmosix.so)");
 }
 
+namespace {
+
+// A pid that names no process now (kill(pid, 0) says ESRCH; EPERM: it lives,
+// another user's).
+bool gone(long pid) { return pid <= 0 || pid > INT_MAX || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH); }
+
+// The number at the start of `text` (all of `text` when `whole`), or -1.
+long leading_number(std::string_view text, std::size_t* used, bool whole) {
+  long value = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || (whole && end != text.data() + text.size())) return -1;
+  if (used != nullptr) *used = static_cast<std::size_t>(end - text.data());
+  return value;
+}
+
+}  // namespace
+
+int sweep_stale_requests(const std::string& dir) {
+  std::error_code ec;
+  int removed = 0;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::filesystem::path& path = it->path();
+    std::string name = path.filename().string();
+    std::string_view rest(name);
+    if (rest.substr(0, 5) != "ckpt-") continue;
+    rest.remove_prefix(5);
+    std::size_t used = 0;
+    long guest = leading_number(rest, &used, false);
+    if (guest <= 0) continue;
+    rest.remove_prefix(used);
+    bool stale = false;
+    if (rest == ".req") {
+      stale = gone(guest);
+    } else if (rest.substr(0, 8) == ".status.") {
+      long requester = leading_number(rest.substr(8), nullptr, true);
+      stale = requester > 0 && gone(requester);
+    }
+    if (stale && ::unlink(path.c_str()) == 0) ++removed;
+  }
+  if (removed > 0) spdlog::debug("removed {} stale checkpoint request file(s) in {}", removed, dir);
+  return removed;
+}
+
 Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string& out_path) {
   std::string what = "checkpoint of " + std::to_string(r.pid);
   if (Status s = check_guest(r.pid); !s.ok()) return s.error();
   auto dir = request_dir();
   if (!dir) return dir.error();
 
+  sweep_stale_requests(*dir);
   RequestFiles f;
   std::string base = *dir + "/ckpt-" + std::to_string(r.pid);
   f.fifo = base + ".status." + std::to_string(getpid());

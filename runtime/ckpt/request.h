@@ -52,6 +52,15 @@ Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r);
 // nothing is verified: the reader of out_path must verify the image.
 Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string& out_path);
 
+// Removes the request files in `dir` that a requester killed on its way left
+// behind (request_checkpoint's own are removed when it returns, even on
+// error): a status FIFO ckpt-<guest>.status.<requester> whose requester is
+// gone, and a request ckpt-<guest>.req whose guest is gone (one of a live
+// guest is left: it may be another requester's in flight, and the next
+// request to that guest replaces it). Anything else in `dir` is left alone.
+// Returns how many it removed.
+int sweep_stale_requests(const std::string& dir);
+
 // Whether `pid` is a process of this user with the agent (libmosix.so)
 // loaded; the error says which of the two is not the case.
 Status check_guest(pid_t pid);
