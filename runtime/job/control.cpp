@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "runtime/daemon/frame_socket.h"
+#include "runtime/sys/runtime_dir.h"
 #include "runtime/sys/write_all.h"
 
 namespace mosix {
@@ -122,7 +123,7 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::start(asio::io_context& 
 }
 
 Expected<std::string> job_socket_dir(const std::string& job_id) {
-  auto dir = runtime_dir();
+  auto dir = sys::runtime_dir();
   if (!dir) return dir.error();
   std::string path = *dir + "/job-" + job_id;
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runtime/job/home_job_impl.h"
+#include "runtime/sys/runtime_dir.h"
 #include "runtime/sys/write_all.h"
 
 namespace mosix {
@@ -453,7 +454,7 @@ void HomeJob::start_stdin_pump() {
 // The job's sockets: the control socket (mosixctl) and the home socket the
 // home node's daemon connects to, in a 0700 directory of this job.
 Status HomeJob::open_sockets() {
-  auto dir = runtime_dir();
+  auto dir = sys::runtime_dir();
   if (!dir) return dir.error();
   auto sockets = job_socket_dir(spec_.record.id);
   if (!sockets) return sockets.error();

@@ -2,12 +2,10 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -19,6 +17,7 @@
 #include "runtime/sys/atomic_file.h"
 #include "runtime/sys/errno_text.h"
 #include "runtime/sys/private_path.h"
+#include "runtime/sys/runtime_dir.h"
 
 namespace mosix {
 namespace {
@@ -26,7 +25,7 @@ namespace {
 constexpr int kRecordVersion = 1;
 
 Expected<std::string> jobs_dir() {
-  auto base = runtime_dir();
+  auto base = sys::runtime_dir();
   if (!base) return base.error();
   std::string dir = base.value() + "/jobs";
   if (Status s = sys::ensure_private_dir(dir); !s) return s.error();
@@ -69,23 +68,6 @@ void remove_if_abandoned_temp(const std::string& dir, const std::string& name) {
 }
 
 }  // namespace
-
-Expected<std::string> runtime_dir() {
-  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-  std::string dir = (xdg != nullptr && xdg[0] == '/')
-                        ? std::string(xdg) + "/mosix"
-                        : "/tmp/mosix-" + std::to_string(getuid());
-  if (Status s = sys::ensure_private_dir(dir); !s) {
-    return make_error(s.error().message + " (or set XDG_RUNTIME_DIR to a private directory)");
-  }
-  // Job records name commands and directories: others may not even read
-  // them. Our own directory that others may read is made private.
-  struct stat st{};
-  if (lstat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0 && chmod(dir.c_str(), 0700) != 0) {
-    return make_error("cannot make " + dir + " private (chmod 0700): " + sys::errno_text(errno));
-  }
-  return dir;
-}
 
 Status write_job(const JobRecord& job) {
   if (!valid_id(job.id)) {

@@ -2,7 +2,8 @@
 // writes one JSON record per job into the user's 0700 runtime directory and
 // removes it when the job ends; readers skip records whose owner is gone.
 //
-// Directory: $XDG_RUNTIME_DIR/mosix/jobs, else /tmp/mosix-<uid>/jobs.
+// Directory: jobs/ in the runtime directory (sys::runtime_dir(),
+// docs/runtime-directory.md).
 #pragma once
 
 #include <string>
@@ -36,10 +37,6 @@ struct JobRecord {
   // 22), so a reused pid is not taken for the launcher. 0: write_job fills it.
   unsigned long long launcher_start_ticks = 0;
 };
-
-// The user's runtime directory for mosix: created 0700 when missing, refused
-// (with the reason) unless sys::ensure_private_dir accepts it.
-Expected<std::string> runtime_dir();
 
 // Writes (atomically replaces) the record of `job`.
 Status write_job(const JobRecord& job);

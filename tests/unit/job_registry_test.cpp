@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/sys/runtime_dir.h"
+
 namespace mosix {
 namespace {
 
@@ -66,31 +68,37 @@ pid_t dead_pid() {
 }
 
 TEST_F(JobRegistryTest, RuntimeDirIsPrivateUnderXdgRuntimeDir) {
-  auto dir = runtime_dir();
+  auto dir = sys::runtime_dir();
   ASSERT_TRUE(dir.ok()) << dir.error().message;
   EXPECT_EQ(dir.value(), root_ + "/mosix");
   EXPECT_EQ(mode_of(dir.value()), 0700u);
 }
 
-TEST_F(JobRegistryTest, RuntimeDirFallsBackToTmpWhenXdgIsRelative) {
+// A relative XDG_RUNTIME_DIR is not used: the rule's next places are
+// /run/user/UID/mosix when /run/user/UID is a directory, else /tmp/mosix-UID
+// (docs/runtime-directory.md).
+TEST_F(JobRegistryTest, RuntimeDirFallsBackWhenXdgIsRelative) {
   ASSERT_EQ(setenv("XDG_RUNTIME_DIR", "relative/dir", 1), 0);
-  auto dir = runtime_dir();
+  const std::string run_user = "/run/user/" + std::to_string(getuid());
+  const std::string expected = fs::is_directory(run_user) ? run_user + "/mosix"
+                                                          : "/tmp/mosix-" + std::to_string(getuid());
+  auto dir = sys::runtime_dir();
   ASSERT_TRUE(dir.ok()) << dir.error().message;
-  EXPECT_EQ(dir.value(), "/tmp/mosix-" + std::to_string(getuid()));
+  EXPECT_EQ(dir.value(), expected);
   EXPECT_EQ(mode_of(dir.value()), 0700u);
 }
 
 TEST_F(JobRegistryTest, RuntimeDirTightensOurOwnOpenDirectory) {
   ASSERT_EQ(mkdir((root_ + "/mosix").c_str(), 0755), 0);
   ASSERT_EQ(chmod((root_ + "/mosix").c_str(), 0755), 0);
-  ASSERT_TRUE(runtime_dir().ok());
+  ASSERT_TRUE(sys::runtime_dir().ok());
   EXPECT_EQ(mode_of(root_ + "/mosix"), 0700u);
 }
 
 TEST_F(JobRegistryTest, RuntimeDirRefusesASymlink) {
   ASSERT_EQ(mkdir((root_ + "/elsewhere").c_str(), 0700), 0);
   ASSERT_EQ(symlink((root_ + "/elsewhere").c_str(), (root_ + "/mosix").c_str()), 0);
-  auto dir = runtime_dir();
+  auto dir = sys::runtime_dir();
   ASSERT_FALSE(dir.ok());
   EXPECT_NE(dir.error().message.find(root_ + "/mosix"), std::string::npos);
 }
@@ -99,7 +107,7 @@ TEST_F(JobRegistryTest, RuntimeDirRefusesAnotherUsersDirectory) {
   if (getuid() != 0) GTEST_SKIP() << "needs root to give a directory away";
   ASSERT_EQ(mkdir((root_ + "/mosix").c_str(), 0700), 0);
   ASSERT_EQ(chown((root_ + "/mosix").c_str(), 65534, 65534), 0);
-  auto dir = runtime_dir();
+  auto dir = sys::runtime_dir();
   ASSERT_FALSE(dir.ok());
   EXPECT_NE(dir.error().message.find("belongs to uid 65534"), std::string::npos) << dir.error().message;
 }
@@ -198,7 +206,7 @@ TEST_F(JobRegistryTest, CorruptRecordIsSkippedButKept) {
 }
 
 TEST_F(JobRegistryTest, AbandonedTemporaryFileIsCleanedUp) {
-  ASSERT_TRUE(runtime_dir().ok());
+  ASSERT_TRUE(sys::runtime_dir().ok());
   ASSERT_TRUE(write_job(job("x")).ok());
   std::string tmp = jobs_dir() + "/.x.json.tmp." + std::to_string(dead_pid());
   std::ofstream(tmp) << "{}";
