@@ -157,7 +157,7 @@ double node_timeout() {
 
 // The command line, checked against this machine: the plan of the job, or a
 // usage error (exit 2) with nothing started.
-mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm) {
+mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mosix::Topology>& topology) {
   using namespace mosix;
   PlanInputs in;
   in.hosts = host_list(o, in_slurm);
@@ -165,10 +165,11 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm) {
   in.host_without_slots_is_all_cores = !o.hostfile.empty() || in_slurm;
   in.this_node = this_host_name();
   if (const char* slurm_name = std::getenv("SLURMD_NODENAME")) in.slurm_node_name = slurm_name;
-  if (auto topology = probe_this_node()) {
-    in.cores = std::max(1, topology->cores);
+  if (auto probed = probe_this_node()) {
+    in.cores = std::max(1, probed->cores);
+    topology = std::move(*probed);
   } else {
-    spdlog::warn("cannot probe this node ({}); counting one core", topology.error().message);
+    spdlog::warn("cannot probe this node ({}); counting one core", probed.error().message);
   }
   const std::string cwd = current_dir();
   in.wdir = o.wdir.empty() ? cwd : o.wdir[0] == '/' ? o.wdir : cwd + "/" + o.wdir;
@@ -210,7 +211,8 @@ int main(int argc, char** argv) {
   setup_logging(o.verbose);
 
   bool in_slurm = false;
-  JobPlan planned = plan(o, in_slurm);
+  std::optional<Topology> topology;
+  JobPlan planned = plan(o, in_slurm, topology);
   HomeJobSpec job;
   job.tag_output = o.tag_output;
   job.output_dir = o.output_filename;
@@ -223,7 +225,8 @@ int main(int argc, char** argv) {
   for (const std::string& a : o.program) job.record.command += (job.record.command.empty() ? "" : " ") + a;
   const std::string ckpt_dir = o.ckpt_interval > 0 ? checkpoint_dir(o) : "";
   job.node_timeout = planned.multi_node ? node_timeout() : 10;
-  NodeDaemonOptions daemon = node_daemon_options(o, planned, job.record.id, ckpt_dir, job.node_timeout);
+  NodeDaemonOptions daemon = node_daemon_options(o, planned, job.record.id, ckpt_dir, job.node_timeout,
+                                                 std::move(topology));
   job.guests = std::move(planned.guests);
 
   if (!planned.multi_node) {

@@ -91,7 +91,7 @@ Status NodeDaemon::say_hello() {
   hello.mosix_version = MOSIX_VERSION;
   hello.rank = static_cast<std::uint32_t>(transport.rank());
   double node_speed = stored_speed_or(1.0);
-  auto topology = probe_this_node();
+  auto topology = options_.topology ? Expected<Topology>(*options_.topology) : probe_this_node();
   int cores = topology ? std::max(1, topology->cores) : 1;
   if (topology) guests_.set_cores(topology->core_pus);
   std::uint64_t memory = topology ? topology->memory_bytes : 0;

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
+
+#include "runtime/topology/topology.h"
 
 namespace mosix {
 
@@ -31,6 +34,9 @@ struct NodeDaemonOptions {
   // mosixrun's parent gave it, as mpirun's copies' 0-2 are); every other
   // descriptor of this process is kept from them.
   std::vector<int> inherited_fds;
+  // This node's topology when the caller has probed it already (mosixrun,
+  // for the daemon it runs itself); empty: the daemon probes the node.
+  std::optional<Topology> topology;
   // In-process: what the guest that takes the job's stdin (rank 0) reads,
   // given to it as it is (mosixrun's stdin when that is a file); -1: a pipe
   // fed with GuestStdin.

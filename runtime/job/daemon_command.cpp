@@ -17,7 +17,8 @@ std::string joined(const std::vector<T>& items) {
 }  // namespace
 
 NodeDaemonOptions node_daemon_options(const RunOptions& o, const JobPlan& plan, const std::string& job_id,
-                                      const std::string& ckpt_dir, double node_timeout) {
+                                      const std::string& ckpt_dir, double node_timeout,
+                                      std::optional<Topology> topology) {
   NodeDaemonOptions d;
   d.copies = plan.copies;
   d.job_id = job_id;
@@ -29,6 +30,7 @@ NodeDaemonOptions node_daemon_options(const RunOptions& o, const JobPlan& plan, 
     d.map_by = "slot";
     d.slots = {plan.copies};
     d.no_agent = true;
+    d.topology = std::move(topology);
     return d;
   }
   d.map_by = !o.map_by.empty() ? o.map_by : o.vcluster > 0 ? "load" : "slot";

@@ -32,6 +32,21 @@ TEST(DaemonCommand, OneNodeRunsEveryCopyInItsOwnDaemonWithoutTheAgent) {
   EXPECT_TRUE(d.oversubscribe);
   EXPECT_TRUE(d.no_agent);
   EXPECT_EQ(d.job_id, "77");
+  EXPECT_FALSE(d.topology);
+}
+
+TEST(DaemonCommand, OnlyTheDaemonInMosixrunTakesMosixrunsTopology) {
+  Topology here;
+  here.cores = 4;
+  auto one = plan_job(options(3), inputs());
+  ASSERT_TRUE(one);
+  EXPECT_EQ(node_daemon_options(options(3), *one, "77", "", 10, here).topology, here);
+  PlanInputs in = inputs();
+  in.hosts = {HostSlots{"a", 2, true}, HostSlots{"b", 1, false}};
+  auto many = plan_job(options(3), in);
+  ASSERT_TRUE(many);
+  ASSERT_TRUE(many->multi_node);
+  EXPECT_FALSE(node_daemon_options(options(3), *many, "77", "", 10, here).topology);
 }
 
 TEST(DaemonCommand, RealHostsGoThroughMpirunOneDaemonPerHost) {

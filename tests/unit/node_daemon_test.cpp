@@ -176,5 +176,38 @@ TEST(NodeDaemon, AMoveToANodeNotInTheJobIsRefused) {
   EXPECT_EQ(daemon_exit, 0);
 }
 
+// mosixrun hands the daemon it runs the topology it probed: the daemon
+// reports and binds by that one and does not probe the node again.
+TEST(NodeDaemon, TakesTheTopologyItIsGivenInsteadOfProbing) {
+  FakeMosixrun mosixrun;
+  auto group = LocalTransport::create_group(1);
+  ASSERT_TRUE(group.ok());
+  NodeDaemonOptions options;
+  options.home_socket = mosixrun.path();
+  options.copies = 1;
+  options.no_agent = true;
+  options.job_id = "unit";
+  Topology given;
+  given.sockets = 1;
+  given.cores = 3;
+  given.pus = 3;
+  given.numa_nodes = 1;
+  given.memory_bytes = 12345;
+  given.core_pus = {{0}, {0}, {0}};
+  options.topology = given;
+  int daemon_exit = -1;
+  std::thread daemon([&] { daemon_exit = run_node_daemon(*(*group)[0], options); });
+  mosixrun.accept();
+  auto hello = mosixrun.read_until_a<Hello>();
+  EXPECT_EQ(std::get<Hello>(hello.back()).cores, 3u);
+  EXPECT_EQ(std::get<Hello>(hello.back()).memory_bytes, 12345u);
+  mosixrun.send(spawn_of(0, {"sh", "-c", "exit 0"}));
+  auto end = mosixrun.read_until_a<GuestExited>();
+  EXPECT_EQ(std::get<GuestExited>(end.back()).exit_code, 0);
+  mosixrun.send(Shutdown{"the job is over"});
+  daemon.join();
+  EXPECT_EQ(daemon_exit, 0);
+}
+
 }  // namespace
 }  // namespace mosix
