@@ -22,6 +22,8 @@
 #include "runtime/daemon/guest_process.h"
 #include "runtime/job/daemon_command.h"
 #include "runtime/job/home_job.h"
+#include "runtime/sys/host_name.h"
+#include "runtime/sys/install_path.h"
 #include "runtime/sys/private_path.h"
 #include "runtime/sys/read_file.h"
 #include "runtime/topology/topology.h"
@@ -49,21 +51,6 @@ void setup_logging(int verbose) {
   }
   if (verbose == 1) spdlog::set_level(spdlog::level::info);
   if (verbose >= 2) spdlog::set_level(spdlog::level::debug);
-}
-
-std::string this_host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
-// The directory of this executable: mosixd is installed next to mosixrun.
-std::string self_dir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string path(buf, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/'));
 }
 
 // Descriptors above 2 that mosixrun's parent left open to it (close-on-exec
@@ -163,7 +150,7 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
   in.hosts = host_list(o, in_slurm);
   // mpirun: `--host a` is one slot; a hostfile line without slots= is every core of the node.
   in.host_without_slots_is_all_cores = !o.hostfile.empty() || in_slurm;
-  in.this_node = this_host_name();
+  in.this_node = sys::host_name();
   if (const char* slurm_name = std::getenv("SLURMD_NODENAME")) in.slurm_node_name = slurm_name;
   if (auto probed = probe_this_node()) {
     in.cores = std::max(1, probed->cores);
@@ -174,7 +161,11 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
   const std::string cwd = current_dir();
   in.wdir = o.wdir.empty() ? cwd : o.wdir[0] == '/' ? o.wdir : cwd + "/" + o.wdir;
   for (char** e = environ; *e; ++e) in.environment.emplace_back(*e);
-  if (o.ckpt_interval > 0) in.agent = self_dir() + "/../lib/libmosix.so";
+  if (o.ckpt_interval > 0) {
+    auto agent = sys::installed_library("libmosix.so");
+    if (!agent) usage_error("--ckpt-interval needs the guest agent: " + agent.error().message);
+    in.agent = *agent;
+  }
 
   if (std::any_of(in.hosts.begin(), in.hosts.end(), [&in](const HostSlots& h) { return !names_this_node(h.name, in); })) {
     check_hosts_resolve(in, in_slurm);
@@ -254,7 +245,9 @@ int main(int argc, char** argv) {
     usage_error("a job over several nodes needs Open MPI's mpirun: " + mpirun.error().message);
   }
   context.mpirun = mpirun ? *mpirun : "";
-  context.mosixd = self_dir() + "/mosixd";
+  auto mosixd = sys::installed_program("mosixd");
+  if (!mosixd) usage_error("cannot find the node daemon: " + mosixd.error().message);
+  context.mosixd = *mosixd;
   if (::access(context.mosixd.c_str(), X_OK) != 0) {
     usage_error("cannot find the node daemon " + context.mosixd + ": reinstall mosixrun");
   }

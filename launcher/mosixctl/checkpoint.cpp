@@ -19,6 +19,7 @@
 #include "runtime/ckpt/request.h"
 #include "runtime/job/job_registry.h"
 #include "runtime/sys/private_path.h"
+#include "runtime/sys/errno_text.h"
 
 namespace mosix::ctl {
 namespace {
@@ -107,7 +108,7 @@ void run_checkpoint(const CheckpointOptions& o) {
   if (r.image_path[0] != '/') {
     char cwd[4096];
     if (getcwd(cwd, sizeof cwd) == nullptr)
-      throw CommandError("cannot resolve '" + r.image_path + "' (working directory: " + std::strerror(errno) +
+      throw CommandError("cannot resolve '" + r.image_path + "' (working directory: " + sys::errno_text(errno) +
                          "): give -o an absolute path");
     r.image_path = std::string(cwd) + "/" + r.image_path;
   }

@@ -22,6 +22,7 @@
 
 #include "launcher/mosixctl/commands.h"
 #include "runtime/sys/install_path.h"
+#include "runtime/sys/errno_text.h"
 
 namespace mosix::ctl {
 namespace {
@@ -39,7 +40,7 @@ void run_restart(const std::string& image) {
   spdlog::debug("restart: exec {} {}", restorer, image);
   std::fflush(nullptr);
   execl(restorer.c_str(), "mosix-restore", image.c_str(), static_cast<char*>(nullptr));
-  throw CommandError("cannot run the restorer " + restorer + ": " + std::strerror(errno));
+  throw CommandError("cannot run the restorer " + restorer + ": " + sys::errno_text(errno));
 }
 
 }  // namespace

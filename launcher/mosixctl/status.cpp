@@ -19,6 +19,7 @@
 #include "runtime/topology/node_load.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
+#include "runtime/sys/host_name.h"
 
 namespace mosix::ctl {
 namespace {
@@ -41,12 +42,6 @@ struct NodeStatus {
   std::vector<JobRecord> jobs;
 };
 
-std::string host_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
-}
-
 SpeedStatus speed_status() {
   SpeedStatus s;
   auto path = speed_file_path();
@@ -67,7 +62,7 @@ SpeedStatus speed_status() {
 
 NodeStatus collect() {
   NodeStatus st;
-  st.node = host_name();
+  st.node = sys::host_name();
   auto topology = probe_this_node();
   if (!topology) throw CommandError(topology.error().message);
   st.topology = std::move(topology).value();

@@ -16,6 +16,7 @@
 #include "runtime/core/environment.h"
 #include "runtime/daemon/proc_stat_file.h"
 #include "runtime/daemon/cpu_cap.h"
+#include "runtime/sys/install_path.h"
 
 namespace mosix {
 namespace {
@@ -30,20 +31,12 @@ bool to_whole_group(int signo) {
          signo == SIGINT || signo == SIGHUP;
 }
 
-std::string self_dir() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return ".";
-  self[n] = '\0';
-  std::string dir(self);
-  return dir.substr(0, dir.rfind('/'));
-}
-
 // Guests carry the checkpoint agent so that they can move: <bin>/../lib/
 // libmosix.so goes first in LD_PRELOAD, before the program's own entries.
 void add_agent(std::vector<std::string>& env) {
-  std::string agent = self_dir() + "/../lib/libmosix.so";
-  if (::access(agent.c_str(), R_OK) != 0) return;
+  auto found = sys::installed_library("libmosix.so");
+  if (!found || ::access(found->c_str(), R_OK) != 0) return;
+  const std::string& agent = *found;
   for (std::string& e : env) {
     if (e.rfind("LD_PRELOAD=", 0) != 0) continue;
     if (e.find("libmosix.so") != std::string::npos) return;
@@ -68,7 +61,8 @@ void close_stdin(LocalGuest& g) {
 
 std::string restorer_path() {
   if (const char* env = std::getenv("MOSIX_RESTORER"); env != nullptr && *env != '\0') return env;
-  return self_dir() + "/mosix-restore";
+  auto restorer = sys::installed_program("mosix-restore");
+  return restorer ? *restorer : "mosix-restore";  // the start fails and says so
 }
 
 GuestTable::GuestTable(DaemonContext& context) : context_(context), child_signal_(context.io(), SIGCHLD) {}

@@ -14,6 +14,7 @@
 #include "runtime/daemon/checkpoint_scheduler.h"
 #include "runtime/daemon/output_relay.h"
 #include "runtime/sys/private_path.h"
+#include "runtime/sys/write_all.h"
 
 namespace mosix {
 namespace {
@@ -285,7 +286,7 @@ void HomeRouter::write_output(std::span<const std::uint8_t> frame) {
     spdlog::error("{}: guest output dropped: {}", context_.node_name(), out.error().message);
     return;
   }
-  write_all(out->stream == OutputStream::kStderr ? err_fd_ : out_fd_,
+  sys::write_all(out->stream == OutputStream::kStderr ? err_fd_ : out_fd_,
             reinterpret_cast<const char*>(out->bytes.data()), out->bytes.size());
   std::uint64_t& done = output_written_[out->rank];
   done += out->bytes.size();

@@ -23,18 +23,13 @@
 #include "runtime/daemon/migration.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
+#include "runtime/sys/host_name.h"
 
 namespace mosix {
 namespace {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
-
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
 
 // The node daemon: a dispatcher of the transport's messages to its parts,
 // which do the work (see each part's header). Every node has a guest table,
@@ -116,7 +111,7 @@ Status NodeDaemon::say_hello() {
     hello.cores = static_cast<std::uint32_t>(std::max(1.0, std::ceil(share)));
     hello.speed = node_speed * share / hello.cores;
   } else {
-    context_.set_node_name(host_name());
+    context_.set_node_name(sys::host_name());
     hello.cores = static_cast<std::uint32_t>(cores);
     hello.speed = node_speed;
   }

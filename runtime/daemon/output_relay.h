@@ -41,11 +41,6 @@ class OutputRelay {
   std::map<std::pair<int, bool>, Stream> streams_;
 };
 
-// sys::write_all under its old name here, for the callers that still use it
-// through this header (remote_job.cpp, control.cpp, node_daemon.cpp); it goes
-// once they include runtime/sys/write_all.h themselves.
-using sys::write_all;
-
 // If `fd` is a pipe that holds less than `size` bytes, make it hold `size`
 // (F_SETPIPE_SZ; nothing happens where the system refuses).
 void widen_pipe(int fd, size_t size);

@@ -23,6 +23,9 @@
 #include "runtime/daemon/node_daemon.h"
 #include "runtime/daemon/output_relay.h"
 #include "runtime/daemon/orphan_watcher.h"
+#include "runtime/sys/host_name.h"
+#include "runtime/sys/install_path.h"
+#include "runtime/sys/write_all.h"
 #include "runtime/transport/transport.h"
 
 // Under AddressSanitizer (the CI's second build): Open MPI's plugins leak at
@@ -50,17 +53,15 @@ int launch_daemons(int count, int argc, char** argv, const std::string& home_soc
   using namespace mosix;
   auto report = [](const NodeDaemonEnded& ended) {
     const std::string line = launch_event_line(ended);
-    write_all(1, line.data(), line.size());
+    sys::write_all(1, line.data(), line.size());
   };
   constexpr auto kGrace = std::chrono::seconds(2);
   const std::string dir = home_socket.substr(0, home_socket.rfind('/'));
-  char exe[4096];
-  const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (len <= 0) {
-    spdlog::error("cannot find my own executable: {}", std::strerror(errno));
+  auto exe = sys::executable_path();
+  if (!exe) {
+    spdlog::error("{}", exe.error().message);
     return 1;
   }
-  exe[len] = '\0';
   auto listeners = listen_for_socket_group(dir, count);
   if (!listeners) {
     spdlog::error("cannot start the node daemons: {}", listeners.error().message);
@@ -80,12 +81,11 @@ int launch_daemons(int count, int argc, char** argv, const std::string& home_soc
   sigemptyset(&handled);
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, sig);
   ::sigprocmask(SIG_BLOCK, &handled, &old);
-  char host[256] = "localhost";
-  ::gethostname(host, sizeof host - 1);
+  const std::string host = sys::host_name();
   const pid_t launcher = ::getpid();
   std::vector<pid_t> pids(static_cast<size_t>(count), -1);
   for (int rank = 0; rank < count; ++rank) {
-    std::vector<std::string> args{exe};
+    std::vector<std::string> args{*exe};
     args.insert(args.end(), common.begin(), common.end());
     const int listen_fd = (*listeners)[static_cast<size_t>(rank)];
     args.insert(args.end(), {"--node-rank", std::to_string(rank), "--nodes", std::to_string(count),
@@ -106,7 +106,7 @@ int launch_daemons(int count, int argc, char** argv, const std::string& home_soc
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != launcher) ::_exit(127);
       ::sigprocmask(SIG_SETMASK, &old, nullptr);
-      ::execve(exe, argv_c.data(), env_c.data());
+      ::execve(exe->c_str(), argv_c.data(), env_c.data());
       ::_exit(127);
     }
     if (pid < 0) {
