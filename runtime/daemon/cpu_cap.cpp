@@ -495,7 +495,16 @@ Status CpuCap::remove() {
   dir_.clear();
   for (auto slash = dir.rfind('/'); slash != std::string::npos && slash >= top_.size(); slash = dir.rfind('/')) {
     dir.resize(slash);
-    if (remove_group_dir(dir, kernel_) != 0) break;
+    // cgroup v1 takes a removed group offline after rmdir returns: until
+    // then its parent's rmdir fails with EBUSY although nothing is left in
+    // it (seen under ASan: an empty job<PID> stayed). A group that really
+    // holds another node's group says ENOTEMPTY and stays.
+    int err = remove_group_dir(dir, kernel_);
+    for (int tries = 0; err == EBUSY && tries < 200; ++tries) {
+      ::usleep(5000);
+      err = remove_group_dir(dir, kernel_);
+    }
+    if (err != 0) break;
   }
   return Status::Ok();
 }

@@ -102,7 +102,11 @@ void remove_cgroup(const std::string& dir, const std::string& top) {
   for (std::string d = dir.substr(0, dir.rfind('/'));
        d.size() > top.size() && d.compare(0, top.size(), top) == 0 && d[top.size()] == '/';
        d = d.substr(0, d.rfind('/'))) {
-    if (::rmdir(d.c_str()) != 0) break;  // another node's group is still in it
+    // EBUSY for a while after a group below was removed (cgroup v1 takes it
+    // offline after rmdir returns); ENOTEMPTY: another node's group is in it.
+    int tries = 0;
+    while (::rmdir(d.c_str()) != 0 && errno == EBUSY && tries++ < 200) nap_ms(5);
+    if (::access(d.c_str(), F_OK) == 0) break;
   }
 }
 
