@@ -75,16 +75,20 @@ ours() {
 # snapshot SNAP (pids taken while the move was in flight) covers any whose
 # environment cannot be read.
 leftovers() {
-  local f p found=""
+  local f p c found=""
+  # A process whose name can no longer be read has ended while it was looked
+  # at (one of this test's own command substitutions, which carry its
+  # environment: '1944()' was once counted): a leftover still has a name.
   for f in $(grep -lzxF "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR" /proc/[0-9]*/environ 2>/dev/null); do
     p=${f#/proc/}
     p=${p%%/*}
     [[ $(state_of "$p") == [ZX] || ! -d /proc/$p ]] && continue  # ended meanwhile (the scan's own grep)
-    ours "$p" || { [[ -d /proc/$p ]] && found+=" $p($(cat "/proc/$p/comm" 2>/dev/null))"; }
+    ours "$p" && continue
+    c=$(cat "/proc/$p/comm" 2>/dev/null) && [[ -n $c && $(state_of "$p") != [ZX] ]] && found+=" $p($c)"
   done
   for p in $SNAP; do
-    [[ -d /proc/$p && $(state_of "$p") != [ZX] && " $found " != *" $p("* ]] && ! ours "$p" &&
-      found+=" $p($(cat "/proc/$p/comm" 2>/dev/null))"
+    [[ -d /proc/$p && $(state_of "$p") != [ZX] && " $found " != *" $p("* ]] && ! ours "$p" || continue
+    c=$(cat "/proc/$p/comm" 2>/dev/null) && [[ -n $c && $(state_of "$p") != [ZX] ]] && found+=" $p($c)"
   done
   echo "$found"
 }
