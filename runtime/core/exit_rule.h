@@ -1,6 +1,7 @@
 // mpirun's exit-status rule, as a pure function of how each copy ended.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,5 +41,29 @@ std::optional<GuestEnd> first_failure(const std::vector<GuestEnd>& ends);
 
 // "exited with status 3", "was killed by signal 11 (Segmentation fault)".
 std::string describe_end(const GuestEnd& end);
+
+// mpirun starts every copy before it acts on a failure, so copies that fail
+// at the same point of their run all fail on their own, and the rule above
+// sees every failure. Ours start on several nodes, some later than others.
+// So when a copy fails, each other copy gets the job's end only once it has
+// run as far as the failed one: as much CPU time and a margin (the same run
+// takes a little more or less CPU time from copy to copy), or it is waiting
+// for something (it has no runnable thread, and used no CPU since the last
+// look). CPU time, not wall time: on a loaded machine a started copy may
+// wait long for its first slice, and a copy blocked on its failed peer
+// never catches up by CPU but is ended at once.
+struct CopyProgress {
+  std::uint64_t cpu_us = 0;  // CPU time of the copy and its children, µs
+  bool runnable = false;     // a thread of its process group runs or waits for a CPU
+};
+
+// The CPU time a copy must have used before the job's end reaches it when
+// the failed copy used `failed_cpu_us`: as much again, at least 10 ms and at
+// most one second more.
+std::uint64_t catch_up_cpu_us(std::uint64_t failed_cpu_us);
+
+// `target_cpu_us` from catch_up_cpu_us(); `before` is the previous look at
+// the same copy, if there was one.
+bool caught_up(std::uint64_t target_cpu_us, const CopyProgress& now, const std::optional<CopyProgress>& before);
 
 }  // namespace mosix

@@ -48,6 +48,8 @@ std::optional<ProcStat> parse_proc_stat(std::string_view line) {
       case 9: ok = to_number(word, st.flags); break;
       case 14: ok = to_number(word, st.utime); break;
       case 15: ok = to_number(word, st.stime); break;
+      case 16: ok = to_number(word, st.cutime); break;
+      case 17: ok = to_number(word, st.cstime); break;
       case 22: ok = to_number(word, st.starttime); break;
       default: ok = !word.empty(); break;
     }

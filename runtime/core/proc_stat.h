@@ -18,6 +18,8 @@ struct ProcStat {
   uint64_t flags = 0;     // field 9, the kernel's PF_* bits
   uint64_t utime = 0;     // field 14, clock ticks
   uint64_t stime = 0;     // field 15, clock ticks
+  uint64_t cutime = 0;    // field 16, clock ticks: its reaped children's user time
+  uint64_t cstime = 0;    // field 17, clock ticks: ... and system time
   uint64_t starttime = 0; // field 22, clock ticks after boot
 
   bool zombie() const { return state == 'Z' || state == 'X'; }

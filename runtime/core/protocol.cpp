@@ -102,6 +102,7 @@ void fields(auto& a, Is<BalanceReport> auto& m) {
 void fields(auto& a, Is<GuestSignal> auto& m) {
   a("rank", m.rank);
   a("signo", m.signo);
+  a("not_before_cpu_us", m.not_before_cpu_us);
 }
 
 void fields(auto& a, Is<GuestExited> auto& m) {
@@ -109,7 +110,7 @@ void fields(auto& a, Is<GuestExited> auto& m) {
   a("exit_code", m.exit_code);
   a("term_signal", m.term_signal);
   a("runtime_signaled", m.runtime_signaled);
-  a("ran_ms", m.ran_ms);
+  a("cpu_us", m.cpu_us);
 }
 
 void fields(auto& a, Is<Shutdown> auto& m) { a("reason", m.reason); }

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 5;
+inline constexpr std::uint16_t kProtocolVersion = 6;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -154,7 +154,12 @@ inline constexpr std::int32_t kAllRanks = -1;
 struct GuestSignal {
   static constexpr MessageType kType = MessageType::kGuestSignal;
   std::int32_t rank = kAllRanks;     // or kAllRanks: every guest on the node
-  std::int32_t signo = 0;
+  std::int32_t signo = 0;            // 0: nothing, but what is held for the job's end goes now
+  // The job's end after a copy failed: hold the signal for a guest until it
+  // has run this much CPU time (the failed copy's, in µs) or waits for
+  // something (caught_up in exit_rule.h). 0: at once; SIGKILL and signal 0
+  // deliver what was held first.
+  std::uint64_t not_before_cpu_us = 0;
   bool operator==(const GuestSignal&) const = default;
 };
 
@@ -166,7 +171,7 @@ struct GuestExited {
   // Its node sent it SIGTERM or SIGKILL for the runtime (the job's end)
   // while it still ran: a death by that signal is the runtime's doing.
   bool runtime_signaled = false;
-  std::uint32_t ran_ms = 0;          // how long it ran on its node (since it started or arrived there)
+  std::uint64_t cpu_us = 0;          // CPU time it used, its reaped children's too, on every node it ran on
   bool operator==(const GuestExited&) const = default;
 };
 

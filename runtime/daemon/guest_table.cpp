@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <span>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,7 +66,8 @@ std::string restorer_path() {
   return restorer ? *restorer : "mosix-restore";  // the start fails and says so
 }
 
-GuestTable::GuestTable(DaemonContext& context) : context_(context), child_signal_(context.io(), SIGCHLD) {}
+GuestTable::GuestTable(DaemonContext& context)
+    : context_(context), child_signal_(context.io(), SIGCHLD), hold_timer_(context.io()) {}
 
 GuestTable::~GuestTable() {
   auto end = [](LocalGuest& g) {
@@ -232,7 +234,8 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
   GuestExited e;
   e.rank = g.rank;
   e.runtime_signaled = g.runtime_signaled;
-  e.ran_ms = static_cast<std::uint32_t>(std::clamp((g.ended_at - g.arrived_at) * 1000, 0.0, 4e9));
+  // Its CPU time on earlier nodes: their reference seconds, in ours.
+  e.cpu_us = g.cpu_us + static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
   if (WIFSIGNALED(g.wait_status)) {
     e.term_signal = WTERMSIG(g.wait_status);
   } else {
@@ -381,13 +384,72 @@ void GuestTable::retire(int rank) {
 // SIGTERM and SIGKILL come from the home only when the job is being ended: a
 // guest that was still running when one reached it counts as ended by the
 // runtime if that signal kills it. One that had already ended on its own
-// (its status not yet reported) keeps its own end.
-void GuestTable::signal(int rank, int signo) {
+// (its status not yet reported) keeps its own end, and so does one that
+// ends while its signals are held.
+void GuestTable::signal(int rank, int signo, std::uint64_t not_before_cpu_us) {
   for (auto& [r, g] : guests_) {
     if (!g->running || g->phase != GuestPhase::kLive || (rank != kAllRanks && rank != r)) continue;
-    if ((signo == SIGTERM || signo == SIGKILL) && !guest_has_ended(g->proc.pid)) g->runtime_signaled = true;
-    ::kill(to_whole_group(signo) ? -g->proc.pid : g->proc.pid, signo);
+    if (not_before_cpu_us > 0 && (!g->held_signals.empty() || !has_caught_up(*g, not_before_cpu_us))) {
+      if (g->held_signals.empty()) {
+        spdlog::debug("rank {}: the job's end waits until it has used {} ms of CPU time or waits itself", r,
+                      not_before_cpu_us / 1000);
+      }
+      g->hold_cpu_us = not_before_cpu_us;
+      g->held_signals.push_back(signo);
+      watch_holds();
+      continue;
+    }
+    if (signo == 0 || signo == SIGKILL) release_held(*g);
+    deliver(*g, signo);
   }
+}
+
+void GuestTable::deliver(LocalGuest& g, int signo) {
+  if (signo == 0) return;
+  if ((signo == SIGTERM || signo == SIGKILL) && !guest_has_ended(g.proc.pid)) g.runtime_signaled = true;
+  ::kill(to_whole_group(signo) ? -g.proc.pid : g.proc.pid, signo);
+}
+
+bool GuestTable::has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us) {
+  auto now = read_copy_progress(g.proc.pid);
+  if (!now) return true;  // gone: nothing to wait for
+  now->cpu_us += static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
+  const bool yes = caught_up(target_cpu_us, *now, g.last_look);
+  g.last_look = now;
+  return yes;
+}
+
+void GuestTable::release_held(LocalGuest& g) {
+  std::vector<int> held = std::move(g.held_signals);
+  g.held_signals.clear();
+  g.last_look.reset();
+  for (int signo : held) deliver(g, signo);
+}
+
+// Held signals are looked at every 2 ms: a copy starting as the job ends
+// needs a few ms of CPU, a waiting one is seen twice.
+void GuestTable::watch_holds() {
+  if (hold_watched_) return;
+  hold_watched_ = true;
+  hold_timer_.expires_after(std::chrono::milliseconds(2));
+  hold_timer_.async_wait([this](error_code ec) {
+    hold_watched_ = false;
+    if (ec) return;
+    bool more = false;
+    for (auto& [r, g] : guests_) {
+      if (g->held_signals.empty()) continue;
+      if (!g->running || g->phase != GuestPhase::kLive) {
+        g->held_signals.clear();  // it ended on its own, or moved: its end is its own
+        g->last_look.reset();
+      } else if (has_caught_up(*g, g->hold_cpu_us)) {
+        spdlog::debug("rank {}: caught up, the job's end goes to it", r);
+        release_held(*g);
+      } else {
+        more = true;
+      }
+    }
+    if (more) watch_holds();
+  });
 }
 
 void GuestTable::wait_children() {
@@ -396,8 +458,11 @@ void GuestTable::wait_children() {
     for (auto& [r, g] : guests_) {
       if (!g->running) continue;
       int status = 0;
-      if (::waitpid(g->proc.pid, &status, WNOHANG) == g->proc.pid) {
+      rusage usage{};
+      if (::wait4(g->proc.pid, &status, WNOHANG, &usage) == g->proc.pid) {
         g->running = false;
+        g->cpu_us = static_cast<std::uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000 +
+                    static_cast<std::uint64_t>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
         g->ended_at = context_.now();
         release_core(g->core);
         g->wait_status = status;

@@ -7,13 +7,16 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "runtime/core/exit_rule.h"
 #include "runtime/core/expected.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
@@ -46,9 +49,15 @@ struct LocalGuest {
   GuestProcess proc;
   bool running = true;
   int wait_status = 0;
+  std::uint64_t cpu_us = 0;       // when reaped: its CPU time here, its children's too (wait4)
   int open_streams = 2;
   bool exit_sent = false;
   bool runtime_signaled = false;  // SIGTERM/SIGKILL from the home reached it while it ran
+  // The job's end, held until it has run as far as the copy that failed
+  // (GuestSignal::not_before_cpu_us; caught_up() in core/exit_rule.h).
+  std::vector<int> held_signals;
+  std::uint64_t hold_cpu_us = 0;
+  std::optional<CopyProgress> last_look;
   std::unique_ptr<boost::asio::posix::stream_descriptor> out, err, in;
   std::unique_ptr<std::uint8_t[]> out_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk),
                                   err_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk);
@@ -105,8 +114,11 @@ class GuestTable {
   // False when no guest of that rank is here.
   bool deliver_stdin(const GuestStdin& in);
   void output_credit(const OutputCredit& credit);
-  // To one rank, or kAllRanks; see to_whole_group() in the source for who gets it.
-  void signal(int rank, int signo);
+  // To one rank, or kAllRanks; see to_whole_group() in the source for who
+  // gets it. With `not_before_cpu_us`, each guest gets it once it has used
+  // that much CPU time or waits for something; without, at once. Signal 0
+  // and SIGKILL first deliver what was held (0 sends nothing else).
+  void signal(int rank, int signo, std::uint64_t not_before_cpu_us = 0);
   // GuestExited, once the guest is reaped and its output has gone home.
   void maybe_report_exit(LocalGuest& g);
 
@@ -128,6 +140,10 @@ class GuestTable {
 
  private:
   void wait_children();
+  void deliver(LocalGuest& g, int signo);
+  bool has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us);
+  void release_held(LocalGuest& g);
+  void watch_holds();
   void read_output(LocalGuest& g, bool is_stderr);
   void write_stdin(LocalGuest& g);
   int pick_core(int rank);
@@ -135,6 +151,8 @@ class GuestTable {
 
   DaemonContext& context_;
   boost::asio::signal_set child_signal_;
+  boost::asio::steady_timer hold_timer_;
+  bool hold_watched_ = false;
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs

@@ -130,6 +130,8 @@ void Migrations::migrate_out(const MigrateRequest& request) {
     fail.reason = "node " + std::to_string(request.target_node) + " is gone";
   } else if (g->migrating) {
     fail.reason = "rank " + std::to_string(request.rank) + " is already moving";
+  } else if (!g->held_signals.empty()) {
+    fail.reason = "rank " + std::to_string(request.rank) + " is being ended with the job";
   }
   if (!fail.reason.empty()) {
     context_.send(0, fail);

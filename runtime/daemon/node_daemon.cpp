@@ -158,7 +158,7 @@ void NodeDaemon::handle(int source, Message message) {
                    if (!guests_.deliver_stdin(in)) migrations_.stdin_for_arrival(in);  // on its way here
                  },
                  [&](const OutputCredit& credit) { guests_.output_credit(credit); },
-                 [&](const GuestSignal& sig) { guests_.signal(sig.rank, sig.signo); },
+                 [&](const GuestSignal& sig) { guests_.signal(sig.rank, sig.signo, sig.not_before_cpu_us); },
                  [&](const Shutdown& bye) {
                    if (source == 0 && bye.reason.rfind(kDeclaredGone, 0) == 0) declared_gone_ = true;
                    shutdown(bye.reason);

@@ -6,6 +6,7 @@
 
 #include <optional>
 
+#include "runtime/core/exit_rule.h"
 #include "runtime/core/proc_stat.h"
 
 namespace mosix {
@@ -20,4 +21,12 @@ double process_cpu_seconds(pid_t pid);
 // The state letter of a process on this node (R, S, T, ...), or '?' if gone.
 char process_state(pid_t pid);
 
+// How far the guest led by `leader` (its process group) has got: its CPU
+// time (its own, to the µs, and that of the children it reaped), and
+// whether one of its threads is runnable. When the leader itself waits (a
+// shell waiting for its command), the other processes of its group count:
+// their CPU time and their threads. Nothing if the leader is gone.
+std::optional<CopyProgress> read_copy_progress(pid_t leader);
+
 }  // namespace mosix
+

@@ -27,8 +27,7 @@ HomeJob::HomeJob(HomeJobSpec spec)
                      .child_exited = [this] { reap_mpirun(); }}),
       timeout_(io_),
       grace_(io_),
-      start_timer_(io_),
-      end_hold_(io_) {}
+      start_timer_(io_) {}
 
 HomeJob::~HomeJob() {
   stop_credit_thread();
@@ -195,7 +194,6 @@ void HomeJob::from_home(Message message) {
 
 void HomeJob::guest_started(const GuestStarted& started) {
   Rank& r = ranks_[started.rank];
-  if (!r.started) r.started_at = std::chrono::steady_clock::now();
   r.started = true;
   r.node = static_cast<int>(started.node);
   r.pid = started.pid;
@@ -209,8 +207,8 @@ void HomeJob::guest_started(const GuestStarted& started) {
   record_dirty_ = true;
   if (end_signaled_) {
     // It started after the job's end was signalled: it is ended too.
-    home_->send(GuestSignal{started.rank, SIGTERM});
-    home_->send(GuestSignal{started.rank, SIGCONT});
+    home_->send(GuestSignal{started.rank, SIGTERM, end_cpu_us_});
+    home_->send(GuestSignal{started.rank, SIGCONT, end_cpu_us_});
   }
   end_when_started();
 }
@@ -268,7 +266,7 @@ void HomeJob::rank_ended(int rank, const GuestExited& e) {
     if (!spec_.keep_going) {
       spdlog::error("rank {} (pid {}) on {} {}; ending the job (--keep-going lets the others finish)",
                     rank, r.pid, node_name(r.node), describe_end(r.end));
-      failed_ran_ = std::chrono::milliseconds(e.ran_ms);
+      end_cpu_us_ = catch_up_cpu_us(e.cpu_us);
       end_job("a copy failed", true);
     } else {
       spdlog::warn("rank {} (pid {}) on {} {}", rank, r.pid, node_name(r.node), describe_end(r.end));
@@ -334,7 +332,6 @@ void HomeJob::maybe_finish() {
     if (!r.ended) return;
   }
   end_waits_ = false;  // nothing left to end
-  end_hold_.cancel();
   if (!shutdown_sent_ && home_) {
     shutdown_sent_ = true;
     home_->send(Shutdown{"the job is over"});
@@ -343,7 +340,7 @@ void HomeJob::maybe_finish() {
   if (!daemons_running_) io_.stop();
 }
 
-void HomeJob::signal_all(int signo) {
+void HomeJob::signal_all(int signo, std::uint64_t not_before_cpu_us) {
   if (spec_.local_daemon && signo == SIGSTOP) {
     // SIGTSTP: we stop ourselves right after this, our node daemon's thread
     // with us, so the copies are stopped here first (all are our children).
@@ -351,7 +348,7 @@ void HomeJob::signal_all(int signo) {
       if (r.started && !r.ended && r.pid > 0) ::kill(-r.pid, SIGSTOP);
     }
   }
-  if (home_) home_->send(GuestSignal{kAllRanks, signo});
+  if (home_) home_->send(GuestSignal{kAllRanks, signo, not_before_cpu_us});
 }
 
 bool HomeJob::all_seen_started() const {
@@ -367,7 +364,13 @@ void HomeJob::end_job(const char* why, bool wait_for_starts) {
     if (end_waits_ && !wait_for_starts) {
       spdlog::debug("ending the job now: {}", why);
       end_waits_ = false;
+      end_cpu_us_ = 0;
       signal_end();
+    } else if (end_signaled_ && end_cpu_us_ > 0 && !wait_for_starts) {
+      // No copy waits any longer to catch up with the failed one.
+      spdlog::debug("ending the job now: {}", why);
+      end_cpu_us_ = 0;
+      signal_all(0);
     }
     return;
   }
@@ -381,48 +384,26 @@ void HomeJob::end_job(const char* why, bool wait_for_starts) {
   signal_end();
 }
 
-// mpirun starts every copy before it acts on a failure, so copies that fail
-// at the same point of their run all fail on their own. Ours start on several
-// nodes, some later than others: a copy still starting when the first failure
-// is seen, or started just before, would be ended before it got as far as the
-// failed one. So the job's signals wait until every copy has been seen
-// started and has run as long as the failed copy ran on its node, and a
-// margin for a copy as slow to get going: as long again, at least 250 ms and
-// at most one second. Copies that started together with the failed one
-// wait no longer than that margin. The margin is wall time, so it is a
-// bound, not a guarantee: on a loaded machine a started copy may get no CPU
-// for longer than 50 ms (the old minimum; 1 job in 12 at load 15 ended a
-// copy that had not yet run its first millisecond).
+// A copy still starting when the first failure is seen would be ended before
+// it got as far as the failed one: the job's end waits until every copy has
+// been seen started. Then each node holds it for its copies until each has
+// run as far as the failed copy (GuestSignal::not_before_cpu_us).
 void HomeJob::end_when_started() {
   if (!end_waits_ || !all_seen_started()) return;
-  using Clock = std::chrono::steady_clock;
-  const Clock::duration margin = std::clamp<Clock::duration>(failed_ran_, std::chrono::milliseconds(250),
-                                                             std::chrono::seconds(1));
-  Clock::time_point at = Clock::now();
-  for (const auto& [rank, r] : ranks_) {
-    if (!r.ended && r.started) at = std::max(at, r.started_at + failed_ran_ + margin);
-  }
-  spdlog::debug("ending the job in {} ms (the failed copy ran {} ms)",
-                std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()).count(),
-                std::chrono::duration_cast<std::chrono::milliseconds>(failed_ran_).count());
-  end_hold_.expires_at(at);
-  end_hold_.async_wait([this](error_code ec) {
-    if (ec || !end_waits_) return;
-    end_waits_ = false;
-    signal_end();
-  });
+  spdlog::debug("ending the job; each copy gets it once it has used {} ms of CPU time or waits", end_cpu_us_ / 1000);
+  end_waits_ = false;
+  signal_end();
 }
 
 void HomeJob::signal_end() {
   if (end_signaled_) return;
   end_signaled_ = true;
-  end_hold_.cancel();
-  signal_all(SIGTERM);
-  signal_all(SIGCONT);
+  signal_all(SIGTERM, end_cpu_us_);
+  signal_all(SIGCONT, end_cpu_us_);
   grace_.expires_after(seconds_of(spec_.kill_grace_seconds));
   grace_.async_wait([this](error_code ec) {
     if (ec) return;
-    signal_all(SIGKILL);
+    signal_all(SIGKILL);  // and what is held goes first: the grace bounds the wait
     if (!fatal_.empty() || !home_) {
       // Nobody will report the ends: stop the daemons themselves.
       stop_daemons(SIGTERM);
@@ -500,7 +481,11 @@ Expected<int> HomeJob::run() {
   if (spec_.timeout_seconds > 0) {
     timeout_.expires_after(seconds_of(spec_.timeout_seconds));
     timeout_.async_wait([this](error_code ec) {
-      if (ec || (ending_ && !end_waits_)) return;
+      if (ec) return;
+      if (ending_ && !end_waits_) {
+        if (end_cpu_us_ > 0) end_job("timeout");  // a copy still catching up is ended now
+        return;
+      }
       timed_out_ = true;
       spdlog::error("the job ran longer than --timeout {} s; ending it", spec_.timeout_seconds);
       end_job("timeout");

@@ -50,7 +50,6 @@ class HomeJob {
 
   struct Rank {
     bool started = false;
-    std::chrono::steady_clock::time_point started_at;  // when its GuestStarted came
     bool ended = false;
     GuestEnd end;
     int node = -1;
@@ -79,11 +78,13 @@ class HomeJob {
   void migration_progress(const MigrateProgress& step);
   void balance_report(BalanceReport& report);
   void start_stdin_pump();
-  void signal_all(int signo);
+  // `not_before_cpu_us`: see GuestSignal.
+  void signal_all(int signo, std::uint64_t not_before_cpu_us = 0);
   // Ends the job: SIGTERM to every copy, SIGKILL after the grace period.
   // For a copy's failure (wait_for_starts) the signals wait until every copy
-  // has been seen started and has run as long as the failed copy had (see
-  // end_when_started): copies that fail together all count, as under mpirun.
+  // has been seen started, and each copy's node holds them until it has run
+  // as far as the failed copy (caught_up in core/exit_rule.h): copies that
+  // fail together all count, as under mpirun.
   void end_job(const char* why, bool wait_for_starts = false);
   void signal_end();
   void end_when_started();
@@ -132,7 +133,7 @@ class HomeJob {
   OutputRelay relay_;
   boost::asio::io_context io_;
   JobSignals signals_;
-  boost::asio::steady_timer timeout_, grace_, start_timer_, end_hold_;
+  boost::asio::steady_timer timeout_, grace_, start_timer_;
   std::unique_ptr<ControlServer> control_;
   std::string socket_dir_, socket_path_;
 
@@ -182,7 +183,7 @@ class HomeJob {
   // How the job ends.
   bool end_waits_ = false;     // the job is ending, its signals wait (end_when_started)
   bool end_signaled_ = false;  // signal_end() has run
-  std::chrono::steady_clock::duration failed_ran_{};  // how long the copy that ended the job ran
+  std::uint64_t end_cpu_us_ = 0;  // from the failed copy's CPU time: the job's end waits for the others to use as much (catch_up_cpu_us)
   bool ending_ = false, timed_out_ = false, finished_ = false;
   std::string start_failure_;
   std::string fatal_;

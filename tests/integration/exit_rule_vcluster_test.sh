@@ -43,6 +43,19 @@ repeat "rank 0 kills itself with SIGTERM, ranks 1 2 exit 4 3" 143 "$RUNS" --vclu
 repeat "one node: rank 0 kills itself with SIGKILL" 137 "$RUNS" --oversubscribe -np 3 \
   sh -c '[ "$MOSIX_RANK" = 0 ] && kill -KILL $$; exit $((5 - MOSIX_RANK))'
 
+# The same work on every copy, rank 0's node slowed to 5% of a CPU (the
+# cgroup cap: root only): ranks 1 and 2 fail long before rank 0 gets as far.
+# Rank 0 gets the job's end only once it has used as much CPU time as they
+# did, and more: it fails on its own, and its status is the job's. Ended
+# after a fixed wall time instead, it would count as ended by us (status 4).
+if [[ $(id -u) == 0 ]]; then
+  repeat "rank 0 on a node capped to 5% of a CPU, ranks exit 5 4 3 after the same work" 5 5 \
+    --vcluster 3 --vcluster-cpu 0.05,1,1 --map-by node -np 3 \
+    sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i + 1)); done; exit $((5 - MOSIX_RANK))'
+else
+  echo "not root: the case of a node capped to 5% of a CPU is not run (the cap needs a cgroup of root's)"
+fi
+
 # A copy that runs on is ended by the runtime and does not count: the job
 # has the status of the copy that failed. Rank 0 waits to be ended.
 repeat "rank 2 fails, rank 0 runs on and is ended" 3 3 --vcluster 3 -np 3 \

@@ -41,5 +41,30 @@ TEST(ExitRule, Describe) {
   EXPECT_EQ(describe_end(killed(0, 11)), "was killed by signal 11 (Segmentation fault)");
 }
 
+TEST(ExitRule, TheCatchUpTargetHasAMargin) {
+  EXPECT_EQ(catch_up_cpu_us(0), 10'000u);
+  EXPECT_EQ(catch_up_cpu_us(800), 10'800u);
+  EXPECT_EQ(catch_up_cpu_us(50'000), 100'000u);
+  EXPECT_EQ(catch_up_cpu_us(60'000'000), 61'000'000u);
+}
+
+TEST(ExitRule, ACopyCatchesUpByCpuTime) {
+  EXPECT_FALSE(caught_up(900, {899, true}, std::nullopt));
+  EXPECT_TRUE(caught_up(900, {900, true}, std::nullopt));
+  EXPECT_TRUE(caught_up(900, {1500, false}, CopyProgress{1400, true}));
+}
+
+TEST(ExitRule, ACopyThatWaitsHasCaughtUp) {
+  // Blocked (sleeping on its failed peer, stopped): seen twice, no CPU used between.
+  EXPECT_TRUE(caught_up(900, {10, false}, CopyProgress{10, false}));
+  // Once is not enough: it may be between two slices of work.
+  EXPECT_FALSE(caught_up(900, {10, false}, std::nullopt));
+  EXPECT_FALSE(caught_up(900, {10, false}, CopyProgress{10, true}));
+  // It ran between the two looks.
+  EXPECT_FALSE(caught_up(900, {20, false}, CopyProgress{10, false}));
+  // Runnable: it is on its way, however long it waits for a CPU.
+  EXPECT_FALSE(caught_up(900, {10, true}, CopyProgress{10, true}));
+}
+
 }  // namespace
 }  // namespace mosix

@@ -17,6 +17,21 @@ using test::TestNode;
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
+// One guest started on a table of its own, then signalled: what its end
+// report says.
+class GuestSignals : public ::testing::Test {
+ protected:
+  void SetUp() override { table.start(); }
+  void start(const std::vector<std::string>& argv, std::uint32_t flags = 0) {
+    table.spawn(spawn_of(0, argv, flags));
+    node.run_until_a<GuestStarted>();
+  }
+  GuestExited end_report() { return std::get<GuestExited>(node.run_until_a<GuestExited>().back()); }
+
+  TestNode node;
+  GuestTable table{node.context()};
+};
+
 TEST(GuestTable, StartsAndReapsAChildAndReportsItsExit) {
   TestNode node;
   GuestTable table(node.context());
@@ -90,33 +105,66 @@ TEST(GuestTable, StdinForARankNotHereIsNotTaken) {
   EXPECT_FALSE(table.deliver_stdin(GuestStdin{5, bytes_of("x"), false}));
 }
 
-TEST(GuestTable, ASignalFromTheHomeEndsAGuestAsTheRuntimes) {
-  TestNode node;
-  GuestTable table(node.context());
-  table.start();
-  table.spawn(spawn_of(0, {"cat"}, kSpawnStdin));  // waits on its stdin until killed
-  node.run_until_a<GuestStarted>();
+TEST_F(GuestSignals, ASignalFromTheHomeEndsAGuestAsTheRuntimes) {
+  start({"cat"}, kSpawnStdin);  // waits on its stdin until killed
   table.signal(kAllRanks, SIGTERM);
-  auto got = node.run_until_a<GuestExited>();
-  const auto& exited = std::get<GuestExited>(got.back());
+  const GuestExited exited = end_report();
   EXPECT_EQ(exited.term_signal, SIGTERM);
   EXPECT_TRUE(exited.runtime_signaled);
 }
 
-TEST(GuestTable, ASignalForAnotherRankLeavesTheGuestAlone) {
-  TestNode node;
-  GuestTable table(node.context());
-  table.start();
-  table.spawn(spawn_of(0, {"cat"}, kSpawnStdin));
-  node.run_until_a<GuestStarted>();
+TEST_F(GuestSignals, ASignalForAnotherRankLeavesTheGuestAlone) {
+  start({"cat"}, kSpawnStdin);
   table.signal(1, SIGTERM);
   // Its end of input is what ends it: exit 0, not the signal.
   EXPECT_TRUE(table.deliver_stdin(GuestStdin{0, {}, true}));
-  auto got = node.run_until_a<GuestExited>();
-  const auto& exited = std::get<GuestExited>(got.back());
+  const GuestExited exited = end_report();
   EXPECT_EQ(exited.term_signal, 0);
   EXPECT_EQ(exited.exit_code, 0);
   EXPECT_FALSE(exited.runtime_signaled);
+}
+
+// The job's end after a copy failed (not_before_cpu_us): a busy guest gets
+// it only once it has used that much CPU time, its report says how much.
+TEST_F(GuestSignals, TheJobsEndWaitsUntilABusyGuestHasUsedTheCpuTime) {
+  start({"sh", "-c", "while :; do :; done"});
+  table.signal(kAllRanks, SIGTERM, 50'000);
+  table.signal(kAllRanks, SIGCONT, 50'000);
+  const GuestExited exited = end_report();
+  EXPECT_EQ(exited.term_signal, SIGTERM);
+  EXPECT_TRUE(exited.runtime_signaled);
+  EXPECT_GE(exited.cpu_us, 50'000u);
+}
+
+// ... and a guest that waits for something (here its stdin) gets it at once,
+// however far it is from that CPU time.
+TEST_F(GuestSignals, TheJobsEndReachesAWaitingGuestAtOnce) {
+  start({"cat"}, kSpawnStdin);
+  table.signal(kAllRanks, SIGTERM, 3'600'000'000);  // an hour of CPU time
+  const GuestExited exited = end_report();
+  EXPECT_EQ(exited.term_signal, SIGTERM);
+  EXPECT_TRUE(exited.runtime_signaled);
+}
+
+// A guest that ends on its own while the job's end waits for it keeps its
+// own status: the held signal is never sent.
+TEST_F(GuestSignals, AGuestThatEndsWhileItsEndIsHeldKeepsItsOwnStatus) {
+  start({"sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i + 1)); done; exit 4"});
+  table.signal(kAllRanks, SIGTERM, 3'600'000'000);
+  const GuestExited exited = end_report();
+  EXPECT_EQ(exited.term_signal, 0);
+  EXPECT_EQ(exited.exit_code, 4);
+  EXPECT_FALSE(exited.runtime_signaled);
+}
+
+// SIGKILL (the grace is over) first sends what was held.
+TEST_F(GuestSignals, SigkillSendsWhatWasHeldFirst) {
+  start({"sh", "-c", "while :; do :; done"});
+  table.signal(kAllRanks, SIGTERM, 3'600'000'000);
+  table.signal(kAllRanks, SIGKILL);
+  const GuestExited exited = end_report();
+  EXPECT_EQ(exited.term_signal, SIGTERM);
+  EXPECT_TRUE(exited.runtime_signaled);
 }
 
 TEST(GuestTable, TakeStdinGivesWhatTheGuestHasNotRead) {

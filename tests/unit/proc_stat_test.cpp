@@ -10,7 +10,7 @@ namespace {
 // The fields after the command name of a real line (cat's /proc/self/stat),
 // from field 3 (state) on.
 constexpr const char* kAfterComm =
-    "R 12612 12612 10744 0 -1 4194304 99 0 0 0 7 3 0 0 20 0 1 0 2193283 3133440 418 18446744073709551615 "
+    "R 12612 12612 10744 0 -1 4194304 99 0 0 0 7 3 5 2 20 0 1 0 2193283 3133440 418 18446744073709551615 "
     "94393793196032 94393793215913 140733926352784 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 94393793231920 "
     "94393793233536 94394706370560 140733926353536 140733926353556 140733926353556 140733926354923 0\n";
 
@@ -24,6 +24,8 @@ TEST(ProcStat, ParsesANormalLine) {
   EXPECT_EQ(st->pgrp, 12612);
   EXPECT_EQ(st->utime, 7u);
   EXPECT_EQ(st->stime, 3u);
+  EXPECT_EQ(st->cutime, 5u);
+  EXPECT_EQ(st->cstime, 2u);
   EXPECT_EQ(st->starttime, 2193283u);
   EXPECT_EQ(st->flags, 4194304u);
   EXPECT_FALSE(st->zombie());

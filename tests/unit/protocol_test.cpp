@@ -79,16 +79,16 @@ TEST(ProtocolTest, TypeNamesAreDistinct) {
 
 // The exact bytes of a small message: explicit little-endian, fixed header.
 TEST(ProtocolTest, WireFormatIsLittleEndianWithFixedHeader) {
-  const Frame frame = encode_frame(GuestSignal{0x01020304, -2});
+  const Frame frame = encode_frame(GuestSignal{0x01020304, -2, 0x0807060504030201u});
   const std::vector<std::uint8_t> expected_start = {
       'M', 'O', 'S', 'X',       // magic
       kProtocolVersion, 0,      // version
       8, 0,                     // type GuestSignal
-      8, 0, 0, 0,               // payload length
+      16, 0, 0, 0,              // payload length
   };
-  ASSERT_EQ(frame.size(), kFrameHeaderSize + 8);
+  ASSERT_EQ(frame.size(), kFrameHeaderSize + 16);
   EXPECT_EQ(std::vector<std::uint8_t>(frame.begin(), frame.begin() + 12), expected_start);
-  const std::vector<std::uint8_t> payload = {4, 3, 2, 1, 0xfe, 0xff, 0xff, 0xff};
+  const std::vector<std::uint8_t> payload = {4, 3, 2, 1, 0xfe, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8};
   EXPECT_EQ(std::vector<std::uint8_t>(frame.begin() + 16, frame.end()), payload);
 }
 
