@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/close_range.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,45 +37,70 @@ Expected<std::string> check_executable(const std::string& path, const std::strin
   return path;
 }
 
-// Runs in the child between fork and exec: only async-signal-safe calls.
-[[noreturn]] void exec_child(const GuestLaunch& l, int in_fd, int out_fd, int err_fd,
-                             int report_fd, pid_t parent, char* const* argv, char* const* envp,
-                             bool with_agent) {
-  auto fail = [&](int what) {
-    int code[2] = {what, errno};
-    [[maybe_unused]] ssize_t n = ::write(report_fd, code, sizeof code);
-    ::_exit(127);
-  };
+// What the child needs, all of it built before the clone: the child shares
+// our memory until it execs and must not allocate.
+struct ChildStart {
+  const GuestLaunch* launch;
+  int in_fd, out_fd, err_fd, report_fd;
+  pid_t parent;
+  char* const* argv;
+  char* const* envp;
+  bool with_agent;
+};
+
+// The child below runs on its own small stack in memory it shares with us,
+// so it is built without sanitizers: their bookkeeping knows only our
+// threads' stacks, and their reports would go to the guest's stderr.
+#define MOSIX_CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
+
+MOSIX_CHILD_CODE [[noreturn]] void child_fail(int report_fd, int what) {
+  int code[2] = {what, errno};
+  [[maybe_unused]] ssize_t n = ::write(report_fd, code, sizeof code);
+  ::_exit(127);
+}
+
+// Runs in the child between clone and exec: only async-signal-safe calls,
+// and nothing that writes memory the parent uses (it shares ours until it
+// execs; errno is the one exception, its thread's own and not read after).
+MOSIX_CHILD_CODE int exec_child(void* arg) {
+  const ChildStart& c = *static_cast<const ChildStart*>(arg);
+  const GuestLaunch& l = *c.launch;
   // Our own process group: the runtime signals the guest and everything it
   // starts as one, and the terminal's job control stays with mosixrun.
-  if (::setpgid(0, 0) != 0) fail(1);
+  if (::setpgid(0, 0) != 0) child_fail(c.report_fd, 1);
   // The kernel kills the guest if the daemon that started it dies, even by
   // SIGKILL; the orphan watcher covers the guest's own children.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(2);
-  if (::getppid() != parent) ::_exit(127);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(c.report_fd, 2);
+  if (::getppid() != c.parent) ::_exit(127);
+  // Every signal is blocked (start_guest blocked them before the clone), so
+  // none runs one of our handlers here. The dispositions go back to the
+  // default before the mask is set for the program.
+  for (int s = 1; s < NSIG; ++s) {
+    if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
+  }
   // A guest with the agent starts with the agent's signals blocked: a
   // checkpoint request that comes before the agent's constructor has put its
   // handler in place stays pending instead of killing the program (the
   // default action of a real-time signal), and the agent unblocks them.
   sigset_t mask;
   sigemptyset(&mask);
-  if (with_agent) {
+  if (c.with_agent) {
     sigaddset(&mask, ckpt::kRequestSignal);
     sigaddset(&mask, ckpt::kStopSignal);
   }
   ::sigprocmask(SIG_SETMASK, &mask, nullptr);
-  for (int s = 1; s < NSIG; ++s) {
-    if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
-  }
-  if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(3);
+  if (::dup2(c.in_fd, 0) < 0 || ::dup2(c.out_fd, 1) < 0 || ::dup2(c.err_fd, 2) < 0) child_fail(c.report_fd, 3);
   if (l.close_inherited_fds) {
     // Our own pipes are close-on-exec; what is left came from our parent.
     // The report pipe must stay open until exec: mark, do not close.
-    for (int fd = 3; fd < 4096; ++fd) {
-      if (fd != report_fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    const unsigned report = static_cast<unsigned>(c.report_fd);
+    bool marked = (report <= 3 || ::close_range(3, report - 1, CLOSE_RANGE_CLOEXEC) == 0) &&
+                  ::close_range(report + 1, ~0u, CLOSE_RANGE_CLOEXEC) == 0;
+    for (int fd = 3; !marked && fd < 4096; ++fd) {  // a kernel before 5.11
+      if (fd != c.report_fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }
-  if (!l.cwd.empty() && ::chdir(l.cwd.c_str()) != 0) fail(4);
+  if (!l.cwd.empty() && ::chdir(l.cwd.c_str()) != 0) child_fail(c.report_fd, 4);
   if (!l.cgroup_procs.empty()) {
     // Join the CPU cap before the program runs a single instruction.
     int fd = ::open(l.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
@@ -84,12 +112,11 @@ Expected<std::string> check_executable(const std::string& path, const std::strin
   if (!l.cpus.empty()) {
     cpu_set_t set;
     CPU_ZERO(&set);
-    for (int c : l.cpus) CPU_SET(c, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) fail(5);
+    for (int cpu : l.cpus) CPU_SET(cpu, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) child_fail(c.report_fd, 5);
   }
-  ::execve(l.path.c_str(), argv, envp);
-  fail(6);
-  ::_exit(127);
+  ::execve(l.path.c_str(), c.argv, c.envp);
+  child_fail(c.report_fd, 6);
 }
 
 }  // namespace
@@ -139,7 +166,7 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
     return make_error(std::string("cannot make pipes for rank ") + std::to_string(l.rank) + ": " +
                       std::strerror(e));
   }
-  // Build argv/envp before fork: the child must not allocate.
+  // argv and envp are built before the clone: the child must not allocate.
   std::vector<char*> argv, envp;
   for (const std::string& a : l.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -150,21 +177,32 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
     if (e.rfind("LD_PRELOAD=", 0) == 0 && e.find("libmosix.so") != std::string::npos) with_agent = true;
   }
 
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) {
+  // The child shares our memory and we wait until it has exec'd
+  // (CLONE_VM|CLONE_VFORK, as posix_spawn does): no copy of our page tables,
+  // which made a fork of mosixrun, big and threaded, cost more than the
+  // program's own start. Its stack is its own; every signal stays blocked
+  // in this thread until the child has reset their handlers.
+  constexpr std::size_t kChildStack = 64 << 10;
+  void* stack = ::mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
     int e = errno;
     cleanup();
-    return make_error(std::string("cannot fork rank ") + std::to_string(l.rank) + ": " +
-                      std::strerror(e));
+    return make_error(std::string("cannot start rank ") + std::to_string(l.rank) + ": mmap: " + std::strerror(e));
   }
-  if (pid == 0) {
-    exec_child(l, own_stdin ? in[0] : l.stdin_fd, out[1], err[1], report[1], parent, argv.data(),
-               envp.data(), with_agent);
+  ChildStart child{&l, own_stdin ? in[0] : l.stdin_fd, out[1], err[1], report[1], ::getpid(), argv.data(), envp.data(),
+                   with_agent};
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::clone(exec_child, static_cast<char*>(stack) + kChildStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+  int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, kChildStack);
+  if (pid < 0) {
+    cleanup();
+    return make_error(std::string("cannot start rank ") + std::to_string(l.rank) + ": clone: " +
+                      std::strerror(clone_errno));
   }
-  // Also from the parent, so that signals sent to the group right after
-  // fork cannot miss it (whichever of the two runs first wins).
-  ::setpgid(pid, pid);
   close_fd(in[0]);
   close_fd(out[1]);
   close_fd(err[1]);

@@ -31,8 +31,10 @@ struct GuestProcess {
   int stderr_fd = -1;
 };
 
-// Forks and execs. Returns once the exec succeeded, or the reason it did not
-// (then no process is left behind).
+// Starts the program in a child that shares our memory until it execs (as
+// posix_spawn does: no copy of a big, threaded process's page tables).
+// Returns once the exec succeeded, or the reason it did not (then no process
+// is left behind).
 Expected<GuestProcess> start_guest(const GuestLaunch& launch);
 
 // Whether our child `pid` has ended or is ending (a signal it sent itself can

@@ -69,6 +69,9 @@ class FakeMosixrun {
       }
       char buf[1 << 16];
       ssize_t n = ::read(conn_, buf, sizeof buf);
+      // The daemon's SIGCHLD (asio's handler has no SA_RESTART) may come to
+      // this thread, when the daemon's has every signal blocked to start a guest.
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         ADD_FAILURE() << "the daemon closed the job socket";
         return got;
