@@ -69,13 +69,16 @@ std::string describe_end(const GuestEnd& end) {
 }
 
 std::uint64_t catch_up_cpu_us(std::uint64_t failed_cpu_us) {
-  return failed_cpu_us + std::clamp<std::uint64_t>(failed_cpu_us, 10'000, 1'000'000);
+  return failed_cpu_us + std::clamp<std::uint64_t>(failed_cpu_us, 100'000, 1'000'000);
 }
 
-bool caught_up(std::uint64_t target_cpu_us, const CopyProgress& now, const std::optional<CopyProgress>& before) {
-  if (now.cpu_us >= target_cpu_us) return true;
-  // Waiting, seen twice with no CPU used between: not a passing moment.
-  return !now.runnable && before && !before->runnable && before->cpu_us == now.cpu_us;
+int quiet_looks(const CopyProgress& now, const std::optional<CopyProgress>& before, int count) {
+  const bool quiet = !now.runnable && before && !before->runnable && before->cpu_us == now.cpu_us;
+  return quiet ? count + 1 : 0;
+}
+
+bool caught_up(std::uint64_t target_cpu_us, const CopyProgress& now, int quiet) {
+  return now.cpu_us >= target_cpu_us || quiet >= kQuietLooks;
 }
 
 }  // namespace mosix

@@ -47,23 +47,30 @@ std::string describe_end(const GuestEnd& end);
 // sees every failure. Ours start on several nodes, some later than others.
 // So when a copy fails, each other copy gets the job's end only once it has
 // run as far as the failed one: as much CPU time and a margin (the same run
-// takes a little more or less CPU time from copy to copy), or it is waiting
-// for something (it has no runnable thread, and used no CPU since the last
-// look). CPU time, not wall time: on a loaded machine a started copy may
-// wait long for its first slice, and a copy blocked on its failed peer
-// never catches up by CPU but is ended at once.
+// takes more or less CPU time from copy to copy, and more on a loaded
+// machine), or it is waiting for something: kQuietLooks looks in a row
+// (2 ms apart) found no thread of it running, ready to run or in an
+// uninterruptible wait (D: the kernel working for it, reading its program),
+// and no CPU used between them. CPU time, not wall time: on a loaded machine
+// a started copy may wait long for its slices, and a copy blocked on its
+// failed peer never catches up by CPU but is ended soon.
 struct CopyProgress {
   std::uint64_t cpu_us = 0;  // CPU time of the copy and its children, µs
-  bool runnable = false;     // a thread of its process group runs or waits for a CPU
+  bool runnable = false;     // a thread of its process group runs, waits for a CPU, or is in state D
 };
 
+inline constexpr int kQuietLooks = 25;
+
 // The CPU time a copy must have used before the job's end reaches it when
-// the failed copy used `failed_cpu_us`: as much again, at least 10 ms and at
-// most one second more.
+// the failed copy used `failed_cpu_us`: as much again, at least 100 ms and
+// at most one second more.
 std::uint64_t catch_up_cpu_us(std::uint64_t failed_cpu_us);
 
-// `target_cpu_us` from catch_up_cpu_us(); `before` is the previous look at
-// the same copy, if there was one.
-bool caught_up(std::uint64_t target_cpu_us, const CopyProgress& now, const std::optional<CopyProgress>& before);
+// Quiet looks in a row after this one: `before` is the previous look at the
+// same copy (if any) and `count` the quiet looks up to it.
+int quiet_looks(const CopyProgress& now, const std::optional<CopyProgress>& before, int count);
+
+// `target_cpu_us` from catch_up_cpu_us(), `quiet` from quiet_looks().
+bool caught_up(std::uint64_t target_cpu_us, const CopyProgress& now, int quiet);
 
 }  // namespace mosix

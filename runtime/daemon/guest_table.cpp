@@ -414,15 +414,16 @@ bool GuestTable::has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us) {
   auto now = read_copy_progress(g.proc.pid);
   if (!now) return true;  // gone: nothing to wait for
   now->cpu_us += static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
-  const bool yes = caught_up(target_cpu_us, *now, g.last_look);
+  g.quiet_looks = quiet_looks(*now, g.last_look, g.quiet_looks);
   g.last_look = now;
-  return yes;
+  return caught_up(target_cpu_us, *now, g.quiet_looks);
 }
 
 void GuestTable::release_held(LocalGuest& g) {
   std::vector<int> held = std::move(g.held_signals);
   g.held_signals.clear();
   g.last_look.reset();
+  g.quiet_looks = 0;
   for (int signo : held) deliver(g, signo);
 }
 
@@ -441,6 +442,7 @@ void GuestTable::watch_holds() {
       if (!g->running || g->phase != GuestPhase::kLive) {
         g->held_signals.clear();  // it ended on its own, or moved: its end is its own
         g->last_look.reset();
+        g->quiet_looks = 0;
       } else if (has_caught_up(*g, g->hold_cpu_us)) {
         spdlog::debug("rank {}: caught up, the job's end goes to it", r);
         release_held(*g);

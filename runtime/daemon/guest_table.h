@@ -58,6 +58,7 @@ struct LocalGuest {
   std::vector<int> held_signals;
   std::uint64_t hold_cpu_us = 0;
   std::optional<CopyProgress> last_look;
+  int quiet_looks = 0;
   std::unique_ptr<boost::asio::posix::stream_descriptor> out, err, in;
   std::unique_ptr<std::uint8_t[]> out_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk),
                                   err_buf = std::make_unique_for_overwrite<std::uint8_t[]>(kOutputChunk);

@@ -44,7 +44,8 @@ std::int64_t process_cpu_us(pid_t pid) {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-// Whether a thread of `pid` is running or waiting for a CPU.
+// Whether a thread of `pid` is running, waiting for a CPU, or in an
+// uninterruptible wait (D: the kernel is working for it).
 bool any_thread_runnable(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));
@@ -63,7 +64,7 @@ bool any_thread_runnable(pid_t pid) {
     // The state is the word after the last ')' (the name may hold one).
     std::string_view line(buf, static_cast<std::size_t>(n));
     std::size_t close = line.rfind(')');
-    if (close != std::string_view::npos && close + 2 < line.size() && line[close + 2] == 'R') {
+    if (close != std::string_view::npos && close + 2 < line.size() && (line[close + 2] == 'R' || line[close + 2] == 'D')) {
       runnable = true;
       break;
     }

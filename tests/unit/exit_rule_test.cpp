@@ -42,28 +42,36 @@ TEST(ExitRule, Describe) {
 }
 
 TEST(ExitRule, TheCatchUpTargetHasAMargin) {
-  EXPECT_EQ(catch_up_cpu_us(0), 10'000u);
-  EXPECT_EQ(catch_up_cpu_us(800), 10'800u);
-  EXPECT_EQ(catch_up_cpu_us(50'000), 100'000u);
+  EXPECT_EQ(catch_up_cpu_us(0), 100'000u);
+  EXPECT_EQ(catch_up_cpu_us(800), 100'800u);
+  EXPECT_EQ(catch_up_cpu_us(500'000), 1'000'000u);
   EXPECT_EQ(catch_up_cpu_us(60'000'000), 61'000'000u);
 }
 
 TEST(ExitRule, ACopyCatchesUpByCpuTime) {
-  EXPECT_FALSE(caught_up(900, {899, true}, std::nullopt));
-  EXPECT_TRUE(caught_up(900, {900, true}, std::nullopt));
-  EXPECT_TRUE(caught_up(900, {1500, false}, CopyProgress{1400, true}));
+  EXPECT_FALSE(caught_up(900, {899, true}, 0));
+  EXPECT_TRUE(caught_up(900, {900, true}, 0));
 }
 
-TEST(ExitRule, ACopyThatWaitsHasCaughtUp) {
-  // Blocked (sleeping on its failed peer, stopped): seen twice, no CPU used between.
-  EXPECT_TRUE(caught_up(900, {10, false}, CopyProgress{10, false}));
-  // Once is not enough: it may be between two slices of work.
-  EXPECT_FALSE(caught_up(900, {10, false}, std::nullopt));
-  EXPECT_FALSE(caught_up(900, {10, false}, CopyProgress{10, true}));
-  // It ran between the two looks.
-  EXPECT_FALSE(caught_up(900, {20, false}, CopyProgress{10, false}));
-  // Runnable: it is on its way, however long it waits for a CPU.
-  EXPECT_FALSE(caught_up(900, {10, true}, CopyProgress{10, true}));
+TEST(ExitRule, ACopyThatWaitsLongEnoughHasCaughtUp) {
+  // Blocked (sleeping on its failed peer, stopped): quiet looks add up.
+  std::optional<CopyProgress> before;
+  int quiet = 0;
+  for (int look = 0; look <= kQuietLooks; ++look) {
+    const CopyProgress now{10, false};
+    EXPECT_FALSE(caught_up(900, now, quiet)) << look;
+    quiet = quiet_looks(now, before, quiet);
+    before = now;
+  }
+  EXPECT_TRUE(caught_up(900, {10, false}, quiet));
+}
+
+TEST(ExitRule, AnyWorkStartsTheQuietLooksAgain) {
+  EXPECT_EQ(quiet_looks({10, false}, CopyProgress{10, false}, 7), 8);
+  EXPECT_EQ(quiet_looks({10, false}, std::nullopt, 7), 0);
+  EXPECT_EQ(quiet_looks({10, false}, CopyProgress{10, true}, 7), 0);  // it was running
+  EXPECT_EQ(quiet_looks({20, false}, CopyProgress{10, false}, 7), 0);  // it ran between the looks
+  EXPECT_EQ(quiet_looks({10, true}, CopyProgress{10, true}, 7), 0);    // runnable however long
 }
 
 }  // namespace
