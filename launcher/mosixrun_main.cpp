@@ -22,6 +22,7 @@
 #include "runtime/daemon/guest_process.h"
 #include "runtime/job/daemon_command.h"
 #include "runtime/job/home_job.h"
+#include "runtime/sys/elf_needed.h"
 #include "runtime/sys/host_name.h"
 #include "runtime/sys/install_path.h"
 #include "runtime/sys/private_path.h"
@@ -170,14 +171,15 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
   if (std::any_of(in.hosts.begin(), in.hosts.end(), [&in](const HostSlots& h) { return !names_this_node(h.name, in); })) {
     check_hosts_resolve(in, in_slurm);
   }
+  const char* path_env = std::getenv("PATH");
+  auto program = resolve_program(o.program[0], path_env ? path_env : "/usr/bin:/bin", in.wdir);
+  if (program && o.mpi == MpiMode::kAuto) in.program_links_mpi = sys::links_mpi(*program);
   auto planned = plan_job(o, in);
   if (!planned) usage_error(planned.error().message);
   if (!o.wdir.empty()) {
     struct stat st {};
     if (::stat(o.wdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) usage_error("--wdir '" + o.wdir + "' is not a directory");
   }
-  const char* path_env = std::getenv("PATH");
-  auto program = resolve_program(o.program[0], path_env ? path_env : "/usr/bin:/bin", in.wdir);
   if (!program) usage_error(program.error().message);
   if (o.ckpt_interval > 0 && ::access(in.agent.c_str(), R_OK) != 0) {
     usage_error("--ckpt-interval needs the checkpoint agent " + in.agent + ": reinstall mosixrun");

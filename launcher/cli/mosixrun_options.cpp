@@ -34,7 +34,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"vcluster", true},     OptionSpec{"vcluster-cpu", true},
     OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
     OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
-    OptionSpec{"pin", true},
+    OptionSpec{"pin", true},          OptionSpec{"mpi", true},
 };
 
 // A number of seconds as the user gave it, for a message.
@@ -154,7 +154,7 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_flag("--keep-going", o.keep_going, "Do not end the others when one copy fails");
   app.add_flag("-v,--verbose", o.verbose, "More diagnostics (repeat for debug)");
   int vcluster = 0;
-  std::string vcluster_cpu, map_by;
+  std::string vcluster_cpu, map_by, mpi = "auto";
   app.add_option("--vcluster", vcluster, "Run on K virtual nodes of this machine");
   app.add_option("--vcluster-cpu", vcluster_cpu,
                  "CPU share of each virtual node, e.g. 0.5,0.5,1,2 (default 1 each)");
@@ -162,6 +162,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
                  "Checkpoint every copy every SECONDS (the newest image kept per copy)");
   app.add_option("--ckpt-dir", o.ckpt_dir, "Directory of the periodic checkpoints");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
+  app.add_option("--mpi", mpi,
+                 "MPI wire-up: auto (default: PMIx if the program links an MPI library), pmix or none");
   app.add_option("--migrate", o.migrate, "on (default): the node daemons rebalance by moving guests; off: never")
       ->check(CLI::IsMember({"on", "off"}));
   std::string pin;
@@ -226,6 +228,15 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     o.bind_to = BindTo::kCore;
   } else {
     return make_error("--bind-to " + quote(bind_to) + ": use none or core");
+  }
+  if (mpi == "auto") {
+    o.mpi = MpiMode::kAuto;
+  } else if (mpi == "pmix") {
+    o.mpi = MpiMode::kPmix;
+  } else if (mpi == "none") {
+    o.mpi = MpiMode::kNone;
+  } else {
+    return make_error("--mpi " + quote(mpi) + ": use auto, pmix or none");
   }
   if (!(timeout >= 0) || !(timeout <= kMaxSeconds)) {
     return make_error("--timeout " + fmt_seconds(timeout) + ": give a number of seconds from 0 (none) to " +

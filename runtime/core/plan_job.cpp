@@ -31,7 +31,7 @@ std::vector<std::string> copies_environment(const RunOptions& o, const PlanInput
 }
 
 SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vector<std::string>& env, int rank,
-                      int copies) {
+                      int copies, bool mpi) {
   SpawnGuest g;
   g.rank = rank;
   g.argv = o.program;
@@ -51,6 +51,7 @@ SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vect
   g.flags = rank == 0 ? kSpawnStdin : 0;
   if (std::binary_search(o.pin.begin(), o.pin.end(), rank)) g.flags |= kSpawnPinned;
   if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
+  if (mpi) g.flags |= kSpawnPmix;
   return g;
 }
 
@@ -113,9 +114,15 @@ Expected<JobPlan> plan_job(const RunOptions& o, const PlanInputs& in) {
       plan.node_slots.push_back(given_slots(h, in));
     }
   }
+  const bool mpi = o.mpi == MpiMode::kPmix || (o.mpi == MpiMode::kAuto && in.program_links_mpi);
+  if (mpi && plan.multi_node) {
+    return make_error(std::string(o.mpi == MpiMode::kPmix ? "--mpi pmix" : "an MPI program") +
+                      ": mosixrun wires up MPI copies on one node only for now; drop --vcluster/--host, or give "
+                      "--mpi none to start each copy as a singleton of its own");
+  }
   plan.env = copies_environment(o, in, plan.warnings);
   plan.guests.reserve(static_cast<size_t>(plan.copies));
-  for (int rank = 0; rank < plan.copies; ++rank) plan.guests.push_back(copy_spawn(o, in, plan.env, rank, plan.copies));
+  for (int rank = 0; rank < plan.copies; ++rank) plan.guests.push_back(copy_spawn(o, in, plan.env, rank, plan.copies, mpi));
   return plan;
 }
 

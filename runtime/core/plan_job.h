@@ -28,6 +28,7 @@ struct PlanInputs {
   std::vector<std::string> environment;  // mosixrun's own, "NAME=value"
   std::string wdir;                    // the copies' working directory, absolute
   std::string agent;                   // --ckpt-interval: the agent to preload (checked by the caller)
+  bool program_links_mpi = false;      // the program's ELF needs an MPI library (--mpi auto)
 };
 
 struct JobPlan {

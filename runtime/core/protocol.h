@@ -108,6 +108,8 @@ inline constexpr std::uint32_t kSpawnRestore = 1u << 2;
 // --bind-to core: bind the guest to one core of its node (it keeps the bit
 // when it moves, and is bound again where it arrives).
 inline constexpr std::uint32_t kSpawnBindCore = 1u << 3;
+// An MPI program: the node's PMIx server wires it up (rank, size, peers).
+inline constexpr std::uint32_t kSpawnPmix = 1u << 4;
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {

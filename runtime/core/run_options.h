@@ -12,6 +12,9 @@
 namespace mosix {
 
 enum class BindTo { kNone, kCore };
+// --mpi: how MPI copies are wired up. kAuto: with PMIx when the program
+// links an MPI library (its ELF DT_NEEDED), as it is otherwise.
+enum class MpiMode { kAuto, kPmix, kNone };
 
 // Bounds on what a command line may ask for (docs/mosixrun.md, "Limits").
 constexpr int kMaxCopies = 65536;                   // -np, and copies from the slots
@@ -33,6 +36,7 @@ struct RunOptions {
   std::string output_filename;
   bool oversubscribe = false;
   BindTo bind_to = BindTo::kNone;
+  MpiMode mpi = MpiMode::kAuto;
   double timeout_seconds = 0;   // 0: none
   bool keep_going = false;
   int verbose = 0;

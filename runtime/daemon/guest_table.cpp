@@ -17,6 +17,8 @@
 #include "runtime/core/environment.h"
 #include "runtime/daemon/proc_stat_file.h"
 #include "runtime/daemon/cpu_cap.h"
+#include "runtime/daemon/pmix_server.h"
+#include "runtime/sys/runtime_dir.h"
 #include "runtime/sys/install_path.h"
 
 namespace mosix {
@@ -115,6 +117,13 @@ void GuestTable::spawn(SpawnGuest s) {
     path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
   }
   std::string error;
+  if (path && (s.flags & kSpawnPmix) && !(s.flags & kSpawnRestore)) {
+    if (Status pmix = add_pmix_client(s); !pmix) {
+      path = pmix.error();
+    } else {
+      start.launch.env = s.env;
+    }
+  }
   if (path) {
     start.launch.path = *path;
     auto started = start_local_guest(std::move(start));
@@ -128,6 +137,24 @@ void GuestTable::spawn(SpawnGuest s) {
   }
   spdlog::error("{}: rank {}: {}", context_.node_name(), s.rank, error);
   context_.send(0, GuestExited{s.rank, 127, 0});
+}
+
+// Every copy of an MPI job is on this node for now (HomeJob refuses one
+// across nodes): ranks 0..copies-1 are local.
+Status GuestTable::add_pmix_client(SpawnGuest& s) {
+  if (!pmix_) {
+    if (context_.size() != 1) return make_error("an MPI program across nodes is not wired up yet");
+    auto dir = sys::runtime_dir();
+    if (!dir) return dir.error();
+    PmixJob job;
+    job.nspace = "mosix." + (context_.options().job_id.empty() ? std::to_string(::getpid()) : context_.options().job_id);
+    job.size = context_.options().copies;
+    for (int r = 0; r < job.size; ++r) job.local_ranks.push_back(r);
+    job.hostname = context_.node_name();
+    job.parent_dir = *dir;
+    pmix_ = std::make_unique<PmixServer>(std::move(job));
+  }
+  return pmix_->add_client(s.rank, s.env);
 }
 
 Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {

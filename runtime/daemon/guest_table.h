@@ -25,6 +25,7 @@
 namespace mosix {
 
 class CpuCap;
+class PmixServer;
 
 // kIncoming: a restorer that has not yet become the guest (its output is
 // held back); kGone: moved away or a failed restore (nothing reported).
@@ -141,6 +142,7 @@ class GuestTable {
 
  private:
   void wait_children();
+  Status add_pmix_client(SpawnGuest& s);
   void deliver(LocalGuest& g, int signo);
   bool has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us);
   void release_held(LocalGuest& g);
@@ -154,6 +156,7 @@ class GuestTable {
   boost::asio::signal_set child_signal_;
   boost::asio::steady_timer hold_timer_;
   bool hold_watched_ = false;
+  std::unique_ptr<PmixServer> pmix_;  // at the first MPI copy (kSpawnPmix)
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
