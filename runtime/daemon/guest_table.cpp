@@ -455,7 +455,7 @@ void GuestTable::release_held(LocalGuest& g) {
 }
 
 // Held signals are looked at every 2 ms: a copy starting as the job ends
-// needs a few ms of CPU, a waiting one is seen twice.
+// needs a few ms of CPU, a waiting one kQuietLooks looks in a row.
 void GuestTable::watch_holds() {
   if (hold_watched_) return;
   hold_watched_ = true;
