@@ -98,6 +98,11 @@ double GuestTable::work_done(const LocalGuest& g) const {
   return g.work_before + (cpu > 0 ? cpu * machine_speed_ : 0.0);
 }
 
+// Its CPU time on earlier nodes, in µs: their reference seconds, in ours.
+std::uint64_t GuestTable::cpu_before_us(const LocalGuest& g) const {
+  return static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
+}
+
 void GuestTable::spawn(SpawnGuest s) {
   set_env(s.env, "MOSIX_NODE", context_.node_name());
   if (!context_.options().no_agent) add_agent(s.env);
@@ -261,8 +266,7 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
   GuestExited e;
   e.rank = g.rank;
   e.runtime_signaled = g.runtime_signaled;
-  // Its CPU time on earlier nodes: their reference seconds, in ours.
-  e.cpu_us = g.cpu_us + static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
+  e.cpu_us = g.cpu_us + cpu_before_us(g);
   if (WIFSIGNALED(g.wait_status)) {
     e.term_signal = WTERMSIG(g.wait_status);
   } else {
@@ -440,7 +444,7 @@ void GuestTable::deliver(LocalGuest& g, int signo) {
 bool GuestTable::has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us) {
   auto now = read_copy_progress(g.proc.pid);
   if (!now) return true;  // gone: nothing to wait for
-  now->cpu_us += static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
+  now->cpu_us += cpu_before_us(g);
   g.quiet_looks = quiet_looks(*now, g.last_look, g.quiet_looks);
   g.last_look = now;
   return caught_up(target_cpu_us, *now, g.quiet_looks);

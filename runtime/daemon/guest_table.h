@@ -145,6 +145,7 @@ class GuestTable {
   Status add_pmix_client(SpawnGuest& s);
   void deliver(LocalGuest& g, int signo);
   bool has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us);
+  std::uint64_t cpu_before_us(const LocalGuest& g) const;
   void release_held(LocalGuest& g);
   void watch_holds();
   void read_output(LocalGuest& g, bool is_stderr);

@@ -11,9 +11,13 @@
 
 namespace mosix {
 
-std::optional<ProcStat> read_proc_stat(pid_t pid) {
+std::optional<ProcStat> read_proc_stat(pid_t pid, pid_t tid) {
   char path[64], buf[1024];  // a stat line is about 300 bytes; field 22 comes well before 1024
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  if (tid > 0) {
+    std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", static_cast<int>(pid), static_cast<int>(tid));
+  } else {
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  }
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   ssize_t n = ::read(fd, buf, sizeof buf);
@@ -54,17 +58,8 @@ bool any_thread_runnable(pid_t pid) {
   bool runnable = false;
   while (dirent* e = ::readdir(dir)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char stat_path[400], buf[512];
-    std::snprintf(stat_path, sizeof stat_path, "%s/%s/stat", path, e->d_name);
-    int fd = ::open(stat_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    ::close(fd);
-    if (n <= 0) continue;
-    // The state is the word after the last ')' (the name may hold one).
-    std::string_view line(buf, static_cast<std::size_t>(n));
-    std::size_t close = line.rfind(')');
-    if (close != std::string_view::npos && close + 2 < line.size() && (line[close + 2] == 'R' || line[close + 2] == 'D')) {
+    auto st = read_proc_stat(pid, std::atoi(e->d_name));
+    if (st && (st->state == 'R' || st->state == 'D')) {
       runnable = true;
       break;
     }

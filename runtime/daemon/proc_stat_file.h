@@ -11,10 +11,10 @@
 
 namespace mosix {
 
-// The stat fields of process `pid`; nothing if there is no such process (or
-// no /proc). One read(2) into a stack buffer: safe in a forked child of a
-// single-threaded process.
-std::optional<ProcStat> read_proc_stat(pid_t pid);
+// The stat fields of process `pid` (of its thread `tid`, if given); nothing
+// if there is no such process (or no /proc). One read(2) into a stack
+// buffer: safe in a forked child of a single-threaded process.
+std::optional<ProcStat> read_proc_stat(pid_t pid, pid_t tid = 0);
 
 // CPU time (user + system) of a process on this node, in seconds; -1 if gone.
 double process_cpu_seconds(pid_t pid);
