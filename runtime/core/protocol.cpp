@@ -86,6 +86,35 @@ void fields(auto& a, Is<GuestDecision> auto& m) {
 
 void fields(auto& a, Is<OutputFds> auto& m) { a("count", m.count); }
 
+void fields(auto& a, Is<MpiJobMap> auto& m) {
+  a("rank_nodes", m.rank_nodes);
+  a("node_names", m.node_names);
+}
+
+void fields(auto& a, Is<FenceContribution> auto& m) {
+  a("fence_id", m.fence_id);
+  a("ranks", m.ranks);
+  a("data", m.data);
+}
+
+void fields(auto& a, Is<FenceRelease> auto& m) {
+  a("fence_id", m.fence_id);
+  a("ranks", m.ranks);
+  a("status", m.status);
+  a("data", m.data);
+}
+
+void fields(auto& a, Is<ModexRequest> auto& m) {
+  a("request_id", m.request_id);
+  a("rank", m.rank);
+}
+
+void fields(auto& a, Is<ModexReply> auto& m) {
+  a("request_id", m.request_id);
+  a("status", m.status);
+  a("data", m.data);
+}
+
 void fields(auto& a, Is<MigrateProgress> auto& m) {
   a("migration_id", m.migration_id);
   a("rank", m.rank);
@@ -203,7 +232,7 @@ class Sizer {
  private:
   template <typename E>
   void element(const E& e) {
-    if constexpr (std::is_same_v<E, std::string>) (*this)("", e);
+    if constexpr (std::is_same_v<E, std::string> || std::is_arithmetic_v<E>) (*this)("", e);
     else fields(*this, e);
   }
   std::size_t size_ = 0;
@@ -221,7 +250,7 @@ class Writer {
     } else if constexpr (IsVector<T>::value) {
       length(v.size());
       for (const auto& e : v) {
-        if constexpr (std::is_same_v<typename T::value_type, std::string>) (*this)("", e);
+        if constexpr (std::is_same_v<typename T::value_type, std::string> || std::is_arithmetic_v<typename T::value_type>) (*this)("", e);
         else fields(*this, e);
       }
     } else {
@@ -264,7 +293,7 @@ class Reader {
       v.reserve(n);
       for (std::uint32_t i = 0; i < n && !failed(); ++i) {
         v.emplace_back();
-        if constexpr (std::is_same_v<typename T::value_type, std::string>) (*this)(name, v.back());
+        if constexpr (std::is_same_v<typename T::value_type, std::string> || std::is_arithmetic_v<typename T::value_type>) (*this)(name, v.back());
         else fields(*this, v.back());
       }
     } else {
@@ -398,6 +427,11 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kBalanceReport: return "BalanceReport";
     case MessageType::kMigrateProgress: return "MigrateProgress";
     case MessageType::kOutputFds: return "OutputFds";
+    case MessageType::kMpiJobMap: return "MpiJobMap";
+    case MessageType::kFenceContribution: return "FenceContribution";
+    case MessageType::kFenceRelease: return "FenceRelease";
+    case MessageType::kModexRequest: return "ModexRequest";
+    case MessageType::kModexReply: return "ModexReply";
   }
   return "unknown";
 }
@@ -452,6 +486,11 @@ template Frame encode_frame(const OutputCredit&);
 template Frame encode_frame(const BalanceReport&);
 template Frame encode_frame(const MigrateProgress&);
 template Frame encode_frame(const OutputFds&);
+template Frame encode_frame(const MpiJobMap&);
+template Frame encode_frame(const FenceContribution&);
+template Frame encode_frame(const FenceRelease&);
+template Frame encode_frame(const ModexRequest&);
+template Frame encode_frame(const ModexReply&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -533,6 +572,11 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
     case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
     case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);
+    case MessageType::kMpiJobMap: return decode_payload<MpiJobMap>(payload);
+    case MessageType::kFenceContribution: return decode_payload<FenceContribution>(payload);
+    case MessageType::kFenceRelease: return decode_payload<FenceRelease>(payload);
+    case MessageType::kModexRequest: return decode_payload<ModexRequest>(payload);
+    case MessageType::kModexReply: return decode_payload<ModexReply>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 6;
+inline constexpr std::uint16_t kProtocolVersion = 7;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -58,6 +58,11 @@ enum class MessageType : std::uint16_t {
   kBalanceReport = 18,
   kMigrateProgress = 20,
   kOutputFds = 19,
+  kMpiJobMap = 21,
+  kFenceContribution = 22,
+  kFenceRelease = 23,
+  kModexRequest = 24,
+  kModexReply = 25,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -109,7 +114,9 @@ inline constexpr std::uint32_t kSpawnRestore = 1u << 2;
 // when it moves, and is bound again where it arrives).
 inline constexpr std::uint32_t kSpawnBindCore = 1u << 3;
 // An MPI program: the node's PMIx server wires it up (rank, size, peers).
+// It does not move (its peers hold connections to it): kMpiCantMove says why.
 inline constexpr std::uint32_t kSpawnPmix = 1u << 4;
+inline constexpr const char* kMpiCantMove = "MPI peer connections";
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {
@@ -310,10 +317,61 @@ struct OutputFds {
   bool operator==(const OutputFds&) const = default;
 };
 
+// MPI wire-up (the PMIx servers of the nodes, see daemon/pmix_server.h).
+// Home -> every node with MPI copies, before their SpawnGuest: where each
+// rank of the job runs (MPI ranks do not move, so this stays true).
+struct MpiJobMap {
+  static constexpr MessageType kType = MessageType::kMpiJobMap;
+  std::vector<std::uint32_t> rank_nodes;  // per rank: the transport rank of its node
+  std::vector<std::string> node_names;    // per transport rank: its name (host, or vnodeN)
+  bool operator==(const MpiJobMap&) const = default;
+};
+
+// A node -> home, once every local copy taking part entered a PMIx fence:
+// their data. The fence is the `fence_id`-th over this set of ranks (every
+// node counts the same fences over the same set the same way).
+struct FenceContribution {
+  static constexpr MessageType kType = MessageType::kFenceContribution;
+  std::uint64_t fence_id = 0;
+  std::vector<std::int32_t> ranks;   // the participants, sorted; empty: the whole job
+  Bytes data;                        // the PMIx library's blob for its node
+  bool operator==(const FenceContribution&) const = default;
+};
+
+// Home -> each node taking part, once all of them contributed: every
+// node's data one after another (the library reads the blobs in a row), or
+// a failure (a node with participants was lost).
+struct FenceRelease {
+  static constexpr MessageType kType = MessageType::kFenceRelease;
+  std::uint64_t fence_id = 0;
+  std::vector<std::int32_t> ranks;
+  std::int32_t status = 0;           // a PMIx status: 0 success
+  Bytes data;
+  bool operator==(const FenceRelease&) const = default;
+};
+
+// Direct modex: a node asks the node of `rank` for what that rank put
+// (PMIx_Get of a remote rank's data before or without a collecting fence).
+struct ModexRequest {
+  static constexpr MessageType kType = MessageType::kModexRequest;
+  std::uint64_t request_id = 0;      // the asker's, sent back in the reply
+  std::int32_t rank = 0;
+  bool operator==(const ModexRequest&) const = default;
+};
+
+struct ModexReply {
+  static constexpr MessageType kType = MessageType::kModexReply;
+  std::uint64_t request_id = 0;
+  std::int32_t status = 0;           // a PMIx status: 0 success
+  Bytes data;
+  bool operator==(const ModexReply&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
-                             MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds>;
+                             MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
+                             MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

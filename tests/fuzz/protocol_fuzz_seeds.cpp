@@ -46,6 +46,11 @@ std::vector<Message> every_message() {
       BalanceReport{1, {{0, "moving", "load 3.00 > 1.00"}, {2, "", ""}}},
       MigrateProgress{77, 6, MigratePhase::kRestore, 1 << 20, 1 << 22},
       OutputFds{2},
+      MpiJobMap{{0, 0, 1, 2}, {"home", "vnode1", "node-07"}},
+      FenceContribution{3, {0, 2, 5}, Bytes{98, 0, 1}},
+      FenceRelease{3, {}, -1, {}},
+      ModexRequest{0x0102030405060708ull, 6},
+      ModexReply{0x0102030405060708ull, 0, {1, 2, 3}},
   };
 }
 

@@ -45,6 +45,11 @@ std::vector<Message> every_message() {
       BalanceReport{2, {{1, "below margin", "load 2.00 ..."}, {3, "pinned", ""}}},
       MigrateProgress{0x0102030405060708ull, 7, MigratePhase::kTransfer, 3ull << 30, 1ull << 33},
       OutputFds{2},
+      MpiJobMap{{0, 0, 1, 2}, {"home", "vnode1", "node-07"}},
+      FenceContribution{3, {0, 2, 5}, bytes_of(std::string("blob\0", 5))},
+      FenceRelease{3, {}, -1, {}},
+      ModexRequest{0x0102030405060708ull, 6},
+      ModexReply{0x0102030405060708ull, 0, {1, 2, 3}},
   };
 }
 
