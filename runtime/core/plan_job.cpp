@@ -115,11 +115,6 @@ Expected<JobPlan> plan_job(const RunOptions& o, const PlanInputs& in) {
     }
   }
   const bool mpi = o.mpi == MpiMode::kPmix || (o.mpi == MpiMode::kAuto && in.program_links_mpi);
-  if (mpi && plan.multi_node) {
-    return make_error(std::string(o.mpi == MpiMode::kPmix ? "--mpi pmix" : "an MPI program") +
-                      ": mosixrun wires up MPI copies on one node only for now; drop --vcluster/--host, or give "
-                      "--mpi none to start each copy as a singleton of its own");
-  }
   plan.env = copies_environment(o, in, plan.warnings);
   plan.guests.reserve(static_cast<size_t>(plan.copies));
   for (int rank = 0; rank < plan.copies; ++rank) plan.guests.push_back(copy_spawn(o, in, plan.env, rank, plan.copies, mpi));

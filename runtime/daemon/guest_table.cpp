@@ -18,7 +18,6 @@
 #include "runtime/daemon/proc_stat_file.h"
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/pmix_server.h"
-#include "runtime/sys/runtime_dir.h"
 #include "runtime/sys/install_path.h"
 
 namespace mosix {
@@ -144,21 +143,8 @@ void GuestTable::spawn(SpawnGuest s) {
   context_.send(0, GuestExited{s.rank, 127, 0});
 }
 
-// Every copy of an MPI job is on this node for now (HomeJob refuses one
-// across nodes): ranks 0..copies-1 are local.
 Status GuestTable::add_pmix_client(SpawnGuest& s) {
-  if (!pmix_) {
-    if (context_.size() != 1) return make_error("an MPI program across nodes is not wired up yet");
-    auto dir = sys::runtime_dir();
-    if (!dir) return dir.error();
-    PmixJob job;
-    job.nspace = "mosix." + (context_.options().job_id.empty() ? std::to_string(::getpid()) : context_.options().job_id);
-    job.size = context_.options().copies;
-    for (int r = 0; r < job.size; ++r) job.local_ranks.push_back(r);
-    job.hostname = context_.node_name();
-    job.parent_dir = *dir;
-    pmix_ = std::make_unique<PmixServer>(std::move(job));
-  }
+  if (pmix_ == nullptr) return make_error("an MPI copy, but the home node did not say where the job's ranks run");
   return pmix_->add_client(s.rank, s.env);
 }
 
@@ -271,6 +257,15 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
     e.term_signal = WTERMSIG(g.wait_status);
   } else {
     e.exit_code = WEXITSTATUS(g.wait_status);
+    // mpirun's rule: a rank that called MPI_Init and exits without
+    // MPI_Finalize fails the job (status 1 if it said 0): its peers would
+    // wait for it for ever.
+    if ((g.flags & kSpawnPmix) && pmix_ != nullptr && pmix_->in_mpi(g.rank)) {
+      spdlog::error("rank {} (pid {}) on {} exited with status {} without calling MPI_Finalize: an MPI program "
+                    "must call MPI_Finalize before it exits; ending the job",
+                    g.rank, g.proc.pid, context_.node_name(), e.exit_code);
+      if (e.exit_code == 0) e.exit_code = 1;
+    }
   }
   context_.send(0, e);
 }

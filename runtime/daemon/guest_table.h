@@ -100,6 +100,9 @@ class GuestTable {
   void set_cores(std::vector<std::vector<int>> core_pus);
   // A virtual node: guests start in its cgroup.
   void set_cap(CpuCap* cap) { cap_ = cap; }
+  // MPI copies register with this node's PMIx server (made by the node
+  // daemon once it knows where the job's ranks run).
+  void set_pmix(PmixServer* pmix) { pmix_ = pmix; }
   // What one CPU second of a guest here is worth in reference-CPU seconds.
   void set_machine_speed(double speed) { machine_speed_ = speed; }
 
@@ -157,7 +160,7 @@ class GuestTable {
   boost::asio::signal_set child_signal_;
   boost::asio::steady_timer hold_timer_;
   bool hold_watched_ = false;
-  std::unique_ptr<PmixServer> pmix_;  // at the first MPI copy (kSpawnPmix)
+  PmixServer* pmix_ = nullptr;  // the node daemon's, for MPI copies (kSpawnPmix)
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs

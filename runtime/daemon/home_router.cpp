@@ -178,6 +178,23 @@ void HomeRouter::place_if_ready() {
   placed_ = true;
   std::map<size_t, int> per_node;
   for (size_t node : *where) per_node[node]++;
+  // An MPI job: each node with copies learns where every rank runs before
+  // its first copy starts (its PMIx server tells the copies).
+  if (std::any_of(pending_spawns_.begin(), pending_spawns_.end(),
+                  [](const SpawnGuest& s) { return (s.flags & kSpawnPmix) != 0; })) {
+    MpiJobMap map;
+    for (size_t node : *where) map.rank_nodes.push_back(static_cast<std::uint32_t>(node));
+    for (const auto& h : hellos_) map.node_names.push_back(h->node_name);
+    std::set<std::uint32_t> nodes(map.rank_nodes.begin(), map.rank_nodes.end());
+    for (std::uint32_t node : nodes) {
+      if (static_cast<int>(node) == context_.rank()) {
+        if (hooks_.mpi_job_map) hooks_.mpi_job_map(map);
+      } else {
+        context_.send(static_cast<int>(node), map);
+      }
+    }
+    mpi_rank_nodes_ = std::move(map.rank_nodes);
+  }
   std::map<size_t, int> local_rank;
   // This node's own copies start here and now, after the others are sent
   // theirs, rather than after a trip through the transport behind whatever
@@ -353,6 +370,21 @@ void HomeRouter::node_lost(int node) {
   word.restarting = restart_lost_ranks(node);
   for (int rank : stranded) release_stdin(rank);  // to its restarted self, or dropped with it
   if (mosixrun_) mosixrun_->send(word);
+  for (FenceCollector::Release& r : fences_.node_lost(node)) {
+    for (int n : r.nodes) context_.send(n, r.message);
+  }
+}
+
+void HomeRouter::fence(int source, FenceContribution part) {
+  if (mpi_rank_nodes_.empty()) {
+    spdlog::warn("node {} entered an MPI fence, but the job is not an MPI job", source);
+    return;
+  }
+  if (auto release = fences_.contribute(source, std::move(part), mpi_rank_nodes_)) {
+    for (int n : release->nodes) {
+      if (!context_.is_lost(n)) context_.send(n, release->message);
+    }
+  }
 }
 
 // A move is over (or its source is gone): the stdin held for the rank goes

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "runtime/core/expected.h"
+#include "runtime/core/fence.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
 #include "runtime/daemon/frame_socket.h"
@@ -40,6 +41,7 @@ class HomeRouter {
   struct Hooks {
     std::function<void(int node)> node_gone;               // liveness declared it gone
     std::function<void(const std::string& why)> shutdown;  // mosixrun spoke garbage
+    std::function<void(const MpiJobMap& map)> mpi_job_map; // this node runs MPI copies of the job
   };
   // Copies placed on the home node start in `guests` at once.
   HomeRouter(DaemonContext& context, GuestTable& guests, Hooks hooks);
@@ -60,6 +62,9 @@ class HomeRouter {
   void from_node(int source, const Message& message);
   // A node's own load report goes on to mosixrun (mosixctl mon).
   void node_load(int source, const LoadReport& report);
+  // A node's part of a PMIx fence; once every node taking part gave its
+  // part, each gets them all.
+  void fence(int source, FenceContribution part);
   // The final word on a migration.
   void route_result(const MigrateResult& result);
   // Node `node` is gone (already marked lost): it is told, so are the
@@ -96,6 +101,8 @@ class HomeRouter {
   std::vector<GuestStdin> early_stdin_;       // for ranks not yet placed
   bool placed_ = false;
   std::map<int, int> rank_node_;               // where each rank runs
+  std::vector<std::uint32_t> mpi_rank_nodes_;  // an MPI job: where each rank runs (they do not move)
+  FenceCollector fences_;
 
   // Ranks on the move: their stdin from mosixrun waits in held_stdin_, then
   // goes to where the rank runs when the move is over.

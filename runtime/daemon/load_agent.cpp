@@ -153,7 +153,7 @@ void LoadAgent::balance() {
       gs.image_bytes = gs.memory_bytes = pages * 4096;
       gs.arrived_at = g->arrived_at;
       gs.pinned = (g->flags & kSpawnPinned) != 0;
-      gs.cant_move = g->cant_move;
+      gs.cant_move = (g->flags & kSpawnPmix) ? std::string(kMpiCantMove) : g->cant_move;
       st.guests.push_back(gs);
     }
     guest_work_ = expected_work(st.guests, BalancerParams{}.remaining_floor);

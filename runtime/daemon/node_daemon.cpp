@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "runtime/core/fence.h"
 #include "runtime/core/overloaded.h"
 #include "runtime/daemon/checkpoint_scheduler.h"
 #include "runtime/daemon/cpu_cap.h"
@@ -21,9 +23,11 @@
 #include "runtime/daemon/home_router.h"
 #include "runtime/daemon/load_agent.h"
 #include "runtime/daemon/migration.h"
+#include "runtime/daemon/pmix_server.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/sys/host_name.h"
+#include "runtime/sys/runtime_dir.h"
 
 namespace mosix {
 namespace {
@@ -49,7 +53,8 @@ class NodeDaemon {
     if (transport.rank() == 0) {
       router_.emplace(context_, guests_,
                       HomeRouter::Hooks{[this](int node) { node_lost(node); },
-                                        [this](const std::string& why) { shutdown(why); }});
+                                        [this](const std::string& why) { shutdown(why); },
+                                        [this](const MpiJobMap& map) { mpi_job_map(map); }});
     }
   }
   NodeDaemon(const NodeDaemon&) = delete;
@@ -62,6 +67,7 @@ class NodeDaemon {
   void wait_transport();
   void handle(int source, Message message);
   void node_lost(int node);
+  void mpi_job_map(const MpiJobMap& map);
   void wait_term();
   void shutdown(const std::string& why);
 
@@ -71,6 +77,7 @@ class NodeDaemon {
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set term_signals_;
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
+  std::unique_ptr<PmixServer> pmix_;  // once the node runs MPI copies
   GuestTable guests_;
   Migrations migrations_;
   LoadAgent load_;
@@ -168,6 +175,23 @@ void NodeDaemon::handle(int source, Message message) {
                    if (router_) router_->node_load(source, load);
                  },
                  [&](const NodeLost& lost) { node_lost(static_cast<int>(lost.node)); },
+                 [&](const MpiJobMap& map) { mpi_job_map(map); },
+                 [&](FenceContribution& part) {
+                   if (router_) router_->fence(source, std::move(part));
+                 },
+                 [&](const FenceRelease& release) {
+                   if (pmix_) pmix_->fence_released(release);
+                 },
+                 [&](const ModexRequest& request) {
+                   if (pmix_) {
+                     pmix_->modex_asked(source, request);
+                   } else {
+                     context_.send(source, ModexReply{request.request_id, kFenceFailed, {}});
+                   }
+                 },
+                 [&](const ModexReply& reply) {
+                   if (pmix_) pmix_->modex_answered(reply);
+                 },
                  [&](const MigrateRequest& move) { migrations_.request(source, move); },
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },
@@ -197,6 +221,35 @@ void NodeDaemon::node_lost(int node) {
     context_.transport().forget(node);
   }
   migrations_.node_lost(node);
+}
+
+// The home node says where an MPI job's ranks run, before this node's
+// first MPI copy: its PMIx server is made, and meets the others' through
+// the home node. The library calls up on its own thread: what it sends is
+// queued for this loop.
+void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
+  if (pmix_) return;
+  auto dir = sys::runtime_dir();
+  if (!dir) {
+    spdlog::error("{}: no PMIx server for MPI copies: {}", context_.node_name(), dir.error().message);
+    return;
+  }
+  PmixJob job;
+  job.nspace = "mosix." + (options_.job_id.empty() ? std::to_string(::getpid()) : options_.job_id);
+  job.map = map;
+  job.this_node = context_.rank();
+  job.parent_dir = *dir;
+  job.shared_host = !options_.vcluster_cpu.empty();
+  auto queue = [this](int node, Message m) {
+    asio::post(io_, [this, node, m = std::move(m)] { context_.send(node, m); });
+  };
+  PmixServer::Hooks hooks{
+      [queue](FenceContribution part) { queue(0, std::move(part)); },
+      [queue](int node, ModexRequest request) { queue(node, request); },
+      [queue](int node, ModexReply reply) { queue(node, std::move(reply)); },
+  };
+  pmix_ = std::make_unique<PmixServer>(std::move(job), std::move(hooks));
+  guests_.set_pmix(pmix_.get());
 }
 
 void NodeDaemon::wait_term() {

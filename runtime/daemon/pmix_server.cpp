@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <condition_variable>
@@ -47,36 +48,66 @@ Error pmix_error(const std::string& what, pmix_status_t status) {
   return make_error(what + ": " + PMIx_Error_string(status));
 }
 
-// The library's upcalls run on its own thread.
-pmix_status_t client_connected(const pmix_proc_t*, void*, pmix_op_cbfunc_t, void*) {
+PmixServer* g_server = nullptr;  // the one server of this process, for the library's upcalls
+
+// The library's upcalls run on its own thread. A client's finalize is
+// answered after this returns, so the copy cannot exit before it is noted.
+pmix_status_t client_connected(const pmix_proc_t* proc, void*, pmix_op_cbfunc_t, void*) {
+  if (g_server != nullptr) g_server->client_state(static_cast<int>(proc->rank), true);
   return PMIX_OPERATION_SUCCEEDED;
 }
 
-pmix_status_t client_finalized(const pmix_proc_t*, void*, pmix_op_cbfunc_t, void*) {
+pmix_status_t client_finalized(const pmix_proc_t* proc, void*, pmix_op_cbfunc_t, void*) {
+  if (g_server != nullptr) g_server->client_state(static_cast<int>(proc->rank), false);
   return PMIX_OPERATION_SUCCEEDED;
 }
 
-// MPI_Abort: the copy exits with its code right after, and the job's exit
-// rule takes it from there; here it is only said.
-pmix_status_t client_aborted(const pmix_proc_t* proc, void*, int status, const char message[], pmix_proc_t[],
-                             size_t, pmix_op_cbfunc_t, void*) {
-  spdlog::error("rank {} called MPI_Abort with status {}{}{}", proc->rank, status, message ? ": " : "",
-                message ? message : "");
+// MPI_Abort: Open MPI prints mpirun's message itself, then the copy exits
+// with its code, and the job's exit rule takes it from there.
+pmix_status_t client_aborted(const pmix_proc_t* proc, void*, int status, const char[], pmix_proc_t[], size_t,
+                             pmix_op_cbfunc_t, void*) {
+  spdlog::debug("rank {} called MPI_Abort with status {}", proc->rank, status);
   return PMIX_OPERATION_SUCCEEDED;
 }
 
-// Every copy is on this node: what its copies gave is the whole exchange.
-// The library frees nothing of ours, so it gets a copy and its release.
-pmix_status_t fence(const pmix_proc_t[], size_t, const pmix_info_t[], size_t, char* data, size_t ndata,
-                    pmix_modex_cbfunc_t cbfunc, void* cbdata) {
+// The library frees nothing of ours: it gets a copy, and the copy's release.
+void give_data(pmix_modex_cbfunc_t cbfunc, pmix_status_t status, const Bytes& data, void* cbdata) {
   char* copy = nullptr;
-  if (ndata > 0) {
-    copy = static_cast<char*>(std::malloc(ndata));
-    if (copy == nullptr) return PMIX_ERR_NOMEM;
-    std::memcpy(copy, data, ndata);
+  if (!data.empty()) {
+    copy = static_cast<char*>(std::malloc(data.size()));
+    if (copy == nullptr) {
+      cbfunc(PMIX_ERR_NOMEM, nullptr, 0, cbdata, nullptr, nullptr);
+      return;
+    }
+    std::memcpy(copy, data.data(), data.size());
   }
-  cbfunc(PMIX_SUCCESS, copy, ndata, cbdata, [](void* p) { std::free(p); }, copy);
+  cbfunc(status, copy, data.size(), cbdata, [](void* p) { std::free(p); }, copy);
+}
+
+// Every local participant entered the fence: this node's part goes home.
+pmix_status_t fence(const pmix_proc_t procs[], size_t nprocs, const pmix_info_t[], size_t, char* data, size_t ndata,
+                    pmix_modex_cbfunc_t cbfunc, void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  std::vector<std::int32_t> ranks;
+  for (size_t k = 0; k < nprocs; ++k) {
+    if (procs[k].rank == PMIX_RANK_WILDCARD) {
+      ranks.clear();
+      break;
+    }
+    ranks.push_back(static_cast<std::int32_t>(procs[k].rank));
+  }
+  std::sort(ranks.begin(), ranks.end());
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
+  g_server->fence_entered(std::move(ranks), Bytes(bytes, bytes + ndata), reinterpret_cast<void*>(cbfunc), cbdata);
   return PMIX_SUCCESS;
+}
+
+// A local client wants a remote rank's data that no fence brought.
+pmix_status_t direct_modex(const pmix_proc_t* proc, const pmix_info_t[], size_t, pmix_modex_cbfunc_t cbfunc,
+                           void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  return g_server->modex_wanted(static_cast<int>(proc->rank), reinterpret_cast<void*>(cbfunc), cbdata);
 }
 
 pmix_server_module_t g_module = [] {
@@ -85,6 +116,7 @@ pmix_server_module_t g_module = [] {
   m.client_finalized = client_finalized;
   m.abort = client_aborted;
   m.fence_nb = fence;
+  m.direct_modex = direct_modex;
   return m;
 }();
 
@@ -97,7 +129,10 @@ std::string join_ranks(const std::vector<int>& ranks) {
 }  // namespace
 
 PmixServer::~PmixServer() {
-  if (started_) PMIx_server_finalize();
+  if (started_) {
+    PMIx_server_finalize();
+    g_server = nullptr;
+  }
   if (!tmpdir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(tmpdir_, ec);
@@ -105,6 +140,24 @@ PmixServer::~PmixServer() {
 }
 
 Status PmixServer::start() {
+  if (started_) return {};
+  const std::vector<std::uint32_t>& rank_nodes = job_.map.rank_nodes;
+  // The nodes that run ranks, in transport order: PMIx node ids are their
+  // places in this list; each with its ranks, ascending.
+  std::map<std::uint32_t, std::vector<int>> node_ranks;
+  for (size_t r = 0; r < rank_nodes.size(); ++r) node_ranks[rank_nodes[r]].push_back(static_cast<int>(r));
+  const auto here = node_ranks.find(static_cast<std::uint32_t>(job_.this_node));
+  if (here == node_ranks.end()) return make_error("no MPI copy of the job runs on this node");
+  std::map<std::uint32_t, std::uint32_t> node_id;
+  std::string hosts, procs;
+  for (const auto& [node, ranks] : node_ranks) {
+    if (node >= job_.map.node_names.size()) return make_error("the job's map names no node " + std::to_string(node));
+    node_id[node] = static_cast<std::uint32_t>(node_id.size());
+    hosts += (hosts.empty() ? "" : ",") + job_.map.node_names[node];
+    procs += (procs.empty() ? "" : ";") + join_ranks(ranks);
+  }
+  const std::vector<int>& local_ranks = here->second;
+
   // Its rendezvous files (a socket, shared-memory stores) go into a folder
   // of their own in the user's private runtime directory.
   std::string dir = job_.parent_dir + "/pmix-XXXXXX";
@@ -119,19 +172,21 @@ Status PmixServer::start() {
   PMIX_INFO_DESTRUCT(&init[0]);
   if (rc != PMIX_SUCCESS) return pmix_error("cannot start the PMIx server for MPI copies", rc);
   started_ = true;
+  g_server = this;
 
-  // The job as Open MPI asks for it: its size and map, and each local
-  // copy's ranks. One node, one application.
+  // The job as Open MPI asks for it: its size, its nodes and which ranks
+  // each runs, this node's copies, and each rank's place. One application.
   char* node_map = nullptr;
   char* proc_map = nullptr;
-  const std::string local = join_ranks(job_.local_ranks);
-  PMIx_generate_regex(job_.hostname.c_str(), &node_map);
-  PMIx_generate_ppn(local.c_str(), &proc_map);
-  const auto size = static_cast<std::uint32_t>(job_.size);
-  const auto local_size = static_cast<std::uint32_t>(job_.local_ranks.size());
-  const std::uint32_t one = 1, zero = 0;
-  const pmix_rank_t leader = job_.local_ranks.empty() ? 0 : static_cast<pmix_rank_t>(job_.local_ranks.front());
-  std::vector<pmix_info_t> info(11 + job_.local_ranks.size());
+  const std::string local = join_ranks(local_ranks);
+  PMIx_generate_regex(hosts.c_str(), &node_map);
+  PMIx_generate_ppn(procs.c_str(), &proc_map);
+  const auto size = static_cast<std::uint32_t>(rank_nodes.size());
+  const auto local_size = static_cast<std::uint32_t>(local_ranks.size());
+  const auto num_nodes = static_cast<std::uint32_t>(node_ranks.size());
+  const std::uint32_t my_id = node_id[here->first], zero = 0;
+  const auto leader = static_cast<pmix_rank_t>(local_ranks.front());
+  std::vector<pmix_info_t> info(11 + rank_nodes.size());
   for (pmix_info_t& i : info) PMIX_INFO_CONSTRUCT(&i);
   PMIX_INFO_LOAD(&info[0], PMIX_UNIV_SIZE, &size, PMIX_UINT32);
   PMIX_INFO_LOAD(&info[1], PMIX_JOB_SIZE, &size, PMIX_UINT32);
@@ -142,27 +197,30 @@ Status PmixServer::start() {
   PMIX_INFO_LOAD(&info[6], PMIX_LOCAL_PEERS, local.c_str(), PMIX_STRING);
   PMIX_INFO_LOAD(&info[7], PMIX_LOCALLDR, &leader, PMIX_PROC_RANK);
   PMIX_INFO_LOAD(&info[8], PMIX_JOBID, job_.nspace.c_str(), PMIX_STRING);
-  PMIX_INFO_LOAD(&info[9], PMIX_NUM_NODES, &one, PMIX_UINT32);
-  PMIX_INFO_LOAD(&info[10], PMIX_NODEID, &zero, PMIX_UINT32);
+  PMIX_INFO_LOAD(&info[9], PMIX_NUM_NODES, &num_nodes, PMIX_UINT32);
+  PMIX_INFO_LOAD(&info[10], PMIX_NODEID, &my_id, PMIX_UINT32);
   std::free(node_map);
   std::free(proc_map);
-  for (std::size_t k = 0; k < job_.local_ranks.size(); ++k) {
-    pmix_data_array_t* proc;
-    PMIX_DATA_ARRAY_CREATE(proc, 6, PMIX_INFO);
-    auto* pi = static_cast<pmix_info_t*>(proc->array);
-    const auto rank = static_cast<pmix_rank_t>(job_.local_ranks[k]);
-    const auto local_rank = static_cast<std::uint16_t>(k);
-    PMIX_INFO_LOAD(&pi[0], PMIX_RANK, &rank, PMIX_PROC_RANK);
-    PMIX_INFO_LOAD(&pi[1], PMIX_LOCAL_RANK, &local_rank, PMIX_UINT16);
-    PMIX_INFO_LOAD(&pi[2], PMIX_NODE_RANK, &local_rank, PMIX_UINT16);
-    PMIX_INFO_LOAD(&pi[3], PMIX_APPNUM, &zero, PMIX_UINT32);
-    PMIX_INFO_LOAD(&pi[4], PMIX_NODEID, &zero, PMIX_UINT32);
-    PMIX_INFO_LOAD(&pi[5], PMIX_HOSTNAME, job_.hostname.c_str(), PMIX_STRING);
-    PMIX_INFO_LOAD(&info[11 + k], PMIX_PROC_INFO_ARRAY, proc, PMIX_DATA_ARRAY);
-    PMIX_DATA_ARRAY_FREE(proc);
+  for (const auto& [node, ranks] : node_ranks) {
+    for (size_t k = 0; k < ranks.size(); ++k) {
+      pmix_data_array_t* proc;
+      PMIX_DATA_ARRAY_CREATE(proc, 6, PMIX_INFO);
+      auto* pi = static_cast<pmix_info_t*>(proc->array);
+      const auto rank = static_cast<pmix_rank_t>(ranks[k]);
+      const auto local_rank = static_cast<std::uint16_t>(k);
+      const std::uint32_t id = node_id[node];
+      PMIX_INFO_LOAD(&pi[0], PMIX_RANK, &rank, PMIX_PROC_RANK);
+      PMIX_INFO_LOAD(&pi[1], PMIX_LOCAL_RANK, &local_rank, PMIX_UINT16);
+      PMIX_INFO_LOAD(&pi[2], PMIX_NODE_RANK, &local_rank, PMIX_UINT16);
+      PMIX_INFO_LOAD(&pi[3], PMIX_APPNUM, &zero, PMIX_UINT32);
+      PMIX_INFO_LOAD(&pi[4], PMIX_NODEID, &id, PMIX_UINT32);
+      PMIX_INFO_LOAD(&pi[5], PMIX_HOSTNAME, job_.map.node_names[node].c_str(), PMIX_STRING);
+      PMIX_INFO_LOAD(&info[11 + static_cast<size_t>(rank)], PMIX_PROC_INFO_ARRAY, proc, PMIX_DATA_ARRAY);
+      PMIX_DATA_ARRAY_FREE(proc);
+    }
   }
   OpWait registered;
-  rc = registered.wait(PMIx_server_register_nspace(job_.nspace.c_str(), static_cast<int>(job_.local_ranks.size()),
+  rc = registered.wait(PMIx_server_register_nspace(job_.nspace.c_str(), static_cast<int>(local_ranks.size()),
                                                    info.data(), info.size(), OpWait::done, &registered));
   for (pmix_info_t& i : info) PMIX_INFO_DESTRUCT(&i);
   if (rc != PMIX_SUCCESS) return pmix_error("cannot register the job with the PMIx server", rc);
@@ -170,9 +228,7 @@ Status PmixServer::start() {
 }
 
 Status PmixServer::add_client(int rank, std::vector<std::string>& env) {
-  if (!started_) {
-    if (Status s = start(); !s) return s;
-  }
+  if (Status s = start(); !s) return s;
   pmix_proc_t proc;
   PMIX_LOAD_PROCID(&proc, job_.nspace.c_str(), static_cast<pmix_rank_t>(rank));
   OpWait registered;
@@ -194,7 +250,110 @@ Status PmixServer::add_client(int rank, std::vector<std::string>& env) {
   // personality with the `pmi` start uses the server instead.
   set_env(env, "OMPI_MCA_orte_schizo", "ompi");
   set_env(env, "OMPI_MCA_ess", "pmi");
+  if (job_.shared_host && !get_env(env, "OMPI_MCA_btl_vader_backing_directory")) {
+    set_env(env, "OMPI_MCA_btl_vader_backing_directory", tmpdir_);
+  }
   return {};
+}
+
+void PmixServer::client_state(int rank, bool in_mpi) {
+  std::lock_guard lock(mutex_);
+  if (in_mpi) {
+    in_mpi_.insert(rank);
+  } else {
+    in_mpi_.erase(rank);
+  }
+}
+
+bool PmixServer::in_mpi(int rank) {
+  std::lock_guard lock(mutex_);
+  return in_mpi_.count(rank) != 0;
+}
+
+void PmixServer::fence_entered(std::vector<std::int32_t> ranks, Bytes data, void* cbfunc, void* cbdata) {
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    id = fences_entered_[ranks]++;
+    fences_waiting_[{ranks, id}] = Callback{cbfunc, cbdata};
+  }
+  hooks_.contribute(FenceContribution{id, std::move(ranks), std::move(data)});
+}
+
+void PmixServer::fence_released(const FenceRelease& release) {
+  Callback cb;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = fences_waiting_.find({release.ranks, release.fence_id});
+    if (it == fences_waiting_.end()) {
+      spdlog::warn("the home node released fence {} that no copy here entered", release.fence_id);
+      return;
+    }
+    cb = it->second;
+    fences_waiting_.erase(it);
+  }
+  if (release.status != PMIX_SUCCESS) {
+    spdlog::error("an MPI fence failed: {} (a node with copies of the job was lost)",
+                  PMIx_Error_string(release.status));
+  }
+  give_data(reinterpret_cast<pmix_modex_cbfunc_t>(cb.cbfunc), release.status, release.data, cb.cbdata);
+}
+
+int PmixServer::modex_wanted(int rank, void* cbfunc, void* cbdata) {
+  const auto& nodes = job_.map.rank_nodes;
+  if (rank < 0 || static_cast<size_t>(rank) >= nodes.size()) return PMIX_ERR_NOT_FOUND;
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_request_++;
+    modex_waiting_[id] = Callback{cbfunc, cbdata};
+  }
+  hooks_.ask(static_cast<int>(nodes[static_cast<size_t>(rank)]), ModexRequest{id, rank});
+  return PMIX_SUCCESS;
+}
+
+namespace {
+struct ModexAsked {
+  PmixServer::Hooks* hooks;
+  int source;
+  std::uint64_t request_id;
+};
+}  // namespace
+
+void PmixServer::modex_asked(int source, const ModexRequest& request) {
+  if (Status s = start(); !s) {
+    hooks_.answer(source, ModexReply{request.request_id, PMIX_ERR_NOT_FOUND, {}});
+    return;
+  }
+  pmix_proc_t proc;
+  PMIX_LOAD_PROCID(&proc, job_.nspace.c_str(), static_cast<pmix_rank_t>(request.rank));
+  auto* asked = new ModexAsked{&hooks_, source, request.request_id};
+  // The library answers once the rank has put its data (maybe at once).
+  pmix_status_t rc = PMIx_server_dmodex_request(
+      &proc,
+      [](pmix_status_t status, char* data, size_t size, void* cbdata) {
+        auto* a = static_cast<ModexAsked*>(cbdata);
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
+        a->hooks->answer(a->source, ModexReply{a->request_id, status, Bytes(bytes, bytes + size)});
+        delete a;
+      },
+      asked);
+  if (rc != PMIX_SUCCESS) {
+    delete asked;
+    hooks_.answer(source, ModexReply{request.request_id, rc, {}});
+  }
+}
+
+void PmixServer::modex_answered(const ModexReply& reply) {
+  Callback cb;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = modex_waiting_.find(reply.request_id);
+    if (it == modex_waiting_.end()) return;
+    cb = it->second;
+    modex_waiting_.erase(it);
+  }
+  give_data(reinterpret_cast<pmix_modex_cbfunc_t>(cb.cbfunc), reply.status, reply.data, cb.cbdata);
 }
 
 }  // namespace mosix

@@ -1,49 +1,96 @@
 // The PMIx server of a node daemon, for MPI programs: Open MPI's MPI_Init
 // connects to it (as under `srun --mpi=pmix`) and learns its rank, the job's
-// size and its peers, and exchanges its wire-up data (fence). Built on the
-// PMIx library that Debian's Open MPI uses (libpmix 4.2).
+// size and where its peers run, and exchanges its wire-up data (fence).
+// Built on the PMIx library that Debian's Open MPI uses (libpmix 4.2).
 //
-// Started at the first MPI copy a node starts: its start costs tens of ms
-// (the library loads its plugins and a topology), which a job that is not
-// MPI never pays. One per process: the library holds one server.
+// Across nodes the servers meet through the node daemons: a fence goes to
+// the home node, which sends every node's data back once all have entered
+// it (core/fence.h); a rank's data asked for before it was exchanged
+// (direct modex) is asked of its node. The library calls up on a thread of
+// its own: the hooks must only queue their message for the daemon's loop.
 //
-// Today a job's copies are all on one node (HomeJob refuses an MPI job
-// across nodes): the fence is complete with this node's data.
+// Made when a node learns it runs MPI copies (MpiJobMap); its start costs
+// tens of ms (the library loads its plugins and a topology), which a job
+// that is not MPI never pays. One per process: the library holds one server.
 #pragma once
 
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/core/expected.h"
+#include "runtime/core/protocol.h"
 
 namespace mosix {
 
 struct PmixJob {
-  std::string nspace;            // the job's PMIx namespace
-  int size = 0;                  // copies in the job
-  std::vector<int> local_ranks;  // those on this node
-  std::string hostname;          // this node
-  std::string parent_dir;        // private: the library's rendezvous files go into a folder made here
+  std::string nspace;     // the job's PMIx namespace
+  MpiJobMap map;          // where every rank runs
+  int this_node = 0;      // transport rank of this node
+  std::string parent_dir; // private: the library's rendezvous files go into a folder made here
+  // Several nodes of the job share this host (a virtual cluster): Open MPI
+  // names its shared-memory files by host, job and local rank, which ranks
+  // of two nodes would share; each node's go into its server's folder.
+  bool shared_host = false;
 };
 
 class PmixServer {
  public:
-  explicit PmixServer(PmixJob job) : job_(std::move(job)) {}
+  struct Hooks {
+    std::function<void(FenceContribution)> contribute;     // to the home node
+    std::function<void(int node, ModexRequest)> ask;       // to the node of the rank asked for
+    std::function<void(int node, ModexReply)> answer;      // to the node that asked
+  };
+  PmixServer(PmixJob job, Hooks hooks) : job_(std::move(job)), hooks_(std::move(hooks)) {}
   ~PmixServer();
   PmixServer(const PmixServer&) = delete;
   PmixServer& operator=(const PmixServer&) = delete;
 
-  // Registers copy `rank` and adds to `env` what its PMIx client needs to
-  // reach the server (and Open MPI's choice of PMIx over a singleton start).
-  // Starts the server and registers the job first, the first time.
-  Status add_client(int rank, std::vector<std::string>& env);
-
- private:
+  // Starts the server and registers the job (its map, each rank's place).
   Status start();
 
+  // Registers local copy `rank` and adds to `env` what its PMIx client needs
+  // to reach the server (and Open MPI's choice of PMIx over a singleton start).
+  Status add_client(int rank, std::vector<std::string>& env);
+
+  // The home node's word on a fence this node entered.
+  void fence_released(const FenceRelease& release);
+  // Node `source` asks for the data of a rank of this node; answered
+  // (hooks.answer) once that rank has put it.
+  void modex_asked(int source, const ModexRequest& request);
+  // The answer to a question of ours.
+  void modex_answered(const ModexReply& reply);
+
+  // Local copy `rank` called MPI_Init (PMIx_Init) and not yet MPI_Finalize.
+  bool in_mpi(int rank);
+
+  // Called by the library (on its thread).
+  void client_state(int rank, bool in_mpi);
+  void fence_entered(std::vector<std::int32_t> ranks, Bytes data, void* cbfunc, void* cbdata);
+  int modex_wanted(int rank, void* cbfunc, void* cbdata);
+
+ private:
+  using FenceKey = std::pair<std::vector<std::int32_t>, std::uint64_t>;
+  struct Callback {
+    void* cbfunc = nullptr;  // a pmix_modex_cbfunc_t
+    void* cbdata = nullptr;
+  };
+
   PmixJob job_;
+  Hooks hooks_;
   std::string tmpdir_;  // made by start(), removed with the server
   bool started_ = false;
+
+  std::mutex mutex_;  // the library's thread and the daemon's
+  std::set<int> in_mpi_;
+  std::map<std::vector<std::int32_t>, std::uint64_t> fences_entered_;  // per set of ranks
+  std::map<FenceKey, Callback> fences_waiting_;
+  std::uint64_t next_request_ = 1;
+  std::map<std::uint64_t, Callback> modex_waiting_;
 };
 
 }  // namespace mosix

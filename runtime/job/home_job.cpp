@@ -463,6 +463,11 @@ Expected<int> HomeJob::run() {
     if (g.flags & kSpawnPinned) {
       ranks_[g.rank].pinned = true;
       ranks_[g.rank].cantmove = "pinned (--pin)";
+    } else if (g.flags & kSpawnPmix) {
+      // Its peers hold sockets and shared memory with it: it stays until
+      // checkpoints of a whole MPI job exist.
+      ranks_[g.rank].pinned = true;
+      ranks_[g.rank].cantmove = kMpiCantMove;
     }
     spec_.record.guests.push_back(GuestRecord{g.rank, 0, "", "starting", -1});
   }

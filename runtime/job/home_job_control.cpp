@@ -81,6 +81,10 @@ void HomeJob::migrate(const nlohmann::json& request, ControlReply reply) {
   if (r.ended) return refuse("rank " + std::to_string(rank) + " has exited");
   if (!r.started || !home_) return refuse("rank " + std::to_string(rank) + " has not started yet");
   if (r.migrating) return refuse("rank " + std::to_string(rank) + " is already moving");
+  if (r.pinned && r.cantmove == kMpiCantMove) {
+    return refuse("rank " + std::to_string(rank) + " cannot move: " + kMpiCantMove +
+                  " (an MPI rank stays where it started; other copies of a job still move)");
+  }
   if (r.pinned) return refuse("rank " + std::to_string(rank) + " is pinned (mosixrun --pin): it never moves");
   int target = -1;
   if (to == "home") {

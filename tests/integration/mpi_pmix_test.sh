@@ -1,11 +1,14 @@
-# An MPI program run by mosixrun as by mpirun (issue 14, one node): each
-# copy's MPI_Init reaches the node daemon's PMIx server and learns its rank
-# and the world's size; a collective across them checks that all took part.
-# The output, sorted, is mpirun's. --mpi none gives the old singletons; an
-# MPI job across nodes is refused with the reason (not wired up yet).
+# MPI programs run by mosixrun as by mpirun (issue 14): each copy's MPI_Init
+# reaches its node daemon's PMIx server and learns its rank, the world's
+# size and where its peers run; the servers of a virtual cluster's nodes
+# meet through the home node (fence). The output, sorted, is mpirun's: a
+# collective (hello) and a ring passing 1 MiB blocks, on one node and on 3
+# virtual nodes, where MPI sees one rank per node. MPI_Abort ends the job
+# with its code and Open MPI's message; an MPI rank does not move, and
+# mosixctl says why. --mpi none gives the old singletons.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mpi_hello; do
+for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
     exit 77
@@ -31,13 +34,85 @@ check_eq "mpirun really gave 3 ranks (the comparison means something)" \
 got=$("$BIN/mosixrun" --mpi none --oversubscribe -np 2 "$BIN/mpi_hello" 2> "$TMP/err" | sort)
 check_eq "--mpi none: singletons" $'rank 0 of 1 sum 0\nrank 0 of 1 sum 0' "$got"
 
-# Across nodes: refused before anything starts, with the reason and the way out.
+# Across nodes: a virtual cluster of 3, one rank on each node.
+want=$(mpirun --oversubscribe -np 3 "$BIN/mpi_hello" | sort)
 rc=0
-"$BIN/mosixrun" --vcluster 2 -np 2 "$BIN/mpi_hello" > "$TMP/out" 2> "$TMP/err" || rc=$?
-check_eq "an MPI job across nodes: usage error" 2 "$rc"
-check_contains "... says why" "on one node only for now" "$(cat "$TMP/err")"
-check_contains "... and what to do" "--mpi none" "$(cat "$TMP/err")"
-check_eq "... nothing ran" "" "$(cat "$TMP/out")"
+got=$("$BIN/mosixrun" --vcluster 3 --map-by node -np 3 "$BIN/mpi_hello" 2> "$TMP/err" | sort) || rc=$?
+check_eq "--vcluster 3: mosixrun's output is mpirun's" "$want" "$got"
+check_eq "--vcluster 3: exit status" 0 "$rc"
+got=$("$BIN/mosixrun" --vcluster 3 --map-by node -np 3 "$BIN/mpi_hello" local 2> "$TMP/err" | sort) || true
+check_eq "--vcluster 3 --map-by node: MPI sees one rank on each node" \
+  $'rank 0 local 1\nrank 1 local 1\nrank 2 local 1' "$got"
+got=$("$BIN/mosixrun" --oversubscribe -np 3 "$BIN/mpi_hello" local 2> "$TMP/err" | sort) || true
+check_eq "one node: MPI sees the 3 ranks on it" $'rank 0 local 3\nrank 1 local 3\nrank 2 local 3' "$got"
+got=$("$BIN/mosixrun" --vcluster 2 --map-by slot --oversubscribe -np 4 "$BIN/mpi_hello" local 2> "$TMP/err" | sort) || true
+check_eq "--vcluster 2 -np 4 by slot: two ranks on each node" \
+  $'rank 0 local 2\nrank 1 local 2\nrank 2 local 2\nrank 3 local 2' "$got"
+
+want=$(mpirun --oversubscribe -np 4 "$BIN/mpi_ring" | sort)
+check_contains "mpirun's ring went round (the comparison means something)" "rank 0 of 4 token 6" "$want"
+for where in "--oversubscribe" "--vcluster 3 --oversubscribe"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 4 "$BIN/mpi_ring" 2> "$TMP/err" | sort) || rc=$?
+  check_eq "ring, $where: mosixrun's output is mpirun's" "$want" "$got"
+  check_eq "ring, $where: exit status" 0 "$rc"
+done
+
+# MPI_Abort in rank 2: the job ends with its code, and Open MPI's own message
+# names the rank, as under mpirun.
+rc=0
+mpirun --oversubscribe -np 3 "$BIN/mpi_abort" > /dev/null 2> "$TMP/mpirun.err" || rc=$?
+check_eq "mpirun: MPI_Abort(7) gives 7" 7 "$rc"
+for where in "--oversubscribe" "--vcluster 3"; do
+  rc=0
+  "$BIN/mosixrun" $where -np 3 "$BIN/mpi_abort" > "$TMP/out" 2> "$TMP/err" || rc=$?
+  check_eq "MPI_Abort, $where: exit status 7" 7 "$rc"
+  check_contains "MPI_Abort, $where: the message names the rank" \
+    "MPI_ABORT was invoked on rank 2 in communicator MPI_COMM_WORLD" "$(cat "$TMP/err")"
+  check_eq "MPI_Abort, $where: no rank got past the barrier" "" "$(cat "$TMP/out")"
+done
+
+# A rank that exits without MPI_Finalize while the others wait for it: the
+# job ends by mpirun's rule (its code, or 1 for a 0), and says why.
+for code in 0 3; do
+  rc=0
+  mpirun --oversubscribe -np 3 "$BIN/mpi_exit" $code > /dev/null 2>&1 || rc=$?
+  want=$rc
+  check_eq "mpirun: exit($code) without MPI_Finalize gives $((code ? code : 1))" $((code ? code : 1)) "$want"
+  for where in "--oversubscribe" "--vcluster 3"; do
+    rc=0
+    "$BIN/mosixrun" $where -np 3 "$BIN/mpi_exit" $code > "$TMP/out" 2> "$TMP/err" || rc=$?
+    check_eq "exit($code) without MPI_Finalize, $where: mpirun's status" "$want" "$rc"
+    check_eq "... nobody passed the barrier" "" "$(cat "$TMP/out")"
+    if ((code == 0)); then
+      check_contains "... says why" "exited with status 0 without calling MPI_Finalize" "$(cat "$TMP/err")"
+    fi
+  done
+done
+
+# An MPI rank stays where it started: mosixctl ps says why, and migrate refuses.
+mkfifo "$TMP/in"
+"$BIN/mosixrun" --vcluster 2 --map-by node -np 2 "$BIN/mpi_ring" wait < "$TMP/in" > "$TMP/ring.out" 2> "$TMP/ring.err" &
+job=$!
+exec {feed}> "$TMP/in"
+both_ready() { [[ $(grep -c ready "$TMP/ring.out") == 2 ]]; }
+while kill -0 $job 2> /dev/null && ! both_ready; do sleep 0.05; done  # as long as the job runs
+if both_ready; then
+  check_contains "mosixctl ps: an MPI rank cannot move, and why" "cantmove: MPI peer connections" \
+    "$("$BIN/mosixctl" ps --job $job 2>&1)"
+  rc=0
+  out=$("$BIN/mosixctl" migrate 1 vnode0 --job $job 2>&1) || rc=$?
+  check_contains "mosixctl migrate refuses an MPI rank with the reason" "cannot move: MPI peer connections" "$out"
+  [[ $rc != 0 ]] && pass "... and fails" || fail "... and fails: it succeeded"
+else
+  fail "the ring's ranks did not both get through MPI_Init: $(cat "$TMP/ring.err")"
+fi
+echo go >&$feed
+exec {feed}>&-
+rc=0
+wait $job || rc=$?
+check_eq "the ring ends well after the look" 0 "$rc"
+check_eq "... and went round" $'rank 0 of 2 token 1\nrank 1 of 2 token 0' "$(grep token "$TMP/ring.out" | sort)"
 
 rc=0
 "$BIN/mosixrun" --mpi maybe -np 1 true 2> "$TMP/err" || rc=$?
