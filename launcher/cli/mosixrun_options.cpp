@@ -138,7 +138,7 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
 
   int np = -1;
   std::vector<std::string> host_lists, env_words;
-  std::string bind_to = "none";
+  std::string bind_to = "auto";
   double timeout = 0;
   app.add_option("-n,--np", np, "Number of copies (default: one per slot)");
   app.add_option("-H,--host", host_lists, "Hosts and slots: a:2,b (repeatable)")->take_all();
@@ -149,7 +149,7 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--output-filename", o.output_filename,
                  "Also write each copy's output to DIR/1/rank.N/{stdout,stderr}");
   app.add_flag("--oversubscribe", o.oversubscribe, "Allow more copies than slots");
-  app.add_option("--bind-to", bind_to, "Bind each copy: none (default) or core");
+  app.add_option("--bind-to", bind_to, "Bind each copy: auto (default: an MPI job of 1 or 2 copies to a core each, as mpirun), none or core");
   app.add_option("--timeout", timeout, "End the job after SECONDS (exit status 110)");
   app.add_flag("--keep-going", o.keep_going, "Do not end the others when one copy fails");
   app.add_flag("-v,--verbose", o.verbose, "More diagnostics (repeat for debug)");
@@ -222,12 +222,14 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     if (!valid) return make_error("-x " + quote(w) + ": write -x NAME or -x NAME=value");
     o.env.push_back(std::move(s));
   }
-  if (bind_to == "none") {
+  if (bind_to == "auto") {
+    o.bind_to = BindTo::kAuto;
+  } else if (bind_to == "none") {
     o.bind_to = BindTo::kNone;
   } else if (bind_to == "core") {
     o.bind_to = BindTo::kCore;
   } else {
-    return make_error("--bind-to " + quote(bind_to) + ": use none or core");
+    return make_error("--bind-to " + quote(bind_to) + ": use auto, none or core");
   }
   if (mpi == "auto") {
     o.mpi = MpiMode::kAuto;

@@ -51,6 +51,10 @@ SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vect
   g.flags = rank == 0 ? kSpawnStdin : 0;
   if (std::binary_search(o.pin.begin(), o.pin.end(), rank)) g.flags |= kSpawnPinned;
   if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
+  // mpirun binds to a core when a job has 2 copies or fewer (to a package
+  // beyond, which on a one-socket node is no binding): an MPI job's latency
+  // between two ranks is mpirun's only if they are bound as mpirun's are.
+  if (o.bind_to == BindTo::kAuto && mpi && copies <= 2) g.flags |= kSpawnBindAuto;
   if (mpi) g.flags |= kSpawnPmix;
   return g;
 }

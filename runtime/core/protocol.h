@@ -117,6 +117,9 @@ inline constexpr std::uint32_t kSpawnBindCore = 1u << 3;
 // It does not move (its peers hold connections to it): kMpiCantMove says why.
 inline constexpr std::uint32_t kSpawnPmix = 1u << 4;
 inline constexpr const char* kMpiCantMove = "MPI peer connections";
+// --bind-to auto for an MPI job: the home node turns it into kSpawnBindCore
+// where the copy's node has a core for each of the job's copies there.
+inline constexpr std::uint32_t kSpawnBindAuto = 1u << 5;
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {

@@ -11,7 +11,9 @@
 
 namespace mosix {
 
-enum class BindTo { kNone, kCore };
+// --bind-to. kAuto: as mpirun, an MPI job of at most 2 copies is bound to a
+// core each where its node has a core for each of them; nothing else.
+enum class BindTo { kAuto, kNone, kCore };
 // --mpi: how MPI copies are wired up. kAuto: with PMIx when the program
 // links an MPI library (its ELF DT_NEEDED), as it is otherwise.
 enum class MpiMode { kAuto, kPmix, kNone };
@@ -35,7 +37,7 @@ struct RunOptions {
   bool tag_output = false;
   std::string output_filename;
   bool oversubscribe = false;
-  BindTo bind_to = BindTo::kNone;
+  BindTo bind_to = BindTo::kAuto;
   MpiMode mpi = MpiMode::kAuto;
   double timeout_seconds = 0;   // 0: none
   bool keep_going = false;

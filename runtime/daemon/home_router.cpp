@@ -209,6 +209,9 @@ void HomeRouter::place_if_ready() {
     }
     set_env(s.env, "OMPI_COMM_WORLD_LOCAL_SIZE", std::to_string(per_node[node]));
     set_env(s.env, "OMPI_COMM_WORLD_NODE_RANK", std::to_string(lr));
+    if ((s.flags & kSpawnBindAuto) && per_node[node] <= static_cast<int>(hellos_[node]->cores)) {
+      s.flags |= kSpawnBindCore;
+    }
     rank_node_[s.rank] = static_cast<int>(node);
     spdlog::debug("rank {} -> node {} ({})", s.rank, node, hellos_[node]->node_name);
     if (static_cast<int>(node) == context_.rank()) {

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <memory>
 #include <optional>
+#include <set>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -239,7 +240,13 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
   job.map = map;
   job.this_node = context_.rank();
   job.parent_dir = *dir;
-  job.shared_host = !options_.vcluster_cpu.empty();
+  // Several nodes on this host: a virtual cluster, or nodes of one name
+  // (Slurm's nodes of one machine, all named by its host name).
+  std::set<std::uint32_t> same_name;
+  for (std::uint32_t node : map.rank_nodes) {
+    if (node < map.node_names.size() && map.node_names[node] == context_.node_name()) same_name.insert(node);
+  }
+  job.shared_host = !options_.vcluster_cpu.empty() || same_name.size() > 1;
   auto queue = [this](int node, Message m) {
     asio::post(io_, [this, node, m = std::move(m)] { context_.send(node, m); });
   };

@@ -90,6 +90,21 @@ for code in 0 3; do
   done
 done
 
+# --bind-to auto (the default), as mpirun: an MPI job of 2 copies is bound to
+# a core each (where the node has 2); of 3, and a program that is not MPI, not.
+allowed='grep Cpus_allowed_list /proc/self/status | cut -f2'
+if (($(nproc) >= 2)); then
+  got=$("$BIN/mosixrun" --mpi pmix -np 2 sh -c "$allowed" | sort)
+  check_eq "an MPI job of 2 copies: each bound to a core of its own" \
+    "$(printf '%s\n' "$got" | grep -cxE '[0-9]+' | tr -d ' ')/$(printf '%s\n' "$got" | sort -u | wc -l)" "2/2"
+  check_eq "... not with --bind-to none" 0 \
+    "$("$BIN/mosixrun" --mpi pmix --bind-to none -np 2 sh -c "$allowed" | grep -cxE '[0-9]+' || true)"
+  check_eq "... not for 3 copies (mpirun binds those to a package)" 0 \
+    "$("$BIN/mosixrun" --mpi pmix --oversubscribe -np 3 sh -c "$allowed" | grep -cxE '[0-9]+' || true)"
+  check_eq "... not for a program that is not MPI" 0 \
+    "$("$BIN/mosixrun" -np 2 sh -c "$allowed" | grep -cxE '[0-9]+' || true)"
+fi
+
 # An MPI rank stays where it started: mosixctl ps says why, and migrate refuses.
 mkfifo "$TMP/in"
 "$BIN/mosixrun" --vcluster 2 --map-by node -np 2 "$BIN/mpi_ring" wait < "$TMP/in" > "$TMP/ring.out" 2> "$TMP/ring.err" &

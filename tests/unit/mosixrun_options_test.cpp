@@ -86,7 +86,7 @@ TEST(MosixrunOptions, UsageErrorsNameTheProblem) {
            {{"-np", "two", "x"}, "np"},
            {{"-np", "2"}, "no program given"},
            {{}, "no program given"},
-           {{"--bind-to", "socket", "x"}, "use none or core"},
+           {{"--bind-to", "socket", "x"}, "use auto, none or core"},
            {{"--host", "a:0", "x"}, "bad slot count"},
            {{"-x", "1A", "x"}, "write -x NAME"},
            {{"--timeout", "-1", "x"}, "--timeout"},

@@ -176,3 +176,30 @@ TEST(PlanJob, PeriodicCheckpointsPreloadTheAgentFirst) {
 
 }  // namespace
 }  // namespace mosix
+
+namespace mosix {
+namespace {
+
+// --bind-to auto (the default): mpirun binds a job of 2 copies or fewer to a
+// core each; so is an MPI job's copy (where its node has the cores: the home
+// node decides), nothing else.
+TEST(PlanJob, BindAutoBindsAnMpiJobOfTwoCopiesAsMpirunDoes) {
+  auto flags_of = [](int copies, bool mpi, BindTo bind) {
+    RunOptions o = run(copies);
+    o.bind_to = bind;
+    PlanInputs in = here();
+    in.program_links_mpi = mpi;
+    auto p = plan_job(o, in);
+    EXPECT_TRUE(p);
+    return p ? p->guests.back().flags : 0u;
+  };
+  EXPECT_TRUE(flags_of(2, true, BindTo::kAuto) & kSpawnBindAuto);
+  EXPECT_TRUE(flags_of(1, true, BindTo::kAuto) & kSpawnBindAuto);
+  EXPECT_FALSE(flags_of(3, true, BindTo::kAuto) & kSpawnBindAuto);
+  EXPECT_FALSE(flags_of(2, false, BindTo::kAuto) & kSpawnBindAuto);
+  EXPECT_FALSE(flags_of(2, true, BindTo::kNone) & (kSpawnBindAuto | kSpawnBindCore));
+  EXPECT_TRUE(flags_of(2, true, BindTo::kCore) & kSpawnBindCore);
+}
+
+}  // namespace
+}  // namespace mosix
