@@ -17,7 +17,7 @@
 #include "runtime/core/environment.h"
 #include "runtime/daemon/proc_stat_file.h"
 #include "runtime/daemon/cpu_cap.h"
-#include "runtime/daemon/pmix_server.h"
+#include "runtime/daemon/pmix_link.h"
 #include "runtime/sys/install_path.h"
 
 namespace mosix {

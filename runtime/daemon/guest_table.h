@@ -25,7 +25,7 @@
 namespace mosix {
 
 class CpuCap;
-class PmixServer;
+class PmixLink;
 
 // kIncoming: a restorer that has not yet become the guest (its output is
 // held back); kGone: moved away or a failed restore (nothing reported).
@@ -102,7 +102,7 @@ class GuestTable {
   void set_cap(CpuCap* cap) { cap_ = cap; }
   // MPI copies register with this node's PMIx server (made by the node
   // daemon once it knows where the job's ranks run).
-  void set_pmix(PmixServer* pmix) { pmix_ = pmix; }
+  void set_pmix(PmixLink* pmix) { pmix_ = pmix; }
   // What one CPU second of a guest here is worth in reference-CPU seconds.
   void set_machine_speed(double speed) { machine_speed_ = speed; }
 
@@ -160,7 +160,7 @@ class GuestTable {
   boost::asio::signal_set child_signal_;
   boost::asio::steady_timer hold_timer_;
   bool hold_watched_ = false;
-  PmixServer* pmix_ = nullptr;  // the node daemon's, for MPI copies (kSpawnPmix)
+  PmixLink* pmix_ = nullptr;  // the node daemon's, for MPI copies (kSpawnPmix)
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs

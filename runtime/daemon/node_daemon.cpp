@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cmath>
@@ -24,7 +23,7 @@
 #include "runtime/daemon/home_router.h"
 #include "runtime/daemon/load_agent.h"
 #include "runtime/daemon/migration.h"
-#include "runtime/daemon/pmix_server.h"
+#include "runtime/daemon/pmix_link.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/sys/host_name.h"
@@ -78,7 +77,7 @@ class NodeDaemon {
   asio::posix::stream_descriptor transport_sd_;
   asio::signal_set term_signals_;
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
-  std::unique_ptr<PmixServer> pmix_;  // once the node runs MPI copies
+  std::unique_ptr<PmixLink> pmix_;  // once the node runs MPI copies
   GuestTable guests_;
   Migrations migrations_;
   LoadAgent load_;
@@ -186,7 +185,7 @@ void NodeDaemon::handle(int source, Message message) {
                  [&](const ModexRequest& request) {
                    if (pmix_) {
                      pmix_->modex_asked(source, request);
-                   } else {
+                   } else {  // no MPI copy was ever meant to run here
                      context_.send(source, ModexReply{request.request_id, kFenceFailed, {}});
                    }
                  },
@@ -225,9 +224,8 @@ void NodeDaemon::node_lost(int node) {
 }
 
 // The home node says where an MPI job's ranks run, before this node's
-// first MPI copy: its PMIx server is made, and meets the others' through
-// the home node. The library calls up on its own thread: what it sends is
-// queued for this loop.
+// first MPI copy: the link to its PMIx server (a helper process, started at
+// the first copy) is made; the servers meet through the home node.
 void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
   if (pmix_) return;
   auto dir = sys::runtime_dir();
@@ -235,10 +233,9 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
     spdlog::error("{}: no PMIx server for MPI copies: {}", context_.node_name(), dir.error().message);
     return;
   }
-  PmixJob job;
+  PmixHelperJob job;
   job.nspace = "mosix." + (options_.job_id.empty() ? std::to_string(::getpid()) : options_.job_id);
   job.map = map;
-  job.this_node = context_.rank();
   job.parent_dir = *dir;
   // Several nodes on this host: a virtual cluster, or nodes of one name
   // (Slurm's nodes of one machine, all named by its host name).
@@ -247,15 +244,7 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
     if (node < map.node_names.size() && map.node_names[node] == context_.node_name()) same_name.insert(node);
   }
   job.shared_host = !options_.vcluster_cpu.empty() || same_name.size() > 1;
-  auto queue = [this](int node, Message m) {
-    asio::post(io_, [this, node, m = std::move(m)] { context_.send(node, m); });
-  };
-  PmixServer::Hooks hooks{
-      [queue](FenceContribution part) { queue(0, std::move(part)); },
-      [queue](int node, ModexRequest request) { queue(node, request); },
-      [queue](int node, ModexReply reply) { queue(node, std::move(reply)); },
-  };
-  pmix_ = std::make_unique<PmixServer>(std::move(job), std::move(hooks));
+  pmix_ = std::make_unique<PmixLink>(context_, std::move(job));
   guests_.set_pmix(pmix_.get());
 }
 

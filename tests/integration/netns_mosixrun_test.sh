@@ -7,8 +7,9 @@
 # copy runs in the namespace of its node; each copy's 1 MiB of stdout reaches
 # the home node byte-exact, in the --output-filename files and through the
 # tagged terminal stream; the veth counters grew by at least that output; the
-# exit rule holds and the other copies are ended; nothing of a job is left
-# running afterwards. Usage: netns_mosixrun_test.sh BIN_DIR [LIB_DIR]
+# exit rule holds and the other copies are ended; an MPI ring across the
+# namespaces gives mpirun's output; nothing of a job is left running
+# afterwards. Usage: netns_mosixrun_test.sh BIN_DIR [LIB_DIR]
 set -u
 bin=${1:?usage: netns_mosixrun_test.sh BIN_DIR}
 if [ "$(id -u)" != 0 ]; then
@@ -194,6 +195,24 @@ else
   fail "rank 2 exits 3: mosixrun exited $status; stderr:"; show "$work/stderr"
 fi
 check_nothing_left "after rank 2 failed"
+
+# 3. An MPI program across the namespaces (issue 14): each node daemon's
+# PMIx server wires up its ranks, the fence goes through the home node, and
+# the ranks talk TCP over the veths (the btl settings above). The ring's
+# output, sorted, is mpirun's with the same hosts.
+if [ -x "$bin/mpi_ring" ]; then
+  want=$(timeout 120 mpirun --allow-run-as-root --host $hosts -np 4 "$bin/mpi_ring" </dev/null 2>"$work/mpirun.err" | sort)
+  got=$(timeout 120 "$bin/mosixrun" --host $hosts -np 4 "$bin/mpi_ring" </dev/null 2>"$work/stderr" | sort)
+  status=$?
+  if [ -n "$want" ] && [ "$got" = "$want" ]; then
+    ok "mpi_ring across the namespaces: mosixrun's output is mpirun's"
+  else
+    fail "mpi_ring across the namespaces: mosixrun gave [$got], mpirun [$want]; stderr:"; show "$work/stderr" "$work/mpirun.err"
+  fi
+  check_nothing_left "after the MPI ring"
+else
+  fail "$bin/mpi_ring not built (tests/mpi_programs)"
+fi
 
 if [ $failures -ne 0 ]; then
   echo "$failures failure(s)"

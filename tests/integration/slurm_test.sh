@@ -89,6 +89,20 @@ EOF
 EOF
   submit two_nodes_fail -N2
   check_eq "sbatch -N2: rank 1 (on n2) exits 3, the job exits 3" 3 "$rc"
+
+  # An MPI program over the two nodes (issue 14): wired up by each node's
+  # PMIx server, as under srun --mpi=pmix.
+  if [[ -x "$BIN/mpi_ring" ]]; then
+    cat > "$TMP/two_nodes_mpi.sh" << EOF
+#!/bin/bash
+"$BIN/mosixrun" -np 2 "$BIN/mpi_ring" | sort
+exit "\${PIPESTATUS[0]}"
+EOF
+    submit two_nodes_mpi -N2
+    check_eq "sbatch -N2 mosixrun mpi_ring exit status" 0 "$rc"
+    check_eq "sbatch -N2 mosixrun mpi_ring: the ring went round both nodes" \
+      $'rank 0 of 2 token 1\nrank 1 of 2 token 0' "$(cat "$TMP/two_nodes_mpi.out")"
+  fi
 }
 
 if grep -q -- '--vcluster' <<< "$("$BIN/mosixrun" --help 2>&1)"; then
