@@ -253,6 +253,13 @@ Status PmixServer::add_client(int rank, std::vector<std::string>& env) {
   if (job_.shared_host && !get_env(env, "OMPI_MCA_btl_vader_backing_directory")) {
     set_env(env, "OMPI_MCA_btl_vader_backing_directory", tmpdir_);
   }
+  // Nodes on one host reach each other over its loopback, which Open MPI's
+  // TCP transport leaves out by default: it would take whatever other
+  // interface there is (or fail without one), and an interface that goes
+  // away meanwhile breaks the job.
+  if (job_.shared_host && !get_env(env, "OMPI_MCA_btl_tcp_if_include") && !get_env(env, "OMPI_MCA_btl_tcp_if_exclude")) {
+    set_env(env, "OMPI_MCA_btl_tcp_if_include", "lo");
+  }
   return {};
 }
 

@@ -34,7 +34,8 @@ struct PmixJob {
   std::string parent_dir; // private: the library's rendezvous files go into a folder made here
   // Several nodes of the job share this host (a virtual cluster): Open MPI
   // names its shared-memory files by host, job and local rank, which ranks
-  // of two nodes would share; each node's go into its server's folder.
+  // of two nodes would share; each node's go into its server's folder. And
+  // their TCP traffic goes over the loopback.
   bool shared_host = false;
 };
 
