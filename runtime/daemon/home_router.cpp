@@ -1,6 +1,7 @@
 #include "runtime/daemon/home_router.h"
 
 #include <cerrno>
+#include <csignal>
 #include <algorithm>
 #include <chrono>
 #include <variant>
@@ -242,6 +243,8 @@ void HomeRouter::from_node(int source, const Message& message) {
     mosixrun_->send(*hello);
     place_if_ready();
   } else {
+    if (auto* started = std::get_if<GuestStarted>(&message)) started_.insert(started->rank);
+    if (auto* exited = std::get_if<GuestExited>(&message)) started_.insert(exited->rank);
     mosixrun_->send(message);
   }
 }
@@ -371,6 +374,16 @@ void HomeRouter::node_lost(int node) {
     if (rank_node_[rank] == node) stranded.push_back(rank);
   }
   word.restarting = restart_lost_ranks(node);
+  // A copy sent there that never started (nor failed to) is lost with it:
+  // mosixrun learns its end, or it would wait for it for ever.
+  for (const auto& [rank, where] : rank_node_) {
+    if (where == node && !started_.count(rank) && mosixrun_) {
+      spdlog::warn("rank {} was sent to node {} ({}) but never started there", rank, node,
+                   hellos_[static_cast<size_t>(node)] ? hellos_[static_cast<size_t>(node)]->node_name : "?");
+      started_.insert(rank);
+      mosixrun_->send(GuestExited{rank, 0, SIGKILL, false, 0});
+    }
+  }
   for (int rank : stranded) release_stdin(rank);  // to its restarted self, or dropped with it
   if (mosixrun_) mosixrun_->send(word);
   for (FenceCollector::Release& r : fences_.node_lost(node)) {

@@ -101,6 +101,7 @@ class HomeRouter {
   std::vector<GuestStdin> early_stdin_;       // for ranks not yet placed
   bool placed_ = false;
   std::map<int, int> rank_node_;               // where each rank runs
+  std::set<int> started_;                      // ranks whose node said they started (or ended)
   std::vector<std::uint32_t> mpi_rank_nodes_;  // an MPI job: where each rank runs (they do not move)
   FenceCollector fences_;
 
