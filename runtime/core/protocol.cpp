@@ -109,6 +109,35 @@ void fields(auto& a, Is<ModexRequest> auto& m) {
   a("rank", m.rank);
 }
 
+void fields(auto& a, Is<PublishedName> auto& m) {
+  a("key", m.key);
+  a("value", m.value);
+  a("rank", m.rank);
+}
+
+void fields(auto& a, Is<NamePublish> auto& m) {
+  a("request_id", m.request_id);
+  a("names", m.names);
+}
+
+void fields(auto& a, Is<NameLookup> auto& m) {
+  a("request_id", m.request_id);
+  a("keys", m.keys);
+  a("wait", m.wait);
+}
+
+void fields(auto& a, Is<NameUnpublish> auto& m) {
+  a("request_id", m.request_id);
+  a("rank", m.rank);
+  a("keys", m.keys);
+}
+
+void fields(auto& a, Is<NameReply> auto& m) {
+  a("request_id", m.request_id);
+  a("status", m.status);
+  a("names", m.names);
+}
+
 void fields(auto& a, Is<ModexReply> auto& m) {
   a("request_id", m.request_id);
   a("status", m.status);
@@ -432,6 +461,10 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kFenceRelease: return "FenceRelease";
     case MessageType::kModexRequest: return "ModexRequest";
     case MessageType::kModexReply: return "ModexReply";
+    case MessageType::kNamePublish: return "NamePublish";
+    case MessageType::kNameLookup: return "NameLookup";
+    case MessageType::kNameUnpublish: return "NameUnpublish";
+    case MessageType::kNameReply: return "NameReply";
   }
   return "unknown";
 }
@@ -491,6 +524,10 @@ template Frame encode_frame(const FenceContribution&);
 template Frame encode_frame(const FenceRelease&);
 template Frame encode_frame(const ModexRequest&);
 template Frame encode_frame(const ModexReply&);
+template Frame encode_frame(const NamePublish&);
+template Frame encode_frame(const NameLookup&);
+template Frame encode_frame(const NameUnpublish&);
+template Frame encode_frame(const NameReply&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -577,6 +614,10 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kFenceRelease: return decode_payload<FenceRelease>(payload);
     case MessageType::kModexRequest: return decode_payload<ModexRequest>(payload);
     case MessageType::kModexReply: return decode_payload<ModexReply>(payload);
+    case MessageType::kNamePublish: return decode_payload<NamePublish>(payload);
+    case MessageType::kNameLookup: return decode_payload<NameLookup>(payload);
+    case MessageType::kNameUnpublish: return decode_payload<NameUnpublish>(payload);
+    case MessageType::kNameReply: return decode_payload<NameReply>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

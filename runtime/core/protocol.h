@@ -63,6 +63,10 @@ enum class MessageType : std::uint16_t {
   kFenceRelease = 23,
   kModexRequest = 24,
   kModexReply = 25,
+  kNamePublish = 26,
+  kNameLookup = 27,
+  kNameUnpublish = 28,
+  kNameReply = 29,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -370,11 +374,53 @@ struct ModexReply {
   bool operator==(const ModexReply&) const = default;
 };
 
+// MPI_Publish_name and friends (PMIx publish/lookup/unpublish): the home
+// node keeps the job's names (core/published_names.h). Node -> home; the
+// home answers the asking node with NameReply.
+struct PublishedName {
+  std::string key;
+  std::string value;                 // a string (MPI's port names); other types are refused
+  std::int32_t rank = 0;             // who published it
+  bool operator==(const PublishedName&) const = default;
+};
+
+struct NamePublish {
+  static constexpr MessageType kType = MessageType::kNamePublish;
+  std::uint64_t request_id = 0;
+  std::vector<PublishedName> names;
+  bool operator==(const NamePublish&) const = default;
+};
+
+struct NameLookup {
+  static constexpr MessageType kType = MessageType::kNameLookup;
+  std::uint64_t request_id = 0;
+  std::vector<std::string> keys;
+  bool wait = false;                 // until every key is published (PMIX_WAIT)
+  bool operator==(const NameLookup&) const = default;
+};
+
+struct NameUnpublish {
+  static constexpr MessageType kType = MessageType::kNameUnpublish;
+  std::uint64_t request_id = 0;
+  std::int32_t rank = 0;
+  std::vector<std::string> keys;     // empty: everything `rank` published
+  bool operator==(const NameUnpublish&) const = default;
+};
+
+struct NameReply {
+  static constexpr MessageType kType = MessageType::kNameReply;
+  std::uint64_t request_id = 0;
+  std::int32_t status = 0;           // a PMIx status: 0 success
+  std::vector<PublishedName> names;  // a lookup's finds
+  bool operator==(const NameReply&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
                              MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
-                             MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply>;
+                             MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
+                             NamePublish, NameLookup, NameUnpublish, NameReply>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

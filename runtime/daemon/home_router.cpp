@@ -386,8 +386,19 @@ void HomeRouter::node_lost(int node) {
   }
   for (int rank : stranded) release_stdin(rank);  // to its restarted self, or dropped with it
   if (mosixrun_) mosixrun_->send(word);
+  names_.node_lost(node);
   for (FenceCollector::Release& r : fences_.node_lost(node)) {
     for (int n : r.nodes) context_.send(n, r.message);
+  }
+}
+
+void HomeRouter::names(int source, const Message& request) {
+  std::vector<PublishedNames::Answer> answers;
+  if (auto* p = std::get_if<NamePublish>(&request)) answers = names_.publish(source, *p);
+  if (auto* l = std::get_if<NameLookup>(&request)) answers = names_.lookup(source, *l);
+  if (auto* u = std::get_if<NameUnpublish>(&request)) answers.push_back(names_.unpublish(source, *u));
+  for (const PublishedNames::Answer& a : answers) {
+    if (!context_.is_lost(a.node)) context_.send(a.node, a.reply);
   }
 }
 

@@ -24,6 +24,7 @@
 
 #include "runtime/core/expected.h"
 #include "runtime/core/fence.h"
+#include "runtime/core/published_names.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
 #include "runtime/daemon/frame_socket.h"
@@ -65,6 +66,8 @@ class HomeRouter {
   // A node's part of a PMIx fence; once every node taking part gave its
   // part, each gets them all.
   void fence(int source, FenceContribution part);
+  // MPI_Publish_name and friends: the job's names are kept here.
+  void names(int source, const Message& request);
   // The final word on a migration.
   void route_result(const MigrateResult& result);
   // Node `node` is gone (already marked lost): it is told, so are the
@@ -104,6 +107,7 @@ class HomeRouter {
   std::set<int> started_;                      // ranks whose node said they started (or ended)
   std::vector<std::uint32_t> mpi_rank_nodes_;  // an MPI job: where each rank runs (they do not move)
   FenceCollector fences_;
+  PublishedNames names_;
 
   // Ranks on the move: their stdin from mosixrun waits in held_stdin_, then
   // goes to where the rank runs when the move is over.

@@ -192,6 +192,18 @@ void NodeDaemon::handle(int source, Message message) {
                  [&](const ModexReply& reply) {
                    if (pmix_) pmix_->modex_answered(reply);
                  },
+                 [&](const NamePublish& m) {
+                   if (router_) router_->names(source, m);
+                 },
+                 [&](const NameLookup& m) {
+                   if (router_) router_->names(source, m);
+                 },
+                 [&](const NameUnpublish& m) {
+                   if (router_) router_->names(source, m);
+                 },
+                 [&](const NameReply& reply) {
+                   if (pmix_) pmix_->names_answered(reply);
+                 },
                  [&](const MigrateRequest& move) { migrations_.request(source, move); },
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },

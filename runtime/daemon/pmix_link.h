@@ -46,6 +46,7 @@ class PmixLink {
   void fence_released(const FenceRelease& release) { forward(0, release); }
   void modex_asked(int source, const ModexRequest& request);
   void modex_answered(const ModexReply& reply) { forward(0, reply); }
+  void names_answered(const NameReply& reply) { forward(0, reply); }
 
  private:
   Status start();

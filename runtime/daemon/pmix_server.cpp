@@ -110,6 +110,46 @@ pmix_status_t direct_modex(const pmix_proc_t* proc, const pmix_info_t[], size_t,
   return g_server->modex_wanted(static_cast<int>(proc->rank), reinterpret_cast<void*>(cbfunc), cbdata);
 }
 
+// MPI_Publish_name and friends: the names live at the home node. A name's
+// value must be a string (MPI's port names are); directives ("pmix.*": range,
+// persistence, wait) are not names.
+bool is_directive(const char* key) { return std::strncmp(key, "pmix.", 5) == 0; }
+
+pmix_status_t publish(const pmix_proc_t* proc, const pmix_info_t info[], size_t ninfo, pmix_op_cbfunc_t cbfunc,
+                      void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  NamePublish request;
+  for (size_t k = 0; k < ninfo; ++k) {
+    if (is_directive(info[k].key)) continue;
+    if (info[k].value.type != PMIX_STRING || info[k].value.data.string == nullptr) return PMIX_ERR_NOT_SUPPORTED;
+    request.names.push_back(PublishedName{info[k].key, info[k].value.data.string, static_cast<std::int32_t>(proc->rank)});
+  }
+  g_server->names_asked(request, false, reinterpret_cast<void*>(cbfunc), cbdata);
+  return PMIX_SUCCESS;
+}
+
+pmix_status_t lookup(const pmix_proc_t*, char** keys, const pmix_info_t info[], size_t ninfo,
+                     pmix_lookup_cbfunc_t cbfunc, void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  NameLookup request;
+  for (char** k = keys; k != nullptr && *k != nullptr; ++k) request.keys.emplace_back(*k);
+  for (size_t k = 0; k < ninfo; ++k) {
+    if (std::strcmp(info[k].key, PMIX_WAIT) == 0) request.wait = true;
+  }
+  g_server->names_asked(request, true, reinterpret_cast<void*>(cbfunc), cbdata);
+  return PMIX_SUCCESS;
+}
+
+pmix_status_t unpublish(const pmix_proc_t* proc, char** keys, const pmix_info_t[], size_t, pmix_op_cbfunc_t cbfunc,
+                        void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  NameUnpublish request;
+  request.rank = static_cast<std::int32_t>(proc->rank);
+  for (char** k = keys; k != nullptr && *k != nullptr; ++k) request.keys.emplace_back(*k);
+  g_server->names_asked(request, false, reinterpret_cast<void*>(cbfunc), cbdata);
+  return PMIX_SUCCESS;
+}
+
 pmix_server_module_t g_module = [] {
   pmix_server_module_t m{};
   m.client_connected = client_connected;
@@ -117,6 +157,9 @@ pmix_server_module_t g_module = [] {
   m.abort = client_aborted;
   m.fence_nb = fence;
   m.direct_modex = direct_modex;
+  m.publish = publish;
+  m.lookup = lookup;
+  m.unpublish = unpublish;
   return m;
 }();
 
@@ -361,6 +404,46 @@ void PmixServer::modex_answered(const ModexReply& reply) {
     modex_waiting_.erase(it);
   }
   give_data(reinterpret_cast<pmix_modex_cbfunc_t>(cb.cbfunc), reply.status, reply.data, cb.cbdata);
+}
+
+void PmixServer::names_asked(Message message, bool lookup, void* cbfunc, void* cbdata) {
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_request_++;
+    names_waiting_[id] = {lookup, Callback{cbfunc, cbdata}};
+  }
+  std::visit([id](auto& m) {
+    if constexpr (requires { m.request_id; }) m.request_id = id;
+  }, message);
+  hooks_.names(std::move(message));
+}
+
+void PmixServer::names_answered(const NameReply& reply) {
+  std::pair<bool, Callback> cb;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = names_waiting_.find(reply.request_id);
+    if (it == names_waiting_.end()) return;
+    cb = it->second;
+    names_waiting_.erase(it);
+  }
+  if (!cb.first) {
+    reinterpret_cast<pmix_op_cbfunc_t>(cb.second.cbfunc)(reply.status, cb.second.cbdata);
+    return;
+  }
+  // The library copies what it is given before this returns.
+  pmix_pdata_t* found = nullptr;
+  const size_t n = reply.names.size();
+  if (n > 0) PMIX_PDATA_CREATE(found, n);
+  for (size_t k = 0; k < n; ++k) {
+    const PublishedName& name = reply.names[k];
+    PMIX_LOAD_PROCID(&found[k].proc, job_.nspace.c_str(), static_cast<pmix_rank_t>(name.rank));
+    PMIX_LOAD_KEY(found[k].key, name.key.c_str());
+    PMIX_VALUE_LOAD(&found[k].value, name.value.c_str(), PMIX_STRING);
+  }
+  reinterpret_cast<pmix_lookup_cbfunc_t>(cb.second.cbfunc)(reply.status, found, n, cb.second.cbdata);
+  if (found != nullptr) PMIX_PDATA_FREE(found, n);
 }
 
 }  // namespace mosix

@@ -45,6 +45,7 @@ class PmixServer {
     std::function<void(FenceContribution)> contribute;     // to the home node
     std::function<void(int node, ModexRequest)> ask;       // to the node of the rank asked for
     std::function<void(int node, ModexReply)> answer;      // to the node that asked
+    std::function<void(Message)> names;                    // NamePublish, NameLookup, NameUnpublish: to the home node
   };
   PmixServer(PmixJob job, Hooks hooks) : job_(std::move(job)), hooks_(std::move(hooks)) {}
   ~PmixServer();
@@ -65,6 +66,8 @@ class PmixServer {
   void modex_asked(int source, const ModexRequest& request);
   // The answer to a question of ours.
   void modex_answered(const ModexReply& reply);
+  // The home node's answer to a publish, lookup or unpublish of ours.
+  void names_answered(const NameReply& reply);
 
   // Local copy `rank` called MPI_Init (PMIx_Init) and not yet MPI_Finalize.
   bool in_mpi(int rank);
@@ -73,6 +76,10 @@ class PmixServer {
   void client_state(int rank, bool in_mpi);
   void fence_entered(std::vector<std::int32_t> ranks, Bytes data, void* cbfunc, void* cbdata);
   int modex_wanted(int rank, void* cbfunc, void* cbdata);
+  // A publish, lookup or unpublish (`message`, its request_id still 0): the
+  // library's callback gets the home node's answer.
+  void names_asked(Message message, bool lookup, void* cbfunc, void* cbdata);
+  const std::string& nspace() const { return job_.nspace; }
 
  private:
   using FenceKey = std::pair<std::vector<std::int32_t>, std::uint64_t>;
@@ -92,6 +99,7 @@ class PmixServer {
   std::map<FenceKey, Callback> fences_waiting_;
   std::uint64_t next_request_ = 1;
   std::map<std::uint64_t, Callback> modex_waiting_;
+  std::map<std::uint64_t, std::pair<bool, Callback>> names_waiting_;  // lookup?, its callback
 };
 
 }  // namespace mosix

@@ -51,6 +51,10 @@ std::vector<Message> every_message() {
       FenceRelease{3, {}, -1, {}},
       ModexRequest{0x0102030405060708ull, 6},
       ModexReply{0x0102030405060708ull, 0, {1, 2, 3}},
+      NamePublish{9, {{"ocean", "tag#0$port", 2}, {"", "", 0}}},
+      NameLookup{10, {"ocean", "sky"}, true},
+      NameUnpublish{11, 2, {}},
+      NameReply{10, -46, {{"ocean", "tag#0$port", 2}}},
   };
 }
 

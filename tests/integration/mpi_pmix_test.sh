@@ -8,7 +8,7 @@
 # mosixctl says why. --mpi none gives the old singletons.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit; do
+for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit mpi_names; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
     exit 77
@@ -56,6 +56,18 @@ for where in "--oversubscribe" "--vcluster 3 --oversubscribe"; do
   got=$("$BIN/mosixrun" $where -np 4 "$BIN/mpi_ring" 2> "$TMP/err" | sort) || rc=$?
   check_eq "ring, $where: mosixrun's output is mpirun's" "$want" "$got"
   check_eq "ring, $where: exit status" 0 "$rc"
+done
+
+# MPI's name service (publish, lookup, unpublish): the names live at the home
+# node, whichever node publishes or looks.
+want=$(mpirun --oversubscribe -np 3 "$BIN/mpi_names" 2> /dev/null | sort)
+check_contains "mpirun: rank 2 found rank 0's port (the comparison means something)" \
+  "rank 2: mosix-ocean -> port-of-rank-0" "$want"
+for where in "--oversubscribe" "--vcluster 3"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 3 "$BIN/mpi_names" 2> "$TMP/err" | sort) || rc=$?
+  check_eq "names, $where: mosixrun's output is mpirun's" "$want" "$got"
+  check_eq "names, $where: exit status" 0 "$rc"
 done
 
 # MPI_Abort in rank 2: the job ends with its code, and Open MPI's own message

@@ -84,6 +84,8 @@ void take_event(mosix::PmixServer& server, const Packet& p) {
     server.modex_asked(p.node, *q);
   } else if (auto* a = std::get_if<mosix::ModexReply>(&*message)) {
     server.modex_answered(*a);
+  } else if (auto* n = std::get_if<mosix::NameReply>(&*message)) {
+    server.names_answered(*n);
   }
 }
 
@@ -122,6 +124,7 @@ int main(int argc, char** argv) {
           [](mosix::FenceContribution part) { send_event(0, part); },
           [](int node, mosix::ModexRequest request) { send_event(node, request); },
           [](int node, mosix::ModexReply reply) { send_event(node, reply); },
+          [](mosix::Message names) { send_event(0, names); },
       });
   pollfd fds[2] = {{kRequests, POLLIN, 0}, {kEvents, POLLIN, 0}};
   for (;;) {
