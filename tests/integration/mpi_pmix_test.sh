@@ -8,7 +8,7 @@
 # mosixctl says why. --mpi none gives the old singletons.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit mpi_names; do
+for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit mpi_names mpi_stencil; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
     exit 77
@@ -56,6 +56,17 @@ for where in "--oversubscribe" "--vcluster 3 --oversubscribe"; do
   got=$("$BIN/mosixrun" $where -np 4 "$BIN/mpi_ring" 2> "$TMP/err" | sort) || rc=$?
   check_eq "ring, $where: mosixrun's output is mpirun's" "$want" "$got"
   check_eq "ring, $where: exit status" 0 "$rc"
+done
+
+# A 2-D stencil with halo exchange over a 3x2 grid of ranks, the halos
+# crossing 3 vnodes: the checksum is mpirun's to the last bit.
+want=$(mpirun --oversubscribe -np 6 "$BIN/mpi_stencil" 2> /dev/null)
+check_contains "mpirun's stencil ran on 3x2 ranks (the comparison means something)" "on 3x2 ranks: checksum" "$want"
+for where in "--oversubscribe" "--vcluster 3 --oversubscribe"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 6 "$BIN/mpi_stencil" 2> "$TMP/err") || rc=$?
+  check_eq "stencil, $where: mosixrun's checksum is mpirun's" "$want" "$got"
+  check_eq "stencil, $where: exit status" 0 "$rc"
 done
 
 # MPI's name service (publish, lookup, unpublish): the names live at the home
