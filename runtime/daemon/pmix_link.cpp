@@ -101,8 +101,7 @@ Status PmixLink::start() {
 
 Status PmixLink::add_client(int rank, std::vector<std::string>& env) {
   if (Status s = start(); !s) return s;
-  Packet request{Kind::kAddClient, rank, {}};
-  for (const std::string& e : env) request.payload += e + '\0';
+  Packet request{Kind::kAddClient, rank, pmix_wire::pack_env(env)};
   if (Status s = pmix_wire::write_packet(requests_, request); !s) return s;
   auto reply = pmix_wire::read_packet(requests_);
   if (!reply) return reply.error();
@@ -111,14 +110,7 @@ Status PmixLink::add_client(int rank, std::vector<std::string>& env) {
     return make_error(failed_);
   }
   if ((*reply)->kind != Kind::kEnv) return make_error((*reply)->payload);
-  env.clear();
-  const std::string& p = (*reply)->payload;
-  for (std::size_t at = 0; at < p.size();) {
-    std::size_t end = p.find('\0', at);
-    if (end == std::string::npos) end = p.size();
-    env.push_back(p.substr(at, end - at));
-    at = end + 1;
-  }
+  env = pmix_wire::unpack_env((*reply)->payload);
   return {};
 }
 

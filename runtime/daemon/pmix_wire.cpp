@@ -21,6 +21,26 @@ Status write_packet(int fd, const Packet& packet) {
   return {};
 }
 
+std::string pack_env(const std::vector<std::string>& env) {
+  std::string out;
+  for (const std::string& e : env) {
+    out += e;
+    out += '\0';
+  }
+  return out;
+}
+
+std::vector<std::string> unpack_env(const std::string& payload) {
+  std::vector<std::string> env;
+  for (std::size_t at = 0; at < payload.size();) {
+    std::size_t end = payload.find('\0', at);
+    if (end == std::string::npos) end = payload.size();
+    env.push_back(payload.substr(at, end - at));
+    at = end + 1;
+  }
+  return env;
+}
+
 Packet parse_header(const std::uint8_t* header, std::uint32_t& length) {
   length = static_cast<std::uint32_t>(load_le(header, 4));
   Packet p;

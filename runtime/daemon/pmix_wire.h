@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/core/expected.h"
 
@@ -40,6 +41,10 @@ inline constexpr std::uint32_t kMaxPacket = (256u << 20) + 64;
 Status write_packet(int fd, const Packet& packet);
 // Reads one packet, blocking; nothing at a clean end of the stream.
 Expected<std::optional<Packet>> read_packet(int fd);
+
+// A copy's environment in a payload: each "NAME=value" ended by '\0'.
+std::string pack_env(const std::vector<std::string>& env);
+std::vector<std::string> unpack_env(const std::string& payload);
 
 // The packet's header, for a reader that has its bytes: length, kind, node.
 inline constexpr std::size_t kHeaderSize = 9;

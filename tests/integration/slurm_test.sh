@@ -102,6 +102,8 @@ EOF
     check_eq "sbatch -N2 mosixrun mpi_ring exit status" 0 "$rc"
     check_eq "sbatch -N2 mosixrun mpi_ring: the ring went round both nodes" \
       $'rank 0 of 2 token 1\nrank 1 of 2 token 0' "$(cat "$TMP/two_nodes_mpi.out")"
+  else
+    echo "not run: an MPI program over two Slurm nodes ($BIN/mpi_ring not built: MOSIX_MPI=OFF?)"
   fi
 }
 

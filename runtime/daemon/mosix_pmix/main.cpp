@@ -38,28 +38,16 @@ void send_event(int node, const mosix::Message& message) {
   }
 }
 
-std::vector<std::string> split_env(const std::string& payload) {
-  std::vector<std::string> env;
-  std::size_t at = 0;
-  while (at < payload.size()) {
-    std::size_t end = payload.find('\0', at);
-    if (end == std::string::npos) end = payload.size();
-    env.push_back(payload.substr(at, end - at));
-    at = end + 1;
-  }
-  return env;
-}
-
 // A request of the daemon: answered on the request socket.
 void answer(mosix::PmixServer& server, const Packet& p) {
   Packet reply{Kind::kError, p.node, {}};
   if (p.kind == Kind::kAddClient) {
-    std::vector<std::string> env = split_env(p.payload);
+    std::vector<std::string> env = mosix::pmix_wire::unpack_env(p.payload);
     if (auto s = server.add_client(p.node, env); !s) {
       reply.payload = s.error().message;
     } else {
       reply.kind = Kind::kEnv;
-      for (const std::string& e : env) reply.payload += e + '\0';
+      reply.payload = mosix::pmix_wire::pack_env(env);
     }
   } else if (p.kind == Kind::kInMpi) {
     reply.kind = Kind::kInMpi;
