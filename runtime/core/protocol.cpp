@@ -1,19 +1,17 @@
 #include "runtime/core/protocol.h"
 
-#include <array>
 #include <bit>
 #include <concepts>
-#include <cstring>
 #include <type_traits>
 
 #include "runtime/core/crc32c.h"
+#include "runtime/core/frame_layout.h"
 #include "runtime/core/little_endian.h"
 
 namespace mosix {
 namespace {
 
-constexpr std::array<std::uint8_t, 4> kMagic = {'M', 'O', 'S', 'X'};
-constexpr std::size_t kChecksumOffset = 12;
+using namespace frame_layout;
 
 template <typename M, typename T>
 concept Is = std::same_as<std::remove_const_t<M>, T>;
@@ -390,40 +388,6 @@ Expected<Message> decode_payload(std::span<const std::uint8_t> payload) {
   return Message{std::move(message)};
 }
 
-void write_header(std::uint8_t* out, std::uint16_t version, MessageType type,
-                  std::uint32_t payload_size) {
-  std::memcpy(out, kMagic.data(), kMagic.size());
-  store_le(out + 4, version, 2);
-  store_le(out + 6, static_cast<std::uint16_t>(type), 2);
-  store_le(out + 8, payload_size, 4);
-}
-
-std::uint32_t frame_checksum(std::span<const std::uint8_t> frame) {
-  const std::uint32_t crc = crc32c(0, frame.data(), kChecksumOffset);
-  return crc32c(crc, frame.data() + kFrameHeaderSize, frame.size() - kFrameHeaderSize);
-}
-
-void seal(Frame& frame) { store_le(frame.data() + kChecksumOffset, frame_checksum(frame), 4); }
-
-std::string version_mismatch(std::uint16_t theirs, std::span<const std::uint8_t> frame) {
-  std::string who = "a peer";
-  // A Hello keeps its header and first three fields in every release: name the node.
-  if (frame.size() >= kFrameHeaderSize &&
-      load_le(frame.data() + 6, 2) == static_cast<std::uint16_t>(MessageType::kHello)) {
-    Reader reader(frame.subspan(kFrameHeaderSize), "Hello");
-    std::uint32_t protocol = 0;
-    std::string release;
-    std::string node;
-    reader("protocol_version", protocol);
-    reader("mosix_version", release);
-    reader("node_name", node);
-    if (!reader.failed()) who = "node '" + node + "' (mosix " + release + ")";
-  }
-  return who + " speaks protocol version " + std::to_string(theirs) +
-         ", this daemon speaks version " + std::to_string(kProtocolVersion) +
-         ": install the same mosixrun release on every node";
-}
-
 }  // namespace
 
 std::uint32_t crc32c(std::span<const std::uint8_t> bytes, std::uint32_t crc) {
@@ -533,60 +497,10 @@ Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
 }
 
-Frame make_frame(MessageType type, std::span<const std::uint8_t> payload,
-                 std::uint16_t version) {
-  Frame frame(kFrameHeaderSize + payload.size());
-  if (!payload.empty()) std::memcpy(frame.data() + kFrameHeaderSize, payload.data(), payload.size());
-  write_header(frame.data(), version, type, static_cast<std::uint32_t>(payload.size()));
-  seal(frame);
-  return frame;
-}
-
-std::optional<std::uint16_t> frame_protocol_version(std::span<const std::uint8_t> frame) {
-  if (frame.size() < 6 || std::memcmp(frame.data(), kMagic.data(), kMagic.size()) != 0) {
-    return std::nullopt;
-  }
-  return static_cast<std::uint16_t>(load_le(frame.data() + 4, 2));
-}
-
-Expected<FrameHeader> parse_frame_header(std::span<const std::uint8_t> bytes) {
-  if (bytes.size() < kFrameHeaderSize) {
-    return make_error("truncated frame: " + std::to_string(bytes.size()) +
-                      " bytes, shorter than the " + std::to_string(kFrameHeaderSize) +
-                      "-byte header");
-  }
-  if (std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
-    return make_error("not a mosix frame: bad magic (expected \"MOSX\"); is something other "
-                      "than a mosix daemon talking on this channel?");
-  }
-  FrameHeader header;
-  header.version = static_cast<std::uint16_t>(load_le(bytes.data() + 4, 2));
-  if (header.version != kProtocolVersion) return make_error(version_mismatch(header.version, bytes));
-  header.type = static_cast<MessageType>(load_le(bytes.data() + 6, 2));
-  header.payload_size = static_cast<std::uint32_t>(load_le(bytes.data() + 8, 4));
-  header.checksum = static_cast<std::uint32_t>(load_le(bytes.data() + kChecksumOffset, 4));
-  if (header.payload_size > kMaxPayloadSize) {
-    return make_error("frame announces a payload of " + std::to_string(header.payload_size) +
-                      " bytes, more than the limit of " + std::to_string(kMaxPayloadSize) +
-                      "; large data must be sent in pieces");
-  }
-  return header;
-}
-
 Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
   auto header = parse_frame_header(frame);
   if (!header) return header.error();
-  const std::size_t carried = frame.size() - kFrameHeaderSize;
-  if (carried != header->payload_size) {
-    return make_error(std::string(carried < header->payload_size ? "truncated" : "oversized") +
-                      " frame: header announces " + std::to_string(header->payload_size) +
-                      " payload bytes, the frame carries " + std::to_string(carried));
-  }
-  const std::uint32_t computed = frame_checksum(frame);
-  if (computed != header->checksum) {
-    return make_error("corrupted frame: checksum " + std::to_string(computed) +
-                      " does not match the header's " + std::to_string(header->checksum));
-  }
+  if (auto body = check_frame_body(frame, *header); !body) return body.error();
   const auto payload = frame.subspan(kFrameHeaderSize);
   switch (header->type) {
     case MessageType::kHello: return decode_payload<Hello>(payload);
@@ -632,76 +546,6 @@ Status check_hello(const Hello& peer, std::string_view our_mosix_version) {
                     std::string(our_mosix_version) + ") speaks version " +
                     std::to_string(kProtocolVersion) +
                     ": install the same mosixrun release on every node");
-}
-
-// GuestOutput's payload, as fields(GuestOutput) lays it out: rank (4),
-// stream (1), byte count (4), bytes.
-namespace {
-constexpr std::size_t kGuestOutputFixed = kGuestOutputOverhead - kFrameHeaderSize;
-}
-
-Frame encode_guest_output(std::int32_t rank, OutputStream stream,
-                          std::span<const std::uint8_t> bytes) {
-  const std::size_t payload = kGuestOutputFixed + bytes.size();
-  Frame frame;
-  frame.reserve(kFrameHeaderSize + payload);
-  frame.resize(kFrameHeaderSize + kGuestOutputFixed);
-  std::uint8_t* p = frame.data() + kFrameHeaderSize;
-  store_le(p, to_bits(rank), 4);
-  store_le(p + 4, to_bits(stream), 1);
-  store_le(p + 5, bytes.size(), 4);
-  frame.insert(frame.end(), bytes.begin(), bytes.end());
-  write_header(frame.data(), kProtocolVersion, MessageType::kGuestOutput,
-               static_cast<std::uint32_t>(payload));
-  seal(frame);
-  return frame;
-}
-
-std::optional<std::int32_t> guest_output_rank(std::span<const std::uint8_t> frame) {
-  if (frame.size() < kFrameHeaderSize + 4 ||
-      load_le(frame.data() + 6, 2) != static_cast<std::uint16_t>(MessageType::kGuestOutput) ||
-      frame_protocol_version(frame) != kProtocolVersion) {
-    return std::nullopt;
-  }
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(load_le(frame.data() + kFrameHeaderSize, 4)));
-}
-
-Expected<GuestOutputView> view_guest_output(std::span<const std::uint8_t> frame,
-                                            bool verify_checksum) {
-  auto header = parse_frame_header(frame);
-  if (!header) return header.error();
-  if (header->type != MessageType::kGuestOutput) {
-    return make_error("expected a GuestOutput frame, got " +
-                      std::string(message_type_name(header->type)));
-  }
-  const std::size_t carried = frame.size() - kFrameHeaderSize;
-  if (carried != header->payload_size) {
-    return make_error(std::string(carried < header->payload_size ? "truncated" : "oversized") +
-                      " frame: header announces " + std::to_string(header->payload_size) +
-                      " payload bytes, the frame carries " + std::to_string(carried));
-  }
-  const std::uint32_t computed = verify_checksum ? frame_checksum(frame) : header->checksum;
-  if (computed != header->checksum) {
-    return make_error("corrupted frame: checksum " + std::to_string(computed) +
-                      " does not match the header's " + std::to_string(header->checksum));
-  }
-  GuestOutputView view;
-  std::uint32_t size = 0;
-  Reader reader(frame.subspan(kFrameHeaderSize), "GuestOutput");
-  reader("rank", view.rank);
-  reader("stream", view.stream);
-  reader("bytes", size);
-  if (reader.failed()) return make_error(reader.error());
-  if (reader.left() < size) {
-    return make_error("truncated GuestOutput payload: field 'bytes' needs " + std::to_string(size) +
-                      " bytes, " + std::to_string(reader.left()) + " left");
-  }
-  if (reader.left() > size) {
-    return make_error(std::to_string(reader.left() - size) +
-                      " unexpected bytes after the end of a GuestOutput payload");
-  }
-  view.bytes = frame.subspan(kFrameHeaderSize + kGuestOutputFixed);
-  return view;
 }
 
 }  // namespace mosix
