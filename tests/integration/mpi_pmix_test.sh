@@ -8,7 +8,7 @@
 # mosixctl says why. --mpi none gives the old singletons.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit mpi_names mpi_stencil; do
+for tool in mosixrun mosixctl mpi_hello mpi_ring mpi_abort mpi_exit mpi_names mpi_stencil mpi_term; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
     exit 77
@@ -151,6 +151,25 @@ rc=0
 wait $job || rc=$?
 check_eq "the ring ends well after the look" 0 "$rc"
 check_eq "... and went round" $'rank 0 of 2 token 1\nrank 1 of 2 token 0' "$(grep token "$TMP/ring.out" | sort)"
+
+# Ctrl-C at the terminal: SIGINT to the whole foreground group (here the
+# group setsid gives mosixrun), the PMIx helper of a one-node job included.
+# mosixrun ends the job with SIGTERM to the ranks; these catch it and
+# finalize, which needs their PMIx server still there.
+setsid "$BIN/mosixrun" -np 2 "$BIN/mpi_term" > "$TMP/term.out" 2> "$TMP/term.err" < /dev/null &
+job=$!
+both_ready() { [[ $(grep -c ready "$TMP/term.out") == 2 ]]; }
+while kill -0 $job 2> /dev/null && ! both_ready; do sleep 0.05; done  # as long as the job runs
+if both_ready && [[ $(ps -o pgid= -p $job | tr -d ' ') == "$job" ]]; then
+  kill -INT -- -$job
+  wait $job || true
+  check_eq "Ctrl-C: both ranks finalize on the SIGTERM that follows" $'finalized 0\nfinalized 1' \
+    "$(grep finalized "$TMP/term.out" | sort)"
+  check_eq "... and nothing complains" "" "$(grep -v '^$' "$TMP/term.err")"
+else
+  kill -KILL $job 2> /dev/null
+  fail "Ctrl-C: the job did not start in a process group of its own, or its ranks did not get ready: $(cat "$TMP/term.err")"
+fi
 
 rc=0
 "$BIN/mosixrun" --mpi maybe -np 1 true 2> "$TMP/err" || rc=$?

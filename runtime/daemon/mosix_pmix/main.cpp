@@ -6,6 +6,7 @@
 // closes them (or dies).
 //   mosix-pmix NSPACE NODE PARENT_DIR SHARED_HOST(0|1)
 #include <poll.h>
+#include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -89,6 +90,13 @@ int main(int argc, char** argv) {
     spdlog::error("started by the node daemon only: mosix-pmix NSPACE NODE PARENT_DIR SHARED_HOST");
     return 2;
   }
+  // A Ctrl-C, Ctrl-\ or Ctrl-Z at the user's terminal reaches the whole
+  // foreground group, this helper too. The node daemon passes it on to the
+  // ranks as mosixrun's signal rule says; the ranks' PMIx server must stay
+  // until they have ended (or their MPI_Finalize and abort would find it
+  // gone). The helper ends when the daemon closes its sockets; SIGTERM and
+  // SIGKILL still end it.
+  for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU}) ::signal(sig, SIG_IGN);
   auto first = mosix::pmix_wire::read_packet(kEvents);
   if (!first || !*first || (*first)->kind != Kind::kMap) {
     spdlog::error("the node daemon sent no job map");
