@@ -142,7 +142,10 @@ struct Scratch {
   long fd_num[kMaxFds];
   std::uint64_t fd_ino[kMaxFds], fd_dev[kMaxFds];
   bool fd_reader[kMaxFds];
+  long fd_shares[kMaxFds];  // the first fd of the same open file, else -1
   int nfds;
+  int nshared;
+  unsigned char shared_of[4];
   // Regular files deleted while open (ghosts): their identity, and whether
   // their data is in the image yet.
   std::uint64_t ghost_ino[kMaxGhosts], ghost_dev[kMaxGhosts];
@@ -368,6 +371,7 @@ class Session {
   bool write_ghost_data(long fd, const struct stat& st);
   bool anon_state(long fd, const char* link, FdRecord* r);
   bool check_shared_descriptions();
+  long shares_with(long fd) const;
   bool collect_timers();
   bool take_process_signals();
   bool is_thread(std::uint64_t tid) const;
@@ -968,55 +972,58 @@ bool Session::write_ghost_data(long fd, const struct stat& st) {
   return ok;
 }
 
-// A restore opens each regular file or directory descriptor anew, and makes
-// one open pipe end per pipe end: two descriptors that shared one open file
-// (dup) would no longer share its offset and flags, and two separate opens
-// of one pipe end (through /proc/self/fd) would come back as one. Both are
-// refused. kcmp(KCMP_FILE) tells whether two descriptors share an open
-// file; without it (a kernel without CONFIG_KCMP) any two on one inode are
-// refused, since nothing else can tell.
+// A restore opens each file, directory and device descriptor anew and
+// makes each signalfd, eventfd and timerfd again. Descriptors that share one
+// open file (dup, dup2, F_DUPFD, or inherited together) would part: their
+// offset, status flags and locks would no longer be one. So each one after
+// the first is recorded as a `shared` fd of the first, and the restore makes
+// it with dup3. Pipe ends are made one per end (restore_pipes), which keeps
+// dups of one end together; there two separate opens of one end (through
+// /proc/self/fd) are what cannot come back, and are refused. kcmp(KCMP_FILE)
+// tells whether two descriptors share an open file; without it (a kernel
+// without CONFIG_KCMP) two descriptors on one inode are refused, since
+// nothing else can tell.
 bool Session::check_shared_descriptions() {
   long self = real_pid();
-  for (int i = 0; i < s_->nanon; ++i) {
-    for (int k = i + 1; k < s_->nanon; ++k) {
-      if (sys(SYS_kcmp, self, self, 0 /* KCMP_FILE */, s_->anon_fd[i], s_->anon_fd[k]) != 0) continue;
-      Line(s_->error, sizeof s_->error)
-          .s("fds ").u(static_cast<std::uint64_t>(s_->anon_fd[i])).s(" and ")
-          .u(static_cast<std::uint64_t>(s_->anon_fd[k])).s(" share one open file (dup), which a restore would make two");
-      return false;
-    }
-  }
-  for (int i = 0; i < s_->nfds; ++i) {
-    for (int k = i + 1; k < s_->nfds; ++k) {
+  s_->nshared = 0;
+  for (int k = 0; k < s_->nfds; ++k) s_->fd_shares[k] = -1;
+  for (int k = 0; k < s_->nfds; ++k) {
+    for (int i = 0; i < k && s_->fd_shares[k] < 0; ++i) {
+      if (s_->fd_shares[i] >= 0) continue;  // the first of each open file stands for it
       if (s_->fd_ino[i] != s_->fd_ino[k] || s_->fd_dev[i] != s_->fd_dev[k]) continue;
       long a = s_->fd_num[i], b = s_->fd_num[k];
       struct stat st{};
       if (sys(SYS_fstat, a, &st) != 0) continue;
       bool pipe = S_ISFIFO(st.st_mode);
       if (pipe && s_->fd_reader[i] != s_->fd_reader[k]) continue;
-      if (!S_ISFIFO(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) continue;
       long same = sys(SYS_kcmp, self, self, 0 /* KCMP_FILE */, a, b);
-      if (same == 0 && !pipe) {
-        Line(s_->error, sizeof s_->error)
-            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
-            .s(" share one open file (dup), which a restore would open twice");
-        return false;
-      }
-      if (same != 0 && pipe) {
-        Line(s_->error, sizeof s_->error)
-            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
-            .s(" are two opens of one pipe end, which a restore would make one");
-        return false;
-      }
-      if (same < 0 && !pipe) {
+      if (same < 0) {
         Line(s_->error, sizeof s_->error)
             .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
             .s(" are on one file and this kernel cannot tell whether they share its offset (no kcmp)");
         return false;
       }
+      if (pipe && same != 0) {
+        Line(s_->error, sizeof s_->error)
+            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
+            .s(" are two opens of one pipe end, which a restore would make one");
+        return false;
+      }
+      if (!pipe && same == 0) {
+        s_->fd_shares[k] = a;
+        ++s_->nshared;
+      }
     }
   }
   return true;
+}
+
+// The first fd of the open file `fd` shares with another, or -1.
+long Session::shares_with(long fd) const {
+  if (s_->nshared == 0) return -1;
+  for (int k = 0; k < s_->nfds; ++k)
+    if (s_->fd_num[k] == fd) return s_->fd_shares[k];
+  return -1;
 }
 
 bool Session::write_fds() {
@@ -1033,8 +1040,13 @@ bool Session::write_fds() {
     r.inode = st.st_ino;
     r.size = static_cast<std::uint64_t>(st.st_size);
     r.mtime_ns = mtime_ns(st);
+    long first = fd <= 2 ? -1 : shares_with(fd);
     if (fd <= 2) {
       r.kind = FdKind::std_stream;
+    } else if (first >= 0) {
+      r.kind = FdKind::shared;
+      store_le(s_->shared_of, static_cast<std::uint32_t>(first), 4);
+      r.data = Blob(s_->shared_of, 4);
     } else if (restorable_anon(link)) {
       if (!anon_state(fd, link, &r)) return ok = false;
     } else if (r.open_flags & O_PATH) {
@@ -1064,8 +1076,9 @@ bool Session::write_fds() {
     r.uid = st.st_uid;
     r.gid = st.st_gid;
     bool ghost = r.kind == FdKind::ghost || r.kind == FdKind::memfd;
+    // A shared fd's locks are its first's (the restore takes them there).
     ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
-         (S_ISFIFO(st.st_mode) ||
+         (S_ISFIFO(st.st_mode) || r.kind == FdKind::shared ||
                                    write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
   });

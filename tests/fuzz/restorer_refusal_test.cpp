@@ -289,6 +289,46 @@ TEST_F(RestorerRefusal, StandardStreamAboveTwo) {
   expect_refused(restore(c), "fd 7 is recorded as a standard stream");
 }
 
+// A descriptor that shared another's open file names it: 4 bytes, LE.
+FdRecord shared_record(std::int32_t fd, const std::uint8_t (&first)[4]) {
+  FdRecord f = fd_record(fd, FdKind::shared);
+  f.data = Blob(first, 4);
+  return f;
+}
+
+TEST_F(RestorerRefusal, ASharedDescriptorIsMadeWithDup) {
+  static const std::uint8_t five[4] = {5, 0, 0, 0};
+  Craft c;
+  c.fds = {fd_record(5), shared_record(6, five)};
+  Outcome o = restore(c);
+  EXPECT_EQ(o.status, 42) << o.err;
+}
+
+TEST_F(RestorerRefusal, ASharedDescriptorOfOneTheImageDoesNotHold) {
+  static const std::uint8_t nine[4] = {9, 0, 0, 0};
+  Craft c;
+  c.fds = {fd_record(5), shared_record(6, nine)};
+  expect_refused(restore(c), "fd 6 (/dev/null) shares the open file of fd 9, which the image does not hold");
+}
+
+TEST_F(RestorerRefusal, ASharedDescriptorOfAPipeOrAnotherShared) {
+  static const std::uint8_t five[4] = {5, 0, 0, 0}, six[4] = {6, 0, 0, 0};
+  Craft c;
+  c.fds = {fd_record(5, FdKind::pipe), shared_record(6, five)};
+  expect_refused(restore(c), "fd 6 (/dev/null) shares the open file of fd 5, a pipe, which a restore does not share");
+  c.fds = {fd_record(4), shared_record(5, six), shared_record(6, five)};
+  expect_refused(restore(c), "shares the open file of fd 6, a descriptor sharing an open file");
+}
+
+TEST_F(RestorerRefusal, AMalformedSharedDescriptor) {
+  Craft c;
+  FdRecord f = fd_record(6, FdKind::shared);
+  static const std::uint8_t three[3] = {5, 0, 0};
+  f.data = Blob(three, 3);
+  c.fds = {fd_record(5), f};
+  expect_refused(restore(c), "fd 6 (/dev/null): a malformed shared-descriptor record");
+}
+
 TEST_F(RestorerRefusal, InstructionPointerInDataMemory) {
   Craft c;
   c.threads[0].ip = kStack + 64;

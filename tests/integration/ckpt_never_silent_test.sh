@@ -4,7 +4,7 @@
 # - refused, and the process unharmed (it then finishes normally): a live
 #   child, an ended child not waited for, shared memory a grandchild still
 #   maps, a guard page, an O_PATH descriptor on a removed file, a descriptor
-#   on a removed directory, a dup'ed descriptor, two opens of one pipe end,
+#   on a removed directory, two opens of one pipe end,
 #   a file lease, a seccomp filter, SEM_UNDO, System V shared memory, a
 #   memfd mapped shared, a signalfd another process holds, inotify, fanotify, pidfd, io_uring or
 #   pty descriptor, an AIO context, a removed working directory, a file in
@@ -19,7 +19,8 @@
 #   memfd (name, contents, seals, mode, offset), O_PATH descriptors on a
 #   file and on a symlink, a signalfd (mask, flags), an eventfd (count,
 #   semaphore mode), timerfds (clock, time left, interval, expirations), the
-#   auxiliary vector, an OFD lock and /proc/<getpid()>/... naming the restored
+#   auxiliary vector, descriptors sharing one open file (a file's offset and
+#   status flags, an eventfd's count; FD_CLOEXEC each its own), an OFD lock and /proc/<getpid()>/... naming the restored
 #   process (its fdinfo, status, exe, fd), no_new_privs, signals queued with payloads to the
 #   process and to a thread, and a poll and a nanosleep in progress (neither
 #   ends with EINTR), and a hard limit of open files above the restarter's
@@ -165,7 +166,6 @@ refused shm_other "is shared with process"
 refused guard "guard page"
 refused opath_gone "O_PATH descriptor on"
 refused rmdir "directory that was removed"
-refused dup "share one open file"
 refused pipe2 "two opens of one pipe end"
 refused lease "file lease"
 refused seccomp "seccomp filter"
@@ -197,6 +197,7 @@ restored auxv
 restored procpid
 restored nnp
 restored sigqueue
+restored dup
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))
 

@@ -28,6 +28,9 @@
  *             second thread, must be taken where they were sent, in order
  *   rlimit    the hard limit of open files must come back (the test restarts
  *             it under a lower one: refused unless the restorer may raise it)
+ *   dup       descriptors sharing one open file: a file dup()ed and
+ *             F_DUPFD_CLOEXEC-ed, a non-blocking eventfd dup()ed: one offset,
+ *             one set of status flags, one count, each its own FD_CLOEXEC
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -37,7 +40,6 @@
  *   guard     a guard page (MADV_GUARD_INSTALL; "SKIP" where the kernel has none)
  *   opath_gone an O_PATH descriptor on a removed file
  *   rmdir     a descriptor on a removed directory
- *   dup       two descriptors of one open file
  *   pipe2     two opens of one pipe end, with different flags
  *   lease     a read lease on a file (F_SETLEASE)
  *   seccomp   a seccomp filter    semundo   a semop with SEM_UNDO
@@ -367,7 +369,38 @@ int main(int argc, char** argv) {
     }
     ok();
   }
-  if (strcmp(g_mode, "opath_gone") == 0 || strcmp(g_mode, "rmdir") == 0 || strcmp(g_mode, "dup") == 0 ||
+  if (is_mode("dup")) {
+    if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
+    char file[300];
+    snprintf(file, sizeof file, "%s/f", tmpdir);
+    int fd = open(file, O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || write(fd, "abc", 3) != 3) fail("creating %s: %s", file, strerror(errno));
+    int twin = dup(fd), high = fcntl(fd, F_DUPFD_CLOEXEC, 20);
+    int ev = eventfd(5, EFD_NONBLOCK), ev_twin = dup(ev);
+    if (twin < 0 || high < 0 || ev < 0 || ev_twin < 0) fail("setting up: %s", strerror(errno));
+    ready_then_wait();
+    unlink(file);
+    rmdir(tmpdir);
+    long self = syscall(SYS_getpid);  /* the kernel's pid: kcmp takes those */
+    for (int k = 0; k < 3; ++k) {
+      int a = k == 0 ? twin : k == 1 ? high : ev_twin, b = k == 2 ? ev : fd;
+      if (syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, a, b) != 0)
+        fail("fds %d and %d no longer share one open file", a, b);
+    }
+    if (lseek(twin, 0, SEEK_CUR) != 3 || lseek(high, 0, SEEK_CUR) != 3) fail("the offsets are not 3");
+    if (write(fd, "d", 1) != 1) fail("write: %s", strerror(errno));
+    if (lseek(twin, 0, SEEK_CUR) != 4 || lseek(high, 0, SEEK_CUR) != 4)
+      fail("a write through one descriptor did not move the others' offset");
+    if (fcntl(twin, F_SETFL, O_APPEND) != 0 || !(fcntl(high, F_GETFL) & O_APPEND))
+      fail("O_APPEND set through one descriptor is not seen through another");
+    if (fcntl(fd, F_GETFD) != 0 || fcntl(twin, F_GETFD) != 0 || fcntl(high, F_GETFD) != FD_CLOEXEC)
+      fail("FD_CLOEXEC changed (%d %d %d)", fcntl(fd, F_GETFD), fcntl(twin, F_GETFD), fcntl(high, F_GETFD));
+    uint64_t count = 0;
+    if (read(ev, &count, 8) != 8 || count != 5) fail("the eventfd's count is not 5");
+    if (read(ev_twin, &count, 8) != -1 || errno != EAGAIN) fail("the dup of the eventfd has a count of its own");
+    ok();
+  }
+  if (strcmp(g_mode, "opath_gone") == 0 || strcmp(g_mode, "rmdir") == 0 ||
       strcmp(g_mode, "pipe2") == 0 || strcmp(g_mode, "lease") == 0) {
     if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
     char file[300];
@@ -377,8 +410,6 @@ int main(int argc, char** argv) {
     int extra = -1;
     if (strcmp(g_mode, "opath_gone") == 0) {
       extra = open(file, O_PATH);
-    } else if (strcmp(g_mode, "dup") == 0) {
-      extra = dup(fd);
     } else if (strcmp(g_mode, "lease") == 0) {
       extra = open(file, O_RDONLY);
       close(fd);
@@ -392,7 +423,7 @@ int main(int argc, char** argv) {
       extra = open(path, O_WRONLY);
       fcntl(p[1], F_SETFL, O_NONBLOCK);
     }
-    int keep = strcmp(g_mode, "dup") == 0 || strcmp(g_mode, "lease") == 0;
+    int keep = strcmp(g_mode, "lease") == 0;
     if (!keep) {
       close(fd);
       unlink(file);

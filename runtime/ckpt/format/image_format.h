@@ -327,6 +327,10 @@ enum class FdKind : std::uint16_t {
   eventfd = 11,      // `data`: u64 count, u32 1 if EFD_SEMAPHORE (LE)
   timerfd = 12,      // `data`: i32 clock, u32 settime flags, u64 ticks not yet
                      // read, u64 ns left, u64 interval ns (LE)
+  shared = 13,       // one open file with an fd recorded before it (dup, dup2,
+                     // F_DUPFD, inherited together): `data` holds that fd's
+                     // number (i32 LE); made again with dup3, so the two share
+                     // offset, status flags and locks as before
 };
 const char* fd_kind_name(FdKind kind);
 

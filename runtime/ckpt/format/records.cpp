@@ -328,6 +328,7 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::signalfd: return "signalfd";
     case FdKind::eventfd: return "eventfd";
     case FdKind::timerfd: return "timerfd";
+    case FdKind::shared: return "descriptor sharing an open file";
   }
   return nullptr;
 }

@@ -20,6 +20,7 @@
 
 #include "runtime/ckpt/restorer/reserved_range.h"
 #include "runtime/ckpt/restorer/restorer.h"
+#include "runtime/core/little_endian.h"
 
 // Linux 6.15's prctl for restorers; this libc's headers predate it.
 #ifndef PR_TIMER_CREATE_RESTORE_IDS
@@ -209,6 +210,23 @@ void check_ghost(const Fd& f) {
 // vector is given to the restorer itself here, with the restorer's own
 // layout (/proc/self/stat): what the kernel refuses now it would refuse
 // then. The restorer never reads its own auxv again.
+// A shared fd is made with dup3 of the fd it names, once that one is in
+// place (files.cpp): it must name a descriptor the image places itself,
+// before the point of no return.
+void check_shared(const Image& img, const Fd& f) {
+  std::string fd = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
+  if (f.data.size() != 4) refuse(fd + ": a malformed shared-descriptor record");
+  auto first = static_cast<std::int32_t>(load_le<std::uint32_t>(f.data.data()));
+  for (const Fd& g : img.fds) {
+    if (g.rec.fd != first) continue;
+    if (g.rec.kind == FdKind::shared || g.rec.kind == FdKind::std_stream || g.rec.kind == FdKind::pipe)
+      refuse(fd + " shares the open file of fd " + std::to_string(first) + ", a " + fd_kind_name(g.rec.kind) +
+             ", which a restore does not share");
+    return;
+  }
+  refuse(fd + " shares the open file of fd " + std::to_string(first) + ", which the image does not hold");
+}
+
 void check_auxv(const Image& img) {
   if (img.auxv.empty()) return;
   char buf[1024] = {};
@@ -312,6 +330,10 @@ void check_restorable(const Image& img, const OwnMaps& own) {
     std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
     if (r.kind == FdKind::std_stream) continue;
     if (r.kind == FdKind::pipe) continue;
+    if (r.kind == FdKind::shared) {
+      check_shared(img, f);
+      continue;
+    }
     if (r.kind == FdKind::ghost || r.kind == FdKind::memfd) {
       check_ghost(f);
       continue;

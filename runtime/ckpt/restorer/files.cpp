@@ -1,5 +1,6 @@
 // The program's descriptors: files, directories and devices reopened at
-// their numbers, deleted-but-open files made again from the image, and their
+// their numbers (a descriptor that shared another's open file made with
+// dup3 of it), deleted-but-open files made again from the image, and their
 // locks taken again before the point of no return (so a missing file or a
 // lock someone else holds now refuses the restore), file mappings planned
 // around those locks, and pipes made anew after it.
@@ -249,7 +250,7 @@ int place_files(const Image& img, int image_fd) {
   std::vector<Ghost> ghosts = make_ghosts(img, moved + 1);
   for (const Fd& f : img.fds) {
     const FdRecord& r = f.rec;
-    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe) continue;
+    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe || r.kind == FdKind::shared) continue;
     int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
     if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
     bool path_only = (flags & O_PATH) != 0;
@@ -281,6 +282,15 @@ int place_files(const Image& img, int image_fd) {
     bool file = r.kind == FdKind::regular || r.kind == FdKind::ghost || r.kind == FdKind::memfd;
     if (file && !path_only && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
       refuse("fd " + std::to_string(r.fd) + ": cannot seek " + f.path + ": " + strerror(errno));
+  }
+  // Descriptors of an open file placed above share it again (checks.cpp
+  // made sure each names one).
+  for (const Fd& f : img.fds) {
+    const FdRecord& r = f.rec;
+    if (r.kind != FdKind::shared) continue;
+    auto first = static_cast<int>(static_cast<std::int32_t>(load_le<std::uint32_t>(f.data.data())));
+    if (dup3(first, r.fd, (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+      refuse("fd " + std::to_string(r.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
   }
   finish_ghosts(ghosts);
   take_locks(img);
