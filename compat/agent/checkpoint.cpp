@@ -972,17 +972,15 @@ bool Session::write_ghost_data(long fd, const struct stat& st) {
   return ok;
 }
 
-// A restore opens each file, directory and device descriptor anew and
-// makes each signalfd, eventfd and timerfd again. Descriptors that share one
-// open file (dup, dup2, F_DUPFD, or inherited together) would part: their
-// offset, status flags and locks would no longer be one. So each one after
-// the first is recorded as a `shared` fd of the first, and the restore makes
-// it with dup3. Pipe ends are made one per end (restore_pipes), which keeps
-// dups of one end together; there two separate opens of one end (through
-// /proc/self/fd) are what cannot come back, and are refused. kcmp(KCMP_FILE)
-// tells whether two descriptors share an open file; without it (a kernel
-// without CONFIG_KCMP) two descriptors on one inode are refused, since
-// nothing else can tell.
+// A restore opens each file, directory and device descriptor anew, makes
+// each signalfd, eventfd and timerfd again, and opens each pipe end once
+// more for each of its separate opens. Descriptors that share one open file
+// (dup, dup2, F_DUPFD, or inherited together) would part: their offset,
+// status flags and locks would no longer be one. So each one after the
+// first is recorded as a `shared` fd of the first, and the restore makes it
+// with dup3. kcmp(KCMP_FILE) tells whether two descriptors share an open
+// file; without it (a kernel without CONFIG_KCMP) two descriptors on one
+// inode are refused, since nothing else can tell.
 bool Session::check_shared_descriptions() {
   long self = real_pid();
   s_->nshared = 0;
@@ -1003,13 +1001,7 @@ bool Session::check_shared_descriptions() {
             .s(" are on one file and this kernel cannot tell whether they share its offset (no kcmp)");
         return false;
       }
-      if (pipe && same != 0) {
-        Line(s_->error, sizeof s_->error)
-            .s("fds ").u(static_cast<std::uint64_t>(a)).s(" and ").u(static_cast<std::uint64_t>(b))
-            .s(" are two opens of one pipe end, which a restore would make one");
-        return false;
-      }
-      if (!pipe && same == 0) {
+      if (same == 0) {
         s_->fd_shares[k] = a;
         ++s_->nshared;
       }

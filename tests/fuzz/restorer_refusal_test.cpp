@@ -311,11 +311,12 @@ TEST_F(RestorerRefusal, ASharedDescriptorOfOneTheImageDoesNotHold) {
   expect_refused(restore(c), "fd 6 (/dev/null) shares the open file of fd 9, which the image does not hold");
 }
 
-TEST_F(RestorerRefusal, ASharedDescriptorOfAPipeOrAnotherShared) {
-  static const std::uint8_t five[4] = {5, 0, 0, 0}, six[4] = {6, 0, 0, 0};
+TEST_F(RestorerRefusal, ASharedDescriptorOfAStandardStreamOrAnotherShared) {
+  static const std::uint8_t one[4] = {1, 0, 0, 0}, five[4] = {5, 0, 0, 0}, six[4] = {6, 0, 0, 0};
   Craft c;
-  c.fds = {fd_record(5, FdKind::pipe), shared_record(6, five)};
-  expect_refused(restore(c), "fd 6 (/dev/null) shares the open file of fd 5, a pipe, which a restore does not share");
+  c.fds = {fd_record(1, FdKind::std_stream), shared_record(6, one)};
+  expect_refused(restore(c),
+                 "fd 6 (/dev/null) shares the open file of fd 1, a standard stream, which a restore does not share");
   c.fds = {fd_record(4), shared_record(5, six), shared_record(6, five)};
   expect_refused(restore(c), "shares the open file of fd 6, a descriptor sharing an open file");
 }

@@ -4,7 +4,7 @@
 # - refused, and the process unharmed (it then finishes normally): a live
 #   child, an ended child not waited for, shared memory a grandchild still
 #   maps, a guard page, an O_PATH descriptor on a removed file, a descriptor
-#   on a removed directory, two opens of one pipe end,
+#   on a removed directory,
 #   a file lease, a seccomp filter, SEM_UNDO, System V shared memory, a
 #   memfd mapped shared, a signalfd another process holds, inotify, fanotify, pidfd, io_uring or
 #   pty descriptor, an AIO context, a removed working directory, a file in
@@ -20,7 +20,8 @@
 #   file and on a symlink, a signalfd (mask, flags), an eventfd (count,
 #   semaphore mode), timerfds (clock, time left, interval, expirations), the
 #   auxiliary vector, descriptors sharing one open file (a file's offset and
-#   status flags, an eventfd's count; FD_CLOEXEC each its own), an OFD lock and /proc/<getpid()>/... naming the restored
+#   status flags, an eventfd's count; FD_CLOEXEC each its own), two opens
+#   of one pipe end (flags each their own) beside a dup of the other end, an OFD lock and /proc/<getpid()>/... naming the restored
 #   process (its fdinfo, status, exe, fd), no_new_privs, signals queued with payloads to the
 #   process and to a thread, and a poll and a nanosleep in progress (neither
 #   ends with EINTR), and a hard limit of open files above the restarter's
@@ -166,7 +167,6 @@ refused shm_other "is shared with process"
 refused guard "guard page"
 refused opath_gone "O_PATH descriptor on"
 refused rmdir "directory that was removed"
-refused pipe2 "two opens of one pipe end"
 refused lease "file lease"
 refused seccomp "seccomp filter"
 refused semundo "SEM_UNDO"
@@ -198,6 +198,7 @@ restored procpid
 restored nnp
 restored sigqueue
 restored dup
+restored pipe2
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))
 

@@ -31,6 +31,9 @@
  *   dup       descriptors sharing one open file: a file dup()ed and
  *             F_DUPFD_CLOEXEC-ed, a non-blocking eventfd dup()ed: one offset,
  *             one set of status flags, one count, each its own FD_CLOEXEC
+ *   pipe2     a pipe's write end opened again through /proc/self/fd (flags
+ *             of its own: only the first is non-blocking), its read end
+ *             dup()ed, a byte unread: two opens, one shared, the byte there
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -40,7 +43,6 @@
  *   guard     a guard page (MADV_GUARD_INSTALL; "SKIP" where the kernel has none)
  *   opath_gone an O_PATH descriptor on a removed file
  *   rmdir     a descriptor on a removed directory
- *   pipe2     two opens of one pipe end, with different flags
  *   lease     a read lease on a file (F_SETLEASE)
  *   seccomp   a seccomp filter    semundo   a semop with SEM_UNDO
  *   sysvshm   System V shared memory attached
@@ -400,8 +402,29 @@ int main(int argc, char** argv) {
     if (read(ev_twin, &count, 8) != -1 || errno != EAGAIN) fail("the dup of the eventfd has a count of its own");
     ok();
   }
-  if (strcmp(g_mode, "opath_gone") == 0 || strcmp(g_mode, "rmdir") == 0 ||
-      strcmp(g_mode, "pipe2") == 0 || strcmp(g_mode, "lease") == 0) {
+  if (is_mode("pipe2")) {
+    int p[2];
+    if (pipe(p) != 0) fail("pipe: %s", strerror(errno));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", p[1]);
+    int again = open(path, O_WRONLY), twin = dup(p[0]);
+    if (again < 0 || twin < 0 || fcntl(p[1], F_SETFL, O_NONBLOCK) != 0 || write(again, "x", 1) != 1)
+      fail("setting up: %s", strerror(errno));
+    ready_then_wait();
+    long self = syscall(SYS_getpid);
+    if (syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, p[1], again) == 0)
+      fail("the two opens of the write end are one open file now");
+    if (syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, p[0], twin) != 0)
+      fail("the dup of the read end is an open file of its own now");
+    if (!(fcntl(p[1], F_GETFL) & O_NONBLOCK) || (fcntl(again, F_GETFL) & O_NONBLOCK))
+      fail("O_NONBLOCK moved between the two opens of the write end");
+    char got[3] = {0};
+    if (read(twin, got, 1) != 1 || got[0] != 'x') fail("the unread byte is gone");
+    if (write(again, "y", 1) != 1 || write(p[1], "z", 1) != 1 || read(p[0], got, 2) != 2 || strcmp(got, "yz") != 0)
+      fail("the opens do not reach the read end (read '%s')", got);
+    ok();
+  }
+  if (strcmp(g_mode, "opath_gone") == 0 || strcmp(g_mode, "rmdir") == 0 || strcmp(g_mode, "lease") == 0) {
     if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
     char file[300];
     snprintf(file, sizeof file, "%s/f", tmpdir);
@@ -415,13 +438,6 @@ int main(int argc, char** argv) {
       close(fd);
       fd = -1;
       if (extra >= 0 && fcntl(extra, F_SETLEASE, F_RDLCK) != 0) fail("F_SETLEASE: %s", strerror(errno));
-    } else if (strcmp(g_mode, "pipe2") == 0) {
-      int p[2];
-      if (pipe(p) != 0) fail("pipe: %s", strerror(errno));
-      char path[64];
-      snprintf(path, sizeof path, "/proc/self/fd/%d", p[1]);
-      extra = open(path, O_WRONLY);
-      fcntl(p[1], F_SETFL, O_NONBLOCK);
     }
     int keep = strcmp(g_mode, "lease") == 0;
     if (!keep) {

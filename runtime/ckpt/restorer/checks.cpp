@@ -211,15 +211,15 @@ void check_ghost(const Fd& f) {
 // layout (/proc/self/stat): what the kernel refuses now it would refuse
 // then. The restorer never reads its own auxv again.
 // A shared fd is made with dup3 of the fd it names, once that one is in
-// place (files.cpp): it must name a descriptor the image places itself,
-// before the point of no return.
+// place (files.cpp; a pipe end's after the point of no return): it must
+// name a descriptor the image places itself.
 void check_shared(const Image& img, const Fd& f) {
   std::string fd = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
   if (f.data.size() != 4) refuse(fd + ": a malformed shared-descriptor record");
   auto first = static_cast<std::int32_t>(load_le<std::uint32_t>(f.data.data()));
   for (const Fd& g : img.fds) {
     if (g.rec.fd != first) continue;
-    if (g.rec.kind == FdKind::shared || g.rec.kind == FdKind::std_stream || g.rec.kind == FdKind::pipe)
+    if (g.rec.kind == FdKind::shared || g.rec.kind == FdKind::std_stream)
       refuse(fd + " shares the open file of fd " + std::to_string(first) + ", a " + fd_kind_name(g.rec.kind) +
              ", which a restore does not share");
     return;

@@ -35,6 +35,12 @@ const Fd* fd_numbered(const Image& img, std::int32_t fd) {
   return nullptr;
 }
 
+// The fd whose open file a shared record's descriptor shares, else -1.
+int shared_first(const Fd& f) {
+  if (f.rec.kind != FdKind::shared) return -1;
+  return static_cast<int>(static_cast<std::int32_t>(load_le<std::uint32_t>(f.data.data())));
+}
+
 // The pids /proc/locks names as holding a lock of `kind` on the inode,
 // other than ours ("" if none is known).
 std::string lock_holders(const char* kind, const struct stat& st) {
@@ -284,13 +290,12 @@ int place_files(const Image& img, int image_fd) {
       refuse("fd " + std::to_string(r.fd) + ": cannot seek " + f.path + ": " + strerror(errno));
   }
   // Descriptors of an open file placed above share it again (checks.cpp
-  // made sure each names one).
+  // made sure each names one); a pipe end's, once the pipe is made.
   for (const Fd& f : img.fds) {
-    const FdRecord& r = f.rec;
-    if (r.kind != FdKind::shared) continue;
-    auto first = static_cast<int>(static_cast<std::int32_t>(load_le<std::uint32_t>(f.data.data())));
-    if (dup3(first, r.fd, (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-      refuse("fd " + std::to_string(r.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
+    int first = shared_first(f);
+    if (first < 0 || fd_numbered(img, first)->rec.kind == FdKind::pipe) continue;
+    if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+      refuse("fd " + std::to_string(f.rec.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
   }
   finish_ghosts(ghosts);
   take_locks(img);
@@ -331,7 +336,8 @@ void plan_file_maps(Image& img) {
 }
 
 // Restores the pipes between the program's own threads, after the point of
-// no return. Takes the image descriptor, moved above all of the program's.
+// no return, and the descriptors that shared a pipe end's open file. Takes
+// the image descriptor, moved above all of the program's.
 void restore_pipes(const Image& img, int moved) {
   // Pipes between the program's own threads: one new pipe per old one, its
   // unread bytes written back, each end duplicated to its numbers.
@@ -361,16 +367,37 @@ void restore_pipes(const Image& img, int moved) {
           die("refilling a pipe", -errno);
       }
     }
+    // The first record of each end takes the new end; each further one was
+    // an open of its own (through /proc/self/fd, with flags of its own) and
+    // is opened again the same way. Those that shared one's open file
+    // follow below.
+    bool placed[2] = {false, false};
     for (const Fd& g : img.fds) {
       const FdRecord& e = g.rec;
       if (e.kind != FdKind::pipe || e.inode != r.inode) continue;
       bool reader = (e.open_flags & O_ACCMODE) == O_RDONLY;
-      if (dup3(reader ? ends[0] : ends[1], e.fd, (e.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-        die("dup3", -errno);
+      int end = reader ? ends[0] : ends[1], fd = end;
+      if (placed[reader]) {
+        std::string again = "/proc/self/fd/" + std::to_string(end);
+        fd = open(again.c_str(), (reader ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+        if (fd < 0) die("opening a pipe end again", -errno);
+      }
+      placed[reader] = true;
+      if (fd == e.fd) {  // the open took the lowest free number, its own
+        fcntl(fd, F_SETFD, e.fd_flags & FD_CLOEXEC);
+      } else {
+        if (dup3(fd, e.fd, (e.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) die("dup3", -errno);
+        if (fd != end) close(fd);
+      }
       fcntl(e.fd, F_SETFL, static_cast<int>(e.open_flags) & (O_NONBLOCK | O_APPEND));
     }
     close(ends[0]);
     close(ends[1]);
+  }
+  for (const Fd& f : img.fds) {
+    int first = shared_first(f);
+    if (first < 0 || fd_numbered(img, first)->rec.kind != FdKind::pipe) continue;
+    if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) die("dup3", -errno);
   }
 }
 
