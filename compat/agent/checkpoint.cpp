@@ -1061,6 +1061,9 @@ bool Session::write_fds() {
       r.kind = FdKind::directory;
     } else if (S_ISFIFO(st.st_mode)) {
       r.kind = FdKind::pipe;
+      // Its capacity (F_SETPIPE_SZ), which decides when a write blocks.
+      long capacity = sys(SYS_fcntl, fd, F_GETPIPE_SZ);
+      r.size = capacity > 0 ? static_cast<std::uint64_t>(capacity) : 0;
       if (!drain_pipe(st.st_ino, &r)) return ok = false;
     } else {
       r.kind = FdKind::char_device;

@@ -321,6 +321,18 @@ TEST_F(RestorerRefusal, ASharedDescriptorOfAStandardStreamOrAnotherShared) {
   expect_refused(restore(c), "shares the open file of fd 6, a descriptor sharing an open file");
 }
 
+TEST_F(RestorerRefusal, APipeOfACapacityThatCannotBeMade) {
+  Craft c;
+  FdRecord f = fd_record(5, FdKind::pipe);
+  f.size = std::uint64_t{3} << 30;
+  c.fds = {f};
+  expect_refused(restore(c), "fd 5 (/dev/null): a pipe of 3221225472 bytes, more than F_SETPIPE_SZ takes");
+  if (geteuid() == 0) return;  // root may pass pipe-max-size
+  f.size = 1u << 30;
+  c.fds = {f};
+  expect_refused(restore(c), "fd 5 (/dev/null): a pipe of 1073741824 bytes (F_SETPIPE_SZ) cannot be made here");
+}
+
 TEST_F(RestorerRefusal, AMalformedSharedDescriptor) {
   Craft c;
   FdRecord f = fd_record(6, FdKind::shared);

@@ -33,7 +33,8 @@
  *             one set of status flags, one count, each its own FD_CLOEXEC
  *   pipe2     a pipe's write end opened again through /proc/self/fd (flags
  *             of its own: only the first is non-blocking), its read end
- *             dup()ed, a byte unread: two opens, one shared, the byte there
+ *             dup()ed, a byte unread, its capacity set to 8 KiB: two opens,
+ *             one shared, the byte there, the capacity kept
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -408,14 +409,18 @@ int main(int argc, char** argv) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", p[1]);
     int again = open(path, O_WRONLY), twin = dup(p[0]);
-    if (again < 0 || twin < 0 || fcntl(p[1], F_SETFL, O_NONBLOCK) != 0 || write(again, "x", 1) != 1)
+    if (again < 0 || twin < 0 || fcntl(p[1], F_SETFL, O_NONBLOCK) != 0 || write(again, "x", 1) != 1 ||
+        fcntl(p[1], F_SETPIPE_SZ, 8192) < 0)
       fail("setting up: %s", strerror(errno));
+    int capacity = fcntl(p[0], F_GETPIPE_SZ);
     ready_then_wait();
     long self = syscall(SYS_getpid);
     if (syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, p[1], again) == 0)
       fail("the two opens of the write end are one open file now");
     if (syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, p[0], twin) != 0)
       fail("the dup of the read end is an open file of its own now");
+    if (fcntl(p[0], F_GETPIPE_SZ) != capacity)
+      fail("the pipe holds %d bytes, not %d (F_SETPIPE_SZ)", fcntl(p[0], F_GETPIPE_SZ), capacity);
     if (!(fcntl(p[1], F_GETFL) & O_NONBLOCK) || (fcntl(again, F_GETFL) & O_NONBLOCK))
       fail("O_NONBLOCK moved between the two opens of the write end");
     char got[3] = {0};

@@ -210,6 +210,27 @@ void check_ghost(const Fd& f) {
 // vector is given to the restorer itself here, with the restorer's own
 // layout (/proc/self/stat): what the kernel refuses now it would refuse
 // then. The restorer never reads its own auxv again.
+// A pipe is made again after the point of no return with its capacity
+// (fd record's size; 0 in images that did not record it): make one of that
+// size now, so that a size above /proc/sys/fs/pipe-max-size or the user's
+// pipe quota refuses the restore instead.
+void check_pipe_capacity(const Fd& f) {
+  std::uint64_t size = f.rec.size;
+  if (size == 0) return;
+  std::string fd = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
+  if (size > static_cast<std::uint64_t>(INT32_MAX))
+    refuse(fd + ": a pipe of " + std::to_string(size) + " bytes, more than F_SETPIPE_SZ takes");
+  int trial[2];
+  if (pipe2(trial, O_CLOEXEC) != 0) refuse(fd + ": cannot make a pipe: " + strerror(errno));
+  int got = fcntl(trial[1], F_SETPIPE_SZ, static_cast<int>(size));
+  int err = errno;
+  close(trial[0]);
+  close(trial[1]);
+  if (got < 0)
+    refuse(fd + ": a pipe of " + std::to_string(size) + " bytes (F_SETPIPE_SZ) cannot be made here: " +
+           strerror(err) + " (see /proc/sys/fs/pipe-max-size and pipe-user-pages-soft)");
+}
+
 // A shared fd is made with dup3 of the fd it names, once that one is in
 // place (files.cpp; a pipe end's after the point of no return): it must
 // name a descriptor the image places itself.
@@ -329,7 +350,10 @@ void check_restorable(const Image& img, const OwnMaps& own) {
     const FdRecord& r = f.rec;
     std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
     if (r.kind == FdKind::std_stream) continue;
-    if (r.kind == FdKind::pipe) continue;
+    if (r.kind == FdKind::pipe) {
+      check_pipe_capacity(f);
+      continue;
+    }
     if (r.kind == FdKind::shared) {
       check_shared(img, f);
       continue;

@@ -350,6 +350,8 @@ void restore_pipes(const Image& img, int moved) {
     if (!first) continue;
     int ends[2];
     if (pipe2(ends, O_CLOEXEC) != 0) die("pipe2", -errno);
+    // Its capacity (checks.cpp made one of that size in phase 1).
+    if (r.size != 0 && fcntl(ends[1], F_SETPIPE_SZ, static_cast<int>(r.size)) < 0) die("F_SETPIPE_SZ", -errno);
     for (int k = 0; k < 2; ++k) {
       int high = fcntl(ends[k], F_DUPFD_CLOEXEC, moved + 1);
       close(ends[k]);
