@@ -26,6 +26,7 @@
 #include <atomic>
 
 #include "compat/agent/agent.h"
+#include "compat/agent/inotify.h"
 #include "compat/agent/locks.h"
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/format/image_format.h"
@@ -156,6 +157,8 @@ struct Scratch {
   long anon_fd[kMaxAnonFds];
   int nanon;
   unsigned char anon_state[32];
+  char fdinfo[256 << 10];  // an inotify instance's: a line per watch
+  unsigned char inotify_data[kMaxBlob];
   unsigned char auxv[kMaxAuxv];
   // Unread bytes of up to kMaxPipes such pipes, read out and put back. An fd
   // record holds at most kMaxBlob bytes: the read end's record carries the
@@ -638,7 +641,7 @@ const char* anon_kind_of(long fd) {
 
 bool restorable_anon(const char* link) {
   return starts_with(link, "anon_inode:[signalfd]") || starts_with(link, "anon_inode:[eventfd]") ||
-         starts_with(link, "anon_inode:[timerfd]");
+         starts_with(link, "anon_inode:[timerfd]") || cstr_eq(link, "anon_inode:inotify");
 }
 
 // The number after `key` on a line of a /proc fdinfo text (base 8, 10 or
@@ -761,13 +764,15 @@ bool Session::check_fds() {
     if (restorable_anon(link)) {
       // A signalfd's only state is its mask (the signals it reads are the
       // reader's), an eventfd's its count, a timerfd's its clock, time left,
-      // interval and expirations not yet read: each is made again with it,
-      // unless another process holds the same one too.
+      // interval and expirations not yet read, an inotify instance's its
+      // watches (added again by path): each is made again with it, unless
+      // another process holds the same one too.
       if (s_->nanon < kMaxAnonFds) {
         s_->anon_fd[s_->nanon++] = fd;
         return true;
       }
-      e.s("is one of more than 64 signalfds, eventfds and timerfds, more than a checkpoint carries");
+      e.s("is one of more than 64 signalfds, eventfds, timerfds and inotify instances, more than a checkpoint "
+          "carries");
     } else if (starts_with(link, "anon_inode:")) {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s("), which a restore cannot give back yet");
     } else if (starts_with(link, "/proc/")) {
@@ -799,7 +804,7 @@ bool Session::check_fds() {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
     }
     e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, signalfds, "
-        "eventfds, timerfds, /dev/null-like devices and stdin/stdout/stderr can be checkpointed; close it "
+        "eventfds, timerfds, inotify instances, /dev/null-like devices and stdin/stdout/stderr can be checkpointed; close it "
         "before the checkpoint. The process keeps running");
     return false;
   });
@@ -861,11 +866,27 @@ bool Session::check_ghost(long fd, const char* link, const struct stat& st) {
   return true;
 }
 
-// The state of a signalfd, eventfd or timerfd, from /proc/self/fdinfo, into
+// The state of a signalfd, eventfd, timerfd or inotify instance, from /proc/self/fdinfo, into
 // r's kind and data (image_format.h says the layout).
 bool Session::anon_state(long fd, const char* link, FdRecord* r) {
   char path[64];
   Line(path, sizeof path).s("/proc/self/fdinfo/").u(static_cast<std::uint64_t>(fd));
+  if (cstr_eq(link, "anon_inode:inotify")) {
+    // Its watches, added again by path (inotify.cpp kept the paths).
+    long got = read_file(path, s_->fdinfo, sizeof s_->fdinfo - 1);
+    if (got < 0) {
+      Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
+          .s(" is an inotify instance with more watches than a checkpoint reads");
+      return false;
+    }
+    s_->fdinfo[got] = '\0';
+    long len = inotify_image_data(fd, s_->fdinfo, s_->inotify_data, sizeof s_->inotify_data, s_->error,
+                                  sizeof s_->error);
+    if (len < 0) return false;
+    r->kind = FdKind::inotify;
+    r->data = Blob(s_->inotify_data, static_cast<std::size_t>(len));
+    return true;
+  }
   long n = read_file(path, s_->line, sizeof s_->line - 1);
   s_->line[n > 0 ? n : 0] = '\0';
   const char* t = s_->line;

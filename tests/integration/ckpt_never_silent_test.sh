@@ -6,7 +6,8 @@
 #   maps, a guard page, an O_PATH descriptor on a removed file, a descriptor
 #   on a removed directory,
 #   a file lease, a seccomp filter, SEM_UNDO, System V shared memory, a
-#   memfd mapped shared, a signalfd another process holds, inotify, fanotify, pidfd, io_uring or
+#   memfd mapped shared, a signalfd another process holds, an inotify watch
+#   added past libc or an inotify event not read yet, a fanotify, pidfd, io_uring or
 #   pty descriptor, an AIO context, a removed working directory, a file in
 #   /proc, a private mapping of a deleted file open for writing, a deleted
 #   file another process holds too;
@@ -21,7 +22,8 @@
 #   semaphore mode), timerfds (clock, time left, interval, expirations), the
 #   auxiliary vector, descriptors sharing one open file (a file's offset and
 #   status flags, an eventfd's count; FD_CLOEXEC each its own), two opens
-#   of one pipe end (flags each their own) beside a dup of the other end, an OFD lock and /proc/<getpid()>/... naming the restored
+#   of one pipe end (flags each their own) beside a dup of the other end,
+#   inotify watches (by path, at their numbers, no event lost or made up), an OFD lock and /proc/<getpid()>/... naming the restored
 #   process (its fdinfo, status, exe, fd), no_new_privs, signals queued with payloads to the
 #   process and to a thread, and a poll and a nanosleep in progress (neither
 #   ends with EINTR), and a hard limit of open files above the restarter's
@@ -172,7 +174,8 @@ refused seccomp "seccomp filter"
 refused semundo "SEM_UNDO"
 refused sysvshm "System V shared memory"
 refused memfd_map "(a memfd)"
-refused inotify "inotify instance"
+refused inotify_raw "its path is unknown"
+refused inotify_unread "events not read yet"
 refused fanotify "fanotify instance"
 refused pidfd "is a pidfd"
 refused signalfd_other "(a signalfd) is held by process"
@@ -199,6 +202,7 @@ restored nnp
 restored sigqueue
 restored dup
 restored pipe2
+restored inotify
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))
 

@@ -31,6 +31,9 @@
  *   dup       descriptors sharing one open file: a file dup()ed and
  *             F_DUPFD_CLOEXEC-ed, a non-blocking eventfd dup()ed: one offset,
  *             one set of status flags, one count, each its own FD_CLOEXEC
+ *   inotify   watches on a directory (added by a relative path), on a file
+ *             (IN_ONESHOT) and one removed: no events come back, new ones
+ *             come with their watch's number, the next number is the next
  *   pipe2     a pipe's write end opened again through /proc/self/fd (flags
  *             of its own: only the first is non-blocking), its read end
  *             dup()ed, a byte unread, its capacity set to 8 KiB: two opens,
@@ -49,7 +52,9 @@
  *   sysvshm   System V shared memory attached
  *   memfd_map a shared mapping of a memfd
  *   signalfd_other a signalfd another process (not a child) holds too
- *   inotify, fanotify, pidfd, io_uring:
+ *   inotify_raw an inotify watch added with syscall(2) (its path unknown)
+ *   inotify_unread an inotify instance with an event not read yet
+ *   fanotify, pidfd, io_uring:
  *             a descriptor of that kind ("SKIP" where it cannot be made)
  *   aio       an AIO context (io_setup)   pty   a pseudo-terminal master
  *   cwdgone   a working directory that was removed
@@ -154,7 +159,17 @@ static int is_mode(const char* m) { return strcmp(g_mode, m) == 0; }
 /* A descriptor of one of the kinds a restore cannot give back yet; -1 and a
  * SKIP line where this kernel or user cannot make one. */
 static int make_unrestorable_fd(void) {
-  if (is_mode("inotify")) return inotify_init1(0);
+  if (is_mode("inotify_raw") || is_mode("inotify_unread")) {
+    int fd = inotify_init1(0);
+    if (fd < 0) return fd;
+    if (is_mode("inotify_raw")) {  /* past libc: the agent never sees its path */
+      if (syscall(SYS_inotify_add_watch, fd, "/", IN_ACCESS) < 0) return -1;
+    } else {  /* an event queued, not read */
+      if (inotify_add_watch(fd, "/", IN_OPEN) < 0) return -1;
+      close(open("/", O_RDONLY | O_DIRECTORY));
+    }
+    return fd;
+  }
   if (is_mode("fanotify")) {
     int fd = (int)syscall(SYS_fanotify_init, 0 /* FAN_CLASS_NOTIF */, O_RDONLY);
     if (fd < 0) skip("fanotify_init is not allowed here");
@@ -401,6 +416,57 @@ int main(int argc, char** argv) {
     uint64_t count = 0;
     if (read(ev, &count, 8) != 8 || count != 5) fail("the eventfd's count is not 5");
     if (read(ev_twin, &count, 8) != -1 || errno != EAGAIN) fail("the dup of the eventfd has a count of its own");
+    ok();
+  }
+  if (is_mode("inotify")) {
+    /* Watches on a directory (by a relative path: the process is in / again
+     * when checkpointed), on a file, on one removed (its number is not given
+     * again), all before an IN_ONESHOT one; the IN_IGNORED of the removal read. */
+    char dir[260], file[300], gone[300];
+    snprintf(dir, sizeof dir, "%s", tmpdir);
+    snprintf(file, sizeof file, "%s/a", tmpdir);
+    snprintf(gone, sizeof gone, "%s/gone", tmpdir);
+    if (mkdir(dir, 0700) != 0) fail("mkdir %s: %s", dir, strerror(errno));
+    int a = open(file, O_RDWR | O_CREAT, 0600), g = open(gone, O_RDWR | O_CREAT, 0600);
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (a < 0 || g < 0 || in < 0 || chdir(dir) != 0) fail("setting up: %s", strerror(errno));
+    int wd_dir = inotify_add_watch(in, ".", IN_CREATE);
+    if (chdir("/") != 0) fail("chdir /: %s", strerror(errno));
+    int wd_gone = inotify_add_watch(in, gone, IN_ATTRIB);
+    int wd_file = inotify_add_watch(in, file, IN_MODIFY | IN_ONESHOT);
+    if (wd_dir < 0 || wd_gone < 0 || wd_file < 0 || inotify_rm_watch(in, wd_gone) != 0)
+      fail("watching: %s", strerror(errno));
+    char buf[4096] __attribute__((aligned(8)));
+    while (read(in, buf, sizeof buf) > 0) {
+    }
+    ready_then_wait();
+    if (read(in, buf, sizeof buf) != -1 || errno != EAGAIN) fail("events came back that were not there");
+    if (fcntl(in, F_GETFD) != FD_CLOEXEC || !(fcntl(in, F_GETFL) & O_NONBLOCK)) fail("the flags changed");
+    char made[320];
+    snprintf(made, sizeof made, "%s/made", dir);
+    int m = open(made, O_RDWR | O_CREAT, 0600);
+    if (m < 0 || write(a, "x", 1) != 1 || write(a, "y", 1) != 1) fail("touching: %s", strerror(errno));
+    ssize_t n = read(in, buf, sizeof buf);
+    int seen_create = 0, seen_modify = 0;
+    for (ssize_t at = 0; n > 0 && at < n;) {
+      const struct inotify_event* e = (const struct inotify_event*)(buf + at);
+      if (e->wd == wd_dir && (e->mask & IN_CREATE) && strcmp(e->name, "made") == 0) ++seen_create;
+      else if (e->wd == wd_file && (e->mask & IN_MODIFY)) ++seen_modify;
+      else if (e->wd == wd_file && (e->mask & IN_IGNORED)) {
+      } /* the end of the one-shot watch */
+      else fail("an event of watch %d, mask %x", e->wd, e->mask);
+      at += (ssize_t)sizeof *e + e->len;
+    }
+    if (seen_create != 1 || seen_modify != 1)
+      fail("events after the restore: %d creates in the directory, %d modifies of the one-shot file (want 1, 1)",
+           seen_create, seen_modify);
+    int next = inotify_add_watch(in, made, IN_ATTRIB);
+    if (next != wd_file + 1) fail("a new watch is number %d, not %d", next, wd_file + 1);
+    close(m);
+    unlink(made);
+    unlink(file);
+    unlink(gone);
+    rmdir(dir);
     ok();
   }
   if (is_mode("pipe2")) {

@@ -331,6 +331,11 @@ enum class FdKind : std::uint16_t {
                      // F_DUPFD, inherited together): `data` holds that fd's
                      // number (i32 LE); made again with dup3, so the two share
                      // offset, status flags and locks as before
+  inotify = 14,      // `data`: u32 the highest wd handed out, u32 count, then
+                     // per watch i32 wd, u32 mask (events, IN_ONESHOT,
+                     // IN_EXCL_UNLINK, IN_DONT_FOLLOW), u64 inode, u64 dev,
+                     // u32 path length, the absolute path (LE); added again by
+                     // path, each at its wd
 };
 const char* fd_kind_name(FdKind kind);
 

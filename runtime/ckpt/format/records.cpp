@@ -329,6 +329,7 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::eventfd: return "eventfd";
     case FdKind::timerfd: return "timerfd";
     case FdKind::shared: return "descriptor sharing an open file";
+    case FdKind::inotify: return "inotify instance";
   }
   return nullptr;
 }

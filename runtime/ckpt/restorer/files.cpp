@@ -4,6 +4,7 @@
 // locks taken again before the point of no return (so a missing file or a
 // lock someone else holds now refuses the restore), file mappings planned
 // around those locks, and pipes made anew after it.
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <string>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -237,7 +239,108 @@ void place_anon(const Fd& f) {
   }
 }
 
+// An inotify instance made again, at its number. The kernel hands out
+// watch numbers in turn (idr_alloc_cyclic from 1, never the last one again),
+// so each watch is added again in wd order, a watch on a file of none of
+// them added and removed for each number to skip, and the same up to the
+// last number the program was handed, so that its next watch gets the number
+// it would have got. The removals queue IN_IGNORED events, which are read
+// away: the instance had none queued (the agent refuses one that had).
+// Phase 1: a file no longer at its path, or a number that comes out
+// otherwise, refuses the restore.
+void place_inotify(const Fd& f) {
+  const FdRecord& r = f.rec;
+  InotifyState state = inotify_state(f);
+  std::string what = "fd " + std::to_string(r.fd) + " (inotify): ";
+  int fd = static_cast<int>(syscall(SYS_inotify_init1, IN_NONBLOCK | IN_CLOEXEC));
+  if (fd < 0) refuse(what + "cannot make the instance again: " + strerror(errno));
+  const char* spare = nullptr;
+  for (const char* candidate : {"/", "/dev/null", "/proc", "/tmp"}) {
+    struct stat st{};
+    bool watched = stat(candidate, &st) != 0;
+    for (const InotifyWatch& w : state.watches) watched = watched || (w.inode == st.st_ino && w.dev == st.st_dev);
+    if (!watched) {
+      spare = candidate;
+      break;
+    }
+  }
+  auto skip_to = [&](std::uint32_t wd) {
+    for (;;) {
+      int next = static_cast<int>(syscall(SYS_inotify_add_watch, fd, spare, IN_ACCESS));
+      if (next < 0) refuse(what + "cannot skip watch numbers: " + strerror(errno));
+      syscall(SYS_inotify_rm_watch, fd, next);
+      if (static_cast<std::uint32_t>(next) >= wd) return;
+    }
+  };
+  int last = 0;
+  for (const InotifyWatch& w : state.watches) {
+    struct stat st{};
+    bool nofollow = (w.mask & IN_DONT_FOLLOW) != 0;
+    if ((nofollow ? lstat(w.path.c_str(), &st) : stat(w.path.c_str(), &st)) != 0 || st.st_ino != w.inode ||
+        st.st_dev != w.dev)
+      refuse(what + "watch " + std::to_string(w.wd) + ": " + w.path + " is no longer the file it watched");
+    if (w.wd > last + 1) {
+      if (spare == nullptr) refuse(what + "no file to skip watch numbers with");
+      skip_to(static_cast<std::uint32_t>(w.wd - 1));
+    }
+    int wd = static_cast<int>(syscall(SYS_inotify_add_watch, fd, w.path.c_str(), w.mask));
+    if (wd < 0) refuse(what + "cannot watch " + w.path + " again: " + strerror(errno));
+    if (wd != w.wd)
+      refuse(what + "watch " + std::to_string(w.wd) + " of " + w.path + " came back as " + std::to_string(wd));
+    last = wd;
+  }
+  if (state.last_wd > static_cast<std::uint32_t>(last)) {
+    if (spare == nullptr) refuse(what + "no file to skip watch numbers with");
+    skip_to(state.last_wd);
+  }
+  char events[4096];
+  while (read(fd, events, sizeof events) > 0) {
+  }
+  if (fcntl(fd, F_SETFL, static_cast<int>(r.open_flags) & O_NONBLOCK) != 0)
+    refuse(what + "fcntl: " + strerror(errno));
+  if (fd == r.fd) {  // made at its own number
+    if (fcntl(fd, F_SETFD, r.fd_flags & FD_CLOEXEC) != 0) refuse(what + "fcntl: " + strerror(errno));
+    return;
+  }
+  if (dup3(fd, r.fd, (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) refuse(what + "dup3: " + strerror(errno));
+  close(fd);
+}
+
 }  // namespace
+
+InotifyState inotify_state(const Fd& f) {
+  std::string what = "fd " + std::to_string(f.rec.fd) + ": a malformed inotify record";
+  const std::vector<std::uint8_t>& d = f.data;
+  if (d.size() < 8) refuse(what);
+  InotifyState s;
+  s.last_wd = load_le<std::uint32_t>(d.data());
+  std::uint32_t count = load_le<std::uint32_t>(d.data() + 4);
+  std::size_t at = 8;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (d.size() - at < 28) refuse(what);
+    InotifyWatch w;
+    w.wd = static_cast<std::int32_t>(load_le<std::uint32_t>(d.data() + at));
+    w.mask = load_le<std::uint32_t>(d.data() + at + 4);
+    w.inode = load_le<std::uint64_t>(d.data() + at + 8);
+    w.dev = load_le<std::uint64_t>(d.data() + at + 16);
+    std::uint32_t len = load_le<std::uint32_t>(d.data() + at + 24);
+    at += 28;
+    if (len == 0 || len > PATH_MAX || d.size() - at < len) refuse(what);
+    w.path.assign(reinterpret_cast<const char*>(d.data() + at), len);
+    at += len;
+    if (w.path[0] != '/' || w.path.find('\0') != std::string::npos || w.wd <= 0) refuse(what);
+    s.watches.push_back(std::move(w));
+  }
+  if (at != d.size()) refuse(what);
+  std::sort(s.watches.begin(), s.watches.end(),
+            [](const InotifyWatch& a, const InotifyWatch& b) { return a.wd < b.wd; });
+  for (std::size_t i = 1; i < s.watches.size(); ++i)
+    if (s.watches[i].wd == s.watches[i - 1].wd) refuse(what);
+  if (!s.watches.empty() && s.last_wd < static_cast<std::uint32_t>(s.watches.back().wd)) refuse(what);
+  if (s.last_wd > (1u << 20)) refuse("fd " + std::to_string(f.rec.fd) + ": an inotify instance that was handed " +
+                                     std::to_string(s.last_wd) + " watch numbers, more than a restore skips");
+  return s;
+}
 
 // Reopens the program's files, directories and devices at their numbers,
 // makes its deleted-but-open files again, and takes their locks again,
@@ -263,6 +366,10 @@ int place_files(const Image& img, int image_fd) {
     if (path_only && S_ISLNK(r.mode)) flags |= O_NOFOLLOW;  // the symlink itself
     if (r.kind == FdKind::signalfd || r.kind == FdKind::eventfd || r.kind == FdKind::timerfd) {
       place_anon(f);
+      continue;
+    }
+    if (r.kind == FdKind::inotify) {
+      place_inotify(f);
       continue;
     }
     std::string path = f.path;

@@ -104,6 +104,20 @@ int spool_stdin();
 // checks.cpp: phase 1's checks beyond the reader's.
 void check_restorable(const Image& img, const OwnMaps& own);
 
+// An inotify instance's watches, from its fd record's data (image_format.h);
+// refuses a malformed one.
+struct InotifyWatch {
+  std::int32_t wd;
+  std::uint32_t mask;
+  std::uint64_t inode, dev;
+  std::string path;
+};
+struct InotifyState {
+  std::uint32_t last_wd = 0;
+  std::vector<InotifyWatch> watches;  // by wd
+};
+InotifyState inotify_state(const Fd& f);
+
 // files.cpp: descriptors and locks (before the point of no return), pipes
 // (after it).
 int place_files(const Image& img, int image_fd);
