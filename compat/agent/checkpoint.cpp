@@ -804,8 +804,8 @@ bool Session::check_fds() {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
     }
     e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, signalfds, "
-        "eventfds, timerfds, inotify instances, /dev/null-like devices and stdin/stdout/stderr can be checkpointed; close it "
-        "before the checkpoint. The process keeps running");
+        "eventfds, timerfds, inotify instances, /dev/null-like devices and stdin/stdout/stderr can be "
+        "checkpointed; close it before the checkpoint. The process keeps running");
     return false;
   });
   return ok && check_shared_descriptions();
@@ -866,8 +866,8 @@ bool Session::check_ghost(long fd, const char* link, const struct stat& st) {
   return true;
 }
 
-// The state of a signalfd, eventfd, timerfd or inotify instance, from /proc/self/fdinfo, into
-// r's kind and data (image_format.h says the layout).
+// The state of a signalfd, eventfd, timerfd or inotify instance, from
+// /proc/self/fdinfo, into r's kind and data (image_format.h says the layout).
 bool Session::anon_state(long fd, const char* link, FdRecord* r) {
   char path[64];
   Line(path, sizeof path).s("/proc/self/fdinfo/").u(static_cast<std::uint64_t>(fd));
