@@ -265,10 +265,14 @@ void place_inotify(const Fd& f) {
     }
   }
   auto skip_to = [&](std::uint32_t wd) {
-    for (;;) {
+    for (int before = 0;;) {
       int next = static_cast<int>(syscall(SYS_inotify_add_watch, fd, spare, IN_ACCESS));
       if (next < 0) refuse(what + "cannot skip watch numbers: " + strerror(errno));
       syscall(SYS_inotify_rm_watch, fd, next);
+      if (next <= before)  // a kernel that gives numbers again: they cannot be skipped
+        refuse(what + "this kernel gave watch number " + std::to_string(next) + " again after " +
+               std::to_string(before) + ", so the watches cannot get their numbers back");
+      before = next;
       if (static_cast<std::uint32_t>(next) >= wd) return;
     }
   };
