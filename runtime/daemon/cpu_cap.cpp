@@ -468,6 +468,23 @@ CpuCap& CpuCap::operator=(CpuCap&& other) noexcept {
   return *this;
 }
 
+void remove_empty_parents(const std::string& dir, const std::string& top, bool kernel) {
+  for (std::string d = dir.substr(0, dir.rfind('/'));
+       d.size() >= top.size() && d.compare(0, top.size(), top) == 0 && (d.size() == top.size() || d[top.size()] == '/');
+       d = d.substr(0, d.rfind('/'))) {
+    int err = remove_group_dir(d, kernel);
+    // EBUSY with no subdirectory: only groups gone offline are left below
+    // (two nodes' removers racing, each seeing the other's group, left an
+    // empty job<PID> when this gave up after 1 s on a loaded machine). A
+    // subdirectory is another node's live group: it stays, and so does d.
+    for (int tries = 0; err == EBUSY && tries < 6000 && subdirectories(d).empty(); ++tries) {
+      ::usleep(5000);
+      err = remove_group_dir(d, kernel);
+    }
+    if (err != 0 && err != ENOENT) return;
+  }
+}
+
 CpuCap::~CpuCap() {
   if (Status s = remove(); !s) spdlog::warn("{}", s.error().message);
 }
@@ -493,19 +510,7 @@ Status CpuCap::remove() {
   // making its group meanwhile tries again (see create).
   std::string dir = dir_;
   dir_.clear();
-  for (auto slash = dir.rfind('/'); slash != std::string::npos && slash >= top_.size(); slash = dir.rfind('/')) {
-    dir.resize(slash);
-    // cgroup v1 takes a removed group offline after rmdir returns: until
-    // then its parent's rmdir fails with EBUSY although nothing is left in
-    // it (seen under ASan: an empty job<PID> stayed). A group that really
-    // holds another node's group says ENOTEMPTY and stays.
-    int err = remove_group_dir(dir, kernel_);
-    for (int tries = 0; err == EBUSY && tries < 200; ++tries) {
-      ::usleep(5000);
-      err = remove_group_dir(dir, kernel_);
-    }
-    if (err != 0) break;
-  }
+  remove_empty_parents(dir, top_, kernel_);
   return Status::Ok();
 }
 

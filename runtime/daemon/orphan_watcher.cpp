@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/proc_stat_file.h"
 
 namespace mosix {
@@ -99,15 +100,7 @@ void remove_cgroup(const std::string& dir, const std::string& top) {
     if (errno != EBUSY || tries >= 2000) return;  // about 10 s: something holds it
     nap_ms(5);
   }
-  for (std::string d = dir.substr(0, dir.rfind('/'));
-       d.size() > top.size() && d.compare(0, top.size(), top) == 0 && d[top.size()] == '/';
-       d = d.substr(0, d.rfind('/'))) {
-    // EBUSY for a while after a group below was removed (cgroup v1 takes it
-    // offline after rmdir returns); ENOTEMPTY: another node's group is in it.
-    int tries = 0;
-    while (::rmdir(d.c_str()) != 0 && errno == EBUSY && tries++ < 200) nap_ms(5);
-    if (::access(d.c_str(), F_OK) == 0) break;
-  }
+  remove_empty_parents(dir, top);
 }
 
 // The sockets in `dir`, then `dir` if that left it empty.

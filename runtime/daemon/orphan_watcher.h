@@ -28,7 +28,7 @@ class OrphanWatcher {
   void watch(pid_t pgid);
   // If we die: after the groups, every process still in cgroup `dir` (a
   // group made for this job alone) is killed, `dir` is removed once empty,
-  // then the directories above it that are left empty, up to `top` (kept).
+  // then the directories above it that are left empty, up to and including `top`.
   void remove_cgroup_at_death(const std::string& dir, const std::string& top);
   // If we die: the sockets in directory `dir` are removed, then `dir`
   // itself if nothing else is in it.
