@@ -21,10 +21,10 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
 ckpt_test_start "$bin" "$lib"
 
 programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"}
-# Step counts that make each run last 2-3 s here. The programs wait for the
+# Step counts that make each run last 1-3 s here. The programs wait for the
 # test where it checkpoints them (lib/ckpt_rounds.sh), so a faster machine
 # does not end them first; the counts only spread the checkpoints.
-declare -A steps=([agent_counter]=600 [ckpt_clock]=12000 [ckpt_signals]=45000)
+declare -A steps=([agent_counter]=600 [ckpt_clock]=1200 [ckpt_signals]=45000)
 
 for name in $programs; do
   prog=$bin/$name
