@@ -162,9 +162,9 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
   const std::string cwd = current_dir();
   in.wdir = o.wdir.empty() ? cwd : o.wdir[0] == '/' ? o.wdir : cwd + "/" + o.wdir;
   for (char** e = environ; *e; ++e) in.environment.emplace_back(*e);
-  if (o.ckpt_interval > 0) {
+  if (!o.no_agent) {
     auto agent = sys::installed_library("libmosix.so");
-    if (!agent) usage_error("--ckpt-interval needs the guest agent: " + agent.error().message);
+    if (!agent) usage_error("cannot find the guest agent: " + agent.error().message + " (reinstall mosixrun, or run without it: --no-agent)");
     in.agent = *agent;
   }
 
@@ -181,8 +181,8 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
     if (::stat(o.wdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) usage_error("--wdir '" + o.wdir + "' is not a directory");
   }
   if (!program) usage_error(program.error().message);
-  if (o.ckpt_interval > 0 && ::access(in.agent.c_str(), R_OK) != 0) {
-    usage_error("--ckpt-interval needs the checkpoint agent " + in.agent + ": reinstall mosixrun");
+  if (!o.no_agent && ::access(in.agent.c_str(), R_OK) != 0) {
+    usage_error("cannot read the guest agent " + in.agent + ": reinstall mosixrun, or run without it: --no-agent");
   }
   for (const std::string& w : planned->warnings) spdlog::warn("{}", w);
   return std::move(*planned);

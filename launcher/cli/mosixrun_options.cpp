@@ -35,6 +35,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
     OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
     OptionSpec{"pin", true},          OptionSpec{"mpi", true},
+    OptionSpec{"no-agent", false},
 };
 
 // A number of seconds as the user gave it, for a message.
@@ -161,6 +162,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--ckpt-interval", o.ckpt_interval,
                  "Checkpoint every copy every SECONDS (the newest image kept per copy)");
   app.add_option("--ckpt-dir", o.ckpt_dir, "Directory of the periodic checkpoints");
+  app.add_flag("--no-agent", o.no_agent,
+               "Start the copies without the guest agent (libmosix.so): they cannot be checkpointed or moved");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
   app.add_option("--mpi", mpi,
                  "MPI wire-up: auto (default: PMIx if the program links an MPI library), pmix or none");
@@ -248,6 +251,9 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   if (!(o.ckpt_interval >= 0) || !(o.ckpt_interval <= kMaxSeconds)) {
     return make_error("--ckpt-interval " + fmt_seconds(o.ckpt_interval) + ": give a number of seconds > 0, at most " +
                       fmt_seconds(kMaxSeconds) + " (a year)");
+  }
+  if (o.no_agent && o.ckpt_interval > 0) {
+    return make_error("--no-agent with --ckpt-interval: a copy without the agent cannot be checkpointed; drop one of them");
   }
   if (!o.ckpt_dir.empty() && o.ckpt_interval == 0) {
     return make_error("--ckpt-dir without --ckpt-interval: say how often to checkpoint");

@@ -22,8 +22,8 @@ std::vector<std::string> copies_environment(const RunOptions& o, const PlanInput
       warnings.push_back("-x " + s.name + ": not set here, nothing to export");
     }
   }
-  if (o.ckpt_interval > 0 && !in.agent.empty()) {
-    // Periodic checkpoints need the agent inside every copy, first.
+  if (!o.no_agent && !in.agent.empty()) {
+    // Every copy is a guest: the agent goes inside it, first.
     auto old = get_env(in.environment, "LD_PRELOAD");
     set_env(env, "LD_PRELOAD", in.agent + (old && !old->empty() ? ":" + *old : ""));
   }

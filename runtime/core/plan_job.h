@@ -27,7 +27,7 @@ struct PlanInputs {
   std::string slurm_node_name;         // SLURMD_NODENAME, if set: Slurm's name for it
   std::vector<std::string> environment;  // mosixrun's own, "NAME=value"
   std::string wdir;                    // the copies' working directory, absolute
-  std::string agent;                   // --ckpt-interval: the agent to preload (checked by the caller)
+  std::string agent;                   // the agent to preload (unless --no-agent; checked by the caller)
   bool program_links_mpi = false;      // the program's ELF needs an MPI library (--mpi auto)
 };
 

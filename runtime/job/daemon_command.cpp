@@ -26,10 +26,10 @@ NodeDaemonOptions node_daemon_options(const RunOptions& o, const JobPlan& plan, 
   d.ckpt_dir = ckpt_dir;
   d.node_timeout = node_timeout;
   d.rebalance = o.migrate != "off";
+  d.no_agent = o.no_agent;
   if (!plan.multi_node) {
     d.map_by = "slot";
     d.slots = {plan.copies};
-    d.no_agent = true;
     d.topology = std::move(topology);
     return d;
   }
@@ -50,6 +50,7 @@ std::vector<std::string> mosixd_arguments(const NodeDaemonOptions& d) {
   if (!d.slots.empty()) args.insert(args.end(), {"--slots", joined(d.slots)});
   if (!d.oversubscribe) args.push_back("--no-oversubscribe");
   if (!d.rebalance) args.push_back("--no-migrate");
+  if (d.no_agent) args.push_back("--no-agent");
   if (d.ckpt_interval > 0) {
     // Each node daemon checkpoints its guests; a rank lost with its node
     // restarts from its image on a live node (the directory must be on a
@@ -93,7 +94,7 @@ DaemonsCommand daemons_command(const RunOptions& o, const JobPlan& plan, const N
 
   cmd.env = plan.env;
   // The agent is for guests (each node daemon preloads it into its own),
-  // never for mpirun or the daemons: --ckpt-interval put it in the copies'.
+  // never for mpirun or the daemons: the plan put it in the copies'.
   if (auto preload = ours("LD_PRELOAD")) {
     set_env(cmd.env, "LD_PRELOAD", *preload);
   } else {

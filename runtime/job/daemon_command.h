@@ -16,9 +16,9 @@
 namespace mosix {
 
 // The options of the job's node daemons. For a job on this node alone (not
-// plan.multi_node), those of its daemon inside mosixrun: every copy here, no
-// agent unless --ckpt-interval put it in the copies' LD_PRELOAD, and this
-// node's topology as mosixrun probed it (`topology`), so it is not probed twice.
+// plan.multi_node), those of its daemon inside mosixrun: every copy here, the
+// agent in the copies' LD_PRELOAD unless --no-agent, and this node's
+// topology as mosixrun probed it (`topology`), so it is not probed twice.
 NodeDaemonOptions node_daemon_options(const RunOptions& options, const JobPlan& plan, const std::string& job_id,
                                       const std::string& ckpt_dir, double node_timeout,
                                       std::optional<Topology> topology = std::nullopt);

@@ -17,7 +17,9 @@ check_eq "an exec from a program with the agent holds its signals" "blocked 1" \
 check_eq "so does execvp through env" "blocked 1" "$(LD_PRELOAD=$AGENT env "$PROBE")"
 check_eq "a guest spawned with the agent starts with them held" "blocked 1" \
   "$("$BIN/mosixrun" -np 1 --ckpt-interval 3600 --ckpt-dir "$TMP/ck" "$PROBE" < /dev/null)"
-check_eq "a guest without the agent does not" "blocked 0" "$("$BIN/mosixrun" -np 1 "$PROBE" < /dev/null)"
+check_eq "so does a plain copy (every copy has the agent)" "blocked 1" "$("$BIN/mosixrun" -np 1 "$PROBE" < /dev/null)"
+check_eq "a guest without the agent (--no-agent) does not" "blocked 0" \
+  "$("$BIN/mosixrun" --no-agent -np 1 "$PROBE" < /dev/null)"
 
 # Once the agent is in, its handler is in place and the signals deliverable.
 status=$(LD_PRELOAD=$AGENT grep -E '^(SigBlk|SigCgt):' /proc/self/status)

@@ -1,5 +1,7 @@
 #include "runtime/job/daemon_command.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "runtime/core/environment.h"
@@ -23,14 +25,14 @@ RunOptions options(int np) {
   return o;
 }
 
-TEST(DaemonCommand, OneNodeRunsEveryCopyInItsOwnDaemonWithoutTheAgent) {
+TEST(DaemonCommand, OneNodeRunsEveryCopyInItsOwnDaemon) {
   auto plan = plan_job(options(3), inputs());
   ASSERT_TRUE(plan);
   NodeDaemonOptions d = node_daemon_options(options(3), *plan, "77", "", 10);
   EXPECT_EQ(d.copies, 3);
   EXPECT_EQ(d.slots, (std::vector<int>{3}));
   EXPECT_TRUE(d.oversubscribe);
-  EXPECT_TRUE(d.no_agent);
+  EXPECT_FALSE(d.no_agent);  // the plan put the agent in the copies' environment
   EXPECT_EQ(d.job_id, "77");
   EXPECT_FALSE(d.topology);
 }
@@ -98,6 +100,24 @@ TEST(DaemonCommand, AVirtualClusterIsLaunchedByMosixdWithItsShares) {
   EXPECT_FALSE(get_env(cmd.env, "LD_PRELOAD"));
   EXPECT_EQ(get_env(plan->guests[0].env, "LD_PRELOAD"), "/opt/lib/libmosix.so");
   EXPECT_EQ(get_env(cmd.env, "OMPI_MCA_btl"), "self,vader");
+}
+
+TEST(DaemonCommand, NoAgentReachesEveryDaemon) {
+  RunOptions o = options(2);
+  o.no_agent = true;
+  PlanInputs in = inputs();
+  in.agent = "/opt/lib/libmosix.so";
+  auto one = plan_job(o, in);
+  ASSERT_TRUE(one);
+  EXPECT_TRUE(node_daemon_options(o, *one, "9", "", 10).no_agent);
+  EXPECT_FALSE(get_env(one->guests[0].env, "LD_PRELOAD"));
+  o.vcluster = 2;
+  auto many = plan_job(o, in);
+  ASSERT_TRUE(many);
+  NodeDaemonOptions d = node_daemon_options(o, *many, "9", "", 10);
+  EXPECT_TRUE(d.no_agent);
+  std::vector<std::string> args = mosixd_arguments(d);
+  EXPECT_NE(std::find(args.begin(), args.end(), "--no-agent"), args.end());
 }
 
 }  // namespace

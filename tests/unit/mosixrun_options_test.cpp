@@ -106,6 +106,7 @@ TEST(MosixrunOptions, UsageErrorsNameTheProblem) {
            {{"--timeout", "inf", "x"}, "--timeout"},
            {{"--timeout", "nan", "x"}, "--timeout"},
            {{"--ckpt-interval", "1e10", "x"}, "--ckpt-interval 1e+10: give a number of seconds > 0, at most"},
+           {{"--no-agent", "--ckpt-interval", "5", "x"}, "--no-agent with --ckpt-interval"},
            {{"--ckpt-interval", "inf", "x"}, "--ckpt-interval"},
        }) {
     auto p = parse(c.args);

@@ -156,9 +156,8 @@ TEST(PlanJob, DashXSetsAndCopiesAndWarnsOfWhatIsNotSet) {
   EXPECT_EQ(p->warnings, (std::vector<std::string>{"-x NOPE: not set here, nothing to export"}));
 }
 
-TEST(PlanJob, PeriodicCheckpointsPreloadTheAgentFirst) {
+TEST(PlanJob, EveryCopyHasTheAgentFirstUnlessNoAgent) {
   RunOptions o = run(1);
-  o.ckpt_interval = 5;
   PlanInputs in = here();
   in.agent = "/opt/mosix/lib/libmosix.so";
   auto p = plan_job(o, in);
@@ -168,7 +167,7 @@ TEST(PlanJob, PeriodicCheckpointsPreloadTheAgentFirst) {
   p = plan_job(o, in);
   ASSERT_TRUE(p);
   EXPECT_EQ(get_env(p->guests[0].env, "LD_PRELOAD"), "/opt/mosix/lib/libmosix.so:/usr/lib/libother.so");
-  o.ckpt_interval = 0;
+  o.no_agent = true;
   p = plan_job(o, in);
   ASSERT_TRUE(p);
   EXPECT_EQ(get_env(p->guests[0].env, "LD_PRELOAD"), "/usr/lib/libother.so");

@@ -29,6 +29,10 @@
 #   CKPT_MOSIXCTL  mosixctl to use (default BIN_DIR/mosixctl)
 #   CKPT_AGENT     preload library (default LIB_DIR/libmosix.so); "none" starts
 #                  guests without one (for testing this file with a fake mosixctl)
+#   CKPT_LAUNCHER  words of a command that starts the first incarnation and
+#                  preloads the agent itself, e.g. "BIN/mosixrun -np 1"
+#                  (default: none, the guest is started with LD_PRELOAD=CKPT_AGENT;
+#                  restarts are mosixctl restart either way)
 #   CKPT_TMPDIR    scratch directory of the programs (default WORK_DIR/tmp)
 #   CKPT_RUN_MS    expected run time when no plain run was measured (3000)
 #   CKPT_PACE      "time" paces rounds by the plain run's time and output
@@ -155,7 +159,8 @@ start_guest() {
   local out=${1:?start_guest: OUT missing}
   shift
   _ckpt_check_agent || return 1
-  (_ckpt_guest_env; _ckpt_exec_clean "$@") > "$out" 2> "$out.err" < /dev/null &
+  # shellcheck disable=SC2086 # CKPT_LAUNCHER is words
+  (_ckpt_guest_env; _ckpt_exec_clean ${CKPT_LAUNCHER:-} "$@") > "$out" 2> "$out.err" < /dev/null &
   CKPT_GUEST_PID=$!
 }
 
@@ -167,7 +172,7 @@ _ckpt_check_agent() {
 
 # In the guest's subshell: the agent and the gate.
 _ckpt_guest_env() {
-  [[ ${CKPT_AGENT:-} == none ]] || export LD_PRELOAD=$CKPT_AGENT
+  [[ ${CKPT_AGENT:-} == none || -n ${CKPT_LAUNCHER:-} ]] || export LD_PRELOAD=$CKPT_AGENT
   if [[ -n ${CKPT_GATE_FILE:-} ]]; then
     [[ -e $CKPT_GATE_FILE ]] || : > "$CKPT_GATE_FILE"
     export CKPT_GATE=$CKPT_GATE_FILE
@@ -186,7 +191,8 @@ _ckpt_start_piped() {
     if [[ $(basename -- "$1") == "$(basename -- "$CKPT_MOSIXCTL")" ]]; then
       (_ckpt_exec_clean "$@") 2>> "$out.err" < /dev/null | "$CKPT_BIN/pipe_gate" "$gate" >> "$out"
     else
-      (CKPT_GATE_FILE= _ckpt_guest_env; _ckpt_exec_clean "$@") 2>> "$out.err" < /dev/null |
+      # shellcheck disable=SC2086 # CKPT_LAUNCHER is words
+      (CKPT_GATE_FILE= _ckpt_guest_env; _ckpt_exec_clean ${CKPT_LAUNCHER:-} "$@") 2>> "$out.err" < /dev/null |
         "$CKPT_BIN/pipe_gate" "$gate" >> "$out"
     fi
     exit "${PIPESTATUS[0]}"
