@@ -11,6 +11,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <netdb.h>
 #include <unistd.h>
 
@@ -162,6 +163,9 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
   const std::string cwd = current_dir();
   in.wdir = o.wdir.empty() ? cwd : o.wdir[0] == '/' ? o.wdir : cwd + "/" + o.wdir;
   for (char** e = environ; *e; ++e) in.environment.emplace_back(*e);
+  if (struct sysinfo si {}; ::sysinfo(&si) == 0) {
+    in.memory_kib = static_cast<std::uint64_t>(si.totalram) * std::max<unsigned>(si.mem_unit, 1) / 1024;
+  }
   if (!o.no_agent) {
     auto agent = sys::installed_library("libmosix.so");
     if (!agent) usage_error("cannot find the guest agent: " + agent.error().message + " (reinstall mosixrun, or run without it: --no-agent)");

@@ -30,6 +30,7 @@
 #include <atomic>
 
 #include "compat/agent/agent.h"
+#include "compat/agent/smp.h"
 
 namespace mosix::agent {
 namespace {
@@ -135,7 +136,20 @@ T* missing_ptr() {
   return nullptr;
 }
 
+// fopen's answer for a descriptor smp_fopen gave (or -1 with errno).
+FILE* stream_of(int fd, const char* mode) {
+  if (fd < 0) return nullptr;
+  FILE* f = fdopen(fd, mode);
+  if (f == nullptr) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  return f;
+}
+
 int open_path(Fn which, int dir, const char* path, int flags, mode_t mode) {
+  if (int fd = smp_open(path, flags); fd != kNotServed) return fd;  // the SMP view's files
   char buf[PATH_MAX];
   const char* use = real_proc_path(path, buf);
   if (which == kOpen || which == kOpen64) {
@@ -194,24 +208,28 @@ MOSIX_EXPORT int openat64(int dir, const char* path, int flags, ...) {
 // known at compile time.
 MOSIX_EXPORT int __open_2(const char* path, int flags) {
   char buf[PATH_MAX];
+  if (int fd = fn::smp_open(path, flags); fd != fn::kNotServed) return fd;
   auto f = real_as<int (*)(const char*, int)>(fn::kOpen2);
   return f ? f(real_proc_path(path, buf), flags) : fn::missing();
 }
 
 MOSIX_EXPORT int __open64_2(const char* path, int flags) {
   char buf[PATH_MAX];
+  if (int fd = fn::smp_open(path, flags); fd != fn::kNotServed) return fd;
   auto f = real_as<int (*)(const char*, int)>(fn::kOpen64_2);
   return f ? f(real_proc_path(path, buf), flags) : fn::missing();
 }
 
 MOSIX_EXPORT int __openat_2(int dir, const char* path, int flags) {
   char buf[PATH_MAX];
+  if (int fd = fn::smp_open(path, flags); fd != fn::kNotServed) return fd;
   auto f = real_as<int (*)(int, const char*, int)>(fn::kOpenat2);
   return f ? f(dir, real_proc_path(path, buf), flags) : fn::missing();
 }
 
 MOSIX_EXPORT int __openat64_2(int dir, const char* path, int flags) {
   char buf[PATH_MAX];
+  if (int fd = fn::smp_open(path, flags); fd != fn::kNotServed) return fd;
   auto f = real_as<int (*)(int, const char*, int)>(fn::kOpenat64_2);
   return f ? f(dir, real_proc_path(path, buf), flags) : fn::missing();
 }
@@ -220,6 +238,7 @@ MOSIX_EXPORT int __openat64_2(int dir, const char* path, int flags) {
 // library sees, so they are interposed themselves.
 MOSIX_EXPORT FILE* fopen(const char* path, const char* mode) {
   char buf[PATH_MAX];
+  if (int fd = fn::smp_fopen(path, mode); fd != fn::kNotServed) return fn::stream_of(fd, mode);
   auto f = real_as<FILE* (*)(const char*, const char*)>(fn::kFopen);
   if (f == nullptr) return fn::missing_ptr<FILE>();
   return f(real_proc_path(path, buf), mode);
@@ -227,6 +246,7 @@ MOSIX_EXPORT FILE* fopen(const char* path, const char* mode) {
 
 MOSIX_EXPORT FILE* fopen64(const char* path, const char* mode) {
   char buf[PATH_MAX];
+  if (int fd = fn::smp_fopen(path, mode); fd != fn::kNotServed) return fn::stream_of(fd, mode);
   auto f = real_as<FILE* (*)(const char*, const char*)>(fn::kFopen64);
   if (f == nullptr) return fn::missing_ptr<FILE>();
   return f(real_proc_path(path, buf), mode);

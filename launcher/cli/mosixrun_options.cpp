@@ -35,7 +35,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
     OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
     OptionSpec{"pin", true},          OptionSpec{"mpi", true},
-    OptionSpec{"no-agent", false},
+    OptionSpec{"no-agent", false},    OptionSpec{"no-smp", false},
 };
 
 // A number of seconds as the user gave it, for a message.
@@ -164,6 +164,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--ckpt-dir", o.ckpt_dir, "Directory of the periodic checkpoints");
   app.add_flag("--no-agent", o.no_agent,
                "Start the copies without the guest agent (libmosix.so): they cannot be checkpointed or moved");
+  app.add_flag("--no-smp", o.no_smp,
+               "Show the copies this node's CPUs and memory (nproc, /proc/cpuinfo, ...), not the cluster's");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
   app.add_option("--mpi", mpi,
                  "MPI wire-up: auto (default: PMIx if the program links an MPI library), pmix or none");

@@ -1,6 +1,7 @@
 #include "runtime/core/plan_job.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/core/environment.h"
 
@@ -28,6 +29,40 @@ std::vector<std::string> copies_environment(const RunOptions& o, const PlanInput
     set_env(env, "LD_PRELOAD", in.agent + (old && !old->empty() ? ":" + *old : ""));
   }
   return env;
+}
+
+// The SMP view (docs/mosixrun.md): the agent shows the copies of a job over
+// several nodes the cluster's CPUs and memory. A virtual node counts its CPU
+// share rounded up (0.4 -> 1, 1.5 -> 2: the CPUs a program needs to use all
+// of it), a real node its slots (a node with every core: as many as this
+// one's); the memory is this node's for every node that runs copies. Not for
+// MPI copies, whose ranks already are the job's parallelism, nor --no-smp,
+// which also drops a view inherited from an outer job.
+void set_smp_view(const RunOptions& o, const PlanInputs& in, bool mpi, JobPlan& plan) {
+  if (o.no_smp) {
+    std::erase_if(plan.env, [](const std::string& e) { return e.rfind("MOSIX_SMP_", 0) == 0; });
+    return;
+  }
+  if (!plan.multi_node || o.no_agent || mpi) return;
+  long long cpus = 0, nodes = 0;
+  if (o.vcluster > 0) {
+    for (int i = 0; i < o.vcluster; ++i) {
+      double share = o.vcluster_cpu.empty() ? 1.0 : o.vcluster_cpu[static_cast<size_t>(i)];
+      cpus += std::max(1LL, static_cast<long long>(std::ceil(share - 1e-9)));
+    }
+    nodes = o.vcluster;
+  } else {
+    for (int slots : plan.node_slots) {
+      const long long n = slots < 0 ? std::max(1, in.cores) : slots;
+      if (n == 0) continue;  // the home node only routes
+      cpus += n;
+      ++nodes;
+    }
+  }
+  set_env(plan.env, "MOSIX_SMP_CPUS", std::to_string(std::clamp(cpus, 1LL, kMaxSmpCpus)));
+  if (in.memory_kib > 0) {
+    set_env(plan.env, "MOSIX_SMP_MEMORY_KIB", std::to_string(in.memory_kib * static_cast<std::uint64_t>(nodes)));
+  }
 }
 
 SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vector<std::string>& env, int rank,
@@ -120,6 +155,7 @@ Expected<JobPlan> plan_job(const RunOptions& o, const PlanInputs& in) {
   }
   const bool mpi = o.mpi == MpiMode::kPmix || (o.mpi == MpiMode::kAuto && in.program_links_mpi);
   plan.env = copies_environment(o, in, plan.warnings);
+  set_smp_view(o, in, mpi, plan);
   plan.guests.reserve(static_cast<size_t>(plan.copies));
   for (int rank = 0; rank < plan.copies; ++rank) plan.guests.push_back(copy_spawn(o, in, plan.env, rank, plan.copies, mpi));
   return plan;

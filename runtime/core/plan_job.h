@@ -6,6 +6,7 @@
 // variables. Pure: a test gives it any host list, core count and environment.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@
 #include "runtime/core/run_options.h"
 
 namespace mosix {
+
+// The most CPUs the SMP view shows (the kernel's largest NR_CPUS; the agent's bound too).
+constexpr long long kMaxSmpCpus = 8192;
 
 struct PlanInputs {
   // From --host, --hostfile or the Slurm allocation; empty: this node only.
@@ -29,6 +33,7 @@ struct PlanInputs {
   std::string wdir;                    // the copies' working directory, absolute
   std::string agent;                   // the agent to preload (unless --no-agent; checked by the caller)
   bool program_links_mpi = false;      // the program's ELF needs an MPI library (--mpi auto)
+  std::uint64_t memory_kib = 0;        // this node's memory (MemTotal); 0: unknown
 };
 
 struct JobPlan {

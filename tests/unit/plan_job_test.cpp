@@ -200,5 +200,64 @@ TEST(PlanJob, BindAutoBindsAnMpiJobOfTwoCopiesAsMpirunDoes) {
   EXPECT_TRUE(flags_of(2, true, BindTo::kCore) & kSpawnBindCore);
 }
 
+// The SMP view: a vcluster counts each share rounded up, real nodes their
+// slots (every core: this node's count), memory this node's per node.
+TEST(PlanJob, TheSmpViewIsTheClustersCpusAndMemory) {
+  struct Case {
+    int vcluster;
+    std::vector<double> shares;
+    std::vector<HostSlots> hosts;
+    const char* cpus;
+    const char* memory;
+  };
+  for (const Case& c : std::vector<Case>{
+           {3, {}, {}, "3", "3000"},
+           {4, {0.4, 0.4, 0.4, 0.4}, {}, "4", "4000"},
+           {4, {0.5, 0.5, 1, 2}, {}, "5", "4000"},
+           {2, {1.5, 1.0000000001}, {}, "3", "2000"},
+           {0, {}, {HostSlots{"a", 2, true}, HostSlots{"b", 3, true}}, "5", "2000"},
+           {0, {}, {HostSlots{"host", 1, true}, HostSlots{"b", 0, false}}, "5", "2000"},
+       }) {
+    RunOptions o = run(1);
+    o.vcluster = c.vcluster;
+    o.vcluster_cpu = c.shares;
+    PlanInputs in = here(4);
+    in.memory_kib = 1000;
+    in.hosts = c.hosts;
+    in.host_without_slots_is_all_cores = true;
+    auto p = plan_job(o, in);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_TRUE(p->multi_node);
+    EXPECT_EQ(get_env(p->guests[0].env, "MOSIX_SMP_CPUS"), c.cpus) << c.vcluster;
+    EXPECT_EQ(get_env(p->guests[0].env, "MOSIX_SMP_MEMORY_KIB"), c.memory) << c.vcluster;
+  }
+}
+
+TEST(PlanJob, NoSmpViewOnOneNodeForMpiOrWhenTurnedOff) {
+  PlanInputs in = here(4);
+  in.memory_kib = 1000;
+  in.environment.push_back("MOSIX_SMP_CPUS=7");  // an outer job's view
+  RunOptions o = run(1);
+  auto one = plan_job(o, in);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(get_env(one->guests[0].env, "MOSIX_SMP_CPUS"), "7");  // inherited, as the rest of the environment
+  o.vcluster = 3;
+  o.no_smp = true;
+  auto off = plan_job(o, in);
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(get_env(off->guests[0].env, "MOSIX_SMP_CPUS"));
+  EXPECT_FALSE(get_env(off->guests[0].env, "MOSIX_SMP_MEMORY_KIB"));
+  o.no_smp = false;
+  o.mpi = MpiMode::kPmix;
+  auto mpi = plan_job(o, in);
+  ASSERT_TRUE(mpi);
+  EXPECT_EQ(get_env(mpi->guests[0].env, "MOSIX_SMP_CPUS"), "7");
+  o.mpi = MpiMode::kNone;
+  o.no_agent = true;
+  auto no_agent = plan_job(o, in);
+  ASSERT_TRUE(no_agent);
+  EXPECT_EQ(get_env(no_agent->guests[0].env, "MOSIX_SMP_CPUS"), "7");
+}
+
 }  // namespace
 }  // namespace mosix
