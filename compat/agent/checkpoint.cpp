@@ -59,6 +59,7 @@ constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.
 constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
 constexpr int kMaxPipes = 8;
+constexpr std::size_t kMaxPipeBytes = 1 << 20;
 constexpr int kMaxFds = 8192;
 // Deleted-but-open files a checkpoint carries, and their data in all.
 constexpr int kMaxGhosts = 64;
@@ -162,12 +163,16 @@ struct Scratch {
   unsigned char auxv[kMaxAuxv];
   // Unread bytes of up to kMaxPipes such pipes, read out and put back. An fd
   // record holds at most kMaxBlob bytes: the read end's record carries the
-  // first part, the write end's the rest.
+  // first part, the write end's the next, and file data records after the
+  // second of those two the rest. Untouched pages of the scratch mapping
+  // cost nothing, so each pipe has room for the most an unprivileged
+  // F_SETPIPE_SZ allows (1 MiB, pipe-max-size's default).
   std::uint64_t drained[kMaxPipes];
   std::size_t drained_len[kMaxPipes];
   bool carried[kMaxPipes][2];  // the first record of each end carries data
+  bool rest_written[kMaxPipes];
   int ndrained;
-  unsigned char pipe_data[kMaxPipes][2 * kMaxBlob];
+  unsigned char pipe_data[kMaxPipes][kMaxPipeBytes];
   alignas(64) char stack[256 << 10];
 };
 
@@ -381,6 +386,7 @@ class Session {
   bool write_signals_and_timers();
   bool has_pipe_end(std::uint64_t ino, bool reader) const;
   bool drain_pipe(std::uint64_t ino, FdRecord* r);
+  bool write_pipe_rest(std::uint64_t ino, long fd);
   bool write_fds();
   bool collect_regions();
   bool read_smaps();
@@ -1094,6 +1100,7 @@ bool Session::write_fds() {
     bool ghost = r.kind == FdKind::ghost || r.kind == FdKind::memfd;
     // A shared fd's locks are its first's (the restore takes them there).
     ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
+         (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) &&
          (S_ISFIFO(st.st_mode) || r.kind == FdKind::shared ||
                                    write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
@@ -1113,6 +1120,7 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
     slot = s_->ndrained++;
     s_->drained[slot] = ino;
     s_->carried[slot][0] = s_->carried[slot][1] = false;
+    s_->rest_written[slot] = false;
     long reader = -1, writer = -1;
     for (int i = 0; i < s_->npipes; ++i) {
       if (s_->pipe_ino[i] != ino) continue;
@@ -1124,7 +1132,7 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
       Line(s_->error, sizeof s_->error)
           .s("fd ")
           .u(static_cast<std::uint64_t>(reader))
-          .s(" is a pipe holding more than 64 KiB of unread data");
+          .s(" is a pipe holding more than 1 MiB of unread data");
       return false;
     }
     long n = 0;
@@ -1139,11 +1147,32 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
   }
   std::size_t len = s_->drained_len[slot];
   std::size_t first = len < kMaxBlob ? len : kMaxBlob;
+  std::size_t second = len - first < kMaxBlob ? len - first : kMaxBlob;
   bool reader_end = (r->open_flags & O_ACCMODE) == O_RDONLY;
   if (s_->carried[slot][reader_end]) return true;
   s_->carried[slot][reader_end] = true;
-  r->data = reader_end ? Blob(s_->pipe_data[slot], first)
-                       : Blob(s_->pipe_data[slot] + first, len - first);
+  r->data = reader_end ? Blob(s_->pipe_data[slot], first) : Blob(s_->pipe_data[slot] + first, second);
+  return true;
+}
+
+// After a pipe end's record: once both ends' first records are written,
+// the pipe's unread bytes past the two records' share, as file data
+// records at their offsets in the pipe (the restorer checks that they
+// continue the records' bytes without a gap).
+bool Session::write_pipe_rest(std::uint64_t ino, long fd) {
+  for (int slot = 0; slot < s_->ndrained; ++slot) {
+    if (s_->drained[slot] != ino || s_->rest_written[slot] || !s_->carried[slot][0] || !s_->carried[slot][1])
+      continue;
+    s_->rest_written[slot] = true;
+    for (std::size_t at = 2 * kMaxBlob; at < s_->drained_len[slot]; at += kMaxFileData) {
+      std::size_t n = s_->drained_len[slot] - at < kMaxFileData ? s_->drained_len[slot] - at : kMaxFileData;
+      FileDataRecord d;
+      d.fd = static_cast<std::int32_t>(fd);
+      d.offset = at;
+      d.data = Blob(s_->pipe_data[slot] + at, n);
+      if (!check(writer_->file_data(d))) return false;
+    }
+  }
   return true;
 }
 

@@ -333,6 +333,23 @@ TEST_F(RestorerRefusal, APipeOfACapacityThatCannotBeMade) {
   expect_refused(restore(c), "fd 5 (/dev/null): a pipe of 1073741824 bytes (F_SETPIPE_SZ) cannot be made here");
 }
 
+// A pipe's bytes past its two ends' records come as file data records,
+// which must go on where the records' bytes end and fit in the pipe.
+TEST_F(RestorerRefusal, PipeBytesWithAGapOrMoreThanThePipeHolds) {
+  static const std::uint8_t abc[3] = {'a', 'b', 'c'};
+  static std::uint8_t rest[4094] = {};
+  Craft c;
+  FdRecord reader = fd_record(5, FdKind::pipe), writer = fd_record(6, FdKind::pipe);
+  reader.data = Blob(abc, 3);
+  reader.size = writer.size = 4096;
+  writer.open_flags = O_WRONLY;
+  c.fds = {reader, writer};
+  c.file_data = {FileDataRecord{6, 4, Blob(rest, 8)}};
+  expect_refused(restore(c), "fd 5 (/dev/null): the pipe's bytes at offset 4 do not follow the 3 before them");
+  c.file_data = {FileDataRecord{6, 3, Blob(rest, sizeof rest)}};
+  expect_refused(restore(c), "fd 5 (/dev/null): 4097 unread bytes do not fit in a pipe of 4096 bytes");
+}
+
 TEST_F(RestorerRefusal, AMalformedSharedDescriptor) {
   Craft c;
   FdRecord f = fd_record(6, FdKind::shared);
@@ -512,7 +529,8 @@ TEST_F(RestorerRefusal, FileDataThatFollowsNoDeletedFile) {
   c.fds = {fd_record(5)};
   const std::uint8_t bytes[] = {'x'};
   c.file_data = {FileDataRecord{5, 0, Blob(bytes, sizeof bytes)}};
-  expect_refused(restore(c), "file data for fd 5 does not follow that descriptor's deleted-file record");
+  expect_refused(restore(c),
+                 "file data for fd 5 does not follow that descriptor's deleted-file, memfd or pipe record");
 }
 
 TEST_F(RestorerRefusal, AnAuxiliaryVectorTheKernelDoesNotTake) {

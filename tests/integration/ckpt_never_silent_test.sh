@@ -202,6 +202,7 @@ restored nnp
 restored sigqueue
 restored dup
 restored pipe2
+restored pipefull
 restored inotify
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))

@@ -38,6 +38,10 @@
  *             of its own: only the first is non-blocking), its read end
  *             dup()ed, a byte unread, its capacity set to 8 KiB: two opens,
  *             one shared, the byte there, the capacity kept
+ *   pipefull  three pipes full of unread bytes, past what two fd records
+ *             hold: 1 MiB in a 1 MiB pipe, 100,003 bytes in a 256 KiB one
+ *             whose write end has the lower number, exactly 64 KiB in a
+ *             default one: every byte back in order, capacities kept
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -467,6 +471,55 @@ int main(int argc, char** argv) {
     unlink(file);
     unlink(gone);
     rmdir(dir);
+    ok();
+  }
+  if (is_mode("pipefull")) {
+    enum { kPipes = 3 };
+    const int capacity[kPipes] = {1 << 20, 256 << 10, 0}, fill[kPipes] = {1 << 20, 100003, 65536};
+    int p[kPipes][2];
+    for (int i = 0; i < kPipes; ++i) {
+      if (pipe2(p[i], O_NONBLOCK) != 0) fail("pipe2: %s", strerror(errno));
+      if (capacity[i] != 0 && fcntl(p[i][1], F_SETPIPE_SZ, capacity[i]) < 0)
+        fail("setting up: F_SETPIPE_SZ %d: %s (see /proc/sys/fs/pipe-max-size)", capacity[i], strerror(errno));
+    }
+    /* The second pipe's write end below its read end: its record comes first. */
+    int low = dup(p[1][1]), high = dup(p[1][0]);
+    if (low < 0 || high < 0 || dup2(low, p[1][0]) < 0 || dup2(high, p[1][1]) < 0) fail("dup: %s", strerror(errno));
+    close(low);
+    close(high);
+    int swap = p[1][0];
+    p[1][0] = p[1][1];
+    p[1][1] = swap;
+    unsigned char chunk[4096];
+    for (int i = 0; i < kPipes; ++i) {
+      for (int at = 0; at < fill[i];) {
+        int n = fill[i] - at < (int)sizeof chunk ? fill[i] - at : (int)sizeof chunk;
+        for (int k = 0; k < n; ++k) chunk[k] = (unsigned char)((at + k) * 7 + i + (at + k) / 251);
+        ssize_t w = write(p[i][1], chunk, (size_t)n);
+        if (w <= 0) fail("filling pipe %d at %d: %s", i, at, w < 0 ? strerror(errno) : "wrote 0");
+        at += (int)w;
+      }
+    }
+    int size[kPipes];
+    for (int i = 0; i < kPipes; ++i) size[i] = fcntl(p[i][0], F_GETPIPE_SZ);
+    ready_then_wait();
+    for (int i = 0; i < kPipes; ++i) {
+      if (fcntl(p[i][0], F_GETPIPE_SZ) != size[i])
+        fail("pipe %d holds %d bytes, not %d (F_SETPIPE_SZ)", i, fcntl(p[i][0], F_GETPIPE_SZ), size[i]);
+      if (!(fcntl(p[i][0], F_GETFL) & O_NONBLOCK)) fail("pipe %d's read end lost O_NONBLOCK", i);
+      int at = 0;
+      for (;;) {
+        ssize_t n = read(p[i][0], chunk, sizeof chunk);
+        if (n < 0 && errno == EAGAIN) break;
+        if (n <= 0) fail("reading pipe %d at %d: %s", i, at, n < 0 ? strerror(errno) : "end of file");
+        for (ssize_t k = 0; k < n; ++k)
+          if (chunk[k] != (unsigned char)((at + k) * 7 + i + (at + k) / 251))
+            fail("pipe %d: byte %ld is %u, not %u", i, (long)(at + k), chunk[k],
+                 (unsigned char)((at + k) * 7 + i + (at + k) / 251));
+        at += (int)n;
+      }
+      if (at != fill[i]) fail("pipe %d gave back %d bytes, not %d", i, at, fill[i]);
+    }
     ok();
   }
   if (is_mode("pipe2")) {

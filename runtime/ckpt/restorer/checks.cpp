@@ -231,6 +231,40 @@ void check_pipe_capacity(const Fd& f) {
            strerror(err) + " (see /proc/sys/fs/pipe-max-size and pipe-user-pages-soft)");
 }
 
+// A pipe's unread bytes are its read end's first record's, its write end's
+// first record's, then its file data records' (after one of those two), which
+// must continue them without a gap or overlap; all of them must fit in the
+// pipe (its capacity, 64 KiB when the image has none), or refilling it after
+// the point of no return would block for good.
+void check_pipe_data(const Image& img, const Fd& f) {
+  std::string fd = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
+  std::uint64_t bytes = 0;
+  bool seen[2] = {false, false};
+  const Fd* rest = nullptr;
+  for (const Fd& e : img.fds) {
+    if (e.rec.kind != FdKind::pipe || e.rec.inode != f.rec.inode) continue;
+    bool reader = (e.rec.open_flags & O_ACCMODE) == O_RDONLY;
+    if (!seen[reader]) bytes += e.data.size();
+    seen[reader] = true;
+    if (!e.contents.empty()) {
+      if (rest != nullptr) refuse(fd + ": two records of one pipe carry its further bytes");
+      rest = &e;
+    }
+  }
+  if (rest != nullptr) {
+    for (const FileData& d : rest->contents) {
+      if (d.offset != bytes || d.bytes.empty())
+        refuse(fd + ": the pipe's bytes at offset " + std::to_string(d.offset) + " do not follow the " +
+               std::to_string(bytes) + " before them");
+      bytes += d.bytes.size();
+    }
+  }
+  std::uint64_t capacity = f.rec.size != 0 ? f.rec.size : 65536;
+  if (bytes > capacity)
+    refuse(fd + ": " + std::to_string(bytes) + " unread bytes do not fit in a pipe of " +
+           std::to_string(capacity) + " bytes");
+}
+
 // A shared fd is made with dup3 of the fd it names, once that one is in
 // place (files.cpp; a pipe end's after the point of no return): it must
 // name a descriptor the image places itself.
@@ -352,6 +386,7 @@ void check_restorable(const Image& img, const OwnMaps& own) {
     if (r.kind == FdKind::std_stream) continue;
     if (r.kind == FdKind::pipe) {
       check_pipe_capacity(f);
+      check_pipe_data(img, f);
       continue;
     }
     if (r.kind == FdKind::shared) {

@@ -469,16 +469,22 @@ void restore_pipes(const Image& img, int moved) {
       ends[k] = high;
     }
     // The read end's record holds the first part of the unread bytes, the
-    // write end's the rest.
+    // write end's the next, file data records after one of them the rest
+    // (checks.cpp made sure they follow on and fit).
+    auto refill = [&](const std::vector<std::uint8_t>& bytes) {
+      if (!bytes.empty() && write(ends[1], bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+        die("refilling a pipe", -errno);
+    };
     for (bool readers : {true, false}) {
       for (const Fd& g : img.fds) {
         const FdRecord& e = g.rec;
-        if (e.kind != FdKind::pipe || e.inode != r.inode || e.data.empty() ||
-            ((e.open_flags & O_ACCMODE) == O_RDONLY) != readers)
-          continue;
-        if (write(ends[1], e.data.data(), e.data.size()) != static_cast<ssize_t>(e.data.size()))
-          die("refilling a pipe", -errno);
+        if (e.kind == FdKind::pipe && e.inode == r.inode && ((e.open_flags & O_ACCMODE) == O_RDONLY) == readers)
+          refill(g.data);
       }
+    }
+    for (const Fd& g : img.fds) {
+      if (g.rec.kind != FdKind::pipe || g.rec.inode != r.inode) continue;
+      for (const FileData& d : g.contents) refill(d.bytes);
     }
     // The first record of each end takes the new end; each further one was
     // an open of its own (through /proc/self/fd, with flags of its own) and

@@ -79,10 +79,14 @@ Image read_image(int fd) {
       img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}, {}});
     } else if (r.file_data != nullptr) {
       const FileDataRecord& d = *r.file_data;
+      // A ghost's or memfd's contents, or a pipe's unread bytes past what
+      // its two ends' records hold.
+      FdKind kind = img.fds.empty() ? FdKind::std_stream : img.fds.back().rec.kind;
       bool follows = !img.fds.empty() && img.fds.back().rec.fd == d.fd &&
-                     (img.fds.back().rec.kind == FdKind::ghost || img.fds.back().rec.kind == FdKind::memfd);
+                     (kind == FdKind::ghost || kind == FdKind::memfd || kind == FdKind::pipe);
       if (!follows)
-        refuse("file data for fd " + std::to_string(d.fd) + " does not follow that descriptor's deleted-file record");
+        refuse("file data for fd " + std::to_string(d.fd) +
+               " does not follow that descriptor's deleted-file, memfd or pipe record");
       img.fds.back().contents.push_back(FileData{d.offset, {d.data.begin(), d.data.end()}});
     } else if (r.posix_timer != nullptr) {
       img.timers.push_back(*r.posix_timer);

@@ -38,7 +38,7 @@ struct Fd {
   FdRecord rec;
   std::string path;
   std::vector<std::uint8_t> data;
-  std::vector<FileData> contents;  // a ghost's, from its file data records
+  std::vector<FileData> contents;  // from its file data records: a ghost's, a pipe's rest
 };
 struct Pending {
   PendingSignalRecord rec;
