@@ -49,6 +49,7 @@ void after_fork_in_child() {
   g_vppid = parent_vpid();
   g_vpid = real_pid();
   g_vpid_real = g_vpid;
+  forget_thread_ids();
 }
 
 // Runs send() (a system call that uses this incarnation's real pid or tid)

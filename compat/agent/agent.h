@@ -28,6 +28,17 @@ extern pid_t g_image_real;
 // memory is known not to be shared with the parent, as at a checkpoint).
 pid_t current_vpid(bool adopt = false);
 
+// The calling thread's virtual tid: the kernel's tid of its first
+// incarnation, kept across restarts (tids.cpp); and the kernel's tid now of
+// a thread the program names by its virtual tid (or of the process, by its
+// virtual pid). note_thread_id enters the calling thread in the table (each
+// thread a checkpoint stops does); forget_thread_ids empties it (a forked
+// child, whose other threads are its parent's).
+pid_t virtual_tid();
+pid_t tid_to_real(pid_t id);
+void note_thread_id();
+void forget_thread_ids();
+
 // Bumped by every thread a checkpoint stops, as it stops (before the image
 // is written): a wait that ends with EINTR and sees it changed was
 // interrupted by the agent, not by the program's signal, and is resumed

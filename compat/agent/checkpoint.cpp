@@ -314,6 +314,7 @@ void on_stop(int, siginfo_t*, void* uc) {
   block_all_signals();
   // Before the image is written, so that a restored process sees it too.
   __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
+  note_thread_id();  // its tid stays what it was (tids.cpp)
   s->inside.fetch_add(1);
   int slot = s->slots.fetch_add(1);
   if (slot < kMaxThreads) {
@@ -2184,6 +2185,7 @@ void on_request(int, siginfo_t*, void* uc) {
   // was left at this moment in a restored process (waits.cpp).
   __atomic_add_fetch(&g_stops, 1, __ATOMIC_RELAXED);
   __atomic_store_n(&g_stop_mono_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+  note_thread_id();
   // Sized for the most demanding compression; untouched pages cost nothing.
   std::size_t size = scratch_size(Compression::best);
   long mem = sys(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

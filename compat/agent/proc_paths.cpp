@@ -30,6 +30,7 @@
 #include <atomic>
 
 #include "compat/agent/agent.h"
+#include "compat/agent/raw.h"
 #include "compat/agent/smp.h"
 
 namespace mosix::agent {
@@ -51,8 +52,8 @@ size_t write_decimal(char* out, pid_t v) {
   return n;
 }
 
-// PATH, or its rewrite in buf when it names this process by its virtual pid
-// and that differs from the real one.
+// PATH, or its rewrite in buf when it names this process by its virtual pid,
+// or a thread by its virtual tid, and that differs from the real one.
 const char* real_proc_path(const char* path, char (&buf)[PATH_MAX]) {
   if (path == nullptr) return path;
   for (size_t i = 0; i < kProcLen; ++i)
@@ -66,10 +67,11 @@ const char* real_proc_path(const char* path, char (&buf)[PATH_MAX]) {
     ++p;
   }
   if (*p != '\0' && *p != '/') return path;  // "/proc/12ab": not a pid directory
+  // The process by its virtual pid, or one of its threads by its virtual
+  // tid (tids.cpp).
   pid_t vpid = current_vpid();
-  if (named != vpid) return path;
-  pid_t real = real_pid();
-  if (real == vpid) return path;  // never restored: /proc already agrees
+  pid_t real = named == vpid ? real_pid() : tid_to_real(static_cast<pid_t>(named));
+  if (real == named) return path;  // never restored, or not ours: /proc already agrees
   size_t rest = 0;
   while (p[rest] != '\0') ++rest;
   if (kProcLen + 11 + rest + 1 > sizeof buf) return path;  // too long either way
@@ -77,6 +79,57 @@ const char* real_proc_path(const char* path, char (&buf)[PATH_MAX]) {
   size_t at = kProcLen + write_decimal(buf + kProcLen, real);
   for (size_t i = 0; i <= rest; ++i) buf[at + i] = p[i];  // with the terminating NUL
   return buf;
+}
+
+// The program's executable as the kernel named it when the agent started
+// (a restore keeps it: it is in the image). After a restore the kernel's
+// /proc/self/exe is the restorer, which an unprivileged process cannot
+// change (PR_SET_MM_EXE_FILE needs CAP_SYS_RESOURCE); readlink of the
+// process's own exe link answers with this instead.
+char g_exe[PATH_MAX];
+
+// Whether `path` is this process's own exe link: /proc/self/exe,
+// /proc/thread-self/exe, or /proc/<its virtual or real pid>/exe.
+bool own_exe_link(const char* path) {
+  if (path == nullptr || !starts_with(path, kProc)) return false;
+  const char* p = path + kProcLen;
+  if (starts_with(p, "self/")) {
+    p += 5;
+  } else if (starts_with(p, "thread-self/")) {
+    p += 12;
+  } else {
+    long named = 0;
+    if (*p < '1' || *p > '9') return false;
+    while (*p >= '0' && *p <= '9' && named <= INT_MAX) named = named * 10 + (*p++ - '0');
+    if (*p++ != '/' || (named != current_vpid() && named != real_pid())) return false;
+  }
+  return cstr_eq(p, "exe");
+}
+
+// What readlink put in out (n bytes) for `path`, corrected: the program's
+// executable where the kernel names the restorer.
+ssize_t own_exe(const char* path, char* out, size_t size, ssize_t n) {
+  if (n <= 0 || g_exe[0] == '\0' || !own_exe_link(path)) return n;
+  auto k = static_cast<size_t>(n);
+  constexpr char kRestorer[] = "/mosix-restore";
+  constexpr size_t kRestorerLen = sizeof kRestorer - 1;
+  auto ends_in_restorer = [&](const char* text, size_t len) {  // text: not NUL-terminated
+    if (len < kRestorerLen) return false;
+    for (size_t i = 0; i < kRestorerLen; ++i)
+      if (text[len - kRestorerLen + i] != kRestorer[i]) return false;
+    return true;
+  };
+  if (k >= size || !ends_in_restorer(out, k)) {
+    // Not the restorer, or cut short: a longer answer is not ours to judge.
+    if (k < size) return n;
+    char whole[PATH_MAX];
+    long m = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", whole, sizeof whole - 1);
+    if (m <= 0 || !ends_in_restorer(whole, static_cast<size_t>(m))) return n;
+  }
+  size_t len = cstr_len(g_exe);
+  if (len > size) len = size;  // readlink truncates, without a NUL
+  for (size_t i = 0; i < len; ++i) out[i] = g_exe[i];
+  return static_cast<ssize_t>(len);
 }
 
 // The interposed functions, one entry each, filled by the constructor (and
@@ -116,6 +169,8 @@ T real_as(Fn f) {
 
 __attribute__((constructor)) void resolve_path_functions() {
   for (int f = 0; f < kCount; ++f) real(static_cast<Fn>(f));
+  long n = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", g_exe, sizeof g_exe - 1);
+  g_exe[n > 0 ? n : 0] = '\0';
 }
 
 // open's mode argument is there only when the flags ask for a new file.
@@ -164,6 +219,7 @@ int open_path(Fn which, int dir, const char* path, int flags, mode_t mode) {
 }  // namespace mosix::agent
 
 using mosix::agent::real_as;
+using mosix::agent::own_exe;
 using mosix::agent::real_proc_path;
 namespace fn = mosix::agent;
 
@@ -276,13 +332,13 @@ MOSIX_EXPORT DIR* opendir(const char* path) {
 MOSIX_EXPORT ssize_t readlink(const char* path, char* out, size_t size) {
   char buf[PATH_MAX];
   auto f = real_as<ssize_t (*)(const char*, char*, size_t)>(fn::kReadlink);
-  return f ? f(real_proc_path(path, buf), out, size) : fn::missing();
+  return f ? own_exe(path, out, size, f(real_proc_path(path, buf), out, size)) : fn::missing();
 }
 
 MOSIX_EXPORT ssize_t readlinkat(int dir, const char* path, char* out, size_t size) {
   char buf[PATH_MAX];
   auto f = real_as<ssize_t (*)(int, const char*, char*, size_t)>(fn::kReadlinkat);
-  return f ? f(dir, real_proc_path(path, buf), out, size) : fn::missing();
+  return f ? own_exe(path, out, size, f(dir, real_proc_path(path, buf), out, size)) : fn::missing();
 }
 
 MOSIX_EXPORT int access(const char* path, int how) {

@@ -203,6 +203,8 @@ restored sigqueue
 restored dup
 restored pipe2
 restored pipefull
+restored tids
+restored exe
 restored inotify
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))

@@ -42,6 +42,14 @@
  *             hold: 1 MiB in a 1 MiB pipe, 100,003 bytes in a 256 KiB one
  *             whose write end has the lower number, exactly 64 KiB in a
  *             default one: every byte back in order, capacities kept
+ *   tids      a second thread's tid kept from before (gettid() and
+ *             syscall(SYS_gettid)): each thread's gettid() is what it was,
+ *             the leader's is getpid(), and the kept tid still names the
+ *             thread for kcmp (KCMP_FS, as zdtm clone_fs), tgkill (libc and
+ *             syscall), sched_setaffinity and /proc/<tid>/comm
+ *   exe       readlink of /proc/self/exe, /proc/thread-self/exe and
+ *             /proc/<getpid()>/exe names the program, not the restorer (as
+ *             zdtm selfexe00), also into a buffer too short for it
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -71,6 +79,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -134,6 +143,18 @@ static void ready_then_wait(void) {
   sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/* A system call straight to the kernel, past libc and the agent's
+ * syscall(2) (which shows the virtual pid and tids): the kernel's own view. */
+static long kernel_syscall1(long n, long a) {
+#if defined(__x86_64__)
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a) : "rcx", "r11", "memory");
+  return ret;
+#else
+  return syscall(n, a);
+#endif
+}
+
 static void skip(const char* why) {
   printf("SKIP %s: %s\n", g_mode, why);
   fflush(stdout);
@@ -144,6 +165,42 @@ static void ok(void) {
   printf("OK %s\n", g_mode);
   fflush(stdout);
   exit(0);
+}
+
+/* tids: the second thread reports its tid, then, each time it is asked
+ * (a byte on g_tid_ask), its gettid() and the last SIGUSR2 it took. */
+static int g_tid_ask[2], g_tid_tell[2];
+static volatile pid_t g_usr2_tid = 0;
+
+static void on_usr2_tid(int sig) {
+  (void)sig;
+  g_usr2_tid = gettid();
+}
+
+static void* tid_thread(void* arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "kept-tid");
+  sigset_t usr1; /* SIGUSR1 is the main thread's */
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  pid_t both[2] = {gettid(), (pid_t)syscall(SYS_gettid)};
+  if (write(g_tid_tell[1], both, sizeof both) != sizeof both) return NULL;
+  char c;
+  for (;;) {
+    ssize_t n = read(g_tid_ask[0], &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 1) break;
+    pid_t now[2] = {gettid(), g_usr2_tid};
+    if (write(g_tid_tell[1], now, sizeof now) != sizeof now) break;
+  }
+  return NULL;
+}
+
+/* Asks the tid thread; its answer: its gettid() and the last SIGUSR2's. */
+static void ask_tid_thread(pid_t out[2]) {
+  if (write(g_tid_ask[1], "?", 1) != 1 || read(g_tid_tell[0], out, 2 * sizeof(pid_t)) != 2 * sizeof(pid_t))
+    fail("the tid thread does not answer: %s", strerror(errno));
 }
 
 enum { kShmSize = 1 << 20 };
@@ -363,7 +420,7 @@ int main(int argc, char** argv) {
     ready_then_wait();
     if (getsid(0) != getpid()) fail("session %d, not its own (%d)", (int)getsid(0), (int)getpid());
     if (getpgrp() != getpid()) fail("process group %d, not its own (%d)", (int)getpgrp(), (int)getpid());
-    if ((pid_t)syscall(SYS_getsid, 0) != (pid_t)syscall(SYS_getpid)) fail("the kernel's session is not its own");
+    if (kernel_syscall1(SYS_getsid, 0) != kernel_syscall1(SYS_getpid, 0)) fail("the kernel's session is not its own");
     ok();
   }
   if (strcmp(g_mode, "guard") == 0 || strcmp(g_mode, "wipeonfork") == 0) {
@@ -471,6 +528,70 @@ int main(int argc, char** argv) {
     unlink(file);
     unlink(gone);
     rmdir(dir);
+    ok();
+  }
+  if (is_mode("exe")) {
+    char before[PATH_MAX], after[PATH_MAX], own[64];
+    ssize_t n = readlink("/proc/self/exe", before, sizeof before - 1);
+    if (n <= 0) fail("readlink /proc/self/exe: %s", strerror(errno));
+    before[n] = '\0';
+    snprintf(own, sizeof own, "/proc/%d/exe", getpid());
+    ready_then_wait();
+    const char* links[] = {"/proc/self/exe", "/proc/thread-self/exe", own};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; ++i) {
+      ssize_t m = readlink(links[i], after, sizeof after - 1);
+      if (m <= 0) fail("readlink %s: %s", links[i], strerror(errno));
+      after[m] = '\0';
+      if (strcmp(before, after) != 0) fail("%s names %s, not %s as before", links[i], after, before);
+    }
+    char cut[4];
+    if (readlink("/proc/self/exe", cut, sizeof cut) != (ssize_t)sizeof cut || memcmp(cut, before, sizeof cut) != 0)
+      fail("readlink into 4 bytes gave '%.4s', not the first 4 of %s", cut, before);
+    ok();
+  }
+  if (is_mode("tids")) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2_tid;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+    pthread_t th;
+    pid_t kept[2];
+    if (pipe(g_tid_ask) != 0 || pipe(g_tid_tell) != 0 || pthread_create(&th, NULL, tid_thread, NULL) != 0 ||
+        read(g_tid_tell[0], kept, sizeof kept) != sizeof kept)
+      fail("setting up: %s", strerror(errno));
+    if (kept[0] != kept[1]) fail("gettid() %d and syscall(SYS_gettid) %d differ before", kept[0], kept[1]);
+    const pid_t main_tid = gettid(), pid = getpid();
+    if (main_tid != pid) fail("the leader's tid %d is not the pid %d before", main_tid, pid);
+    ready_then_wait();
+    if (gettid() != main_tid || syscall(SYS_gettid) != main_tid)
+      fail("the leader's tid is %d (syscall %ld), not %d as before", gettid(), syscall(SYS_gettid), main_tid);
+    if (getpid() != pid) fail("getpid() is %d, not %d", getpid(), pid);
+    pid_t now[2];
+    ask_tid_thread(now);
+    if (now[0] != kept[0]) fail("the second thread's gettid() is %d, not %d as before", now[0], kept[0]);
+    long same_fs = syscall(SYS_kcmp, (pid_t)syscall(SYS_gettid), kept[0], 3 /* KCMP_FS */, 0, 0);
+    if (same_fs != 0)
+      fail("kcmp(KCMP_FS) of the two threads: %ld (%s)", same_fs, same_fs < 0 ? strerror(errno) : "differ");
+    if (tgkill(pid, kept[0], SIGUSR2) != 0) fail("tgkill of the kept tid %d: %s", kept[0], strerror(errno));
+    ask_tid_thread(now);
+    if (now[1] != kept[0]) fail("tgkill's SIGUSR2 reached tid %d, not the kept %d", now[1], kept[0]);
+    g_usr2_tid = 0;
+    if (syscall(SYS_tgkill, pid, kept[0], SIGUSR2) != 0) fail("syscall(SYS_tgkill): %s", strerror(errno));
+    ask_tid_thread(now);
+    if (now[1] != kept[0]) fail("syscall(SYS_tgkill)'s SIGUSR2 reached tid %d, not %d", now[1], kept[0]);
+    cpu_set_t cpus;
+    if (syscall(SYS_sched_getaffinity, kept[0], sizeof cpus, &cpus) < 0 ||
+        syscall(SYS_sched_setaffinity, kept[0], sizeof cpus, &cpus) != 0)
+      fail("sched_{get,set}affinity of the kept tid: %s", strerror(errno));
+    char path[64], name[32] = {0};
+    snprintf(path, sizeof path, "/proc/%d/comm", kept[0]);
+    FILE* f = fopen(path, "r");
+    if (f == NULL || fgets(name, sizeof name, f) == NULL || strcmp(name, "kept-tid\n") != 0)
+      fail("%s reads '%s', not the thread's name (%s)", path, name, f == NULL ? strerror(errno) : "read");
+    fclose(f);
+    close(g_tid_ask[1]);
+    pthread_join(th, NULL);
     ok();
   }
   if (is_mode("pipefull")) {

@@ -1,0 +1,214 @@
+// Thread ids of a restored process.
+//
+// A restore makes every thread anew, and the kernel gives each a new tid (a
+// process without privileges cannot choose them). A program that kept a tid
+// from before (its own gettid(), to kcmp, tgkill or pin it later) would name
+// no thread after a restore, or another process's: a silent wrong answer. So
+// the agent shows each thread the tid it had first, as it shows the process
+// its first pid (agent.cpp), and translates such a virtual tid back to the
+// kernel's where the program hands one to the kernel through an interposed
+// call: gettid and tgkill, and syscall(2) for those, tkill,
+// rt_tgsigqueueinfo, sched_{set,get}affinity and kcmp (getpid, getppid,
+// kill, getsid, getpgid, getpgrp and setpgid through syscall(2) go to the
+// agent's own, as their libc entry points do). Paths /proc/<tid> are agent.cpp's business (proc_paths.cpp
+// asks tid_to_real).
+//
+// How a thread's kernel tid is found after a restore: every thread's tid
+// address (set_tid_address; glibc's field of the thread's tid) is kept with
+// its virtual tid in a table, and the restorer writes the new tid there
+// (CLONE_CHILD_SETTID, or set_tid_address for the leader). Every thread is
+// entered in the table when a checkpoint stops it, so a thread that never
+// asked its tid before still gets its old one after. A thread that exited
+// has 0 there (CLONE_CHILD_CLEARTID): its virtual tid passes unchanged.
+//
+// Not covered (docs/mosixctl.md, known limits): tids the kernel hands out
+// (a listing of /proc/self/task, si_pid of a signal from a thread, fdinfo),
+// and system calls made without libc's syscall(2).
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "compat/agent/agent.h"
+#include "compat/agent/raw.h"
+
+namespace mosix::agent {
+namespace {
+
+constexpr int kMaxTids = 1024;
+
+struct TidSlot {
+  std::atomic<pid_t> vtid{0};
+  std::atomic<pid_t*> where{nullptr};  // the thread's tid address
+};
+TidSlot g_tids[kMaxTids];
+
+// This thread's virtual tid (0 until first asked) and the kernel tid it was
+// last seen with. Initial-exec: read in signal handlers, never allocated.
+__attribute__((tls_model("initial-exec"))) thread_local pid_t t_vtid = 0;
+__attribute__((tls_model("initial-exec"))) thread_local pid_t t_real = 0;
+
+pid_t* tid_address() {
+  long where = 0;
+  if (sys(SYS_prctl, PR_GET_TID_ADDRESS, &where, 0, 0, 0) != 0) return nullptr;
+  return reinterpret_cast<pid_t*>(where);
+}
+
+bool is_registered(pid_t vtid, pid_t* where) {
+  for (TidSlot& s : g_tids)
+    if (s.vtid.load(std::memory_order_relaxed) == vtid && s.where.load(std::memory_order_relaxed) == where)
+      return true;
+  return false;
+}
+
+// Enters (vtid, where) in the table: in the slot of the same address (a new
+// thread on a reused thread descriptor), else a free one, else one whose
+// thread has exited.
+void enter(pid_t vtid, pid_t* where) {
+  TidSlot* free_slot = nullptr;
+  for (TidSlot& s : g_tids) {
+    pid_t* w = s.where.load(std::memory_order_relaxed);
+    if (w == where) {
+      s.vtid.store(vtid, std::memory_order_relaxed);
+      return;
+    }
+    if (free_slot == nullptr && (w == nullptr || __atomic_load_n(w, __ATOMIC_RELAXED) == 0)) free_slot = &s;
+  }
+  if (free_slot == nullptr) return;  // more than kMaxTids threads: the rest keep their kernel tids
+  free_slot->where.store(where, std::memory_order_relaxed);
+  free_slot->vtid.store(vtid, std::memory_order_relaxed);
+}
+
+// Whether the caller is the process that holds the virtual identity (first
+// incarnation or restored), not a child of a raw clone() that shares its
+// memory image but not its identity.
+bool holds_identity() {
+  current_vpid();
+  return real_pid() == g_vpid_real;
+}
+
+}  // namespace
+
+pid_t virtual_tid() {
+  auto real = static_cast<pid_t>(sys(SYS_gettid));
+  if (!holds_identity()) return real;
+  if (t_vtid != 0 && t_real == real) return t_vtid;
+  pid_t* where = tid_address();
+  if (t_vtid != 0 && where != nullptr && __atomic_load_n(where, __ATOMIC_RELAXED) == real &&
+      is_registered(t_vtid, where)) {
+    t_real = real;  // restored: the same thread, a new kernel tid
+    return t_vtid;
+  }
+  // A vfork child runs on its parent's thread and has no tid address.
+  if (where == nullptr) return real;
+  // The leader's virtual tid is the virtual pid, as the kernel's tid is the pid.
+  t_vtid = real == real_pid() ? g_vpid : real;
+  t_real = real;
+  enter(t_vtid, where);
+  return t_vtid;
+}
+
+void note_thread_id() { (void)virtual_tid(); }
+
+void forget_thread_ids() {
+  for (TidSlot& s : g_tids) {
+    s.vtid.store(0, std::memory_order_relaxed);
+    s.where.store(nullptr, std::memory_order_relaxed);
+  }
+  t_vtid = 0;
+  t_real = 0;
+}
+
+pid_t tid_to_real(pid_t id) {
+  if (id <= 0 || !holds_identity()) return id;
+  if (id == g_vpid) return real_pid();
+  for (TidSlot& s : g_tids) {
+    if (s.vtid.load(std::memory_order_relaxed) != id) continue;
+    pid_t* where = s.where.load(std::memory_order_relaxed);
+    pid_t now = where != nullptr ? __atomic_load_n(where, __ATOMIC_RELAXED) : 0;
+    return now > 0 ? now : id;
+  }
+  return id;
+}
+
+}  // namespace mosix::agent
+
+namespace {
+
+int errno_result(long r) {
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return static_cast<int>(r);
+}
+
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) pid_t gettid(void) { return mosix::agent::virtual_tid(); }
+
+__attribute__((visibility("default"))) int tgkill(pid_t tgid, pid_t tid, int sig) {
+  using namespace mosix::agent;
+  return errno_result(sys(SYS_tgkill, tgid == current_vpid() ? real_pid() : tgid, tid_to_real(tid), sig));
+}
+
+// syscall(2): the calls above, made by number, get the same treatment, and
+// so do the tid arguments of a few more; every other passes through
+// unchanged (six arguments, as libc's own passes).
+__attribute__((visibility("default"))) long syscall(long n, ...) {
+  using namespace mosix::agent;
+  va_list ap;
+  va_start(ap, n);
+  long a[6];
+  for (long& x : a) x = va_arg(ap, long);
+  va_end(ap);
+  auto id = [](long v) { return static_cast<long>(tid_to_real(static_cast<pid_t>(v))); };
+  auto pid = [](long v) { return v == current_vpid() ? static_cast<long>(real_pid()) : v; };
+  long r;
+  switch (n) {
+    case SYS_gettid:
+      return virtual_tid();
+    case SYS_getpid:
+      return current_vpid();
+    case SYS_getppid:
+      return getppid();
+    case SYS_kill:
+      return kill(static_cast<pid_t>(a[0]), static_cast<int>(a[1]));
+    case SYS_getsid:
+      return getsid(static_cast<pid_t>(a[0]));
+    case SYS_getpgid:
+      return getpgid(static_cast<pid_t>(a[0]));
+    case SYS_getpgrp:
+      return getpgrp();
+    case SYS_setpgid:
+      return setpgid(static_cast<pid_t>(a[0]), static_cast<pid_t>(a[1]));
+    case SYS_tgkill:
+      r = sys6(n, pid(a[0]), id(a[1]), a[2]);
+      break;
+    case SYS_rt_tgsigqueueinfo:
+      r = sys6(n, pid(a[0]), id(a[1]), a[2], a[3]);
+      break;
+    case SYS_tkill:
+    case SYS_sched_setaffinity:
+    case SYS_sched_getaffinity:
+      r = sys6(n, id(a[0]), a[1], a[2], a[3], a[4], a[5]);
+      break;
+    case SYS_kcmp:
+      r = sys6(n, id(a[0]), id(a[1]), a[2], a[3], a[4]);
+      break;
+    default:
+      r = sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+  }
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+}  // extern "C"
