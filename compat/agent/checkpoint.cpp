@@ -29,6 +29,7 @@
 #include "compat/agent/inotify.h"
 #include "compat/agent/locks.h"
 #include "compat/agent/raw.h"
+#include "compat/agent/sockets.h"
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_writer.h"
 #include "runtime/ckpt/request_protocol.h"
@@ -173,6 +174,7 @@ struct Scratch {
   bool rest_written[kMaxPipes];
   int ndrained;
   unsigned char pipe_data[kMaxPipes][kMaxPipeBytes];
+  SocketScratch socket;
   alignas(64) char stack[256 << 10];
 };
 
@@ -412,6 +414,7 @@ class Session {
   const char* status_path_ = nullptr;
   AfterCheckpoint mode_ = AfterCheckpoint::kLeaveRunning;
   Compression compression_ = Compression::none;
+  bool for_move_ = false;  // "move=1": the image is for another node
   long out_fd_ = -1, status_fd_ = -1, pagemap_fd_ = -1;
   std::uint64_t written_ = 0, next_progress_ = kProgressStep;
 };
@@ -523,6 +526,8 @@ bool Session::read_request() {
         if (cstr_eq(line + 5, kModeNames[m])) mode_ = static_cast<AfterCheckpoint>(m);
     } else if (starts_with(line, "compress=")) {
       parse_compression(line + 9, &compression_);
+    } else if (cstr_eq(line, "move=1")) {
+      for_move_ = true;
     }
     if (last) break;
     line = end + 1;
@@ -806,13 +811,16 @@ bool Session::check_fds() {
         return true;
       e.s("is a pipe to another process or a named pipe (").s(link).s(")");
     } else if (S_ISSOCK(st.st_mode)) {
-      e.s("is a socket (").s(link).s(")");
+      char why[512];
+      if (socket_image_data(fd, for_move_, &s_->socket, why, sizeof why) >= 0) return true;
+      e.s(why).s(" (").s(link).s("). The process keeps running");
+      return false;
     } else {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
     }
     e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, signalfds, "
-        "eventfds, timerfds, inotify instances, /dev/null-like devices and stdin/stdout/stderr can be "
-        "checkpointed; close it before the checkpoint. The process keeps running");
+        "eventfds, timerfds, inotify instances, unconnected inet and unix sockets, /dev/null-like devices and "
+        "stdin/stdout/stderr can be checkpointed; close it before the checkpoint. The process keeps running");
     return false;
   });
   return ok && check_shared_descriptions();
@@ -1093,6 +1101,11 @@ bool Session::write_fds() {
       long capacity = sys(SYS_fcntl, fd, F_GETPIPE_SZ);
       r.size = capacity > 0 ? static_cast<std::uint64_t>(capacity) : 0;
       if (!drain_pipe(st.st_ino, &r)) return ok = false;
+    } else if (S_ISSOCK(st.st_mode)) {
+      r.kind = FdKind::socket;
+      long n = socket_image_data(fd, for_move_, &s_->socket, s_->error, sizeof s_->error);
+      if (n < 0) return ok = false;
+      r.data = Blob(s_->socket.encoded, static_cast<std::size_t>(n));
     } else {
       r.kind = FdKind::char_device;
     }
@@ -1102,7 +1115,7 @@ bool Session::write_fds() {
     // A shared fd's locks are its first's (the restore takes them there).
     ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
          (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) &&
-         (S_ISFIFO(st.st_mode) || r.kind == FdKind::shared ||
+         (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || r.kind == FdKind::shared ||
                                    write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
   });

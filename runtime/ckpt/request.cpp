@@ -211,7 +211,8 @@ Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string&
 
   const char* mode = kModeNames[static_cast<int>(r.mode)];
   const std::string request = "out=" + out_path + "\nstatus=" + f.fifo + "\nmode=" + mode +
-                              "\ncompress=" + compression_name(r.compression) + "\n";
+                              "\ncompress=" + compression_name(r.compression) + "\n" +
+                              (r.for_move ? "move=1\n" : "");
   if (Status s = sys::write_file_atomically(base + ".req", request, sys::Durability::kVolatile); !s.ok())
     return s.error();
   f.request = base + ".req";

@@ -21,6 +21,9 @@ struct CheckpointRequest {
   pid_t pid = 0;                     // the guest's real pid (as ps shows it)
   std::string image_path;            // where the verified image ends up
   AfterCheckpoint mode = AfterCheckpoint::kLeaveRunning;
+  // For a move to another node: the agent then refuses what only makes
+  // sense here (a socket bound to an address of this node).
+  bool for_move = false;
   Compression compression = Compression::none;
   // Called from the calling thread about every 256 MiB written.
   std::function<void(std::uint64_t bytes_written)> on_progress;

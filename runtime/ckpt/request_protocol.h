@@ -25,6 +25,7 @@ inline constexpr int kStopSignal = 63;     // SIGRTMAX-1
 //   status=<FIFO the agent writes its progress and result lines into>
 //   mode=leave|stop|kill
 //   compress=none|fast|best
+//   move=1          (optional: the image is for another node)
 // The agent answers on the status FIFO with lines
 //   progress <bytes written>
 //   ok <bytes written>

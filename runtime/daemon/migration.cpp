@@ -160,6 +160,7 @@ void Migrations::migrate_out(const MigrateRequest& request) {
   ckpt::CheckpointRequest r;
   r.pid = g->proc.pid;
   r.mode = ckpt::AfterCheckpoint::kStop;
+  r.for_move = true;
   const std::string image = memfd_path(memfd);
   std::uint64_t id = request.migration_id;
   context_.send(0, MigrateProgress{id, request.rank, MigratePhase::kCheckpoint, 0, 0});

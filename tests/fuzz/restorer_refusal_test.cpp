@@ -6,9 +6,11 @@
 // a thread's stack or instruction pointer, a count) and must be refused in
 // phase 1: exit status 2 and exactly one line on stderr naming the reason.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -348,6 +350,50 @@ TEST_F(RestorerRefusal, PipeBytesWithAGapOrMoreThanThePipeHolds) {
   expect_refused(restore(c), "fd 5 (/dev/null): the pipe's bytes at offset 4 do not follow the 3 before them");
   c.file_data = {FileDataRecord{6, 3, Blob(rest, sizeof rest)}};
   expect_refused(restore(c), "fd 5 (/dev/null): 4097 unread bytes do not fit in a pipe of 4096 bytes");
+}
+
+// A socket is made and bound again in phase 1: an address someone else
+// holds now, or one of another network namespace or machine, refuses.
+TEST_F(RestorerRefusal, ASocketWhoseAddressIsTakenOrFromElsewhere) {
+  int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof in;
+  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&in), sizeof in), 0);
+  ASSERT_EQ(::listen(holder, 1), 0);
+  ASSERT_EQ(::getsockname(holder, reinterpret_cast<sockaddr*>(&in), &len), 0);
+  SocketRecord sock;
+  sock.family = AF_INET;
+  sock.type = SOCK_STREAM;
+  sock.protocol = IPPROTO_TCP;
+  sock.state = SocketState::listening;
+  sock.local = Blob(reinterpret_cast<const std::uint8_t*>(&in), sizeof in);
+  struct stat ns{};
+  ASSERT_EQ(::stat("/proc/self/ns/net", &ns), 0);
+  sock.netns = ns.st_ino;
+  std::string boot;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
+  int digits = 0;
+  for (char c : boot) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) continue;
+    sock.boot_id[digits / 16] = sock.boot_id[digits / 16] << 4 | std::stoull(std::string(1, c), nullptr, 16);
+    ++digits;
+  }
+  std::uint8_t data[512];
+  std::size_t n = 0;
+  ASSERT_TRUE(encode(sock, data, sizeof data, &n));
+  Craft c;
+  FdRecord f = fd_record(5, FdKind::socket, "socket:[1]");
+  f.data = Blob(data, n);
+  c.fds = {f};
+  expect_refused(restore(c), "fd 5 (socket): cannot bind its address again: Address already in use");
+  sock.netns = ns.st_ino + 1;
+  ASSERT_TRUE(encode(sock, data, sizeof data, &n));
+  f.data = Blob(data, n);
+  c.fds = {f};
+  expect_refused(restore(c), "fd 5 (socket): its addresses belong to the network of the machine and namespace");
+  ::close(holder);
 }
 
 TEST_F(RestorerRefusal, AMalformedSharedDescriptor) {

@@ -186,6 +186,9 @@ refused cwdgone "working directory"
 refused procfd "file in /proc"
 refused ghostmap "open for writing"
 refused ghost_other "too, which the checkpoint does not take along"
+refused tcp_conn "connected socket (a stream)"
+refused udp_unread "data not read yet"
+refused socketpair "a socketpair"
 restored shm
 restored session
 restored wipeonfork
@@ -205,6 +208,7 @@ restored pipe2
 restored pipefull
 restored tids
 restored exe
+restored sockets
 restored inotify
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))

@@ -50,6 +50,12 @@
  *   exe       readlink of /proc/self/exe, /proc/thread-self/exe and
  *             /proc/<getpid()>/exe names the program, not the restorer (as
  *             zdtm selfexe00), also into a buffer too short for it
+ *   sockets   a non-blocking TCP listener on 127.0.0.1 (backlog 7,
+ *             SO_REUSEADDR, TCP_NODELAY, SO_RCVBUF), an unbound TCP socket
+ *             (SO_KEEPALIVE, TCP_KEEPIDLE), a UDP socket connected to a
+ *             second bound one, a unix datagram socket bound to a path and a
+ *             unix stream listener on an abstract name: each keeps its
+ *             address, options and flags, and takes new traffic
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -73,6 +79,8 @@
  *   procfd    a file in /proc open    ghostmap  a private mapping of a deleted
  *             file that a descriptor has open for writing
  *   ghost_other a deleted file that another process (not a child) holds too
+ *   tcp_conn  a connected TCP socket     udp_unread a datagram not read yet
+ *   socketpair a unix socketpair
  * Without a checkpoint:
  *   clone     a child of clone() without CLONE_VM must see its own pid */
 #define _GNU_SOURCE
@@ -82,11 +90,14 @@
 #include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +111,8 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -528,6 +541,114 @@ int main(int argc, char** argv) {
     unlink(file);
     unlink(gone);
     rmdir(dir);
+    ok();
+  }
+  if (is_mode("tcp_conn") || is_mode("udp_unread") || is_mode("socketpair")) {
+    int a = -1, b = -1;
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof in;
+    if (is_mode("socketpair")) {
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) fail("socketpair: %s", strerror(errno));
+      a = sv[0];
+    } else if (is_mode("udp_unread")) {
+      a = socket(AF_INET, SOCK_DGRAM, 0);
+      b = socket(AF_INET, SOCK_DGRAM, 0);
+      if (bind(a, (struct sockaddr*)&in, sizeof in) != 0 || getsockname(a, (struct sockaddr*)&in, &len) != 0 ||
+          sendto(b, "x", 1, 0, (struct sockaddr*)&in, sizeof in) != 1)
+        fail("setting up: %s", strerror(errno));
+      close(b);
+      struct pollfd p = {a, POLLIN, 0};
+      if (poll(&p, 1, -1) != 1) fail("poll: %s", strerror(errno));
+    } else {
+      int l = socket(AF_INET, SOCK_STREAM, 0);
+      a = socket(AF_INET, SOCK_STREAM, 0);
+      if (bind(l, (struct sockaddr*)&in, sizeof in) != 0 || listen(l, 1) != 0 ||
+          getsockname(l, (struct sockaddr*)&in, &len) != 0 || connect(a, (struct sockaddr*)&in, sizeof in) != 0 ||
+          (b = accept(l, NULL, NULL)) < 0)
+        fail("setting up: %s", strerror(errno));
+      close(l);
+    }
+    ready_then_wait();
+    int kept = 0;
+    socklen_t klen = sizeof kept;
+    if (getsockopt(a, SOL_SOCKET, SO_TYPE, &kept, &klen) != 0) fail("fd %d is gone after the refusal", a);
+    ok();
+  }
+  if (is_mode("sockets")) {
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1, idle = 77, rcvbuf = 12345;
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int idle_tcp = socket(AF_INET, SOCK_STREAM, 0);
+    int udp = socket(AF_INET, SOCK_DGRAM, 0), udp_peer = socket(AF_INET, SOCK_DGRAM, 0);
+    int named = socket(AF_UNIX, SOCK_DGRAM, 0), abstract = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (listener < 0 || idle_tcp < 0 || udp < 0 || udp_peer < 0 || named < 0 || abstract < 0)
+      fail("socket: %s", strerror(errno));
+    if (setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(listener, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0 ||
+        bind(listener, (struct sockaddr*)&lo, sizeof lo) != 0 || listen(listener, 7) != 0 ||
+        setsockopt(idle_tcp, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) != 0 ||
+        setsockopt(idle_tcp, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+        bind(udp, (struct sockaddr*)&lo, sizeof lo) != 0 || bind(udp_peer, (struct sockaddr*)&lo, sizeof lo) != 0)
+      fail("setting up the inet sockets: %s", strerror(errno));
+    struct sockaddr_in at[3];
+    socklen_t len = sizeof at[0];
+    int inet[3] = {listener, udp, udp_peer};
+    for (int i = 0; i < 3; ++i) {
+      len = sizeof at[i];
+      if (getsockname(inet[i], (struct sockaddr*)&at[i], &len) != 0) fail("getsockname: %s", strerror(errno));
+    }
+    if (connect(udp, (struct sockaddr*)&at[2], sizeof at[2]) != 0) fail("connect udp: %s", strerror(errno));
+    if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
+    struct sockaddr_un path = {.sun_family = AF_UNIX}, abs = {.sun_family = AF_UNIX};
+    if (strlen(tmpdir) + sizeof "/dgram" > sizeof path.sun_path) fail("%s is too long for a socket path", tmpdir);
+    memcpy(path.sun_path, tmpdir, strlen(tmpdir));
+    memcpy(path.sun_path + strlen(tmpdir), "/dgram", sizeof "/dgram");
+    snprintf(abs.sun_path + 1, sizeof abs.sun_path - 1, "never_silent.%d", (int)getpid());
+    socklen_t abs_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abs.sun_path + 1));
+    if (bind(named, (struct sockaddr*)&path, sizeof path) != 0 || bind(abstract, (struct sockaddr*)&abs, abs_len) != 0 ||
+        listen(abstract, 3) != 0)
+      fail("setting up the unix sockets: %s", strerror(errno));
+    int got_rcvbuf = 0;
+    len = sizeof got_rcvbuf;
+    getsockopt(listener, SOL_SOCKET, SO_RCVBUF, &got_rcvbuf, &len);
+    ready_then_wait();
+    struct sockaddr_in now;
+    for (int i = 0; i < 3; ++i) {
+      len = sizeof now;
+      if (getsockname(inet[i], (struct sockaddr*)&now, &len) != 0 || memcmp(&now, &at[i], sizeof now) != 0)
+        fail("inet socket %d lost its address (port %d, was %d)", i, ntohs(now.sin_port), ntohs(at[i].sin_port));
+    }
+    int v = 0;
+    len = sizeof v;
+    if (getsockopt(listener, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) != 0 || v != 1) fail("the listener does not listen");
+    if (getsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &v, &len) != 0 || v != 1) fail("SO_REUSEADDR is gone");
+    if (getsockopt(listener, IPPROTO_TCP, TCP_NODELAY, &v, &len) != 0 || v != 1) fail("TCP_NODELAY is gone");
+    if (getsockopt(listener, SOL_SOCKET, SO_RCVBUF, &v, &len) != 0 || v != got_rcvbuf)
+      fail("SO_RCVBUF is %d, not %d", v, got_rcvbuf);
+    if (!(fcntl(listener, F_GETFL) & O_NONBLOCK) || (fcntl(udp, F_GETFL) & O_NONBLOCK)) fail("O_NONBLOCK moved");
+    if (getsockopt(idle_tcp, SOL_SOCKET, SO_KEEPALIVE, &v, &len) != 0 || v != 1) fail("SO_KEEPALIVE is gone");
+    if (getsockopt(idle_tcp, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len) != 0 || v != idle) fail("TCP_KEEPIDLE is %d", v);
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(client, (struct sockaddr*)&at[0], sizeof at[0]) != 0) fail("connect to the listener: %s", strerror(errno));
+    struct pollfd p = {listener, POLLIN, 0};
+    if (poll(&p, 1, -1) != 1) fail("poll the listener: %s", strerror(errno));
+    int conn = accept(listener, NULL, NULL);
+    if (conn < 0 || write(client, "t", 1) != 1) fail("accept: %s", strerror(errno));
+    char c = 0;
+    if (read(conn, &c, 1) != 1 || c != 't') fail("the accepted connection does not carry data");
+    if (send(udp, "u", 1, 0) != 1 || recv(udp_peer, &c, 1, 0) != 1 || c != 'u')
+      fail("the connected UDP socket does not reach its peer: %s", strerror(errno));
+    int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (sendto(sender, "n", 1, 0, (struct sockaddr*)&path, sizeof path) != 1 || recv(named, &c, 1, 0) != 1 || c != 'n')
+      fail("the unix datagram socket at %s does not receive: %s", path.sun_path, strerror(errno));
+    int uclient = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(uclient, (struct sockaddr*)&abs, abs_len) != 0) fail("connect to the abstract name: %s", strerror(errno));
+    int uconn = accept(abstract, NULL, NULL);
+    if (uconn < 0) fail("accept on the abstract listener: %s", strerror(errno));
+    unlink(path.sun_path);
+    rmdir(tmpdir);
     ok();
   }
   if (is_mode("exe")) {

@@ -1,6 +1,8 @@
 /* ckpt_socket [STEPS]: holds a TCP socket listening on 127.0.0.1 (any port)
- * while it computes, so that a checkpoint must be refused with the socket's
- * descriptor named, and the program must keep running to its normal result.
+ * and a TCP connection to it (both ends) while it computes, so that a
+ * checkpoint must be refused with a socket's descriptor named (a listener
+ * alone could be restored; a connection cannot), and the program must keep
+ * running to its normal result.
  * The descriptor and port go to stderr ("ckpt_socket: listening fd=N
  * port=P"); stdout holds only deterministic lines. At the end it checks the
  * socket still listens on the same port. Ten progress lines, then
@@ -37,7 +39,15 @@ int main(int argc, char** argv) {
   if (bind(fd, (struct sockaddr*)&addr, sizeof addr) != 0) ckpt_fail(NAME, "bind 127.0.0.1:0: %s", strerror(errno));
   if (listen(fd, 4) != 0) ckpt_fail(NAME, "listen: %s", strerror(errno));
   const unsigned port = port_of(fd);
-  fprintf(stderr, "%s: listening fd=%d port=%u\n", NAME, fd, port);
+  addr.sin_port = htons((unsigned short)port);
+  int client = socket(AF_INET, SOCK_STREAM, 0);
+  if (client < 0 || connect(client, (struct sockaddr*)&addr, sizeof addr) != 0)
+    ckpt_fail(NAME, "connect to itself: %s", strerror(errno));
+  int served = -1;
+  while ((served = accept(fd, NULL, NULL)) < 0 && (errno == EAGAIN || errno == EINTR)) {
+  }
+  if (served < 0) ckpt_fail(NAME, "accept: %s", strerror(errno));
+  fprintf(stderr, "%s: listening fd=%d port=%u, connected fds %d and %d\n", NAME, fd, port, client, served);
   fflush(stderr);
 
   uint64_t sum = 0;
@@ -50,6 +60,11 @@ int main(int argc, char** argv) {
   int c = accept(fd, NULL, NULL);
   if (c >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
     ckpt_fail(NAME, "accept on the idle listening socket: %s", c >= 0 ? "got a connection" : strerror(errno));
+  if (write(client, "c", 1) != 1) ckpt_fail(NAME, "the connection is gone: %s", strerror(errno));
+  char byte = 0;
+  if (read(served, &byte, 1) != 1 || byte != 'c') ckpt_fail(NAME, "the connection does not carry data");
+  close(client);
+  close(served);
   close(fd);
   ckpt_result(NAME, sum);
   return 0;

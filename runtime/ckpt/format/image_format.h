@@ -336,6 +336,8 @@ enum class FdKind : std::uint16_t {
                      // IN_EXCL_UNLINK, IN_DONT_FOLLOW), u64 inode, u64 dev,
                      // u32 path length, the absolute path (LE); added again by
                      // path, each at its wd
+  socket = 15,       // an inet or unix socket with no connection of its own:
+                     // `data` is a SocketRecord (encode/decode below)
 };
 const char* fd_kind_name(FdKind kind);
 
@@ -355,6 +357,40 @@ struct FdRecord {
   std::uint32_t uid = 0;           // st_uid, st_gid
   std::uint32_t gid = 0;
 };
+
+// A socket that a restore makes again (FdKind::socket's `data`): unbound,
+// bound, listening with nothing waiting to be accepted, or a datagram socket
+// connected to an address. Its options are those that differ from a new
+// socket's of the same kind, set again before it is bound; the network
+// namespace and boot id say where its addresses mean something.
+inline constexpr std::uint32_t kMaxSocketOptions = 40;
+inline constexpr std::size_t kMaxSocketAddress = 128;      // sizeof(sockaddr_storage)
+inline constexpr std::size_t kMaxSocketOptionValue = 16;   // struct timeval
+enum class SocketState : std::uint8_t {
+  plain = 0,       // unbound or bound, not listening, not connected
+  listening = 1,   // listen(backlog), its accept queue empty
+  connected = 2,   // a datagram socket connect()ed to `peer`
+};
+struct SocketOption {
+  std::int32_t level = 0;
+  std::int32_t name = 0;
+  Blob value;  // what getsockopt gave (SO_RCVBUF/SO_SNDBUF: the doubled size)
+};
+struct SocketRecord {
+  std::uint32_t family = 0;    // AF_INET, AF_INET6, AF_UNIX
+  std::uint32_t type = 0;      // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+  std::uint32_t protocol = 0;
+  SocketState state = SocketState::plain;
+  std::uint32_t backlog = 0;   // listening: listen()'s backlog; 0 if not known
+  std::uint64_t netns = 0;     // inode of the process's network namespace
+  std::uint64_t boot_id[2] = {0, 0};  // /proc/sys/kernel/random/boot_id
+  Blob local;                  // getsockname's address; empty when unbound
+  Blob peer;                   // connected: getpeername's
+  std::uint32_t option_count = 0;
+  SocketOption options[kMaxSocketOptions];
+};
+ImageStatus encode(const SocketRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus decode(Blob payload, SocketRecord* r);
 
 // Contents of a ghost file, after its fd record: `data` at `offset`. Holes
 // (never written, or punched) are not stored; the file's size is the fd

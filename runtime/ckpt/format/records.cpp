@@ -157,6 +157,26 @@ void transfer(Io& io, R& r, const FileDataRecord*) {
 }
 
 template <typename Io, typename R>
+void transfer(Io& io, R& r, const SocketRecord*) {
+  io.u32(r.family, "family");
+  io.u32(r.type, "type");
+  io.u32(r.protocol, "protocol");
+  io.enum8(r.state, "state");
+  io.u32(r.backlog, "backlog");
+  io.u64(r.netns, "network namespace");
+  io.u64(r.boot_id[0], "boot id");
+  io.u64(r.boot_id[1], "boot id");
+  io.bytes(r.local, kMaxSocketAddress, "local address");
+  io.bytes(r.peer, kMaxSocketAddress, "peer address");
+  io.count(r.option_count, kMaxSocketOptions, "option count");
+  for (std::uint32_t i = 0; i < r.option_count; ++i) {
+    io.i32(r.options[i].level, "option level");
+    io.i32(r.options[i].name, "option name");
+    io.bytes(r.options[i].value, kMaxSocketOptionValue, "option value");
+  }
+}
+
+template <typename Io, typename R>
 void transfer(Io& io, R& r, const PosixTimerRecord*) {
   io.i32(r.timer_id, "timer id");
   io.i32(r.clock_id, "clock id");
@@ -330,6 +350,7 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::timerfd: return "timerfd";
     case FdKind::shared: return "descriptor sharing an open file";
     case FdKind::inotify: return "inotify instance";
+    case FdKind::socket: return "socket";
   }
   return nullptr;
 }
@@ -402,6 +423,9 @@ ImageStatus encode(const RegionRecord& r, std::uint8_t* buf, std::size_t cap, st
 }
 ImageStatus encode(const FdRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "fd", buf, cap, len);
+}
+ImageStatus encode(const SocketRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
+  return encode_any(r, "socket", buf, cap, len);
 }
 ImageStatus encode(const PosixTimerRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "posix timer", buf, cap, len);
@@ -495,6 +519,13 @@ ImageStatus decode_pages_head(Blob head, std::size_t data_size, PagesRecord* r) 
 ImageStatus decode(Blob payload, FdRecord* r) {
   if (ImageStatus s = decode_any(payload, r, "fd"); !s) return s;
   if (!fd_kind_name(r->kind)) return invalid("fd", "unknown kind", static_cast<std::uint16_t>(r->kind));
+  return ImageStatus::Ok();
+}
+
+ImageStatus decode(Blob payload, SocketRecord* r) {
+  if (ImageStatus s = decode_any(payload, r, "socket"); !s) return s;
+  if (static_cast<std::uint8_t>(r->state) > static_cast<std::uint8_t>(SocketState::connected))
+    return invalid("socket", "bad state", static_cast<std::uint8_t>(r->state));
   return ImageStatus::Ok();
 }
 

@@ -401,6 +401,12 @@ void check_restorable(const Image& img, const OwnMaps& own) {
       check_ghost(f);
       continue;
     }
+    if (r.kind == FdKind::socket) {
+      SocketRecord s;
+      if (ImageStatus st = decode(Blob(f.data.data(), f.data.size()), &s); !st)
+        refuse(fd + ": a malformed socket record: " + std::string(st.message()));
+      continue;  // made, bound and checked in place_files, still in phase 1
+    }
     if (r.kind == FdKind::signalfd || r.kind == FdKind::eventfd || r.kind == FdKind::timerfd) {
       std::size_t want = r.kind == FdKind::signalfd ? 8 : r.kind == FdKind::eventfd ? 12 : 32;
       if (f.data.size() != want) refuse(fd + ": a malformed " + fd_kind_name(r.kind) + " record");

@@ -376,6 +376,10 @@ int place_files(const Image& img, int image_fd) {
       place_inotify(f);
       continue;
     }
+    if (r.kind == FdKind::socket) {
+      place_socket(f);
+      continue;
+    }
     std::string path = f.path;
     int fd = -1;
     for (Ghost& g : ghosts) {

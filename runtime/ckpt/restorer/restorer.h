@@ -117,6 +117,9 @@ struct InotifyState {
   std::vector<InotifyWatch> watches;  // by wd
 };
 InotifyState inotify_state(const Fd& f);
+// sockets.cpp: makes a socket of the image again at its number, bound,
+// listening or connected as it was (phase 1: refuses when it cannot).
+void place_socket(const Fd& f);
 
 // files.cpp: descriptors and locks (before the point of no return), pipes
 // (after it).

@@ -1,0 +1,132 @@
+// Sockets made again in phase 1 (before the point of no return): an
+// address taken meanwhile, an option this process may not set, or a socket
+// whose addresses belong to another network namespace or machine refuses
+// the restore while the image can still be restarted elsewhere.
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/ckpt/restorer/restorer.h"
+
+namespace mosix::ckpt::restorer {
+namespace {
+
+std::string this_boot_id() {
+  char buf[64] = {};
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+}
+
+bool same_boot(const SocketRecord& s) {
+  std::uint64_t id[2] = {0, 0};
+  int digits = 0;
+  for (char c : this_boot_id()) {
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0 || digits >= 32) continue;
+    id[digits / 16] = id[digits / 16] << 4 | static_cast<std::uint64_t>(v);
+    ++digits;
+  }
+  return id[0] == s.boot_id[0] && id[1] == s.boot_id[1];
+}
+
+// A unix socket's path, when it names one in the file system (not unbound,
+// not abstract).
+std::string unix_path(Blob addr) {
+  if (addr.size() <= sizeof(sa_family_t)) return "";
+  const auto* p = reinterpret_cast<const char*>(addr.data()) + sizeof(sa_family_t);
+  std::size_t n = addr.size() - sizeof(sa_family_t);
+  if (p[0] == '\0') return "";
+  return std::string(p, strnlen(p, n));
+}
+
+// A unix socket file left at `path` by the checkpointed process, which no
+// longer listens there, is removed so the name can be bound again; a file
+// someone else answers at, or one that is not a socket, refuses.
+void free_unix_path(const std::string& what, const std::string& path, int type) {
+  struct stat st{};
+  if (lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode)) refuse(what + path + " exists and is not a socket");
+  int probe = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (probe < 0) refuse(what + "cannot make a unix socket: " + strerror(errno));
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  memcpy(un.sun_path, path.data(), path.size() < sizeof un.sun_path - 1 ? path.size() : sizeof un.sun_path - 1);
+  int r = connect(probe, reinterpret_cast<sockaddr*>(&un), sizeof un);
+  int err = errno;
+  close(probe);
+  if (r == 0 || err == EAGAIN || err == EINPROGRESS)
+    refuse(what + "another socket answers at " + path + " now; stop it or restart elsewhere");
+  if (err != ECONNREFUSED) refuse(what + "cannot tell whether " + path + " is in use: " + strerror(err));
+  if (unlink(path.c_str()) != 0) refuse(what + "cannot remove the old socket file " + path + ": " + strerror(errno));
+}
+
+}  // namespace
+
+void place_socket(const Fd& f) {
+  const FdRecord& r = f.rec;
+  std::string what = "fd " + std::to_string(r.fd) + " (socket): ";
+  SocketRecord s;
+  if (ImageStatus st = decode(Blob(f.data.data(), f.data.size()), &s); !st)
+    refuse(what + "a malformed socket record: " + std::string(st.message()));
+  bool addressed = !s.local.empty() || s.state == SocketState::connected;
+  if (addressed) {
+    struct stat ns{};
+    if (stat("/proc/self/ns/net", &ns) != 0 || ns.st_ino != s.netns || !same_boot(s))
+      refuse(what + "its addresses belong to the network of the machine and namespace it was checkpointed in; "
+                    "restart it there");
+  }
+  int fd = socket(static_cast<int>(s.family), static_cast<int>(s.type) | SOCK_CLOEXEC, static_cast<int>(s.protocol));
+  if (fd < 0) refuse(what + "cannot make the socket again: " + strerror(errno));
+  for (std::uint32_t i = 0; i < s.option_count; ++i) {
+    const SocketOption& o = s.options[i];
+    int half = 0;
+    const void* value = o.value.data();
+    socklen_t len = static_cast<socklen_t>(o.value.size());
+    if (o.level == SOL_SOCKET && (o.name == SO_RCVBUF || o.name == SO_SNDBUF) && len == sizeof half) {
+      memcpy(&half, value, sizeof half);
+      half /= 2;  // the kernel doubles what it is given
+      value = &half;
+    }
+    unsigned char back[kMaxSocketOptionValue] = {};
+    socklen_t back_len = sizeof back;
+    errno = 0;
+    if (setsockopt(fd, o.level, o.name, value, len) != 0 || getsockopt(fd, o.level, o.name, back, &back_len) != 0 ||
+        back_len != o.value.size() || memcmp(back, o.value.data(), back_len) != 0)
+      refuse(what + "option " + std::to_string(o.level) + "/" + std::to_string(o.name) +
+             " cannot be set again here: " + (errno != 0 ? strerror(errno) : "it reads back otherwise"));
+  }
+  if (!s.local.empty()) {
+    std::string path = s.family == AF_UNIX ? unix_path(s.local) : "";
+    if (!path.empty()) free_unix_path(what, path, static_cast<int>(s.type));
+    if (bind(fd, reinterpret_cast<const sockaddr*>(s.local.data()), static_cast<socklen_t>(s.local.size())) != 0)
+      refuse(what + "cannot bind its address again: " + strerror(errno) +
+             (errno == EADDRINUSE ? " (another socket holds it now)" : ""));
+  }
+  if (s.state == SocketState::listening && listen(fd, s.backlog != 0 ? static_cast<int>(s.backlog) : SOMAXCONN) != 0)
+    refuse(what + "cannot listen again: " + strerror(errno));
+  if (s.state == SocketState::connected &&
+      connect(fd, reinterpret_cast<const sockaddr*>(s.peer.data()), static_cast<socklen_t>(s.peer.size())) != 0)
+    refuse(what + "cannot connect to its peer address again: " + strerror(errno));
+  if (fcntl(fd, F_SETFL, static_cast<int>(r.open_flags) & O_NONBLOCK) != 0)
+    refuse(what + "cannot set its status flags: " + strerror(errno));
+  int cloexec = (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
+  if (fd != r.fd) {
+    if (dup3(fd, r.fd, cloexec) < 0) refuse(what + "dup3: " + strerror(errno));
+    close(fd);
+  } else if (!cloexec) {
+    fcntl(fd, F_SETFD, 0);
+  }
+}
+
+}  // namespace mosix::ckpt::restorer
