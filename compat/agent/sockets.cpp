@@ -48,6 +48,7 @@ constexpr Option kOptions[] = {
     {SOL_SOCKET, SO_PASSCRED, kAll, kAny},        {SOL_SOCKET, SO_DONTROUTE, kAll, kAny},
     {SOL_SOCKET, 29 /* SO_TIMESTAMP_OLD */, kAll, kAny}, {SOL_SOCKET, SO_MARK, kAll, kAny},
     {SOL_SOCKET, SO_PASSSEC, kAll, kAny},         {SOL_SOCKET, SO_BINDTODEVICE, kInet | kInet6, kAny},
+    {SOL_SOCKET, 72 /* SO_BUF_LOCK */, kAll, kAny},
     {IPPROTO_TCP, TCP_NODELAY, kInet | kInet6, kStream},      {IPPROTO_TCP, TCP_MAXSEG, kInet | kInet6, kStream},
     {IPPROTO_TCP, TCP_CORK, kInet | kInet6, kStream},         {IPPROTO_TCP, TCP_KEEPIDLE, kInet | kInet6, kStream},
     {IPPROTO_TCP, TCP_KEEPINTVL, kInet | kInet6, kStream},    {IPPROTO_TCP, TCP_KEEPCNT, kInet | kInet6, kStream},
@@ -56,7 +57,7 @@ constexpr Option kOptions[] = {
     {IPPROTO_TCP, TCP_USER_TIMEOUT, kInet | kInet6, kStream}, {IPPROTO_TCP, TCP_NOTSENT_LOWAT, kInet | kInet6, kStream},
     {IPPROTO_TCP, TCP_FASTOPEN, kInet | kInet6, kStream},
     {IPPROTO_IP, IP_TOS, kInet, kAny},            {IPPROTO_IP, IP_TTL, kInet, kAny},
-    {IPPROTO_IP, IP_RECVERR, kInet, kAny},        {IPPROTO_IP, IP_FREEBIND, kInet, kAny},
+    {IPPROTO_IP, IP_RECVERR, kInet, kAny},        {IPPROTO_IP, IP_FREEBIND, kInet | kInet6, kAny},
     {IPPROTO_IP, IP_PKTINFO, kInet, kAny},        {IPPROTO_IP, IP_MTU_DISCOVER, kInet, kAny},
     {IPPROTO_IP, IP_MULTICAST_TTL, kInet, kDgram}, {IPPROTO_IP, IP_MULTICAST_LOOP, kInet, kDgram},
     {IPPROTO_IP, IP_TRANSPARENT, kInet, kAny},
@@ -64,7 +65,7 @@ constexpr Option kOptions[] = {
     {IPPROTO_IPV6, IPV6_RECVPKTINFO, kInet6, kAny}, {IPPROTO_IPV6, IPV6_TCLASS, kInet6, kAny},
     {IPPROTO_IPV6, IPV6_RECVERR, kInet6, kAny},   {IPPROTO_IPV6, IPV6_MTU_DISCOVER, kInet6, kAny},
     {IPPROTO_IPV6, IPV6_MULTICAST_HOPS, kInet6, kDgram}, {IPPROTO_IPV6, IPV6_MULTICAST_LOOP, kInet6, kDgram},
-    {IPPROTO_IPV6, IPV6_TRANSPARENT, kInet6, kAny},
+    {IPPROTO_IPV6, IPV6_TRANSPARENT, kInet6, kAny}, {IPPROTO_IPV6, 78 /* IPV6_FREEBIND */, kInet6, kAny},
 };
 
 long get_opt(long fd, int level, int name, void* value, socklen_t* len) {
@@ -212,6 +213,18 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   if (filter != 0) {
     e.s("is a socket with a filter attached (SO_ATTACH_FILTER), which a restore does not attach again");
     return -1;
+  }
+  if (fam == kUnix && local_len > sizeof(sa_family_t) && s->local[sizeof(sa_family_t)] != 0) {
+    // Bound to a path: the restore binds it there again, so the name must
+    // still be a socket (a removed name would come back).
+    char path[sizeof(sockaddr_un::sun_path) + 1] = {};
+    for (socklen_t i = sizeof(sa_family_t), k = 0; i < local_len && k < sizeof path - 1; ++i, ++k)
+      path[k] = static_cast<char>(s->local[i]);
+    struct stat named{};
+    if (sys(SYS_lstat, path, &named) != 0 || !S_ISSOCK(named.st_mode)) {
+      e.s("is a unix socket whose name ").s(path).s(" was removed, which a restore would make again");
+      return -1;
+    }
   }
   if (for_move && (connected || listening || !unbound(s->local, local_len, family))) {
     e.s("is a socket ").s(listening ? "listening" : connected ? "connected" : "bound")

@@ -412,6 +412,7 @@ int place_files(const Image& img, int image_fd) {
     if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
       refuse("fd " + std::to_string(f.rec.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
   }
+  connect_sockets(img);
   finish_ghosts(ghosts);
   take_locks(img);
   return moved;

@@ -120,6 +120,7 @@ InotifyState inotify_state(const Fd& f);
 // sockets.cpp: makes a socket of the image again at its number, bound,
 // listening or connected as it was (phase 1: refuses when it cannot).
 void place_socket(const Fd& f);
+void connect_sockets(const Image& img);
 
 // files.cpp: descriptors and locks (before the point of no return), pipes
 // (after it).

@@ -115,9 +115,6 @@ void place_socket(const Fd& f) {
   }
   if (s.state == SocketState::listening && listen(fd, s.backlog != 0 ? static_cast<int>(s.backlog) : SOMAXCONN) != 0)
     refuse(what + "cannot listen again: " + strerror(errno));
-  if (s.state == SocketState::connected &&
-      connect(fd, reinterpret_cast<const sockaddr*>(s.peer.data()), static_cast<socklen_t>(s.peer.size())) != 0)
-    refuse(what + "cannot connect to its peer address again: " + strerror(errno));
   if (fcntl(fd, F_SETFL, static_cast<int>(r.open_flags) & O_NONBLOCK) != 0)
     refuse(what + "cannot set its status flags: " + strerror(errno));
   int cloexec = (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
@@ -126,6 +123,19 @@ void place_socket(const Fd& f) {
     close(fd);
   } else if (!cloexec) {
     fcntl(fd, F_SETFD, 0);
+  }
+}
+
+// After every socket is placed (a datagram socket may be connected to
+// another of the same process, bound later): the connections again.
+void connect_sockets(const Image& img) {
+  for (const Fd& f : img.fds) {
+    if (f.rec.kind != FdKind::socket) continue;
+    SocketRecord s;
+    if (!decode(Blob(f.data.data(), f.data.size()), &s) || s.state != SocketState::connected) continue;
+    if (connect(f.rec.fd, reinterpret_cast<const sockaddr*>(s.peer.data()), static_cast<socklen_t>(s.peer.size())) != 0)
+      refuse("fd " + std::to_string(f.rec.fd) + " (socket): cannot connect to its peer address again: " +
+             strerror(errno));
   }
 }
 
