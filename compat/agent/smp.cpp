@@ -280,6 +280,8 @@ bool make_cpu_list(Buffer& out, std::size_t& len) {
   return t.ok();
 }
 
+}  // namespace
+
 // A read-only descriptor of data[0, len), or a negative errno.
 long read_only_memfd(const char* name, const char* data, std::size_t len, bool cloexec) {
   long fd = sys(SYS_memfd_create, name, MFD_CLOEXEC);
@@ -295,9 +297,9 @@ long read_only_memfd(const char* name, const char* data, std::size_t len, bool c
   return ro;
 }
 
-}  // namespace
 
 int smp_open(const char* path, int flags) {
+  if (int fd = pid_view_open(path, flags); fd != kNotServed) return fd;  // pid_views.cpp
   if ((g_cpus == 0 && g_memory_kib == 0) || path == nullptr || path[0] != '/') return kNotServed;
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_PATH | O_DIRECTORY | O_CREAT | O_TRUNC)) != 0) return kNotServed;
   bool (*make)(Buffer&, std::size_t&) = nullptr;

@@ -208,6 +208,7 @@ restored pipe2
 restored pipefull
 restored tids
 restored exe
+restored lockpid
 restored sockets
 restored inotify
 restored waits

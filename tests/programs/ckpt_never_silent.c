@@ -56,6 +56,8 @@
  *             second bound one, a unix datagram socket bound to a path and a
  *             unix stream listener on an abstract name: each keeps its
  *             address, options and flags, and takes new traffic
+ *   lockpid   a flock and a POSIX lock: their lines in /proc/self/fdinfo/N
+ *             and in /proc/locks name getpid() as owner (zdtm file_locks01)
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -103,6 +105,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -648,6 +651,39 @@ int main(int argc, char** argv) {
     int uconn = accept(abstract, NULL, NULL);
     if (uconn < 0) fail("accept on the abstract listener: %s", strerror(errno));
     unlink(path.sun_path);
+    rmdir(tmpdir);
+    ok();
+  }
+  if (is_mode("lockpid")) {
+    if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/flock", tmpdir);
+    snprintf(b, sizeof b, "%s/posix", tmpdir);
+    int fa = open(a, O_RDWR | O_CREAT, 0600), fb = open(b, O_RDWR | O_CREAT, 0600);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    if (fa < 0 || fb < 0 || flock(fa, LOCK_EX) != 0 || fcntl(fb, F_SETLK, &fl) != 0)
+      fail("setting up: %s", strerror(errno));
+    ready_then_wait();
+    int fds[2] = {fa, fb};
+    for (int i = 0; i < 2; ++i) {
+      char path[64], line[256];
+      snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fds[i]);
+      FILE* f = fopen(path, "r");
+      int owner = 0, found = 0;
+      while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "lock:\t%*d: %*s %*s %*s %d", &owner) == 1) found = 1;
+      if (f != NULL) fclose(f);
+      if (!found || owner != getpid()) fail("%s names lock owner %d, not getpid() %d", path, owner, getpid());
+    }
+    FILE* locks = fopen("/proc/locks", "r");
+    char line[256];
+    int mine = 0, owner = 0;
+    while (locks != NULL && fgets(line, sizeof line, locks) != NULL)
+      if (sscanf(line, "%*d: %*s %*s %*s %d", &owner) == 1 && owner == getpid()) ++mine;
+    if (locks != NULL) fclose(locks);
+    if (mine != 2) fail("/proc/locks has %d locks of getpid() %d, not 2", mine, getpid());
+    unlink(a);
+    unlink(b);
     rmdir(tmpdir);
     ok();
   }
