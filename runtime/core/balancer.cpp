@@ -294,6 +294,10 @@ Decision decide(const NodeState& self, std::span<const NodeLoad> view, double no
     const GuestState& g = self.guests[i];
     if (!movable(g)) continue;
     Explanation& e = d.explanations[i];
+    if (!g.runnable) {
+      e.verdict = Verdict::kWaiting;
+      continue;
+    }
     if (now - g.arrived_at < params.min_residency) {
       e.verdict = Verdict::kResidency;
       continue;
@@ -341,6 +345,7 @@ std::string_view verdict_phrase(Verdict verdict) {
     case Verdict::kPinned: return "pinned";
     case Verdict::kCantMove: return "cannot move";
     case Verdict::kResidency: return "arrived too recently";
+    case Verdict::kWaiting: return "waiting, not running";
     case Verdict::kNoTarget: return "no other node known";
     case Verdict::kNoRoom: return "no node has room";
     case Verdict::kBelowMargin: return "below the stability margin";

@@ -39,6 +39,14 @@
 //   Ushering ignores min_residency (swapping is worse than moving twice) but
 //   only picks targets that stay above their own low-water mark, so the guest
 //   is not ushered back.
+// - The load is all of the node's runnable tasks, also those the balancer
+//   cannot move (other jobs, other users, children that are not guests):
+//   they count as runnable processes without guests' remaining work
+//   (taken as the guests' mean). Only a runnable guest moves for load (a
+//   guest waiting for its children or for I/O would take no load away);
+//   the margin rule holds whatever share of the load is foreign, since a
+//   move takes exactly one runnable process from here to the target, so
+//   foreign load never makes guests bounce between two nodes.
 // - Pinned guests, guests that cannot move (cant_move) and --migrate=off are
 //   respected, each with its reason.
 //
@@ -80,6 +88,7 @@ enum class Verdict {
   kPinned,           // --pin
   kCantMove,         // the guest holds something that cannot move (detail says what)
   kResidency,        // arrived or started less than min_residency ago
+  kWaiting,          // not runnable now: moving it would not lower this node's load
   kNoTarget,         // no other node is known with fresh enough information
   kNoRoom,           // no node has the free memory the guest needs
   kBelowMargin,      // no node is less loaded (or faster) by the stability margin

@@ -10,7 +10,9 @@
 // - capacity = speed * cores: reference-CPU seconds the node delivers per
 //   second when it has at least `cores` runnable processes.
 // - load: runnable processes divided by capacity (processes per reference
-//   CPU). One more process on the node adds 1/capacity.
+//   CPU). One more process on the node adds 1/capacity. Every runnable task
+//   of the node counts: guests, their children, other jobs, other users (of
+//   a virtual node: the tasks of its cgroup); run_queue.h.
 // - work: reference-CPU seconds, i.e. what a process would need on a
 //   reference core running alone.
 // - time and ages: seconds. Each node uses its own clock; ages, not time
@@ -51,6 +53,7 @@ struct GuestState {
   std::uint64_t memory_bytes = 0;  // memory it needs on a target node
   double arrived_at = 0.0;  // when it started on, or arrived at, this node (local clock)
   bool pinned = false;      // --pin or --migrate=off for this guest
+  bool runnable = true;     // a thread of it runs or waits for a CPU now (not waiting for children, I/O)
   std::string cant_move;    // non-empty: why it cannot move ("open socket", ...)
 };
 

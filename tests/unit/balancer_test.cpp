@@ -331,5 +331,43 @@ TEST(Balancer, ExplainNamesTheVerdictAndItsNumbers) {
   EXPECT_THAT(line, HasSubstr("gain 40.0s, cost 1.0s"));
 }
 
+// The load counts what the balancer cannot move: other jobs, other users,
+// children that are not guests. Node 0 runs one guest (60 s left) beside 3
+// foreign busy tasks; node 1 is idle. The guest moves: node 0 keeps its 3
+// foreign tasks, node 1 then holds 1 process. Node 1 does not send it back:
+// the margin rule holds whatever share of a load is foreign.
+TEST(Balancer, ForeignLoadSendsAGuestOutOnceAndNotBack) {
+  NodeState crowded{node(0, 1.0, 4.0), {guest(1, 60)}};
+  const Decision out = decide(crowded, std::vector<NodeLoad>{node(1, 1.0, 0.0, 0.0)}, kNow, params());
+  ASSERT_TRUE(out.move.has_value());
+  EXPECT_EQ(out.move->target, 1u);
+
+  NodeState there{node(1, 1.0, 1.0), {guest(1, 60)}};
+  there.guests[0].arrived_at = 0.0;  // long enough ago: only the load decides
+  const Decision back = decide(there, std::vector<NodeLoad>{node(0, 1.0, 3.0, 0.0)}, kNow, params());
+  EXPECT_FALSE(back.move.has_value());
+  EXPECT_EQ(back.explanations[0].verdict, Verdict::kBelowMargin);
+}
+
+// Both nodes carry foreign load that differs by less than one guest's worth
+// times the margin: nothing moves.
+TEST(Balancer, ForeignLoadOnBothNodesBelowTheMarginMovesNothing) {
+  NodeState self{node(0, 1.0, 5.0), {guest(1, 60)}};
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 1.0, 4.0)}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  EXPECT_EQ(d.explanations[0].verdict, Verdict::kBelowMargin);
+}
+
+// A guest that waits (a shell waiting for its busy children, which are not
+// guests) is not moved for load: the children's load would stay here.
+TEST(Balancer, AWaitingGuestDoesNotMoveForLoad) {
+  NodeState self{node(0, 1.0, 4.0), {guest(1, 60)}};
+  self.guests[0].runnable = false;
+  const Decision d = decide(self, std::vector<NodeLoad>{node(1, 1.0, 0.0, 0.0)}, kNow, params());
+  EXPECT_FALSE(d.move.has_value());
+  EXPECT_EQ(d.explanations[0].verdict, Verdict::kWaiting);
+  EXPECT_THAT(explain(d.explanations[0]), HasSubstr("waiting, not running"));
+}
+
 }  // namespace
 }  // namespace mosix
