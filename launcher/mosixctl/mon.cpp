@@ -1,10 +1,12 @@
 // mosixctl mon: a live view of every node's load as bars, refreshed each
 // second, like MOSIX's mosmon. --once draws one frame (for scripts, tests and
-// terminals that are not terminals).
+// terminals that are not terminals); --json writes each frame as one line of
+// JSON, the nodes as `mosixctl ps --json` shows them.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +21,7 @@ namespace {
 struct MonOptions {
   std::string job;
   bool once = false;
+  bool json = false;
   double interval = 1.0;
 };
 
@@ -35,12 +38,12 @@ std::string frame(const JobRecord& job, const std::vector<NodeView>& nodes) {
   double top = 1.0;
   for (const NodeView& n : nodes) top = std::max(top, n.load);
   char line[256];
-  std::snprintf(line, sizeof line, "%-10s %6s %5s %6s %6s  load (full bar = %.2f)\n", "NODE",
-                "SPEED", "CORES", "GUESTS", "LOAD", top);
+  std::snprintf(line, sizeof line, "%-10s %6s %5s %6s %6s %6s  load (full bar = %.2f)\n", "NODE",
+                "SPEED", "CORES", "GUESTS", "LOAD", "CPU", top);
   out += line;
   for (const NodeView& n : nodes) {
-    std::snprintf(line, sizeof line, "%-10s %6.2f %5d %6d %6.2f  |%s|\n", n.name.c_str(), n.speed, n.cores,
-                  n.guests, n.load, bar(n.load, top, 40).c_str());
+    std::snprintf(line, sizeof line, "%-10s %6.2f %5d %6d %6.2f %6.2f  |%s|\n", n.name.c_str(), n.speed, n.cores,
+                  n.guests, n.load, n.cpu, bar(n.load, top, 40).c_str());
     out += line;
   }
   return out;
@@ -57,8 +60,15 @@ void run_mon(const MonOptions& o) {
       if (!first) break;  // the job ended while we watched
       throw CommandError(nodes.error().message);
     }
-    std::string text = frame(*job, *nodes);
-    if (tty && !o.once) std::fputs("\033[H\033[2J", stdout);
+    std::string text;
+    if (o.json) {
+      nlohmann::json out = {{"version", 1}, {"job", job->id}, {"nodes", nlohmann::json::array()}};
+      for (const NodeView& n : *nodes) out["nodes"].push_back(to_json(n));
+      text = out.dump() + "\n";
+    } else {
+      text = frame(*job, *nodes);
+      if (tty && !o.once) std::fputs("\033[H\033[2J", stdout);
+    }
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
     if (o.once) return;
@@ -73,6 +83,7 @@ void register_mon(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("mon", "Live view of every node's load, like MOSIX's mosmon");
   cmd->add_option("--job", o->job, "Job id (needed when several jobs run)");
   cmd->add_flag("--once", o->once, "Draw one frame and exit");
+  cmd->add_flag("--json", o->json, "Each frame as one line of JSON (the nodes as in mosixctl ps --json)");
   cmd->add_option("--interval", o->interval, "Seconds between frames (default 1)")
       ->check(CLI::Range(0.1, 3600.0));
   cmd->callback([o] { run_mon(*o); });

@@ -41,10 +41,11 @@ void run_ps(const PsOptions& o) {
     return;
   }
   std::printf("job %s: %s\n", job->id.c_str(), job->command.c_str());
-  std::printf("%-14s %6s %5s %6s %7s %10s\n", "NODE", "SPEED", "CORES", "LOAD", "GUESTS", "FREE MEM");
+  std::printf("%-14s %6s %5s %6s %6s %7s %10s\n", "NODE", "SPEED", "CORES", "LOAD", "CPU", "GUESTS", "FREE MEM");
   for (const NodeView& n : node_list) {
     double free_gib = static_cast<double>(n.free_memory) / (1024.0 * 1024 * 1024);
-    std::printf("%-14s %6.2f %5d %6.2f %7d %8.1f G\n", n.name.c_str(), n.speed, n.cores, n.load, n.guests, free_gib);
+    std::printf("%-14s %6.2f %5d %6.2f %6.2f %7d %8.1f G\n", n.name.c_str(), n.speed, n.cores, n.load, n.cpu, n.guests,
+                free_gib);
   }
   std::printf("\n");
   std::printf("%5s %8s %-14s %-14s %-9s %9s\n", "RANK", "PID", "HOME", "NODE", "STATE", "CPU(s)");

@@ -40,6 +40,7 @@ void fields(auto& a, Is<LoadEntry> auto& m) {
   a("age_ms", m.age_ms);
   a("cores", m.cores);
   a("work", m.work);
+  a("cpu", m.cpu);
 }
 
 void fields(auto& a, Is<LoadReport> auto& m) { a("entries", m.entries); }

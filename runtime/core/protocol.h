@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 7;
+inline constexpr std::uint16_t kProtocolVersion = 8;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -92,12 +92,13 @@ struct HelloReject {
 // One node's load as the sender knows it.
 struct LoadEntry {
   std::uint32_t node = 0;            // transport rank
-  double load = 0.0;                 // runnable processes per unit of speed
+  double load = 0.0;                 // runnable tasks per unit of speed (all of the node's; run_queue.h)
   double speed = 1.0;
   std::uint64_t free_memory = 0;     // bytes
   std::uint32_t age_ms = 0;          // how old this information is
   std::uint32_t cores = 1;
   double work = -1.0;                // expected remaining work of its guests (reference-CPU s); < 0 unknown
+  double cpu = 0.0;                  // CPUs the node's tasks kept busy over the last half second
   bool operator==(const LoadEntry&) const = default;
 };
 

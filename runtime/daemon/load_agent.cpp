@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/core/balancer.h"
-#include "runtime/daemon/proc_stat_file.h"
+#include "runtime/core/run_queue.h"
 #include "runtime/topology/node_load.h"
 
 namespace mosix {
@@ -39,6 +39,11 @@ void LoadAgent::set_capacity(double speed, int cores) {
   cores_ = cores;
 }
 
+void LoadAgent::set_probe(RunQueueProbe probe) {
+  spdlog::debug("{}: load from {}", context_.node_name(), probe.describe());
+  probe_ = std::move(probe);
+}
+
 void LoadAgent::start() {
   report_load();
   gossip();
@@ -47,20 +52,19 @@ void LoadAgent::start() {
 
 std::size_t LoadAgent::known_nodes() const { return loads_.others(context_.now()).size(); }
 
-// Every half second: this node's load (runnable guests per unit of speed)
-// and free memory, to the home node, which shows it (mosixctl mon).
+// Every half second: this node's load (its runnable tasks per unit of
+// speed), CPU use and free memory, to the home node, which shows them
+// (mosixctl ps, mon).
 void LoadAgent::report_load() {
-  int runnable = 0;
-  for (const auto& [r, g] : guests_.guests()) {
-    if (g->running && process_state(g->proc.pid) == 'R') ++runnable;
-  }
+  const RunQueueReading reading = probe_.read();
   // MOSIX's two estimators: the local one rises slowly and drops at once,
   // the exported one rises at once and decays slowly, so that many nodes
   // do not all rush to the same idle node.
   double t = context_.now();
   double dt = t - last_sample_at_;
   last_sample_at_ = t;
-  double sample = runnable / (speed_ * cores_);
+  if (dt > 0) cpu_use_ = reading.cpu_seconds / dt;
+  double sample = load_sample(reading.runnable, speed_, cores_);
   EstimatorParams est;
   local_estimate_ = local_load_estimate(local_estimate_, sample, dt, est.local_rise);
   exported_estimate_ = exported_load_estimate(exported_estimate_, sample, dt, est.export_decay);
@@ -68,6 +72,8 @@ void LoadAgent::report_load() {
   e.node = static_cast<std::uint32_t>(context_.rank());
   e.load = exported_estimate_;
   e.speed = speed_;
+  e.cpu = cpu_use_;
+  e.cores = static_cast<std::uint32_t>(std::max(1, cores_));
   if (auto mem = read_meminfo()) e.free_memory = mem->available_bytes;
   NodeLoad self;
   self.id = static_cast<NodeId>(context_.rank());
@@ -99,6 +105,7 @@ void LoadAgent::gossip() {
       e.age_ms = static_cast<std::uint32_t>(std::max(0.0, n.age) * 1000);
       e.cores = static_cast<std::uint32_t>(std::max(1, n.cores));
       e.work = n.work;
+      if (n.id == static_cast<NodeId>(context_.rank())) e.cpu = cpu_use_;
       report.entries.push_back(e);
     }
     context_.send(static_cast<int>(*peer), report);
@@ -152,6 +159,7 @@ void LoadAgent::balance() {
       }
       gs.image_bytes = gs.memory_bytes = pages * 4096;
       gs.arrived_at = g->arrived_at;
+      gs.runnable = runnable_threads(g->proc.pid) > 0;
       gs.pinned = (g->flags & kSpawnPinned) != 0;
       gs.cant_move = (g->flags & kSpawnPmix) ? std::string(kMpiCantMove) : g->cant_move;
       st.guests.push_back(gs);

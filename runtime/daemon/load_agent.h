@@ -1,5 +1,8 @@
-// This node's part in MOSIX's load balancing: its load, measured every half
-// second with MOSIX's two estimators and sent home (mosixctl mon); the
+// This node's part in MOSIX's load balancing: its load (the runnable tasks of
+// the node, or of a virtual node's cgroup, per unit of speed: other jobs and
+// guests' children count; run_queue_probe.h), sampled every half second,
+// smoothed with MOSIX's two estimators and sent home with the node's CPU use
+// (mosixctl ps, mon); the
 // randomized gossip of load vectors with the other nodes; and about once a
 // second the balancing decision on its guests (runtime/core/balancer.h),
 // whose verdicts go home (mosixctl ps --explain) and whose move, if any, the
@@ -17,6 +20,7 @@
 #include "runtime/daemon/daemon_context.h"
 #include "runtime/daemon/guest_table.h"
 #include "runtime/daemon/migration.h"
+#include "runtime/daemon/run_queue_probe.h"
 
 namespace mosix {
 
@@ -28,6 +32,8 @@ class LoadAgent {
 
   // Speed per core as the balancer counts it (a virtual node: its share), and cores.
   void set_capacity(double speed, int cores);
+  // Where the load is read (the machine's run queue until told otherwise).
+  void set_probe(RunQueueProbe probe);
   // Load reports, gossip and balancing from now on.
   void start();
   // Load entries from another node (its own report, or gossip).
@@ -47,6 +53,8 @@ class LoadAgent {
   Rng rng_;
   LoadVector loads_;  // what this node knows of the others' load (gossip)
   NodeLoad self_load_;
+  RunQueueProbe probe_ = RunQueueProbe::machine();
+  double cpu_use_ = 0;  // CPUs busy over the last sample interval
   double local_estimate_ = 0, exported_estimate_ = 0;
   double last_sample_at_ = 0;
   double speed_ = 1.0;

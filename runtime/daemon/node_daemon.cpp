@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <vector>
 
 #include "runtime/core/fence.h"
 #include "runtime/core/overloaded.h"
@@ -24,6 +25,7 @@
 #include "runtime/daemon/load_agent.h"
 #include "runtime/daemon/migration.h"
 #include "runtime/daemon/pmix_link.h"
+#include "runtime/daemon/run_queue_probe.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/sys/host_name.h"
@@ -114,6 +116,19 @@ Status NodeDaemon::say_hello() {
       } else if (router_) {
         spdlog::warn("virtual nodes run uncapped: {}", cap.error().message);
       }
+    }
+    // Its load: the tasks of its cgroup; without one, the job's process
+    // trees here (the machine's run queue is every node's).
+    if (cap_) {
+      load_.set_probe(RunQueueProbe::cgroup(cap_->path()));
+    } else {
+      load_.set_probe(RunQueueProbe::process_trees([this] {
+        std::vector<pid_t> roots;
+        for (const auto& [rank, g] : guests_.guests()) {
+          if (g->running) roots.push_back(g->proc.pid);
+        }
+        return roots;
+      }));
     }
     hello.cores = static_cast<std::uint32_t>(std::max(1.0, std::ceil(share)));
     hello.speed = node_speed * share / hello.cores;

@@ -42,6 +42,7 @@ JobView HomeJob::view() const {
     n.memory = h.memory_bytes;
     if (auto load = loads_.find(id); load != loads_.end()) {
       n.load = load->second.load;
+      n.cpu = load->second.cpu;
       n.free_memory = load->second.free_memory;
     }
     for (const auto& [rank, r] : ranks_) n.guests += r.node == id && !r.ended;

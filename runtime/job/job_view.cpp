@@ -21,7 +21,8 @@ nlohmann::json to_json(const GuestView& g) {
 nlohmann::json to_json(const NodeView& n) {
   return {{"node", n.node},       {"name", n.name},
           {"speed", n.speed},     {"cores", n.cores},
-          {"load", n.load},       {"free_memory", n.free_memory},
+          {"load", n.load},       {"cpu", n.cpu},
+          {"free_memory", n.free_memory},
           {"memory", n.memory},   {"guests", n.guests}};
 }
 
@@ -72,6 +73,7 @@ Expected<NodeView> node_view_from_json(const nlohmann::json& j) {
     n.speed = j.value("speed", n.speed);
     n.cores = j.value("cores", n.cores);
     n.load = j.value("load", n.load);
+    n.cpu = j.value("cpu", n.cpu);
     n.free_memory = j.value("free_memory", n.free_memory);
     n.memory = j.value("memory", n.memory);
     n.guests = j.value("guests", n.guests);

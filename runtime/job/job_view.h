@@ -38,7 +38,8 @@ struct NodeView {
   std::string name;
   double speed = 1.0;
   int cores = 1;
-  double load = 0;
+  double load = 0;                // runnable tasks per unit of speed, all of the node's (smoothed)
+  double cpu = 0;                 // CPUs its tasks kept busy over the last half second
   std::uint64_t free_memory = 0;  // bytes
   std::uint64_t memory = 0;       // bytes
   int guests = 0;                 // guests running there now

@@ -27,6 +27,7 @@ JobView sample() {
   n.speed = 0.5;
   n.cores = 2;
   n.load = 0.25;
+  n.cpu = 0.75;
   n.free_memory = 1u << 30;
   n.memory = 2u << 30;
   n.guests = 1;
@@ -50,7 +51,7 @@ TEST(JobView, PsReplyHasTheFieldsMosixctlReads) {
 TEST(JobView, NodesReplyHasTheFieldsMosixctlReads) {
   nlohmann::json r = nodes_reply(sample());
   const nlohmann::json& n = r["nodes"][0];
-  for (const char* key : {"node", "name", "speed", "cores", "load", "free_memory", "memory", "guests"}) {
+  for (const char* key : {"node", "name", "speed", "cores", "load", "cpu", "free_memory", "memory", "guests"}) {
     EXPECT_TRUE(n.contains(key)) << key;
   }
   EXPECT_EQ(n["free_memory"], 1u << 30);
@@ -69,6 +70,7 @@ TEST(JobView, GuestAndNodeReadBackAsWritten) {
   ASSERT_TRUE(n);
   EXPECT_EQ(n->cores, 2);
   EXPECT_DOUBLE_EQ(n->speed, 0.5);
+  EXPECT_DOUBLE_EQ(n->cpu, 0.75);
   EXPECT_EQ(n->memory, 2ull << 30);
 }
 

@@ -23,7 +23,7 @@ std::vector<Message> every_message() {
       Hello{kProtocolVersion, "0.1.0", "node-07", 7, 1.75, 64, 256ull << 30},
       HelloReject{"this job runs mosix 0.1.0; node-07 runs 0.2.0"},
       LoadReport{{{0, 0.5, 1.0, 1ull << 33, 0, 1, -1.0},
-                  {3, 2.25, 2.0, 12345, 1500, 64, 1234.5},
+                  {3, 2.25, 2.0, 12345, 1500, 64, 1234.5, 0.75},
                   {65535, 0.0, 0.5, 0, 4000000000u, 0, 0.0}}},
       SpawnGuest{-0x1234, {"./app", "--flag", "", "arg with spaces"},
                  {"PATH=/usr/bin", "OMPI_COMM_WORLD_RANK=3"}, "/home/user/run", kSpawnStdin,
