@@ -6,10 +6,17 @@
 namespace mosix {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
+// The next blank-separated field of `line`, which loses it; "" at the end.
+std::string_view next_field(std::string_view& line) {
+  const std::size_t start = line.find_first_not_of(" \t\r");
+  if (start == std::string_view::npos) {
+    line = {};
+    return {};
+  }
+  const std::size_t end = line.find_first_of(" \t\r", start);
+  const std::string_view field = line.substr(start, end == std::string_view::npos ? line.npos : end - start);
+  line = end == std::string_view::npos ? std::string_view() : line.substr(end);
+  return field;
 }
 
 template <typename T>
@@ -39,11 +46,8 @@ std::optional<std::uint64_t> parse_stat_busy_ticks(std::string_view proc_stat) {
     line.remove_prefix(4);
     // user nice system idle iowait irq softirq steal [guest guest_nice]
     std::uint64_t field[8] = {};
-    for (int i = 0; i < 8; ++i) {
-      line = trim(line);
-      const std::size_t space = line.find(' ');
-      if (!parse_number(line.substr(0, space), field[i])) return std::nullopt;
-      line = space == std::string_view::npos ? std::string_view() : line.substr(space);
+    for (std::uint64_t& f : field) {
+      if (!parse_number(next_field(line), f)) return std::nullopt;
     }
     return field[0] + field[1] + field[2] + field[5] + field[6] + field[7];
   }
@@ -54,11 +58,12 @@ std::optional<std::vector<int>> parse_pid_list(std::string_view text) {
   std::vector<int> pids;
   while (!text.empty()) {
     const std::size_t end = text.find('\n');
-    const std::string_view line = trim(text.substr(0, end));
+    std::string_view line = text.substr(0, end);
     text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    if (line.empty()) continue;
+    const std::string_view id = next_field(line);
+    if (id.empty()) continue;
     int pid = 0;
-    if (!parse_number(line, pid) || pid <= 0) return std::nullopt;
+    if (!parse_number(id, pid) || pid <= 0 || !next_field(line).empty()) return std::nullopt;
     pids.push_back(pid);
   }
   return pids;

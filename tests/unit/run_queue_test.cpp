@@ -63,6 +63,7 @@ TEST(ParsePidList, RefusesGarbage) {
   EXPECT_FALSE(parse_pid_list("12\nabc\n"));
   EXPECT_FALSE(parse_pid_list("0\n"));
   EXPECT_FALSE(parse_pid_list("-3\n"));
+  EXPECT_FALSE(parse_pid_list("12 13\n"));
 }
 
 TEST(CpuMeter, FirstSampleIsTheBaseline) {
