@@ -236,7 +236,8 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   if (!unbound(s->local, local_len, family)) r.local = ckpt::Blob(s->local, local_len);
   if (connected) r.peer = ckpt::Blob(s->peer, peer_len);
   struct stat st{};
-  if (listening && fam != kUnix && sys(SYS_fstat, fd, &st) == 0) r.backlog = tcp_backlog(st.st_ino, family, s->net, sizeof s->net);
+  if (listening && fam != kUnix && sys(SYS_fstat, fd, &st) == 0)
+    r.backlog = tcp_backlog(st.st_ino, family, s->net, sizeof s->net);
   if (sys(SYS_stat, "/proc/self/ns/net", &st) == 0) r.netns = st.st_ino;
   boot_id(r.boot_id, s->net, sizeof s->net);
 

@@ -10,8 +10,8 @@
 // call: gettid and tgkill, and syscall(2) for those, tkill,
 // rt_tgsigqueueinfo, sched_{set,get}affinity and kcmp (getpid, getppid,
 // kill, getsid, getpgid, getpgrp and setpgid through syscall(2) go to the
-// agent's own, as their libc entry points do). Paths /proc/<tid> are agent.cpp's business (proc_paths.cpp
-// asks tid_to_real).
+// agent's own, as their libc entry points do). Paths /proc/<tid> are
+// proc_paths.cpp's business (it asks tid_to_real).
 //
 // How a thread's kernel tid is found after a restore: every thread's tid
 // address (set_tid_address; glibc's field of the thread's tid) is kept with
