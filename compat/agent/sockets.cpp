@@ -132,17 +132,8 @@ std::uint32_t tcp_backlog(std::uint64_t ino, int family, char* buf, std::size_t 
 }
 
 void boot_id(std::uint64_t out[2], char* buf, std::size_t cap) {
-  out[0] = out[1] = 0;
   long n = read_file("/proc/sys/kernel/random/boot_id", buf, cap - 1);
-  if (n <= 0) return;
-  int digits = 0;
-  for (long i = 0; i < n && digits < 32; ++i) {
-    char c = buf[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) continue;
-    out[digits / 16] = out[digits / 16] << 4 | static_cast<std::uint64_t>(v);
-    ++digits;
-  }
+  mosix::ckpt::parse_boot_id(buf, n > 0 ? static_cast<std::size_t>(n) : 0, out);
 }
 
 }  // namespace

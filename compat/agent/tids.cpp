@@ -94,8 +94,10 @@ bool holds_identity() {
 
 pid_t virtual_tid() {
   auto real = static_cast<pid_t>(sys(SYS_gettid));
-  if (!holds_identity()) return real;
+  // Seen before with this kernel tid: the answer stands (a vfork or raw
+  // clone child has another tid, and goes on below).
   if (t_vtid != 0 && t_real == real) return t_vtid;
+  if (!holds_identity()) return real;
   pid_t* where = tid_address();
   if (t_vtid != 0 && where != nullptr && __atomic_load_n(where, __ATOMIC_RELAXED) == real &&
       is_registered(t_vtid, where)) {

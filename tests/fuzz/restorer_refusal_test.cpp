@@ -374,12 +374,7 @@ TEST_F(RestorerRefusal, ASocketWhoseAddressIsTakenOrFromElsewhere) {
   sock.netns = ns.st_ino;
   std::string boot;
   std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;
-  int digits = 0;
-  for (char c : boot) {
-    if (!std::isxdigit(static_cast<unsigned char>(c))) continue;
-    sock.boot_id[digits / 16] = sock.boot_id[digits / 16] << 4 | std::stoull(std::string(1, c), nullptr, 16);
-    ++digits;
-  }
+  parse_boot_id(boot.data(), boot.size(), sock.boot_id);
   std::uint8_t data[512];
   std::size_t n = 0;
   ASSERT_TRUE(encode(sock, data, sizeof data, &n));

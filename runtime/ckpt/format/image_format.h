@@ -389,6 +389,9 @@ struct SocketRecord {
   std::uint32_t option_count = 0;
   SocketOption options[kMaxSocketOptions];
 };
+// The 32 hex digits of /proc/sys/kernel/random/boot_id's text (dashes and
+// the newline skipped) as SocketRecord::boot_id holds them.
+void parse_boot_id(const char* text, std::size_t len, std::uint64_t out[2]);
 ImageStatus encode(const SocketRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus decode(Blob payload, SocketRecord* r);
 

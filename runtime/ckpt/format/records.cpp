@@ -424,6 +424,18 @@ ImageStatus encode(const RegionRecord& r, std::uint8_t* buf, std::size_t cap, st
 ImageStatus encode(const FdRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "fd", buf, cap, len);
 }
+void parse_boot_id(const char* text, std::size_t len, std::uint64_t out[2]) {
+  out[0] = out[1] = 0;
+  int digits = 0;
+  for (std::size_t i = 0; i < len && digits < 32; ++i) {
+    char c = text[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) continue;
+    out[digits / 16] = out[digits / 16] << 4 | static_cast<std::uint64_t>(v);
+    ++digits;
+  }
+}
+
 ImageStatus encode(const SocketRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "socket", buf, cap, len);
 }

@@ -29,14 +29,9 @@ std::string this_boot_id() {
 }
 
 bool same_boot(const SocketRecord& s) {
-  std::uint64_t id[2] = {0, 0};
-  int digits = 0;
-  for (char c : this_boot_id()) {
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0 || digits >= 32) continue;
-    id[digits / 16] = id[digits / 16] << 4 | static_cast<std::uint64_t>(v);
-    ++digits;
-  }
+  std::string text = this_boot_id();
+  std::uint64_t id[2];
+  parse_boot_id(text.data(), text.size(), id);
   return id[0] == s.boot_id[0] && id[1] == s.boot_id[1];
 }
 
