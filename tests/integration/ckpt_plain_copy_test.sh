@@ -22,13 +22,12 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
 ckpt_test_start "$bin" "$lib"
 [[ -x $bin/mosixrun ]] || { echo "FAIL: $bin/mosixrun is missing" >&2; exit 1; }
 
-programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"}
-declare -A steps=([agent_counter]=600 [ckpt_clock]=1200 [ckpt_signals]=45000)
+programs=${CKPT_PROGRAMS:-$CKPT_DEFAULT_PROGRAMS}
 
 for name in $programs; do
   prog=$bin/$name
   [[ -x $prog ]] || { fail "$prog is missing"; continue; }
-  args=(${steps[$name]:-})
+  args=(${CKPT_STEPS[$name]:-})
   plain=$CKPT_WORK/$name.plain
   run_plain "$plain" "$prog" "${args[@]}" || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
   out=$CKPT_WORK/$name.rounds

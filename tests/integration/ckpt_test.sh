@@ -20,16 +20,12 @@ lib=${2:?usage: ckpt_test.sh BIN_DIR LIB_DIR}
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
 ckpt_test_start "$bin" "$lib"
 
-programs=${CKPT_PROGRAMS:-"agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"}
-# Step counts that make each run last 1-3 s here. The programs wait for the
-# test where it checkpoints them (lib/ckpt_rounds.sh), so a faster machine
-# does not end them first; the counts only spread the checkpoints.
-declare -A steps=([agent_counter]=600 [ckpt_clock]=1200 [ckpt_signals]=45000)
+programs=${CKPT_PROGRAMS:-$CKPT_DEFAULT_PROGRAMS}
 
 for name in $programs; do
   prog=$bin/$name
   [[ -x $prog ]] || { fail "$prog is missing"; continue; }
-  args=(${steps[$name]:-})
+  args=(${CKPT_STEPS[$name]:-})
   plain=$CKPT_WORK/$name.plain
   run_plain "$plain" "$prog" "${args[@]}" || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
   for rounds in 1 5; do
@@ -105,7 +101,7 @@ if [[ -s $CKPT_WORK/agent_counter.plain ]]; then
   out=$CKPT_WORK/piped.out
   gate=$CKPT_WORK/piped.gate
   gate_allow "$gate" 99
-  CKPT_GATE_FILE=$gate start_guest "$out" "$bin/agent_counter" "${steps[agent_counter]}"
+  CKPT_GATE_FILE=$gate start_guest "$out" "$bin/agent_counter" "${CKPT_STEPS[agent_counter]}"
   guest=$CKPT_GUEST_PID
   wait_for_lines "$out" 100 "$guest"
   if "$bin/mosixctl" checkpoint "$guest" -o "$CKPT_WORK/piped.img" --kill > "$CKPT_WORK/piped.log" 2>&1; then
