@@ -177,7 +177,10 @@ mosix::JobPlan plan(const mosix::RunOptions& o, bool& in_slurm, std::optional<mo
   }
   const char* path_env = std::getenv("PATH");
   auto program = resolve_program(o.program[0], path_env ? path_env : "/usr/bin:/bin", in.wdir);
-  if (program && o.mpi == MpiMode::kAuto) in.program_links_mpi = sys::links_mpi(*program);
+  if (program && o.mpi == MpiMode::kAuto) {
+    in.program_links_mpi = sys::links_mpi(*program);
+    in.program_links_mpich = in.program_links_mpi && sys::links_mpich(*program);
+  }
   auto planned = plan_job(o, in);
   if (!planned) usage_error(planned.error().message);
   if (!o.wdir.empty()) {

@@ -168,7 +168,8 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
                "Show the copies this node's CPUs and memory (nproc, /proc/cpuinfo, ...), not the cluster's");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");
   app.add_option("--mpi", mpi,
-                 "MPI wire-up: auto (default: PMIx if the program links an MPI library), pmix or none");
+                 "MPI wire-up: auto (default: PMI-1 if the program links MPICH, PMIx if another MPI library), pmix, "
+                 "pmi or none");
   app.add_option("--migrate", o.migrate, "on (default): the node daemons rebalance by moving guests; off: never")
       ->check(CLI::IsMember({"on", "off"}));
   std::string pin;
@@ -240,10 +241,12 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
     o.mpi = MpiMode::kAuto;
   } else if (mpi == "pmix") {
     o.mpi = MpiMode::kPmix;
+  } else if (mpi == "pmi") {
+    o.mpi = MpiMode::kPmi;
   } else if (mpi == "none") {
     o.mpi = MpiMode::kNone;
   } else {
-    return make_error("--mpi " + quote(mpi) + ": use auto, pmix or none");
+    return make_error("--mpi " + quote(mpi) + ": use auto, pmix, pmi or none");
   }
   if (!(timeout >= 0) || !(timeout <= kMaxSeconds)) {
     return make_error("--timeout " + fmt_seconds(timeout) + ": give a number of seconds from 0 (none) to " +

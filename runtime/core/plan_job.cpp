@@ -66,7 +66,7 @@ void set_smp_view(const RunOptions& o, const PlanInputs& in, bool mpi, JobPlan& 
 }
 
 SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vector<std::string>& env, int rank,
-                      int copies, bool mpi) {
+                      int copies, std::uint32_t mpi) {
   SpawnGuest g;
   g.rank = rank;
   g.argv = o.program;
@@ -90,7 +90,7 @@ SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vect
   // beyond, which on a one-socket node is no binding): an MPI job's latency
   // between two ranks is mpirun's only if they are bound as mpirun's are.
   if (o.bind_to == BindTo::kAuto && mpi && copies <= 2) g.flags |= kSpawnBindAuto;
-  if (mpi) g.flags |= kSpawnPmix;
+  g.flags |= mpi;
   return g;
 }
 
@@ -153,9 +153,14 @@ Expected<JobPlan> plan_job(const RunOptions& o, const PlanInputs& in) {
       plan.node_slots.push_back(given_slots(h, in));
     }
   }
-  const bool mpi = o.mpi == MpiMode::kPmix || (o.mpi == MpiMode::kAuto && in.program_links_mpi);
+  // Open MPI's copies are served PMIx (the node's helper), MPICH's PMI-1
+  // (the node daemon): told apart by the library the program links.
+  std::uint32_t mpi = 0;
+  if (o.mpi == MpiMode::kPmix) mpi = kSpawnPmix;
+  if (o.mpi == MpiMode::kPmi) mpi = kSpawnPmi;
+  if (o.mpi == MpiMode::kAuto && in.program_links_mpi) mpi = in.program_links_mpich ? kSpawnPmi : kSpawnPmix;
   plan.env = copies_environment(o, in, plan.warnings);
-  set_smp_view(o, in, mpi, plan);
+  set_smp_view(o, in, mpi != 0, plan);
   plan.guests.reserve(static_cast<size_t>(plan.copies));
   for (int rank = 0; rank < plan.copies; ++rank) plan.guests.push_back(copy_spawn(o, in, plan.env, rank, plan.copies, mpi));
   return plan;

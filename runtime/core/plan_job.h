@@ -33,6 +33,7 @@ struct PlanInputs {
   std::string wdir;                    // the copies' working directory, absolute
   std::string agent;                   // the agent to preload (unless --no-agent; checked by the caller)
   bool program_links_mpi = false;      // the program's ELF needs an MPI library (--mpi auto)
+  bool program_links_mpich = false;    // ... and that library is MPICH's: PMI, not PMIx
   std::uint64_t memory_kib = 0;        // this node's memory (MemTotal); 0: unknown
 };
 

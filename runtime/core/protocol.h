@@ -125,6 +125,11 @@ inline constexpr const char* kMpiCantMove = "MPI peer connections";
 // --bind-to auto for an MPI job: the home node turns it into kSpawnBindCore
 // where the copy's node has a core for each of the job's copies there.
 inline constexpr std::uint32_t kSpawnBindAuto = 1u << 5;
+// An MPICH program: the node daemon serves it PMI-1 over PMI_FD (its
+// pmi_server.h) instead of PMIx; it does not move either.
+inline constexpr std::uint32_t kSpawnPmi = 1u << 6;
+// Either kind of MPI copy.
+inline constexpr std::uint32_t kSpawnMpi = kSpawnPmix | kSpawnPmi;
 
 // Start a guest (one copy of the job) on the receiving node.
 struct SpawnGuest {
@@ -338,6 +343,12 @@ struct MpiJobMap {
 // A node -> home, once every local copy taking part entered a PMIx fence:
 // their data. The fence is the `fence_id`-th over this set of ranks (every
 // node counts the same fences over the same set the same way).
+// A fence_id with this bit is a PMI barrier of MPICH copies (the node
+// daemon's), without it a PMIx fence (the PMIx helper's); the home node
+// collects both alike. Likewise a name request_id with kPmiRequestBit.
+inline constexpr std::uint64_t kPmiFenceBit = std::uint64_t{1} << 63;
+inline constexpr std::uint64_t kPmiRequestBit = std::uint64_t{1} << 63;
+
 struct FenceContribution {
   static constexpr MessageType kType = MessageType::kFenceContribution;
   std::uint64_t fence_id = 0;

@@ -16,7 +16,7 @@ namespace mosix {
 enum class BindTo { kAuto, kNone, kCore };
 // --mpi: how MPI copies are wired up. kAuto: with PMIx when the program
 // links an MPI library (its ELF DT_NEEDED), as it is otherwise.
-enum class MpiMode { kAuto, kPmix, kNone };
+enum class MpiMode { kAuto, kPmix, kPmi, kNone };
 
 // Bounds on what a command line may ask for (docs/mosixrun.md, "Limits").
 constexpr int kMaxCopies = 65536;                   // -np, and copies from the slots

@@ -100,6 +100,7 @@ MOSIX_CHILD_CODE int exec_child(void* arg) {
       if (fd != c.report_fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }
+  if (l.pass_fd >= 0 && ::fcntl(l.pass_fd, F_SETFD, 0) != 0) child_fail(c.report_fd, 3);
   if (!l.cwd.empty() && ::chdir(l.cwd.c_str()) != 0) child_fail(c.report_fd, 4);
   if (!l.cgroup_procs.empty()) {
     // Join the CPU cap before the program runs a single instruction.

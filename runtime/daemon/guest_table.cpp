@@ -17,6 +17,7 @@
 #include "runtime/core/environment.h"
 #include "runtime/daemon/proc_stat_file.h"
 #include "runtime/daemon/cpu_cap.h"
+#include "runtime/daemon/pmi_server.h"
 #include "runtime/daemon/pmix_link.h"
 #include "runtime/sys/install_path.h"
 
@@ -128,9 +129,23 @@ void GuestTable::spawn(SpawnGuest s) {
       start.launch.env = s.env;
     }
   }
+  int pmi_fd = -1;
+  if (path && (s.flags & kSpawnPmi) && !(s.flags & kSpawnRestore)) {
+    auto fd = pmi_ == nullptr ? Expected<int>(make_error("an MPICH copy, but the home node did not say where the "
+                                                         "job's ranks run"))
+                              : pmi_->add_client(s.rank, s.env);
+    if (!fd) {
+      path = fd.error();
+    } else {
+      pmi_fd = *fd;
+      start.launch.env = s.env;
+      start.launch.pass_fd = pmi_fd;
+    }
+  }
   if (path) {
     start.launch.path = *path;
     auto started = start_local_guest(std::move(start));
+    if (pmi_fd >= 0) ::close(pmi_fd);
     if (started) {
       context_.send(0, GuestStarted{s.rank, (*started)->proc.pid, static_cast<std::uint32_t>(context_.rank())});
       return;
@@ -146,6 +161,12 @@ void GuestTable::spawn(SpawnGuest s) {
 Status GuestTable::add_pmix_client(SpawnGuest& s) {
   if (pmix_ == nullptr) return make_error("an MPI copy, but the home node did not say where the job's ranks run");
   return pmix_->add_client(s.rank, s.env);
+}
+
+bool GuestTable::in_mpi(const LocalGuest& g) {
+  if ((g.flags & kSpawnPmix) && pmix_ != nullptr) return pmix_->in_mpi(g.rank);
+  if ((g.flags & kSpawnPmi) && pmi_ != nullptr) return pmi_->in_mpi(g.rank);
+  return false;
 }
 
 Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
@@ -260,7 +281,7 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
     // mpirun's rule: a rank that called MPI_Init and exits without
     // MPI_Finalize fails the job (status 1 if it said 0): its peers would
     // wait for it for ever.
-    if ((g.flags & kSpawnPmix) && pmix_ != nullptr && pmix_->in_mpi(g.rank)) {
+    if (in_mpi(g)) {
       spdlog::error("rank {} (pid {}) on {} exited with status {} without calling MPI_Finalize: an MPI program "
                     "must call MPI_Finalize before it exits; ending the job",
                     g.rank, g.proc.pid, context_.node_name(), e.exit_code);

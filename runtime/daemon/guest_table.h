@@ -26,6 +26,7 @@ namespace mosix {
 
 class CpuCap;
 class PmixLink;
+class PmiServer;
 
 // kIncoming: a restorer that has not yet become the guest (its output is
 // held back); kGone: moved away or a failed restore (nothing reported).
@@ -103,6 +104,8 @@ class GuestTable {
   // MPI copies register with this node's PMIx server (made by the node
   // daemon once it knows where the job's ranks run).
   void set_pmix(PmixLink* pmix) { pmix_ = pmix; }
+  // MPICH copies (kSpawnPmi) get a PMI_FD of this node daemon's PMI server.
+  void set_pmi(PmiServer* pmi) { pmi_ = pmi; }
   // What one CPU second of a guest here is worth in reference-CPU seconds.
   void set_machine_speed(double speed) { machine_speed_ = speed; }
 
@@ -146,6 +149,7 @@ class GuestTable {
  private:
   void wait_children();
   Status add_pmix_client(SpawnGuest& s);
+  bool in_mpi(const LocalGuest& g);
   void deliver(LocalGuest& g, int signo);
   bool has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us);
   std::uint64_t cpu_before_us(const LocalGuest& g) const;
@@ -161,6 +165,7 @@ class GuestTable {
   boost::asio::steady_timer hold_timer_;
   bool hold_watched_ = false;
   PmixLink* pmix_ = nullptr;  // the node daemon's, for MPI copies (kSpawnPmix)
+  PmiServer* pmi_ = nullptr;  // the node daemon's, for MPICH copies (kSpawnPmi)
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs

@@ -182,7 +182,7 @@ void HomeRouter::place_if_ready() {
   // An MPI job: each node with copies learns where every rank runs before
   // its first copy starts (its PMIx server tells the copies).
   if (std::any_of(pending_spawns_.begin(), pending_spawns_.end(),
-                  [](const SpawnGuest& s) { return (s.flags & kSpawnPmix) != 0; })) {
+                  [](const SpawnGuest& s) { return (s.flags & kSpawnMpi) != 0; })) {
     MpiJobMap map;
     for (size_t node : *where) map.rank_nodes.push_back(static_cast<std::uint32_t>(node));
     for (const auto& h : hellos_) map.node_names.push_back(h->node_name);

@@ -161,7 +161,7 @@ void LoadAgent::balance() {
       gs.arrived_at = g->arrived_at;
       gs.runnable = runnable_threads(g->proc.pid) > 0;
       gs.pinned = (g->flags & kSpawnPinned) != 0;
-      gs.cant_move = (g->flags & kSpawnPmix) ? std::string(kMpiCantMove) : g->cant_move;
+      gs.cant_move = (g->flags & kSpawnMpi) ? std::string(kMpiCantMove) : g->cant_move;
       st.guests.push_back(gs);
     }
     guest_work_ = expected_work(st.guests, BalancerParams{}.remaining_floor);

@@ -128,7 +128,7 @@ void Migrations::migrate_out(const MigrateRequest& request) {
     fail.reason = "no node " + std::to_string(request.target_node) + " in this job";
   } else if (context_.is_lost(static_cast<int>(request.target_node))) {
     fail.reason = "node " + std::to_string(request.target_node) + " is gone";
-  } else if (g->flags & kSpawnPmix) {
+  } else if (g->flags & kSpawnMpi) {
     fail.reason = std::string("rank ") + std::to_string(request.rank) + " cannot move: " + kMpiCantMove;
     fail.cantmove = true;
   } else if (g->migrating) {

@@ -24,6 +24,7 @@
 #include "runtime/daemon/home_router.h"
 #include "runtime/daemon/load_agent.h"
 #include "runtime/daemon/migration.h"
+#include "runtime/daemon/pmi_server.h"
 #include "runtime/daemon/pmix_link.h"
 #include "runtime/daemon/run_queue_probe.h"
 #include "runtime/topology/speed.h"
@@ -80,6 +81,7 @@ class NodeDaemon {
   asio::signal_set term_signals_;
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
   std::unique_ptr<PmixLink> pmix_;  // once the node runs MPI copies
+  std::unique_ptr<PmiServer> pmi_;  // the same, for MPICH copies
   GuestTable guests_;
   Migrations migrations_;
   LoadAgent load_;
@@ -195,7 +197,11 @@ void NodeDaemon::handle(int source, Message message) {
                    if (router_) router_->fence(source, std::move(part));
                  },
                  [&](const FenceRelease& release) {
-                   if (pmix_) pmix_->fence_released(release);
+                   if (release.fence_id & kPmiFenceBit) {
+                     if (pmi_) pmi_->fence_released(release);
+                   } else if (pmix_) {
+                     pmix_->fence_released(release);
+                   }
                  },
                  [&](const ModexRequest& request) {
                    if (pmix_) {
@@ -217,7 +223,11 @@ void NodeDaemon::handle(int source, Message message) {
                    if (router_) router_->names(source, m);
                  },
                  [&](const NameReply& reply) {
-                   if (pmix_) pmix_->names_answered(reply);
+                   if (reply.request_id & kPmiRequestBit) {
+                     if (pmi_) pmi_->names_answered(reply);
+                   } else if (pmix_) {
+                     pmix_->names_answered(reply);
+                   }
                  },
                  [&](const MigrateRequest& move) { migrations_.request(source, move); },
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
@@ -271,6 +281,10 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
     if (node < map.node_names.size() && map.node_names[node] == context_.node_name()) same_name.insert(node);
   }
   job.shared_host = !options_.vcluster_cpu.empty() || same_name.size() > 1;
+  // MPICH copies: served here (pmi_server.h); neither costs anything until
+  // a copy of its kind starts (the helper starts at the first Open MPI copy).
+  pmi_ = std::make_unique<PmiServer>(context_, map, job.nspace);
+  guests_.set_pmi(pmi_.get());
   pmix_ = std::make_unique<PmixLink>(context_, std::move(job));
   guests_.set_pmix(pmix_.get());
 }

@@ -463,7 +463,7 @@ Expected<int> HomeJob::run() {
     if (g.flags & kSpawnPinned) {
       ranks_[g.rank].pinned = true;
       ranks_[g.rank].cantmove = "pinned (--pin)";
-    } else if (g.flags & kSpawnPmix) {
+    } else if (g.flags & kSpawnMpi) {
       // Its peers hold sockets and shared memory with it: it stays until
       // checkpoints of a whole MPI job exist.
       ranks_[g.rank].pinned = true;

@@ -65,4 +65,11 @@ bool links_mpi(const std::string& path) {
   return false;
 }
 
+bool links_mpich(const std::string& path) {
+  for (const std::string& lib : elf_needed(path)) {
+    if (lib.rfind("libmpich", 0) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace mosix::sys

@@ -13,5 +13,7 @@ std::vector<std::string> elf_needed(const std::string& path);
 
 // Whether the program needs an MPI library (libmpi*, libmpich*).
 bool links_mpi(const std::string& path);
+// Whether it needs MPICH's (libmpich*), which speaks PMI rather than PMIx.
+bool links_mpich(const std::string& path);
 
 }  // namespace mosix::sys

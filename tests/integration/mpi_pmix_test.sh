@@ -174,7 +174,7 @@ fi
 rc=0
 "$BIN/mosixrun" --mpi maybe -np 1 true 2> "$TMP/err" || rc=$?
 check_eq "--mpi maybe: usage error" 2 "$rc"
-check_contains "... names the choices" "use auto, pmix or none" "$(cat "$TMP/err")"
+check_contains "... names the choices" "use auto, pmix, pmi or none" "$(cat "$TMP/err")"
 
 # A program that is not MPI is started as before: no PMIx variables.
 got=$("$BIN/mosixrun" -np 1 sh -c 'env | grep -c "^PMIX_" || true')

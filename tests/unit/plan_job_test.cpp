@@ -200,6 +200,27 @@ TEST(PlanJob, BindAutoBindsAnMpiJobOfTwoCopiesAsMpirunDoes) {
   EXPECT_TRUE(flags_of(2, true, BindTo::kCore) & kSpawnBindCore);
 }
 
+// Open MPI's copies are served PMIx, MPICH's PMI (told by the library the
+// program links, or by --mpi); a program that links neither is neither.
+TEST(PlanJob, TheMpiFamilyPicksTheWireUp) {
+  auto flags_of = [](MpiMode mode, bool links_mpi, bool links_mpich) {
+    RunOptions o = run(2);
+    o.mpi = mode;
+    PlanInputs in = here();
+    in.program_links_mpi = links_mpi;
+    in.program_links_mpich = links_mpich;
+    auto p = plan_job(o, in);
+    EXPECT_TRUE(p);
+    return p ? p->guests.back().flags & kSpawnMpi : 0u;
+  };
+  EXPECT_EQ(flags_of(MpiMode::kAuto, true, false), kSpawnPmix);
+  EXPECT_EQ(flags_of(MpiMode::kAuto, true, true), kSpawnPmi);
+  EXPECT_EQ(flags_of(MpiMode::kAuto, false, false), 0u);
+  EXPECT_EQ(flags_of(MpiMode::kPmix, false, false), kSpawnPmix);
+  EXPECT_EQ(flags_of(MpiMode::kPmi, false, false), kSpawnPmi);
+  EXPECT_EQ(flags_of(MpiMode::kNone, true, true), 0u);
+}
+
 // The SMP view: a vcluster counts each share rounded up, real nodes their
 // slots (every core: this node's count), memory this node's per node.
 TEST(PlanJob, TheSmpViewIsTheClustersCpusAndMemory) {

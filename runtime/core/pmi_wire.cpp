@@ -1,0 +1,127 @@
+#include "runtime/core/pmi_wire.h"
+
+#include <algorithm>
+#include <set>
+
+#include "runtime/core/little_endian.h"
+
+namespace mosix::pmi {
+
+std::optional<Command> parse_line(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  Command c;
+  bool first = true;
+  std::size_t at = 0;
+  while (at < line.size()) {
+    if (line[at] == ' ') {
+      ++at;
+      continue;
+    }
+    std::size_t end = line.find(' ', at);
+    if (end == std::string_view::npos) end = line.size();
+    const std::string_view word = line.substr(at, end - at);
+    at = end;
+    const std::size_t eq = word.find('=');
+    if (eq == std::string_view::npos || eq == 0) return std::nullopt;
+    std::string key(word.substr(0, eq)), value(word.substr(eq + 1));
+    if (first) {
+      if (key != "cmd" || value.empty()) return std::nullopt;
+      c.cmd = std::move(value);
+      first = false;
+    } else {
+      c.fields[std::move(key)] = std::move(value);
+    }
+  }
+  if (first) return std::nullopt;
+  return c;
+}
+
+std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+  std::string out = "cmd=";
+  out += cmd;
+  for (const auto& [k, v] : fields) {
+    out += ' ';
+    out += k;
+    out += '=';
+    out += v;
+  }
+  out += '\n';
+  return out;
+}
+
+bool valid_key(std::string_view key) {
+  return !key.empty() && key.size() <= kKeyMax && key.find_first_of(" \n=") == std::string_view::npos;
+}
+
+bool valid_value(std::string_view value) {
+  return value.size() <= kValueMax && value.find_first_of(" \n") == std::string_view::npos;
+}
+
+std::string process_mapping(const std::vector<std::uint32_t>& rank_nodes) {
+  const std::set<std::uint32_t> nodes(rank_nodes.begin(), rank_nodes.end());
+  auto id = [&](std::uint32_t node) {
+    return static_cast<std::size_t>(std::distance(nodes.begin(), nodes.find(node)));
+  };
+  // Runs of consecutive ranks on one node, then runs on consecutive nodes of
+  // the same length merged into one block.
+  struct Block {
+    std::size_t first, count, per_node;
+  };
+  std::vector<Block> blocks;
+  for (std::size_t r = 0; r < rank_nodes.size();) {
+    std::size_t end = r;
+    while (end < rank_nodes.size() && rank_nodes[end] == rank_nodes[r]) ++end;
+    const std::size_t node = id(rank_nodes[r]), length = end - r;
+    if (!blocks.empty() && blocks.back().per_node == length && blocks.back().first + blocks.back().count == node) {
+      blocks.back().count++;
+    } else {
+      blocks.push_back(Block{node, 1, length});
+    }
+    r = end;
+  }
+  std::string out = "(vector";
+  for (const Block& b : blocks) {
+    out += ",(" + std::to_string(b.first) + "," + std::to_string(b.count) + "," + std::to_string(b.per_node) + ")";
+  }
+  return out + ")";
+}
+
+std::vector<std::uint8_t> pack(const KeyValues& pairs) {
+  std::vector<std::uint8_t> out;
+  auto put = [&out](const std::string& s) {
+    const std::size_t at = out.size();
+    out.resize(at + 4 + s.size());
+    store_le(out.data() + at, static_cast<std::uint32_t>(s.size()));
+    std::copy(s.begin(), s.end(), out.begin() + static_cast<std::ptrdiff_t>(at + 4));
+  };
+  for (const auto& [k, v] : pairs) {
+    put(k);
+    put(v);
+  }
+  return out;
+}
+
+Expected<KeyValues> unpack(std::span<const std::uint8_t> blob) {
+  KeyValues pairs;
+  std::size_t at = 0;
+  auto take = [&](std::string& s) -> bool {
+    if (blob.size() - at < 4) return false;
+    const std::uint32_t n = load_le<std::uint32_t>(blob.data() + at);
+    at += 4;
+    if (blob.size() - at < n) return false;
+    s.assign(reinterpret_cast<const char*>(blob.data() + at), n);
+    at += n;
+    return true;
+  };
+  while (at < blob.size()) {
+    std::string k, v;
+    if (!take(k) || !take(v)) {
+      return make_error("PMI key-value blob cut short at byte " + std::to_string(at) + " of " +
+                        std::to_string(blob.size()));
+    }
+    pairs.emplace_back(std::move(k), std::move(v));
+  }
+  return pairs;
+}
+
+}  // namespace mosix::pmi

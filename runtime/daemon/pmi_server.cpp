@@ -1,0 +1,227 @@
+#include "runtime/daemon/pmi_server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/core/environment.h"
+#include "runtime/core/fence.h"
+
+namespace mosix {
+
+namespace asio = boost::asio;
+
+PmiServer::PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname)
+    : context_(context), map_(std::move(map)), kvsname_(std::move(kvsname)) {
+  for (std::uint32_t node : map_.rank_nodes) {
+    if (static_cast<int>(node) == context_.rank()) ++local_ranks_;
+  }
+  // What the server knows before any copy puts: which ranks share a node.
+  kvs_["PMI_process_mapping"] = pmi::process_mapping(map_.rank_nodes);
+}
+
+PmiServer::~PmiServer() = default;
+
+Expected<int> PmiServer::add_client(int rank, std::vector<std::string>& env) {
+  if (rank < 0 || static_cast<std::size_t>(rank) >= map_.rank_nodes.size()) {
+    return make_error("rank " + std::to_string(rank) + " is not in the job's map");
+  }
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return make_error(std::string("PMI server: socketpair: ") + std::strerror(errno));
+  }
+  if (auto old = clients_.find(rank); old != clients_.end()) drop(*old->second);
+  auto c = std::make_unique<Client>();
+  c->rank = rank;
+  c->socket = std::make_unique<asio::posix::stream_descriptor>(context_.io(), fds[0]);
+  int local_rank = 0;
+  for (int r = 0; r < rank; ++r) {
+    if (map_.rank_nodes[static_cast<std::size_t>(r)] == map_.rank_nodes[static_cast<std::size_t>(rank)]) ++local_rank;
+  }
+  set_env(env, "PMI_FD", std::to_string(fds[1]));
+  set_env(env, "PMI_RANK", std::to_string(rank));
+  set_env(env, "PMI_SIZE", std::to_string(map_.rank_nodes.size()));
+  set_env(env, "MPI_LOCALRANKID", std::to_string(local_rank));
+  set_env(env, "MPI_LOCALNRANKS", std::to_string(local_ranks_));
+  Client& ref = *c;
+  clients_[rank] = std::move(c);
+  read(ref);
+  return fds[1];
+}
+
+void PmiServer::read(Client& c) {
+  c.socket->async_read_some(asio::buffer(c.buf), [this, &c](boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) drop(c);
+      return;
+    }
+    c.inbox.append(c.buf.data(), n);
+    take_lines(c);
+    if (clients_.count(c.rank) && clients_[c.rank].get() == &c) read(c);
+  });
+}
+
+void PmiServer::take_lines(Client& c) {
+  std::size_t at = 0;
+  for (std::size_t end; (end = c.inbox.find('\n', at)) != std::string::npos; at = end + 1) {
+    const std::string_view line(c.inbox.data() + at, end - at);
+    if (c.in_mcmd) {
+      // A spawn's lines, up to its "endcmd": refused as a whole.
+      if (line == "endcmd") {
+        c.in_mcmd = false;
+        send(c, pmi::reply("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_is_not_supported_by_mosixrun_yet"}}));
+      }
+      continue;
+    }
+    if (line.starts_with("mcmd=")) {
+      c.in_mcmd = true;
+      continue;
+    }
+    auto command = pmi::parse_line(line);
+    if (!command) {
+      spdlog::warn("{}: rank {}: not a PMI command: {}", context_.node_name(), c.rank,
+                   std::string(line.substr(0, 80)));
+      continue;
+    }
+    serve(c, *command);
+  }
+  c.inbox.erase(0, at);
+  if (c.inbox.size() > pmi::kLineMax) {
+    spdlog::error("{}: rank {}: a PMI line of more than {} bytes: its PMI link is closed", context_.node_name(),
+                  c.rank, pmi::kLineMax);
+    drop(c);
+  }
+}
+
+void PmiServer::serve(Client& c, const pmi::Command& m) {
+  const std::string& cmd = m.cmd;
+  if (cmd == "init") {
+    const bool v1 = m.get("pmi_version") == "1";
+    send(c, pmi::reply("response_to_init",
+                       {{"pmi_version", "1"}, {"pmi_subversion", "1"}, {"rc", v1 ? "0" : "-1"}}));
+    if (v1) in_mpi_.insert(c.rank);
+  } else if (cmd == "get_maxes") {
+    send(c, pmi::reply("maxes", {{"kvsname_max", std::to_string(pmi::kKvsNameMax)},
+                                 {"keylen_max", std::to_string(pmi::kKeyMax)},
+                                 {"vallen_max", std::to_string(pmi::kValueMax)}}));
+  } else if (cmd == "get_appnum") {
+    send(c, pmi::reply("appnum", {{"appnum", "0"}}));
+  } else if (cmd == "get_my_kvsname") {
+    send(c, pmi::reply("my_kvsname", {{"kvsname", kvsname_}}));
+  } else if (cmd == "get_universe_size") {
+    send(c, pmi::reply("universe_size", {{"size", std::to_string(map_.rank_nodes.size())}}));
+  } else if (cmd == "put") {
+    const std::string key = m.get("key"), value = m.get("value");
+    if (!pmi::valid_key(key) || !pmi::valid_value(value)) {
+      send(c, pmi::reply("put_result", {{"rc", "-1"}, {"msg", "invalid_key_or_value"}}));
+      return;
+    }
+    kvs_[key] = value;
+    puts_.emplace_back(key, value);
+    send(c, pmi::reply("put_result", {{"rc", "0"}, {"msg", "success"}}));
+  } else if (cmd == "get") {
+    auto it = kvs_.find(m.get("key"));
+    if (it == kvs_.end()) {
+      send(c, pmi::reply("get_result", {{"rc", "-1"}, {"msg", "key_not_found"}}));
+    } else {
+      send(c, pmi::reply("get_result", {{"rc", "0"}, {"msg", "success"}, {"value", it->second}}));
+    }
+  } else if (cmd == "barrier_in") {
+    c.in_barrier = true;
+    maybe_contribute();
+  } else if (cmd == "finalize") {
+    in_mpi_.erase(c.rank);
+    send(c, pmi::reply("finalize_ack", {}));
+  } else if (cmd == "abort") {
+    // The copy exits with its code next; the job's exit rule takes it (it
+    // is not one that forgot MPI_Finalize).
+    in_mpi_.erase(c.rank);
+    spdlog::debug("{}: rank {} aborts with status {}", context_.node_name(), c.rank, m.get("exitcode"));
+  } else if (cmd == "publish_name" || cmd == "lookup_name" || cmd == "unpublish_name") {
+    const std::uint64_t id = kPmiRequestBit | next_request_++;
+    const std::string service = m.get("service");
+    if (cmd == "publish_name") {
+      names_waiting_[id] = {c.rank, "publish_result"};
+      context_.send(0, NamePublish{id, {PublishedName{service, m.get("port"), c.rank}}});
+    } else if (cmd == "lookup_name") {
+      names_waiting_[id] = {c.rank, "lookup_result"};
+      context_.send(0, NameLookup{id, {service}, false});
+    } else {
+      names_waiting_[id] = {c.rank, "unpublish_result"};
+      context_.send(0, NameUnpublish{id, c.rank, {service}});
+    }
+  } else {
+    spdlog::warn("{}: rank {}: PMI command {} is not served", context_.node_name(), c.rank, cmd);
+  }
+}
+
+void PmiServer::send(Client& c, const std::string& line) {
+  // Replies are short and the copy waits for each: written at once, in full.
+  boost::system::error_code ec;
+  asio::write(*c.socket, asio::buffer(line), ec);
+  if (ec) spdlog::debug("{}: rank {}: PMI reply lost: {}", context_.node_name(), c.rank, ec.message());
+}
+
+// Every copy of this node entered the barrier: this node's puts go home.
+void PmiServer::maybe_contribute() {
+  int entered = 0;
+  for (const auto& [rank, c] : clients_) entered += c->in_barrier ? 1 : 0;
+  if (entered < local_ranks_) return;
+  FenceContribution part;
+  part.fence_id = kPmiFenceBit | barriers_++;
+  part.data = pmi::pack(puts_);
+  puts_.clear();
+  context_.send(0, part);
+}
+
+void PmiServer::fence_released(const FenceRelease& release) {
+  if (release.status != 0) {
+    spdlog::error("{}: an MPI barrier failed (a node with copies of the job was lost)", context_.node_name());
+  } else if (auto pairs = pmi::unpack(release.data); !pairs) {
+    spdlog::error("{}: an MPI barrier's data: {}", context_.node_name(), pairs.error().message);
+  } else {
+    for (auto& [k, v] : *pairs) kvs_[std::move(k)] = std::move(v);
+  }
+  const std::string out = release.status == 0 ? pmi::reply("barrier_out", {}) : pmi::reply("barrier_out", {{"rc", "-1"}});
+  for (auto& [rank, c] : clients_) {
+    if (!c->in_barrier) continue;
+    c->in_barrier = false;
+    send(*c, out);
+  }
+}
+
+void PmiServer::names_answered(const NameReply& reply) {
+  auto it = names_waiting_.find(reply.request_id);
+  if (it == names_waiting_.end()) return;
+  const auto [rank, cmd] = it->second;
+  names_waiting_.erase(it);
+  auto c = clients_.find(rank);
+  if (c == clients_.end()) return;
+  const bool ok = reply.status == 0 && (cmd != "lookup_result" || !reply.names.empty());
+  if (cmd == "lookup_result" && ok) {
+    send(*c->second, pmi::reply(cmd, {{"info", "ok"}, {"port", reply.names.front().value}, {"rc", "0"}}));
+  } else {
+    send(*c->second, pmi::reply(cmd, {{"info", ok ? "ok" : "not_found"}, {"rc", ok ? "0" : "-1"}}));
+  }
+}
+
+// The copy closed its end (it ended, or finalized and closed): forgotten. A
+// barrier it had entered still counts as entered by nobody.
+void PmiServer::drop(Client& c) {
+  const int rank = c.rank;
+  boost::system::error_code ignored;
+  c.socket->close(ignored);
+  // Its callbacks may still be queued: the object goes once they ran.
+  auto it = clients_.find(rank);
+  if (it == clients_.end() || it->second.get() != &c) return;
+  asio::post(context_.io(), [owned = std::shared_ptr<Client>(std::move(it->second))] {});
+  clients_.erase(it);
+}
+
+}  // namespace mosix

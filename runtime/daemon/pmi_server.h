@@ -1,0 +1,81 @@
+// The PMI-1 server of a node daemon, for MPICH programs: each MPICH copy
+// gets one end of a socket pair as PMI_FD (with PMI_RANK and PMI_SIZE), as
+// Hydra's proxy and Slurm's pmi plugins give it, and speaks core/pmi_wire.h
+// over it: its rank, the job's key-value space, barriers, its finalize.
+//
+// Served by the node daemon itself, on its loop, not by the PMIx helper:
+// the protocol is a few text lines, needs no library (so an MPICH job starts
+// no helper and loads no libpmix), and the descriptor must be made where the
+// copy is started. Across nodes a barrier is a fence through the home node,
+// as the PMIx servers' are (FenceContribution with kPmiFenceBit in its id):
+// each node sends the pairs its copies put since the last barrier, and each
+// gets every node's back. Gets are answered from this node's copy of the
+// space. Names (publish, lookup, unpublish) live at the home node, as for
+// PMIx. Spawn is refused for now.
+#pragma once
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "runtime/core/expected.h"
+#include "runtime/core/pmi_wire.h"
+#include "runtime/core/protocol.h"
+#include "runtime/daemon/daemon_context.h"
+
+namespace mosix {
+
+class PmiServer {
+ public:
+  // `map`: where every rank of the job runs; `kvsname`: the job's name.
+  PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname);
+  ~PmiServer();
+  PmiServer(const PmiServer&) = delete;
+  PmiServer& operator=(const PmiServer&) = delete;
+
+  // A new local copy `rank`: the descriptor to give it (close-on-exec here;
+  // the caller lets the copy inherit it and closes it once the copy runs),
+  // and `env` gets PMI_FD, PMI_RANK, PMI_SIZE and MPICH's local rank and size.
+  Expected<int> add_client(int rank, std::vector<std::string>& env);
+  // Copy `rank` said init and not finalize yet.
+  bool in_mpi(int rank) const { return in_mpi_.count(rank) != 0; }
+
+  // The home node's word on a barrier of this node (fence_id has kPmiFenceBit).
+  void fence_released(const FenceRelease& release);
+  // The home node's answer to a publish, lookup or unpublish (request_id has
+  // kPmiRequestBit).
+  void names_answered(const NameReply& reply);
+
+ private:
+  struct Client {
+    int rank = 0;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> socket;
+    std::string inbox;  // bytes not yet a whole line
+    std::vector<char> buf = std::vector<char>(4096);
+    bool in_barrier = false;
+    bool in_mcmd = false;  // inside a multi-line command (spawn), until "endcmd"
+  };
+  void read(Client& c);
+  void take_lines(Client& c);
+  void serve(Client& c, const pmi::Command& command);
+  void send(Client& c, const std::string& line);
+  void maybe_contribute();
+  void drop(Client& c);
+
+  DaemonContext& context_;
+  MpiJobMap map_;
+  std::string kvsname_;
+  int local_ranks_ = 0;  // copies of the job on this node
+  std::map<int, std::unique_ptr<Client>> clients_;
+  std::set<int> in_mpi_;
+  std::map<std::string, std::string> kvs_;  // every pair known here
+  pmi::KeyValues puts_;                      // this node's since the last barrier
+  std::uint64_t barriers_ = 0;               // this node's barriers so far
+  std::uint64_t next_request_ = 0;
+  std::map<std::uint64_t, std::pair<int, std::string>> names_waiting_;  // request: rank, reply cmd
+};
+
+}  // namespace mosix

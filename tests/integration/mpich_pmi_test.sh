@@ -1,0 +1,58 @@
+# MPICH programs under mosixrun (issue 14): the node daemon serves each MPICH
+# copy PMI-1 over PMI_FD, as Hydra's mpiexec does, and the daemons of a
+# virtual cluster meet through the home node for each barrier's key-value
+# exchange. hello (a collective) and ring (1 MiB blocks between neighbours),
+# built with mpicc.mpich, print what `mpiexec.mpich` prints for the same
+# binary (sorted), on one node and on 3 virtual nodes. An MPICH copy is told
+# from an Open MPI one by the library it links, and gets no PMIx variables.
+BIN=$(cd "$1" && pwd)
+source "$(dirname "$0")/lib/common.sh"
+for tool in mosixrun mpich_mpi_hello mpich_mpi_ring; do
+  if [[ ! -x "$BIN/$tool" ]]; then
+    echo "skip: $tool not built in $BIN (no mpicc.mpich: apt-get install libmpich-dev mpich)"
+    exit 77
+  fi
+done
+if ! command -v mpiexec.mpich > /dev/null; then
+  echo "skip: no mpiexec.mpich to compare with"
+  exit 77
+fi
+hello=$BIN/mpich_mpi_hello ring=$BIN/mpich_mpi_ring
+
+want=$(mpiexec.mpich -n 4 "$hello" | sort)
+check_eq "mpiexec.mpich really gave 4 ranks (the comparison means something)" \
+  "rank 0 of 4 sum 6" "$(head -1 <<< "$want")"
+for where in "--oversubscribe" "--vcluster 3 --oversubscribe"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 4 "$hello" 2> "$TMP/err" | sort) || rc=$?
+  check_eq "hello, $where: mosixrun's output is mpiexec.mpich's" "$want" "$got"
+  check_eq "hello, $where: exit status" 0 "$rc"
+done
+
+want=$(mpiexec.mpich -n 4 "$ring" | sort)
+check_contains "mpiexec.mpich's ring went round (the comparison means something)" "rank 0 of 4 token 6" "$want"
+for where in "--oversubscribe" "--vcluster 3 --oversubscribe"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 4 "$ring" 2> "$TMP/err" | sort) || rc=$?
+  check_eq "ring, $where: mosixrun's output is mpiexec.mpich's" "$want" "$got"
+  check_eq "ring, $where: exit status" 0 "$rc"
+done
+
+# MPICH sees which ranks share a node (PMI_process_mapping): 2 on each of 2
+# vnodes by slot, all 3 on one node.
+got=$("$BIN/mosixrun" --vcluster 2 --map-by slot --oversubscribe -np 4 "$hello" local 2> "$TMP/err" | sort) || true
+check_eq "--vcluster 2 -np 4 by slot: MPICH sees two ranks on each node" \
+  $'rank 0 local 2\nrank 1 local 2\nrank 2 local 2\nrank 3 local 2' "$got"
+got=$("$BIN/mosixrun" --oversubscribe -np 3 "$hello" local 2> "$TMP/err" | sort) || true
+check_eq "one node: MPICH sees the 3 ranks on it" $'rank 0 local 3\nrank 1 local 3\nrank 2 local 3' "$got"
+
+# The copy's environment: PMI's, not PMIx's (no helper was started for it).
+got=$("$BIN/mosixrun" --mpi pmi -np 2 sh -c 'echo "$PMI_RANK/$PMI_SIZE fd=${PMI_FD:+set} pmix=${PMIX_SERVER_URI4:-none}"' \
+  2> "$TMP/err" | sort)
+check_eq "--mpi pmi: PMI_RANK, PMI_SIZE and PMI_FD, no PMIx server" $'0/2 fd=set pmix=none\n1/2 fd=set pmix=none' "$got"
+
+# --mpi none: every copy starts alone, as a singleton.
+got=$("$BIN/mosixrun" --mpi none --oversubscribe -np 2 "$hello" 2> "$TMP/err" | sort)
+check_eq "--mpi none: singletons" $'rank 0 of 1 sum 0\nrank 0 of 1 sum 0' "$got"
+
+finish

@@ -1,0 +1,94 @@
+#include "runtime/core/pmi_wire.h"
+
+#include <gtest/gtest.h>
+
+namespace mosix::pmi {
+namespace {
+
+TEST(PmiWireTest, ParsesACommandAndItsFields) {
+  auto c = parse_line("cmd=put kvsname=kvs_1 key=-bcast-1-0 value=2F6465=");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->cmd, "put");
+  EXPECT_EQ(c->get("kvsname"), "kvs_1");
+  EXPECT_EQ(c->get("key"), "-bcast-1-0");
+  EXPECT_EQ(c->get("value"), "2F6465=");  // split at the first '=' only
+  EXPECT_EQ(c->get("missing"), "");
+}
+
+TEST(PmiWireTest, ACommandWithoutFieldsAndExtraSpaces) {
+  auto c = parse_line("cmd=barrier_in");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->cmd, "barrier_in");
+  EXPECT_TRUE(c->fields.empty());
+  c = parse_line("  cmd=init  pmi_version=1 pmi_subversion=1 \r");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->cmd, "init");
+  EXPECT_EQ(c->get("pmi_subversion"), "1");
+}
+
+TEST(PmiWireTest, RefusesWhatIsNotACommandLine) {
+  for (const char* bad : {"", "   ", "mcmd=spawn", "put key=x", "cmd= key=x", "cmd=put key", "cmd=put =x"}) {
+    EXPECT_FALSE(parse_line(bad)) << bad;
+  }
+}
+
+TEST(PmiWireTest, RepliesAsHydraDoes) {
+  EXPECT_EQ(reply("response_to_init", {{"pmi_version", "1"}, {"pmi_subversion", "1"}, {"rc", "0"}}),
+            "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n");
+  EXPECT_EQ(reply("barrier_out", {}), "cmd=barrier_out\n");
+}
+
+TEST(PmiWireTest, KeysAndValuesThatFitTheWire) {
+  EXPECT_TRUE(valid_key("-allgather-shm-1-0"));
+  EXPECT_FALSE(valid_key(""));
+  EXPECT_FALSE(valid_key("a b"));
+  EXPECT_FALSE(valid_key("a=b"));
+  EXPECT_FALSE(valid_key(std::string(kKeyMax + 1, 'k')));
+  EXPECT_TRUE(valid_value(""));
+  EXPECT_TRUE(valid_value("a=b"));
+  EXPECT_FALSE(valid_value("a\nb"));
+  EXPECT_TRUE(valid_value(std::string(kValueMax, 'v')));
+  EXPECT_FALSE(valid_value(std::string(kValueMax + 1, 'v')));
+}
+
+struct MappingCase {
+  std::vector<std::uint32_t> rank_nodes;
+  const char* want;
+};
+
+TEST(PmiWireTest, ProcessMappingAsMpichReadsIt) {
+  const MappingCase cases[] = {
+      {{0}, "(vector,(0,1,1))"},
+      {{0, 0, 0, 0}, "(vector,(0,1,4))"},
+      {{0, 0, 1, 1, 2, 2}, "(vector,(0,3,2))"},        // by slot: blocks
+      {{0, 1, 2, 0, 1, 2}, "(vector,(0,3,1),(0,3,1))"},  // by node: round robin
+      {{1, 1, 2}, "(vector,(0,1,2),(1,1,1))"},          // node numbers need not start at 0
+      {{2, 0, 0}, "(vector,(1,1,1),(0,1,2))"},
+      {{5, 5, 9, 9}, "(vector,(0,2,2))"},
+  };
+  for (const MappingCase& c : cases) EXPECT_EQ(process_mapping(c.rank_nodes), c.want);
+}
+
+TEST(PmiWireTest, BlobsRoundTripAndReadInARow) {
+  const KeyValues a = {{"k1", "v1"}, {"empty", ""}}, b = {{"k2", std::string(300, 'x')}};
+  auto blob = pack(a);
+  const auto more = pack(b);
+  blob.insert(blob.end(), more.begin(), more.end());
+  auto got = unpack(blob);
+  ASSERT_TRUE(got);
+  KeyValues want = a;
+  want.insert(want.end(), b.begin(), b.end());
+  EXPECT_EQ(*got, want);
+  EXPECT_TRUE(unpack({}));
+  EXPECT_TRUE(unpack({})->empty());
+}
+
+TEST(PmiWireTest, ACutBlobIsAnError) {
+  auto blob = pack({{"key", "value"}});
+  for (std::size_t cut = 1; cut < blob.size(); ++cut) {
+    EXPECT_FALSE(unpack(std::span(blob.data(), cut))) << cut;
+  }
+}
+
+}  // namespace
+}  // namespace mosix::pmi
