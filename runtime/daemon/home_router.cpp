@@ -213,6 +213,13 @@ void HomeRouter::place_if_ready() {
     if ((s.flags & kSpawnBindAuto) && per_node[node] <= static_cast<int>(hellos_[node]->cores)) {
       s.flags |= kSpawnBindCore;
     }
+    // More copies than cores on the node: Open MPI is told so, as mpirun
+    // tells it, and a rank that waits in MPI yields its core instead of
+    // spinning on it while the peer it waits for needs that core.
+    if ((s.flags & kSpawnPmix) && per_node[node] > static_cast<int>(hellos_[node]->cores) &&
+        !get_env(s.env, "OMPI_MCA_mpi_oversubscribe")) {
+      set_env(s.env, "OMPI_MCA_mpi_oversubscribe", "1");
+    }
     rank_node_[s.rank] = static_cast<int>(node);
     spdlog::debug("rank {} -> node {} ({})", s.rank, node, hellos_[node]->node_name);
     if (static_cast<int>(node) == context_.rank()) {

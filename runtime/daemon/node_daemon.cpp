@@ -30,7 +30,7 @@
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/sys/host_name.h"
-#include "runtime/sys/runtime_dir.h"
+#include "runtime/sys/shared_memory_dir.h"
 
 namespace mosix {
 namespace {
@@ -265,7 +265,11 @@ void NodeDaemon::node_lost(int node) {
 // the first copy) is made; the servers meet through the home node.
 void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
   if (pmix_) return;
-  auto dir = sys::runtime_dir();
+  // The PMIx server's data stores are files its clients mmap (8 MiB and
+  // more a node): on a disk (/tmp) their pages went to it, and on a busy
+  // machine the helpers stalled in the disk's queue for tens of seconds
+  // before their first copy started.
+  auto dir = sys::shared_memory_dir();
   if (!dir) {
     spdlog::error("{}: no PMIx server for MPI copies: {}", context_.node_name(), dir.error().message);
     return;

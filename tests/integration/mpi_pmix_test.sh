@@ -176,6 +176,25 @@ rc=0
 check_eq "--mpi maybe: usage error" 2 "$rc"
 check_contains "... names the choices" "use auto, pmix, pmi or none" "$(cat "$TMP/err")"
 
+# The PMIx server's data stores, which its clients mmap, are on a memory
+# file system, wherever the runtime directory is (here under /tmp, a disk on
+# most machines): on a disk a busy machine stalled the helpers.
+got=$("$BIN/mosixrun" --mpi pmix -np 1 sh -c 'stat -f -c %T "$PMIX_SERVER_TMPDIR"' 2> "$TMP/err") || true
+check_eq "the PMIx server's files are on tmpfs" tmpfs "$got"
+
+# More copies than cores on a node: Open MPI is told it is oversubscribed, as
+# mpirun tells it (its waiting ranks then yield their core); the user's own
+# setting stays.
+got=$("$BIN/mosixrun" --mpi pmix --vcluster 2 --vcluster-cpu 1,1 -np 4 sh -c 'echo "o=$OMPI_MCA_mpi_oversubscribe"' \
+  2> "$TMP/err" | sort -u)
+check_eq "2 copies on a vnode of 1 CPU: OMPI_MCA_mpi_oversubscribe=1" "o=1" "$got"
+got=$("$BIN/mosixrun" --mpi pmix --vcluster 2 --vcluster-cpu 1,1 -np 2 sh -c 'echo "o=$OMPI_MCA_mpi_oversubscribe"' \
+  2> "$TMP/err" | sort -u)
+check_eq "1 copy on a vnode of 1 CPU: not oversubscribed" "o=" "$got"
+got=$("$BIN/mosixrun" --mpi pmix -x OMPI_MCA_mpi_oversubscribe=0 --vcluster 2 --vcluster-cpu 1,1 -np 4 \
+  sh -c 'echo "o=$OMPI_MCA_mpi_oversubscribe"' 2> "$TMP/err" | sort -u)
+check_eq "... the user's -x OMPI_MCA_mpi_oversubscribe stays" "o=0" "$got"
+
 # A program that is not MPI is started as before: no PMIx variables.
 got=$("$BIN/mosixrun" -np 1 sh -c 'env | grep -c "^PMIX_" || true')
 check_eq "a program that is not MPI gets no PMIx environment" 0 "$got"
