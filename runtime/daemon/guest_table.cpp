@@ -163,6 +163,13 @@ Status GuestTable::add_pmix_client(SpawnGuest& s) {
   return pmix_->add_client(s.rank, s.env);
 }
 
+void GuestTable::abort_guest(int rank, int code) {
+  LocalGuest* g = find(rank);
+  if (g == nullptr || !g->running) return;
+  g->abort_code = code < 0 || code > 255 ? 1 : code;
+  ::kill(-g->proc.pid, SIGKILL);
+}
+
 bool GuestTable::in_mpi(const LocalGuest& g) {
   if ((g.flags & kSpawnPmix) && pmix_ != nullptr) return pmix_->in_mpi(g.rank);
   if ((g.flags & kSpawnPmi) && pmi_ != nullptr) return pmi_->in_mpi(g.rank);
@@ -274,7 +281,9 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
   e.rank = g.rank;
   e.runtime_signaled = g.runtime_signaled;
   e.cpu_us = g.cpu_us + cpu_before_us(g);
-  if (WIFSIGNALED(g.wait_status)) {
+  if (g.abort_code >= 0) {
+    e.exit_code = g.abort_code;
+  } else if (WIFSIGNALED(g.wait_status)) {
     e.term_signal = WTERMSIG(g.wait_status);
   } else {
     e.exit_code = WEXITSTATUS(g.wait_status);

@@ -55,6 +55,7 @@ struct LocalGuest {
   int open_streams = 2;
   bool exit_sent = false;
   bool runtime_signaled = false;  // SIGTERM/SIGKILL from the home reached it while it ran
+  int abort_code = -1;            // it called MPI_Abort (PMI): killed, reported with this status
   // The job's end, held until it has run as far as the copy that failed
   // (GuestSignal::not_before_cpu_us; caught_up() in core/exit_rule.h).
   std::vector<int> held_signals;
@@ -140,6 +141,11 @@ class GuestTable {
   void retire(int rank);
   // Reference-CPU seconds the guest has run, on this node and those before.
   double work_done(const LocalGuest& g) const;
+
+  // An MPICH copy called MPI_Abort(comm, code): its PMI client waits to be
+  // ended (as Hydra ends it), so it is killed and reported as exiting with
+  // `code`, and the job ends by the exit rule.
+  void abort_guest(int rank, int code);
 
   // SIGKILL to every guest's process group.
   void kill_all();

@@ -287,7 +287,8 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
   job.shared_host = !options_.vcluster_cpu.empty() || same_name.size() > 1;
   // MPICH copies: served here (pmi_server.h); neither costs anything until
   // a copy of its kind starts (the helper starts at the first Open MPI copy).
-  pmi_ = std::make_unique<PmiServer>(context_, map, job.nspace);
+  pmi_ = std::make_unique<PmiServer>(context_, map, job.nspace,
+                                     [this](int rank, int code) { guests_.abort_guest(rank, code); });
   guests_.set_pmi(pmi_.get());
   pmix_ = std::make_unique<PmixLink>(context_, std::move(job));
   guests_.set_pmix(pmix_.get());

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "runtime/core/environment.h"
@@ -17,8 +18,9 @@ namespace mosix {
 
 namespace asio = boost::asio;
 
-PmiServer::PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname)
-    : context_(context), map_(std::move(map)), kvsname_(std::move(kvsname)) {
+PmiServer::PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname,
+                     std::function<void(int, int)> on_abort)
+    : context_(context), on_abort_(std::move(on_abort)), map_(std::move(map)), kvsname_(std::move(kvsname)) {
   for (std::uint32_t node : map_.rank_nodes) {
     if (static_cast<int>(node) == context_.rank()) ++local_ranks_;
   }
@@ -139,10 +141,15 @@ void PmiServer::serve(Client& c, const pmi::Command& m) {
     in_mpi_.erase(c.rank);
     send(c, pmi::reply("finalize_ack", {}));
   } else if (cmd == "abort") {
-    // The copy exits with its code next; the job's exit rule takes it (it
-    // is not one that forgot MPI_Finalize).
+    // MPICH's client has printed its message and waits to be ended, as
+    // Hydra ends it: the copy is ended with its code, and the job's exit
+    // rule takes it from there (it is not one that forgot MPI_Finalize).
     in_mpi_.erase(c.rank);
-    spdlog::debug("{}: rank {} aborts with status {}", context_.node_name(), c.rank, m.get("exitcode"));
+    int code = 1;
+    const std::string text = m.get("exitcode");
+    std::from_chars(text.data(), text.data() + text.size(), code);
+    spdlog::debug("{}: rank {} aborts with status {}", context_.node_name(), c.rank, code);
+    if (on_abort_) on_abort_(c.rank, code);
   } else if (cmd == "publish_name" || cmd == "lookup_name" || cmd == "unpublish_name") {
     const std::uint64_t id = kPmiRequestBit | next_request_++;
     const std::string service = m.get("service");

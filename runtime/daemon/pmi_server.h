@@ -15,6 +15,7 @@
 #pragma once
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -31,7 +32,8 @@ namespace mosix {
 class PmiServer {
  public:
   // `map`: where every rank of the job runs; `kvsname`: the job's name.
-  PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname);
+  // `on_abort(rank, code)`: a copy called MPI_Abort and waits to be ended.
+  PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname, std::function<void(int, int)> on_abort);
   ~PmiServer();
   PmiServer(const PmiServer&) = delete;
   PmiServer& operator=(const PmiServer&) = delete;
@@ -66,6 +68,7 @@ class PmiServer {
   void drop(Client& c);
 
   DaemonContext& context_;
+  std::function<void(int, int)> on_abort_;
   MpiJobMap map_;
   std::string kvsname_;
   int local_ranks_ = 0;  // copies of the job on this node

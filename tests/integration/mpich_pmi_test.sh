@@ -3,11 +3,12 @@
 # virtual cluster meet through the home node for each barrier's key-value
 # exchange. hello (a collective) and ring (1 MiB blocks between neighbours),
 # built with mpicc.mpich, print what `mpiexec.mpich` prints for the same
-# binary (sorted), on one node and on 3 virtual nodes. An MPICH copy is told
-# from an Open MPI one by the library it links, and gets no PMIx variables.
+# binary (sorted), on one node and on 3 virtual nodes; MPI_Abort ends the job
+# with its code. An MPICH copy is told from an Open MPI one by the library it
+# links, and gets no PMIx variables.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mpich_mpi_hello mpich_mpi_ring; do
+for tool in mosixrun mpich_mpi_hello mpich_mpi_ring mpich_mpi_abort; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (no mpicc.mpich: apt-get install libmpich-dev mpich)"
     exit 77
@@ -45,6 +46,18 @@ check_eq "--vcluster 2 -np 4 by slot: MPICH sees two ranks on each node" \
   $'rank 0 local 2\nrank 1 local 2\nrank 2 local 2\nrank 3 local 2' "$got"
 got=$("$BIN/mosixrun" --oversubscribe -np 3 "$hello" local 2> "$TMP/err" | sort) || true
 check_eq "one node: MPICH sees the 3 ranks on it" $'rank 0 local 3\nrank 1 local 3\nrank 2 local 3' "$got"
+
+# MPI_Abort(comm, 7) in rank 2: MPICH prints its message and waits to be
+# ended, as Hydra ends it; the job ends with 7, as under mpiexec.mpich.
+rc=0
+timeout 120 mpiexec.mpich -n 3 "$BIN/mpich_mpi_abort" > /dev/null 2>&1 || rc=$?
+check_eq "mpiexec.mpich: MPI_Abort(comm, 7) ends the job with 7 (the comparison means something)" 7 "$rc"
+for where in "--oversubscribe" "--vcluster 3"; do
+  rc=0
+  "$BIN/mosixrun" $where -np 3 "$BIN/mpich_mpi_abort" > /dev/null 2> "$TMP/err" || rc=$?
+  check_eq "abort, $where: the job ends with MPI_Abort's 7" 7 "$rc"
+  check_contains "abort, $where: MPICH's message names the rank" "rank 2 in comm 0" "$(cat "$TMP/err")"
+done
 
 # The copy's environment: PMI's, not PMIx's (no helper was started for it).
 got=$("$BIN/mosixrun" --mpi pmi -np 2 sh -c 'echo "$PMI_RANK/$PMI_SIZE fd=${PMI_FD:+set} pmix=${PMIX_SERVER_URI4:-none}"' \
