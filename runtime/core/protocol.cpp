@@ -137,6 +137,35 @@ void fields(auto& a, Is<NameReply> auto& m) {
   a("names", m.names);
 }
 
+void fields(auto& a, Is<GuestAttach> auto& m) { a("rank", m.rank); }
+
+void fields(auto& a, Is<GuestSpawn> auto& m) {
+  a("request_id", m.request_id);
+  a("parent_rank", m.parent_rank);
+  a("count", m.count);
+  a("argv", m.argv);
+  a("env", m.env);
+  a("cwd", m.cwd);
+  a("where", m.where);
+}
+
+void fields(auto& a, Is<GuestSpawnReply> auto& m) {
+  a("request_id", m.request_id);
+  a("parent_rank", m.parent_rank);
+  a("status", m.status);
+  a("reason", m.reason);
+  a("ranks", m.ranks);
+  a("nodes", m.nodes);
+}
+
+void fields(auto& a, Is<GuestMessage> auto& m) {
+  a("source_rank", m.source_rank);
+  a("dest_rank", m.dest_rank);
+  a("kind", m.kind);
+  a("tag", m.tag);
+  a("bytes", m.bytes);
+}
+
 void fields(auto& a, Is<ModexReply> auto& m) {
   a("request_id", m.request_id);
   a("status", m.status);
@@ -430,6 +459,10 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kNameLookup: return "NameLookup";
     case MessageType::kNameUnpublish: return "NameUnpublish";
     case MessageType::kNameReply: return "NameReply";
+    case MessageType::kGuestAttach: return "GuestAttach";
+    case MessageType::kGuestSpawn: return "GuestSpawn";
+    case MessageType::kGuestSpawnReply: return "GuestSpawnReply";
+    case MessageType::kGuestMessage: return "GuestMessage";
   }
   return "unknown";
 }
@@ -493,6 +526,10 @@ template Frame encode_frame(const NamePublish&);
 template Frame encode_frame(const NameLookup&);
 template Frame encode_frame(const NameUnpublish&);
 template Frame encode_frame(const NameReply&);
+template Frame encode_frame(const GuestAttach&);
+template Frame encode_frame(const GuestSpawn&);
+template Frame encode_frame(const GuestSpawnReply&);
+template Frame encode_frame(const GuestMessage&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -533,6 +570,10 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kNameLookup: return decode_payload<NameLookup>(payload);
     case MessageType::kNameUnpublish: return decode_payload<NameUnpublish>(payload);
     case MessageType::kNameReply: return decode_payload<NameReply>(payload);
+    case MessageType::kGuestAttach: return decode_payload<GuestAttach>(payload);
+    case MessageType::kGuestSpawn: return decode_payload<GuestSpawn>(payload);
+    case MessageType::kGuestSpawnReply: return decode_payload<GuestSpawnReply>(payload);
+    case MessageType::kGuestMessage: return decode_payload<GuestMessage>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 9;
+inline constexpr std::uint16_t kProtocolVersion = 10;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -67,6 +67,10 @@ enum class MessageType : std::uint16_t {
   kNameLookup = 27,
   kNameUnpublish = 28,
   kNameReply = 29,
+  kGuestAttach = 30,
+  kGuestSpawn = 31,
+  kGuestSpawnReply = 32,
+  kGuestMessage = 33,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -427,12 +431,73 @@ struct NameReply {
   bool operator==(const NameReply&) const = default;
 };
 
+// The guest spawn service (daemon/guest_service.h): a running guest asks its
+// node for new guests of its own job, and guests of a job exchange messages
+// (compat/pvm's transport). Guest -> its node over the node's guest socket,
+// first: which rank the connection belongs to.
+struct GuestAttach {
+  static constexpr MessageType kType = MessageType::kGuestAttach;
+  std::int32_t rank = 0;
+  bool operator==(const GuestAttach&) const = default;
+};
+
+// Guest -> its node -> home: start `count` new guests of the job, placed by
+// the home's placement (or on the node named `where`, if it exists), started
+// like the first copies. They get new ranks after every rank in use.
+struct GuestSpawn {
+  static constexpr MessageType kType = MessageType::kGuestSpawn;
+  std::uint64_t request_id = 0;      // the asker's, sent back in the reply
+  std::int32_t parent_rank = 0;
+  std::uint32_t count = 1;
+  std::vector<std::string> argv;     // argv[0]: the program, found on PATH as exec does
+  std::vector<std::string> env;      // complete environment
+  std::string cwd;
+  std::string where;                 // a node name, or "" for the placement's choice
+  bool operator==(const GuestSpawn&) const = default;
+};
+
+// Home -> the asker's node -> the asker: the new ranks and their nodes (in
+// order), or why none were started (status != 0, reason for the user).
+struct GuestSpawnReply {
+  static constexpr MessageType kType = MessageType::kGuestSpawnReply;
+  std::uint64_t request_id = 0;
+  std::int32_t parent_rank = 0;
+  std::int32_t status = 0;
+  std::string reason;
+  std::vector<std::int32_t> ranks;
+  std::vector<std::uint32_t> nodes;
+  bool operator==(const GuestSpawnReply&) const = default;
+};
+
+// A message between two guests of a job: sender -> its node -> home -> the
+// receiver's node -> the receiver, so it is in order per sender and
+// receiver. `kind` and `tag` are the guests' own (compat/pvm's). From home
+// with source_rank kFromHome: the job's news (kGuestMessageExited).
+inline constexpr std::int32_t kFromHome = -1;
+// Kinds of a guest's requests to the home (dest_rank kFromHome), and of the
+// home's answers (source_rank kFromHome).
+inline constexpr std::uint32_t kAskWatchExit = 0xffff0001u;  // tag: the rank to watch
+inline constexpr std::uint32_t kAskSignal = 0xffff0002u;     // tag: the rank; bytes[0]: the signal
+inline constexpr std::uint32_t kAskGroup = 0xffff0003u;      // tag: a GroupOp; bytes: group_request
+inline constexpr std::uint32_t kGuestMessageExited = 0xffff0011u;  // tag: the rank that ended
+inline constexpr std::uint32_t kGroupAnswer = 0xffff0012u;         // tag: the result; bytes: ranks
+struct GuestMessage {
+  static constexpr MessageType kType = MessageType::kGuestMessage;
+  std::int32_t source_rank = 0;
+  std::int32_t dest_rank = 0;
+  std::uint32_t kind = 0;
+  std::int32_t tag = 0;
+  Bytes bytes;
+  bool operator==(const GuestMessage&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
                              MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
-                             NamePublish, NameLookup, NameUnpublish, NameReply>;
+                             NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
+                             GuestSpawnReply, GuestMessage>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

@@ -50,6 +50,17 @@ void add_agent(std::vector<std::string>& env) {
   env.push_back("LD_PRELOAD=" + agent);
 }
 
+// PVM programs find our libpvm3.so.3 (compat/pvm) before the system's: their
+// tasks are guests, and they need no pvmd.
+void add_pvm_library(std::vector<std::string>& env) {
+  auto found = sys::installed_library("pvm/libpvm3.so.3");
+  if (!found || ::access(found->c_str(), R_OK) != 0) return;
+  std::string dir = found->substr(0, found->rfind('/'));
+  auto old = get_env(env, "LD_LIBRARY_PATH");
+  if (old && (*old == dir || old->rfind(dir + ":", 0) == 0)) return;
+  set_env(env, "LD_LIBRARY_PATH", old && !old->empty() ? dir + ":" + *old : dir);
+}
+
 // Whatever the transport opened (MPI's sockets and pipes) must not leak into
 // guests: a guest holding a socket could not be checkpointed, nor moved.
 void keep_fds_from_guests() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
@@ -105,6 +116,10 @@ std::uint64_t GuestTable::cpu_before_us(const LocalGuest& g) const {
 
 void GuestTable::spawn(SpawnGuest s) {
   set_env(s.env, "MOSIX_NODE", context_.node_name());
+  if (!guest_socket_.empty()) {
+    set_env(s.env, "MOSIX_GUEST_SOCKET", guest_socket_);
+    add_pvm_library(s.env);
+  }
   if (!context_.options().no_agent) add_agent(s.env);
   GuestStart start;
   start.flags = s.flags;

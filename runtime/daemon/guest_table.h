@@ -109,6 +109,8 @@ class GuestTable {
   void set_pmi(PmiServer* pmi) { pmi_ = pmi; }
   // What one CPU second of a guest here is worth in reference-CPU seconds.
   void set_machine_speed(double speed) { machine_speed_ = speed; }
+  // The node's guest socket (guest_service.h): guests find it in MOSIX_GUEST_SOCKET.
+  void set_guest_socket(std::string path) { guest_socket_ = std::move(path); }
 
   // SpawnGuest: a new copy (kSpawnRestore: one from its image). Reports
   // GuestStarted, or GuestExited with 127 (the reason in the log).
@@ -174,6 +176,7 @@ class GuestTable {
   PmiServer* pmi_ = nullptr;  // the node daemon's, for MPICH copies (kSpawnPmi)
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
+  std::string guest_socket_;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
   std::vector<int> core_users_;             // guests bound to each
   std::map<int, std::unique_ptr<LocalGuest>> guests_;

@@ -210,6 +210,7 @@ void HomeRouter::place_if_ready() {
     }
     set_env(s.env, "OMPI_COMM_WORLD_LOCAL_SIZE", std::to_string(per_node[node]));
     set_env(s.env, "OMPI_COMM_WORLD_NODE_RANK", std::to_string(lr));
+    set_env(s.env, "MOSIX_NODES", node_names());
     if ((s.flags & kSpawnBindAuto) && per_node[node] <= static_cast<int>(hellos_[node]->cores)) {
       s.flags |= kSpawnBindCore;
     }
@@ -251,7 +252,10 @@ void HomeRouter::from_node(int source, const Message& message) {
     place_if_ready();
   } else {
     if (auto* started = std::get_if<GuestStarted>(&message)) started_.insert(started->rank);
-    if (auto* exited = std::get_if<GuestExited>(&message)) started_.insert(exited->rank);
+    if (auto* exited = std::get_if<GuestExited>(&message)) {
+      started_.insert(exited->rank);
+      rank_ended(exited->rank);
+    }
     mosixrun_->send(message);
   }
 }
@@ -273,7 +277,10 @@ void HomeRouter::route_result(const MigrateResult& result) {
     std::vector<Message> early = std::move(held->second);
     held_.erase(held);
     if (result.ok) {
-      for (Message& m : early) to_mosixrun(m);
+      for (Message& m : early) {
+        if (auto* exited = std::get_if<GuestExited>(&m)) rank_ended(exited->rank);
+        to_mosixrun(m);
+      }
     }
   }
   mosixrun_->send(result);

@@ -24,6 +24,7 @@
 
 #include "runtime/core/expected.h"
 #include "runtime/core/fence.h"
+#include "runtime/core/guest_groups.h"
 #include "runtime/core/published_names.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
@@ -43,6 +44,8 @@ class HomeRouter {
     std::function<void(int node)> node_gone;               // liveness declared it gone
     std::function<void(const std::string& why)> shutdown;  // mosixrun spoke garbage
     std::function<void(const MpiJobMap& map)> mpi_job_map; // this node runs MPI copies of the job
+    // For a guest of the home node (its guest socket): a reply or a message.
+    std::function<void(const Message& message, std::int32_t rank)> to_local_guest;
   };
   // Copies placed on the home node start in `guests` at once.
   HomeRouter(DaemonContext& context, GuestTable& guests, Hooks hooks);
@@ -68,6 +71,13 @@ class HomeRouter {
   void fence(int source, FenceContribution part);
   // MPI_Publish_name and friends: the job's names are kept here.
   void names(int source, const Message& request);
+  // The spawn service (home_guests.cpp): a guest asks for new guests of the
+  // job; they are placed, announced to mosixrun, started, and the asker's
+  // node gets the reply.
+  void guest_spawn(int source, const GuestSpawn& request);
+  // A message between guests goes to the receiver's node; one for the home
+  // itself (dest_rank kFromHome) asks to be told when a rank ends.
+  void guest_message(GuestMessage message);
   // The final word on a migration.
   void route_result(const MigrateResult& result);
   // Node `node` is gone (already marked lost): it is told, so are the
@@ -85,6 +95,10 @@ class HomeRouter {
   void to_mosixrun(const Message& message);
   void check_liveness();
   void release_stdin(int rank);
+  void rank_ended(int rank);
+  void to_guest(int rank, const Message& message);
+  void answer_groups(const std::vector<GroupAnswer>& answers);
+  std::string node_names() const;  // "vnode0,vnode1,...": the job's nodes (MOSIX_NODES)
   std::vector<RankRestart> restart_lost_ranks(int node);
 
   DaemonContext& context_;
@@ -106,6 +120,10 @@ class HomeRouter {
   std::map<int, int> rank_node_;               // where each rank runs
   std::set<int> started_;                      // ranks whose node said they started (or ended)
   std::vector<std::uint32_t> mpi_rank_nodes_;  // an MPI job: where each rank runs (they do not move)
+  int next_rank_ = -1;                         // the spawn service's next new rank
+  std::set<int> ended_;                        // ranks whose end was reported
+  std::map<int, std::set<int>> exit_watchers_; // rank -> ranks to tell when it ends
+  GuestGroups groups_;                         // compat/pvm's groups
   FenceCollector fences_;
   PublishedNames names_;
 

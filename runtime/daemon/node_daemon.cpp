@@ -20,6 +20,7 @@
 #include "runtime/daemon/checkpoint_scheduler.h"
 #include "runtime/daemon/cpu_cap.h"
 #include "runtime/daemon/daemon_context.h"
+#include "runtime/daemon/guest_service.h"
 #include "runtime/daemon/guest_table.h"
 #include "runtime/daemon/home_router.h"
 #include "runtime/daemon/load_agent.h"
@@ -50,6 +51,7 @@ class NodeDaemon {
         transport_sd_(io_, ::dup(transport.event_fd())),
         term_signals_(io_, SIGTERM, SIGINT, SIGHUP),
         guests_(context_),
+        guest_service_(context_),
         migrations_(context_, guests_),
         load_(context_, guests_, migrations_),
         checkpoints_(context_, guests_) {
@@ -57,7 +59,10 @@ class NodeDaemon {
       router_.emplace(context_, guests_,
                       HomeRouter::Hooks{[this](int node) { node_lost(node); },
                                         [this](const std::string& why) { shutdown(why); },
-                                        [this](const MpiJobMap& map) { mpi_job_map(map); }});
+                                        [this](const MpiJobMap& map) { mpi_job_map(map); },
+                                        [this](const Message& m, std::int32_t rank) {
+                                          guest_service_.deliver(m, rank);
+                                        }});
     }
   }
   NodeDaemon(const NodeDaemon&) = delete;
@@ -83,6 +88,7 @@ class NodeDaemon {
   std::unique_ptr<PmixLink> pmix_;  // once the node runs MPI copies
   std::unique_ptr<PmiServer> pmi_;  // the same, for MPICH copies
   GuestTable guests_;
+  GuestService guest_service_;
   Migrations migrations_;
   LoadAgent load_;
   CheckpointScheduler checkpoints_;
@@ -229,6 +235,18 @@ void NodeDaemon::handle(int source, Message message) {
                      pmix_->names_answered(reply);
                    }
                  },
+                 [&](const GuestSpawn& request) {
+                   if (router_) router_->guest_spawn(source, request);
+                 },
+                 [&](const GuestSpawnReply& reply) { guest_service_.deliver(reply, reply.parent_rank); },
+                 [&](GuestMessage& m) {
+                   if (router_) {
+                     router_->guest_message(std::move(m));
+                   } else {
+                     guest_service_.deliver(m, m.dest_rank);
+                   }
+                 },
+                 [&](const GuestAttach&) {},
                  [&](const MigrateRequest& move) { migrations_.request(source, move); },
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },
@@ -326,6 +344,11 @@ int NodeDaemon::run() {
   if (Status s = say_hello(); !s) {
     spdlog::error("{}", s.error().message);
     return 1;
+  }
+  if (Status s = guest_service_.start(); s) {
+    guests_.set_guest_socket(guest_service_.path());
+  } else {
+    spdlog::warn("{}: no guest socket (no spawn service, no PVM): {}", context_.node_name(), s.error().message);
   }
   if (router_) router_->start();
   wait_transport();

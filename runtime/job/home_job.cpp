@@ -172,6 +172,9 @@ void HomeJob::from_home(Message message) {
                    hellos_[static_cast<int>(hello.rank)] = std::move(hello);
                  },
                  [this](GuestStarted& started) { guest_started(started); },
+                 // A guest asked for new guests of the job (the spawn
+                 // service): they count as copies from now on.
+                 [this](SpawnGuest& spawned) { guest_spawned(spawned); },
                  [this](GuestExited& exited) { rank_ended(exited.rank, exited); },
                  [this](LoadReport& load) {
                    for (const LoadEntry& e : load.entries) loads_[static_cast<int>(e.node)] = e;
@@ -211,6 +214,16 @@ void HomeJob::guest_started(const GuestStarted& started) {
     home_->send(GuestSignal{started.rank, SIGCONT, end_cpu_us_});
   }
   end_when_started();
+}
+
+// The home node announces each guest it starts for another guest before
+// that guest's own end can reach us: the job waits for the new one too.
+void HomeJob::guest_spawned(const SpawnGuest& spawned) {
+  if (ranks_.count(spawned.rank)) return;
+  if (Status s = relay_.open_files(spawned.rank); !s) spdlog::warn("rank {}: {}", spawned.rank, s.error().message);
+  ranks_[spawned.rank].end.rank = spawned.rank;
+  spec_.record.guests.push_back(GuestRecord{spawned.rank, 0, "", "starting", -1});
+  record_dirty_ = true;
 }
 
 // Progress comes from the target straight home, the result through the

@@ -75,6 +75,7 @@ class HomeJob {
   void from_home(Message message);
   void output_from_home(const GuestOutputView& out);
   void guest_started(const GuestStarted& started);
+  void guest_spawned(const SpawnGuest& spawned);
   void migration_progress(const MigrateProgress& step);
   void balance_report(BalanceReport& report);
   void start_stdin_pump();

@@ -1,0 +1,61 @@
+// The guest socket of a node: running guests of the job talk to their node
+// daemon here (a unix socket whose path each guest finds in
+// MOSIX_GUEST_SOCKET). A guest attaches with its rank (GuestAttach), then
+// may ask for new guests of its job (GuestSpawn: the spawn service, placed
+// and started by the home node, see HomeRouter::guest_spawn) and exchange
+// GuestMessage with the job's other guests, routed through the home node.
+// compat/pvm (libpvm3's pvm_spawn and messages) is its first user; MPI's
+// MPI_Comm_spawn (issue 14) and fork-and-forget placement at exec (issue 15)
+// can ask for guests the same way.
+//
+// A guest reads at its own pace: what is for it waits in a queue here, and
+// what arrives for a rank before it attached waits until it does.
+#pragma once
+
+#include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "runtime/core/expected.h"
+#include "runtime/core/protocol.h"
+#include "runtime/daemon/daemon_context.h"
+#include "runtime/daemon/frame_socket.h"
+
+namespace mosix {
+
+class GuestService {
+ public:
+  explicit GuestService(DaemonContext& context);
+  ~GuestService();
+  GuestService(const GuestService&) = delete;
+  GuestService& operator=(const GuestService&) = delete;
+
+  // Listens at a path in the runtime directory and starts accepting.
+  Status start();
+  // Where the guests of this node connect ("" before start() or if it failed).
+  const std::string& path() const { return path_; }
+
+  // For a guest of this node: its reply, or a message from another guest.
+  void deliver(const Message& message, std::int32_t rank);
+  // The guest ended: what waits for it is dropped, its connection closed.
+  void guest_ended(std::int32_t rank);
+
+ private:
+  struct Connection;
+  void accept_next();
+  void read(const std::shared_ptr<Connection>& c);
+  void from_guest(const std::shared_ptr<Connection>& c, Message message);
+  void write(const std::shared_ptr<Connection>& c);
+  void close(const std::shared_ptr<Connection>& c);
+
+  DaemonContext& context_;
+  std::string path_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
+  std::map<std::int32_t, std::shared_ptr<Connection>> attached_;
+  std::map<std::int32_t, std::deque<Frame>> waiting_;  // for ranks not attached yet
+};
+
+}  // namespace mosix

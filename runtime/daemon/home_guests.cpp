@@ -1,0 +1,161 @@
+// The home router's part of the spawn service and of the messages between
+// guests (see guest_service.h for the guests' side).
+#include <algorithm>
+#include <csignal>
+#include <spdlog/spdlog.h>
+
+#include "runtime/core/environment.h"
+#include "runtime/core/node_state.h"
+#include "runtime/core/placement.h"
+#include "runtime/daemon/home_router.h"
+
+namespace mosix {
+
+namespace {
+constexpr std::uint32_t kMaxSpawnCount = 4096;
+}  // namespace
+
+void HomeRouter::to_guest(int rank, const Message& message) {
+  auto it = rank_node_.find(rank);
+  if (it == rank_node_.end()) return;  // no such rank: dropped, as PVM drops mail to a dead task
+  if (it->second == context_.rank()) {
+    if (hooks_.to_local_guest) hooks_.to_local_guest(message, rank);
+  } else {
+    context_.send(it->second, message);
+  }
+}
+
+std::string HomeRouter::node_names() const {
+  std::string names;
+  for (const auto& h : hellos_) {
+    if (h) names += (names.empty() ? "" : ",") + h->node_name;
+  }
+  return names;
+}
+
+void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
+  GuestSpawnReply reply;
+  reply.request_id = request.request_id;
+  reply.parent_rank = request.parent_rank;
+  auto refuse = [&](std::string why) {
+    reply.status = -1;
+    reply.reason = std::move(why);
+    context_.send(source, reply);
+  };
+  if (!placed_) return refuse("the job's first copies are not placed yet");
+  if (request.count == 0 || request.count > kMaxSpawnCount) {
+    return refuse("a spawn asks for 1 to " + std::to_string(kMaxSpawnCount) + " guests, not " +
+                  std::to_string(request.count));
+  }
+  if (request.argv.empty() || request.argv[0].empty()) return refuse("a spawn names no program");
+
+  // Every node that is alive, loaded with the job's guests running there now.
+  std::vector<NodeLoad> nodes;
+  std::vector<int> node_of;  // index in `nodes` -> transport rank
+  std::map<int, int> running;
+  for (const auto& [rank, node] : rank_node_) {
+    if (!ended_.count(rank)) running[node]++;
+  }
+  for (size_t i = 0; i < hellos_.size(); ++i) {
+    if (!hellos_[i] || context_.is_lost(static_cast<int>(i))) continue;
+    if (!request.where.empty() && hellos_[i]->node_name != request.where) continue;
+    NodeLoad n;
+    n.id = static_cast<NodeId>(i);
+    n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));
+    n.speed = hellos_[i]->speed;
+    n.load = load_with(n, running[static_cast<int>(i)]);
+    nodes.push_back(n);
+    node_of.push_back(static_cast<int>(i));
+  }
+  if (nodes.empty()) {
+    return refuse(request.where.empty() ? "no node is left to run it" : "no node named '" + request.where + "'");
+  }
+  PlacementRequest placement;
+  placement.copies = static_cast<int>(request.count);
+  placement.oversubscribe = true;
+  auto where = place(nodes, placement);
+  if (!where) return refuse(where.error().message);
+
+  if (next_rank_ < 0) {
+    next_rank_ = context_.options().copies;
+    for (const auto& [rank, node] : rank_node_) next_rank_ = std::max(next_rank_, rank + 1);
+  }
+  const int first = next_rank_;
+  for (size_t index : *where) {
+    int node = node_of[index];
+    SpawnGuest s;
+    s.rank = next_rank_++;
+    s.argv = request.argv;
+    s.env = request.env;
+    s.cwd = request.cwd;
+    set_env(s.env, "MOSIX_RANK", std::to_string(s.rank));
+    set_env(s.env, "MOSIX_PARENT_RANK", std::to_string(request.parent_rank));
+    set_env(s.env, "MOSIX_SPAWN_RANKS", std::to_string(first) + "," + std::to_string(request.count));
+    set_env(s.env, "MOSIX_NODES", node_names());
+    rank_node_[s.rank] = node;
+    spdlog::debug("rank {} spawns rank {} -> node {} ({})", request.parent_rank, s.rank, node,
+                  hellos_[static_cast<size_t>(node)]->node_name);
+    mosixrun_->send(s);  // before anything of the new rank, or the asker's end, can reach mosixrun
+    context_.send(node, s);
+    reply.ranks.push_back(s.rank);
+    reply.nodes.push_back(static_cast<std::uint32_t>(node));
+  }
+  context_.send(source, reply);
+}
+
+void HomeRouter::guest_message(GuestMessage message) {
+  if (message.dest_rank != kFromHome) {
+    to_guest(message.dest_rank, message);
+    return;
+  }
+  if (message.kind == kAskSignal) {
+    // pvm_kill, pvm_sendsig: a signal for a rank, from a guest of its job.
+    int signo = message.bytes.empty() ? SIGTERM : message.bytes[0];
+    if (auto it = rank_node_.find(message.tag); it != rank_node_.end() && !ended_.count(message.tag) && signo > 0 &&
+                                                 signo < NSIG) {
+      context_.send(it->second, GuestSignal{message.tag, signo, 0});
+    }
+    return;
+  }
+  if (message.kind == kAskGroup) {
+    auto request = decode_group_request(message.bytes);
+    if (!request) {
+      to_guest(message.source_rank, GuestMessage{kFromHome, message.source_rank, kGroupAnswer, kGroupBadParam, {}});
+      return;
+    }
+    answer_groups(groups_.request(message.source_rank, *request));
+    return;
+  }
+  if (message.kind != kAskWatchExit) return;
+  // Tell message.source_rank when rank `tag` ends.
+  const int watched = message.tag;
+  if (ended_.count(watched) || !rank_node_.count(watched)) {
+    to_guest(message.source_rank, GuestMessage{kFromHome, message.source_rank, kGuestMessageExited, watched, {}});
+  } else {
+    exit_watchers_[watched].insert(message.source_rank);
+  }
+}
+
+void HomeRouter::answer_groups(const std::vector<GroupAnswer>& answers) {
+  for (const GroupAnswer& a : answers) {
+    GuestMessage m{kFromHome, a.to_rank, kGroupAnswer, a.result, {}};
+    for (std::int32_t r : a.ranks) {
+      for (int i = 0; i < 4; ++i) m.bytes.push_back(static_cast<std::uint8_t>(static_cast<std::uint32_t>(r) >> (8 * i)));
+    }
+    to_guest(a.to_rank, m);
+  }
+}
+
+void HomeRouter::rank_ended(int rank) {
+  ended_.insert(rank);
+  answer_groups(groups_.rank_ended(rank));
+  auto it = exit_watchers_.find(rank);
+  if (it == exit_watchers_.end()) return;
+  std::set<int> watchers = std::move(it->second);
+  exit_watchers_.erase(it);
+  for (int w : watchers) {
+    if (!ended_.count(w)) to_guest(w, GuestMessage{kFromHome, w, kGuestMessageExited, rank, {}});
+  }
+}
+
+}  // namespace mosix
