@@ -222,6 +222,7 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
   if (ranks_.count(spawned.rank)) return;
   if (Status s = relay_.open_files(spawned.rank); !s) spdlog::warn("rank {}: {}", spawned.rank, s.error().message);
   ranks_[spawned.rank].end.rank = spawned.rank;
+  ranks_[spawned.rank].spawned = true;
   spec_.record.guests.push_back(GuestRecord{spawned.rank, 0, "", "starting", -1});
   record_dirty_ = true;
 }
@@ -527,7 +528,12 @@ Expected<int> HomeJob::exit_status() {
   if (timed_out_) return kTimeoutExitStatus;
   if (!start_failure_.empty()) return make_error(start_failure_);
   std::vector<GuestEnd> ends;
-  for (const auto& [rank, r] : ranks_) ends.push_back(r.end);
+  for (const auto& [rank, r] : ranks_) {
+    // A guest started for another one and ended by a signal through the
+    // runtime (pvm_kill of a PVM task) was ended by its own job, as asked.
+    if (r.spawned && r.end.ended_by_runtime && !ending_) continue;
+    ends.push_back(r.end);
+  }
   if (signals_.interrupted()) return kInterruptedExitStatus;
   if (!fatal_.empty() && !std::any_of(ends.begin(), ends.end(), is_failure)) {
     spdlog::error("{}", fatal_);

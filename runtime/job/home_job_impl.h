@@ -62,6 +62,7 @@ class HomeJob {
     int moves = 0;               // migrations that moved it
     int balancer_moves = 0;      // of which the node daemons decided on their own
     GuestDecision decision;      // its node's last rebalancing verdict
+    bool spawned = false;        // started for another guest (the spawn service)
   };
   struct PendingMigration {
     ControlReply reply;

@@ -1,0 +1,253 @@
+#include "compat/pvm/task.h"
+
+#include <algorithm>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/core/guest_groups.h"
+
+namespace mosix::pvm {
+namespace {
+
+constexpr int kPvmdTid = static_cast<int>(0x80000000u);  // notifications come from "the pvmd"
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  return (*end == '\0' || *end == ',') ? static_cast<int>(n) : fallback;
+}
+
+std::vector<std::string> split(const char* s) {
+  std::vector<std::string> out;
+  if (s == nullptr) return out;
+  std::string cur;
+  for (const char* p = s;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+      if (*p == '\0') break;
+    } else {
+      cur += *p;
+    }
+  }
+  return out;
+}
+
+long now_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+}  // namespace
+
+Task& task() {
+  static Task t;
+  return t;
+}
+
+int Task::enroll() {
+  if (fd_ >= 0) return 0;
+  const char* path = std::getenv("MOSIX_GUEST_SOCKET");
+  rank_ = env_int("MOSIX_RANK", -1);
+  if (path == nullptr || rank_ < 0) return -14;  // PvmSysErr: no job to belong to
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (std::strlen(path) >= sizeof addr.sun_path) return -14;
+  std::strcpy(addr.sun_path, path);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -14;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -14;
+  }
+  fd_ = fd;
+  if (!write_frame(encode_frame(GuestAttach{rank_}))) {
+    leave();
+    return -14;
+  }
+  int parent = env_int("MOSIX_PARENT_RANK", -1);
+  parent_tid_ = parent >= 0 ? tid_of_rank(parent) : -23;
+  hosts_ = split(std::getenv("MOSIX_NODES"));
+  // Siblings: the tasks spawned with this one, or the job's first copies.
+  int first = 0, count = env_int("MOSIX_SIZE", 1);
+  if (const char* s = std::getenv("MOSIX_SPAWN_RANKS")) {
+    auto parts = split(s);
+    if (parts.size() == 2) {
+      first = std::atoi(parts[0].c_str());
+      count = std::atoi(parts[1].c_str());
+    }
+  }
+  for (int i = 0; i < count; ++i) siblings_.push_back(tid_of_rank(first + i));
+  return 0;
+}
+
+void Task::leave() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+int Task::host_of_node(const std::string& name) const {
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    if (hosts_[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int Task::new_buffer(Encoding enc) {
+  int id = next_buffer_++;
+  buffers_[id].enc = enc;
+  return id;
+}
+
+Buffer* Task::buffer(int id) {
+  auto it = buffers_.find(id);
+  return it == buffers_.end() ? nullptr : &it->second;
+}
+
+bool Task::free_buffer(int id) {
+  if (buffers_.erase(id) == 0) return false;
+  if (sbuf == id) sbuf = 0;
+  if (rbuf == id) rbuf = 0;
+  return true;
+}
+
+bool Task::write_frame(const Frame& frame) {
+  size_t done = 0;
+  while (done < frame.size()) {
+    ssize_t n = ::write(fd_, frame.data() + done, frame.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool Task::send(int dest_rank, int tag, const Buffer& b) {
+  GuestMessage m{rank_, dest_rank, static_cast<std::uint32_t>(b.enc), tag, b.data};
+  return write_frame(encode_frame(m));
+}
+
+bool Task::ask_home(std::uint32_t kind, int tag, std::vector<std::uint8_t> bytes) {
+  return write_frame(encode_frame(GuestMessage{rank_, kFromHome, kind, tag, std::move(bytes)}));
+}
+
+void Task::take(Message message) {
+  if (auto* reply = std::get_if<GuestSpawnReply>(&message)) {
+    spawn_replies_.push_back(std::move(*reply));
+    return;
+  }
+  auto* m = std::get_if<GuestMessage>(&message);
+  if (m == nullptr) return;
+  if (m->source_rank == kFromHome) {
+    if (m->kind == kGroupAnswer) {
+      group_answers_.push_back(std::move(*m));
+    } else if (m->kind == kGuestMessageExited) {
+      auto it = exit_tags_.find(m->tag);
+      if (it == exit_tags_.end()) return;
+      for (int tag : it->second) {
+        Arrived a{kPvmdTid, tag, Encoding::kDefault, {}, 0};
+        int dead = tid_of_rank(m->tag);
+        pack_items(a.bytes, Encoding::kDefault, &dead, 1, 1, sizeof dead);
+        inbox.push_back(std::move(a));
+      }
+      exit_tags_.erase(it);
+    }
+    return;
+  }
+  Encoding enc = m->kind == 1 ? Encoding::kRaw : m->kind == 2 ? Encoding::kInPlace : Encoding::kDefault;
+  inbox.push_back(Arrived{tid_of_rank(m->source_rank), m->tag, enc, std::move(m->bytes), 0});
+}
+
+bool Task::pump(int timeout_ms) {
+  if (fd_ < 0) return false;
+  pollfd p{fd_, POLLIN, 0};
+  int r = ::poll(&p, 1, timeout_ms);
+  if (r < 0) return errno == EINTR;
+  if (r == 0) return true;
+  std::uint8_t chunk[1 << 16];
+  ssize_t n = ::read(fd_, chunk, sizeof chunk);
+  if (n < 0) return errno == EINTR || errno == EAGAIN;
+  if (n == 0) {
+    leave();
+    return false;
+  }
+  in_.insert(in_.end(), chunk, chunk + n);
+  size_t at = 0;
+  while (in_.size() - at >= kFrameHeaderSize) {
+    std::span<const std::uint8_t> rest(in_.data() + at, in_.size() - at);
+    auto header = parse_frame_header(rest);
+    if (!header) {
+      leave();
+      return false;
+    }
+    size_t whole = kFrameHeaderSize + header->payload_size;
+    if (rest.size() < whole) break;
+    auto message = decode_frame(rest.first(whole));
+    if (message) take(std::move(*message));
+    at += whole;
+  }
+  in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+  return true;
+}
+
+std::optional<std::size_t> Task::match(int tid, int tag, int timeout_ms) {
+  const long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+  size_t checked = 0;
+  for (;;) {
+    for (; checked < inbox.size(); ++checked) {
+      const Arrived& a = inbox[checked];
+      if ((tid == -1 || a.src == tid) && (tag == -1 || a.tag == tag)) return checked;
+    }
+    int wait = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : static_cast<int>(std::max(0L, deadline - now_ms()));
+    size_t before = inbox.size();
+    if (!pump(wait)) return std::nullopt;
+    if (inbox.size() == before && wait == 0) {
+      // Nothing more now: one last look at what a non-blocking read brought.
+      if (timeout_ms == 0 || now_ms() >= deadline) return std::nullopt;
+    }
+  }
+}
+
+std::optional<GuestSpawnReply> Task::spawn(const GuestSpawn& request) {
+  GuestSpawn r = request;
+  r.request_id = next_request_++;
+  if (!write_frame(encode_frame(r))) return std::nullopt;
+  for (;;) {
+    for (auto it = spawn_replies_.begin(); it != spawn_replies_.end(); ++it) {
+      if (it->request_id == r.request_id) {
+        GuestSpawnReply reply = std::move(*it);
+        spawn_replies_.erase(it);
+        return reply;
+      }
+    }
+    if (!pump(-1)) return std::nullopt;
+  }
+}
+
+std::optional<GuestMessage> Task::group_answer(std::uint32_t op, const std::string& name, int arg) {
+  auto bytes = encode_group_request(GroupRequest{static_cast<GroupOp>(op), name, arg});
+  if (!ask_home(kAskGroup, static_cast<int>(op), std::move(bytes))) return std::nullopt;
+  while (group_answers_.empty()) {
+    if (!pump(-1)) return std::nullopt;
+  }
+  GuestMessage a = std::move(group_answers_.front());
+  group_answers_.pop_front();
+  return a;
+}
+
+void Task::watch_exit(int rank, int tag) {
+  exit_tags_[rank].push_back(tag);
+  (void)ask_home(kAskWatchExit, rank);
+}
+
+}  // namespace mosix::pvm

@@ -1,0 +1,90 @@
+// The state of one PVM task under mosixrun (compat/pvm): its link to its
+// node daemon's guest socket, its message buffers and the messages that
+// arrived for it but were not received yet. One per process; the PVM API
+// (libpvm.cpp, groups.cpp) is single-threaded, as PVM 3.4's is.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compat/pvm/pack.h"
+#include "runtime/core/protocol.h"
+
+namespace mosix::pvm {
+
+struct Buffer {
+  Encoding enc = Encoding::kDefault;
+  std::vector<std::uint8_t> data;
+  std::size_t pos = 0;  // where the next unpack reads
+  int src = -1;         // a received message's sender tid
+  int tag = -1;
+};
+
+struct Arrived {
+  int src = 0;  // tid (PVM's pvmd tid for a notification)
+  int tag = 0;
+  Encoding enc = Encoding::kDefault;
+  std::vector<std::uint8_t> bytes;
+  int bufid = 0;  // once pvm_probe made it a buffer
+};
+
+class Task {
+ public:
+  // Attaches to the node daemon (MOSIX_GUEST_SOCKET) on first use; a PVM
+  // error code if this process is no guest of a job.
+  int enroll();
+  bool enrolled() const { return fd_ >= 0; }
+  int tid() const { return tid_of_rank(rank_); }
+  int rank() const { return rank_; }
+  int parent() const { return parent_tid_; }
+  const std::vector<int>& siblings() const { return siblings_; }
+  const std::vector<std::string>& hosts() const { return hosts_; }
+  int host_of_node(const std::string& name) const;
+  void leave();
+
+  // Buffers: ids > 0.
+  int new_buffer(Encoding enc);
+  Buffer* buffer(int id);
+  bool free_buffer(int id);
+  int sbuf = 0, rbuf = 0;
+
+  // Messages.
+  bool send(int dest_rank, int tag, const Buffer& b);
+  bool ask_home(std::uint32_t kind, int tag, std::vector<std::uint8_t> bytes = {});
+  // The first waiting message matching (tid -1: any, tag -1: any); waits up
+  // to `timeout_ms` for one (-1 forever, 0 not at all). Index into inbox.
+  std::optional<std::size_t> match(int tid, int tag, int timeout_ms);
+  std::deque<Arrived> inbox;
+  // The home's answers.
+  std::optional<GuestSpawnReply> spawn(const GuestSpawn& request);
+  std::optional<GuestMessage> group_answer(std::uint32_t op, const std::string& name, int arg);
+  // pvm_notify(PvmTaskExit): the tag to deliver when `rank` ends.
+  void watch_exit(int rank, int tag);
+
+ private:
+  bool write_frame(const Frame& frame);
+  // Reads what is there (waiting up to timeout_ms for something); false once the link is gone.
+  bool pump(int timeout_ms);
+  void take(Message message);
+
+  int fd_ = -1;
+  int rank_ = -1;
+  int parent_tid_ = -23;  // PvmNoParent
+  std::vector<int> siblings_;
+  std::vector<std::string> hosts_;
+  std::map<int, Buffer> buffers_;
+  int next_buffer_ = 1;
+  std::vector<std::uint8_t> in_;
+  std::uint64_t next_request_ = 1;
+  std::deque<GuestSpawnReply> spawn_replies_;
+  std::deque<GuestMessage> group_answers_;
+  std::map<int, std::vector<int>> exit_tags_;
+};
+
+Task& task();
+
+}  // namespace mosix::pvm
