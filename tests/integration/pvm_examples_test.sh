@@ -75,7 +75,7 @@ echo "* ep=$BIN:/usr/bin" > "$PVM_TMP/hosts"
 if [[ $(id -u) == 0 ]]; then export PVM_ALLOW_ROOT=1; fi
 /usr/lib/pvm3/lib/pvmd "$PVM_TMP/hosts" > "$PVM_TMP/pvmd.out" 2>&1 &
 pvmd_pid=$!
-trap 'kill $pvmd_pid 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill $pvmd_pid 2>/dev/null || true; rm -rf "$TMP"' EXIT
 if ! wait_for "[[ -s '$PVM_TMP/pvmd.out' ]]"; then
   fail "pvmd did not start: $(cat "$PVM_TMP/pvmd.out")"
   finish
