@@ -7,23 +7,23 @@
 
 namespace mosix::pmi {
 
-std::optional<Command> parse_line(std::string_view line) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+namespace {
+
+// Splits `text` at `separator` into "key=value" items, the first of which
+// must be cmd=NAME. PMI-1 words need their '='; PMI-2 allows a bare key.
+std::optional<Command> parse_items(std::string_view text, char separator, bool bare_keys) {
   Command c;
   bool first = true;
-  std::size_t at = 0;
-  while (at < line.size()) {
-    if (line[at] == ' ') {
-      ++at;
-      continue;
-    }
-    std::size_t end = line.find(' ', at);
-    if (end == std::string_view::npos) end = line.size();
-    const std::string_view word = line.substr(at, end - at);
-    at = end;
-    const std::size_t eq = word.find('=');
-    if (eq == std::string_view::npos || eq == 0) return std::nullopt;
-    std::string key(word.substr(0, eq)), value(word.substr(eq + 1));
+  while (!text.empty()) {
+    std::size_t end = text.find(separator);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view item = text.substr(0, end);
+    text.remove_prefix(std::min(text.size(), end + 1));
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('=');
+    if (eq == 0 || (eq == std::string_view::npos && !bare_keys)) return std::nullopt;
+    std::string key(item.substr(0, std::min(eq, item.size())));
+    std::string value(eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1));
     if (first) {
       if (key != "cmd" || value.empty()) return std::nullopt;
       c.cmd = std::move(value);
@@ -34,6 +34,13 @@ std::optional<Command> parse_line(std::string_view line) {
   }
   if (first) return std::nullopt;
   return c;
+}
+
+}  // namespace
+
+std::optional<Command> parse_line(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return parse_items(line, ' ', false);
 }
 
 std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
@@ -47,6 +54,32 @@ std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::str
   }
   out += '\n';
   return out;
+}
+
+std::optional<std::size_t> frame_length(std::string_view bytes) {
+  if (bytes.size() < 6) return std::nullopt;
+  std::size_t n = 0;
+  bool digits = false;
+  for (char ch : bytes.substr(0, 6)) {
+    if (ch == ' ' && !digits) continue;
+    if (ch < '0' || ch > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::size_t>(ch - '0');
+    digits = true;
+  }
+  if (!digits) return std::nullopt;
+  return n;
+}
+
+std::optional<Command> parse_v2(std::string_view body) { return parse_items(body, ';', true); }
+
+std::string reply_v2(std::string_view cmd, const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string body = "cmd=";
+  body += cmd;
+  body += ';';
+  for (const auto& [k, v] : fields) body += k + "=" + v + ";";
+  std::string length = std::to_string(body.size());
+  if (length.size() < 6) length.insert(0, 6 - length.size(), ' ');
+  return length + body;
 }
 
 bool valid_key(std::string_view key) {

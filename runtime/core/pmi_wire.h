@@ -41,6 +41,17 @@ std::optional<Command> parse_line(std::string_view line);
 // A reply line: "cmd=NAME k1=v1 k2=v2\n", in the order given.
 std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 
+// PMI-2's wire (a client that said "cmd=init pmi_version=2" switches to it):
+// each command is its length in 6 characters (decimal, right-aligned), then
+// "cmd=NAME;k1=v1;k2=v2;" with no newline. frame_length: the length a frame
+// at the start of `bytes` announces (nothing while fewer than 6 bytes are
+// there, or when they are not a number).
+std::optional<std::size_t> frame_length(std::string_view bytes);
+// One frame's body (after its 6 characters).
+std::optional<Command> parse_v2(std::string_view body);
+// A whole frame: length and "cmd=NAME;k=v;...;".
+std::string reply_v2(std::string_view cmd, const std::vector<std::pair<std::string, std::string>>& fields);
+
 // Whether a key or value can go on the wire as it is (no space, newline or
 // '=' in a key; no space or newline in a value; within the maxima).
 bool valid_key(std::string_view key);

@@ -71,8 +71,30 @@ void PmiServer::read(Client& c) {
 
 void PmiServer::take_lines(Client& c) {
   std::size_t at = 0;
-  for (std::size_t end; (end = c.inbox.find('\n', at)) != std::string::npos; at = end + 1) {
-    const std::string_view line(c.inbox.data() + at, end - at);
+  while (at < c.inbox.size()) {
+    const std::string_view rest = std::string_view(c.inbox).substr(at);
+    if (c.v2) {
+      auto length = pmi::frame_length(rest);
+      if (!length && rest.size() < 6) break;
+      if (!length || *length > pmi::kLineMax) {
+        spdlog::error("{}: rank {}: not a PMI-2 frame: its PMI link is closed", context_.node_name(), c.rank);
+        drop(c);
+        return;
+      }
+      if (rest.size() < 6 + *length) break;
+      at += 6 + *length;
+      if (auto command = pmi::parse_v2(rest.substr(6, *length))) {
+        serve_v2(c, *command);
+      } else {
+        spdlog::warn("{}: rank {}: not a PMI-2 command: {}", context_.node_name(), c.rank,
+                     std::string(rest.substr(6, std::min<std::size_t>(*length, 80))));
+      }
+      continue;
+    }
+    const std::size_t end = rest.find('\n');
+    if (end == std::string_view::npos) break;
+    const std::string_view line = rest.substr(0, end);
+    at += end + 1;
     if (c.in_mcmd) {
       // A spawn's lines, up to its "endcmd": refused as a whole.
       if (line == "endcmd") {
@@ -94,7 +116,7 @@ void PmiServer::take_lines(Client& c) {
     serve(c, *command);
   }
   c.inbox.erase(0, at);
-  if (c.inbox.size() > pmi::kLineMax) {
+  if (c.inbox.size() > pmi::kLineMax + 6) {
     spdlog::error("{}: rank {}: a PMI line of more than {} bytes: its PMI link is closed", context_.node_name(),
                   c.rank, pmi::kLineMax);
     drop(c);
@@ -105,6 +127,12 @@ void PmiServer::serve(Client& c, const pmi::Command& m) {
   const std::string& cmd = m.cmd;
   if (cmd == "init") {
     const bool v1 = m.get("pmi_version") == "1";
+    if (m.get("pmi_version") == "2" && m.get("pmi_subversion") == "0") {
+      // A PMI-2 client: its next commands come in PMI-2 frames.
+      send(c, pmi::reply("response_to_init", {{"pmi_version", "2"}, {"pmi_subversion", "0"}, {"rc", "0"}}));
+      c.v2 = true;
+      return;
+    }
     send(c, pmi::reply("response_to_init",
                        {{"pmi_version", "1"}, {"pmi_subversion", "1"}, {"rc", v1 ? "0" : "-1"}}));
     if (v1) in_mpi_.insert(c.rank);
@@ -168,6 +196,85 @@ void PmiServer::serve(Client& c, const pmi::Command& m) {
   }
 }
 
+// PMI-2 (Slurm's pmi2 plugin and Hydra answer the same): the same state as
+// PMI-1's, other names; a request's thrid (a threaded client's) comes back.
+void PmiServer::serve_v2(Client& c, const pmi::Command& m) {
+  const std::string& cmd = m.cmd;
+  auto answer = [&](const std::string& name, std::vector<std::pair<std::string, std::string>> fields) {
+    if (auto thrid = m.fields.find("thrid"); thrid != m.fields.end()) fields.emplace_back("thrid", thrid->second);
+    send(c, pmi::reply_v2(name, fields));
+  };
+  auto found = [&](const std::string& name, const std::map<std::string, std::string>& space, const std::string& key) {
+    auto it = space.find(key);
+    if (it == space.end()) {
+      answer(name, {{"rc", "0"}, {"found", "FALSE"}});
+    } else {
+      answer(name, {{"rc", "0"}, {"found", "TRUE"}, {"value", it->second}});
+    }
+  };
+  if (cmd == "fullinit") {
+    in_mpi_.insert(c.rank);
+    answer("fullinit-response", {{"rc", "0"}, {"pmi-version", "2"}, {"pmi-subversion", "0"},
+                                 {"rank", std::to_string(c.rank)}, {"size", std::to_string(map_.rank_nodes.size())},
+                                 {"appnum", "0"}, {"debugged", "FALSE"}, {"pmiverbose", "FALSE"}});
+  } else if (cmd == "job-getid") {
+    answer("job-getid-response", {{"rc", "0"}, {"jobid", kvsname_}});
+  } else if (cmd == "info-getjobattr") {
+    found("info-getjobattr-response", kvs_, m.get("key"));
+  } else if (cmd == "kvs-put") {
+    const std::string key = m.get("key"), value = m.get("value");
+    if (!pmi::valid_key(key) || !pmi::valid_value(value) || value.find(';') != std::string::npos) {
+      answer("kvs-put-response", {{"rc", "-1"}, {"errmsg", "invalid_key_or_value"}});
+      return;
+    }
+    kvs_[key] = value;
+    puts_.emplace_back(key, value);
+    answer("kvs-put-response", {{"rc", "0"}});
+  } else if (cmd == "kvs-get") {
+    found("kvs-get-response", kvs_, m.get("key"));
+  } else if (cmd == "kvs-fence") {
+    c.in_barrier = true;
+    c.fence_thrid = m.get("thrid");
+    maybe_contribute();
+  } else if (cmd == "info-putnodeattr") {
+    const std::string key = m.get("key");
+    node_attrs_[key] = m.get("value");
+    answer("info-putnodeattr-response", {{"rc", "0"}});
+    // Copies of this node that wait for it get it now.
+    for (auto it = node_waits_.begin(); it != node_waits_.end();) {
+      if (it->key != key) {
+        ++it;
+        continue;
+      }
+      if (auto waiting = clients_.find(it->rank); waiting != clients_.end()) {
+        std::vector<std::pair<std::string, std::string>> fields = {{"rc", "0"}, {"found", "TRUE"},
+                                                                   {"value", node_attrs_[key]}};
+        if (!it->thrid.empty()) fields.emplace_back("thrid", it->thrid);
+        send(*waiting->second, pmi::reply_v2("info-getnodeattr-response", fields));
+      }
+      it = node_waits_.erase(it);
+    }
+  } else if (cmd == "info-getnodeattr") {
+    const std::string key = m.get("key");
+    if (!node_attrs_.count(key) && m.get("wait") == "TRUE") {
+      node_waits_.push_back(NodeWait{c.rank, key, m.get("thrid")});
+      return;
+    }
+    found("info-getnodeattr-response", node_attrs_, key);
+  } else if (cmd == "finalize") {
+    in_mpi_.erase(c.rank);
+    answer("finalize-response", {{"rc", "0"}});
+  } else if (cmd == "abort") {
+    in_mpi_.erase(c.rank);
+    spdlog::debug("{}: rank {} aborts (PMI-2): {}", context_.node_name(), c.rank, m.get("msg"));
+    if (on_abort_) on_abort_(c.rank, 1);
+  } else {
+    // spawn, name-publish/-lookup/-unpublish: not served over PMI-2 yet.
+    spdlog::warn("{}: rank {}: PMI-2 command {} is not served", context_.node_name(), c.rank, cmd);
+    answer(cmd + "-response", {{"rc", "-1"}, {"errmsg", "not_supported_by_mosixrun"}});
+  }
+}
+
 void PmiServer::send(Client& c, const std::string& line) {
   // Replies are short and the copy waits for each: written at once, in full.
   boost::system::error_code ec;
@@ -199,7 +306,13 @@ void PmiServer::fence_released(const FenceRelease& release) {
   for (auto& [rank, c] : clients_) {
     if (!c->in_barrier) continue;
     c->in_barrier = false;
-    send(*c, out);
+    if (!c->v2) {
+      send(*c, out);
+      continue;
+    }
+    std::vector<std::pair<std::string, std::string>> fields = {{"rc", release.status == 0 ? "0" : "-1"}};
+    if (!c->fence_thrid.empty()) fields.emplace_back("thrid", c->fence_thrid);
+    send(*c, pmi::reply_v2("kvs-fence-response", fields));
   }
 }
 

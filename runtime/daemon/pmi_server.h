@@ -1,7 +1,11 @@
 // The PMI-1 server of a node daemon, for MPICH programs: each MPICH copy
 // gets one end of a socket pair as PMI_FD (with PMI_RANK and PMI_SIZE), as
 // Hydra's proxy and Slurm's pmi plugins give it, and speaks core/pmi_wire.h
-// over it: its rank, the job's key-value space, barriers, its finalize.
+// over it: its rank, the job's key-value space, barriers, its finalize. A
+// client that asks for PMI-2 at its init (MPICH built for it, as Slurm's pmi2
+// plugin serves it) speaks PMI-2's frames from then on, over the same state
+// (kvs-put/get/fence, job attributes, node attributes); PMI-2's spawn and
+// names are refused (rc=-1).
 //
 // Served by the node daemon itself, on its loop, not by the PMIx helper:
 // the protocol is a few text lines, needs no library (so an MPICH job starts
@@ -59,10 +63,17 @@ class PmiServer {
     std::vector<char> buf = std::vector<char>(4096);
     bool in_barrier = false;
     bool in_mcmd = false;  // inside a multi-line command (spawn), until "endcmd"
+    bool v2 = false;       // it said init pmi_version=2: PMI-2 frames from now on
+    std::string fence_thrid;  // PMI-2: its kvs-fence's thrid, for the answer
+  };
+  struct NodeWait {  // PMI-2 info-getnodeattr with wait=TRUE, until the key is put
+    int rank;
+    std::string key, thrid;
   };
   void read(Client& c);
   void take_lines(Client& c);
   void serve(Client& c, const pmi::Command& command);
+  void serve_v2(Client& c, const pmi::Command& command);
   void send(Client& c, const std::string& line);
   void maybe_contribute();
   void drop(Client& c);
@@ -75,6 +86,8 @@ class PmiServer {
   std::map<int, std::unique_ptr<Client>> clients_;
   std::set<int> in_mpi_;
   std::map<std::string, std::string> kvs_;  // every pair known here
+  std::map<std::string, std::string> node_attrs_;  // PMI-2's node attributes (this node's copies)
+  std::vector<NodeWait> node_waits_;
   pmi::KeyValues puts_;                      // this node's since the last barrier
   std::uint64_t barriers_ = 0;               // this node's barriers so far
   std::uint64_t next_request_ = 0;

@@ -59,6 +59,22 @@ for where in "--oversubscribe" "--vcluster 3"; do
   check_contains "abort, $where: MPICH's message names the rank" "rank 2 in comm 0" "$(cat "$TMP/err")"
 done
 
+# PMI-2 (what MPICH built --with-pmi=pmi2 and Slurm's pmi2 plugin speak;
+# Debian's MPICH speaks PMI-1 only): a client of its wire protocol
+# (lib/pmi2_client.py) puts a key, fences, and reads its neighbour's, on one
+# node and across 2 vnodes.
+if command -v python3 > /dev/null; then
+  client=$(dirname "$0")/lib/pmi2_client.py
+  got=$("$BIN/mosixrun" --mpi pmi --oversubscribe -np 3 python3 "$client" 2> "$TMP/err" | sort) || true
+  check_eq "PMI-2, one node: each rank reads its neighbour's key after the fence" \
+    $'rank 0 of 3: got from-1 mapping (vector,(0,1,3))\nrank 1 of 3: got from-2 mapping (vector,(0,1,3))\nrank 2 of 3: got from-0 mapping (vector,(0,1,3))' \
+    "$got"
+  got=$("$BIN/mosixrun" --mpi pmi --vcluster 2 --map-by node -np 4 python3 "$client" 2> "$TMP/err" | sort) || true
+  check_eq "PMI-2, --vcluster 2: the fence carries the keys across nodes" \
+    $'rank 0 of 4: got from-1 mapping (vector,(0,2,1),(0,2,1))\nrank 1 of 4: got from-2 mapping (vector,(0,2,1),(0,2,1))\nrank 2 of 4: got from-3 mapping (vector,(0,2,1),(0,2,1))\nrank 3 of 4: got from-0 mapping (vector,(0,2,1),(0,2,1))' \
+    "$got"
+fi
+
 # The copy's environment: PMI's, not PMIx's (no helper was started for it).
 got=$("$BIN/mosixrun" --mpi pmi -np 2 sh -c 'echo "$PMI_RANK/$PMI_SIZE fd=${PMI_FD:+set} pmix=${PMIX_SERVER_URI4:-none}"' \
   2> "$TMP/err" | sort)

@@ -38,6 +38,25 @@ TEST(PmiWireTest, RepliesAsHydraDoes) {
   EXPECT_EQ(reply("barrier_out", {}), "cmd=barrier_out\n");
 }
 
+TEST(PmiWireTest, Pmi2FramesAsMpichWritesThem) {
+  EXPECT_FALSE(frame_length("   1"));        // not all 6 characters yet
+  EXPECT_EQ(frame_length("    27cmd=..."), 27u);
+  EXPECT_EQ(frame_length("000042"), 42u);
+  EXPECT_FALSE(frame_length("  x 12"));
+  EXPECT_FALSE(frame_length("      "));
+  auto c = parse_v2("cmd=kvs-put;key=card-0;value=a=b;thrid=0x1;");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->cmd, "kvs-put");
+  EXPECT_EQ(c->get("key"), "card-0");
+  EXPECT_EQ(c->get("value"), "a=b");
+  EXPECT_EQ(c->get("thrid"), "0x1");
+  EXPECT_FALSE(parse_v2("key=x;"));
+  EXPECT_FALSE(parse_v2(""));
+  const std::string frame = reply_v2("kvs-get-response", {{"rc", "0"}, {"found", "TRUE"}, {"value", "v"}});
+  EXPECT_EQ(frame, "    45cmd=kvs-get-response;rc=0;found=TRUE;value=v;");
+  EXPECT_EQ(frame_length(frame), frame.size() - 6);
+}
+
 TEST(PmiWireTest, KeysAndValuesThatFitTheWire) {
   EXPECT_TRUE(valid_key("-allgather-shm-1-0"));
   EXPECT_FALSE(valid_key(""));
