@@ -132,8 +132,18 @@ bool Task::write_frame(const Frame& frame) {
   return true;
 }
 
+// A message's bytes start with its number among the sender's messages to that
+// rank (8 bytes, little-endian): the node daemon delivers a message to a task
+// of its own node directly and any other through the home node, and the
+// receiver puts them back in the order they were sent.
+constexpr std::size_t kSeqBytes = 8;
+
 bool Task::send(int dest_rank, int tag, const Buffer& b) {
-  GuestMessage m{rank_, dest_rank, static_cast<std::uint32_t>(b.enc), tag, b.data};
+  GuestMessage m{rank_, dest_rank, static_cast<std::uint32_t>(b.enc), tag, {}};
+  std::uint64_t seq = sent_to_[dest_rank]++;
+  m.bytes.resize(kSeqBytes + b.data.size());
+  for (std::size_t i = 0; i < kSeqBytes; ++i) m.bytes[i] = static_cast<std::uint8_t>(seq >> (8 * i));
+  std::copy(b.data.begin(), b.data.end(), m.bytes.begin() + kSeqBytes);
   return write_frame(encode_frame(m));
 }
 
@@ -164,8 +174,27 @@ void Task::take(Message message) {
     }
     return;
   }
+  if (m->bytes.size() < kSeqBytes) return;  // not from a task of ours
+  std::uint64_t seq = 0;
+  for (std::size_t i = 0; i < kSeqBytes; ++i) seq |= static_cast<std::uint64_t>(m->bytes[i]) << (8 * i);
   Encoding enc = m->kind == 1 ? Encoding::kRaw : m->kind == 2 ? Encoding::kInPlace : Encoding::kDefault;
-  inbox.push_back(Arrived{tid_of_rank(m->source_rank), m->tag, enc, std::move(m->bytes), 0});
+  Arrived a{tid_of_rank(m->source_rank), m->tag, enc,
+            std::vector<std::uint8_t>(m->bytes.begin() + kSeqBytes, m->bytes.end()), 0};
+  std::uint64_t& next = next_from_[m->source_rank];
+  if (seq != next) {
+    early_[m->source_rank].emplace(seq, std::move(a));
+    return;
+  }
+  inbox.push_back(std::move(a));
+  ++next;
+  auto held = early_.find(m->source_rank);
+  if (held == early_.end()) return;
+  for (auto it = held->second.find(next); it != held->second.end(); it = held->second.find(next)) {
+    inbox.push_back(std::move(it->second));
+    held->second.erase(it);
+    ++next;
+  }
+  if (held->second.empty()) early_.erase(held);
 }
 
 bool Task::pump(int timeout_ms) {

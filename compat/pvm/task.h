@@ -83,6 +83,10 @@ class Task {
   std::deque<GuestSpawnReply> spawn_replies_;
   std::deque<GuestMessage> group_answers_;
   std::map<int, std::vector<int>> exit_tags_;
+  // Order per sender: every message to a rank carries the sender's count of
+  // messages to it so far; one that overtook an earlier one waits here.
+  std::map<int, std::uint64_t> sent_to_, next_from_;
+  std::map<int, std::map<std::uint64_t, Arrived>> early_;
 };
 
 Task& task();

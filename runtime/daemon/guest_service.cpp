@@ -99,7 +99,15 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
                  [&](GuestMessage& m) {
                    if (c->rank < 0) return;
                    m.source_rank = c->rank;  // a guest speaks for itself only
-                   context_.send(0, m);
+                   // To a guest attached here: straight to it. Otherwise through
+                   // the home, which knows where every rank runs. The two routes
+                   // may overtake each other: a receiver that needs order per
+                   // sender numbers its messages (compat/pvm does).
+                   if (m.dest_rank != kFromHome && attached_.count(m.dest_rank)) {
+                     deliver(m, m.dest_rank);
+                   } else {
+                     context_.send(0, m);
+                   }
                  },
                  [&](const auto&) {
                    spdlog::warn("{}: a guest sent {}: ignored", context_.node_name(),

@@ -8,6 +8,9 @@
 // MPI_Comm_spawn (issue 14) and fork-and-forget placement at exec (issue 15)
 // can ask for guests the same way.
 //
+// A message for a guest attached to the same node goes to it directly, any
+// other through the home node; the two routes may overtake each other, so a
+// guest that needs order per sender numbers its messages (compat/pvm does).
 // A guest reads at its own pace: what is for it waits in a queue here, and
 // what arrives for a rank before it attached waits until it does.
 #pragma once
