@@ -1,7 +1,7 @@
 #include "runtime/core/pmi_wire.h"
 
 #include <algorithm>
-#include <set>
+#include <map>
 
 #include "runtime/core/little_endian.h"
 
@@ -91,10 +91,10 @@ bool valid_value(std::string_view value) {
 }
 
 std::string process_mapping(const std::vector<std::uint32_t>& rank_nodes) {
-  const std::set<std::uint32_t> nodes(rank_nodes.begin(), rank_nodes.end());
-  auto id = [&](std::uint32_t node) {
-    return static_cast<std::size_t>(std::distance(nodes.begin(), nodes.find(node)));
-  };
+  std::map<std::uint32_t, std::size_t> ids;
+  for (std::uint32_t node : rank_nodes) ids.emplace(node, 0);
+  for (std::size_t next = 0; auto& [node, id] : ids) id = next++;
+  auto id = [&](std::uint32_t node) { return ids[node]; };
   // Runs of consecutive ranks on one node, then runs on consecutive nodes of
   // the same length merged into one block.
   struct Block {

@@ -24,8 +24,6 @@ PmiServer::PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname,
   for (std::uint32_t node : map_.rank_nodes) {
     if (static_cast<int>(node) == context_.rank()) ++local_ranks_;
   }
-  // What the server knows before any copy puts: which ranks share a node.
-  kvs_["PMI_process_mapping"] = pmi::process_mapping(map_.rank_nodes);
 }
 
 PmiServer::~PmiServer() = default;
@@ -39,6 +37,9 @@ Expected<int> PmiServer::add_client(int rank, std::vector<std::string>& env) {
     return make_error(std::string("PMI server: socketpair: ") + std::strerror(errno));
   }
   if (auto old = clients_.find(rank); old != clients_.end()) drop(*old->second);
+  // What the server knows before any copy puts: which ranks share a node
+  // (made at the first MPICH copy: an Open MPI job never needs it).
+  if (!kvs_.count("PMI_process_mapping")) kvs_["PMI_process_mapping"] = pmi::process_mapping(map_.rank_nodes);
   auto c = std::make_unique<Client>();
   c->rank = rank;
   c->socket = std::make_unique<asio::posix::stream_descriptor>(context_.io(), fds[0]);

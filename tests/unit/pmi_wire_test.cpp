@@ -88,6 +88,14 @@ TEST(PmiWireTest, ProcessMappingAsMpichReadsIt) {
   for (const MappingCase& c : cases) EXPECT_EQ(process_mapping(c.rank_nodes), c.want);
 }
 
+TEST(PmiWireTest, ProcessMappingOfALargeRoundRobinJob) {
+  std::vector<std::uint32_t> rank_nodes(65536);
+  for (std::size_t r = 0; r < rank_nodes.size(); ++r) rank_nodes[r] = static_cast<std::uint32_t>(r % 1024);
+  std::string want = "(vector";
+  for (int k = 0; k < 64; ++k) want += ",(0,1024,1)";
+  EXPECT_EQ(process_mapping(rank_nodes), want + ")");
+}
+
 TEST(PmiWireTest, BlobsRoundTripAndReadInARow) {
   const KeyValues a = {{"k1", "v1"}, {"empty", ""}}, b = {{"k2", std::string(300, 'x')}};
   auto blob = pack(a);
