@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <signal.h>
 #include <unistd.h>
 
@@ -102,6 +103,23 @@ int recv_common(const char* function, int tid, int tag, int timeout_ms) {
     return 0;
   }
   return receive_into_buffer(*found);
+}
+
+// Can exec find `file` (PATH, or a path with a slash)? Every node sees the
+// job's files, so what is not found here is found nowhere.
+bool findable(const char* file) {
+  if (std::strchr(file, '/') != nullptr) return ::access(file, X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t end = dirs.find(':', start);
+    std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::string full = (dir.empty() ? std::string(".") : dir) + "/" + file;
+    if (::access(full.c_str(), X_OK) == 0) return true;
+    if (end == std::string::npos) return false;
+    start = end + 1;
+  }
 }
 
 int send_to(const char* function, int tid, int tag, const Buffer& b) {
@@ -358,6 +376,12 @@ int pvm_spawn(char* file, char** argv, int flag, char* where, int ntask, int* ti
       return 0;
     }
     request.where = where;
+  }
+  if (!findable(file)) {
+    for (int i = 0; i < ntask; ++i) {
+      if (tids) tids[i] = PvmNoFile;
+    }
+    return 0;
   }
   // PvmTaskArch: every node of a job has this machine's architecture.
   // PvmTaskDebug: tasks start without a debugger (no debugger runs on the nodes).

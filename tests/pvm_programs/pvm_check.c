@@ -114,6 +114,8 @@ int main(int argc, char** argv) {
   check(pvm_getinst("no such group", me) == PvmNoGroup, "getinst in no group");
   check(pvm_spawn("pvm_check", NULL, PvmTaskHost, "no-such-node", 1, tids) == 0 && tids[0] == PvmNoHost,
         "spawn on a host that does not exist");
+  check(pvm_spawn("no-such-program-here", NULL, PvmTaskDefault, "", 1, tids) == 0 && tids[0] == PvmNoFile,
+        "spawn of a program that does not exist");
   check(pvm_nrecv(-1, 77) == 0, "nrecv with nothing there");
   check(pvm_trecv(-1, 77, &zero) == 0, "trecv with a zero timeout");
   check(pvm_trecv(-1, 77, &short_wait) == 0, "trecv times out");
