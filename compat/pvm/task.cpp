@@ -180,21 +180,7 @@ void Task::take(Message message) {
   Encoding enc = m->kind == 1 ? Encoding::kRaw : m->kind == 2 ? Encoding::kInPlace : Encoding::kDefault;
   Arrived a{tid_of_rank(m->source_rank), m->tag, enc,
             std::vector<std::uint8_t>(m->bytes.begin() + kSeqBytes, m->bytes.end()), 0};
-  std::uint64_t& next = next_from_[m->source_rank];
-  if (seq != next) {
-    early_[m->source_rank].emplace(seq, std::move(a));
-    return;
-  }
-  inbox.push_back(std::move(a));
-  ++next;
-  auto held = early_.find(m->source_rank);
-  if (held == early_.end()) return;
-  for (auto it = held->second.find(next); it != held->second.end(); it = held->second.find(next)) {
-    inbox.push_back(std::move(it->second));
-    held->second.erase(it);
-    ++next;
-  }
-  if (held->second.empty()) early_.erase(held);
+  for (Arrived& ready : order_.arrive(m->source_rank, seq, std::move(a))) inbox.push_back(std::move(ready));
 }
 
 bool Task::pump(int timeout_ms) {

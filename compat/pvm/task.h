@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "compat/pvm/order.h"
 #include "compat/pvm/pack.h"
 #include "runtime/core/protocol.h"
 
@@ -84,9 +85,9 @@ class Task {
   std::deque<GuestMessage> group_answers_;
   std::map<int, std::vector<int>> exit_tags_;
   // Order per sender: every message to a rank carries the sender's count of
-  // messages to it so far; one that overtook an earlier one waits here.
-  std::map<int, std::uint64_t> sent_to_, next_from_;
-  std::map<int, std::map<std::uint64_t, Arrived>> early_;
+  // messages to it so far; one that overtook an earlier one waits in order_.
+  std::map<int, std::uint64_t> sent_to_;
+  PerSenderOrder<Arrived> order_;
 };
 
 Task& task();
