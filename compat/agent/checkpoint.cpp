@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -26,6 +27,7 @@
 #include <atomic>
 
 #include "compat/agent/agent.h"
+#include "compat/agent/epoll.h"
 #include "compat/agent/inotify.h"
 #include "compat/agent/locks.h"
 #include "compat/agent/raw.h"
@@ -59,7 +61,7 @@ constexpr std::uint32_t kRseqSig = 0x53053053;  // glibc's RSEQ_SIG on x86
 constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.36 registers
 constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
-constexpr int kMaxPipes = 8;
+constexpr int kMaxPipes = 64;
 constexpr std::size_t kMaxPipeBytes = 1 << 20;
 constexpr int kMaxFds = 8192;
 // Deleted-but-open files a checkpoint carries, and their data in all.
@@ -159,8 +161,8 @@ struct Scratch {
   long anon_fd[kMaxAnonFds];
   int nanon;
   unsigned char anon_state[32];
-  char fdinfo[256 << 10];  // an inotify instance's: a line per watch
-  unsigned char inotify_data[kMaxBlob];
+  char fdinfo[256 << 10];  // an inotify or epoll instance's: a line per watch
+  unsigned char watch_data[kMaxBlob];  // an inotify or epoll instance's image data
   unsigned char auxv[kMaxAuxv];
   // Unread bytes of up to kMaxPipes such pipes, read out and put back. An fd
   // record holds at most kMaxBlob bytes: the read end's record carries the
@@ -389,6 +391,7 @@ class Session {
   bool write_signals_and_timers();
   bool has_pipe_end(std::uint64_t ino, bool reader) const;
   bool drain_pipe(std::uint64_t ino, FdRecord* r);
+  bool write_pair_queue(long fd);
   bool write_pipe_rest(std::uint64_t ino, long fd);
   bool write_fds();
   bool collect_regions();
@@ -653,7 +656,8 @@ const char* anon_kind_of(long fd) {
 
 bool restorable_anon(const char* link) {
   return starts_with(link, "anon_inode:[signalfd]") || starts_with(link, "anon_inode:[eventfd]") ||
-         starts_with(link, "anon_inode:[timerfd]") || cstr_eq(link, "anon_inode:inotify");
+         starts_with(link, "anon_inode:[timerfd]") || cstr_eq(link, "anon_inode:inotify") ||
+         cstr_eq(link, "anon_inode:[eventpoll]");
 }
 
 // The number after `key` on a line of a /proc fdinfo text (base 8, 10 or
@@ -722,7 +726,12 @@ bool Session::has_pipe_end(std::uint64_t ino, bool reader) const {
 bool Session::check_fds() {
   long skip[] = {out_fd_, status_fd_, pagemap_fd_};
   s_->npipes = 0;
+  s_->socket.nown = 0;
   for_each_fd(s_, skip, 3, [&](long fd, const char*, const struct stat& st) {
+    if (S_ISSOCK(st.st_mode) && s_->socket.nown < kMaxOwnSockets) {
+      s_->socket.own_ino[s_->socket.nown] = st.st_ino;
+      s_->socket.own_fd[s_->socket.nown++] = fd;
+    }
     if (fd > 2 && S_ISFIFO(st.st_mode) && s_->npipes < kMaxThreads) {
       s_->pipe_ino[s_->npipes] = st.st_ino;
       s_->pipe_reader[s_->npipes] = (sys(SYS_fcntl, fd, F_GETFL) & O_ACCMODE) == O_RDONLY;
@@ -777,14 +786,15 @@ bool Session::check_fds() {
       // A signalfd's only state is its mask (the signals it reads are the
       // reader's), an eventfd's its count, a timerfd's its clock, time left,
       // interval and expirations not yet read, an inotify instance's its
-      // watches (added again by path): each is made again with it, unless
+      // watches (added again by path), an epoll instance's its watches
+      // (added again by number): each is made again with it, unless
       // another process holds the same one too.
       if (s_->nanon < kMaxAnonFds) {
         s_->anon_fd[s_->nanon++] = fd;
         return true;
       }
-      e.s("is one of more than 64 signalfds, eventfds, timerfds and inotify instances, more than a checkpoint "
-          "carries");
+      e.s("is one of more than 64 signalfds, eventfds, timerfds, inotify and epoll instances, more than a "
+          "checkpoint carries");
     } else if (starts_with(link, "anon_inode:")) {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s("), which a restore cannot give back yet");
     } else if (starts_with(link, "/proc/")) {
@@ -819,7 +829,7 @@ bool Session::check_fds() {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
     }
     e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, signalfds, "
-        "eventfds, timerfds, inotify instances, unconnected inet and unix sockets, /dev/null-like devices and "
+        "eventfds, timerfds, inotify and epoll instances, unconnected inet and unix sockets, /dev/null-like devices and "
         "stdin/stdout/stderr can be checkpointed; close it before the checkpoint. The process keeps running");
     return false;
   });
@@ -886,20 +896,23 @@ bool Session::check_ghost(long fd, const char* link, const struct stat& st) {
 bool Session::anon_state(long fd, const char* link, FdRecord* r) {
   char path[64];
   Line(path, sizeof path).s("/proc/self/fdinfo/").u(static_cast<std::uint64_t>(fd));
-  if (cstr_eq(link, "anon_inode:inotify")) {
+  bool epoll = cstr_eq(link, "anon_inode:[eventpoll]");
+  if (epoll || cstr_eq(link, "anon_inode:inotify")) {
     // Its watches, added again by path (inotify.cpp kept the paths).
     long got = read_file(path, s_->fdinfo, sizeof s_->fdinfo - 1);
     if (got < 0) {
       Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
-          .s(" is an inotify instance with more watches than a checkpoint reads");
+          .s(epoll ? " is an epoll instance" : " is an inotify instance").s(" with more watches than a checkpoint reads");
       return false;
     }
     s_->fdinfo[got] = '\0';
-    long len = inotify_image_data(fd, s_->fdinfo, s_->inotify_data, sizeof s_->inotify_data, s_->error,
-                                  sizeof s_->error);
+    long len = epoll ? epoll_image_data(fd, s_->fdinfo, s_->fd_num, s_->nfds, s_->watch_data, sizeof s_->watch_data,
+                                        s_->error, sizeof s_->error)
+                     : inotify_image_data(fd, s_->fdinfo, s_->watch_data, sizeof s_->watch_data, s_->error,
+                                          sizeof s_->error);
     if (len < 0) return false;
-    r->kind = FdKind::inotify;
-    r->data = Blob(s_->inotify_data, static_cast<std::size_t>(len));
+    r->kind = epoll ? FdKind::epoll : FdKind::inotify;
+    r->data = Blob(s_->watch_data, static_cast<std::size_t>(len));
     return true;
   }
   long n = read_file(path, s_->line, sizeof s_->line - 1);
@@ -1113,8 +1126,9 @@ bool Session::write_fds() {
     r.gid = st.st_gid;
     bool ghost = r.kind == FdKind::ghost || r.kind == FdKind::memfd;
     // A shared fd's locks are its first's (the restore takes them there).
+    bool pair = r.kind == FdKind::socket && s_->socket.partner >= 0;
     ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
-         (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) &&
+         (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) && (!pair || write_pair_queue(fd)) &&
          (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || r.kind == FdKind::shared ||
                                    write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
@@ -1130,7 +1144,7 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
   for (int i = 0; i < s_->ndrained; ++i)
     if (s_->drained[i] == ino) slot = i;
   if (slot < 0) {
-    if (s_->ndrained == kMaxPipes) return fail("more than 8 pipes between the process's threads"), false;
+    if (s_->ndrained == kMaxPipes) return fail("more than 64 pipes between the process's threads"), false;
     slot = s_->ndrained++;
     s_->drained[slot] = ino;
     s_->carried[slot][0] = s_->carried[slot][1] = false;
@@ -1186,6 +1200,38 @@ bool Session::write_pipe_rest(std::uint64_t ino, long fd) {
       d.data = Blob(s_->pipe_data[slot] + at, n);
       if (!check(writer_->file_data(d))) return false;
     }
+  }
+  return true;
+}
+
+// After a socketpair end's record: what was queued to be read on it, as
+// file data records (image_format.h, SocketState::pair).
+bool Session::write_pair_queue(long fd) {
+  SocketScratch& k = s_->socket;
+  if (!take_pair_queue(fd, k.partner, &k, s_->error, sizeof s_->error)) return false;
+  int type = 0;
+  socklen_t len = sizeof type;
+  sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  FileDataRecord d;
+  d.fd = static_cast<std::int32_t>(fd);
+  if (type == SOCK_STREAM) {
+    for (std::size_t at = 0; at < k.queued; at += kMaxFileData) {
+      d.offset = at;
+      d.data = Blob(k.queue + at, k.queued - at < kMaxFileData ? k.queued - at : kMaxFileData);
+      if (!check(writer_->file_data(d))) return false;
+    }
+    return true;
+  }
+  std::size_t at = 0;
+  for (int i = 0; i < k.nmsgs; at += k.msg_len[i++]) {
+    if (k.msg_len[i] > kMaxFileData) {
+      Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
+          .s(" is a socketpair end with a message of more than 64 KiB queued, which an image does not carry");
+      return false;
+    }
+    d.offset = static_cast<std::uint64_t>(i);
+    d.data = Blob(k.queue + at, k.msg_len[i]);
+    if (!check(writer_->file_data(d))) return false;
   }
   return true;
 }

@@ -163,7 +163,13 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   if (sys(SYS_getsockname, fd, s->local, &local_len) != 0) local_len = 0;
   bool connected = sys(SYS_getpeername, fd, s->peer, &peer_len) == 0;
   bool listening = int_opt(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1;
-  if (connected && (typ == kStream || (fam == kUnix && peer_len <= sizeof(sa_family_t)))) {
+  // Both ends of a socketpair: made again with socketpair(), the queues
+  // carried (take_pair_queue).
+  long partner = connected && fam == kUnix && peer_len <= sizeof(sa_family_t) && local_len <= sizeof(sa_family_t)
+                     ? pair_partner(fd, s)
+                     : -1;
+  s->partner = partner;
+  if (partner < 0 && connected && (typ == kStream || (fam == kUnix && peer_len <= sizeof(sa_family_t)))) {
     e.s("is a connected socket (").s(fam == kUnix && peer_len <= sizeof(sa_family_t) ? "a socketpair or an "
                                                                                         "unnamed peer"
                                                                                       : "a stream")
@@ -183,7 +189,7 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   }
   pollfd p{static_cast<int>(fd), POLLIN | POLLRDHUP, 0};
   timespec zero{0, 0};
-  if (sys(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1) {
+  if (partner < 0 && sys(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1) {
     if (listening && (p.revents & POLLIN)) {
       e.s("is a listening socket with connections waiting to be accepted, which a restore would lose");
       return -1;
@@ -217,16 +223,24 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
       return -1;
     }
   }
-  if (for_move && (connected || listening || !unbound(s->local, local_len, family))) {
+  if (for_move && partner < 0 && (connected || listening || !unbound(s->local, local_len, family))) {
     e.s("is a socket ").s(listening ? "listening" : connected ? "connected" : "bound")
         .s(" at an address of this node, which its clients reach here: a move would take it away "
            "(close it, or checkpoint and restart on this node)");
     return -1;
   }
-  r.state = listening ? SocketState::listening : connected ? SocketState::connected : SocketState::plain;
+  r.state = partner >= 0 ? SocketState::pair
+            : listening  ? SocketState::listening
+            : connected  ? SocketState::connected
+                         : SocketState::plain;
   if (!unbound(s->local, local_len, family)) r.local = ckpt::Blob(s->local, local_len);
-  if (connected) r.peer = ckpt::Blob(s->peer, peer_len);
   struct stat st{};
+  if (partner >= 0 && sys(SYS_fstat, partner, &st) == 0) {
+    __builtin_memcpy(s->peer, &st.st_ino, 8);  // the other end's inode (little-endian x86-64)
+    r.peer = ckpt::Blob(s->peer, 8);
+  } else if (connected) {
+    r.peer = ckpt::Blob(s->peer, peer_len);
+  }
   if (listening && fam != kUnix && sys(SYS_fstat, fd, &st) == 0)
     r.backlog = tcp_backlog(st.st_ino, family, s->net, sizeof s->net);
   if (sys(SYS_stat, "/proc/self/ns/net", &st) == 0) r.netns = st.st_ino;

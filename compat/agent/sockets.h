@@ -12,8 +12,25 @@
 
 namespace mosix::agent {
 
+inline constexpr int kMaxOwnSockets = 1024;
+inline constexpr std::size_t kMaxPairQueue = 1 << 20;
+inline constexpr int kMaxPairMessages = 4096;
+
 // Room for one socket's description; lives in the checkpoint's scratch.
 struct SocketScratch {
+  // The process's own sockets (inode, fd), filled before any is looked at:
+  // a unix socket connected to one of them is a socketpair it holds whole.
+  std::uint64_t own_ino[kMaxOwnSockets];
+  long own_fd[kMaxOwnSockets];
+  int nown;
+  // One pair end's queue while its file data records are written: the
+  // bytes, and for a datagram or seqpacket socket each message's length.
+  std::uint8_t queue[kMaxPairQueue];
+  std::size_t queued;
+  std::uint32_t msg_len[kMaxPairMessages];
+  int nmsgs;
+  std::uint8_t diag[4096];  // a sock_diag request and answer
+  long partner;             // the last socket_image_data's other end, or -1
   mosix::ckpt::SocketRecord rec;
   std::uint8_t local[mosix::ckpt::kMaxSocketAddress];
   std::uint8_t peer[mosix::ckpt::kMaxSocketAddress];
@@ -22,9 +39,21 @@ struct SocketScratch {
   char net[512 << 10];  // /proc/net/tcp or tcp6, for a listener's backlog
 };
 
+// The other end of the unix socket `fd` when the process holds it too (a
+// socketpair; both unnamed), else -1.
+long pair_partner(long fd, SocketScratch* s);
+
+// Reads what is queued to be read on the pair end `fd` into s->queue (and
+// s->msg_len for messages), then sends it again from its partner, so the
+// queue is as it was. False with the reason in `error`, the queue untouched:
+// more than 512 KiB, an empty message, descriptors in flight (SCM_RIGHTS),
+// a peek offset (SO_PEEK_OFF).
+bool take_pair_queue(long fd, long partner, SocketScratch* s, char* error, std::size_t error_cap);
+
 // The image data of socket `fd` (image_format.h, kind socket), encoded into
 // s->encoded; its length, or -1 with the reason in `error` (after "fd N "):
-// a connected stream socket or socketpair, datagrams or connections waiting
+// a connected stream socket (but a socketpair the process holds both ends
+// of: pair_partner), datagrams or connections waiting
 // to be read or accepted, a socket filter, a family or type a restore does
 // not make; and, for a move to another node (`for_move`), an address of
 // this node: its clients would lose it.

@@ -188,7 +188,8 @@ refused ghostmap "open for writing"
 refused ghost_other "too, which the checkpoint does not take along"
 refused tcp_conn "connected socket (a stream)"
 refused udp_unread "data not read yet"
-refused socketpair "a socketpair"
+refused socketpair "descriptors in flight"
+refused epoll_reused "another file has taken since"
 restored shm
 restored session
 restored wipeonfork

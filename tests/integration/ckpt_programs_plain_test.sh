@@ -11,7 +11,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
 ckpt_init "$bin" "${2:-}" || exit 1
 trap ckpt_cleanup EXIT
 
-expected=(ckpt_memory ckpt_threads ckpt_files ckpt_signals ckpt_clock ckpt_cxx ckpt_shared_map ckpt_socket)
+expected=(ckpt_memory ckpt_threads ckpt_files ckpt_signals ckpt_clock ckpt_cxx ckpt_shared_map ckpt_socket ckpt_eventloop)
 failures=0
 fail() {
   echo "FAIL: $*" >&2

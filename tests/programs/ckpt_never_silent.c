@@ -82,7 +82,9 @@
  *             file that a descriptor has open for writing
  *   ghost_other a deleted file that another process (not a child) holds too
  *   tcp_conn  a connected TCP socket     udp_unread a datagram not read yet
- *   socketpair a unix socketpair
+ *   socketpair a unix socketpair holding a descriptor in flight (SCM_RIGHTS):
+ *             after the refusal the descriptor and the bytes still arrive
+ *   epoll_reused an epoll watch whose descriptor number was closed and reused
  * Without a checkpoint:
  *   clone     a child of clone() without CLONE_VM must see its own pid */
 #define _GNU_SOURCE
@@ -97,6 +99,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -554,6 +557,34 @@ int main(int argc, char** argv) {
       int sv[2];
       if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) fail("socketpair: %s", strerror(errno));
       a = sv[0];
+      /* "ab", then "cd" with a descriptor on /dev/null, then "ef". */
+      int devnull = open("/dev/null", O_WRONLY);
+      char control[CMSG_SPACE(sizeof(int))];
+      struct iovec iov = {"cd", 2};
+      struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+      struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &devnull, sizeof(int));
+      if (devnull < 0 || write(sv[1], "ab", 2) != 2 || sendmsg(sv[1], &m, 0) != 2 || write(sv[1], "ef", 2) != 2)
+        fail("setting up: %s", strerror(errno));
+      close(devnull);
+      ready_then_wait();
+      char got[8];
+      int passed = -1;
+      m.msg_controllen = sizeof control;
+      iov.iov_base = got;
+      iov.iov_len = sizeof got;
+      ssize_t n1 = read(a, got, 2);
+      ssize_t n2 = recvmsg(a, &m, 0);
+      c = CMSG_FIRSTHDR(&m);
+      if (c != NULL && c->cmsg_type == SCM_RIGHTS) memcpy(&passed, CMSG_DATA(c), sizeof(int));
+      struct stat st;
+      if (n1 != 2 || n2 != 2 || memcmp(got, "cd", 2) != 0 || passed < 0 || fstat(passed, &st) != 0 ||
+          !S_ISCHR(st.st_mode) || read(a, got, 8) != 2 || memcmp(got, "ef", 2) != 0)
+        fail("after the refusal the queue is not as it was (%zd, %zd, fd %d)", n1, n2, passed);
+      ok();
     } else if (is_mode("udp_unread")) {
       a = socket(AF_INET, SOCK_DGRAM, 0);
       b = socket(AF_INET, SOCK_DGRAM, 0);
@@ -576,6 +607,18 @@ int main(int argc, char** argv) {
     int kept = 0;
     socklen_t klen = sizeof kept;
     if (getsockopt(a, SOL_SOCKET, SO_TYPE, &kept, &klen) != 0) fail("fd %d is gone after the refusal", a);
+    ok();
+  }
+  if (is_mode("epoll_reused")) {
+    int ep = epoll_create1(0), e[2];
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+    if (ep < 0 || pipe(e) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, e[0], &ev) != 0) fail("setting up: %s", strerror(errno));
+    int kept = dup(e[0]);  /* the watched file lives on under another number */
+    close(e[0]);
+    if (open("/dev/null", O_RDONLY) != e[0]) fail("/dev/null did not take the watched number");
+    ready_then_wait();
+    if (write(e[1], "x", 1) != 1 || epoll_wait(ep, &ev, 1, -1) != 1 || ev.data.u64 != 7 || kept < 0)
+      fail("the watch is gone after the refusal");
     ok();
   }
   if (is_mode("sockets")) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gnu/libc-version.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include "runtime/ckpt/format/crc32c.h"
 #include "runtime/ckpt/format/image_file.h"
@@ -389,6 +391,41 @@ TEST(Records, FileLocksRoundTripAndNonsenseIsRefused) {
     FileLockRecord out;
     EXPECT_THAT(decode(Blob(buf.data(), len), &out).message(), HasSubstr(b.why));
   }
+}
+
+TEST(Records, SocketsRoundTripInEveryStateAndAnUnknownStateIsRefused) {
+  std::vector<std::uint8_t> buf(2048);
+  std::size_t len = 0;
+  const std::uint8_t peer_ino[8] = {0x34, 0x12, 0, 0, 0, 0, 0, 0};
+  const std::uint8_t rcvbuf[4] = {0x00, 0x10, 0, 0};
+  for (SocketState state : {SocketState::plain, SocketState::listening, SocketState::connected, SocketState::pair}) {
+    SocketRecord in;
+    in.family = AF_UNIX;
+    in.type = SOCK_DGRAM;
+    in.state = state;
+    in.netns = 77;
+    in.boot_id[0] = 1;
+    in.boot_id[1] = 2;
+    in.peer = Blob(peer_ino, sizeof peer_ino);
+    in.option_count = 1;
+    in.options[0] = SocketOption{SOL_SOCKET, SO_RCVBUF, Blob(rcvbuf, sizeof rcvbuf)};
+    ASSERT_TRUE(encode(in, buf.data(), buf.size(), &len).ok());
+    SocketRecord out;
+    ASSERT_TRUE(decode(Blob(buf.data(), len), &out).ok());
+    EXPECT_EQ(out.state, state);
+    EXPECT_EQ(out.family, in.family);
+    EXPECT_EQ(out.type, in.type);
+    EXPECT_EQ(out.netns, 77u);
+    EXPECT_EQ(std::vector<std::uint8_t>(out.peer.begin(), out.peer.end()),
+              std::vector<std::uint8_t>(peer_ino, peer_ino + 8));
+    ASSERT_EQ(out.option_count, 1u);
+    EXPECT_EQ(out.options[0].name, SO_RCVBUF);
+  }
+  SocketRecord bad;
+  bad.state = static_cast<SocketState>(4);
+  ASSERT_TRUE(encode(bad, buf.data(), buf.size(), &len).ok());
+  SocketRecord out;
+  EXPECT_THAT(decode(Blob(buf.data(), len), &out).message(), HasSubstr("bad state (4)"));
 }
 
 TEST(Records, FileDataRoundTripsAndEmptyOrOverflowingIsRefused) {

@@ -338,6 +338,11 @@ enum class FdKind : std::uint16_t {
                      // path, each at its wd
   socket = 15,       // an inet or unix socket with no connection of its own:
                      // `data` is a SocketRecord (encode/decode below)
+  epoll = 16,        // `data`: u32 count, then per watch i32 fd it was added
+                     // under, i32 fd of its file now (another when that number
+                     // was closed since), u32 events (with EPOLLET,
+                     // EPOLLONESHOT, EPOLLEXCLUSIVE), u64 data (LE); made
+                     // empty, each watch added again under its number
 };
 const char* fd_kind_name(FdKind kind);
 
@@ -359,8 +364,9 @@ struct FdRecord {
 };
 
 // A socket that a restore makes again (FdKind::socket's `data`): unbound,
-// bound, listening with nothing waiting to be accepted, or a datagram socket
-// connected to an address. Its options are those that differ from a new
+// bound, listening with nothing waiting to be accepted, a datagram socket
+// connected to an address, or one end of a socketpair the process holds
+// both ends of. Its options are those that differ from a new
 // socket's of the same kind, set again before it is bound; the network
 // namespace and boot id say where its addresses mean something.
 inline constexpr std::uint32_t kMaxSocketOptions = 40;
@@ -370,6 +376,13 @@ enum class SocketState : std::uint8_t {
   plain = 0,       // unbound or bound, not listening, not connected
   listening = 1,   // listen(backlog), its accept queue empty
   connected = 2,   // a datagram socket connect()ed to `peer`
+  pair = 3,        // a unix socket connected to another of the process's,
+                   // both unnamed (socketpair): `peer` holds that one's
+                   // inode (u64 LE), made again with socketpair(). What
+                   // was queued to be read on this end follows its fd
+                   // record as file data records: a stream's bytes at
+                   // their offsets, else one message per record, `offset`
+                   // its number from 0
 };
 struct SocketOption {
   std::int32_t level = 0;

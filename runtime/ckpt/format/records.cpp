@@ -351,6 +351,7 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::shared: return "descriptor sharing an open file";
     case FdKind::inotify: return "inotify instance";
     case FdKind::socket: return "socket";
+    case FdKind::epoll: return "epoll instance";
   }
   return nullptr;
 }
@@ -536,7 +537,7 @@ ImageStatus decode(Blob payload, FdRecord* r) {
 
 ImageStatus decode(Blob payload, SocketRecord* r) {
   if (ImageStatus s = decode_any(payload, r, "socket"); !s) return s;
-  if (static_cast<std::uint8_t>(r->state) > static_cast<std::uint8_t>(SocketState::connected))
+  if (static_cast<std::uint8_t>(r->state) > static_cast<std::uint8_t>(SocketState::pair))
     return invalid("socket", "bad state", static_cast<std::uint8_t>(r->state));
   return ImageStatus::Ok();
 }

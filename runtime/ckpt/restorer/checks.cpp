@@ -393,6 +393,10 @@ void check_restorable(const Image& img, const OwnMaps& own) {
       check_shared(img, f);
       continue;
     }
+    if (r.kind == FdKind::epoll) {
+      (void)epoll_watches(img, f);  // made in place_files, still in phase 1
+      continue;
+    }
     if (r.kind == FdKind::inotify) {
       (void)inotify_state(f);  // its watches are added again in place_files, still in phase 1
       continue;

@@ -29,13 +29,14 @@
 #include "runtime/core/little_endian.h"
 
 namespace mosix::ckpt::restorer {
-namespace {
 
 const Fd* fd_numbered(const Image& img, std::int32_t fd) {
   for (const Fd& f : img.fds)
     if (f.rec.fd == fd) return &f;
   return nullptr;
 }
+
+namespace {
 
 // The fd whose open file a shared record's descriptor shares, else -1.
 int shared_first(const Fd& f) {
@@ -354,7 +355,12 @@ InotifyState inotify_state(const Fd& f) {
 // image descriptor, moved above all of the program's.
 int place_files(const Image& img, int image_fd) {
   int top = 3;
-  for (const Fd& f : img.fds) top = f.rec.fd + 1 > top ? f.rec.fd + 1 : top;
+  for (const Fd& f : img.fds) {
+    top = f.rec.fd + 1 > top ? f.rec.fd + 1 : top;
+    // An epoll watch's number, closed since but taken again for a moment.
+    if (f.rec.kind == FdKind::epoll)
+      for (const EpollWatch& w : epoll_watches(img, f)) top = w.fd + 1 > top ? w.fd + 1 : top;
+  }
   int moved = fcntl(image_fd, F_DUPFD_CLOEXEC, top);
   if (moved < 0) refuse("cannot move the image descriptor above the program's");
   // Whatever else was inherited is not the program's.
@@ -377,7 +383,11 @@ int place_files(const Image& img, int image_fd) {
       continue;
     }
     if (r.kind == FdKind::socket) {
-      place_socket(f);
+      place_socket(img, f);
+      continue;
+    }
+    if (r.kind == FdKind::epoll) {
+      place_epoll(f);
       continue;
     }
     std::string path = f.path;
@@ -413,6 +423,7 @@ int place_files(const Image& img, int image_fd) {
       refuse("fd " + std::to_string(f.rec.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
   }
   connect_sockets(img);
+  add_epoll_watches(img, false);
   finish_ghosts(ghosts);
   take_locks(img);
   return moved;
@@ -523,6 +534,7 @@ void restore_pipes(const Image& img, int moved) {
     if (first < 0 || fd_numbered(img, first)->rec.kind != FdKind::pipe) continue;
     if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) die("dup3", -errno);
   }
+  add_epoll_watches(img, true);
 }
 
 }  // namespace mosix::ckpt::restorer

@@ -79,14 +79,16 @@ Image read_image(int fd) {
       img.fds.push_back(Fd{*r.fd, std::string(r.fd->path), {r.fd->data.begin(), r.fd->data.end()}, {}});
     } else if (r.file_data != nullptr) {
       const FileDataRecord& d = *r.file_data;
-      // A ghost's or memfd's contents, or a pipe's unread bytes past what
-      // its two ends' records hold.
+      // A ghost's or memfd's contents, a pipe's unread bytes past what its
+      // two ends' records hold, or a socketpair end's queue (sockets.cpp
+      // checks that the socket is one).
       FdKind kind = img.fds.empty() ? FdKind::std_stream : img.fds.back().rec.kind;
       bool follows = !img.fds.empty() && img.fds.back().rec.fd == d.fd &&
-                     (kind == FdKind::ghost || kind == FdKind::memfd || kind == FdKind::pipe);
+                     (kind == FdKind::ghost || kind == FdKind::memfd || kind == FdKind::pipe ||
+                      kind == FdKind::socket);
       if (!follows)
         refuse("file data for fd " + std::to_string(d.fd) +
-               " does not follow that descriptor's deleted-file, memfd or pipe record");
+               " does not follow that descriptor's deleted-file, memfd, pipe or socket record");
       img.fds.back().contents.push_back(FileData{d.offset, {d.data.begin(), d.data.end()}});
     } else if (r.posix_timer != nullptr) {
       img.timers.push_back(*r.posix_timer);

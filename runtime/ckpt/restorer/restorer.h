@@ -117,13 +117,30 @@ struct InotifyState {
   std::vector<InotifyWatch> watches;  // by wd
 };
 InotifyState inotify_state(const Fd& f);
+// epoll.cpp: an epoll instance's watches, from its fd record's data
+// (image_format.h); refuses a malformed one, or one on a descriptor the
+// image does not hold. place_epoll makes the instance empty at its number
+// (phase 1); add_epoll_watches adds the watches on descriptors placed before
+// the point of no return (late false, phase 1: refuses) or on those
+// restore_pipes makes (late true, phase 2: dies).
+struct EpollWatch {
+  std::int32_t fd;   // the number it was added under
+  std::int32_t via;  // the descriptor of its file now (fd unless that was closed)
+  std::uint32_t events;
+  std::uint64_t data;
+};
+std::vector<EpollWatch> epoll_watches(const Image& img, const Fd& f);
+void place_epoll(const Fd& f);
+void add_epoll_watches(const Image& img, bool late);
 // sockets.cpp: makes a socket of the image again at its number, bound,
-// listening or connected as it was (phase 1: refuses when it cannot).
-void place_socket(const Fd& f);
+// listening or connected as it was, or both ends of a socketpair with what
+// was queued on them (phase 1: refuses when it cannot).
+void place_socket(const Image& img, const Fd& f);
 void connect_sockets(const Image& img);
 
-// files.cpp: descriptors and locks (before the point of no return), pipes
-// (after it).
+// files.cpp: the image's record of descriptor `fd` (or nullptr);
+// descriptors and locks (before the point of no return), pipes (after it).
+const Fd* fd_numbered(const Image& img, std::int32_t fd);
 int place_files(const Image& img, int image_fd);
 void plan_file_maps(Image& img);
 void restore_pipes(const Image& img, int moved);

@@ -66,23 +66,15 @@ void free_unix_path(const std::string& what, const std::string& path, int type) 
   if (unlink(path.c_str()) != 0) refuse(what + "cannot remove the old socket file " + path + ": " + strerror(errno));
 }
 
-}  // namespace
-
-void place_socket(const Fd& f) {
-  const FdRecord& r = f.rec;
-  std::string what = "fd " + std::to_string(r.fd) + " (socket): ";
+SocketRecord socket_record(const Fd& f, const std::string& what) {
   SocketRecord s;
   if (ImageStatus st = decode(Blob(f.data.data(), f.data.size()), &s); !st)
     refuse(what + "a malformed socket record: " + std::string(st.message()));
-  bool addressed = !s.local.empty() || s.state == SocketState::connected;
-  if (addressed) {
-    struct stat ns{};
-    if (stat("/proc/self/ns/net", &ns) != 0 || ns.st_ino != s.netns || !same_boot(s))
-      refuse(what + "its addresses belong to the network of the machine and namespace it was checkpointed in; "
-                    "restart it there");
-  }
-  int fd = socket(static_cast<int>(s.family), static_cast<int>(s.type) | SOCK_CLOEXEC, static_cast<int>(s.protocol));
-  if (fd < 0) refuse(what + "cannot make the socket again: " + strerror(errno));
+  return s;
+}
+
+// Sets the recorded options on a new socket and reads each back.
+void set_options(int fd, const SocketRecord& s, const std::string& what) {
   for (std::uint32_t i = 0; i < s.option_count; ++i) {
     const SocketOption& o = s.options[i];
     int half = 0;
@@ -101,15 +93,10 @@ void place_socket(const Fd& f) {
       refuse(what + "option " + std::to_string(o.level) + "/" + std::to_string(o.name) +
              " cannot be set again here: " + (errno != 0 ? strerror(errno) : "it reads back otherwise"));
   }
-  if (!s.local.empty()) {
-    std::string path = s.family == AF_UNIX ? unix_path(s.local) : "";
-    if (!path.empty()) free_unix_path(what, path, static_cast<int>(s.type));
-    if (bind(fd, reinterpret_cast<const sockaddr*>(s.local.data()), static_cast<socklen_t>(s.local.size())) != 0)
-      refuse(what + "cannot bind its address again: " + strerror(errno) +
-             (errno == EADDRINUSE ? " (another socket holds it now)" : ""));
-  }
-  if (s.state == SocketState::listening && listen(fd, s.backlog != 0 ? static_cast<int>(s.backlog) : SOMAXCONN) != 0)
-    refuse(what + "cannot listen again: " + strerror(errno));
+}
+
+// Puts a new socket at the program's number with its status and fd flags.
+void put_at(int fd, const FdRecord& r, const std::string& what) {
   if (fcntl(fd, F_SETFL, static_cast<int>(r.open_flags) & O_NONBLOCK) != 0)
     refuse(what + "cannot set its status flags: " + strerror(errno));
   int cloexec = (r.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
@@ -119,6 +106,88 @@ void place_socket(const Fd& f) {
   } else if (!cloexec) {
     fcntl(fd, F_SETFD, 0);
   }
+}
+
+// Sends again, from `from`, what was queued to be read on the end `to`
+// records: a stream's bytes in order from offset 0, or one message per
+// record numbered from 0.
+void refill(int from, const Fd& to, bool stream, const std::string& what) {
+  std::uint64_t next = 0;
+  for (const FileData& d : to.contents) {
+    if (d.offset != next) refuse(what + "its queued data has a gap or is out of order (a damaged image)");
+    ssize_t n = send(from, d.bytes.data(), d.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n != static_cast<ssize_t>(d.bytes.size()))
+      refuse(what + "its queued data cannot be queued again: " + (n < 0 ? strerror(errno) : "a short send"));
+    next += stream ? d.bytes.size() : 1;
+  }
+}
+
+// Both ends of a socketpair, made when the first of them in the image is
+// reached; the second is then in place already.
+void place_pair(const Image& img, const Fd& f, const SocketRecord& s, const std::string& what) {
+  if (s.family != AF_UNIX || s.peer.size() != 8) refuse(what + "a malformed socketpair record");
+  std::uint64_t peer_ino;
+  memcpy(&peer_ino, s.peer.data(), 8);
+  const Fd* other = nullptr;
+  bool first = true;
+  for (const Fd& g : img.fds) {
+    if (&g == &f) {
+      if (other != nullptr) first = false;
+      continue;
+    }
+    if (g.rec.kind == FdKind::socket && g.rec.inode == peer_ino) other = other == nullptr ? &g : other;
+  }
+  if (other == nullptr) refuse(what + "the other end of its socketpair is not in the image");
+  if (!first) return;  // made with the other end
+  std::string other_what = "fd " + std::to_string(other->rec.fd) + " (socket): ";
+  SocketRecord o = socket_record(*other, other_what);
+  std::uint64_t back_ino;
+  memcpy(&back_ino, o.peer.data(), o.peer.size() == 8 ? 8 : 0);
+  if (o.state != SocketState::pair || o.peer.size() != 8 || back_ino != f.rec.inode || o.type != s.type)
+    refuse(what + "its socketpair's other end (fd " + std::to_string(other->rec.fd) + ") does not match it");
+  int ends[2];
+  if (socketpair(AF_UNIX, static_cast<int>(s.type) | SOCK_CLOEXEC, 0, ends) != 0)
+    refuse(what + "cannot make the socketpair again: " + strerror(errno));
+  set_options(ends[0], s, what);
+  set_options(ends[1], o, other_what);
+  bool stream = s.type == SOCK_STREAM;
+  refill(ends[1], f, stream, what);
+  refill(ends[0], *other, stream, other_what);
+  put_at(ends[0], f.rec, what);
+  put_at(ends[1], other->rec, other_what);
+}
+
+}  // namespace
+
+void place_socket(const Image& img, const Fd& f) {
+  const FdRecord& r = f.rec;
+  std::string what = "fd " + std::to_string(r.fd) + " (socket): ";
+  SocketRecord s = socket_record(f, what);
+  if (s.state == SocketState::pair) {
+    place_pair(img, f, s, what);
+    return;
+  }
+  if (!f.contents.empty()) refuse(what + "queued data for a socket that is not a socketpair's end (a damaged image)");
+  bool addressed = !s.local.empty() || s.state == SocketState::connected;
+  if (addressed) {
+    struct stat ns{};
+    if (stat("/proc/self/ns/net", &ns) != 0 || ns.st_ino != s.netns || !same_boot(s))
+      refuse(what + "its addresses belong to the network of the machine and namespace it was checkpointed in; "
+                    "restart it there");
+  }
+  int fd = socket(static_cast<int>(s.family), static_cast<int>(s.type) | SOCK_CLOEXEC, static_cast<int>(s.protocol));
+  if (fd < 0) refuse(what + "cannot make the socket again: " + strerror(errno));
+  set_options(fd, s, what);
+  if (!s.local.empty()) {
+    std::string path = s.family == AF_UNIX ? unix_path(s.local) : "";
+    if (!path.empty()) free_unix_path(what, path, static_cast<int>(s.type));
+    if (bind(fd, reinterpret_cast<const sockaddr*>(s.local.data()), static_cast<socklen_t>(s.local.size())) != 0)
+      refuse(what + "cannot bind its address again: " + strerror(errno) +
+             (errno == EADDRINUSE ? " (another socket holds it now)" : ""));
+  }
+  if (s.state == SocketState::listening && listen(fd, s.backlog != 0 ? static_cast<int>(s.backlog) : SOMAXCONN) != 0)
+    refuse(what + "cannot listen again: " + strerror(errno));
+  put_at(fd, r, what);
 }
 
 // After every socket is placed (a datagram socket may be connected to

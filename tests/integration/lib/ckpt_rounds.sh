@@ -523,7 +523,7 @@ expect_result() {
 # step counts that make each run last 1-3 s here. The programs wait for the
 # test where it checkpoints them, so a faster machine does not end them
 # first; the counts only spread the checkpoints.
-CKPT_DEFAULT_PROGRAMS="agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals"
+CKPT_DEFAULT_PROGRAMS="agent_counter ckpt_clock ckpt_cxx ckpt_shared_map ckpt_threads ckpt_files ckpt_memory ckpt_signals ckpt_eventloop"
 declare -gA CKPT_STEPS=([agent_counter]=600 [ckpt_clock]=1200 [ckpt_signals]=45000)
 
 # ckpt_test_start BIN_DIR LIB_DIR: what every checkpoint test does first.
