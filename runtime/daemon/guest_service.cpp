@@ -152,10 +152,4 @@ void GuestService::close(const std::shared_ptr<Connection>& c) {
   }
 }
 
-void GuestService::guest_ended(std::int32_t rank) {
-  waiting_.erase(rank);
-  auto it = attached_.find(rank);
-  if (it != attached_.end()) close(it->second);
-}
-
 }  // namespace mosix

@@ -42,9 +42,8 @@ class GuestService {
   const std::string& path() const { return path_; }
 
   // For a guest of this node: its reply, or a message from another guest.
+  // One for a rank that never attaches waits until the node daemon ends.
   void deliver(const Message& message, std::int32_t rank);
-  // The guest ended: what waits for it is dropped, its connection closed.
-  void guest_ended(std::int32_t rank);
 
  private:
   struct Connection;
