@@ -1,7 +1,8 @@
 # Migration on a virtual cluster of 3 nodes (mosixctl migrate): a guest moved
 # once and then back and forth (MIGRATE_ROUNDS round trips, default 20) gives
 # byte for byte the output of an uninterrupted run and its exit status; a
-# 4-thread guest moves whole; a guest holding a socket is refused with its
+# 4-thread guest moves whole; event loops (ckpt_eventloop, Python asyncio) move with
+# their epoll, signal and socketpair state; a guest holding a socket is refused with its
 # reason, shown as cantmove by mosixctl ps, and finishes normally where it is.
 # Prints the bytes moved and the stopped time of each migration.
 # The guests never end before the test is done moving them: the ckpt
@@ -105,6 +106,33 @@ rc=$?
 [[ $rc == 0 ]] || fail "ckpt_threads exited with $rc: $(head -3 "$WORK/th.err")"
 cmp -s "$WORK/th.plain" "$WORK/th.out" && echo "  output identical to the uninterrupted run" ||
   fail "ckpt_threads' output differs: $(diff "$WORK/th.plain" "$WORK/th.out" | head -5)"
+
+# 2b. Event loops move: ckpt_eventloop (epoll, eventfd, signalfd, timerfd,
+# socketpairs with queued data) and, where python3 is installed, an asyncio
+# loop with a signal handler (issue 17), each vnode1 then vnode2.
+for loop_prog in "$BIN/ckpt_eventloop" "python3 $(dirname -- "${BASH_SOURCE[0]}")/event_loops/ckpt_asyncio.py 400"; do
+  read -r -a cmd <<< "$loop_prog"
+  command -v "${cmd[0]}" > /dev/null || { echo "skip: ${cmd[0]} is not installed"; continue; }
+  name=$(basename -- "${cmd[-1]}")
+  [[ $name == 400 ]] && name=$(basename -- "${cmd[1]}")
+  echo "$name: vnode1, then vnode2"
+  "${cmd[@]}" > "$WORK/$name.plain" 2>/dev/null
+  gate=$WORK/$name.gate
+  gate_allow "$gate" 2
+  CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "${cmd[@]}" < /dev/null > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  job=$!
+  wait_lines "$WORK/$name.out" 2 $job
+  migrate $job 0 vnode1
+  gate_allow "$gate" 6
+  wait_lines "$WORK/$name.out" 6 $job
+  migrate $job 0 vnode2
+  gate_open "$gate"
+  wait $job
+  rc=$?
+  [[ $rc == 0 ]] || fail "$name exited with $rc: $(head -3 "$WORK/$name.err")"
+  cmp -s "$WORK/$name.plain" "$WORK/$name.out" && echo "  output identical to the uninterrupted run" ||
+    fail "$name's output differs: $(diff "$WORK/$name.plain" "$WORK/$name.out" | head -5)"
+done
 
 # 3. A guest with an open socket cannot move: refused with the reason, shown
 # by ps, and it finishes where it is.
