@@ -67,7 +67,11 @@ MOSIX_CHILD_CODE int exec_child(void* arg) {
   const GuestLaunch& l = *c.launch;
   // Our own process group: the runtime signals the guest and everything it
   // starts as one, and the terminal's job control stays with mosixrun.
-  if (::setpgid(0, 0) != 0) child_fail(c.report_fd, 1);
+  // An MPICH copy gets a session of its own as well, as Hydra gives each
+  // rank: where the kernel groups tasks by session for scheduling
+  // (autogroup), each rank then competes as Hydra's do, not all of them
+  // together as one session's share. Its process group is its pid either way.
+  if (l.new_session ? ::setsid() < 0 : ::setpgid(0, 0) != 0) child_fail(c.report_fd, 1);
   // The kernel kills the guest if the daemon that started it dies, even by
   // SIGKILL; the orphan watcher covers the guest's own children.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(c.report_fd, 2);

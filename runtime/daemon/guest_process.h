@@ -20,6 +20,7 @@ struct GuestLaunch {
   int stdin_fd = -1;               // -1: a pipe is made; otherwise dup'ed into the child
   std::string cgroup_procs;        // cgroup.procs file to join before exec (CPU cap), or empty
   int pass_fd = -1;                 // a close-on-exec descriptor the program inherits (PMI_FD)
+  bool new_session = false;         // its own session too, not only its own process group
   bool close_inherited_fds = false; // close every fd above 2 (a guest to be checkpointed must
                                     // not hold a pipe of whoever started mosixrun)
 };

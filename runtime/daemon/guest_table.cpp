@@ -155,6 +155,7 @@ void GuestTable::spawn(SpawnGuest s) {
       pmi_fd = *fd;
       start.launch.env = s.env;
       start.launch.pass_fd = pmi_fd;
+      start.launch.new_session = true;
     }
   }
   if (path) {

@@ -80,6 +80,12 @@ got=$("$BIN/mosixrun" --mpi pmi -np 2 sh -c 'echo "$PMI_RANK/$PMI_SIZE fd=${PMI_
   2> "$TMP/err" | sort)
 check_eq "--mpi pmi: PMI_RANK, PMI_SIZE and PMI_FD, no PMIx server" $'0/2 fd=set pmix=none\n1/2 fd=set pmix=none' "$got"
 
+# Each MPICH copy has a session of its own, as Hydra gives each rank (with
+# the kernel's autogroup scheduling, ranks that share one session share one
+# session's CPU: MPICH ran at half Hydra's speed on a busy machine).
+got=$("$BIN/mosixrun" --mpi pmi -np 2 sh -c 'ps -o pid=,sid= -p $$' 2> "$TMP/err" | awk '$1 == $2' | wc -l)
+check_eq "--mpi pmi: each copy leads its own session" 2 "$got"
+
 # --mpi none: every copy starts alone, as a singleton.
 got=$("$BIN/mosixrun" --mpi none --oversubscribe -np 2 "$hello" 2> "$TMP/err" | sort)
 check_eq "--mpi none: singletons" $'rank 0 of 1 sum 0\nrank 0 of 1 sum 0' "$got"
