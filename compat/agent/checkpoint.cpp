@@ -1126,7 +1126,7 @@ bool Session::write_fds() {
     r.gid = st.st_gid;
     bool ghost = r.kind == FdKind::ghost || r.kind == FdKind::memfd;
     // A shared fd's locks are its first's (the restore takes them there).
-    bool pair = r.kind == FdKind::socket && s_->socket.partner >= 0;
+    bool pair = r.kind == FdKind::socket && s_->socket.partner != -1;
     ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
          (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) && (!pair || write_pair_queue(fd)) &&
          (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || r.kind == FdKind::shared ||
@@ -1208,7 +1208,7 @@ bool Session::write_pipe_rest(std::uint64_t ino, long fd) {
 // file data records (image_format.h, SocketState::pair).
 bool Session::write_pair_queue(long fd) {
   SocketScratch& k = s_->socket;
-  if (!take_pair_queue(fd, k.partner, &k, s_->error, sizeof s_->error)) return false;
+  if (!peek_pair_queue(fd, &k, s_->error, sizeof s_->error)) return false;
   int type = 0;
   socklen_t len = sizeof type;
   sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);

@@ -1,13 +1,13 @@
-// Unix socketpairs the process holds both ends of (sockets.h): the other
-// end is found through sock_diag (the kernel shows a unix socket's peer
-// inode to its owner there and nowhere else), and each end's queue is read
-// out and sent again from the other end, as the pipes between the process's
-// threads are. It runs while every other thread is stopped, so nothing else
-// reads or writes the pair meanwhile.
+// Unix socketpairs the process holds both ends of, or one end of when the
+// other was closed (sockets.h): the other end is found through sock_diag
+// (the kernel shows a unix socket's peer inode and shutdown state to its
+// owner there and nowhere else), and each end's queue is copied with a
+// peek offset, which leaves it as it was. It runs while every other thread
+// is stopped, so nothing else reads or writes the pair meanwhile.
+#include <errno.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -25,11 +25,16 @@ struct DiagRequest {
   unix_diag_req req;
 };
 
-// The peer inode and shutdown bits of unix socket `ino`; false when the
-// kernel does not say (no unix_diag) or it has no peer.
-bool unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, SocketScratch* s) {
+enum class Diag { error, gone, found };
+
+// The peer inode (0: none) and shutdown bits of unix socket `ino`: gone when
+// no such socket is open any more (closed by every process), error when
+// the kernel does not say (no unix_diag).
+Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, SocketScratch* s) {
+  *peer = 0;
+  *shutdown = 0;
   long nl = sys(SYS_socket, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (nl < 0) return false;
+  if (nl < 0) return Diag::error;
   DiagRequest q{};
   q.head.nlmsg_len = sizeof q;
   q.head.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -45,13 +50,16 @@ bool unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, Socke
   long n = sys(SYS_sendto, nl, &q, sizeof q, 0, &to, sizeof to);
   if (n == static_cast<long>(sizeof q)) n = sys(SYS_recvfrom, nl, s->diag, sizeof s->diag, 0, nullptr, nullptr);
   sys(SYS_close, nl);
-  if (n < static_cast<long>(sizeof(nlmsghdr) + sizeof(unix_diag_msg))) return false;
   const auto* head = reinterpret_cast<const nlmsghdr*>(s->diag);
-  if (head->nlmsg_type != SOCK_DIAG_BY_FAMILY || head->nlmsg_len > static_cast<std::uint32_t>(n)) return false;
+  if (n >= static_cast<long>(sizeof(nlmsghdr) + sizeof(int)) && head->nlmsg_type == NLMSG_ERROR) {
+    int err;
+    __builtin_memcpy(&err, s->diag + sizeof(nlmsghdr), sizeof err);
+    return err == -ENOENT ? Diag::gone : Diag::error;
+  }
+  if (n < static_cast<long>(sizeof(nlmsghdr) + sizeof(unix_diag_msg))) return Diag::error;
+  if (head->nlmsg_type != SOCK_DIAG_BY_FAMILY || head->nlmsg_len > static_cast<std::uint32_t>(n)) return Diag::error;
   const auto* msg = reinterpret_cast<const unix_diag_msg*>(s->diag + sizeof(nlmsghdr));
-  if (msg->udiag_ino != static_cast<std::uint32_t>(ino)) return false;
-  bool found = false;
-  *shutdown = 0;
+  if (msg->udiag_ino != static_cast<std::uint32_t>(ino)) return Diag::error;
   // The attributes after the message, each 4-byte aligned (rtattr layout).
   for (std::uint32_t at = sizeof(nlmsghdr) + sizeof(unix_diag_msg); at + 4 <= head->nlmsg_len;) {
     std::uint16_t len, type;
@@ -62,77 +70,59 @@ bool unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, Socke
       std::uint32_t p;
       __builtin_memcpy(&p, s->diag + at + 4, 4);
       *peer = p;
-      found = p != 0;
     } else if (type == UNIX_DIAG_SHUTDOWN && len >= 5) {
       *shutdown = s->diag[at + 4];
     }
     at += (static_cast<std::uint32_t>(len) + 3) & ~3U;
   }
-  return found;
-}
-
-bool send_all(long fd, const std::uint8_t* data, std::size_t len) {
-  std::size_t done = 0;
-  do {
-    long n = sys(SYS_sendto, fd, data + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0);
-    if (n == -4 /* EINTR */) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  } while (done < len);
-  return true;
+  return Diag::found;
 }
 
 }  // namespace
 
-long pair_partner(long fd, SocketScratch* s) {
+long pair_partner(long fd, SocketScratch* s, unsigned* shutdown) {
   struct stat st{};
   if (sys(SYS_fstat, fd, &st) != 0) return -1;
-  std::uint64_t peer = 0;
-  unsigned shutdown = 0;
-  if (!unix_peer(st.st_ino, &peer, &shutdown, s) || shutdown != 0) return -1;
+  std::uint64_t peer = 0, peers_peer = 0;
+  unsigned peers_shutdown = 0;
+  if (unix_peer(st.st_ino, &peer, shutdown, s) != Diag::found) return -1;
+  // A connected end whose peer has no inode: the peer was released (closed
+  // by every process); the kernel keeps it only for this end's sake.
+  if (peer == 0) return kPeerClosed;
   for (int i = 0; i < s->nown; ++i)
     if (s->own_ino[i] == peer && s->own_fd[i] != fd) return s->own_fd[i];
-  return -1;
+  // Not the process's: closed by everyone (its bytes already sent stay
+  // queued here), or another process's (refused by the caller).
+  return unix_peer(peer, &peers_peer, &peers_shutdown, s) == Diag::gone ? kPeerClosed : -1;
 }
 
-bool take_pair_queue(long fd, long partner, SocketScratch* s, char* error, std::size_t error_cap) {
+bool peek_pair_queue(long fd, SocketScratch* s, char* error, std::size_t error_cap) {
   Line e(error, error_cap);
   e.s("fd ").u(static_cast<std::uint64_t>(fd)).s(" is a socketpair end ");
   s->queued = 0;
   s->nmsgs = 0;
-  int type = 0;
+  int type = 0, peek_off = -1;
   socklen_t len = sizeof type;
   sys(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
-  // What may be queued, known before anything is read, so that a queue too
-  // long to carry is refused with nothing taken out: a stream's or
-  // seqpacket's bytes (SIOCINQ counts them all); a datagram socket's, at
-  // most what its partner may have in flight (its send buffer).
-  int queued = 0, sndbuf = 0, peek_off = -1;
-  sys(SYS_ioctl, fd, 0x541B /* SIOCINQ */, &queued);
-  len = sizeof sndbuf;
-  sys(SYS_getsockopt, partner, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
   len = sizeof peek_off;
   sys(SYS_getsockopt, fd, SOL_SOCKET, SO_PEEK_OFF, &peek_off, &len);
   if (peek_off >= 0) {
     e.s("with a peek offset set (SO_PEEK_OFF), which a restore does not set again");
     return false;
   }
-  if (queued == 0 && type != SOCK_DGRAM) return true;
-  std::size_t bound = type == SOCK_DGRAM ? static_cast<std::size_t>(sndbuf) : static_cast<std::size_t>(queued);
-  if (bound > kMaxPairQueue / 2) {
-    e.s("with ").u(bound).s(" bytes queued or sendable to it, more than a checkpoint carries (512 KiB)");
-    return false;
-  }
-  // First a look without taking anything (a peek offset walks the queue):
-  // descriptors in flight (SCM_RIGHTS) refuse with the queue untouched,
-  // since a stream's boundaries around them could not be sent again as
-  // they were. The copies a peek installs are closed.
+  // A peek offset walks the queue without taking anything: one message per
+  // recvmsg (a stream's bytes in runs). Descriptors in flight (SCM_RIGHTS)
+  // refuse; the copies a peek installs are closed.
   alignas(cmsghdr) std::uint8_t control[2048];  // SCM_MAX_FD descriptors and credentials
   int zero = 0, off = -1;
   sys(SYS_setsockopt, fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
-  bool in_flight = false, empty = false;
-  for (int i = 0; i <= kMaxPairMessages; ++i) {
-    iovec iov{s->queue, kMaxPairQueue};
+  bool in_flight = false, empty = false, full = false;
+  for (;;) {
+    if (s->nmsgs == kMaxPairMessages || s->queued == kMaxPairQueue) {
+      full = true;
+      break;
+    }
+    iovec iov{s->queue + s->queued, kMaxPairQueue - s->queued};
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
@@ -140,8 +130,9 @@ bool take_pair_queue(long fd, long partner, SocketScratch* s, char* error, std::
     m.msg_controllen = sizeof control;
     long n = sys(SYS_recvmsg, fd, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n == -4 /* EINTR */) continue;
-    if (n < 0 || (n == 0 && type == SOCK_STREAM)) break;
-    empty = empty || n == 0;
+    // 0 from a stream, or from a seqpacket end that cannot read any more
+    // (RCV_SHUTDOWN), is the end of the data, not an empty message.
+    if (n < 0 || (n == 0 && (type == SOCK_STREAM || (type == SOCK_SEQPACKET && (s->shutdown & 1) != 0)))) break;
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       in_flight = true;
@@ -152,7 +143,13 @@ bool take_pair_queue(long fd, long partner, SocketScratch* s, char* error, std::
         sys(SYS_close, copy);
       }
     }
-    if (n == 0) break;  // an empty datagram does not move the offset on
+    if ((m.msg_flags & MSG_TRUNC) != 0) full = true;
+    if (n == 0 || in_flight || full) {
+      empty = n == 0;  // an empty datagram does not move the offset on
+      break;
+    }
+    s->msg_len[s->nmsgs++] = static_cast<std::uint32_t>(n);
+    s->queued += static_cast<std::size_t>(n);
   }
   sys(SYS_setsockopt, fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
   if (in_flight) {
@@ -163,24 +160,8 @@ bool take_pair_queue(long fd, long partner, SocketScratch* s, char* error, std::
     e.s("with an empty message queued, which an image does not carry");
     return false;
   }
-  // Read out, one message per recvmsg (a stream's bytes in runs), then sent
-  // again from the partner in order, each message as it was.
-  for (;;) {
-    if (s->nmsgs == kMaxPairMessages) break;  // cannot happen within the bound above
-    long n = sys(SYS_recvfrom, fd, s->queue + s->queued, kMaxPairQueue - s->queued, MSG_DONTWAIT, nullptr, nullptr);
-    if (n == -4 /* EINTR */) continue;
-    if (n <= 0) break;
-    s->msg_len[s->nmsgs++] = static_cast<std::uint32_t>(n);
-    s->queued += static_cast<std::size_t>(n);
-  }
-  std::size_t at = 0;
-  bool back = true;
-  for (int i = 0; i < s->nmsgs && back; ++i) {
-    back = send_all(partner, s->queue + at, s->msg_len[i]);
-    at += s->msg_len[i];
-  }
-  if (!back) {
-    e.s("whose queued data could not all be put back (").u(s->queued).s(" bytes read)");
+  if (full) {
+    e.s("with more than 1 MiB or 4096 messages queued, more than a checkpoint carries");
     return false;
   }
   return true;

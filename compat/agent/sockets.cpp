@@ -163,13 +163,16 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   if (sys(SYS_getsockname, fd, s->local, &local_len) != 0) local_len = 0;
   bool connected = sys(SYS_getpeername, fd, s->peer, &peer_len) == 0;
   bool listening = int_opt(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1;
-  // Both ends of a socketpair: made again with socketpair(), the queues
-  // carried (take_pair_queue).
+  // Both ends of a socketpair, or one whose other end was closed: made
+  // again with socketpair(), the queues carried (peek_pair_queue).
+  unsigned shutdown = 0;
   long partner = connected && fam == kUnix && peer_len <= sizeof(sa_family_t) && local_len <= sizeof(sa_family_t)
-                     ? pair_partner(fd, s)
+                     ? pair_partner(fd, s, &shutdown)
                      : -1;
   s->partner = partner;
-  if (partner < 0 && connected && (typ == kStream || (fam == kUnix && peer_len <= sizeof(sa_family_t)))) {
+  s->shutdown = shutdown;
+  bool pair = partner != -1;
+  if (!pair && connected && (typ == kStream || (fam == kUnix && peer_len <= sizeof(sa_family_t)))) {
     e.s("is a connected socket (").s(fam == kUnix && peer_len <= sizeof(sa_family_t) ? "a socketpair or an "
                                                                                         "unnamed peer"
                                                                                       : "a stream")
@@ -189,7 +192,7 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   }
   pollfd p{static_cast<int>(fd), POLLIN | POLLRDHUP, 0};
   timespec zero{0, 0};
-  if (partner < 0 && sys(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1) {
+  if (!pair && sys(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1) {
     if (listening && (p.revents & POLLIN)) {
       e.s("is a listening socket with connections waiting to be accepted, which a restore would lose");
       return -1;
@@ -223,21 +226,24 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
       return -1;
     }
   }
-  if (for_move && partner < 0 && (connected || listening || !unbound(s->local, local_len, family))) {
+  if (for_move && !pair && (connected || listening || !unbound(s->local, local_len, family))) {
     e.s("is a socket ").s(listening ? "listening" : connected ? "connected" : "bound")
         .s(" at an address of this node, which its clients reach here: a move would take it away "
            "(close it, or checkpoint and restart on this node)");
     return -1;
   }
-  r.state = partner >= 0 ? SocketState::pair
+  r.state = pair         ? SocketState::pair
             : listening  ? SocketState::listening
             : connected  ? SocketState::connected
                          : SocketState::plain;
   if (!unbound(s->local, local_len, family)) r.local = ckpt::Blob(s->local, local_len);
   struct stat st{};
-  if (partner >= 0 && sys(SYS_fstat, partner, &st) == 0) {
-    __builtin_memcpy(s->peer, &st.st_ino, 8);  // the other end's inode (little-endian x86-64)
-    r.peer = ckpt::Blob(s->peer, 8);
+  if (pair) {
+    // The other end's inode (0: closed), then this end's shutdown bits.
+    std::uint64_t other = partner >= 0 && sys(SYS_fstat, partner, &st) == 0 ? st.st_ino : 0;
+    __builtin_memcpy(s->peer, &other, 8);  // little-endian x86-64
+    s->peer[8] = static_cast<std::uint8_t>(shutdown);
+    r.peer = ckpt::Blob(s->peer, 9);
   } else if (connected) {
     r.peer = ckpt::Blob(s->peer, peer_len);
   }

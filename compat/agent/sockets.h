@@ -30,7 +30,9 @@ struct SocketScratch {
   std::uint32_t msg_len[kMaxPairMessages];
   int nmsgs;
   std::uint8_t diag[4096];  // a sock_diag request and answer
-  long partner;             // the last socket_image_data's other end, or -1
+  unsigned shutdown;        // the last socket_image_data's shutdown bits (a pair end's)
+  long partner;             // the last socket_image_data's pair end: its other end,
+                            // kPeerClosed, or -1 when it is no pair end
   mosix::ckpt::SocketRecord rec;
   std::uint8_t local[mosix::ckpt::kMaxSocketAddress];
   std::uint8_t peer[mosix::ckpt::kMaxSocketAddress];
@@ -40,15 +42,18 @@ struct SocketScratch {
 };
 
 // The other end of the unix socket `fd` when the process holds it too (a
-// socketpair; both unnamed), else -1.
-long pair_partner(long fd, SocketScratch* s);
+// socketpair; both unnamed), kPeerClosed when every process closed it, else
+// -1 (another process holds it, or the kernel does not say). `shutdown`:
+// fd's own shutdown bits (RCV_SHUTDOWN 1, SEND_SHUTDOWN 2).
+inline constexpr long kPeerClosed = -2;
+long pair_partner(long fd, SocketScratch* s, unsigned* shutdown);
 
-// Reads what is queued to be read on the pair end `fd` into s->queue (and
-// s->msg_len for messages), then sends it again from its partner, so the
-// queue is as it was. False with the reason in `error`, the queue untouched:
-// more than 512 KiB, an empty message, descriptors in flight (SCM_RIGHTS),
-// a peek offset (SO_PEEK_OFF).
-bool take_pair_queue(long fd, long partner, SocketScratch* s, char* error, std::size_t error_cap);
+// Copies what is queued to be read on the pair end `fd` into s->queue (and
+// s->msg_len per message) without taking it (a peek offset). False with
+// the reason in `error`: more than 1 MiB or 4096 messages, an empty
+// message, descriptors in flight (SCM_RIGHTS), a peek offset of the
+// program's own (SO_PEEK_OFF).
+bool peek_pair_queue(long fd, SocketScratch* s, char* error, std::size_t error_cap);
 
 // The image data of socket `fd` (image_format.h, kind socket), encoded into
 // s->encoded; its length, or -1 with the reason in `error` (after "fd N "):

@@ -377,8 +377,10 @@ enum class SocketState : std::uint8_t {
   listening = 1,   // listen(backlog), its accept queue empty
   connected = 2,   // a datagram socket connect()ed to `peer`
   pair = 3,        // a unix socket connected to another of the process's,
-                   // both unnamed (socketpair): `peer` holds that one's
-                   // inode (u64 LE), made again with socketpair(). What
+                   // both unnamed (socketpair), or to one every process
+                   // closed: `peer` holds that one's inode (u64 LE, 0 when
+                   // closed) and this end's shutdown bits (u8: 1 reading,
+                   // 2 writing), made again with socketpair(). What
                    // was queued to be read on this end follows its fd
                    // record as file data records: a stream's bytes at
                    // their offsets, else one message per record, `offset`

@@ -122,12 +122,28 @@ void refill(int from, const Fd& to, bool stream, const std::string& what) {
   }
 }
 
+// The other end's inode (0: closed) and this end's shutdown bits
+// (image_format.h, SocketState::pair).
+void pair_peer(const SocketRecord& s, const std::string& what, std::uint64_t* ino, int* shut) {
+  if (s.family != AF_UNIX || s.peer.size() != 9 || s.peer[8] > 3) refuse(what + "a malformed socketpair record");
+  memcpy(ino, s.peer.data(), 8);
+  *shut = s.peer[8];
+}
+
+// shutdown() again with an end's bits, once its queue is refilled.
+void shut(int fd, int bits, const std::string& what) {
+  static constexpr int kHow[] = {-1, SHUT_RD, SHUT_WR, SHUT_RDWR};
+  if (bits != 0 && shutdown(fd, kHow[bits]) != 0) refuse(what + "cannot shut it down again: " + strerror(errno));
+}
+
 // Both ends of a socketpair, made when the first of them in the image is
-// reached; the second is then in place already.
+// reached; the second is then in place already. One whose other end was
+// closed gets a new pair, its queue refilled from the other end, which is
+// then closed (a stream end sees the end of the stream as before).
 void place_pair(const Image& img, const Fd& f, const SocketRecord& s, const std::string& what) {
-  if (s.family != AF_UNIX || s.peer.size() != 8) refuse(what + "a malformed socketpair record");
   std::uint64_t peer_ino;
-  memcpy(&peer_ino, s.peer.data(), 8);
+  int bits;
+  pair_peer(s, what, &peer_ino, &bits);
   const Fd* other = nullptr;
   bool first = true;
   for (const Fd& g : img.fds) {
@@ -135,26 +151,34 @@ void place_pair(const Image& img, const Fd& f, const SocketRecord& s, const std:
       if (other != nullptr) first = false;
       continue;
     }
-    if (g.rec.kind == FdKind::socket && g.rec.inode == peer_ino) other = other == nullptr ? &g : other;
+    if (peer_ino != 0 && g.rec.kind == FdKind::socket && g.rec.inode == peer_ino) other = other == nullptr ? &g : other;
   }
-  if (other == nullptr) refuse(what + "the other end of its socketpair is not in the image");
+  if (peer_ino != 0 && other == nullptr) refuse(what + "the other end of its socketpair is not in the image");
   if (!first) return;  // made with the other end
-  std::string other_what = "fd " + std::to_string(other->rec.fd) + " (socket): ";
-  SocketRecord o = socket_record(*other, other_what);
-  std::uint64_t back_ino;
-  memcpy(&back_ino, o.peer.data(), o.peer.size() == 8 ? 8 : 0);
-  if (o.state != SocketState::pair || o.peer.size() != 8 || back_ino != f.rec.inode || o.type != s.type)
-    refuse(what + "its socketpair's other end (fd " + std::to_string(other->rec.fd) + ") does not match it");
+  std::string other_what = other != nullptr ? "fd " + std::to_string(other->rec.fd) + " (socket): " : what;
+  SocketRecord o;
+  std::uint64_t back_ino = 0;
+  int other_bits = 0;
+  if (other != nullptr) {
+    o = socket_record(*other, other_what);
+    if (o.state != SocketState::pair) refuse(what + "its socketpair's other end does not match it");
+    pair_peer(o, other_what, &back_ino, &other_bits);
+    if (back_ino != f.rec.inode || o.type != s.type)
+      refuse(what + "its socketpair's other end (fd " + std::to_string(other->rec.fd) + ") does not match it");
+  }
   int ends[2];
   if (socketpair(AF_UNIX, static_cast<int>(s.type) | SOCK_CLOEXEC, 0, ends) != 0)
     refuse(what + "cannot make the socketpair again: " + strerror(errno));
   set_options(ends[0], s, what);
-  set_options(ends[1], o, other_what);
+  if (other != nullptr) set_options(ends[1], o, other_what);
   bool stream = s.type == SOCK_STREAM;
   refill(ends[1], f, stream, what);
-  refill(ends[0], *other, stream, other_what);
+  if (other != nullptr) refill(ends[0], *other, stream, other_what);
+  shut(ends[0], bits, what);
+  if (other != nullptr) shut(ends[1], other_bits, other_what);
   put_at(ends[0], f.rec, what);
-  put_at(ends[1], other->rec, other_what);
+  if (other != nullptr) put_at(ends[1], other->rec, other_what);
+  else close(ends[1]);
 }
 
 }  // namespace
