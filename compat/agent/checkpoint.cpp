@@ -61,7 +61,8 @@ constexpr std::uint32_t kRseqSig = 0x53053053;  // glibc's RSEQ_SIG on x86
 constexpr std::uint32_t kRseqLen = 32;          // ORIG_RSEQ_SIZE, what glibc 2.36 registers
 constexpr long kStopTimeoutNs = 10'000'000'000L;
 constexpr std::uint64_t kProgressStep = 256u << 20;
-constexpr int kMaxPipes = 64;
+constexpr int kMaxPipes = 1024;
+constexpr std::size_t kPipeArenaBytes = 64 << 20;  // all their unread bytes together
 constexpr std::size_t kMaxPipeBytes = 1 << 20;
 constexpr int kMaxFds = 8192;
 // Deleted-but-open files a checkpoint carries, and their data in all.
@@ -168,14 +169,17 @@ struct Scratch {
   // record holds at most kMaxBlob bytes: the read end's record carries the
   // first part, the write end's the next, and file data records after the
   // second of those two the rest. Untouched pages of the scratch mapping
-  // cost nothing, so each pipe has room for the most an unprivileged
-  // F_SETPIPE_SZ allows (1 MiB, pipe-max-size's default).
+  // cost nothing, so each pipe may hold the most an unprivileged
+  // F_SETPIPE_SZ allows (1 MiB, pipe-max-size's default), in one arena that
+  // holds 64 MiB of them together.
   std::uint64_t drained[kMaxPipes];
   std::size_t drained_len[kMaxPipes];
   bool carried[kMaxPipes][2];  // the first record of each end carries data
   bool rest_written[kMaxPipes];
   int ndrained;
-  unsigned char pipe_data[kMaxPipes][kMaxPipeBytes];
+  std::size_t pipe_at[kMaxPipes];  // where each pipe's bytes start in the arena
+  std::size_t arena_used;
+  unsigned char pipe_arena[kPipeArenaBytes];
   SocketScratch socket;
   alignas(64) char stack[256 << 10];
 };
@@ -1144,7 +1148,7 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
   for (int i = 0; i < s_->ndrained; ++i)
     if (s_->drained[i] == ino) slot = i;
   if (slot < 0) {
-    if (s_->ndrained == kMaxPipes) return fail("more than 64 pipes between the process's threads"), false;
+    if (s_->ndrained == kMaxPipes) return fail("more than 1024 pipes between the process's threads"), false;
     slot = s_->ndrained++;
     s_->drained[slot] = ino;
     s_->carried[slot][0] = s_->carried[slot][1] = false;
@@ -1156,20 +1160,25 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
     }
     int avail = 0;
     sys(SYS_ioctl, reader, 0x541B /* FIONREAD */, &avail);
-    if (avail > static_cast<int>(sizeof s_->pipe_data[0])) {
+    if (avail > static_cast<int>(kMaxPipeBytes) || s_->arena_used + static_cast<std::size_t>(avail) > kPipeArenaBytes) {
       Line(s_->error, sizeof s_->error)
           .s("fd ")
           .u(static_cast<std::uint64_t>(reader))
-          .s(" is a pipe holding more than 1 MiB of unread data");
+          .s(avail > static_cast<int>(kMaxPipeBytes) ? " is a pipe holding more than 1 MiB of unread data"
+                                                      : " is a pipe, and the process's pipes hold more than 64 MiB "
+                                                        "of unread data together");
       return false;
     }
+    s_->pipe_at[slot] = s_->arena_used;
+    s_->arena_used += static_cast<std::size_t>(avail);
+    unsigned char* data = s_->pipe_arena + s_->pipe_at[slot];
     long n = 0;
     while (n < avail) {
-      long got = sys(SYS_read, reader, s_->pipe_data[slot] + n, static_cast<std::size_t>(avail - n));
+      long got = sys(SYS_read, reader, data + n, static_cast<std::size_t>(avail - n));
       if (got <= 0) break;
       n += got;
     }
-    if (n > 0 && !write_all(static_cast<int>(writer), s_->pipe_data[slot], static_cast<std::size_t>(n)))
+    if (n > 0 && !write_all(static_cast<int>(writer), data, static_cast<std::size_t>(n)))
       return fail("cannot put the bytes read from a pipe back"), false;
     s_->drained_len[slot] = static_cast<std::size_t>(n);
   }
@@ -1179,7 +1188,8 @@ bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
   bool reader_end = (r->open_flags & O_ACCMODE) == O_RDONLY;
   if (s_->carried[slot][reader_end]) return true;
   s_->carried[slot][reader_end] = true;
-  r->data = reader_end ? Blob(s_->pipe_data[slot], first) : Blob(s_->pipe_data[slot] + first, second);
+  const unsigned char* data = s_->pipe_arena + s_->pipe_at[slot];
+  r->data = reader_end ? Blob(data, first) : Blob(data + first, second);
   return true;
 }
 
@@ -1197,7 +1207,7 @@ bool Session::write_pipe_rest(std::uint64_t ino, long fd) {
       FileDataRecord d;
       d.fd = static_cast<std::int32_t>(fd);
       d.offset = at;
-      d.data = Blob(s_->pipe_data[slot] + at, n);
+      d.data = Blob(s_->pipe_arena + s_->pipe_at[slot] + at, n);
       if (!check(writer_->file_data(d))) return false;
     }
   }
