@@ -7,8 +7,12 @@
 // the agent shows each thread the tid it had first, as it shows the process
 // its first pid (agent.cpp), and translates such a virtual tid back to the
 // kernel's where the program hands one to the kernel through an interposed
-// call: gettid and tgkill, and syscall(2) for those, tkill,
-// rt_tgsigqueueinfo, sched_{set,get}affinity and kcmp (getpid, getppid,
+// call: gettid, tgkill, the libc calls that take a tid or pid (the
+// sched_*scheduler/param calls, sched_rr_get_interval, get/setpriority,
+// prlimit, process_vm_readv/writev, pidfd_open), and syscall(2) for those,
+// tkill, rt_tgsigqueueinfo, sched_{set,get}affinity, sched_{set,get}attr,
+// get_robust_list, ioprio_{get,set}, migrate_pages, move_pages,
+// perf_event_open and kcmp (getpid, getppid,
 // kill, getsid, getpgid, getpgrp and setpgid through syscall(2) go to the
 // agent's own, as their libc entry points do). Paths /proc/<tid> are
 // proc_paths.cpp's business (it asks tid_to_real).
@@ -26,6 +30,9 @@
 // and system calls made without libc's syscall(2).
 #include <errno.h>
 #include <stdarg.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -159,6 +166,58 @@ __attribute__((visibility("default"))) int tgkill(pid_t tgid, pid_t tid, int sig
   return errno_result(sys(SYS_tgkill, tgid == current_vpid() ? real_pid() : tgid, tid_to_real(tid), sig));
 }
 
+// The libc calls that take a tid or pid, to the kernel with its own.
+namespace {
+long real_id(pid_t id) { return static_cast<long>(mosix::agent::tid_to_real(id)); }
+}  // namespace
+
+__attribute__((visibility("default"))) int sched_setscheduler(pid_t pid, int policy, const struct sched_param* p) {
+  return errno_result(mosix::agent::sys(SYS_sched_setscheduler, real_id(pid), policy, p));
+}
+__attribute__((visibility("default"))) int sched_getscheduler(pid_t pid) {
+  return errno_result(mosix::agent::sys(SYS_sched_getscheduler, real_id(pid)));
+}
+__attribute__((visibility("default"))) int sched_setparam(pid_t pid, const struct sched_param* p) {
+  return errno_result(mosix::agent::sys(SYS_sched_setparam, real_id(pid), p));
+}
+__attribute__((visibility("default"))) int sched_getparam(pid_t pid, struct sched_param* p) {
+  return errno_result(mosix::agent::sys(SYS_sched_getparam, real_id(pid), p));
+}
+__attribute__((visibility("default"))) int sched_rr_get_interval(pid_t pid, struct timespec* t) {
+  return errno_result(mosix::agent::sys(SYS_sched_rr_get_interval, real_id(pid), t));
+}
+__attribute__((visibility("default"))) int getpriority(int which, id_t who) {
+  long r = mosix::agent::sys(SYS_getpriority, which, which == PRIO_PROCESS ? real_id(static_cast<pid_t>(who)) : who);
+  return r < 0 ? errno_result(r) : static_cast<int>(20 - r);  // the kernel answers 20 - nice, as glibc undoes
+}
+__attribute__((visibility("default"))) int setpriority(int which, id_t who, int prio) {
+  return errno_result(
+      mosix::agent::sys(SYS_setpriority, which, which == PRIO_PROCESS ? real_id(static_cast<pid_t>(who)) : who, prio));
+}
+__attribute__((visibility("default"))) int prlimit(pid_t pid, enum __rlimit_resource resource, const struct rlimit* next,
+                                                   struct rlimit* old) {
+  return errno_result(mosix::agent::sys(SYS_prlimit64, real_id(pid), resource, next, old));
+}
+__attribute__((visibility("default"))) int prlimit64(pid_t pid, enum __rlimit_resource resource,
+                                                     const struct rlimit64* next, struct rlimit64* old) {
+  return errno_result(mosix::agent::sys(SYS_prlimit64, real_id(pid), resource, next, old));
+}
+__attribute__((visibility("default"))) ssize_t process_vm_readv(pid_t pid, const struct iovec* local,
+                                                                unsigned long nlocal, const struct iovec* remote,
+                                                                unsigned long nremote, unsigned long flags) {
+  long r = mosix::agent::sys(SYS_process_vm_readv, real_id(pid), local, nlocal, remote, nremote, flags);
+  return r < 0 ? errno_result(r) : r;
+}
+__attribute__((visibility("default"))) ssize_t process_vm_writev(pid_t pid, const struct iovec* local,
+                                                                 unsigned long nlocal, const struct iovec* remote,
+                                                                 unsigned long nremote, unsigned long flags) {
+  long r = mosix::agent::sys(SYS_process_vm_writev, real_id(pid), local, nlocal, remote, nremote, flags);
+  return r < 0 ? errno_result(r) : r;
+}
+__attribute__((visibility("default"))) int pidfd_open(pid_t pid, unsigned int flags) {
+  return errno_result(mosix::agent::sys(SYS_pidfd_open, real_id(pid), flags));
+}
+
 // syscall(2): the calls above, made by number, get the same treatment, and
 // so do the tid arguments of a few more; every other passes through
 // unchanged (six arguments, as libc's own passes).
@@ -202,6 +261,34 @@ __attribute__((visibility("default"))) long syscall(long n, ...) {
       break;
     case SYS_kcmp:
       r = sys6(n, id(a[0]), id(a[1]), a[2], a[3], a[4]);
+      break;
+    // A tid or pid first: the kernel takes either (0 is the caller).
+    case SYS_sched_setscheduler:
+    case SYS_sched_getscheduler:
+    case SYS_sched_setparam:
+    case SYS_sched_getparam:
+    case SYS_sched_setattr:
+    case SYS_sched_getattr:
+    case SYS_sched_rr_get_interval:
+    case SYS_get_robust_list:
+    case SYS_prlimit64:
+    case SYS_process_vm_readv:
+    case SYS_process_vm_writev:
+    case SYS_pidfd_open:
+    case SYS_migrate_pages:
+    case SYS_move_pages:
+      r = sys6(n, id(a[0]), a[1], a[2], a[3], a[4], a[5]);
+      break;
+    // Which kind of id, then the id: a process's (PRIO_PROCESS, and
+    // IOPRIO_WHO_PROCESS, both 1) is one of ours.
+    case SYS_getpriority:
+    case SYS_setpriority:
+    case SYS_ioprio_get:
+    case SYS_ioprio_set:
+      r = sys6(n, a[0], a[0] == 1 ? id(a[1]) : a[1], a[2], a[3], a[4], a[5]);
+      break;
+    case SYS_perf_event_open:
+      r = sys6(n, a[0], a[1] > 0 ? id(a[1]) : a[1], a[2], a[3], a[4], a[5]);
       break;
     default:
       r = sys6(n, a[0], a[1], a[2], a[3], a[4], a[5]);

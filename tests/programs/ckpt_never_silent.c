@@ -763,7 +763,27 @@ int main(int argc, char** argv) {
     if (kept[0] != kept[1]) fail("gettid() %d and syscall(SYS_gettid) %d differ before", kept[0], kept[1]);
     const pid_t main_tid = gettid(), pid = getpid();
     if (main_tid != pid) fail("the leader's tid %d is not the pid %d before", main_tid, pid);
+    /* The robust futex list and nice value read by the leader's own tid
+     * (CRIU's zdtm futex-rl): another process's after a restore, were the
+     * kept tid not the leader's again. */
+    void* robust_before = NULL;
+    size_t robust_len_before = 0;
+    if (syscall(SYS_get_robust_list, main_tid, &robust_before, &robust_len_before) != 0)
+      fail("get_robust_list: %s", strerror(errno));
+    errno = 0;
+    const int nice_before = getpriority(PRIO_PROCESS, (id_t)kept[0]);
+    if (errno != 0) fail("getpriority of the second thread: %s", strerror(errno));
     ready_then_wait();
+    void* robust_after = NULL;
+    size_t robust_len_after = 0;
+    if (syscall(SYS_get_robust_list, main_tid, &robust_after, &robust_len_after) != 0 ||
+        robust_after != robust_before || robust_len_after != robust_len_before)
+      fail("get_robust_list of the kept leader tid: %p/%zu, not %p/%zu", robust_after, robust_len_after,
+           robust_before, robust_len_before);
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)kept[0]);
+    if (errno != 0 || nice_now != nice_before || sched_getscheduler(kept[0]) != SCHED_OTHER)
+      fail("getpriority/sched_getscheduler of the kept tid %d: %d (%s)", kept[0], nice_now, strerror(errno));
     if (gettid() != main_tid || syscall(SYS_gettid) != main_tid)
       fail("the leader's tid is %d (syscall %ld), not %d as before", gettid(), syscall(SYS_gettid), main_tid);
     if (getpid() != pid) fail("getpid() is %d, not %d", getpid(), pid);
