@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -408,6 +409,7 @@ class Session {
   bool write_header();
   bool write_process();
   bool write_thread(const ThreadState& t, bool leader);
+  bool write_thread_sched();
   bool write_pages(const Region& r);
   bool check(const ImageStatus& st);
   void fail(const char* what) { Line(s_->error, sizeof s_->error).s(what); }
@@ -1919,8 +1921,9 @@ bool Session::write_header() {
 }
 
 // Fields of /proc/self/stat after the command name, numbered as in proc(5).
-bool read_stat_fields(char* buf, std::size_t cap, std::uint64_t out[53]) {
-  long n = read_file("/proc/self/stat", buf, cap);
+// Fields 3-52 of a /proc stat file (a negative one as its two's complement).
+bool read_stat_fields(const char* path, char* buf, std::size_t cap, std::uint64_t out[53]) {
+  long n = read_file(path, buf, cap);
   if (n <= 0) return false;
   buf[n] = '\0';
   const char* close = nullptr;
@@ -1929,10 +1932,38 @@ bool read_stat_fields(char* buf, std::size_t cap, std::uint64_t out[53]) {
   if (close == nullptr) return false;
   const char* p = close + 2;
   for (int field = 3; field <= 52 && *p != '\0'; ++field) {
-    if (*p == '-') ++p;
-    out[field] = parse_dec(p);
+    bool negative = *p == '-';
+    if (negative) ++p;
+    std::uint64_t v = parse_dec(p);
+    out[field] = negative ? ~v + 1 : v;
     while (*p != ' ' && *p != '\0') ++p;
     if (*p == ' ') ++p;
+  }
+  return true;
+}
+
+// Each thread's nice value and policy (/proc/self/task/TID/stat fields 19
+// and 41), given back by the restore; a real-time policy is refused (an
+// unprivileged restore could not set it again).
+bool Session::write_thread_sched() {
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    char path[64];
+    std::uint64_t f[53] = {};
+    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/stat");
+    if (!read_stat_fields(path, s_->line, sizeof s_->line - 1, f)) continue;  // the thread is gone
+    auto nice = static_cast<std::int32_t>(f[19]);
+    auto policy = static_cast<std::uint32_t>(f[41]);
+    if (policy != SCHED_OTHER && policy != SCHED_BATCH && policy != SCHED_IDLE) {
+      Line(s_->error, sizeof s_->error).s("thread ").u(s_->threads[i].tid)
+          .s(" runs under a real-time scheduling policy (").u(policy)
+          .s("), which a restore without privileges cannot set again");
+      return false;
+    }
+    ThreadSchedRecord r;
+    r.thread = static_cast<std::uint32_t>(i);
+    r.nice = nice;
+    r.policy = policy;
+    if (!check(writer_->thread_sched(r))) return false;
   }
   return true;
 }
@@ -1964,7 +1995,7 @@ bool Session::write_process() {
   s_->exe[len < 0 ? 0 : len] = '\0';
   r.exe = s_->exe;
   std::uint64_t f[53] = {};
-  if (!read_stat_fields(s_->line, sizeof s_->line - 1, f))
+  if (!read_stat_fields("/proc/self/stat", s_->line, sizeof s_->line - 1, f))
     return fail("cannot read /proc/self/stat"), false;
   r.start_brk = f[47];
   r.brk = static_cast<std::uint64_t>(sys(SYS_brk, 0));
@@ -2125,6 +2156,7 @@ bool Session::write_image() {
   writer_ = &writer;
   bool ok = write_header() && write_process();
   for (int i = 0; ok && i < s_->slots.load(); ++i) ok = write_thread(s_->threads[i], i == 0);
+  ok = ok && write_thread_sched();
   for (int i = 0; ok && i < s_->nregions; ++i) {
     const Region& g = s_->regions[i];
     RegionRecord r;

@@ -770,9 +770,14 @@ int main(int argc, char** argv) {
     size_t robust_len_before = 0;
     if (syscall(SYS_get_robust_list, main_tid, &robust_before, &robust_len_before) != 0)
       fail("get_robust_list: %s", strerror(errno));
+    /* Each thread's nice value and policy come back (the second thread at
+     * nice 3 and SCHED_BATCH, the leader one above where it started). */
     errno = 0;
-    const int nice_before = getpriority(PRIO_PROCESS, (id_t)kept[0]);
-    if (errno != 0) fail("getpriority of the second thread: %s", strerror(errno));
+    const int leader_nice = getpriority(PRIO_PROCESS, 0) + 1;
+    struct sched_param none = {0};
+    if (errno != 0 || setpriority(PRIO_PROCESS, (id_t)kept[0], 3) != 0 ||
+        sched_setscheduler(kept[0], SCHED_BATCH, &none) != 0 || setpriority(PRIO_PROCESS, 0, leader_nice) != 0)
+      fail("setting nice values and SCHED_BATCH: %s", strerror(errno));
     ready_then_wait();
     void* robust_after = NULL;
     size_t robust_len_after = 0;
@@ -781,9 +786,11 @@ int main(int argc, char** argv) {
       fail("get_robust_list of the kept leader tid: %p/%zu, not %p/%zu", robust_after, robust_len_after,
            robust_before, robust_len_before);
     errno = 0;
-    int nice_now = getpriority(PRIO_PROCESS, (id_t)kept[0]);
-    if (errno != 0 || nice_now != nice_before || sched_getscheduler(kept[0]) != SCHED_OTHER)
-      fail("getpriority/sched_getscheduler of the kept tid %d: %d (%s)", kept[0], nice_now, strerror(errno));
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)kept[0]), leader_now = getpriority(PRIO_PROCESS, 0);
+    int policy_now = sched_getscheduler(kept[0]);
+    if (errno != 0 || nice_now != 3 || policy_now != SCHED_BATCH || leader_now != leader_nice)
+      fail("nice %d and policy %d of the kept tid %d, leader nice %d (want 3, %d, %d): %s", nice_now, policy_now,
+           kept[0], leader_now, SCHED_BATCH, leader_nice, strerror(errno));
     if (gettid() != main_tid || syscall(SYS_gettid) != main_tid)
       fail("the leader's tid is %d (syscall %ld), not %d as before", gettid(), syscall(SYS_gettid), main_tid);
     if (getpid() != pid) fail("getpid() is %d, not %d", getpid(), pid);

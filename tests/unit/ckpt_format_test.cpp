@@ -428,6 +428,23 @@ TEST(Records, SocketsRoundTripInEveryStateAndAnUnknownStateIsRefused) {
   EXPECT_THAT(decode(Blob(buf.data(), len), &out).message(), HasSubstr("bad state (4)"));
 }
 
+TEST(Records, ThreadSchedulingRoundTripsAndARealTimePolicyIsRefused) {
+  std::vector<std::uint8_t> buf(64);
+  std::size_t len = 0;
+  ThreadSchedRecord in{2, -5, 3 /* SCHED_BATCH */};
+  ASSERT_TRUE(encode(in, buf.data(), buf.size(), &len).ok());
+  EXPECT_EQ(len, 12u);
+  ThreadSchedRecord out;
+  ASSERT_TRUE(decode(Blob(buf.data(), len), &out).ok());
+  EXPECT_EQ(out.thread, 2u);
+  EXPECT_EQ(out.nice, -5);
+  EXPECT_EQ(out.policy, 3u);
+  for (ThreadSchedRecord bad : {ThreadSchedRecord{0, 0, 1 /* SCHED_FIFO */}, ThreadSchedRecord{0, 20, 0}}) {
+    ASSERT_TRUE(encode(bad, buf.data(), buf.size(), &len).ok());
+    EXPECT_FALSE(decode(Blob(buf.data(), len), &out).ok());
+  }
+}
+
 TEST(Records, FileDataRoundTripsAndEmptyOrOverflowingIsRefused) {
   std::vector<std::uint8_t> buf(kMaxFileData + 64);
   std::size_t len = 0;

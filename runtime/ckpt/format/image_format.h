@@ -54,6 +54,7 @@ inline constexpr std::uint32_t kMaxFdRecords = 65536;
 inline constexpr std::uint32_t kMaxTimerRecords = 4096;
 inline constexpr std::uint32_t kMaxPendingSignalRecords = 4096;
 inline constexpr std::uint32_t kMaxFileLockRecords = 4096;
+inline constexpr std::uint32_t kMaxThreadSchedRecords = 4096;
 inline constexpr std::uint32_t kMaxFileDataRecords = 4096;
 
 enum class Compression : std::uint8_t { none = 0, fast = 1, best = 2 };
@@ -75,6 +76,7 @@ enum class RecordType : std::uint16_t {
   pending_signal = 8,
   file_lock = 9,
   file_data = 10,
+  thread_sched = 11,
   end = 15,
 };
 // "process", "thread", ...; "unknown" for a type this version does not know.
@@ -461,6 +463,16 @@ struct FileLockRecord {
   std::uint64_t end = kLockToEnd;  // last byte; kLockToEnd: to the end of the file, however long
 };
 
+// A thread's nice value and scheduling policy (SCHED_OTHER, SCHED_BATCH or
+// SCHED_IDLE; the agent refuses a real-time one), given back to the thread
+// the restore makes for it. Without it (an older image) the restored
+// threads have the restarter's.
+struct ThreadSchedRecord {
+  std::uint32_t thread = 0;  // its thread record's place in the image, from 0
+  std::int32_t nice = 0;     // -20 .. 19
+  std::uint32_t policy = 0;
+};
+
 // Totals of everything before the end record, checked by the reader so a
 // stream cut at a chunk boundary is still detected.
 struct EndRecord {
@@ -486,6 +498,7 @@ ImageStatus encode(const PosixTimerRecord& r, std::uint8_t* buf, std::size_t cap
 ImageStatus encode(const PendingSignalRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const FileLockRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const FileDataRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
+ImageStatus encode(const ThreadSchedRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len);
 // Pages: encodes the fixed fields and `present`, not `data` (the writer
 // sends data from where it lies).
@@ -504,6 +517,7 @@ ImageStatus decode(Blob payload, PosixTimerRecord* r);
 ImageStatus decode(Blob payload, PendingSignalRecord* r);
 ImageStatus decode(Blob payload, FileLockRecord* r);
 ImageStatus decode(Blob payload, FileDataRecord* r);
+ImageStatus decode(Blob payload, ThreadSchedRecord* r);
 ImageStatus decode(Blob payload, EndRecord* r);
 
 // Ok if an image with this header can be restored on `here`, else one line

@@ -336,6 +336,12 @@ ImageStatus ImageReader::check_record(std::uint16_t type, Blob payload, Record* 
       lock_count_ += 1;
       out->file_lock = &file_lock_;
       return ImageStatus::Ok();
+    case RecordType::thread_sched:
+      if (sched_count_ >= kMaxThreadSchedRecords) return too_many("thread scheduling", kMaxThreadSchedRecords);
+      if (ImageStatus s = decode(payload, &thread_sched_); !s) return s;
+      sched_count_ += 1;
+      out->thread_sched = &thread_sched_;
+      return ImageStatus::Ok();
     case RecordType::file_data:
       if (file_data_count_ >= kMaxFileDataRecords) return too_many("file data", kMaxFileDataRecords);
       if (ImageStatus s = decode(payload, &file_data_); !s) return s;

@@ -71,6 +71,7 @@ struct Record {
   const PendingSignalRecord* pending_signal = nullptr;
   const FileLockRecord* file_lock = nullptr;
   const FileDataRecord* file_data = nullptr;
+  const ThreadSchedRecord* thread_sched = nullptr;
   const EndRecord* end = nullptr;
 };
 
@@ -130,6 +131,7 @@ class ImageReader {
   PosixTimerRecord posix_timer_;
   PendingSignalRecord pending_signal_;
   FileLockRecord file_lock_;
+  ThreadSchedRecord thread_sched_;
   FileDataRecord file_data_;
   EndRecord end_;
   Record last_;
@@ -155,6 +157,7 @@ class ImageReader {
   std::uint32_t timer_count_ = 0;
   std::uint32_t pending_count_ = 0;
   std::uint32_t lock_count_ = 0;
+  std::uint32_t sched_count_ = 0;
   std::uint32_t file_data_count_ = 0;
   ImageStatus status_;
 };

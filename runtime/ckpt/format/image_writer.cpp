@@ -254,6 +254,10 @@ ImageStatus ImageWriter::file_lock(const FileLockRecord& l) {
   return body_record(l, RecordType::file_lock);
 }
 
+ImageStatus ImageWriter::thread_sched(const ThreadSchedRecord& t) {
+  return body_record(t, RecordType::thread_sched);
+}
+
 ImageStatus ImageWriter::file_data(const FileDataRecord& d) {
   return body_record(d, RecordType::file_data);
 }

@@ -108,6 +108,7 @@ class ImageWriter {
   ImageStatus pending_signal(const PendingSignalRecord& s);
   // After the fd record of l.fd.
   ImageStatus file_lock(const FileLockRecord& l);
+  ImageStatus thread_sched(const ThreadSchedRecord& t);
   // After the fd record of d.fd, a ghost.
   ImageStatus file_data(const FileDataRecord& d);
   // A record of a type this version may not know (extensions, tests).

@@ -206,6 +206,13 @@ void transfer(Io& io, R& r, const FileLockRecord*) {
 }
 
 template <typename Io, typename R>
+void transfer(Io& io, R& r, const ThreadSchedRecord*) {
+  io.u32(r.thread, "thread");
+  io.i32(r.nice, "nice");
+  io.u32(r.policy, "policy");
+}
+
+template <typename Io, typename R>
 void transfer(Io& io, R& r, const EndRecord*) {
   io.u64(r.chunk_count, "chunk count");
   io.u64(r.byte_count, "byte count");
@@ -312,6 +319,7 @@ const char* record_type_name(std::uint16_t type) {
     case RecordType::pending_signal: return "pending signal";
     case RecordType::file_lock: return "file lock";
     case RecordType::file_data: return "file data";
+    case RecordType::thread_sched: return "thread scheduling";
     case RecordType::end: return "end";
   }
   return "unknown";
@@ -452,6 +460,9 @@ ImageStatus encode(const FileLockRecord& r, std::uint8_t* buf, std::size_t cap, 
 ImageStatus encode(const FileDataRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "file data", buf, cap, len);
 }
+ImageStatus encode(const ThreadSchedRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
+  return encode_any(r, "thread scheduling", buf, cap, len);
+}
 ImageStatus encode(const EndRecord& r, std::uint8_t* buf, std::size_t cap, std::size_t* len) {
   return encode_any(r, "end", buf, cap, len);
 }
@@ -561,6 +572,14 @@ ImageStatus decode(Blob payload, FileLockRecord* r) {
   if (r->end < r->start) return invalid("file lock", "end before start", r->end);
   if (r->kind == LockKind::flock && (r->start != 0 || r->end != kLockToEnd))
     return invalid("file lock", "a flock lock that is not on the whole file", r->start);
+  return ImageStatus::Ok();
+}
+
+ImageStatus decode(Blob payload, ThreadSchedRecord* r) {
+  if (ImageStatus s = decode_any(payload, r, "thread scheduling"); !s) return s;
+  if (r->nice < -20 || r->nice > 19) return invalid("thread scheduling", "nice out of range", static_cast<std::uint64_t>(r->nice + 20));
+  if (r->policy != 0 && r->policy != 3 && r->policy != 5)  // SCHED_OTHER, SCHED_BATCH, SCHED_IDLE
+    return invalid("thread scheduling", "a policy a restore does not set", r->policy);
   return ImageStatus::Ok();
 }
 

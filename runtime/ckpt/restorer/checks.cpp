@@ -431,6 +431,20 @@ void check_restorable(const Image& img, const OwnMaps& own) {
   if (stat(img.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     refuse("working directory " + img.cwd + " is missing");
   check_timers_and_signals(img);
+  // Nice values the restorer may not go down to: the restarter's own, or
+  // lower within RLIMIT_NICE (20 - its soft limit), or any with privileges.
+  errno = 0;
+  int own_nice = getpriority(PRIO_PROCESS, 0);
+  struct rlimit nice_limit{};
+  getrlimit(RLIMIT_NICE, &nice_limit);
+  int floor = nice_limit.rlim_cur >= 40 ? -20 : 20 - static_cast<int>(nice_limit.rlim_cur);
+  for (const ThreadSchedRecord& s : img.sched) {
+    if (s.thread >= img.threads.size()) refuse("a scheduling record for thread " + std::to_string(s.thread) + ", which the image does not hold");
+    if (s.nice < own_nice && s.nice < floor && geteuid() != 0)
+      refuse("thread " + std::to_string(s.thread) + " ran at nice " + std::to_string(s.nice) +
+             ", and this restart runs at nice " + std::to_string(own_nice) +
+             " without leave to go lower (RLIMIT_NICE): restart it at its nice value or lower");
+  }
 }
 
 }  // namespace mosix::ckpt::restorer

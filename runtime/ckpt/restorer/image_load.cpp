@@ -92,6 +92,8 @@ Image read_image(int fd) {
       img.fds.back().contents.push_back(FileData{d.offset, {d.data.begin(), d.data.end()}});
     } else if (r.posix_timer != nullptr) {
       img.timers.push_back(*r.posix_timer);
+    } else if (r.thread_sched != nullptr) {
+      img.sched.push_back(*r.thread_sched);
     } else if (r.file_lock != nullptr) {
       img.locks.push_back(*r.file_lock);
     } else if (r.pending_signal != nullptr) {

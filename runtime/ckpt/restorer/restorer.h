@@ -57,6 +57,7 @@ struct Image {
   std::vector<PosixTimerRecord> timers;
   std::vector<Pending> pending;
   std::vector<FileLockRecord> locks;
+  std::vector<ThreadSchedRecord> sched;  // nice values and policies (none in an older image)
 };
 
 struct Mapping {

@@ -235,6 +235,19 @@ void restore_process_state(const Image& img) {
 // Builds each thread's frame and trampoline record, clones the threads
 // through the trampoline, re-arms the timers, queues the pending signals
 // and leaves through the trampoline into the program. Never returns.
+// A thread's nice value and policy as the image has them (phase 1 checked
+// that the restorer may set them). The restorer's own thread is the leader.
+void set_sched(const Image& img, std::size_t thread, long tid) {
+  for (const ThreadSchedRecord& s : img.sched) {
+    if (s.thread != thread) continue;
+    struct sched_param none{};
+    long r = syscall(SYS_setpriority, PRIO_PROCESS, tid, s.nice);
+    if (r != 0) die("setting a thread's nice value again", -errno);
+    if (s.policy != SCHED_OTHER && syscall(SYS_sched_setscheduler, tid, s.policy, &none) != 0)
+      die("setting a thread's scheduling policy again", -errno);
+  }
+}
+
 void start_threads(Plan* p) {
   Image& img = *p->img;
   for (std::size_t i = 0; i < img.threads.size(); ++i) {
@@ -270,6 +283,7 @@ void start_threads(Plan* p) {
                         reinterpret_cast<void*>(tt.tid_address), tt.fs_base, &tt, p->shared);
     if (tid < 0) die("clone", tid);
     new_tids[i] = tid;
+    set_sched(img, i, tid);
     retag_robust_mutexes(img.threads[i], tid);
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
@@ -280,6 +294,7 @@ void start_threads(Plan* p) {
       close(fd);
     }
   }
+  set_sched(img, 0, 0);
   retag_robust_mutexes(img.threads[0], getpid());
   arm_itimers(img);
   create_timers(img, new_tids);
