@@ -30,7 +30,8 @@ enum class Diag { error, gone, found };
 // The peer inode (0: none) and shutdown bits of unix socket `ino`: gone when
 // no such socket is open any more (closed by every process), error when
 // the kernel does not say (no unix_diag).
-Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, SocketScratch* s) {
+Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, SocketScratch* s,
+               unix_diag_vfs* vfs = nullptr) {
   *peer = 0;
   *shutdown = 0;
   long nl = sys(SYS_socket, AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -43,7 +44,7 @@ Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, Socke
   q.req.sdiag_family = AF_UNIX;
   q.req.udiag_states = ~0U;
   q.req.udiag_ino = static_cast<std::uint32_t>(ino);
-  q.req.udiag_show = UDIAG_SHOW_PEER;
+  q.req.udiag_show = UDIAG_SHOW_PEER | (vfs != nullptr ? UDIAG_SHOW_VFS : 0);
   q.req.udiag_cookie[0] = q.req.udiag_cookie[1] = kNoCookie;
   sockaddr_nl to{};
   to.nl_family = AF_NETLINK;
@@ -70,6 +71,8 @@ Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, Socke
       std::uint32_t p;
       __builtin_memcpy(&p, s->diag + at + 4, 4);
       *peer = p;
+    } else if (type == UNIX_DIAG_VFS && vfs != nullptr && len >= 4 + sizeof *vfs) {
+      __builtin_memcpy(vfs, s->diag + at + 4, sizeof *vfs);
     } else if (type == UNIX_DIAG_SHUTDOWN && len >= 5) {
       *shutdown = s->diag[at + 4];
     }
@@ -79,6 +82,18 @@ Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, Socke
 }
 
 }  // namespace
+
+bool bound_file(long fd, std::uint64_t* ino, std::uint64_t* dev, SocketScratch* s) {
+  struct stat st{};
+  if (sys(SYS_fstat, fd, &st) != 0) return false;
+  std::uint64_t peer = 0;
+  unsigned shutdown = 0;
+  unix_diag_vfs vfs{};
+  if (unix_peer(st.st_ino, &peer, &shutdown, s, &vfs) != Diag::found || vfs.udiag_vfs_ino == 0) return false;
+  *ino = vfs.udiag_vfs_ino;
+  *dev = vfs.udiag_vfs_dev;  // the kernel's s_dev: major << 20 | minor
+  return true;
+}
 
 long pair_partner(long fd, SocketScratch* s, unsigned* shutdown) {
   struct stat st{};

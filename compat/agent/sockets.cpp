@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 #include "compat/agent/raw.h"
@@ -131,6 +132,20 @@ std::uint32_t tcp_backlog(std::uint64_t ino, int family, char* buf, std::size_t 
   return 0;
 }
 
+// Whether a new socket may bind the address (its port cleared): false when
+// the machine has no such address.
+bool address_is_local(const std::uint8_t* addr, socklen_t len, int family) {
+  std::uint8_t copy[mosix::ckpt::kMaxSocketAddress];
+  __builtin_memcpy(copy, addr, len);
+  if (family == AF_INET) reinterpret_cast<sockaddr_in*>(copy)->sin_port = 0;
+  if (family == AF_INET6) reinterpret_cast<sockaddr_in6*>(copy)->sin6_port = 0;
+  long probe = sys(SYS_socket, family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return true;  // cannot tell: the restore will say
+  long r = sys(SYS_bind, probe, copy, len);
+  sys(SYS_close, probe);
+  return r != -99 /* EADDRNOTAVAIL */;
+}
+
 void boot_id(std::uint64_t out[2], char* buf, std::size_t cap) {
   long n = read_file("/proc/sys/kernel/random/boot_id", buf, cap - 1);
   mosix::ckpt::parse_boot_id(buf, n > 0 ? static_cast<std::size_t>(n) : 0, out);
@@ -221,10 +236,25 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
     for (socklen_t i = sizeof(sa_family_t), k = 0; i < local_len && k < sizeof path - 1; ++i, ++k)
       path[k] = static_cast<char>(s->local[i]);
     struct stat named{};
+    std::uint64_t file_ino = 0, file_dev = 0;
+    if (sys(SYS_lstat, path, &named) == 0 && S_ISSOCK(named.st_mode) && bound_file(fd, &file_ino, &file_dev, s) &&
+        (file_ino != named.st_ino ||
+         makedev(static_cast<unsigned>(file_dev >> 20), static_cast<unsigned>(file_dev & 0xfffff)) != named.st_dev)) {
+      e.s("is a unix socket whose name ").s(path)
+          .s(" is another socket's file now (its own was renamed or removed), which a restore cannot bind again");
+      return -1;
+    }
     if (sys(SYS_lstat, path, &named) != 0 || !S_ISSOCK(named.st_mode)) {
       e.s("is a unix socket whose name ").s(path).s(" was removed, which a restore would make again");
       return -1;
     }
+  }
+  if (fam != kUnix && !unbound(s->local, local_len, family) &&
+      int_opt(fd, family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6, family == AF_INET ? IP_FREEBIND : 78) == 0 &&
+      !address_is_local(s->local, local_len, family)) {
+    e.s("is a socket bound to an address this machine does not have (bound with IP_FREEBIND, since turned off), "
+        "which a restore could not bind again");
+    return -1;
   }
   if (for_move && !pair && (connected || listening || !unbound(s->local, local_len, family))) {
     e.s("is a socket ").s(listening ? "listening" : connected ? "connected" : "bound")

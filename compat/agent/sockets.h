@@ -46,6 +46,10 @@ struct SocketScratch {
 // -1 (another process holds it, or the kernel does not say). `shutdown`:
 // fd's own shutdown bits (RCV_SHUTDOWN 1, SEND_SHUTDOWN 2).
 inline constexpr long kPeerClosed = -2;
+
+// The inode and device (the kernel's: major << 20 | minor) of the file the
+// unix socket `fd` was bound to; false when the kernel does not say.
+bool bound_file(long fd, std::uint64_t* ino, std::uint64_t* dev, SocketScratch* s);
 long pair_partner(long fd, SocketScratch* s, unsigned* shutdown);
 
 // Copies what is queued to be read on the pair end `fd` into s->queue (and
