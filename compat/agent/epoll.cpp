@@ -1,6 +1,7 @@
 // The image data a checkpoint writes for an epoll descriptor (epoll.h).
 #include "compat/agent/epoll.h"
 
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <cstdint>
@@ -62,11 +63,10 @@ long epoll_image_data(long fd, const char* info, const long* fds, int nfds, unsi
       if (q == start || !hex_after(q, "events:", &events) || !hex_after(q, "data:", &data))
         return fail(error, error_cap, fd, "whose watches this kernel does not show");
       // The watch is on (file, number). Where the number is still that
-      // file's, it is added again through it. Where it was closed and the
-      // file lives on under another number (a dup), it is added again
-      // through that one put at the old number for the moment. A number
-      // reused by another file refuses: the restore could not put the
-      // watched file there.
+      // file's, it is added again through it. Where it was closed, or taken
+      // by another file since, and the file lives on under another number (a
+      // dup), it is added again through that one put at the old number for
+      // the moment.
       // Several watches under one number (each added, then the number
       // closed and used again) are told apart by their order.
       std::uint32_t nth = 0;
@@ -76,17 +76,24 @@ long epoll_image_data(long fd, const char* info, const long* fds, int nfds, unsi
       long same = same_as_watched(self, target, fd, target, nth);
       if (same < 0 && same != -9 /* EBADF */)
         return fail(error, error_cap, fd, "whose watches this kernel cannot match to descriptors (no kcmp)");
-      bool open_elsewhere = same > 0;
+      bool taken = same > 0;
       if (same != 0) {
         via = -1;
         for (int i = 0; i < nfds && via < 0; ++i)
           if (same_as_watched(self, fds[i], fd, target, nth) == 0) via = fds[i];
       }
-      if (via < 0 || open_elsewhere)
+      if (via < 0)
         return fail(error, error_cap, fd,
-                    via < 0 ? "watching a file no descriptor of the process holds (another process's, or a "
-                              "mapping's)"
-                            : "watching a file under a descriptor number that another file has taken since",
+                    "watching a file no descriptor of the process holds (another process's, or a mapping's)",
+                    target);
+      // A restore can put the file at a taken number for a moment only
+      // before its point of no return, where pipes are not made yet.
+      struct stat a{}, b{};
+      if (taken && (target <= 2 || sys(SYS_fstat, target, &a) != 0 || sys(SYS_fstat, via, &b) != 0 ||
+                    S_ISFIFO(a.st_mode) || S_ISFIFO(b.st_mode)))
+        return fail(error, error_cap, fd,
+                    "watching a pipe, or under a pipe's or standard stream's number, that another file has taken "
+                    "since",
                     target);
       if (n + kWatchSize > cap) return fail(error, error_cap, fd, "with more watches than an image carries");
       store_le(out + n, static_cast<std::uint32_t>(target), 4);

@@ -12,9 +12,8 @@ namespace mosix::agent {
 // from its fdinfo text `info` and the process's descriptors `fds`: u32
 // count, then per watch i32 fd, i32 the fd to add it through, u32 events,
 // u64 data. Returns its length, or -1 with the reason in `error`: a watch
-// under a number another file has now (the kernel keys a watch by number
-// and file, so it could not be added again), on a file no descriptor holds,
-// more than `cap` bytes.
+// on a file no descriptor holds (the kernel keys a watch by number and
+// file, so it could not be added again), more than `cap` bytes.
 long epoll_image_data(long fd, const char* info, const long* fds, int nfds, unsigned char* out, std::size_t cap,
                       char* error, std::size_t error_cap);
 

@@ -189,7 +189,7 @@ refused ghost_other "too, which the checkpoint does not take along"
 refused tcp_conn "connected socket (a stream)"
 refused udp_unread "data not read yet"
 refused socketpair "descriptors in flight"
-refused epoll_reused "another file has taken since"
+refused epoll_reused_pipe "another file has taken since"
 restored shm
 restored session
 restored wipeonfork
@@ -212,6 +212,7 @@ restored exe
 restored lockpid
 restored sockets
 restored inotify
+restored epoll_reused
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))
 

@@ -58,6 +58,9 @@
  *             address, options and flags, and takes new traffic
  *   lockpid   a flock and a POSIX lock: their lines in /proc/self/fdinfo/N
  *             and in /proc/locks name getpid() as owner (zdtm file_locks01)
+ *   epoll_reused an epoll watch on an eventfd whose descriptor number was closed
+ *             and taken by another file (the eventfd lives on under a dup):
+ *             it still reports the eventfd, with its data word
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -82,9 +85,10 @@
  *             file that a descriptor has open for writing
  *   ghost_other a deleted file that another process (not a child) holds too
  *   tcp_conn  a connected TCP socket     udp_unread a datagram not read yet
+ *   epoll_reused_pipe the same on a pipe (pipes are made after the point
+ *             where a restore could still juggle numbers)
  *   socketpair a unix socketpair holding a descriptor in flight (SCM_RIGHTS):
  *             after the refusal the descriptor and the bytes still arrive
- *   epoll_reused an epoll watch whose descriptor number was closed and reused
  * Without a checkpoint:
  *   clone     a child of clone() without CLONE_VM must see its own pid */
 #define _GNU_SOURCE
@@ -609,16 +613,22 @@ int main(int argc, char** argv) {
     if (getsockopt(a, SOL_SOCKET, SO_TYPE, &kept, &klen) != 0) fail("fd %d is gone after the refusal", a);
     ok();
   }
-  if (is_mode("epoll_reused")) {
-    int ep = epoll_create1(0), e[2];
+  if (is_mode("epoll_reused") || is_mode("epoll_reused_pipe")) {
+    /* The watched file (an eventfd; a pipe's read end) lives on under a
+     * dup, its first number taken by /dev/null. */
+    int ep = epoll_create1(0), e[2] = {-1, -1};
+    int on_pipe = is_mode("epoll_reused_pipe");
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
-    if (ep < 0 || pipe(e) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, e[0], &ev) != 0) fail("setting up: %s", strerror(errno));
-    int kept = dup(e[0]);  /* the watched file lives on under another number */
+    if (on_pipe ? pipe(e) != 0 : (e[0] = eventfd(0, 0)) < 0) fail("setting up: %s", strerror(errno));
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, e[0], &ev) != 0) fail("epoll_ctl: %s", strerror(errno));
+    int kept = dup(e[0]);
     close(e[0]);
     if (open("/dev/null", O_RDONLY) != e[0]) fail("/dev/null did not take the watched number");
     ready_then_wait();
-    if (write(e[1], "x", 1) != 1 || epoll_wait(ep, &ev, 1, -1) != 1 || ev.data.u64 != 7 || kept < 0)
-      fail("the watch is gone after the refusal");
+    uint64_t one = 1;
+    if ((on_pipe ? write(e[1], "x", 1) != 1 : write(kept, &one, 8) != 8) || epoll_wait(ep, &ev, 1, -1) != 1 ||
+        ev.data.u64 != 7)
+      fail("the watch no longer reports its file");
     ok();
   }
   if (is_mode("sockets")) {

@@ -47,9 +47,11 @@ std::vector<EpollWatch> epoll_watches(const Image& img, const Fd& f) {
                  load_le<std::uint32_t>(d.data() + at + 8), load_le<std::uint64_t>(d.data() + at + 12)};
     if (fd_numbered(img, w.via) == nullptr)
       refuse(fd + ": a watch on fd " + std::to_string(w.via) + ", which the image does not hold");
-    if (w.via != w.fd && (w.fd < 3 || fd_numbered(img, w.fd) != nullptr))
-      refuse(fd + ": a watch under fd " + std::to_string(w.fd) + " through another descriptor while that number "
-                  "is taken (a damaged image)");
+    const Fd* holder = fd_numbered(img, w.fd);
+    if (w.via != w.fd && (w.fd < 3 || (holder != nullptr && (made_late(img, *holder) ||
+                                                             made_late(img, *fd_numbered(img, w.via))))))
+      refuse(fd + ": a watch under fd " + std::to_string(w.fd) + ", a number another descriptor has now, on a pipe "
+                  "or a standard stream, which a restore does not juggle");
     watches.push_back(w);
   }
   return watches;
@@ -74,21 +76,33 @@ void add_epoll_watches(const Image& img, bool late) {
       if (made_late(img, *fd_numbered(img, w.via)) != late) continue;
       std::string what = "fd " + std::to_string(f.rec.fd) + ": the epoll watch on fd " + std::to_string(w.fd) +
                          " cannot be added again";
-      // A watch whose number the program closed while the file lives on
-      // under another: that one is put at the number for the moment (the
-      // number is free: no descriptor of the image has it, and the
-      // restorer's own sit above them all, see place_files).
+      // A watch whose number the program closed (or gave another file)
+      // while the file lives on under another: that one is put at the
+      // number for the moment. A free number: no descriptor of the image
+      // has it, and the restorer's own sit above them all (place_files). A
+      // taken one (phase 1 only, before any lock is taken): its file is
+      // kept aside and put back after.
+      int aside = -1;
       if (w.via != w.fd) {
-        if (fcntl(w.fd, F_GETFD) >= 0 || dup3(w.via, w.fd, O_CLOEXEC) < 0) {
+        bool taken = fd_numbered(img, w.fd) != nullptr;
+        if (taken) aside = fcntl(w.fd, F_DUPFD_CLOEXEC, 3);
+        if ((taken && aside < 0) || (!taken && fcntl(w.fd, F_GETFD) >= 0) ||
+            dup3(w.via, w.fd, O_CLOEXEC) < 0) {
           if (late) die(what.c_str(), -EBUSY);
-          refuse(what + ": its number is in use in the restorer");
+          refuse(what + ": its number cannot be used for the moment");
         }
       }
       struct epoll_event ev{};
       ev.events = w.events;
       ev.data.u64 = w.data;
       int rc = epoll_ctl(f.rec.fd, EPOLL_CTL_ADD, w.fd, &ev), err = errno;
-      if (w.via != w.fd) close(w.fd);
+      if (aside >= 0) {
+        int flags = (fd_numbered(img, w.fd)->rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0;
+        if (dup3(aside, w.fd, flags) < 0) refuse(what + ": its descriptor cannot be put back");
+        close(aside);
+      } else if (w.via != w.fd) {
+        close(w.fd);
+      }
       if (rc == 0) continue;
       if (late) die(what.c_str(), -err);
       refuse(what + ": " + strerror(err) +
