@@ -55,6 +55,10 @@ std::vector<Message> every_message() {
       NameLookup{10, {"ocean", "sky"}, true},
       NameUnpublish{11, 2, {}},
       NameReply{10, -46, {{"ocean", "tag#0$port", 2}}},
+      GuestAttach{4},
+      GuestSpawn{12, 3, 2, {"hello_other", "-v"}, {"PATH=/usr/bin"}, "/tmp", "vnode2"},
+      GuestSpawnReply{12, 3, -2, "no such program", {5, 6}, {2, 1}},
+      GuestMessage{5, 0, 7, -3, binary},
   };
 }
 

@@ -571,7 +571,7 @@ TEST_F(RestorerRefusal, FileDataThatFollowsNoDeletedFile) {
   const std::uint8_t bytes[] = {'x'};
   c.file_data = {FileDataRecord{5, 0, Blob(bytes, sizeof bytes)}};
   expect_refused(restore(c),
-                 "file data for fd 5 does not follow that descriptor's deleted-file, memfd or pipe record");
+                 "file data for fd 5 does not follow that descriptor's deleted-file, memfd, pipe or socket record");
 }
 
 TEST_F(RestorerRefusal, AnAuxiliaryVectorTheKernelDoesNotTake) {
