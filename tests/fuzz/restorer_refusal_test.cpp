@@ -391,6 +391,49 @@ TEST_F(RestorerRefusal, ASocketWhoseAddressIsTakenOrFromElsewhere) {
   ::close(holder);
 }
 
+// Socketpair ends (SocketState::pair): the other end missing, and queued
+// data with a gap, refuse before anything is made.
+TEST_F(RestorerRefusal, ASocketpairWithoutItsOtherEndOrWithAGapInItsQueue) {
+  auto pair_end = [](std::int32_t fd, std::uint64_t ino, std::uint64_t peer, std::uint8_t* buf, std::size_t cap) {
+    SocketRecord sock;
+    sock.family = AF_UNIX;
+    sock.type = SOCK_STREAM;
+    sock.state = SocketState::pair;
+    std::uint8_t peer_bytes[9] = {};
+    std::memcpy(peer_bytes, &peer, 8);
+    sock.peer = Blob(peer_bytes, sizeof peer_bytes);
+    std::size_t n = 0;
+    EXPECT_TRUE(encode(sock, buf, cap, &n));
+    FdRecord f = fd_record(fd, FdKind::socket, "socket:[1]");
+    f.inode = ino;
+    f.data = Blob(buf, n);
+    return f;
+  };
+  std::uint8_t a[256], b[256];
+  Craft c;
+  c.fds = {pair_end(5, 1001, 1002, a, sizeof a)};
+  expect_refused(restore(c), "fd 5 (socket): the other end of its socketpair is not in the image");
+  c.fds = {pair_end(5, 1001, 1002, a, sizeof a), pair_end(6, 1002, 1001, b, sizeof b)};
+  const std::uint8_t bytes[] = {'q'};
+  c.file_data = {FileDataRecord{6, 1, Blob(bytes, sizeof bytes)}};
+  expect_refused(restore(c), "fd 6 (socket): its queued data has a gap or is out of order");
+}
+
+// An epoll watch on a descriptor the image does not hold refuses.
+TEST_F(RestorerRefusal, AnEpollWatchOnADescriptorTheImageDoesNotHold) {
+  std::uint8_t data[4 + 20] = {1, 0, 0, 0};
+  const std::int32_t fd = 9;
+  const std::uint32_t events = 1;  // EPOLLIN
+  std::memcpy(data + 4, &fd, 4);
+  std::memcpy(data + 8, &fd, 4);
+  std::memcpy(data + 12, &events, 4);
+  Craft c;
+  FdRecord f = fd_record(5, FdKind::epoll, "anon_inode:[eventpoll]");
+  f.data = Blob(data, sizeof data);
+  c.fds = {f};
+  expect_refused(restore(c), "a watch on fd 9, which the image does not hold");
+}
+
 TEST_F(RestorerRefusal, AMalformedSharedDescriptor) {
   Craft c;
   FdRecord f = fd_record(6, FdKind::shared);
