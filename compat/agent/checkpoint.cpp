@@ -666,6 +666,13 @@ bool restorable_anon(const char* link) {
          cstr_eq(link, "anon_inode:[eventpoll]");
 }
 
+// Whether `what` stands on the line that starts at p.
+bool contains_before_newline(const char* p, const char* what) {
+  for (; *p != '\0' && *p != '\n'; ++p)
+    if (starts_with(p, what)) return true;
+  return false;
+}
+
 // The number after `key` on a line of a /proc fdinfo text (base 8, 10 or
 // 16), or -1 when there is no such line.
 long long fdinfo_number(const char* text, const char* key, int base) {
@@ -985,12 +992,30 @@ bool Session::write_ghost_data(long fd, const struct stat& st) {
     long fl = sys(SYS_fcntl, s_->fd_num[i], F_GETFL);
     if (fl >= 0 && (fl & O_ACCMODE) != O_WRONLY) src = s_->fd_num[i];
   }
+  // Only open for writing: read through a new open of it (/proc/self/fd),
+  // closed again at once, unless the process holds POSIX locks on it (the
+  // close would release them) or may not read it (its mode).
+  long opened = -1;
+  if (src < 0) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/fdinfo/").u(static_cast<std::uint64_t>(fd));
+    long n = read_file(path, s_->line, sizeof s_->line - 1);
+    s_->line[n > 0 ? n : 0] = '\0';
+    bool posix_locked = false;
+    for (const char* p = s_->line; *p != '\0'; ++p)
+      posix_locked = posix_locked || (starts_with(p, "lock:") && contains_before_newline(p, "POSIX"));
+    Line(path, sizeof path).s("/proc/self/fd/").u(static_cast<std::uint64_t>(fd));
+    if (n > 0 && !posix_locked) opened = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+    if (opened < 0 && n > 0 && !posix_locked) opened = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    src = opened;
+  }
   if (src < 0) {
     Line(s_->error, sizeof s_->error).s("fd ").u(static_cast<std::uint64_t>(fd))
-        .s(" is a deleted file open only for writing: a checkpoint cannot read its contents");
+        .s(" is a deleted file open only for writing that the process holds POSIX locks on or may not read: a "
+           "checkpoint cannot read its contents");
     return false;
   }
-  long saved = sys(SYS_lseek, src, 0, SEEK_CUR);
+  long saved = opened >= 0 ? -1 : sys(SYS_lseek, src, 0, SEEK_CUR);
   auto size = static_cast<long>(st.st_size);
   std::uint64_t carried = 0;
   bool ok = true;
@@ -1024,6 +1049,7 @@ bool Session::write_ghost_data(long fd, const struct stat& st) {
     pos = hole;
   }
   if (saved >= 0) sys(SYS_lseek, src, saved, SEEK_SET);
+  if (opened >= 0) sys(SYS_close, opened);
   return ok;
 }
 

@@ -190,6 +190,7 @@ refused tcp_conn "connected socket (a stream)"
 refused udp_unread "data not read yet"
 refused socketpair "descriptors in flight"
 refused epoll_reused_pipe "another file has taken since"
+refused ghost_wronly_locked "holds POSIX locks on"
 restored shm
 restored session
 restored wipeonfork
@@ -213,6 +214,7 @@ restored lockpid
 restored sockets
 restored inotify
 restored epoll_reused
+restored ghost_wronly
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))
 

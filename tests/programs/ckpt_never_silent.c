@@ -58,6 +58,8 @@
  *             address, options and flags, and takes new traffic
  *   lockpid   a flock and a POSIX lock: their lines in /proc/self/fdinfo/N
  *             and in /proc/locks name getpid() as owner (zdtm file_locks01)
+ *   ghost_wronly a deleted file open only for writing (70000 bytes): its
+ *             contents, flags and offset
  *   epoll_reused an epoll watch on an eventfd whose descriptor number was closed
  *             and taken by another file (the eventfd lives on under a dup):
  *             it still reports the eventfd, with its data word
@@ -85,6 +87,8 @@
  *             file that a descriptor has open for writing
  *   ghost_other a deleted file that another process (not a child) holds too
  *   tcp_conn  a connected TCP socket     udp_unread a datagram not read yet
+ *   ghost_wronly_locked the same, with a POSIX lock on it (reading it
+ *             through a new open would release the lock): the lock stays
  *   epoll_reused_pipe the same on a pipe (pipes are made after the point
  *             where a restore could still juggle numbers)
  *   socketpair a unix socketpair holding a descriptor in flight (SCM_RIGHTS):
@@ -950,6 +954,40 @@ int main(int argc, char** argv) {
       fail("mprotect(PROT_WRITE) of the shared mapping of a file opened O_RDWR: %s", strerror(errno));
     m[0] = 'w';
     unlink(file);
+    ok();
+  }
+  if (is_mode("ghost_wronly") || is_mode("ghost_wronly_locked")) {
+    /* A deleted file only open for writing: carried (read through a new
+     * open), unless the process holds a POSIX lock on it. */
+    if (mkdir(tmpdir, 0700) != 0) fail("mkdir %s: %s", tmpdir, strerror(errno));
+    char file[300];
+    snprintf(file, sizeof file, "%s/wronly", tmpdir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    static char data[70000];
+    for (size_t i = 0; i < sizeof data; ++i) data[i] = (char)pattern(i);
+    if (fd < 0 || write(fd, data, sizeof data) != (ssize_t)sizeof data) fail("writing %s: %s", file, strerror(errno));
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    if (is_mode("ghost_wronly_locked") && fcntl(fd, F_SETLK, &lk) != 0) fail("F_SETLK: %s", strerror(errno));
+    if (unlink(file) != 0) fail("unlink: %s", strerror(errno));
+    ready_then_wait();
+    rmdir(tmpdir);
+    if (is_mode("ghost_wronly_locked")) {
+      /* Still held: fdinfo lists it (F_GETLK cannot see the process's own). */
+      char info[64], text[4096] = {0};
+      snprintf(info, sizeof info, "/proc/self/fdinfo/%d", fd);
+      int i = open(info, O_RDONLY);
+      ssize_t n = i < 0 ? -1 : read(i, text, sizeof text - 1);
+      if (n <= 0 || strstr(text, "POSIX") == NULL) fail("the POSIX lock is gone after the refusal");
+      ok();
+    }
+    if ((fcntl(fd, F_GETFL) & O_ACCMODE) != O_WRONLY || lseek(fd, 0, SEEK_CUR) != (off_t)sizeof data)
+      fail("the open flags or the offset changed");
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int r = open(link, O_RDONLY);
+    static char back[sizeof data];
+    if (r < 0 || read(r, back, sizeof back) != (ssize_t)sizeof back || memcmp(back, data, sizeof data) != 0)
+      fail("the deleted file's contents changed");
     ok();
   }
   if (is_mode("ghost") || is_mode("ghostmap") || is_mode("ghost_other")) {
