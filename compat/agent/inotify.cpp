@@ -18,7 +18,6 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 
 #include <cstdint>
 
@@ -201,8 +200,7 @@ long inotify_image_data(long fd, const char* info, unsigned char* out, std::size
       __builtin_memcpy(name, path, w->len);
       name[w->len] = '\0';
       struct stat st{};
-      // The kernel's s_dev is major << 20 | minor; stat's st_dev is makedev's.
-      dev_t dev = makedev(static_cast<unsigned>(v[2] >> 20), static_cast<unsigned>(v[2] & 0xfffff));
+      std::uint64_t dev = user_dev(v[2]);
       if (sys(SYS_newfstatat, AT_FDCWD, name, &st, w->dont_follow ? AT_SYMLINK_NOFOLLOW : 0) != 0 ||
           st.st_ino != v[1] || st.st_dev != dev)
         return fail(error, error_cap, fd,

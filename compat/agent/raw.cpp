@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 namespace mosix::agent {
 
@@ -117,6 +118,10 @@ std::uint64_t parse_dec(const char*& p) {
   std::uint64_t v = 0;
   while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<unsigned>(*p++ - '0');
   return v;
+}
+
+std::uint64_t user_dev(std::uint64_t kernel_dev) {
+  return makedev(static_cast<unsigned>(kernel_dev >> 20), static_cast<unsigned>(kernel_dev & 0xfffff));
 }
 
 }  // namespace mosix::agent

@@ -58,4 +58,8 @@ bool cstr_eq(const char* a, const char* b);
 std::uint64_t parse_hex(const char*& p);
 std::uint64_t parse_dec(const char*& p);
 
+// A device number as the kernel prints it in /proc files and sock_diag
+// (s_dev: major << 20 | minor) as stat's st_dev has it (makedev's).
+std::uint64_t user_dev(std::uint64_t kernel_dev);
+
 }  // namespace mosix::agent

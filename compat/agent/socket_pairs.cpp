@@ -27,10 +27,11 @@ struct DiagRequest {
 
 enum class Diag { error, gone, found };
 
-// The peer inode (0: none) and shutdown bits of unix socket `ino`: gone when
-// no such socket is open any more (closed by every process), error when
-// the kernel does not say (no unix_diag).
-Diag unix_peer(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, SocketScratch* s,
+// What sock_diag says of unix socket `ino`: its peer's inode (0: none), its
+// shutdown bits and, with `vfs`, the file it was bound to. Gone when no
+// such socket is open any more (closed by every process), error when the
+// kernel does not say (no unix_diag).
+Diag unix_diag(std::uint64_t ino, std::uint64_t* peer, unsigned* shutdown, SocketScratch* s,
                unix_diag_vfs* vfs = nullptr) {
   *peer = 0;
   *shutdown = 0;
@@ -89,9 +90,9 @@ bool bound_file(long fd, std::uint64_t* ino, std::uint64_t* dev, SocketScratch* 
   std::uint64_t peer = 0;
   unsigned shutdown = 0;
   unix_diag_vfs vfs{};
-  if (unix_peer(st.st_ino, &peer, &shutdown, s, &vfs) != Diag::found || vfs.udiag_vfs_ino == 0) return false;
+  if (unix_diag(st.st_ino, &peer, &shutdown, s, &vfs) != Diag::found || vfs.udiag_vfs_ino == 0) return false;
   *ino = vfs.udiag_vfs_ino;
-  *dev = vfs.udiag_vfs_dev;  // the kernel's s_dev: major << 20 | minor
+  *dev = user_dev(vfs.udiag_vfs_dev);
   return true;
 }
 
@@ -100,7 +101,7 @@ long pair_partner(long fd, SocketScratch* s, unsigned* shutdown) {
   if (sys(SYS_fstat, fd, &st) != 0) return -1;
   std::uint64_t peer = 0, peers_peer = 0;
   unsigned peers_shutdown = 0;
-  if (unix_peer(st.st_ino, &peer, shutdown, s) != Diag::found) return -1;
+  if (unix_diag(st.st_ino, &peer, shutdown, s) != Diag::found) return -1;
   // A connected end whose peer has no inode: the peer was released (closed
   // by every process); the kernel keeps it only for this end's sake.
   if (peer == 0) return kPeerClosed;
@@ -108,7 +109,7 @@ long pair_partner(long fd, SocketScratch* s, unsigned* shutdown) {
     if (s->own_ino[i] == peer && s->own_fd[i] != fd) return s->own_fd[i];
   // Not the process's: closed by everyone (its bytes already sent stay
   // queued here), or another process's (refused by the caller).
-  return unix_peer(peer, &peers_peer, &peers_shutdown, s) == Diag::gone ? kPeerClosed : -1;
+  return unix_diag(peer, &peers_peer, &peers_shutdown, s) == Diag::gone ? kPeerClosed : -1;
 }
 
 bool peek_pair_queue(long fd, SocketScratch* s, char* error, std::size_t error_cap) {

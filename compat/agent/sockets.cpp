@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 #include "compat/agent/raw.h"
@@ -231,21 +230,20 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   }
   if (fam == kUnix && local_len > sizeof(sa_family_t) && s->local[sizeof(sa_family_t)] != 0) {
     // Bound to a path: the restore binds it there again, so the name must
-    // still be a socket (a removed name would come back).
+    // still be this socket's own file (a removed name would come back; one
+    // another socket has now could not be bound).
     char path[sizeof(sockaddr_un::sun_path) + 1] = {};
     for (socklen_t i = sizeof(sa_family_t), k = 0; i < local_len && k < sizeof path - 1; ++i, ++k)
       path[k] = static_cast<char>(s->local[i]);
     struct stat named{};
-    std::uint64_t file_ino = 0, file_dev = 0;
-    if (sys(SYS_lstat, path, &named) == 0 && S_ISSOCK(named.st_mode) && bound_file(fd, &file_ino, &file_dev, s) &&
-        (file_ino != named.st_ino ||
-         makedev(static_cast<unsigned>(file_dev >> 20), static_cast<unsigned>(file_dev & 0xfffff)) != named.st_dev)) {
-      e.s("is a unix socket whose name ").s(path)
-          .s(" is another socket's file now (its own was renamed or removed), which a restore cannot bind again");
-      return -1;
-    }
     if (sys(SYS_lstat, path, &named) != 0 || !S_ISSOCK(named.st_mode)) {
       e.s("is a unix socket whose name ").s(path).s(" was removed, which a restore would make again");
+      return -1;
+    }
+    std::uint64_t file_ino = 0, file_dev = 0;
+    if (bound_file(fd, &file_ino, &file_dev, s) && (file_ino != named.st_ino || file_dev != named.st_dev)) {
+      e.s("is a unix socket whose name ").s(path)
+          .s(" is another socket's file now (its own was renamed or removed), which a restore cannot bind again");
       return -1;
     }
   }

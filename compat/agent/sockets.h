@@ -47,8 +47,8 @@ struct SocketScratch {
 // fd's own shutdown bits (RCV_SHUTDOWN 1, SEND_SHUTDOWN 2).
 inline constexpr long kPeerClosed = -2;
 
-// The inode and device (the kernel's: major << 20 | minor) of the file the
-// unix socket `fd` was bound to; false when the kernel does not say.
+// The inode and device (as stat shows them) of the file the unix socket
+// `fd` was bound to; false when the kernel does not say.
 bool bound_file(long fd, std::uint64_t* ino, std::uint64_t* dev, SocketScratch* s);
 long pair_partner(long fd, SocketScratch* s, unsigned* shutdown);
 
