@@ -27,16 +27,7 @@ for entry in "node:ckpt_node.js" "python3:ckpt_asyncio.py"; do
   run_plain "$plain" "$interp" "$script" 400 || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
   expect_result "$plain" "${name%.*}" || fail "$name: the plain run has no RESULT line"
   for rounds in 1 5; do
-    out=$CKPT_WORK/$name.rounds$rounds
-    run_with_rounds "$rounds" "$out" "$interp" "$script" 400
-    status=$?
-    if (( status != 0 )); then
-      fail "$name: $rounds round(s): exit status $status: $(tail -n 1 "$out") $(tail -n 3 "$out.err" 2> /dev/null)"
-    elif compare_outputs "$plain" "$out"; then
-      echo "ok: $name under ${interp##*/}, $rounds checkpoint/kill/restart round(s)"
-    else
-      fail "$name: output after $rounds round(s) differs from the plain run"
-    fi
+    rounds_match_plain "$name" "$plain" "$rounds" "$interp" "$script" 400
   done
 done
 (( ran > 0 )) || { echo "SKIP: neither node nor python3 is installed"; exit 77; }

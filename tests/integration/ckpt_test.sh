@@ -29,16 +29,7 @@ for name in $programs; do
   plain=$CKPT_WORK/$name.plain
   run_plain "$plain" "$prog" "${args[@]}" || { fail "$name: plain run failed: $(tail -n 1 "$plain")"; continue; }
   for rounds in 1 5; do
-    out=$CKPT_WORK/$name.rounds$rounds
-    run_with_rounds "$rounds" "$out" "$prog" "${args[@]}"
-    status=$?
-    if (( status != 0 )); then
-      fail "$name: $rounds round(s): exit status $status: $(tail -n 1 "$out") $(tail -n 3 "$out.log" 2> /dev/null)"
-    elif compare_outputs "$plain" "$out"; then
-      echo "ok: $name, $rounds checkpoint/kill/restart round(s)"
-    else
-      fail "$name: output after $rounds round(s) differs from the plain run"
-    fi
+    rounds_match_plain "$name" "$plain" "$rounds" "$prog" "${args[@]}"
   done
   out=$CKPT_WORK/$name.live
   if run_with_leave_running 2 "$out" "$prog" "${args[@]}" && compare_outputs "$plain" "$out"; then

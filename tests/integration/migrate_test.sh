@@ -113,8 +113,7 @@ cmp -s "$WORK/th.plain" "$WORK/th.out" && echo "  output identical to the uninte
 for loop_prog in "$BIN/ckpt_eventloop" "python3 $(dirname -- "${BASH_SOURCE[0]}")/event_loops/ckpt_asyncio.py 400"; do
   read -r -a cmd <<< "$loop_prog"
   command -v "${cmd[0]}" > /dev/null || { echo "skip: ${cmd[0]} is not installed"; continue; }
-  name=$(basename -- "${cmd[-1]}")
-  [[ $name == 400 ]] && name=$(basename -- "${cmd[1]}")
+  name=$(basename -- "${cmd[1]:-${cmd[0]}}")  # the script a python3 runs, else the program
   echo "$name: vnode1, then vnode2"
   "${cmd[@]}" > "$WORK/$name.plain" 2>/dev/null
   gate=$WORK/$name.gate

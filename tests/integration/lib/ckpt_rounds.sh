@@ -16,6 +16,8 @@
 #   gate_open FILE                          the guest runs to its end
 #   wait_for_lines OUT N [PID]              until OUT has N lines (or PID ends)
 #   ckpt_cleanup                            removes the work directory
+#   rounds_match_plain NAME PLAIN N PROG [ARGS...]  N rounds, output compared
+#                                           with PLAIN; says ok or fail()s
 #   ckpt_test_start BIN_DIR LIB_DIR         the start of a checkpoint test:
 #                                           ckpt_init, cleanup at exit, a private
 #                                           XDG_RUNTIME_DIR, fail() counting into
@@ -517,6 +519,29 @@ expect_result() {
     _ckpt_log "$name: last line is '$last', expected 'RESULT $name <checksum> OK'"
     return 1
   fi
+}
+
+# rounds_match_plain NAME PLAIN N PROG [ARGS...]: runs PROG through N
+# checkpoint --kill / restart rounds (run_with_rounds, output in
+# CKPT_WORK/NAME.roundsN) and compares its output with the plain run's in
+# PLAIN; prints an ok line, or calls fail() (ckpt_test_start's) with what
+# went wrong. Returns 0 when they match.
+rounds_match_plain() {
+  local name=$1 plain=$2 rounds=$3 out status
+  shift 3
+  out=$CKPT_WORK/$name.rounds$rounds
+  run_with_rounds "$rounds" "$out" "$@"
+  status=$?
+  if (( status != 0 )); then
+    fail "$name: $rounds round(s): exit status $status: $(tail -n 1 "$out") $(tail -n 3 "$out.err" 2> /dev/null) $(
+      tail -n 3 "$out.log" 2> /dev/null)"
+    return 1
+  fi
+  if ! compare_outputs "$plain" "$out"; then
+    fail "$name: output after $rounds round(s) differs from the plain run"
+    return 1
+  fi
+  echo "ok: $name, $rounds checkpoint/kill/restart round(s)"
 }
 
 # The programs the round tests run by default (CKPT_PROGRAMS overrides), and
