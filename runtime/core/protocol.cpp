@@ -112,6 +112,7 @@ void fields(auto& a, Is<PublishedName> auto& m) {
   a("key", m.key);
   a("value", m.value);
   a("rank", m.rank);
+  a("bytes", m.bytes);
 }
 
 void fields(auto& a, Is<NamePublish> auto& m) {
@@ -164,6 +165,35 @@ void fields(auto& a, Is<GuestMessage> auto& m) {
   a("kind", m.kind);
   a("tag", m.tag);
   a("bytes", m.bytes);
+}
+
+void fields(auto& a, Is<MpiSpawnApp> auto& m) {
+  a("count", m.count);
+  a("argv", m.argv);
+  a("env", m.env);
+  a("cwd", m.cwd);
+  a("where", m.where);
+}
+
+void fields(auto& a, Is<MpiSpawn> auto& m) {
+  a("request_id", m.request_id);
+  a("parent_rank", m.parent_rank);
+  a("apps", m.apps);
+}
+
+void fields(auto& a, Is<MpiSpawnReply> auto& m) {
+  a("request_id", m.request_id);
+  a("status", m.status);
+  a("reason", m.reason);
+  a("nspace", m.nspace);
+}
+
+void fields(auto& a, Is<MpiNamespace> auto& m) {
+  a("nspace", m.nspace);
+  a("first_rank", m.first_rank);
+  a("rank_nodes", m.rank_nodes);
+  a("app_sizes", m.app_sizes);
+  a("parent_rank", m.parent_rank);
 }
 
 void fields(auto& a, Is<ModexReply> auto& m) {
@@ -463,6 +493,9 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kGuestSpawn: return "GuestSpawn";
     case MessageType::kGuestSpawnReply: return "GuestSpawnReply";
     case MessageType::kGuestMessage: return "GuestMessage";
+    case MessageType::kMpiSpawn: return "MpiSpawn";
+    case MessageType::kMpiSpawnReply: return "MpiSpawnReply";
+    case MessageType::kMpiNamespace: return "MpiNamespace";
   }
   return "unknown";
 }
@@ -530,6 +563,9 @@ template Frame encode_frame(const GuestAttach&);
 template Frame encode_frame(const GuestSpawn&);
 template Frame encode_frame(const GuestSpawnReply&);
 template Frame encode_frame(const GuestMessage&);
+template Frame encode_frame(const MpiSpawn&);
+template Frame encode_frame(const MpiSpawnReply&);
+template Frame encode_frame(const MpiNamespace&);
 
 Frame encode_frame(const Message& message) {
   return std::visit([](const auto& m) { return encode_frame(m); }, message);
@@ -574,6 +610,9 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kGuestSpawn: return decode_payload<GuestSpawn>(payload);
     case MessageType::kGuestSpawnReply: return decode_payload<GuestSpawnReply>(payload);
     case MessageType::kGuestMessage: return decode_payload<GuestMessage>(payload);
+    case MessageType::kMpiSpawn: return decode_payload<MpiSpawn>(payload);
+    case MessageType::kMpiSpawnReply: return decode_payload<MpiSpawnReply>(payload);
+    case MessageType::kMpiNamespace: return decode_payload<MpiNamespace>(payload);
   }
   return make_error("unknown message type " +
                     std::to_string(static_cast<std::uint16_t>(header->type)) +

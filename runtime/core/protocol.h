@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 10;
+inline constexpr std::uint16_t kProtocolVersion = 11;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -71,6 +71,9 @@ enum class MessageType : std::uint16_t {
   kGuestSpawn = 31,
   kGuestSpawnReply = 32,
   kGuestMessage = 33,
+  kMpiSpawn = 34,
+  kMpiSpawnReply = 35,
+  kMpiNamespace = 36,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -352,6 +355,9 @@ struct MpiJobMap {
 // collects both alike. Likewise a name request_id with kPmiRequestBit.
 inline constexpr std::uint64_t kPmiFenceBit = std::uint64_t{1} << 63;
 inline constexpr std::uint64_t kPmiRequestBit = std::uint64_t{1} << 63;
+// A PMIx fence_id with this bit is a PMIx_Connect or _Disconnect: a fence
+// without data, counted apart from the fences over the same ranks.
+inline constexpr std::uint64_t kConnectFenceBit = std::uint64_t{1} << 62;
 
 struct FenceContribution {
   static constexpr MessageType kType = MessageType::kFenceContribution;
@@ -395,8 +401,9 @@ struct ModexReply {
 // home answers the asking node with NameReply.
 struct PublishedName {
   std::string key;
-  std::string value;                 // a string (MPI's port names); other types are refused
+  std::string value;                 // a string (MPI's port names), or bytes
   std::int32_t rank = 0;             // who published it
+  bool bytes = false;                // value is a byte object (Open MPI's exchanges between jobs)
   bool operator==(const PublishedName&) const = default;
 };
 
@@ -491,13 +498,60 @@ struct GuestMessage {
   bool operator==(const GuestMessage&) const = default;
 };
 
+// MPI_Comm_spawn (PMIx spawn) of an Open MPI program: the asker's PMIx
+// helper -> its node -> home. The home places each app's `count` new ranks
+// as the spawn service places guests (GuestSpawn), makes them a PMIx
+// namespace of their own (MpiNamespace to every node with MPI copies of
+// the job, and to every node the new ranks go to), starts them as MPI
+// copies and answers (MpiSpawnReply). An app's env holds only what the
+// program adds to the job's environment (OMPI_PARENT_PORT, OMPI_MCA_*).
+struct MpiSpawnApp {
+  std::uint32_t count = 1;
+  std::vector<std::string> argv;     // argv[0]: the program
+  std::vector<std::string> env;      // "NAME=value" added to the job's
+  std::string cwd;                   // "": the job's
+  std::string where;                 // a node name, or "" for the placement's choice
+  bool operator==(const MpiSpawnApp&) const = default;
+};
+
+struct MpiSpawn {
+  static constexpr MessageType kType = MessageType::kMpiSpawn;
+  std::uint64_t request_id = 0;      // the helper's, sent back in the reply
+  std::int32_t parent_rank = 0;      // the asker (a rank of the job)
+  std::vector<MpiSpawnApp> apps;
+  bool operator==(const MpiSpawn&) const = default;
+};
+
+// Home -> the asker's node -> its helper: the new namespace, or why not.
+struct MpiSpawnReply {
+  static constexpr MessageType kType = MessageType::kMpiSpawnReply;
+  std::uint64_t request_id = 0;
+  std::int32_t status = 0;           // a PMIx status: 0 success
+  std::string reason;
+  std::string nspace;
+  bool operator==(const MpiSpawnReply&) const = default;
+};
+
+// Home -> every node with MPI copies of the job (before any copy of the new
+// namespace starts): spawned ranks first_rank .. first_rank+N-1 of the job
+// are ranks 0..N-1 of PMIx namespace `nspace`, rank_nodes[i] runs rank i.
+struct MpiNamespace {
+  static constexpr MessageType kType = MessageType::kMpiNamespace;
+  std::string nspace;
+  std::int32_t first_rank = 0;
+  std::vector<std::uint32_t> rank_nodes;
+  std::vector<std::uint32_t> app_sizes;  // ranks of each app, in order (PMIX_APPNUM)
+  std::int32_t parent_rank = 0;          // the job rank that asked (PMIX_PARENT_ID)
+  bool operator==(const MpiNamespace&) const = default;
+};
+
 using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestStarted,
                              GuestOutput, GuestStdin, GuestSignal, GuestExited, Shutdown,
                              ImageBegin, ImageChunk, ImageEnd, NodeLost, MigrateRequest,
                              MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
                              NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
-                             GuestSpawnReply, GuestMessage>;
+                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

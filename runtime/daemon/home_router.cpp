@@ -187,6 +187,11 @@ void HomeRouter::place_if_ready() {
     for (size_t node : *where) map.rank_nodes.push_back(static_cast<std::uint32_t>(node));
     for (const auto& h : hellos_) map.node_names.push_back(h->node_name);
     std::set<std::uint32_t> nodes(map.rank_nodes.begin(), map.rank_nodes.end());
+    mpi_map_ = map;
+    mpi_nodes_.insert(nodes.begin(), nodes.end());
+    for (const SpawnGuest& s : pending_spawns_) {
+      if (s.rank == 0) mpi_first_copy_ = s;
+    }
     for (std::uint32_t node : nodes) {
       if (static_cast<int>(node) == context_.rank()) {
         if (hooks_.mpi_job_map) hooks_.mpi_job_map(map);
@@ -195,6 +200,7 @@ void HomeRouter::place_if_ready() {
       }
     }
     mpi_rank_nodes_ = std::move(map.rank_nodes);
+    mpi_job_size_ = mpi_rank_nodes_.size();
   }
   std::map<size_t, int> local_rank;
   // This node's own copies start here and now, after the others are sent
@@ -421,7 +427,12 @@ void HomeRouter::fence(int source, FenceContribution part) {
     spdlog::warn("node {} entered an MPI fence, but the job is not an MPI job", source);
     return;
   }
-  if (auto release = fences_.contribute(source, std::move(part), mpi_rank_nodes_)) {
+  // Over no ranks named: the first copies (spawned ranks are named).
+  std::vector<std::uint32_t> first;
+  if (part.ranks.empty() && mpi_job_size_ < mpi_rank_nodes_.size()) {
+    first.assign(mpi_rank_nodes_.begin(), mpi_rank_nodes_.begin() + static_cast<std::ptrdiff_t>(mpi_job_size_));
+  }
+  if (auto release = fences_.contribute(source, std::move(part), first.empty() ? mpi_rank_nodes_ : first)) {
     for (int n : release->nodes) {
       if (!context_.is_lost(n)) context_.send(n, release->message);
     }

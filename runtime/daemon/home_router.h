@@ -75,6 +75,11 @@ class HomeRouter {
   // job; they are placed, announced to mosixrun, started, and the asker's
   // node gets the reply.
   void guest_spawn(int source, const GuestSpawn& request);
+  // MPI_Comm_spawn (home_mpi_spawn.cpp): an MPI copy's PMIx server asks for
+  // children; they are placed, given a PMIx namespace of their own on every
+  // node with MPI copies, announced, started as MPI copies, and the asker's
+  // node gets the namespace.
+  void mpi_spawn(int source, const MpiSpawn& request);
   // A message between guests goes to the receiver's node; one for the home
   // itself (dest_rank kFromHome) asks to be told when a rank ends.
   void guest_message(GuestMessage message);
@@ -120,6 +125,11 @@ class HomeRouter {
   std::map<int, int> rank_node_;               // where each rank runs
   std::set<int> started_;                      // ranks whose node said they started (or ended)
   std::vector<std::uint32_t> mpi_rank_nodes_;  // an MPI job: where each rank runs (they do not move)
+  std::size_t mpi_job_size_ = 0;               // of them, the first copies (the rest: spawned)
+  std::optional<MpiJobMap> mpi_map_;           // as the first copies' nodes got it
+  std::set<int> mpi_nodes_;                    // nodes that got mpi_map_ (they run a PMIx server)
+  std::optional<SpawnGuest> mpi_first_copy_;   // rank 0 as mosixrun asked: spawned copies' environment
+  int mpi_spawns_ = 0;                         // namespaces made by MPI_Comm_spawn
   int next_rank_ = -1;                         // the spawn service's next new rank
   std::set<int> ended_;                        // ranks whose end was reported
   std::map<int, std::set<int>> exit_watchers_; // rank -> ranks to tell when it ends

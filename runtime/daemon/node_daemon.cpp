@@ -76,6 +76,7 @@ class NodeDaemon {
   void handle(int source, Message message);
   void node_lost(int node);
   void mpi_job_map(const MpiJobMap& map);
+  void mpi_namespace(const MpiNamespace& space);
   void wait_term();
   void shutdown(const std::string& why);
 
@@ -239,6 +240,13 @@ void NodeDaemon::handle(int source, Message message) {
                    if (router_) router_->guest_spawn(source, request);
                  },
                  [&](const GuestSpawnReply& reply) { guest_service_.deliver(reply, reply.parent_rank); },
+                 [&](const MpiSpawn& request) {
+                   if (router_) router_->mpi_spawn(source, request);
+                 },
+                 [&](const MpiSpawnReply& reply) {
+                   if (pmix_) pmix_->spawn_answered(reply);
+                 },
+                 [&](const MpiNamespace& space) { mpi_namespace(space); },
                  [&](GuestMessage& m) {
                    if (router_) {
                      router_->guest_message(std::move(m));
@@ -310,6 +318,20 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
   guests_.set_pmi(pmi_.get());
   pmix_ = std::make_unique<PmixLink>(context_, std::move(job));
   guests_.set_pmix(pmix_.get());
+}
+
+// MPI_Comm_spawn made a namespace of new copies: this node's PMIx server
+// learns it before any of them starts here (the home node sent this first),
+// and so do the servers of their parents (to connect to them).
+void NodeDaemon::mpi_namespace(const MpiNamespace& space) {
+  if (!pmix_) {
+    spdlog::error("{}: PMIx namespace {} of spawned copies, but this node has no PMIx server", context_.node_name(),
+                  space.nspace);
+    return;
+  }
+  if (Status s = pmix_->add_namespace(space); !s) {
+    spdlog::error("{}: MPI_Comm_spawn: {}", context_.node_name(), s.error().message);
+  }
 }
 
 void NodeDaemon::wait_term() {

@@ -114,6 +114,23 @@ Status PmixLink::add_client(int rank, std::vector<std::string>& env) {
   return {};
 }
 
+Status PmixLink::add_namespace(const MpiNamespace& space) {
+  if (Status s = start(); !s) return s;
+  const Frame frame = encode_frame(space);
+  if (Status s = pmix_wire::write_packet(requests_, Packet{Kind::kNamespace, 0, std::string(frame.begin(), frame.end())});
+      !s) {
+    return s;
+  }
+  auto reply = pmix_wire::read_packet(requests_);
+  if (!reply) return reply.error();
+  if (!*reply) {
+    failed_ = "the PMIx helper ended (see its message above)";
+    return make_error(failed_);
+  }
+  if ((*reply)->kind != Kind::kNamespace) return make_error((*reply)->payload);
+  return {};
+}
+
 bool PmixLink::in_mpi(int rank) {
   if (pid_ <= 0 || !failed_.empty()) return false;
   if (!pmix_wire::write_packet(requests_, Packet{Kind::kInMpi, rank, {}})) return false;

@@ -40,6 +40,9 @@ class PmixLink {
   Status add_client(int rank, std::vector<std::string>& env);
   // Copy `rank` called MPI_Init and not MPI_Finalize (false if unknown).
   bool in_mpi(int rank);
+  // Registers a namespace of spawned copies (starting the helper if none
+  // runs yet), before any of them starts here.
+  Status add_namespace(const MpiNamespace& space);
 
   // From other nodes: the home node's word on a fence; a node asking for a
   // rank of this node's data; the answer to this node's question.
@@ -47,6 +50,7 @@ class PmixLink {
   void modex_asked(int source, const ModexRequest& request);
   void modex_answered(const ModexReply& reply) { forward(0, reply); }
   void names_answered(const NameReply& reply) { forward(0, reply); }
+  void spawn_answered(const MpiSpawnReply& reply) { forward(0, reply); }
 
  private:
   Status start();

@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "runtime/core/environment.h"
+#include "runtime/daemon/guest_process.h"
 
 namespace mosix {
 namespace {
@@ -53,12 +54,12 @@ PmixServer* g_server = nullptr;  // the one server of this process, for the libr
 // The library's upcalls run on its own thread. A client's finalize is
 // answered after this returns, so the copy cannot exit before it is noted.
 pmix_status_t client_connected(const pmix_proc_t* proc, void*, pmix_op_cbfunc_t, void*) {
-  if (g_server != nullptr) g_server->client_state(static_cast<int>(proc->rank), true);
+  if (g_server != nullptr) g_server->client_state(g_server->job_rank(proc->nspace, proc->rank), true);
   return PMIX_OPERATION_SUCCEEDED;
 }
 
 pmix_status_t client_finalized(const pmix_proc_t* proc, void*, pmix_op_cbfunc_t, void*) {
-  if (g_server != nullptr) g_server->client_state(static_cast<int>(proc->rank), false);
+  if (g_server != nullptr) g_server->client_state(g_server->job_rank(proc->nspace, proc->rank), false);
   return PMIX_OPERATION_SUCCEEDED;
 }
 
@@ -89,15 +90,7 @@ pmix_status_t fence(const pmix_proc_t procs[], size_t nprocs, const pmix_info_t[
                     pmix_modex_cbfunc_t cbfunc, void* cbdata) {
   if (g_server == nullptr) return PMIX_ERR_INIT;
   std::vector<std::int32_t> ranks;
-  for (size_t k = 0; k < nprocs; ++k) {
-    if (procs[k].rank == PMIX_RANK_WILDCARD) {
-      ranks.clear();
-      break;
-    }
-    ranks.push_back(static_cast<std::int32_t>(procs[k].rank));
-  }
-  std::sort(ranks.begin(), ranks.end());
-  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  if (!g_server->job_ranks(procs, nprocs, ranks)) return PMIX_ERR_NOT_FOUND;
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
   g_server->fence_entered(std::move(ranks), Bytes(bytes, bytes + ndata), reinterpret_cast<void*>(cbfunc), cbdata);
   return PMIX_SUCCESS;
@@ -107,7 +100,9 @@ pmix_status_t fence(const pmix_proc_t procs[], size_t nprocs, const pmix_info_t[
 pmix_status_t direct_modex(const pmix_proc_t* proc, const pmix_info_t[], size_t, pmix_modex_cbfunc_t cbfunc,
                            void* cbdata) {
   if (g_server == nullptr) return PMIX_ERR_INIT;
-  return g_server->modex_wanted(static_cast<int>(proc->rank), reinterpret_cast<void*>(cbfunc), cbdata);
+  const int rank = g_server->job_rank(proc->nspace, proc->rank);
+  if (rank < 0) return PMIX_ERR_NOT_FOUND;
+  return g_server->modex_wanted(rank, reinterpret_cast<void*>(cbfunc), cbdata);
 }
 
 // MPI_Publish_name and friends: the names live at the home node. A name's
@@ -121,8 +116,18 @@ pmix_status_t publish(const pmix_proc_t* proc, const pmix_info_t info[], size_t 
   NamePublish request;
   for (size_t k = 0; k < ninfo; ++k) {
     if (is_directive(info[k].key)) continue;
-    if (info[k].value.type != PMIX_STRING || info[k].value.data.string == nullptr) return PMIX_ERR_NOT_SUPPORTED;
-    request.names.push_back(PublishedName{info[k].key, info[k].value.data.string, static_cast<std::int32_t>(proc->rank)});
+    const int rank = g_server->job_rank(proc->nspace, proc->rank);
+    const pmix_value_t& v = info[k].value;
+    if (v.type == PMIX_STRING && v.data.string != nullptr) {
+      request.names.push_back(PublishedName{info[k].key, v.data.string, rank, false});
+    } else if (v.type == PMIX_BYTE_OBJECT) {
+      // Open MPI's bridge between two jobs (a new communicator's id) goes
+      // through names whose values are bytes.
+      const char* b = v.data.bo.bytes;
+      request.names.push_back(PublishedName{info[k].key, std::string(b, b == nullptr ? 0 : v.data.bo.size), rank, true});
+    } else {
+      return PMIX_ERR_NOT_SUPPORTED;
+    }
   }
   g_server->names_asked(request, false, reinterpret_cast<void*>(cbfunc), cbdata);
   return PMIX_SUCCESS;
@@ -144,9 +149,67 @@ pmix_status_t unpublish(const pmix_proc_t* proc, char** keys, const pmix_info_t[
                         void* cbdata) {
   if (g_server == nullptr) return PMIX_ERR_INIT;
   NameUnpublish request;
-  request.rank = static_cast<std::int32_t>(proc->rank);
+  request.rank = g_server->job_rank(proc->nspace, proc->rank);
   for (char** k = keys; k != nullptr && *k != nullptr; ++k) request.keys.emplace_back(*k);
   g_server->names_asked(request, false, reinterpret_cast<void*>(cbfunc), cbdata);
+  return PMIX_SUCCESS;
+}
+
+// MPI_Comm_spawn: each app becomes an MpiSpawnApp for the home node, which
+// places and starts the children (HomeRouter::mpi_spawn). A program that
+// cannot be run from here is refused at once: MPI_Comm_spawn returns an
+// error instead of a child that fails after its parents went on to wait
+// for it (Open MPI 4.1's parents then wait for it to connect, for ever).
+pmix_status_t spawn(const pmix_proc_t* proc, const pmix_info_t[], size_t, const pmix_app_t apps[], size_t napps,
+                    pmix_spawn_cbfunc_t cbfunc, void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  MpiSpawn request;
+  request.parent_rank = g_server->job_rank(proc->nspace, proc->rank);
+  if (request.parent_rank < 0 || napps == 0) return PMIX_ERR_BAD_PARAM;
+  for (size_t a = 0; a < napps; ++a) {
+    const pmix_app_t& app = apps[a];
+    if (app.cmd == nullptr || app.maxprocs <= 0) return PMIX_ERR_BAD_PARAM;
+    MpiSpawnApp out;
+    out.count = static_cast<std::uint32_t>(app.maxprocs);
+    out.argv.emplace_back(app.cmd);
+    for (char** v = app.argv; v != nullptr && *v != nullptr; ++v) {
+      if (v != app.argv) out.argv.emplace_back(*v);  // argv[0] is the command
+    }
+    for (char** e = app.env; e != nullptr && *e != nullptr; ++e) out.env.emplace_back(*e);
+    if (app.cwd != nullptr) out.cwd = app.cwd;
+    for (size_t k = 0; k < app.ninfo; ++k) {
+      const pmix_info_t& i = app.info[k];
+      if (i.value.type != PMIX_STRING || i.value.data.string == nullptr) continue;
+      if (std::strcmp(i.key, PMIX_WDIR) == 0) out.cwd = i.value.data.string;
+      // One host: the children go there; a list is left to the placement.
+      if (std::strcmp(i.key, PMIX_HOST) == 0 && std::strchr(i.value.data.string, ',') == nullptr) {
+        out.where = i.value.data.string;
+      }
+    }
+    const char* path = std::getenv("PATH");
+    std::string cwd = out.cwd;
+    if (cwd.empty()) {
+      std::error_code ec;
+      cwd = std::filesystem::current_path(ec).string();
+    }
+    if (auto found = resolve_program(out.argv[0], path != nullptr ? path : "/usr/bin:/bin", cwd); !found) {
+      spdlog::error("MPI_Comm_spawn: {}", found.error().message);
+      return PMIX_ERR_NOT_FOUND;
+    }
+    request.apps.push_back(std::move(out));
+  }
+  g_server->spawn_asked(std::move(request), reinterpret_cast<void*>(cbfunc), cbdata);
+  return PMIX_SUCCESS;
+}
+
+// PMIx_Connect and _Disconnect (MPI_Comm_spawn's parents and children, after
+// they exchanged their names): every node with participants must be in.
+pmix_status_t connect_or_disconnect(const pmix_proc_t procs[], size_t nprocs, const pmix_info_t[], size_t, pmix_op_cbfunc_t cbfunc,
+                      void* cbdata) {
+  if (g_server == nullptr) return PMIX_ERR_INIT;
+  std::vector<std::int32_t> ranks;
+  if (!g_server->job_ranks(procs, nprocs, ranks)) return PMIX_ERR_NOT_FOUND;
+  g_server->connect_entered(std::move(ranks), reinterpret_cast<void*>(cbfunc), cbdata);
   return PMIX_SUCCESS;
 }
 
@@ -160,14 +223,11 @@ pmix_server_module_t g_module = [] {
   m.publish = publish;
   m.lookup = lookup;
   m.unpublish = unpublish;
+  m.spawn = spawn;
+  m.connect = connect_or_disconnect;
+  m.disconnect = connect_or_disconnect;
   return m;
 }();
-
-std::string join_ranks(const std::vector<int>& ranks) {
-  std::string out;
-  for (int r : ranks) out += (out.empty() ? "" : ",") + std::to_string(r);
-  return out;
-}
 
 }  // namespace
 
@@ -184,23 +244,6 @@ PmixServer::~PmixServer() {
 
 Status PmixServer::start() {
   if (started_) return {};
-  const std::vector<std::uint32_t>& rank_nodes = job_.map.rank_nodes;
-  // The nodes that run ranks, in transport order: PMIx node ids are their
-  // places in this list; each with its ranks, ascending.
-  std::map<std::uint32_t, std::vector<int>> node_ranks;
-  for (size_t r = 0; r < rank_nodes.size(); ++r) node_ranks[rank_nodes[r]].push_back(static_cast<int>(r));
-  const auto here = node_ranks.find(static_cast<std::uint32_t>(job_.this_node));
-  if (here == node_ranks.end()) return make_error("no MPI copy of the job runs on this node");
-  std::map<std::uint32_t, std::uint32_t> node_id;
-  std::string hosts, procs;
-  for (const auto& [node, ranks] : node_ranks) {
-    if (node >= job_.map.node_names.size()) return make_error("the job's map names no node " + std::to_string(node));
-    node_id[node] = static_cast<std::uint32_t>(node_id.size());
-    hosts += (hosts.empty() ? "" : ",") + job_.map.node_names[node];
-    procs += (procs.empty() ? "" : ";") + join_ranks(ranks);
-  }
-  const std::vector<int>& local_ranks = here->second;
-
   // Its rendezvous files (a socket, shared-memory stores) go into a folder
   // of their own in the user's private runtime directory.
   std::string dir = job_.parent_dir + "/pmix-XXXXXX";
@@ -216,64 +259,102 @@ Status PmixServer::start() {
   if (rc != PMIX_SUCCESS) return pmix_error("cannot start the PMIx server for MPI copies", rc);
   started_ = true;
   g_server = this;
+  // The first copies: one application, ranks 0.. of the job. A node that
+  // runs none of them (only spawned ranks) registers it too.
+  PmixSpace first;
+  first.nspace = job_.nspace;
+  first.rank_nodes = job_.map.rank_nodes;
+  {
+    std::lock_guard lock(mutex_);
+    spaces_.push_back(first);
+  }
+  return register_pmix_space(first, job_.map.node_names, job_.this_node);
+}
 
-  // The job as Open MPI asks for it: its size, its nodes and which ranks
-  // each runs, this node's copies, and each rank's place. One application.
-  char* node_map = nullptr;
-  char* proc_map = nullptr;
-  const std::string local = join_ranks(local_ranks);
-  PMIx_generate_regex(hosts.c_str(), &node_map);
-  PMIx_generate_ppn(procs.c_str(), &proc_map);
-  const auto size = static_cast<std::uint32_t>(rank_nodes.size());
-  const auto local_size = static_cast<std::uint32_t>(local_ranks.size());
-  const auto num_nodes = static_cast<std::uint32_t>(node_ranks.size());
-  const std::uint32_t my_id = node_id[here->first], zero = 0;
-  const auto leader = static_cast<pmix_rank_t>(local_ranks.front());
-  std::vector<pmix_info_t> info(11 + rank_nodes.size());
-  for (pmix_info_t& i : info) PMIX_INFO_CONSTRUCT(&i);
-  PMIX_INFO_LOAD(&info[0], PMIX_UNIV_SIZE, &size, PMIX_UINT32);
-  PMIX_INFO_LOAD(&info[1], PMIX_JOB_SIZE, &size, PMIX_UINT32);
-  PMIX_INFO_LOAD(&info[2], PMIX_MAX_PROCS, &size, PMIX_UINT32);
-  PMIX_INFO_LOAD(&info[3], PMIX_LOCAL_SIZE, &local_size, PMIX_UINT32);
-  PMIX_INFO_LOAD(&info[4], PMIX_NODE_MAP, node_map, PMIX_STRING);
-  PMIX_INFO_LOAD(&info[5], PMIX_PROC_MAP, proc_map, PMIX_STRING);
-  PMIX_INFO_LOAD(&info[6], PMIX_LOCAL_PEERS, local.c_str(), PMIX_STRING);
-  PMIX_INFO_LOAD(&info[7], PMIX_LOCALLDR, &leader, PMIX_PROC_RANK);
-  PMIX_INFO_LOAD(&info[8], PMIX_JOBID, job_.nspace.c_str(), PMIX_STRING);
-  PMIX_INFO_LOAD(&info[9], PMIX_NUM_NODES, &num_nodes, PMIX_UINT32);
-  PMIX_INFO_LOAD(&info[10], PMIX_NODEID, &my_id, PMIX_UINT32);
-  std::free(node_map);
-  std::free(proc_map);
-  for (const auto& [node, ranks] : node_ranks) {
-    for (size_t k = 0; k < ranks.size(); ++k) {
-      pmix_data_array_t* proc;
-      PMIX_DATA_ARRAY_CREATE(proc, 6, PMIX_INFO);
-      auto* pi = static_cast<pmix_info_t*>(proc->array);
-      const auto rank = static_cast<pmix_rank_t>(ranks[k]);
-      const auto local_rank = static_cast<std::uint16_t>(k);
-      const std::uint32_t id = node_id[node];
-      PMIX_INFO_LOAD(&pi[0], PMIX_RANK, &rank, PMIX_PROC_RANK);
-      PMIX_INFO_LOAD(&pi[1], PMIX_LOCAL_RANK, &local_rank, PMIX_UINT16);
-      PMIX_INFO_LOAD(&pi[2], PMIX_NODE_RANK, &local_rank, PMIX_UINT16);
-      PMIX_INFO_LOAD(&pi[3], PMIX_APPNUM, &zero, PMIX_UINT32);
-      PMIX_INFO_LOAD(&pi[4], PMIX_NODEID, &id, PMIX_UINT32);
-      PMIX_INFO_LOAD(&pi[5], PMIX_HOSTNAME, job_.map.node_names[node].c_str(), PMIX_STRING);
-      PMIX_INFO_LOAD(&info[11 + static_cast<size_t>(rank)], PMIX_PROC_INFO_ARRAY, proc, PMIX_DATA_ARRAY);
-      PMIX_DATA_ARRAY_FREE(proc);
+Status PmixServer::add_namespace(const MpiNamespace& m) {
+  if (Status s = start(); !s) return s;
+  PmixSpace space;
+  space.nspace = m.nspace;
+  space.first_rank = m.first_rank;
+  space.rank_nodes = m.rank_nodes;
+  space.app_sizes = m.app_sizes;
+  space.parent_rank = m.parent_rank;
+  {
+    std::lock_guard lock(mutex_);
+    for (const PmixSpace& known : spaces_) {
+      if (known.nspace == m.nspace) return {};
+    }
+    if (const PmixSpace* parent = space_of(m.parent_rank)) {
+      space.parent_nspace = parent->nspace;
+      space.parent_rank = m.parent_rank - parent->first_rank;
+    }
+    if (space.parent_nspace.empty()) space.parent_nspace = job_.nspace;  // an unknown parent: the job
+  }
+  if (Status s = register_pmix_space(space, job_.map.node_names, job_.this_node); !s) return s;
+  std::lock_guard lock(mutex_);
+  spaces_.push_back(std::move(space));
+  return {};
+}
+
+const PmixSpace* PmixServer::space_of(int rank) const {
+  for (const PmixSpace& s : spaces_) {
+    if (rank >= s.first_rank && static_cast<size_t>(rank - s.first_rank) < s.rank_nodes.size()) return &s;
+  }
+  return nullptr;
+}
+
+int PmixServer::job_rank(const char* nspace, std::uint32_t rank) {
+  std::lock_guard lock(mutex_);
+  for (const PmixSpace& s : spaces_) {
+    if (s.nspace == nspace) return s.first_rank + static_cast<int>(rank);
+  }
+  return -1;
+}
+
+bool PmixServer::pmix_proc(int rank, std::string& nspace, std::uint32_t& local) {
+  std::lock_guard lock(mutex_);
+  const PmixSpace* s = space_of(rank);
+  if (s == nullptr) return false;
+  nspace = s->nspace;
+  local = static_cast<std::uint32_t>(rank - s->first_rank);
+  return true;
+}
+
+bool PmixServer::job_ranks(const void* procs_in, size_t nprocs, std::vector<std::int32_t>& ranks) {
+  const auto* procs = static_cast<const pmix_proc_t*>(procs_in);
+  std::lock_guard lock(mutex_);
+  ranks.clear();
+  // The first copies' namespace whole, alone: the job as before spawns
+  // ({}: the home node knows its ranks).
+  bool whole_first = nprocs > 0;
+  for (size_t k = 0; k < nprocs; ++k) {
+    if (job_.nspace != procs[k].nspace || procs[k].rank != PMIX_RANK_WILDCARD) whole_first = false;
+  }
+  if (whole_first) return true;
+  for (size_t k = 0; k < nprocs; ++k) {
+    const PmixSpace* space = nullptr;
+    for (const PmixSpace& s : spaces_) {
+      if (s.nspace == procs[k].nspace) space = &s;
+    }
+    if (space == nullptr) return false;
+    if (procs[k].rank == PMIX_RANK_WILDCARD) {
+      for (size_t r = 0; r < space->rank_nodes.size(); ++r) ranks.push_back(space->first_rank + static_cast<int>(r));
+    } else {
+      ranks.push_back(space->first_rank + static_cast<int>(procs[k].rank));
     }
   }
-  OpWait registered;
-  rc = registered.wait(PMIx_server_register_nspace(job_.nspace.c_str(), static_cast<int>(local_ranks.size()),
-                                                   info.data(), info.size(), OpWait::done, &registered));
-  for (pmix_info_t& i : info) PMIX_INFO_DESTRUCT(&i);
-  if (rc != PMIX_SUCCESS) return pmix_error("cannot register the job with the PMIx server", rc);
-  return {};
+  std::sort(ranks.begin(), ranks.end());
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  return true;
 }
 
 Status PmixServer::add_client(int rank, std::vector<std::string>& env) {
   if (Status s = start(); !s) return s;
+  std::string nspace;
+  std::uint32_t local = 0;
+  if (!pmix_proc(rank, nspace, local)) return make_error("rank " + std::to_string(rank) + " is in no PMIx namespace");
   pmix_proc_t proc;
-  PMIX_LOAD_PROCID(&proc, job_.nspace.c_str(), static_cast<pmix_rank_t>(rank));
+  PMIX_LOAD_PROCID(&proc, nspace.c_str(), local);
   OpWait registered;
   pmix_status_t rc =
       registered.wait(PMIx_server_register_client(&proc, ::getuid(), ::getgid(), nullptr, OpWait::done, &registered));
@@ -321,13 +402,47 @@ bool PmixServer::in_mpi(int rank) {
 }
 
 void PmixServer::fence_entered(std::vector<std::int32_t> ranks, Bytes data, void* cbfunc, void* cbdata) {
+  fence_or_connect(std::move(ranks), std::move(data), false, Callback{cbfunc, cbdata});
+}
+
+void PmixServer::connect_entered(std::vector<std::int32_t> ranks, void* cbfunc, void* cbdata) {
+  fence_or_connect(std::move(ranks), {}, true, Callback{cbfunc, cbdata});
+}
+
+// Every node counts the fences (and apart from them the connects) over one
+// set of ranks the same way: the n-th of them is the same operation on all.
+void PmixServer::fence_or_connect(std::vector<std::int32_t> ranks, Bytes data, bool connect, Callback cb) {
   std::uint64_t id;
   {
     std::lock_guard lock(mutex_);
-    id = fences_entered_[ranks]++;
-    fences_waiting_[{ranks, id}] = Callback{cbfunc, cbdata};
+    id = connect ? (connects_entered_[ranks]++ | kConnectFenceBit) : fences_entered_[ranks]++;
+    fences_waiting_[{ranks, id}] = cb;
   }
   hooks_.contribute(FenceContribution{id, std::move(ranks), std::move(data)});
+}
+
+void PmixServer::spawn_asked(MpiSpawn request, void* cbfunc, void* cbdata) {
+  {
+    std::lock_guard lock(mutex_);
+    request.request_id = next_request_++;
+    spawns_waiting_[request.request_id] = Callback{cbfunc, cbdata};
+  }
+  hooks_.spawn(std::move(request));
+}
+
+void PmixServer::spawn_answered(const MpiSpawnReply& reply) {
+  Callback cb;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = spawns_waiting_.find(reply.request_id);
+    if (it == spawns_waiting_.end()) return;
+    cb = it->second;
+    spawns_waiting_.erase(it);
+  }
+  if (reply.status != 0) spdlog::error("MPI_Comm_spawn: {}", reply.reason);
+  pmix_nspace_t nspace;
+  PMIX_LOAD_NSPACE(nspace, reply.nspace.c_str());
+  reinterpret_cast<pmix_spawn_cbfunc_t>(cb.cbfunc)(reply.status, nspace, cb.cbdata);
 }
 
 void PmixServer::fence_released(const FenceRelease& release) {
@@ -346,19 +461,25 @@ void PmixServer::fence_released(const FenceRelease& release) {
     spdlog::error("an MPI fence failed: {} (a node with copies of the job was lost)",
                   PMIx_Error_string(release.status));
   }
+  if (release.fence_id & kConnectFenceBit) {
+    reinterpret_cast<pmix_op_cbfunc_t>(cb.cbfunc)(release.status, cb.cbdata);
+    return;
+  }
   give_data(reinterpret_cast<pmix_modex_cbfunc_t>(cb.cbfunc), release.status, release.data, cb.cbdata);
 }
 
 int PmixServer::modex_wanted(int rank, void* cbfunc, void* cbdata) {
-  const auto& nodes = job_.map.rank_nodes;
-  if (rank < 0 || static_cast<size_t>(rank) >= nodes.size()) return PMIX_ERR_NOT_FOUND;
   std::uint64_t id;
+  int node;
   {
     std::lock_guard lock(mutex_);
+    const PmixSpace* space = space_of(rank);
+    if (space == nullptr) return PMIX_ERR_NOT_FOUND;
+    node = static_cast<int>(space->rank_nodes[static_cast<size_t>(rank - space->first_rank)]);
     id = next_request_++;
     modex_waiting_[id] = Callback{cbfunc, cbdata};
   }
-  hooks_.ask(static_cast<int>(nodes[static_cast<size_t>(rank)]), ModexRequest{id, rank});
+  hooks_.ask(node, ModexRequest{id, rank});
   return PMIX_SUCCESS;
 }
 
@@ -375,8 +496,14 @@ void PmixServer::modex_asked(int source, const ModexRequest& request) {
     hooks_.answer(source, ModexReply{request.request_id, PMIX_ERR_NOT_FOUND, {}});
     return;
   }
+  std::string nspace;
+  std::uint32_t local = 0;
+  if (!pmix_proc(request.rank, nspace, local)) {
+    hooks_.answer(source, ModexReply{request.request_id, PMIX_ERR_NOT_FOUND, {}});
+    return;
+  }
   pmix_proc_t proc;
-  PMIX_LOAD_PROCID(&proc, job_.nspace.c_str(), static_cast<pmix_rank_t>(request.rank));
+  PMIX_LOAD_PROCID(&proc, nspace.c_str(), local);
   auto* asked = new ModexAsked{&hooks_, source, request.request_id};
   // The library answers once the rank has put its data (maybe at once).
   pmix_status_t rc = PMIx_server_dmodex_request(
@@ -438,9 +565,19 @@ void PmixServer::names_answered(const NameReply& reply) {
   if (n > 0) PMIX_PDATA_CREATE(found, n);
   for (size_t k = 0; k < n; ++k) {
     const PublishedName& name = reply.names[k];
-    PMIX_LOAD_PROCID(&found[k].proc, job_.nspace.c_str(), static_cast<pmix_rank_t>(name.rank));
+    std::string nspace = job_.nspace;
+    std::uint32_t local = static_cast<std::uint32_t>(name.rank);
+    pmix_proc(name.rank, nspace, local);
+    PMIX_LOAD_PROCID(&found[k].proc, nspace.c_str(), local);
     PMIX_LOAD_KEY(found[k].key, name.key.c_str());
-    PMIX_VALUE_LOAD(&found[k].value, name.value.c_str(), PMIX_STRING);
+    if (name.bytes) {
+      pmix_byte_object_t bo;
+      bo.bytes = const_cast<char*>(name.value.data());
+      bo.size = name.value.size();
+      PMIX_VALUE_LOAD(&found[k].value, &bo, PMIX_BYTE_OBJECT);
+    } else {
+      PMIX_VALUE_LOAD(&found[k].value, name.value.c_str(), PMIX_STRING);
+    }
   }
   reinterpret_cast<pmix_lookup_cbfunc_t>(cb.second.cbfunc)(reply.status, found, n, cb.second.cbdata);
   if (found != nullptr) PMIX_PDATA_FREE(found, n);

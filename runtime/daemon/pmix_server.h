@@ -27,6 +27,23 @@
 
 namespace mosix {
 
+// One PMIx namespace of the job: the first copies' (ranks 0..N-1 of the
+// job), or the children of an MPI_Comm_spawn (ranks first_rank.. of the
+// job are its ranks 0..). The servers speak job ranks among themselves.
+struct PmixSpace {
+  std::string nspace;
+  std::int32_t first_rank = 0;
+  std::vector<std::uint32_t> rank_nodes;  // per rank of the namespace: its node
+  std::vector<std::uint32_t> app_sizes;   // ranks of each app (PMIX_APPNUM); empty: one app
+  std::string parent_nspace;              // the parent's (PMIX_PARENT_ID), "" for the first copies
+  std::int32_t parent_rank = -1;
+};
+
+// Registers `space` with the started server: its size, nodes, the ranks
+// this node runs and each rank's place (pmix_namespace.cpp). Node ids are
+// the nodes' places among `node_names` (transport ranks).
+Status register_pmix_space(const PmixSpace& space, const std::vector<std::string>& node_names, int this_node);
+
 struct PmixJob {
   std::string nspace;     // the job's PMIx namespace
   MpiJobMap map;          // where every rank runs
@@ -46,6 +63,7 @@ class PmixServer {
     std::function<void(int node, ModexRequest)> ask;       // to the node of the rank asked for
     std::function<void(int node, ModexReply)> answer;      // to the node that asked
     std::function<void(Message)> names;                    // NamePublish, NameLookup, NameUnpublish: to the home node
+    std::function<void(MpiSpawn)> spawn;                   // MPI_Comm_spawn: to the home node
   };
   PmixServer(PmixJob job, Hooks hooks) : job_(std::move(job)), hooks_(std::move(hooks)) {}
   ~PmixServer();
@@ -72,6 +90,11 @@ class PmixServer {
   // Local copy `rank` called MPI_Init (PMIx_Init) and not yet MPI_Finalize.
   bool in_mpi(int rank);
 
+  // The home node made a namespace of spawned ranks (some may run here).
+  Status add_namespace(const MpiNamespace& space);
+  // The home node's answer to an MPI_Comm_spawn of a copy of this node.
+  void spawn_answered(const MpiSpawnReply& reply);
+
   // Called by the library (on its thread).
   void client_state(int rank, bool in_mpi);
   void fence_entered(std::vector<std::int32_t> ranks, Bytes data, void* cbfunc, void* cbdata);
@@ -79,14 +102,30 @@ class PmixServer {
   // A publish, lookup or unpublish (`message`, its request_id still 0): the
   // library's callback gets the home node's answer.
   void names_asked(Message message, bool lookup, void* cbfunc, void* cbdata);
+  // MPI_Comm_spawn of local copy `parent_rank` (request_id still 0).
+  void spawn_asked(MpiSpawn request, void* cbfunc, void* cbdata);
+  // PMIx_Connect or _Disconnect: every local participant is in; done once
+  // all nodes with participants are (a fence without data).
+  void connect_entered(std::vector<std::int32_t> ranks, void* cbfunc, void* cbdata);
   const std::string& nspace() const { return job_.nspace; }
+
+  // Job ranks of PMIx procs (a wildcard: every rank of its namespace); the
+  // first copies' namespace alone, whole, is {} (the whole job, as before
+  // spawns). False if a namespace is unknown.
+  bool job_ranks(const void* procs, size_t nprocs, std::vector<std::int32_t>& ranks);
+  // A proc's job rank, -1 if its namespace is unknown.
+  int job_rank(const char* nspace, std::uint32_t rank);
+  // The namespace and rank in it of job rank `rank` (false if unknown).
+  bool pmix_proc(int rank, std::string& nspace, std::uint32_t& local);
 
  private:
   using FenceKey = std::pair<std::vector<std::int32_t>, std::uint64_t>;
   struct Callback {
-    void* cbfunc = nullptr;  // a pmix_modex_cbfunc_t
+    void* cbfunc = nullptr;  // a pmix_modex_cbfunc_t (a pmix_op_cbfunc_t for a connect)
     void* cbdata = nullptr;
   };
+  const PmixSpace* space_of(int rank) const;  // mutex_ held
+  void fence_or_connect(std::vector<std::int32_t> ranks, Bytes data, bool connect, Callback cb);
 
   PmixJob job_;
   Hooks hooks_;
@@ -100,6 +139,9 @@ class PmixServer {
   std::uint64_t next_request_ = 1;
   std::map<std::uint64_t, Callback> modex_waiting_;
   std::map<std::uint64_t, std::pair<bool, Callback>> names_waiting_;  // lookup?, its callback
+  std::vector<PmixSpace> spaces_;  // [0]: the first copies'; then each spawn's
+  std::map<std::vector<std::int32_t>, std::uint64_t> connects_entered_;
+  std::map<std::uint64_t, Callback> spawns_waiting_;
 };
 
 }  // namespace mosix

@@ -26,6 +26,9 @@ enum class Kind : std::uint8_t {
   kEnv = 4,        // helper -> daemon: its environment, "NAME=value" each ended by '\0'
   kError = 5,      // helper -> daemon: the request failed; the payload says why
   kInMpi = 6,      // daemon -> helper: is copy `node` inside MPI? Reply: payload "1" or "0"
+  // daemon -> helper: register the spawned namespace in the payload (an
+  // MpiNamespace frame), before any of its copies here. Reply: kNamespace.
+  kNamespace = 7,
 };
 
 struct Packet {

@@ -50,6 +50,15 @@ void answer(mosix::PmixServer& server, const Packet& p) {
       reply.kind = Kind::kEnv;
       reply.payload = mosix::pmix_wire::pack_env(env);
     }
+  } else if (p.kind == Kind::kNamespace) {
+    auto m = mosix::decode_frame(std::span(reinterpret_cast<const std::uint8_t*>(p.payload.data()), p.payload.size()));
+    if (!m || !std::holds_alternative<mosix::MpiNamespace>(*m)) {
+      reply.payload = "the node daemon's namespace is no MpiNamespace";
+    } else if (auto s = server.add_namespace(std::get<mosix::MpiNamespace>(*m)); !s) {
+      reply.payload = s.error().message;
+    } else {
+      reply.kind = Kind::kNamespace;
+    }
   } else if (p.kind == Kind::kInMpi) {
     reply.kind = Kind::kInMpi;
     reply.payload = server.in_mpi(p.node) ? "1" : "0";
@@ -75,6 +84,8 @@ void take_event(mosix::PmixServer& server, const Packet& p) {
     server.modex_answered(*a);
   } else if (auto* n = std::get_if<mosix::NameReply>(&*message)) {
     server.names_answered(*n);
+  } else if (auto* s = std::get_if<mosix::MpiSpawnReply>(&*message)) {
+    server.spawn_answered(*s);
   }
 }
 
@@ -121,6 +132,7 @@ int main(int argc, char** argv) {
           [](int node, mosix::ModexRequest request) { send_event(node, request); },
           [](int node, mosix::ModexReply reply) { send_event(node, reply); },
           [](mosix::Message names) { send_event(0, names); },
+          [](mosix::MpiSpawn spawn) { send_event(0, spawn); },
       });
   pollfd fds[2] = {{kRequests, POLLIN, 0}, {kEvents, POLLIN, 0}};
   for (;;) {
