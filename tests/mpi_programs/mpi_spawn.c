@@ -3,6 +3,8 @@
  * parent and every parent its rank + 1 to every child, over the
  * intercommunicator; each side checks the sums it got, then both disconnect.
  *   mpi_spawn [N]       N children (default 2): prints a line per process
+ *   mpi_spawn N exit7   the same, then each child exits with status 7 after
+ *                       MPI_Finalize (the job's exit rule counts children)
  *   mpi_spawn missing   spawns a program that does not exist: MPI_Comm_spawn
  *                       must return an error (not hang), and the job go on */
 #include <mpi.h>
@@ -11,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int child(MPI_Comm parent) {
+static int child(MPI_Comm parent, int code) {
   int rank, size, parents, sum = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -26,14 +28,14 @@ static int child(MPI_Comm parent) {
   printf("child %d of %d: %d parents sent sum %d (%s)\n", rank, size, parents, sum, sum == want ? "ok" : "WRONG");
   MPI_Comm_disconnect(&parent);
   MPI_Finalize();
-  return sum == want ? 0 : 1;
+  return sum == want ? code : 1;
 }
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm parent;
   MPI_Comm_get_parent(&parent);
-  if (parent != MPI_COMM_NULL) return child(parent);
+  if (parent != MPI_COMM_NULL) return child(parent, argc > 1 && strcmp(argv[1], "exit7") == 0 ? 7 : 0);
 
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -61,7 +63,8 @@ int main(int argc, char** argv) {
   int children = argc > 1 ? atoi(argv[1]) : 2;
   MPI_Comm inter;
   int* errcodes = calloc((size_t)children, sizeof(int));
-  MPI_Comm_spawn(self, MPI_ARGV_NULL, children, MPI_INFO_NULL, 0, MPI_COMM_WORLD, &inter, errcodes);
+  char* child_argv[] = {argc > 2 ? argv[2] : NULL, NULL};
+  MPI_Comm_spawn(self, child_argv[0] != NULL ? child_argv : MPI_ARGV_NULL, children, MPI_INFO_NULL, 0, MPI_COMM_WORLD, &inter, errcodes);
   int remote, sum = 0, mine = rank + 1;
   MPI_Comm_remote_size(inter, &remote);
   for (int c = 0; c < remote; ++c) {

@@ -1,0 +1,72 @@
+# MPI_Comm_spawn of an Open MPI program under mosixrun (issue 14): the
+# parents' PMIx server asks the home node, which places the children with
+# our placement, gives them a PMIx namespace of their own on every node that
+# takes part and starts them as MPI copies; parents and children connect and
+# talk over the intercommunicator. The output, sorted, is mpirun's, on one
+# node and on 3 virtual nodes; the children's exit statuses count in the exit
+# rule; a program that does not exist makes MPI_Comm_spawn return an error
+# (mpirun ends the whole job instead), it does not hang.
+BIN=$(cd "$1" && pwd)
+source "$(dirname "$0")/lib/common.sh"
+for tool in mosixrun mpi_spawn; do
+  if [[ ! -x "$BIN/$tool" ]]; then
+    echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
+    exit 77
+  fi
+done
+if ! command -v mpirun > /dev/null; then
+  echo "skip: no mpirun to compare with"
+  exit 77
+fi
+if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+
+# 2 parents spawn 3 children: every child sends its rank to every parent
+# (sum 0+1+2 = 3), every parent its rank + 1 to every child (sum 1+2 = 3).
+want=$(mpirun --oversubscribe -np 2 "$BIN/mpi_spawn" 3 2> /dev/null | sort)
+check_contains "mpirun spawned 3 children (the comparison means something)" \
+  "child 2 of 3: 2 parents sent sum 3 (ok)" "$want"
+check_contains "mpirun's parents heard from the 3" "parent 1 of 2: 3 children sent sum 3 (ok)" "$want"
+for where in "--oversubscribe" "--vcluster 3 --oversubscribe" "--vcluster 3 --map-by node"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 2 "$BIN/mpi_spawn" 3 2> "$TMP/err" | sort) || rc=$?
+  check_eq "$where: mosixrun's output is mpirun's" "$want" "$got"
+  check_eq "$where: exit status" 0 "$rc"
+done
+
+# The children go where our placement puts them: with one parent on each of
+# vnode0 and vnode1, the least loaded node, vnode2, gets the first child, a
+# node that runs no parent (its PMIx server starts for the children).
+rc=0
+got=$(MOSIX_LOG=debug "$BIN/mosixrun" --vcluster 3 --map-by node -np 2 "$BIN/mpi_spawn" 4 2> "$TMP/err" | sort) ||
+  rc=$?
+check_eq "4 children over 3 vnodes: exit status" 0 "$rc"
+check_contains "4 children: the last one checked its sums" "child 3 of 4: 2 parents sent sum 3 (ok)" "$got"
+check_contains "the first child went to vnode2, which runs no parent" \
+  "rank 0 spawns MPI rank 2 (mosix." "$(grep -- '-> node 2' "$TMP/err" || true)"
+
+# Children that exit with 7 after MPI_Finalize: the job's status is 7, as
+# mpirun's.
+want_rc=0
+mpirun --oversubscribe -np 2 "$BIN/mpi_spawn" 2 exit7 > /dev/null 2>&1 || want_rc=$?
+check_eq "mpirun: a child's status 7 is the job's" 7 "$want_rc"
+for where in "--oversubscribe" "--vcluster 3"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 2 "$BIN/mpi_spawn" 2 exit7 2> "$TMP/err" | sort) || rc=$?
+  check_eq "$where: a child's status 7 is the job's" "$want_rc" "$rc"
+  check_contains "$where: the children ran before they exited 7" "child 1 of 2: 2 parents sent sum 3 (ok)" "$got"
+done
+
+# A program that does not exist: MPI_Comm_spawn returns an error, which the
+# parent reports, and the job ends normally. (Open MPI 4.1's other parents
+# would wait in MPI_Comm_spawn for their root: one parent.)
+for where in "" "--vcluster 3"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 1 "$BIN/mpi_spawn" missing 2> "$TMP/err") || rc=$?
+  check_eq "missing program ${where:-one node}: MPI_Comm_spawn returned an error" \
+    "parent 0 of 1: spawn of a missing program failed, as it should" "$got"
+  check_eq "missing program ${where:-one node}: exit status" 0 "$rc"
+  check_contains "missing program ${where:-one node}: the reason is given" \
+    "/nonexistent/mosix-no-such-program' not found" "$(cat "$TMP/err")"
+done
+
+finish
