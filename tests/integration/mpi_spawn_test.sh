@@ -8,7 +8,7 @@
 # (mpirun ends the whole job instead), it does not hang.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mpi_spawn; do
+for tool in mosixrun mpi_spawn mpi_spawn_multiple; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
     exit 77
@@ -43,6 +43,18 @@ check_eq "4 children over 3 vnodes: exit status" 0 "$rc"
 check_contains "4 children: the last one checked its sums" "child 3 of 4: 2 parents sent sum 3 (ok)" "$got"
 check_contains "the first child went to vnode2, which runs no parent" \
   "rank 0 spawns MPI rank 2 (mosix." "$(grep -- '-> node 2' "$TMP/err" || true)"
+
+# MPI_Comm_spawn_multiple (two apps: PMIx app numbers), twice in a job, and
+# a child that spawns a grandchild (a namespace whose parent is spawned).
+want=$(mpirun --oversubscribe -np 1 "$BIN/mpi_spawn_multiple" 2> /dev/null | sort)
+check_contains "mpirun: the grandchild answered (the comparison means something)" \
+  "child 1 got 0 from its grandchild" "$want"
+for where in "" "--vcluster 3"; do
+  rc=0
+  got=$("$BIN/mosixrun" $where -np 1 "$BIN/mpi_spawn_multiple" 2> "$TMP/err" | sort) || rc=$?
+  check_eq "spawn_multiple, twice, nested, ${where:-one node}: mosixrun's output is mpirun's" "$want" "$got"
+  check_eq "spawn_multiple, twice, nested, ${where:-one node}: exit status" 0 "$rc"
+done
 
 # Children that exit with 7 after MPI_Finalize: the job's status is 7, as
 # mpirun's.
