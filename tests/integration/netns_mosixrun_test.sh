@@ -214,6 +214,21 @@ else
   fail "$bin/mpi_ring not built (tests/mpi_programs)"
 fi
 
+# 4. MPI_Comm_spawn across the namespaces: 2 parents spawn 2 children, which
+# our placement puts where the load is least; parents and children connect
+# and exchange their ranks over TCP between the namespaces. Sorted output as
+# mpirun's with the same hosts.
+if [ -x "$bin/mpi_spawn" ]; then
+  want=$(timeout 120 mpirun --allow-run-as-root --host $hosts -np 2 "$bin/mpi_spawn" 2 </dev/null 2>"$work/mpirun.err" | sort)
+  got=$(timeout 120 "$bin/mosixrun" --host $hosts -np 2 "$bin/mpi_spawn" 2 </dev/null 2>"$work/stderr" | sort)
+  if [ -n "$want" ] && [ "$got" = "$want" ]; then
+    ok "mpi_spawn across the namespaces: mosixrun's output is mpirun's"
+  else
+    fail "mpi_spawn across the namespaces: mosixrun gave [$got], mpirun [$want]; stderr:"; show "$work/stderr" "$work/mpirun.err"
+  fi
+  check_nothing_left "after the MPI spawn"
+fi
+
 if [ $failures -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1
