@@ -102,6 +102,17 @@ EOF
     check_eq "sbatch -N2 mosixrun mpi_ring exit status" 0 "$rc"
     check_eq "sbatch -N2 mosixrun mpi_ring: the ring went round both nodes" \
       $'rank 0 of 2 token 1\nrank 1 of 2 token 0' "$(cat "$TMP/two_nodes_mpi.out")"
+    # MPI_Comm_spawn inside the allocation: the children go over its nodes.
+    cat > "$TMP/two_nodes_spawn.sh" << EOF
+#!/bin/bash
+"$BIN/mosixrun" -np 2 "$BIN/mpi_spawn" 2 | sort
+exit "\${PIPESTATUS[0]}"
+EOF
+    submit two_nodes_spawn -N2
+    check_eq "sbatch -N2 mosixrun mpi_spawn exit status" 0 "$rc"
+    check_eq "sbatch -N2 mosixrun mpi_spawn: 2 parents and 2 children exchanged their ranks" \
+      $'child 0 of 2: 2 parents sent sum 3 (ok)\nchild 1 of 2: 2 parents sent sum 3 (ok)\nparent 0 of 2: 2 children sent sum 1 (ok)\nparent 1 of 2: 2 children sent sum 1 (ok)' \
+      "$(cat "$TMP/two_nodes_spawn.out")"
   elif [[ -x $BIN/mosix-pmix ]]; then
     # Built with MPI support, so the ring must be there: its absence is a
     # defect of the build, not a reason to pass without the check.
