@@ -179,6 +179,7 @@ void fields(auto& a, Is<MpiSpawn> auto& m) {
   a("request_id", m.request_id);
   a("parent_rank", m.parent_rank);
   a("apps", m.apps);
+  a("kvs", m.kvs);
 }
 
 void fields(auto& a, Is<MpiSpawnReply> auto& m) {
@@ -194,6 +195,8 @@ void fields(auto& a, Is<MpiNamespace> auto& m) {
   a("rank_nodes", m.rank_nodes);
   a("app_sizes", m.app_sizes);
   a("parent_rank", m.parent_rank);
+  a("flags", m.flags);
+  a("kvs", m.kvs);
 }
 
 void fields(auto& a, Is<ModexReply> auto& m) {

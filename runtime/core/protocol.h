@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 11;
+inline constexpr std::uint16_t kProtocolVersion = 12;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -514,11 +514,15 @@ struct MpiSpawnApp {
   bool operator==(const MpiSpawnApp&) const = default;
 };
 
+// From an MPICH copy's PMI server (request_id with kPmiRequestBit): the
+// children are MPICH copies (kSpawnPmi) and `kvs` ("key=value", PMI's
+// preput: PARENT_ROOT_PORT_NAME) starts their key-value space.
 struct MpiSpawn {
   static constexpr MessageType kType = MessageType::kMpiSpawn;
   std::uint64_t request_id = 0;      // the helper's, sent back in the reply
   std::int32_t parent_rank = 0;      // the asker (a rank of the job)
   std::vector<MpiSpawnApp> apps;
+  std::vector<std::string> kvs;
   bool operator==(const MpiSpawn&) const = default;
 };
 
@@ -542,6 +546,8 @@ struct MpiNamespace {
   std::vector<std::uint32_t> rank_nodes;
   std::vector<std::uint32_t> app_sizes;  // ranks of each app, in order (PMIX_APPNUM)
   std::int32_t parent_rank = 0;          // the job rank that asked (PMIX_PARENT_ID)
+  std::uint32_t flags = kSpawnPmix;      // kSpawnPmix: a PMIx namespace; kSpawnPmi: an MPICH (PMI) one
+  std::vector<std::string> kvs;          // PMI: its key-value space's first pairs ("key=value")
   bool operator==(const MpiNamespace&) const = default;
 };
 

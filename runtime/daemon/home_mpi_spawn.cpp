@@ -27,7 +27,10 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
     reply.reason = std::move(why);
     context_.send(source, reply);
   };
-  if (!mpi_map_ || !mpi_first_copy_) return refuse(kPmixErrBadParam, "the job is not an Open MPI job");
+  if (!mpi_map_ || !mpi_first_copy_) return refuse(kPmixErrBadParam, "the job is not an MPI job");
+  // From an MPICH copy's PMI server: MPICH children, and PMI's preput pairs
+  // start their key-value space.
+  const bool pmi = (request.request_id & kPmiRequestBit) != 0;
   std::uint32_t total = 0;
   for (const MpiSpawnApp& app : request.apps) {
     if (app.count == 0 || app.argv.empty() || app.argv[0].empty()) {
@@ -87,6 +90,8 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
   space.rank_nodes = child_nodes;
   space.parent_rank = request.parent_rank;
   for (const MpiSpawnApp& app : request.apps) space.app_sizes.push_back(app.count);
+  space.flags = pmi ? kSpawnPmi : kSpawnPmix;
+  space.kvs = request.kvs;
   next_rank_ += static_cast<int>(total);
   if (mpi_rank_nodes_.size() < static_cast<size_t>(space.first_rank)) {
     mpi_rank_nodes_.resize(static_cast<size_t>(space.first_rank), 0);  // ranks of other spawns: never in a fence
@@ -118,7 +123,7 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
       s.argv = app.argv;
       s.env = first.env;
       s.cwd = app.cwd.empty() ? first.cwd : app.cwd;
-      s.flags = kSpawnPmix;
+      s.flags = space.flags;
       const std::string lr = std::to_string(local_rank[node]++);
       set_env(s.env, "MOSIX_RANK", std::to_string(s.rank));
       set_env(s.env, "MOSIX_PARENT_RANK", std::to_string(request.parent_rank));
@@ -132,7 +137,7 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
       set_env(s.env, "OMPI_COMM_WORLD_LOCAL_SIZE", std::to_string(per_node[node]));
       // As for the first copies: more MPI copies than cores there, Open MPI
       // is told to yield when it waits.
-      if (running[static_cast<int>(node)] > static_cast<int>(hellos_[node]->cores) &&
+      if (!pmi && running[static_cast<int>(node)] > static_cast<int>(hellos_[node]->cores) &&
           !get_env(s.env, "OMPI_MCA_mpi_oversubscribe")) {
         set_env(s.env, "OMPI_MCA_mpi_oversubscribe", "1");
       }

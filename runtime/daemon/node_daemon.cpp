@@ -244,7 +244,11 @@ void NodeDaemon::handle(int source, Message message) {
                    if (router_) router_->mpi_spawn(source, request);
                  },
                  [&](const MpiSpawnReply& reply) {
-                   if (pmix_) pmix_->spawn_answered(reply);
+                   if (reply.request_id & kPmiRequestBit) {
+                     if (pmi_) pmi_->spawn_answered(reply);
+                   } else if (pmix_) {
+                     pmix_->spawn_answered(reply);
+                   }
                  },
                  [&](const MpiNamespace& space) { mpi_namespace(space); },
                  [&](GuestMessage& m) {
@@ -324,6 +328,10 @@ void NodeDaemon::mpi_job_map(const MpiJobMap& map) {
 // learns it before any of them starts here (the home node sent this first),
 // and so do the servers of their parents (to connect to them).
 void NodeDaemon::mpi_namespace(const MpiNamespace& space) {
+  if ((space.flags & kSpawnPmi) && pmi_) {
+    pmi_->add_world(space);
+    return;
+  }
   if (!pmix_) {
     spdlog::error("{}: PMIx namespace {} of spawned copies, but this node has no PMIx server", context_.node_name(),
                   space.nspace);

@@ -13,6 +13,7 @@
 
 #include "runtime/core/environment.h"
 #include "runtime/core/fence.h"
+#include "runtime/daemon/guest_process.h"
 
 namespace mosix {
 
@@ -20,18 +21,50 @@ namespace asio = boost::asio;
 
 PmiServer::PmiServer(DaemonContext& context, MpiJobMap map, std::string kvsname,
                      std::function<void(int, int)> on_abort)
-    : context_(context), on_abort_(std::move(on_abort)), map_(std::move(map)), kvsname_(std::move(kvsname)) {
+    : context_(context), on_abort_(std::move(on_abort)), map_(std::move(map)) {
+  auto first = std::make_unique<World>();
+  first->kvsname = std::move(kvsname);
+  first->rank_nodes = map_.rank_nodes;
   for (std::uint32_t node : map_.rank_nodes) {
-    if (static_cast<int>(node) == context_.rank()) ++local_ranks_;
+    if (static_cast<int>(node) == context_.rank()) ++first->local_ranks;
   }
+  worlds_.push_back(std::move(first));
+}
+
+PmiServer::World* PmiServer::world_of(int rank) {
+  for (auto& w : worlds_) {
+    if (rank >= w->first_rank && static_cast<std::size_t>(rank - w->first_rank) < w->rank_nodes.size()) return w.get();
+  }
+  return nullptr;
+}
+
+void PmiServer::add_world(const MpiNamespace& space) {
+  for (const auto& w : worlds_) {
+    if (w->kvsname == space.nspace) return;
+  }
+  auto w = std::make_unique<World>();
+  w->kvsname = space.nspace;
+  w->first_rank = space.first_rank;
+  w->rank_nodes = space.rank_nodes;
+  w->app_sizes = space.app_sizes;
+  w->spawned = true;
+  for (std::size_t r = 0; r < w->rank_nodes.size(); ++r) {
+    if (static_cast<int>(w->rank_nodes[r]) == context_.rank()) ++w->local_ranks;
+    w->fence_ranks.push_back(w->first_rank + static_cast<std::int32_t>(r));
+  }
+  w->kvs["PMI_process_mapping"] = pmi::process_mapping(w->rank_nodes);
+  for (const std::string& pair : space.kvs) {
+    const auto eq = pair.find('=');
+    if (eq != std::string::npos) w->kvs[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  worlds_.push_back(std::move(w));
 }
 
 PmiServer::~PmiServer() = default;
 
 Expected<int> PmiServer::add_client(int rank, std::vector<std::string>& env) {
-  if (rank < 0 || static_cast<std::size_t>(rank) >= map_.rank_nodes.size()) {
-    return make_error("rank " + std::to_string(rank) + " is not in the job's map");
-  }
+  World* w = world_of(rank);
+  if (w == nullptr) return make_error("rank " + std::to_string(rank) + " is not in the job's map");
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return make_error(std::string("PMI server: socketpair: ") + std::strerror(errno));
@@ -39,19 +72,23 @@ Expected<int> PmiServer::add_client(int rank, std::vector<std::string>& env) {
   if (auto old = clients_.find(rank); old != clients_.end()) drop(*old->second);
   // What the server knows before any copy puts: which ranks share a node
   // (made at the first MPICH copy: an Open MPI job never needs it).
-  if (!kvs_.count("PMI_process_mapping")) kvs_["PMI_process_mapping"] = pmi::process_mapping(map_.rank_nodes);
+  if (!w->kvs.count("PMI_process_mapping")) w->kvs["PMI_process_mapping"] = pmi::process_mapping(w->rank_nodes);
   auto c = std::make_unique<Client>();
   c->rank = rank;
+  c->world = w;
+  c->wrank = rank - w->first_rank;
   c->socket = std::make_unique<asio::posix::stream_descriptor>(context_.io(), fds[0]);
+  const auto& nodes = w->rank_nodes;
   int local_rank = 0;
-  for (int r = 0; r < rank; ++r) {
-    if (map_.rank_nodes[static_cast<std::size_t>(r)] == map_.rank_nodes[static_cast<std::size_t>(rank)]) ++local_rank;
+  for (int r = 0; r < c->wrank; ++r) {
+    if (nodes[static_cast<std::size_t>(r)] == nodes[static_cast<std::size_t>(c->wrank)]) ++local_rank;
   }
   set_env(env, "PMI_FD", std::to_string(fds[1]));
-  set_env(env, "PMI_RANK", std::to_string(rank));
-  set_env(env, "PMI_SIZE", std::to_string(map_.rank_nodes.size()));
+  set_env(env, "PMI_RANK", std::to_string(c->wrank));
+  set_env(env, "PMI_SIZE", std::to_string(nodes.size()));
   set_env(env, "MPI_LOCALRANKID", std::to_string(local_rank));
-  set_env(env, "MPI_LOCALNRANKS", std::to_string(local_ranks_));
+  set_env(env, "MPI_LOCALNRANKS", std::to_string(w->local_ranks));
+  if (w->spawned) set_env(env, "PMI_SPAWNED", "1");
   Client& ref = *c;
   clients_[rank] = std::move(c);
   read(ref);
@@ -97,15 +134,19 @@ void PmiServer::take_lines(Client& c) {
     const std::string_view line = rest.substr(0, end);
     at += end + 1;
     if (c.in_mcmd) {
-      // A spawn's lines, up to its "endcmd": refused as a whole.
+      // A spawn's app, one "key=value" a line (an argument may hold '=' and
+      // blanks), up to its "endcmd".
       if (line == "endcmd") {
         c.in_mcmd = false;
-        send(c, pmi::reply("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_is_not_supported_by_mosixrun_yet"}}));
+        spawn_app_ended(c);
+      } else if (const auto eq = line.find('='); eq != std::string_view::npos) {
+        c.mcmd[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
       }
       continue;
     }
     if (line.starts_with("mcmd=")) {
       c.in_mcmd = true;
+      c.mcmd.clear();
       continue;
     }
     auto command = pmi::parse_line(line);
@@ -142,30 +183,36 @@ void PmiServer::serve(Client& c, const pmi::Command& m) {
                                  {"keylen_max", std::to_string(pmi::kKeyMax)},
                                  {"vallen_max", std::to_string(pmi::kValueMax)}}));
   } else if (cmd == "get_appnum") {
-    send(c, pmi::reply("appnum", {{"appnum", "0"}}));
+    int appnum = 0;
+    for (int before = 0; appnum < static_cast<int>(c.world->app_sizes.size()); ++appnum) {
+      before += static_cast<int>(c.world->app_sizes[static_cast<std::size_t>(appnum)]);
+      if (c.wrank < before) break;
+    }
+    if (appnum >= static_cast<int>(c.world->app_sizes.size())) appnum = 0;
+    send(c, pmi::reply("appnum", {{"appnum", std::to_string(appnum)}}));
   } else if (cmd == "get_my_kvsname") {
-    send(c, pmi::reply("my_kvsname", {{"kvsname", kvsname_}}));
+    send(c, pmi::reply("my_kvsname", {{"kvsname", c.world->kvsname}}));
   } else if (cmd == "get_universe_size") {
-    send(c, pmi::reply("universe_size", {{"size", std::to_string(map_.rank_nodes.size())}}));
+    send(c, pmi::reply("universe_size", {{"size", std::to_string(c.world->rank_nodes.size())}}));
   } else if (cmd == "put") {
     const std::string key = m.get("key"), value = m.get("value");
     if (!pmi::valid_key(key) || !pmi::valid_value(value)) {
       send(c, pmi::reply("put_result", {{"rc", "-1"}, {"msg", "invalid_key_or_value"}}));
       return;
     }
-    kvs_[key] = value;
-    puts_.emplace_back(key, value);
+    c.world->kvs[key] = value;
+    c.world->puts.emplace_back(key, value);
     send(c, pmi::reply("put_result", {{"rc", "0"}, {"msg", "success"}}));
   } else if (cmd == "get") {
-    auto it = kvs_.find(m.get("key"));
-    if (it == kvs_.end()) {
+    auto it = c.world->kvs.find(m.get("key"));
+    if (it == c.world->kvs.end()) {
       send(c, pmi::reply("get_result", {{"rc", "-1"}, {"msg", "key_not_found"}}));
     } else {
       send(c, pmi::reply("get_result", {{"rc", "0"}, {"msg", "success"}, {"value", it->second}}));
     }
   } else if (cmd == "barrier_in") {
     c.in_barrier = true;
-    maybe_contribute();
+    maybe_contribute(*c.world);
   } else if (cmd == "finalize") {
     in_mpi_.erase(c.rank);
     send(c, pmi::reply("finalize_ack", {}));
@@ -216,27 +263,27 @@ void PmiServer::serve_v2(Client& c, const pmi::Command& m) {
   if (cmd == "fullinit") {
     in_mpi_.insert(c.rank);
     answer("fullinit-response", {{"rc", "0"}, {"pmi-version", "2"}, {"pmi-subversion", "0"},
-                                 {"rank", std::to_string(c.rank)}, {"size", std::to_string(map_.rank_nodes.size())},
+                                 {"rank", std::to_string(c.wrank)}, {"size", std::to_string(c.world->rank_nodes.size())},
                                  {"appnum", "0"}, {"debugged", "FALSE"}, {"pmiverbose", "FALSE"}});
   } else if (cmd == "job-getid") {
-    answer("job-getid-response", {{"rc", "0"}, {"jobid", kvsname_}});
+    answer("job-getid-response", {{"rc", "0"}, {"jobid", c.world->kvsname}});
   } else if (cmd == "info-getjobattr") {
-    found("info-getjobattr-response", kvs_, m.get("key"));
+    found("info-getjobattr-response", c.world->kvs, m.get("key"));
   } else if (cmd == "kvs-put") {
     const std::string key = m.get("key"), value = m.get("value");
     if (!pmi::valid_key(key) || !pmi::valid_value(value) || value.find(';') != std::string::npos) {
       answer("kvs-put-response", {{"rc", "-1"}, {"errmsg", "invalid_key_or_value"}});
       return;
     }
-    kvs_[key] = value;
-    puts_.emplace_back(key, value);
+    c.world->kvs[key] = value;
+    c.world->puts.emplace_back(key, value);
     answer("kvs-put-response", {{"rc", "0"}});
   } else if (cmd == "kvs-get") {
-    found("kvs-get-response", kvs_, m.get("key"));
+    found("kvs-get-response", c.world->kvs, m.get("key"));
   } else if (cmd == "kvs-fence") {
     c.in_barrier = true;
     c.fence_thrid = m.get("thrid");
-    maybe_contribute();
+    maybe_contribute(*c.world);
   } else if (cmd == "info-putnodeattr") {
     const std::string key = m.get("key");
     node_attrs_[key] = m.get("value");
@@ -283,29 +330,36 @@ void PmiServer::send(Client& c, const std::string& line) {
   if (ec) spdlog::debug("{}: rank {}: PMI reply lost: {}", context_.node_name(), c.rank, ec.message());
 }
 
-// Every copy of this node entered the barrier: this node's puts go home.
-void PmiServer::maybe_contribute() {
+// Every copy of the world on this node entered the barrier: this node's
+// puts go home.
+void PmiServer::maybe_contribute(World& w) {
   int entered = 0;
-  for (const auto& [rank, c] : clients_) entered += c->in_barrier ? 1 : 0;
-  if (entered < local_ranks_) return;
+  for (const auto& [rank, c] : clients_) entered += c->world == &w && c->in_barrier ? 1 : 0;
+  if (entered < w.local_ranks) return;
   FenceContribution part;
-  part.fence_id = kPmiFenceBit | barriers_++;
-  part.data = pmi::pack(puts_);
-  puts_.clear();
+  part.fence_id = kPmiFenceBit | w.barriers++;
+  part.ranks = w.fence_ranks;
+  part.data = pmi::pack(w.puts);
+  w.puts.clear();
   context_.send(0, part);
 }
 
 void PmiServer::fence_released(const FenceRelease& release) {
+  World* w = nullptr;
+  for (auto& world : worlds_) {
+    if (world->fence_ranks == release.ranks) w = world.get();
+  }
+  if (w == nullptr) return;
   if (release.status != 0) {
     spdlog::error("{}: an MPI barrier failed (a node with copies of the job was lost)", context_.node_name());
   } else if (auto pairs = pmi::unpack(release.data); !pairs) {
     spdlog::error("{}: an MPI barrier's data: {}", context_.node_name(), pairs.error().message);
   } else {
-    for (auto& [k, v] : *pairs) kvs_[std::move(k)] = std::move(v);
+    for (auto& [k, v] : *pairs) w->kvs[std::move(k)] = std::move(v);
   }
   const std::string out = release.status == 0 ? pmi::reply("barrier_out", {}) : pmi::reply("barrier_out", {{"rc", "-1"}});
   for (auto& [rank, c] : clients_) {
-    if (!c->in_barrier) continue;
+    if (!c->in_barrier || c->world != w) continue;
     c->in_barrier = false;
     if (!c->v2) {
       send(*c, out);
@@ -329,6 +383,69 @@ void PmiServer::names_answered(const NameReply& reply) {
     send(*c->second, pmi::reply(cmd, {{"info", "ok"}, {"port", reply.names.front().value}, {"rc", "0"}}));
   } else {
     send(*c->second, pmi::reply(cmd, {{"info", ok ? "ok" : "not_found"}, {"rc", ok ? "0" : "-1"}}));
+  }
+}
+
+// The end of one app of a spawn: once the last one came (spawnssofar of
+// totspawns), the spawn goes to the home node. A program that cannot be run
+// from here is refused at once (as for Open MPI: pmix_server.cpp).
+void PmiServer::spawn_app_ended(Client& c) {
+  auto field = [&](const std::string& key) {
+    auto it = c.mcmd.find(key);
+    return it == c.mcmd.end() ? std::string() : it->second;
+  };
+  auto number = [&](const std::string& key) {
+    int n = 0;
+    const std::string text = field(key);
+    std::from_chars(text.data(), text.data() + text.size(), n);
+    return n;
+  };
+  auto refuse = [&](const std::string& why) {
+    spdlog::error("{}: rank {}: MPI_Comm_spawn: {}", context_.node_name(), c.rank, why);
+    c.spawn = MpiSpawn{};
+    send(c, pmi::reply("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_failed"}}));
+  };
+  MpiSpawnApp app;
+  app.count = static_cast<std::uint32_t>(std::max(0, number("nprocs")));
+  app.argv.push_back(field("execname"));
+  for (int i = 1; i <= number("argcnt"); ++i) app.argv.push_back(field("arg" + std::to_string(i)));
+  for (int i = 0; i < number("info_num"); ++i) {
+    const std::string key = field("info_key_" + std::to_string(i)), value = field("info_val_" + std::to_string(i));
+    if (key == "wdir") app.cwd = value;
+    if (key == "host" && value.find(',') == std::string::npos) app.where = value;
+  }
+  if (c.spawn.apps.empty()) {
+    for (int i = 0; i < number("preput_num"); ++i) {
+      c.spawn.kvs.push_back(field("preput_key_" + std::to_string(i)) + "=" + field("preput_val_" + std::to_string(i)));
+    }
+  }
+  if (app.count == 0 || app.argv[0].empty()) return refuse("an app names no program or no copies");
+  const char* path = std::getenv("PATH");
+  if (auto found = resolve_program(app.argv[0], path != nullptr ? path : "/usr/bin:/bin", app.cwd); !found) {
+    return refuse(found.error().message);
+  }
+  c.spawn.apps.push_back(std::move(app));
+  if (number("spawnssofar") < number("totspawns")) return;
+  MpiSpawn request = std::move(c.spawn);
+  c.spawn = MpiSpawn{};
+  request.request_id = kPmiRequestBit | next_request_++;
+  request.parent_rank = c.rank;
+  spawns_waiting_[request.request_id] = c.rank;
+  context_.send(0, request);
+}
+
+void PmiServer::spawn_answered(const MpiSpawnReply& reply) {
+  auto it = spawns_waiting_.find(reply.request_id);
+  if (it == spawns_waiting_.end()) return;
+  const int rank = it->second;
+  spawns_waiting_.erase(it);
+  auto c = clients_.find(rank);
+  if (c == clients_.end()) return;
+  if (reply.status != 0) {
+    spdlog::error("{}: rank {}: MPI_Comm_spawn: {}", context_.node_name(), rank, reply.reason);
+    send(*c->second, pmi::reply("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_failed"}}));
+  } else {
+    send(*c->second, pmi::reply("spawn_result", {{"rc", "0"}}));
   }
 }
 

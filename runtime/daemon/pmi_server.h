@@ -15,7 +15,11 @@
 // each node sends the pairs its copies put since the last barrier, and each
 // gets every node's back. Gets are answered from this node's copy of the
 // space. Names (publish, lookup, unpublish) live at the home node, as for
-// PMIx. Spawn is refused for now.
+// PMIx. A spawn (PMI-1's mcmd=spawn, MPI_Comm_spawn) goes to the home node
+// as Open MPI's does (MpiSpawn, home_mpi_spawn.cpp); the children are a
+// world of their own here: their own kvsname, ranks, size, key-value space
+// (which starts with the parent's preput PARENT_ROOT_PORT_NAME) and
+// barriers, and PMI_SPAWNED=1.
 #pragma once
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -54,15 +58,37 @@ class PmiServer {
   // The home node's answer to a publish, lookup or unpublish (request_id has
   // kPmiRequestBit).
   void names_answered(const NameReply& reply);
+  // The home node made a world of spawned MPICH copies (some may run here),
+  // before any of them starts; and its answer to a spawn of ours.
+  void add_world(const MpiNamespace& space);
+  void spawn_answered(const MpiSpawnReply& reply);
 
  private:
+  // One MPI world: the job's first copies, or the children of one spawn
+  // (job ranks first_rank.. are its ranks 0..).
+  struct World {
+    std::string kvsname;
+    std::int32_t first_rank = 0;
+    std::vector<std::uint32_t> rank_nodes;  // per rank of the world
+    std::vector<std::uint32_t> app_sizes;   // ranks of each app; empty: one
+    bool spawned = false;
+    int local_ranks = 0;                     // of its ranks, on this node
+    std::vector<std::int32_t> fence_ranks;   // its barriers' participants: {} for the first copies
+    std::map<std::string, std::string> kvs;  // every pair known here
+    pmi::KeyValues puts;                     // this node's since the last barrier
+    std::uint64_t barriers = 0;              // this node's barriers so far
+  };
   struct Client {
-    int rank = 0;
+    int rank = 0;        // in the job
+    World* world = nullptr;
+    int wrank = 0;       // in its world
     std::unique_ptr<boost::asio::posix::stream_descriptor> socket;
     std::string inbox;  // bytes not yet a whole line
     std::vector<char> buf = std::vector<char>(4096);
     bool in_barrier = false;
     bool in_mcmd = false;  // inside a multi-line command (spawn), until "endcmd"
+    std::map<std::string, std::string> mcmd;  // the fields of the spawn's current app
+    MpiSpawn spawn;                           // its apps so far
     bool v2 = false;       // it said init pmi_version=2: PMI-2 frames from now on
     std::string fence_thrid;  // PMI-2: its kvs-fence's thrid, for the answer
   };
@@ -75,23 +101,22 @@ class PmiServer {
   void serve(Client& c, const pmi::Command& command);
   void serve_v2(Client& c, const pmi::Command& command);
   void send(Client& c, const std::string& line);
-  void maybe_contribute();
+  void maybe_contribute(World& w);
   void drop(Client& c);
+  void spawn_app_ended(Client& c);
+  World* world_of(int rank);
 
   DaemonContext& context_;
   std::function<void(int, int)> on_abort_;
   MpiJobMap map_;
-  std::string kvsname_;
-  int local_ranks_ = 0;  // copies of the job on this node
+  std::vector<std::unique_ptr<World>> worlds_;  // [0]: the job's first copies
   std::map<int, std::unique_ptr<Client>> clients_;
   std::set<int> in_mpi_;
-  std::map<std::string, std::string> kvs_;  // every pair known here
   std::map<std::string, std::string> node_attrs_;  // PMI-2's node attributes (this node's copies)
   std::vector<NodeWait> node_waits_;
-  pmi::KeyValues puts_;                      // this node's since the last barrier
-  std::uint64_t barriers_ = 0;               // this node's barriers so far
   std::uint64_t next_request_ = 0;
   std::map<std::uint64_t, std::pair<int, std::string>> names_waiting_;  // request: rank, reply cmd
+  std::map<std::uint64_t, int> spawns_waiting_;                         // request: the parent's rank
 };
 
 }  // namespace mosix

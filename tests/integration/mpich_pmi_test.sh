@@ -73,6 +73,31 @@ if command -v python3 > /dev/null; then
   check_eq "PMI-2, --vcluster 2: the fence carries the keys across nodes" \
     $'rank 0 of 4: got from-1 mapping (vector,(0,2,1),(0,2,1))\nrank 1 of 4: got from-2 mapping (vector,(0,2,1),(0,2,1))\nrank 2 of 4: got from-3 mapping (vector,(0,2,1),(0,2,1))\nrank 3 of 4: got from-0 mapping (vector,(0,2,1),(0,2,1))' \
     "$got"
+
+  # MPI_Comm_spawn as MPICH's PMI-1 client asks for it (lib/pmi1_spawn_client.py:
+  # Debian's MPICH cannot open an MPI port, so even under Hydra no real MPICH
+  # program can spawn here): rank 0 spawns 2 + 1 copies of the client (two
+  # apps); the children are a world of their own (kvsname, size, app numbers,
+  # barrier) whose space starts with the parent's PARENT_ROOT_PORT_NAME; on
+  # one node and over 3 vnodes. A missing program: spawn_result rc != 0.
+  client=$(dirname "$0")/lib/pmi1_spawn_client.py
+  want="child 0 of 3: app 0 first, own world True, parent port port-of-parents, mapping rc 0, got from-1
+child 1 of 3: app 0 first, own world True, parent port port-of-parents, mapping rc 0, got from-2
+child 2 of 3: app 1 second, own world True, parent port port-of-parents, mapping rc 0, got from-0
+parent 0: spawn rc=0
+parent 1: not the root"
+  for where in "--oversubscribe" "--vcluster 3 --map-by node"; do
+    rc=0
+    got=$("$BIN/mosixrun" --mpi pmi $where -np 2 python3 "$client" 2> "$TMP/err" | sort) || rc=$?
+    check_eq "PMI-1 spawn, $where: parents and children as MPICH's PMI sees them" "$want" "$got"
+    check_eq "PMI-1 spawn, $where: exit status" 0 "$rc"
+    rc=0
+    got=$("$BIN/mosixrun" --mpi pmi $where -np 2 python3 "$client" missing 2> "$TMP/err" | sort) || rc=$?
+    check_eq "PMI-1 spawn of a missing program, $where: refused" \
+      $'parent 0: spawn of a missing program failed, as it should\nparent 1: not the root' "$got"
+    check_contains "PMI-1 spawn of a missing program, $where: the reason" "mosix-no-such-program' not found" \
+      "$(cat "$TMP/err")"
+  done
 fi
 
 # The copy's environment: PMI's, not PMIx's (no helper was started for it).
