@@ -42,6 +42,11 @@ appnum = call("cmd=get_appnum")["appnum"]
 rank, size = int(os.environ["PMI_RANK"]), int(os.environ["PMI_SIZE"])
 
 
+def say(text):
+    # One write per line: the copies' lines must not interleave.
+    os.write(1, (text + "\n").encode())
+
+
 def spawn(apps, port):
     lines = []
     for i, (program, count, args) in enumerate(apps):
@@ -57,14 +62,14 @@ def spawn(apps, port):
 if os.environ.get("PMI_SPAWNED") != "1":
     if rank == 0 and sys.argv[1:] == ["missing"]:
         reply = spawn([("/nonexistent/mosix-no-such-program", 2, [])], "port-" + kvsname)
-        print(f"parent {rank}: spawn of a missing program "
-              f"{'failed, as it should' if reply.get('rc') != '0' else 'SUCCEEDED'}", flush=True)
+        say(f"parent {rank}: spawn of a missing program "
+            f"{'failed, as it should' if reply.get('rc') != '0' else 'SUCCEEDED'}")
     elif rank == 0:
         me = os.path.abspath(sys.argv[0])
         reply = spawn([(sys.executable, 2, [me, "first"]), (sys.executable, 1, [me, "second"])], "port-of-parents")
-        print(f"parent {rank}: spawn rc={reply.get('rc')}", flush=True)
+        say(f"parent {rank}: spawn rc={reply.get('rc')}")
     else:
-        print(f"parent {rank}: not the root", flush=True)
+        say(f"parent {rank}: not the root")
     call("cmd=finalize")
     sys.exit(0)
 
@@ -74,5 +79,5 @@ call(f"cmd=put kvsname={kvsname} key=card-{rank} value=from-{rank}")
 call("cmd=barrier_in")
 got = call(f"cmd=get kvsname={kvsname} key=card-{(rank + 1) % size}").get("value")
 call("cmd=finalize")
-print(f"child {rank} of {size}: app {appnum} {sys.argv[1]}, own world {'.spawn' in kvsname}, "
-      f"parent port {port}, mapping rc {mapping}, got {got}", flush=True)
+say(f"child {rank} of {size}: app {appnum} {sys.argv[1]}, own world {'.spawn' in kvsname}, "
+    f"parent port {port}, mapping rc {mapping}, got {got}")
