@@ -22,7 +22,9 @@ if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_R
 
 # 2 parents spawn 3 children: every child sends its rank to every parent
 # (sum 0+1+2 = 3), every parent its rank + 1 to every child (sum 1+2 = 3).
-want=$(mpirun --oversubscribe -np 2 "$BIN/mpi_spawn" 3 2> /dev/null | sort)
+# mpirun is the reference: its failure is reported, not a silent end (set -e).
+want=$(mpirun --oversubscribe -np 2 "$BIN/mpi_spawn" 3 2> "$TMP/mpirun.err" | sort) ||
+  fail "mpirun -np 2 mpi_spawn 3 failed: $(tail -5 "$TMP/mpirun.err")"
 check_contains "mpirun spawned 3 children (the comparison means something)" \
   "child 2 of 3: 2 parents sent sum 3 (ok)" "$want"
 check_contains "mpirun's parents heard from the 3" "parent 1 of 2: 3 children sent sum 3 (ok)" "$want"
@@ -46,7 +48,8 @@ check_contains "the first child went to vnode2, which runs no parent" \
 
 # MPI_Comm_spawn_multiple (two apps: PMIx app numbers), twice in a job, and
 # a child that spawns a grandchild (a namespace whose parent is spawned).
-want=$(mpirun --oversubscribe -np 1 "$BIN/mpi_spawn_multiple" 2> /dev/null | sort)
+want=$(mpirun --oversubscribe -np 1 "$BIN/mpi_spawn_multiple" 2> "$TMP/mpirun.err" | sort) ||
+  fail "mpirun -np 1 mpi_spawn_multiple failed: $(tail -5 "$TMP/mpirun.err")"
 check_contains "mpirun: the grandchild answered (the comparison means something)" \
   "child 1 got 0 from its grandchild" "$want"
 for where in "" "--vcluster 3"; do
