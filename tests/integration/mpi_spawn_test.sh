@@ -48,10 +48,19 @@ check_contains "the first child went to vnode2, which runs no parent" \
 
 # MPI_Comm_spawn_multiple (two apps: PMIx app numbers), twice in a job, and
 # a child that spawns a grandchild (a namespace whose parent is spawned).
-want=$(mpirun --oversubscribe -np 1 "$BIN/mpi_spawn_multiple" 2> "$TMP/mpirun.err" | sort) ||
-  fail "mpirun -np 1 mpi_spawn_multiple failed: $(tail -5 "$TMP/mpirun.err")"
-check_contains "mpirun: the grandchild answered (the comparison means something)" \
-  "child 1 got 0 from its grandchild" "$want"
+# What mpirun prints for it, sorted; written here, not run each time:
+# mpirun's own grandchild sometimes hangs in PMIx_Init (caught in 1 of 9
+# runs on a loaded machine, its parents in MPI_Comm_spawn and disconnect).
+want="child 0 of 1: app 0 (grandchild)
+child 0 of 3: app 0 first
+child 0 of 3: app 0 first
+child 1 got 0 from its grandchild
+child 1 of 3: app 1 nest
+child 1 of 3: app 1 second
+child 2 of 3: app 1 nest
+child 2 of 3: app 1 second
+round 0: the parent got sum 3 from 3 children (ok)
+round 1: the parent got sum 3 from 3 children (ok)"
 for where in "" "--vcluster 3"; do
   rc=0
   got=$("$BIN/mosixrun" $where -np 1 "$BIN/mpi_spawn_multiple" 2> "$TMP/err" | sort) || rc=$?
