@@ -17,6 +17,18 @@ namespace {
 constexpr std::uint32_t kMaxMpiSpawnCount = 4096;
 constexpr std::int32_t kPmixErrBadParam = -27;  // PMIX_ERR_BAD_PARAM
 constexpr std::int32_t kPmixErrOutOfResource = -29;  // PMIX_ERR_OUT_OF_RESOURCE
+
+// What the node of an MPI copy sets in its environment for that node (the
+// PMIx link: its shared-memory folder; the home: the oversubscription
+// hint). Open MPI hands every OMPI_MCA_* of the parent to its children: from
+// the parent's node these would be wrong for a child elsewhere (children on
+// two vnodes shared one folder, and their shared-memory segments, of the
+// same name: they crashed). The user's own setting is kept.
+bool set_for_its_node(const std::string& name) {
+  return name == "OMPI_MCA_btl_vader_backing_directory" || name == "OMPI_MCA_mpi_oversubscribe" ||
+         name == "OMPI_MCA_btl_tcp_if_include";
+}
+
 }  // namespace
 
 void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
@@ -143,7 +155,10 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
       }
       for (const std::string& e : app.env) {
         const auto eq = e.find('=');
-        if (eq != std::string::npos && eq > 0) set_env(s.env, e.substr(0, eq), e.substr(eq + 1));
+        if (eq == std::string::npos || eq == 0) continue;
+        const std::string name = e.substr(0, eq);
+        if (set_for_its_node(name) && !get_env(first.env, name)) continue;
+        set_env(s.env, name, e.substr(eq + 1));
       }
       rank_node_[s.rank] = static_cast<int>(node);
       spdlog::debug("rank {} spawns MPI rank {} ({} rank {}) -> node {}", request.parent_rank, s.rank, space.nspace,

@@ -46,6 +46,21 @@ check_contains "4 children: the last one checked its sums" "child 3 of 4: 2 pare
 check_contains "the first child went to vnode2, which runs no parent" \
   "rank 0 spawns MPI rank 2 (mosix." "$(grep -- '-> node 2' "$TMP/err" || true)"
 
+# Two children on each of 2 vnodes: each child's shared-memory segment is
+# its own node's (Open MPI passes the parent's OMPI_MCA_* to its children; the
+# parent node's folder made children of two vnodes share segments of one
+# name, and they crashed).
+want4="child 0 of 4: 2 parents sent sum 3 (ok)
+child 1 of 4: 2 parents sent sum 3 (ok)
+child 2 of 4: 2 parents sent sum 3 (ok)
+child 3 of 4: 2 parents sent sum 3 (ok)
+parent 0 of 2: 4 children sent sum 6 (ok)
+parent 1 of 2: 4 children sent sum 6 (ok)"
+rc=0
+got=$("$BIN/mosixrun" --vcluster 2 --map-by node -np 2 "$BIN/mpi_spawn" 4 2> "$TMP/err" | sort) || rc=$?
+check_eq "2 children on each of 2 vnodes: every sum right" "$want4" "$got"
+check_eq "2 children on each of 2 vnodes: exit status" 0 "$rc"
+
 # MPI_Comm_spawn_multiple (two apps: PMIx app numbers), twice in a job, and
 # a child that spawns a grandchild (a namespace whose parent is spawned).
 # What mpirun prints for it, sorted; written here, not run each time:
