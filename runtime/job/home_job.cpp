@@ -223,6 +223,10 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
   if (Status s = relay_.open_files(spawned.rank); !s) spdlog::warn("rank {}: {}", spawned.rank, s.error().message);
   ranks_[spawned.rank].end.rank = spawned.rank;
   ranks_[spawned.rank].spawned = true;
+  if (spawned.flags & kSpawnMpi) {  // MPI_Comm_spawn's children stay, as the job's MPI copies
+    ranks_[spawned.rank].pinned = true;
+    ranks_[spawned.rank].cantmove = kMpiCantMove;
+  }
   spec_.record.guests.push_back(GuestRecord{spawned.rank, 0, "", "starting", -1});
   record_dirty_ = true;
 }

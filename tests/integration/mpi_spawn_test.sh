@@ -8,7 +8,7 @@
 # (mpirun ends the whole job instead), it does not hang.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
-for tool in mosixrun mpi_spawn mpi_spawn_multiple; do
+for tool in mosixrun mosixctl mpi_spawn mpi_spawn_multiple; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "skip: $tool not built in $BIN (MOSIX_MPI=OFF?)"
     exit 77
@@ -60,6 +60,28 @@ rc=0
 got=$("$BIN/mosixrun" --vcluster 2 --map-by node -np 2 "$BIN/mpi_spawn" 4 2> "$TMP/err" | sort) || rc=$?
 check_eq "2 children on each of 2 vnodes: every sum right" "$want4" "$got"
 check_eq "2 children on each of 2 vnodes: exit status" 0 "$rc"
+
+# Spawned MPI ranks stay where they are, as the job's own: mosixctl ps says
+# why, and mosixctl migrate refuses. The children wait for a file (the test's
+# handshake) before they end.
+"$BIN/mosixrun" --vcluster 2 -np 1 "$BIN/mpi_spawn" 2 wait "$TMP/go" > "$TMP/waiting.out" 2> "$TMP/err" &
+job_pid=$!  # mosixrun's pid is its job's id
+three_cantmove() {  # all three started, and each says why it stays
+  local ps
+  ps=$("$BIN/mosixctl" ps --job "$job_pid" 2> /dev/null) || return 1
+  (($(grep -c "cantmove: MPI peer connections" <<< "$ps") == 3 && $(grep -c " running " <<< "$ps") == 3))
+}
+if wait_for three_cantmove; then
+  pass "mosixctl ps: the parent and both children: cantmove: MPI peer connections"
+  check_contains "mosixctl migrate refuses a spawned child" "rank 2 cannot move: MPI peer connections" \
+    "$("$BIN/mosixctl" migrate --job "$job_pid" 2 vnode1 2>&1 || true)"
+else
+  fail "mosixctl ps never showed 3 MPI ranks: $("$BIN/mosixctl" ps --job "$job_pid" 2>&1 || true)"
+fi
+touch "$TMP/go"
+rc=0
+wait "$job_pid" || rc=$?
+check_eq "the waiting children ended: exit status" 0 "$rc"
 
 # MPI_Comm_spawn_multiple (two apps: PMIx app numbers), twice in a job, and
 # a child that spawns a grandchild (a namespace whose parent is spawned).

@@ -5,6 +5,9 @@
  *   mpi_spawn [N]       N children (default 2): prints a line per process
  *   mpi_spawn N exit7   the same, then each child exits with status 7 after
  *                       MPI_Finalize (the job's exit rule counts children)
+ *   mpi_spawn N wait F  the same, but each child waits until file F exists
+ *                       before it disconnects (a handshake for a test that
+ *                       looks at the running children)
  *   mpi_spawn missing   spawns a program that does not exist: MPI_Comm_spawn
  *                       must return an error (not hang), and the job go on */
 #include <mpi.h>
@@ -13,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int child(MPI_Comm parent, int code) {
+static int child(MPI_Comm parent, int code, const char* wait_for) {
   int rank, size, parents, sum = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -26,6 +29,8 @@ static int child(MPI_Comm parent, int code) {
   }
   int want = parents * (parents + 1) / 2;
   printf("child %d of %d: %d parents sent sum %d (%s)\n", rank, size, parents, sum, sum == want ? "ok" : "WRONG");
+  fflush(stdout);
+  while (wait_for != NULL && access(wait_for, F_OK) != 0) usleep(10000);
   MPI_Comm_disconnect(&parent);
   MPI_Finalize();
   return sum == want ? code : 1;
@@ -35,7 +40,10 @@ int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm parent;
   MPI_Comm_get_parent(&parent);
-  if (parent != MPI_COMM_NULL) return child(parent, argc > 1 && strcmp(argv[1], "exit7") == 0 ? 7 : 0);
+  if (parent != MPI_COMM_NULL) {
+    const int exit7 = argc > 1 && strcmp(argv[1], "exit7") == 0;
+    return child(parent, exit7 ? 7 : 0, argc > 2 && strcmp(argv[1], "wait") == 0 ? argv[2] : NULL);
+  }
 
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -63,7 +71,7 @@ int main(int argc, char** argv) {
   int children = argc > 1 ? atoi(argv[1]) : 2;
   MPI_Comm inter;
   int* errcodes = calloc((size_t)children, sizeof(int));
-  char* child_argv[] = {argc > 2 ? argv[2] : NULL, NULL};
+  char* child_argv[] = {argc > 2 ? argv[2] : NULL, argc > 3 ? argv[3] : NULL, NULL};
   MPI_Comm_spawn(self, child_argv[0] != NULL ? child_argv : MPI_ARGV_NULL, children, MPI_INFO_NULL, 0, MPI_COMM_WORLD, &inter, errcodes);
   int remote, sum = 0, mine = rank + 1;
   MPI_Comm_remote_size(inter, &remote);
