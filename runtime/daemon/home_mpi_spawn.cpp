@@ -5,6 +5,7 @@
 // on every node whose server takes part (its parents' and its own nodes).
 #include <algorithm>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "runtime/core/environment.h"
 #include "runtime/core/node_state.h"

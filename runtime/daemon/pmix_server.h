@@ -8,6 +8,10 @@
 // it (core/fence.h); a rank's data asked for before it was exchanged
 // (direct modex) is asked of its node. The library calls up on a thread of
 // its own: the hooks must only queue their message for the daemon's loop.
+// MPI_Comm_spawn (spawn) goes to the home node, which places the children
+// and gives them a namespace of their own, registered on every server that
+// takes part (add_namespace); PMIx_Connect/Disconnect are fences without
+// data. Among themselves the servers name a process by its job rank.
 //
 // Made when a node learns it runs MPI copies (MpiJobMap); its start costs
 // tens of ms (the library loads its plugins and a topology), which a job
