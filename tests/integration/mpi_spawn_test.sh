@@ -66,6 +66,8 @@ check_eq "2 children on each of 2 vnodes: exit status" 0 "$rc"
 # handshake) before they end.
 "$BIN/mosixrun" --vcluster 2 -np 1 "$BIN/mpi_spawn" 2 wait "$TMP/go" > "$TMP/waiting.out" 2> "$TMP/err" &
 job_pid=$!  # mosixrun's pid is its job's id
+# Should this script end before the children do, their job goes with it.
+trap 'kill "$job_pid" 2> /dev/null; rm -rf "$TMP" ${MOSIX_TEST_CLEANUP:-}' EXIT
 three_cantmove() {  # all three started, and each says why it stays
   local ps
   ps=$("$BIN/mosixctl" ps --job "$job_pid" 2> /dev/null) || return 1
@@ -81,6 +83,7 @@ fi
 touch "$TMP/go"
 rc=0
 wait "$job_pid" || rc=$?
+trap 'rm -rf "$TMP" ${MOSIX_TEST_CLEANUP:-}' EXIT
 check_eq "the waiting children ended: exit status" 0 "$rc"
 
 # MPI_Comm_spawn_multiple (two apps: PMIx app numbers), twice in a job, and
