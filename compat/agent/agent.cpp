@@ -142,8 +142,11 @@ long set_mask(int how, const sigset_t* set, sigset_t* old) {
   return sys(SYS_rt_sigprocmask, how, use, old, 8);
 }
 
-__attribute__((constructor)) void agent_init() {
+// glibc calls a library's constructors with the program's argc and argv.
+__attribute__((constructor)) void agent_init(int argc, char** argv) {
+  place_at_exec(argc, argv);  // returns unless this process stays here
   ensure_ids();
+  adopt_home_identity();
   pthread_atfork(before_fork, nullptr, after_fork_in_child);
   install_checkpoint_handlers();
   release_agent_signals();

@@ -62,6 +62,13 @@ void install_checkpoint_handlers();
 // (or the spawner) blocked so that no request could kill it before its
 // handlers were in place (exec.cpp). A request sent meanwhile arrives now.
 void release_agent_signals();
+
+// The constructor's first step: a guest's child that starts a program hands
+// itself to mosix-deputy, which places it (place_at_exec.cpp). Returns when
+// the program runs here.
+void place_at_exec(int argc, char** argv);
+// A body placed away takes its deputy's pid and parent pid (place_at_exec.cpp).
+void adopt_home_identity();
 // Removes the agent's own signals from a mask the program is about to block,
 // so that a program blocking "all" signals can still be checkpointed.
 void strip_agent_signals(sigset_t* set);

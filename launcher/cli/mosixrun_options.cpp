@@ -36,6 +36,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
     OptionSpec{"pin", true},          OptionSpec{"mpi", true},
     OptionSpec{"no-agent", false},    OptionSpec{"no-smp", false},
+    OptionSpec{"spread", true},
 };
 
 // A number of seconds as the user gave it, for a message.
@@ -164,6 +165,11 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
   app.add_option("--ckpt-dir", o.ckpt_dir, "Directory of the periodic checkpoints");
   app.add_flag("--no-agent", o.no_agent,
                "Start the copies without the guest agent (libmosix.so): they cannot be checkpointed or moved");
+  app.add_option("--spread", o.spread,
+                 "Children of the copies that start a program: load (default): placed on another node when theirs "
+                 "has no free core; always: on the least loaded other node (to watch or test deputies); off: they "
+                 "stay on their parent's node")
+      ->check(CLI::IsMember({"load", "always", "off"}));
   app.add_flag("--no-smp", o.no_smp,
                "Show the copies this node's CPUs and memory (nproc, /proc/cpuinfo, ...), not the cluster's");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");

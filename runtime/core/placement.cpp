@@ -204,4 +204,24 @@ std::optional<std::size_t> pick_restart_node(std::span<const RestartCandidate> n
   return best;
 }
 
+std::size_t place_at_exec(std::span<const NodeLoad> nodes, std::size_t here, bool leave) {
+  if (here >= nodes.size()) return here;
+  const NodeLoad& home = nodes[here];
+  if (!leave && capacity(home) > 0.0 && runnable(home) + 1.0 <= home.cores + 1e-9) return here;
+  const double here_load = leave ? std::numeric_limits<double>::infinity() : capacity(home) > 0.0 ? load_with(home, 1.0) : 0.0;
+  std::size_t best = here;
+  double best_load = here_load;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (i == here || capacity(nodes[i]) <= 0.0) continue;
+    const double load = load_with(nodes[i], 1.0);
+    const bool better = load < best_load - 1e-9 ||
+                        (best != here && load <= best_load + 1e-9 && nodes[i].speed > nodes[best].speed);
+    if (better) {
+      best = i;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
 }  // namespace mosix

@@ -47,6 +47,18 @@ struct PlacementRequest {
 Expected<std::vector<std::size_t>> place(std::span<const NodeLoad> nodes,
                                          const PlacementRequest& request);
 
+// Placement at exec (fork and forget): where a guest's child that starts a
+// program runs. It stays on its parent's node `here` while that node has a
+// free core with it added (runnable + 1 <= cores): a script's helpers and a
+// pipeline's stages cost nothing to keep, and a lone child gains nothing
+// from a move. Otherwise it goes to the node whose load with it added is
+// lowest (ties to the faster node, then the lower index), if that load is
+// lower than here's with it; else it stays. Loads are as place()'s: the
+// caller adds what it placed since each node last reported.
+// With `leave` (mosixrun --spread always) it goes to the least loaded other
+// node whatever here's load, if there is one.
+std::size_t place_at_exec(std::span<const NodeLoad> nodes, std::size_t here, bool leave = false);
+
 // Slots of a host list, for PlacementRequest::slots: the given count, or -1
 // ("the node's cores") where the user gave none.
 std::vector<int> slots_from_hosts(std::span<const HostSlots> hosts);

@@ -52,6 +52,7 @@ void fields(auto& a, Is<SpawnGuest> auto& m) {
   a("cwd", m.cwd);
   a("flags", m.flags);
   a("memory_bytes", m.memory_bytes);
+  a("program", m.program);
 }
 
 void fields(auto& a, Is<GuestStarted> auto& m) {
@@ -70,6 +71,11 @@ void fields(auto& a, Is<GuestStdin> auto& m) {
   a("rank", m.rank);
   a("bytes", m.bytes);
   a("eof", m.eof);
+}
+
+void fields(auto& a, Is<StdinCredit> auto& m) {
+  a("rank", m.rank);
+  a("bytes", m.bytes);
 }
 
 void fields(auto& a, Is<OutputCredit> auto& m) {
@@ -148,6 +154,8 @@ void fields(auto& a, Is<GuestSpawn> auto& m) {
   a("env", m.env);
   a("cwd", m.cwd);
   a("where", m.where);
+  a("flags", m.flags);
+  a("program", m.program);
 }
 
 void fields(auto& a, Is<GuestSpawnReply> auto& m) {
@@ -480,6 +488,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kMigrateRequest: return "MigrateRequest";
     case MessageType::kMigrateResult: return "MigrateResult";
     case MessageType::kOutputCredit: return "OutputCredit";
+    case MessageType::kStdinCredit: return "StdinCredit";
     case MessageType::kBalanceReport: return "BalanceReport";
     case MessageType::kMigrateProgress: return "MigrateProgress";
     case MessageType::kOutputFds: return "OutputFds";
@@ -550,6 +559,7 @@ template Frame encode_frame(const NodeLost&);
 template Frame encode_frame(const MigrateRequest&);
 template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
+template Frame encode_frame(const StdinCredit&);
 template Frame encode_frame(const BalanceReport&);
 template Frame encode_frame(const MigrateProgress&);
 template Frame encode_frame(const OutputFds&);
@@ -597,6 +607,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kMigrateRequest: return decode_payload<MigrateRequest>(payload);
     case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
+    case MessageType::kStdinCredit: return decode_payload<StdinCredit>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
     case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
     case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);

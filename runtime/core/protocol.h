@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 12;
+inline constexpr std::uint16_t kProtocolVersion = 13;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -74,6 +74,7 @@ enum class MessageType : std::uint16_t {
   kMpiSpawn = 34,
   kMpiSpawnReply = 35,
   kMpiNamespace = 36,
+  kStdinCredit = 40,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -135,6 +136,10 @@ inline constexpr std::uint32_t kSpawnBindAuto = 1u << 5;
 // An MPICH program: the node daemon serves it PMI-1 over PMI_FD (its
 // pmi_server.h) instead of PMIx; it does not move either.
 inline constexpr std::uint32_t kSpawnPmi = 1u << 6;
+// A deputy's body (placed at exec, core/placement.h place_at_exec): its
+// stdin is its own pipe (kSpawnStdin) or /dev/null, never the job's, and its
+// start, output and end go to its deputy, not mosixrun.
+inline constexpr std::uint32_t kSpawnBody = 1u << 7;
 // Either kind of MPI copy.
 inline constexpr std::uint32_t kSpawnMpi = kSpawnPmix | kSpawnPmi;
 
@@ -147,6 +152,7 @@ struct SpawnGuest {
   std::string cwd;
   std::uint32_t flags = 0;           // kSpawn* bits
   std::uint64_t memory_bytes = 0;    // expected need, 0 if unknown
+  std::string program;               // the file to run; "" for argv[0] found on PATH
   bool operator==(const SpawnGuest&) const = default;
 };
 
@@ -292,6 +298,17 @@ struct OutputCredit {
   std::int32_t rank = 0;
   std::uint64_t bytes = 0;
   bool operator==(const OutputCredit&) const = default;
+};
+
+// A deputy's body took `bytes` more of the stdin its deputy sent into its
+// pipe: body's node -> home -> the deputy's node -> the deputy, which keeps
+// no more than a pipe's worth on the way (nothing it reads is taken from a
+// reader that comes after the body).
+struct StdinCredit {
+  static constexpr MessageType kType = MessageType::kStdinCredit;
+  std::int32_t rank = 0;
+  std::uint64_t bytes = 0;
+  bool operator==(const StdinCredit&) const = default;
 };
 
 // How far a migration has come: the source while it checkpoints the guest,
@@ -448,6 +465,18 @@ struct GuestAttach {
   bool operator==(const GuestAttach&) const = default;
 };
 
+// Bits of GuestSpawn::flags.
+// A deputy (runtime/deputy) asks for its body: one guest, placed at exec by
+// place_at_exec() (core/placement.h), whose output, end and start go to the
+// deputy's node instead of mosixrun; the asker's connection speaks for that
+// rank from the reply on. Sent before any GuestAttach, with parent_rank the
+// rank of the guest it descends from. The reply's status kSpawnRunHere says
+// "stay on this node": no guest was started.
+inline constexpr std::uint32_t kGuestSpawnDeputy = 1u << 0;
+// The body's stdin is a pipe the deputy fills (GuestStdin); else /dev/null.
+inline constexpr std::uint32_t kGuestSpawnStdin = 1u << 1;
+inline constexpr std::int32_t kSpawnRunHere = 1;
+
 // Guest -> its node -> home: start `count` new guests of the job, placed by
 // the home's placement (or on the node named `where`, if it exists), started
 // like the first copies. They get new ranks after every rank in use.
@@ -460,6 +489,8 @@ struct GuestSpawn {
   std::vector<std::string> env;      // complete environment
   std::string cwd;
   std::string where;                 // a node name, or "" for the placement's choice
+  std::uint32_t flags = 0;           // kGuestSpawn* bits
+  std::string program;               // the file to run; "" for argv[0] found on PATH
   bool operator==(const GuestSpawn&) const = default;
 };
 
@@ -557,7 +588,7 @@ using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestSt
                              MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
                              NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
-                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace>;
+                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

@@ -2,6 +2,7 @@
 
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
+#include <csignal>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,7 +23,15 @@ struct GuestService::Connection {
   bool writing = false;
   bool closed = false;
   std::int32_t rank = -1;  // once attached
+  bool deputy = false;     // a deputy (runtime/deputy): it asked for a body, `rank` is the body's
+  bool body_ended = false; // its body's GuestExited went to it
 };
+
+namespace {
+// Request ids of deputies' GuestSpawn: the top bit tells their replies from
+// guests' own.
+constexpr std::uint64_t kDeputyRequestBit = 1ull << 63;
+}  // namespace
 
 GuestService::GuestService(DaemonContext& context) : context_(context) {}
 
@@ -92,9 +101,36 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
                    }
                  },
                  [&](GuestSpawn& spawn) {
+                   if (spawn.flags & kGuestSpawnDeputy) {
+                     // A deputy, before any attach: its parent_rank is the
+                     // rank its family descends from, as it says.
+                     if (c->rank >= 0 || c->deputy) return;
+                     c->deputy = true;
+                     spawn.count = 1;
+                     spawn.request_id = kDeputyRequestBit | next_deputy_request_++;
+                     asking_deputies_[spawn.request_id] = c;
+                     context_.send(0, spawn);
+                     return;
+                   }
                    if (c->rank < 0) return;
                    spawn.parent_rank = c->rank;
                    context_.send(0, spawn);
+                 },
+                 [&](GuestStdin& in) {
+                   if (!c->deputy || c->rank < 0) return;
+                   in.rank = c->rank;
+                   if (deputy_route_) deputy_route_(in);
+                 },
+                 [&](GuestSignal& sig) {
+                   if (!c->deputy || c->rank < 0) return;
+                   sig.rank = c->rank;
+                   sig.not_before_cpu_us = 0;
+                   if (deputy_route_) deputy_route_(sig);
+                 },
+                 [&](OutputCredit& credit) {
+                   if (!c->deputy || c->rank < 0) return;
+                   credit.rank = c->rank;
+                   if (deputy_route_) deputy_route_(credit);
                  },
                  [&](GuestMessage& m) {
                    if (c->rank < 0) return;
@@ -117,7 +153,38 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
              message);
 }
 
+void GuestService::spawn_answered(const GuestSpawnReply& reply) {
+  if (!(reply.request_id & kDeputyRequestBit)) {
+    deliver(reply, reply.parent_rank);
+    return;
+  }
+  auto asked = asking_deputies_.find(reply.request_id);
+  if (asked == asking_deputies_.end()) return;
+  std::shared_ptr<Connection> c = std::move(asked->second);
+  asking_deputies_.erase(asked);
+  if (reply.status == 0 && reply.ranks.size() == 1) {
+    c->rank = reply.ranks[0];
+    if (c->closed) {
+      // The deputy died while it asked: its body goes too.
+      if (deputy_route_) deputy_route_(GuestSignal{c->rank, SIGKILL, 0});
+      return;
+    }
+    attached_[c->rank] = c;
+  }
+  c->out.push_back(encode_frame(reply));
+  // What the body sent before this reply came back (on the home node the
+  // reply takes the transport's loop, the body's end may not): after it.
+  if (auto it = c->rank >= 0 ? waiting_.find(c->rank) : waiting_.end(); it != waiting_.end()) {
+    for (Frame& f : it->second) c->out.push_back(std::move(f));
+    waiting_.erase(it);
+  }
+  write(c);
+}
+
 void GuestService::deliver(const Message& message, std::int32_t rank) {
+  if (std::holds_alternative<GuestExited>(message)) {
+    if (auto it = attached_.find(rank); it != attached_.end() && it->second->deputy) it->second->body_ended = true;
+  }
   auto it = attached_.find(rank);
   if (it == attached_.end()) {
     waiting_[rank].push_back(encode_frame(message));
@@ -149,6 +216,9 @@ void GuestService::close(const std::shared_ptr<Connection>& c) {
   if (c->rank >= 0) {
     auto it = attached_.find(c->rank);
     if (it != attached_.end() && it->second == c) attached_.erase(it);
+    // A deputy gone before its body ended (killed by SIGKILL): the body
+    // must not outlive the pid its parent knows.
+    if (c->deputy && !c->body_ended && deputy_route_) deputy_route_(GuestSignal{c->rank, SIGKILL, 0});
   }
 }
 

@@ -18,6 +18,7 @@
 #include <array>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +45,12 @@ class GuestService {
   // For a guest of this node: its reply, or a message from another guest.
   // One for a rank that never attaches waits until the node daemon ends.
   void deliver(const Message& message, std::int32_t rank);
+  // The home's answer to a GuestSpawn: to the deputy that asked (its
+  // connection then speaks for the body's rank), or to the asking guest.
+  void spawn_answered(const GuestSpawnReply& reply);
+  // Where a deputy's stdin, signals and credit for its body go: the home
+  // router (on the home node) or the transport to the home.
+  void set_deputy_route(std::function<void(const Message&)> route) { deputy_route_ = std::move(route); }
 
  private:
   struct Connection;
@@ -58,6 +65,9 @@ class GuestService {
   std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
   std::map<std::int32_t, std::shared_ptr<Connection>> attached_;
   std::map<std::int32_t, std::deque<Frame>> waiting_;  // for ranks not attached yet
+  std::map<std::uint64_t, std::shared_ptr<Connection>> asking_deputies_;  // by request id
+  std::uint64_t next_deputy_request_ = 0;
+  std::function<void(const Message&)> deputy_route_;
 };
 
 }  // namespace mosix

@@ -65,6 +65,10 @@ void add_pvm_library(std::vector<std::string>& env) {
 // guests: a guest holding a socket could not be checkpointed, nor moved.
 void keep_fds_from_guests() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
 
+std::uint64_t output_window(const LocalGuest& g) {
+  return (g.flags & kSpawnBody) ? kBodyOutputWindow : kOutputWindow;
+}
+
 void close_stdin(LocalGuest& g) {
   error_code ignored;
   g.in->close(ignored);
@@ -121,6 +125,15 @@ void GuestTable::spawn(SpawnGuest s) {
     add_pvm_library(s.env);
   }
   if (!context_.options().no_agent) add_agent(s.env);
+  // Placement at exec: a guest's children ask their deputy program where to
+  // run (compat/agent/place_at_exec.cpp); a process this daemon starts (a
+  // copy, a body) is placed already and knows it by its parent's pid.
+  set_env(s.env, "MOSIX_DAEMON_PID", std::to_string(::getpid()));
+  if (!deputy_path_.empty()) {
+    set_env(s.env, "MOSIX_DEPUTY", deputy_path_);
+  } else {
+    unset_env(s.env, "MOSIX_DEPUTY");
+  }
   GuestStart start;
   start.flags = s.flags;
   start.launch.rank = s.rank;
@@ -134,7 +147,7 @@ void GuestTable::spawn(SpawnGuest s) {
     path = restorer_path();
     start.launch.argv = {"mosix-restore", s.argv.empty() ? "" : s.argv[0]};
   } else {
-    path = resolve_program(s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
+    path = resolve_program(!s.program.empty() ? s.program : s.argv.empty() ? "" : s.argv[0], path_env, s.cwd);
   }
   std::string error;
   if (path && (s.flags & kSpawnPmix) && !(s.flags & kSpawnRestore)) {
@@ -200,7 +213,7 @@ Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
   // A new copy that takes the job's stdin reads guest_stdin_fd when given
   // (in-process: mosixrun's stdin as it is), and keeps inherited_fds; an
   // arriving guest gets neither.
-  const bool new_copy = start.phase == GuestPhase::kLive;
+  const bool new_copy = start.phase == GuestPhase::kLive && !(start.flags & kSpawnBody);
   const NodeDaemonOptions& options = context_.options();
   l.stdin_fd = (start.flags & kSpawnStdin) ? (new_copy ? options.guest_stdin_fd : -1) : null_fd;
   if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
@@ -222,7 +235,9 @@ Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
   g->flags = start.flags;
   g->work_before = start.work_before;
   g->proc = proc;
-  for (int fd : {proc.stdout_fd, proc.stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
+  if (!(start.flags & kSpawnBody)) {
+    for (int fd : {proc.stdout_fd, proc.stderr_fd}) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputChunk));
+  }
   g->out = std::make_unique<asio::posix::stream_descriptor>(context_.io(), proc.stdout_fd);
   g->err = std::make_unique<asio::posix::stream_descriptor>(context_.io(), proc.stderr_fd);
   if (proc.stdin_fd >= 0) {
@@ -263,7 +278,7 @@ void GuestTable::read_output(LocalGuest& g, bool is_stderr) {
       return;
     }
     if (n > 0) g.unconfirmed += n;
-    if (g.unconfirmed > kOutputWindow && g.phase != GuestPhase::kGone) {
+    if (g.unconfirmed > output_window(g) && g.phase != GuestPhase::kGone) {
       // Home has not written out our last kOutputWindow bytes yet: stop
       // reading, so the guest blocks on its full pipe until credit comes.
       (is_stderr ? g.err_paused : g.out_paused) = true;
@@ -277,7 +292,7 @@ void GuestTable::output_credit(const OutputCredit& credit) {
   LocalGuest* g = find(credit.rank);
   if (g == nullptr) return;
   g->unconfirmed -= std::min<std::uint64_t>(g->unconfirmed, credit.bytes);
-  if (g->unconfirmed > kOutputWindow) return;
+  if (g->unconfirmed > output_window(*g)) return;
   if (g->out_paused) {
     g->out_paused = false;
     read_output(*g, false);
@@ -351,6 +366,7 @@ void GuestTable::write_stdin(LocalGuest& g) {
       return;
     }
     g.stdin_offset += static_cast<std::size_t>(n);
+    if (g.flags & kSpawnBody) context_.send(0, StdinCredit{g.rank, static_cast<std::uint64_t>(n)});
     if (g.stdin_offset == b.size()) {
       g.stdin_queue.pop_front();
       g.stdin_offset = 0;
@@ -479,7 +495,10 @@ void GuestTable::signal(int rank, int signo, std::uint64_t not_before_cpu_us) {
 void GuestTable::deliver(LocalGuest& g, int signo) {
   if (signo == 0) return;
   if ((signo == SIGTERM || signo == SIGKILL) && !guest_has_ended(g.proc.pid)) g.runtime_signaled = true;
-  ::kill(to_whole_group(signo) ? -g.proc.pid : g.proc.pid, signo);
+  // A body gets what its deputy got, as the deputy got it: itself alone
+  // (its deputy's SIGKILL excepted: nothing of it may outlive the deputy).
+  const bool whole = (g.flags & kSpawnBody) ? signo == SIGKILL : to_whole_group(signo);
+  ::kill(whole ? -g.proc.pid : g.proc.pid, signo);
 }
 
 bool GuestTable::has_caught_up(LocalGuest& g, std::uint64_t target_cpu_us) {

@@ -37,6 +37,10 @@ enum class GuestPhase { kIncoming, kLive, kGone };
 inline constexpr std::size_t kOutputChunk = (256u << 10) - kGuestOutputOverhead;
 // Output of one guest that may be on its way home, unconfirmed.
 inline constexpr std::uint64_t kOutputWindow = 8u << 20;
+// ... of a deputy's body, whose deputy writes it into a pipe to a relative:
+// as little more than a local pipe holds, so that a writer whose reader has
+// gone is stopped by SIGPIPE about where it would have been at home.
+inline constexpr std::uint64_t kBodyOutputWindow = 128u << 10;
 
 struct LocalGuest {
   int rank = 0;
@@ -111,6 +115,9 @@ class GuestTable {
   void set_machine_speed(double speed) { machine_speed_ = speed; }
   // The node's guest socket (guest_service.h): guests find it in MOSIX_GUEST_SOCKET.
   void set_guest_socket(std::string path) { guest_socket_ = std::move(path); }
+  // Placement at exec: the deputy program guests' children run through
+  // (MOSIX_DEPUTY), or "" when children stay where they start.
+  void set_deputy(std::string path) { deputy_path_ = std::move(path); }
 
   // SpawnGuest: a new copy (kSpawnRestore: one from its image). Reports
   // GuestStarted, or GuestExited with 127 (the reason in the log).
@@ -177,6 +184,7 @@ class GuestTable {
   CpuCap* cap_ = nullptr;
   double machine_speed_ = 1.0;
   std::string guest_socket_;
+  std::string deputy_path_;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
   std::vector<int> core_users_;             // guests bound to each
   std::map<int, std::unique_ptr<LocalGuest>> guests_;

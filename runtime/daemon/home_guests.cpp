@@ -43,6 +43,7 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
     context_.send(source, reply);
   };
   if (!placed_) return refuse("the job's first copies are not placed yet");
+  if (request.flags & kGuestSpawnDeputy) return deputy_spawn(source, request);
   if (request.count == 0 || request.count > kMaxSpawnCount) {
     return refuse("a spawn asks for 1 to " + std::to_string(kMaxSpawnCount) + " guests, not " +
                   std::to_string(request.count));
@@ -101,6 +102,90 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
     reply.nodes.push_back(static_cast<std::uint32_t>(node));
   }
   context_.send(source, reply);
+}
+
+// Placement at exec: a guest's child starting a program asks, through its
+// deputy, where to run. Here (kSpawnRunHere: it execs the program itself),
+// or on another node as a new rank whose start, output and end go to the
+// deputy, never to mosixrun: it is the deputy's parent that waits for it.
+void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
+  GuestSpawnReply reply;
+  reply.request_id = request.request_id;
+  reply.parent_rank = request.parent_rank;
+  std::vector<NodeLoad> nodes;
+  std::vector<int> node_of;
+  std::size_t here = 0;
+  for (size_t i = 0; i < hellos_.size(); ++i) {
+    const int node = static_cast<int>(i);
+    if (!hellos_[i] || context_.is_lost(node)) continue;
+    NodeLoad n;
+    n.id = static_cast<NodeId>(i);
+    n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));
+    n.speed = hellos_[i]->speed;
+    if (auto it = exec_loads_.find(node); it != exec_loads_.end()) n.load = it->second.load;
+    const auto& placed = placed_since_report_[node];
+    n.load = load_with(n, placed[0] + placed[1]);
+    if (node == source) here = nodes.size();
+    nodes.push_back(n);
+    node_of.push_back(node);
+  }
+  const std::size_t choice = nodes.empty() || request.argv.empty() ? here : place_at_exec(nodes, here, context_.options().spread == "always");
+  if (nodes.empty() || node_of[choice] == source) {
+    if (!nodes.empty()) placed_since_report_[source][0]++;
+    reply.status = kSpawnRunHere;
+    context_.send(source, reply);
+    return;
+  }
+  if (next_rank_ < 0) {
+    next_rank_ = context_.options().copies;
+    for (const auto& [rank, node] : rank_node_) next_rank_ = std::max(next_rank_, rank + 1);
+  }
+  const int node = node_of[choice];
+  SpawnGuest s;
+  s.rank = next_rank_++;
+  s.argv = request.argv;
+  s.env = request.env;
+  s.cwd = request.cwd;
+  s.program = request.program;
+  s.flags = kSpawnBody | ((request.flags & kGuestSpawnStdin) ? kSpawnStdin : 0);
+  set_env(s.env, "MOSIX_RANK", std::to_string(s.rank));
+  set_env(s.env, "MOSIX_PARENT_RANK", std::to_string(request.parent_rank));
+  rank_node_[s.rank] = node;
+  deputy_node_[s.rank] = source;
+  placed_since_report_[node][0]++;
+  spdlog::debug("a child of rank {} on node {} runs on node {} (load {:.2f} there, {:.2f} here) as rank {}: {}",
+                request.parent_rank, source, node, nodes[choice].load, nodes[here].load, s.rank, request.argv[0]);
+  context_.send(node, s);
+  reply.ranks.push_back(s.rank);
+  reply.nodes.push_back(static_cast<std::uint32_t>(node));
+  context_.send(source, reply);
+}
+
+bool HomeRouter::to_deputy(const Message& message) {
+  int rank = -1;
+  if (auto* out = std::get_if<GuestOutput>(&message)) rank = out->rank;
+  else if (auto* exited = std::get_if<GuestExited>(&message)) rank = exited->rank;
+  else if (auto* started = std::get_if<GuestStarted>(&message)) rank = started->rank;
+  else if (auto* credit = std::get_if<StdinCredit>(&message)) rank = credit->rank;
+  auto it = rank < 0 ? deputy_node_.end() : deputy_node_.find(rank);
+  if (it == deputy_node_.end()) return false;
+  if (std::holds_alternative<GuestStarted>(message)) return true;  // the deputy needs no word of it
+  if (it->second == context_.rank()) {
+    if (hooks_.to_local_guest) hooks_.to_local_guest(message, rank);
+  } else {
+    context_.send(it->second, message);
+  }
+  return true;
+}
+
+void HomeRouter::from_deputy(int source, const Message& message) {
+  int rank = -1;
+  if (auto* in = std::get_if<GuestStdin>(&message)) rank = in->rank;
+  else if (auto* sig = std::get_if<GuestSignal>(&message)) rank = sig->rank;
+  else if (auto* credit = std::get_if<OutputCredit>(&message)) rank = credit->rank;
+  auto it = deputy_node_.find(rank);
+  if (it == deputy_node_.end() || it->second != source) return;  // a deputy speaks for its own body only
+  from_home(message);  // routed as mosixrun's stdin, signals and credit are
 }
 
 void HomeRouter::guest_message(GuestMessage message) {

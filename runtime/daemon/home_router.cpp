@@ -262,13 +262,16 @@ void HomeRouter::from_node(int source, const Message& message) {
       started_.insert(exited->rank);
       rank_ended(exited->rank);
     }
-    mosixrun_->send(message);
+    if (!to_deputy(message)) mosixrun_->send(message);
   }
 }
 
 void HomeRouter::node_load(int source, const LoadReport& report) {
-  if (mosixrun_ && report.entries.size() == 1 && static_cast<int>(report.entries[0].node) == source) {
-    mosixrun_->send(report);
+  if (report.entries.size() == 1 && static_cast<int>(report.entries[0].node) == source) {
+    exec_loads_[source] = report.entries[0];  // it counts the children placed there since the last one
+    auto& placed = placed_since_report_[source];
+    placed = {0, placed[0]};
+    if (mosixrun_) mosixrun_->send(report);
   }
 }
 
@@ -310,6 +313,7 @@ bool HomeRouter::forward_output(const Delivery& delivery) {
   if (!rank) return false;
   auto it = rank_node_.find(*rank);
   if (it != rank_node_.end() && it->second != delivery.source) return false;
+  if (deputy_node_.count(*rank)) return false;  // a body's: to its deputy (from_node)
   if (out_fd_ >= 0) {
     write_output(delivery.frame);
   } else {
@@ -342,6 +346,7 @@ void HomeRouter::write_output(std::span<const std::uint8_t> frame) {
 }
 
 void HomeRouter::to_mosixrun(const Message& message) {
+  if (to_deputy(message)) return;
   if (out_fd_ >= 0 && std::holds_alternative<GuestOutput>(message)) {
     write_output(encode_frame(message));
   } else {

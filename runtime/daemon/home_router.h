@@ -80,6 +80,9 @@ class HomeRouter {
   // node with MPI copies, announced, started as MPI copies, and the asker's
   // node gets the namespace.
   void mpi_spawn(int source, const MpiSpawn& request);
+  // A deputy's stdin, signals and output credit for its body (home_guests.cpp):
+  // to the node the body runs on now. From `source`, the deputy's node.
+  void from_deputy(int source, const Message& message);
   // A message between guests goes to the receiver's node; one for the home
   // itself (dest_rank kFromHome) asks to be told when a rank ends.
   void guest_message(GuestMessage message);
@@ -102,6 +105,9 @@ class HomeRouter {
   void release_stdin(int rank);
   void rank_ended(int rank);
   void to_guest(int rank, const Message& message);
+  void deputy_spawn(int source, const GuestSpawn& request);
+  // A deputy's body's start, output or end goes to its deputy (true), not to mosixrun.
+  bool to_deputy(const Message& message);
   void answer_groups(const std::vector<GroupAnswer>& answers);
   std::string node_names() const;  // "vnode0,vnode1,...": the job's nodes (MOSIX_NODES)
   std::vector<RankRestart> restart_lost_ranks(int node);
@@ -133,6 +139,12 @@ class HomeRouter {
   int next_rank_ = -1;                         // the spawn service's next new rank
   std::set<int> ended_;                        // ranks whose end was reported
   std::map<int, std::set<int>> exit_watchers_; // rank -> ranks to tell when it ends
+  // Placement at exec: each node's last load report, the children placed on
+  // it since that report and since the one before (a report taken as a child
+  // starts may not count it yet), and the node of each body's deputy.
+  std::map<int, LoadEntry> exec_loads_;
+  std::map<int, std::array<int, 2>> placed_since_report_;
+  std::map<int, int> deputy_node_;
   GuestGroups groups_;                         // compat/pvm's groups
   FenceCollector fences_;
   PublishedNames names_;

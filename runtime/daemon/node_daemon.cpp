@@ -28,6 +28,7 @@
 #include "runtime/daemon/pmi_server.h"
 #include "runtime/daemon/pmix_link.h"
 #include "runtime/daemon/run_queue_probe.h"
+#include "runtime/sys/install_path.h"
 #include "runtime/topology/speed.h"
 #include "runtime/topology/topology.h"
 #include "runtime/sys/host_name.h"
@@ -64,6 +65,13 @@ class NodeDaemon {
                                           guest_service_.deliver(m, rank);
                                         }});
     }
+    guest_service_.set_deputy_route([this](const Message& m) {
+      if (router_) {
+        router_->from_deputy(context_.rank(), m);
+      } else {
+        context_.send(0, m);
+      }
+    });
   }
   NodeDaemon(const NodeDaemon&) = delete;
   NodeDaemon& operator=(const NodeDaemon&) = delete;
@@ -185,11 +193,19 @@ void NodeDaemon::wait_transport() {
 void NodeDaemon::handle(int source, Message message) {
   std::visit(Overloaded{
                  [&](SpawnGuest& spawn) { guests_.spawn(std::move(spawn)); },
+                 // At the home, from another node: a deputy's, for its body.
                  [&](const GuestStdin& in) {
+                   if (router_ && source != context_.rank()) return router_->from_deputy(source, in);
                    if (!guests_.deliver_stdin(in)) migrations_.stdin_for_arrival(in);  // on its way here
                  },
-                 [&](const OutputCredit& credit) { guests_.output_credit(credit); },
-                 [&](const GuestSignal& sig) { guests_.signal(sig.rank, sig.signo, sig.not_before_cpu_us); },
+                 [&](const OutputCredit& credit) {
+                   if (router_ && source != context_.rank()) return router_->from_deputy(source, credit);
+                   guests_.output_credit(credit);
+                 },
+                 [&](const GuestSignal& sig) {
+                   if (router_ && source != context_.rank()) return router_->from_deputy(source, sig);
+                   guests_.signal(sig.rank, sig.signo, sig.not_before_cpu_us);
+                 },
                  [&](const Shutdown& bye) {
                    if (source == 0 && bye.reason.rfind(kDeclaredGone, 0) == 0) declared_gone_ = true;
                    shutdown(bye.reason);
@@ -239,7 +255,7 @@ void NodeDaemon::handle(int source, Message message) {
                  [&](const GuestSpawn& request) {
                    if (router_) router_->guest_spawn(source, request);
                  },
-                 [&](const GuestSpawnReply& reply) { guest_service_.deliver(reply, reply.parent_rank); },
+                 [&](const GuestSpawnReply& reply) { guest_service_.spawn_answered(reply); },
                  [&](const MpiSpawn& request) {
                    if (router_) router_->mpi_spawn(source, request);
                  },
@@ -269,7 +285,15 @@ void NodeDaemon::handle(int source, Message message) {
                  // Hello, GuestStarted, GuestOutput, GuestExited, MigrateProgress,
                  // BalanceReport, ...: what the nodes report, for mosixrun.
                  [&](const auto&) {
-                   if (router_) router_->from_node(source, message);
+                   if (router_) {
+                     router_->from_node(source, message);
+                   } else if (auto* out = std::get_if<GuestOutput>(&message)) {
+                     guest_service_.deliver(message, out->rank);  // a body's, for its deputy here
+                   } else if (auto* exited = std::get_if<GuestExited>(&message)) {
+                     guest_service_.deliver(message, exited->rank);
+                   } else if (auto* credit = std::get_if<StdinCredit>(&message)) {
+                     guest_service_.deliver(message, credit->rank);
+                   }
                  },
              },
              message);
@@ -377,6 +401,13 @@ int NodeDaemon::run() {
   }
   if (Status s = guest_service_.start(); s) {
     guests_.set_guest_socket(guest_service_.path());
+    if (!options_.spread.empty()) {
+      if (auto deputy = sys::installed_program("mosix-deputy")) {
+        guests_.set_deputy(*deputy);
+      } else {
+        spdlog::warn("{}: children stay on their parent's node: {}", context_.node_name(), deputy.error().message);
+      }
+    }
   } else {
     spdlog::warn("{}: no guest socket (no spawn service, no PVM): {}", context_.node_name(), s.error().message);
   }

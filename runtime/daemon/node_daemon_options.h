@@ -22,6 +22,7 @@ struct NodeDaemonOptions {
   std::vector<double> vcluster_cpu;  // virtual cluster: CPU share of each node; empty: real nodes
   std::string job_id;             // names the CPU-cap cgroups
   bool no_agent = false;          // do not preload libmosix.so into guests (they cannot move)
+  std::string spread;             // "load"/"always": guests' children are placed at exec (deputies); "": never
   bool rebalance = true;          // move guests when the balancer says so (--migrate=off: false)
   double node_timeout = 10;       // rank 0: a node silent this many seconds is declared gone
   double ckpt_interval = 0;       // checkpoint every guest every so many seconds; 0: never

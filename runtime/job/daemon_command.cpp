@@ -27,6 +27,7 @@ NodeDaemonOptions node_daemon_options(const RunOptions& o, const JobPlan& plan, 
   d.node_timeout = node_timeout;
   d.rebalance = o.migrate != "off";
   d.no_agent = o.no_agent;
+  if (plan.multi_node && !o.no_agent && o.spread != "off") d.spread = o.spread;
   if (!plan.multi_node) {
     d.map_by = "slot";
     d.slots = {plan.copies};
@@ -51,6 +52,7 @@ std::vector<std::string> mosixd_arguments(const NodeDaemonOptions& d) {
   if (!d.oversubscribe) args.push_back("--no-oversubscribe");
   if (!d.rebalance) args.push_back("--no-migrate");
   if (d.no_agent) args.push_back("--no-agent");
+  if (!d.spread.empty()) args.insert(args.end(), {"--spread", d.spread});
   if (d.ckpt_interval > 0) {
     // Each node daemon checkpoints its guests; a rank lost with its node
     // restarts from its image on a live node (the directory must be on a

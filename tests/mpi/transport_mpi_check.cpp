@@ -66,7 +66,7 @@ std::vector<Message> every_message(int rank) {
             1.5, 8, 1ull << 34},
       HelloReject{"no"},
       LoadReport{{{0, 0.25, 1.0, 1ull << 30, 10}, {2, 3.5, 2.0, 0, 99999}}},
-      SpawnGuest{rank, {"./app", "x y", ""}, {"A=1", "B="}, "/tmp", kSpawnStdin, 123},
+      SpawnGuest{rank, {"./app", "x y", ""}, {"A=1", "B="}, "/tmp", kSpawnStdin, 123, ""},
       GuestStarted{rank, 4242, 1},
       GuestOutput{rank, OutputStream::kStdout, binary},
       GuestStdin{0, Bytes{'a', 0, 'b'}, true},

@@ -71,7 +71,7 @@ TEST(DaemonCommand, RealHostsGoThroughMpirunOneDaemonPerHost) {
                           "mpirun", "--oversubscribe", "--bind-to", "none", "-np", "3", "--host", "home:1,a:1,b:1",
                           "-x", "MOSIX_LOG", "--enable-recovery", "/opt/bin/mosixd", "--copies", "3", "--job", "77",
                           "--map-by", "slot", "--slots", "0,2,1", "--no-oversubscribe", "--no-migrate",
-                          "--ckpt-interval", "2.5", "--ckpt-dir", "/ck", "--node-timeout", "4"}));
+                          "--spread", "load", "--ckpt-interval", "2.5", "--ckpt-dir", "/ck", "--node-timeout", "4"}));
   EXPECT_EQ(get_env(cmd.env, "OMPI_ALLOW_RUN_AS_ROOT"), "1");
   EXPECT_EQ(get_env(cmd.env, "OMPI_MCA_plm_rsh_args"), "-o BatchMode=yes -o ConnectTimeout=10");
   EXPECT_FALSE(get_env(cmd.env, "MOSIX_RANK"));
@@ -94,7 +94,7 @@ TEST(DaemonCommand, AVirtualClusterIsLaunchedByMosixdWithItsShares) {
   DaemonsCommand cmd = daemons_command(o, *plan, d, c);
   EXPECT_EQ(cmd.path, "/opt/bin/mosixd");
   EXPECT_EQ(cmd.argv, (std::vector<std::string>{"mosixd", "--launch", "3", "--copies", "8", "--job", "9", "--map-by",
-                                                "load", "--ckpt-interval", "1", "--ckpt-dir", "/ck",
+                                                "load", "--spread", "load", "--ckpt-interval", "1", "--ckpt-dir", "/ck",
                                                 "--node-timeout", "10", "--vcluster-cpu", "0.5,1,2"}));
   // The agent is the guests', not the daemons'.
   EXPECT_FALSE(get_env(cmd.env, "LD_PRELOAD"));
@@ -118,6 +118,29 @@ TEST(DaemonCommand, NoAgentReachesEveryDaemon) {
   EXPECT_TRUE(d.no_agent);
   std::vector<std::string> args = mosixd_arguments(d);
   EXPECT_NE(std::find(args.begin(), args.end(), "--no-agent"), args.end());
+  // Without the agent no child can be placed at exec (it is the agent that asks).
+  EXPECT_TRUE(d.spread.empty());
+  EXPECT_EQ(std::find(args.begin(), args.end(), "--spread"), args.end());
+}
+
+TEST(DaemonCommand, SpreadReachesEveryDaemonOfAJobOverSeveralNodes) {
+  RunOptions o = options(2);
+  PlanInputs in = inputs();
+  in.agent = "/opt/lib/libmosix.so";
+  auto one = plan_job(o, in);
+  ASSERT_TRUE(one);
+  EXPECT_TRUE(node_daemon_options(o, *one, "9", "", 10).spread.empty());  // one node: nowhere to go
+  o.vcluster = 2;
+  auto many = plan_job(o, in);
+  ASSERT_TRUE(many);
+  EXPECT_EQ(node_daemon_options(o, *many, "9", "", 10).spread, "load");
+  o.spread = "always";
+  EXPECT_EQ(node_daemon_options(o, *many, "9", "", 10).spread, "always");
+  o.spread = "off";
+  NodeDaemonOptions off = node_daemon_options(o, *many, "9", "", 10);
+  EXPECT_TRUE(off.spread.empty());
+  std::vector<std::string> args = mosixd_arguments(off);
+  EXPECT_EQ(std::find(args.begin(), args.end(), "--spread"), args.end());
 }
 
 }  // namespace

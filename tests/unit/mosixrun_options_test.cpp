@@ -99,6 +99,7 @@ TEST(MosixrunOptions, UsageErrorsNameTheProblem) {
            {{"-np", "65537", "x"}, "-np 65537: at most 65536 copies in one job"},
            {{"-np", "2000000000", "x"}, "at most 65536 copies"},
            {{"-np", "99999999999", "x"}, "np"},
+           {{"--spread", "sometimes", "x"}, "spread"},
            {{"--pin", "65536", "x"}, "rank 65536 does not exist: a job has at most 65536 copies"},
            {{"--pin", "0-999999", "x"}, "at most 65536 copies"},
            {{"--timeout", "1e10", "x"}, "--timeout 1e+10: give a number of seconds from 0 (none) to 3.1536e+07"},

@@ -262,5 +262,42 @@ TEST(RestartPlacement, SeveralLostRanksSpreadByCapacity) {
   EXPECT_THAT(taken, ElementsAreArray({4, 2, 0}));
 }
 
+// Placement at exec: runnable processes on a node are load * capacity.
+std::vector<NodeLoad> with_runnable(std::vector<NodeLoad> nodes, const std::vector<double>& runnable) {
+  for (std::size_t i = 0; i < nodes.size(); ++i) nodes[i].load = runnable[i] / (nodes[i].speed * nodes[i].cores);
+  return nodes;
+}
+
+TEST(PlaceAtExec, StaysWhileItsNodeHasAFreeCore) {
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {0, 0, 0}), 0), 0u);
+  auto two_cores = cluster({1, 1});
+  two_cores[1].cores = 2;
+  EXPECT_EQ(place_at_exec(with_runnable(two_cores, {0, 1}), 1), 1u);
+}
+
+TEST(PlaceAtExec, LeavesABusyNodeForTheLeastLoaded) {
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {1, 1, 0}), 0), 2u);
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {1, 0, 0}), 0), 1u);  // tie: lower index
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 2}), {1, 0, 0}), 0), 2u);  // tie... the faster is less loaded
+}
+
+TEST(PlaceAtExec, StaysWhenNoNodeIsLessLoaded) {
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {1, 1, 1}), 0), 0u);
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {2, 3, 2}), 1), 0u);
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {2, 2, 2}), 1), 1u);
+}
+
+TEST(PlaceAtExec, LeaveGoesToTheLeastLoadedOtherNode) {
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {0, 2, 1}), 0, true), 2u);
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1, 1, 1}), {0, 0, 0}), 1, true), 0u);
+  EXPECT_EQ(place_at_exec(with_runnable(cluster({1}), {0}), 0, true), 0u);  // nowhere else
+}
+
+TEST(PlaceAtExec, ANodeThatTakesNothingIsSkipped) {
+  auto nodes = with_runnable(cluster({1, 0, 1}), {1, 0, 1});
+  EXPECT_EQ(place_at_exec(nodes, 0), 0u);
+  EXPECT_EQ(place_at_exec(nodes, 7), 7u);  // not a node: nothing to decide
+}
+
 }  // namespace
 }  // namespace mosix

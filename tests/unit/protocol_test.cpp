@@ -27,7 +27,7 @@ std::vector<Message> every_message() {
                   {65535, 0.0, 0.5, 0, 4000000000u, 0, 0.0}}},
       SpawnGuest{-0x1234, {"./app", "--flag", "", "arg with spaces"},
                  {"PATH=/usr/bin", "OMPI_COMM_WORLD_RANK=3"}, "/home/user/run", kSpawnStdin,
-                 1ull << 40},
+                 1ull << 40, "/opt/app/bin/app"},
       GuestStarted{3, 424242, 2},
       GuestOutput{3, OutputStream::kStderr, bytes_of(std::string("line\0with nul\n", 14))},
       GuestStdin{0, binary, true},
@@ -55,12 +55,13 @@ std::vector<Message> every_message() {
       NameUnpublish{11, 2, {}},
       NameReply{10, -46, {{"ocean", "tag#0$port", 2}}},
       GuestAttach{4},
-      GuestSpawn{12, 3, 2, {"hello_other", "-v"}, {"PATH=/usr/bin"}, "/tmp", "vnode2"},
+      GuestSpawn{12, 3, 2, {"hello_other", "-v"}, {"PATH=/usr/bin"}, "/tmp", "vnode2", kGuestSpawnDeputy | kGuestSpawnStdin, "/usr/bin/hello_other"},
       GuestSpawnReply{12, 3, 0, "", {5, 6}, {2, 1}},
       GuestMessage{5, 0, 7, -3, {0, 1, 2, 255}},
       MpiSpawn{13, 0, {{3, {"worker", "-x"}, {"OMPI_PARENT_PORT=1.0:77"}, "/tmp", ""}, {1, {"other"}, {}, "", "vnode1"}}, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
       MpiSpawnReply{13, -46, "no such program", "mosix.42.1"},
       MpiNamespace{"mosix.42.1", 4, {1, 2, 1, 0}, {3, 1}, 0, kSpawnPmi, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
+      StdinCredit{9, 65536},
   };
 }
 
@@ -154,7 +155,7 @@ TEST(ProtocolTest, ExtraBytesAfterTheFrameAreRefused) {
 
 TEST(ProtocolTest, EveryFlippedBitIsRefused) {
   const Frame frame = encode_frame(
-      SpawnGuest{1, {"a", "b"}, {"X=1"}, "/tmp", 0, 5});
+      SpawnGuest{1, {"a", "b"}, {"X=1"}, "/tmp", 0, 5, ""});
   for (std::size_t byte = 0; byte < frame.size(); ++byte) {
     for (int bit = 0; bit < 8; ++bit) {
       Frame bad = frame;

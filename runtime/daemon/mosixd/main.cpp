@@ -209,6 +209,8 @@ int main(int argc, char** argv) {
   bool no_migrate = false;
   app.add_flag("--no-migrate", no_migrate, "Never move guests on the daemons' own decision");
   app.add_flag("--no-agent", options.no_agent, "Start guests without libmosix.so (they cannot move)");
+  app.add_option("--spread", options.spread, "Place the guests' children at exec, through deputies: load or always")
+      ->check(CLI::IsMember({"load", "always"}));
   app.add_option("--ckpt-interval", options.ckpt_interval, "Checkpoint every guest every SECONDS");
   app.add_option("--ckpt-dir", options.ckpt_dir, "Directory of the periodic checkpoints (seen by every node)");
   app.add_option("--node-timeout", options.node_timeout,

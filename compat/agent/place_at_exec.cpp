@@ -1,0 +1,93 @@
+// Placement at exec (fork and forget, docs/mosixrun.md "Children"): a
+// guest's child that starts a program hands itself to mosix-deputy
+// (compat/deputy) before the program runs, so that the home node can place
+// the program on the best node while it has no state worth moving.
+//
+// This is done here, in the constructor of the new program, rather than in
+// the exec wrappers: children started by posix_spawn, system and popen exec
+// inside glibc, where nothing can be interposed, and every one of them runs
+// this constructor. The price is that the program is loaded once here before
+// the deputy decides; a child placed here runs it again (MOSIX_PLACED).
+//
+// Who asks: a process of a job that runs with placement at exec (the node
+// daemon set MOSIX_DEPUTY) and that its node daemon did not start itself (a
+// copy, or a body placed already: its parent's pid is MOSIX_DAEMON_PID).
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compat/agent/agent.h"
+#include "compat/agent/raw.h"
+
+extern char** environ;
+
+namespace mosix::agent {
+
+void place_at_exec(int argc, char** argv) {
+  const char* deputy = getenv("MOSIX_DEPUTY");
+  if (deputy == nullptr || *deputy == '\0' || argc < 1 || argv == nullptr || argv[0] == nullptr) return;
+  if (getenv("MOSIX_PLACED") != nullptr) {
+    unsetenv("MOSIX_PLACED");  // the deputy chose this node; our children ask again
+    return;
+  }
+  const char* daemon = getenv("MOSIX_DAEMON_PID");
+  if (daemon == nullptr || atol(daemon) == sys(SYS_getppid)) return;
+  static char exe[4096];
+  long n = sys(SYS_readlink, "/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return;
+  exe[n] = '\0';
+  if (strcmp(exe, deputy) == 0) return;  // the deputy itself
+  char** args = static_cast<char**>(malloc((static_cast<size_t>(argc) + 3) * sizeof(char*)));
+  if (args == nullptr) return;
+  args[0] = const_cast<char*>("mosix-deputy");
+  args[1] = exe;
+  for (int i = 0; i < argc; ++i) args[i + 2] = argv[i];
+  args[argc + 2] = nullptr;
+  sys(SYS_execve, deputy, args, environ);
+  free(args);  // no deputy to run: the program runs here, as it would have
+}
+
+// A body (a program placed on another node) is known at home by its
+// deputy's pid: getpid() says that pid and getppid() the deputy's parent,
+// as if it had never left (its deputy forwards what is sent to that pid).
+// The deputy passes them in MOSIX_HOME_PIDS=PID,PPID; its children learn
+// them from us, not from the environment.
+void adopt_home_identity() {
+  const char* pids = getenv("MOSIX_HOME_PIDS");
+  if (pids == nullptr) return;
+  char* end = nullptr;
+  const long pid = strtol(pids, &end, 10);
+  const long ppid = end != nullptr && *end == ',' ? strtol(end + 1, nullptr, 10) : 0;
+  const char* daemon = getenv("MOSIX_DAEMON_PID");
+  // Only the process its node daemon started (not a child that inherited it).
+  if (pid > 0 && ppid > 0 && daemon != nullptr && atol(daemon) == sys(SYS_getppid)) {
+    g_vpid = static_cast<pid_t>(pid);
+    g_vppid = static_cast<pid_t>(ppid);
+    g_vpid_real = real_pid();
+  }
+  unsetenv("MOSIX_HOME_PIDS");
+  // The signals the child had ignored and blocked when it exec'd (hex masks,
+  // bit s-1 for signal s): exec keeps both, the node daemon's start did not.
+  if (const char* sigs = getenv("MOSIX_HOME_SIGNALS"); sigs != nullptr && pid > 0) {
+    end = nullptr;
+    const unsigned long long ignored = strtoull(sigs, &end, 16);
+    const unsigned long long blocked = end != nullptr && *end == ',' ? strtoull(end + 1, nullptr, 16) : 0;
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    for (int s = 1; s <= 64; ++s) {
+      if ((ignored & (1ull << (s - 1))) && s != SIGKILL && s != SIGSTOP) real_sigaction()(s, &ign, nullptr);
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s = 1; s <= 64; ++s) {
+      if (blocked & (1ull << (s - 1))) sigaddset(&mask, s);
+    }
+    strip_agent_signals(&mask);
+    sys(SYS_rt_sigprocmask, SIG_BLOCK, &mask, nullptr, 8);
+  }
+  unsetenv("MOSIX_HOME_SIGNALS");
+}
+
+}  // namespace mosix::agent
