@@ -59,7 +59,7 @@ spin='while [ ! -e "$0" ]; do :; done'
 vcluster_job() {
   local dir=$1
   exec ${AS:+runuser -u "$AS" -- env XDG_RUNTIME_DIR="$dir/run" XDG_STATE_HOME="$dir/state"} \
-    "$BIN/mosixrun" --vcluster 3 --vcluster-cpu 0.5,0.5,0.5 --migrate=off -np 1 \
+    "$BIN/mosixrun" --vcluster 3 --vcluster-cpu 0.5,0.5,0.5 --migrate=off --spread off -np 1 \
     sh -c 'for i in 1 2 3; do sh -c "$1" "$0" & done; wait; echo released' "$dir/release" "$spin" \
     < /dev/null > "$dir/1.out" 2> "$dir/1.err"
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Fork and forget (issue 15, docs/mosixrun.md "Children"): a copy's children
+# are placed at exec, and one placed on another node leaves a deputy that
+# keeps its pid, its pipes, its signals and its exit status at home.
+#   - bash snippets (pipelines, $(...), exit statuses, signals both ways,
+#     wait -n, trap, SIGPIPE) print and end exactly as under plain bash,
+#     with every child sent away (--spread always) and by load;
+#   - the children really ran on the other nodes;
+#   - SIGKILL of a deputy takes its body with it;
+#   - the render farm (examples/render-farm): frames pixel-identical to a
+#     local render, rendered on every node;
+#   - --spread off keeps every child home.
+BIN=$(cd "$1" && pwd)
+source "$(dirname "$0")/lib/common.sh"
+SRC=${MOSIX_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+
+cat > "$TMP/snippets.sh" <<'SNIP'
+echo "pipeline: $(printf 'b\na\nc\n' | sort | tr a-z A-Z | paste -sd,)"
+sh -c 'exit 7'; echo "exit status $?"
+sh -c 'kill -TERM $$' 2>/dev/null; echo "killed itself: $?"
+(sh -c 'kill -SEGV $$') 2>/dev/null; echo "segv: $?"
+x=$(seq 1 5 | awk '{s+=$1} END {print s}'); echo "sum $x"
+sleep 1000 & p=$!; kill $p; wait $p; echo "killed by its parent: $?"
+(sh -c 'exit 4'); echo "subshell $?"
+sh -c 'exit 2' & sh -c 'exit 5' & wait -n; a=$?; wait -n; b=$?; echo "wait -n: $((a + b))"
+seq 1 100000 | head -3; echo "pipestatus ${PIPESTATUS[*]}"
+yes | head -c 100000 | wc -c
+printf 'abc' | od -c | head -1
+trap 'echo trapped USR1' USR1; sh -c 'kill -USR1 $PPID; sleep 0.2'; echo "after trap"
+sh -c 'echo "ppid is the shell: $([ $PPID = '$$' ] && echo yes)"'
+sh -c 'trap "echo child got HUP; exit 9" HUP; kill -HUP $$; sleep 1'; echo "trapped in the child: $?"
+sleep 1000 & s=$!; kill -STOP $s; kill -CONT $s; kill -INT $s; kill $s; wait $s; echo "INT ignored, TERM not: $?"
+echo 'hello world' | sh -c 'read a b; echo "$b $a"'
+cat /dev/null | wc -l
+echo done
+SNIP
+# bash names a child killed by a signal with its pid, which differs run to run.
+no_pids() { sed -E 's/line ([0-9]+): +[0-9]+ /line \1: PID /'; }
+plain=$( (bash "$TMP/snippets.sh" < /dev/null 2>&1; echo "end $?") | no_pids)
+for spread in always load; do
+  got=$( ("$BIN/mosixrun" --vcluster 3 --spread "$spread" -np 1 bash "$TMP/snippets.sh" < /dev/null 2>&1; echo "end $?") | no_pids)
+  check_eq "bash snippets, --spread $spread: output and status as plain bash's" "$plain" "$got"
+done
+
+nodes=$("$BIN/mosixrun" --vcluster 3 --spread always -np 1 \
+  sh -c 'for i in 1 2 3 4; do sh -c "echo \$MOSIX_NODE" & done; wait' < /dev/null | sort | uniq -c | awk '{print $2}' | tr '\n' ' ')
+check_eq "--spread always: the children ran on the other nodes" "vnode1 vnode2 " "$nodes"
+nodes=$("$BIN/mosixrun" --vcluster 3 --spread off -np 1 \
+  sh -c 'for i in 1 2 3 4; do sh -c "echo \${MOSIX_NODE:-home}" & done; wait' < /dev/null | sort -u | tr '\n' ' ')
+check_eq "--spread off: every child stayed on its parent's node" "vnode0 " "$nodes"
+
+# SIGKILL of a deputy: its body goes too (nothing outlives the pid the parent knew).
+marker="1000.$$"
+"$BIN/mosixrun" --vcluster 3 --spread always -np 1 sh -c "sleep $marker & echo \$! > $TMP/deputy.pid; wait" \
+  < /dev/null > "$TMP/kill.out" 2>&1 &
+job=$!
+if wait_for "[ -s $TMP/deputy.pid ] && pgrep -f '^sleep $marker' > /dev/null"; then
+  pass "a body runs for the deputy"
+else
+  fail "no body appeared for the deputy"
+fi
+kill -KILL "$(cat "$TMP/deputy.pid")"
+wait "$job" || true
+if wait_for "! pgrep -f '^sleep $marker' > /dev/null"; then
+  pass "SIGKILL of the deputy ended its body"
+else
+  fail "the body outlived its deputy"; pkill -f "^sleep $marker" || true
+fi
+
+# The render farm: every frame as a local render's (but its date line), on every node.
+if command -v povray > /dev/null && [ -r /usr/share/povray-3.7/scenes/animations/clockd/clockd.pov ]; then
+  (cd "$TMP" && sh "$SRC/examples/render-farm/farm.sh" local 6 96 72 > /dev/null 2>&1)
+  (cd "$TMP" && "$BIN/mosixrun" --vcluster 3 -np 1 sh "$SRC/examples/render-farm/farm.sh" farm 6 96 72 < /dev/null > /dev/null)
+  same=0
+  for f in "$TMP"/local/frame*.ppm; do
+    if cmp -s <(sed '/^# Render Date/d' "$f") <(sed '/^# Render Date/d' "$TMP/farm/$(basename "$f")"); then
+      same=$((same + 1))
+    fi
+  done
+  check_eq "render farm: 6 frames pixel-identical to a local render" 6 "$same"
+  check_eq "render farm: frames rendered on every node" "vnode0 vnode1 vnode2 " \
+    "$(awk '{print $3}' "$TMP/farm/nodes.log" | sort -u | tr '\n' ' ')"
+else
+  echo "povray or its example scenes are missing: render farm checks skipped"
+fi
+finish
