@@ -118,6 +118,9 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
   for (size_t i = 0; i < hellos_.size(); ++i) {
     const int node = static_cast<int>(i);
     if (!hellos_[i] || context_.is_lost(node)) continue;
+    // A node given no slots (a home that only routes) runs no guest, and no child.
+    const auto& slots = context_.options().slots;
+    if (node != source && i < slots.size() && slots[i] == 0) continue;
     NodeLoad n;
     n.id = static_cast<NodeId>(i);
     n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));

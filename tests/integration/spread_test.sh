@@ -9,6 +9,9 @@
 #   - SIGKILL of a deputy takes its body with it;
 #   - the render farm (examples/render-farm): frames pixel-identical to a
 #     local render, rendered on every node;
+#   - the compile farm (examples/compile-farm): make -j$(nproc) of 60 units,
+#     objects and program identical to a local build's, compilers on more
+#     than one node, and nproc the cluster's;
 #   - --spread off keeps every child home.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
@@ -82,5 +85,18 @@ if command -v povray > /dev/null && [ -r /usr/share/povray-3.7/scenes/animations
     "$(awk '{print $3}' "$TMP/farm/nodes.log" | sort -u | tr '\n' ' ')"
 else
   echo "povray or its example scenes are missing: render farm checks skipped"
+fi
+# The compile farm: the same objects and program as a local make, compilers away from home.
+if command -v make > /dev/null && command -v cc > /dev/null; then
+  sh "$SRC/examples/compile-farm/farm.sh" "$TMP/cf-local" 60 > /dev/null
+  got=$("$BIN/mosixrun" --vcluster 3 -np 1 sh "$SRC/examples/compile-farm/farm.sh" "$TMP/cf-farm" 60 < /dev/null)
+  check_eq "compile farm: make -j sized to the cluster, the program's result" \
+    "built 60 units with make -j3: $("$TMP/cf-local/prog")" "$got"
+  sums() { (cd "$1" && sha256sum ./*.o prog); }
+  check_eq "compile farm: objects and program identical to a local build's" "$(sums "$TMP/cf-local")" "$(sums "$TMP/cf-farm")"
+  spread=$(sort -u "$TMP/cf-farm/nodes.log" | wc -l)
+  if ((spread > 1)); then pass "compile farm: compilers ran on $spread nodes"; else fail "compile farm: compilers ran on one node"; fi
+else
+  echo "make or cc missing: compile farm checks skipped"
 fi
 finish
