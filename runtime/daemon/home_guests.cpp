@@ -164,6 +164,31 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
   context_.send(source, reply);
 }
 
+// A node is gone. A body that was there and does not restart from an image
+// died with it: its deputy ends as killed (SIGKILL), so that its parent
+// learns it. A body whose deputy was there has nobody to report to: killed.
+void HomeRouter::deputies_lost_with(int node, const std::vector<RankRestart>& restarting) {
+  std::set<int> restarts;
+  for (const RankRestart& r : restarting) restarts.insert(r.rank);
+  for (auto it = deputy_node_.begin(); it != deputy_node_.end();) {
+    const auto [rank, deputy] = *it;
+    auto where = rank_node_.find(rank);
+    const bool ended = ended_.count(rank) > 0;
+    if (deputy == node) {
+      if (!ended && where != rank_node_.end() && where->second != node) {
+        context_.send(where->second, GuestSignal{rank, SIGKILL, 0});
+      }
+      it = deputy_node_.erase(it);
+      continue;
+    }
+    if (!ended && where != rank_node_.end() && where->second == node && !restarts.count(rank)) {
+      rank_ended(rank);
+      to_deputy(GuestExited{rank, 0, SIGKILL, false, 0});
+    }
+    ++it;
+  }
+}
+
 bool HomeRouter::to_deputy(const Message& message) {
   int rank = -1;
   if (auto* out = std::get_if<GuestOutput>(&message)) rank = out->rank;

@@ -402,13 +402,14 @@ void HomeRouter::node_lost(int node) {
   // A copy sent there that never started (nor failed to) is lost with it:
   // mosixrun learns its end, or it would wait for it for ever.
   for (const auto& [rank, where] : rank_node_) {
-    if (where == node && !started_.count(rank) && mosixrun_) {
+    if (where == node && !started_.count(rank) && mosixrun_ && !deputy_node_.count(rank)) {  // a body: below
       spdlog::warn("rank {} was sent to node {} ({}) but never started there", rank, node,
                    hellos_[static_cast<size_t>(node)] ? hellos_[static_cast<size_t>(node)]->node_name : "?");
       started_.insert(rank);
       mosixrun_->send(GuestExited{rank, 0, SIGKILL, false, 0});
     }
   }
+  deputies_lost_with(node, word.restarting);
   for (int rank : stranded) release_stdin(rank);  // to its restarted self, or dropped with it
   if (mosixrun_) mosixrun_->send(word);
   names_.node_lost(node);

@@ -108,6 +108,7 @@ class HomeRouter {
   void deputy_spawn(int source, const GuestSpawn& request);
   // A deputy's body's start, output or end goes to its deputy (true), not to mosixrun.
   bool to_deputy(const Message& message);
+  void deputies_lost_with(int node, const std::vector<RankRestart>& restarting);
   void answer_groups(const std::vector<GroupAnswer>& answers);
   std::string node_names() const;  // "vnode0,vnode1,...": the job's nodes (MOSIX_NODES)
   std::vector<RankRestart> restart_lost_ranks(int node);
