@@ -206,14 +206,15 @@ bool HomeRouter::to_deputy(const Message& message) {
   return true;
 }
 
-void HomeRouter::from_deputy(int source, const Message& message) {
+bool HomeRouter::from_deputy(int source, const Message& message) {
   int rank = -1;
   if (auto* in = std::get_if<GuestStdin>(&message)) rank = in->rank;
   else if (auto* sig = std::get_if<GuestSignal>(&message)) rank = sig->rank;
   else if (auto* credit = std::get_if<OutputCredit>(&message)) rank = credit->rank;
   auto it = deputy_node_.find(rank);
-  if (it == deputy_node_.end() || it->second != source) return;  // a deputy speaks for its own body only
+  if (it == deputy_node_.end() || it->second != source) return false;  // a deputy speaks for its own body only
   from_home(message);  // routed as mosixrun's stdin, signals and credit are
+  return true;
 }
 
 void HomeRouter::guest_message(GuestMessage message) {

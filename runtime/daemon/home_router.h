@@ -82,7 +82,9 @@ class HomeRouter {
   void mpi_spawn(int source, const MpiSpawn& request);
   // A deputy's stdin, signals and output credit for its body (home_guests.cpp):
   // to the node the body runs on now. From `source`, the deputy's node.
-  void from_deputy(int source, const Message& message);
+  // False when it is not a deputy's (a moving guest's stdin, sent on by
+  // its source node to this node as its target, is not).
+  bool from_deputy(int source, const Message& message);
   // A message between guests goes to the receiver's node; one for the home
   // itself (dest_rank kFromHome) asks to be told when a rank ends.
   void guest_message(GuestMessage message);

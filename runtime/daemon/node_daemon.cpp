@@ -193,17 +193,18 @@ void NodeDaemon::wait_transport() {
 void NodeDaemon::handle(int source, Message message) {
   std::visit(Overloaded{
                  [&](SpawnGuest& spawn) { guests_.spawn(std::move(spawn)); },
-                 // At the home, from another node: a deputy's, for its body.
+                 // At the home, from another node, a deputy's for its body goes on to
+                 // it; any other (a moving guest's stdin, its source node's) is for here.
                  [&](const GuestStdin& in) {
-                   if (router_ && source != context_.rank()) return router_->from_deputy(source, in);
+                   if (router_ && source != context_.rank() && router_->from_deputy(source, in)) return;
                    if (!guests_.deliver_stdin(in)) migrations_.stdin_for_arrival(in);  // on its way here
                  },
                  [&](const OutputCredit& credit) {
-                   if (router_ && source != context_.rank()) return router_->from_deputy(source, credit);
+                   if (router_ && source != context_.rank() && router_->from_deputy(source, credit)) return;
                    guests_.output_credit(credit);
                  },
                  [&](const GuestSignal& sig) {
-                   if (router_ && source != context_.rank()) return router_->from_deputy(source, sig);
+                   if (router_ && source != context_.rank() && router_->from_deputy(source, sig)) return;
                    guests_.signal(sig.rank, sig.signo, sig.not_before_cpu_us);
                  },
                  [&](const Shutdown& bye) {
