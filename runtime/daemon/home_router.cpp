@@ -245,6 +245,7 @@ void HomeRouter::from_node(int source, const Message& message) {
   // A move the home did not order (the balancer's): hold the rank's stdin.
   if (auto* step = std::get_if<MigrateProgress>(&message); step && !ended_moves_.count(step->migration_id)) {
     moving_.insert(step->rank);
+    if (deputy_node_.count(step->rank)) return;  // a body's: mosixrun knows no such rank
   }
   if (hold_for_migration(source, message)) return;
   if (auto* hello = std::get_if<Hello>(&message)) {
@@ -292,7 +293,9 @@ void HomeRouter::route_result(const MigrateResult& result) {
       }
     }
   }
-  mosixrun_->send(result);
+  // A body's move (the balancer's) is its deputy's affair: mosixrun knows no
+  // such rank, and would wait for its end.
+  if (!deputy_node_.count(result.rank)) mosixrun_->send(result);
 }
 
 // Output and the end of a rank that come from a node other than the one it
