@@ -466,7 +466,7 @@ struct GuestAttach {
 };
 
 // Bits of GuestSpawn::flags.
-// A deputy (runtime/deputy) asks for its body: one guest, placed at exec by
+// A deputy (compat/deputy) asks for its body: one guest, placed at exec by
 // place_at_exec() (core/placement.h), whose output, end and start go to the
 // deputy's node instead of mosixrun; the asker's connection speaks for that
 // rank from the reply on. Sent before any GuestAttach, with parent_rank the

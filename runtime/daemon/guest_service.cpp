@@ -23,7 +23,7 @@ struct GuestService::Connection {
   bool writing = false;
   bool closed = false;
   std::int32_t rank = -1;  // once attached
-  bool deputy = false;     // a deputy (runtime/deputy): it asked for a body, `rank` is the body's
+  bool deputy = false;     // a deputy (compat/deputy): it asked for a body, `rank` is the body's
   bool body_ended = false; // its body's GuestExited went to it
 };
 
