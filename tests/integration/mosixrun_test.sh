@@ -44,7 +44,10 @@ else
   else
     fail "the writer was not held while the reader waited (it wrote ${written} bytes)"
   fi
-  if (( $(tr -d ' ' < "$TMP/rss") < 150000 )); then
+  # A pile-up would hold most of the 300 MiB (307200 KiB); the daemons' own
+  # size is well under 200000 KiB (under ASan about 156000 since main had
+  # MPI_Comm_spawn and fork and forget: 152536 before the latter, measured).
+  if (( $(tr -d ' ' < "$TMP/rss") < 200000 )); then
     pass "node daemons stay small while the reader waits ($(tr -d ' ' < "$TMP/rss") KiB)"
   else
     fail "a node daemon grew to $(tr -d ' ' < "$TMP/rss") KiB while the reader waited"
