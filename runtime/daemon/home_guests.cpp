@@ -178,7 +178,8 @@ void HomeRouter::deputies_lost_with(int node, const std::vector<RankRestart>& re
       if (!ended && where != rank_node_.end() && where->second != node) {
         context_.send(where->second, GuestSignal{rank, SIGKILL, 0});
       }
-      it = deputy_node_.erase(it);
+      it->second = kNoDeputy;  // its end is nobody's now, and never mosixrun's
+      ++it;
       continue;
     }
     if (!ended && where != rank_node_.end() && where->second == node && !restarts.count(rank)) {
@@ -198,6 +199,7 @@ bool HomeRouter::to_deputy(const Message& message) {
   auto it = rank < 0 ? deputy_node_.end() : deputy_node_.find(rank);
   if (it == deputy_node_.end()) return false;
   if (std::holds_alternative<GuestStarted>(message)) return true;  // the deputy needs no word of it
+  if (it->second == kNoDeputy) return true;                           // its deputy's node died
   if (it->second == context_.rank()) {
     if (hooks_.to_local_guest) hooks_.to_local_guest(message, rank);
   } else {

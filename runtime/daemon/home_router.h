@@ -147,7 +147,8 @@ class HomeRouter {
   // starts may not count it yet), and the node of each body's deputy.
   std::map<int, LoadEntry> exec_loads_;
   std::map<int, std::array<int, 2>> placed_since_report_;
-  std::map<int, int> deputy_node_;
+  std::map<int, int> deputy_node_;  // kNoDeputy once the deputy's node died
+  static constexpr int kNoDeputy = -1;
   GuestGroups groups_;                         // compat/pvm's groups
   FenceCollector fences_;
   PublishedNames names_;
