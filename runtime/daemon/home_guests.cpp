@@ -33,6 +33,40 @@ std::string HomeRouter::node_names() const {
   return names;
 }
 
+std::vector<NodeLoad> HomeRouter::live_nodes(const std::string& where, std::vector<int>& node_of) const {
+  std::vector<NodeLoad> nodes;
+  node_of.clear();
+  for (size_t i = 0; i < hellos_.size(); ++i) {
+    if (!hellos_[i] || context_.is_lost(static_cast<int>(i))) continue;
+    if (!where.empty() && hellos_[i]->node_name != where) continue;
+    NodeLoad n;
+    n.id = static_cast<NodeId>(i);
+    n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));
+    n.speed = hellos_[i]->speed;
+    nodes.push_back(n);
+    node_of.push_back(static_cast<int>(i));
+  }
+  return nodes;
+}
+
+std::map<int, int> HomeRouter::running_guests() const {
+  std::map<int, int> running;
+  for (const auto& [rank, node] : rank_node_) {
+    if (!ended_.count(rank)) running[node]++;
+  }
+  return running;
+}
+
+int HomeRouter::take_ranks(int count) {
+  if (next_rank_ < 0) {
+    next_rank_ = context_.options().copies;
+    for (const auto& [rank, node] : rank_node_) next_rank_ = std::max(next_rank_, rank + 1);
+  }
+  const int first = next_rank_;
+  next_rank_ += count;
+  return first;
+}
+
 void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
   GuestSpawnReply reply;
   reply.request_id = request.request_id;
@@ -51,23 +85,10 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
   if (request.argv.empty() || request.argv[0].empty()) return refuse("a spawn names no program");
 
   // Every node that is alive, loaded with the job's guests running there now.
-  std::vector<NodeLoad> nodes;
   std::vector<int> node_of;  // index in `nodes` -> transport rank
-  std::map<int, int> running;
-  for (const auto& [rank, node] : rank_node_) {
-    if (!ended_.count(rank)) running[node]++;
-  }
-  for (size_t i = 0; i < hellos_.size(); ++i) {
-    if (!hellos_[i] || context_.is_lost(static_cast<int>(i))) continue;
-    if (!request.where.empty() && hellos_[i]->node_name != request.where) continue;
-    NodeLoad n;
-    n.id = static_cast<NodeId>(i);
-    n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));
-    n.speed = hellos_[i]->speed;
-    n.load = load_with(n, running[static_cast<int>(i)]);
-    nodes.push_back(n);
-    node_of.push_back(static_cast<int>(i));
-  }
+  std::vector<NodeLoad> nodes = live_nodes(request.where, node_of);
+  std::map<int, int> running = running_guests();
+  for (size_t k = 0; k < nodes.size(); ++k) nodes[k].load = load_with(nodes[k], running[node_of[k]]);
   if (nodes.empty()) {
     return refuse(request.where.empty() ? "no node is left to run it" : "no node named '" + request.where + "'");
   }
@@ -77,15 +98,12 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
   auto where = place(nodes, placement);
   if (!where) return refuse(where.error().message);
 
-  if (next_rank_ < 0) {
-    next_rank_ = context_.options().copies;
-    for (const auto& [rank, node] : rank_node_) next_rank_ = std::max(next_rank_, rank + 1);
-  }
-  const int first = next_rank_;
+  const int first = take_ranks(static_cast<int>(where->size()));
+  int next = first;
   for (size_t index : *where) {
     int node = node_of[index];
     SpawnGuest s;
-    s.rank = next_rank_++;
+    s.rank = next++;
     s.argv = request.argv;
     s.env = request.env;
     s.cwd = request.cwd;
@@ -112,19 +130,16 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
   GuestSpawnReply reply;
   reply.request_id = request.request_id;
   reply.parent_rank = request.parent_rank;
-  std::vector<NodeLoad> nodes;
-  std::vector<int> node_of;
+  // Every live node with its last report and what was placed there since,
+  // but one given no slots (a home that only routes): it runs no guest, and no child.
+  std::vector<int> live_of, node_of;
+  std::vector<NodeLoad> live = live_nodes("", live_of), nodes;
+  const auto& slots = context_.options().slots;
   std::size_t here = 0;
-  for (size_t i = 0; i < hellos_.size(); ++i) {
-    const int node = static_cast<int>(i);
-    if (!hellos_[i] || context_.is_lost(node)) continue;
-    // A node given no slots (a home that only routes) runs no guest, and no child.
-    const auto& slots = context_.options().slots;
-    if (node != source && i < slots.size() && slots[i] == 0) continue;
-    NodeLoad n;
-    n.id = static_cast<NodeId>(i);
-    n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));
-    n.speed = hellos_[i]->speed;
+  for (size_t k = 0; k < live.size(); ++k) {
+    const int node = live_of[k];
+    if (node != source && static_cast<size_t>(node) < slots.size() && slots[static_cast<size_t>(node)] == 0) continue;
+    NodeLoad n = live[k];
     if (auto it = exec_loads_.find(node); it != exec_loads_.end()) n.load = it->second.load;
     const auto& placed = placed_since_report_[node];
     n.load = load_with(n, placed[0] + placed[1]);
@@ -139,13 +154,9 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
     context_.send(source, reply);
     return;
   }
-  if (next_rank_ < 0) {
-    next_rank_ = context_.options().copies;
-    for (const auto& [rank, node] : rank_node_) next_rank_ = std::max(next_rank_, rank + 1);
-  }
   const int node = node_of[choice];
   SpawnGuest s;
-  s.rank = next_rank_++;
+  s.rank = take_ranks(1);
   s.argv = request.argv;
   s.env = request.env;
   s.cwd = request.cwd;

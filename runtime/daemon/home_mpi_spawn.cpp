@@ -58,25 +58,12 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
 
   // Where: each app as the spawn service places, by load (the job's running
   // guests count as load), on its named node if it has one.
-  std::map<int, int> running;
-  for (const auto& [rank, node] : rank_node_) {
-    if (!ended_.count(rank)) running[node]++;
-  }
+  std::map<int, int> running = running_guests();
   std::vector<std::uint32_t> child_nodes;
   for (const MpiSpawnApp& app : request.apps) {
-    std::vector<NodeLoad> nodes;
     std::vector<int> node_of;
-    for (size_t i = 0; i < hellos_.size(); ++i) {
-      if (!hellos_[i] || context_.is_lost(static_cast<int>(i))) continue;
-      if (!app.where.empty() && hellos_[i]->node_name != app.where) continue;
-      NodeLoad n;
-      n.id = static_cast<NodeId>(i);
-      n.cores = static_cast<int>(std::max(1u, hellos_[i]->cores));
-      n.speed = hellos_[i]->speed;
-      n.load = load_with(n, running[static_cast<int>(i)]);
-      nodes.push_back(n);
-      node_of.push_back(static_cast<int>(i));
-    }
+    std::vector<NodeLoad> nodes = live_nodes(app.where, node_of);
+    for (size_t k = 0; k < nodes.size(); ++k) nodes[k].load = load_with(nodes[k], running[node_of[k]]);
     if (nodes.empty()) {
       return refuse(kPmixErrOutOfResource,
                     app.where.empty() ? "no node is left to run it" : "no node named '" + app.where + "' in the job");
@@ -92,20 +79,15 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
     }
   }
 
-  if (next_rank_ < 0) {
-    next_rank_ = context_.options().copies;
-    for (const auto& [rank, node] : rank_node_) next_rank_ = std::max(next_rank_, rank + 1);
-  }
   MpiNamespace space;
   space.nspace = "mosix." + (context_.options().job_id.empty() ? std::to_string(::getpid()) : context_.options().job_id) +
                  ".spawn" + std::to_string(++mpi_spawns_);
-  space.first_rank = next_rank_;
+  space.first_rank = take_ranks(static_cast<int>(total));
   space.rank_nodes = child_nodes;
   space.parent_rank = request.parent_rank;
   for (const MpiSpawnApp& app : request.apps) space.app_sizes.push_back(app.count);
   space.flags = pmi ? kSpawnPmi : kSpawnPmix;
   space.kvs = request.kvs;
-  next_rank_ += static_cast<int>(total);
   if (mpi_rank_nodes_.size() < static_cast<size_t>(space.first_rank)) {
     mpi_rank_nodes_.resize(static_cast<size_t>(space.first_rank), 0);  // ranks of other spawns: never in a fence
   }

@@ -25,6 +25,7 @@
 #include "runtime/core/expected.h"
 #include "runtime/core/fence.h"
 #include "runtime/core/guest_groups.h"
+#include "runtime/core/node_state.h"
 #include "runtime/core/published_names.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
@@ -108,6 +109,13 @@ class HomeRouter {
   void rank_ended(int rank);
   void to_guest(int rank, const Message& message);
   void deputy_spawn(int source, const GuestSpawn& request);
+  // The spawns' common ground (home_guests.cpp): the nodes that are alive
+  // (only the one named `where`, if given), with id, cores and speed and no
+  // load yet, and `node_of` their transport ranks; the job's guests running
+  // on each node; `count` new ranks after every rank in use (the first).
+  std::vector<NodeLoad> live_nodes(const std::string& where, std::vector<int>& node_of) const;
+  std::map<int, int> running_guests() const;
+  int take_ranks(int count);
   // A deputy's body's start, output or end goes to its deputy (true), not to mosixrun.
   bool to_deputy(const Message& message);
   void deputies_lost_with(int node, const std::vector<RankRestart>& restarting);
