@@ -165,8 +165,10 @@ void GuestService::spawn_answered(const GuestSpawnReply& reply) {
   if (reply.status == 0 && reply.ranks.size() == 1) {
     c->rank = reply.ranks[0];
     if (c->closed) {
-      // The deputy died while it asked: its body goes too.
+      // The deputy died while it asked: its body goes too, and nothing
+      // waits for it here any more.
       if (deputy_route_) deputy_route_(GuestSignal{c->rank, SIGKILL, 0});
+      waiting_.erase(c->rank);
       return;
     }
     attached_[c->rank] = c;
@@ -182,14 +184,12 @@ void GuestService::spawn_answered(const GuestSpawnReply& reply) {
 }
 
 void GuestService::deliver(const Message& message, std::int32_t rank) {
-  if (std::holds_alternative<GuestExited>(message)) {
-    if (auto it = attached_.find(rank); it != attached_.end() && it->second->deputy) it->second->body_ended = true;
-  }
   auto it = attached_.find(rank);
   if (it == attached_.end()) {
     waiting_[rank].push_back(encode_frame(message));
     return;
   }
+  if (it->second->deputy && std::holds_alternative<GuestExited>(message)) it->second->body_ended = true;
   it->second->out.push_back(encode_frame(message));
   write(it->second);
 }
