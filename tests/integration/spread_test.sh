@@ -29,9 +29,9 @@ sh -c 'exit 2' & sh -c 'exit 5' & wait -n; a=$?; wait -n; b=$?; echo "wait -n: $
 seq 1 100000 | head -3; echo "pipestatus ${PIPESTATUS[*]}"
 yes | head -c 100000 | wc -c
 printf 'abc' | od -c | head -1
-trap 'echo trapped USR1' USR1; sh -c 'kill -USR1 $PPID; sleep 0.2'; echo "after trap"
+trap 'echo trapped USR1' USR1; sh -c 'kill -USR1 $PPID'; echo "after trap"
 sh -c 'echo "ppid is the shell: $([ $PPID = '$$' ] && echo yes)"'
-sh -c 'trap "echo child got HUP; exit 9" HUP; kill -HUP $$; sleep 1'; echo "trapped in the child: $?"
+sh -c 'trap "echo child got HUP; exit 9" HUP; kill -HUP $$; exit 1'; echo "trapped in the child: $?"
 sleep 1000 & s=$!; kill -STOP $s; kill -CONT $s; kill -INT $s; kill $s; wait $s; echo "INT ignored, TERM not: $?"
 echo 'hello world' | sh -c 'read a b; echo "$b $a"'
 cat /dev/null | wc -l
