@@ -2,17 +2,23 @@
 // memory, and against a pipe copy between two processes measured in the same
 // run.
 //
-// For each size (--sizes, MiB, default 64,256,512,1024,2048) and run (--runs,
-// default 3): SIZE bytes are copied through a pipe from one process to
-// another; then `mosixrun --vcluster 3 --map-by node --migrate off -np 1
-// mem_hold SIZE DONE` starts a guest that writes SIZE MiB of incompressible
-// memory and waits; it is moved with `mosixctl migrate 0 vnode1 --json` and
-// back to the node it started on (vnode0); then it checks every byte of its
-// memory and must exit 0. Printed per size and direction, medians over the
-// runs: the image size, the time the guest was stopped (stopped_ms: from the
-// stop request at the source until the target has restored it), the total
-// time (total_ms: at the home node, from the order to the answer), the image's
-// MB/s over each and their ratio to the pipe copy (best of 3 in each run). A
+// For each size (--sizes, MiB, default 64,256,512), dirtying rate (--dirty,
+// MB/s, default 0,100) and run (--runs, default 3): SIZE bytes are copied
+// through a pipe from one process to another; then `mosixrun --vcluster 3
+// --map-by node --migrate off -np 1 mem_hold SIZE DONE SECONDS DIRTY` starts
+// a guest that writes SIZE MiB of incompressible memory, keeps rewriting it
+// at DIRTY MB/s (0: idle) and waits; it is moved with `mosixctl migrate 0
+// vnode1 --json` and back to the node it started on (vnode0); then it checks
+// every byte of its memory and must exit 0. Printed per size, rate and
+// direction, medians over the runs: the final image's size and all the bytes
+// sent (pre-copy rounds and image) over the guest's memory, the time the
+// guest was stopped (stopped_ms: from the stop at the source until the
+// target has restored it; with pre-copy the rounds before run with the
+// guest), the total time (total_ms: at the home node, from the order to the
+// answer), the stopped time per GiB of memory, the guest's own progress
+// (pages rewritten a second, from its tick lines) during the move over its
+// rate before the first move, and the memory's MB/s over the stopped time
+// against the pipe copy (best of 3 in each run). A
 // size that needs more than the memory available (6x the size: guest, image
 // in /dev/shm, frames, image at the target, restored guest) is skipped with a
 // message.
@@ -167,9 +173,48 @@ Command run_command(const std::vector<std::string>& argv, const std::string& ste
 
 struct Move {
   std::string from, to;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0, sent = 0;  // the final image; every byte sent
   double stopped_s = 0, total_s = 0, ctl_s = 0;
+  Clock::time_point began, ended;  // of mosixctl migrate
+  double progress = -1;            // the guest's rate during the move over undisturbed; -1: not measured
 };
+
+// The guest's "mem_hold tick NS PAGES" lines: its progress in time.
+struct Tick {
+  std::int64_t ns;
+  std::uint64_t pages;
+};
+
+std::vector<Tick> read_ticks(const std::string& text) {
+  std::vector<Tick> ticks;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    long long ns = 0;
+    unsigned long long pages = 0;
+    if (std::sscanf(line.c_str(), "mem_hold tick %lld %llu", &ns, &pages) == 2) ticks.push_back({ns, pages});
+  }
+  return ticks;
+}
+
+std::int64_t mono_ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// Pages a second over [from, to]: from the last tick at or before `from` to
+// the first at or after `to` (outer: a move, with the stop inside), or from
+// the first tick after `from` to the last before `to` (inner); -1 without
+// two such ticks.
+double tick_rate(const std::vector<Tick>& ticks, std::int64_t from, std::int64_t to, bool outer) {
+  const Tick* a = nullptr;
+  const Tick* b = nullptr;
+  for (const Tick& k : ticks) {
+    if (outer ? k.ns <= from : k.ns >= from && a == nullptr) a = &k;
+    if (outer ? k.ns >= to && b == nullptr : k.ns <= to) b = &k;
+  }
+  if (a == nullptr || b == nullptr || b->ns <= a->ns) return -1;
+  return static_cast<double>(b->pages - a->pages) / (static_cast<double>(b->ns - a->ns) / 1e9);
+}
 
 struct Run {
   double pipe = 0;  // MB/s
@@ -178,16 +223,18 @@ struct Run {
 };
 
 struct Options {
-  std::vector<std::uint64_t> sizes{64, 256, 512, 1024, 2048};
+  std::vector<std::uint64_t> sizes{64, 256, 512};
+  std::vector<std::uint64_t> dirty{0, 100};
   int runs = 3;
   double timeout_s = 120;
   std::string bin;
   bool keep = false;
 };
 
-Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& work) {
+Run run_once(const Options& o, std::uint64_t mib, std::uint64_t dirty, int run, const std::string& work) {
   Run r;
-  std::string tag = std::to_string(mib) + " MiB, run " + std::to_string(run + 1) + "/" + std::to_string(o.runs);
+  std::string tag = std::to_string(mib) + " MiB, " + std::to_string(dirty) + " MB/s, run " + std::to_string(run + 1) +
+                    "/" + std::to_string(o.runs);
   const char* t = tag.c_str();
   std::uint64_t bytes = mib << 20;
 
@@ -198,15 +245,17 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
   }
   progress("[%s] pipe copy between two processes: %.0f MB/s (best of 3)", t, r.pipe);
 
-  std::string stem = work + "/" + std::to_string(mib) + "." + std::to_string(run + 1);
+  std::string stem = work + "/" + std::to_string(mib) + "." + std::to_string(dirty) + "." + std::to_string(run + 1);
   std::string done = stem + ".done", out_path = stem + ".mosixrun.out", err_path = stem + ".mosixrun.err";
   std::string job_seconds = std::to_string(static_cast<long>(6 * o.timeout_s));
   std::vector<std::string> argv = {o.bin + "/mosixrun", "--vcluster", std::to_string(kVnodes), "--map-by", "node",
                                    "--migrate", "off", "--timeout", job_seconds, "-np", "1",
-                                   o.bin + "/mem_hold", std::to_string(mib), done, job_seconds};
+                                   o.bin + "/mem_hold", std::to_string(mib), done, job_seconds,
+                                   std::to_string(dirty)};
   int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  progress("[%s] starting mosixrun --vcluster %d -np 1 mem_hold %llu", t, kVnodes, static_cast<unsigned long long>(mib));
+  progress("[%s] starting mosixrun --vcluster %d -np 1 mem_hold %llu (dirtying %llu MB/s)", t, kVnodes,
+           static_cast<unsigned long long>(mib), static_cast<unsigned long long>(dirty));
   auto t0 = Clock::now();
   auto job = TimedChild::start(argv, out, err);
   ::close(out);
@@ -260,18 +309,27 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
   progress("[%s] guest ready on %s after %.1f s (job %s, %zu processes)", t, start_node.c_str(), since(t0), id.c_str(),
            seen.size());
   std::string away = start_node == "vnode1" ? "vnode0" : "vnode1";
+  // A writing guest's undisturbed rate needs a second of its ticks first.
+  Clock::time_point undisturbed_from = Clock::now();
+  while (dirty > 0 && since(undisturbed_from) < 1.0 && !g_interrupted) {
+    job_status = job->wait_until(after(0.05));
+    if (job_status) return finish("mosixrun ended (" + mosix::bench::describe_status(job_status) + ") before the moves");
+  }
+  Clock::time_point undisturbed_to = Clock::now();
 
   for (const std::string& to : {away, start_node}) {
     if (g_interrupted) return finish("interrupted");
+    Move m;
+    m.began = Clock::now();
     Command c = run_command({o.bin + "/mosixctl", "migrate", "0", to, "--job", id, "--json"}, stem + ".migrate-" + to,
                     o.timeout_s);
+    m.ended = Clock::now();
     record_descendants(job->pid(), seen);
     std::string what = "mosixctl migrate 0 " + to;
     if (g_interrupted) return finish("interrupted during " + what);
     if (!c.status) return finish(what + ": no answer after " + fmt("%.0f s", o.timeout_s) + " (killed)");
     if (c.out.find('{') == std::string::npos)
       return finish(what + " failed (" + mosix::bench::describe_status(c.status) + "): " + c.err);
-    Move m;
     try {
       auto j = nlohmann::json::parse(c.out);
       if (!j.value("ok", false))
@@ -279,6 +337,7 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
       m.from = j.at("from").get<std::string>();
       m.to = j.at("to").get<std::string>();
       m.bytes = j.at("bytes").get<std::uint64_t>();
+      m.sent = m.bytes + j.value("precopy_bytes", std::uint64_t{0});
       m.stopped_s = j.at("stopped_ms").get<double>() / 1e3;
       m.total_s = j.at("total_ms").get<double>() / 1e3;
     } catch (const std::exception& e) {
@@ -286,12 +345,14 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
                     ": " + c.out + c.err);
     }
     m.ctl_s = c.seconds;
-    progress("[%s] %s -> %s: image %.1f MiB, stopped %.3f s, total %.3f s (mosixctl %.3f s), %.0f MB/s",
-             t, m.from.c_str(), m.to.c_str(), m.bytes / 1048576.0, m.stopped_s, m.total_s, m.ctl_s,
-             m.bytes / m.stopped_s / 1e6);
+    progress("[%s] %s -> %s: image %.1f MiB, sent %.1f MiB, stopped %.3f s, total %.3f s (mosixctl %.3f s)", t,
+             m.from.c_str(), m.to.c_str(), m.bytes / 1048576.0, m.sent / 1048576.0, m.stopped_s, m.total_s, m.ctl_s);
     r.moves.push_back(m);
   }
 
+  // The last move's progress needs ticks after it.
+  for (auto moved = Clock::now(); dirty > 0 && since(moved) < 0.3 && !g_interrupted && !job_status;)
+    job_status = job->wait_until(after(0.05));
   if (int fd = ::open(done.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600); fd >= 0) ::close(fd);
   auto t1 = Clock::now();
   deadline = after(o.timeout_s);
@@ -299,6 +360,15 @@ Run run_once(const Options& o, std::uint64_t mib, int run, const std::string& wo
     job_status = job->wait_until(std::min(deadline, after(0.2)));
   if (!job_status) return finish(g_interrupted ? "interrupted" : "mosixrun did not end after the guest was told to");
   std::string said = read_text(out_path);
+  if (dirty > 0) {
+    std::vector<Tick> ticks = read_ticks(said);
+    double undisturbed = tick_rate(ticks, mono_ns(undisturbed_from), mono_ns(undisturbed_to), false);
+    for (Move& m : r.moves) {
+      double during = tick_rate(ticks, mono_ns(m.began), mono_ns(m.ended), true);
+      if (undisturbed > 0 && during >= 0) m.progress = during / undisturbed;
+      progress("[%s] %s -> %s: %.0f pages/s during the move, %.0f before", t, m.from.c_str(), m.to.c_str(), during, undisturbed);
+    }
+  }
   std::string expected = "RESULT mem_hold " + std::to_string(mib) + " OK";
   if (!mosix::bench::succeeded(job_status) || said.find(expected) == std::string::npos)
     return finish("the guest or its job failed after the moves (mosixrun " + mosix::bench::describe_status(job_status) +
@@ -325,11 +395,13 @@ double median(std::vector<double> v) {
 // (help shown, or a usage error reported).
 std::optional<int> parse(int argc, char** argv, Options& o) {
   if (auto dir = mosix::sys::program_dir()) o.bin = *dir;
-  CLI::App app{"Migration of 64 MiB..2 GiB guests: stopped and total time against a pipe copy",
+  CLI::App app{"Migration of 64 MiB..2 GiB guests, idle or rewriting memory: stopped and total time, bytes sent, the guest's progress",
                "bench_migrate"};
   app.add_option("--sizes", o.sizes, "Guest sizes in MiB, e.g. 64,256,1024")
       ->delimiter(',')
       ->check(mosix::bench::positive());
+  app.add_option("--dirty", o.dirty, "MB/s of pages the guest rewrites during the moves, e.g. 0,100 (0: idle)")
+      ->delimiter(',');
   app.add_option("--runs", o.runs, "Runs of each size")->check(mosix::bench::positive());
   app.add_option("--timeout", o.timeout_s, "Seconds one run may take before it is given up")
       ->check(mosix::bench::positive());
@@ -359,11 +431,12 @@ int main(int argc, char** argv) {
   if (::mkdtemp(buf.data()) == nullptr) usage("cannot create a work directory " + pattern);
   std::string work = buf.data();
 
-  std::printf("mosixrun --vcluster %d --migrate off -np 1 mem_hold SIZE (SIZE MiB of incompressible memory), moved "
-              "with mosixctl migrate to another node and back; median of %d run(s); MB = 10^6 bytes\n",
+  std::printf("mosixrun --vcluster %d --migrate off -np 1 mem_hold SIZE (SIZE MiB of incompressible memory, rewritten "
+              "at DIRTY MB/s), moved with mosixctl migrate to another node and back; median of %d run(s); MB = 10^6 "
+              "bytes\n",
               kVnodes, o.runs);
-  std::printf("%6s %-16s %9s %9s %9s %9s %7s %9s %7s %9s\n", "MiB", "move", "image MiB", "stopped", "total",
-              "MB/s stop", "x pipe", "MB/s tot", "x pipe", "pipe MB/s");
+  std::printf("%6s %5s %-16s %9s %9s %6s %9s %9s %9s %8s %7s %9s\n", "MiB", "dirty", "move", "image MiB", "sent MiB",
+              "x mem", "stopped", "total", "ms/GiB st", "progress", "x pipe", "pipe MB/s");
   std::fflush(stdout);
   bool failed = false;
   for (std::uint64_t mib : o.sizes) {
@@ -372,55 +445,66 @@ int main(int argc, char** argv) {
     auto avail = mem_available();
     if (avail && static_cast<double>(*avail) < need) {
       std::string why = "skipping " + std::to_string(mib) + " MiB: a migration needs about " +
-                        fmt("%.1f GiB", need / (1 << 30)) + " of memory (guest, image in /dev/shm, frames, image at "
+                        fmt("%.1f GiB", need / (1 << 30)) + " of memory (guest, image in memory, frames, image at "
                         "the target, restored guest), MemAvailable is " + fmt("%.1f GiB", *avail / double(1 << 30));
       progress("%s", why.c_str());
       std::printf("%6llu %s\n", static_cast<unsigned long long>(mib), why.c_str());
       std::fflush(stdout);
       continue;
     }
-    std::vector<double> pipes;
-    std::map<std::string, std::vector<Move>> by_direction;
-    std::vector<std::string> order;
-    for (int run = 0; run < o.runs && !g_interrupted; ++run) {
-      Run r = run_once(o, mib, run, work);
-      if (r.pipe > 0) pipes.push_back(r.pipe);
-      for (const Move& m : r.moves) {
-        std::string key = m.from + "->" + m.to;
-        if (!by_direction.count(key)) order.push_back(key);
-        by_direction[key].push_back(m);
+    for (std::uint64_t dirty : o.dirty) {
+      std::vector<double> pipes;
+      std::map<std::string, std::vector<Move>> by_direction;
+      std::vector<std::string> order;
+      for (int run = 0; run < o.runs && !g_interrupted; ++run) {
+        Run r = run_once(o, mib, dirty, run, work);
+        if (r.pipe > 0) pipes.push_back(r.pipe);
+        for (const Move& m : r.moves) {
+          std::string key = m.from + "->" + m.to;
+          if (!by_direction.count(key)) order.push_back(key);
+          by_direction[key].push_back(m);
+        }
+        if (!r.error.empty()) {
+          failed = true;
+          progress("[%llu MiB, %llu MB/s, run %d/%d] FAILED: %s", static_cast<unsigned long long>(mib),
+                   static_cast<unsigned long long>(dirty), run + 1, o.runs, r.error.c_str());
+          std::printf("%6llu %5llu run %d FAILED: %s\n", static_cast<unsigned long long>(mib),
+                      static_cast<unsigned long long>(dirty), run + 1, r.error.c_str());
+        }
       }
-      if (!r.error.empty()) {
-        failed = true;
-        progress("[%llu MiB, run %d/%d] FAILED: %s", static_cast<unsigned long long>(mib), run + 1, o.runs,
-                 r.error.c_str());
-        std::printf("%6llu run %d FAILED: %s\n", static_cast<unsigned long long>(mib), run + 1, r.error.c_str());
+      double pipe = median(pipes);
+      double mem = static_cast<double>(mib << 20);
+      for (const std::string& key : order) {
+        const auto& moves = by_direction[key];
+        std::vector<double> image, sent, stopped, total, prog;
+        for (const Move& m : moves) {
+          image.push_back(static_cast<double>(m.bytes));
+          sent.push_back(static_cast<double>(m.sent));
+          stopped.push_back(m.stopped_s);
+          total.push_back(m.total_s);
+          if (m.progress >= 0) prog.push_back(m.progress);
+        }
+        double s = median(stopped), tt = median(total);
+        double rate_s = s > 0 ? mem / s / 1e6 : 0;
+        std::string p = prog.empty() ? "-" : fmt("%.2fx", median(prog));
+        std::printf("%6llu %5llu %-16s %9.1f %9.1f %5.2fx %7.3f s %7.3f s %9.0f %8s %6.3fx %9.0f%s\n",
+                    static_cast<unsigned long long>(mib), static_cast<unsigned long long>(dirty), key.c_str(),
+                    median(image) / 1048576, median(sent) / 1048576, median(sent) / mem, s, tt,
+                    s * 1e3 / (mem / (1 << 30)), p.c_str(), pipe > 0 ? rate_s / pipe : 0, pipe,
+                    moves.size() < static_cast<std::size_t>(o.runs)
+                        ? (" (" + std::to_string(moves.size()) + " of " + std::to_string(o.runs) + " runs)").c_str()
+                        : "");
       }
+      std::fflush(stdout);
     }
-    double pipe = median(pipes);
-    for (const std::string& key : order) {
-      const auto& moves = by_direction[key];
-      std::vector<double> image, stopped, total;
-      for (const Move& m : moves) {
-        image.push_back(static_cast<double>(m.bytes));
-        stopped.push_back(m.stopped_s);
-        total.push_back(m.total_s);
-      }
-      double b = median(image), s = median(stopped), tt = median(total);
-      double rate_s = s > 0 ? b / s / 1e6 : 0, rate_t = tt > 0 ? b / tt / 1e6 : 0;
-      std::printf("%6llu %-16s %9.1f %7.3f s %7.3f s %9.0f %6.3fx %9.0f %6.3fx %9.0f%s\n",
-                  static_cast<unsigned long long>(mib), key.c_str(), b / 1048576, s, tt, rate_s,
-                  pipe > 0 ? rate_s / pipe : 0, rate_t, pipe > 0 ? rate_t / pipe : 0, pipe,
-                  moves.size() < static_cast<std::size_t>(o.runs)
-                      ? (" (" + std::to_string(moves.size()) + " of " + std::to_string(o.runs) + " runs)").c_str()
-                      : "");
-    }
-    std::fflush(stdout);
   }
-  std::printf("stopped: from the stop request at the source until the target has restored the guest (checkpoint into "
-              "/dev/shm, 1 MiB frames over MPI, restore); total: at the home node, from the order to the answer.\n"
-              "x pipe: the image's MB/s over a pipe copy of SIZE bytes between two processes in the same run (best of 3 "
-              "each run, median over the runs).\n");
+  std::printf("image: the last image (with pre-copy, only what was written since the last round); sent: pre-copy "
+              "rounds and image; x mem: sent over the guest's memory.\n"
+              "stopped: from the stop at the source until the target has restored the guest; total: at the home node, "
+              "from the order to the answer; ms/GiB st: stopped time per GiB of the guest's memory.\n"
+              "progress: pages the guest rewrote a second during the move over its rate in the second before (- when "
+              "idle). x pipe: the memory's MB/s over the stopped time against a pipe copy of SIZE bytes between two "
+              "processes in the same run (best of 3 each run, median over the runs).\n");
   if (g_interrupted) {
     std::printf("interrupted\n");
     failed = true;
