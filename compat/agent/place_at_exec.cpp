@@ -12,18 +12,56 @@
 // Who asks: a process of a job that runs with placement at exec (the node
 // daemon set MOSIX_DEPUTY) and that its node daemon did not start itself (a
 // copy, or a body placed already: its parent's pid is MOSIX_DAEMON_PID).
+// It asks its node's seats page first (runtime/core/node_seats.h); only a
+// program that page does not seat execs the deputy.
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
+#include "runtime/core/node_seats.h"
 
 extern char** environ;
 
 namespace mosix::agent {
+
+namespace {
+
+// The node's own answer (runtime/core/node_seats.h): a program that may stay
+// where it starts needs neither the deputy's exec nor the home's round trip.
+// After a migration the environment still names the old node's page; the
+// answer is then only as good as a guess, as the deputy's would be.
+bool seated_here() {
+  const char* path = getenv("MOSIX_SEATS");
+  if (path == nullptr || *path != '/') return false;
+  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  struct stat st {};
+  long map = -1;
+  if (sys(SYS_fstat, fd, &st) == 0 && st.st_size >= static_cast<off_t>(sizeof(NodeSeats))) {
+    map = sys(SYS_mmap, nullptr, sizeof(NodeSeats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  sys(SYS_close, fd);
+  if (map < 0) return false;
+  auto alive = [](std::int32_t pid) {
+    const long r = sys(SYS_kill, pid, 0);
+    return r == 0 || r == -EPERM;
+  };
+  const auto pid = static_cast<std::int32_t>(sys(SYS_getpid));
+  const auto parent = static_cast<std::int32_t>(sys(SYS_getppid));
+  const SeatAnswer answer = take_seat(*reinterpret_cast<NodeSeats*>(map), pid, parent, alive);
+  sys(SYS_munmap, map, sizeof(NodeSeats));
+  return answer != SeatAnswer::kAsk;
+}
+
+}  // namespace
 
 void place_at_exec(int argc, char** argv) {
   const char* deputy = getenv("MOSIX_DEPUTY");
@@ -39,6 +77,7 @@ void place_at_exec(int argc, char** argv) {
   if (n <= 0) return;
   exe[n] = '\0';
   if (strcmp(exe, deputy) == 0) return;  // the deputy itself
+  if (seated_here()) return;
   char** args = static_cast<char**>(malloc((static_cast<size_t>(argc) + 3) * sizeof(char*)));
   if (args == nullptr) return;
   args[0] = const_cast<char*>("mosix-deputy");

@@ -134,6 +134,11 @@ void GuestTable::spawn(SpawnGuest s) {
   } else {
     unset_env(s.env, "MOSIX_DEPUTY");
   }
+  if (seats_ != nullptr) {
+    set_env(s.env, "MOSIX_SEATS", seats_->path());
+  } else {
+    unset_env(s.env, "MOSIX_SEATS");
+  }
   GuestStart start;
   start.flags = s.flags;
   start.launch.rank = s.rank;
@@ -250,6 +255,7 @@ Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
   }
   if (context_.options().on_guest_started) context_.options().on_guest_started(proc.pid);
   if (cap_) (void)cap_->add(proc.pid);  // in case the child could not join by itself
+  if (seats_ != nullptr) seats_->started(proc.pid);
   g->arrived_at = context_.now();
   LocalGuest& ref = *g;
   guests_[l.rank] = std::move(g);

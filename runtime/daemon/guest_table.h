@@ -21,6 +21,7 @@
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
 #include "runtime/daemon/guest_process.h"
+#include "runtime/daemon/node_seats_file.h"
 
 namespace mosix {
 
@@ -118,6 +119,9 @@ class GuestTable {
   // Placement at exec: the deputy program guests' children run through
   // (MOSIX_DEPUTY), or "" when children stay where they start.
   void set_deputy(std::string path) { deputy_path_ = std::move(path); }
+  // The seats page its guests' children read (MOSIX_SEATS); each guest
+  // started gets a seat.
+  void set_seats(NodeSeatsFile* seats) { seats_ = seats; }
 
   // SpawnGuest: a new copy (kSpawnRestore: one from its image). Reports
   // GuestStarted, or GuestExited with 127 (the reason in the log).
@@ -185,6 +189,7 @@ class GuestTable {
   double machine_speed_ = 1.0;
   std::string guest_socket_;
   std::string deputy_path_;
+  NodeSeatsFile* seats_ = nullptr;
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
   std::vector<int> core_users_;             // guests bound to each
   std::map<int, std::unique_ptr<LocalGuest>> guests_;

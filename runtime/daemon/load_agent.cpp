@@ -57,6 +57,7 @@ std::size_t LoadAgent::known_nodes() const { return loads_.others(context_.now()
 // (mosixctl ps, mon).
 void LoadAgent::report_load() {
   const RunQueueReading reading = probe_.read();
+  if (seats_ != nullptr) seats_->probed(reading.runnable);
   // MOSIX's two estimators: the local one rises slowly and drops at once,
   // the exported one rises at once and decays slowly, so that many nodes
   // do not all rush to the same idle node.

@@ -20,6 +20,7 @@
 #include "runtime/daemon/daemon_context.h"
 #include "runtime/daemon/guest_table.h"
 #include "runtime/daemon/migration.h"
+#include "runtime/daemon/node_seats_file.h"
 #include "runtime/daemon/run_queue_probe.h"
 
 namespace mosix {
@@ -34,6 +35,8 @@ class LoadAgent {
   void set_capacity(double speed, int cores);
   // Where the load is read (the machine's run queue until told otherwise).
   void set_probe(RunQueueProbe probe);
+  // Each probe's runnable tasks go to the seats page too.
+  void set_seats(NodeSeatsFile* seats) { seats_ = seats; }
   // Load reports, gossip and balancing from now on.
   void start();
   // Load entries from another node (its own report, or gossip).
@@ -54,6 +57,7 @@ class LoadAgent {
   LoadVector loads_;  // what this node knows of the others' load (gossip)
   NodeLoad self_load_;
   RunQueueProbe probe_ = RunQueueProbe::machine();
+  NodeSeatsFile* seats_ = nullptr;
   double cpu_use_ = 0;  // CPUs busy over the last sample interval
   double local_estimate_ = 0, exported_estimate_ = 0;
   double last_sample_at_ = 0;

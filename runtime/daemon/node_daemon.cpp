@@ -24,6 +24,7 @@
 #include "runtime/daemon/guest_table.h"
 #include "runtime/daemon/home_router.h"
 #include "runtime/daemon/load_agent.h"
+#include "runtime/daemon/node_seats_file.h"
 #include "runtime/daemon/migration.h"
 #include "runtime/daemon/pmi_server.h"
 #include "runtime/daemon/pmix_link.h"
@@ -96,6 +97,8 @@ class NodeDaemon {
   std::optional<CpuCap> cap_;  // a virtual node's CPU share
   std::unique_ptr<PmixLink> pmix_;  // once the node runs MPI copies
   std::unique_ptr<PmiServer> pmi_;  // the same, for MPICH copies
+  std::unique_ptr<NodeSeatsFile> seats_;  // children's quick "stay here" (placement at exec)
+  int cores_ = 1;                         // as told to the home
   GuestTable guests_;
   GuestService guest_service_;
   Migrations migrations_;
@@ -157,6 +160,7 @@ Status NodeDaemon::say_hello() {
   hello.node_name = context_.node_name();
   hello.memory_bytes = memory;
   load_.set_capacity(hello.speed, static_cast<int>(hello.cores));
+  cores_ = static_cast<int>(hello.cores);
   guests_.set_machine_speed(node_speed);
   context_.send(0, hello);
   return {};
@@ -402,9 +406,18 @@ int NodeDaemon::run() {
   }
   if (Status s = guest_service_.start(); s) {
     guests_.set_guest_socket(guest_service_.path());
-    if (!options_.spread.empty()) {
+    if (!options_.spread.empty() && context_.size() > 1) {
       if (auto deputy = sys::installed_program("mosix-deputy")) {
         guests_.set_deputy(*deputy);
+        // The agent's own answer for children that stay (node_seats.h);
+        // without it, every child asks the home.
+        if (auto seats = NodeSeatsFile::create(options_.spread == "always" ? 0 : cores_)) {
+          seats_ = std::move(*seats);
+          guests_.set_seats(seats_.get());
+          load_.set_seats(seats_.get());
+        } else {
+          spdlog::warn("{}: every child asks the home where to run: {}", context_.node_name(), seats.error().message);
+        }
       } else {
         spdlog::warn("{}: children stay on their parent's node: {}", context_.node_name(), deputy.error().message);
       }
