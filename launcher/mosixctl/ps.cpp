@@ -1,5 +1,6 @@
 // mosixctl ps: the guests of a running job (rank, real pid, home, node now,
-// state, CPU time), asked of the job itself over its control socket.
+// state, CPU time; for a child placed on another node, its parent's rank and
+// its command), asked of the job itself over its control socket.
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -52,8 +53,11 @@ void run_ps(const PsOptions& o) {
   for (const GuestView& g : *guests) {
     std::string state = g.state.empty() ? "?" : g.state;
     if (state == "exited") state += " " + std::to_string(g.exit_status < 0 ? 0 : g.exit_status);
-    std::printf("%5d %8d %-14s %-14s %-9s %9s\n", g.rank, static_cast<int>(g.pid), g.home.c_str(), g.node.c_str(),
+    std::printf("%5d %8d %-14s %-14s %-9s %9s", g.rank, static_cast<int>(g.pid), g.home.c_str(), g.node.c_str(),
                 state.c_str(), cpu_text(g.cpu_seconds).c_str());
+    // A child placed on another node: whose, and what it runs.
+    if (g.parent >= 0) std::printf("  child of %d: %.60s", g.parent, g.command.c_str());
+    std::printf("\n");
     if (!g.cantmove.empty()) std::printf("      cantmove: %s\n", g.cantmove.c_str());
     if (o.explain) {
       std::printf("      decision: %s\n", g.explanation.empty() ? "none yet (its node decides about once a second)"

@@ -169,6 +169,15 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
   placed_since_report_[node][0]++;
   spdlog::debug("a child of rank {} on node {} runs on node {} (load {:.2f} there, {:.2f} here) as rank {}: {}",
                 request.parent_rank, source, node, nodes[choice].load, nodes[here].load, s.rank, request.argv[0]);
+  if (mosixrun_) {  // for mosixctl ps: a body, its parent and its command
+    SpawnGuest shown;
+    shown.rank = s.rank;
+    shown.flags = s.flags;
+    shown.argv = s.argv;
+    shown.program = s.program;
+    set_env(shown.env, "MOSIX_PARENT_RANK", std::to_string(request.parent_rank));
+    mosixrun_->send(shown);
+  }
   context_.send(node, s);
   reply.ranks.push_back(s.rank);
   reply.nodes.push_back(static_cast<std::uint32_t>(node));
@@ -209,6 +218,10 @@ bool HomeRouter::to_deputy(const Message& message) {
   else if (auto* credit = std::get_if<StdinCredit>(&message)) rank = credit->rank;
   auto it = rank < 0 ? deputy_node_.end() : deputy_node_.find(rank);
   if (it == deputy_node_.end()) return false;
+  // mosixrun lists bodies (mosixctl ps) but never counts them as copies.
+  if (mosixrun_ && (std::holds_alternative<GuestStarted>(message) || std::holds_alternative<GuestExited>(message))) {
+    mosixrun_->send(message);
+  }
   if (std::holds_alternative<GuestStarted>(message)) return true;  // the deputy needs no word of it
   if (it->second == kNoDeputy) return true;                           // its deputy's node died
   if (it->second == context_.rank()) {

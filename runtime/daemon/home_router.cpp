@@ -293,9 +293,9 @@ void HomeRouter::route_result(const MigrateResult& result) {
       }
     }
   }
-  // A body's move (the balancer's) is its deputy's affair: mosixrun knows no
-  // such rank, and would wait for its end.
-  if (!deputy_node_.count(result.rank)) mosixrun_->send(result);
+  // A body's move (the balancer's) is its deputy's affair: mosixrun only
+  // lists bodies, and never waits for them.
+  mosixrun_->send(result);
 }
 
 // Output and the end of a rank that come from a node other than the one it

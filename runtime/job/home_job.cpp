@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "runtime/core/environment.h"
 #include "runtime/job/home_job_impl.h"
 #include "runtime/sys/runtime_dir.h"
 #include "runtime/sys/write_all.h"
@@ -163,6 +164,7 @@ struct Overloaded : Fs... {
 };
 
 void HomeJob::from_home(Message message) {
+  if (body_message(message)) return;
   std::visit(Overloaded{
                  [this](GuestOutput& out) { output_from_home(GuestOutputView{out.rank, out.stream, out.bytes}); },
                  [this](Hello& hello) {
@@ -229,6 +231,39 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
   }
   spec_.record.guests.push_back(GuestRecord{spawned.rank, 0, "", "starting", -1});
   record_dirty_ = true;
+}
+
+// A body's announcement, start, moves and end: shown by ps and mon, and
+// nothing else (its output and end go to its deputy).
+bool HomeJob::body_message(const Message& message) {
+  if (auto* s = std::get_if<SpawnGuest>(&message); s && (s->flags & kSpawnBody)) {
+    body_ranks_.insert(s->rank);
+    Body& b = bodies_[s->rank];
+    if (auto parent = get_env(s->env, "MOSIX_PARENT_RANK")) b.parent = std::atoi(parent->c_str());
+    for (const std::string& arg : s->argv) b.command += (b.command.empty() ? "" : " ") + arg;
+    return true;
+  }
+  int rank = -1;
+  if (auto* started = std::get_if<GuestStarted>(&message)) rank = started->rank;
+  else if (auto* exited = std::get_if<GuestExited>(&message)) rank = exited->rank;
+  else if (auto* moved = std::get_if<MigrateResult>(&message)) rank = moved->rank;
+  if (rank < 0 || !body_ranks_.count(rank)) return false;
+  auto it = bodies_.find(rank);
+  if (it == bodies_.end()) return true;  // ended already
+  Body& b = it->second;
+  if (auto* started = std::get_if<GuestStarted>(&message)) {
+    b.node = static_cast<int>(started->node);
+    b.pid = started->pid;
+  } else if (std::holds_alternative<GuestExited>(message)) {
+    bodies_.erase(it);
+  } else if (auto* moved = std::get_if<MigrateResult>(&message); moved->ok) {
+    b.node = static_cast<int>(moved->target_node);
+    b.pid = moved->pid;
+    ++b.moves;
+    b.last_migration = "balancer moved it from " + node_name(static_cast<int>(moved->source_node)) + " to " +
+                       node_name(b.node);
+  }
+  return true;
 }
 
 // Progress comes from the target straight home, the result through the

@@ -33,6 +33,20 @@ JobView HomeJob::view() const {
     g.explanation = r.decision.explanation;
     v.guests.push_back(std::move(g));
   }
+  for (const auto& [rank, b] : bodies_) {
+    GuestView g;
+    g.rank = rank;
+    g.pid = b.pid;
+    g.home = spec_.record.home_node;
+    g.node = b.node >= 0 ? node_name(b.node) : "";
+    g.cpu_seconds = b.pid > 0 ? process_cpu_seconds(b.pid) : -1;
+    g.state = b.pid == 0 ? "starting" : process_state(b.pid) == 'T' ? "stopped" : "running";
+    g.last_migration = b.last_migration;
+    g.migrations = g.balancer_migrations = b.moves;
+    g.parent = b.parent;
+    g.command = b.command;
+    v.guests.push_back(std::move(g));
+  }
   for (const auto& [id, h] : hellos_) {
     NodeView n;
     n.node = id;
@@ -46,6 +60,7 @@ JobView HomeJob::view() const {
       n.free_memory = load->second.free_memory;
     }
     for (const auto& [rank, r] : ranks_) n.guests += r.node == id && !r.ended;
+    for (const auto& [rank, b] : bodies_) n.guests += b.node == id;
     v.nodes.push_back(std::move(n));
   }
   return v;

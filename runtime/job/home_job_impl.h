@@ -64,6 +64,16 @@ class HomeJob {
     GuestDecision decision;      // its node's last rebalancing verdict
     bool spawned = false;        // started for another guest (the spawn service)
   };
+  // A guest's child placed on another node (fork and forget): listed by ps,
+  // never a copy (its deputy gives its end to its parent).
+  struct Body {
+    int parent = -1;  // the rank whose descendant started it
+    std::string command;
+    int node = -1;
+    int pid = 0;
+    int moves = 0;
+    std::string last_migration;
+  };
   struct PendingMigration {
     ControlReply reply;
     int from = -1;
@@ -77,6 +87,7 @@ class HomeJob {
   void output_from_home(const GuestOutputView& out);
   void guest_started(const GuestStarted& started);
   void guest_spawned(const SpawnGuest& spawned);
+  bool body_message(const Message& message);
   void migration_progress(const MigrateProgress& step);
   void balance_report(BalanceReport& report);
   void start_stdin_pump();
@@ -149,6 +160,8 @@ class HomeJob {
 
   // What the nodes told us.
   std::map<int, Rank> ranks_;
+  std::map<int, Body> bodies_;   // the bodies that live
+  std::set<int> body_ranks_;     // every body's rank, ended ones too
   std::map<int, std::string> node_names_;
   std::map<int, Hello> hellos_;
   std::map<int, LoadEntry> loads_;

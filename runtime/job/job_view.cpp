@@ -15,7 +15,9 @@ nlohmann::json to_json(const GuestView& g) {
           {"migrations", g.migrations},
           {"balancer_migrations", g.balancer_migrations},
           {"migration_progress", g.migration_progress},
-          {"decision", {{"verdict", g.verdict}, {"explanation", g.explanation}}}};
+          {"decision", {{"verdict", g.verdict}, {"explanation", g.explanation}}},
+          {"parent", g.parent},
+          {"command", g.command}};
 }
 
 nlohmann::json to_json(const NodeView& n) {
@@ -54,6 +56,8 @@ Expected<GuestView> guest_view_from_json(const nlohmann::json& j) {
     g.migrations = j.value("migrations", g.migrations);
     g.balancer_migrations = j.value("balancer_migrations", g.balancer_migrations);
     g.migration_progress = j.value("migration_progress", g.migration_progress);
+    g.parent = j.value("parent", g.parent);
+    g.command = j.value("command", g.command);
     if (j.contains("decision") && j["decision"].is_object()) {
       g.verdict = j["decision"].value("verdict", g.verdict);
       g.explanation = j["decision"].value("explanation", g.explanation);

@@ -31,6 +31,8 @@ struct GuestView {
   std::string migration_progress; // while it moves: how far
   std::string verdict;            // its node's last rebalancing verdict
   std::string explanation;        // ... and why
+  int parent = -1;                // a child placed on another node (fork and forget): its parent's rank
+  std::string command;            // ... and what it runs
 };
 
 struct NodeView {

@@ -7,6 +7,7 @@
 #     with every child sent away (--spread always) and by load;
 #   - the children really ran on the other nodes;
 #   - SIGKILL of a deputy takes its body with it;
+#   - mosixctl ps lists a child placed away, with its parent and command;
 #   - the render farm (examples/render-farm): frames pixel-identical to a
 #     local render, rendered on every node;
 #   - the compile farm (examples/compile-farm): make -j$(nproc) of 60 units,
@@ -69,6 +70,28 @@ if wait_for "! pgrep -f '^sleep $marker' > /dev/null"; then
 else
   fail "the body outlived its deputy"; pkill -f "^sleep $marker" || true
 fi
+
+# mosixctl ps lists a child placed on another node: its node, its parent's
+# rank and its command; mosixctl nodes counts it on its node.
+marker="2000.$$"
+"$BIN/mosixrun" --vcluster 3 --spread always -np 1 sh -c "sleep $marker & wait" < /dev/null > "$TMP/ps.out" 2>&1 &
+job=$!
+bodies() { "$BIN/mosixctl" ps --job "$job" --json 2>/dev/null | jq -c '[.guests[] | select(.parent == 0)]'; }
+if wait_for "bodies | grep -q '\"state\":\"running\"'"; then
+  check_eq "ps: the child's command and state" '[{"command":"sleep '"$marker"'","state":"running"}]' \
+    "$(bodies | jq -c '[.[] | {command, state}]')"
+  node=$(bodies | jq -r '.[0].node')
+  if [[ $node == vnode1 || $node == vnode2 ]]; then pass "ps: the child runs away from home ($node)"; else fail "ps: the child is on '$node'"; fi
+  check_eq "ps: the child's pid is its body's" "$(pgrep -f "^sleep $marker")" "$(bodies | jq -r '.[0].pid')"
+  check_contains "ps (text): whose child, and what it runs" "child of 0: sleep $marker" "$("$BIN/mosixctl" ps --job "$job")"
+  check_eq "nodes: the child counts on its node" 1 \
+    "$("$BIN/mosixctl" ps --job "$job" --json | jq --arg n "$node" '.nodes[] | select(.name == $n) | .guests')"
+else
+  fail "ps never listed the child: $("$BIN/mosixctl" ps --job "$job" 2>&1)"
+fi
+kill -TERM "$job"
+wait "$job" || true
+pkill -f "^sleep $marker" || true
 
 # The render farm: every frame as a local render's (but its date line), on every node.
 if command -v povray > /dev/null && [ -r /usr/share/povray-3.7/scenes/animations/clockd/clockd.pov ]; then
