@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <termios.h>
 #include <netdb.h>
 #include <unistd.h>
 
@@ -33,6 +35,24 @@
 extern char** environ;
 
 namespace {
+
+// --pty: rank 0's own terminal gets every key (Ctrl-C, Ctrl-Z, ^D included),
+// so ours passes them through untouched until mosixrun exits; it keeps its
+// output processing, so that mosixrun's own messages still start a line.
+// Rank 0's terminal starts at our terminal's size (MOSIX_PTY_SIZE).
+termios g_saved_terminal{};
+void restore_terminal() { ::tcsetattr(0, TCSADRAIN, &g_saved_terminal); }
+void pass_keys_through() {
+  if (!::isatty(0) || ::tcgetattr(0, &g_saved_terminal) != 0) return;
+  winsize size{};
+  if (::ioctl(0, TIOCGWINSZ, &size) == 0 && size.ws_row > 0 && size.ws_col > 0) {
+    ::setenv("MOSIX_PTY_SIZE", (std::to_string(size.ws_row) + "x" + std::to_string(size.ws_col)).c_str(), 1);
+  }
+  termios raw = g_saved_terminal;
+  ::cfmakeraw(&raw);
+  raw.c_oflag = g_saved_terminal.c_oflag;
+  if (::tcsetattr(0, TCSADRAIN, &raw) == 0) std::atexit(restore_terminal);
+}
 
 constexpr int kUsageError = 2;
 
@@ -209,6 +229,7 @@ int main(int argc, char** argv) {
   }
   const RunOptions& o = parsed->options;
   setup_logging(o.verbose);
+  if (o.pty) pass_keys_through();
 
   bool in_slurm = false;
   std::optional<Topology> topology;

@@ -35,7 +35,7 @@ constexpr std::array kLongOptions = {
     OptionSpec{"map-by", true},       OptionSpec{"ckpt-interval", true},
     OptionSpec{"ckpt-dir", true},     OptionSpec{"migrate", true},
     OptionSpec{"pin", true},          OptionSpec{"mpi", true},
-    OptionSpec{"no-agent", false},    OptionSpec{"no-smp", false},
+    OptionSpec{"no-agent", false},    OptionSpec{"no-smp", false},    OptionSpec{"pty", false},
     OptionSpec{"spread", true},
 };
 
@@ -170,6 +170,9 @@ Expected<ParsedCommand> parse_mosixrun_args(const std::vector<std::string>& args
                  "has no free core; always: on the least loaded other node (to watch or test deputies); off: they "
                  "stay on their parent's node")
       ->check(CLI::IsMember({"load", "always", "off"}));
+  app.add_flag("--pty", o.pty,
+               "Give rank 0 a terminal of its own, as srun --pty and ssh -t do: an interactive shell under "
+               "mosixrun gets job control (Ctrl-Z, fg, bg); keys go to the program, not to mosixrun");
   app.add_flag("--no-smp", o.no_smp,
                "Show the copies this node's CPUs and memory (nproc, /proc/cpuinfo, ...), not the cluster's");
   app.add_option("--map-by", map_by, "Placement: load (default), node or slot (mpirun's)");

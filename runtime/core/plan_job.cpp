@@ -83,7 +83,7 @@ SpawnGuest copy_spawn(const RunOptions& o, const PlanInputs& in, const std::vect
   set_env(g.env, "OMPI_COMM_WORLD_NODE_RANK", r);
   set_env(g.env, "MOSIX_HOME_NODE", in.this_node);
   set_env(g.env, "MOSIX_NODE", in.this_node);
-  g.flags = rank == 0 ? kSpawnStdin : 0;
+  g.flags = rank == 0 ? kSpawnStdin | (o.pty ? kSpawnPty : 0) : 0;
   if (std::binary_search(o.pin.begin(), o.pin.end(), rank)) g.flags |= kSpawnPinned;
   if (o.bind_to == BindTo::kCore) g.flags |= kSpawnBindCore;
   // mpirun binds to a core when a job has 2 copies or fewer (to a package

@@ -140,6 +140,12 @@ inline constexpr std::uint32_t kSpawnPmi = 1u << 6;
 // stdin is its own pipe (kSpawnStdin) or /dev/null, never the job's, and its
 // start, output and end go to its deputy, not mosixrun.
 inline constexpr std::uint32_t kSpawnBody = 1u << 7;
+// Its stdin, stdout and stderr are a terminal of its own (a pseudo-terminal
+// its node daemon holds the other side of, --pty): an interactive shell has
+// job control. Its size is MOSIX_PTY_SIZE=ROWSxCOLS of its environment.
+inline constexpr std::uint32_t kSpawnPty = 1u << 8;
+// Why such a guest never moves: the terminal cannot follow it.
+inline constexpr const char* kPtyCantMove = "its terminal (--pty) stays on its node";
 // Either kind of MPI copy.
 inline constexpr std::uint32_t kSpawnMpi = kSpawnPmix | kSpawnPmi;
 

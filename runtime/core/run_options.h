@@ -49,6 +49,7 @@ struct RunOptions {
   std::string ckpt_dir;              // where they go (default under $XDG_STATE_HOME/mosix)
   bool no_agent = false;             // --no-agent: copies start without libmosix.so (cannot be checkpointed)
   std::string spread = "load";       // --spread: load | always | off, placement of the copies' children at exec
+  bool pty = false;                  // --pty: rank 0 gets a terminal of its own (job control)
   bool no_smp = false;               // --no-smp: copies see this node's CPUs and memory, not the cluster's
   std::string migrate = "on";        // --migrate=off: the node daemons never move guests on their own
   std::vector<int> pin;              // --pin RANKS: these copies never move (sorted, unique)

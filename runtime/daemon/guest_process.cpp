@@ -9,8 +9,10 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "runtime/ckpt/request_protocol.h"
@@ -71,7 +73,10 @@ MOSIX_CHILD_CODE int exec_child(void* arg) {
   // rank: where the kernel groups tasks by session for scheduling
   // (autogroup), each rank then competes as Hydra's do, not all of them
   // together as one session's share. Its process group is its pid either way.
-  if (l.new_session ? ::setsid() < 0 : ::setpgid(0, 0) != 0) child_fail(c.report_fd, 1);
+  // A guest with a terminal of its own (--pty) leads the terminal's session,
+  // as a login shell does, so that it has job control.
+  if (l.new_session || l.pty ? ::setsid() < 0 : ::setpgid(0, 0) != 0) child_fail(c.report_fd, 1);
+  if (l.pty && ::ioctl(c.in_fd, TIOCSCTTY, 0) != 0) child_fail(c.report_fd, 3);
   // The kernel kills the guest if the daemon that started it dies, even by
   // SIGKILL; the orphan watcher covers the guest's own children.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(c.report_fd, 2);
@@ -124,6 +129,32 @@ MOSIX_CHILD_CODE int exec_child(void* arg) {
   child_fail(c.report_fd, 6);
 }
 
+// A new pseudo-terminal of `l`'s size: its master and its slave, both
+// close-on-exec (the child dups the slave onto 0, 1 and 2).
+Status open_pty(const GuestLaunch& l, int& master, int& slave) {
+  auto fail = [&](const char* step) {
+    const int e = errno;
+    close_fd(master);
+    close_fd(slave);
+    return make_error("cannot give rank " + std::to_string(l.rank) + " a terminal: " + step + ": " + std::strerror(e));
+  };
+  master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return fail("posix_openpt");
+  char name[128];
+  if (::grantpt(master) != 0 || ::unlockpt(master) != 0 || ::ptsname_r(master, name, sizeof name) != 0) {
+    return fail("ptsname");
+  }
+  slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) return fail(name);
+  if (l.pty_rows > 0 && l.pty_cols > 0) {
+    struct winsize size {};
+    size.ws_row = l.pty_rows;
+    size.ws_col = l.pty_cols;
+    ::ioctl(master, TIOCSWINSZ, &size);
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<std::string> resolve_program(const std::string& program, const std::string& path_env,
@@ -163,13 +194,31 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
       close_fd(p[1]);
     }
   };
-  bool own_stdin = l.stdin_fd < 0;
+  bool own_stdin = l.stdin_fd < 0 && !l.pty;
   if ((own_stdin && ::pipe2(in, O_CLOEXEC) != 0) || ::pipe2(out, O_CLOEXEC) != 0 ||
       ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) {
     int e = errno;
     cleanup();
     return make_error(std::string("cannot make pipes for rank ") + std::to_string(l.rank) + ": " +
                       std::strerror(e));
+  }
+  if (l.pty) {
+    // The terminal: out[0] its master (ours, read and written), in[0] its
+    // slave (the child's 0, 1 and 2). Its stderr pipe is left at its end.
+    close_fd(out[0]);
+    close_fd(out[1]);
+    if (Status s = open_pty(l, out[0], in[0]); !s) {
+      cleanup();
+      return s.error();
+    }
+    out[1] = ::dup(in[0]);
+    close_fd(err[1]);
+    err[1] = ::fcntl(in[0], F_DUPFD_CLOEXEC, 0);
+    if (out[1] < 0 || err[1] < 0) {
+      cleanup();
+      return make_error("cannot start rank " + std::to_string(l.rank) + ": dup: " + std::strerror(errno));
+    }
+    ::fcntl(out[1], F_SETFD, FD_CLOEXEC);
   }
   // argv and envp are built before the clone: the child must not allocate.
   std::vector<char*> argv, envp;
@@ -194,8 +243,8 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
     cleanup();
     return make_error(std::string("cannot start rank ") + std::to_string(l.rank) + ": mmap: " + std::strerror(e));
   }
-  ChildStart child{&l, own_stdin ? in[0] : l.stdin_fd, out[1], err[1], report[1], ::getpid(), argv.data(), envp.data(),
-                   with_agent};
+  ChildStart child{&l, own_stdin || l.pty ? in[0] : l.stdin_fd, out[1], err[1], report[1], ::getpid(), argv.data(),
+                   envp.data(), with_agent};
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -234,6 +283,7 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
   g.rank = l.rank;
   g.pid = pid;
   g.stdin_fd = own_stdin ? in[1] : -1;
+  if (l.pty) g.stdin_fd = ::fcntl(out[0], F_DUPFD_CLOEXEC, 0);  // what is typed goes to the master
   g.stdout_fd = out[0];
   g.stderr_fd = err[0];
   return g;

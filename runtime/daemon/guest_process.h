@@ -21,6 +21,9 @@ struct GuestLaunch {
   std::string cgroup_procs;        // cgroup.procs file to join before exec (CPU cap), or empty
   int pass_fd = -1;                 // a close-on-exec descriptor the program inherits (PMI_FD)
   bool new_session = false;         // its own session too, not only its own process group
+  bool pty = false;                 // a pseudo-terminal for stdin, stdout and stderr, its controlling
+                                    // terminal in a session of its own (stdin_fd is not used)
+  unsigned short pty_rows = 0, pty_cols = 0;  // its size (0: the kernel's default)
   bool close_inherited_fds = false; // close every fd above 2 (a guest to be checkpointed must
                                     // not hold a pipe of whoever started mosixrun)
 };
@@ -29,7 +32,7 @@ struct GuestProcess {
   int rank = 0;
   pid_t pid = -1;     // also its process group id
   int stdin_fd = -1;  // our write end, or -1 when the child got a given fd
-  int stdout_fd = -1; // our read ends, close-on-exec
+  int stdout_fd = -1; // our read ends, close-on-exec (a pty: its master, and stderr at its end at once)
   int stderr_fd = -1;
 };
 

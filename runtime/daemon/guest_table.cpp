@@ -1,6 +1,7 @@
 #include "runtime/daemon/guest_table.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <boost/asio/buffer.hpp>
 #include <cerrno>
 #include <cstdlib>
@@ -222,6 +223,17 @@ Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
   const NodeDaemonOptions& options = context_.options();
   l.stdin_fd = (start.flags & kSpawnStdin) ? (new_copy ? options.guest_stdin_fd : -1) : null_fd;
   if (cap_) l.cgroup_procs = cap_->path() + "/cgroup.procs";
+  if (start.flags & kSpawnPty) {
+    l.pty = true;
+    if (auto size = get_env(l.env, "MOSIX_PTY_SIZE")) {
+      unsigned rows = 0, cols = 0;
+      if (std::sscanf(size->c_str(), "%ux%u", &rows, &cols) == 2 && rows < 65536 && cols < 65536) {
+        l.pty_rows = static_cast<unsigned short>(rows);
+        l.pty_cols = static_cast<unsigned short>(cols);
+      }
+    }
+  }
+  unset_env(l.env, "MOSIX_PTY_SIZE");  // mosixrun's word to us, not the program's
   keep_fds_from_guests();
   if (new_copy) {
     for (int fd : options.inherited_fds) ::fcntl(fd, F_SETFD, 0);

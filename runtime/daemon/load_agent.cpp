@@ -161,7 +161,7 @@ void LoadAgent::balance() {
       gs.image_bytes = gs.memory_bytes = pages * 4096;
       gs.arrived_at = g->arrived_at;
       gs.runnable = runnable_threads(g->proc.pid) > 0;
-      gs.pinned = (g->flags & kSpawnPinned) != 0;
+      gs.pinned = (g->flags & (kSpawnPinned | kSpawnPty)) != 0;  // a terminal cannot follow it
       gs.cant_move = (g->flags & kSpawnMpi) ? std::string(kMpiCantMove) : g->cant_move;
       st.guests.push_back(gs);
     }

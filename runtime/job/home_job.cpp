@@ -513,7 +513,10 @@ Expected<int> HomeJob::run() {
   for (const SpawnGuest& g : spec_.guests) {
     if (Status s = relay_.open_files(g.rank); !s) return s.error();
     ranks_[g.rank].end.rank = g.rank;
-    if (g.flags & kSpawnPinned) {
+    if (g.flags & kSpawnPty) {
+      ranks_[g.rank].pinned = true;
+      ranks_[g.rank].cantmove = kPtyCantMove;
+    } else if (g.flags & kSpawnPinned) {
       ranks_[g.rank].pinned = true;
       ranks_[g.rank].cantmove = "pinned (--pin)";
     } else if (g.flags & kSpawnMpi) {

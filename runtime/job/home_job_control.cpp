@@ -101,6 +101,7 @@ void HomeJob::migrate(const nlohmann::json& request, ControlReply reply) {
     return refuse("rank " + std::to_string(rank) + " cannot move: " + kMpiCantMove +
                   " (an MPI rank stays where it started; other copies of a job still move)");
   }
+  if (r.pinned && r.cantmove == kPtyCantMove) return refuse("rank " + std::to_string(rank) + " cannot move: " + kPtyCantMove);
   if (r.pinned) return refuse("rank " + std::to_string(rank) + " is pinned (mosixrun --pin): it never moves");
   int target = -1;
   if (to == "home") {

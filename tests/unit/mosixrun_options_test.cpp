@@ -31,7 +31,7 @@ TEST(MosixrunOptions, EverySpellingOfTheCopyCount) {
 TEST(MosixrunOptions, FlagsAndValues) {
   auto p = parse({"--tag-output", "--oversubscribe", "--bind-to", "core", "--timeout", "2.5",
                   "--output-filename", "out", "-x", "A", "-x", "B=1=2", "--keep-going", "-v",
-                  "-v", "prog"});
+                  "-v", "--pty", "prog"});
   ASSERT_TRUE(p.ok()) << p.error().message;
   const RunOptions& o = p->options;
   EXPECT_TRUE(o.tag_output);
@@ -46,6 +46,7 @@ TEST(MosixrunOptions, FlagsAndValues) {
   EXPECT_EQ(o.env[1].value, "1=2");
   EXPECT_TRUE(o.keep_going);
   EXPECT_EQ(o.verbose, 2);
+  EXPECT_TRUE(o.pty);
 }
 
 TEST(MosixrunOptions, DoubleDashEndsOptions) {

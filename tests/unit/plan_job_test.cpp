@@ -145,6 +145,18 @@ TEST(PlanJob, EachCopyHasMpirunsRankVariablesAndFlags) {
   }
 }
 
+TEST(PlanJob, PtyGoesToTheCopyThatReadsStdin) {
+  RunOptions o = run(3);
+  o.pty = true;
+  auto p = plan_job(o, here());
+  ASSERT_TRUE(p);
+  for (const SpawnGuest& g : p->guests) EXPECT_EQ((g.flags & kSpawnPty) != 0, g.rank == 0) << g.rank;
+  o.pty = false;
+  p = plan_job(o, here());
+  ASSERT_TRUE(p);
+  for (const SpawnGuest& g : p->guests) EXPECT_EQ(g.flags & kSpawnPty, 0u) << g.rank;
+}
+
 TEST(PlanJob, DashXSetsAndCopiesAndWarnsOfWhatIsNotSet) {
   RunOptions o = run(1);
   o.env = {EnvSetting{"FOO", std::nullopt}, EnvSetting{"BAR", "baz"}, EnvSetting{"NOPE", std::nullopt}};
