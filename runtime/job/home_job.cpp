@@ -233,12 +233,12 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
   record_dirty_ = true;
 }
 
-// A body's announcement, start, moves and end: shown by ps and mon, and
-// nothing else (its output and end go to its deputy).
+// A body's announcement, start and end: shown by ps and mon, and nothing
+// else (its output and end go to its deputy). Its moves are any guest's.
 bool HomeJob::body_message(const Message& message) {
   if (auto* s = std::get_if<SpawnGuest>(&message); s && (s->flags & kSpawnBody)) {
     body_ranks_.insert(s->rank);
-    Body& b = bodies_[s->rank];
+    Rank& b = bodies_[s->rank];
     if (auto parent = get_env(s->env, "MOSIX_PARENT_RANK")) b.parent = std::atoi(parent->c_str());
     for (const std::string& arg : s->argv) b.command += (b.command.empty() ? "" : " ") + arg;
     return true;
@@ -246,24 +246,23 @@ bool HomeJob::body_message(const Message& message) {
   int rank = -1;
   if (auto* started = std::get_if<GuestStarted>(&message)) rank = started->rank;
   else if (auto* exited = std::get_if<GuestExited>(&message)) rank = exited->rank;
-  else if (auto* moved = std::get_if<MigrateResult>(&message)) rank = moved->rank;
   if (rank < 0 || !body_ranks_.count(rank)) return false;
   auto it = bodies_.find(rank);
   if (it == bodies_.end()) return true;  // ended already
-  Body& b = it->second;
   if (auto* started = std::get_if<GuestStarted>(&message)) {
-    b.node = static_cast<int>(started->node);
-    b.pid = started->pid;
-  } else if (std::holds_alternative<GuestExited>(message)) {
+    it->second.started = true;
+    it->second.node = static_cast<int>(started->node);
+    it->second.pid = started->pid;
+  } else {
     bodies_.erase(it);
-  } else if (auto* moved = std::get_if<MigrateResult>(&message); moved->ok) {
-    b.node = static_cast<int>(moved->target_node);
-    b.pid = moved->pid;
-    ++b.moves;
-    b.last_migration = "balancer moved it from " + node_name(static_cast<int>(moved->source_node)) + " to " +
-                       node_name(b.node);
   }
   return true;
+}
+
+HomeJob::Rank* HomeJob::find_guest(int rank) {
+  if (auto it = ranks_.find(rank); it != ranks_.end()) return &it->second;
+  if (auto it = bodies_.find(rank); it != bodies_.end()) return &it->second;
+  return nullptr;
 }
 
 // Progress comes from the target straight home, the result through the

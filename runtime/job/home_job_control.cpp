@@ -10,7 +10,7 @@ namespace mosix {
 JobView HomeJob::view() const {
   JobView v;
   v.job = spec_.record.id;
-  for (const auto& [rank, r] : ranks_) {
+  auto show = [&](int rank, const Rank& r) {
     GuestView g;
     g.rank = rank;
     g.pid = r.pid;
@@ -31,22 +31,12 @@ JobView HomeJob::view() const {
     g.migration_progress = r.migrating ? r.progress : "";
     g.verdict = r.decision.verdict;
     g.explanation = r.decision.explanation;
+    g.parent = r.parent;
+    g.command = r.command;
     v.guests.push_back(std::move(g));
-  }
-  for (const auto& [rank, b] : bodies_) {
-    GuestView g;
-    g.rank = rank;
-    g.pid = b.pid;
-    g.home = spec_.record.home_node;
-    g.node = b.node >= 0 ? node_name(b.node) : "";
-    g.cpu_seconds = b.pid > 0 ? process_cpu_seconds(b.pid) : -1;
-    g.state = b.pid == 0 ? "starting" : process_state(b.pid) == 'T' ? "stopped" : "running";
-    g.last_migration = b.last_migration;
-    g.migrations = g.balancer_migrations = b.moves;
-    g.parent = b.parent;
-    g.command = b.command;
-    v.guests.push_back(std::move(g));
-  }
+  };
+  for (const auto& [rank, r] : ranks_) show(rank, r);
+  for (const auto& [rank, b] : bodies_) show(rank, b);
   for (const auto& [id, h] : hellos_) {
     NodeView n;
     n.node = id;
@@ -91,9 +81,9 @@ void HomeJob::migrate(const nlohmann::json& request, ControlReply reply) {
   }
   int rank = request["rank"].get<int>();
   std::string to = request.value("to", "best");
-  auto it = ranks_.find(rank);
-  if (it == ranks_.end()) return refuse("this job has no rank " + std::to_string(rank));
-  Rank& r = it->second;
+  Rank* found = find_guest(rank);
+  if (found == nullptr) return refuse("this job has no rank " + std::to_string(rank));
+  Rank& r = *found;
   if (r.ended) return refuse("rank " + std::to_string(rank) + " has exited");
   if (!r.started || !home_) return refuse("rank " + std::to_string(rank) + " has not started yet");
   if (r.migrating) return refuse("rank " + std::to_string(rank) + " is already moving");
@@ -144,7 +134,9 @@ void HomeJob::migrate(const nlohmann::json& request, ControlReply reply) {
 }
 
 void HomeJob::migration_ended(const MigrateResult& m) {
-  Rank& r = ranks_[m.rank];
+  Rank ended_body;  // a body that ended while it moved: its move is answered all the same
+  ended_body.ended = true;
+  Rank& r = body_ranks_.count(m.rank) ? (find_guest(m.rank) ? *find_guest(m.rank) : ended_body) : ranks_[m.rank];
   r.migrating = false;
   r.progress.clear();
   ended_migrations_.insert(m.migration_id);

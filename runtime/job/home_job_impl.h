@@ -63,16 +63,10 @@ class HomeJob {
     int balancer_moves = 0;      // of which the node daemons decided on their own
     GuestDecision decision;      // its node's last rebalancing verdict
     bool spawned = false;        // started for another guest (the spawn service)
-  };
-  // A guest's child placed on another node (fork and forget): listed by ps,
-  // never a copy (its deputy gives its end to its parent).
-  struct Body {
-    int parent = -1;  // the rank whose descendant started it
+    // A body (a guest's child placed on another node, fork and forget): the
+    // rank of the copy it descends from, and what it runs.
+    int parent = -1;
     std::string command;
-    int node = -1;
-    int pid = 0;
-    int moves = 0;
-    std::string last_migration;
   };
   struct PendingMigration {
     ControlReply reply;
@@ -88,6 +82,7 @@ class HomeJob {
   void guest_started(const GuestStarted& started);
   void guest_spawned(const SpawnGuest& spawned);
   bool body_message(const Message& message);
+  Rank* find_guest(int rank);  // a copy's or a body's
   void migration_progress(const MigrateProgress& step);
   void balance_report(BalanceReport& report);
   void start_stdin_pump();
@@ -160,7 +155,9 @@ class HomeJob {
 
   // What the nodes told us.
   std::map<int, Rank> ranks_;
-  std::map<int, Body> bodies_;   // the bodies that live
+  // The bodies that live: listed by ps, moved by migrate, never copies
+  // (no exit rule, signals or end of the job: their deputies answer for them).
+  std::map<int, Rank> bodies_;
   std::set<int> body_ranks_;     // every body's rank, ended ones too
   std::map<int, std::string> node_names_;
   std::map<int, Hello> hellos_;

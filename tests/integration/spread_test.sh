@@ -8,6 +8,7 @@
 #   - the children really ran on the other nodes;
 #   - SIGKILL of a deputy takes its body with it;
 #   - mosixctl ps lists a child placed away, with its parent and command;
+#   - mosixctl migrate moves such a child, its output and status intact;
 #   - the render farm (examples/render-farm): frames pixel-identical to a
 #     local render, rendered on every node;
 #   - the compile farm (examples/compile-farm): make -j$(nproc) of 60 units,
@@ -102,6 +103,37 @@ fi
 kill -TERM "$job"
 wait "$job" || true
 pkill -f "^sleep $marker" || true
+
+# A child placed away moves like any guest (mosixctl migrate takes its
+# rank): its output still reaches its deputy's file byte for byte, and its
+# exit status its parent. agent_counter waits at its gate until the move is done.
+"$BIN/agent_counter" 300 > "$TMP/counter.plain"
+gate=$TMP/counter.gate
+truncate -s 1 "$gate"
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 --spread always -np 1 \
+  sh -c "\"$BIN/agent_counter\" 300 > $TMP/counter.out; echo \"child exit \$?\"" < /dev/null > "$TMP/move.out" 2>&1 &
+job=$!
+if wait_for "bodies | grep -q '\"state\":\"running\"'"; then
+  rank=$(bodies | jq -r '.[0].rank')
+  from=$(bodies | jq -r '.[0].node')
+  to=vnode1
+  [[ $from == vnode1 ]] && to=vnode2
+  moved=$("$BIN/mosixctl" migrate "$rank" "$to" --job "$job" --json 2>&1)
+  check_eq "migrate: the child moved from $from to $to" "true $to" "$(jq -r '"\(.ok) \(.to)"' <<< "$moved" 2>&1)"
+  check_eq "ps: the child runs on $to now, still its parent's" "$to 0 1" \
+    "$(bodies | jq -r '.[0] | "\(.node) \(.parent) \(.migrations)"')"
+else
+  fail "the child never ran: $(cat "$TMP/move.out")"
+fi
+rm -f "$gate"
+wait "$job"
+check_eq "migrate: the job ends as before" 0 "$?"
+check_eq "migrate: the child's exit status reached its parent" "child exit 0" "$(cat "$TMP/move.out")"
+if cmp -s "$TMP/counter.plain" "$TMP/counter.out"; then
+  pass "migrate: the child's output as an uninterrupted run's"
+else
+  fail "migrate: the child's output differs: $(diff "$TMP/counter.plain" "$TMP/counter.out" | head -5)"
+fi
 
 # The render farm: every frame as a local render's (but its date line), on every node.
 if command -v povray > /dev/null && [ -r /usr/share/povray-3.7/scenes/animations/clockd/clockd.pov ]; then
