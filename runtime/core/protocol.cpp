@@ -78,6 +78,12 @@ void fields(auto& a, Is<StdinCredit> auto& m) {
   a("bytes", m.bytes);
 }
 
+void fields(auto& a, Is<PtyResize> auto& m) {
+  a("rank", m.rank);
+  a("rows", m.rows);
+  a("cols", m.cols);
+}
+
 void fields(auto& a, Is<OutputCredit> auto& m) {
   a("rank", m.rank);
   a("bytes", m.bytes);
@@ -489,6 +495,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kMigrateResult: return "MigrateResult";
     case MessageType::kOutputCredit: return "OutputCredit";
     case MessageType::kStdinCredit: return "StdinCredit";
+    case MessageType::kPtyResize: return "PtyResize";
     case MessageType::kBalanceReport: return "BalanceReport";
     case MessageType::kMigrateProgress: return "MigrateProgress";
     case MessageType::kOutputFds: return "OutputFds";
@@ -560,6 +567,7 @@ template Frame encode_frame(const MigrateRequest&);
 template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
 template Frame encode_frame(const StdinCredit&);
+template Frame encode_frame(const PtyResize&);
 template Frame encode_frame(const BalanceReport&);
 template Frame encode_frame(const MigrateProgress&);
 template Frame encode_frame(const OutputFds&);
@@ -608,6 +616,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kMigrateResult: return decode_payload<MigrateResult>(payload);
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
     case MessageType::kStdinCredit: return decode_payload<StdinCredit>(payload);
+    case MessageType::kPtyResize: return decode_payload<PtyResize>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
     case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
     case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);

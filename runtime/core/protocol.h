@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 13;
+inline constexpr std::uint16_t kProtocolVersion = 14;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -75,6 +75,7 @@ enum class MessageType : std::uint16_t {
   kMpiSpawnReply = 35,
   kMpiNamespace = 36,
   kStdinCredit = 40,
+  kPtyResize = 41,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -315,6 +316,16 @@ struct StdinCredit {
   std::int32_t rank = 0;
   std::uint64_t bytes = 0;
   bool operator==(const StdinCredit&) const = default;
+};
+
+// mosixrun's terminal took a new size (SIGWINCH): the terminal of rank
+// `rank` (--pty) takes it too, and its foreground job gets SIGWINCH.
+struct PtyResize {
+  static constexpr MessageType kType = MessageType::kPtyResize;
+  std::int32_t rank = 0;
+  std::uint16_t rows = 0;
+  std::uint16_t cols = 0;
+  bool operator==(const PtyResize&) const = default;
 };
 
 // How far a migration has come: the source while it checkpoints the guest,
@@ -594,7 +605,7 @@ using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestSt
                              MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
                              NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
-                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit>;
+                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit, PtyResize>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

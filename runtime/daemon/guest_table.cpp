@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <span>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -304,6 +305,17 @@ void GuestTable::read_output(LocalGuest& g, bool is_stderr) {
     }
     read_output(g, is_stderr);
   });
+}
+
+void GuestTable::resize_pty(const PtyResize& size) {
+  LocalGuest* g = find(size.rank);
+  if (g == nullptr || !(g->flags & kSpawnPty) || !g->out || !g->out->is_open() || size.rows == 0 || size.cols == 0) {
+    return;
+  }
+  struct winsize ws {};
+  ws.ws_row = size.rows;
+  ws.ws_col = size.cols;
+  ::ioctl(g->out->native_handle(), TIOCSWINSZ, &ws);  // the kernel signals the terminal's foreground job
 }
 
 void GuestTable::output_credit(const OutputCredit& credit) {

@@ -122,6 +122,8 @@ class GuestTable {
   // The seats page its guests' children read (MOSIX_SEATS); each guest
   // started gets a seat.
   void set_seats(NodeSeatsFile* seats) { seats_ = seats; }
+  // A guest's terminal (--pty) takes mosixrun's terminal's new size.
+  void resize_pty(const PtyResize& size);
 
   // SpawnGuest: a new copy (kSpawnRestore: one from its image). Reports
   // GuestStarted, or GuestExited with 127 (the reason in the log).

@@ -110,6 +110,9 @@ void HomeRouter::from_home(Message message) {
                      context_.send(it->second, sig);
                    }
                  },
+                 [&](const PtyResize& size) {
+                   if (auto it = rank_node_.find(size.rank); it != rank_node_.end()) context_.send(it->second, size);
+                 },
                  [&](const MigrateRequest& move) { order_move(move); },
                  [&](const Shutdown& bye) {
                    for (int node = 0; node < context_.size(); ++node) context_.send(node, bye);

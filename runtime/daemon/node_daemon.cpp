@@ -211,6 +211,7 @@ void NodeDaemon::handle(int source, Message message) {
                    if (router_ && source != context_.rank() && router_->from_deputy(source, sig)) return;
                    guests_.signal(sig.rank, sig.signo, sig.not_before_cpu_us);
                  },
+                 [&](const PtyResize& size) { guests_.resize_pty(size); },
                  [&](const Shutdown& bye) {
                    if (source == 0 && bye.reason.rfind(kDeclaredGone, 0) == 0) declared_gone_ = true;
                    shutdown(bye.reason);

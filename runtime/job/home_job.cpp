@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -257,6 +258,17 @@ bool HomeJob::body_message(const Message& message) {
     bodies_.erase(it);
   }
   return true;
+}
+
+// --pty: each new size of our terminal goes to the rank's own terminal.
+void HomeJob::watch_terminal_size(int rank) {
+  if (!resized_) resized_ = std::make_unique<asio::signal_set>(io_, SIGWINCH);
+  resized_->async_wait([this, rank](error_code ec, int) {
+    if (ec) return;
+    struct winsize size {};
+    if (home_ && ::ioctl(0, TIOCGWINSZ, &size) == 0) home_->send(PtyResize{rank, size.ws_row, size.ws_col});
+    watch_terminal_size(rank);
+  });
 }
 
 HomeJob::Rank* HomeJob::find_guest(int rank) {
@@ -538,6 +550,9 @@ Expected<int> HomeJob::run() {
   accept_home();
   arm_start_timer();
   signals_.start();
+  for (const SpawnGuest& g : spec_.guests) {
+    if ((g.flags & kSpawnPty) && ::isatty(0)) watch_terminal_size(g.rank);
+  }
   if (spec_.timeout_seconds > 0) {
     timeout_.expires_after(seconds_of(spec_.timeout_seconds));
     timeout_.async_wait([this](error_code ec) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -82,6 +83,7 @@ class HomeJob {
   void guest_started(const GuestStarted& started);
   void guest_spawned(const SpawnGuest& spawned);
   bool body_message(const Message& message);
+  void watch_terminal_size(int rank);
   Rank* find_guest(int rank);  // a copy's or a body's
   void migration_progress(const MigrateProgress& step);
   void balance_report(BalanceReport& report);
@@ -141,6 +143,7 @@ class HomeJob {
   OutputRelay relay_;
   boost::asio::io_context io_;
   JobSignals signals_;
+  std::unique_ptr<boost::asio::signal_set> resized_;  // SIGWINCH, with --pty on a terminal
   boost::asio::steady_timer timeout_, grace_, start_timer_;
   std::unique_ptr<ControlServer> control_;
   std::string socket_dir_, socket_path_;

@@ -62,6 +62,7 @@ std::vector<Message> every_message() {
       GuestSpawnReply{12, 3, -2, "no such program", {5, 6}, {2, 1}},
       GuestMessage{5, 0, 7, -3, binary},
       StdinCredit{5, 65536},
+      PtyResize{0, 50, 132},
       MpiSpawn{13, 0, {{3, {"worker", "-x"}, {"OMPI_PARENT_PORT=1.0:77"}, "/tmp", ""}, {1, {"other"}, {}, "", "vnode1"}}, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
       MpiSpawnReply{13, -46, "no such program", "mosix.42.1"},
       MpiNamespace{"mosix.42.1", 4, {1, 2, 1, 0}, {3, 1}, 0, kSpawnPmi, {"PARENT_ROOT_PORT_NAME=tag#0$"}},

@@ -5,7 +5,8 @@
 # (a job, Ctrl-Z, jobs, fg, Ctrl-C, $?, exit; each key after what the
 # terminal must show first) reads exactly as under plain bash, on one node
 # and on a virtual cluster; mosixrun's terminal is as it was afterwards;
-# the copy with the terminal does not move.
+# the copy with the terminal does not move; its terminal follows the size of
+# mosixrun's.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
 command -v python3 > /dev/null || { echo "python3 is missing: skipped"; exit 77; }
@@ -42,4 +43,35 @@ os.waitpid(pid, 0)
 PY
 )
 check_contains "--pty: rank 0 does not move" "cannot move: its terminal (--pty) stays on its node" "$got"
+
+# Rank 0's terminal starts at mosixrun's terminal's size and follows it when
+# it changes (SIGWINCH): the program reads each size it is told of.
+got=$(python3 - "$BIN" <<'PY'
+import fcntl, os, pty, select, struct, sys, termios
+bin_dir = sys.argv[1]
+program = ("import os, signal, sys; "
+           "signal.signal(signal.SIGWINCH, lambda *a: print('now', *os.get_terminal_size(0), flush=True)); "
+           "print('first', *os.get_terminal_size(0), flush=True); sys.stdin.readline()")
+pid, fd = pty.fork()
+if pid == 0:
+    os.closerange(3, 4096)
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    os.execv(bin_dir + "/mosixrun", ["mosixrun", "--pty", "--vcluster", "2", "-np", "1", "python3", "-c", program])
+seen = b""
+def expect(text):
+    global seen
+    for _ in range(2400):
+        if text in seen:
+            return
+        if select.select([fd], [], [], 0.25)[0]:
+            seen += os.read(fd, 4096)
+expect(b"first 100 30")
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+expect(b"now 120 40")
+os.write(fd, b"\n")
+os.waitpid(pid, 0)
+print(" ".join(line for line in seen.decode().replace("\r", "").split("\n") if line.startswith(("first", "now"))))
+PY
+)
+check_eq "--pty: the terminal's size at start, and after a resize" "first 100 30 now 120 40" "$got"
 finish

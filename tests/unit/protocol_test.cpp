@@ -62,6 +62,7 @@ std::vector<Message> every_message() {
       MpiSpawnReply{13, -46, "no such program", "mosix.42.1"},
       MpiNamespace{"mosix.42.1", 4, {1, 2, 1, 0}, {3, 1}, 0, kSpawnPmi, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
       StdinCredit{9, 65536},
+      PtyResize{0, 24, 80},
   };
 }
 
