@@ -74,8 +74,9 @@ void OutputRelay::finish(int rank, bool is_stderr) {
 
 void OutputRelay::flush_line(int rank, bool is_stderr, Stream& s) {
   if (s.pending.empty()) return;
-  std::string line = "[1," + std::to_string(rank) + "]<" + (is_stderr ? "stderr" : "stdout") +
-                     ">:" + s.pending;
+  auto tag = tags_.find(rank);
+  std::string line = (tag != tags_.end() ? tag->second : "[1," + std::to_string(rank) + "]") + "<" +
+                     (is_stderr ? "stderr" : "stdout") + ">:" + s.pending;
   sys::write_all(is_stderr ? 2 : 1, line.data(), line.size());
   s.pending.clear();
 }

@@ -27,6 +27,9 @@ class OutputRelay {
   void deliver(int rank, bool is_stderr, const char* data, size_t size);
   // The stream ended: an unfinished tagged line is written as it is.
   void finish(int rank, bool is_stderr);
+  // Tags `rank`'s lines as mpirun tags process `vpid` of job `job`
+  // ([job,vpid]): MPI_Comm_spawn's children are job 2, 3, ... (default: [1,rank]).
+  void set_tag(int rank, int job, int vpid) { tags_[rank] = "[" + std::to_string(job) + "," + std::to_string(vpid) + "]"; }
 
  private:
   struct Stream {
@@ -39,6 +42,7 @@ class OutputRelay {
   bool tag_;
   std::string output_dir_;
   std::map<std::pair<int, bool>, Stream> streams_;
+  std::map<int, std::string> tags_;
 };
 
 // If `fd` is a pipe that holds less than `size` bytes, make it hold `size`

@@ -229,6 +229,14 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
   if (spawned.flags & kSpawnMpi) {  // MPI_Comm_spawn's children stay, as the job's MPI copies
     ranks_[spawned.rank].pinned = true;
     ranks_[spawned.rank].cantmove = kMpiCantMove;
+    // --tag-output names them as mpirun does: [2,0] is the first spawn's rank 0.
+    auto first = get_env(spawned.env, "MOSIX_SPAWN_RANKS");
+    auto vpid = get_env(spawned.env, "OMPI_COMM_WORLD_RANK");
+    if (first && vpid) {
+      const int spawn = std::atoi(first->c_str());
+      auto [it, added] = mpi_spawn_jobs_.try_emplace(spawn, static_cast<int>(mpi_spawn_jobs_.size()) + 2);
+      relay_.set_tag(spawned.rank, it->second, std::atoi(vpid->c_str()));
+    }
   }
   spec_.record.guests.push_back(GuestRecord{spawned.rank, 0, "", "starting", -1});
   record_dirty_ = true;

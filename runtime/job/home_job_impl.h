@@ -162,6 +162,7 @@ class HomeJob {
   // (no exit rule, signals or end of the job: their deputies answer for them).
   std::map<int, Rank> bodies_;
   std::set<int> body_ranks_;     // every body's rank, ended ones too
+  std::map<int, int> mpi_spawn_jobs_;  // MPI_Comm_spawn's first rank -> mpirun's job number (2, 3, ...)
   std::map<int, std::string> node_names_;
   std::map<int, Hello> hellos_;
   std::map<int, LoadEntry> loads_;

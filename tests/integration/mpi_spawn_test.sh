@@ -35,6 +35,13 @@ for where in "--oversubscribe" "--vcluster 3 --oversubscribe" "--vcluster 3 --ma
   check_eq "$where: exit status" 0 "$rc"
 done
 
+# --tag-output: the children's lines are tagged as mpirun tags them ([2,R]: job 2, their own rank).
+want=$(mpirun --oversubscribe --tag-output -np 2 "$BIN/mpi_spawn" 2 2> "$TMP/mpirun.err" | sort) ||
+  fail "mpirun --tag-output -np 2 mpi_spawn 2 failed: $(tail -5 "$TMP/mpirun.err")"
+check_contains "mpirun tags a child [2,1] (the comparison means something)" "[2,1]<stdout>:child 1 of 2" "$want"
+got=$("$BIN/mosixrun" --vcluster 3 --oversubscribe --tag-output -np 2 "$BIN/mpi_spawn" 2 2> "$TMP/err" | sort)
+check_eq "--tag-output: mosixrun's tags are mpirun's" "$want" "$got"
+
 # The children go where our placement puts them: with one parent on each of
 # vnode0 and vnode1, the least loaded node, vnode2, gets the first child, a
 # node that runs no parent (its PMIx server starts for the children).
