@@ -12,8 +12,9 @@
 // Who asks: a process of a job that runs with placement at exec (the node
 // daemon set MOSIX_DEPUTY) and that its node daemon did not start itself (a
 // copy, or a body placed already: its parent's pid is MOSIX_DAEMON_PID).
-// It asks its node's seats page first (runtime/core/node_seats.h); only a
-// program that page does not seat execs the deputy.
+// A child the deputy would keep here for its descriptors stays without
+// asking; then its node's seats page answers (runtime/core/node_seats.h);
+// only a program that page does not seat execs the deputy.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "compat/agent/agent.h"
@@ -33,6 +35,26 @@ extern char** environ;
 namespace mosix::agent {
 
 namespace {
+
+// What the deputy would answer at once, without asking anyone
+// (compat/deputy/deputy.cpp): a child that holds descriptors other than
+// 0-2, or whose stdin is neither /dev/null nor a pipe or socket (a terminal,
+// a file whose offset it shares), stays on its parent's node. Said here, it
+// costs a few system calls instead of the deputy's exec (a shell on a
+// terminal, --pty, starts every command so).
+bool stays_for_its_descriptors() {
+  struct stat in {};
+  if (sys(SYS_fstat, 0, &in) != 0) return true;
+  const bool null_stdin = S_ISCHR(in.st_mode) && in.st_rdev == makedev(1, 3);
+  if (!null_stdin && !S_ISFIFO(in.st_mode) && !S_ISSOCK(in.st_mode)) return true;
+  char dents[1024];
+  bool other = false;
+  const int listed = for_each_numbered_entry("/proc/self/fd", dents, sizeof dents, [&](std::uint64_t fd, long dir) {
+    other = fd > 2 && static_cast<long>(fd) != dir;
+    return !other;
+  });
+  return other || listed < 0;
+}
 
 // The node's own answer (runtime/core/node_seats.h): a program that may stay
 // where it starts needs neither the deputy's exec nor the home's round trip.
@@ -77,7 +99,7 @@ void place_at_exec(int argc, char** argv) {
   if (n <= 0) return;
   exe[n] = '\0';
   if (strcmp(exe, deputy) == 0) return;  // the deputy itself
-  if (seated_here()) return;
+  if (stays_for_its_descriptors() || seated_here()) return;
   char** args = static_cast<char**>(malloc((static_cast<size_t>(argc) + 3) * sizeof(char*)));
   if (args == nullptr) return;
   args[0] = const_cast<char*>("mosix-deputy");

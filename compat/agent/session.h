@@ -211,32 +211,6 @@ class Session {
   std::uint64_t written_ = 0, next_progress_ = kProgressStep;
 };
 
-// Lists the directory `path` with getdents64 into buf and calls
-// fn(number, dir) for each entry whose name is a number (dir: the listing's
-// own descriptor), until fn returns false. -1 when the directory cannot be
-// opened, 0 when fn stopped, 1 when every entry was seen.
-template <typename Fn>
-int for_each_numbered_entry(const char* path, char* buf, std::size_t cap, Fn fn) {
-  long dir = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return -1;
-  int result = 1;
-  while (result == 1) {
-    long n = sys(SYS_getdents64, dir, buf, cap);
-    if (n <= 0) break;
-    for (long off = 0; off < n && result == 1;) {
-      unsigned short reclen;
-      __builtin_memcpy(&reclen, buf + off + 16, 2);
-      const char* name = buf + off + 19;
-      off += reclen;
-      if (name[0] < '0' || name[0] > '9') continue;
-      const char* q = name;
-      if (!fn(parse_dec(q), dir)) result = 0;
-    }
-  }
-  sys(SYS_close, dir);
-  return result;
-}
-
 // Calls fn(pid) for every process in /proc but `self`, listing /proc into
 // buf (which fn must not use), until fn returns false; as above.
 template <typename Fn>
