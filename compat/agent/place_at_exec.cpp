@@ -63,7 +63,7 @@ bool stays_for_its_descriptors() {
 bool seated_here() {
   const char* path = getenv("MOSIX_SEATS");
   if (path == nullptr || *path != '/') return false;
-  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC);  // /proc/PID/fd/N: a link to follow
   if (fd < 0) return false;
   struct stat st {};
   long map = -1;

@@ -2,9 +2,9 @@
 // stay here?" (fork and forget, docs/mosixrun.md "CHILDREN: FORK AND
 // FORGET"). Asking the home node costs an exec of the deputy and a round
 // trip; most programs a busy job starts stay where they start anyway. So
-// the node daemon keeps one page of shared memory (a file in the runtime
-// directory, named by MOSIX_SEATS) that the agent reads in every new
-// program before it would exec the deputy:
+// the node daemon keeps one page of shared memory (a memfd, named by
+// MOSIX_SEATS as /proc/PID/fd/N) that the agent reads in every new program
+// before it would exec the deputy:
 // - the tasks runnable at the node daemon's last probe of its load, and its
 //   cores (0: every child asks the home, `--spread always`);
 // - a seat for each process started here since: the copies and bodies the

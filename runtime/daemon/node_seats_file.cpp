@@ -9,7 +9,6 @@
 #include <new>
 
 #include "runtime/sys/errno_text.h"
-#include "runtime/sys/shared_memory_dir.h"
 
 namespace mosix {
 namespace {
@@ -18,31 +17,30 @@ bool alive(std::int32_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 }  // namespace
 
+// A memfd, named to the guests by its /proc path: it goes with the daemon,
+// however the daemon ends (a file in /dev/shm would be left by a SIGKILL).
 Expected<std::unique_ptr<NodeSeatsFile>> NodeSeatsFile::create(int cores) {
-  auto dir = sys::shared_memory_dir();
-  if (!dir) return dir.error();
-  std::string path = *dir + "/seats-" + std::to_string(::getpid());
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Error{"cannot create " + path + ": " + sys::errno_text(errno)};
+  const int fd = ::memfd_create("mosix-seats", MFD_CLOEXEC);
+  if (fd < 0) return Error{"cannot make the seats page: memfd_create: " + sys::errno_text(errno)};
   void* map = MAP_FAILED;
   if (::ftruncate(fd, sizeof(NodeSeats)) == 0) {
     map = ::mmap(nullptr, sizeof(NodeSeats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
-  const int err = errno;
-  ::close(fd);
   if (map == MAP_FAILED) {
-    ::unlink(path.c_str());
-    return Error{"cannot map " + path + ": " + sys::errno_text(err)};
+    const int err = errno;
+    ::close(fd);
+    return Error{"cannot map the seats page: " + sys::errno_text(err)};
   }
-  auto* page = new (map) NodeSeats{};  // a new file reads as zeros: every seat free
+  auto* page = new (map) NodeSeats{};  // a new memfd reads as zeros: every seat free
   page->cores.store(cores, std::memory_order_relaxed);
   page->magic = kSeatsMagic;
-  return std::unique_ptr<NodeSeatsFile>(new NodeSeatsFile(std::move(path), page));
+  std::string path = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
+  return std::unique_ptr<NodeSeatsFile>(new NodeSeatsFile(std::move(path), fd, page));
 }
 
 NodeSeatsFile::~NodeSeatsFile() {
   ::munmap(page_, sizeof(NodeSeats));
-  ::unlink(path_.c_str());
+  ::close(fd_);
 }
 
 void NodeSeatsFile::set_cores(int cores) { page_->cores.store(cores, std::memory_order_release); }

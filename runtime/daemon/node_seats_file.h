@@ -1,7 +1,7 @@
-// The node daemon's side of the seats page (runtime/core/node_seats.h): the
-// file in the shared-memory directory that the guests' new programs read
-// (MOSIX_SEATS), a seat for every process the daemon starts, and the
-// runnable tasks of each load probe.
+// The node daemon's side of the seats page (runtime/core/node_seats.h): a
+// memfd that the guests' new programs open by its /proc path (MOSIX_SEATS),
+// a seat for every process the daemon starts, and the runnable tasks of
+// each load probe.
 #pragma once
 
 #include <sys/types.h>
@@ -30,8 +30,9 @@ class NodeSeatsFile {
   void probed(int runnable);
 
  private:
-  NodeSeatsFile(std::string path, NodeSeats* page) : path_(std::move(path)), page_(page) {}
+  NodeSeatsFile(std::string path, int fd, NodeSeats* page) : path_(std::move(path)), fd_(fd), page_(page) {}
   std::string path_;
+  int fd_;
   NodeSeats* page_;
 };
 
