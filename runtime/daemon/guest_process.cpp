@@ -76,7 +76,7 @@ MOSIX_CHILD_CODE int exec_child(void* arg) {
   // A guest with a terminal of its own (--pty) leads the terminal's session,
   // as a login shell does, so that it has job control.
   if (l.new_session || l.pty ? ::setsid() < 0 : ::setpgid(0, 0) != 0) child_fail(c.report_fd, 1);
-  if (l.pty && ::ioctl(c.in_fd, TIOCSCTTY, 0) != 0) child_fail(c.report_fd, 3);
+  if (l.pty && ::ioctl(c.in_fd, TIOCSCTTY, 0) != 0) child_fail(c.report_fd, 7);
   // The kernel kills the guest if the daemon that started it dies, even by
   // SIGKILL; the orphan watcher covers the guest's own children.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(c.report_fd, 2);
@@ -211,14 +211,13 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
       cleanup();
       return s.error();
     }
-    out[1] = ::dup(in[0]);
     close_fd(err[1]);
+    out[1] = ::fcntl(in[0], F_DUPFD_CLOEXEC, 0);
     err[1] = ::fcntl(in[0], F_DUPFD_CLOEXEC, 0);
     if (out[1] < 0 || err[1] < 0) {
       cleanup();
       return make_error("cannot start rank " + std::to_string(l.rank) + ": dup: " + std::strerror(errno));
     }
-    ::fcntl(out[1], F_SETFD, FD_CLOEXEC);
   }
   // argv and envp are built before the clone: the child must not allocate.
   std::vector<char*> argv, envp;
@@ -272,8 +271,8 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
     ::waitpid(pid, &status, 0);
     cleanup();
     static const char* what[] = {"", "setpgid", "prctl", "dup2", "chdir", "sched_setaffinity",
-                                 "exec"};
-    std::string step = code[0] >= 1 && code[0] <= 6 ? what[code[0]] : "start";
+                                 "exec", "its terminal (TIOCSCTTY)"};
+    std::string step = code[0] >= 1 && code[0] <= 7 ? what[code[0]] : "start";
     std::string detail = std::strerror(code[1]);
     if (code[0] == 4) return make_error("cannot enter working directory '" + l.cwd + "': " + detail);
     return make_error("cannot start rank " + std::to_string(l.rank) + " (" + l.path + "): " +
