@@ -43,8 +43,6 @@ NodeSeatsFile::~NodeSeatsFile() {
   ::close(fd_);
 }
 
-void NodeSeatsFile::set_cores(int cores) { page_->cores.store(cores, std::memory_order_release); }
-
 void NodeSeatsFile::started(pid_t pid) { (void)give_seat(*page_, pid, alive); }
 
 void NodeSeatsFile::probed(int runnable) { seats_probed(*page_, runnable, alive); }

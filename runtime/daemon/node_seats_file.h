@@ -23,7 +23,6 @@ class NodeSeatsFile {
   NodeSeatsFile& operator=(const NodeSeatsFile&) = delete;
 
   const std::string& path() const { return path_; }
-  void set_cores(int cores);
   // A process the daemon started (a copy, a body, an arriving guest).
   void started(pid_t pid);
   // A probe of the node's load found `runnable` tasks.
