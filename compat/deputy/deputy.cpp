@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/node_seats.h"
 #include "runtime/core/protocol.h"
 
 extern char** environ;
@@ -56,6 +58,28 @@ using namespace mosix;
   ::execv(program, argv);
   std::fprintf(stderr, "mosix-deputy: cannot run %s: %s\n", program, std::strerror(errno));
   ::_exit(127);
+}
+
+// The home node said "here": the program takes a seat on its node's page
+// (runtime/core/node_seats.h), so that the programs starting after it count
+// it before the node's next probe does.
+void take_seat_here() {
+  const char* path = std::getenv("MOSIX_SEATS");
+  if (path == nullptr || *path != '/') return;
+  const int fd = ::open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st {};
+  void* map = MAP_FAILED;
+  if (::fstat(fd, &st) == 0 && st.st_size >= static_cast<off_t>(sizeof(NodeSeats))) {
+    map = ::mmap(nullptr, sizeof(NodeSeats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  ::close(fd);
+  if (map == MAP_FAILED) return;
+  auto* page = static_cast<NodeSeats*>(map);
+  if (page->magic == kSeatsMagic) {
+    (void)give_seat(*page, ::getpid(), [](std::int32_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; });
+  }
+  ::munmap(map, sizeof(NodeSeats));
 }
 
 bool is_dev_null(int fd) {
@@ -380,6 +404,7 @@ int main(int argc, char** argv) {
   auto* reply = std::get_if<GuestSpawnReply>(&m);
   if (reply == nullptr || reply->status != 0 || reply->ranks.size() != 1) {
     ::close(sock);
+    if (reply != nullptr && reply->status == kSpawnRunHere) take_seat_here();
     run_here(program, program_argv);
   }
   relay(sock, reader, !null_stdin);
