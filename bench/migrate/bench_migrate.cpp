@@ -3,7 +3,9 @@
 // run.
 //
 // For each size (--sizes, MiB, default 64,256,512), dirtying rate (--dirty,
-// MB/s, default 0,100) and run (--runs, default 3): SIZE bytes are copied
+// MB/s, default 0,100), way of moving (--modes, default precopy,stop: the
+// pre-copy rounds of docs/migration.md, or MOSIX_PRECOPY=0 for the whole
+// copy while stopped, the baseline) and run (--runs, default 3): SIZE bytes are copied
 // through a pipe from one process to another; then `mosixrun --vcluster 3
 // --map-by node --migrate off -np 1 mem_hold SIZE DONE SECONDS DIRTY` starts
 // a guest that writes SIZE MiB of incompressible memory, keeps rewriting it
@@ -225,16 +227,18 @@ struct Run {
 struct Options {
   std::vector<std::uint64_t> sizes{64, 256, 512};
   std::vector<std::uint64_t> dirty{0, 100};
+  std::vector<std::string> modes{"precopy", "stop"};
   int runs = 3;
   double timeout_s = 120;
   std::string bin;
   bool keep = false;
 };
 
-Run run_once(const Options& o, std::uint64_t mib, std::uint64_t dirty, int run, const std::string& work) {
+Run run_once(const Options& o, std::uint64_t mib, std::uint64_t dirty, const std::string& mode, int run,
+             const std::string& work) {
   Run r;
-  std::string tag = std::to_string(mib) + " MiB, " + std::to_string(dirty) + " MB/s, run " + std::to_string(run + 1) +
-                    "/" + std::to_string(o.runs);
+  std::string tag = std::to_string(mib) + " MiB, " + std::to_string(dirty) + " MB/s, " + mode + ", run " +
+                    std::to_string(run + 1) + "/" + std::to_string(o.runs);
   const char* t = tag.c_str();
   std::uint64_t bytes = mib << 20;
 
@@ -245,7 +249,8 @@ Run run_once(const Options& o, std::uint64_t mib, std::uint64_t dirty, int run, 
   }
   progress("[%s] pipe copy between two processes: %.0f MB/s (best of 3)", t, r.pipe);
 
-  std::string stem = work + "/" + std::to_string(mib) + "." + std::to_string(dirty) + "." + std::to_string(run + 1);
+  std::string stem =
+      work + "/" + std::to_string(mib) + "." + std::to_string(dirty) + "." + mode + "." + std::to_string(run + 1);
   std::string done = stem + ".done", out_path = stem + ".mosixrun.out", err_path = stem + ".mosixrun.err";
   std::string job_seconds = std::to_string(static_cast<long>(6 * o.timeout_s));
   std::vector<std::string> argv = {o.bin + "/mosixrun", "--vcluster", std::to_string(kVnodes), "--map-by", "node",
@@ -257,6 +262,8 @@ Run run_once(const Options& o, std::uint64_t mib, std::uint64_t dirty, int run, 
   progress("[%s] starting mosixrun --vcluster %d -np 1 mem_hold %llu (dirtying %llu MB/s)", t, kVnodes,
            static_cast<unsigned long long>(mib), static_cast<unsigned long long>(dirty));
   auto t0 = Clock::now();
+  // The job's node daemons read it (runtime/daemon/migration.h).
+  ::setenv("MOSIX_PRECOPY", mode == "stop" ? "0" : "1", 1);
   auto job = TimedChild::start(argv, out, err);
   ::close(out);
   ::close(err);
@@ -386,6 +393,57 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// One row per direction for a size, rate and mode, medians over the runs;
+// false when a run failed.
+bool bench_case(const Options& o, std::uint64_t mib, std::uint64_t dirty, const std::string& mode,
+                const std::string& work) {
+  bool failed = false;
+  std::vector<double> pipes;
+  std::map<std::string, std::vector<Move>> by_direction;
+  std::vector<std::string> order;
+  for (int run = 0; run < o.runs && !g_interrupted; ++run) {
+    Run r = run_once(o, mib, dirty, mode, run, work);
+    if (r.pipe > 0) pipes.push_back(r.pipe);
+    for (const Move& m : r.moves) {
+      std::string key = m.from + "->" + m.to;
+      if (!by_direction.count(key)) order.push_back(key);
+      by_direction[key].push_back(m);
+    }
+    if (!r.error.empty()) {
+      failed = true;
+      progress("[%llu MiB, %llu MB/s, %s, run %d/%d] FAILED: %s", static_cast<unsigned long long>(mib),
+               static_cast<unsigned long long>(dirty), mode.c_str(), run + 1, o.runs, r.error.c_str());
+      std::printf("%6llu %5llu %-7s run %d FAILED: %s\n", static_cast<unsigned long long>(mib),
+                  static_cast<unsigned long long>(dirty), mode.c_str(), run + 1, r.error.c_str());
+    }
+  }
+  double pipe = median(pipes);
+  double mem = static_cast<double>(mib << 20);
+  for (const std::string& key : order) {
+    const auto& moves = by_direction[key];
+    std::vector<double> image, sent, stopped, total, prog;
+    for (const Move& m : moves) {
+      image.push_back(static_cast<double>(m.bytes));
+      sent.push_back(static_cast<double>(m.sent));
+      stopped.push_back(m.stopped_s);
+      total.push_back(m.total_s);
+      if (m.progress >= 0) prog.push_back(m.progress);
+    }
+    double s = median(stopped), tt = median(total);
+    double rate_s = s > 0 ? mem / s / 1e6 : 0;
+    std::string p = prog.empty() ? "-" : fmt("%.2fx", median(prog));
+    std::printf("%6llu %5llu %-7s %-16s %9.1f %9.1f %5.2fx %7.3f s %7.3f s %9.0f %8s %6.3fx %9.0f%s\n",
+                static_cast<unsigned long long>(mib), static_cast<unsigned long long>(dirty), mode.c_str(), key.c_str(),
+                median(image) / 1048576, median(sent) / 1048576, median(sent) / mem, s, tt,
+                s * 1e3 / (mem / (1 << 30)), p.c_str(), pipe > 0 ? rate_s / pipe : 0, pipe,
+                moves.size() < static_cast<std::size_t>(o.runs)
+                    ? (" (" + std::to_string(moves.size()) + " of " + std::to_string(o.runs) + " runs)").c_str()
+                    : "");
+  }
+  std::fflush(stdout);
+  return !failed;
+}
+
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr, "bench_migrate: %s (see bench_migrate --help)\n", why.c_str());
   std::exit(2);
@@ -402,6 +460,9 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
       ->check(mosix::bench::positive());
   app.add_option("--dirty", o.dirty, "MB/s of pages the guest rewrites during the moves, e.g. 0,100 (0: idle)")
       ->delimiter(',');
+  app.add_option("--modes", o.modes, "precopy (rounds while the guest runs), stop (the whole copy while stopped)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"precopy", "stop"}));
   app.add_option("--runs", o.runs, "Runs of each size")->check(mosix::bench::positive());
   app.add_option("--timeout", o.timeout_s, "Seconds one run may take before it is given up")
       ->check(mosix::bench::positive());
@@ -435,8 +496,8 @@ int main(int argc, char** argv) {
               "at DIRTY MB/s), moved with mosixctl migrate to another node and back; median of %d run(s); MB = 10^6 "
               "bytes\n",
               kVnodes, o.runs);
-  std::printf("%6s %5s %-16s %9s %9s %6s %9s %9s %9s %8s %7s %9s\n", "MiB", "dirty", "move", "image MiB", "sent MiB",
-              "x mem", "stopped", "total", "ms/GiB st", "progress", "x pipe", "pipe MB/s");
+  std::printf("%6s %5s %-7s %-16s %9s %9s %6s %9s %9s %9s %8s %7s %9s\n", "MiB", "dirty", "mode", "move", "image MiB",
+              "sent MiB", "x mem", "stopped", "total", "ms/GiB st", "progress", "x pipe", "pipe MB/s");
   std::fflush(stdout);
   bool failed = false;
   for (std::uint64_t mib : o.sizes) {
@@ -453,49 +514,7 @@ int main(int argc, char** argv) {
       continue;
     }
     for (std::uint64_t dirty : o.dirty) {
-      std::vector<double> pipes;
-      std::map<std::string, std::vector<Move>> by_direction;
-      std::vector<std::string> order;
-      for (int run = 0; run < o.runs && !g_interrupted; ++run) {
-        Run r = run_once(o, mib, dirty, run, work);
-        if (r.pipe > 0) pipes.push_back(r.pipe);
-        for (const Move& m : r.moves) {
-          std::string key = m.from + "->" + m.to;
-          if (!by_direction.count(key)) order.push_back(key);
-          by_direction[key].push_back(m);
-        }
-        if (!r.error.empty()) {
-          failed = true;
-          progress("[%llu MiB, %llu MB/s, run %d/%d] FAILED: %s", static_cast<unsigned long long>(mib),
-                   static_cast<unsigned long long>(dirty), run + 1, o.runs, r.error.c_str());
-          std::printf("%6llu %5llu run %d FAILED: %s\n", static_cast<unsigned long long>(mib),
-                      static_cast<unsigned long long>(dirty), run + 1, r.error.c_str());
-        }
-      }
-      double pipe = median(pipes);
-      double mem = static_cast<double>(mib << 20);
-      for (const std::string& key : order) {
-        const auto& moves = by_direction[key];
-        std::vector<double> image, sent, stopped, total, prog;
-        for (const Move& m : moves) {
-          image.push_back(static_cast<double>(m.bytes));
-          sent.push_back(static_cast<double>(m.sent));
-          stopped.push_back(m.stopped_s);
-          total.push_back(m.total_s);
-          if (m.progress >= 0) prog.push_back(m.progress);
-        }
-        double s = median(stopped), tt = median(total);
-        double rate_s = s > 0 ? mem / s / 1e6 : 0;
-        std::string p = prog.empty() ? "-" : fmt("%.2fx", median(prog));
-        std::printf("%6llu %5llu %-16s %9.1f %9.1f %5.2fx %7.3f s %7.3f s %9.0f %8s %6.3fx %9.0f%s\n",
-                    static_cast<unsigned long long>(mib), static_cast<unsigned long long>(dirty), key.c_str(),
-                    median(image) / 1048576, median(sent) / 1048576, median(sent) / mem, s, tt,
-                    s * 1e3 / (mem / (1 << 30)), p.c_str(), pipe > 0 ? rate_s / pipe : 0, pipe,
-                    moves.size() < static_cast<std::size_t>(o.runs)
-                        ? (" (" + std::to_string(moves.size()) + " of " + std::to_string(o.runs) + " runs)").c_str()
-                        : "");
-      }
-      std::fflush(stdout);
+      for (const std::string& mode : o.modes) failed = !bench_case(o, mib, dirty, mode, work) || failed;
     }
   }
   std::printf("image: the last image (with pre-copy, only what was written since the last round); sent: pre-copy "
