@@ -218,6 +218,17 @@ void Session::status(const char* text) {
   write_all(static_cast<int>(status_fd_), text, cstr_len(text));
 }
 
+// The last status line ("ok <bytes>" or "error <why>"); the channel closes.
+void Session::answer(bool ok) {
+  char line[sizeof s_->error + 32];
+  if (ok)
+    Line(line, sizeof line).s("ok ").u(written_).s("\n");
+  else
+    Line(line, sizeof line).s("error ").s(s_->error).s("\n");
+  status(line);
+  sys(SYS_close, status_fd_);
+}
+
 bool Session::check(const ImageStatus& st) {
   if (st) return true;
   Line(s_->error, sizeof s_->error).s(st.message());
@@ -326,6 +337,12 @@ bool Session::read_request() {
       parse_compression(line + 9, &compression_);
     } else if (cstr_eq(line, "move=1")) {
       for_move_ = true;
+    } else if (cstr_eq(line, "precopy=1")) {
+      precopied_ = true;
+    } else if (cstr_eq(line, "track=start")) {
+      track_ = Tracking::kStart;
+    } else if (cstr_eq(line, "track=stop")) {
+      track_ = Tracking::kStop;
     }
     if (last) break;
     line = end + 1;
@@ -450,14 +467,18 @@ bool Session::write_image() {
     r.prot = g.prot;
     r.map_flags = g.map_flags;
     r.kind = g.kind;
-    r.flags = (g.has_pages ? kRegionHasPages : 0) | g.advice;
+    // Pre-copied: the target holds the region's pages as the last round
+    // read them; only those written since are in the image.
+    bool pre = precopied_ && g.tracked && g.has_pages &&
+               (g.kind == RegionKind::anon || g.kind == RegionKind::heap || g.kind == RegionKind::stack);
+    r.flags = (g.has_pages ? kRegionHasPages : 0) | (pre ? kRegionPrecopied : 0) | g.advice;
     r.offset = g.offset;
     r.path = g.path;
     r.file_dev = g.dev;
     r.file_inode = g.inode;
     r.file_size = g.file_size;
     r.file_mtime_ns = g.mtime_ns;
-    ok = check(writer.region(r)) && (!g.has_pages || write_pages(g));
+    ok = check(writer.region(r)) && (!g.has_pages || (pre ? write_written_pages(g) : write_pages(g)));
   }
   ok = ok && write_fds() && collect_timers() && take_process_signals() && write_signals_and_timers() &&
        check(writer.finish());
@@ -494,6 +515,15 @@ void Session::run() {
     }
     return;
   }
+  if (track_ != Tracking::kNone) {
+    // No image and no thread stopped: the tracking starts or ends.
+    if (long fd = take_tracking(); fd >= 0) sys(SYS_close, fd);
+    answer(track_ == Tracking::kStop || start_tracking());
+    return;
+  }
+  // The image for a move ends a tracking (the pre-copy's last step, or a
+  // stop-and-copy after a pre-copy given up); another image leaves it on.
+  track_fd_ = for_move_ ? take_tracking() : tracking_fd();
   // A child of clone() that never forked through libc takes its own
   // identity now: every thread is stopped, and the image must name it.
   current_vpid(true);
@@ -509,19 +539,14 @@ void Session::run() {
   g_image_real = 0;
   if (out_fd_ >= 0) sys(SYS_close, out_fd_);
   if (pagemap_fd_ >= 0) sys(SYS_close, pagemap_fd_);
+  if (for_move_ && track_fd_ >= 0) sys(SYS_close, track_fd_);
   // A SIGPIPE queued now came from writing the image (the program's own
   // were taken out above): drop it.
   std::uint64_t pipe_mask = 1ULL << (SIGPIPE - 1);
   timespec zero{};
   while (sys(SYS_rt_sigtimedwait, &pipe_mask, nullptr, &zero, 8) == SIGPIPE) {
   }
-  char line[sizeof s_->error + 32];
-  if (ok)
-    Line(line, sizeof line).s("ok ").u(written_).s("\n");
-  else
-    Line(line, sizeof line).s("error ").s(s_->error).s("\n");
-  status(line);
-  sys(SYS_close, status_fd_);
+  answer(ok);
   if (ok && mode_ == AfterCheckpoint::kKill) sys(SYS_kill, real_pid(), SIGKILL);
   if (sys(SYS_gettid) == real_pid())
     put_back_pending(s_);
@@ -569,6 +594,10 @@ void run_session(void* arg) {
 // Handler of kRequestSignal: this thread becomes the coordinator.
 void on_request(int, siginfo_t*, void* uc) {
   pid_t pid = real_pid();
+  // A request that finds a session under way (in another thread, or between
+  // a session's answer and its end: a pre-copy's last request follows its
+  // first by milliseconds) is signalled again by its requester, which sees
+  // its request file still there (request.cpp).
   if (g_busy_pid.load() == pid) return;
   g_busy_pid.store(pid);
   int saved_errno = errno;

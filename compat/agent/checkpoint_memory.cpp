@@ -223,6 +223,7 @@ bool Session::read_smaps() {
         if (f[0] != ' ' || f[1] == '\0' || f[2] == '\0' || (f[3] != ' ' && f[3] != '\n')) continue;
         if (f[1] == 'g' && f[2] == 'd') r->map_flags |= MAP_GROWSDOWN;
         if (f[1] == 'n' && f[2] == 'r') r->map_flags |= MAP_NORESERVE;
+        if (f[1] == 'u' && f[2] == 'w') r->tracked = true;
         if (f[1] == 'm' && f[2] == 'w' && r->kind == RegionKind::shared_file && (r->prot & PROT_WRITE) == 0)
           r->advice |= kRegionMayWrite;
         if (is_special(r->kind)) continue;

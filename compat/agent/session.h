@@ -68,6 +68,12 @@ struct PendingSignal {
   alignas(8) std::uint8_t info[kSiginfoSize];
 };
 
+// One run of pages as the PAGEMAP_SCAN ioctl (Linux 6.7) returns them:
+// struct page_region of linux/fs.h, which older headers lack.
+struct PageRun {
+  std::uint64_t start, end, categories;
+};
+
 struct Region {
   std::uint64_t start, end, offset, dev, inode, file_size;
   std::int64_t mtime_ns;
@@ -80,6 +86,7 @@ struct Region {
   // which pages exist.
   std::uint64_t shm_dev;
   bool shm;
+  bool tracked;  // VmFlags "uw": its writes are tracked for a pre-copy (start_tracking)
   std::uint32_t advice;  // kRegion<advice> flags
   const char* path;
 };
@@ -102,6 +109,7 @@ struct Scratch {
   Region regions[kMaxRegions];
   int nregions;
   std::uint64_t pagemap[kPagemapBatch];
+  PageRun scan[kPagemapBatch];  // PAGEMAP_SCAN's answer: runs of written pages
   unsigned char incore[kPagemapBatch];
   char maps[kMapsCap];
   char smaps[2 * kMapsCap];
@@ -194,9 +202,12 @@ class Session {
   bool write_thread(const ThreadState& t, bool leader);
   bool write_thread_sched();
   bool write_pages(const Region& r);
+  bool write_written_pages(const Region& r);
+  bool start_tracking();
   bool check(const ImageStatus& st);
   void fail(const char* what) { Line(s_->error, sizeof s_->error).s(what); }
   void status(const char* text);
+  void answer(bool ok);
   static ImageStatus sink_write(void* context, const struct iovec* iov, int count);
 
   Scratch* s_;
@@ -207,6 +218,9 @@ class Session {
   AfterCheckpoint mode_ = AfterCheckpoint::kLeaveRunning;
   Compression compression_ = Compression::none;
   bool for_move_ = false;  // "move=1": the image is for another node
+  Tracking track_ = Tracking::kNone;  // "track=start|stop": no image
+  bool precopied_ = false;            // "precopy=1"
+  long track_fd_ = -1;                // the tracking's userfaultfd, left out of the image
   long out_fd_ = -1, status_fd_ = -1, pagemap_fd_ = -1;
   std::uint64_t written_ = 0, next_progress_ = kProgressStep;
 };
@@ -234,5 +248,9 @@ bool ends_with_deleted(const char* s);
 // The scratch mapping's size for compression `c`: the Scratch, then the
 // image writer's working memory.
 std::size_t scratch_size(Compression c);
+// The userfaultfd of a write tracking this process (or its parent, before a
+// fork) started, or -1; take_tracking() also forgets it: the caller closes it.
+long tracking_fd();
+long take_tracking();
 
 }  // namespace mosix::agent::checkpoint

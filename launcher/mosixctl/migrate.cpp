@@ -96,8 +96,12 @@ void run_migrate(const MigrateOptions& o) {
   if (!reply->value("ok", false)) throw CommandError(reply->value("error", "the migration failed"));
   std::cout << "rank " << rank << " moved from " << reply->value("from", "?") << " to "
             << reply->value("to", "?") << " (pid " << reply->value("pid", 0) << "): "
-            << reply->value("bytes", 0ull) << " bytes, stopped " << reply->value("stopped_ms", 0u)
-            << " ms\n";
+            << reply->value("bytes", 0ull) << " bytes, stopped " << reply->value("stopped_ms", 0u) << " ms";
+  if (unsigned rounds = reply->value("rounds", 0u); rounds > 0) {
+    std::cout << " (" << reply->value("precopy_bytes", 0ull) << " bytes pre-copied in " << rounds
+              << (rounds == 1 ? " round" : " rounds") << " before)";
+  }
+  std::cout << "\n";
 }
 
 }  // namespace

@@ -48,10 +48,11 @@ Expected<std::uint64_t> await_answer(const CheckpointRequest& r, const RequestFi
                                      const std::string& what) {
   std::string buffer;
   bool connected = false;
-  int idle_s = 0;
+  constexpr int kPollMs = 100;
+  int idle_ms = 0;
   for (;;) {
     pollfd fds[2] = {{f.fifo_fd, POLLIN, 0}, {f.pidfd, POLLIN, 0}};
-    int n = poll(fds, 2, 1000);
+    int n = poll(fds, 2, kPollMs);
     if (n < 0 && errno == EINTR) continue;
     if (fds[0].revents & POLLIN) {
       connected = true;
@@ -84,7 +85,12 @@ Expected<std::uint64_t> await_answer(const CheckpointRequest& r, const RequestFi
       return make_error(what + ": the agent closed its status channel without a result");
     if (fds[1].revents & POLLIN)
       return make_error(what + ": process " + std::to_string(r.pid) + " ended before its image was complete");
-    if (!connected && ++idle_s >= r.answer_timeout_s)
+    // The agent removes the request file as it reads it: one still there
+    // after a silence means the signal found the agent busy (finishing the
+    // session before: a pre-copy's last request follows its first by
+    // milliseconds) and was dropped, or has not been handled yet. Again.
+    if (!connected && n == 0 && ::access(f.request.c_str(), F_OK) == 0) kill(r.pid, kRequestSignal);
+    if (!connected && n == 0 && (idle_ms += kPollMs) >= r.answer_timeout_s * 1000)
       return make_error(what + ": no answer from process " + std::to_string(r.pid) + " within " +
                         std::to_string(r.answer_timeout_s) + " s (is it blocking signal " +
                         std::to_string(kRequestSignal) + ", or stopped?)");
@@ -212,7 +218,10 @@ Expected<std::uint64_t> ask_agent(const CheckpointRequest& r, const std::string&
   const char* mode = kModeNames[static_cast<int>(r.mode)];
   const std::string request = "out=" + out_path + "\nstatus=" + f.fifo + "\nmode=" + mode +
                               "\ncompress=" + compression_name(r.compression) + "\n" +
-                              (r.for_move ? "move=1\n" : "");
+                              (r.for_move ? "move=1\n" : "") + (r.precopied ? "precopy=1\n" : "") +
+                              (r.tracking == Tracking::kStart  ? "track=start\n"
+                               : r.tracking == Tracking::kStop ? "track=stop\n"
+                                                               : "");
   if (Status s = sys::write_file_atomically(base + ".req", request, sys::Durability::kVolatile); !s.ok())
     return s.error();
   f.request = base + ".req";

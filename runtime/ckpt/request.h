@@ -25,6 +25,11 @@ struct CheckpointRequest {
   // sense here (a socket bound to an address of this node).
   bool for_move = false;
   Compression compression = Compression::none;
+  // Pre-copy (docs/migration.md): kStart and kStop write no image; with
+  // precopied the tracked regions hold only the pages written since the last
+  // round of the daemon's.
+  Tracking tracking = Tracking::kNone;
+  bool precopied = false;
   // Called from the calling thread about every 256 MiB written.
   std::function<void(std::uint64_t bytes_written)> on_progress;
   // How long the agent may take to start answering.

@@ -26,16 +26,28 @@ inline constexpr int kStopSignal = 63;     // SIGRTMAX-1
 //   mode=leave|stop|kill
 //   compress=none|fast|best
 //   move=1          (optional: the image is for another node)
+//   track=start     (optional, pre-copy: no image; the agent has the kernel
+//                    track writes to the process's private anonymous memory
+//                    from now on, see docs/migration.md)
+//   track=stop      (optional: no image; the tracking ends)
+//   precopy=1       (optional, with move=1: the tracked regions' pages went
+//                    to the target before; the image holds only those written
+//                    since the last round, and the tracking ends)
 // The agent answers on the status FIFO with lines
 //   progress <bytes written>
 //   ok <bytes written>
 //   error <one line saying what was refused and why>
-// and removes the request file. The runtime directory follows the rule of
+// and removes the request file. An agent still finishing a session drops
+// the signal: a requester that finds its request file still there after a
+// silence (100 ms) signals again. The runtime directory follows the rule of
 // runtime/sys/runtime_dir_rule.h (docs/runtime-directory.md); it must be a
 // directory (not a symlink) owned by the user that neither group nor others
 // may write (the agent checks this with lstat).
 enum class AfterCheckpoint : int { kLeaveRunning = 0, kStop = 1, kKill = 2 };
 
 inline constexpr const char* kModeNames[] = {"leave", "stop", "kill"};
+
+// What a request asks of the agent's write tracking (pre-copy).
+enum class Tracking : int { kNone = 0, kStart = 1, kStop = 2 };
 
 }  // namespace mosix::ckpt

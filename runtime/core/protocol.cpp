@@ -263,6 +263,14 @@ void fields(auto& a, Is<ImageChunk> auto& m) {
 void fields(auto& a, Is<ImageEnd> auto& m) {
   a("migration_id", m.migration_id);
   a("total_bytes", m.total_bytes);
+  a("abandoned", m.abandoned);
+}
+
+void fields(auto& a, Is<PrecopyPages> auto& m) {
+  a("migration_id", m.migration_id);
+  a("address", m.address);
+  a("bytes", m.bytes);
+  a("zero", m.zero);
 }
 
 void fields(auto& a, Is<RankRestart> auto& m) {
@@ -294,6 +302,8 @@ void fields(auto& a, Is<MigrateResult> auto& m) {
   a("pid", m.pid);
   a("bytes", m.bytes);
   a("stopped_ms", m.stopped_ms);
+  a("precopy_bytes", m.precopy_bytes);
+  a("rounds", m.rounds);
 }
 
 // Wire width of the scalar types; everything else is length-prefixed.
@@ -496,6 +506,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kOutputCredit: return "OutputCredit";
     case MessageType::kStdinCredit: return "StdinCredit";
     case MessageType::kPtyResize: return "PtyResize";
+    case MessageType::kPrecopyPages: return "PrecopyPages";
     case MessageType::kBalanceReport: return "BalanceReport";
     case MessageType::kMigrateProgress: return "MigrateProgress";
     case MessageType::kOutputFds: return "OutputFds";
@@ -568,6 +579,7 @@ template Frame encode_frame(const MigrateResult&);
 template Frame encode_frame(const OutputCredit&);
 template Frame encode_frame(const StdinCredit&);
 template Frame encode_frame(const PtyResize&);
+template Frame encode_frame(const PrecopyPages&);
 template Frame encode_frame(const BalanceReport&);
 template Frame encode_frame(const MigrateProgress&);
 template Frame encode_frame(const OutputFds&);
@@ -617,6 +629,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kOutputCredit: return decode_payload<OutputCredit>(payload);
     case MessageType::kStdinCredit: return decode_payload<StdinCredit>(payload);
     case MessageType::kPtyResize: return decode_payload<PtyResize>(payload);
+    case MessageType::kPrecopyPages: return decode_payload<PrecopyPages>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
     case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
     case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);

@@ -26,7 +26,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 14;
+inline constexpr std::uint16_t kProtocolVersion = 15;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -76,6 +76,7 @@ enum class MessageType : std::uint16_t {
   kMpiNamespace = 36,
   kStdinCredit = 40,
   kPtyResize = 41,
+  kPrecopyPages = 42,
 };
 
 // First message from every daemon to the home node (rank 0).
@@ -232,6 +233,20 @@ struct ImageBegin {
   bool operator==(const ImageBegin&) const = default;
 };
 
+// Pre-copy (docs/migration.md), source -> target while the guest still runs:
+// pages of its memory at `address` as a round read them, or with no bytes,
+// `zero` bytes from `address` that hold no data (never written, or given
+// back); after the MigrateRequest and before ImageBegin of the same
+// migration_id. A later message for the same address replaces it.
+struct PrecopyPages {
+  static constexpr MessageType kType = MessageType::kPrecopyPages;
+  std::uint64_t migration_id = 0;
+  std::uint64_t address = 0;
+  Bytes bytes;
+  std::uint64_t zero = 0;
+  bool operator==(const PrecopyPages&) const = default;
+};
+
 struct ImageChunk {
   static constexpr MessageType kType = MessageType::kImageChunk;
   std::uint64_t migration_id = 0;
@@ -244,6 +259,9 @@ struct ImageEnd {
   static constexpr MessageType kType = MessageType::kImageEnd;
   std::uint64_t migration_id = 0;
   std::uint64_t total_bytes = 0;
+  // The source gave the move up after its pre-copy had begun (no image
+  // follows): the target lets the pages go, without an answer.
+  bool abandoned = false;
   bool operator==(const ImageEnd&) const = default;
 };
 
@@ -292,6 +310,8 @@ struct MigrateResult {
   std::int32_t pid = 0;              // real pid at the target when ok
   std::uint64_t bytes = 0;           // image size
   std::uint32_t stopped_ms = 0;      // from the stop request to the restore at the target
+  std::uint64_t precopy_bytes = 0;   // sent by pre-copy rounds while the guest ran (docs/migration.md)
+  std::uint32_t rounds = 0;          // pre-copy rounds (0: stop-and-copy)
   bool operator==(const MigrateResult&) const = default;
 };
 
@@ -605,7 +625,8 @@ using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestSt
                              MigrateResult, OutputCredit, BalanceReport, MigrateProgress, OutputFds,
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
                              NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
-                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit, PtyResize>;
+                             GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit, PtyResize,
+                             PrecopyPages>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

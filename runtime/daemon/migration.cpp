@@ -2,10 +2,12 @@
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <charconv>
 #include <cstring>
 #include <dirent.h>
+#include <span>
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "runtime/ckpt/format/image_file.h"
+#include "runtime/daemon/precopy.h"
 
 namespace mosix {
 namespace {
@@ -26,6 +29,8 @@ using boost::system::error_code;
 constexpr std::size_t kImageChunkBytes = 1u << 20;
 // Migration progress goes home every this many bytes (and at each phase).
 constexpr std::uint64_t kProgressStep = 64u << 20;
+// Pre-copied bytes a move's thread may have on their way through the loop.
+constexpr std::uint64_t kMaxInFlight = 32u << 20;
 
 std::string read_comm(pid_t pid) {
   char path[64];
@@ -76,15 +81,32 @@ void sweep_old_images(const std::string& dir) {
   ::closedir(d);
 }
 
-Migrations::Migrations(DaemonContext& context, GuestTable& guests) : context_(context), guests_(guests) {}
+Migrations::Migrations(DaemonContext& context, GuestTable& guests) : context_(context), guests_(guests) {
+  const char* env = std::getenv("MOSIX_PRECOPY");
+  precopy_ = env == nullptr || std::string_view(env) != "0";
+}
 
 Migrations::~Migrations() { finish(); }
 
+void Migrations::PrecopyLink::cancel() {
+  {
+    std::lock_guard lock(mutex);
+    cancelled = true;
+  }
+  changed.notify_all();
+}
+
 void Migrations::finish() {
+  for (auto& [id, out] : outgoing_) {
+    if (out.link) out.link->cancel();  // a thread in its rounds stops
+  }
   for (auto& [id, thread] : move_threads_) thread.join();
   move_threads_.clear();
   for (auto& [id, out] : outgoing_) close_image(out.memfd);
-  for (auto& [id, in] : incoming_) close_image(in->memfd);
+  for (auto& [id, in] : incoming_) {
+    close_image(in->memfd);
+    close_image(in->pages);
+  }
 }
 
 void Migrations::close_image(int& memfd) {
@@ -93,7 +115,10 @@ void Migrations::close_image(int& memfd) {
 }
 
 void Migrations::close_incoming() {
-  for (auto& [id, in] : incoming_) close_image(in->memfd);
+  for (auto& [id, in] : incoming_) {
+    close_image(in->memfd);
+    close_image(in->pages);
+  }
 }
 
 MigrateResult Migrations::failure(const MigrateRequest& request) const {
@@ -156,6 +181,13 @@ void Migrations::migrate_out(const MigrateRequest& request) {
   out.request.work_done = guests_.work_done(*g);
   out.memfd = memfd;
   out.started = std::chrono::steady_clock::now();
+  out.link = std::make_shared<PrecopyLink>();
+  const int target = static_cast<int>(request.target_node);
+  if (precopy_) {
+    // The target takes pre-copied pages from now on.
+    context_.send(target, out.request);
+    out.announced = true;
+  }
   outgoing_[request.migration_id] = out;
   ckpt::CheckpointRequest r;
   r.pid = g->proc.pid;
@@ -170,11 +202,57 @@ void Migrations::migrate_out(const MigrateRequest& request) {
     });
   };
   join_move_thread(id);
-  move_threads_[id] = std::thread([this, r, id, image] {
+  std::shared_ptr<PrecopyLink> link = out.link;
+  const bool precopy = precopy_;
+  move_threads_[id] = std::thread([this, r, id, image, link, precopy, target, rank = request.rank] {
+    MoveStats stats;
+    ckpt::CheckpointRequest last = r;
+    if (precopy) {
+      std::uint64_t sent = 0;
+      // Pages go through the event loop to the transport; this thread waits
+      // while too many are on their way.
+      PageSink sink = [&](std::uint64_t address, std::span<const std::uint8_t> bytes, std::uint64_t zero) {
+        {
+          std::unique_lock lock(link->mutex);
+          link->changed.wait(lock, [&] { return link->cancelled || link->in_flight < kMaxInFlight; });
+          if (link->cancelled) return false;
+          link->in_flight += bytes.size();
+        }
+        PrecopyPages pages{id, address, Bytes(bytes.begin(), bytes.end()), zero};
+        bool report = (sent + bytes.size()) / kProgressStep != sent / kProgressStep;
+        sent += bytes.size();
+        asio::post(context_.io(), [this, link, target, rank, id, report, sent, pages = std::move(pages)] {
+          if (report) context_.send(0, MigrateProgress{id, rank, MigratePhase::kTransfer, sent, 0});
+          context_.send(target, pages);
+          {
+            std::lock_guard lock(link->mutex);
+            link->in_flight -= pages.bytes.size();
+          }
+          link->changed.notify_all();
+        });
+        return true;
+      };
+      auto rounds = run_precopy(r.pid, PrecopyParams{}, sink, &stats.precopy_unsupported);
+      if (rounds) {
+        stats.precopy_bytes = rounds->bytes;
+        stats.rounds = rounds->rounds;
+        last.precopied = true;
+      } else {
+        stats.precopy_error = rounds.error().message;
+      }
+    }
+    stats.stopped_at = std::chrono::steady_clock::now();
     // As request_checkpoint does, but into the memfd: the agent writes the
     // image, then every chunk of it is read back and checked.
     Expected<ckpt::CheckpointResult> result = make_error("no image");
-    if (auto bytes = ckpt::ask_agent(r, image); !bytes) {
+    bool given_up;
+    {
+      std::lock_guard lock(link->mutex);
+      given_up = link->cancelled;
+    }
+    if (given_up) {
+      result = make_error("the move was given up");
+    } else if (auto bytes = ckpt::ask_agent(last, image); !bytes) {
       result = bytes.error();
     } else if (auto summary = ckpt::verify_image_file(image); !summary) {
       result = make_error("checkpoint of " + std::to_string(r.pid) + ": the image does not verify: " +
@@ -182,8 +260,8 @@ void Migrations::migrate_out(const MigrateRequest& request) {
     } else {
       result = ckpt::CheckpointResult{image, *bytes, *summary};
     }
-    asio::post(context_.io(), [this, id, result = std::move(result)]() mutable {
-      checkpointed(id, std::move(result));
+    asio::post(context_.io(), [this, id, stats, result = std::move(result)]() mutable {
+      checkpointed(id, std::move(result), stats);
     });
   });
 }
@@ -195,7 +273,7 @@ void Migrations::join_move_thread(std::uint64_t id) {
   move_threads_.erase(it);
 }
 
-void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result) {
+void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result, const MoveStats& stats) {
   join_move_thread(id);  // it has posted this: it is ending
   auto it = outgoing_.find(id);
   if (it == outgoing_.end()) return;
@@ -205,20 +283,33 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     outgoing_.erase(it);
     return;
   }
+  out.stopped_at = stats.stopped_at;
+  out.precopy_bytes = stats.precopy_bytes;
+  out.rounds = stats.rounds;
+  if (stats.precopy_unsupported) {
+    precopy_ = false;
+    spdlog::warn("{}: no pre-copy here, moves stop the guest for the whole copy: {}", context_.node_name(),
+                 stats.precopy_error);
+  } else if (!stats.precopy_error.empty() && !precopy_said_) {
+    precopy_said_ = true;
+    spdlog::info("{}: a pre-copy was given up, the move stops the guest for the whole copy: {}",
+                 context_.node_name(), stats.precopy_error);
+  }
   LocalGuest* g = guests_.find(out.request.rank);
   MigrateResult fail = failure(out.request);
   if (g == nullptr || !g->running) {
     fail.reason = "rank " + std::to_string(fail.rank) + " ended while it was being checkpointed";
+  } else if (out.target_lost || context_.is_lost(static_cast<int>(out.request.target_node))) {
+    fail.reason = "the target node died during the move";
+    ::kill(-g->proc.pid, SIGCONT);
   } else if (!result) {
     fail.reason = result.error().message;
     fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
     g->cant_move = fail.reason;  // the balancer does not try again
     ::kill(-g->proc.pid, SIGCONT);
-  } else if (out.target_lost || context_.is_lost(static_cast<int>(out.request.target_node))) {
-    fail.reason = "the target node died during the move";
-    ::kill(-g->proc.pid, SIGCONT);
   }
   if (!fail.reason.empty()) {
+    abandon(out);
     close_image(out.memfd);
     if (g != nullptr) g->migrating = false;
     outgoing_.erase(it);
@@ -229,6 +320,17 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
   stream_image(id, out, *g, result->bytes);
 }
 
+// A move given up after the target had its request: it lets the pre-copied
+// pages go (a target that died needs no word).
+void Migrations::abandon(const Outgoing& out) {
+  const int target = static_cast<int>(out.request.target_node);
+  if (!out.announced || out.streamed || context_.is_lost(target)) return;
+  ImageEnd end;
+  end.migration_id = out.request.migration_id;
+  end.abandoned = true;
+  context_.send(target, end);
+}
+
 // The stopped guest's output goes home, then its image to the target, then
 // what it had not read of its stdin.
 void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, std::uint64_t bytes) {
@@ -236,7 +338,7 @@ void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, st
   const int target = static_cast<int>(out.request.target_node);
   out.bytes = bytes;
   out.streamed = true;
-  context_.send(target, out.request);
+  if (!out.announced) context_.send(target, out.request);
   context_.send(target, ImageBegin{id, out.request.rank, bytes});
   const int fd = out.memfd;
   std::uint64_t offset = 0;
@@ -284,22 +386,26 @@ void Migrations::target_answered(const MigrateResult& answer) {
   r.source_node = static_cast<std::uint32_t>(context_.rank());
   r.target_node = out.request.target_node;
   r.bytes = out.bytes;
-  r.stopped_ms = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::steady_clock::now() - out.started)
-                                                .count());
+  const auto now = std::chrono::steady_clock::now();
+  r.stopped_ms = static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - out.stopped_at).count());
+  r.precopy_bytes = out.precopy_bytes;
+  r.rounds = out.rounds;
+  const double seconds = std::chrono::duration<double>(now - out.started).count();
   if (LocalGuest* g = guests_.find(out.request.rank)) {
     g->migrating = false;
     if (r.ok) {
       ::kill(-g->proc.pid, SIGKILL);
       guests_.retire(out.request.rank);
-      bandwidth_ = measured_bandwidth(bandwidth_, r.bytes, r.stopped_ms / 1000.0);
+      bandwidth_ = measured_bandwidth(bandwidth_, r.bytes + r.precopy_bytes, seconds);
     } else {
       ::kill(-g->proc.pid, SIGCONT);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }
   }
-  spdlog::debug("{}: rank {} {} node {} ({} bytes, stopped {} ms){}", context_.node_name(), r.rank,
-                r.ok ? "moved to" : "did not move to", r.target_node, r.bytes, r.stopped_ms,
+  spdlog::debug("{}: rank {} {} node {} ({} bytes, {} pre-copied in {} rounds, stopped {} ms){}",
+                context_.node_name(), r.rank, r.ok ? "moved to" : "did not move to", r.target_node, r.bytes,
+                r.precopy_bytes, r.rounds, r.stopped_ms,
                 r.ok ? "" : ": " + r.reason);
   context_.send(0, r);
 }
@@ -350,8 +456,51 @@ void Migrations::image_chunk(const ImageChunk& chunk) {
   }
 }
 
+// Pre-copied pages: at their address in a sparse memfd, which the
+// restorer reads the pre-copied regions from (mosix-restore --pages).
+void Migrations::precopy_pages(const PrecopyPages& pages) {
+  auto it = incoming_.find(pages.migration_id);
+  if (it == incoming_.end() || it->second->guest != nullptr) return;
+  Incoming& in = *it->second;
+  if (in.pages_lost) return;
+  if (pages.bytes.empty()) {
+    // No data: what an earlier round sent there is zero now.
+    if (in.pages >= 0 && pages.zero > 0 &&
+        ::fallocate(in.pages, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pages.address),
+                    static_cast<off_t>(pages.zero)) != 0) {
+      close_image(in.pages);
+      in.pages_lost = true;
+    }
+    return;
+  }
+  if (in.pages < 0) in.pages = ::memfd_create("mosix-migrate-pages", MFD_CLOEXEC);
+  in.pages_lost = in.pages < 0;  // the restore then refuses: its pages are not all here
+  size_t done = 0;
+  while (done < pages.bytes.size()) {
+    ssize_t w = ::pwrite(in.pages, pages.bytes.data() + done, pages.bytes.size() - done,
+                         static_cast<off_t>(pages.address + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      close_image(in.pages);  // the restore refuses the pre-copied regions
+      in.pages_lost = true;
+      return;
+    }
+    done += static_cast<size_t>(w);
+  }
+  in.precopied += done;
+}
+
 void Migrations::image_end(const ImageEnd& end) {
-  if (auto it = incoming_.find(end.migration_id); it != incoming_.end()) restore(*it->second, end);
+  auto it = incoming_.find(end.migration_id);
+  if (it == incoming_.end()) return;
+  if (end.abandoned) {
+    if (it->second->guest != nullptr) return;
+    close_image(it->second->memfd);
+    close_image(it->second->pages);
+    incoming_.erase(it);
+    return;
+  }
+  restore(*it->second, end);
 }
 
 void Migrations::restore(Incoming& in, const ImageEnd& end) {
@@ -374,6 +523,10 @@ void Migrations::restore(Incoming& in, const ImageEnd& end) {
   start.launch.rank = in.request.rank;
   start.launch.path = restorer_path();
   start.launch.argv = {"mosix-restore", memfd_path(in.memfd)};
+  if (in.pages >= 0) {
+    start.launch.argv.push_back("--pages");
+    start.launch.argv.push_back(memfd_path(in.pages));
+  }
   start.launch.env = {"PATH=/usr/bin:/bin"};
   start.flags = in.request.flags;
   start.phase = GuestPhase::kIncoming;
@@ -423,6 +576,7 @@ void Migrations::watch_restore(std::uint64_t id) {
     return;
   }
   close_image(in.memfd);
+  close_image(in.pages);
   g.phase = GuestPhase::kLive;
   g.arrived_at = context_.now();
   for (const GuestOutput& o : g.held) context_.send(0, o);
@@ -444,6 +598,7 @@ void Migrations::restore_failed(std::uint64_t id, const std::string& reason) {
   if (it == incoming_.end()) return;
   Incoming& in = *it->second;
   close_image(in.memfd);
+  close_image(in.pages);
   if (in.guest) {
     if (in.guest->running) ::kill(-in.guest->proc.pid, SIGKILL);
     guests_.retire(in.request.rank);
@@ -466,6 +621,7 @@ void Migrations::node_lost(int node) {
     }
     if (!out.streamed) {  // still checkpointing: checkpointed() resumes it
       out.target_lost = true;
+      if (out.link) out.link->cancel();
       ++it;
       continue;
     }

@@ -1,10 +1,16 @@
 // Moving guests between nodes, both ends of a move.
-// Out (the source): the guest is stopped with its image written into memory
-// (a memfd) by its agent, on a thread of the move's own; its output is
+// Out (the source): on a thread of the move's own, the guest's memory first
+// goes to the target in pre-copy rounds while it runs (precopy.h,
+// docs/migration.md; MOSIX_PRECOPY=0 turns them off, and a kernel without
+// write tracking falls back to stop-and-copy, said once); then the guest is
+// stopped with its image (with pre-copy, only what was written since the
+// last round) written into memory (a memfd) by its agent; its output is
 // drained home, then the image is streamed to the target in chunks, with
 // what the guest had not read of its stdin. The target's answer kills the
-// stopped original, or resumes it.
-// In (the target): the chunks go into a memfd, then the restorer starts as
+// stopped original, or resumes it. A move that fails at any step leaves the
+// guest running here.
+// In (the target): pre-copied pages go into a sparse memfd at their
+// addresses, the image's chunks into another, then the restorer starts as
 // a guest of this node and turns into the program; until it has, its output
 // is held back, and a refusal is the move's failure, not output.
 // Every step is reported home (MigrateProgress), the end too (MigrateResult).
@@ -12,6 +18,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -49,6 +57,7 @@ class Migrations {
   void migrate_out(const MigrateRequest& request);
   void image_begin(const ImageBegin& begin);
   void image_chunk(const ImageChunk& chunk);
+  void precopy_pages(const PrecopyPages& pages);
   void image_end(const ImageEnd& end);
   // The target's answer to a move of ours from `source`; false when it is
   // not one (the home node routes it instead).
@@ -70,8 +79,23 @@ class Migrations {
   void finish();
 
  private:
+  // Pre-copied pages in flight from a move's thread through the event loop
+  // to the transport: the thread waits while too many are, and stops when
+  // the move is given up (its target died, the daemon stops).
+  struct PrecopyLink {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::uint64_t in_flight = 0;
+    bool cancelled = false;
+    void cancel();
+  };
   struct Outgoing {
     MigrateRequest request;
+    std::shared_ptr<PrecopyLink> link;
+    bool announced = false;    // the target has the request: pre-copied pages went, or may go
+    std::chrono::steady_clock::time_point stopped_at;  // the last step began
+    std::uint64_t precopy_bytes = 0;
+    std::uint32_t rounds = 0;
     int memfd = -1;            // the image, in memory only: nothing is left should we die
     std::chrono::steady_clock::time_point started;
     std::uint64_t bytes = 0;
@@ -83,6 +107,9 @@ class Migrations {
     MigrateRequest request;
     int source = 0;
     int memfd = -1;
+    int pages = -1;               // pre-copied pages, each at its address (sparse)
+    std::uint64_t precopied = 0;  // bytes of them received
+    bool pages_lost = false;      // some could not be kept: the restore refuses
     std::uint64_t received = 0;
     std::uint64_t total = 0;      // from ImageBegin
     std::uint64_t reported = 0;   // received, as last told home (progress)
@@ -91,7 +118,16 @@ class Migrations {
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
-  void checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result);
+  // What a move's thread reports with its image.
+  struct MoveStats {
+    std::chrono::steady_clock::time_point stopped_at;
+    std::uint64_t precopy_bytes = 0;
+    std::uint32_t rounds = 0;
+    std::string precopy_error;  // pre-copy given up: stop-and-copy instead
+    bool precopy_unsupported = false;
+  };
+  void checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult> result, const MoveStats& stats);
+  void abandon(const Outgoing& out);
   void stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, std::uint64_t bytes);
   void target_answered(const MigrateResult& result);
   void migrate_in(int source, const MigrateRequest& request);
@@ -110,6 +146,8 @@ class Migrations {
   // by posting checkpointed(), which joins it; finish() joins those left.
   std::map<std::uint64_t, std::thread> move_threads_;
   double bandwidth_ = BalancerParams{}.bandwidth;
+  bool precopy_ = true;              // MOSIX_PRECOPY=0: stop-and-copy only
+  bool precopy_said_ = false;        // the fallback to stop-and-copy was logged
 };
 
 }  // namespace mosix

@@ -284,6 +284,7 @@ void NodeDaemon::handle(int source, Message message) {
                  [&](const MigrateRequest& move) { migrations_.request(source, move); },
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },
+                 [&](const PrecopyPages& pages) { migrations_.precopy_pages(pages); },
                  [&](const ImageEnd& end) { migrations_.image_end(end); },
                  [&](const MigrateResult& result) {
                    if (!migrations_.answered(source, result) && router_) router_->route_result(result);

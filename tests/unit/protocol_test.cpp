@@ -63,6 +63,7 @@ std::vector<Message> every_message() {
       MpiNamespace{"mosix.42.1", 4, {1, 2, 1, 0}, {3, 1}, 0, kSpawnPmi, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
       StdinCredit{9, 65536},
       PtyResize{0, 24, 80},
+      PrecopyPages{0x0102030405060708ull, 0x7f0000001000ull, Bytes{1, 0, 2}, 1ull << 21},
   };
 }
 

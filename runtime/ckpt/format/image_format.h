@@ -281,6 +281,11 @@ inline constexpr std::uint32_t kRegionRandom = 1u << 15;       // MADV_RANDOM
 // writing (VmFlags "mw"): mprotect() may add PROT_WRITE later, so the
 // restore maps it from a descriptor open for writing too.
 inline constexpr std::uint32_t kRegionMayWrite = 1u << 16;
+// Pre-copied (a live migration, docs/migration.md): the restorer fills the
+// region from the pages the target received while the process still ran
+// (mosix-restore --pages), then each pages record replaces its range whole
+// (a page it does not store is zero now). Only images of a move have it.
+inline constexpr std::uint32_t kRegionPrecopied = 1u << 17;
 
 // One mapping. prot and flags carry the kernel's PROT_* and MAP_* values.
 struct RegionRecord {

@@ -118,6 +118,33 @@ void populate_stored(const PagesRecord& pg, void* dst) {
   }
 }
 
+// A pre-copied region's pages as the target received them while the
+// process still ran: the page store holds each page at its address (a sparse
+// memfd); its data extents are copied into place, faulted in first in one
+// call each, as populate_stored() does.
+void fill_precopied(int store, const RegionRecord& r) {
+  constexpr int kMadvPopulateWrite = 23;
+  for (off_t at = static_cast<off_t>(r.start); at < static_cast<off_t>(r.end);) {
+    off_t data = lseek(store, at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // no data after `at`
+    if (data < 0) die("finding the pre-copied pages", -errno);
+    if (data >= static_cast<off_t>(r.end)) break;
+    off_t hole = lseek(store, data, SEEK_HOLE);
+    if (hole < 0) die("finding the pre-copied pages", -errno);
+    off_t stop = hole < static_cast<off_t>(r.end) ? hole : static_cast<off_t>(r.end);
+    auto* dst = reinterpret_cast<char*>(data);
+    std::size_t len = static_cast<std::size_t>(stop - data);
+    madvise(dst, len, kMadvPopulateWrite);
+    for (std::size_t done = 0; done < len;) {
+      ssize_t n = pread(store, dst + done, len - done, data + static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) die("reading the pre-copied pages", n < 0 ? -errno : -EIO);
+      done += static_cast<std::size_t>(n);
+    }
+    at = stop;
+  }
+}
+
 }  // namespace
 
 bool is_special(RegionKind k) {
@@ -196,6 +223,11 @@ void load_memory(Plan* p) {
   // Phase 1 verified the image: uncompressed pages can be read straight
   // into place (their checksums are still checked, after the fact).
   reader.set_direct_pages(true);
+  int store = -1;
+  if (!p->pages_path.empty()) {
+    store = open(p->pages_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (store < 0) die("opening the pre-copied pages", -errno);
+  }
   const Region* current = nullptr;
   std::size_t next_region = 0;
   for (;;) {
@@ -204,9 +236,13 @@ void load_memory(Plan* p) {
     if (r.region != nullptr) {
       current = &img.regions[next_region++];
       if (!is_special(current->rec.kind)) map_region(*current);
+      if (current->rec.flags & kRegionPrecopied) fill_precopied(store, current->rec);
     } else if (r.pages != nullptr) {
       const PagesRecord& pg = *r.pages;
       void* dst = reinterpret_cast<void*>(pg.region_start + pg.offset);
+      // Over pre-copied pages the record's range is replaced whole: the
+      // pages it does not store were zero at the checkpoint.
+      if (current->rec.flags & kRegionPrecopied) madvise(dst, std::size_t{pg.page_count} * kPage, MADV_DONTNEED);
       // Restoring memory is bound by allocating pages: fault in the chunk's
       // stored pages in one call (MADV_POPULATE_WRITE, Linux 5.14) rather
       // than one page fault each. Zero pages stay unallocated.
@@ -219,6 +255,7 @@ void load_memory(Plan* p) {
       break;
     }
   }
+  if (store >= 0) close(store);
   for (const Region& g : img.regions) {
     if ((g.rec.flags & kRegionHasPages) && g.rec.prot != (PROT_READ | PROT_WRITE) && !is_special(g.rec.kind))
       if (mprotect(reinterpret_cast<void*>(g.rec.start), g.rec.end - g.rec.start, static_cast<int>(g.rec.prot)) != 0)

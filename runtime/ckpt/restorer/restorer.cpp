@@ -1,5 +1,8 @@
-// mosix-restore IMAGE: turns this process into the one the image holds.
-// IMAGE "-" reads the image from standard input (see spool_stdin).
+// mosix-restore IMAGE [--pages FILE]: turns this process into the one the
+// image holds. IMAGE "-" reads the image from standard input (see
+// spool_stdin). FILE holds the pages of the image's pre-copied regions
+// (kRegionPrecopied), each at its address: a live migration's target
+// receives them while the process still runs at the source.
 //
 // A static binary linked at kRestorerBase (reserved_range.h), far from anything a
 // program maps, and with malloc kept to the brk heap next to it, so that the
@@ -105,8 +108,8 @@ int main(int argc, char** argv) {
   // where the program had memory.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
-  if (argc != 2) {
-    fprintf(stderr, "usage: mosix-restore IMAGE|-\n");
+  if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--pages") == 0)) {
+    fprintf(stderr, "usage: mosix-restore IMAGE|- [--pages FILE]\n");
     return 2;
   }
   snprintf(g_image_path, sizeof g_image_path, "%s", argv[1]);
@@ -122,6 +125,13 @@ int main(int argc, char** argv) {
   static OwnMaps own;
   read_own_maps(&own);
   check_restorable(img, own);
+  static std::string pages_path = argc == 4 ? argv[3] : "";
+  for (const Region& g : img.regions) {
+    if (!(g.rec.flags & kRegionPrecopied)) continue;
+    if (pages_path.empty()) refuse("its region at " + hex(g.rec.start) + " was pre-copied, and no --pages file holds its pages");
+    if (access(pages_path.c_str(), R_OK) != 0) refuse("cannot read the pre-copied pages " + pages_path + ": " + strerror(errno));
+    break;
+  }
   restore_session(img);
   int image_fd = place_files(img, fd);
   plan_file_maps(img);
@@ -144,6 +154,7 @@ int main(int argc, char** argv) {
   static Plan plan;
   plan.img = &img;
   plan.image_fd = image_fd;
+  plan.pages_path = pages_path;
   plan.shared = reinterpret_cast<TrampShared*>(kTrampolineBase + code_len);
   plan.threads = reinterpret_cast<TrampThread*>(kTrampolineBase + code_len + kPage);
   std::size_t scratch_len = ReaderScratch::required_size();

@@ -76,6 +76,7 @@ struct OwnMaps {
 struct Plan {
   Image* img;
   int image_fd;
+  std::string pages_path;  // --pages: the pre-copied pages (kRegionPrecopied), else empty
   OwnMaps own;
   ReaderScratch* scratch;
   TrampShared* shared;

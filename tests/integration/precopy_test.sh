@@ -1,0 +1,93 @@
+# Pre-copy migration (docs/migration.md) on a virtual cluster of 3 nodes:
+# guests whose memory changes while their pages go to the target in rounds
+# check their own results after the moves. precopy_writers threads (4
+# threads rewriting 32 MiB) makes MOVES moves (default 20: 10 round trips
+# vnode1 <-> vnode2); precopy_writers churn (mappings made and unmapped, the
+# break moved, between and during rounds) makes 6; mem_hold rewriting 64 MiB
+# at 100 MB/s makes 2, each pre-copied (rounds >= 1 in mosixctl's answer);
+# with MOSIX_PRECOPY=0 the same moves are stop-and-copy (rounds 0) and right
+# as well. Exits 77 where the kernel offers no write tracking (the node
+# daemon says so once and moves stop-and-copy). The guests wait for their
+# done file: nothing ends before the test has moved it.
+set -u
+BIN=$(cd "$1" && pwd)
+MOVES=${PRECOPY_MOVES:-20}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mosix-precopy.XXXXXX")
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+command -v jq > /dev/null || { echo "skip: jq is not installed"; exit 77; }
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# Waits until FILE holds TEXT or process PID is gone.
+wait_for_text() {
+  local file=$1 text=$2 pid=$3
+  until grep -q -- "$text" "$file" 2>/dev/null || ! kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
+# migrate JOB NODE ROUNDS: moves rank 0; ROUNDS "some" wants a pre-copy, 0
+# a stop-and-copy. Fails the test (with the reason) otherwise.
+migrate() {
+  local job=$1 node=$2 want=$3 out rounds
+  out=$("$BIN/mosixctl" migrate 0 "$node" --job "$job" --json 2>"$WORK/ctl.err")
+  if [[ $(jq -r .ok <<<"$out") != true ]]; then
+    fail "migrate to $node: $(jq -r .error <<<"$out" 2>/dev/null) $(cat "$WORK/ctl.err")"
+    return 1
+  fi
+  rounds=$(jq -r '.rounds // 0' <<<"$out")
+  echo "  -> $(jq -r .to <<<"$out"): $rounds round(s), $(jq -r '.precopy_bytes // 0' <<<"$out") bytes pre-copied," \
+       "image $(jq -r .bytes <<<"$out") bytes, stopped $(jq -r .stopped_ms <<<"$out") ms"
+  if [[ $want == some && $rounds == 0 ]]; then
+    fail "the move to $node was not pre-copied"
+    return 1
+  elif [[ $want == 0 && $rounds != 0 ]]; then
+    fail "the move to $node was pre-copied with MOSIX_PRECOPY=0"
+    return 1
+  fi
+}
+
+# run NAME MOVES WANT PROGRAM ARGS...: starts PROGRAM as rank 0 of a
+# 3-node virtual cluster, moves it MOVES times between vnode1 and vnode2,
+# then lets it check itself; its last line must be a RESULT ... OK.
+run() {
+  local name=$1 moves=$2 want=$3
+  shift 3
+  echo "$name: $moves moves ($([[ $want == 0 ]] && echo stop-and-copy || echo pre-copy))"
+  "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$@" < /dev/null > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  local job=$!
+  wait_for_text "$WORK/$name.out" " ready" $job
+  local i node
+  for ((i = 0; i < moves; i++)); do
+    node=$([[ $((i % 2)) == 0 ]] && echo vnode1 || echo vnode2)
+    if ! migrate $job $node "$want"; then
+      if [[ $i == 0 ]] && grep -q "no pre-copy here" "$WORK/$name.err"; then
+        echo "skip: $(grep -m1 "no pre-copy here" "$WORK/$name.err")"
+        touch "$WORK/$name.done"
+        wait $job
+        exit 77
+      fi
+      break
+    fi
+  done
+  touch "$WORK/$name.done"
+  wait $job
+  local rc=$?
+  [[ $rc == 0 ]] || fail "$name exited with $rc: $(tail -3 "$WORK/$name.out") $(head -3 "$WORK/$name.err")"
+  if grep -q "^RESULT .* OK" "$WORK/$name.out"; then
+    echo "  $(grep "^RESULT" "$WORK/$name.out")"
+  else
+    fail "$name did not check out: $(tail -3 "$WORK/$name.out") $(grep -v "^\s*$" "$WORK/$name.err" | tail -3)"
+  fi
+}
+
+run threads "$MOVES" some "$BIN/precopy_writers" threads "$WORK/threads.done" 600
+run churn 6 some "$BIN/precopy_writers" churn "$WORK/churn.done" 600
+run dirty 2 some "$BIN/mem_hold" 64 "$WORK/dirty.done" 600 100
+export MOSIX_PRECOPY=0  # read by the node daemons of the next job
+run threads_stop 2 0 "$BIN/precopy_writers" threads "$WORK/threads_stop.done" 600
+
+if ((failures)); then
+  echo "precopy_test: $failures failure(s)"
+  exit 1
+fi
+echo "precopy_test: all passed"
