@@ -116,13 +116,24 @@ bool Session::start_tracking() {
     std::uint64_t inode = parse_dec(p);
     while (*p == ' ') ++p;
     bool anon = inode == 0 && (*p == '\n' || *p == '\0' || starts_with(p, "[heap]") || starts_with(p, "[stack]"));
-    bool ours = (lo < scratch_hi && hi > scratch_lo) || (lo >= kReservedLow && hi <= kReservedHigh);
-    if (rw_private && anon && !ours && hi - lo <= kMaxTrackedRegion) {
-      uffdio_register reg{};
-      reg.range.start = lo;
-      reg.range.len = hi - lo;
-      reg.mode = UFFDIO_REGISTER_MODE_WP;
-      if (sys(SYS_ioctl, fd, UFFDIO_REGISTER, &reg) == 0) written_ += hi - lo;
+    bool reserved = lo >= kReservedLow && hi <= kReservedHigh;
+    if (rw_private && anon && !reserved && hi - lo <= kMaxTrackedRegion) {
+      // The scratch mapping, placed next to the program's, may share its
+      // line (one merged mapping): the parts on either side are tracked.
+      std::uint64_t parts[2][2] = {{lo, hi}, {0, 0}};
+      if (lo < scratch_hi && hi > scratch_lo) {
+        parts[0][1] = scratch_lo;
+        parts[1][0] = scratch_hi;
+        parts[1][1] = hi;
+      }
+      for (const auto& part : parts) {
+        if (part[1] <= part[0]) continue;
+        uffdio_register reg{};
+        reg.range.start = part[0];
+        reg.range.len = part[1] - part[0];
+        reg.mode = UFFDIO_REGISTER_MODE_WP;
+        if (sys(SYS_ioctl, fd, UFFDIO_REGISTER, &reg) == 0) written_ += part[1] - part[0];
+      }
     }
     while (*p != '\n' && *p != '\0') ++p;
     if (*p == '\n') ++p;
