@@ -88,8 +88,14 @@ Expected<std::uint64_t> await_answer(const CheckpointRequest& r, const RequestFi
     // The agent removes the request file as it reads it: one still there
     // after a silence means the signal found the agent busy (finishing the
     // session before: a pre-copy's last request follows its first by
-    // milliseconds) and was dropped, or has not been handled yet. Again.
-    if (!connected && n == 0 && ::access(f.request.c_str(), F_OK) == 0) kill(r.pid, kRequestSignal);
+    // milliseconds) and was dropped, or has not been handled yet. Again,
+    // but only then: a second signal to a process whose agent is merely slow
+    // (a loaded machine) could land in the middle of its session, and a
+    // restored node.js was found hung in a futex after such a checkpoint.
+    if (!connected && n == 0 && r.precopied && (idle_ms + kPollMs) % 1000 == 0 &&
+        ::access(f.request.c_str(), F_OK) == 0) {
+      kill(r.pid, kRequestSignal);
+    }
     if (!connected && n == 0 && (idle_ms += kPollMs) >= r.answer_timeout_s * 1000)
       return make_error(what + ": no answer from process " + std::to_string(r.pid) + " within " +
                         std::to_string(r.answer_timeout_s) + " s (is it blocking signal " +
