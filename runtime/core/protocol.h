@@ -144,9 +144,8 @@ inline constexpr std::uint32_t kSpawnPmi = 1u << 6;
 inline constexpr std::uint32_t kSpawnBody = 1u << 7;
 // Its stdin, stdout and stderr are a terminal of its own (a pseudo-terminal
 // its node daemon holds the other side of, --pty): an interactive shell has
-// job control. Its size is MOSIX_PTY_SIZE=ROWSxCOLS of its environment.
+// job control. Its size is MOSIX_PTY_SIZE=ROWSxCOLS of its environment; kPtyCantMove: why it never moves.
 inline constexpr std::uint32_t kSpawnPty = 1u << 8;
-// Why such a guest never moves: the terminal cannot follow it.
 inline constexpr const char* kPtyCantMove = "its terminal (--pty) stays on its node";
 // Either kind of MPI copy.
 inline constexpr std::uint32_t kSpawnMpi = kSpawnPmix | kSpawnPmi;

@@ -136,7 +136,8 @@ void HomeJob::migrate(const nlohmann::json& request, ControlReply reply) {
 void HomeJob::migration_ended(const MigrateResult& m) {
   Rank ended_body;  // a body that ended while it moved: its move is answered all the same
   ended_body.ended = true;
-  Rank& r = body_ranks_.count(m.rank) ? (find_guest(m.rank) ? *find_guest(m.rank) : ended_body) : ranks_[m.rank];
+  Rank* body = body_ranks_.count(m.rank) ? find_guest(m.rank) : nullptr;
+  Rank& r = body_ranks_.count(m.rank) ? (body ? *body : ended_body) : ranks_[m.rank];
   r.migrating = false;
   r.progress.clear();
   ended_migrations_.insert(m.migration_id);
