@@ -1,0 +1,88 @@
+// Messages of the guest spawn service (daemon/guest_service.h): guests
+// asking for new guests of their job, deputies asking for their bodies, and
+// messages between guests (compat/pvm's transport). See protocol.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/core/message_type.h"
+
+namespace mosix {
+
+// The guest spawn service (daemon/guest_service.h): a running guest asks its
+// node for new guests of its own job, and guests of a job exchange messages
+// (compat/pvm's transport). Guest -> its node over the node's guest socket,
+// first: which rank the connection belongs to.
+struct GuestAttach {
+  static constexpr MessageType kType = MessageType::kGuestAttach;
+  std::int32_t rank = 0;
+  bool operator==(const GuestAttach&) const = default;
+};
+
+// Bits of GuestSpawn::flags.
+// A deputy (compat/deputy) asks for its body: one guest, placed at exec by
+// place_at_exec() (core/placement.h), whose output, end and start go to the
+// deputy's node instead of mosixrun; the asker's connection speaks for that
+// rank from the reply on. Sent before any GuestAttach, with parent_rank the
+// rank of the guest it descends from. The reply's status kSpawnRunHere says
+// "stay on this node": no guest was started.
+inline constexpr std::uint32_t kGuestSpawnDeputy = 1u << 0;
+// The body's stdin is a pipe the deputy fills (GuestStdin); else /dev/null.
+inline constexpr std::uint32_t kGuestSpawnStdin = 1u << 1;
+inline constexpr std::int32_t kSpawnRunHere = 1;
+
+// Guest -> its node -> home: start `count` new guests of the job, placed by
+// the home's placement (or on the node named `where`, if it exists), started
+// like the first copies. They get new ranks after every rank in use.
+struct GuestSpawn {
+  static constexpr MessageType kType = MessageType::kGuestSpawn;
+  std::uint64_t request_id = 0;      // the asker's, sent back in the reply
+  std::int32_t parent_rank = 0;
+  std::uint32_t count = 1;
+  std::vector<std::string> argv;     // argv[0]: the program, found on PATH as exec does
+  std::vector<std::string> env;      // complete environment
+  std::string cwd;
+  std::string where;                 // a node name, or "" for the placement's choice
+  std::uint32_t flags = 0;           // kGuestSpawn* bits
+  std::string program;               // the file to run; "" for argv[0] found on PATH
+  bool operator==(const GuestSpawn&) const = default;
+};
+
+// Home -> the asker's node -> the asker: the new ranks and their nodes (in
+// order), or why none were started (status != 0, reason for the user).
+struct GuestSpawnReply {
+  static constexpr MessageType kType = MessageType::kGuestSpawnReply;
+  std::uint64_t request_id = 0;
+  std::int32_t parent_rank = 0;
+  std::int32_t status = 0;
+  std::string reason;
+  std::vector<std::int32_t> ranks;
+  std::vector<std::uint32_t> nodes;
+  bool operator==(const GuestSpawnReply&) const = default;
+};
+
+// A message between two guests of a job: sender -> its node -> home -> the
+// receiver's node -> the receiver, so it is in order per sender and
+// receiver. `kind` and `tag` are the guests' own (compat/pvm's). From home
+// with source_rank kFromHome: the job's news (kGuestMessageExited).
+inline constexpr std::int32_t kFromHome = -1;
+// Kinds of a guest's requests to the home (dest_rank kFromHome), and of the
+// home's answers (source_rank kFromHome).
+inline constexpr std::uint32_t kAskWatchExit = 0xffff0001u;  // tag: the rank to watch
+inline constexpr std::uint32_t kAskSignal = 0xffff0002u;     // tag: the rank; bytes[0]: the signal
+inline constexpr std::uint32_t kAskGroup = 0xffff0003u;      // tag: a GroupOp; bytes: group_request
+inline constexpr std::uint32_t kGuestMessageExited = 0xffff0011u;  // tag: the rank that ended
+inline constexpr std::uint32_t kGroupAnswer = 0xffff0012u;         // tag: the result; bytes: ranks
+struct GuestMessage {
+  static constexpr MessageType kType = MessageType::kGuestMessage;
+  std::int32_t source_rank = 0;
+  std::int32_t dest_rank = 0;
+  std::uint32_t kind = 0;
+  std::int32_t tag = 0;
+  Bytes bytes;
+  bool operator==(const GuestMessage&) const = default;
+};
+
+}  // namespace mosix
