@@ -26,6 +26,9 @@ namespace {
 
 int g_autoerr = 1;  // PvmAutoErr: print errors as they happen
 int g_route = PvmDontRoute;
+// pvm_catchout: spawned tasks show their BEGIN and EOF. -1: as our own
+// spawner said (a task's tasks inherit its catchout, as in pvm).
+int g_catchout = -1;
 
 const char* const kErrors[] = {
     "Ok", "", "Bad parameter", "Parameter mismatch", "Value too large", "End of buffer", "No such host",
@@ -366,7 +369,14 @@ int pvm_spawn(char* file, char** argv, int flag, char* where, int ntask, int* ti
   request.count = static_cast<std::uint32_t>(ntask);
   request.argv.push_back(file);
   for (char** a = argv; a != nullptr && *a != nullptr; ++a) request.argv.push_back(*a);
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) request.env.push_back(*e);
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, "MOSIX_PVM_OUTPUT=", 17) != 0) request.env.push_back(*e);
+  }
+  // The home tags the new tasks' lines as pvm does, with BEGIN and EOF under
+  // pvm_catchout (runtime/daemon/output_relay.h).
+  const char* inherited = std::getenv("MOSIX_PVM_OUTPUT");
+  const bool catchout = g_catchout < 0 ? inherited != nullptr && std::strcmp(inherited, "catchout") == 0 : g_catchout == 1;
+  request.env.push_back(catchout ? "MOSIX_PVM_OUTPUT=catchout" : "MOSIX_PVM_OUTPUT=tag");
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) request.cwd = cwd;
   if ((flag & PvmTaskHost) && where != nullptr && *where != '\0' && std::strcmp(where, ".") != 0) {
@@ -470,8 +480,11 @@ int pvm_tasks(int where, int* ntask, struct pvmtaskinfo** taskp) {
   return PvmOk;
 }
 
-int pvm_catchout(FILE*) {
-  // A guest's output already reaches the home terminal, as pvm's catchout does.
+int pvm_catchout(FILE* out) {
+  // A spawned task's lines reach mosixrun's stdout tagged in any case; under
+  // catchout also its BEGIN and EOF lines, as pvm prints them. Tasks spawned
+  // from now on are told (pvm_spawn); `out` itself is not written.
+  g_catchout = out != nullptr ? 1 : 0;
   return PvmOk;
 }
 

@@ -38,6 +38,9 @@ inline constexpr std::uint32_t kSpawnBody = 1u << 7;
 // job control. Its size is MOSIX_PTY_SIZE=ROWSxCOLS of its environment; kPtyCantMove: why it never moves.
 inline constexpr std::uint32_t kSpawnPty = 1u << 8;
 inline constexpr const char* kPtyCantMove = "its terminal (--pty) stays on its node";
+// Its stderr is its stdout (one pipe), as a pvmd gives its tasks: a PVM
+// task's lines reach the home as pvm's `[t40002] ` lines do (docs/pvm.md).
+inline constexpr std::uint32_t kSpawnOneOutput = 1u << 9;
 // Either kind of MPI copy.
 inline constexpr std::uint32_t kSpawnMpi = kSpawnPmix | kSpawnPmi;
 

@@ -219,6 +219,15 @@ Expected<GuestProcess> start_guest(const GuestLaunch& l) {
       return make_error("cannot start rank " + std::to_string(l.rank) + ": dup: " + std::strerror(errno));
     }
   }
+  if (l.one_output && !l.pty) {
+    // One pipe for both streams: the stderr pipe is left at its end.
+    close_fd(err[1]);
+    err[1] = ::fcntl(out[1], F_DUPFD_CLOEXEC, 0);
+    if (err[1] < 0) {
+      cleanup();
+      return make_error("cannot start rank " + std::to_string(l.rank) + ": dup: " + std::strerror(errno));
+    }
+  }
   // argv and envp are built before the clone: the child must not allocate.
   std::vector<char*> argv, envp;
   for (const std::string& a : l.argv) argv.push_back(const_cast<char*>(a.c_str()));

@@ -24,6 +24,7 @@ struct GuestLaunch {
   bool pty = false;                 // a pseudo-terminal for stdin, stdout and stderr, its controlling
                                     // terminal in a session of its own (stdin_fd is not used)
   unsigned short pty_rows = 0, pty_cols = 0;  // its size (0: the kernel's default)
+  bool one_output = false;          // stderr is the stdout pipe (kSpawnOneOutput)
   bool close_inherited_fds = false; // close every fd above 2 (a guest to be checkpointed must
                                     // not hold a pipe of whoever started mosixrun)
 };

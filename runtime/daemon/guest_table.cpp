@@ -234,6 +234,7 @@ Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
       }
     }
   }
+  l.one_output = (start.flags & kSpawnOneOutput) != 0;
   unset_env(l.env, "MOSIX_PTY_SIZE");  // mosixrun's word to us, not the program's
   keep_fds_from_guests();
   if (new_copy) {

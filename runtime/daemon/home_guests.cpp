@@ -111,6 +111,12 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
     set_env(s.env, "MOSIX_PARENT_RANK", std::to_string(request.parent_rank));
     set_env(s.env, "MOSIX_SPAWN_RANKS", std::to_string(first) + "," + std::to_string(request.count));
     set_env(s.env, "MOSIX_NODES", node_names());
+    if (get_env(request.env, "MOSIX_PVM_OUTPUT")) {
+      // A PVM task (compat/pvm): one output stream, whose lines mosixrun
+      // tags with the task id, as pvm does (docs/pvm.md).
+      s.flags |= kSpawnOneOutput;
+      tagged_.insert(s.rank);
+    }
     rank_node_[s.rank] = node;
     spdlog::debug("rank {} spawns rank {} -> node {} ({})", request.parent_rank, s.rank, node,
                   hellos_[static_cast<size_t>(node)]->node_name);

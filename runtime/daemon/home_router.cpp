@@ -320,7 +320,7 @@ bool HomeRouter::forward_output(const Delivery& delivery) {
   auto it = rank_node_.find(*rank);
   if (it != rank_node_.end() && it->second != delivery.source) return false;
   if (deputy_node_.count(*rank)) return false;  // a body's: to its deputy (from_node)
-  if (out_fd_ >= 0) {
+  if (out_fd_ >= 0 && !tagged_.count(*rank)) {
     write_output(delivery.frame);
   } else {
     mosixrun_->send_frame(delivery.frame);
@@ -353,7 +353,7 @@ void HomeRouter::write_output(std::span<const std::uint8_t> frame) {
 
 void HomeRouter::to_mosixrun(const Message& message) {
   if (to_deputy(message)) return;
-  if (out_fd_ >= 0 && std::holds_alternative<GuestOutput>(message)) {
+  if (auto* out = std::get_if<GuestOutput>(&message); out && out_fd_ >= 0 && !tagged_.count(out->rank)) {
     write_output(encode_frame(message));
   } else {
     mosixrun_->send(message);

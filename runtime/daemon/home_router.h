@@ -141,6 +141,7 @@ class HomeRouter {
   bool placed_ = false;
   std::map<int, int> rank_node_;               // where each rank runs
   std::set<int> started_;                      // ranks whose node said they started (or ended)
+  std::set<int> tagged_;                       // PVM tasks: mosixrun tags their lines, even with OutputFds
   std::vector<std::uint32_t> mpi_rank_nodes_;  // an MPI job: where each rank runs (they do not move)
   std::size_t mpi_job_size_ = 0;               // of them, the first copies (the rest: spawned)
   std::optional<MpiJobMap> mpi_map_;           // as the first copies' nodes got it

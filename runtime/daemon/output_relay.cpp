@@ -1,6 +1,7 @@
 #include "runtime/daemon/output_relay.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -51,7 +52,7 @@ void OutputRelay::deliver(int rank, bool is_stderr, const char* data, size_t siz
   Stream& s = stream(rank, is_stderr);
   if (s.file_fd >= 0) sys::write_all(s.file_fd, data, size);
   int out = is_stderr ? 2 : 1;
-  if (!tag_) {
+  if (!tag_ && !pvm_tasks_.count(rank)) {
     sys::write_all(out, data, size);
     return;
   }
@@ -67,13 +68,40 @@ void OutputRelay::deliver(int rank, bool is_stderr, const char* data, size_t siz
   if (s.pending.size() >= kMaxPendingLine) flush_line(rank, is_stderr, s);
 }
 
-void OutputRelay::finish(int rank, bool is_stderr) {
-  Stream& s = stream(rank, is_stderr);
-  if (tag_) flush_line(rank, is_stderr, s);
+void OutputRelay::finish(int rank) {
+  auto pvm = pvm_tasks_.find(rank);
+  for (bool is_stderr : {false, true}) {
+    Stream& s = stream(rank, is_stderr);
+    if (pvm != pvm_tasks_.end() && !s.pending.empty() && s.pending.back() != '\n') s.pending += '\n';
+    if (tag_ || pvm != pvm_tasks_.end()) flush_line(rank, is_stderr, s);
+  }
+  if (pvm != pvm_tasks_.end()) {
+    if (pvm->second.catchout) {
+      std::string eof = pvm->second.prefix + "EOF\n";
+      sys::write_all(1, eof.data(), eof.size());
+    }
+    pvm_tasks_.erase(pvm);  // said once, also if the end is told twice
+  }
+}
+
+void OutputRelay::set_pvm_task(int rank, int tid, bool catchout) {
+  char prefix[32];
+  std::snprintf(prefix, sizeof prefix, "[t%x] ", static_cast<unsigned>(tid));
+  pvm_tasks_[rank] = PvmTask{prefix, catchout};
+  if (catchout) {
+    std::string begin = std::string(prefix) + "BEGIN\n";
+    sys::write_all(1, begin.data(), begin.size());
+  }
 }
 
 void OutputRelay::flush_line(int rank, bool is_stderr, Stream& s) {
   if (s.pending.empty()) return;
+  if (auto pvm = pvm_tasks_.find(rank); pvm != pvm_tasks_.end()) {
+    std::string line = pvm->second.prefix + s.pending;
+    sys::write_all(1, line.data(), line.size());
+    s.pending.clear();
+    return;
+  }
   auto tag = tags_.find(rank);
   std::string line = (tag != tags_.end() ? tag->second : "[1," + std::to_string(rank) + "]") + "<" +
                      (is_stderr ? "stderr" : "stdout") + ">:" + s.pending;

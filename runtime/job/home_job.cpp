@@ -238,6 +238,13 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
       relay_.set_tag(spawned.rank, it->second, std::atoi(vpid->c_str()));
     }
   }
+  if (spawned.flags & kSpawnOneOutput) {
+    // A PVM task: its id is PVM's for its rank (host 1, local part rank + 1,
+    // compat/pvm/pack.h); MOSIX_PVM_OUTPUT=catchout when its spawner called
+    // pvm_catchout.
+    relay_.set_pvm_task(spawned.rank, 0x40000 | ((spawned.rank + 1) & 0x3ffff),
+                        get_env(spawned.env, "MOSIX_PVM_OUTPUT").value_or("") == "catchout");
+  }
   spec_.record.guests.push_back(GuestRecord{spawned.rank, 0, "", "starting", -1});
   record_dirty_ = true;
 }
@@ -326,8 +333,7 @@ void HomeJob::rank_ended(int rank, const GuestExited& e) {
   // that ended of SIGTERM or SIGKILL on its own keeps that end.
   r.end.ended_by_runtime = e.runtime_signaled && ended_by_our_signal(r.end);
   spdlog::debug("rank {} {}{}", rank, describe_end(r.end), r.end.ended_by_runtime ? " (ended by us)" : "");
-  relay_.finish(rank, false);
-  relay_.finish(rank, true);
+  relay_.finish(rank);
   for (GuestRecord& g : spec_.record.guests) {
     if (g.rank == rank) {
       g.state = "exited";
@@ -375,8 +381,7 @@ void HomeJob::node_lost(int node) {
     r.end.signaled = true;
     r.end.value = SIGKILL;
     r.end.ended_by_runtime = false;
-    relay_.finish(rank, false);
-    relay_.finish(rank, true);
+    relay_.finish(rank);
     for (GuestRecord& g : spec_.record.guests) {
       if (g.rank == rank) {
         g.state = "lost";

@@ -70,6 +70,20 @@ if [[ -x "$BIN/pvm_check" ]]; then
   check_contains "pvm_check passes every check across 3 nodes" "pvm_check: all" "$check_ok"
 fi
 
+# A spawned task's output (tests/pvm_programs/pvm_catchout.c): every line
+# tagged with its task id, stdout and stderr in one stream, BEGIN and EOF
+# under pvm_catchout; compared with the pvmd's below.
+catchout_ours=""
+if [[ -x "$BIN/pvm_catchout" ]]; then
+  catchout_ours=$(PATH="$BIN:$PATH" run --vcluster 3 -np 1 pvm_catchout)
+  check_eq "a spawned task's lines come tagged, BEGIN to EOF" "[t40002] BEGIN
+[t40002] line one
+[t40002] partialto stderr
+[t40002]  rest
+[t40002] last without a newline
+[t40002] EOF" "$catchout_ours"
+fi
+
 # The same binaries under a real pvmd.
 echo "* ep=$BIN:/usr/bin" > "$PVM_TMP/hosts"
 if [[ $(id -u) == 0 ]]; then export PVM_ALLOW_ROOT=1; fi
@@ -89,6 +103,9 @@ check_eq "timing prints what it prints under pvmd, numbers aside" "$(timing | ma
 if [[ -n "$check_ok" ]]; then
   # (its number of checks depends on whether a probe found a message waiting)
   check_eq "pvm_check prints what it prints under pvmd" "$("$BIN/pvm_check" | mask)" "$(mask <<< "$check_ok")"
+fi
+if [[ -n "$catchout_ours" ]]; then
+  check_eq "pvm_catchout prints what it prints under pvmd" "$("$BIN/pvm_catchout" | mask)" "$(mask <<< "$catchout_ours")"
 fi
 echo halt | /usr/lib/pvm3/lib/pvm > /dev/null 2>&1 || true
 wait "$pvmd_pid" 2>/dev/null || true
