@@ -144,6 +144,7 @@ long set_mask(int how, const sigset_t* set, sigset_t* old) {
 
 // glibc calls a library's constructors with the program's argc and argv.
 __attribute__((constructor)) void agent_init(int argc, char** argv) {
+  note_runtime_dir();
   place_at_exec(argc, argv);  // returns unless this process stays here
   ensure_ids();
   adopt_home_identity();

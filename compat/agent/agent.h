@@ -4,6 +4,7 @@
 #pragma once
 
 #include <signal.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 namespace mosix::agent {
@@ -58,6 +59,13 @@ SigactionFn real_sigaction();
 
 // Installs the checkpoint request and thread-stop handlers.
 void install_checkpoint_handlers();
+// Notes XDG_RUNTIME_DIR as the program starts with it: the runtime directory
+// is found by it later, also from a signal handler. First thing at load.
+void note_runtime_dir();
+// The runtime directory (docs/runtime-directory.md) into `out`, if it is a
+// directory of this user that neither group nor others may write: the only
+// place the agent takes word from (checkpoint requests, the node's file).
+bool trusted_runtime_dir(char* out, size_t size);
 // Unblocks the agent's two signals, which the exec that started this program
 // (or the spawner) blocked so that no request could kill it before its
 // handlers were in place (exec.cpp). A request sent meanwhile arrives now.

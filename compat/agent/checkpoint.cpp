@@ -303,12 +303,9 @@ bool runtime_dir(char* out, std::size_t size) {
 // file that another user could have written.
 bool Session::read_request() {
   char dir[256];
-  if (!runtime_dir(dir, sizeof dir)) return false;
+  if (!mosix::agent::trusted_runtime_dir(dir, sizeof dir)) return false;
   struct stat st{};
   long uid = sys(SYS_getuid);
-  if (sys(SYS_lstat, dir, &st) != 0 || !S_ISDIR(st.st_mode) || static_cast<long>(st.st_uid) != uid ||
-      (st.st_mode & 022) != 0)
-    return false;
   char path[320];
   Line p(path, sizeof path);
   p.s(dir).s("/ckpt-").u(static_cast<std::uint64_t>(real_pid())).s(".req");
@@ -631,10 +628,13 @@ void on_request(int, siginfo_t*, void* uc) {
 
 namespace mosix::agent {
 
-void install_checkpoint_handlers() {
+void note_runtime_dir() {
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr) {
     checkpoint::g_xdg_runtime_dir_too_long = !Line(checkpoint::g_xdg_runtime_dir, sizeof checkpoint::g_xdg_runtime_dir).s(xdg).ok();
   }
+}
+
+void install_checkpoint_handlers() {
   auto real = real_sigaction();
   if (real == nullptr) return;
   struct sigaction sa{};
@@ -646,6 +646,13 @@ void install_checkpoint_handlers() {
   real(ckpt::kRequestSignal, &sa, nullptr);
   sa.sa_sigaction = checkpoint::on_stop;
   real(ckpt::kStopSignal, &sa, nullptr);
+}
+
+bool trusted_runtime_dir(char* out, std::size_t size) {
+  if (!checkpoint::runtime_dir(out, size)) return false;
+  struct stat st{};
+  return sys(SYS_lstat, out, &st) == 0 && S_ISDIR(st.st_mode) && static_cast<long>(st.st_uid) == sys(SYS_getuid) &&
+         (st.st_mode & 022) == 0;
 }
 
 }  // namespace mosix::agent

@@ -15,6 +15,13 @@
 // A child the deputy would keep here for its descriptors stays without
 // asking; then its node's seats page answers (runtime/core/node_seats.h);
 // only a program that page does not seat execs the deputy.
+//
+// A guest restored on another node still holds the environment of the node
+// it left (its memory came along). The node daemons therefore also write the
+// node's values into `<runtime dir>/node-<daemon pid>.env`
+// (runtime/daemon/node_env_file.h): a new program whose node daemon
+// (MOSIX_DAEMON_PID) is not among its ancestors takes them from the file of
+// the nearest ancestor that has one, before it decides anything.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -58,8 +65,6 @@ bool stays_for_its_descriptors() {
 
 // The node's own answer (runtime/core/node_seats.h): a program that may stay
 // where it starts needs neither the deputy's exec nor the home's round trip.
-// After a migration the environment still names the old node's page; the
-// answer is then only as good as a guess, as the deputy's would be.
 bool seated_here() {
   const char* path = getenv("MOSIX_SEATS");
   if (path == nullptr || *path != '/') return false;
@@ -83,6 +88,79 @@ bool seated_here() {
   return answer != SeatAnswer::kAsk;
 }
 
+// The node daemon among our ancestors: `expected` (MOSIX_DAEMON_PID) if it is
+// one, else the nearest one with a node file (an ancestor was restored under
+// it); 0 if there is neither (an orphan, or a node file we may not trust).
+long node_daemon_above(long pid, long expected, const char* dir) {
+  char path[320], stat_line[512];
+  for (int depth = 0; depth < 64 && pid > 1; ++depth) {
+    if (pid == expected) return pid;
+    Line p(path, sizeof path);
+    p.s(dir).s("/node-").u(static_cast<std::uint64_t>(pid)).s(".env");
+    if (sys(SYS_faccessat, AT_FDCWD, path, R_OK) == 0) return pid;
+    Line q(path, sizeof path);
+    q.s("/proc/").u(static_cast<std::uint64_t>(pid)).s("/stat");
+    const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const long n = sys(SYS_read, fd, stat_line, sizeof stat_line - 1);
+    sys(SYS_close, fd);
+    if (n <= 0) return 0;
+    stat_line[n] = '\0';
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const char* after = strrchr(stat_line, ')');
+    if (after == nullptr || after[1] != ' ' || after[2] == '\0' || after[3] != ' ') return 0;
+    pid = atol(after + 4);
+  }
+  return 0;
+}
+
+// Takes the node's values (MOSIX_NODE, MOSIX_DAEMON_PID, ...) from the node
+// file of daemon `pid`: an empty value unsets the variable.
+void take_node_env(long pid, const char* dir) {
+  static const char* const kNames[] = {"MOSIX_NODE=", "MOSIX_DAEMON_PID=", "MOSIX_GUEST_SOCKET=", "MOSIX_DEPUTY=",
+                                       "MOSIX_SEATS="};
+  char path[320];
+  static char text[4096];
+  Line p(path, sizeof path);
+  p.s(dir).s("/node-").u(static_cast<std::uint64_t>(pid)).s(".env");
+  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  struct stat st {};
+  const bool owned = sys(SYS_fstat, fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<long>(st.st_uid) == sys(SYS_getuid);
+  const long n = owned ? sys(SYS_read, fd, text, sizeof text - 1) : -1;
+  sys(SYS_close, fd);
+  if (n <= 0) return;
+  text[n] = '\0';
+  for (char* line = text; *line != '\0';) {
+    char* end = strchr(line, '\n');
+    if (end != nullptr) *end = '\0';
+    for (const char* name : kNames) {
+      const size_t len = strlen(name);
+      if (strncmp(line, name, len) != 0) continue;
+      line[len - 1] = '\0';  // "NAME" and the value apart
+      if (line[len] == '\0') unsetenv(line);
+      else setenv(line, line + len, 1);
+    }
+    if (end == nullptr) break;
+    line = end + 1;
+  }
+}
+
+// Started by its node daemon (a copy, a body, a guest restored here): placed
+// already. After a migration, the node's values are taken first.
+bool started_by_node_daemon() {
+  const char* daemon = getenv("MOSIX_DAEMON_PID");
+  if (daemon == nullptr) return true;  // not under placement at exec
+  const long expected = atol(daemon);
+  const long parent = sys(SYS_getppid);
+  if (expected == parent) return true;
+  char dir[256];
+  if (!trusted_runtime_dir(dir, sizeof dir)) return false;
+  const long found = node_daemon_above(parent, expected, dir);
+  if (found > 0 && found != expected) take_node_env(found, dir);
+  return found == parent;
+}
+
 }  // namespace
 
 void place_at_exec(int argc, char** argv) {
@@ -92,8 +170,7 @@ void place_at_exec(int argc, char** argv) {
     unsetenv("MOSIX_PLACED");  // the deputy chose this node; our children ask again
     return;
   }
-  const char* daemon = getenv("MOSIX_DAEMON_PID");
-  if (daemon == nullptr || atol(daemon) == sys(SYS_getppid)) return;
+  if (started_by_node_daemon()) return;
   static char exe[4096];
   long n = sys(SYS_readlink, "/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return;

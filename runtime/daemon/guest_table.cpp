@@ -120,27 +120,23 @@ std::uint64_t GuestTable::cpu_before_us(const LocalGuest& g) const {
   return static_cast<std::uint64_t>(std::max(0.0, g.work_before / machine_speed_ * 1e6));
 }
 
+// Placement at exec: a guest's children ask their deputy program where to
+// run (compat/agent/place_at_exec.cpp); a process this daemon starts (a
+// copy, a body) is placed already and knows it by its parent's pid.
+std::vector<std::string> GuestTable::node_env() const {
+  return {"MOSIX_NODE=" + context_.node_name(), "MOSIX_GUEST_SOCKET=" + guest_socket_,
+          "MOSIX_DAEMON_PID=" + std::to_string(::getpid()), "MOSIX_DEPUTY=" + deputy_path_,
+          "MOSIX_SEATS=" + (seats_ != nullptr ? seats_->path() : std::string())};
+}
+
 void GuestTable::spawn(SpawnGuest s) {
-  set_env(s.env, "MOSIX_NODE", context_.node_name());
-  if (!guest_socket_.empty()) {
-    set_env(s.env, "MOSIX_GUEST_SOCKET", guest_socket_);
-    add_pvm_library(s.env);
+  for (const std::string& e : node_env()) {
+    const std::size_t eq = e.find('=');
+    if (eq + 1 < e.size()) set_env(s.env, e.substr(0, eq), e.substr(eq + 1));
+    else unset_env(s.env, e.substr(0, eq));
   }
+  if (!guest_socket_.empty()) add_pvm_library(s.env);
   if (!context_.options().no_agent) add_agent(s.env);
-  // Placement at exec: a guest's children ask their deputy program where to
-  // run (compat/agent/place_at_exec.cpp); a process this daemon starts (a
-  // copy, a body) is placed already and knows it by its parent's pid.
-  set_env(s.env, "MOSIX_DAEMON_PID", std::to_string(::getpid()));
-  if (!deputy_path_.empty()) {
-    set_env(s.env, "MOSIX_DEPUTY", deputy_path_);
-  } else {
-    unset_env(s.env, "MOSIX_DEPUTY");
-  }
-  if (seats_ != nullptr) {
-    set_env(s.env, "MOSIX_SEATS", seats_->path());
-  } else {
-    unset_env(s.env, "MOSIX_SEATS");
-  }
   GuestStart start;
   start.flags = s.flags;
   start.launch.rank = s.rank;

@@ -122,6 +122,10 @@ class GuestTable {
   // The seats page its guests' children read (MOSIX_SEATS); each guest
   // started gets a seat.
   void set_seats(NodeSeatsFile* seats) { seats_ = seats; }
+  // The node's values every guest started here gets in its environment
+  // ("NAME=value"; an empty value: unset), also in its node file
+  // (node_env_file.h) for guests restored here.
+  std::vector<std::string> node_env() const;
   // A guest's terminal (--pty) takes mosixrun's terminal's new size.
   void resize_pty(const PtyResize& size);
 

@@ -24,6 +24,7 @@
 #include "runtime/daemon/guest_table.h"
 #include "runtime/daemon/home_router.h"
 #include "runtime/daemon/load_agent.h"
+#include "runtime/daemon/node_env_file.h"
 #include "runtime/daemon/node_seats_file.h"
 #include "runtime/daemon/migration.h"
 #include "runtime/daemon/pmi_server.h"
@@ -98,6 +99,7 @@ class NodeDaemon {
   std::unique_ptr<PmixLink> pmix_;  // once the node runs MPI copies
   std::unique_ptr<PmiServer> pmi_;  // the same, for MPICH copies
   std::unique_ptr<NodeSeatsFile> seats_;  // children's quick "stay here" (placement at exec)
+  std::unique_ptr<NodeEnvFile> node_env_;  // the node's values for guests restored here
   int cores_ = 1;                         // as told to the home
   GuestTable guests_;
   GuestService guest_service_;
@@ -419,6 +421,12 @@ int NodeDaemon::run() {
           load_.set_seats(seats_.get());
         } else {
           spdlog::warn("{}: every child asks the home where to run: {}", context_.node_name(), seats.error().message);
+        }
+        if (auto file = NodeEnvFile::create(guests_.node_env())) {
+          node_env_ = std::move(*file);
+        } else {
+          spdlog::warn("{}: children of guests that arrive here are placed as on the node they left: {}",
+                       context_.node_name(), file.error().message);
         }
       } else {
         spdlog::warn("{}: children stay on their parent's node: {}", context_.node_name(), deputy.error().message);
