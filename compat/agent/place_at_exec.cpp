@@ -35,6 +35,7 @@
 
 #include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
+#include "runtime/core/exec_stay_rule.h"
 #include "runtime/core/node_seats.h"
 
 extern char** environ;
@@ -43,24 +44,24 @@ namespace mosix::agent {
 
 namespace {
 
-// What the deputy would answer at once, without asking anyone
-// (compat/deputy/deputy.cpp): a child that holds descriptors other than
-// 0-2, or whose stdin is neither /dev/null nor a pipe or socket (a terminal,
-// a file whose offset it shares), stays on its parent's node. Said here, it
-// costs a few system calls instead of the deputy's exec (a shell on a
-// terminal, --pty, starts every command so).
+// The descriptors' rule (runtime/core/exec_stay_rule.h), said here before
+// the deputy's exec: it costs a few system calls instead (a shell on a
+// terminal, --pty, starts every command so). The deputy relies on it for
+// the descriptors above 2.
 bool stays_for_its_descriptors() {
   struct stat in {};
   if (sys(SYS_fstat, 0, &in) != 0) return true;
-  const bool null_stdin = S_ISCHR(in.st_mode) && in.st_rdev == makedev(1, 3);
-  if (!null_stdin && !S_ISFIFO(in.st_mode) && !S_ISSOCK(in.st_mode)) return true;
+  const StdinKind kind = S_ISCHR(in.st_mode) && in.st_rdev == makedev(1, 3)     ? StdinKind::kNull
+                         : S_ISFIFO(in.st_mode) || S_ISSOCK(in.st_mode) ? StdinKind::kPipeOrSocket
+                                                                        : StdinKind::kOther;
+  if (stays_for_descriptors(kind, false)) return true;
   char dents[1024];
   bool other = false;
   const int listed = for_each_numbered_entry("/proc/self/fd", dents, sizeof dents, [&](std::uint64_t fd, long dir) {
     other = fd > 2 && static_cast<long>(fd) != dir;
     return !other;
   });
-  return other || listed < 0;
+  return stays_for_descriptors(kind, other || listed < 0);
 }
 
 // The node's own answer (runtime/core/node_seats.h): a program that may stay

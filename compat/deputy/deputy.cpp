@@ -20,7 +20,8 @@
 //   - ends as the body ended: the same exit status, or killed by the same
 //     signal, so the parent's wait() sees what it would have seen.
 // A child holding descriptors other than 0-2 across exec stays here: they
-// could not follow it (docs/mosixrun.md, "Children").
+// could not follow it (docs/mosixrun.md, "Children"). The agent checks that
+// before it execs us (runtime/core/exec_stay_rule.h).
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/exec_stay_rule.h"
 #include "runtime/core/node_seats.h"
 #include "runtime/core/protocol.h"
 
@@ -86,21 +88,6 @@ bool is_dev_null(int fd) {
   struct stat st {}, null {};
   return ::fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && ::stat("/dev/null", &null) == 0 &&
          st.st_rdev == null.st_rdev;
-}
-
-// Whether any descriptor above 2 is open in this process.
-bool holds_other_fds() {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) return true;
-  const int own = ::dirfd(d);
-  bool other = false;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    int fd = std::atoi(e->d_name);
-    if (fd > 2 && fd != own) other = true;
-  }
-  ::closedir(d);
-  return other;
 }
 
 // Whether another process of ours holds this pipe or socket open for
@@ -362,12 +349,18 @@ int main(int argc, char** argv) {
   const char* program = argv[1];
   char** program_argv = argv + 2;
   const char* socket_path = std::getenv("MOSIX_GUEST_SOCKET");
-  if (socket_path == nullptr || holds_other_fds()) run_here(program, program_argv);
+  if (socket_path == nullptr) run_here(program, program_argv);
   struct stat out {}, err {}, in {};
   if (::fstat(1, &out) != 0 || ::fstat(2, &err) != 0 || ::fstat(0, &in) != 0) run_here(program, program_argv);
+  // The descriptors' rule (core/exec_stay_rule.h): the agent that exec'd us
+  // applied it whole; its stdin part again here, with what only we check: a
+  // pipe someone else reads too stays (unless nothing more will come).
   const bool null_stdin = is_dev_null(0);
-  const bool stream_stdin = S_ISFIFO(in.st_mode) || S_ISSOCK(in.st_mode);
-  if (!null_stdin && !(stream_stdin && (at_end_for_good(0) || !another_reader(0)))) run_here(program, program_argv);
+  const StdinKind stdin_kind = null_stdin ? StdinKind::kNull
+                               : S_ISFIFO(in.st_mode) || S_ISSOCK(in.st_mode) ? StdinKind::kPipeOrSocket
+                                                                              : StdinKind::kOther;
+  if (stays_for_descriptors(stdin_kind, false)) run_here(program, program_argv);
+  if (stdin_kind == StdinKind::kPipeOrSocket && !at_end_for_good(0) && another_reader(0)) run_here(program, program_argv);
 
   const int sock = connect_guest_socket(socket_path);
   if (sock < 0) run_here(program, program_argv);

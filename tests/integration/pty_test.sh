@@ -45,12 +45,15 @@ PY
 check_contains "--pty: rank 0 does not move" "cannot move: its terminal (--pty) stays on its node" "$got"
 
 # Rank 0's terminal starts at mosixrun's terminal's size and follows it when
-# it changes (SIGWINCH): the program reads each size it is told of.
+# it changes (SIGWINCH): the program reads each size it is told of. Python
+# writes print()'s pieces one by one to a terminal, and a handler may run
+# between them: the handler writes with os.write, and the terminal is
+# resized only once the first line is whole.
 got=$(python3 - "$BIN" <<'PY'
 import fcntl, os, pty, select, struct, sys, termios
 bin_dir = sys.argv[1]
 program = ("import os, signal, sys; "
-           "signal.signal(signal.SIGWINCH, lambda *a: print('now', *os.get_terminal_size(0), flush=True)); "
+           "signal.signal(signal.SIGWINCH, lambda *a: os.write(1, b'now %d %d\\n' % tuple(os.get_terminal_size(0)))); "
            "print('first', *os.get_terminal_size(0), flush=True); sys.stdin.readline()")
 pid, fd = pty.fork()
 if pid == 0:
@@ -65,7 +68,7 @@ def expect(text):
             return
         if select.select([fd], [], [], 0.25)[0]:
             seen += os.read(fd, 4096)
-expect(b"first 100 30")
+expect(b"first 100 30\r")
 fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
 expect(b"now 120 40")
 os.write(fd, b"\n")

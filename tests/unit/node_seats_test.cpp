@@ -5,6 +5,8 @@
 #include <memory>
 #include <set>
 
+#include "runtime/core/exec_stay_rule.h"
+
 namespace mosix {
 namespace {
 
@@ -101,6 +103,15 @@ TEST(NodeSeats, SeatsOfEndedProcessesAreGivenAgainAndAFullPageAsks) {
   int held = 0;
   for (const Seat& s : node.page->seats) held += s.owner != 0;
   EXPECT_EQ(held, kSeatCount - 1);
+}
+
+// The descriptors' rule that comes before the seats (core/exec_stay_rule.h).
+TEST(ExecStayRule, DescriptorsThatCannotFollowKeepTheChild) {
+  EXPECT_FALSE(stays_for_descriptors(StdinKind::kNull, false));
+  EXPECT_FALSE(stays_for_descriptors(StdinKind::kPipeOrSocket, false));
+  EXPECT_TRUE(stays_for_descriptors(StdinKind::kOther, false));  // a terminal, a shared file
+  EXPECT_TRUE(stays_for_descriptors(StdinKind::kNull, true));    // fds above 2
+  EXPECT_TRUE(stays_for_descriptors(StdinKind::kPipeOrSocket, true));
 }
 
 }  // namespace
