@@ -57,6 +57,25 @@ std::map<int, int> HomeRouter::running_guests() const {
   return running;
 }
 
+Expected<std::vector<int>> HomeRouter::nodes_for_spawn(const std::string& where, int count,
+                                                       std::map<int, int>& running) const {
+  std::vector<int> node_of;
+  std::vector<NodeLoad> nodes = live_nodes(where, node_of);
+  if (nodes.empty()) return Error{where.empty() ? "no node is left to run it" : "no node named '" + where + "' in the job"};
+  for (size_t k = 0; k < nodes.size(); ++k) nodes[k].load = load_with(nodes[k], running[node_of[k]]);
+  PlacementRequest placement;
+  placement.copies = count;
+  placement.oversubscribe = true;
+  auto chosen = place(nodes, placement);
+  if (!chosen) return chosen.error();
+  std::vector<int> out;
+  for (size_t index : *chosen) {
+    out.push_back(node_of[index]);
+    running[node_of[index]]++;
+  }
+  return out;
+}
+
 int HomeRouter::take_ranks(int count) {
   if (next_rank_ < 0) {
     next_rank_ = context_.options().copies;
@@ -84,24 +103,13 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
   }
   if (request.argv.empty() || request.argv[0].empty()) return refuse("a spawn names no program");
 
-  // Every node that is alive, loaded with the job's guests running there now.
-  std::vector<int> node_of;  // index in `nodes` -> transport rank
-  std::vector<NodeLoad> nodes = live_nodes(request.where, node_of);
   std::map<int, int> running = running_guests();
-  for (size_t k = 0; k < nodes.size(); ++k) nodes[k].load = load_with(nodes[k], running[node_of[k]]);
-  if (nodes.empty()) {
-    return refuse(request.where.empty() ? "no node is left to run it" : "no node named '" + request.where + "'");
-  }
-  PlacementRequest placement;
-  placement.copies = static_cast<int>(request.count);
-  placement.oversubscribe = true;
-  auto where = place(nodes, placement);
+  auto where = nodes_for_spawn(request.where, static_cast<int>(request.count), running);
   if (!where) return refuse(where.error().message);
 
   const int first = take_ranks(static_cast<int>(where->size()));
   int next = first;
-  for (size_t index : *where) {
-    int node = node_of[index];
+  for (int node : *where) {
     SpawnGuest s;
     s.rank = next++;
     s.argv = request.argv;

@@ -61,22 +61,9 @@ void HomeRouter::mpi_spawn(int source, const MpiSpawn& request) {
   std::map<int, int> running = running_guests();
   std::vector<std::uint32_t> child_nodes;
   for (const MpiSpawnApp& app : request.apps) {
-    std::vector<int> node_of;
-    std::vector<NodeLoad> nodes = live_nodes(app.where, node_of);
-    for (size_t k = 0; k < nodes.size(); ++k) nodes[k].load = load_with(nodes[k], running[node_of[k]]);
-    if (nodes.empty()) {
-      return refuse(kPmixErrOutOfResource,
-                    app.where.empty() ? "no node is left to run it" : "no node named '" + app.where + "' in the job");
-    }
-    PlacementRequest placement;
-    placement.copies = static_cast<int>(app.count);
-    placement.oversubscribe = true;
-    auto where = place(nodes, placement);
+    auto where = nodes_for_spawn(app.where, static_cast<int>(app.count), running);
     if (!where) return refuse(kPmixErrOutOfResource, where.error().message);
-    for (size_t index : *where) {
-      child_nodes.push_back(static_cast<std::uint32_t>(node_of[index]));
-      running[node_of[index]]++;
-    }
+    for (int node : *where) child_nodes.push_back(static_cast<std::uint32_t>(node));
   }
 
   MpiNamespace space;

@@ -115,6 +115,10 @@ class HomeRouter {
   // on each node; `count` new ranks after every rank in use (the first).
   std::vector<NodeLoad> live_nodes(const std::string& where, std::vector<int>& node_of) const;
   std::map<int, int> running_guests() const;
+  // The nodes of `count` new guests (the spawn service, MPI_Comm_spawn), by
+  // the placement over the live nodes (or the one named `where`), each
+  // loaded with `running` (the job's guests there), which counts them too.
+  Expected<std::vector<int>> nodes_for_spawn(const std::string& where, int count, std::map<int, int>& running) const;
   int take_ranks(int count);
   // A deputy's body's start, output or end goes to its deputy (true), not to mosixrun.
   bool to_deputy(const Message& message);
