@@ -1,4 +1,4 @@
-/* precopy_writers threads|churn DONE_FILE [MAX_SECONDS]: a guest whose memory
+/* precopy_writers threads|churn|fork DONE_FILE [MAX_SECONDS]: a guest whose memory
  * changes while a pre-copy moves it (docs/migration.md), checking its own
  * result at the end. Prints "precopy_writers ready", works until DONE_FILE
  * exists (looked for between steps), then checks and prints
@@ -14,7 +14,13 @@
  * 256 pages filled with a pattern of the slot and its generation, published,
  * then the old one unmapped) and moving the program break up and down
  * (sbrk, the heap filled likewise), so regions appear, vanish and change
- * size between pre-copy rounds; the check reads every slot and the heap. */
+ * size between pre-copy rounds; the check reads every slot and the heap.
+ * fork: threads, while the main thread forks a child every 20 ms that execs
+ * /bin/true and is waited for: a fork makes every private page
+ * copy-on-write in the parent, whose writers then copy the pages they
+ * write. Each copy must count as written for the next round (the kernel's
+ * write tracking follows the page through the copy), or a move brings the
+ * page back stale; the check is the threads'. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +28,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,11 +162,13 @@ static size_t check_churn(void) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 4 || (strcmp(argv[1], "threads") != 0 && strcmp(argv[1], "churn") != 0)) {
-    fprintf(stderr, "usage: precopy_writers threads|churn DONE_FILE [MAX_SECONDS]\n");
+  if (argc < 3 || argc > 4 ||
+      (strcmp(argv[1], "threads") != 0 && strcmp(argv[1], "churn") != 0 && strcmp(argv[1], "fork") != 0)) {
+    fprintf(stderr, "usage: precopy_writers threads|churn|fork DONE_FILE [MAX_SECONDS]\n");
     return 2;
   }
-  int threads = strcmp(argv[1], "threads") == 0;
+  int forks = strcmp(argv[1], "fork") == 0;
+  int threads = forks || strcmp(argv[1], "threads") == 0;
   g_done = argv[2];
   long max_seconds = argc > 3 ? strtol(argv[3], NULL, 10) : 600;
   time_t start = time(NULL);
@@ -180,7 +189,19 @@ int main(int argc, char** argv) {
   if (!threads) g_heap = sbrk(0);
   while (!done_exists()) {
     if (time(NULL) - start > max_seconds) ckpt_fail(NAME, "no %s after %ld s", g_done, max_seconds);
-    if (threads) {
+    if (forks) {
+      pid_t child = fork();
+      if (child < 0) ckpt_fail(NAME, "fork: %s", strerror(errno));
+      if (child == 0) {
+        execl("/bin/true", "true", (char*)NULL);
+        _exit(127);
+      }
+      int status = 0;
+      if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        ckpt_fail(NAME, "the child did not end well (status %#x)", status);
+      struct timespec pause = {0, 20 * 1000 * 1000};
+      nanosleep(&pause, NULL);
+    } else if (threads) {
       struct timespec pause = {0, 10 * 1000 * 1000};
       nanosleep(&pause, NULL);
     } else {
