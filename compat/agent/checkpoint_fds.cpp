@@ -19,6 +19,7 @@
 
 #include "compat/agent/agent.h"
 #include "compat/agent/epoll.h"
+#include "compat/agent/forwarded.h"
 #include "compat/agent/inotify.h"
 #include "compat/agent/locks.h"
 #include "compat/agent/raw.h"
@@ -243,7 +244,11 @@ bool Session::check_fds() {
       e.s("is a pipe to another process or a named pipe (").s(link).s(")");
     } else if (S_ISSOCK(st.st_mode)) {
       char why[512];
-      if (socket_image_data(fd, for_move_, &s_->socket, why, sizeof why) >= 0) return true;
+      std::uint64_t id = 0;
+      bool listening = false;
+      int forward = forward_socket(fd, for_move_, &id, &listening, why, sizeof why);
+      if (forward == 1) return true;
+      if (forward == 0 && socket_image_data(fd, for_move_, &s_->socket, why, sizeof why) >= 0) return true;
       e.s(why).s(" (").s(link).s("). The process keeps running");
       return false;
     } else {
@@ -522,6 +527,8 @@ bool Session::write_fds() {
     r.size = static_cast<std::uint64_t>(st.st_size);
     r.mtime_ns = mtime_ns(st);
     long first = fd <= 2 ? -1 : shares_with(fd);
+    std::uint64_t id = 0;
+    bool listening = false;
     if (fd <= 2) {
       r.kind = FdKind::std_stream;
     } else if (first >= 0) {
@@ -554,6 +561,13 @@ bool Session::write_fds() {
       long capacity = sys(SYS_fcntl, fd, F_GETPIPE_SZ);
       r.size = capacity > 0 ? static_cast<std::uint64_t>(capacity) : 0;
       if (!drain_pipe(st.st_ino, &r)) return ok = false;
+    } else if (S_ISSOCK(st.st_mode) && forward_socket(fd, for_move_, &id, &listening, s_->error,
+                                                      sizeof s_->error) == 1) {
+      // Its id and kind, from the table check_fds filled (forwarded.h).
+      r.kind = FdKind::forwarded;
+      store_le(s_->socket.encoded, id, 8);
+      store_le(s_->socket.encoded + 8, listening ? mosix::ckpt::kForwardListening : 0u, 4);
+      r.data = Blob(s_->socket.encoded, 12);
     } else if (S_ISSOCK(st.st_mode)) {
       r.kind = FdKind::socket;
       long n = socket_image_data(fd, for_move_, &s_->socket, s_->error, sizeof s_->error);

@@ -29,6 +29,7 @@
 #include "runtime/core/protocol_guests.h"
 #include "runtime/core/protocol_migration.h"
 #include "runtime/core/protocol_mpi.h"
+#include "runtime/core/protocol_sockets.h"
 
 namespace mosix {
 
@@ -39,7 +40,7 @@ using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestSt
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
                              NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
                              GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit, PtyResize,
-                             PrecopyPages>;
+                             PrecopyPages, SocketForward>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

@@ -259,6 +259,19 @@ void fields(auto& a, Is<ImageEnd> auto& m) {
   a("abandoned", m.abandoned);
 }
 
+void fields(auto& a, Is<SocketForward> auto& m) {
+  a("op", m.op);
+  a("rank", m.rank);
+  a("id", m.id);
+  a("arg", m.arg);
+  a("fd", m.fd);
+  a("listening", m.listening);
+  a("to_holder", m.to_holder);
+  a("migration_id", m.migration_id);
+  a("bytes", m.bytes);
+  a("more", m.more);
+}
+
 void fields(auto& a, Is<PrecopyPages> auto& m) {
   a("migration_id", m.migration_id);
   a("address", m.address);

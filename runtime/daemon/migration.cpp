@@ -81,7 +81,8 @@ void sweep_old_images(const std::string& dir) {
   ::closedir(d);
 }
 
-Migrations::Migrations(DaemonContext& context, GuestTable& guests) : context_(context), guests_(guests) {
+Migrations::Migrations(DaemonContext& context, GuestTable& guests)
+    : context_(context), guests_(guests), sockets_(context) {
   const char* env = std::getenv("MOSIX_PRECOPY");
   precopy_ = env == nullptr || std::string_view(env) != "0";
 }
@@ -308,6 +309,10 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     g->cant_move = fail.reason;  // the balancer does not try again
     ::kill(-g->proc.pid, SIGCONT);
   }
+  if (fail.reason.empty() && SocketForwarding::has_socket(g->proc.pid)) {
+    fail.reason = leave_sockets(id, out, *g);
+    if (!fail.reason.empty()) ::kill(-g->proc.pid, SIGCONT);
+  }
   if (!fail.reason.empty()) {
     abandon(out);
     close_image(out.memfd);
@@ -318,6 +323,18 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     return;
   }
   stream_image(id, out, *g, result->bytes);
+}
+
+// The stopped guest's forwarded sockets: taken or detached here (their
+// holders go to the target with the image). A reason when they cannot be.
+std::string Migrations::leave_sockets(std::uint64_t id, Outgoing& out, const LocalGuest& g) {
+  auto records = SocketForwarding::read_records(memfd_path(out.memfd));
+  if (!records) return "rank " + std::to_string(g.rank) + " stays: " + records.error().message;
+  if (records->empty()) return "";
+  auto holders = sockets_.leave(g.rank, g.proc.pid, id, *records);
+  if (!holders) return "rank " + std::to_string(g.rank) + " stays: its forwarded sockets: " + holders.error().message;
+  out.holders = std::move(*holders);
+  return "";
 }
 
 // A move given up after the target had its request: it lets the pre-copied
@@ -340,6 +357,7 @@ void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, st
   out.streamed = true;
   if (!out.announced) context_.send(target, out.request);
   context_.send(target, ImageBegin{id, out.request.rank, bytes});
+  for (const SocketForward& h : out.holders) context_.send(target, h);
   const int fd = out.memfd;
   std::uint64_t offset = 0;
   if (fd >= 0) {
@@ -397,8 +415,10 @@ void Migrations::target_answered(const MigrateResult& answer) {
     if (r.ok) {
       ::kill(-g->proc.pid, SIGKILL);
       guests_.retire(out.request.rank);
+      sockets_.left(out.request.rank);
       bandwidth_ = measured_bandwidth(bandwidth_, r.bytes + r.precopy_bytes, seconds);
     } else {
+      sockets_.stayed(out.request.rank);
       ::kill(-g->proc.pid, SIGCONT);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }
@@ -519,6 +539,22 @@ void Migrations::restore(Incoming& in, const ImageEnd& end) {
     restore_failed(id, "rank " + std::to_string(in.request.rank) + " already runs on " + here);
     return;
   }
+  // Its forwarded sockets first: one held here may still be on its way back.
+  sockets_.arrive(id, in.request.rank, [this, id](Expected<int> sockets) { start_restorer(id, std::move(sockets)); });
+}
+
+void Migrations::start_restorer(std::uint64_t id, Expected<int> sockets) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) {
+    if (sockets && *sockets >= 0) ::close(*sockets);
+    return;
+  }
+  Incoming& in = *it->second;
+  const std::string& here = context_.node_name();
+  if (!sockets) {
+    restore_failed(id, here + ": " + sockets.error().message);
+    return;
+  }
   GuestStart start;
   start.launch.rank = in.request.rank;
   start.launch.path = restorer_path();
@@ -527,6 +563,11 @@ void Migrations::restore(Incoming& in, const ImageEnd& end) {
     start.launch.argv.push_back("--pages");
     start.launch.argv.push_back(memfd_path(in.pages));
   }
+  if (*sockets >= 0) {
+    start.launch.argv.push_back("--sockets");
+    start.launch.argv.push_back(std::to_string(*sockets));
+    start.launch.pass_fd = *sockets;
+  }
   start.launch.env = {"PATH=/usr/bin:/bin"};
   start.flags = in.request.flags;
   start.phase = GuestPhase::kIncoming;
@@ -534,6 +575,7 @@ void Migrations::restore(Incoming& in, const ImageEnd& end) {
   start.stdin_left = std::move(in.stdin_left);
   in.stdin_left.clear();
   auto started = guests_.start_local_guest(std::move(start));
+  if (*sockets >= 0) ::close(*sockets);
   if (!started) {
     restore_failed(id, here + ": cannot start the restorer: " + started.error().message);
     return;
@@ -582,6 +624,7 @@ void Migrations::watch_restore(std::uint64_t id) {
   for (const GuestOutput& o : g.held) context_.send(0, o);
   g.held.clear();
   context_.send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(context_.rank())});
+  sockets_.arrived(id, g.rank);
   MigrateResult ok;
   ok.migration_id = id;
   ok.rank = g.rank;
@@ -599,6 +642,7 @@ void Migrations::restore_failed(std::uint64_t id, const std::string& reason) {
   Incoming& in = *it->second;
   close_image(in.memfd);
   close_image(in.pages);
+  sockets_.not_arrived(id, in.request.rank);
   if (in.guest) {
     if (in.guest->running) ::kill(-in.guest->proc.pid, SIGKILL);
     guests_.retire(in.request.rank);
@@ -631,6 +675,7 @@ void Migrations::node_lost(int node) {
     fail.reason = "the target node died during the move";
     if (LocalGuest* g = guests_.find(out.request.rank)) {
       g->migrating = false;
+      sockets_.stayed(out.request.rank);
       ::kill(-g->proc.pid, SIGCONT);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }

@@ -34,6 +34,7 @@
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
 #include "runtime/daemon/guest_table.h"
+#include "runtime/daemon/socket_forwarding.h"
 
 namespace mosix {
 
@@ -62,6 +63,8 @@ class Migrations {
   // The target's answer to a move of ours from `source`; false when it is
   // not one (the home node routes it instead).
   bool answered(int source, const MigrateResult& result);
+  // A forwarded socket's message (socket_forwarding.h).
+  void socket_message(int source, SocketForward m) { sockets_.message(source, std::move(m)); }
   // Stdin for a guest not here: it waits for the guest if it is on its way.
   void stdin_for_arrival(const GuestStdin& in);
   // Node `node` is gone: a guest moving there resumes here, one arriving
@@ -102,6 +105,7 @@ class Migrations {
     bool streamed = false;     // the image is on its way (checkpointed() has run)
     bool target_lost = false;  // the target died while the guest was being checkpointed
     std::optional<GuestStdin> stdin_left;  // what the guest had not read, sent with its image
+    std::vector<SocketForward> holders;    // its forwarded sockets, for the target
   };
   struct Incoming {
     MigrateRequest request;
@@ -132,6 +136,8 @@ class Migrations {
   void target_answered(const MigrateResult& result);
   void migrate_in(int source, const MigrateRequest& request);
   void restore(Incoming& in, const ImageEnd& end);
+  void start_restorer(std::uint64_t id, Expected<int> sockets);
+  std::string leave_sockets(std::uint64_t id, Outgoing& out, const LocalGuest& g);
   void watch_restore(std::uint64_t id);
   void restore_failed(std::uint64_t id, const std::string& reason);
   MigrateResult failure(const MigrateRequest& request) const;
@@ -148,6 +154,7 @@ class Migrations {
   double bandwidth_ = BalancerParams{}.bandwidth;
   bool precopy_ = true;              // MOSIX_PRECOPY=0: stop-and-copy only
   bool precopy_said_ = false;        // the fallback to stop-and-copy was logged
+  SocketForwarding sockets_;
 };
 
 }  // namespace mosix

@@ -288,6 +288,7 @@ void NodeDaemon::handle(int source, Message message) {
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },
                  [&](const PrecopyPages& pages) { migrations_.precopy_pages(pages); },
                  [&](const ImageEnd& end) { migrations_.image_end(end); },
+                 [&](SocketForward& m) { migrations_.socket_message(source, std::move(m)); },
                  [&](const MigrateResult& result) {
                    if (!migrations_.answered(source, result) && router_) router_->route_result(result);
                  },

@@ -350,7 +350,20 @@ enum class FdKind : std::uint16_t {
                      // was closed since), u32 events (with EPOLLET,
                      // EPOLLONESHOT, EPOLLEXCLUSIVE), u64 data (LE); made
                      // empty, each watch added again under its number
+  forwarded = 17,    // a socket whose real one stays on the node that holds
+                     // it (docs/migration.md, forwarded sockets): `data`:
+                     // u64 its forwarding id, u32 kForwardListening or 0
+                     // (LE). Whoever restores it passes the descriptor to
+                     // put at the number (mosix-restore --sockets)
 };
+inline constexpr std::uint32_t kForwardListening = 1;
+// The header the node daemon writes first on each connection it relays to a
+// forwarded listener: u64 forwarding id, u32 0, u32 address length, then
+// the client's address (kMaxForwardAddress bytes, LE). The agent's accept
+// answers it with one byte (kForwardAck) before the daemon relays data.
+inline constexpr std::size_t kMaxForwardAddress = 128;
+inline constexpr std::size_t kForwardHeader = 16 + kMaxForwardAddress;
+inline constexpr std::uint8_t kForwardAck = 'A';
 const char* fd_kind_name(FdKind kind);
 
 struct FdRecord {

@@ -360,6 +360,7 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::inotify: return "inotify instance";
     case FdKind::socket: return "socket";
     case FdKind::epoll: return "epoll instance";
+    case FdKind::forwarded: return "forwarded socket";
   }
   return nullptr;
 }

@@ -411,6 +411,10 @@ void check_restorable(const Image& img, const OwnMaps& own) {
         refuse(fd + ": a malformed socket record: " + std::string(st.message()));
       continue;  // made, bound and checked in place_files, still in phase 1
     }
+    if (r.kind == FdKind::forwarded) {
+      if (f.data.size() != 12) refuse(fd + ": a malformed forwarded socket record");
+      continue;  // passed by the node daemon, put at its number in place_files
+    }
     if (r.kind == FdKind::signalfd || r.kind == FdKind::eventfd || r.kind == FdKind::timerfd) {
       std::size_t want = r.kind == FdKind::signalfd ? 8 : r.kind == FdKind::eventfd ? 12 : 32;
       if (f.data.size() != want) refuse(fd + ": a malformed " + fd_kind_name(r.kind) + " record");

@@ -363,9 +363,11 @@ int place_files(const Image& img, int image_fd) {
   }
   int moved = fcntl(image_fd, F_DUPFD_CLOEXEC, top);
   if (moved < 0) refuse("cannot move the image descriptor above the program's");
+  // The forwarded sockets, right above it (their channel may be below).
+  int kept = receive_forwarded(moved + 1);
   // Whatever else was inherited is not the program's.
   for (int fd = 3; fd < moved; ++fd) close(fd);
-  syscall(SYS_close_range, moved + 1, ~0U, 0);
+  syscall(SYS_close_range, kept + 1, ~0U, 0);
   std::vector<Ghost> ghosts = make_ghosts(img, moved + 1);
   for (const Fd& f : img.fds) {
     const FdRecord& r = f.rec;
@@ -388,6 +390,10 @@ int place_files(const Image& img, int image_fd) {
     }
     if (r.kind == FdKind::epoll) {
       place_epoll(f);
+      continue;
+    }
+    if (r.kind == FdKind::forwarded) {
+      place_forwarded(f);
       continue;
     }
     std::string path = f.path;
@@ -422,6 +428,7 @@ int place_files(const Image& img, int image_fd) {
     if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
       refuse("fd " + std::to_string(f.rec.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
   }
+  close_unplaced_forwarded();
   connect_sockets(img);
   add_epoll_watches(img, false);
   finish_ghosts(ghosts);

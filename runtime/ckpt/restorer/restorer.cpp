@@ -1,8 +1,10 @@
-// mosix-restore IMAGE [--pages FILE]: turns this process into the one the
-// image holds. IMAGE "-" reads the image from standard input (see
+// mosix-restore IMAGE [--pages FILE] [--sockets FD]: turns this process into
+// the one the image holds. IMAGE "-" reads the image from standard input (see
 // spool_stdin). FILE holds the pages of the image's pre-copied regions
 // (kRegionPrecopied), each at its address: a live migration's target
-// receives them while the process still runs at the source.
+// receives them while the process still runs at the source. FD is a unix
+// socket the node daemon sends the image's forwarded sockets over
+// (sockets.cpp, receive_forwarded).
 //
 // A static binary linked at kRestorerBase (reserved_range.h), far from anything a
 // program maps, and with malloc kept to the brk heap next to it, so that the
@@ -108,8 +110,22 @@ int main(int argc, char** argv) {
   // where the program had memory.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
-  if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--pages") == 0)) {
-    fprintf(stderr, "usage: mosix-restore IMAGE|- [--pages FILE]\n");
+  static std::string pages_path;
+  bool usage = argc < 2 || argc % 2 != 0;
+  for (int i = 2; !usage && i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "--pages") == 0) {
+      pages_path = argv[i + 1];
+    } else if (strcmp(argv[i], "--sockets") == 0) {
+      char* end = nullptr;
+      long v = strtol(argv[i + 1], &end, 10);
+      usage = end == argv[i + 1] || *end != '\0' || v < 3 || v > 65535;
+      g_sockets_fd = static_cast<int>(v);
+    } else {
+      usage = true;
+    }
+  }
+  if (usage) {
+    fprintf(stderr, "usage: mosix-restore IMAGE|- [--pages FILE] [--sockets FD]\n");
     return 2;
   }
   snprintf(g_image_path, sizeof g_image_path, "%s", argv[1]);
@@ -125,7 +141,6 @@ int main(int argc, char** argv) {
   static OwnMaps own;
   read_own_maps(&own);
   check_restorable(img, own);
-  static std::string pages_path = argc == 4 ? argv[3] : "";
   for (const Region& g : img.regions) {
     if (!(g.rec.flags & kRegionPrecopied)) continue;
     if (pages_path.empty()) refuse("its region at " + hex(g.rec.start) + " was pre-copied, and no --pages file holds its pages");

@@ -138,6 +138,16 @@ void add_epoll_watches(const Image& img, bool late);
 // listening or connected as it was, or both ends of a socketpair with what
 // was queued on them (phase 1: refuses when it cannot).
 void place_socket(const Image& img, const Fd& f);
+// --sockets: the unix socket the node daemon sends the forwarded sockets
+// over (-1: none). receive_forwarded takes them all (each message: u64 id
+// LE, one descriptor), each moved to a number at or above `above`, and
+// returns the highest number it used (above - 1 when none came);
+// place_forwarded puts the one a FdKind::forwarded record names at its
+// number (phase 1: refuses when the daemon sent none for it).
+extern int g_sockets_fd;
+int receive_forwarded(int above);
+void place_forwarded(const Fd& f);
+void close_unplaced_forwarded();
 void connect_sockets(const Image& img);
 
 // files.cpp: the image's record of descriptor `fd` (or nullptr);

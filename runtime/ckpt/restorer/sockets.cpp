@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "runtime/ckpt/restorer/restorer.h"
@@ -181,7 +182,77 @@ void place_pair(const Image& img, const Fd& f, const SocketRecord& s, const std:
   else close(ends[1]);
 }
 
+// The forwarded sockets the daemon sent, by forwarding id.
+std::map<std::uint64_t, int>& forwarded() {
+  static std::map<std::uint64_t, int> m;
+  return m;
+}
+
 }  // namespace
+
+int g_sockets_fd = -1;
+
+int receive_forwarded(int above) {
+  int top = above - 1;
+  if (g_sockets_fd < 0) return top;
+  constexpr std::size_t kBatch = 32;  // what the daemon sends at most in one message
+  for (;;) {
+    std::uint8_t ids[8 * kBatch];
+    iovec iov{ids, sizeof ids};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kBatch)];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(g_sockets_fd, &m, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) break;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    std::size_t count = n > 0 ? static_cast<std::size_t>(n) / 8 : 0;
+    if (n <= 0 || n % 8 != 0 || c == nullptr || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int) * count) || (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0)
+      refuse(std::string("the node daemon's forwarded sockets came malformed") + (n < 0 ? ": " : "") +
+             (n < 0 ? strerror(errno) : ""));
+    for (std::size_t k = 0; k < count; ++k) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof got);
+      std::uint64_t id = 0;
+      for (int i = 7; i >= 0; --i) id = id << 8 | ids[k * 8 + static_cast<std::size_t>(i)];
+      int moved = fcntl(got, F_DUPFD_CLOEXEC, above);
+      if (moved < 0) refuse(std::string("cannot move a forwarded socket: ") + strerror(errno));
+      close(got);
+      forwarded()[id] = moved;
+      top = moved > top ? moved : top;
+    }
+  }
+  close(g_sockets_fd);
+  g_sockets_fd = -1;
+  // Inherited descriptors among them are not the program's.
+  for (int fd = above; fd < top; ++fd) {
+    bool ours = false;
+    for (const auto& [id, got] : forwarded()) ours = ours || got == fd;
+    if (!ours) close(fd);
+  }
+  return top;
+}
+
+void close_unplaced_forwarded() {
+  for (const auto& [id, fd] : forwarded()) close(fd);
+  forwarded().clear();
+}
+
+void place_forwarded(const Fd& f) {
+  std::string what = "fd " + std::to_string(f.rec.fd) + " (forwarded socket): ";
+  if (f.data.size() != 12) refuse(what + "a malformed record");
+  std::uint64_t id = 0;
+  for (int i = 7; i >= 0; --i) id = id << 8 | f.data[static_cast<std::size_t>(i)];
+  auto it = forwarded().find(id);
+  if (it == forwarded().end())
+    refuse(what + "the node daemon did not pass it (restore it through a node daemon of its job)");
+  put_at(it->second, f.rec, what);
+  forwarded().erase(it);
+}
 
 void place_socket(const Image& img, const Fd& f) {
   const FdRecord& r = f.rec;

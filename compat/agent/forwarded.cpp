@@ -1,0 +1,312 @@
+// Forwarded sockets inside the guest (forwarded.h): the table of them, the
+// checkpoint's choice, and the calls a byte-stream relay cannot carry.
+//
+// A relayed descriptor is a unix stream socket: read, write, send, recv,
+// poll, epoll, select, O_NONBLOCK, shutdown and close work on it as they
+// did on the TCP socket, and the relay carries them. What the agent answers
+// from the table: accept/accept4 on a forwarded listener (the real
+// client's address, from the daemon's header), getpeername, getsockname,
+// getsockopt of the socket's family, type and protocol. setsockopt and
+// getsockopt at the TCP and IP levels are not carried (docs/migration.md):
+// a set is accepted and not applied, a get reads 0.
+//
+// The table is guarded by a spin lock; a checkpoint runs while every other
+// thread is stopped and refuses when one was stopped inside an accept of a
+// forwarded listener (the daemon has not had its answer).
+#include "compat/agent/forwarded.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include "compat/agent/raw.h"
+
+namespace mosix::agent {
+namespace {
+
+constexpr int kMaxForwarded = 1024;
+
+struct Entry {
+  int fd;  // -1: free
+  bool listening;
+  std::uint32_t family;
+  std::uint64_t id;
+  std::uint32_t local_len, peer_len;
+  std::uint8_t local[kMaxForwardAddress];
+  std::uint8_t peer[kMaxForwardAddress];
+};
+
+struct Table {
+  Entry entries[kMaxForwarded];
+  int used;  // entries[0, used) have been handed out at least once
+  std::uint64_t next_id;
+  int lock;
+  int accepting;  // accepts of a forwarded listener under way
+};
+
+Table g_table;
+
+class Guard {
+ public:
+  Guard() {
+    while (__atomic_exchange_n(&g_table.lock, 1, __ATOMIC_ACQUIRE) != 0) sys(SYS_sched_yield);
+  }
+  ~Guard() { __atomic_store_n(&g_table.lock, 0, __ATOMIC_RELEASE); }
+};
+
+Entry* find(int fd) {
+  for (int i = 0; i < g_table.used; ++i)
+    if (g_table.entries[i].fd == fd) return &g_table.entries[i];
+  return nullptr;
+}
+
+Entry* take(int fd) {
+  if (Entry* e = find(fd)) return e;
+  for (int i = 0; i < g_table.used; ++i)
+    if (g_table.entries[i].fd < 0) return &g_table.entries[i];
+  if (g_table.used == kMaxForwarded) return nullptr;
+  return &g_table.entries[g_table.used++];
+}
+
+int domain_of(long fd) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  return sys(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0 ? v : -1;
+}
+
+int int_opt(long fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  return sys(SYS_getsockopt, fd, level, name, &v, &len) == 0 ? v : -1;
+}
+
+// The entry of `fd` when fd is a relayed unix socket now (not the real
+// socket again, after a move that failed or came back), else null. Under
+// the lock.
+Entry* relayed(int fd) {
+  if (g_table.used == 0) return nullptr;
+  Entry* e = find(fd);
+  if (e == nullptr) return nullptr;
+  if (domain_of(fd) != AF_UNIX) {
+    e->fd = -1;  // the real socket is back
+    return nullptr;
+  }
+  return e;
+}
+
+int fail(long r) {
+  errno = static_cast<int>(-r);
+  return -1;
+}
+
+// Copies an address out as getpeername does (truncated, true length).
+void give_address(const std::uint8_t* addr, std::uint32_t len, void* out, socklen_t* out_len) {
+  if (out_len == nullptr) return;
+  std::uint32_t n = len < *out_len ? len : *out_len;
+  if (out != nullptr) __builtin_memcpy(out, addr, n);
+  *out_len = len;
+}
+
+// Reads the daemon's header on a connection just accepted from a forwarded
+// listener, and answers it. False when the daemon went away.
+bool read_header(long fd, std::uint8_t* header) {
+  std::size_t got = 0;
+  while (got < kForwardHeader) {
+    long n = sys(SYS_read, fd, header + got, kForwardHeader - got);
+    if (n > 0) {
+      got += static_cast<std::size_t>(n);
+    } else if (n == -EAGAIN || n == -EINTR) {
+      pollfd p{static_cast<int>(fd), POLLIN, 0};
+      sys(SYS_poll, &p, 1, -1);
+    } else {
+      return false;
+    }
+  }
+  std::uint8_t ack = kForwardAck;
+  for (;;) {
+    long n = sys(SYS_write, fd, &ack, 1);
+    if (n == 1) return true;
+    if (n != -EAGAIN && n != -EINTR) return false;
+    pollfd p{static_cast<int>(fd), POLLOUT, 0};
+    sys(SYS_poll, &p, 1, -1);
+  }
+}
+
+int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
+  long r = sys(SYS_accept4, fd, nullptr, nullptr, flags);
+  if (r < 0) return fail(r);
+  __atomic_add_fetch(&g_table.accepting, 1, __ATOMIC_ACQ_REL);
+  std::uint8_t header[kForwardHeader];
+  bool ok = read_header(r, header);
+  std::uint64_t id = 0;
+  std::uint32_t len = 0;
+  for (int i = 7; i >= 0; --i) id = id << 8 | header[i];
+  for (int i = 15; i >= 12; --i) len = len << 8 | header[i];
+  if (len > kMaxForwardAddress) ok = false;
+  if (ok) {
+    Guard guard;
+    Entry* listener = find(fd);
+    Entry* e = take(static_cast<int>(r));
+    if (listener == nullptr || e == nullptr) {
+      ok = false;
+    } else {
+      e->fd = static_cast<int>(r);
+      e->listening = false;
+      e->family = listener->family;
+      e->id = id;
+      e->local_len = listener->local_len;
+      __builtin_memcpy(e->local, listener->local, listener->local_len);
+      e->peer_len = len;
+      __builtin_memcpy(e->peer, header + 16, len);
+    }
+  }
+  __atomic_sub_fetch(&g_table.accepting, 1, __ATOMIC_ACQ_REL);
+  if (!ok) {
+    sys(SYS_close, r);
+    return fail(-ECONNABORTED);  // as for a client gone before its accept
+  }
+  give_address(header + 16, len, addr, addr_len);
+  return static_cast<int>(r);
+}
+
+}  // namespace
+
+int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, char* error,
+                   std::size_t error_cap) {
+  Line e(error, error_cap);
+  int family = domain_of(fd);
+  Entry* known = nullptr;
+  for (int i = 0; i < g_table.used; ++i)
+    if (g_table.entries[i].fd == fd) known = &g_table.entries[i];
+  if (family == AF_UNIX) {
+    if (known == nullptr) return 0;
+    if (!for_move) {
+      e.s("is a socket forwarded to the node that holds its real one, which a checkpoint to a file cannot carry "
+          "(move the process instead)");
+      return -1;
+    }
+    if (__atomic_load_n(&g_table.accepting, __ATOMIC_ACQUIRE) != 0) {
+      e.s("is a forwarded socket, and a thread was stopped inside an accept of a forwarded listener; try again");
+      return -1;
+    }
+    *id = known->id;
+    *listening = known->listening;
+    return 1;
+  }
+  if (!for_move || (family != AF_INET && family != AF_INET6) || int_opt(fd, SOL_SOCKET, SO_TYPE) != SOCK_STREAM ||
+      int_opt(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP)
+    return 0;
+  Entry tmp{};
+  socklen_t local_len = sizeof tmp.local, peer_len = sizeof tmp.peer;
+  bool connected = sys(SYS_getpeername, fd, tmp.peer, &peer_len) == 0;
+  bool listen = int_opt(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1;
+  if (!connected && !listen) return 0;  // unconnected: made again (sockets.cpp)
+  if (sys(SYS_getsockname, fd, tmp.local, &local_len) != 0) local_len = 0;
+  Entry* slot = take(static_cast<int>(fd));
+  if (slot == nullptr) {
+    e.s("is one forwarded socket too many (more than ").u(kMaxForwarded).s(")");
+    return -1;
+  }
+  if (known == nullptr || known->family != static_cast<std::uint32_t>(family)) slot->id = ++g_table.next_id;
+  slot->fd = static_cast<int>(fd);
+  slot->listening = listen;
+  slot->family = static_cast<std::uint32_t>(family);
+  slot->local_len = local_len;
+  __builtin_memcpy(slot->local, tmp.local, local_len);
+  slot->peer_len = connected ? peer_len : 0;
+  __builtin_memcpy(slot->peer, tmp.peer, slot->peer_len);
+  *id = slot->id;
+  *listening = listen;
+  return 1;
+}
+
+}  // namespace mosix::agent
+
+extern "C" {
+
+using mosix::agent::Entry;
+using mosix::agent::Guard;
+
+__attribute__((visibility("default"))) int accept4(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
+  bool forwarded;
+  {
+    Guard guard;
+    Entry* e = mosix::agent::relayed(fd);
+    forwarded = e != nullptr && e->listening;
+  }
+  if (forwarded) return mosix::agent::forwarded_accept(fd, addr, addr_len, flags);
+  long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, flags);
+  return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);
+}
+
+__attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, socklen_t* addr_len) {
+  return accept4(fd, addr, addr_len, 0);
+}
+
+__attribute__((visibility("default"))) int getpeername(int fd, sockaddr* addr, socklen_t* addr_len) {
+  {
+    Guard guard;
+    if (Entry* e = mosix::agent::relayed(fd)) {
+      if (e->peer_len == 0) return mosix::agent::fail(-ENOTCONN);
+      mosix::agent::give_address(e->peer, e->peer_len, addr, addr_len);
+      return 0;
+    }
+  }
+  long r = mosix::agent::sys(SYS_getpeername, fd, addr, addr_len);
+  return r < 0 ? mosix::agent::fail(r) : 0;
+}
+
+__attribute__((visibility("default"))) int getsockname(int fd, sockaddr* addr, socklen_t* addr_len) {
+  {
+    Guard guard;
+    if (Entry* e = mosix::agent::relayed(fd)) {
+      mosix::agent::give_address(e->local, e->local_len, addr, addr_len);
+      return 0;
+    }
+  }
+  long r = mosix::agent::sys(SYS_getsockname, fd, addr, addr_len);
+  return r < 0 ? mosix::agent::fail(r) : 0;
+}
+
+__attribute__((visibility("default"))) int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
+  std::uint32_t family = 0;
+  {
+    Guard guard;
+    if (Entry* e = mosix::agent::relayed(fd)) family = e->family;
+  }
+  if (family != 0 && value != nullptr && len != nullptr && *len >= sizeof(int)) {
+    int v = -1;
+    if (level == SOL_SOCKET && name == SO_DOMAIN) v = static_cast<int>(family);
+    if (level == SOL_SOCKET && name == SO_PROTOCOL) v = IPPROTO_TCP;
+    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) v = 0;
+    if (v >= 0) {
+      __builtin_memcpy(value, &v, sizeof v);
+      *len = sizeof v;
+      return 0;
+    }
+  }
+  long r = mosix::agent::sys(SYS_getsockopt, fd, level, name, value, len);
+  return r < 0 ? mosix::agent::fail(r) : 0;
+}
+
+__attribute__((visibility("default"))) int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+  if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
+    Guard guard;
+    if (mosix::agent::relayed(fd) != nullptr) return 0;  // not carried (see above)
+  }
+  long r = mosix::agent::sys(SYS_setsockopt, fd, level, name, value, len);
+  return r < 0 ? mosix::agent::fail(r) : 0;
+}
+
+__attribute__((visibility("default"))) int close(int fd) {
+  if (__atomic_load_n(&mosix::agent::g_table.used, __ATOMIC_RELAXED) != 0) {
+    Guard guard;
+    if (Entry* e = mosix::agent::find(fd)) e->fd = -1;
+  }
+  long r = mosix::agent::sys(SYS_close, fd);
+  return r < 0 ? mosix::agent::fail(r) : 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,31 @@
+// Forwarded sockets (forwarded.cpp, docs/migration.md): a TCP socket of a
+// guest that moves stays open on the node that holds it, and the guest gets,
+// at the same number, a unix socket that node daemons relay to it: a
+// connected socket's stream, or a listener fed one relayed connection per
+// client the holder accepts. The agent keeps, in its own memory (which a
+// checkpoint carries), each one's forwarding id and the addresses the real
+// socket has, and answers the calls a relay cannot carry from them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/ckpt/format/image_format.h"
+
+namespace mosix::agent {
+
+using mosix::ckpt::kForwardAck;
+using mosix::ckpt::kForwardHeader;
+using mosix::ckpt::kMaxForwardAddress;
+
+// For a checkpoint that moves the process (`for_move`): whether socket `fd`
+// is forwarded instead of made again. 1: yes, with its id in *id and
+// *listening set (a TCP socket connected or listening, given an id now; or
+// a relayed unix socket the agent knows); 0: not forwarded (the socket is
+// judged as any other); -1: refused, the reason in `error` (a forwarded
+// socket in a checkpoint that is not a move; an accept of a forwarded
+// listener under way).
+int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, char* error,
+                   std::size_t error_cap);
+
+}  // namespace mosix::agent

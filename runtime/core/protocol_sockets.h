@@ -1,0 +1,58 @@
+// Forwarded sockets between node daemons (see protocol.h; docs/migration.md): a guest's TCP
+// socket stays open on the node that holds it (the holder) while the guest
+// runs elsewhere; the node the guest runs on (the relay) passes bytes
+// between the guest's unix socket and the holder. One message type, its
+// operation saying what it carries.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/core/message_type.h"
+
+namespace mosix {
+
+enum class SocketOp : std::uint32_t {
+  kAttach = 1,     // relay -> holder: the guest's end is here now; `arg` 1: a new
+                   // one (a restore: the listener's unaccepted clients are
+                   // offered again), 0: the same one (a move that failed)
+  kData = 2,       // either way: `bytes`, in order
+  kEof = 3,        // either way: the stream ended (the guest or the client
+                   // shut down writing)
+  kClose = 4,      // either way: the socket is gone (closed, reset, or the
+                   // guest's end dropped): the other side closes its end
+  kAccepted = 5,   // holder -> relay: a client of listener `arg`, `bytes` its
+                   // address; data for it follows
+  kDetach = 6,     // relay -> holder: the guest stopped to move: `bytes` what
+                   // it wrote that had not gone home yet, `more` what it had
+                   // not read; `arg` 1: a client it never accepted
+  kDetachAck = 7,  // holder -> relay: nothing more follows for it
+  kReleased = 8,   // relay -> holder: `more`, what came for it after the
+                   // detach, to give the guest before anything newer
+  kHolder = 9,     // source -> target of a move: fd `fd` of the guest is
+                   // forwarded socket `id`, held by node `arg`
+};
+
+struct SocketForward {
+  static constexpr MessageType kType = MessageType::kSocketForward;
+  std::uint32_t op = 0;  // SocketOp
+  std::int32_t rank = 0;
+  std::uint64_t id = 0;  // the forwarding id, per rank
+  std::uint64_t arg = 0;
+  std::int32_t fd = -1;
+  bool listening = false;
+  bool to_holder = false;  // kData, kEof, kClose: the holder's half is meant
+  std::uint64_t migration_id = 0;  // kHolder
+  Bytes bytes;
+  Bytes more;
+  bool operator==(const SocketForward&) const = default;
+};
+
+inline SocketForward socket_op(SocketOp op, std::int32_t rank, std::uint64_t id) {
+  SocketForward m;
+  m.op = static_cast<std::uint32_t>(op);
+  m.rank = rank;
+  m.id = id;
+  return m;
+}
+
+}  // namespace mosix
