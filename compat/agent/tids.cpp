@@ -71,6 +71,17 @@ bool is_registered(pid_t vtid, pid_t* where) {
   return false;
 }
 
+// The tid at a thread's tid address, read without touching it: the thread
+// may have exited and its stack (where glibc keeps the field) been unmapped
+// (a threaded server that starts a thread per request did that). 0 when
+// the memory is gone.
+pid_t tid_at(pid_t* where) {
+  pid_t v = 0;
+  iovec local{&v, sizeof v}, remote{where, sizeof v};
+  if (sys(SYS_process_vm_readv, sys(SYS_getpid), &local, 1, &remote, 1, 0) != sizeof v) return 0;
+  return v;
+}
+
 // Enters (vtid, where) in the table: in the slot of the same address (a new
 // thread on a reused thread descriptor), else a free one, else one whose
 // thread has exited.
@@ -82,8 +93,10 @@ void enter(pid_t vtid, pid_t* where) {
       s.vtid.store(vtid, std::memory_order_relaxed);
       return;
     }
-    if (free_slot == nullptr && (w == nullptr || __atomic_load_n(w, __ATOMIC_RELAXED) == 0)) free_slot = &s;
+    if (free_slot == nullptr && w == nullptr) free_slot = &s;
   }
+  for (int i = 0; free_slot == nullptr && i < kMaxTids; ++i)
+    if (tid_at(g_tids[i].where.load(std::memory_order_relaxed)) == 0) free_slot = &g_tids[i];
   if (free_slot == nullptr) return;  // more than kMaxTids threads: the rest keep their kernel tids
   free_slot->where.store(where, std::memory_order_relaxed);
   free_slot->vtid.store(vtid, std::memory_order_relaxed);
@@ -137,7 +150,7 @@ pid_t tid_to_real(pid_t id) {
   for (TidSlot& s : g_tids) {
     if (s.vtid.load(std::memory_order_relaxed) != id) continue;
     pid_t* where = s.where.load(std::memory_order_relaxed);
-    pid_t now = where != nullptr ? __atomic_load_n(where, __ATOMIC_RELAXED) : 0;
+    pid_t now = where != nullptr ? tid_at(where) : 0;
     return now > 0 ? now : id;
   }
   return id;
