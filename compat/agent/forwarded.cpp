@@ -16,12 +16,16 @@
 #include "compat/agent/forwarded.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
+#include "runtime/ckpt/request_protocol.h"
 
 namespace mosix::agent {
 namespace {
@@ -134,9 +138,33 @@ bool read_header(long fd, std::uint8_t* header) {
   }
 }
 
+// The agent's two signals, held off from the moment a client is taken
+// from the listener until the agent's table has it: a checkpoint then never
+// finds a client accepted and not yet known. A blocking listener is waited
+// on with ppoll, the signals let through while it waits.
+constexpr unsigned long kAgentSignals =
+    1ul << (mosix::ckpt::kRequestSignal - 1) | 1ul << (mosix::ckpt::kStopSignal - 1);
+
 int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
-  long r = sys(SYS_accept4, fd, nullptr, nullptr, flags);
-  if (r < 0) return fail(r);
+  unsigned long old = 0;
+  sys(SYS_rt_sigprocmask, SIG_BLOCK, &kAgentSignals, &old, 8);
+  long r;
+  if ((sys(SYS_fcntl, fd, F_GETFL) & O_NONBLOCK) == 0) {
+    for (;;) {
+      unsigned before = __atomic_load_n(&g_stops, __ATOMIC_RELAXED);
+      pollfd p{fd, POLLIN, 0};
+      long n = sys(SYS_ppoll, &p, 1, nullptr, &old, 8);
+      if (n > 0) break;
+      if (n == -EINTR && __atomic_load_n(&g_stops, __ATOMIC_RELAXED) != before) continue;  // the agent's stop
+      sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+      return fail(n < 0 ? n : -EINTR);
+    }
+  }
+  r = sys(SYS_accept4, fd, nullptr, nullptr, flags);
+  if (r < 0) {
+    sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+    return fail(r);
+  }
   __atomic_add_fetch(&g_table.accepting, 1, __ATOMIC_ACQ_REL);
   std::uint8_t header[kForwardHeader];
   bool ok = read_header(r, header);
@@ -163,6 +191,7 @@ int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
     }
   }
   __atomic_sub_fetch(&g_table.accepting, 1, __ATOMIC_ACQ_REL);
+  sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
   if (!ok) {
     sys(SYS_close, r);
     return fail(-ECONNABORTED);  // as for a client gone before its accept

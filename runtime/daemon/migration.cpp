@@ -657,6 +657,7 @@ void Migrations::restore_failed(std::uint64_t id, const std::string& reason) {
 }
 
 void Migrations::node_lost(int node) {
+  sockets_.node_lost(node);
   for (auto it = outgoing_.begin(); it != outgoing_.end();) {
     Outgoing& out = it->second;
     if (static_cast<int>(out.request.target_node) != node) {

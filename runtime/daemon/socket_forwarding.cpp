@@ -249,11 +249,17 @@ void SocketForwarding::accepted(int source, const SocketForward& m) {
   if (s < 0 ||
       ::connect(s, reinterpret_cast<sockaddr*>(&un), static_cast<socklen_t>(listener->listener.size())) != 0 ||
       ::send(s, header.data(), header.size(), MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(header.size())) {
-    spdlog::warn("rank {}: a client of its forwarded listener cannot be handed to it: {}", k.first,
-                 std::strerror(errno));
+    const int err = errno;
     if (s >= 0) ::close(s);
     c.state = State::kLive;
     fail(false, k);
+    if (err == ECONNREFUSED) {
+      // The guest closed its listener (or ended): the holder closes the real one.
+      fail(false, {m.rank, m.arg});
+    } else {
+      spdlog::warn("rank {}: a client of its forwarded listener cannot be handed to it: {}", k.first,
+                   std::strerror(err));
+    }
     return;
   }
   c.sd = std::make_unique<stream_descriptor>(context_.io(), s);

@@ -70,6 +70,8 @@ class SocketForwarding {
 
   // Every socket of `rank` is closed (it ended).
   void forget(int rank);
+  // Node `node` is gone: what it held or relayed here is closed.
+  void node_lost(int node);
 
  private:
   using Key = std::pair<int, std::uint64_t>;  // rank, id

@@ -382,6 +382,13 @@ void SocketForwarding::not_arrived(std::uint64_t migration_id, int rank) {
   arrivals_.erase(it);
 }
 
+void SocketForwarding::node_lost(int node) {
+  // The guest's ends read the end of their streams (as after a reset), and
+  // writing to them fails; clients of a relay that is gone are closed.
+  for (auto it = relays_.begin(); it != relays_.end();) it = it->second.peer == node ? relays_.erase(it) : std::next(it);
+  for (auto it = held_.begin(); it != held_.end();) it = it->second.peer == node ? held_.erase(it) : std::next(it);
+}
+
 void SocketForwarding::forget(int rank) {
   for (auto it = relays_.begin(); it != relays_.end();) it = it->first.first == rank ? relays_.erase(it) : std::next(it);
   for (auto it = held_.begin(); it != held_.end();) it = it->first.first == rank ? held_.erase(it) : std::next(it);
