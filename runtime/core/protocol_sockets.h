@@ -30,7 +30,12 @@ enum class SocketOp : std::uint32_t {
                    // detach, to give the guest before anything newer
   kHolder = 9,     // source -> target of a move: fd `fd` of the guest is
                    // forwarded socket `id`, held by node `arg`
+  kCredit = 10,    // either way: `arg` more bytes of kData were written out
+                   // (flow control: a side sends at most kSocketWindow bytes
+                   // beyond what the other has credited)
 };
+inline constexpr std::uint64_t kSocketWindow = 4u << 20;
+inline constexpr std::uint64_t kSocketCreditStep = kSocketWindow / 4;
 
 struct SocketForward {
   static constexpr MessageType kType = MessageType::kSocketForward;

@@ -79,6 +79,7 @@ void SocketForwarding::message(int source, SocketForward m) {
     case SocketOp::kData:
     case SocketOp::kEof:
     case SocketOp::kClose:
+    case SocketOp::kCredit:
     case SocketOp::kDetach:
     case SocketOp::kReleased:
       if (m.to_holder || m.op == static_cast<std::uint32_t>(SocketOp::kDetach) ||
@@ -98,6 +99,9 @@ void SocketForwarding::to_holder(int source, SocketForward& m) {
   if (e == nullptr) return;
   switch (static_cast<SocketOp>(m.op)) {
     case SocketOp::kData: give(true, k, m.bytes); break;
+    case SocketOp::kCredit:
+      if (e->state == State::kLive) credited(true, k, m.arg);
+      break;
     case SocketOp::kEof: peer_ended(true, k); break;
     case SocketOp::kClose: erase(true, k); break;
     case SocketOp::kDetach:
@@ -107,6 +111,8 @@ void SocketForwarding::to_holder(int source, SocketForward& m) {
       e->unaccepted = m.arg == 1;
       e->state = State::kDetaching;
       e->peer = -1;
+      e->unacked = 0;  // what the relay had not written came back in `more`
+      e->consumed = 0;
       give(true, k, m.bytes);
       send(source, op(SocketOp::kDetachAck, k.first, k.second));
       break;
@@ -139,6 +145,9 @@ void SocketForwarding::to_relay(int source, SocketForward& m) {
   }
   switch (static_cast<SocketOp>(m.op)) {
     case SocketOp::kData: give(false, k, m.bytes); break;
+    case SocketOp::kCredit:
+      if (e->state == State::kLive) credited(false, k, m.arg);
+      break;
     case SocketOp::kEof: peer_ended(false, k); break;
     case SocketOp::kClose:
       if (e->state == State::kLive || e->state == State::kPending) erase(false, k);
@@ -180,6 +189,8 @@ void SocketForwarding::attach(const Key& k, int node, bool fresh) {
   e->pending_attach = -1;
   e->peer = node;
   e->state = State::kLive;
+  e->unacked = 0;
+  e->consumed = 0;
   if (!e->prefix.empty()) {
     SocketForward d = op(SocketOp::kData, k.first, k.second);
     d.bytes = std::move(e->prefix);

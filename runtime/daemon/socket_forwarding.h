@@ -87,6 +87,8 @@ class SocketForwarding {
     bool read_eof = false, peer_eof = false, shut = false;
     Bytes out;
     std::size_t out_off = 0;
+    std::uint64_t unacked = 0;   // bytes read and sent to the peer, not credited yet
+    std::uint64_t consumed = 0;  // bytes written out, not credited to the peer yet
     // relay
     bool acked = true;     // a client's connection: the agent answered
     Bytes late;            // detaching: what came since
@@ -126,6 +128,7 @@ class SocketForwarding {
   void pump_write(bool holder_side, const Key& k);
   void give(bool holder_side, const Key& k, const Bytes& bytes);
   void peer_ended(bool holder_side, const Key& k);
+  void credited(bool holder_side, const Key& k, std::uint64_t bytes);
   void fail(bool holder_side, const Key& k);
   static bool can_write(const End& e);
   Bytes drain(End& e);

@@ -188,6 +188,8 @@ Expected<std::vector<SocketForward>> SocketForwarding::leave(int rank, pid_t pid
     d.more.insert(d.more.end(), e.out.begin() + static_cast<std::ptrdiff_t>(e.out_off), e.out.end());
     e.out.clear();
     e.out_off = 0;
+    e.unacked = 0;  // a holder starts counting again at the next attach
+    e.consumed = 0;
     e.state = State::kDetaching;
     send(e.peer, std::move(d));
     if (e.read_eof && !was_eof) {

@@ -31,7 +31,9 @@ bool SocketForwarding::can_write(const End& e) {
 
 void SocketForwarding::pump_read(bool holder_side, const Key& k) {
   End* e = find(holder_side, k);
-  if (e == nullptr || !e->sd || e->reading || e->read_eof || e->state != State::kLive) return;
+  if (e == nullptr || !e->sd || e->reading || e->read_eof || e->state != State::kLive ||
+      e->unacked >= kSocketWindow)
+    return;
   e->reading = true;
   e->sd->async_wait(stream_descriptor::wait_read, [this, holder_side, k, gen = e->gen](error_code ec) {
     End* e = find(holder_side, k);
@@ -83,8 +85,10 @@ void SocketForwarding::read_now(bool holder_side, const Key& k) {
     }
     SocketForward m = socket_op(SocketOp::kData, k.first, k.second);
     m.to_holder = !holder_side;
+    e->unacked += bytes.size();
     m.bytes = std::move(bytes);
     send(e->peer, std::move(m));
+    if (e->unacked >= kSocketWindow) return;  // until the peer credits some
   }
   pump_read(holder_side, k);
 }
@@ -135,6 +139,14 @@ void SocketForwarding::pump_write(bool holder_side, const Key& k) {
                        MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       e->out_off += static_cast<std::size_t>(n);
+      e->consumed += static_cast<std::size_t>(n);
+      if (e->consumed >= kSocketCreditStep && e->peer >= 0) {
+        SocketForward c = socket_op(SocketOp::kCredit, k.first, k.second);
+        c.arg = e->consumed;
+        c.to_holder = !holder_side;
+        e->consumed = 0;
+        send(e->peer, std::move(c));
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -173,6 +185,13 @@ void SocketForwarding::give(bool holder_side, const Key& k, const Bytes& bytes) 
   }
   e->out.insert(e->out.end(), bytes.begin(), bytes.end());
   pump_write(holder_side, k);
+}
+
+void SocketForwarding::credited(bool holder_side, const Key& k, std::uint64_t bytes) {
+  End* e = find(holder_side, k);
+  if (e == nullptr) return;
+  e->unacked = bytes < e->unacked ? e->unacked - bytes : 0;
+  pump_read(holder_side, k);
 }
 
 void SocketForwarding::peer_ended(bool holder_side, const Key& k) {

@@ -81,10 +81,12 @@ rm -f "$WORK/stop"
 migrate $job vnode1 > /dev/null
 "$BIN/http_load" "$port" 8 "$WORK/p3" "$WORK/stop" 20000 > "$WORK/away.out" 2> "$WORK/away.err" ||
   fail "http_load, server on vnode1: $(head -3 "$WORK/away.err")"
-local_rate=$(grep -o 'rate [0-9]*' "$WORK/local.out" | cut -d' ' -f2)
-away_rate=$(grep -o 'rate [0-9]*' "$WORK/away.out" | cut -d' ' -f2)
-echo "  local (server at home): ${local_rate:-?} requests/s; served through the home from vnode1: ${away_rate:-?}" \
-  "requests/s ($(awk -v a="${away_rate:-0}" -v l="${local_rate:-1}" 'BEGIN {printf "%.2f", a / l}')x)"
+field() { grep -o "$1 [0-9.]*" "$2" | cut -d' ' -f2; }
+local_rate=$(field rate "$WORK/local.out")
+away_rate=$(field rate "$WORK/away.out")
+echo "  local (server at home): ${local_rate:-?} requests/s, p99 $(field p99 "$WORK/local.out") ms;" \
+  "served through the home from vnode1: ${away_rate:-?} requests/s, p99 $(field p99 "$WORK/away.out") ms" \
+  "($(awk -v a="${away_rate:-0}" -v l="${local_rate:-1}" 'BEGIN {printf "%.2f", a / l}')x)"
 quit_server "$port"
 wait $job
 rc=$?

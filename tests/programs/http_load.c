@@ -8,8 +8,10 @@
  * It runs until the file STOP exists (or COUNT requests were answered),
  * writing the number answered so far to PROGRESS now and then (a decimal
  * number padded with spaces, rewritten in place). At the end:
- * "http_load: requests N errors E connections C seconds S rate R/s" on
- * stdout, each error on stderr, and status 1 if there was any. */
+ * "http_load: requests N errors E connections C seconds S rate R/s p99 L ms
+ * worst-second W" on stdout (L: the 99th percentile of the time from a
+ * request's send to its whole answer; W: the fewest answers in one whole
+ * second of the run), each error on stderr, and status 1 if there was any. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,13 +35,28 @@ static const char* g_stop;
 static long g_count;
 static int g_progress = -1;
 static atomic_long g_done, g_errors, g_conns;
+static struct timespec g_start;
+#define MAX_SECONDS 3600
+#define LATENCY_BUCKETS 4096 /* 0.1 ms each; the last holds the rest */
+static atomic_long g_per_second[MAX_SECONDS];
+static atomic_long g_latency[LATENCY_BUCKETS];
+
+static double since(const struct timespec* t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
 
 static int stopped(void) {
   struct stat st;
   return (g_count > 0 && atomic_load(&g_done) >= g_count) || stat(g_stop, &st) == 0;
 }
 
-static void note_done(void) {
+static void note_done(const struct timespec* sent) {
+  long bucket = (long)(since(sent) * 1e4);
+  atomic_fetch_add(&g_latency[bucket < LATENCY_BUCKETS ? bucket : LATENCY_BUCKETS - 1], 1);
+  long second = (long)since(&g_start);
+  if (second < MAX_SECONDS) atomic_fetch_add(&g_per_second[second], 1);
   long n = atomic_fetch_add(&g_done, 1) + 1;
   if (n % 100 == 0 && g_progress >= 0) {
     char line[32];
@@ -139,6 +156,8 @@ static void* client(void* arg) {
         memcpy(out + out_len, req[b], (size_t)n);
         out_len += (size_t)n;
       }
+      struct timespec sent;
+      clock_gettime(CLOCK_MONOTONIC, &sent);
       if (send_all(fd, out, out_len) != 0) {
         ok = error(thread, "send") == 0;
         break;
@@ -147,7 +166,7 @@ static void* client(void* arg) {
         if (read_response(fd, thread, buf, cap, &have, want[b], len[b]) != 0) {
           ok = 0;
         } else {
-          note_done();
+          note_done(&sent);
         }
       }
       r += batch;
@@ -179,6 +198,7 @@ int main(int argc, char** argv) {
   }
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
+  g_start = t0;
   pthread_t* t = calloc((size_t)conns, sizeof *t);
   for (int i = 0; i < conns; ++i) pthread_create(&t[i], NULL, client, (void*)(long)i);
   for (int i = 0; i < conns; ++i) pthread_join(t[i], NULL);
@@ -188,7 +208,12 @@ int main(int argc, char** argv) {
   char line[32];
   int len = snprintf(line, sizeof line, "%-20ld\n", done);
   if (pwrite(g_progress, line, (size_t)len, 0) < 0) perror("http_load: progress");
-  printf("http_load: requests %ld errors %ld connections %ld seconds %.2f rate %.0f/s\n", done, errors,
-         atomic_load(&g_conns), s, done / s);
+  long p99 = 0, seen = 0;
+  for (; p99 < LATENCY_BUCKETS && seen < done - done / 100; ++p99) seen += atomic_load(&g_latency[p99]);
+  long worst = -1;
+  for (long i = 0; i + 1 < (long)s && i < MAX_SECONDS; ++i)
+    if (worst < 0 || atomic_load(&g_per_second[i]) < worst) worst = atomic_load(&g_per_second[i]);
+  printf("http_load: requests %ld errors %ld connections %ld seconds %.2f rate %.0f/s p99 %.1f ms worst-second %ld\n",
+         done, errors, atomic_load(&g_conns), s, done / s, p99 / 10.0, worst);
   return errors == 0 ? 0 : 1;
 }
