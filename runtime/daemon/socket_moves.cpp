@@ -185,6 +185,8 @@ Expected<std::vector<SocketForward>> SocketForwarding::leave(int rank, pid_t pid
       continue;
     }
     d.more = std::move(unread[k.second]);
+    spdlog::debug("rank {}: forwarded socket {:x} detached: {} bytes on their way home, {} not read by it", rank,
+                  k.second, d.bytes.size(), d.more.size() + (e.out.size() - e.out_off));
     d.more.insert(d.more.end(), e.out.begin() + static_cast<std::ptrdiff_t>(e.out_off), e.out.end());
     e.out.clear();
     e.out_off = 0;

@@ -12,6 +12,7 @@
 # 3. Debian's python3 -m http.server (ThreadingHTTPServer, HTTP/1.0: one
 #    connection per request, so every client comes through the forwarded
 #    listener) under the same moves, its files fetched and compared.
+# 1b (after 2). Calls in flight during moves complete exactly once.
 # 4. A guest holding a netlink socket is refused with the reason and runs on.
 set -u
 BIN=$(cd "$1" && pwd)
@@ -91,7 +92,71 @@ quit_server "$port"
 wait $job
 rc=$?
 [[ $rc == 0 ]] || fail "http_server exited with $rc: $(grep -v 'not calibrated' "$WORK/srv.err" | head -5)"
-grep -q "http_server: quit" "$WORK/srv.out" || fail "http_server did not say it quit: $(cat "$WORK/srv.out")"
+grep -q "http_server: quit, 0 gated calls" "$WORK/srv.out" || fail "http_server did not say it quit: $(cat "$WORK/srv.out")"
+
+# 1b. Calls in flight complete exactly once: a call the server is inside
+# (held at its gate) and a second one pipelined behind it, unread, while the
+# server moves to vnode1 (the unread request stays in the real socket) and
+# then to vnode2 (it is in the guest's relayed end: taken out and given to
+# the next). Then the gate opens: two answers, each checked, then /quit's
+# on the same connection (a duplicate answer would come before it), and
+# the server counts one gated call.
+echo "calls in flight: held in the server while it moves to vnode1, then vnode2"
+rm -f "$WORK/port"
+touch "$WORK/gate"
+HTTP_GATE=$WORK/gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/http_server" "$WORK/port" 4 < /dev/null \
+  > "$WORK/srv.out" 2> "$WORK/srv.err" &
+job=$!
+wait_file "$WORK/port" $job
+port=$(cat "$WORK/port")
+python3 - "$port" "$WORK/gate" > "$WORK/inflight.out" 2>&1 <<'EOF' &
+import os, socket, sys, time
+port, gate = int(sys.argv[1]), sys.argv[2]
+def body(seed, size):  # http_body.h
+    mask = 2**64 - 1
+    x, out = (seed * 2654435761 + 1) & mask, bytearray(size)
+    for i in range(size):
+        x ^= (x << 13) & mask; x ^= x >> 7; x ^= (x << 17) & mask
+        out[i] = 97 + x % 26
+    return bytes(out)
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /gate/77/300000 HTTP/1.1\r\nHost: t\r\n\r\n")
+while not os.path.exists(gate + ".in"):  # the server is inside the first call
+    time.sleep(0.05)
+s.sendall(b"GET /body/78/1000 HTTP/1.1\r\nHost: t\r\n\r\n")  # nobody reads it yet
+open(gate + ".sent", "w").close()
+buf = b""
+def response():
+    global buf
+    while b"\r\n\r\n" not in buf:
+        more = s.recv(65536)
+        if not more: raise SystemExit("closed before an answer")
+        buf += more
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    n = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    while len(buf) < n:
+        more = s.recv(65536)
+        if not more: raise SystemExit("closed in a body")
+        buf += more
+    b, buf = buf[:n], buf[n:]
+    return b
+ok = response() == body(77, 300000) and response() == body(78, 1000)
+s.sendall(b"GET /quit HTTP/1.1\r\nHost: t\r\n\r\n")
+bye = response()
+print("answers", "ok" if ok and bye == b"bye" and buf == b"" else "WRONG")
+EOF
+client=$!
+while [[ ! -e $WORK/gate.sent ]] && kill -0 $client 2>/dev/null; do sleep 0.05; done
+migrate $job vnode1
+migrate $job vnode2
+rm -f "$WORK/gate"
+wait $client || fail "the client of the calls in flight: $(cat "$WORK/inflight.out")"
+wait $job
+rc=$?
+echo "  $(cat "$WORK/inflight.out"); $(tail -1 "$WORK/srv.out")"
+grep -q "answers ok" "$WORK/inflight.out" || fail "the calls in flight: $(cat "$WORK/inflight.out")"
+grep -q "quit, 1 gated calls" "$WORK/srv.out" || fail "the gated call ran other than once: $(cat "$WORK/srv.out")"
+[[ $rc == 0 ]] || fail "http_server exited with $rc: $(grep -v 'not calibrated' "$WORK/srv.err" | head -5)"
 
 # 3. Debian's threaded server (Debian's python3 when there is another first
 # on the PATH).

@@ -5,6 +5,10 @@
  * EPOLLONESHOT watches on the listener and on every keep-alive connection.
  *
  * GET /body/SEED/SIZE answers SIZE bytes of http_body(SEED) (http_body.h);
+ * GET /gate/SEED/SIZE answers the same, once the file named by $HTTP_GATE
+ * is gone: it makes FILE.in first, so a test knows the call is in the
+ * server (a call in flight while the server moves; counted, and the count
+ * said at /quit: "http_server: quit, N gated calls").
  * GET /quit answers "bye" and ends the process with status 0 once sent.
  * Any other request gets 404. Requests may be pipelined. */
 #define _GNU_SOURCE
@@ -18,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_body.h"
@@ -31,6 +36,7 @@ struct conn {
 };
 
 static int g_epoll, g_listener;
+static int g_gated;
 static struct conn g_listen_tag;
 
 static void die(const char* what) {
@@ -65,6 +71,20 @@ static int respond(int fd, const char* line) {
     body = malloc(size + 1);
     http_body(seed, body, size);
     body_len = size;
+  } else if (sscanf(line, "GET /gate/%lu/%lu ", &seed, &size) == 2 && size <= HTTP_BODY_MAX) {
+    const char* gate = getenv("HTTP_GATE");
+    __atomic_add_fetch(&g_gated, 1, __ATOMIC_RELAXED);
+    if (gate != NULL) {
+      char in[4096];
+      snprintf(in, sizeof in, "%s.in", gate);
+      FILE* f = fopen(in, "w");
+      if (f != NULL) fclose(f);
+      struct timespec tick = {0, 10 * 1000 * 1000};
+      while (access(gate, F_OK) == 0) nanosleep(&tick, NULL);
+    }
+    body = malloc(size + 1);
+    http_body(seed, body, size);
+    body_len = size;
   } else if (strncmp(line, "GET /quit ", 10) == 0) {
     body = strdup("bye");
     body_len = 3;
@@ -79,7 +99,7 @@ static int respond(int fd, const char* line) {
   int rc = send_all(fd, head, (size_t)n) == 0 && send_all(fd, body, body_len) == 0 ? 0 : -1;
   free(body);
   if (quit && rc == 0) {
-    printf("http_server: quit\n");
+    printf("http_server: quit, %d gated calls\n", __atomic_load_n(&g_gated, __ATOMIC_RELAXED));
     fflush(stdout);
     _exit(0);
   }
