@@ -8,13 +8,16 @@
 // client's address, from the daemon's header), getpeername, getsockname,
 // getsockopt of the socket's family, type and protocol. setsockopt and
 // getsockopt at the TCP and IP levels are not carried (docs/migration.md):
-// a set is accepted and not applied, a get reads 0.
+// a set is accepted and not applied, a get reads 0. On any other
+// descriptor each of them is libc's own (found with dlsym(RTLD_NEXT)).
 //
 // The table is guarded by a spin lock; a checkpoint runs while every other
 // thread is stopped and refuses when one was stopped inside an accept of a
 // forwarded listener (the daemon has not had its answer).
 #include "compat/agent/forwarded.h"
 
+#include <atomic>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -200,6 +203,30 @@ int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
   return static_cast<int>(r);
 }
 
+// libc's own functions, which the interposed ones call for every descriptor
+// that is not a relayed one (cancellation points and all, as before).
+template <typename F>
+F next(std::atomic<F>& cache, const char* name) {
+  F f = cache.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+    cache.store(f, std::memory_order_release);
+  }
+  return f;
+}
+using Accept4Fn = int (*)(int, sockaddr*, socklen_t*, int);
+using AcceptFn = int (*)(int, sockaddr*, socklen_t*);
+using NameFn = int (*)(int, sockaddr*, socklen_t*);
+using GetoptFn = int (*)(int, int, int, void*, socklen_t*);
+using SetoptFn = int (*)(int, int, int, const void*, socklen_t);
+using CloseFn = int (*)(int);
+std::atomic<Accept4Fn> g_accept4{nullptr};
+std::atomic<AcceptFn> g_accept{nullptr};
+std::atomic<NameFn> g_getpeername{nullptr}, g_getsockname{nullptr};
+std::atomic<GetoptFn> g_getsockopt{nullptr};
+std::atomic<SetoptFn> g_setsockopt{nullptr};
+std::atomic<CloseFn> g_close{nullptr};
+
 }  // namespace
 
 int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, char* error,
@@ -266,12 +293,22 @@ __attribute__((visibility("default"))) int accept4(int fd, sockaddr* addr, sockl
     forwarded = e != nullptr && e->listening;
   }
   if (forwarded) return mosix::agent::forwarded_accept(fd, addr, addr_len, flags);
+  if (auto f = mosix::agent::next(mosix::agent::g_accept4, "accept4")) return f(fd, addr, addr_len, flags);
   long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, flags);
   return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);
 }
 
 __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, socklen_t* addr_len) {
-  return accept4(fd, addr, addr_len, 0);
+  bool forwarded;
+  {
+    Guard guard;
+    Entry* e = mosix::agent::relayed(fd);
+    forwarded = e != nullptr && e->listening;
+  }
+  if (forwarded) return mosix::agent::forwarded_accept(fd, addr, addr_len, 0);
+  if (auto f = mosix::agent::next(mosix::agent::g_accept, "accept")) return f(fd, addr, addr_len);
+  long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, 0);
+  return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);
 }
 
 __attribute__((visibility("default"))) int getpeername(int fd, sockaddr* addr, socklen_t* addr_len) {
@@ -283,6 +320,7 @@ __attribute__((visibility("default"))) int getpeername(int fd, sockaddr* addr, s
       return 0;
     }
   }
+  if (auto f = mosix::agent::next(mosix::agent::g_getpeername, "getpeername")) return f(fd, addr, addr_len);
   long r = mosix::agent::sys(SYS_getpeername, fd, addr, addr_len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
@@ -295,6 +333,7 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* addr, s
       return 0;
     }
   }
+  if (auto f = mosix::agent::next(mosix::agent::g_getsockname, "getsockname")) return f(fd, addr, addr_len);
   long r = mosix::agent::sys(SYS_getsockname, fd, addr, addr_len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
@@ -316,6 +355,7 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
       return 0;
     }
   }
+  if (auto f = mosix::agent::next(mosix::agent::g_getsockopt, "getsockopt")) return f(fd, level, name, value, len);
   long r = mosix::agent::sys(SYS_getsockopt, fd, level, name, value, len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
@@ -325,6 +365,7 @@ __attribute__((visibility("default"))) int setsockopt(int fd, int level, int nam
     Guard guard;
     if (mosix::agent::relayed(fd) != nullptr) return 0;  // not carried (see above)
   }
+  if (auto f = mosix::agent::next(mosix::agent::g_setsockopt, "setsockopt")) return f(fd, level, name, value, len);
   long r = mosix::agent::sys(SYS_setsockopt, fd, level, name, value, len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
@@ -334,6 +375,7 @@ __attribute__((visibility("default"))) int close(int fd) {
     Guard guard;
     if (Entry* e = mosix::agent::find(fd)) e->fd = -1;
   }
+  if (auto f = mosix::agent::next(mosix::agent::g_close, "close")) return f(fd);
   long r = mosix::agent::sys(SYS_close, fd);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
