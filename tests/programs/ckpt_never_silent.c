@@ -285,6 +285,12 @@ static void* sigqueue_thread(void* arg) {
   int* bad = arg;
   sigset_t set;
   sigemptyset(&set);
+  /* The test's SIGUSR1 is the main thread's (ready_then_wait): taken here
+   * while the main thread was between two sigsuspend calls, it left that
+   * one asleep (seen once under load, after a restore). */
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  sigemptyset(&set);
   sigaddset(&set, SIGRTMIN + 3);
   pthread_barrier_wait(&g_barrier); /* its signals are queued */
   pthread_barrier_wait(&g_barrier); /* after the restore */
