@@ -135,8 +135,11 @@ Status check_guest(pid_t pid) {
     return make_error("no process " + std::to_string(pid) + " of yours (" + sys::errno_text(errno) + ")");
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   std::string line;
-  bool loaded = false;
-  while (!loaded && std::getline(maps, line)) loaded = line.find("/libmosix.so") != std::string::npos;
+  bool loaded = false, dynamic = false;
+  while (!loaded && std::getline(maps, line)) {
+    loaded = line.find("/libmosix.so") != std::string::npos;
+    dynamic = dynamic || line.find("/ld-linux") != std::string::npos || line.find("/ld-musl") != std::string::npos;
+  }
   if (loaded) {
     // The request signal's default action kills. Send it only when the
     // agent's handler is in place, or while the signal is blocked (an exec
@@ -153,6 +156,10 @@ Status check_guest(pid_t pid) {
     return make_error("process " + std::to_string(pid) +
                       " is starting a program and its agent cannot take a request yet: try again");
   }
+  if (!dynamic)
+    return make_error("process " + std::to_string(pid) +
+                      " is statically linked: libmosix.so cannot be loaded into it, so it cannot be checkpointed "
+                      "or moved (nor its sockets forwarded); link it dynamically");
   return make_error("process " + std::to_string(pid) +
                     " is not a guest: libmosix.so is not loaded in it (start it under mosixrun, or with "
                     "LD_PRELOAD=libmosix.so)");

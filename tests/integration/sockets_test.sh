@@ -14,6 +14,7 @@
 #    listener) under the same moves, its files fetched and compared.
 # 1b (after 2). Calls in flight during moves complete exactly once.
 # 4. A guest holding a netlink socket is refused with the reason and runs on.
+# 5. A statically linked program is refused as such.
 set -u
 BIN=$(cd "$1" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mosix-sockets.XXXXXX")
@@ -238,6 +239,25 @@ print("done", flush=True)' < <(while [[ ! -e $WORK/nl.go ]]; do sleep 0.05; done
   touch "$WORK/nl.go"
   wait $job || fail "the refused guest did not run on: $(cat "$WORK/nl.err")"
   grep -q done "$WORK/nl.out" || fail "the refused guest did not finish: $(cat "$WORK/nl.out")"
+fi
+
+# 5. Not carried: a statically linked program (no agent can be loaded in it).
+if printf '#include <unistd.h>\n#include <stdio.h>\nint main(void){puts("up");fflush(stdout);for(;;)pause();}\n' |
+    cc -static -x c -o "$WORK/static_sleep" - 2> /dev/null; then
+  echo "a statically linked program: refused"
+  "$BIN/mosixrun" --vcluster 3 -np 1 "$WORK/static_sleep" < /dev/null > "$WORK/st.out" 2> "$WORK/st.err" &
+  job=$!
+  while ! grep -q up "$WORK/st.out" 2> /dev/null && kill -0 $job 2> /dev/null; do sleep 0.05; done
+  if out=$("$BIN/mosixctl" migrate 0 vnode1 --job $job 2>&1); then
+    fail "a statically linked guest was moved: $out"
+  else
+    echo "  $out"
+    grep -q "is statically linked" <<<"$out" || fail "the refusal does not say it is statically linked: $out"
+  fi
+  kill -TERM $job
+  wait $job
+else
+  echo "skip: no static C toolchain (cc -static)"
 fi
 
 if (( failures > 0 )); then
