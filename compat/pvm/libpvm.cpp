@@ -4,6 +4,7 @@
 // docs/pvm.md). Every function returns PVM's own error codes; none aborts.
 #include <pvm3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -443,8 +444,21 @@ int pvm_notify(int what, int msgtag, int cnt, int* tids) {
     for (int i = 0; i < cnt; ++i) task().watch_exit(rank_of_tid(tids[i]), msgtag);
     return PvmOk;
   }
-  // A node that is lost ends the job, and no host is added during one: these never fire.
-  if (kind == PvmHostDelete || kind == PvmHostAdd) return PvmOk;
+  if (kind == PvmHostDelete) {
+    // Hosts by their pvmd tids (pvm_config's): the job's nodes. A lost node
+    // ends the job unless it runs with --keep-going (docs/pvm.md).
+    if (cnt < 0 || (cnt > 0 && tids == nullptr)) return fail("pvm_notify", PvmBadParam);
+    if (what & PvmNotifyCancel) return PvmOk;
+    const int hosts = static_cast<int>(task().hosts().size());
+    for (int i = 0; i < cnt; ++i) {
+      const int node = (tids[i] >> 18) - 1;
+      if ((tids[i] & ((1 << 18) - 1)) != 0 || node < 0 || node >= std::max(hosts, 1)) return fail("pvm_notify", PvmBadParam);
+    }
+    for (int i = 0; i < cnt; ++i) task().watch_node((tids[i] >> 18) - 1, msgtag);
+    return PvmOk;
+  }
+  // No host is added during a job: this never fires.
+  if (kind == PvmHostAdd) return PvmOk;
   return fail("pvm_notify", PvmBadParam);
 }
 

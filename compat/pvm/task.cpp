@@ -171,6 +171,16 @@ void Task::take(Message message) {
         inbox.push_back(std::move(a));
       }
       exit_tags_.erase(it);
+    } else if (m->kind == kGuestMessageNodeLost) {
+      auto it = node_tags_.find(m->tag);
+      if (it == node_tags_.end()) return;
+      for (int tag : it->second) {
+        Arrived a{kPvmdTid, tag, Encoding::kDefault, {}, 0};
+        int host = host_tid(m->tag);
+        pack_items(a.bytes, Encoding::kDefault, &host, 1, 1, sizeof host);
+        inbox.push_back(std::move(a));
+      }
+      node_tags_.erase(it);
     }
     return;
   }
@@ -263,6 +273,11 @@ std::optional<GuestMessage> Task::group_answer(std::uint32_t op, const std::stri
 void Task::watch_exit(int rank, int tag) {
   exit_tags_[rank].push_back(tag);
   (void)ask_home(kAskWatchExit, rank);
+}
+
+void Task::watch_node(int node, int tag) {
+  node_tags_[node].push_back(tag);
+  (void)ask_home(kAskWatchNode, node);
 }
 
 }  // namespace mosix::pvm

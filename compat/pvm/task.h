@@ -65,6 +65,9 @@ class Task {
   std::optional<GuestMessage> group_answer(std::uint32_t op, const std::string& name, int arg);
   // pvm_notify(PvmTaskExit): the tag to deliver when `rank` ends.
   void watch_exit(int rank, int tag);
+  // pvm_notify(PvmHostDelete): a message with `tag` from the pvmd tid and
+  // the host's tid in it when node `node` (a pvm_config index) is lost.
+  void watch_node(int node, int tag);
 
  private:
   bool write_frame(const Frame& frame);
@@ -84,6 +87,7 @@ class Task {
   std::deque<GuestSpawnReply> spawn_replies_;
   std::deque<GuestMessage> group_answers_;
   std::map<int, std::vector<int>> exit_tags_;
+  std::map<int, std::vector<int>> node_tags_;  // node -> tags of PvmHostDelete notifies
   // Order per sender: every message to a rank carries the sender's count of
   // messages to it so far; one that overtook an earlier one waits in order_.
   std::map<int, std::uint64_t> sent_to_;

@@ -73,8 +73,10 @@ inline constexpr std::int32_t kFromHome = -1;
 inline constexpr std::uint32_t kAskWatchExit = 0xffff0001u;  // tag: the rank to watch
 inline constexpr std::uint32_t kAskSignal = 0xffff0002u;     // tag: the rank; bytes[0]: the signal
 inline constexpr std::uint32_t kAskGroup = 0xffff0003u;      // tag: a GroupOp; bytes: group_request
+inline constexpr std::uint32_t kAskWatchNode = 0xffff0004u;  // tag: the node (transport rank) to watch
 inline constexpr std::uint32_t kGuestMessageExited = 0xffff0011u;  // tag: the rank that ended
 inline constexpr std::uint32_t kGroupAnswer = 0xffff0012u;         // tag: the result; bytes: ranks
+inline constexpr std::uint32_t kGuestMessageNodeLost = 0xffff0013u;  // tag: the node that was lost
 struct GuestMessage {
   static constexpr MessageType kType = MessageType::kGuestMessage;
   std::int32_t source_rank = 0;

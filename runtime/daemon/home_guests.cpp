@@ -280,6 +280,17 @@ void HomeRouter::guest_message(GuestMessage message) {
     answer_groups(groups_.request(message.source_rank, *request));
     return;
   }
+  if (message.kind == kAskWatchNode) {
+    // Tell message.source_rank when node `tag` is lost (PVM's PvmHostDelete).
+    const int node = message.tag;
+    if (node < 0 || node >= context_.size()) return;
+    if (context_.is_lost(node)) {
+      to_guest(message.source_rank, GuestMessage{kFromHome, message.source_rank, kGuestMessageNodeLost, node, {}});
+    } else {
+      node_watchers_[node].insert(message.source_rank);
+    }
+    return;
+  }
   if (message.kind != kAskWatchExit) return;
   // Tell message.source_rank when rank `tag` ends.
   const int watched = message.tag;
@@ -297,6 +308,25 @@ void HomeRouter::answer_groups(const std::vector<GroupAnswer>& answers) {
       for (int i = 0; i < 4; ++i) m.bytes.push_back(static_cast<std::uint8_t>(static_cast<std::uint32_t>(r) >> (8 * i)));
     }
     to_guest(a.to_rank, m);
+  }
+}
+
+// A node is lost: who watched it learns it, and who watched a guest that
+// was there (and does not restart from an image) learns that it ended.
+void HomeRouter::tell_node_lost(int node, const std::vector<RankRestart>& restarting) {
+  std::set<int> restarts;
+  for (const RankRestart& r : restarting) restarts.insert(r.rank);
+  std::vector<int> lost;
+  for (const auto& [rank, where] : rank_node_) {
+    if (where == node && !ended_.count(rank) && !restarts.count(rank)) lost.push_back(rank);
+  }
+  for (int rank : lost) rank_ended(rank);
+  auto it = node_watchers_.find(node);
+  if (it == node_watchers_.end()) return;
+  std::set<int> watchers = std::move(it->second);
+  node_watchers_.erase(it);
+  for (int w : watchers) {
+    if (!ended_.count(w)) to_guest(w, GuestMessage{kFromHome, w, kGuestMessageNodeLost, node, {}});
   }
 }
 

@@ -416,6 +416,7 @@ void HomeRouter::node_lost(int node) {
     }
   }
   deputies_lost_with(node, word.restarting);
+  tell_node_lost(node, word.restarting);
   for (int rank : stranded) release_stdin(rank);  // to its restarted self, or dropped with it
   if (mosixrun_) mosixrun_->send(word);
   names_.node_lost(node);

@@ -107,6 +107,7 @@ class HomeRouter {
   void check_liveness();
   void release_stdin(int rank);
   void rank_ended(int rank);
+  void tell_node_lost(int node, const std::vector<RankRestart>& restarting);
   void to_guest(int rank, const Message& message);
   void deputy_spawn(int source, const GuestSpawn& request);
   // The spawns' common ground (home_guests.cpp): the nodes that are alive
@@ -155,6 +156,7 @@ class HomeRouter {
   int next_rank_ = -1;                         // the spawn service's next new rank
   std::set<int> ended_;                        // ranks whose end was reported
   std::map<int, std::set<int>> exit_watchers_; // rank -> ranks to tell when it ends
+  std::map<int, std::set<int>> node_watchers_; // node -> ranks to tell when it is lost
   // Placement at exec: each node's last load report, the children placed on
   // it since that report and since the one before (a report taken as a child
   // starts may not count it yet), and the node of each body's deputy.

@@ -5,7 +5,10 @@
 # 3. with --ckpt-interval: its ranks restart from their last checkpoints on
 #    a live node and the job ends as an uninterrupted run would;
 # 4. it was the target of a migration: the guest resumes where it was, the
-#    migration fails with the reason, the guest's result is right.
+#    migration fails with the reason, the guest's result is right;
+# 5. a PVM task watches it (pvm_notify PvmHostDelete and PvmTaskExit of a
+#    task there, tests/pvm_programs/pvm_hostdel.c, --keep-going): it is told
+#    both (socket transport only: the MPI one adds nothing to the PVM side).
 # The home declares a node gone after MOSIX_NODE_TIMEOUT seconds of silence
 # (3 here; 10 by default), or, over the socket transport of a virtual cluster,
 # as soon as the node's connection ends without its goodbye (scenario 2 checks
@@ -150,4 +153,16 @@ touch "$TMP/done"
 set +e; wait $job; rc=$?; set -e
 check_eq "the job exits 0 after its target died" 0 "$rc"
 check_contains "mem_hold found its memory intact" "OK" "$(cat "$TMP/out3")"
+
+# 5. A PVM task told of a lost node and of its task there.
+if [[ -x "$BIN/pvm_hostdel" && -r "$BIN/../lib/pvm/libpvm3.so.3" && ${MOSIX_TRANSPORT:-} != mpi ]]; then
+  PATH="$BIN:$PATH" "$BIN/mosixrun" --vcluster 3 --keep-going -np 1 pvm_hostdel > "$TMP/out5" 2> "$TMP/err5" &
+  job=$!
+  wait_for "grep -q watching $TMP/out5" || fail "pvm_hostdel did not start watching: $(cat "$TMP/out5" "$TMP/err5")"
+  kill -9 "$(daemon_of $job 2)"
+  set +e; wait $job; set -e
+  check_eq "PvmHostDelete and PvmTaskExit reach the PVM task" "watching host c0000 and task t40002
+host c0000 deleted
+task t40002 exited" "$(cat "$TMP/out5")"
+fi
 finish
