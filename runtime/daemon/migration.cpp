@@ -19,11 +19,13 @@
 
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/daemon/precopy.h"
+#include "runtime/daemon/continue_guest.h"
 
 namespace mosix {
 namespace {
 
 namespace asio = boost::asio;
+
 using boost::system::error_code;
 
 constexpr std::size_t kImageChunkBytes = 1u << 20;
@@ -302,16 +304,16 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     fail.reason = "rank " + std::to_string(fail.rank) + " ended while it was being checkpointed";
   } else if (out.target_lost || context_.is_lost(static_cast<int>(out.request.target_node))) {
     fail.reason = "the target node died during the move";
-    ::kill(-g->proc.pid, SIGCONT);
+    continue_after_move(context_.io(), g->proc.pid);
   } else if (!result) {
     fail.reason = result.error().message;
     fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
     g->cant_move = fail.reason;  // the balancer does not try again
-    ::kill(-g->proc.pid, SIGCONT);
+    continue_after_move(context_.io(), g->proc.pid);
   }
   if (fail.reason.empty() && SocketForwarding::has_socket(g->proc.pid)) {
     fail.reason = leave_sockets(id, out, *g);
-    if (!fail.reason.empty()) ::kill(-g->proc.pid, SIGCONT);
+    if (!fail.reason.empty()) continue_after_move(context_.io(), g->proc.pid);
   }
   if (!fail.reason.empty()) {
     abandon(out);
@@ -419,7 +421,7 @@ void Migrations::target_answered(const MigrateResult& answer) {
       bandwidth_ = measured_bandwidth(bandwidth_, r.bytes + r.precopy_bytes, seconds);
     } else {
       sockets_.stayed(out.request.rank);
-      ::kill(-g->proc.pid, SIGCONT);
+      continue_after_move(context_.io(), g->proc.pid);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }
   }
@@ -677,7 +679,7 @@ void Migrations::node_lost(int node) {
     if (LocalGuest* g = guests_.find(out.request.rank)) {
       g->migrating = false;
       sockets_.stayed(out.request.rank);
-      ::kill(-g->proc.pid, SIGCONT);
+      continue_after_move(context_.io(), g->proc.pid);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }
     spdlog::debug("{}: rank {} stays: {}", context_.node_name(), fail.rank, fail.reason);

@@ -156,13 +156,13 @@ check_contains "mem_hold found its memory intact" "OK" "$(cat "$TMP/out3")"
 
 # 5. A PVM task told of a lost node and of its task there.
 if [[ -x "$BIN/pvm_hostdel" && -r "$BIN/../lib/pvm/libpvm3.so.3" && ${MOSIX_TRANSPORT:-} != mpi ]]; then
-  PATH="$BIN:$PATH" "$BIN/mosixrun" --vcluster 3 --keep-going -np 1 pvm_hostdel > "$TMP/out5" 2> "$TMP/err5" &
+  PATH="$BIN:$PATH" "$BIN/mosixrun" --vcluster 3 --keep-going -np 1 pvm_hostdel > "$TMP/out6" 2> "$TMP/err6" &
   job=$!
-  wait_for "grep -q watching $TMP/out5" || fail "pvm_hostdel did not start watching: $(cat "$TMP/out5" "$TMP/err5")"
+  wait_for "grep -q watching $TMP/out6" || fail "pvm_hostdel did not start watching: $(cat "$TMP/out6" "$TMP/err6")"
   kill -9 "$(daemon_of $job 2)"
   set +e; wait $job; set -e
   check_eq "PvmHostDelete and PvmTaskExit reach the PVM task" "watching host c0000 and task t40002
 host c0000 deleted
-task t40002 exited" "$(cat "$TMP/out5")"
+task t40002 exited" "$(cat "$TMP/out6")"
 fi
 finish
