@@ -59,6 +59,9 @@ std::atomic<Scratch*> g_scratch{nullptr};
 // The real pid of a process in the middle of a checkpoint. A restored process
 // has another real pid, so the value it finds in its memory means "idle".
 std::atomic<pid_t> g_busy_pid{0};
+// The same pid when a request signal came during that session: it is sent
+// again once the session ends (on_request).
+std::atomic<pid_t> g_missed_pid{0};
 
 }  // namespace
 
@@ -593,9 +596,13 @@ void on_request(int, siginfo_t*, void* uc) {
   pid_t pid = real_pid();
   // A request that finds a session under way (in another thread, or between
   // a session's answer and its end: a pre-copy's last request follows its
-  // first by milliseconds) is signalled again by its requester, which sees
-  // its request file still there (request.cpp).
-  if (g_busy_pid.load() == pid) return;
+  // first by milliseconds) is noted and sent again when that session ends,
+  // never run inside it. (Its requester also signals again after a silence:
+  // request.cpp.) A session that finds no request file does nothing.
+  if (g_busy_pid.load() == pid) {
+    g_missed_pid.store(pid);
+    return;
+  }
   g_busy_pid.store(pid);
   int saved_errno = errno;
   block_all_signals();
@@ -607,18 +614,17 @@ void on_request(int, siginfo_t*, void* uc) {
   // Sized for the most demanding compression; untouched pages cost nothing.
   std::size_t size = scratch_size(Compression::best);
   long mem = sys(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem < 0 && mem > -4096) {
-    g_busy_pid.store(0);
-    errno = saved_errno;
-    return;
+  if (mem >= 0 || mem <= -4096) {
+    auto* s = reinterpret_cast<Scratch*>(mem);
+    g_scratch.store(s, std::memory_order_release);
+    SessionArgs args{s, uc};
+    mosix_agent_call_on_stack(run_session, &args, s->stack + sizeof s->stack);
+    g_scratch.store(nullptr, std::memory_order_release);
+    sys(SYS_munmap, mem, size);
   }
-  auto* s = reinterpret_cast<Scratch*>(mem);
-  g_scratch.store(s, std::memory_order_release);
-  SessionArgs args{s, uc};
-  mosix_agent_call_on_stack(run_session, &args, s->stack + sizeof s->stack);
-  g_scratch.store(nullptr, std::memory_order_release);
-  sys(SYS_munmap, mem, size);
   g_busy_pid.store(0);
+  // Taken once this handler returns and the mask is the program's again.
+  if (g_missed_pid.exchange(0) == pid) sys(SYS_kill, pid, ckpt::kRequestSignal);
   errno = saved_errno;
 }
 
