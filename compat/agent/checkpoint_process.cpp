@@ -22,6 +22,7 @@
 #include "compat/agent/epoll.h"
 #include "compat/agent/inotify.h"
 #include "compat/agent/locks.h"
+#include "compat/agent/forwarded.h"
 #include "compat/agent/raw.h"
 #include "compat/agent/sockets.h"
 #include "runtime/ckpt/format/image_format.h"
@@ -578,8 +579,10 @@ bool Session::write_thread(const ThreadState& t, bool leader) {
   // interrupted system call they already say "restart" (SA_RESTART) or hold
   // -EINTR, exactly what the kernel would resume with.
   r.regs_kind = RegsKind::x86_64_ucontext;
-  r.regs = Blob(reinterpret_cast<const std::uint8_t*>(t.uc->uc_mcontext.gregs),
-                sizeof t.uc->uc_mcontext.gregs);
+  long long gregs[NGREG];
+  __builtin_memcpy(gregs, t.uc->uc_mcontext.gregs, sizeof gregs);
+  if (for_move_) forwarded_accept_restart(gregs);  // forwarded.h
+  r.regs = Blob(reinterpret_cast<const std::uint8_t*>(gregs), sizeof gregs);
   // The FPU/SSE/AVX state in the frame: an XSAVE area in the standard format
   // when the kernel's software bytes say so, else the legacy FXSAVE area.
   const auto* fp = reinterpret_cast<const std::uint8_t*>(t.uc->uc_mcontext.fpregs);

@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/ucontext.h>
 
 #include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
@@ -148,22 +149,41 @@ bool read_header(long fd, std::uint8_t* header) {
 constexpr unsigned long kAgentSignals =
     1ul << (mosix::ckpt::kRequestSignal - 1) | 1ul << (mosix::ckpt::kStopSignal - 1);
 
+// -2: fd is no longer a relayed listener (the caller does libc's accept).
 int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
   unsigned long old = 0;
-  sys(SYS_rt_sigprocmask, SIG_BLOCK, &kAgentSignals, &old, 8);
+  const bool blocking = (sys(SYS_fcntl, fd, F_GETFL) & O_NONBLOCK) == 0;
   long r;
-  if ((sys(SYS_fcntl, fd, F_GETFL) & O_NONBLOCK) == 0) {
-    for (;;) {
+  for (;;) {
+    sys(SYS_rt_sigprocmask, SIG_BLOCK, &kAgentSignals, &old, 8);
+    for (bool ready = !blocking; !ready;) {
       unsigned before = __atomic_load_n(&g_stops, __ATOMIC_RELAXED);
       pollfd p{fd, POLLIN, 0};
       long n = sys(SYS_ppoll, &p, 1, nullptr, &old, 8);
-      if (n > 0) break;
-      if (n == -EINTR && __atomic_load_n(&g_stops, __ATOMIC_RELAXED) != before) continue;  // the agent's stop
+      ready = n > 0;
+      if (ready || (n == -EINTR && __atomic_load_n(&g_stops, __ATOMIC_RELAXED) != before)) continue;  // the agent's stop
       sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
       return fail(n < 0 ? n : -EINTR);
     }
+    // A restore may have come in between (a move home gives the real
+    // listener back): checked again, with the signals held.
+    bool still;
+    {
+      Guard guard;
+      Entry* e = relayed(fd);
+      still = e != nullptr && e->listening;
+    }
+    if (!still) {
+      sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
+      return -2;  // the caller does libc's accept
+    }
+    r = sys(SYS_accept4, fd, nullptr, nullptr, flags);
+    // Another thread took the client: the daemon's receive timeout on the
+    // listener (SO_RCVTIMEO) ended this wait, signals held, and it goes on
+    // with them let through.
+    if (!(blocking && r == -EAGAIN)) break;
+    sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
   }
-  r = sys(SYS_accept4, fd, nullptr, nullptr, flags);
   if (r < 0) {
     sys(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, 8);
     return fail(r);
@@ -278,6 +298,18 @@ int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, c
   return 1;
 }
 
+void forwarded_accept_restart(long long* gregs) {
+  if (gregs[REG_RAX] != SYS_accept && gregs[REG_RAX] != SYS_accept4) return;
+  const auto* rip = reinterpret_cast<const std::uint8_t*>(gregs[REG_RIP]);
+  if (rip == nullptr || rip[0] != 0x0f || rip[1] != 0x05) return;  // not at the syscall it restarts
+  bool listener = false;
+  for (int i = 0; i < g_table.used; ++i)
+    listener = listener || (g_table.entries[i].fd == gregs[REG_RDI] && g_table.entries[i].listening);
+  if (!listener) return;
+  gregs[REG_RAX] = -EINTR;
+  gregs[REG_RIP] += 2;
+}
+
 }  // namespace mosix::agent
 
 extern "C" {
@@ -292,7 +324,10 @@ __attribute__((visibility("default"))) int accept4(int fd, sockaddr* addr, sockl
     Entry* e = mosix::agent::relayed(fd);
     forwarded = e != nullptr && e->listening;
   }
-  if (forwarded) return mosix::agent::forwarded_accept(fd, addr, addr_len, flags);
+  if (forwarded) {
+    int r = mosix::agent::forwarded_accept(fd, addr, addr_len, flags);
+    if (r != -2) return r;
+  }
   if (auto f = mosix::agent::next(mosix::agent::g_accept4, "accept4")) return f(fd, addr, addr_len, flags);
   long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, flags);
   return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);
@@ -305,7 +340,10 @@ __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, sockle
     Entry* e = mosix::agent::relayed(fd);
     forwarded = e != nullptr && e->listening;
   }
-  if (forwarded) return mosix::agent::forwarded_accept(fd, addr, addr_len, 0);
+  if (forwarded) {
+    int r = mosix::agent::forwarded_accept(fd, addr, addr_len, 0);
+    if (r != -2) return r;
+  }
   if (auto f = mosix::agent::next(mosix::agent::g_accept, "accept")) return f(fd, addr, addr_len);
   long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, 0);
   return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);

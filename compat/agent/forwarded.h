@@ -28,4 +28,11 @@ using mosix::ckpt::kMaxForwardAddress;
 int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, char* error,
                    std::size_t error_cap);
 
+// For a move's image of a thread's registers (the signal frame's gregs): a
+// thread the checkpoint interrupted inside accept or accept4 on a socket
+// forwarded as a listener would restart that system call straight on the
+// relayed unix listener, past the agent (it reads no header). In the image
+// it returns EINTR instead, and the program's retry comes through the agent.
+void forwarded_accept_restart(long long* gregs);
+
 }  // namespace mosix::agent

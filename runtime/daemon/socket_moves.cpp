@@ -316,6 +316,10 @@ Expected<int> SocketForwarding::make_arrival(Arrival& a) {
       sockaddr_un un{};
       un.sun_family = AF_UNIX;
       socklen_t len = sizeof un;
+      // A bound wait for the agent's accept, which holds its signals while
+      // it takes a client another thread may have taken (forwarded.cpp).
+      timeval wait{0, 100 * 1000};
+      if (guest >= 0) ::setsockopt(guest, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
       if (guest < 0 || ::bind(guest, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) != 0 ||
           ::listen(guest, SOMAXCONN) != 0 || ::getsockname(guest, reinterpret_cast<sockaddr*>(&un), &len) != 0) {
         if (guest >= 0) ::close(guest);

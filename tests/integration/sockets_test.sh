@@ -13,6 +13,7 @@
 #    connection per request, so every client comes through the forwarded
 #    listener) under the same moves, its files fetched and compared.
 # 1b (after 2). Calls in flight during moves complete exactly once.
+# 3b. Four threads blocked in accept on one listener move, idle, 3 times.
 # 4. A guest holding a netlink socket is refused with the reason and runs on.
 # 5. A statically linked program is refused as such.
 set -u
@@ -218,6 +219,41 @@ EOF
 else
   echo "skip: python3 is not installed (python3 -m http.server)"
 fi
+
+# 3b. Four threads blocked in accept on one listener (a thread-pool server
+# of blocking calls, Python's socket.accept): moved while they wait, each
+# client in between answered (a thread interrupted inside accept on the
+# real listener retries through the agent after the restore; one woken for
+# a client another thread took goes back to waiting with its signals let
+# through, so the next move is not refused).
+echo "4 threads in a blocking accept: vnode1, vnode2, home, a client after each"
+rm -f "$WORK/pool.port"
+"$BIN/mosixrun" --vcluster 3 -np 1 python3 -u -c '
+import os, socket, sys, threading
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+def worker():
+    while True:
+        c, a = s.accept()
+        c.sendall(b"ok " + c.recv(100) + b" from " + a[0].encode())
+        c.close()
+for _ in range(4): threading.Thread(target=worker, daemon=True).start()
+threading.Event().wait()' "$WORK/pool.port" < /dev/null > "$WORK/pool.out" 2> "$WORK/pool.err" &
+job=$!
+wait_file "$WORK/pool.port" $job
+port=$(cat "$WORK/pool.port")
+ask() {
+  python3 -c 'import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); c.sendall(sys.argv[2].encode()); print(c.recv(100).decode())' "$port" "$1"
+}
+for node in vnode1 vnode2 home; do
+  migrate $job $node || break
+  got=$(ask "$node")
+  [[ $got == "ok $node from 127.0.0.1" ]] || fail "a client after the move to $node got '$got'"
+done
+echo "  answered after each move"
+kill -TERM $job
+wait $job
 
 # 4. Not carried: a netlink socket.
 if command -v python3 > /dev/null; then
