@@ -481,14 +481,22 @@ int pvm_config(int* nhost, int* narch, struct pvmhostinfo** hostp) {
 
 int pvm_tasks(int where, int* ntask, struct pvmtaskinfo** taskp) {
   if (int r = ensure("pvm_tasks"); r < 0) return r;
-  // The job's tasks are known at the home node; this task knows itself.
+  // The job's tasks are known at the home node: where = 0 all of them, a
+  // host's pvmd tid those on that node, a task's tid that task.
   static std::vector<pvmtaskinfo> tasks;
-  static char name[] = "";
+  static std::vector<mosix::pvm::Task::Info> known;
+  auto answer = task().tasks();
+  if (!answer) return fail("pvm_tasks", PvmSysErr);
+  known = std::move(*answer);
   tasks.clear();
-  if (where == 0 || where == task().tid() || where == mosix::pvm::kTidHost) {
-    tasks.push_back(pvmtaskinfo{task().tid(), task().parent() > 0 ? task().parent() : 0, mosix::pvm::kTidHost, 4,
-                                name, static_cast<int>(::getpid())});
+  for (mosix::pvm::Task::Info& t : known) {
+    const int tid = mosix::pvm::tid_of_rank(t.rank);
+    const int host = mosix::pvm::host_tid(t.node);
+    if (where != 0 && where != tid && where != host) continue;
+    tasks.push_back(pvmtaskinfo{tid, t.parent >= 0 ? mosix::pvm::tid_of_rank(t.parent) : 0, host, 4, t.name.data(),
+                                t.pid});
   }
+  if (where != 0 && tasks.empty() && mosix::pvm::rank_of_tid(where) >= 0) return fail("pvm_tasks", PvmNoTask);
   if (ntask) *ntask = static_cast<int>(tasks.size());
   if (taskp) *taskp = tasks.data();
   return PvmOk;

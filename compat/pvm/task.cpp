@@ -159,7 +159,7 @@ void Task::take(Message message) {
   auto* m = std::get_if<GuestMessage>(&message);
   if (m == nullptr) return;
   if (m->source_rank == kFromHome) {
-    if (m->kind == kGroupAnswer) {
+    if (m->kind == kGroupAnswer || m->kind == kTasksAnswer) {
       group_answers_.push_back(std::move(*m));
     } else if (m->kind == kGuestMessageExited) {
       auto it = exit_tags_.find(m->tag);
@@ -268,6 +268,32 @@ std::optional<GuestMessage> Task::group_answer(std::uint32_t op, const std::stri
   GuestMessage a = std::move(group_answers_.front());
   group_answers_.pop_front();
   return a;
+}
+
+std::optional<std::vector<Task::Info>> Task::tasks() {
+  if (!ask_home(kAskTasks, 0)) return std::nullopt;
+  while (group_answers_.empty()) {
+    if (!pump(-1)) return std::nullopt;
+  }
+  GuestMessage a = std::move(group_answers_.front());
+  group_answers_.pop_front();
+  std::vector<Info> out;
+  const std::vector<std::uint8_t>& b = a.bytes;
+  auto get32 = [&](std::size_t at) {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(b[at + static_cast<std::size_t>(i)]) << (8 * i);
+    return static_cast<std::int32_t>(v);
+  };
+  for (std::size_t at = 0; at + 18 <= b.size();) {
+    Info t{get32(at), get32(at + 4), get32(at + 8), get32(at + 12), {}};
+    const std::size_t n = b[at + 16] | (static_cast<std::size_t>(b[at + 17]) << 8);
+    at += 18;
+    if (at + n > b.size()) break;
+    t.name.assign(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 void Task::watch_exit(int rank, int tag) {

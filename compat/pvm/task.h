@@ -68,6 +68,13 @@ class Task {
   // pvm_notify(PvmHostDelete): a message with `tag` from the pvmd tid and
   // the host's tid in it when node `node` (a pvm_config index) is lost.
   void watch_node(int node, int tag);
+  // The job's running copies and spawned tasks, as the home knows them
+  // (pvm_tasks); nothing if the home cannot be asked.
+  struct Info {
+    int rank, parent, node, pid;  // parent -1: a copy; node: a pvm_config index
+    std::string name;
+  };
+  std::optional<std::vector<Info>> tasks();
 
  private:
   bool write_frame(const Frame& frame);

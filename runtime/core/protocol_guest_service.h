@@ -74,9 +74,13 @@ inline constexpr std::uint32_t kAskWatchExit = 0xffff0001u;  // tag: the rank to
 inline constexpr std::uint32_t kAskSignal = 0xffff0002u;     // tag: the rank; bytes[0]: the signal
 inline constexpr std::uint32_t kAskGroup = 0xffff0003u;      // tag: a GroupOp; bytes: group_request
 inline constexpr std::uint32_t kAskWatchNode = 0xffff0004u;  // tag: the node (transport rank) to watch
+inline constexpr std::uint32_t kAskTasks = 0xffff0005u;      // the job's running guests (pvm_tasks)
 inline constexpr std::uint32_t kGuestMessageExited = 0xffff0011u;  // tag: the rank that ended
 inline constexpr std::uint32_t kGroupAnswer = 0xffff0012u;         // tag: the result; bytes: ranks
 inline constexpr std::uint32_t kGuestMessageNodeLost = 0xffff0013u;  // tag: the node that was lost
+// bytes: per running copy or spawned guest, little-endian i32 rank, parent
+// rank (-1: a copy), node, pid, then u16 length and the program's name.
+inline constexpr std::uint32_t kTasksAnswer = 0xffff0014u;
 struct GuestMessage {
   static constexpr MessageType kType = MessageType::kGuestMessage;
   std::int32_t source_rank = 0;

@@ -126,6 +126,7 @@ void HomeRouter::guest_spawn(int source, const GuestSpawn& request) {
       tagged_.insert(s.rank);
     }
     rank_node_[s.rank] = node;
+    tasks_[s.rank] = TaskInfo{request.parent_rank, std::filesystem::path(request.argv[0]).filename(), 0};
     spdlog::debug("rank {} spawns rank {} -> node {} ({})", request.parent_rank, s.rank, node,
                   hellos_[static_cast<size_t>(node)]->node_name);
     mosixrun_->send(s);  // before anything of the new rank, or the asker's end, can reach mosixrun
@@ -280,6 +281,11 @@ void HomeRouter::guest_message(GuestMessage message) {
     answer_groups(groups_.request(message.source_rank, *request));
     return;
   }
+  if (message.kind == kAskTasks) {
+    task_asks_.push_back(message.source_rank);
+    answer_task_asks();
+    return;
+  }
   if (message.kind == kAskWatchNode) {
     // Tell message.source_rank when node `tag` is lost (PVM's PvmHostDelete).
     const int node = message.tag;
@@ -299,6 +305,36 @@ void HomeRouter::guest_message(GuestMessage message) {
   } else {
     exit_watchers_[watched].insert(message.source_rank);
   }
+}
+
+void HomeRouter::answer_task_asks() {
+  if (task_asks_.empty()) return;
+  for (const auto& [rank, task] : tasks_) {
+    if (!ended_.count(rank) && !started_.count(rank)) return;  // asked again at its start
+  }
+  const Bytes answer = tasks_answer();
+  for (int asker : task_asks_) to_guest(asker, GuestMessage{kFromHome, asker, kTasksAnswer, 0, answer});
+  task_asks_.clear();
+}
+
+Bytes HomeRouter::tasks_answer() const {
+  Bytes out;
+  auto put32 = [&](std::int32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(static_cast<std::uint32_t>(v) >> (8 * i)));
+  };
+  for (const auto& [rank, task] : tasks_) {
+    auto node = rank_node_.find(rank);
+    if (ended_.count(rank) || node == rank_node_.end()) continue;  // listed from its spawn on, as by a pvmd
+    put32(rank);
+    put32(task.parent);
+    put32(node->second);
+    put32(task.pid);
+    const std::size_t n = std::min<std::size_t>(task.name.size(), 255);
+    out.push_back(static_cast<std::uint8_t>(n));
+    out.push_back(0);
+    out.insert(out.end(), task.name.begin(), task.name.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return out;
 }
 
 void HomeRouter::answer_groups(const std::vector<GroupAnswer>& answers) {
@@ -321,6 +357,7 @@ void HomeRouter::tell_node_lost(int node, const std::vector<RankRestart>& restar
     if (where == node && !ended_.count(rank) && !restarts.count(rank)) lost.push_back(rank);
   }
   for (int rank : lost) rank_ended(rank);
+  answer_task_asks();
   auto it = node_watchers_.find(node);
   if (it == node_watchers_.end()) return;
   std::set<int> watchers = std::move(it->second);

@@ -231,6 +231,7 @@ void HomeRouter::place_if_ready() {
       set_env(s.env, "OMPI_MCA_mpi_oversubscribe", "1");
     }
     rank_node_[s.rank] = static_cast<int>(node);
+    if (!(s.flags & kSpawnMpi)) tasks_[s.rank];  // a copy: no program name, as a task that enrolled itself under a pvmd
     spdlog::debug("rank {} -> node {} ({})", s.rank, node, hellos_[node]->node_name);
     if (static_cast<int>(node) == context_.rank()) {
       here.push_back(std::move(s));
@@ -261,11 +262,15 @@ void HomeRouter::from_node(int source, const Message& message) {
     mosixrun_->send(*hello);
     place_if_ready();
   } else {
-    if (auto* started = std::get_if<GuestStarted>(&message)) started_.insert(started->rank);
+    if (auto* started = std::get_if<GuestStarted>(&message)) {
+      started_.insert(started->rank);
+      if (auto t = tasks_.find(started->rank); t != tasks_.end()) t->second.pid = started->pid;
+    }
     if (auto* exited = std::get_if<GuestExited>(&message)) {
       started_.insert(exited->rank);
       rank_ended(exited->rank);
     }
+    answer_task_asks();
     if (!to_deputy(message)) mosixrun_->send(message);
   }
 }

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -157,6 +158,17 @@ class HomeRouter {
   std::set<int> ended_;                        // ranks whose end was reported
   std::map<int, std::set<int>> exit_watchers_; // rank -> ranks to tell when it ends
   std::map<int, std::set<int>> node_watchers_; // node -> ranks to tell when it is lost
+  struct TaskInfo {
+    int parent = -1;  // the spawner's rank; -1 for a copy
+    std::string name;  // a spawned guest's program, without the directory
+    std::int32_t pid = 0;  // on its node, once started
+  };
+  std::map<int, TaskInfo> tasks_;  // the copies and spawned guests (not bodies, not MPI): pvm_tasks
+  Bytes tasks_answer() const;
+  // pvm_tasks asks answered once every task listed has started (its pid is
+  // known, as a pvmd knows it when its spawn returns).
+  void answer_task_asks();
+  std::vector<int> task_asks_;  // ranks waiting for kTasksAnswer
   // Placement at exec: each node's last load report, the children placed on
   // it since that report and since the one before (a report taken as a child
   // starts may not count it yet), and the node of each body's deputy.

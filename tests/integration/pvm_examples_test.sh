@@ -84,6 +84,17 @@ if [[ -x "$BIN/pvm_catchout" ]]; then
 [t40002] EOF" "$catchout_ours"
 fi
 
+# pvm_tasks of the whole job (tests/pvm_programs/pvm_tasks.c): the caller,
+# its two spawned tasks with their parent and program; compared with the pvmd's below.
+tasks_ours=""
+if [[ -x "$BIN/pvm_tasks" ]]; then
+  tasks_ours=$(PATH="$BIN:$PATH" run --vcluster 3 -np 1 pvm_tasks)
+  check_eq "pvm_tasks lists the job's tasks" "task me, parent none, program '', pid set
+task child, parent me, program 'pvm_tasks', pid set
+task child, parent me, program 'pvm_tasks', pid set
+pvm_tasks of one child: 1 task(s)" "$tasks_ours"
+fi
+
 # The same binaries under a real pvmd.
 echo "* ep=$BIN:/usr/bin" > "$PVM_TMP/hosts"
 if [[ $(id -u) == 0 ]]; then export PVM_ALLOW_ROOT=1; fi
@@ -93,6 +104,10 @@ trap 'kill $pvmd_pid 2>/dev/null || true; rm -rf "$TMP"' EXIT
 if ! wait_for "[[ -s '$PVM_TMP/pvmd.out' ]]"; then
   fail "pvmd did not start: $(cat "$PVM_TMP/pvmd.out")"
   finish
+fi
+# First, while the pvmd runs no other task (the group examples leave its group server, pvmgs).
+if [[ -n "$tasks_ours" ]]; then
+  check_eq "pvm_tasks prints what it prints under pvmd" "$("$BIN/pvm_tasks")" "$tasks_ours"
 fi
 check_eq "hello prints what it prints under pvmd" "$(hello.pvm | mask)" "$(run --vcluster 3 -np 1 hello.pvm | mask)"
 check_eq "master1 on one node prints what it prints under one pvmd" "$(master1 | sort)" "$on_one_node"
