@@ -29,12 +29,15 @@ enum class SocketOp : std::uint32_t {
   kReleased = 8,   // relay -> holder: `more`, what came for it after the
                    // detach, to give the guest before anything newer
   kHolder = 9,     // source -> target of a move: fd `fd` of the guest is
-                   // forwarded socket `id`, held by node `arg`
+                   // forwarded socket `id`, held by node `arg`; or, `arg`
+                   // kSocketEnded, one whose stream ended both ways (its relay
+                   // is gone), `bytes` what the guest had not read of it
   kCredit = 10,    // either way: `arg` more bytes of kData were written out
                    // (flow control: a side sends at most kSocketWindow bytes
                    // beyond what the other has credited)
 };
 inline constexpr std::uint64_t kSocketWindow = 4u << 20;
+inline constexpr std::uint64_t kSocketEnded = ~std::uint64_t{0};
 inline constexpr std::uint64_t kSocketCreditStep = kSocketWindow / 4;
 
 struct SocketForward {

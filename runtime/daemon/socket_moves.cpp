@@ -126,6 +126,21 @@ Expected<std::vector<SocketForward>> SocketForwarding::leave(int rank, pid_t pid
       continue;
     }
     auto fd = take_fd(pid, r.fd);
+    if (fd && domain_of(*fd) == AF_UNIX) {
+      // A relayed socket whose stream ended both ways (its relay finished)
+      // and which the guest has not closed yet: it gets the same again,
+      // with what it had not read.
+      ::close(*fd);
+      auto bytes = take_unread(pid, r.fd);
+      if (!bytes) {
+        undo();
+        return bytes.error();
+      }
+      h.arg = kSocketEnded;
+      h.bytes = std::move(*bytes);
+      holders.push_back(std::move(h));
+      continue;
+    }
     if (fd && domain_of(*fd) != AF_INET && domain_of(*fd) != AF_INET6) {
       ::close(*fd);
       fd = make_error("its fd " + std::to_string(r.fd) + " is not the TCP socket its image forwards");
@@ -284,6 +299,32 @@ Expected<int> SocketForwarding::make_arrival(Arrival& a) {
   };
   for (const SocketForward& h : a.holders) {
     const Key k{a.rank, h.id};
+    if (h.arg == kSocketEnded) {
+      // Its stream ended: what it had not read, then the end of it.
+      int ends[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
+        close_all();
+        return make_error(std::string("socketpair: ") + std::strerror(errno));
+      }
+      int big = static_cast<int>(std::min<std::size_t>(h.bytes.size() + (64u << 10), 64u << 20));
+      ::setsockopt(ends[1], SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+      ::setsockopt(ends[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+      std::size_t at = 0;
+      while (at < h.bytes.size()) {
+        ssize_t n = ::send(ends[0], h.bytes.data() + at, h.bytes.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0) break;
+        at += static_cast<std::size_t>(n);
+      }
+      ::close(ends[0]);
+      if (at < h.bytes.size()) {
+        ::close(ends[1]);
+        close_all();
+        return make_error("cannot queue what fd " + std::to_string(h.fd) + " had not read");
+      }
+      ::shutdown(ends[1], SHUT_WR);
+      fds.emplace_back(h.id, ends[1]);
+      continue;
+    }
     if (static_cast<int>(h.arg) == context_.rank()) {
       End* e = find(true, k);
       if (e == nullptr) {
