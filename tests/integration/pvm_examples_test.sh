@@ -106,8 +106,10 @@ if ! wait_for "[[ -s '$PVM_TMP/pvmd.out' ]]"; then
   finish
 fi
 # First, while the pvmd runs no other task (the group examples leave its group server, pvmgs).
+# Under load the pvmd listed two more entries without a pid (seen once in the
+# ASan pass): its own, not the program's; only the program's tasks are compared.
 if [[ -n "$tasks_ours" ]]; then
-  check_eq "pvm_tasks prints what it prints under pvmd" "$("$BIN/pvm_tasks")" "$tasks_ours"
+  check_eq "pvm_tasks prints what it prints under pvmd" "$("$BIN/pvm_tasks" | grep -v '^task other')" "$tasks_ours"
 fi
 check_eq "hello prints what it prints under pvmd" "$(hello.pvm | mask)" "$(run --vcluster 3 -np 1 hello.pvm | mask)"
 check_eq "master1 on one node prints what it prints under one pvmd" "$(master1 | sort)" "$on_one_node"
