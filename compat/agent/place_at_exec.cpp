@@ -141,6 +141,7 @@ void take_node_env(long pid, const char* dir) {
       line[len - 1] = '\0';  // "NAME" and the value apart
       if (line[len] == '\0') unsetenv(line);
       else setenv(line, line + len, 1);
+      break;
     }
     if (end == nullptr) break;
     line = end + 1;

@@ -259,9 +259,7 @@ std::optional<GuestSpawnReply> Task::spawn(const GuestSpawn& request) {
   }
 }
 
-std::optional<GuestMessage> Task::group_answer(std::uint32_t op, const std::string& name, int arg) {
-  auto bytes = encode_group_request(GroupRequest{static_cast<GroupOp>(op), name, arg});
-  if (!ask_home(kAskGroup, static_cast<int>(op), std::move(bytes))) return std::nullopt;
+std::optional<GuestMessage> Task::home_answer() {
   while (group_answers_.empty()) {
     if (!pump(-1)) return std::nullopt;
   }
@@ -270,15 +268,18 @@ std::optional<GuestMessage> Task::group_answer(std::uint32_t op, const std::stri
   return a;
 }
 
+std::optional<GuestMessage> Task::group_answer(std::uint32_t op, const std::string& name, int arg) {
+  auto bytes = encode_group_request(GroupRequest{static_cast<GroupOp>(op), name, arg});
+  if (!ask_home(kAskGroup, static_cast<int>(op), std::move(bytes))) return std::nullopt;
+  return home_answer();
+}
+
 std::optional<std::vector<Task::Info>> Task::tasks() {
   if (!ask_home(kAskTasks, 0)) return std::nullopt;
-  while (group_answers_.empty()) {
-    if (!pump(-1)) return std::nullopt;
-  }
-  GuestMessage a = std::move(group_answers_.front());
-  group_answers_.pop_front();
+  auto a = home_answer();
+  if (!a) return std::nullopt;
   std::vector<Info> out;
-  const std::vector<std::uint8_t>& b = a.bytes;
+  const std::vector<std::uint8_t>& b = a->bytes;
   auto get32 = [&](std::size_t at) {
     std::uint32_t v = 0;
     for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(b[at + static_cast<std::size_t>(i)]) << (8 * i);

@@ -63,6 +63,8 @@ class Task {
   // The home's answers.
   std::optional<GuestSpawnReply> spawn(const GuestSpawn& request);
   std::optional<GuestMessage> group_answer(std::uint32_t op, const std::string& name, int arg);
+  // The home's next answer to this task (a group's or pvm_tasks'): one is asked at a time.
+  std::optional<GuestMessage> home_answer();
   // pvm_notify(PvmTaskExit): the tag to deliver when `rank` ends.
   void watch_exit(int rank, int tag);
   // pvm_notify(PvmHostDelete): a message with `tag` from the pvmd tid and
