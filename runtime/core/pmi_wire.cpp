@@ -10,26 +10,37 @@ namespace mosix::pmi {
 namespace {
 
 // Splits `text` at `separator` into "key=value" items, the first of which
-// must be cmd=NAME. PMI-1 words need their '='; PMI-2 allows a bare key.
-std::optional<Command> parse_items(std::string_view text, char separator, bool bare_keys) {
+// must be cmd=NAME. PMI-1 words need their '='; PMI-2 allows a bare key,
+// and a doubled separator there is one inside a value (MPICH's escape).
+std::optional<Command> parse_items(std::string_view text, char separator, bool v2) {
   Command c;
   bool first = true;
   while (!text.empty()) {
-    std::size_t end = text.find(separator);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view item = text.substr(0, end);
-    text.remove_prefix(std::min(text.size(), end + 1));
+    std::string item;
+    std::size_t at = 0;
+    for (; at < text.size(); ++at) {
+      if (text[at] != separator) {
+        item += text[at];
+      } else if (v2 && at + 1 < text.size() && text[at + 1] == separator && item.find('=') != std::string::npos) {
+        item += separator;
+        ++at;
+      } else {
+        break;
+      }
+    }
+    text.remove_prefix(std::min(text.size(), at + 1));
     if (item.empty()) continue;
     const std::size_t eq = item.find('=');
-    if (eq == 0 || (eq == std::string_view::npos && !bare_keys)) return std::nullopt;
-    std::string key(item.substr(0, std::min(eq, item.size())));
-    std::string value(eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1));
+    if (eq == 0 || (eq == std::string::npos && !v2)) return std::nullopt;
+    std::string key = item.substr(0, std::min(eq, item.size()));
+    std::string value = eq == std::string::npos ? std::string() : item.substr(eq + 1);
     if (first) {
       if (key != "cmd" || value.empty()) return std::nullopt;
       c.cmd = std::move(value);
       first = false;
     } else {
-      c.fields[std::move(key)] = std::move(value);
+      c.fields[key] = value;
+      c.items.emplace_back(std::move(key), std::move(value));
     }
   }
   if (first) return std::nullopt;
@@ -56,6 +67,14 @@ std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::str
   return out;
 }
 
+std::string reply_line(std::string_view cmd, const KeyValues& fields) {
+  std::string out = "cmd=";
+  out += cmd;
+  for (const auto& [k, v] : fields) out += " " + k + "=" + v;
+  out += '\n';
+  return out;
+}
+
 std::optional<std::size_t> frame_length(std::string_view bytes) {
   if (bytes.size() < 6) return std::nullopt;
   std::size_t n = 0;
@@ -76,7 +95,14 @@ std::string reply_v2(std::string_view cmd, const std::vector<std::pair<std::stri
   std::string body = "cmd=";
   body += cmd;
   body += ';';
-  for (const auto& [k, v] : fields) body += k + "=" + v + ";";
+  for (const auto& [k, v] : fields) {
+    body += k + "=";
+    for (char ch : v) {
+      body += ch;
+      if (ch == ';') body += ';';
+    }
+    body += ';';
+  }
   std::string length = std::to_string(body.size());
   if (length.size() < 6) length.insert(0, 6 - length.size(), ' ');
   return length + body;

@@ -25,9 +25,12 @@ inline constexpr std::size_t kKvsNameMax = 256, kKeyMax = 64, kValueMax = 1024;
 // below: a key and a value at their maxima plus the names).
 inline constexpr std::size_t kLineMax = 4096;
 
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+
 struct Command {
   std::string cmd;                            // "put", "barrier_in", ...
   std::map<std::string, std::string> fields;  // its key=value pairs but cmd
+  KeyValues items;                            // the same in their order, repeats kept (PMI-2's spawn)
   std::string get(const std::string& key) const {
     auto it = fields.find(key);
     return it == fields.end() ? std::string() : it->second;
@@ -40,10 +43,12 @@ std::optional<Command> parse_line(std::string_view line);
 
 // A reply line: "cmd=NAME k1=v1 k2=v2\n", in the order given.
 std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
+std::string reply_line(std::string_view cmd, const KeyValues& fields);
 
 // PMI-2's wire (a client that said "cmd=init pmi_version=2" switches to it):
 // each command is its length in 6 characters (decimal, right-aligned), then
-// "cmd=NAME;k1=v1;k2=v2;" with no newline. frame_length: the length a frame
+// "cmd=NAME;k1=v1;k2=v2;" with no newline; a ';' inside a value is written
+// twice (MPICH's escape). frame_length: the length a frame
 // at the start of `bytes` announces (nothing while fewer than 6 bytes are
 // there, or when they are not a number).
 std::optional<std::size_t> frame_length(std::string_view bytes);
@@ -63,7 +68,6 @@ bool valid_value(std::string_view value);
 // nodes from `first` `per_node` consecutive ranks each.
 std::string process_mapping(const std::vector<std::uint32_t>& rank_nodes);
 
-using KeyValues = std::vector<std::pair<std::string, std::string>>;
 // A node's puts in a blob: per pair u32 key length, key, u32 value length,
 // value (little-endian). Blobs laid one after another read as one.
 std::vector<std::uint8_t> pack(const KeyValues& pairs);

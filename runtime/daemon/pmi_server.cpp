@@ -10,12 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <charconv>
-#include <cstdlib>
 #include <cstring>
 
 #include "runtime/core/environment.h"
 #include "runtime/core/fence.h"
-#include "runtime/daemon/guest_process.h"
 
 namespace mosix {
 
@@ -50,6 +48,10 @@ void PmiServer::add_world(const MpiNamespace& space) {
   w->rank_nodes = space.rank_nodes;
   w->app_sizes = space.app_sizes;
   w->spawned = true;
+  // Its parent's world, if this node knows it (the parent's node does; a
+  // node new to the job knows the first copies'), else the job's.
+  const World* parent = world_of(space.parent_rank);
+  w->spawner = parent != nullptr ? parent->kvsname : worlds_.front()->kvsname;
   for (std::size_t r = 0; r < w->rank_nodes.size(); ++r) {
     if (static_cast<int>(w->rank_nodes[r]) == context_.rank()) ++w->local_ranks;
     w->fence_ranks.push_back(w->first_rank + static_cast<std::int32_t>(r));
@@ -123,12 +125,18 @@ void PmiServer::take_lines(Client& c) {
       }
       if (rest.size() < 6 + *length) break;
       at += 6 + *length;
-      if (auto command = pmi::parse_v2(rest.substr(6, *length))) {
+      const std::string_view body = rest.substr(6, *length);
+      if (auto command = pmi::parse_v2(body)) {
         serve_v2(c, *command);
-      } else {
-        spdlog::warn("{}: rank {}: not a PMI-2 command: {}", context_.node_name(), c.rank,
-                     std::string(rest.substr(6, std::min<std::size_t>(*length, 80))));
+        continue;
       }
+      // Answered all the same (as its command's response, when it names
+      // one), so that the copy does not wait for ever.
+      spdlog::error("{}: rank {}: not a PMI-2 command: {}", context_.node_name(), c.rank,
+                    std::string(body.substr(0, 80)));
+      std::string name = "error";
+      if (body.starts_with("cmd=") && body.find(';') > 4) name = std::string(body.substr(4, body.find(';') - 4));
+      send(c, pmi::reply_v2(name + "-response", {{"rc", "-1"}, {"errmsg", "not a PMI-2 command"}}));
       continue;
     }
     const std::size_t end = rest.find('\n');
@@ -185,13 +193,7 @@ void PmiServer::serve(Client& c, const pmi::Command& m) {
                                  {"keylen_max", std::to_string(pmi::kKeyMax)},
                                  {"vallen_max", std::to_string(pmi::kValueMax)}}));
   } else if (cmd == "get_appnum") {
-    int appnum = 0;
-    for (int before = 0; appnum < static_cast<int>(c.world->app_sizes.size()); ++appnum) {
-      before += static_cast<int>(c.world->app_sizes[static_cast<std::size_t>(appnum)]);
-      if (c.wrank < before) break;
-    }
-    if (appnum >= static_cast<int>(c.world->app_sizes.size())) appnum = 0;
-    send(c, pmi::reply("appnum", {{"appnum", std::to_string(appnum)}}));
+    send(c, pmi::reply("appnum", {{"appnum", std::to_string(appnum(c))}}));
   } else if (cmd == "get_my_kvsname") {
     send(c, pmi::reply("my_kvsname", {{"kvsname", c.world->kvsname}}));
   } else if (cmd == "get_universe_size") {
@@ -228,100 +230,14 @@ void PmiServer::serve(Client& c, const pmi::Command& m) {
     std::from_chars(text.data(), text.data() + text.size(), code);
     spdlog::debug("{}: rank {} aborts with status {}", context_.node_name(), c.rank, code);
     if (on_abort_) on_abort_(c.rank, code);
-  } else if (cmd == "publish_name" || cmd == "lookup_name" || cmd == "unpublish_name") {
-    const std::uint64_t id = kPmiRequestBit | next_request_++;
-    const std::string service = m.get("service");
-    if (cmd == "publish_name") {
-      names_waiting_[id] = {c.rank, "publish_result"};
-      context_.send(0, NamePublish{id, {PublishedName{service, m.get("port"), c.rank}}});
-    } else if (cmd == "lookup_name") {
-      names_waiting_[id] = {c.rank, "lookup_result"};
-      context_.send(0, NameLookup{id, {service}, false});
-    } else {
-      names_waiting_[id] = {c.rank, "unpublish_result"};
-      context_.send(0, NameUnpublish{id, c.rank, {service}});
-    }
+  } else if (cmd == "publish_name") {
+    ask_names(c, waiting(c, Waiting::kPublish, m), m.get("port"));
+  } else if (cmd == "lookup_name") {
+    ask_names(c, waiting(c, Waiting::kLookup, m), "");
+  } else if (cmd == "unpublish_name") {
+    ask_names(c, waiting(c, Waiting::kUnpublish, m), "");
   } else {
     spdlog::warn("{}: rank {}: PMI command {} is not served", context_.node_name(), c.rank, cmd);
-  }
-}
-
-// PMI-2 (Slurm's pmi2 plugin and Hydra answer the same): the same state as
-// PMI-1's, other names; a request's thrid (a threaded client's) comes back.
-void PmiServer::serve_v2(Client& c, const pmi::Command& m) {
-  const std::string& cmd = m.cmd;
-  auto answer = [&](const std::string& name, std::vector<std::pair<std::string, std::string>> fields) {
-    if (auto thrid = m.fields.find("thrid"); thrid != m.fields.end()) fields.emplace_back("thrid", thrid->second);
-    send(c, pmi::reply_v2(name, fields));
-  };
-  auto found = [&](const std::string& name, const std::map<std::string, std::string>& space, const std::string& key) {
-    auto it = space.find(key);
-    if (it == space.end()) {
-      answer(name, {{"rc", "0"}, {"found", "FALSE"}});
-    } else {
-      answer(name, {{"rc", "0"}, {"found", "TRUE"}, {"value", it->second}});
-    }
-  };
-  if (cmd == "fullinit") {
-    in_mpi_.insert(c.rank);
-    answer("fullinit-response", {{"rc", "0"}, {"pmi-version", "2"}, {"pmi-subversion", "0"},
-                                 {"rank", std::to_string(c.wrank)}, {"size", std::to_string(c.world->rank_nodes.size())},
-                                 {"appnum", "0"}, {"debugged", "FALSE"}, {"pmiverbose", "FALSE"}});
-  } else if (cmd == "job-getid") {
-    answer("job-getid-response", {{"rc", "0"}, {"jobid", c.world->kvsname}});
-  } else if (cmd == "info-getjobattr") {
-    found("info-getjobattr-response", c.world->kvs, m.get("key"));
-  } else if (cmd == "kvs-put") {
-    const std::string key = m.get("key"), value = m.get("value");
-    if (!pmi::valid_key(key) || !pmi::valid_value(value) || value.find(';') != std::string::npos) {
-      answer("kvs-put-response", {{"rc", "-1"}, {"errmsg", "invalid_key_or_value"}});
-      return;
-    }
-    c.world->kvs[key] = value;
-    c.world->puts.emplace_back(key, value);
-    answer("kvs-put-response", {{"rc", "0"}});
-  } else if (cmd == "kvs-get") {
-    found("kvs-get-response", c.world->kvs, m.get("key"));
-  } else if (cmd == "kvs-fence") {
-    c.in_barrier = true;
-    c.fence_thrid = m.get("thrid");
-    maybe_contribute(*c.world);
-  } else if (cmd == "info-putnodeattr") {
-    const std::string key = m.get("key");
-    node_attrs_[key] = m.get("value");
-    answer("info-putnodeattr-response", {{"rc", "0"}});
-    // Copies of this node that wait for it get it now.
-    for (auto it = node_waits_.begin(); it != node_waits_.end();) {
-      if (it->key != key) {
-        ++it;
-        continue;
-      }
-      if (auto waiting = clients_.find(it->rank); waiting != clients_.end()) {
-        std::vector<std::pair<std::string, std::string>> fields = {{"rc", "0"}, {"found", "TRUE"},
-                                                                   {"value", node_attrs_[key]}};
-        if (!it->thrid.empty()) fields.emplace_back("thrid", it->thrid);
-        send(*waiting->second, pmi::reply_v2("info-getnodeattr-response", fields));
-      }
-      it = node_waits_.erase(it);
-    }
-  } else if (cmd == "info-getnodeattr") {
-    const std::string key = m.get("key");
-    if (!node_attrs_.count(key) && m.get("wait") == "TRUE") {
-      node_waits_.push_back(NodeWait{c.rank, key, m.get("thrid")});
-      return;
-    }
-    found("info-getnodeattr-response", node_attrs_, key);
-  } else if (cmd == "finalize") {
-    in_mpi_.erase(c.rank);
-    answer("finalize-response", {{"rc", "0"}});
-  } else if (cmd == "abort") {
-    in_mpi_.erase(c.rank);
-    spdlog::debug("{}: rank {} aborts (PMI-2): {}", context_.node_name(), c.rank, m.get("msg"));
-    if (on_abort_) on_abort_(c.rank, 1);
-  } else {
-    // spawn, name-publish/-lookup/-unpublish: not served over PMI-2 yet.
-    spdlog::warn("{}: rank {}: PMI-2 command {} is not served", context_.node_name(), c.rank, cmd);
-    answer(cmd + "-response", {{"rc", "-1"}, {"errmsg", "not_supported_by_mosixrun"}});
   }
 }
 
@@ -330,6 +246,22 @@ void PmiServer::send(Client& c, const std::string& line) {
   boost::system::error_code ec;
   asio::write(*c.socket, asio::buffer(line), ec);
   if (ec) spdlog::debug("{}: rank {}: PMI reply lost: {}", context_.node_name(), c.rank, ec.message());
+}
+
+void PmiServer::answer(Client& c, const Waiting& w, pmi::KeyValues fields) {
+  if (!w.v2) return send(c, pmi::reply_line(w.reply(), fields));
+  if (!w.thrid.empty()) fields.emplace_back("thrid", w.thrid);
+  send(c, pmi::reply_v2(w.reply(), fields));
+}
+
+// The copy's app in its world (PMI-1's get_appnum, PMI-2's fullinit).
+int PmiServer::appnum(const Client& c) const {
+  int before = 0;
+  for (std::size_t app = 0; app < c.world->app_sizes.size(); ++app) {
+    before += static_cast<int>(c.world->app_sizes[app]);
+    if (c.wrank < before) return static_cast<int>(app);
+  }
+  return 0;
 }
 
 // Every copy of the world on this node entered the barrier: this node's
@@ -370,84 +302,6 @@ void PmiServer::fence_released(const FenceRelease& release) {
     std::vector<std::pair<std::string, std::string>> fields = {{"rc", release.status == 0 ? "0" : "-1"}};
     if (!c->fence_thrid.empty()) fields.emplace_back("thrid", c->fence_thrid);
     send(*c, pmi::reply_v2("kvs-fence-response", fields));
-  }
-}
-
-void PmiServer::names_answered(const NameReply& reply) {
-  auto it = names_waiting_.find(reply.request_id);
-  if (it == names_waiting_.end()) return;
-  const auto [rank, cmd] = it->second;
-  names_waiting_.erase(it);
-  auto c = clients_.find(rank);
-  if (c == clients_.end()) return;
-  const bool ok = reply.status == 0 && (cmd != "lookup_result" || !reply.names.empty());
-  if (cmd == "lookup_result" && ok) {
-    send(*c->second, pmi::reply(cmd, {{"info", "ok"}, {"port", reply.names.front().value}, {"rc", "0"}}));
-  } else {
-    send(*c->second, pmi::reply(cmd, {{"info", ok ? "ok" : "not_found"}, {"rc", ok ? "0" : "-1"}}));
-  }
-}
-
-// The end of one app of a spawn: once the last one came (spawnssofar of
-// totspawns), the spawn goes to the home node. A program that cannot be run
-// from here is refused at once (as for Open MPI: pmix_server.cpp).
-void PmiServer::spawn_app_ended(Client& c) {
-  auto field = [&](const std::string& key) {
-    auto it = c.mcmd.find(key);
-    return it == c.mcmd.end() ? std::string() : it->second;
-  };
-  auto number = [&](const std::string& key) {
-    int n = 0;
-    const std::string text = field(key);
-    std::from_chars(text.data(), text.data() + text.size(), n);
-    return n;
-  };
-  auto refuse = [&](const std::string& why) {
-    spdlog::error("{}: rank {}: MPI_Comm_spawn: {}", context_.node_name(), c.rank, why);
-    c.spawn = MpiSpawn{};
-    send(c, pmi::reply("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_failed"}}));
-  };
-  MpiSpawnApp app;
-  app.count = static_cast<std::uint32_t>(std::max(0, number("nprocs")));
-  app.argv.push_back(field("execname"));
-  for (int i = 1; i <= number("argcnt"); ++i) app.argv.push_back(field("arg" + std::to_string(i)));
-  for (int i = 0; i < number("info_num"); ++i) {
-    const std::string key = field("info_key_" + std::to_string(i)), value = field("info_val_" + std::to_string(i));
-    if (key == "wdir") app.cwd = value;
-    if (key == "host" && value.find(',') == std::string::npos) app.where = value;
-  }
-  if (c.spawn.apps.empty()) {
-    for (int i = 0; i < number("preput_num"); ++i) {
-      c.spawn.kvs.push_back(field("preput_key_" + std::to_string(i)) + "=" + field("preput_val_" + std::to_string(i)));
-    }
-  }
-  if (app.count == 0 || app.argv[0].empty()) return refuse("an app names no program or no copies");
-  const char* path = std::getenv("PATH");
-  if (auto found = resolve_program(app.argv[0], path != nullptr ? path : "/usr/bin:/bin", app.cwd); !found) {
-    return refuse(found.error().message);
-  }
-  c.spawn.apps.push_back(std::move(app));
-  if (number("spawnssofar") < number("totspawns")) return;
-  MpiSpawn request = std::move(c.spawn);
-  c.spawn = MpiSpawn{};
-  request.request_id = kPmiRequestBit | next_request_++;
-  request.parent_rank = c.rank;
-  spawns_waiting_[request.request_id] = c.rank;
-  context_.send(0, request);
-}
-
-void PmiServer::spawn_answered(const MpiSpawnReply& reply) {
-  auto it = spawns_waiting_.find(reply.request_id);
-  if (it == spawns_waiting_.end()) return;
-  const int rank = it->second;
-  spawns_waiting_.erase(it);
-  auto c = clients_.find(rank);
-  if (c == clients_.end()) return;
-  if (reply.status != 0) {
-    spdlog::error("{}: rank {}: MPI_Comm_spawn: {}", context_.node_name(), rank, reply.reason);
-    send(*c->second, pmi::reply("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_failed"}}));
-  } else {
-    send(*c->second, pmi::reply("spawn_result", {{"rc", "0"}}));
   }
 }
 

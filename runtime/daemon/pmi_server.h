@@ -4,8 +4,8 @@
 // over it: its rank, the job's key-value space, barriers, its finalize. A
 // client that asks for PMI-2 at its init (MPICH built for it, as Slurm's pmi2
 // plugin serves it) speaks PMI-2's frames from then on, over the same state
-// (kvs-put/get/fence, job attributes, node attributes); PMI-2's spawn and
-// names are refused (rc=-1).
+// (kvs-put/get/fence, job attributes, node attributes, names, spawn:
+// pmi_server_v2.cpp).
 //
 // Served by the node daemon itself, on its loop, not by the PMIx helper:
 // the protocol is a few text lines, needs no library (so an MPICH job starts
@@ -16,10 +16,12 @@
 // gets every node's back. Gets are answered from this node's copy of the
 // space. Names (publish, lookup, unpublish) live at the home node, as for
 // PMIx. A spawn (PMI-1's mcmd=spawn, MPI_Comm_spawn) goes to the home node
-// as Open MPI's does (MpiSpawn, home_mpi_spawn.cpp); the children are a
-// world of their own here: their own kvsname, ranks, size, key-value space
-// (which starts with the parent's preput PARENT_ROOT_PORT_NAME) and
-// barriers, and PMI_SPAWNED=1.
+// as Open MPI's does (MpiSpawn, home_mpi_spawn.cpp), and so does PMI-2's
+// cmd=spawn, read into the same shape (core/pmi_spawn.h) and sent by the
+// same code (pmi_server_home.cpp); the children are a world of their own
+// here: their own kvsname, ranks, size, key-value space (which starts with
+// the parent's preput PARENT_ROOT_PORT_NAME) and barriers, PMI_SPAWNED=1,
+// and their parent's kvsname as PMI-2's spawner-jobid.
 #pragma once
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -31,6 +33,7 @@
 #include <vector>
 
 #include "runtime/core/expected.h"
+#include "runtime/core/pmi_spawn.h"
 #include "runtime/core/pmi_wire.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
@@ -68,6 +71,7 @@ class PmiServer {
   // (job ranks first_rank.. are its ranks 0..).
   struct World {
     std::string kvsname;
+    std::string spawner;                     // spawned: its parent's world's kvsname
     std::int32_t first_rank = 0;
     std::vector<std::uint32_t> rank_nodes;  // per rank of the world
     std::vector<std::uint32_t> app_sizes;   // ranks of each app; empty: one
@@ -88,9 +92,20 @@ class PmiServer {
     bool in_barrier = false;
     bool in_mcmd = false;  // inside a multi-line command (spawn), until "endcmd"
     std::map<std::string, std::string> mcmd;  // the fields of the spawn's current app
-    MpiSpawn spawn;                           // its apps so far
+    pmi::Spawn spawn;                         // its apps so far
+    std::string spawn_error;                  // why an app so far cannot be spawned
     bool v2 = false;       // it said init pmi_version=2: PMI-2 frames from now on
     std::string fence_thrid;  // PMI-2: its kvs-fence's thrid, for the answer
+  };
+  // A request of a copy that the home node answers (a spawn, or one of
+  // the name service's), until its answer.
+  struct Waiting {
+    enum Kind { kSpawn, kPublish, kLookup, kUnpublish } kind = kSpawn;
+    int rank = 0;
+    bool v2 = false;
+    std::string thrid;  // PMI-2: the request's, sent back
+    std::string name;   // a name request's name
+    std::string reply() const;  // the answer's command, in the copy's protocol
   };
   struct NodeWait {  // PMI-2 info-getnodeattr with wait=TRUE, until the key is put
     int rank;
@@ -101,9 +116,18 @@ class PmiServer {
   void serve(Client& c, const pmi::Command& command);
   void serve_v2(Client& c, const pmi::Command& command);
   void send(Client& c, const std::string& line);
+  // A reply to a request, in the client's protocol (PMI-2: with its thrid).
+  void answer(Client& c, const Waiting& w, pmi::KeyValues fields);
   void maybe_contribute(World& w);
   void drop(Client& c);
+  int appnum(const Client& c) const;
+  // Names and spawns, which the home node answers (pmi_server_home.cpp).
+  void ask_names(Client& c, Waiting w, const std::string& port);
+  static Waiting waiting(const Client& c, Waiting::Kind kind, const pmi::Command& request);
   void spawn_app_ended(Client& c);
+  void spawn_v2(Client& c, const pmi::Command& command);
+  void request_spawn(Client& c, pmi::Spawn spawn, Waiting w);
+  void refuse_spawn(Client& c, const Waiting& w, const std::string& why);
   World* world_of(int rank);
 
   DaemonContext& context_;
@@ -115,8 +139,8 @@ class PmiServer {
   std::map<std::string, std::string> node_attrs_;  // PMI-2's node attributes (this node's copies)
   std::vector<NodeWait> node_waits_;
   std::uint64_t next_request_ = 0;
-  std::map<std::uint64_t, std::pair<int, std::string>> names_waiting_;  // request: rank, reply cmd
-  std::map<std::uint64_t, int> spawns_waiting_;                         // request: the parent's rank
+  std::map<std::uint64_t, Waiting> names_waiting_;
+  std::map<std::uint64_t, Waiting> spawns_waiting_;  // the parent's
 };
 
 }  // namespace mosix

@@ -57,6 +57,26 @@ TEST(PmiWireTest, Pmi2FramesAsMpichWritesThem) {
   EXPECT_EQ(frame_length(frame), frame.size() - 6);
 }
 
+TEST(PmiWireTest, Pmi2KeepsItemsInOrderAndReadsMpichsEscape) {
+  // A spawn's apps repeat their keys: every item is kept, in order.
+  auto c = parse_v2("cmd=spawn;thrid=0x7;ncmds=2;subcmd=a;argv0=x;subcmd=b;argv0=y;");
+  ASSERT_TRUE(c);
+  const KeyValues want = {{"thrid", "0x7"}, {"ncmds", "2"}, {"subcmd", "a"}, {"argv0", "x"}, {"subcmd", "b"},
+                          {"argv0", "y"}};
+  EXPECT_EQ(c->items, want);
+  // MPICH doubles a ';' inside a value; an empty value ends at its ';'.
+  c = parse_v2("cmd=kvs-put;key=k;value=a;;b;;;x=;y=1;");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->get("value"), "a;b;");
+  EXPECT_EQ(c->get("x"), "");
+  EXPECT_EQ(c->get("y"), "1");
+  EXPECT_EQ(reply_v2("name-lookup-response", {{"rc", "0"}, {"port", "p;q"}}),
+            "    40cmd=name-lookup-response;rc=0;port=p;;q;");
+  EXPECT_EQ(parse_v2("cmd=x;port=p;;q;")->get("port"), "p;q");
+  EXPECT_EQ(reply_line("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_failed"}}),
+            "cmd=spawn_result rc=-1 errmsg=spawn_failed\n");
+}
+
 TEST(PmiWireTest, KeysAndValuesThatFitTheWire) {
   EXPECT_TRUE(valid_key("-allgather-shm-1-0"));
   EXPECT_FALSE(valid_key(""));
