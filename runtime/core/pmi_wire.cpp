@@ -77,11 +77,16 @@ std::string reply_line(std::string_view cmd, const KeyValues& fields) {
 
 std::optional<std::size_t> frame_length(std::string_view bytes) {
   if (bytes.size() < 6) return std::nullopt;
+  // Right-aligned ("%6u": MPICH 4.1 on) or left-aligned and padded with
+  // blanks (MPICH 4.0's simple2pmi, Slurm's libpmi2).
   std::size_t n = 0;
-  bool digits = false;
+  bool digits = false, ended = false;
   for (char ch : bytes.substr(0, 6)) {
-    if (ch == ' ' && !digits) continue;
-    if (ch < '0' || ch > '9') return std::nullopt;
+    if (ch == ' ') {
+      ended = digits;
+      continue;
+    }
+    if (ch < '0' || ch > '9' || ended) return std::nullopt;
     n = n * 10 + static_cast<std::size_t>(ch - '0');
     digits = true;
   }
@@ -89,7 +94,10 @@ std::optional<std::size_t> frame_length(std::string_view bytes) {
   return n;
 }
 
-std::optional<Command> parse_v2(std::string_view body) { return parse_items(body, ';', true); }
+std::optional<Command> parse_v2(std::string_view body) {
+  // What follows a NUL is not the command (a C client's buffer).
+  return parse_items(body.substr(0, body.find('\0')), ';', true);
+}
 
 std::string reply_v2(std::string_view cmd, const std::vector<std::pair<std::string, std::string>>& fields) {
   std::string body = "cmd=";

@@ -46,7 +46,8 @@ std::string reply(std::string_view cmd, std::initializer_list<std::pair<std::str
 std::string reply_line(std::string_view cmd, const KeyValues& fields);
 
 // PMI-2's wire (a client that said "cmd=init pmi_version=2" switches to it):
-// each command is its length in 6 characters (decimal, right-aligned), then
+// each command is its length in 6 characters (decimal, aligned right or
+// left), then
 // "cmd=NAME;k1=v1;k2=v2;" with no newline; a ';' inside a value is written
 // twice (MPICH's escape). frame_length: the length a frame
 // at the start of `bytes` announces (nothing while fewer than 6 bytes are

@@ -43,6 +43,9 @@ TEST(PmiWireTest, Pmi2FramesAsMpichWritesThem) {
   EXPECT_EQ(frame_length("    27cmd=..."), 27u);
   EXPECT_EQ(frame_length("000042"), 42u);
   EXPECT_FALSE(frame_length("  x 12"));
+  EXPECT_EQ(frame_length("45    cmd=..."), 45u);  // MPICH 4.0's and Slurm's libpmi2's way
+  EXPECT_EQ(frame_length(" 123  "), 123u);
+  EXPECT_FALSE(frame_length("1 2   "));
   EXPECT_FALSE(frame_length("      "));
   auto c = parse_v2("cmd=kvs-put;key=card-0;value=a=b;thrid=0x1;");
   ASSERT_TRUE(c);
@@ -73,6 +76,7 @@ TEST(PmiWireTest, Pmi2KeepsItemsInOrderAndReadsMpichsEscape) {
   EXPECT_EQ(reply_v2("name-lookup-response", {{"rc", "0"}, {"port", "p;q"}}),
             "    40cmd=name-lookup-response;rc=0;port=p;;q;");
   EXPECT_EQ(parse_v2("cmd=x;port=p;;q;")->get("port"), "p;q");
+  EXPECT_EQ(parse_v2(std::string_view("cmd=x;a=1;\0zz;b=2;", 18))->items, (KeyValues{{"a", "1"}}));
   EXPECT_EQ(reply_line("spawn_result", {{"rc", "-1"}, {"errmsg", "spawn_failed"}}),
             "cmd=spawn_result rc=-1 errmsg=spawn_failed\n");
 }

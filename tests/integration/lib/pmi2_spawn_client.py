@@ -22,7 +22,7 @@ import sys
 sys.dont_write_bytecode = True  # nothing written beside the sources
 from pmi2_wire import Link  # noqa: E402
 
-link = Link()
+link = Link(left_aligned=True)  # as MPICH 4.0's client writes
 call, send_frame = link.call, link.frame
 
 

@@ -1,15 +1,17 @@
 # PMI-2's wire as MPICH's and Slurm's PMI-2 clients speak it over PMI_FD,
 # for the test clients (pmi2_client.py, pmi2_spawn_client.py): a PMI-1
 # "init" line asking for version 2, then frames of a 6-character length and
-# "cmd=NAME;k=v;...;", a ';' inside a value doubled (MPICH's escape).
-# Stdlib only.
+# "cmd=NAME;k=v;...;", a ';' inside a value doubled (MPICH's escape). The
+# length is aligned right (MPICH 4.1 on), or left and padded with blanks
+# (MPICH 4.0's simple2pmi, Slurm's libpmi2) with left_aligned. Stdlib only.
 import os
 import socket
 import sys
 
 
 class Link:
-    def __init__(self):
+    def __init__(self, left_aligned=False):
+        self.length = "{:<6d}" if left_aligned else "{:6d}"
         self.sock = socket.socket(fileno=int(os.environ["PMI_FD"]))
         self.sock.sendall(b"cmd=init pmi_version=2 pmi_subversion=0\n")
         line = b""
@@ -29,7 +31,7 @@ class Link:
 
     def frame(self, body):
         """Sends one frame's body; the answer's fields (with its cmd)."""
-        self.sock.sendall(f"{len(body):6d}{body}".encode())
+        self.sock.sendall((self.length.format(len(body)) + body).encode())
         return parse(self.read_exact(int(self.read_exact(6).decode())).decode())
 
     def call(self, cmd, items=(), must=True):
