@@ -34,6 +34,12 @@ void PmiServer::serve_v2(Client& c, const pmi::Command& m) {
   } else if (cmd == "job-getid") {
     answer("job-getid-response", {{"rc", "0"}, {"jobid", c.world->kvsname}});
   } else if (cmd == "info-getjobattr") {
+    if (m.get("key") == "universeSize" && !c.world->kvs.count("universeSize")) {
+      // MPI_UNIVERSE_SIZE, as PMI-1's get_universe_size answers it.
+      answer("info-getjobattr-response",
+             {{"rc", "0"}, {"found", "TRUE"}, {"value", std::to_string(c.world->rank_nodes.size())}});
+      return;
+    }
     found("info-getjobattr-response", c.world->kvs, m.get("key"));
   } else if (cmd == "kvs-put") {
     const std::string key = m.get("key"), value = m.get("value");

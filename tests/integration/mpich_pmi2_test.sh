@@ -1,16 +1,17 @@
-# PMI-2's spawn and name service (issue 14), as MPICH's PMI-2 client asks
-# for them (simple2pmi.c: PMI2_Job_Spawn, PMI2_Nameserv_*) and Hydra's and
-# Slurm's pmi2 servers answer: a client of the wire protocol
+# PMI-2's spawn and name service (issue 14), as MPICH's PMI-2 client asks for
+# them (simple2pmi.c: PMI2_Job_Spawn, PMI2_Nameserv_*) and Hydra's and Slurm's
+# pmi2 servers answer: a client of the wire protocol
 # (lib/pmi2_spawn_client.py; Debian's MPICH speaks PMI-1 and cannot open an
 # MPI port, so no real MPICH program can spawn here) spawns 2 copies of
 # itself, on one node and on 3 vnodes (there on the node its host info key
 # names). Each child speaks PMI-2, is told it was spawned (spawner-jobid, its
 # parent's, and PMI_SPAWNED), gets its rank, size, own jobid, the parent's
-# preput keys, the process mapping and the wdir, and meets the other child
-# at a fence. Bad spawns (a missing program, 0 copies, a malformed command,
-# an unknown node) are answered rc != 0 with the reason, and the reason with
-# the rank is on stderr. Names: publish, lookup, unpublish between two ranks
-# (fences as the handshakes), a taken name and an unknown one refused.
+# preput keys, the process mapping, the universe size and the wdir, and meets
+# the other child at a fence. Bad spawns (a missing program, 0 copies, a
+# malformed command, an unknown node) are answered rc != 0 with the reason,
+# and the reason with the rank is on stderr. Names: publish, lookup, unpublish
+# between two ranks (fences as the handshakes), a taken name and an unknown
+# one refused.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
 if [[ ! -x "$BIN/mosixrun" ]]; then
@@ -26,7 +27,7 @@ run() { "$BIN/mosixrun" --mpi pmi "$@" 2> "$TMP/err" | sort; }
 
 wdir=$TMP/wdir
 mkdir -p "$wdir"
-child="PMI_SPAWNED 1, app 0, own job True, spawner is parent True, port tag#port;0\$, mapping (vector,(0,1,2)), cwd $wdir"
+child="PMI_SPAWNED 1, app 0, own job True, spawner is parent True, port tag#port;0\$, mapping (vector,(0,1,2)), universe 2, cwd $wdir"
 want="child 0 of 2: $child, got from-1
 child 1 of 2: $child, got from-0
 parent 0: spawn rc=0 thrid 0x55 new jobid True nerrs 0

@@ -7,8 +7,9 @@
 #     (and host); prints "parent R: ...".
 #   child: (started by a spawn) checks what PMI-2 tells a spawned copy:
 #     spawner-jobid (its parent's), PMI_SPAWNED, rank, size, appnum, its own
-#     jobid, the preput keys, the process mapping; barriers with the other
-#     child and reads its key; prints "child R of N: ...".
+#     jobid, the preput keys, the process mapping, the universe size;
+#     barriers with the other child and reads its key; prints
+#     "child R of N: ...".
 #   missing: rank 0 spawns a program that does not exist.
 #   bad: rank 0 sends a spawn of 0 copies, a spawn whose ncmds does not match
 #     its commands, and a frame that is no command; each must be answered
@@ -54,13 +55,14 @@ if "spawner-jobid" in init:
     port = call("kvs-get", [("jobid", jobid), ("srcid", -1), ("key", "PARENT_ROOT_PORT_NAME")])
     parent = call("kvs-get", [("jobid", jobid), ("srcid", -1), ("key", "PARENT_JOBID")])
     mapping = call("info-getjobattr", [("key", "PMI_process_mapping")])
+    universe = call("info-getjobattr", [("key", "universeSize")])
     call("kvs-put", [("key", f"card-{rank}"), ("value", f"from-{rank}")])
     call("kvs-fence")
     got = call("kvs-get", [("jobid", jobid), ("srcid", (rank + 1) % size), ("key", f"card-{(rank + 1) % size}")])
     call("finalize")
     say(f"child {rank} of {size}: PMI_SPAWNED {os.environ.get('PMI_SPAWNED')}, app {appnum}, "
         f"own job {jobid != init['spawner-jobid']}, spawner is parent {init['spawner-jobid'] == parent.get('value')}, "
-        f"port {port.get('value')}, mapping {mapping.get('value')}, cwd {os.getcwd()}, got {got.get('value')}")
+        f"port {port.get('value')}, mapping {mapping.get('value')}, universe {universe.get('value')}, cwd {os.getcwd()}, got {got.get('value')}")
     sys.exit(0)
 
 if mode == "child":
