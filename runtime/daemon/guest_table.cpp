@@ -355,6 +355,7 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
       if (e.exit_code == 0) e.exit_code = 1;
     }
   }
+  if (ended_) ended_(g.rank);
   context_.send(0, e);
 }
 

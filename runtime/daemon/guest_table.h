@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -149,6 +150,9 @@ class GuestTable {
   void signal(int rank, int signo, std::uint64_t not_before_cpu_us = 0);
   // GuestExited, once the guest is reaped and its output has gone home.
   void maybe_report_exit(LocalGuest& g);
+  // Called with a guest's rank just before its end is reported (after: the
+  // home's word on its end comes after what `ended` sent).
+  void set_ended_hook(std::function<void(int rank)> ended) { ended_ = std::move(ended); }
 
   // A stopped guest on its way out: all it wrote goes home now, before its image.
   void drain_output(LocalGuest& g);
@@ -199,6 +203,7 @@ class GuestTable {
   std::vector<std::vector<int>> core_pus_;  // this node's cores (hwloc order): their PUs
   std::vector<int> core_users_;             // guests bound to each
   std::map<int, std::unique_ptr<LocalGuest>> guests_;
+  std::function<void(int rank)> ended_;
   std::vector<std::unique_ptr<LocalGuest>> retired_;  // kGone: kept until the end (reads may be pending)
 };
 

@@ -626,7 +626,7 @@ void Migrations::watch_restore(std::uint64_t id) {
   for (const GuestOutput& o : g.held) context_.send(0, o);
   g.held.clear();
   context_.send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(context_.rank())});
-  sockets_.arrived(id, g.rank);
+  sockets_.arrived(id, g.rank, g.proc.pid);
   MigrateResult ok;
   ok.migration_id = id;
   ok.rank = g.rank;

@@ -65,6 +65,8 @@ class Migrations {
   bool answered(int source, const MigrateResult& result);
   // A forwarded socket's message (socket_forwarding.h).
   void socket_message(int source, SocketForward m) { sockets_.message(source, std::move(m)); }
+  // Guest `rank` ended here: its forwarded listeners are closed at their holders.
+  void guest_ended(int rank) { sockets_.forget(rank); }
   // Stdin for a guest not here: it waits for the guest if it is on its way.
   void stdin_for_arrival(const GuestStdin& in);
   // Node `node` is gone: a guest moving there resumes here, one arriving

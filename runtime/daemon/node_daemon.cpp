@@ -58,6 +58,7 @@ class NodeDaemon {
         migrations_(context_, guests_),
         load_(context_, guests_, migrations_),
         checkpoints_(context_, guests_) {
+    guests_.set_ended_hook([this](int rank) { migrations_.guest_ended(rank); });
     if (transport.rank() == 0) {
       router_.emplace(context_, guests_,
                       HomeRouter::Hooks{[this](int node) { node_lost(node); },

@@ -150,7 +150,8 @@ void SocketForwarding::to_relay(int source, SocketForward& m) {
       break;
     case SocketOp::kEof: peer_ended(false, k); break;
     case SocketOp::kClose:
-      if (e->state == State::kLive || e->state == State::kPending) erase(false, k);
+      // The real socket failed (a reset; a normal end is kEof): so does the guest's.
+      if (e->state == State::kLive || e->state == State::kPending) reset(k);
       break;
     case SocketOp::kDetachAck: {
       SocketForward r = op(SocketOp::kReleased, k.first, k.second);
@@ -241,6 +242,7 @@ void SocketForwarding::accepted(int source, const SocketForward& m) {
   c.gen = next_gen_++;
   c.peer = source;
   c.acked = false;
+  c.guest = listener->guest;
   if (listener->state != State::kLive) {
     // The guest is moving: given back unaccepted, to be offered again.
     c.state = State::kDetaching;

@@ -65,12 +65,14 @@ class SocketForwarding {
   // The channel end to pass to the restorer (-1: no forwarded sockets),
   // given to `ready` once every socket can be placed, or an error.
   void arrive(std::uint64_t migration_id, int rank, std::function<void(Expected<int>)> ready);
-  void arrived(std::uint64_t migration_id, int rank);
+  // The guest `pid` runs here: its relays start.
+  void arrived(std::uint64_t migration_id, int rank, pid_t pid);
   void not_arrived(std::uint64_t migration_id, int rank);
 
-  // Every socket of `rank` is closed (it ended).
+  // `rank` ended here: its forwarded listeners are closed at their holders.
   void forget(int rank);
-  // Node `node` is gone: what it held or relayed here is closed.
+  // Node `node` is gone: what it held or relayed here is closed (the
+  // guest's ends of what it held read as reset).
   void node_lost(int node);
 
  private:
@@ -95,6 +97,8 @@ class SocketForwarding {
     bool drop_after = false;      // detaching: gone once released (the move succeeded)
     bool reattach_after = false;  // detaching: attached again once released (it failed)
     std::string listener;  // a listener relay: the guest's listening address
+    pid_t guest = 0;       // the guest here (0: not running yet)
+    std::uint64_t guest_ino = 0;  // the inode of the guest's end, when this relay made it
     // holder
     Bytes prefix;          // for the guest before anything newer
     bool unaccepted = false;
@@ -130,6 +134,9 @@ class SocketForwarding {
   void peer_ended(bool holder_side, const Key& k);
   void credited(bool holder_side, const Key& k, std::uint64_t bytes);
   void fail(bool holder_side, const Key& k);
+  // socket_resets.cpp: a relay's real socket was reset (or its holder is
+  // gone): the guest's end reads ECONNRESET, and the relay end goes.
+  void reset(const Key& k);
   static bool can_write(const End& e);
   Bytes drain(End& e);
 
@@ -140,6 +147,7 @@ class SocketForwarding {
   std::map<int, std::vector<Key>> taken_;  // real sockets taken by a move not answered yet
   std::uint64_t next_gen_ = 1;
   std::uint64_t next_client_ = 1;
+  bool reset_said_ = false;  // the log said once that resets read as end of stream
 };
 
 }  // namespace mosix

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -374,6 +375,8 @@ Expected<int> SocketForwarding::make_arrival(Arrival& a) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0) {
         r.sd = std::make_unique<stream_descriptor>(context_.io(), ends[0]);
         guest = ends[1];
+        struct stat st {};
+        if (::fstat(guest, &st) == 0) r.guest_ino = st.st_ino;
       }
     }
     if (guest < 0) {
@@ -403,7 +406,7 @@ Expected<int> SocketForwarding::make_arrival(Arrival& a) {
   return channel[1];
 }
 
-void SocketForwarding::arrived(std::uint64_t migration_id, int rank) {
+void SocketForwarding::arrived(std::uint64_t migration_id, int rank, pid_t pid) {
   auto it = arrivals_.find(migration_id);
   if (it == arrivals_.end()) return;
   for (const Key& k : it->second.lent) held_.erase(k);  // the guest has it now
@@ -411,6 +414,7 @@ void SocketForwarding::arrived(std::uint64_t migration_id, int rank) {
     End* e = find(false, k);
     if (e == nullptr || e->state != State::kPending) continue;
     e->state = State::kLive;
+    e->guest = pid;
     SocketForward a = op(SocketOp::kAttach, k.first, k.second);
     a.arg = 1;
     send(e->peer, std::move(a));
@@ -432,15 +436,29 @@ void SocketForwarding::not_arrived(std::uint64_t migration_id, int rank) {
 }
 
 void SocketForwarding::node_lost(int node) {
-  // The guest's ends read the end of their streams (as after a reset), and
-  // writing to them fails; clients of a relay that is gone are closed.
-  for (auto it = relays_.begin(); it != relays_.end();) it = it->second.peer == node ? relays_.erase(it) : std::next(it);
+  // The guest's ends of what it held read as reset; clients of a relay that
+  // is gone are closed.
+  std::vector<Key> gone;
+  for (auto& [k, e] : relays_)
+    if (e.peer == node) gone.push_back(k);
+  for (const Key& k : gone) reset(k);
   for (auto it = held_.begin(); it != held_.end();) it = it->second.peer == node ? held_.erase(it) : std::next(it);
 }
 
+// Its listeners relayed here: the holder closes the real ones (the port is
+// free, clients are refused). Its connections drain as they would: the
+// guest's ends are closed, so their relays read what it wrote, then the end.
 void SocketForwarding::forget(int rank) {
-  for (auto it = relays_.begin(); it != relays_.end();) it = it->first.first == rank ? relays_.erase(it) : std::next(it);
-  for (auto it = held_.begin(); it != held_.end();) it = it->first.first == rank ? held_.erase(it) : std::next(it);
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    if (it->first.first != rank || !it->second.listening) {
+      ++it;
+      continue;
+    }
+    SocketForward c = op(SocketOp::kClose, rank, it->first.second);
+    c.to_holder = true;
+    send(it->second.peer, std::move(c));
+    it = relays_.erase(it);
+  }
 }
 
 }  // namespace mosix

@@ -1,0 +1,155 @@
+# Forwarded sockets (issue 17) when things go wrong, on a virtual cluster of
+# 3 nodes; a guest (Python) told what to do line by line on its stdin, with
+# the peers of its TCP connections in this test's driver (Python too):
+# 1. A peer's reset (SO_LINGER 0) while the guest is away reads in the guest
+#    exactly as the same reset of a real TCP socket read at home, before the
+#    move: poll and epoll masks, the data queued before it, then ECONNRESET,
+#    then end of stream, then EPIPE on a write. A peer's normal close reads
+#    as a real one: the data, then end of stream.
+# 2. The node daemon that holds the guest's real socket dies while the guest
+#    is away (the socket was made on vnode1, the guest moved to vnode2): the
+#    guest reads what had come, then the same reset.
+# 3. A guest with a forwarded listener ends while another rank runs on: its
+#    holder closes the real listener, so a client is refused (checked once
+#    the home has the guest's end, which its holder's close precedes).
+set -u
+BIN=$(cd "$1" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mosix-sockerr.XXXXXX")
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+command -v python3 > /dev/null || { echo "skip: python3 is not installed"; exit 77; }
+
+cat > "$WORK/guest.py" <<'EOF'
+import errno, os, select, socket, sys
+conns, listener = {}, None
+if os.environ["MOSIX_RANK"] != "0":  # a rank that runs on until the driver opens the fifo
+    open(sys.argv[1]).read()
+    sys.exit(0)
+def say(*a): print(*a, flush=True)
+def ended(s, write):
+    # Waits until the stream ended (POLLRDHUP; POLLHUP and POLLERR come anyway),
+    # then tells what poll, epoll, reads and a write give.
+    p = select.poll(); p.register(s, select.POLLRDHUP); p.poll()
+    p = select.poll(); p.register(s, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+    e = select.epoll(); e.register(s, select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP)
+    out = [f"poll {p.poll(0)[0][1]:#x} epoll {e.poll(0)[0][1]:#x}"]
+    for _ in range(3):
+        try:
+            d = s.recv(100)
+            out.append(f"data {len(d)}" if d else "eof")
+        except OSError as x:
+            out.append(errno.errorcode[x.errno])
+    if write:
+        try:
+            s.send(b"x"); out.append("write ok")
+        except OSError as x:
+            out.append("write " + errno.errorcode[x.errno])
+    return ", ".join(out)
+for line in sys.stdin:
+    cmd, *a = line.split()
+    if cmd == "connect":
+        conns[a[0]] = socket.create_connection(("127.0.0.1", int(a[1]))); say("connected", os.environ["MOSIX_NODE"])
+    elif cmd == "readable":
+        select.select([conns[a[0]]], [], []); say("readable")
+    elif cmd == "ended":
+        say(ended(conns[a[0]], len(a) > 1)); conns.pop(a[0]).close()
+    elif cmd == "listen":
+        listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(4); say(listener.getsockname()[1])
+    elif cmd == "serve":
+        c, _ = listener.accept(); c.sendall(b"hi"); c.close(); say("served")
+    elif cmd == "quit":
+        break
+EOF
+
+cat > "$WORK/driver.py" <<'EOF'
+import json, os, socket, struct, subprocess, sys, time
+BIN, WORK = sys.argv[1], sys.argv[2]
+failures = []
+def check(what, want, got):
+    print(f"  {what}: {got}" + ("" if got == want else f"  (WRONG: want {want})"), flush=True)
+    if got != want: failures.append(what)
+
+def start(np):
+    return subprocess.Popen([f"{BIN}/mosixrun", "--vcluster", "3", "-np", str(np), "python3", "-u", f"{WORK}/guest.py",
+                             f"{WORK}/fifo"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(f"{WORK}/job{np}.err", "w"),
+                            text=True)
+def ask(job, line):
+    job.stdin.write(line + "\n"); job.stdin.flush()
+    got = job.stdout.readline().strip()
+    if not got: sys.exit(f"FAIL: the guest ended at '{line}'; its job's stderr in {WORK}")
+    return got
+def migrate(job, node):
+    r = subprocess.run([f"{BIN}/mosixctl", "migrate", "0", node, "--job", str(job.pid), "--json"],
+                       capture_output=True, text=True)
+    ok = r.returncode == 0 and json.loads(r.stdout).get("ok")
+    print(f"  -> {node}" + ("" if ok else f": FAILED {r.stdout} {r.stderr}"), flush=True)
+    if not ok: sys.exit(1)
+
+peer = socket.socket(); peer.bind(("127.0.0.1", 0)); peer.listen(8)
+port = peer.getsockname()[1]
+peers = {}
+def connect(job, name):
+    node = ask(job, f"connect {name} {port}")
+    peers[name] = peer.accept()[0]
+    return node
+def reset(name):
+    peers[name].sendall(b"hello")
+    peers[name].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peers[name].close()
+def close(name):
+    peers[name].sendall(b"hello")
+    peers[name].close()
+
+job = start(1)
+print("1. resets and ends, at home (real TCP) and away (relayed through the home)", flush=True)
+for name in ("r0", "e0", "r1", "e1"): connect(job, name)
+reset("r0"); want_reset = ask(job, "ended r0 write")
+close("e0"); want_end = ask(job, "ended e0")
+print(f"  a reset at home: {want_reset}\n  an end at home: {want_end}", flush=True)
+check("a reset at home reads as Linux gives it", True, want_reset.endswith("data 5, ECONNRESET, eof, write EPIPE"))
+migrate(job, "vnode1")
+reset("r1"); check("a reset, away", want_reset, ask(job, "ended r1 write"))
+close("e1"); check("an end, away", want_end, ask(job, "ended e1"))
+print("2. the holder's node daemon dies while the guest is away", flush=True)
+connect(job, "h")  # made on vnode1: its daemon holds it once the guest moves
+migrate(job, "vnode2")
+peers["h"].sendall(b"hello")
+ask(job, "readable h")
+victim = None
+for pid in subprocess.run(["pgrep", "-x", "mosixd"], capture_output=True, text=True).stdout.split():
+    try:
+        cmd = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        env = open(f"/proc/{pid}/environ").read().split("\0")
+    except OSError:
+        continue
+    if f"--job {job.pid} " in cmd and ("MOSIX_NODE_RANK=1" in env or "OMPI_COMM_WORLD_RANK=1" in env): victim = int(pid)
+if victim is None: sys.exit("the node daemon of vnode1 was not found")
+os.kill(victim, 9)
+check("the holder lost", want_reset, ask(job, "ended h write"))
+job.stdin.close()
+job.wait()
+
+print("3. a guest ends: its holder lets its forwarded listener go", flush=True)
+os.mkfifo(f"{WORK}/fifo")
+job = start(2)  # rank 0 gets the stdin; rank 1 waits on the fifo
+lport = int(ask(job, "listen"))
+migrate(job, "vnode2")
+c = socket.create_connection(("127.0.0.1", lport)); ask(job, "serve"); check("served away", b"hi", c.recv(10)); c.close()
+job.stdin.write("quit\n"); job.stdin.flush()
+def rank0_state():
+    r = subprocess.run([f"{BIN}/mosixctl", "ps", "--job", str(job.pid), "--json"], capture_output=True, text=True)
+    return [g["state"] for g in json.loads(r.stdout)["guests"] if g["rank"] == 0][0] if r.returncode == 0 else "?"
+while rank0_state() not in ("exited", "?"): time.sleep(0.05)  # a handshake: the home has its end
+try:
+    socket.create_connection(("127.0.0.1", lport)).close(); got = "connected"
+except ConnectionRefusedError:
+    got = "refused"
+check("a client after it ended", "refused", got)
+open(f"{WORK}/fifo", "w").close()
+job.wait()
+sys.exit(1 if failures else 0)
+EOF
+
+python3 "$WORK/driver.py" "$BIN" "$WORK" || { echo "FAIL (see above)"; exit 1; }
+echo "all checks passed"
