@@ -7,8 +7,11 @@
 // from the table: accept/accept4 on a forwarded listener (the real
 // client's address, from the daemon's header), getpeername, getsockname,
 // getsockopt of the socket's family, type and protocol. setsockopt and
-// getsockopt at the TCP and IP levels are not carried (docs/migration.md):
-// a set is accepted and not applied, a get reads 0. On any other
+// getsockopt at the TCP and IP levels are not carried to the real socket
+// (docs/forwarded_sockets.md): the common ones (kOptions) are remembered,
+// as the real socket had them and as the program sets them, and set on the
+// real socket when the process has it again; others: a set is accepted
+// and not applied, a get reads 0. On any other
 // descriptor each of them is libc's own (found with dlsym(RTLD_NEXT)).
 //
 // The table is guarded by a spin lock; a checkpoint runs while every other
@@ -22,6 +25,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -36,6 +40,24 @@ namespace {
 
 constexpr int kMaxForwarded = 1024;
 
+// The TCP and IP level options a forwarded socket remembers: read from the
+// real socket when it is forwarded, then what the program sets (not applied
+// to the real socket while it is relayed; applied when it is its own again).
+struct Option {
+  int level, name;
+};
+constexpr Option kOptions[] = {
+    {IPPROTO_TCP, TCP_NODELAY},       {IPPROTO_TCP, TCP_MAXSEG},        {IPPROTO_TCP, TCP_CORK},
+    {IPPROTO_TCP, TCP_KEEPIDLE},      {IPPROTO_TCP, TCP_KEEPINTVL},     {IPPROTO_TCP, TCP_KEEPCNT},
+    {IPPROTO_TCP, TCP_SYNCNT},        {IPPROTO_TCP, TCP_LINGER2},       {IPPROTO_TCP, TCP_DEFER_ACCEPT},
+    {IPPROTO_TCP, TCP_WINDOW_CLAMP},  {IPPROTO_TCP, TCP_QUICKACK},      {IPPROTO_TCP, TCP_USER_TIMEOUT},
+    {IPPROTO_TCP, TCP_NOTSENT_LOWAT}, {IPPROTO_TCP, TCP_FASTOPEN},      {IPPROTO_IP, IP_TOS},
+    {IPPROTO_IP, IP_TTL},             {IPPROTO_IPV6, IPV6_V6ONLY},      {IPPROTO_IPV6, IPV6_TCLASS},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS},
+};
+constexpr int kNumOptions = sizeof kOptions / sizeof kOptions[0];
+static_assert(kNumOptions <= 32, "Entry::option_set has a bit for each");
+
 struct Entry {
   int fd;  // -1: free
   bool listening;
@@ -44,6 +66,9 @@ struct Entry {
   std::uint32_t local_len, peer_len;
   std::uint8_t local[kMaxForwardAddress];
   std::uint8_t peer[kMaxForwardAddress];
+  std::int32_t option[kNumOptions];  // kOptions' values
+  std::int32_t option_error[kNumOptions];  // the real socket's errno for it (0: it has it)
+  std::uint32_t option_set;  // bits of kOptions: set while relayed
 };
 
 struct Table {
@@ -90,14 +115,24 @@ int int_opt(long fd, int level, int name) {
   return sys(SYS_getsockopt, fd, level, name, &v, &len) == 0 ? v : -1;
 }
 
+int option_index(int level, int name) {
+  for (int i = 0; i < kNumOptions; ++i)
+    if (kOptions[i].level == level && kOptions[i].name == name) return i;
+  return -1;
+}
+
 // The entry of `fd` when fd is a relayed unix socket now (not the real
-// socket again, after a move that failed or came back), else null. Under
-// the lock.
+// socket again, after a move that failed or came back: it gets the options
+// set meanwhile), else null. Under the lock.
 Entry* relayed(int fd) {
   if (g_table.used == 0) return nullptr;
   Entry* e = find(fd);
   if (e == nullptr) return nullptr;
   if (domain_of(fd) != AF_UNIX) {
+    for (int i = 0; i < kNumOptions; ++i)
+      if (e->option_set & (1u << i))
+        sys(SYS_setsockopt, fd, kOptions[i].level, kOptions[i].name, &e->option[i], sizeof(std::int32_t));
+    e->option_set = 0;
     e->fd = -1;  // the real socket is back
     return nullptr;
   }
@@ -211,6 +246,11 @@ int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
       __builtin_memcpy(e->local, listener->local, listener->local_len);
       e->peer_len = len;
       __builtin_memcpy(e->peer, header + 16, len);
+      // As the holder's accept made it: the listener's options, and TCP_NODELAY.
+      __builtin_memcpy(e->option, listener->option, sizeof e->option);
+      __builtin_memcpy(e->option_error, listener->option_error, sizeof e->option_error);
+      e->option[option_index(IPPROTO_TCP, TCP_NODELAY)] = 1;
+      e->option_set = 0;
     }
   }
   __atomic_sub_fetch(&g_table.accepting, 1, __ATOMIC_ACQ_REL);
@@ -293,6 +333,14 @@ int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, c
   __builtin_memcpy(slot->local, tmp.local, local_len);
   slot->peer_len = connected ? peer_len : 0;
   __builtin_memcpy(slot->peer, tmp.peer, slot->peer_len);
+  for (int i = 0; i < kNumOptions; ++i) {
+    std::int32_t v = 0;
+    socklen_t len = sizeof v;
+    long r = sys(SYS_getsockopt, fd, kOptions[i].level, kOptions[i].name, &v, &len);
+    slot->option[i] = r == 0 ? v : 0;
+    slot->option_error[i] = r == 0 ? 0 : static_cast<std::int32_t>(-r);
+  }
+  slot->option_set = 0;
   *id = slot->id;
   *listening = listen;
   return 1;
@@ -378,15 +426,24 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* addr, s
 
 __attribute__((visibility("default"))) int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   std::uint32_t family = 0;
+  int v = -1, err = 0;
   {
     Guard guard;
-    if (Entry* e = mosix::agent::relayed(fd)) family = e->family;
+    if (Entry* e = mosix::agent::relayed(fd)) {
+      family = e->family;
+      int i = mosix::agent::option_index(level, name);
+      if (i >= 0) {
+        v = e->option[i];
+        err = e->option_error[i];
+      } else if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
+        v = 0;  // not remembered: reads 0
+      }
+    }
   }
+  if (family != 0 && err != 0) return mosix::agent::fail(-err);
   if (family != 0 && value != nullptr && len != nullptr && *len >= sizeof(int)) {
-    int v = -1;
     if (level == SOL_SOCKET && name == SO_DOMAIN) v = static_cast<int>(family);
     if (level == SOL_SOCKET && name == SO_PROTOCOL) v = IPPROTO_TCP;
-    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) v = 0;
     if (v >= 0) {
       __builtin_memcpy(value, &v, sizeof v);
       *len = sizeof v;
@@ -401,7 +458,16 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
 __attribute__((visibility("default"))) int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
   if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
     Guard guard;
-    if (mosix::agent::relayed(fd) != nullptr) return 0;  // not carried (see above)
+    if (Entry* e = mosix::agent::relayed(fd)) {
+      // Remembered (kOptions), or accepted and not applied (see above).
+      int i = mosix::agent::option_index(level, name);
+      if (i < 0) return 0;
+      if (e->option_error[i] != 0) return mosix::agent::fail(-e->option_error[i]);
+      if (value == nullptr || len < sizeof(std::int32_t)) return mosix::agent::fail(-EINVAL);
+      __builtin_memcpy(&e->option[i], value, sizeof(std::int32_t));
+      e->option_set |= 1u << i;
+      return 0;
+    }
   }
   if (auto f = mosix::agent::next(mosix::agent::g_setsockopt, "setsockopt")) return f(fd, level, name, value, len);
   long r = mosix::agent::sys(SYS_setsockopt, fd, level, name, value, len);

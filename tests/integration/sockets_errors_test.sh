@@ -9,6 +9,8 @@
 # 2. The node daemon that holds the guest's real socket dies while the guest
 #    is away (the socket was made on vnode1, the guest moved to vnode2): the
 #    guest reads what had come, then the same reset.
+# 1b. TCP and IP options read away as the real socket had them; those set
+#    away read back, and are the real socket's once the guest is home again.
 # 3. A guest with a forwarded listener ends while another rank runs on: its
 #    holder closes the real listener, so a client is refused (checked once
 #    the home has the guest's end, which its holder's close precedes).
@@ -53,6 +55,17 @@ for line in sys.stdin:
         select.select([conns[a[0]]], [], []); say("readable")
     elif cmd == "ended":
         say(ended(conns[a[0]], len(a) > 1)); conns.pop(a[0]).close()
+    elif cmd == "setopt":  # setopt NAME LEVEL OPTION VALUE
+        conns[a[0]].setsockopt(getattr(socket, a[1]), getattr(socket, a[2]), int(a[3])); say("set")
+    elif cmd == "opts":
+        out = []
+        for level, name in (("IPPROTO_TCP", "TCP_NODELAY"), ("IPPROTO_TCP", "TCP_KEEPIDLE"),
+                            ("IPPROTO_TCP", "TCP_KEEPINTVL"), ("IPPROTO_IP", "IP_TOS"), ("IPPROTO_IPV6", "IPV6_V6ONLY")):
+            try:
+                out.append(f"{name} {conns[a[0]].getsockopt(getattr(socket, level), getattr(socket, name))}")
+            except OSError as x:
+                out.append(f"{name} {errno.errorcode[x.errno]}")
+        say(", ".join(out))
     elif cmd == "listen":
         listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(4); say(listener.getsockname()[1])
     elif cmd == "serve":
@@ -103,7 +116,9 @@ def close(name):
 
 job = start(1)
 print("1. resets and ends, at home (real TCP) and away (relayed through the home)", flush=True)
-for name in ("r0", "e0", "r1", "e1"): connect(job, name)
+for name in ("r0", "e0", "r1", "e1", "o"): connect(job, name)
+ask(job, "setopt o IPPROTO_TCP TCP_KEEPIDLE 77")
+want_opts = ask(job, "opts o")
 reset("r0"); want_reset = ask(job, "ended r0 write")
 close("e0"); want_end = ask(job, "ended e0")
 print(f"  a reset at home: {want_reset}\n  an end at home: {want_end}", flush=True)
@@ -111,6 +126,12 @@ check("a reset at home reads as Linux gives it", True, want_reset.endswith("data
 migrate(job, "vnode1")
 reset("r1"); check("a reset, away", want_reset, ask(job, "ended r1 write"))
 close("e1"); check("an end, away", want_end, ask(job, "ended e1"))
+print(f"1b. TCP/IP options, at home: {want_opts}", flush=True)
+check("options, away", want_opts, ask(job, "opts o"))
+ask(job, "setopt o IPPROTO_TCP TCP_KEEPINTVL 33"); ask(job, "setopt o IPPROTO_IP IP_TOS 16")
+want_set = want_opts.replace("TCP_KEEPINTVL 75", "TCP_KEEPINTVL 33").replace("IP_TOS 0", "IP_TOS 16")
+check("options set away", want_set, ask(job, "opts o"))
+
 print("2. the holder's node daemon dies while the guest is away", flush=True)
 connect(job, "h")  # made on vnode1: its daemon holds it once the guest moves
 migrate(job, "vnode2")
@@ -127,6 +148,8 @@ for pid in subprocess.run(["pgrep", "-x", "mosixd"], capture_output=True, text=T
 if victim is None: sys.exit("the node daemon of vnode1 was not found")
 os.kill(victim, 9)
 check("the holder lost", want_reset, ask(job, "ended h write"))
+migrate(job, "home")  # its own socket again, with what was set away
+check("options set away, on the real socket at home", want_set, ask(job, "opts o"))
 job.stdin.close()
 job.wait()
 
