@@ -81,6 +81,10 @@ struct Table {
 
 Table g_table;
 
+}  // namespace
+extern "C" void mosix_accept_resume();  // below, in assembly
+namespace {
+
 class Guard {
  public:
   Guard() {
@@ -289,6 +293,75 @@ std::atomic<CloseFn> g_close{nullptr};
 
 }  // namespace
 
+// The accept a checkpoint interrupted on a listener that is forwarded now,
+// resumed through the agent (forwarded_accept_restart): the system call's
+// result, as the kernel would give it (negative errno); errno as it was.
+extern "C" __attribute__((visibility("hidden"), used)) long mosix_accept_resumed(long nr, long fd, sockaddr* addr,
+                                                                                 socklen_t* addr_len, long flags) {
+  const int saved = errno;
+  if (nr != SYS_accept4) flags = 0;
+  bool forwarded;
+  {
+    Guard guard;
+    Entry* e = relayed(static_cast<int>(fd));
+    forwarded = e != nullptr && e->listening;
+  }
+  long r = forwarded ? forwarded_accept(static_cast<int>(fd), addr, addr_len, static_cast<int>(flags)) : -2;
+  if (r == -2) {
+    r = sys(SYS_accept4, fd, addr, addr_len, flags);  // the real listener again
+  } else if (r < 0) {
+    r = -errno;
+  }
+  errno = saved;
+  return r;
+}
+
+// Entered in place of the syscall instruction, with the registers the
+// kernel restarts it with (RAX: its number; RDI, RSI, RDX, R10: its
+// arguments) and RCX: where it returns. Keeps every register a system call
+// keeps (all but RAX, RCX, R11; the x87/SSE state too), the red zone
+// untouched, and returns there with the result in RAX.
+asm(R"(
+  .text
+  .globl mosix_accept_resume
+  .hidden mosix_accept_resume
+  .type mosix_accept_resume, @function
+mosix_accept_resume:
+  lea -128(%rsp), %rsp
+  push %rcx
+  push %rbp
+  mov %rsp, %rbp
+  push %rdi
+  push %rsi
+  push %rdx
+  push %r8
+  push %r9
+  push %r10
+  and $-64, %rsp
+  sub $512, %rsp
+  fxsave64 (%rsp)
+  mov %r10, %r8
+  mov %rdx, %rcx
+  mov %rsi, %rdx
+  mov %rdi, %rsi
+  mov %rax, %rdi
+  cld
+  call mosix_accept_resumed
+  fxrstor64 (%rsp)
+  lea -48(%rbp), %rsp
+  pop %r10
+  pop %r9
+  pop %r8
+  pop %rdx
+  pop %rsi
+  pop %rdi
+  pop %rbp
+  pop %rcx
+  lea 128(%rsp), %rsp
+  jmp *%rcx
+  .size mosix_accept_resume, . - mosix_accept_resume
+)");
+
 int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, char* error,
                    std::size_t error_cap) {
   Line e(error, error_cap);
@@ -354,8 +427,11 @@ void forwarded_accept_restart(long long* gregs) {
   for (int i = 0; i < g_table.used; ++i)
     listener = listener || (g_table.entries[i].fd == gregs[REG_RDI] && g_table.entries[i].listening);
   if (!listener) return;
-  gregs[REG_RAX] = -EINTR;
-  gregs[REG_RIP] += 2;
+  // The restart goes through the agent: mosix_accept_resume with the
+  // system call's number and arguments where they are, and in RCX (which
+  // the syscall instruction clobbers anyway) where it would have returned.
+  gregs[REG_RCX] = gregs[REG_RIP] + 2;
+  gregs[REG_RIP] = reinterpret_cast<long long>(&mosix_accept_resume);
 }
 
 }  // namespace mosix::agent

@@ -30,9 +30,10 @@ int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, c
 
 // For a move's image of a thread's registers (the signal frame's gregs): a
 // thread the checkpoint interrupted inside accept or accept4 on a socket
-// forwarded as a listener would restart that system call straight on the
-// relayed unix listener, past the agent (it reads no header). In the image
-// it returns EINTR instead, and the program's retry comes through the agent.
+// forwarded as a listener (the kernel would restart it: SA_RESTART) would
+// restart that system call straight on the relayed unix listener, past the
+// agent (it reads no header). In the image it restarts in the agent
+// instead, which accepts as the program's own accept would have.
 void forwarded_accept_restart(long long* gregs);
 
 }  // namespace mosix::agent

@@ -14,6 +14,10 @@
 # 3. A guest with a forwarded listener ends while another rank runs on: its
 #    holder closes the real listener, so a client is refused (checked once
 #    the home has the guest's end, which its holder's close precedes).
+# 4. A thread blocked in libc's accept on a listener (called through ctypes,
+#    so Python's own EINTR retry is not there) while the guest moves: it
+#    accepts the next client after each move (the restarted accept goes
+#    through the agent), no EINTR.
 set -u
 BIN=$(cd "$1" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mosix-sockerr.XXXXXX")
@@ -70,6 +74,21 @@ for line in sys.stdin:
         listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(4); say(listener.getsockname()[1])
     elif cmd == "serve":
         c, _ = listener.accept(); c.sendall(b"hi"); c.close(); say("served")
+    elif cmd == "acceptor":  # a thread in libc's accept, called as C would (Python retries EINTR itself)
+        import ctypes, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        def accepting():
+            import fcntl
+            while True:
+                if a[0] == "accept4":
+                    c = libc.accept4(listener.fileno(), None, None, socket.SOCK_CLOEXEC)
+                else:
+                    c = libc.accept(listener.fileno(), None, None)
+                if c < 0:
+                    say("accept", errno.errorcode[ctypes.get_errno()]); return
+                cloexec = fcntl.fcntl(c, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+                os.write(c, b"hi"); os.close(c); say("accepted", "cloexec" if cloexec else "inherited")
+        threading.Thread(target=accepting, daemon=True).start(); say("started")
     elif cmd == "quit":
         break
 EOF
@@ -171,6 +190,36 @@ except ConnectionRefusedError:
 check("a client after it ended", "refused", got)
 open(f"{WORK}/fifo", "w").close()
 job.wait()
+
+
+def guest_pid():
+    r = subprocess.run([f"{BIN}/mosixctl", "ps", "--job", str(job.pid), "--json"], capture_output=True, text=True)
+    return [g["pid"] for g in json.loads(r.stdout)["guests"] if g["rank"] == 0][0]
+def blocked_in(calls):
+    # A handshake: some thread of the guest sleeps in one of these system calls.
+    pid = guest_pid()
+    while True:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                if open(f"/proc/{pid}/task/{t}/syscall").read().split()[0] in calls: return
+            except (OSError, IndexError):
+                pass
+        time.sleep(0.05)
+for call, want in (("accept", "accepted inherited"), ("accept4", "accepted cloexec")):
+    print(f"4. a thread blocked in {call} (libc's, no retry) while the guest moves: vnode1, vnode2, home", flush=True)
+    job = start(1)
+    lport = int(ask(job, "listen"))
+    ask(job, f"acceptor {call}")
+    for node, calls in (("vnode1", ("43", "288")), ("vnode2", ("271", "7")), ("home", ("271", "7"))):
+        blocked_in(calls)  # accept/accept4 on the real listener; then the agent's ppoll on the relayed one
+        migrate(job, node)
+        c = socket.create_connection(("127.0.0.1", lport))
+        said = job.stdout.readline().strip()  # "accepted" once it wrote to c, or how its accept failed
+        check(f"a client after the move to {node}", f"{want} b'hi'", f"{said} {c.recv(10) if said == want else ''}")
+        c.close()
+        if said != want: break
+    job.stdin.close()
+    job.wait()
 sys.exit(1 if failures else 0)
 EOF
 
