@@ -103,7 +103,16 @@ void SocketForwarding::to_holder(int source, SocketForward& m) {
       if (e->state == State::kLive) credited(true, k, m.arg);
       break;
     case SocketOp::kEof: peer_ended(true, k); break;
-    case SocketOp::kClose: erase(true, k); break;
+    case SocketOp::kClose:
+      // The guest's end failed (it closed it with bytes unread, or its relay
+      // had bytes for an end that is gone): the client gets the reset a
+      // real socket closed so would send.
+      if (e->sd && !e->listening) {
+        linger abort{1, 0};
+        ::setsockopt(e->sd->native_handle(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+      }
+      erase(true, k);
+      break;
     case SocketOp::kDetach:
       // Its relay stopped: what the guest wrote goes on to the socket, what
       // it had not read waits for its next end. Nothing more goes there.

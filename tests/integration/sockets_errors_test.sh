@@ -5,7 +5,8 @@
 #    exactly as the same reset of a real TCP socket read at home, before the
 #    move: poll and epoll masks, the data queued before it, then ECONNRESET,
 #    then end of stream, then EPIPE on a write. A peer's normal close reads
-#    as a real one: the data, then end of stream.
+#    as a real one: the data, then end of stream. The guest closing a
+#    socket with its peer's bytes unread resets the peer, as at home.
 # 2. The node daemon that holds the guest's real socket dies while the guest
 #    is away (the socket was made on vnode1, the guest moved to vnode2): the
 #    guest reads what had come, then the same reset.
@@ -55,6 +56,8 @@ for line in sys.stdin:
     cmd, *a = line.split()
     if cmd == "connect":
         conns[a[0]] = socket.create_connection(("127.0.0.1", int(a[1]))); say("connected", os.environ["MOSIX_NODE"])
+    elif cmd == "close":
+        conns.pop(a[0]).close(); say("closed")
     elif cmd == "readable":
         select.select([conns[a[0]]], [], []); say("readable")
     elif cmd == "ended":
@@ -125,6 +128,14 @@ def connect(job, name):
     node = ask(job, f"connect {name} {port}")
     peers[name] = peer.accept()[0]
     return node
+def peer_reads(name):
+    try:
+        return f"{peers[name].recv(100)}"
+    except OSError as x:
+        return x.__class__.__name__
+def abort(name):  # the guest closes with the peer's bytes unread: a real socket sends a reset
+    peers[name].sendall(b"hello"); ask(job, f"readable {name}"); ask(job, f"close {name}")
+    return peer_reads(name)
 def reset(name):
     peers[name].sendall(b"hello")
     peers[name].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -135,16 +146,19 @@ def close(name):
 
 job = start(1)
 print("1. resets and ends, at home (real TCP) and away (relayed through the home)", flush=True)
-for name in ("r0", "e0", "r1", "e1", "o"): connect(job, name)
+for name in ("r0", "e0", "r1", "e1", "o", "a0", "a1"): connect(job, name)
 ask(job, "setopt o IPPROTO_TCP TCP_KEEPIDLE 77")
 want_opts = ask(job, "opts o")
 reset("r0"); want_reset = ask(job, "ended r0 write")
 close("e0"); want_end = ask(job, "ended e0")
-print(f"  a reset at home: {want_reset}\n  an end at home: {want_end}", flush=True)
+want_abort = abort("a0")
+print(f"  a reset at home: {want_reset}\n  an end at home: {want_end}\n  a close with bytes unread at home:"
+      f" its peer reads {want_abort}", flush=True)
 check("a reset at home reads as Linux gives it", True, want_reset.endswith("data 5, ECONNRESET, eof, write EPIPE"))
 migrate(job, "vnode1")
 reset("r1"); check("a reset, away", want_reset, ask(job, "ended r1 write"))
 close("e1"); check("an end, away", want_end, ask(job, "ended e1"))
+check("the guest closes with bytes unread, away: its peer reads", want_abort, abort("a1"))
 print(f"1b. TCP/IP options, at home: {want_opts}", flush=True)
 check("options, away", want_opts, ask(job, "opts o"))
 ask(job, "setopt o IPPROTO_TCP TCP_KEEPINTVL 33"); ask(job, "setopt o IPPROTO_IP IP_TOS 16")
