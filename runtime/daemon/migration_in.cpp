@@ -1,0 +1,253 @@
+// The target's end of a move (migration.h): the image and the pre-copied
+// pages come in, the restorer starts as a guest of this node, and the source
+// hears how it went.
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "runtime/daemon/migration.h"
+#include "runtime/daemon/migration_internal.h"
+
+namespace mosix {
+namespace {
+
+namespace asio = boost::asio;
+
+using boost::system::error_code;
+using migration_internal::kProgressStep;
+using migration_internal::memfd_path;
+using migration_internal::read_comm;
+
+}  // namespace
+
+// Target side: the image goes into a memfd, then the restorer, started as
+// a guest of this node (its pipes are the guest's stdio from now on), turns
+// into the program. Until it has (its name is no longer the restorer's) its
+// output is held back: a refusal is the migration's failure, not output.
+void Migrations::migrate_in(int source, const MigrateRequest& request) {
+  auto in = std::make_unique<Incoming>();
+  in->request = request;
+  in->source = source;
+  in->memfd = ::memfd_create("mosix-migrate", MFD_CLOEXEC);
+  incoming_[request.migration_id] = std::move(in);
+}
+
+void Migrations::stdin_for_arrival(const GuestStdin& in) {
+  for (auto& [id, incoming] : incoming_) {
+    if (incoming->request.rank == in.rank && !incoming->guest) incoming->stdin_left.push_back(in);
+  }
+}
+
+void Migrations::image_begin(const ImageBegin& begin) {
+  auto it = incoming_.find(begin.migration_id);
+  if (it == incoming_.end()) return;
+  it->second->total = begin.total_bytes;
+  context_.send(0, MigrateProgress{begin.migration_id, it->second->request.rank, MigratePhase::kTransfer, 0,
+                                   begin.total_bytes});
+}
+
+void Migrations::image_chunk(const ImageChunk& chunk) {
+  auto it = incoming_.find(chunk.migration_id);
+  if (it == incoming_.end() || it->second->memfd < 0) return;
+  Incoming& in = *it->second;
+  size_t done = 0;
+  while (done < chunk.bytes.size()) {
+    ssize_t w = ::pwrite(in.memfd, chunk.bytes.data() + done, chunk.bytes.size() - done,
+                         static_cast<off_t>(chunk.offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += static_cast<size_t>(w);
+  }
+  in.received += done;
+  if (in.received - in.reported >= kProgressStep) {
+    in.reported = in.received;
+    context_.send(0, MigrateProgress{chunk.migration_id, in.request.rank, MigratePhase::kTransfer, in.received,
+                                     in.total});
+  }
+}
+
+// Pre-copied pages: at their address in a sparse memfd, which the
+// restorer reads the pre-copied regions from (mosix-restore --pages).
+void Migrations::precopy_pages(const PrecopyPages& pages) {
+  auto it = incoming_.find(pages.migration_id);
+  if (it == incoming_.end() || it->second->guest != nullptr) return;
+  Incoming& in = *it->second;
+  if (in.pages_lost) return;
+  if (pages.bytes.empty()) {
+    // No data: what an earlier round sent there is zero now.
+    if (in.pages >= 0 && pages.zero > 0 &&
+        ::fallocate(in.pages, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pages.address),
+                    static_cast<off_t>(pages.zero)) != 0) {
+      close_image(in.pages);
+      in.pages_lost = true;
+    }
+    return;
+  }
+  if (in.pages < 0) in.pages = ::memfd_create("mosix-migrate-pages", MFD_CLOEXEC);
+  in.pages_lost = in.pages < 0;  // the restore then refuses: its pages are not all here
+  size_t done = 0;
+  while (done < pages.bytes.size()) {
+    ssize_t w = ::pwrite(in.pages, pages.bytes.data() + done, pages.bytes.size() - done,
+                         static_cast<off_t>(pages.address + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      close_image(in.pages);  // the restore refuses the pre-copied regions
+      in.pages_lost = true;
+      return;
+    }
+    done += static_cast<size_t>(w);
+  }
+  in.precopied += done;
+}
+
+void Migrations::image_end(const ImageEnd& end) {
+  auto it = incoming_.find(end.migration_id);
+  if (it == incoming_.end()) return;
+  if (end.abandoned) {
+    if (it->second->guest != nullptr) return;
+    close_image(it->second->memfd);
+    close_image(it->second->pages);
+    incoming_.erase(it);
+    return;
+  }
+  restore(*it->second, end);
+}
+
+void Migrations::restore(Incoming& in, const ImageEnd& end) {
+  const std::uint64_t id = in.request.migration_id;
+  const std::string& here = context_.node_name();
+  if (in.memfd < 0) {
+    restore_failed(id, here + " cannot hold the image in memory (memfd_create failed)");
+    return;
+  }
+  if (in.received != end.total_bytes) {
+    restore_failed(id, here + " received " + std::to_string(in.received) + " of " +
+                           std::to_string(end.total_bytes) + " image bytes");
+    return;
+  }
+  if (guests_.find(in.request.rank) != nullptr) {
+    restore_failed(id, "rank " + std::to_string(in.request.rank) + " already runs on " + here);
+    return;
+  }
+  // Its forwarded sockets first: one held here may still be on its way back.
+  sockets_.arrive(id, in.request.rank, [this, id](Expected<int> sockets) { start_restorer(id, std::move(sockets)); });
+}
+
+void Migrations::start_restorer(std::uint64_t id, Expected<int> sockets) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) {
+    if (sockets && *sockets >= 0) ::close(*sockets);
+    return;
+  }
+  Incoming& in = *it->second;
+  const std::string& here = context_.node_name();
+  if (!sockets) {
+    restore_failed(id, here + ": " + sockets.error().message);
+    return;
+  }
+  GuestStart start;
+  start.launch.rank = in.request.rank;
+  start.launch.path = restorer_path();
+  start.launch.argv = {"mosix-restore", memfd_path(in.memfd)};
+  if (in.pages >= 0) {
+    start.launch.argv.push_back("--pages");
+    start.launch.argv.push_back(memfd_path(in.pages));
+  }
+  if (*sockets >= 0) {
+    start.launch.argv.push_back("--sockets");
+    start.launch.argv.push_back(std::to_string(*sockets));
+    start.launch.pass_fd = *sockets;
+  }
+  start.launch.env = {"PATH=/usr/bin:/bin"};
+  start.flags = in.request.flags;
+  start.phase = GuestPhase::kIncoming;
+  start.work_before = in.request.work_done;
+  start.stdin_left = std::move(in.stdin_left);
+  in.stdin_left.clear();
+  auto started = guests_.start_local_guest(std::move(start));
+  if (*sockets >= 0) ::close(*sockets);
+  if (!started) {
+    restore_failed(id, here + ": cannot start the restorer: " + started.error().message);
+    return;
+  }
+  in.guest = *started;
+  in.timer = std::make_unique<asio::steady_timer>(context_.io());
+  context_.send(0, MigrateProgress{id, in.request.rank, MigratePhase::kRestore, 0, in.total});
+  watch_restore(id);
+}
+
+void Migrations::watch_restore(std::uint64_t id) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
+  LocalGuest& g = *in.guest;
+  bool restored = false;
+  if (g.running) {
+    std::string comm = read_comm(g.proc.pid);
+    restored = !comm.empty() && comm != "mosix-restore";
+  } else {
+    // Ended before we saw it change names: a refusal says so on stderr
+    // ("mosix-restore: ..."); otherwise the program ran and ended.
+    std::string said;
+    for (const GuestOutput& o : g.held) {
+      if (o.stream == OutputStream::kStderr) said.append(o.bytes.begin(), o.bytes.end());
+    }
+    if (said.find("mosix-restore: ") != std::string::npos ||
+        (WIFEXITED(g.wait_status) && WEXITSTATUS(g.wait_status) == 127 && g.held.empty())) {
+      while (!said.empty() && said.back() == '\n') said.pop_back();
+      restore_failed(id, context_.node_name() + ": " + (said.empty() ? "the restorer failed" : said));
+      return;
+    }
+    restored = true;
+  }
+  if (!restored) {
+    in.timer->expires_after(std::chrono::milliseconds(2));
+    in.timer->async_wait([this, id](error_code ec) {
+      if (!ec) watch_restore(id);
+    });
+    return;
+  }
+  close_image(in.memfd);
+  close_image(in.pages);
+  g.phase = GuestPhase::kLive;
+  g.arrived_at = context_.now();
+  for (const GuestOutput& o : g.held) context_.send(0, o);
+  g.held.clear();
+  context_.send(0, GuestStarted{g.rank, g.proc.pid, static_cast<std::uint32_t>(context_.rank())});
+  sockets_.arrived(id, g.rank, g.proc.pid);
+  MigrateResult ok;
+  ok.migration_id = id;
+  ok.rank = g.rank;
+  ok.ok = true;
+  ok.target_node = static_cast<std::uint32_t>(context_.rank());
+  ok.pid = g.proc.pid;
+  context_.send(in.source, ok);
+  guests_.maybe_report_exit(g);
+  incoming_.erase(it);
+}
+
+void Migrations::restore_failed(std::uint64_t id, const std::string& reason) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
+  close_image(in.memfd);
+  close_image(in.pages);
+  sockets_.not_arrived(id, in.request.rank);
+  if (in.guest) {
+    if (in.guest->running) ::kill(-in.guest->proc.pid, SIGKILL);
+    guests_.retire(in.request.rank);
+  }
+  MigrateResult r;
+  r.migration_id = id;
+  r.rank = in.request.rank;
+  r.reason = reason;
+  r.target_node = static_cast<std::uint32_t>(context_.rank());
+  context_.send(in.source, r);
+  incoming_.erase(it);
+}
+
+}  // namespace mosix
