@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <span>
 
 namespace mosix {
@@ -367,6 +368,20 @@ std::string explain(const Explanation& e) {
            fixed(e.least_load, 2) + ")";
   }
   return out;
+}
+
+std::string decline_move(const NodeLoad& target, int arriving, const std::optional<NodeLoad>& source) {
+  char why[160];
+  if (arriving > 0) {
+    std::snprintf(why, sizeof why, "another move is on its way there (%d)", arriving);
+    return why;
+  }
+  if (!source || capacity(target) <= 0.0) return "";
+  const double after = load_with(target, 1.0);
+  if (after <= source->load + 1e-9) return "";
+  std::snprintf(why, sizeof why, "it would be more loaded than the source (%.2f against %.2f)", after,
+                source->load);
+  return why;
 }
 
 }  // namespace mosix

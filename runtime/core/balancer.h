@@ -137,6 +137,25 @@ Decision decide(const NodeState& self, std::span<const NodeLoad> view, double no
 inline constexpr std::uint64_t kBandwidthSampleBytes = 16ULL << 20;
 double measured_bandwidth(double current, std::uint64_t bytes, double seconds);
 
+// The ids of the node daemons' own moves (the balancer's): the deciding
+// node's rank + 1 in the high bits, its count of moves below. mosixrun's
+// moves (mosixctl migrate) count from 1 and never reach those bits.
+inline std::uint64_t balancer_move_id(int node, std::uint64_t count) {
+  return (static_cast<std::uint64_t>(node + 1) << 40) + count;
+}
+inline bool is_balancer_move(std::uint64_t migration_id) { return (migration_id >> 40) != 0; }
+
+// The target's say on a balancer move coming to it, as MOSIX let the
+// receiving node refuse. Nodes decide on gossip a second or two old, so
+// several can pick the same idle node in one round, or in the rounds before
+// its load is heard of again: that node ends up the busiest. The target knows
+// its load now. It declines while another balancer move is on its way to it
+// (`arriving`), and when the guest would leave it more loaded than the
+// source was (`source`: the target's last view of it; unknown, not checked).
+// `target`'s load is its runnable tasks now, the guests arrived since they
+// were counted included. "" to accept, else the reason, for the source's log.
+std::string decline_move(const NodeLoad& target, int arriving, const std::optional<NodeLoad>& source);
+
 // True when the node reports memory and has less free than its low-water mark.
 bool short_of_memory(const NodeLoad& node, const BalancerParams& params);
 

@@ -69,6 +69,12 @@ std::optional<std::vector<int>> parse_pid_list(std::string_view text) {
   return pids;
 }
 
+std::optional<double> parse_schedstat_runnable_seconds(std::string_view text) {
+  std::uint64_t run = 0, wait = 0;
+  if (!parse_number(next_field(text), run) || !parse_number(next_field(text), wait)) return std::nullopt;
+  return (static_cast<double>(run) + static_cast<double>(wait)) / 1e9;
+}
+
 double CpuMeter::add(const std::map<int, double>& time_by_pid) {
   double used = 0.0;
   if (started_) {

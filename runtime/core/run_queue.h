@@ -40,6 +40,14 @@ std::optional<std::uint64_t> parse_stat_busy_ticks(std::string_view proc_stat);
 // not a positive number.
 std::optional<std::vector<int>> parse_pid_list(std::string_view text);
 
+// A thread's /proc/PID/task/TID/schedstat ("RUN_NS WAIT_NS SLICES"): the
+// seconds it has been runnable, running (RUN) or waiting on a run queue
+// (WAIT; a task of a capped cgroup waits there while the cgroup is
+// throttled). Its growth over an interval, summed over a node's threads and
+// divided by the interval, is the mean count of runnable tasks: MOSIX's load
+// measured, not sampled. Nothing if the text is malformed.
+std::optional<double> parse_schedstat_runnable_seconds(std::string_view text);
+
 // CPU time of a changing set of processes, per interval. Each sample gives
 // the CPU time (any unit) of every process in the set now; add() returns the
 // time they used since the previous sample: the growth of each process seen

@@ -32,7 +32,9 @@ LoadAgent::LoadAgent(DaemonContext& context, const GuestTable& guests, Migration
       balance_timer_(context.io()),
       rng_(0x6d6f736978ULL + static_cast<std::uint64_t>(context.rank()) * 7919 +
            std::hash<std::string>{}(context.options().job_id)),
-      loads_(static_cast<NodeId>(context.rank()), GossipParams{}) {}
+      loads_(static_cast<NodeId>(context.rank()), GossipParams{}) {
+  migrations_.set_admission([this](int source) { return admit(source); });
+}
 
 void LoadAgent::set_capacity(double speed, int cores) {
   speed_ = speed;
@@ -65,7 +67,15 @@ void LoadAgent::report_load() {
   double dt = t - last_sample_at_;
   last_sample_at_ = t;
   if (dt > 0) cpu_use_ = reading.cpu_seconds / dt;
-  double sample = load_sample(reading.runnable, speed_, cores_);
+  // The mean runnable count over the interval where the kernel measures it:
+  // a single sample of a node running a renderer read 0 to 13 (its helper
+  // threads wake and sleep), and balancers sent guests to a node that looked
+  // idle and was not.
+  const double runnable = reading.runnable_seconds >= 0 && dt > 0 ? reading.runnable_seconds / dt : reading.runnable;
+  runnable_[1] = runnable_[0];
+  runnable_[0] = runnable;
+  arrivals_seen_ = migrations_.arrivals();
+  double sample = load_sample(runnable, speed_, cores_);
   EstimatorParams est;
   local_estimate_ = local_load_estimate(local_estimate_, sample, dt, est.local_rise);
   exported_estimate_ = exported_load_estimate(exported_estimate_, sample, dt, est.export_decay);
@@ -133,6 +143,22 @@ void LoadAgent::merge(const LoadReport& report) {
   loads_.merge(received, context_.now());
 }
 
+// This node's load now, as a target judges a move: the more of the last two
+// samples (a task that just slept still counts), the guests that arrived since
+// and those on their way but by the balancer, whose moves decline_move counts.
+std::string LoadAgent::admit(int source) const {
+  NodeLoad here = self_load_;
+  const int balancer = migrations_.balancer_moves_arriving();
+  const auto arrived = static_cast<int>(migrations_.arrivals() - arrivals_seen_);
+  const double runnable = std::max(runnable_[0], runnable_[1]) + arrived + migrations_.arriving() - balancer;
+  here.load = load_sample(runnable, speed_, cores_);
+  std::optional<NodeLoad> from;
+  for (const NodeLoad& n : loads_.others(context_.now())) {
+    if (static_cast<int>(n.id) == source && n.age <= BalancerParams{}.max_info_age) from = n;
+  }
+  return decline_move(here, balancer, from);
+}
+
 // About once a second: MOSIX's rebalancing decision (runtime/core/balancer.h)
 // on this node's guests and its gossip view; at most one move at a time. The
 // verdict on every guest goes home (BalanceReport) for `mosixctl ps
@@ -184,15 +210,17 @@ void LoadAgent::balance() {
       if (options.rebalance && d.move && static_cast<int>(d.move->target) < context_.size()) {
         MigrateRequest m;
         // Ids of the daemons' own moves cannot collide with mosixrun's.
-        m.migration_id = (static_cast<std::uint64_t>(context_.rank() + 1) << 40) + ++next_auto_migration_;
+        m.migration_id = balancer_move_id(context_.rank(), ++next_auto_migration_);
         m.rank = static_cast<std::int32_t>(d.move->guest);
         m.target_node = static_cast<std::uint32_t>(d.move->target);
-        spdlog::debug("{}: balancer moves rank {} to node {} (gain {:.1f} s, cost {:.2f} s)", context_.node_name(),
-                      m.rank, m.target_node, d.move->expected_gain, d.move->cost);
         // Count the guest at the target at once, as the target will report it
         // soon: the next round here must not send it a second one meanwhile.
         for (const Explanation& e : d.explanations) {
-          if (e.guest == d.move->guest) loads_.note_guest_sent(d.move->target, e.remaining);
+          if (e.guest != d.move->guest) continue;
+          spdlog::debug("{}: balancer moves rank {} to node {} (load {:.2f} here, {:.2f} there; gain {:.1f} s, cost "
+                        "{:.2f} s)", context_.node_name(), m.rank, m.target_node, e.node_load, e.target_load,
+                        d.move->expected_gain, d.move->cost);
+          loads_.note_guest_sent(d.move->target, e.remaining);
         }
         migrations_.migrate_out(m);
       }

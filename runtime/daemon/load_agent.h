@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "runtime/core/gossip.h"
 #include "runtime/core/node_state.h"
@@ -43,6 +44,9 @@ class LoadAgent {
   void merge(const LoadReport& report);
   // Nodes this one has heard of through gossip.
   std::size_t known_nodes() const;
+  // Whether a balancer move from node `source` is taken here (balancer.h
+  // decline_move): "" or the reason it is not.
+  std::string admit(int source) const;
 
  private:
   void report_load();
@@ -59,6 +63,8 @@ class LoadAgent {
   RunQueueProbe probe_ = RunQueueProbe::machine();
   NodeSeatsFile* seats_ = nullptr;
   double cpu_use_ = 0;  // CPUs busy over the last sample interval
+  double runnable_[2] = {0, 0};      // the last two samples' runnable tasks, the newest first
+  std::uint64_t arrivals_seen_ = 0;  // guests arrived by moves when the newest was taken
   double local_estimate_ = 0, exported_estimate_ = 0;
   double last_sample_at_ = 0;
   double speed_ = 1.0;

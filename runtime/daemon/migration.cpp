@@ -289,6 +289,9 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
   } else if (out.target_lost || context_.is_lost(static_cast<int>(out.request.target_node))) {
     fail.reason = "the target node died during the move";
     continue_after_move(context_.io(), g->proc.pid);
+  } else if (!out.declined.empty()) {
+    fail.reason = out.declined;
+    continue_after_move(context_.io(), g->proc.pid);
   } else if (!result) {
     fail.reason = result.error().message;
     fail.cantmove = fail.reason.find(" refused: ") != std::string::npos;
@@ -376,6 +379,13 @@ void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, st
 bool Migrations::answered(int source, const MigrateResult& result) {
   auto out = outgoing_.find(result.migration_id);
   if (out == outgoing_.end() || source != static_cast<int>(out->second.request.target_node)) return false;
+  if (!out->second.streamed) {
+    // Declined while pre-copying (or still being stopped): the rounds stop,
+    // and checkpointed() lets the guest run on here.
+    if (!result.ok && out->second.declined.empty()) out->second.declined = result.reason;
+    if (out->second.link) out->second.link->cancel();
+    return true;
+  }
   target_answered(result);
   return true;
 }

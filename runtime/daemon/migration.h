@@ -19,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <cstdint>
 #include <map>
@@ -75,6 +76,16 @@ class Migrations {
 
   // No move under way in either direction.
   bool idle() const { return outgoing_.empty() && incoming_.empty(); }
+  // The target's say on a balancer move from node `source` (balancer.h
+  // decline_move): "" takes it, else the reason it is declined for. The
+  // guest then runs on at the source. Manual moves are never asked about.
+  using Admission = std::function<std::string(int source)>;
+  void set_admission(Admission admission) { admission_ = std::move(admission); }
+  // Moves on their way here, the balancer's of them, and the guests that
+  // arrived since this node started: for its load.
+  int arriving() const { return static_cast<int>(incoming_.size()); }
+  int balancer_moves_arriving() const;
+  std::uint64_t arrivals() const { return arrivals_; }
   // What this node's moves achieved, in bytes per second (for the balancer's cost).
   double bandwidth() const { return bandwidth_; }
   // The daemon is shutting down: the images coming in are let go.
@@ -106,6 +117,7 @@ class Migrations {
     std::uint64_t bytes = 0;
     bool streamed = false;     // the image is on its way (checkpointed() has run)
     bool target_lost = false;  // the target died while the guest was being checkpointed
+    std::string declined;      // the target declined it before the image went
     std::optional<GuestStdin> stdin_left;  // what the guest had not read, sent with its image
     std::vector<SocketForward> holders;    // its forwarded sockets, for the target
   };
@@ -154,6 +166,8 @@ class Migrations {
   // by posting checkpointed(), which joins it; finish() joins those left.
   std::map<std::uint64_t, std::thread> move_threads_;
   double bandwidth_ = BalancerParams{}.bandwidth;
+  Admission admission_;
+  std::uint64_t arrivals_ = 0;
   bool precopy_ = true;              // MOSIX_PRECOPY=0: stop-and-copy only
   bool precopy_said_ = false;        // the fallback to stop-and-copy was logged
   SocketForwarding sockets_;

@@ -29,11 +29,29 @@ using migration_internal::read_comm;
 // into the program. Until it has (its name is no longer the restorer's) its
 // output is held back: a refusal is the migration's failure, not output.
 void Migrations::migrate_in(int source, const MigrateRequest& request) {
+  if (admission_ && is_balancer_move(request.migration_id)) {
+    if (std::string why = admission_(source); !why.empty()) {
+      MigrateResult r;
+      r.migration_id = request.migration_id;
+      r.rank = request.rank;
+      r.reason = context_.node_name() + " declined it: " + why;
+      r.target_node = static_cast<std::uint32_t>(context_.rank());
+      spdlog::debug("{}: rank {} from node {} not taken: {}", context_.node_name(), request.rank, source, why);
+      context_.send(source, r);
+      return;
+    }
+  }
   auto in = std::make_unique<Incoming>();
   in->request = request;
   in->source = source;
   in->memfd = ::memfd_create("mosix-migrate", MFD_CLOEXEC);
   incoming_[request.migration_id] = std::move(in);
+}
+
+int Migrations::balancer_moves_arriving() const {
+  int n = 0;
+  for (const auto& [id, in] : incoming_) n += is_balancer_move(id) ? 1 : 0;
+  return n;
 }
 
 void Migrations::stdin_for_arrival(const GuestStdin& in) {
@@ -227,6 +245,7 @@ void Migrations::watch_restore(std::uint64_t id) {
   ok.pid = g.proc.pid;
   context_.send(in.source, ok);
   guests_.maybe_report_exit(g);
+  ++arrivals_;
   incoming_.erase(it);
 }
 

@@ -82,16 +82,31 @@ std::string RunQueueProbe::describe() const {
   return "?";
 }
 
+// The runnable count now (one sample, noisy: a process's helper threads wake
+// and sleep) and the runnable time of every thread since the last reading
+// (its schedstat), the load the balancer is given when the kernel has it.
 RunQueueReading RunQueueProbe::read_processes(const std::vector<pid_t>& pids) {
   RunQueueReading r;
-  std::map<int, double> cpu;
+  std::map<int, double> cpu, runnable_time;
+  int threads = 0;
   for (pid_t pid : pids) {
     auto st = read_proc_stat(pid);
     if (!st || st->zombie()) continue;
     cpu[pid] = static_cast<double>(st->utime + st->stime) * tick_seconds();
     r.runnable += runnable_threads(pid);
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task/";
+    for (pid_t tid : numeric_entries(tasks)) {
+      ++threads;
+      auto text = sys::read_file_limited(tasks + std::to_string(tid) + "/schedstat", 256, "a thread's schedstat");
+      if (auto seconds = text ? parse_schedstat_runnable_seconds(*text) : std::nullopt) runnable_time[tid] = *seconds;
+    }
   }
   r.cpu_seconds = cpu_.add(cpu);
+  const double runnable_seconds = runnable_time_.add(runnable_time);
+  // None readable among several threads: a kernel without schedstat.
+  const bool schedstat = threads == 0 || !runnable_time.empty();
+  if (schedstat && runnable_time_started_) r.runnable_seconds = runnable_seconds;
+  runnable_time_started_ = true;
   return r;
 }
 

@@ -25,6 +25,11 @@ namespace mosix {
 struct RunQueueReading {
   int runnable = 0;          // tasks (threads) runnable now
   double cpu_seconds = 0.0;  // CPU time they used since the previous reading
+  // Seconds the tasks were runnable (running or waiting for a CPU) since the
+  // previous reading, summed: over the interval, the mean runnable count.
+  // < 0 where not measured (the machine's run queue, the first reading, a
+  // kernel without schedstat): `runnable` is all there is.
+  double runnable_seconds = -1.0;
 };
 
 class RunQueueProbe {
@@ -48,6 +53,8 @@ class RunQueueProbe {
   std::string cgroup_dir_;
   std::function<std::vector<pid_t>()> roots_;
   CpuMeter cpu_;
+  CpuMeter runnable_time_;  // per thread, schedstat's running + waiting time
+  bool runnable_time_started_ = false;
   CounterDelta busy_ticks_;
 };
 

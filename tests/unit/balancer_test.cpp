@@ -369,5 +369,30 @@ TEST(Balancer, AWaitingGuestDoesNotMoveForLoad) {
   EXPECT_THAT(explain(d.explanations[0]), HasSubstr("waiting, not running"));
 }
 
+// Two nodes that heard of an idle one in the same round both send it a
+// guest: it takes the first and declines the second, which stays.
+TEST(Balancer, ATargetDeclinesASecondMoveOnItsWay) {
+  EXPECT_EQ(decline_move(node(0, 1.0, 1.0), 0, node(2, 1.0, 3.0)), "");
+  EXPECT_THAT(decline_move(node(0, 1.0, 1.0), 1, node(3, 1.0, 3.0)), HasSubstr("another move is on its way"));
+}
+
+// A node whose load was heard of before guests arrived declines one more
+// that would leave it busier than the source; one that evens the two out,
+// or fills a fast idle node from a slow one, is taken.
+TEST(Balancer, ATargetDeclinesAMoveThatLeavesItBusierThanTheSource) {
+  EXPECT_THAT(decline_move(node(0, 1.0, 3.0), 0, node(1, 1.0, 3.0)),
+              HasSubstr("more loaded than the source (4.00 against 3.00)"));
+  EXPECT_EQ(decline_move(node(0, 1.0, 2.0), 0, node(1, 1.0, 4.0)), "");
+  EXPECT_EQ(decline_move(node(0, 2.0, 0.0), 0, node(1, 0.5, 1.0)), "");
+  EXPECT_EQ(decline_move(node(0, 1.0, 5.0), 0, std::nullopt), "");  // the source unknown: not checked
+}
+
+TEST(Balancer, BalancerMoveIdsAreTellableFromMosixrunsOwn) {
+  EXPECT_TRUE(is_balancer_move(balancer_move_id(0, 1)));
+  EXPECT_TRUE(is_balancer_move(balancer_move_id(41, 7)));
+  EXPECT_FALSE(is_balancer_move(1));
+  EXPECT_FALSE(is_balancer_move(123456));
+}
+
 }  // namespace
 }  // namespace mosix

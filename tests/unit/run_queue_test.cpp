@@ -66,6 +66,14 @@ TEST(ParsePidList, RefusesGarbage) {
   EXPECT_FALSE(parse_pid_list("12 13\n"));
 }
 
+TEST(ParseSchedstat, RunningPlusWaitingInSeconds) {
+  ASSERT_TRUE(parse_schedstat_runnable_seconds("1500000000 500000000 42\n").has_value());
+  EXPECT_DOUBLE_EQ(*parse_schedstat_runnable_seconds("1500000000 500000000 42\n"), 2.0);
+  EXPECT_DOUBLE_EQ(*parse_schedstat_runnable_seconds("0 1068175 1"), 0.001068175);
+  EXPECT_FALSE(parse_schedstat_runnable_seconds("").has_value());
+  EXPECT_FALSE(parse_schedstat_runnable_seconds("12 x 3").has_value());
+}
+
 TEST(CpuMeter, FirstSampleIsTheBaseline) {
   CpuMeter m;
   EXPECT_DOUBLE_EQ(m.add({{10, 5.0}, {11, 7.0}}), 0.0);
