@@ -8,6 +8,7 @@
 
 #include "runtime/core/overloaded.h"
 #include "runtime/sys/runtime_dir.h"
+#include "runtime/sys/stale_sockets.h"
 
 namespace mosix {
 
@@ -42,6 +43,9 @@ GuestService::~GuestService() {
 Status GuestService::start() {
   auto dir = sys::runtime_dir();
   if (!dir) return dir.error();
+  if (int n = sys::remove_stale_sockets(*dir); n > 0) {
+    spdlog::debug("{}: removed {} sockets of jobs that were killed", context_.node_name(), n);
+  }
   std::string job = context_.options().job_id.empty() ? std::to_string(::getpid()) : context_.options().job_id;
   std::string path = *dir + "/guests-" + job + "-" + std::to_string(context_.rank()) + ".sock";
   ::unlink(path.c_str());

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "runtime/sys/install_path.h"
 #include "runtime/sys/runtime_dir.h"
 #include "runtime/sys/runtime_dir_rule.h"
+#include "runtime/sys/stale_sockets.h"
 #include "runtime/sys/unix_address.h"
 #include "runtime/sys/write_all.h"
 
@@ -361,6 +363,47 @@ TEST(UnixAddress, HoldsAPathThatFitsAndNamesOneThatDoesNot) {
   auto too_long = unix_address(long_path);
   ASSERT_FALSE(too_long.ok());
   EXPECT_NE(too_long.error().message.find(long_path), std::string::npos);
+}
+
+// A socket file at `path`: listening (the fd is returned), or left behind by
+// a listener that is gone (-1), dated `age` seconds back.
+int make_socket(const std::string& path, bool listening, int age) {
+  auto addr = unix_address(path);
+  EXPECT_TRUE(addr.ok());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof *addr), 0) << path;
+  EXPECT_EQ(::listen(fd, 4), 0);
+  if (!listening) {
+    ::close(fd);
+    fd = -1;
+  }
+  timespec times[2] = {{::time(nullptr) - age, 0}, {::time(nullptr) - age, 0}};
+  EXPECT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0);
+  return fd;
+}
+
+// A killed job's sockets go; a live job's, a fresh one (maybe between bind
+// and listen) and a file that is not a socket stay.
+TEST(StaleSockets, RemovesWhatNobodyListensOnAndNothingElse) {
+  TempDir dir;
+  make_socket(dir.path() + "/guests-111-0.sock", false, 3600);
+  const int live = make_socket(dir.path() + "/guests-222-1.sock", true, 3600);
+  make_socket(dir.path() + "/guests-333-2.sock", false, 0);
+  std::ofstream(dir.path() + "/guests-444-0.sock") << "not a socket";
+  fs::create_directory(dir.path() + "/job-555");
+  make_socket(dir.path() + "/job-555/home.sock", false, 3600);
+  make_socket(dir.path() + "/job-555/control.sock", false, 3600);
+  fs::create_directory(dir.path() + "/job-666");
+  make_socket(dir.path() + "/job-666/home.sock", false, 3600);
+  const int control = make_socket(dir.path() + "/job-666/control.sock", true, 3600);
+  make_socket(dir.path() + "/other-777.sock", false, 3600);
+
+  EXPECT_EQ(remove_stale_sockets(dir.path()), 3);
+  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"guests-222-1.sock", "guests-333-2.sock",
+                                                            "guests-444-0.sock", "job-666", "other-777.sock"}));
+  EXPECT_EQ(names_in(dir.path() + "/job-666"), (std::vector<std::string>{"control.sock", "home.sock"}));
+  ::close(live);
+  ::close(control);
 }
 
 }  // namespace
