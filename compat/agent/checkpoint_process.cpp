@@ -316,29 +316,6 @@ bool Session::check_settings() {
         .s(" registered an rseq area of its own (not glibc's), which a restore does not register again");
     return false;
   }
-  // membarrier() registrations of the process: an expedited command answers
-  // EPERM until the process registered for it (probing costs one barrier).
-  struct {
-    int cmd;
-    const char* what;
-  } const barriers[] = {{8, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED"},
-                        {32, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE"},
-                        {128, "MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ"}};
-  for (const auto& b : barriers) {
-    if (sys(SYS_membarrier, b.cmd, 0, 0) != 0) continue;
-    Line(s_->error, sizeof s_->error)
-        .s("the process registered with membarrier (")
-        .s(b.what)
-        .s("), which a restore does not register again");
-    return false;
-  }
-  int subreaper = 0;
-  if (sys(SYS_prctl, PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper != 0)
-    return fail("the process is a child subreaper (PR_SET_CHILD_SUBREAPER), which a restore does not set again"),
-           false;
-  if (sys(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0)
-    return fail("the process disabled transparent huge pages (PR_SET_THP_DISABLE), which a restore does not set again"),
-           false;
   // oom_score_adj and loginuid are inherited: a restored process gets its
   // restarter's, which, for one started the same way, is its parent's. Only
   // a value the process (or one for it) changed is refused; neither can be
@@ -517,6 +494,36 @@ bool Session::write_process() {
   s_->cwd[len] = '\0';
   r.cwd = s_->cwd;
   if (sys(SYS_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1) r.flags |= kProcessNoNewPrivs;
+  // Settings of the process the restorer gives back (threads.cpp).
+  int subreaper = 0;
+  if (sys(SYS_prctl, PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper != 0) r.flags |= kProcessChildSubreaper;
+  if (sys(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) > 0) r.flags |= kProcessThpDisabled;
+  // membarrier() registrations of the process. MEMBARRIER_CMD_GET_REGISTRATIONS
+  // (Linux 6.3) lists them all; on an older kernel, an expedited command
+  // answers EPERM until the process registered for it (probing costs one
+  // barrier each), and a registration for GLOBAL_EXPEDITED cannot be seen.
+  struct {
+    long registered;  // its MEMBARRIER_CMD_REGISTER_* bit
+    long probe;       // the command that answers EPERM without it (0: none)
+    std::uint32_t flag;
+  } const barriers[] = {{4, 0, kProcessMembarrierGlobal},        // REGISTER_GLOBAL_EXPEDITED
+                        {16, 8, kProcessMembarrierExpedited},    // REGISTER_PRIVATE_EXPEDITED
+                        {64, 32, kProcessMembarrierSyncCore},    // ..._SYNC_CORE
+                        {256, 128, kProcessMembarrierRseq}};     // ..._RSEQ
+  long registered = sys(SYS_membarrier, 512, 0, 0);  // MEMBARRIER_CMD_GET_REGISTRATIONS
+  long known = 0;
+  for (const auto& b : barriers) {
+    known |= b.registered;
+    if (registered >= 0 ? (registered & b.registered) != 0 : b.probe != 0 && sys(SYS_membarrier, b.probe, 0, 0) == 0)
+      r.flags |= b.flag;
+  }
+  if (registered > 0 && (registered & ~known) != 0) {
+    Line(s_->error, sizeof s_->error)
+        .s("the process registered with membarrier() for commands a restore does not register again (mask 0x")
+        .x(static_cast<std::uint64_t>(registered & ~known))
+        .s(")");
+    return false;
+  }
   // The auxiliary vector as /proc/self/auxv shows it; the restore gives it
   // back (PR_SET_MM_MAP), since the restorer's own differs.
   long auxv = read_file("/proc/self/auxv", reinterpret_cast<char*>(s_->auxv), sizeof s_->auxv);

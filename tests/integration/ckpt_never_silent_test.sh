@@ -53,9 +53,10 @@ wait_for_line() {
 # Waits until PID (a restart) is the restored program: its name is the
 # program's again, or it has ended.
 wait_restored() {
-  local pid=$1 comm
+  local pid=$1 comm want
+  want=$(basename "$prog")
   while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
-    [[ $comm == ckpt_never_sile* ]] && return 0
+    [[ $comm == "${want:0:15}" ]] && return 0
     sleep 0.01
   done
   return 1
@@ -204,6 +205,8 @@ restored timerfd
 restored auxv
 restored procpid
 restored nnp
+prog=$bin/ckpt_process_flags restored prctls
+prog=$bin/ckpt_process_flags restored membarrier
 restored sigqueue
 restored dup
 restored pipe2

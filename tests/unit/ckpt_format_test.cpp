@@ -112,7 +112,7 @@ ProcessRecord sample_process() {
   p.pending_shared = (1ull << 9) | (1ull << 33);
   p.itimers[0] = {1'000'000, 250'000};
   p.itimers[2] = {5, 7};
-  p.flags = kProcessNoNewPrivs;
+  p.flags = kProcessNoNewPrivs | kProcessThpDisabled | kProcessMembarrierRseq;
   static const std::uint8_t auxv[] = {33, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0xff, 0xf7, 0xff, 0x7f, 0, 0,  // AT_SYSINFO_EHDR
                                       0,  0, 0, 0, 0, 0, 0, 0, 0, 0,    0,    0,    0,    0,    0, 0};  // AT_NULL
   p.auxv = Blob(auxv, sizeof auxv);
@@ -322,7 +322,7 @@ TEST(Records, ProcessRoundTrip) {
     EXPECT_EQ(out.itimers[i].interval_ns, in.itimers[i].interval_ns);
     EXPECT_EQ(out.itimers[i].value_ns, in.itimers[i].value_ns);
   }
-  EXPECT_EQ(out.flags, kProcessNoNewPrivs);
+  EXPECT_EQ(out.flags, kProcessNoNewPrivs | kProcessThpDisabled | kProcessMembarrierRseq);
   EXPECT_TRUE(std::equal(out.auxv.begin(), out.auxv.end(), in.auxv.begin(), in.auxv.end()));
 }
 
@@ -815,9 +815,9 @@ TEST(Refusal, AFlippedPageByteNamesTheChunkAndRegion) {
 
 TEST(Refusal, AnotherFormatVersionIsRefusedBeforeAnythingElse) {
   auto image = small_image(Compression::none);
-  store_le<std::uint32_t>(image.data() + 8, 3);
+  store_le<std::uint32_t>(image.data() + 8, 4);
   store_le<std::uint32_t>(image.data() + 12, crc32c(0, image.data(), 12));
-  EXPECT_STREQ(verify_bytes(image).message(), "image format version 3, this mosix reads version 2");
+  EXPECT_STREQ(verify_bytes(image).message(), "image format version 4, this mosix reads version 3");
 }
 
 TEST(Refusal, NotAnImage) {
@@ -868,7 +868,7 @@ TEST(UnknownRecords, OthersAreRefused) {
   EXPECT_THAT(verify_bytes(image_with_extension(false)).message(),
               HasSubstr("chunk 2 at byte "));
   EXPECT_THAT(verify_bytes(image_with_extension(false)).message(),
-              HasSubstr(": record type 0x123 is unknown to this mosix (format version 2) and may not be skipped"));
+              HasSubstr(": record type 0x123 is unknown to this mosix (format version 3) and may not be skipped"));
 }
 
 TEST(Compatibility, SameMachineIsCompatible) {
@@ -927,7 +927,7 @@ TEST(Compatibility, RefusalsNameWhatIsMissing) {
 
   HeaderRecord version = h;
   version.format_version = 1;
-  EXPECT_STREQ(check_compatible(version, here).message(), "image format version 1, this mosix reads version 2");
+  EXPECT_STREQ(check_compatible(version, here).message(), "image format version 1, this mosix reads version 3");
 
   HeaderRecord libc = h;
   std::strcpy(libc.machine.libc_version, "2.31");

@@ -26,7 +26,7 @@ using Blob = std::span<const std::uint8_t>;
 // new type with the may-skip flag instead. Version 2 added the process's
 // flags and auxiliary vector, the owner of an fd's file, deleted-but-open
 // ("ghost") files and memfds, and their file data records.
-inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersion = 3;
 inline constexpr std::uint8_t kMagic[8] = {0x89, 'M', 'O', 'S', 'I', 'X', '\r', '\n'};
 inline constexpr std::size_t kPreambleSize = 16;
 inline constexpr std::size_t kFrameSize = 16;
@@ -213,6 +213,17 @@ struct ProcessRecord {
 };
 // The process had PR_SET_NO_NEW_PRIVS set.
 inline constexpr std::uint32_t kProcessNoNewPrivs = 1u << 0;
+// It had disabled transparent huge pages (PR_SET_THP_DISABLE).
+inline constexpr std::uint32_t kProcessThpDisabled = 1u << 1;
+// It was a child subreaper (PR_SET_CHILD_SUBREAPER).
+inline constexpr std::uint32_t kProcessChildSubreaper = 1u << 2;
+// It had registered with membarrier() for the private expedited command,
+// its SYNC_CORE and its RSEQ variants (the restorer registers them again).
+inline constexpr std::uint32_t kProcessMembarrierExpedited = 1u << 3;
+inline constexpr std::uint32_t kProcessMembarrierSyncCore = 1u << 4;
+inline constexpr std::uint32_t kProcessMembarrierRseq = 1u << 5;
+// And for MEMBARRIER_CMD_GLOBAL_EXPEDITED (as a target of others' barriers).
+inline constexpr std::uint32_t kProcessMembarrierGlobal = 1u << 6;
 
 enum class RegsKind : std::uint32_t {
   none = 0,
