@@ -133,6 +133,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "usr1_handshake.h"
+
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #endif
@@ -141,13 +143,6 @@
 #endif
 
 static const char* g_mode = "?";
-static volatile sig_atomic_t g_go = 0;
-
-static void on_usr1(int sig) {
-  (void)sig;
-  g_go = 1;
-}
-
 __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char* fmt, ...) {
   char why[256];
   va_list ap;
@@ -157,17 +152,6 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char* fmt
   printf("FAIL %s: %s\n", g_mode, why);
   fflush(stdout);
   _exit(1);
-}
-
-static void ready_then_wait(void) {
-  sigset_t block, old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &block, &old);
-  printf("ready\n");
-  fflush(stdout);
-  while (!g_go) sigsuspend(&old);
-  sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* A system call straight to the kernel, past libc and the agent's

@@ -19,31 +19,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "usr1_handshake.h"
+
 enum { kRegisterGlobalExpedited = 4, kRegisterPrivateExpedited = 16, kPrivateExpedited = 8, kGetRegistrations = 512 };
 
 static const char* g_mode = "?";
-static volatile sig_atomic_t g_go = 0;
-
-static void on_usr1(int sig) {
-  (void)sig;
-  g_go = 1;
-}
-
 static void fail(const char* what) {
   printf("FAIL %s: %s (%s)\n", g_mode, what, strerror(errno));
   fflush(stdout);
   exit(1);
-}
-
-static void ready_then_wait(void) {
-  sigset_t block, old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &block, &old);
-  printf("ready\n");
-  fflush(stdout);
-  while (!g_go) sigsuspend(&old);
-  sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 int main(int argc, char** argv) {
