@@ -502,19 +502,11 @@ bool Session::write_process() {
   // (Linux 6.3) lists them all; on an older kernel, an expedited command
   // answers EPERM until the process registered for it (probing costs one
   // barrier each), and a registration for GLOBAL_EXPEDITED cannot be seen.
-  struct {
-    long registered;  // its MEMBARRIER_CMD_REGISTER_* bit
-    long probe;       // the command that answers EPERM without it (0: none)
-    std::uint32_t flag;
-  } const barriers[] = {{4, 0, kProcessMembarrierGlobal},        // REGISTER_GLOBAL_EXPEDITED
-                        {16, 8, kProcessMembarrierExpedited},    // REGISTER_PRIVATE_EXPEDITED
-                        {64, 32, kProcessMembarrierSyncCore},    // ..._SYNC_CORE
-                        {256, 128, kProcessMembarrierRseq}};     // ..._RSEQ
   long registered = sys(SYS_membarrier, 512, 0, 0);  // MEMBARRIER_CMD_GET_REGISTRATIONS
   long known = 0;
-  for (const auto& b : barriers) {
-    known |= b.registered;
-    if (registered >= 0 ? (registered & b.registered) != 0 : b.probe != 0 && sys(SYS_membarrier, b.probe, 0, 0) == 0)
+  for (const MembarrierFlag& b : kMembarrierFlags) {
+    known |= b.registration;
+    if (registered >= 0 ? (registered & b.registration) != 0 : b.probe != 0 && sys(SYS_membarrier, b.probe, 0, 0) == 0)
       r.flags |= b.flag;
   }
   if (registered > 0 && (registered & ~known) != 0) {

@@ -224,6 +224,21 @@ inline constexpr std::uint32_t kProcessMembarrierSyncCore = 1u << 4;
 inline constexpr std::uint32_t kProcessMembarrierRseq = 1u << 5;
 // And for MEMBARRIER_CMD_GLOBAL_EXPEDITED (as a target of others' barriers).
 inline constexpr std::uint32_t kProcessMembarrierGlobal = 1u << 6;
+// Each of those flags with its registration (MEMBARRIER_CMD_REGISTER_*: the
+// bit MEMBARRIER_CMD_GET_REGISTRATIONS shows, and the command the restorer
+// gives) and the command that answers EPERM without it, which a kernel
+// older than 6.3 (no GET_REGISTRATIONS) is probed with (0: none).
+struct MembarrierFlag {
+  std::uint32_t flag;
+  int registration;
+  int probe;
+};
+inline constexpr MembarrierFlag kMembarrierFlags[] = {
+    {kProcessMembarrierGlobal, 4, 0},      // REGISTER_GLOBAL_EXPEDITED
+    {kProcessMembarrierExpedited, 16, 8},  // REGISTER_PRIVATE_EXPEDITED, PRIVATE_EXPEDITED
+    {kProcessMembarrierSyncCore, 64, 32},  // ..._SYNC_CORE
+    {kProcessMembarrierRseq, 256, 128},    // ..._RSEQ
+};
 
 enum class RegsKind : std::uint32_t {
   none = 0,

@@ -231,15 +231,8 @@ void restore_process_state(const Image& img) {
     die("prctl(PR_SET_THP_DISABLE)", -errno);
   if ((p.flags & kProcessChildSubreaper) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
     die("prctl(PR_SET_CHILD_SUBREAPER)", -errno);
-  struct {
-    std::uint32_t flag;
-    int cmd;
-  } const barriers[] = {{kProcessMembarrierGlobal, 4},      // MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
-                        {kProcessMembarrierExpedited, 16},  // MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
-                        {kProcessMembarrierSyncCore, 64},   // ..._SYNC_CORE
-                        {kProcessMembarrierRseq, 256}};     // ..._RSEQ
-  for (const auto& b : barriers) {
-    if ((p.flags & b.flag) && syscall(SYS_membarrier, b.cmd, 0, 0) != 0) die("membarrier(REGISTER)", -errno);
+  for (const MembarrierFlag& b : kMembarrierFlags) {
+    if ((p.flags & b.flag) && syscall(SYS_membarrier, b.registration, 0, 0) != 0) die("membarrier(REGISTER)", -errno);
   }
   for (std::uint32_t sig = 1; sig <= p.signal_count && sig <= kMaxSignals; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
