@@ -108,6 +108,7 @@ pid_t current_vpid(bool adopt) {
   if (g_image_real != 0 && g_image_real == g_vpid_real) {
     g_vpid_real = real;
     g_image_real = 0;
+    tree_note_restored();
     return g_vpid;
   }
   // A child of clone() without CLONE_VM|CLONE_THREAD (or a vfork child,
@@ -183,15 +184,13 @@ __attribute__((visibility("default"))) pid_t getppid(void) {
   return g_vppid;
 }
 
-// kill(getpid(), sig) must reach this process, whose real pid may differ.
+// kill(getpid(), sig) must reach this process, whose real pid may differ,
+// and kill(child, sig) a member of a restored tree (tree.cpp).
 // Only the agent's signals are held off (the kernel still picks the thread
 // that takes sig, as without the agent).
 __attribute__((visibility("default"))) int kill(pid_t pid, int sig) {
-  pid_t self = mosix::agent::current_vpid();
   long r = mosix::agent::guarded(0, [&] {
-    pid_t real = mosix::agent::real_pid();
-    pid_t target = pid == self ? real : pid == -self ? -real : pid;
-    return mosix::agent::sys(SYS_kill, target, sig);
+    return mosix::agent::sys(SYS_kill, mosix::agent::to_real_target(pid), sig);
   });
   return mosix::agent::libc_result(r);
 }
@@ -230,7 +229,7 @@ __attribute__((visibility("default"))) int sigqueue(pid_t pid, int sig, const un
     info.si_pid = real;
     info.si_uid = static_cast<uid_t>(mosix::agent::sys(SYS_getuid));
     info.si_value = value;
-    return mosix::agent::sys(SYS_rt_sigqueueinfo, pid == self ? real : pid, sig, &info);
+    return mosix::agent::sys(SYS_rt_sigqueueinfo, pid == self ? real : mosix::agent::to_real_pid(pid), sig, &info);
   });
   return mosix::agent::libc_result(r);
 }
@@ -319,14 +318,9 @@ namespace {
 // Session and group ids are real pids: the process's own shows as its
 // virtual pid (a restored leader leads under its new real pid), and the
 // virtual pid names the process's own group or session.
-pid_t id_to_virtual(pid_t id) {
-  pid_t self = mosix::agent::current_vpid();
-  return id == mosix::agent::real_pid() ? self : id;
-}
+pid_t id_to_virtual(pid_t id) { return mosix::agent::to_virtual_pid(id); }
 
-pid_t id_to_real(pid_t id) {
-  return id != 0 && id == mosix::agent::current_vpid() ? mosix::agent::real_pid() : id;
-}
+pid_t id_to_real(pid_t id) { return id > 0 ? mosix::agent::to_real_pid(id) : id; }
 
 pid_t id_result(long r) {
   if (r < 0) {

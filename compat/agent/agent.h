@@ -29,6 +29,16 @@ extern pid_t g_image_real;
 // memory is known not to be shared with the parent, as at a checkpoint).
 pid_t current_vpid(bool adopt = false);
 
+// The pids of a restored process tree (tree.cpp): a member's (or a
+// zombie's) real pid now for the virtual pid the program knows it by, and
+// back; a pid outside the tree, and every pid outside a restored tree, is
+// its own. to_real_target takes kill()'s forms (-1, 0, -pgid) too.
+// tree_note_restored drops a table that is not this incarnation's.
+pid_t to_real_pid(pid_t vpid);
+pid_t to_virtual_pid(pid_t real);
+pid_t to_real_target(pid_t pid);
+void tree_note_restored();
+
 // The calling thread's virtual tid: the kernel's tid of its first
 // incarnation, kept across restarts (tids.cpp); and the kernel's tid now of
 // a thread the program names by its virtual tid (or of the process, by its

@@ -343,6 +343,8 @@ bool Session::read_request() {
       track_ = Tracking::kStart;
     } else if (cstr_eq(line, "track=stop")) {
       track_ = Tracking::kStop;
+    } else if (starts_with(line, "tree=")) {
+      tree_path_ = line + 5;
     }
     if (last) break;
     line = end + 1;
@@ -529,9 +531,11 @@ void Session::run() {
   current_vpid(true);
   // Every signal is blocked (on_request), so a reader that goes away fails
   // the write instead of killing the process.
-  bool ok = stop_threads() && check_children() && check_settings() && check_fds();
+  bool tree = tree_path_ != nullptr;  // a member of a tree (checkpoint_tree.cpp)
+  bool ok = stop_threads() && (tree ? tree_children() : check_children()) && check_settings() && check_fds();
   if (ok) unmap_reserved_leftovers(s_);
   ok = ok && collect_regions() && read_smaps() && check_guard_pages() && check_held_elsewhere();
+  ok = ok && (!tree || tree_hold());
   // The image carries this mark; the process restored from it sees it and
   // knows its new real pid is still g_vpid (current_vpid()).
   g_image_real = g_vpid_real;
@@ -547,6 +551,9 @@ void Session::run() {
   while (sys(SYS_rt_sigtimedwait, &pipe_mask, nullptr, &zero, 8) == SIGPIPE) {
   }
   answer(ok);
+  // A tree member carries out its mode only once every member's image is in.
+  if (ok && tree) ok = tree_word("end");
+  if (tree_fd_ >= 0) sys(SYS_close, tree_fd_);
   if (ok && mode_ == AfterCheckpoint::kKill) sys(SYS_kill, real_pid(), SIGKILL);
   if (sys(SYS_gettid) == real_pid())
     put_back_pending(s_);

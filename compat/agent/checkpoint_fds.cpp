@@ -146,10 +146,10 @@ bool Session::has_pipe_end(std::uint64_t ino, bool reader) const {
 }
 
 bool Session::check_fds() {
-  long skip[] = {out_fd_, status_fd_, pagemap_fd_, track_fd_};
+  long skip[] = {out_fd_, status_fd_, pagemap_fd_, track_fd_, tree_fd_};
   s_->npipes = 0;
   s_->socket.nown = 0;
-  for_each_fd(s_, skip, 4, [&](long fd, const char*, const struct stat& st) {
+  for_each_fd(s_, skip, 5, [&](long fd, const char*, const struct stat& st) {
     if (S_ISSOCK(st.st_mode) && s_->socket.nown < kMaxOwnSockets) {
       s_->socket.own_ino[s_->socket.nown] = st.st_ino;
       s_->socket.own_fd[s_->socket.nown++] = fd;
@@ -164,7 +164,7 @@ bool Session::check_fds() {
   s_->nfds = 0;
   s_->nghosts = 0;
   s_->nanon = 0;
-  bool ok = for_each_fd(s_, skip, 4, [&](long fd, const char* link, const struct stat& st) {
+  bool ok = for_each_fd(s_, skip, 5, [&](long fd, const char* link, const struct stat& st) {
     if (fd <= 2) return true;
     Line e(s_->error, sizeof s_->error);
     e.s("fd ").u(static_cast<std::uint64_t>(fd)).s(" ");
@@ -513,9 +513,9 @@ long Session::shares_with(long fd) const {
 }
 
 bool Session::write_fds() {
-  long skip[] = {out_fd_, status_fd_, pagemap_fd_, track_fd_};
+  long skip[] = {out_fd_, status_fd_, pagemap_fd_, track_fd_, tree_fd_};
   bool ok = true;
-  for_each_fd(s_, skip, 4, [&](long fd, const char* link, const struct stat& st) {
+  for_each_fd(s_, skip, 5, [&](long fd, const char* link, const struct stat& st) {
     FdRecord r;
     r.fd = static_cast<std::int32_t>(fd);
     r.open_flags = static_cast<std::uint32_t>(sys(SYS_fcntl, fd, F_GETFL));

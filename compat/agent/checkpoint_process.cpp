@@ -408,7 +408,7 @@ bool Session::check_children() {
   if (live > 0) e.u(live).s(live == 1 ? " live child (pid " : " live children (pids ").s(pids).s(live > 8 ? " ...)" : ")");
   if (live > 0 && zombies > 0) e.s(" and ");
   if (zombies > 0) e.u(zombies).s(zombies == 1 ? " ended child" : " ended children").s(" not yet waited for");
-  e.s(": a checkpoint takes one process and would lose them");
+  e.s(": a checkpoint takes one process and would lose them (checkpoint the whole tree with --tree)");
   return false;
 }
 

@@ -193,6 +193,11 @@ class Session {
   bool collect_regions();
   bool read_smaps();
   bool check_children();
+  // checkpoint_tree.cpp: a member of a tree checkpointed together
+  // (runtime/ckpt/tree_protocol.h).
+  bool tree_children();
+  bool tree_hold();
+  bool tree_word(const char* expect);
   bool check_settings();
   bool check_guard_pages();
   bool check_held_elsewhere();
@@ -220,6 +225,8 @@ class Session {
   bool for_move_ = false;  // "move=1": the image is for another node
   Tracking track_ = Tracking::kNone;  // "track=start|stop": no image
   bool precopied_ = false;            // "precopy=1"
+  const char* tree_path_ = nullptr;   // "tree=<FIFO>": the requester's words to a tree member
+  long tree_fd_ = -1;
   long track_fd_ = -1;                // the tracking's userfaultfd, left out of the image
   long out_fd_ = -1, status_fd_ = -1, pagemap_fd_ = -1;
   std::uint64_t written_ = 0, next_progress_ = kProgressStep;

@@ -1,7 +1,9 @@
 // mosixctl checkpoint PID|RANK [--job ID] [-o IMAGE] [--leave-running|--stop|
-// --kill] [--compress none|fast|best]: has the agent inside a guest write its
-// image (runtime/ckpt/request.h), shows progress, and prints the path and
-// size of the verified image. Exit 0 only for a complete, verified image.
+// --kill] [--compress none|fast|best] [--tree] [--json]: has the agent inside a
+// guest write its image (runtime/ckpt/request.h), shows progress, and prints
+// the path and size of the verified image. --tree takes the process and all
+// its descendants together (checkpoint_tree.cpp). Exit 0 only for a
+// complete, verified image.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,10 +15,12 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "launcher/mosixctl/commands.h"
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
+#include "runtime/ckpt/tree_request.h"
 #include "runtime/job/job_registry.h"
 #include "runtime/sys/private_path.h"
 #include "runtime/sys/errno_text.h"
@@ -33,6 +37,8 @@ struct CheckpointOptions {
   bool leave_running = false;
   bool stop = false;
   bool kill = false;
+  bool tree = false;
+  bool json = false;
 };
 
 long parse_number(const std::string& text) {
@@ -112,13 +118,26 @@ void run_checkpoint(const CheckpointOptions& o) {
                          "): give -o an absolute path");
     r.image_path = std::string(cwd) + "/" + r.image_path;
   }
+  if (o.tree) {
+    ckpt::TreeCheckpointRequest t;
+    t.root = r.pid;
+    t.image_path = r.image_path;
+    t.mode = r.mode;
+    t.compression = r.compression;
+    run_tree_checkpoint(t, o.json);
+    return;
+  }
   std::string what = "checkpoint of " + std::to_string(r.pid);
   r.on_progress = [&what](std::uint64_t bytes) {
     std::cerr << "mosixctl: " << what << ": " << bytes / (1 << 20) << " MiB written\n";
   };
   auto result = ckpt::request_checkpoint(r);
   if (!result) throw CommandError(result.error().message);
-  std::cout << result->image_path << " " << result->bytes << " bytes\n";
+  if (o.json)
+    std::cout << "{\"version\":1,\"image\":" << nlohmann::json(result->image_path).dump()
+              << ",\"bytes\":" << result->bytes << "}\n";
+  else
+    std::cout << result->image_path << " " << result->bytes << " bytes\n";
 }
 
 }  // namespace
@@ -137,6 +156,10 @@ void register_checkpoint(CLI::App& app) {
   cmd->add_flag("--leave-running", opts->leave_running, "Let the process run on (the default)");
   cmd->add_flag("--stop", opts->stop, "Leave the process stopped (SIGSTOP) after the checkpoint");
   cmd->add_flag("--kill", opts->kill, "Kill the process once its image is written");
+  cmd->add_flag("--tree", opts->tree,
+                "The process and all its descendants, stopped together; IMAGE is the tree's manifest, each "
+                "process's image is IMAGE.<n>");
+  cmd->add_flag("--json", opts->json, "Machine-readable result");
   cmd->callback([opts] { run_checkpoint(*opts); });
 }
 

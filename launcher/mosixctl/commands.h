@@ -8,6 +8,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace mosix::ckpt {
+struct TreeCheckpointRequest;
+}
+
 namespace mosix::ctl {
 
 struct CommandError : std::runtime_error {
@@ -21,5 +25,8 @@ void register_restart(CLI::App& app);
 void register_ps(CLI::App& app);
 void register_mon(CLI::App& app);
 void register_migrate(CLI::App& app);
+
+// checkpoint --tree (checkpoint_tree.cpp): runs the request and prints its result.
+void run_tree_checkpoint(const ckpt::TreeCheckpointRequest& r, bool json);
 
 }  // namespace mosix::ctl

@@ -1,5 +1,6 @@
 // mosix-restore IMAGE [--pages FILE] [--sockets FD]: turns this process into
-// the one the image holds. IMAGE "-" reads the image from standard input (see
+// the one the image holds (or, given a tree's manifest, this process and
+// forked ones into the tree's processes: tree.cpp). IMAGE "-" reads the image from standard input (see
 // spool_stdin). FILE holds the pages of the image's pre-copied regions
 // (kRegionPrecopied), each at its address: a live migration's target
 // receives them while the process still runs at the source. FD is a unix
@@ -44,13 +45,14 @@ extern const unsigned int __rseq_size __attribute__((weak));
 }
 
 namespace mosix::ckpt::restorer {
+
+// A copy: argv lives on the stack that phase 2 unmaps.
+char g_image_path[1024];
+
 namespace {
 
 constexpr std::size_t kPhaseTwoStack = 512 << 10;
 constexpr std::uint32_t kRseqSig = 0x53053053;
-
-// A copy: argv lives on the stack that phase 2 unmaps.
-char g_image_path[1024];
 
 // Phase 2, on a stack inside the restorer's heap. Never returns.
 [[noreturn]] void phase_two(Plan* p) {
@@ -64,6 +66,7 @@ char g_image_path[1024];
     syscall(SYS_rseq, tp + static_cast<std::uint64_t>(__rseq_offset), 32, 1 /* UNREGISTER */, kRseqSig);
   }
   load_memory(p);
+  write_tree_pids();
   set_mm_layout(*p->img);
   restore_process_state(*p->img);
   start_threads(p);
@@ -86,6 +89,7 @@ void call_on_stack(void (*fn)(Plan*), Plan* arg, void* top) {
   std::string line = "mosix-restore: " + std::string(g_image_path) + ": " + why + "\n";
   ssize_t w = write(2, line.data(), line.size());
   (void)w;
+  tree_refused();
   _exit(2);
 }
 
@@ -137,7 +141,13 @@ int main(int argc, char** argv) {
   int fd = from_stdin ? spool_stdin() : open(argv[1], O_RDONLY | O_CLOEXEC);
   if (fd < 0) refuse(strerror(errno));
 
-  static Image img = read_image(fd);
+  static Image img;
+  if (!from_stdin && is_tree_manifest(fd)) {
+    if (argc != 2) refuse("a tree's image takes neither --pages nor --sockets");
+    fd = start_tree(argv[1], fd, &img);
+  } else {
+    img = read_image(fd);
+  }
   static OwnMaps own;
   read_own_maps(&own);
   check_restorable(img, own);
@@ -151,6 +161,7 @@ int main(int argc, char** argv) {
   int image_fd = place_files(img, fd);
   plan_file_maps(img);
 
+  tree_barrier();
   // Point of no return.
   sigset_t all;
   sigfillset(&all);

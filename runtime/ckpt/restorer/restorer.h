@@ -83,6 +83,9 @@ struct Plan {
   TrampThread* threads;
 };
 
+// The image named in refuse()'s and die()'s lines.
+extern char g_image_path[1024];
+
 // Phase 1: one line on stderr naming the image and why, exit 2.
 [[noreturn]] void refuse(const std::string& why);
 // Phase 2: there is no process to go back to; err is a negative errno.
@@ -167,5 +170,19 @@ void restore_process_state(const Image& img);
 // What build_frame() puts below a thread's stack pointer, at most.
 std::uint64_t frame_room(const Thread& t);
 [[noreturn]] void start_threads(Plan* p);
+
+// tree.cpp: a process tree from its manifest (runtime/ckpt/tree_protocol.h).
+// is_tree_manifest: whether fd (unread) holds one. start_tree: phase 1 for
+// every member, then the tree's processes; returns in each member with its
+// image in *img and its image descriptor. tree_barrier: in each member right
+// before the point of no return, until all are there (exits 2 when one was
+// refused); tree_refused: refuse() tells the others; write_tree_pids: after
+// the memory is back, the tree's new pids into the agent's table. The last
+// three do nothing outside a tree.
+bool is_tree_manifest(int fd);
+int start_tree(const std::string& manifest_path, int manifest_fd, Image* img);
+void tree_barrier();
+void tree_refused();
+void write_tree_pids();
 
 }  // namespace mosix::ckpt::restorer

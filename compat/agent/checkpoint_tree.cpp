@@ -1,0 +1,131 @@
+// A checkpoint of one member of a process tree taken together
+// (runtime/ckpt/tree_protocol.h): the member names its children instead of
+// refusing them (the requester takes each live one as a member and the
+// restorer makes each zombie again), says it is ready, and waits with every
+// thread stopped until the requester has all members stopped.
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "compat/agent/agent.h"
+#include "compat/agent/raw.h"
+#include "runtime/ckpt/tree_protocol.h"
+
+#include "compat/agent/session.h"
+
+namespace mosix::agent {
+extern ckpt::TreePids g_tree_pids;
+}
+
+namespace mosix::agent::checkpoint {
+namespace {
+
+// The state letter of /proc/PID/stat, or 0 when the process is gone.
+char state_of(std::uint64_t pid, char* buf, std::size_t cap) {
+  char path[64];
+  Line(path, sizeof path).s("/proc/").u(pid).s("/stat");
+  long n = read_file(path, buf, cap - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* close = nullptr;
+  for (const char* c = buf; *c != '\0'; ++c)
+    if (*c == ')') close = c;
+  return close != nullptr && close[1] == ' ' ? close[2] : 0;
+}
+
+}  // namespace
+
+// One line per child of any thread: "child <real> <virtual> live", or
+// "... zombie <si_code> <si_status>" with the status a wait will report,
+// read without reaping it.
+bool Session::tree_children() {
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/children");
+    long n = read_file(path, s_->maps, kMapsCap - 1);
+    if (n == -ENOENT && i == 0)
+      return fail("this kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN): a tree cannot be listed"),
+             false;
+    if (n < 0) continue;
+    s_->maps[n] = '\0';
+    for (const char* p = s_->maps; *p != '\0';) {
+      while (*p == ' ' || *p == '\n') ++p;
+      if (*p < '0' || *p > '9') break;
+      std::uint64_t pid = parse_dec(p);
+      char st = state_of(pid, s_->link, sizeof s_->link);
+      if (st == 0) continue;
+      char line[128];
+      Line l(line, sizeof line);
+      l.s("child ").u(pid).s(" ").i(to_virtual_pid(static_cast<pid_t>(pid)));
+      if (st == 'Z' || st == 'X') {
+        siginfo_t info{};
+        long r = sys(SYS_waitid, P_PID, pid, &info, WEXITED | WNOWAIT | __WALL, 0);
+        if (r != 0 || info.si_pid == 0) {
+          Line(s_->error, sizeof s_->error).s("cannot read the exit status of ended child ").u(pid);
+          return false;
+        }
+        l.s(" zombie ").i(info.si_code).s(" ").i(info.si_status).s("\n");
+      } else {
+        l.s(" live\n");
+      }
+      status(line);
+    }
+  }
+  return true;
+}
+
+// Reads the requester's next word; true when it is `expect`. Anything else,
+// end of file or silence for kTreeHoldSeconds is an abort.
+bool Session::tree_word(const char* expect) {
+  char word[16];
+  std::size_t len = 0;
+  long deadline = now_ns(CLOCK_MONOTONIC) + kTreeHoldSeconds * 1'000'000'000L;
+  for (;;) {
+    long left = deadline - now_ns(CLOCK_MONOTONIC);
+    if (left <= 0) break;
+    pollfd p{static_cast<int>(tree_fd_), POLLIN, 0};
+    timespec ts{left / 1'000'000'000L, left % 1'000'000'000L};
+    long r = sys(SYS_ppoll, &p, 1, &ts, nullptr, 8);
+    if (r == -EINTR) continue;
+    if (r <= 0) break;
+    char c;
+    long n = sys(SYS_read, tree_fd_, &c, 1);
+    if (n == -EINTR || n == -EAGAIN) continue;
+    if (n <= 0) break;
+    if (c == '\n') {
+      word[len] = '\0';
+      return cstr_eq(word, expect);
+    }
+    if (len + 1 < sizeof word) word[len++] = c;
+  }
+  return false;
+}
+
+// The ready line, then the wait for "go" with every thread stopped.
+bool Session::tree_hold() {
+  tree_fd_ = sys(SYS_openat, AT_FDCWD, tree_path_, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (tree_fd_ < 0) return fail("cannot open the tree checkpoint's control FIFO"), false;
+  char line[160];
+  Line(line, sizeof line)
+      .s("ready ")
+      .i(g_vpid)
+      .s(" ")
+      .i(g_vppid)
+      .s(" ")
+      .i(sys(SYS_getpgid, 0))
+      .s(" ")
+      .i(sys(SYS_getsid, 0))
+      .s(" ")
+      .x(reinterpret_cast<std::uint64_t>(&g_tree_pids))
+      .s("\n");
+  status(line);
+  if (tree_word("go")) return true;
+  fail("the tree's checkpoint was abandoned (another member was refused, or the requester went away)");
+  return false;
+}
+
+}  // namespace mosix::agent::checkpoint

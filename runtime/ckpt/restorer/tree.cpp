@@ -1,0 +1,265 @@
+// mosix-restore TREE: a process tree from its manifest
+// (runtime/ckpt/tree_protocol.h). Phase 1 reads and checks every member's
+// image in this process first; a problem in any refuses the whole tree with
+// nothing made. Then the tree is made with fork(): each member's restorer
+// forks the restorers of its children (after joining its own session or
+// group again, which they inherit) and a process for each of its zombies,
+// which ends at once with the recorded status and stays unreaped. Every
+// member then goes through the single-process restore; right before the
+// point of no return they wait for each other (a member refused meanwhile
+// makes them all exit 2), and each writes the tree's new pids into its
+// agent's table once its memory is back.
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/ckpt/restorer/restorer.h"
+#include "runtime/ckpt/tree_protocol.h"
+
+namespace mosix::ckpt::restorer {
+namespace {
+
+// In the restorer's reserved range, between the trampoline and the restorer.
+constexpr std::uint64_t kTreeSyncBase = 0x64000000ULL;
+constexpr long kBarrierSeconds = 60;
+
+struct TreeSync {
+  std::atomic<int> arrived;
+  std::atomic<int> failed;
+  std::int32_t pids[kMaxTreePids][2];  // {virtual, real}: the members, then the zombies
+};
+constexpr std::size_t kSyncLen = (sizeof(TreeSync) + kPage - 1) & ~(kPage - 1);
+
+struct MemberLine {
+  int parent;
+  std::int32_t vpid;
+  std::uint64_t table;
+  std::string file;
+};
+struct ZombieLine {
+  std::int32_t vpid;
+  int parent, code, status;
+};
+
+bool g_tree = false;
+int g_members = 0, g_entries = 0;
+TreeSync* g_sync = nullptr;
+std::uint64_t g_table = 0;
+std::int32_t g_pids[kMaxTreePids][2];
+
+long futex(std::atomic<int>* word, int op, int value, const timespec* ts) {
+  return syscall(SYS_futex, word, op, value, ts, nullptr, 0);
+}
+
+void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieLine>* zombies) {
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) {
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > (1u << 20)) refuse("the tree manifest is larger than 1 MiB");
+  }
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream l(line);
+    std::string kind;
+    l >> kind;
+    if (kind == "member") {
+      MemberLine m;
+      int index = -1;
+      std::string table;
+      l >> index >> m.vpid >> m.parent >> table >> m.file;
+      char* end = nullptr;
+      m.table = std::strtoull(table.c_str(), &end, 16);
+      if (!l || index != static_cast<int>(members->size()) || m.parent >= index || (index > 0 && m.parent < 0) ||
+          (index == 0 && m.parent != -1) || m.vpid <= 0 || end == table.c_str() || *end != '\0' ||
+          m.file.find('/') != std::string::npos || m.file.empty() || m.file[0] == '.')
+        refuse("malformed tree manifest line: " + line);
+      members->push_back(m);
+    } else if (kind == "zombie") {
+      ZombieLine z;
+      l >> z.vpid >> z.parent >> z.code >> z.status;
+      if (!l || z.parent < 0 || z.parent >= static_cast<int>(members->size()) || z.vpid <= 0 ||
+          (z.code != CLD_EXITED && z.code != CLD_KILLED) || z.status < 0 || z.status > 255 ||
+          (z.code == CLD_KILLED && (z.status < 1 || z.status > 64)))
+        refuse("malformed tree manifest line: " + line);
+      zombies->push_back(z);
+    } else if (!kind.empty()) {
+      refuse("malformed tree manifest line: " + line);
+    }
+  }
+  if (members->empty()) refuse("the tree manifest names no process");
+  if (members->size() + zombies->size() > static_cast<std::size_t>(kMaxTreePids))
+    refuse("the tree has more than " + std::to_string(kMaxTreePids) + " processes");
+}
+
+// Ends this process the way the zombie did, leaving it to its parent.
+[[noreturn]] void end_as(const ZombieLine& z) {
+  if (z.code == CLD_KILLED) {
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(z.status, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    syscall(SYS_kill, getpid(), z.status);
+  }
+  syscall(SYS_exit_group, z.code == CLD_EXITED ? z.status : 128 + z.status);
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+bool is_tree_manifest(int fd) {
+  std::string magic = std::string(kTreeMagicLine) + "\n";
+  char buf[32] = {};
+  ssize_t n = pread(fd, buf, magic.size(), 0);
+  return n == static_cast<ssize_t>(magic.size()) && magic.compare(0, magic.size(), buf, magic.size()) == 0;
+}
+
+int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
+  std::vector<MemberLine> members;
+  std::vector<ZombieLine> zombies;
+  read_manifest(manifest_fd, &members, &zombies);
+  close(manifest_fd);
+  std::string dir = manifest_path.substr(0, manifest_path.rfind('/') + 1);
+  static OwnMaps own;
+  read_own_maps(&own);
+  std::vector<Image> images;
+  std::vector<int> fds;
+  std::string tree_name = g_image_path;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    std::string path = dir + members[i].file;
+    snprintf(g_image_path, sizeof g_image_path, "%s (process %d of the tree, %s)", tree_name.c_str(),
+             members[i].vpid, path.c_str());
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) refuse(strerror(errno));
+    images.push_back(read_image(fd));
+    fds.push_back(fd);
+    const Image& m = images.back();
+    if (m.process.pid != members[i].vpid)
+      refuse("its image holds process " + std::to_string(m.process.pid) + ", not " + std::to_string(members[i].vpid));
+    check_restorable(m, own);
+    bool writable = false;
+    for (const Region& g : m.regions)
+      writable = writable || (g.rec.start <= members[i].table && members[i].table + sizeof(TreePids) <= g.rec.end &&
+                              (g.rec.prot & PROT_WRITE) && g.rec.kind != RegionKind::shared_file &&
+                              g.rec.kind != RegionKind::shared_anon);
+    if (!writable) refuse("its agent's pid table at " + hex(members[i].table) + " is not in its private writable memory");
+  }
+  void* at = mmap(reinterpret_cast<void*>(kTreeSyncBase), kSyncLen, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (at != reinterpret_cast<void*>(kTreeSyncBase)) refuse(std::string("cannot map the tree's shared page: ") + strerror(errno));
+  g_sync = static_cast<TreeSync*>(at);
+  g_tree = true;
+  g_members = static_cast<int>(members.size());
+  g_entries = g_members + static_cast<int>(zombies.size());
+  for (std::size_t i = 0; i < members.size(); ++i) g_sync->pids[i][0] = members[i].vpid;
+  for (std::size_t k = 0; k < zombies.size(); ++k) g_sync->pids[members.size() + k][0] = zombies[k].vpid;
+  // A zombie must stay one (SIGCHLD ignored would reap it), and its SIGCHLD
+  // must not be left pending for the restored parent: default, unblocked.
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGCHLD, &dfl, nullptr);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+
+  int me = 0;
+  g_sync->pids[0][1] = getpid();
+  for (bool forked = true; forked;) {
+    forked = false;
+    snprintf(g_image_path, sizeof g_image_path, "%s (process %d of the tree)", tree_name.c_str(), members[me].vpid);
+    // Its own session or group first: its children inherit it.
+    restore_session(images[static_cast<std::size_t>(me)]);
+    for (std::size_t j = 0; j < members.size() && !forked; ++j) {
+      if (members[j].parent != me) continue;
+      pid_t pid = fork();
+      if (pid < 0) refuse(std::string("fork: ") + strerror(errno));
+      g_sync->pids[j][1] = pid == 0 ? getpid() : pid;
+      if (pid == 0) {
+        me = static_cast<int>(j);
+        forked = true;
+      }
+    }
+    if (forked) continue;
+    for (std::size_t k = 0; k < zombies.size(); ++k) {
+      if (zombies[k].parent != me) continue;
+      pid_t pid = fork();
+      if (pid < 0) refuse(std::string("fork: ") + strerror(errno));
+      if (pid == 0) end_as(zombies[k]);
+      g_sync->pids[members.size() + k][1] = pid;
+      siginfo_t info{};
+      while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+      }
+    }
+  }
+  for (std::size_t i = 0; i < fds.size(); ++i)
+    if (static_cast<int>(i) != me) close(fds[i]);
+  g_table = members[static_cast<std::size_t>(me)].table;
+  *img = std::move(images[static_cast<std::size_t>(me)]);
+  return fds[static_cast<std::size_t>(me)];
+}
+
+void tree_refused() {
+  if (g_sync == nullptr) return;
+  g_sync->failed.store(1);
+  futex(&g_sync->arrived, FUTEX_WAKE, 0x7fffffff, nullptr);
+}
+
+void tree_barrier() {
+  if (!g_tree) return;
+  g_sync->arrived.fetch_add(1);
+  futex(&g_sync->arrived, FUTEX_WAKE, 0x7fffffff, nullptr);
+  timespec start{};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    int arrived = g_sync->arrived.load();
+    if (g_sync->failed.load() != 0) {
+      // The member refused said why; the root says what became of the tree.
+      TreeSync* s = g_sync;
+      g_sync = nullptr;
+      if (getpid() == s->pids[0][1]) refuse("another process of the tree could not be restored (see above)");
+      _exit(2);
+    }
+    if (arrived >= g_members) break;
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec > kBarrierSeconds) refuse("the other processes of the tree did not get ready");
+    timespec wait{0, 100'000'000L};
+    futex(&g_sync->arrived, FUTEX_WAIT, arrived, &wait);
+  }
+  std::memcpy(g_pids, g_sync->pids, sizeof g_pids);
+  munmap(g_sync, kSyncLen);
+  g_sync = nullptr;
+}
+
+void write_tree_pids() {
+  if (!g_tree) return;
+  auto* t = reinterpret_cast<TreePids*>(g_table);
+  t->count = 0;
+  for (int i = 0; i < g_entries; ++i) {
+    t->pids[i][0] = g_pids[i][0];
+    t->pids[i][1] = g_pids[i][1];
+  }
+  t->magic = kTreePidsMagic;
+  t->fresh = 1;
+  t->count = static_cast<std::uint32_t>(g_entries);
+}
+
+}  // namespace mosix::ckpt::restorer

@@ -1,0 +1,397 @@
+#include "runtime/ckpt/tree_request.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/ckpt/format/image_file.h"
+#include "runtime/ckpt/request.h"
+#include "runtime/ckpt/tree_protocol.h"
+#include "runtime/core/printable.h"
+#include "runtime/sys/atomic_file.h"
+#include "runtime/sys/errno_text.h"
+
+namespace mosix::ckpt {
+namespace {
+
+struct Child {
+  pid_t pid = 0, vpid = 0;
+  bool zombie = false;
+  int code = 0, status = 0;
+};
+
+// One member of the tree and its conversation with its agent.
+struct Member {
+  pid_t pid = 0;
+  int parent = -1;
+  std::string request, status_fifo, control_fifo;
+  int status_fd = -1, control_fd = -1, pidfd = -1;
+  std::optional<sys::AtomicFile> image;
+  std::string buffer;
+  enum State { kAsked, kReady, kWritten, kFailed } state = kAsked;
+  std::string error;
+  pid_t vpid = 0, vppid = 0, pgid = 0, sid = 0;
+  std::uint64_t table = 0, bytes = 0;
+  std::vector<Child> children;
+  ~Member() {
+    for (int fd : {status_fd, control_fd, pidfd})
+      if (fd >= 0) close(fd);
+    for (const std::string& f : {request, status_fifo, control_fifo})
+      if (!f.empty()) unlink(f.c_str());
+  }
+};
+using Members = std::vector<std::unique_ptr<Member>>;
+
+char state_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : 0;
+}
+
+// The children of every thread of `pid`.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t c; in >> c;) out.push_back(c);
+  }
+  return out;
+}
+
+std::string who(const Member& m, const Members& all) {
+  std::string s = "process " + std::to_string(m.pid);
+  if (m.parent >= 0) s += " (child of " + std::to_string(all[static_cast<std::size_t>(m.parent)]->pid) + ")";
+  return s;
+}
+
+// The tree under root as /proc shows it now: live processes, each after its
+// parent (ended children are their parent's to report).
+Expected<Members> list_tree(pid_t root) {
+  Members out;
+  out.push_back(std::make_unique<Member>());
+  out[0]->pid = root;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const Member& m = *out[i];
+    if (Status s = check_guest(m.pid); !s.ok()) return make_error(who(m, out) + ": " + s.error().message);
+    char st = state_of(m.pid);
+    if (st == 'T' || st == 't')
+      return make_error(who(m, out) + " is stopped; continue it (SIGCONT) before the checkpoint");
+    for (pid_t c : children_of(m.pid)) {
+      char cs = state_of(c);
+      if (cs == 0 || cs == 'Z' || cs == 'X') continue;
+      out.push_back(std::make_unique<Member>());
+      out.back()->pid = c;
+      out.back()->parent = static_cast<int>(i);
+    }
+  }
+  return out;
+}
+
+// Members whose standard streams are not the root's would get the
+// restarter's, as the root does.
+Status check_std_streams(const Members& all) {
+  for (int fd = 0; fd < 3; ++fd) {
+    struct stat root{};
+    bool root_has = stat(("/proc/" + std::to_string(all[0]->pid) + "/fd/" + std::to_string(fd)).c_str(), &root) == 0;
+    for (std::size_t i = 1; i < all.size(); ++i) {
+      struct stat st{};
+      bool has = stat(("/proc/" + std::to_string(all[i]->pid) + "/fd/" + std::to_string(fd)).c_str(), &st) == 0;
+      if (has != root_has || (has && (st.st_dev != root.st_dev || st.st_ino != root.st_ino)))
+        return make_error(who(*all[i], all) + ": its fd " + std::to_string(fd) +
+                          " is not the root's, and every process of a restored tree gets the restarter's standard "
+                          "streams");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ask(Member& m, const std::string& dir, const TreeCheckpointRequest& r, std::size_t index) {
+  std::string base = dir + "/ckpt-" + std::to_string(m.pid);
+  m.status_fifo = base + ".status." + std::to_string(getpid());
+  m.control_fifo = base + ".tree." + std::to_string(getpid());
+  for (const std::string& f : {m.status_fifo, m.control_fifo}) {
+    unlink(f.c_str());
+    if (mkfifo(f.c_str(), 0600) != 0) return make_error("cannot create " + f + ": " + sys::errno_text(errno));
+  }
+  m.status_fd = open(m.status_fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  // Read and write: the agent's open does not wait, and our end closing
+  // (this process gone) is its end of file.
+  m.control_fd = open(m.control_fifo.c_str(), O_RDWR | O_CLOEXEC);
+  m.pidfd = static_cast<int>(syscall(SYS_pidfd_open, m.pid, 0));
+  if (m.status_fd < 0 || m.control_fd < 0 || m.pidfd < 0)
+    return make_error("cannot set up the request to process " + std::to_string(m.pid) + ": " + sys::errno_text(errno));
+  auto image = sys::AtomicFile::create(r.image_path + "." + std::to_string(index));
+  if (!image) return image.error();
+  m.image.emplace(std::move(*image));
+  // --kill: stopped first, killed once every image is in place.
+  AfterCheckpoint mode = r.mode == AfterCheckpoint::kKill ? AfterCheckpoint::kStop : r.mode;
+  std::string request = "out=" + m.image->temp_path() + "\nstatus=" + m.status_fifo + "\nmode=" +
+                        kModeNames[static_cast<int>(mode)] + "\ncompress=" + compression_name(r.compression) +
+                        "\ntree=" + m.control_fifo + "\n";
+  if (Status s = sys::write_file_atomically(base + ".req", request, sys::Durability::kVolatile); !s.ok()) return s;
+  m.request = base + ".req";
+  if (kill(m.pid, kRequestSignal) != 0)
+    return make_error("cannot signal process " + std::to_string(m.pid) + ": " + sys::errno_text(errno));
+  return Status::Ok();
+}
+
+// One line of a member's agent.
+void take_line(Member& m, const std::string& line) {
+  std::istringstream in(line);
+  std::string word;
+  in >> word;
+  if (word == "child") {
+    Child c;
+    std::string kind;
+    in >> c.pid >> c.vpid >> kind;
+    c.zombie = kind == "zombie";
+    if (c.zombie) in >> c.code >> c.status;
+    m.children.push_back(c);
+  } else if (word == "ready") {
+    std::string table;
+    in >> m.vpid >> m.vppid >> m.pgid >> m.sid >> table;
+    m.table = std::strtoull(table.c_str(), nullptr, 16);
+    m.state = Member::kReady;
+  } else if (word == "ok") {
+    in >> m.bytes;
+    m.state = Member::kWritten;
+  } else if (word == "error") {
+    m.error = printable(line.substr(line.size() > 6 ? 6 : line.size()));
+    m.state = Member::kFailed;
+  }
+}
+
+// Reads the members' lines until each is at `target`; false as soon as one
+// failed (unless target is kFailed: then until each has), ended or stayed
+// silent for timeout_s.
+bool pump(Members& all, Member::State target, int timeout_s, std::string* why) {
+  int idle_ms = 0;
+  for (;;) {
+    bool waiting = false;
+    std::vector<pollfd> fds;
+    for (auto& m : all) {
+      if (m->state == Member::kFailed && target != Member::kFailed) {
+        *why = "process " + std::to_string(m->pid) + " refused: " + m->error;
+        return false;
+      }
+      if (m->state < target) waiting = true;
+      fds.push_back({m->status_fd, POLLIN, 0});
+      fds.push_back({m->pidfd, POLLIN, 0});
+    }
+    if (!waiting) return true;
+    int n = poll(fds.data(), fds.size(), 100);
+    if (n < 0 && errno == EINTR) continue;
+    idle_ms = n == 0 ? idle_ms + 100 : 0;
+    if (idle_ms >= timeout_s * 1000) {
+      *why = "no answer from every process of the tree within " + std::to_string(timeout_s) + " s";
+      return false;
+    }
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      Member& m = *all[i];
+      if (fds[2 * i].revents & POLLIN) {
+        char chunk[1024];
+        ssize_t got = read(m.status_fd, chunk, sizeof chunk);
+        if (got > 0) m.buffer.append(chunk, static_cast<std::size_t>(got));
+        for (std::size_t eol; (eol = m.buffer.find('\n')) != std::string::npos;) {
+          take_line(m, m.buffer.substr(0, eol));
+          m.buffer.erase(0, eol + 1);
+        }
+      } else if (fds[2 * i + 1].revents & POLLIN) {
+        *why = "process " + std::to_string(m.pid) + " ended during the checkpoint of its tree";
+        return false;
+      }
+    }
+  }
+}
+
+void tell(Members& all, const char* word) {
+  for (auto& m : all) {
+    if (m->state == Member::kFailed) continue;
+    ssize_t w = write(m->control_fd, word, std::char_traits<char>::length(word));
+    (void)w;
+  }
+}
+
+// Lets every member go on unchanged, and waits until each one that had not
+// written its image yet said so (its error line); one that had is told to
+// run on and says nothing more.
+void abandon(Members& all) {
+  tell(all, "abort\n");
+  Members waiting;
+  for (auto& m : all)
+    if (m->state == Member::kAsked || m->state == Member::kReady) {
+      m->state = Member::kAsked;
+      waiting.push_back(std::move(m));
+    }
+  std::string ignored;
+  pump(waiting, Member::kFailed, 10, &ignored);
+}
+
+// What the agents said against what the tree was: a member made a child
+// or lost one since the tree was listed.
+bool tree_changed(const Members& all) {
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    std::set<pid_t> said, listed;
+    for (const Child& c : all[i]->children)
+      if (!c.zombie) said.insert(c.pid);
+    for (const auto& m : all)
+      if (m->parent == static_cast<int>(i)) listed.insert(m->pid);
+    if (said != listed) return true;
+  }
+  return false;
+}
+
+// What a restore of this tree would not give back exactly.
+Status check_restorable(const Members& all) {
+  const Member& root = *all[0];
+  for (const auto& m : all) {
+    for (const Child& c : m->children) {
+      if (!c.zombie) continue;
+      if (c.code == CLD_DUMPED)
+        return make_error("process " + std::to_string(c.pid) + " (child of " + std::to_string(m->pid) +
+                          ") ended with a core dump (signal " + std::to_string(c.status) +
+                          "), which a restore does not make again");
+      if (c.code != CLD_EXITED && c.code != CLD_KILLED)
+        return make_error("process " + std::to_string(c.pid) + " (child of " + std::to_string(m->pid) +
+                          ") is not waited for in a state a restore makes again");
+    }
+    if (m.get() == &root) continue;
+    if (m->sid != root.sid && m->sid != m->pid)
+      return make_error(who(*m, all) + " is in session " + std::to_string(m->sid) +
+                        ", neither the root's nor its own, which a tree restore does not give back yet");
+    if (m->pgid != root.pgid && m->pgid != m->pid)
+      return make_error(who(*m, all) + " is in process group " + std::to_string(m->pgid) +
+                        ", neither the root's nor its own, which a tree restore does not give back yet");
+  }
+  return Status::Ok();
+}
+
+std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+enum class Attempt { kDone, kChanged, kFailed };
+
+Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::string* why) {
+  auto dir = request_dir();
+  if (!dir) return *why = dir.error().message, Attempt::kFailed;
+  sweep_stale_requests(*dir);
+  auto listed = list_tree(r.root);
+  if (!listed) return *why = listed.error().message, Attempt::kFailed;
+  Members& all = *listed;
+  if (Status s = check_std_streams(all); !s.ok()) return *why = s.error().message, Attempt::kFailed;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (Status s = ask(*all[i], *dir, r, i); !s.ok()) {
+      *why = s.error().message;
+      abandon(all);
+      return Attempt::kFailed;
+    }
+  }
+  // Every member stopped, none written yet.
+  if (!pump(all, Member::kReady, r.answer_timeout_s, why)) {
+    abandon(all);
+    return Attempt::kFailed;
+  }
+  if (tree_changed(all)) {
+    abandon(all);
+    return Attempt::kChanged;
+  }
+  if (Status s = check_restorable(all); !s.ok()) {
+    *why = s.error().message;
+    abandon(all);
+    return Attempt::kFailed;
+  }
+  tell(all, "go\n");
+  if (!pump(all, Member::kWritten, r.answer_timeout_s, why)) {
+    abandon(all);
+    return Attempt::kFailed;
+  }
+  for (auto& m : all) {
+    if (auto v = verify_image_file(m->image->temp_path()); !v) {
+      *why = "the image of process " + std::to_string(m->pid) + " does not verify: " + v.error().message;
+      abandon(all);
+      return Attempt::kFailed;
+    }
+  }
+  std::ostringstream manifest;
+  manifest << kTreeMagicLine << "\n";
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Member& m = *all[i];
+    manifest << "member " << i << " " << m.vpid << " " << m.parent << " " << std::hex << m.table << std::dec << " "
+             << base_name(m.image->path()) << "\n";
+  }
+  for (std::size_t i = 0; i < all.size(); ++i)
+    for (const Child& c : all[i]->children)
+      if (c.zombie) {
+        manifest << "zombie " << c.vpid << " " << i << " " << c.code << " " << c.status << "\n";
+        ++out->zombies;
+      }
+  for (auto& m : all) {
+    if (Status s = m->image->commit(sys::Durability::kDurable); !s.ok()) {
+      *why = s.error().message;
+      abandon(all);
+      return Attempt::kFailed;
+    }
+  }
+  if (Status s = sys::write_file_atomically(r.image_path, manifest.str(), sys::Durability::kDurable); !s.ok()) {
+    *why = s.error().message;
+    abandon(all);
+    return Attempt::kFailed;
+  }
+  tell(all, "end\n");
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Member& m = *all[i];
+    out->members.push_back({m.pid, m.vpid, m.parent, m.image->path(), m.bytes});
+    out->bytes += m.bytes;
+  }
+  if (r.mode == AfterCheckpoint::kKill) {
+    for (auto& m : all) syscall(SYS_pidfd_send_signal, m->pidfd, SIGKILL, nullptr, 0);
+    for (auto& m : all) {
+      pollfd p{m->pidfd, POLLIN, 0};
+      while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  return Attempt::kDone;
+}
+
+}  // namespace
+
+Expected<TreeCheckpointResult> request_tree_checkpoint(const TreeCheckpointRequest& r) {
+  constexpr int kAttempts = 5;
+  std::string why;
+  for (int i = 0; i < kAttempts; ++i) {
+    TreeCheckpointResult out;
+    out.manifest_path = r.image_path;
+    switch (attempt(r, &out, &why)) {
+      case Attempt::kDone:
+        return out;
+      case Attempt::kFailed:
+        return make_error("checkpoint of the tree of " + std::to_string(r.root) + ": " + why +
+                          " (every process of the tree was left running)");
+      case Attempt::kChanged:
+        spdlog::debug("tree of {} changed while it was being stopped; again", r.root);
+        break;
+    }
+  }
+  return make_error("checkpoint of the tree of " + std::to_string(r.root) + ": it kept making or losing processes " +
+                    "while it was being stopped (" + std::to_string(kAttempts) + " attempts)");
+}
+
+}  // namespace mosix::ckpt

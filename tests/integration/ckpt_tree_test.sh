@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Process trees checkpointed and restored whole (issue 12):
+# tests/programs/ckpt_tree (a root, a child and a grandchild alive, two
+# children ended and not waited for) checks inside itself, after the
+# restore, its pids, its parent's, kill() to its children, the statuses
+# wait/waitpid/waitid give and SIGCHLD.
+# - A checkpoint of the root alone is refused, naming --tree, and harms
+#   nothing (the tree then passes its own checks).
+# - checkpoint --tree --kill, then restart: every process is gone after the
+#   checkpoint; the restored tree is checkpointed and restarted again, and
+#   passes.
+# - a grandchild holds what a checkpoint refuses (a file in /proc): the
+#   refusal names it, and the whole tree runs on and passes;
+# - checkpoint --tree (left running, --json): the tree runs on and passes,
+#   then its image is restarted and passes too.
+# Usage: BIN_DIR LIB_DIR
+set -u
+
+bin=$(cd "${1:?usage: ckpt_tree_test.sh BIN_DIR LIB_DIR}" && pwd) || exit 1
+lib=$(cd "${2:?usage: ckpt_tree_test.sh BIN_DIR LIB_DIR}" && pwd) || exit 1
+# shellcheck source=lib/ckpt_rounds.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/ckpt_rounds.sh"
+ckpt_test_start "$bin" "$lib"
+prog=$bin/ckpt_tree
+[[ -x $prog ]] || { echo "FAIL: $prog is missing"; exit 1; }
+
+# Waits until OUT has a line matching PATTERN, or PID has ended (then 1).
+wait_for_line() {
+  local out=$1 pattern=$2 pid=$3
+  until grep -q -- "$pattern" "$out" 2> /dev/null; do
+    _ckpt_alive "$pid" || { grep -q -- "$pattern" "$out" 2> /dev/null; return; }
+    sleep 0.01
+  done
+}
+
+# The pids of PID and all its live descendants.
+tree_pids() {
+  local p c
+  _ckpt_alive "$1" || return 0
+  echo "$1"
+  for p in /proc/"$1"/task/*/children; do
+    for c in $(cat "$p" 2> /dev/null); do tree_pids "$c"; done
+  done
+}
+
+# Waits until PID (a restart) is the restored program, or has ended (1).
+wait_restored() {
+  local pid=$1 comm
+  while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
+    [[ $comm == ckpt_tree ]] && return 0
+    sleep 0.01
+  done
+  return 1
+}
+
+# IMG OUT [AGAIN]: restarts IMG into OUT, lets it go, expects PASS. With
+# AGAIN, the restored tree is first checkpointed --tree --kill into AGAIN
+# and that image restarted (its pids are then neither the first real ones
+# nor the restarted ones).
+restart_passes() {
+  local img=$1 out=$2 again=${3:-} rpid status
+  (_ckpt_exec_clean "$bin/mosixctl" restart "$img") > "$out" 2> "$out.err" < /dev/null &
+  rpid=$!
+  if ! wait_restored "$rpid"; then
+    wait "$rpid"
+    fail "restart of $img ended with $?: $(tail -n 2 "$out.err")"
+    return 1
+  fi
+  if [[ -n $again ]]; then
+    if ! msg=$("$bin/mosixctl" checkpoint --tree "$rpid" -o "$again" --kill 2>&1); then
+      fail "checkpoint --tree of the restored tree refused: $msg"
+      kill -KILL "$rpid"
+      return 1
+    fi
+    { wait "$rpid"; } 2> /dev/null
+    echo "ok: the restored tree checkpointed again: $(head -n 1 <<< "$msg")"
+    (_ckpt_exec_clean "$bin/mosixctl" restart "$again") > "$out" 2> "$out.err" < /dev/null &
+    rpid=$!
+    img=$again
+    if ! wait_restored "$rpid"; then
+      wait "$rpid"
+      fail "restart of $img ended with $?: $(tail -n 2 "$out.err")"
+      return 1
+    fi
+  fi
+  kill -USR1 "$rpid"
+  wait "$rpid"
+  status=$?
+  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
+    echo "ok: the tree restored from $(basename "$img") passes its checks"
+  else
+    fail "the tree restored from $(basename "$img") ended with $status: $(tail -n 1 "$out") $(tail -n 2 "$out.err")"
+  fi
+}
+
+# 1. The root alone: refused, naming --tree, unharmed.
+out=$CKPT_WORK/alone.out
+start_guest "$out" "$prog"
+pid=$CKPT_GUEST_PID
+if wait_for_line "$out" '^ready' "$pid"; then
+  msg=$("$bin/mosixctl" checkpoint "$pid" -o "$CKPT_WORK/alone.img" --kill 2>&1)
+  if (( $? == 0 )); then
+    fail "a checkpoint of the root alone was accepted: $msg"
+  elif [[ $msg != *"--tree"* || $msg != *"live child"* ]]; then
+    fail "the root alone was refused, but not naming --tree and its children: $msg"
+  else
+    echo "ok: the root alone is refused: ${msg##*refused: }"
+  fi
+  kill -USR1 "$pid"
+  wait "$pid"
+  status=$?
+  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
+    echo "ok: the refused tree runs on and passes"
+  else
+    fail "after the refusal the tree ended with $status: $(tail -n 1 "$out")"
+  fi
+else
+  fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
+fi
+
+# 2. --tree --kill, then restart.
+out=$CKPT_WORK/kill.out
+start_guest "$out" "$prog"
+pid=$CKPT_GUEST_PID
+if wait_for_line "$out" '^ready' "$pid"; then
+  mapfile -t before < <(tree_pids "$pid")
+  if msg=$("$bin/mosixctl" checkpoint --tree "$pid" -o "$CKPT_WORK/kill.img" --kill 2>&1); then
+    echo "ok: checkpoint --tree --kill: $(head -n 1 <<< "$msg")"
+    { wait "$pid"; } 2> /dev/null
+    left=0
+    for p in "${before[@]}"; do _ckpt_alive "$p" && left=$((left + 1)); done
+    (( left == 0 )) || fail "$left of the tree's ${#before[@]} processes outlived checkpoint --kill"
+    (( ${#before[@]} == 3 )) || fail "the tree had ${#before[@]} live processes, not 3"
+    grep -q '^zombie ' "$CKPT_WORK/kill.img" && [[ $(grep -c '^zombie ' "$CKPT_WORK/kill.img") == 2 ]] ||
+      fail "the manifest does not name the 2 ended children: $(cat "$CKPT_WORK/kill.img")"
+    restart_passes "$CKPT_WORK/kill.img" "$CKPT_WORK/kill.restored" "$CKPT_WORK/again.img"
+  else
+    fail "checkpoint --tree --kill refused: $msg"
+    kill -KILL "$pid"
+  fi
+else
+  fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
+fi
+
+# 3. One member refused: the reason names it, the tree runs on.
+out=$CKPT_WORK/refuse.out
+start_guest "$out" "$prog" refuse
+pid=$CKPT_GUEST_PID
+if wait_for_line "$out" '^ready' "$pid"; then
+  mapfile -t before < <(tree_pids "$pid")
+  if msg=$("$bin/mosixctl" checkpoint --tree "$pid" -o "$CKPT_WORK/refuse.img" --kill 2>&1); then
+    fail "checkpoint --tree of a tree with a file in /proc was accepted: $msg"
+  elif [[ $msg != *"process ${before[2]} refused"*"file in /proc"* ]]; then
+    fail "the refusal does not name the grandchild ${before[2]} and its file in /proc: $msg"
+  else
+    echo "ok: one member refused: ${msg#*: }"
+  fi
+  [[ -e $CKPT_WORK/refuse.img ]] && fail "a refused tree checkpoint left its image"
+  kill -USR1 "$pid"
+  wait "$pid"
+  status=$?
+  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
+    echo "ok: the refused tree runs on and passes"
+  else
+    fail "after the refusal the tree ended with $status: $(tail -n 1 "$out")"
+  fi
+else
+  fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
+fi
+
+# 4. --tree, left running, --json; then the image restarted.
+out=$CKPT_WORK/leave.out
+start_guest "$out" "$prog"
+pid=$CKPT_GUEST_PID
+if wait_for_line "$out" '^ready' "$pid"; then
+  if msg=$("$bin/mosixctl" checkpoint --tree "$pid" -o "$CKPT_WORK/leave.img" --json 2>&1); then
+    if [[ $msg == *'"members":['* && $msg == *'"zombies":2'* ]]; then
+      echo "ok: checkpoint --tree --json: $msg"
+    else
+      fail "checkpoint --tree --json printed: $msg"
+    fi
+    kill -USR1 "$pid"
+    wait "$pid"
+    status=$?
+    if (( status == 0 )) && grep -q '^PASS$' "$out"; then
+      echo "ok: the tree left running passes"
+    else
+      fail "the tree left running ended with $status: $(tail -n 1 "$out")"
+    fi
+    restart_passes "$CKPT_WORK/leave.img" "$CKPT_WORK/leave.restored"
+  else
+    fail "checkpoint --tree refused: $msg"
+    kill -KILL "$pid"
+  fi
+else
+  fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
+fi
+
+if (( failures > 0 )); then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all checks passed"

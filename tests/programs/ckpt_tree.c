@@ -1,0 +1,149 @@
+/* A process tree for `mosixctl checkpoint --tree` (ckpt_tree_test.sh):
+ * the root forks A (live), which forks G (live), and B and C, which end
+ * before the checkpoint (B exits 7, C is killed by SIGTERM) and are not
+ * waited for. Once all are set up the root prints "ready" and waits for
+ * SIGUSR1 (usr1_handshake.h), which the test sends after the checkpoint (and
+ * the restore). Then every check is made inside the tree:
+ *  - getpid() and getppid() in each process are what they were before;
+ *  - kill(A, SIGUSR1) from the root and kill(G, SIGUSR1) from A reach them;
+ *  - waitpid(B) gives B's pid and exit 7, waitid(P_PID, C) C's pid and
+ *    SIGTERM (CLD_KILLED), wait() A's pid and A's status, A's waitpid(G)
+ *    G's pid and status;
+ *  - a SIGCHLD reaches the root when A ends.
+ * The root prints "PASS" and exits 0, or "FAIL: <what>" and exits 1.
+ * With the argument "refuse", G holds a file in /proc open, which a
+ * checkpoint refuses: the whole tree must then run on unchanged. */
+#include <fcntl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "usr1_handshake.h"
+
+static volatile sig_atomic_t g_usr2 = 0, g_chld = 0;
+
+static void on_usr2(int sig) {
+  (void)sig;
+  g_usr2 = 1;
+}
+
+static void on_chld(int sig) {
+  (void)sig;
+  g_chld++;
+}
+
+/* Waits for SIGUSR2 (a child set up), with SIGUSR2 blocked outside. */
+static void wait_usr2(const sigset_t* open) {
+  while (!g_usr2) sigsuspend(open);
+  g_usr2 = 0;
+}
+
+static void fail(const char* who, const char* what, long got, long want) {
+  printf("FAIL: %s: %s is %ld, not %ld\n", who, what, got, want);
+  fflush(stdout);
+  exit(1);
+}
+
+/* G: tells A it is ready, waits for A's SIGUSR1, checks its pids, exits 5. */
+static int g_refuse = 0;
+
+static void grandchild(pid_t self, pid_t parent) {
+  if (g_refuse && open("/proc/self/stat", O_RDONLY) < 0) _exit(94);
+  kill(parent, SIGUSR2);
+  while (!g_go) {
+    sigset_t open;
+    sigprocmask(SIG_BLOCK, NULL, &open);
+    sigdelset(&open, SIGUSR1);
+    sigsuspend(&open);
+  }
+  if (getpid() != self) fail("G", "getpid()", getpid(), self);
+  if (getppid() != parent) fail("G", "getppid()", getppid(), parent);
+  _exit(5);
+}
+
+/* A: forks G, tells the root it is ready, waits for the root's SIGUSR1,
+ * then signals G and waits for it; exits 3. */
+static void child_a(pid_t self, pid_t root, const sigset_t* open) {
+  pid_t g = fork();
+  if (g < 0) _exit(90);
+  if (g == 0) grandchild(getpid(), self);
+  wait_usr2(open);
+  kill(root, SIGUSR2);
+  while (!g_go) sigsuspend(open);
+  if (getpid() != self) fail("A", "getpid()", getpid(), self);
+  if (getppid() != root) fail("A", "getppid()", getppid(), root);
+  if (kill(g, SIGUSR1) != 0) fail("A", "kill(G) errno", errno, 0);
+  int st = 0;
+  pid_t w = waitpid(g, &st, 0);
+  if (w != g) fail("A", "waitpid(G)", w, g);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 5) fail("A", "G's status", st, 5 << 8);
+  _exit(3);
+}
+
+int main(int argc, char** argv) {
+  g_refuse = argc > 1 && strcmp(argv[1], "refuse") == 0;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  sa.sa_handler = on_usr2;
+  sigaction(SIGUSR2, &sa, NULL);
+  sigset_t block, open;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  sigaddset(&block, SIGUSR2);
+  sigprocmask(SIG_BLOCK, &block, &open);
+  pid_t root = getpid();
+
+  pid_t a = fork();
+  if (a < 0) return 90;
+  if (a == 0) child_a(getpid(), root, &open);
+  wait_usr2(&open);
+  pid_t b = fork();
+  if (b == 0) _exit(7);
+  pid_t c = fork();
+  if (c == 0) {
+    signal(SIGTERM, SIG_DFL);
+    kill(getpid(), SIGTERM);
+    _exit(91);
+  }
+  /* Both ended, neither reaped: zombies at the checkpoint. */
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  if (waitid(P_PID, (id_t)b, &info, WEXITED | WNOWAIT) != 0) return 92;
+  if (waitid(P_PID, (id_t)c, &info, WEXITED | WNOWAIT) != 0) return 93;
+  sa.sa_handler = on_chld;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGCHLD, &sa, NULL);
+
+  sigprocmask(SIG_SETMASK, &open, NULL);
+  ready_then_wait();
+  if (getpid() != root) fail("root", "getpid()", getpid(), root);
+
+  int st = 0;
+  pid_t w = waitpid(b, &st, 0);
+  if (w != b) fail("root", "waitpid(B)", w, b);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 7) fail("root", "B's status", st, 7 << 8);
+  memset(&info, 0, sizeof info);
+  if (waitid(P_PID, (id_t)c, &info, WEXITED) != 0) fail("root", "waitid(C) errno", errno, 0);
+  if (info.si_pid != c) fail("root", "waitid(C)'s si_pid", info.si_pid, c);
+  if (info.si_code != CLD_KILLED || info.si_status != SIGTERM) fail("root", "C's signal", info.si_status, SIGTERM);
+  int chld_before = g_chld;
+  if (kill(a, SIGUSR1) != 0) fail("root", "kill(A) errno", errno, 0);
+  w = wait(&st);
+  if (w != a) fail("root", "wait()", w, a);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 3) fail("root", "A's status", st, 3 << 8);
+  /* SIGCHLD for A: delivered by now, or pending until the mask opens. */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (g_chld == chld_before) fail("root", "SIGCHLDs after A ended", g_chld - chld_before, 1);
+  if (wait(&st) != -1 || errno != ECHILD) fail("root", "a further wait()'s errno", errno, ECHILD);
+  printf("PASS\n");
+  return 0;
+}
