@@ -17,6 +17,8 @@
 #   ZDTM_WORK     work directory (default a new one under /tmp; kept)
 #   ZDTM_TIMEOUT  seconds a test may take to end after SIGTERM, or to start,
 #                 before it counts as hung (default 60)
+#   ZDTM_TREE     1: checkpoint the test with its children (mosixctl
+#                 checkpoint --tree) instead of the test process alone
 #
 # Per test: a control run without the agent decides whether it applies here
 # (it must start and PASS on SIGTERM). Then it is started with the agent
@@ -172,7 +174,9 @@ _run_one() {
       "$(grep -hv '^$' "$dir/start.log" "$dir/$name.out"* 2> /dev/null | grep -v 'Test exited unexpectedly' | tail -n 1 | cut -c1-150)" > "$rec"
     return
   fi
-  if ! (cd "$dir" && as_user "$MOSIX_BIN/mosixctl" checkpoint "$pid" -o img --kill) > "$dir/ckpt.log" 2>&1; then
+  local tree=()
+  [[ ${ZDTM_TREE:-0} == 1 ]] && tree=(--tree)
+  if ! (cd "$dir" && as_user "$MOSIX_BIN/mosixctl" checkpoint "${tree[@]}" "$pid" -o img --kill) > "$dir/ckpt.log" 2>&1; then
     local why
     why=$(grep -v 'MiB written' "$dir/ckpt.log" | tail -n 1 | sed 's/^mosixctl: //' | cut -c1-220)
     if ! alive "$pid"; then
@@ -259,8 +263,8 @@ mkdir -p "$RESULTS"
 chmod a+rx "$WORK"
 # The static tests with a .pid rule (the state tests have none).
 tests=${ZDTM_TESTS:-$(make --no-print-directory -s -C "$STATIC" -f Makefile -f - print-tests <<< 'print-tests: ; @echo $(TST)' 2> /dev/null)}
-echo "zdtm_run: $(wc -w <<< "$tests") tests from $STATIC, ${ZDTM_JOBS:-2} at a time, as ${ZDTM_USER:-$( (( EUID == 0 )) && echo nobody || id -un)}; work in $WORK" >&2
-export MOSIX_BIN MOSIX_LIB ZDTM_TIMEOUT=$TIMEOUT
+echo "zdtm_run: $(wc -w <<< "$tests") tests from $STATIC$( [[ ${ZDTM_TREE:-0} == 1 ]] && echo ' (whole trees)'), ${ZDTM_JOBS:-2} at a time, as ${ZDTM_USER:-$( (( EUID == 0 )) && echo nobody || id -un)}; work in $WORK" >&2
+export MOSIX_BIN MOSIX_LIB ZDTM_TIMEOUT=$TIMEOUT ZDTM_TREE=${ZDTM_TREE:-0}
 tr ' ' '\n' <<< "$tests" | grep -v '^$' |
   xargs -P "${ZDTM_JOBS:-2}" -I{} bash "$self" --one "$STATIC" "$WORK" "$RESULTS" "$RUN_UID" "$RUN_GID" {}
 
