@@ -71,6 +71,8 @@ Migrations::Migrations(DaemonContext& context, GuestTable& guests)
     : context_(context), guests_(guests), sockets_(context) {
   const char* env = std::getenv("MOSIX_PRECOPY");
   precopy_ = env == nullptr || std::string_view(env) != "0";
+  const char* early = std::getenv("MOSIX_EARLY_RESTORE");
+  early_start_ = early == nullptr || std::string_view(early) != "0";
 }
 
 Migrations::~Migrations() { finish(); }
@@ -105,6 +107,7 @@ void Migrations::close_incoming() {
   for (auto& [id, in] : incoming_) {
     close_image(in->memfd);
     close_image(in->pages);
+    in->early.reset();
   }
 }
 

@@ -16,9 +16,11 @@
 // Every step is reported home (MigrateProgress), the end too (MigrateResult).
 #pragma once
 
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <cstdint>
@@ -29,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/ckpt/early_protocol.h"
 #include "runtime/ckpt/request.h"
 #include "runtime/core/balancer.h"
 #include "runtime/core/expected.h"
@@ -132,8 +135,16 @@ class Migrations {
     std::uint64_t total = 0;      // from ImageBegin
     std::uint64_t reported = 0;   // received, as last told home (progress)
     std::vector<GuestStdin> stdin_left;  // the guest's unread stdin, from the source
-    LocalGuest* guest = nullptr;
+    LocalGuest* guest = nullptr;  // the restorer, then the guest (early or after the stop)
     std::unique_ptr<boost::asio::steady_timer> timer;
+    bool going = false;  // the image is complete and the restore began
+    // The early restorer (migration_early.cpp): its socket, the words it
+    // has not been sent yet, and the forwarded sockets' socket for its go.
+    bool early_tried = false;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> early;
+    std::deque<ckpt::EarlyCommand> early_words;
+    bool early_waiting = false;  // for the socket to take more
+    int go_sockets = -1;
   };
 
   // What a move's thread reports with its image.
@@ -151,6 +162,13 @@ class Migrations {
   void migrate_in(int source, const MigrateRequest& request);
   void restore(Incoming& in, const ImageEnd& end);
   void start_restorer(std::uint64_t id, Expected<int> sockets);
+  void launch_restorer(std::uint64_t id, int sockets);
+  void restorer_started(std::uint64_t id);
+  void start_early(Incoming& in);
+  void early_word(Incoming& in, ckpt::EarlyOp op, std::uint64_t address, std::uint64_t length);
+  void flush_early(std::uint64_t id);
+  void drop_early(Incoming& in);
+  bool early_go(Incoming& in, int sockets);
   std::string leave_sockets(std::uint64_t id, Outgoing& out, const LocalGuest& g);
   void watch_restore(std::uint64_t id);
   void restore_failed(std::uint64_t id, const std::string& reason);
@@ -169,6 +187,7 @@ class Migrations {
   Admission admission_;
   std::uint64_t arrivals_ = 0;
   bool precopy_ = true;              // MOSIX_PRECOPY=0: stop-and-copy only
+  bool early_start_ = true;          // MOSIX_EARLY_RESTORE=0: the restorer starts after the stop
   bool precopy_said_ = false;        // the fallback to stop-and-copy was logged
   SocketForwarding sockets_;
 };

@@ -92,16 +92,20 @@ void Migrations::image_chunk(const ImageChunk& chunk) {
 // restorer reads the pre-copied regions from (mosix-restore --pages).
 void Migrations::precopy_pages(const PrecopyPages& pages) {
   auto it = incoming_.find(pages.migration_id);
-  if (it == incoming_.end() || it->second->guest != nullptr) return;
+  if (it == incoming_.end() || it->second->going) return;
   Incoming& in = *it->second;
   if (in.pages_lost) return;
   if (pages.bytes.empty()) {
     // No data: what an earlier round sent there is zero now.
-    if (in.pages >= 0 && pages.zero > 0 &&
-        ::fallocate(in.pages, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pages.address),
-                    static_cast<off_t>(pages.zero)) != 0) {
-      close_image(in.pages);
-      in.pages_lost = true;
+    if (in.pages >= 0 && pages.zero > 0) {
+      if (::fallocate(in.pages, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pages.address),
+                      static_cast<off_t>(pages.zero)) != 0) {
+        close_image(in.pages);
+        in.pages_lost = true;
+        drop_early(in);
+      } else {
+        early_word(in, ckpt::EarlyOp::kZero, pages.address, pages.zero);
+      }
     }
     return;
   }
@@ -115,18 +119,22 @@ void Migrations::precopy_pages(const PrecopyPages& pages) {
     if (w <= 0) {
       close_image(in.pages);  // the restore refuses the pre-copied regions
       in.pages_lost = true;
+      drop_early(in);
       return;
     }
     done += static_cast<size_t>(w);
   }
   in.precopied += done;
+  if (!in.early_tried) start_early(in);
+  early_word(in, ckpt::EarlyOp::kStage, pages.address, done);
 }
 
 void Migrations::image_end(const ImageEnd& end) {
   auto it = incoming_.find(end.migration_id);
   if (it == incoming_.end()) return;
   if (end.abandoned) {
-    if (it->second->guest != nullptr) return;
+    if (it->second->going) return;
+    drop_early(*it->second);
     close_image(it->second->memfd);
     close_image(it->second->pages);
     incoming_.erase(it);
@@ -147,7 +155,7 @@ void Migrations::restore(Incoming& in, const ImageEnd& end) {
                            std::to_string(end.total_bytes) + " image bytes");
     return;
   }
-  if (guests_.find(in.request.rank) != nullptr) {
+  if (LocalGuest* there = guests_.find(in.request.rank); there != nullptr && there != in.guest) {
     restore_failed(id, "rank " + std::to_string(in.request.rank) + " already runs on " + here);
     return;
   }
@@ -167,6 +175,21 @@ void Migrations::start_restorer(std::uint64_t id, Expected<int> sockets) {
     restore_failed(id, here + ": " + sockets.error().message);
     return;
   }
+  in.going = true;
+  if (in.pages_lost) drop_early(in);
+  if (early_go(in, *sockets)) return;  // restorer_started() follows the go
+  launch_restorer(id, *sockets);
+}
+
+// The restorer starts after the stop (no early one).
+void Migrations::launch_restorer(std::uint64_t id, int sockets) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) {
+    if (sockets >= 0) ::close(sockets);
+    return;
+  }
+  Incoming& in = *it->second;
+  const std::string& here = context_.node_name();
   GuestStart start;
   start.launch.rank = in.request.rank;
   start.launch.path = restorer_path();
@@ -175,10 +198,10 @@ void Migrations::start_restorer(std::uint64_t id, Expected<int> sockets) {
     start.launch.argv.push_back("--pages");
     start.launch.argv.push_back(memfd_path(in.pages));
   }
-  if (*sockets >= 0) {
+  if (sockets >= 0) {
     start.launch.argv.push_back("--sockets");
-    start.launch.argv.push_back(std::to_string(*sockets));
-    start.launch.pass_fd = *sockets;
+    start.launch.argv.push_back(std::to_string(sockets));
+    start.launch.pass_fd = sockets;
   }
   start.launch.env = {"PATH=/usr/bin:/bin"};
   start.flags = in.request.flags;
@@ -187,12 +210,19 @@ void Migrations::start_restorer(std::uint64_t id, Expected<int> sockets) {
   start.stdin_left = std::move(in.stdin_left);
   in.stdin_left.clear();
   auto started = guests_.start_local_guest(std::move(start));
-  if (*sockets >= 0) ::close(*sockets);
+  if (sockets >= 0) ::close(sockets);
   if (!started) {
     restore_failed(id, here + ": cannot start the restorer: " + started.error().message);
     return;
   }
   in.guest = *started;
+  restorer_started(id);
+}
+
+void Migrations::restorer_started(std::uint64_t id) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end()) return;
+  Incoming& in = *it->second;
   in.timer = std::make_unique<asio::steady_timer>(context_.io());
   context_.send(0, MigrateProgress{id, in.request.rank, MigratePhase::kRestore, 0, in.total});
   watch_restore(id);

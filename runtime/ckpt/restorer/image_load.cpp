@@ -34,6 +34,7 @@ void read_own_maps(OwnMaps* out) {
     m.end = strtoull(p + 1, &p, 16);
     const char* name = strrchr(line, ' ');
     snprintf(m.name, sizeof m.name, "%s", name != nullptr ? name + 1 : "");
+    if (g_staged.contains(m.start, m.end)) --out->n;  // the program's pages, staged early
     if (eol == nullptr) break;
     line = eol + 1;
   }

@@ -35,9 +35,10 @@ void apply_advice(const RegionRecord& r) {
   }
 }
 
-void map_region(const Region& g) {
+// Maps [start, end) of region g (all of it, or a part around staged memory).
+void map_range(const Region& g, std::uint64_t start, std::uint64_t end) {
   const RegionRecord& r = g.rec;
-  std::size_t len = r.end - r.start;
+  std::size_t len = end - start;
   int prot = static_cast<int>(r.prot);
   if (r.flags & kRegionHasPages) prot |= PROT_READ | PROT_WRITE;
   int flags = MAP_FIXED_NOREPLACE | (static_cast<int>(r.map_flags) & (MAP_GROWSDOWN | MAP_NORESERVE));
@@ -57,14 +58,25 @@ void map_region(const Region& g) {
     flags |= MAP_PRIVATE | MAP_ANONYMOUS;
   }
   if (file_backed(r.kind) && fd < 0) die(("opening " + g.path).c_str(), -errno);
-  void* at = mmap(reinterpret_cast<void*>(r.start), len, prot, flags, fd, static_cast<off_t>(r.offset));
-  if (at == MAP_FAILED || reinterpret_cast<std::uint64_t>(at) != r.start) {
+  void* at = mmap(reinterpret_cast<void*>(start), len, prot, flags, fd, static_cast<off_t>(r.offset + (start - r.start)));
+  if (at == MAP_FAILED || reinterpret_cast<std::uint64_t>(at) != start) {
     char what[128];
-    snprintf(what, sizeof what, "mapping region %#lx-%#lx", static_cast<unsigned long>(r.start),
-             static_cast<unsigned long>(r.end));
+    snprintf(what, sizeof what, "mapping region %#lx-%#lx", static_cast<unsigned long>(start),
+             static_cast<unsigned long>(end));
     die(what, at == MAP_FAILED ? -errno : -EEXIST);
   }
   if (fd >= 0 && fd != g.map_fd) close(fd);
+}
+
+// A pre-copied region may hold memory staged by an early start (early.cpp):
+// only the parts around it are mapped now.
+void map_region(const Region& g) {
+  const RegionRecord& r = g.rec;
+  if (r.flags & kRegionPrecopied) {
+    g_staged.parts(r.start, r.end, false, [&](std::uint64_t s, std::uint64_t e) { map_range(g, s, e); });
+  } else {
+    map_range(g, r.start, r.end);
+  }
   apply_advice(r);
 }
 
@@ -120,18 +132,18 @@ void populate_stored(const PagesRecord& pg, void* dst) {
 
 // A pre-copied region's pages as the target received them while the
 // process still ran: the page store holds each page at its address (a sparse
-// memfd); its data extents are copied into place, faulted in first in one
-// call each, as populate_stored() does.
-void fill_precopied(int store, const RegionRecord& r) {
+// memfd); its data extents in [start, end) are copied into place, faulted in
+// first in one call each, as populate_stored() does.
+void fill_precopied(int store, std::uint64_t start, std::uint64_t end) {
   constexpr int kMadvPopulateWrite = 23;
-  for (off_t at = static_cast<off_t>(r.start); at < static_cast<off_t>(r.end);) {
+  for (off_t at = static_cast<off_t>(start); at < static_cast<off_t>(end);) {
     off_t data = lseek(store, at, SEEK_DATA);
     if (data < 0 && errno == ENXIO) break;  // no data after `at`
     if (data < 0) die("finding the pre-copied pages", -errno);
-    if (data >= static_cast<off_t>(r.end)) break;
+    if (data >= static_cast<off_t>(end)) break;
     off_t hole = lseek(store, data, SEEK_HOLE);
     if (hole < 0) die("finding the pre-copied pages", -errno);
-    off_t stop = hole < static_cast<off_t>(r.end) ? hole : static_cast<off_t>(r.end);
+    off_t stop = hole < static_cast<off_t>(end) ? hole : static_cast<off_t>(end);
     auto* dst = reinterpret_cast<char*>(data);
     std::size_t len = static_cast<std::size_t>(stop - data);
     madvise(dst, len, kMadvPopulateWrite);
@@ -215,6 +227,7 @@ void load_memory(Plan* p) {
                 strcmp(m.name, "[vsyscall]") == 0;
     if (!keep) munmap(reinterpret_cast<void*>(m.start), m.end - m.start);
   }
+  keep_staged_for(img);
   move_vdso(*p);
 
   if (lseek(p->image_fd, 0, SEEK_SET) != 0) die("rewinding the image", -errno);
@@ -236,7 +249,11 @@ void load_memory(Plan* p) {
     if (r.region != nullptr) {
       current = &img.regions[next_region++];
       if (!is_special(current->rec.kind)) map_region(*current);
-      if (current->rec.flags & kRegionPrecopied) fill_precopied(store, current->rec);
+      if (current->rec.flags & kRegionPrecopied) {
+        // What an early start staged is in place already.
+        g_staged.parts(current->rec.start, current->rec.end, false,
+                       [&](std::uint64_t s, std::uint64_t e) { fill_precopied(store, s, e); });
+      }
     } else if (r.pages != nullptr) {
       const PagesRecord& pg = *r.pages;
       void* dst = reinterpret_cast<void*>(pg.region_start + pg.offset);

@@ -1,6 +1,8 @@
 // mosix-restore IMAGE [--pages FILE] [--sockets FD]: turns this process into
 // the one the image holds (or, given a tree's manifest, this process and
-// forked ones into the tree's processes: tree.cpp). IMAGE "-" reads the image from standard input (see
+// forked ones into the tree's processes: tree.cpp). `mosix-restore --early FD
+// --pages FILE` starts during a live migration's pre-copy and gets the image
+// later (early.cpp). IMAGE "-" reads the image from standard input (see
 // spool_stdin). FILE holds the pages of the image's pre-copied regions
 // (kRegionPrecopied), each at its address: a live migration's target
 // receives them while the process still runs at the source. FD is a unix
@@ -115,8 +117,18 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
   static std::string pages_path;
-  bool usage = argc < 2 || argc % 2 != 0;
-  for (int i = 2; !usage && i + 1 < argc; i += 2) {
+  int early_fd = -1;
+  int first = 2;  // the first option after IMAGE (or after --early FD)
+  bool usage = argc < 2;
+  if (argc >= 3 && strcmp(argv[1], "--early") == 0) {
+    char* end = nullptr;
+    long v = strtol(argv[2], &end, 10);
+    usage = end == argv[2] || *end != '\0' || v < 3 || v > 65535;
+    early_fd = static_cast<int>(v);
+    first = 3;
+  }
+  usage = usage || (argc - first) % 2 != 0;
+  for (int i = first; !usage && i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--pages") == 0) {
       pages_path = argv[i + 1];
     } else if (strcmp(argv[i], "--sockets") == 0) {
@@ -128,21 +140,31 @@ int main(int argc, char** argv) {
       usage = true;
     }
   }
+  usage = usage || (early_fd >= 0 && pages_path.empty());
   if (usage) {
-    fprintf(stderr, "usage: mosix-restore IMAGE|- [--pages FILE] [--sockets FD]\n");
+    fprintf(stderr, "usage: mosix-restore IMAGE|- [--pages FILE] [--sockets FD]\n"
+                    "       mosix-restore --early FD --pages FILE\n");
     return 2;
   }
   snprintf(g_image_path, sizeof g_image_path, "%s", argv[1]);
   auto heap = reinterpret_cast<std::uint64_t>(sbrk(0));
   if (heap < kRestorerBase || heap >= kReservedHigh)
     refuse("the restorer's heap at " + std::to_string(heap) + " is outside its reserved range");
-  bool from_stdin = strcmp(argv[1], "-") == 0;
-  if (from_stdin) snprintf(g_image_path, sizeof g_image_path, "%s", "standard input");
-  int fd = from_stdin ? spool_stdin() : open(argv[1], O_RDONLY | O_CLOEXEC);
+  int fd;
+  bool from_stdin = early_fd < 0 && strcmp(argv[1], "-") == 0;
+  if (early_fd >= 0) {
+    snprintf(g_image_path, sizeof g_image_path, "%s", "the migration's image");
+    EarlyGo go = run_early(early_fd, pages_path);
+    fd = go.image_fd;
+    g_sockets_fd = go.sockets_fd;
+  } else {
+    if (from_stdin) snprintf(g_image_path, sizeof g_image_path, "%s", "standard input");
+    fd = from_stdin ? spool_stdin() : open(argv[1], O_RDONLY | O_CLOEXEC);
+  }
   if (fd < 0) refuse(strerror(errno));
 
   static Image img;
-  if (!from_stdin && is_tree_manifest(fd)) {
+  if (!from_stdin && early_fd < 0 && is_tree_manifest(fd)) {
     if (argc != 2) refuse("a tree's image takes neither --pages nor --sockets");
     fd = start_tree(argv[1], fd, &img);
   } else {

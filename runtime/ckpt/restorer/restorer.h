@@ -11,6 +11,7 @@
 
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/format/image_reader.h"
+#include "runtime/core/range_set.h"
 #include "runtime/ckpt/restorer/trampoline.h"
 
 namespace mosix::ckpt::restorer {
@@ -159,6 +160,19 @@ const Fd* fd_numbered(const Image& img, std::int32_t fd);
 int place_files(const Image& img, int image_fd);
 void plan_file_maps(Image& img);
 void restore_pipes(const Image& img, int moved);
+
+// early.cpp: `--early FD`, a live migration's restorer started during the
+// pre-copy. run_early stages each round's pages in place (g_staged: what is
+// mapped so far, left out of the restorer's own maps) until the daemon's go,
+// and returns the descriptors that came with it; keep_staged_for unmaps the
+// staged memory the image does not keep (phase 2, before the regions).
+extern RangeSet g_staged;
+struct EarlyGo {
+  int image_fd = -1;
+  int sockets_fd = -1;
+};
+EarlyGo run_early(int ctl, const std::string& pages_path);
+void keep_staged_for(const Image& img);
 
 // memory.cpp: the address space in phase 2.
 void load_memory(Plan* p);
