@@ -5,8 +5,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +45,83 @@ std::vector<std::string> split(const char* s) {
   return out;
 }
 
+// A connected unix stream socket to `path`, close-on-exec; -1 if none.
+int connect_to(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return -1;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool write_all(int fd, const Frame& frame) {
+  size_t done = 0;
+  while (done < frame.size()) {
+    ssize_t n = ::send(fd, frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Tells the agent (libmosix.so, when it is loaded) which descriptor is the
+// link, so that a checkpoint carries it (compat/agent/runtime_link.cpp).
+void tell_agent(int fd) {
+  using Fn = void (*)(int);
+  static Fn fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "mosix_runtime_link"));
+  if (fn != nullptr) fn(fd);
+}
+
+// The parent as the kernel knows it: the agent's getppid() (and
+// syscall(SYS_getppid)) answer the first one, kept across moves.
+long real_parent() {
+  char stat[512];
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, stat, sizeof stat - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  stat[n] = '\0';
+  const char* after = std::strrchr(stat, ')');  // "pid (comm) state ppid ..."
+  return after != nullptr && after[1] == ' ' && after[2] != '\0' && after[3] == ' ' ? std::atol(after + 4) : -1;
+}
+
+// The guest socket of the node daemon this process is a child of now: after
+// a move it is another node's, whose daemon wrote it into DIR/node-PID.env
+// (runtime/daemon/node_env_file.h) in the runtime directory DIR, the one
+// `old` (the guest socket it attached to before) is in. `old` if there is no
+// such file.
+std::string node_socket(const std::string& old) {
+  const std::size_t slash = old.rfind('/');
+  if (slash == std::string::npos) return old;
+  const std::string file = old.substr(0, slash) + "/node-" + std::to_string(real_parent()) + ".env";
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return old;
+  struct stat st{};
+  char text[4096];
+  ssize_t n = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::getuid()
+                  ? ::read(fd, text, sizeof text - 1)
+                  : -1;
+  ::close(fd);
+  if (n <= 0) return old;
+  text[n] = '\0';
+  static constexpr char kName[] = "MOSIX_GUEST_SOCKET=";
+  for (char* line = text; line != nullptr && *line != '\0';) {
+    char* end = std::strchr(line, '\n');
+    if (end != nullptr) *end = '\0';
+    if (std::strncmp(line, kName, sizeof kName - 1) == 0 && line[sizeof kName - 1] != '\0') return line + sizeof kName - 1;
+    line = end != nullptr ? end + 1 : nullptr;
+  }
+  return old;
+}
+
 long now_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -60,18 +140,11 @@ int Task::enroll() {
   const char* path = std::getenv("MOSIX_GUEST_SOCKET");
   rank_ = env_int("MOSIX_RANK", -1);
   if (path == nullptr || rank_ < 0) return -14;  // PvmSysErr: no job to belong to
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (std::strlen(path) >= sizeof addr.sun_path) return -14;
-  std::strcpy(addr.sun_path, path);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -14;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -14;
-  }
-  fd_ = fd;
-  if (!write_frame(encode_frame(GuestAttach{rank_}))) {
+  socket_path_ = path;
+  fd_ = connect_to(socket_path_);
+  if (fd_ < 0) return -14;
+  tell_agent(fd_);
+  if (!write_all(fd_, encode_frame(GuestAttach{rank_, fd_}))) {
     leave();
     return -14;
   }
@@ -92,8 +165,31 @@ int Task::enroll() {
 }
 
 void Task::leave() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) {
+    tell_agent(-1);
+    ::close(fd_);
+  }
   fd_ = -1;
+}
+
+// The link ended under us: restored from an image (the descriptor is a new,
+// unconnected socket), moved to another node, or the node daemon is gone.
+// Connects to the guest socket of the node this process runs on now, at the
+// same descriptor number, and attaches again; the node daemon there first
+// gives what this task had not read of its link before (it may complete the
+// frame whose start is in in_). False when there is no daemon to attach to.
+bool Task::reattach() {
+  if (fd_ < 0 || ++reattaches_ > 3) return false;  // three in a row with nothing read: it is gone
+  socket_path_ = node_socket(socket_path_);
+  int fd = connect_to(socket_path_);
+  if (fd < 0) return false;
+  if (::dup3(fd, fd_, O_CLOEXEC) < 0) {
+    ::close(fd);
+    return false;
+  }
+  ::close(fd);
+  tell_agent(fd_);
+  return write_all(fd_, encode_frame(GuestAttach{rank_, fd_}));
 }
 
 int Task::host_of_node(const std::string& name) const {
@@ -121,14 +217,15 @@ bool Task::free_buffer(int id) {
   return true;
 }
 
+// A frame cut short by the end of the link (the process moved while it
+// wrote) is written again whole on the next one: the node daemon it was
+// written to drops a frame it did not get whole.
 bool Task::write_frame(const Frame& frame) {
-  size_t done = 0;
-  while (done < frame.size()) {
-    ssize_t n = ::write(fd_, frame.data() + done, frame.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
+  if (fd_ < 0) return false;
+  while (!write_all(fd_, frame)) {
+    if (!reattach()) return false;
   }
+  reattaches_ = 0;
   return true;
 }
 
@@ -201,11 +298,13 @@ bool Task::pump(int timeout_ms) {
   if (r == 0) return true;
   std::uint8_t chunk[1 << 16];
   ssize_t n = ::read(fd_, chunk, sizeof chunk);
-  if (n < 0) return errno == EINTR || errno == EAGAIN;
-  if (n == 0) {
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (n <= 0) {
+    if (reattach()) return true;
     leave();
     return false;
   }
+  reattaches_ = 0;
   in_.insert(in_.end(), chunk, chunk + n);
   size_t at = 0;
   while (in_.size() - at >= kFrameHeaderSize) {

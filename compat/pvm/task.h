@@ -1,7 +1,10 @@
 // The state of one PVM task under mosixrun (compat/pvm): its link to its
 // node daemon's guest socket, its message buffers and the messages that
 // arrived for it but were not received yet. One per process; the PVM API
-// (libpvm.cpp, groups.cpp) is single-threaded, as PVM 3.4's is.
+// (libpvm.cpp, groups.cpp) is single-threaded, as PVM 3.4's is. The link
+// survives checkpoints and moves: the agent carries it as a new socket at
+// the same number, and the task attaches again to the node it runs on then
+// (Task::reattach, docs/pvm.md "Checkpoints and moves").
 #pragma once
 
 #include <cstdint>
@@ -80,11 +83,14 @@ class Task {
 
  private:
   bool write_frame(const Frame& frame);
+  bool reattach();
   // Reads what is there (waiting up to timeout_ms for something); false once the link is gone.
   bool pump(int timeout_ms);
   void take(Message message);
 
   int fd_ = -1;
+  std::string socket_path_;  // the guest socket attached to
+  int reattaches_ = 0;       // since the last byte read or frame written
   int rank_ = -1;
   int parent_tid_ = -23;  // PvmNoParent
   std::vector<int> siblings_;

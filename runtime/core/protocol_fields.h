@@ -143,7 +143,10 @@ void fields(auto& a, Is<NameReply> auto& m) {
   a("names", m.names);
 }
 
-void fields(auto& a, Is<GuestAttach> auto& m) { a("rank", m.rank); }
+void fields(auto& a, Is<GuestAttach> auto& m) {
+  a("rank", m.rank);
+  a("link_fd", m.link_fd);
+}
 
 void fields(auto& a, Is<GuestSpawn> auto& m) {
   a("request_id", m.request_id);

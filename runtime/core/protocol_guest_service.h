@@ -14,10 +14,13 @@ namespace mosix {
 // The guest spawn service (daemon/guest_service.h): a running guest asks its
 // node for new guests of its own job, and guests of a job exchange messages
 // (compat/pvm's transport). Guest -> its node over the node's guest socket,
-// first: which rank the connection belongs to.
+// first: which rank the connection belongs to, and the connection's
+// descriptor number in the guest (-1: not said), through which the node
+// daemon takes what the guest had not read when it moves (docs/pvm.md).
 struct GuestAttach {
   static constexpr MessageType kType = MessageType::kGuestAttach;
   std::int32_t rank = 0;
+  std::int32_t link_fd = -1;
   bool operator==(const GuestAttach&) const = default;
 };
 
@@ -81,6 +84,14 @@ inline constexpr std::uint32_t kGuestMessageNodeLost = 0xffff0013u;  // tag: the
 // bytes: per running copy or spawned guest, little-endian i32 rank, parent
 // rank (-1: a copy), node, pid, then u16 length and the program's name.
 inline constexpr std::uint32_t kTasksAnswer = 0xffff0014u;
+// Node -> node, with source_rank kLinkBytes: the bytes of dest_rank's link
+// (its stream from its node daemon, frames as written) from the node it
+// left. kind kLinkFront: what it had not read there, which goes first on its
+// link on the receiving node (it may begin inside a frame the guest read
+// part of); kind kLinkAfter: frames for it that came after, appended.
+inline constexpr std::int32_t kLinkBytes = -7;
+inline constexpr std::uint32_t kLinkFront = 1;
+inline constexpr std::uint32_t kLinkAfter = 2;
 struct GuestMessage {
   static constexpr MessageType kType = MessageType::kGuestMessage;
   std::int32_t source_rank = 0;

@@ -2,8 +2,14 @@
 
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/core/overloaded.h"
@@ -21,8 +27,13 @@ struct GuestService::Connection {
   FrameReader reader;
   std::array<char, 1 << 16> buf{};
   std::deque<Frame> out;  // frames not yet written; out.front() is being written
-  bool writing = false;
+  std::size_t out_done = 0;    // of out.front(), the bytes written
+  bool waiting_write = false;  // for room in the socket to write more
   bool closed = false;
+  int link_fd = -1;            // its descriptor number in the guest (GuestAttach)
+  bool frozen = false;         // its guest is stopped for a move: nothing is written (guest_links.cpp)
+  std::size_t in_front = 0;    // frozen: the frames of out that went with the move
+  bool gone = false;           // its guest moved away: read until its end, never written
   std::int32_t rank = -1;  // once attached
   bool deputy = false;     // a deputy (compat/deputy): it asked for a body, `rank` is the body's
   bool body_ended = false; // its body's GuestExited went to it
@@ -96,7 +107,10 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
                  [&](const GuestAttach& attach) {
                    if (c->rank >= 0) return;
                    c->rank = attach.rank;
+                   c->link_fd = attach.link_fd;
                    attached_[attach.rank] = c;
+                   moved_.erase(attach.rank);
+                   arriving_.erase(attach.rank);
                    auto it = waiting_.find(attach.rank);
                    if (it != waiting_.end()) {
                      for (Frame& f : it->second) c->out.push_back(std::move(f));
@@ -190,7 +204,7 @@ void GuestService::spawn_answered(const GuestSpawnReply& reply) {
 void GuestService::deliver(const Message& message, std::int32_t rank) {
   auto it = attached_.find(rank);
   if (it == attached_.end()) {
-    waiting_[rank].push_back(encode_frame(message));
+    append_to_link(rank, encode_frame(message));
     return;
   }
   if (it->second->deputy && std::holds_alternative<GuestExited>(message)) it->second->body_ended = true;
@@ -198,18 +212,38 @@ void GuestService::deliver(const Message& message, std::int32_t rank) {
   write(it->second);
 }
 
+// Written here and now until the socket is full, then again once it has
+// room: at any moment the daemon knows exactly what reached the guest's
+// socket (out_done), which a move needs (detach).
 void GuestService::write(const std::shared_ptr<Connection>& c) {
-  if (c->writing || c->closed || c->out.empty()) return;
-  c->writing = true;
-  asio::async_write(c->sd, asio::buffer(c->out.front()), [this, c](error_code ec, size_t) {
-    c->writing = false;
-    if (ec) {
+  if (c->waiting_write || c->closed || c->frozen || c->gone) return;
+  while (!c->out.empty()) {
+    const Frame& f = c->out.front();
+    ssize_t n = ::send(c->sd.native_handle(), f.data() + c->out_done, f.size() - c->out_done,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c->waiting_write = true;
+      c->sd.async_wait(asio::posix::stream_descriptor::wait_write, [this, c](error_code ec) {
+        c->waiting_write = false;
+        if (ec) {
+          close(c);
+          return;
+        }
+        write(c);
+      });
+      return;
+    }
+    if (n <= 0) {
       close(c);
       return;
     }
-    c->out.pop_front();
-    write(c);
-  });
+    c->out_done += static_cast<std::size_t>(n);
+    if (c->out_done == f.size()) {
+      c->out.pop_front();
+      c->out_done = 0;
+    }
+  }
 }
 
 void GuestService::close(const std::shared_ptr<Connection>& c) {
@@ -223,6 +257,116 @@ void GuestService::close(const std::shared_ptr<Connection>& c) {
     // A deputy gone before its body ended (killed by SIGKILL): the body
     // must not outlive the pid its parent knows.
     if (c->deputy && !c->body_ended && deputy_route_) deputy_route_(GuestSignal{c->rank, SIGKILL, 0});
+  }
+}
+
+// A guest's link across a move. The guest is stopped; its library holds in
+// its memory (which moves) every byte it read, and the start of a frame it
+// read part of. What it had not read is in its socket's queue and in `out`:
+// both go with the move (kLinkFront), in order, and the library's partial
+// frame goes on with them on the next node. Taken from the queue with a
+// peek, so a move that fails leaves the link as it was.
+Expected<std::optional<Bytes>> GuestService::detach(std::int32_t rank, pid_t pid) {
+  auto it = attached_.find(rank);
+  if (it == attached_.end() || it->second->deputy || it->second->closed || it->second->gone) {
+    return std::optional<Bytes>{};
+  }
+  Connection& c = *it->second;
+  const std::string who = "rank " + std::to_string(rank) + "'s link to its node daemon";
+  if (c.link_fd < 0) return make_error(who + ": its descriptor number is not known");
+  c.frozen = true;
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  int fd = pidfd < 0 ? -1 : static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, c.link_fd, 0));
+  const int err = errno;
+  if (pidfd >= 0) ::close(pidfd);
+  if (fd < 0) {
+    stay(rank);
+    return make_error(who + ": cannot take fd " + std::to_string(c.link_fd) + " (" + std::strerror(err) + ")");
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  int queued = 0;
+  Bytes front;
+  bool ok = ::ioctl(fd, SIOCINQ, &queued) == 0 && queued >= 0;
+  if (ok && queued > 0) {
+    front.resize(static_cast<std::size_t>(queued));
+    ssize_t n;
+    do {
+      n = ::recv(fd, front.data(), front.size(), MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    ok = n == queued;
+  }
+  ::close(fd);
+  if (!ok) {
+    stay(rank);
+    return make_error(who + ": what it had not read could not be taken");
+  }
+  for (std::size_t i = 0; i < c.out.size(); ++i) {
+    const Frame& f = c.out[i];
+    front.insert(front.end(), f.begin() + static_cast<std::ptrdiff_t>(i == 0 ? c.out_done : 0), f.end());
+  }
+  c.in_front = c.out.size();
+  return std::optional<Bytes>{std::move(front)};
+}
+
+void GuestService::stay(std::int32_t rank) {
+  auto it = attached_.find(rank);
+  if (it == attached_.end() || !it->second->frozen) return;
+  it->second->frozen = false;
+  it->second->in_front = 0;
+  write(it->second);
+}
+
+void GuestService::moved(std::int32_t rank, int node) {
+  moved_[rank] = node;
+  auto it = attached_.find(rank);
+  if (it == attached_.end() || !it->second->frozen) return;
+  std::shared_ptr<Connection> c = it->second;
+  attached_.erase(it);
+  c->gone = true;  // what the guest wrote before it stopped is still read and routed
+  Bytes after;
+  for (std::size_t i = c->in_front; i < c->out.size(); ++i) after.insert(after.end(), c->out[i].begin(), c->out[i].end());
+  c->out.clear();
+  if (!after.empty()) send_link(node, rank, kLinkAfter, std::move(after));
+}
+
+void GuestService::not_arrived(std::int32_t rank) {
+  if (arriving_.erase(rank) != 0) waiting_.erase(rank);
+}
+
+void GuestService::link_bytes(std::int32_t rank, std::uint32_t kind, Bytes bytes) {
+  if (kind == kLinkFront) {
+    // It is on its way here: nothing that waited for it before (a move
+    // here that failed) comes before what it had not read.
+    arriving_.insert(rank);
+    auto& w = waiting_[rank];
+    w.clear();
+    if (!bytes.empty()) w.push_back(std::move(bytes));
+    return;
+  }
+  auto it = attached_.find(rank);
+  if (it != attached_.end() && !it->second->gone) {
+    it->second->out.push_back(std::move(bytes));
+    write(it->second);
+  } else {
+    append_to_link(rank, std::move(bytes));
+  }
+}
+
+void GuestService::append_to_link(std::int32_t rank, Frame bytes) {
+  if (!arriving_.count(rank)) {
+    if (auto m = moved_.find(rank); m != moved_.end()) {
+      send_link(m->second, rank, kLinkAfter, std::move(bytes));
+      return;
+    }
+  }
+  waiting_[rank].push_back(std::move(bytes));
+}
+
+void GuestService::send_link(int node, std::int32_t rank, std::uint32_t kind, Bytes bytes) {
+  if (node == context_.rank()) {
+    link_bytes(rank, kind, std::move(bytes));
+  } else {
+    context_.send(node, GuestMessage{kLinkBytes, rank, kind, 0, std::move(bytes)});
   }
 }
 

@@ -21,6 +21,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
+#include <sys/types.h>
 #include <string>
 
 #include "runtime/core/expected.h"
@@ -48,6 +51,23 @@ class GuestService {
   // The home's answer to a GuestSpawn: to the deputy that asked (its
   // connection then speaks for the body's rank), or to the asking guest.
   void spawn_answered(const GuestSpawnReply& reply);
+  // A guest's link (its connection here) across a move (guest_links.cpp,
+  // docs/pvm.md). detach: the guest `rank` (process `pid`) is stopped for a
+  // move: nothing more is written to it, and what it had not read of its
+  // link (what is queued in its socket, taken without taking it, then what
+  // this daemon had not written yet) is returned; nothing if it has no link.
+  // stay: the move failed, writing goes on. moved: it runs on `node` now:
+  // what came for it since detach goes there, and so does whatever comes
+  // later, until it attaches here again.
+  Expected<std::optional<Bytes>> detach(std::int32_t rank, pid_t pid);
+  void stay(std::int32_t rank);
+  void moved(std::int32_t rank, int node);
+  // The target's side: a move of `rank` here failed, its link's bytes go.
+  void not_arrived(std::int32_t rank);
+  // Bytes of `rank`'s link from the node it left (GuestMessage kLinkBytes):
+  // kLinkFront before anything else, kLinkAfter appended.
+  void link_bytes(std::int32_t rank, std::uint32_t kind, Bytes bytes);
+
   // Where a deputy's stdin, signals and credit for its body go: the home
   // router (on the home node) or the transport to the home.
   void set_deputy_route(std::function<void(const Message&)> route) { deputy_route_ = std::move(route); }
@@ -59,12 +79,18 @@ class GuestService {
   void from_guest(const std::shared_ptr<Connection>& c, Message message);
   void write(const std::shared_ptr<Connection>& c);
   void close(const std::shared_ptr<Connection>& c);
+  // Raw bytes (whole frames) for `rank`, which is not attached here: to the
+  // node it moved to, or waiting here.
+  void append_to_link(std::int32_t rank, Frame bytes);
+  void send_link(int node, std::int32_t rank, std::uint32_t kind, Bytes bytes);
 
   DaemonContext& context_;
   std::string path_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
   std::map<std::int32_t, std::shared_ptr<Connection>> attached_;
   std::map<std::int32_t, std::deque<Frame>> waiting_;  // for ranks not attached yet
+  std::map<std::int32_t, int> moved_;                  // ranks that moved away from here: their node
+  std::set<std::int32_t> arriving_;                    // ranks moving here: their link's bytes wait
   std::map<std::uint64_t, std::shared_ptr<Connection>> asking_deputies_;  // by request id
   std::uint64_t next_deputy_request_ = 0;
   std::function<void(const Message&)> deputy_route_;

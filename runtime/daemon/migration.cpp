@@ -33,6 +33,8 @@ using migration_internal::memfd_path;
 using migration_internal::read_comm;
 
 constexpr std::size_t kImageChunkBytes = 1u << 20;
+// A moving guest's unread link bytes go in pieces of at most this.
+constexpr std::size_t kLinkPiece = 16u << 20;
 // Pre-copied bytes a move's thread may have on their way through the loop.
 constexpr std::uint64_t kMaxInFlight = 32u << 20;
 
@@ -301,11 +303,20 @@ void Migrations::checkpointed(std::uint64_t id, Expected<ckpt::CheckpointResult>
     g->cant_move = fail.reason;  // the balancer does not try again
     continue_after_move(context_.io(), g->proc.pid);
   }
+  if (fail.reason.empty() && links_ != nullptr) {
+    if (auto left = links_->detach(g->rank, g->proc.pid); !left) {
+      fail.reason = "rank " + std::to_string(g->rank) + " stays: " + left.error().message;
+      continue_after_move(context_.io(), g->proc.pid);
+    } else {
+      out.link_left = std::move(*left);
+    }
+  }
   if (fail.reason.empty() && SocketForwarding::has_socket(g->proc.pid)) {
     fail.reason = leave_sockets(id, out, *g);
     if (!fail.reason.empty()) continue_after_move(context_.io(), g->proc.pid);
   }
   if (!fail.reason.empty()) {
+    if (links_ != nullptr) links_->stay(fail.rank);
     abandon(out);
     close_image(out.memfd);
     if (g != nullptr) g->migrating = false;
@@ -376,6 +387,19 @@ void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, st
     out.stdin_left = guests_.take_stdin(g);
     context_.send(target, *out.stdin_left);
   }
+  if (out.link_left) {
+    // What it had not read of its link goes first on its next one; in
+    // pieces a frame can hold.
+    const Bytes& left = *out.link_left;
+    std::size_t at = 0;
+    do {
+      const std::size_t n = std::min(left.size() - at, kLinkPiece);
+      context_.send(target, GuestMessage{kLinkBytes, out.request.rank, at == 0 ? kLinkFront : kLinkAfter, 0,
+                                         Bytes(left.begin() + static_cast<std::ptrdiff_t>(at),
+                                               left.begin() + static_cast<std::ptrdiff_t>(at + n))});
+      at += n;
+    } while (at < left.size());
+  }
   context_.send(target, ImageEnd{id, offset});
 }
 
@@ -412,12 +436,14 @@ void Migrations::target_answered(const MigrateResult& answer) {
   if (LocalGuest* g = guests_.find(out.request.rank)) {
     g->migrating = false;
     if (r.ok) {
+      if (links_ != nullptr && out.link_left) links_->moved(out.request.rank, static_cast<int>(out.request.target_node));
       ::kill(-g->proc.pid, SIGKILL);
       guests_.retire(out.request.rank);
       sockets_.left(out.request.rank);
       bandwidth_ = measured_bandwidth(bandwidth_, r.bytes + r.precopy_bytes, seconds);
     } else {
       sockets_.stayed(out.request.rank);
+      if (links_ != nullptr) links_->stay(out.request.rank);
       continue_after_move(context_.io(), g->proc.pid);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }
@@ -451,6 +477,7 @@ void Migrations::node_lost(int node) {
     if (LocalGuest* g = guests_.find(out.request.rank)) {
       g->migrating = false;
       sockets_.stayed(out.request.rank);
+      if (links_ != nullptr) links_->stay(out.request.rank);
       continue_after_move(context_.io(), g->proc.pid);
       if (out.stdin_left) guests_.give_back_stdin(*g, std::move(*out.stdin_left));
     }

@@ -37,6 +37,7 @@
 #include "runtime/core/expected.h"
 #include "runtime/core/protocol.h"
 #include "runtime/daemon/daemon_context.h"
+#include "runtime/daemon/guest_service.h"
 #include "runtime/daemon/guest_table.h"
 #include "runtime/daemon/socket_forwarding.h"
 
@@ -67,6 +68,8 @@ class Migrations {
   // The target's answer to a move of ours from `source`; false when it is
   // not one (the home node routes it instead).
   bool answered(int source, const MigrateResult& result);
+  // The guest socket's service, whose links to guests move with them.
+  void set_guest_links(GuestService* links) { links_ = links; }
   // A forwarded socket's message (socket_forwarding.h).
   void socket_message(int source, SocketForward m) { sockets_.message(source, std::move(m)); }
   // Guest `rank` ended here: its forwarded listeners are closed at their holders.
@@ -123,6 +126,7 @@ class Migrations {
     std::string declined;      // the target declined it before the image went
     std::optional<GuestStdin> stdin_left;  // what the guest had not read, sent with its image
     std::vector<SocketForward> holders;    // its forwarded sockets, for the target
+    std::optional<Bytes> link_left;        // what it had not read of its link (GuestService::detach)
   };
   struct Incoming {
     MigrateRequest request;
@@ -190,6 +194,7 @@ class Migrations {
   bool early_start_ = true;          // MOSIX_EARLY_RESTORE=0: the restorer starts after the stop
   bool precopy_said_ = false;        // the fallback to stop-and-copy was logged
   SocketForwarding sockets_;
+  GuestService* links_ = nullptr;
 };
 
 }  // namespace mosix

@@ -286,6 +286,7 @@ void Migrations::restore_failed(std::uint64_t id, const std::string& reason) {
   close_image(in.memfd);
   close_image(in.pages);
   sockets_.not_arrived(id, in.request.rank);
+  if (links_ != nullptr) links_->not_arrived(in.request.rank);
   if (in.guest) {
     if (in.guest->running) ::kill(-in.guest->proc.pid, SIGKILL);
     guests_.retire(in.request.rank);

@@ -59,6 +59,7 @@ class NodeDaemon {
         load_(context_, guests_, migrations_),
         checkpoints_(context_, guests_) {
     guests_.set_ended_hook([this](int rank) { migrations_.guest_ended(rank); });
+    migrations_.set_guest_links(&guest_service_);
     if (transport.rank() == 0) {
       router_.emplace(context_, guests_,
                       HomeRouter::Hooks{[this](int node) { node_lost(node); },
@@ -277,7 +278,9 @@ void NodeDaemon::handle(int source, Message message) {
                  },
                  [&](const MpiNamespace& space) { mpi_namespace(space); },
                  [&](GuestMessage& m) {
-                   if (router_) {
+                   if (m.source_rank == kLinkBytes) {  // a moving guest's link, for this node
+                     guest_service_.link_bytes(m.dest_rank, m.kind, std::move(m.bytes));
+                   } else if (router_) {
                      router_->guest_message(std::move(m));
                    } else {
                      guest_service_.deliver(m, m.dest_rank);
@@ -432,6 +435,15 @@ int NodeDaemon::run() {
         }
       } else {
         spdlog::warn("{}: children stay on their parent's node: {}", context_.node_name(), deputy.error().message);
+      }
+    }
+    // A PVM task restored here finds this node's guest socket in it (compat/pvm).
+    if (!node_env_ && context_.size() > 1) {
+      if (auto file = NodeEnvFile::create(guests_.node_env())) {
+        node_env_ = std::move(*file);
+      } else {
+        spdlog::warn("{}: PVM tasks that arrive here cannot attach again: {}", context_.node_name(),
+                     file.error().message);
       }
     }
   } else {

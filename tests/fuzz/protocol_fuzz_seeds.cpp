@@ -57,7 +57,7 @@ std::vector<Message> every_message() {
       NameLookup{10, {"ocean", "sky"}, true},
       NameUnpublish{11, 2, {}},
       NameReply{10, -46, {{"ocean", "tag#0$port", 2}}},
-      GuestAttach{4},
+      GuestAttach{4, 7},
       GuestSpawn{12, 3, 2, {"hello_other", "-v"}, {"PATH=/usr/bin"}, "/tmp", "vnode2", 0, ""},
       GuestSpawn{1ull << 63, 0, 1, {"povray", "+Ia.pov"}, {"PATH=/usr/bin"}, "/tmp", "", kGuestSpawnDeputy, "/usr/bin/povray"},
       GuestSpawnReply{12, 3, -2, "no such program", {5, 6}, {2, 1}},

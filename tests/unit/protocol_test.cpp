@@ -54,7 +54,7 @@ std::vector<Message> every_message() {
       NameLookup{10, {"ocean", "sky"}, true},
       NameUnpublish{11, 2, {}},
       NameReply{10, -46, {{"ocean", "tag#0$port", 2}}},
-      GuestAttach{4},
+      GuestAttach{4, 7},
       GuestSpawn{12, 3, 2, {"hello_other", "-v"}, {"PATH=/usr/bin"}, "/tmp", "vnode2", kGuestSpawnDeputy | kGuestSpawnStdin, "/usr/bin/hello_other"},
       GuestSpawnReply{12, 3, 0, "", {5, 6}, {2, 1}},
       GuestMessage{5, 0, 7, -3, {0, 1, 2, 255}},
