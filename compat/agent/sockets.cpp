@@ -153,7 +153,7 @@ void boot_id(std::uint64_t out[2], char* buf, std::size_t cap) {
 }  // namespace
 
 long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, std::size_t error_cap) {
-  if (long n = runtime_link_image_data(fd, s); n >= 0) return n;
+  if (long n = runtime_link_image_data(fd, for_move, s); n >= 0) return n;
   Line e(error, error_cap);
   SocketRecord& r = s->rec;
   r = SocketRecord{};

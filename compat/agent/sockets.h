@@ -68,8 +68,10 @@ bool peek_pair_queue(long fd, SocketScratch* s, char* error, std::size_t error_c
 // this node: its clients would lose it.
 long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, std::size_t error_cap);
 
-// The image data of the runtime's link (runtime_link.cpp) if `fd` is it: a
-// plain unix stream socket, encoded into s->encoded; else -1.
-long runtime_link_image_data(long fd, SocketScratch* s);
+// The image data of the runtime's link (runtime_link.cpp) if `fd` is it,
+// encoded into s->encoded: for a move a plain unix stream socket, else a
+// socketpair end whose other end is closed (s->partner kPeerClosed: its
+// queue is written after it); else -1.
+long runtime_link_image_data(long fd, bool for_move, SocketScratch* s);
 
 }  // namespace mosix::agent

@@ -180,6 +180,15 @@ void Task::leave() {
 // frame whose start is in in_). False when there is no daemon to attach to.
 bool Task::reattach() {
   if (fd_ < 0 || ++reattaches_ > 3) return false;  // three in a row with nothing read: it is gone
+  // What the old link still holds comes first (a restored image's queue,
+  // when a write found the link's end before a read did).
+  for (;;) {
+    std::uint8_t chunk[1 << 16];
+    ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (!take_bytes(chunk, static_cast<std::size_t>(n))) return false;
+  }
   socket_path_ = node_socket(socket_path_);
   int fd = connect_to(socket_path_);
   if (fd < 0) return false;
@@ -305,7 +314,11 @@ bool Task::pump(int timeout_ms) {
     return false;
   }
   reattaches_ = 0;
-  in_.insert(in_.end(), chunk, chunk + n);
+  return take_bytes(chunk, static_cast<std::size_t>(n));
+}
+
+bool Task::take_bytes(const std::uint8_t* bytes, std::size_t n) {
+  in_.insert(in_.end(), bytes, bytes + n);
   size_t at = 0;
   while (in_.size() - at >= kFrameHeaderSize) {
     std::span<const std::uint8_t> rest(in_.data() + at, in_.size() - at);

@@ -86,6 +86,9 @@ class Task {
   bool reattach();
   // Reads what is there (waiting up to timeout_ms for something); false once the link is gone.
   bool pump(int timeout_ms);
+  // Bytes read from the link: whole frames are taken; false (and the link
+  // left) on garbage.
+  bool take_bytes(const std::uint8_t* bytes, std::size_t n);
   void take(Message message);
 
   int fd_ = -1;

@@ -108,6 +108,12 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
                    if (c->rank >= 0) return;
                    c->rank = attach.rank;
                    c->link_fd = attach.link_fd;
+                   // Its link before (shut for reading by a checkpoint, or
+                   // closed): what it had not been given goes first here.
+                   if (auto old = attached_.find(attach.rank);
+                       old != attached_.end() && !old->second->deputy && !old->second->frozen) {
+                     stopped_reading(old->second);
+                   }
                    attached_[attach.rank] = c;
                    moved_.erase(attach.rank);
                    arriving_.erase(attach.rank);
@@ -234,6 +240,10 @@ void GuestService::write(const std::shared_ptr<Connection>& c) {
       });
       return;
     }
+    if (n < 0 && errno == EPIPE && c->rank >= 0 && !c->deputy) {
+      stopped_reading(c);
+      return;
+    }
     if (n <= 0) {
       close(c);
       return;
@@ -248,6 +258,9 @@ void GuestService::write(const std::shared_ptr<Connection>& c) {
 
 void GuestService::close(const std::shared_ptr<Connection>& c) {
   if (c->closed) return;
+  // What was not written to a task waits for its next attach (a restart of
+  // its image), as when it stopped reading.
+  if (c->rank >= 0 && !c->deputy && !c->gone && !c->frozen) stopped_reading(c);
   c->closed = true;
   error_code ignored;
   c->sd.close(ignored);
@@ -306,6 +319,25 @@ Expected<std::optional<Bytes>> GuestService::detach(std::int32_t rank, pid_t pid
   }
   c.in_front = c.out.size();
   return std::optional<Bytes>{std::move(front)};
+}
+
+// The guest shut its link for reading: a checkpoint to a file took what was
+// queued on it (compat/agent/runtime_link.cpp), or the guest is gone. What
+// was not written waits, first, for the rank's next attach (the task attaches
+// again once it has read the rest of this link), with whatever comes for it
+// meanwhile; the connection is read until its end.
+void GuestService::stopped_reading(const std::shared_ptr<Connection>& c) {
+  Frame rest;
+  for (std::size_t i = 0; i < c->out.size(); ++i) {
+    const Frame& f = c->out[i];
+    rest.insert(rest.end(), f.begin() + static_cast<std::ptrdiff_t>(i == 0 ? c->out_done : 0), f.end());
+  }
+  c->out.clear();
+  c->out_done = 0;
+  c->gone = true;
+  auto it = attached_.find(c->rank);
+  if (it != attached_.end() && it->second == c) attached_.erase(it);
+  if (!rest.empty()) waiting_[c->rank].push_front(std::move(rest));
 }
 
 void GuestService::stay(std::int32_t rank) {

@@ -79,6 +79,7 @@ class GuestService {
   void from_guest(const std::shared_ptr<Connection>& c, Message message);
   void write(const std::shared_ptr<Connection>& c);
   void close(const std::shared_ptr<Connection>& c);
+  void stopped_reading(const std::shared_ptr<Connection>& c);
   // Raw bytes (whole frames) for `rank`, which is not attached here: to the
   // node it moved to, or waiting here.
   void append_to_link(std::int32_t rank, Frame bytes);

@@ -9,7 +9,8 @@
 # for the stream to go on after the one before (its "progress" lines), and
 # A's and B's images are written (mosixctl checkpoint) mid-stream. Then the
 # stream stops (a file the master looks for) and the master says whether
-# everything matched.
+# everything matched. A second run checkpoints A with --kill mid-stream and
+# restarts it (mosixctl restart) while the others stream on.
 BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
 
@@ -70,4 +71,41 @@ check_contains "every message and echo arrived once, in order, intact" \
 check_eq "no mismatch" "" "$(grep MISMATCH "$out" || true)"
 echo "$(grep '^pvm_stream:' "$out" || true) ($(progress) progress lines, $moves moves)"
 [[ $rc == 0 ]] || tail -n 5 "$TMP/stream.err" >&2
+
+# A checkpoint to a file with --kill, mid-stream, and mosixctl restart of the
+# image: the image carries what was queued on A's link, its node daemon keeps
+# what it had not written and what comes meanwhile, and the restarted A
+# attaches to it again. The job counts the killed rank as ended (mpirun's
+# rule: run with --keep-going, and its status is that rank's 137); the
+# restarted A runs outside the job's count but in its stream.
+out=$TMP/restart.out
+stop=$TMP/stop2
+mosixrun --vcluster 3 --migrate off --keep-going -np 1 pvm_stream "$stop" < /dev/null > "$out" \
+  2> "$TMP/restart.err" &
+job=$!
+wait_for "grep -q '^streaming' '$out' || ! alive" || true
+before=$(progress)
+restarted=""
+if mosixctl checkpoint 1 --job "$job" -o "$TMP/a.img" --kill > "$TMP/ckpt.out" 2>&1; then
+  pass "A's image is written mid-stream and A is killed"
+  mosixctl restart "$TMP/a.img" < /dev/null > "$TMP/a.out" 2>&1 &
+  restarted=$!
+  trap 'kill "$job" $restarted 2> /dev/null || true; rm -rf "$TMP"' EXIT
+else
+  fail "A's image with --kill: $(tail -n 2 "$TMP/ckpt.out")"
+fi
+wait_for "(( \$(progress) > $before )) || ! alive" || true
+(( $(progress) > before )) && pass "the stream goes on with the restarted A" || fail "the stream stopped after A's restart"
+touch "$stop"
+rc=0
+wait "$job" || rc=$?
+check_eq "the job ends with the killed rank's 137 (--keep-going)" 137 "$rc"
+if [[ -n $restarted ]]; then
+  rrc=0
+  wait "$restarted" || rrc=$?
+  check_eq "the restarted A ends with 0" 0 "$rrc"
+fi
+check_contains "after the restart every message and echo arrived once, in order, intact" \
+  "every message and echo checked" "$(grep '^pvm_stream:' "$out" || true)"
+echo "$(grep '^pvm_stream:' "$out" || true) (restart)"
 finish
