@@ -1,6 +1,5 @@
 #include "runtime/daemon/guest_service.h"
 
-#include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 #include <cerrno>
 #include <csignal>
@@ -31,7 +30,7 @@ struct GuestService::Connection {
   bool waiting_write = false;  // for room in the socket to write more
   bool closed = false;
   int link_fd = -1;            // its descriptor number in the guest (GuestAttach)
-  bool frozen = false;         // its guest is stopped for a move: nothing is written (guest_links.cpp)
+  bool frozen = false;         // its guest is stopped for a move: nothing is written (detach)
   std::size_t in_front = 0;    // frozen: the frames of out that went with the move
   bool gone = false;           // its guest moved away: read until its end, never written
   std::int32_t rank = -1;  // once attached
