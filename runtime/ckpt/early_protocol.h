@@ -12,14 +12,16 @@
 //           image's descriptor and, when length is 1, the forwarded-sockets
 //           socket's (restorer.cpp's --sockets).
 // The end of the socket without kGo means the move was given up: the
-// restorer exits 0 without a word.
+// restorer exits 0 without a word. After each kStage and kZero the restorer
+// answers kTaken, length being the bytes of every kStage so far: they are in
+// place (or, where the restorer had its own memory, left in the store).
 #pragma once
 
 #include <cstdint>
 
 namespace mosix::ckpt {
 
-enum class EarlyOp : std::uint32_t { kStage = 1, kZero = 2, kGo = 3 };
+enum class EarlyOp : std::uint32_t { kStage = 1, kZero = 2, kGo = 3, kTaken = 4 };
 
 struct EarlyCommand {
   EarlyOp op;

@@ -282,6 +282,11 @@ void fields(auto& a, Is<PrecopyPages> auto& m) {
   a("zero", m.zero);
 }
 
+void fields(auto& a, Is<PrecopyTaken> auto& m) {
+  a("migration_id", m.migration_id);
+  a("bytes", m.bytes);
+}
+
 void fields(auto& a, Is<RankRestart> auto& m) {
   a("rank", m.rank);
   a("node", m.node);

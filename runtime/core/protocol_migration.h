@@ -34,6 +34,18 @@ struct PrecopyPages {
   bool operator==(const PrecopyPages&) const = default;
 };
 
+// Pre-copy, target -> source: the target has taken `bytes` of the
+// PrecopyPages bytes of `migration_id` (stored, and put in place by its
+// early restorer where one runs). The source stops the guest once every
+// byte it sent is taken (or after a bounded wait), so that the stop does not
+// wait for the rounds' tail.
+struct PrecopyTaken {
+  static constexpr MessageType kType = MessageType::kPrecopyTaken;
+  std::uint64_t migration_id = 0;
+  std::uint64_t bytes = 0;
+  bool operator==(const PrecopyTaken&) const = default;
+};
+
 struct ImageChunk {
   static constexpr MessageType kType = MessageType::kImageChunk;
   std::uint64_t migration_id = 0;

@@ -37,6 +37,8 @@ constexpr std::size_t kImageChunkBytes = 1u << 20;
 constexpr std::size_t kLinkPiece = 16u << 20;
 // Pre-copied bytes a move's thread may have on their way through the loop.
 constexpr std::uint64_t kMaxInFlight = 32u << 20;
+// How long the guest runs on after the last round for the target to take it.
+constexpr auto kTailWait = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -229,6 +231,12 @@ void Migrations::migrate_out(const MigrateRequest& request) {
         stats.precopy_bytes = rounds->bytes;
         stats.rounds = rounds->rounds;
         last.precopied = true;
+        // The rounds' tail is still on its way, and the target puts it in
+        // place: the guest runs on until the target has taken every byte
+        // sent (PrecopyTaken), so that the stop does not wait for that. A
+        // target that does not say so in time only makes the stop longer.
+        std::unique_lock lock(link->mutex);
+        link->changed.wait_for(lock, kTailWait, [&] { return link->cancelled || link->taken >= sent; });
       } else {
         stats.precopy_error = rounds.error().message;
       }
@@ -401,6 +409,18 @@ void Migrations::stream_image(std::uint64_t id, Outgoing& out, LocalGuest& g, st
     } while (at < left.size());
   }
   context_.send(target, ImageEnd{id, offset});
+}
+
+void Migrations::precopy_taken(int source, const PrecopyTaken& taken) {
+  auto out = outgoing_.find(taken.migration_id);
+  if (out == outgoing_.end() || !out->second.link || source != static_cast<int>(out->second.request.target_node))
+    return;
+  PrecopyLink& link = *out->second.link;
+  {
+    std::lock_guard lock(link.mutex);
+    link.taken = std::max(link.taken, taken.bytes);
+  }
+  link.changed.notify_all();
 }
 
 bool Migrations::answered(int source, const MigrateResult& result) {

@@ -64,6 +64,7 @@ class Migrations {
   void image_begin(const ImageBegin& begin);
   void image_chunk(const ImageChunk& chunk);
   void precopy_pages(const PrecopyPages& pages);
+  void precopy_taken(int source, const PrecopyTaken& taken);
   void image_end(const ImageEnd& end);
   // The target's answer to a move of ours from `source`; false when it is
   // not one (the home node routes it instead).
@@ -108,6 +109,7 @@ class Migrations {
     std::mutex mutex;
     std::condition_variable changed;
     std::uint64_t in_flight = 0;
+    std::uint64_t taken = 0;  // by the target (PrecopyTaken)
     bool cancelled = false;
     void cancel();
   };
@@ -148,6 +150,7 @@ class Migrations {
     std::unique_ptr<boost::asio::posix::stream_descriptor> early;
     std::deque<ckpt::EarlyCommand> early_words;
     bool early_waiting = false;  // for the socket to take more
+    ckpt::EarlyCommand early_answer{};
     int go_sockets = -1;
   };
 
@@ -171,6 +174,7 @@ class Migrations {
   void start_early(Incoming& in);
   void early_word(Incoming& in, ckpt::EarlyOp op, std::uint64_t address, std::uint64_t length);
   void flush_early(std::uint64_t id);
+  void read_early(std::uint64_t id);
   void drop_early(Incoming& in);
   bool early_go(Incoming& in, int sockets);
   std::string leave_sockets(std::uint64_t id, Outgoing& out, const LocalGuest& g);

@@ -47,6 +47,29 @@ void Migrations::start_early(Incoming& in) {
   in.guest = *started;
   in.guest->stdin_held = true;  // what the source had not read goes first (early_go)
   in.early = std::make_unique<asio::posix::stream_descriptor>(context_.io(), sv[0]);
+  read_early(in.request.migration_id);
+}
+
+// The restorer's answers: how much of the pre-copy it has taken, for the
+// source (PrecopyTaken). Its end of the socket closing before the go means
+// it is gone.
+void Migrations::read_early(std::uint64_t id) {
+  auto it = incoming_.find(id);
+  if (it == incoming_.end() || !it->second->early) return;
+  Incoming& in = *it->second;
+  in.early->async_read_some(
+      asio::buffer(&in.early_answer, sizeof in.early_answer), [this, id](boost::system::error_code ec, std::size_t n) {
+        auto again = incoming_.find(id);
+        if (ec == asio::error::operation_aborted || again == incoming_.end() || !again->second->early) return;
+        Incoming& in = *again->second;
+        if (ec || n != sizeof in.early_answer || in.early_answer.op != ckpt::EarlyOp::kTaken) {
+          spdlog::debug("{}: the early restorer of rank {} is gone", context_.node_name(), in.request.rank);
+          drop_early(in);
+          return;
+        }
+        context_.send(in.source, PrecopyTaken{id, in.early_answer.length});
+        read_early(id);
+      });
 }
 
 void Migrations::early_word(Incoming& in, ckpt::EarlyOp op, std::uint64_t address, std::uint64_t length) {
@@ -132,6 +155,7 @@ void Migrations::flush_early(std::uint64_t id) {
 }
 
 void Migrations::drop_early(Incoming& in) {
+  const bool had = in.early != nullptr;
   in.early.reset();
   in.early_words.clear();
   in.early_waiting = false;
@@ -140,6 +164,8 @@ void Migrations::drop_early(Incoming& in) {
     guests_.retire(in.request.rank);
     in.guest = nullptr;
   }
+  // What is stored counts as taken from now on (precopy_pages).
+  if (had && !in.going) context_.send(in.source, PrecopyTaken{in.request.migration_id, in.precopied});
 }
 
 // The image is complete: the early restorer gets it (and the forwarded

@@ -126,7 +126,11 @@ void Migrations::precopy_pages(const PrecopyPages& pages) {
   }
   in.precopied += done;
   if (!in.early_tried) start_early(in);
-  early_word(in, ckpt::EarlyOp::kStage, pages.address, done);
+  if (in.early) {
+    early_word(in, ckpt::EarlyOp::kStage, pages.address, done);
+  } else {
+    context_.send(in.source, PrecopyTaken{pages.migration_id, in.precopied});
+  }
 }
 
 void Migrations::image_end(const ImageEnd& end) {

@@ -291,6 +291,7 @@ void NodeDaemon::handle(int source, Message message) {
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },
                  [&](const PrecopyPages& pages) { migrations_.precopy_pages(pages); },
+                 [&](const PrecopyTaken& taken) { migrations_.precopy_taken(source, taken); },
                  [&](const ImageEnd& end) { migrations_.image_end(end); },
                  [&](SocketForward& m) { migrations_.socket_message(source, std::move(m)); },
                  [&](const MigrateResult& result) {

@@ -68,6 +68,7 @@ std::vector<Message> every_message() {
       PrecopyPages{0x1122334455667788ull, 0x7ffff7a00000ull, {}, 1ull << 30},
       SocketForward{2, 0, 1, 0, -1, false, true, 0, binary, {}},
       SocketForward{5, 3, (1ull << 63) | 9, 1, -1, false, false, 0, Bytes{2, 0, 0x1f, 0x90, 127, 0, 0, 1}, {}},
+      PrecopyTaken{0x1122334455667788ull, 512ull << 20},
       MpiSpawn{13, 0, {{3, {"worker", "-x"}, {"OMPI_PARENT_PORT=1.0:77"}, "/tmp", ""}, {1, {"other"}, {}, "", "vnode1"}}, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
       MpiSpawnReply{13, -46, "no such program", "mosix.42.1"},
       MpiNamespace{"mosix.42.1", 4, {1, 2, 1, 0}, {3, 1}, 0, kSpawnPmi, {"PARENT_ROOT_PORT_NAME=tag#0$"}},

@@ -65,6 +65,7 @@ std::vector<Message> every_message() {
       PtyResize{0, 24, 80},
       PrecopyPages{0x0102030405060708ull, 0x7f0000001000ull, Bytes{1, 0, 2}, 1ull << 21},
       SocketForward{6, -3, (1ull << 63) | 5, 1, 17, true, true, 0x0a0b0c0d0e0f1011ull, binary, Bytes{0, 0xff}},
+      PrecopyTaken{0x0102030405060708ull, 1ull << 33},
   };
 }
 

@@ -79,6 +79,7 @@ void zero(std::uint64_t start, std::uint64_t end) {
 EarlyGo run_early(int ctl, const std::string& pages_path) {
   int store = open(pages_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (store < 0) refuse("cannot read the pre-copied pages " + pages_path + ": " + strerror(errno));
+  std::uint64_t taken = 0;
   for (;;) {
     EarlyCommand c{};
     iovec iov{&c, sizeof c};
@@ -97,11 +98,20 @@ EarlyGo run_early(int ctl, const std::string& pages_path) {
       refuse("pre-copied pages at an address or length that is not page-aligned");
     switch (c.op) {
       case EarlyOp::kStage:
-        stage(store, c.address, c.address + c.length);
+      case EarlyOp::kZero: {
+        if (c.op == EarlyOp::kStage) {
+          stage(store, c.address, c.address + c.length);
+          taken += c.length;
+        } else {
+          zero(c.address, c.address + c.length);
+        }
+        EarlyCommand answer{EarlyOp::kTaken, 0, 0, taken};
+        // A daemon that has gone away is no reason to stop: its go (or the
+        // socket's end) decides.
+        while (send(ctl, &answer, sizeof answer, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+        }
         break;
-      case EarlyOp::kZero:
-        zero(c.address, c.address + c.length);
-        break;
+      }
       case EarlyOp::kGo: {
         EarlyGo go;
         int fds[2] = {-1, -1};
