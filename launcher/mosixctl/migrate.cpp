@@ -99,7 +99,9 @@ void run_migrate(const MigrateOptions& o) {
             << reply->value("bytes", 0ull) << " bytes, stopped " << reply->value("stopped_ms", 0u) << " ms";
   if (unsigned rounds = reply->value("rounds", 0u); rounds > 0) {
     std::cout << " (" << reply->value("precopy_bytes", 0ull) << " bytes pre-copied in " << rounds
-              << (rounds == 1 ? " round" : " rounds") << " before)";
+              << (rounds == 1 ? " round" : " rounds") << " before";
+    if (auto early = reply->value("early_bytes", 0ull); early > 0) std::cout << ", " << early << " put in place then";
+    std::cout << ")";
   }
   std::cout << "\n";
 }

@@ -318,6 +318,7 @@ void fields(auto& a, Is<MigrateResult> auto& m) {
   a("stopped_ms", m.stopped_ms);
   a("precopy_bytes", m.precopy_bytes);
   a("rounds", m.rounds);
+  a("early_bytes", m.early_bytes);
 }
 
 }  // namespace mosix::wire

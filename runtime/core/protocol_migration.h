@@ -94,6 +94,7 @@ struct MigrateResult {
   std::uint32_t stopped_ms = 0;      // from the stop request to the restore at the target
   std::uint64_t precopy_bytes = 0;   // sent by pre-copy rounds while the guest ran (docs/migration.md)
   std::uint32_t rounds = 0;          // pre-copy rounds (0: stop-and-copy)
+  std::uint64_t early_bytes = 0;     // pre-copied bytes the target's early restorer had before the go
   bool operator==(const MigrateResult&) const = default;
 };
 

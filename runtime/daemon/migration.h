@@ -151,6 +151,7 @@ class Migrations {
     std::deque<ckpt::EarlyCommand> early_words;
     bool early_waiting = false;  // for the socket to take more
     ckpt::EarlyCommand early_answer{};
+    std::uint64_t early_bytes = 0;  // what the early restorer had when it got its go
     int go_sockets = -1;
   };
 

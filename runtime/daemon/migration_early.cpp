@@ -148,6 +148,7 @@ void Migrations::flush_early(std::uint64_t id) {
         guests_.give_back_stdin(g, std::move(*left));
       }
       in.stdin_left.clear();
+      in.early_bytes = in.precopied;
       restorer_started(id);
       return;
     }

@@ -277,6 +277,7 @@ void Migrations::watch_restore(std::uint64_t id) {
   ok.ok = true;
   ok.target_node = static_cast<std::uint32_t>(context_.rank());
   ok.pid = g.proc.pid;
+  ok.early_bytes = in.early_bytes;
   context_.send(in.source, ok);
   guests_.maybe_report_exit(g);
   ++arrivals_;

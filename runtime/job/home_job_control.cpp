@@ -170,7 +170,7 @@ void HomeJob::migration_ended(const MigrateResult& m) {
     reply = {{"ok", true}, {"rank", m.rank}, {"from", node_name(from)},
              {"to", node_name(static_cast<int>(m.target_node))}, {"pid", m.pid}, {"bytes", m.bytes},
              {"stopped_ms", m.stopped_ms}, {"total_ms", total_ms}, {"precopy_bytes", m.precopy_bytes},
-             {"rounds", m.rounds}};
+             {"rounds", m.rounds}, {"early_bytes", m.early_bytes}};
   } else {
     if (m.cantmove) r.cantmove = m.reason;
     r.last_migration = "stayed on " + node_name(from) + ": " + m.reason;

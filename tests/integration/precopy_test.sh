@@ -7,6 +7,8 @@
 # at 100 MB/s makes 2, each pre-copied (rounds >= 1 in mosixctl's answer);
 # precopy_writers fork (the threads' writers, and a fork+exec every 20 ms
 # between and during rounds) makes 6;
+# every pre-copied move's target started its restorer early (early_bytes > 0
+# in mosixctl's answer), except with MOSIX_EARLY_RESTORE=0 (2 moves, 0);
 # with MOSIX_PRECOPY=0 the same moves are stop-and-copy (rounds 0) and right
 # as well. Exits 77 where the kernel offers no write tracking (the node
 # daemon says so once and moves stop-and-copy). The guests wait for their
@@ -32,7 +34,7 @@ wait_for_text() {
 # for a child (precopy_writers fork: its child lives, or waits to be waited
 # for, a millisecond in every 20) is tried again, up to 50 times: the guest runs on meanwhile.
 migrate() {
-  local job=$1 node=$2 want=$3 out rounds try
+  local job=$1 node=$2 want=$3 out rounds early try
   for ((try = 0; try < 50; try++)); do
     out=$("$BIN/mosixctl" migrate 0 "$node" --job "$job" --json 2>"$WORK/ctl.err")
     [[ $(jq -r .ok <<<"$out") != true && $(jq -r .error <<<"$out") =~ (live|ended)\ child ]] || break
@@ -43,9 +45,17 @@ migrate() {
   fi
   rounds=$(jq -r '.rounds // 0' <<<"$out")
   echo "  -> $(jq -r .to <<<"$out"): $rounds round(s), $(jq -r '.precopy_bytes // 0' <<<"$out") bytes pre-copied," \
-       "image $(jq -r .bytes <<<"$out") bytes, stopped $(jq -r .stopped_ms <<<"$out") ms"
+       "$(jq -r '.early_bytes // 0' <<<"$out") put in place early, image $(jq -r .bytes <<<"$out") bytes," \
+       "stopped $(jq -r .stopped_ms <<<"$out") ms"
+  early=$(jq -r '.early_bytes // 0' <<<"$out")
   if [[ $want == some && $rounds == 0 ]]; then
     fail "the move to $node was not pre-copied"
+    return 1
+  elif [[ $want == some && ${MOSIX_EARLY_RESTORE:-1} != 0 && $early == 0 ]]; then
+    fail "the move to $node was pre-copied, but its target did not start the restorer early"
+    return 1
+  elif [[ ${MOSIX_EARLY_RESTORE:-1} == 0 && $early != 0 ]]; then
+    fail "the move to $node started an early restorer with MOSIX_EARLY_RESTORE=0"
     return 1
   elif [[ $want == 0 && $rounds != 0 ]]; then
     fail "the move to $node was pre-copied with MOSIX_PRECOPY=0"
@@ -94,6 +104,7 @@ run dirty 2 some "$BIN/mem_hold" 64 "$WORK/dirty.done" 600 100
 # The child of each fork stays on the guest's node (--spread off), so that
 # it lives as briefly as /bin/true does.
 RUN_FLAGS="--spread off" run fork 6 some "$BIN/precopy_writers" fork "$WORK/fork.done" 600
+MOSIX_EARLY_RESTORE=0 run threads_late 2 some "$BIN/precopy_writers" threads "$WORK/threads_late.done" 600
 export MOSIX_PRECOPY=0  # read by the node daemons of the next job
 run threads_stop 2 0 "$BIN/precopy_writers" threads "$WORK/threads_stop.done" 600
 

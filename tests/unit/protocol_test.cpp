@@ -40,7 +40,7 @@ std::vector<Message> every_message() {
       NodeLost{9, {{1, 2}, {3, 0}}},
       MigrateRequest{0x0102030405060708ull, 7, 2, kSpawnStdin, 417.25},
       MigrateResult{0x0102030405060708ull, 7, false, true, "fd 3 is a socket", 1, 2, 31337,
-                    1ull << 34, 4000000000u},
+                    1ull << 34, 4000000000u, 512ull << 20, 3, 500ull << 20},
       OutputCredit{5, 1ull << 40},
       BalanceReport{2, {{1, "below margin", "load 2.00 ..."}, {3, "pinned", ""}}},
       MigrateProgress{0x0102030405060708ull, 7, MigratePhase::kTransfer, 3ull << 30, 1ull << 33},
