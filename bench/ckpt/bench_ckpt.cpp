@@ -13,6 +13,9 @@
 //    any restore;
 //  - the time the guest is stopped is the time from the request until the
 //    agent's answer (the agent writes with every thread parked).
+//  - where `criu` is installed and works, `criu dump` of the same guest
+//    without the agent, against our "to file" time (the CRIU column); where
+//    it is not, or fails, the last line says why.
 // Also: the agent's resident memory in an idle guest (smaps of libmosix.so;
 // goal under 1 MiB) and its threads (goal: none of its own).
 // Paths: MOSIX_AGENT (default ../lib/libmosix.so next to this binary),
@@ -32,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -232,6 +236,68 @@ Timed checkpoint(pid_t pid, const std::string& out, mosix::ckpt::AfterCheckpoint
   return {s, *bytes};
 }
 
+std::string fmt_ratio(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", r);
+  return buf;
+}
+
+// `criu` in PATH, or "".
+std::string find_criu() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+  for (std::size_t at = 0; at <= dirs.size();) {
+    std::size_t end = dirs.find(':', at);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(at, end - at) + "/criu";
+    if (end > at && access(candidate.c_str(), X_OK) == 0) return candidate;
+    at = end + 1;
+  }
+  return "";
+}
+
+// CRIU's `criu dump` (which kills the task, as our "to file" row's mode does)
+// of the same guest without the agent: seconds, or nullopt with the reason
+// in *why (no criu here, or it failed: Debian 12's 3.17 does on kernel 6.x).
+std::optional<double> criu_dump_seconds(const std::string& criu, const std::string& self, std::size_t mib,
+                                        const std::string& work, std::string* why) {
+  Child guest = spawn({self, "--guest", std::to_string(mib)}, "");
+  guest.ping();
+  std::string dir = work + "/bench_ckpt." + std::to_string(getpid()) + ".criu";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto t0 = Clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::string t = std::to_string(guest.pid);
+    execl(criu.c_str(), "criu", "dump", "-t", t.c_str(), "-D", dir.c_str(), "-o", "dump.log", "--shell-job",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) status = -1;
+  double s = seconds_since(t0);
+  guest.end();
+  std::optional<double> result;
+  if (status == 0) {
+    result = s;
+  } else {
+    std::ifstream log(dir + "/dump.log");
+    std::string line, last;
+    while (std::getline(log, line))
+      if (line.find("Error") != std::string::npos) last = line;
+    *why = criu + " dump failed (" +
+           (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status)) : std::string("status -1")) +
+           (last.empty() ? ")" : "): " + last);
+  }
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
 std::size_t agent_rss_kib(pid_t pid) {
   std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
   std::string line;
@@ -287,8 +353,11 @@ int main(int argc, char** argv) {
 
   using mosix::ckpt::AfterCheckpoint;
   using mosix::ckpt::Compression;
-  std::printf("%8s %-5s %10s %9s %8s %9s %8s %9s %8s\n", "MiB", "zstd", "image MiB", "to pipe", "x pipe",
-              "to file", "restore", "x memcpy", "x fresh");
+  // The CRIU column: where criu is installed and works here.
+  std::string criu = find_criu(), no_criu;
+  if (criu.empty()) no_criu = "criu is not installed here";
+  std::printf("%8s %-5s %10s %9s %8s %9s %8s %9s %8s %8s\n", "MiB", "zstd", "image MiB", "to pipe", "x pipe",
+              "to file", "restore", "x memcpy", "x fresh", "x criu");
   for (std::size_t mib : sizes) {
     for (Compression c : {Compression::none, Compression::fast}) {
       std::uint64_t raw = std::uint64_t{mib} << 20;
@@ -310,16 +379,23 @@ int main(int argc, char** argv) {
       double restore_s = seconds_since(t0);
       restored.end();
       unlink(image.c_str());
-      std::printf("%8zu %-5s %10.1f %7.3f s %8.2f %7.3f s %6.3f s %9.2f %8.2f\n", mib,
+      std::string vs_criu = "-";
+      if (c == Compression::none && no_criu.empty()) {
+        if (auto criu_s = criu_dump_seconds(criu, self, mib, work, &no_criu))
+          vs_criu = fmt_ratio(*criu_s / filed.seconds);
+      }
+      std::printf("%8zu %-5s %10.1f %7.3f s %8.2f %7.3f s %6.3f s %9.2f %8.2f %8s\n", mib,
                   c == Compression::none ? "none" : "fast", filed.bytes / 1048576.0, piped.seconds,
                   gib_per_s(piped.bytes, piped.seconds) / pc, filed.seconds, restore_s,
-                  gib_per_s(raw, restore_s) / mc, gib_per_s(raw, restore_s) / fresh);
+                  gib_per_s(raw, restore_s) / mc, gib_per_s(raw, restore_s) / fresh, vs_criu.c_str());
     }
   }
   std::printf("to pipe / to file: seconds from the request to the agent's answer, all the while the guest is "
               "stopped (leave-running and kill).\nx pipe: image bytes per second over pipe copy (goal >= 0.5, "
               "uncompressed); x memcpy: guest memory restored per second over memcpy (goal >= 0.5), x fresh: "
               "over writing never-touched pages.\nrestore: exec of mosix-restore until the restored guest "
-              "answers; the restorer reads the image twice (verification, then restore).\n");
+              "answers; the restorer reads the image twice (verification, then restore).\nx criu: `criu dump` of the "
+              "same guest (without the agent) over our \"to file\" time, in the same run (goal >= 1.0)%s%s\n",
+              no_criu.empty() ? "" : ": no CRIU column, ", no_criu.c_str());
   return 0;
 }
