@@ -214,7 +214,9 @@ bool Session::check_held_elsewhere() {
       std::uint64_t inode = parse_dec(f);
       for (int i = 0; i < s_->nregions && inode != 0; ++i) {
         const Region& r = s_->regions[i];
-        if (!r.shm || r.inode != inode || r.shm_dev != (major << 32 | minor)) continue;
+        // A tree's member names its shared memory instead (tree_hold): the
+        // requester checks who else maps it.
+        if (!r.shm || tree_path_ != nullptr || r.inode != inode || r.shm_dev != (major << 32 | minor)) continue;
         Line(s_->error, sizeof s_->error)
             .s("the shared anonymous mapping at 0x")
             .x(r.start)

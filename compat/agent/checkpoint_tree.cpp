@@ -1,8 +1,9 @@
 // A checkpoint of one member of a process tree taken together
 // (runtime/ckpt/tree_protocol.h): the member names its children instead of
 // refusing them (the requester takes each live one as a member and the
-// restorer makes each zombie again), says it is ready, and waits with every
-// thread stopped until the requester has all members stopped.
+// restorer makes each zombie again) and its shared anonymous memory, says
+// it is ready, and waits with every thread stopped until the requester has
+// all members stopped.
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -110,6 +111,15 @@ bool Session::tree_hold() {
   tree_fd_ = sys(SYS_openat, AT_FDCWD, tree_path_, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (tree_fd_ < 0) return fail("cannot open the tree checkpoint's control FIFO"), false;
   char line[160];
+  // Shared anonymous memory: restored as one object for the whole tree
+  // when only members map it (the requester checks).
+  for (int i = 0; i < s_->nregions; ++i) {
+    const Region& r = s_->regions[i];
+    if (!r.shm) continue;
+    Line(line, sizeof line).s("shm ").x(r.start).s(" ").x(r.end).s(" ").x(r.offset).s(" ").x(r.shm_dev).s(" ")
+        .u(r.inode).s("\n");
+    status(line);
+  }
   Line(line, sizeof line)
       .s("ready ")
       .i(g_vpid)

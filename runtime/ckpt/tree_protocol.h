@@ -7,7 +7,11 @@
 // its checks pass, writes on its status FIFO one line per child
 //   child <real pid> <virtual pid> live
 //   child <real pid> <virtual pid> zombie <si_code> <si_status>
-// (a zombie's status read with waitid(WNOWAIT): it stays unreaped), then
+// (a zombie's status read with waitid(WNOWAIT): it stays unreaped), one
+// line per shared anonymous mapping (hex: start, end, offset in its object,
+// the object's device; decimal: its inode)
+//   shm <start> <end> <offset> <dev> <inode>
+// then
 //   ready <virtual pid> <virtual ppid> <pgid> <sid> <TreePids address, hex>
 // and waits, every thread still stopped, for a word on the FIFO:
 //   go      write the image ("ok <bytes>" or "error <why>" as usual), then
@@ -21,6 +25,9 @@
 //   mosix-tree 1
 //   member <index> <virtual pid> <parent index, -1 for the root> <TreePids address, hex> <image file>
 //   zombie <virtual pid> <parent index> <si_code> <si_status>
+//   shared <member index> <start, hex> <end, hex> <offset, hex> <object number>
+// (shared: a shared anonymous mapping of a member; mappings with the same
+// object number show one object, which the restore makes once for all),
 // with the root as member 0, each member after its parent, and each
 // member's image file (a plain single-process image) named relative to the
 // manifest's directory.

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
@@ -29,6 +30,10 @@
 namespace mosix::ckpt {
 namespace {
 
+struct SharedMap {
+  std::uint64_t start = 0, end = 0, offset = 0, dev = 0, inode = 0;
+};
+
 struct Child {
   pid_t pid = 0, vpid = 0;
   bool zombie = false;
@@ -48,6 +53,7 @@ struct Member {
   pid_t vpid = 0, vppid = 0, pgid = 0, sid = 0;
   std::uint64_t table = 0, bytes = 0;
   std::vector<Child> children;
+  std::vector<SharedMap> shared;
   ~Member() {
     for (int fd : {status_fd, control_fd, pidfd})
       if (fd >= 0) close(fd);
@@ -165,6 +171,10 @@ void take_line(Member& m, const std::string& line) {
     c.zombie = kind == "zombie";
     if (c.zombie) in >> c.code >> c.status;
     m.children.push_back(c);
+  } else if (word == "shm") {
+    SharedMap m2;
+    in >> std::hex >> m2.start >> m2.end >> m2.offset >> m2.dev >> std::dec >> m2.inode;
+    m.shared.push_back(m2);
   } else if (word == "ready") {
     std::string table;
     in >> m.vpid >> m.vppid >> m.pgid >> m.sid >> table;
@@ -284,6 +294,40 @@ Status check_restorable(const Members& all) {
   return Status::Ok();
 }
 
+// Shared anonymous memory of the tree that a process outside it maps too:
+// the restore makes one object for the members alone.
+Status check_shared_outside(const Members& all) {
+  std::set<std::pair<std::uint64_t, std::uint64_t>> objects;
+  std::set<pid_t> members;
+  for (const auto& m : all) {
+    members.insert(m->pid);
+    for (const SharedMap& s : m->shared) objects.insert({s.dev, s.inode});
+  }
+  if (objects.empty()) return Status::Ok();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    pid_t pid = 0;
+    auto [end, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (err != std::errc() || end != name.data() + name.size() || members.count(pid) != 0) continue;
+    std::ifstream maps(entry.path() / "maps");
+    for (std::string line; std::getline(maps, line);) {
+      std::istringstream l(line);
+      std::string range, perms, offset, dev;
+      std::uint64_t inode = 0;
+      l >> range >> perms >> offset >> dev >> inode;
+      std::size_t colon = dev.find(':');
+      if (inode == 0 || colon == std::string::npos) continue;
+      std::uint64_t major = std::strtoull(dev.substr(0, colon).c_str(), nullptr, 16);
+      std::uint64_t minor = std::strtoull(dev.substr(colon + 1).c_str(), nullptr, 16);
+      if (objects.count({major << 32 | minor, inode}) != 0)
+        return make_error("shared anonymous memory of the tree (inode " + std::to_string(inode) +
+                          ") is mapped by process " + std::to_string(pid) + ", which is not in the tree");
+    }
+  }
+  return Status::Ok();
+}
+
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 enum class Attempt { kDone, kChanged, kFailed };
@@ -312,7 +356,7 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     abandon(all);
     return Attempt::kChanged;
   }
-  if (Status s = check_restorable(all); !s.ok()) {
+  if (Status s = check_restorable(all); !s.ok() || !(s = check_shared_outside(all)).ok()) {
     *why = s.error().message;
     abandon(all);
     return Attempt::kFailed;
@@ -342,6 +386,14 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
         manifest << "zombie " << c.vpid << " " << i << " " << c.code << " " << c.status << "\n";
         ++out->zombies;
       }
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    for (const SharedMap& sm : all[i]->shared) {
+      auto at = std::find(objects.begin(), objects.end(), std::make_pair(sm.dev, sm.inode));
+      if (at == objects.end()) at = objects.insert(objects.end(), {sm.dev, sm.inode});
+      manifest << "shared " << i << " " << std::hex << sm.start << " " << sm.end << " " << sm.offset << std::dec
+               << " " << (at - objects.begin()) << "\n";
+    }
   for (auto& m : all) {
     if (Status s = m->image->commit(sys::Durability::kDurable); !s.ok()) {
       *why = s.error().message;

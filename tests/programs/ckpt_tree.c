@@ -9,7 +9,10 @@
  *  - waitpid(B) gives B's pid and exit 7, waitid(P_PID, C) C's pid and
  *    SIGTERM (CLD_KILLED), wait() A's pid and A's status, A's waitpid(G)
  *    G's pid and status;
- *  - a SIGCHLD reaches the root when A ends.
+ *  - a SIGCHLD reaches the root when A ends;
+ *  - two pages of shared anonymous memory, mapped before the forks, are one
+ *    memory still: what A writes after the go, the root reads, and G's and
+ *    A's writes before the checkpoint are there.
  * The root prints "PASS" and exits 0, or "FAIL: <what>" and exits 1.
  * With the argument "refuse", G holds a file in /proc open, which a
  * checkpoint refuses: the whole tree must then run on unchanged. */
@@ -19,12 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "usr1_handshake.h"
 
 static volatile sig_atomic_t g_usr2 = 0, g_chld = 0;
+/* Shared by the root, A and G: [0] root's mark, [1] A's, [2] G's, [1024] A's after the go. */
+static volatile int* g_shared;
 
 static void on_usr2(int sig) {
   (void)sig;
@@ -53,6 +59,7 @@ static int g_refuse = 0;
 
 static void grandchild(pid_t self, pid_t parent) {
   if (g_refuse && open("/proc/self/stat", O_RDONLY) < 0) _exit(94);
+  g_shared[2] = 0x6767;
   kill(parent, SIGUSR2);
   while (!g_go) {
     sigset_t open;
@@ -68,6 +75,7 @@ static void grandchild(pid_t self, pid_t parent) {
 /* A: forks G, tells the root it is ready, waits for the root's SIGUSR1,
  * then signals G and waits for it; exits 3. */
 static void child_a(pid_t self, pid_t root, const sigset_t* open) {
+  g_shared[1] = 0xaaaa;
   pid_t g = fork();
   if (g < 0) _exit(90);
   if (g == 0) grandchild(getpid(), self);
@@ -81,6 +89,7 @@ static void child_a(pid_t self, pid_t root, const sigset_t* open) {
   pid_t w = waitpid(g, &st, 0);
   if (w != g) fail("A", "waitpid(G)", w, g);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 5) fail("A", "G's status", st, 5 << 8);
+  g_shared[1024] = 42;
   _exit(3);
 }
 
@@ -99,6 +108,9 @@ int main(int argc, char** argv) {
   sigaddset(&block, SIGUSR2);
   sigprocmask(SIG_BLOCK, &block, &open);
   pid_t root = getpid();
+  g_shared = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (g_shared == MAP_FAILED) return 95;
+  g_shared[0] = 0x1111;
 
   pid_t a = fork();
   if (a < 0) return 90;
@@ -138,6 +150,9 @@ int main(int argc, char** argv) {
   w = wait(&st);
   if (w != a) fail("root", "wait()", w, a);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 3) fail("root", "A's status", st, 3 << 8);
+  if (g_shared[0] != 0x1111 || g_shared[1] != 0xaaaa || g_shared[2] != 0x6767)
+    fail("root", "the shared marks (root's)", g_shared[0], 0x1111);
+  if (g_shared[1024] != 42) fail("root", "A's write to shared memory after the go", g_shared[1024], 42);
   /* SIGCHLD for A: delivered by now, or pending until the mask opens. */
   sigset_t none;
   sigemptyset(&none);

@@ -20,5 +20,11 @@ inline constexpr std::uint64_t kReservedLow = 0x60000000ULL;
 inline constexpr std::uint64_t kTrampolineBase = 0x60000000ULL;
 inline constexpr std::uint64_t kRestorerBase = 0x68000000ULL;
 inline constexpr std::uint64_t kReservedHigh = 0x100000000ULL;
+// A tree's restore (restorer/tree.cpp): the page its restorers share, kept
+// until the hand-over (clear of the vDSO parking at kTrampolineBase + 64 MiB,
+// memory.cpp), and the staging of its shared anonymous objects, in the part
+// the trampoline unmaps.
+inline constexpr std::uint64_t kTreeSyncBase = 0x66000000ULL;
+inline constexpr std::uint64_t kTreeStagingBase = 0xC0000000ULL;
 
 }  // namespace mosix::ckpt

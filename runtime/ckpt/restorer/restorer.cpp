@@ -68,7 +68,7 @@ constexpr std::uint32_t kRseqSig = 0x53053053;
     syscall(SYS_rseq, tp + static_cast<std::uint64_t>(__rseq_offset), 32, 1 /* UNREGISTER */, kRseqSig);
   }
   load_memory(p);
-  write_tree_pids();
+  finish_tree(*p->img);
   set_mm_layout(*p->img);
   restore_process_state(*p->img);
   start_threads(p);

@@ -190,13 +190,13 @@ std::uint64_t frame_room(const Thread& t);
 // every member, then the tree's processes; returns in each member with its
 // image in *img and its image descriptor. tree_barrier: in each member right
 // before the point of no return, until all are there (exits 2 when one was
-// refused); tree_refused: refuse() tells the others; write_tree_pids: after
-// the memory is back, the tree's new pids into the agent's table. The last
-// three do nothing outside a tree.
+// refused); tree_refused: refuse() tells the others; finish_tree: after the
+// memory is back, the tree's shared memory made one again and its new pids
+// written into the agent's table. The last three do nothing outside a tree.
 bool is_tree_manifest(int fd);
 int start_tree(const std::string& manifest_path, int manifest_fd, Image* img);
 void tree_barrier();
 void tree_refused();
-void write_tree_pids();
+void finish_tree(const Image& img);
 
 }  // namespace mosix::ckpt::restorer

@@ -8,7 +8,9 @@
 // member then goes through the single-process restore; right before the
 // point of no return they wait for each other (a member refused meanwhile
 // makes them all exit 2), and each writes the tree's new pids into its
-// agent's table once its memory is back.
+// agent's table once its memory is back. Shared anonymous memory that
+// several members map is one object again: staged once before the forks,
+// filled by its first mapping's member, and mapped over each member's copy.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -26,19 +28,20 @@
 #include <string>
 #include <vector>
 
+#include "runtime/ckpt/restorer/reserved_range.h"
 #include "runtime/ckpt/restorer/restorer.h"
 #include "runtime/ckpt/tree_protocol.h"
 
 namespace mosix::ckpt::restorer {
 namespace {
 
-// In the restorer's reserved range, between the trampoline and the restorer.
-constexpr std::uint64_t kTreeSyncBase = 0x64000000ULL;
+constexpr std::uint64_t kStagingBase = kTreeStagingBase;
 constexpr long kBarrierSeconds = 60;
 
 struct TreeSync {
   std::atomic<int> arrived;
   std::atomic<int> failed;
+  std::atomic<int> filled;  // members whose shared memory is in the staging objects
   std::int32_t pids[kMaxTreePids][2];  // {virtual, real}: the members, then the zombies
 };
 constexpr std::size_t kSyncLen = (sizeof(TreeSync) + kPage - 1) & ~(kPage - 1);
@@ -53,18 +56,35 @@ struct ZombieLine {
   std::int32_t vpid;
   int parent, code, status;
 };
+struct SharedLine {
+  int member;
+  std::uint64_t start, end, offset;
+  int object;
+};
 
 bool g_tree = false;
 int g_members = 0, g_entries = 0;
 TreeSync* g_sync = nullptr;
 std::uint64_t g_table = 0;
 std::int32_t g_pids[kMaxTreePids][2];
+int g_me = 0;
+std::vector<SharedLine> g_shared;
+std::vector<std::uint64_t> g_object_base;
 
 long futex(std::atomic<int>* word, int op, int value, const timespec* ts) {
   return syscall(SYS_futex, word, op, value, ts, nullptr, 0);
 }
 
-void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieLine>* zombies) {
+// Seconds on the monotonic clock, by system call: in phase 2 the vDSO libc
+// found at start has moved.
+long mono_seconds() {
+  timespec now{};
+  syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &now);
+  return now.tv_sec;
+}
+
+void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieLine>* zombies,
+                   std::vector<SharedLine>* shared) {
   std::string text;
   char buf[4096];
   for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) {
@@ -98,6 +118,14 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
           (z.code == CLD_KILLED && (z.status < 1 || z.status > 64)))
         refuse("malformed tree manifest line: " + line);
       zombies->push_back(z);
+    } else if (kind == "shared") {
+      SharedLine h;
+      l >> h.member >> std::hex >> h.start >> h.end >> h.offset >> std::dec >> h.object;
+      if (!l || h.member < 0 || h.member >= static_cast<int>(members->size()) || h.start >= h.end ||
+          (h.start | h.end | h.offset) % kPage != 0 || h.object < 0 || h.object > static_cast<int>(shared->size()) ||
+          h.offset > (1ULL << 40))
+        refuse("malformed tree manifest line: " + line);
+      shared->push_back(h);
     } else if (!kind.empty()) {
       refuse("malformed tree manifest line: " + line);
     }
@@ -134,7 +162,7 @@ bool is_tree_manifest(int fd) {
 int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
   std::vector<MemberLine> members;
   std::vector<ZombieLine> zombies;
-  read_manifest(manifest_fd, &members, &zombies);
+  read_manifest(manifest_fd, &members, &zombies, &g_shared);
   close(manifest_fd);
   std::string dir = manifest_path.substr(0, manifest_path.rfind('/') + 1);
   static OwnMaps own;
@@ -160,6 +188,32 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
                               (g.rec.prot & PROT_WRITE) && g.rec.kind != RegionKind::shared_file &&
                               g.rec.kind != RegionKind::shared_anon);
     if (!writable) refuse("its agent's pid table at " + hex(members[i].table) + " is not in its private writable memory");
+  }
+  // Each shared object once, as large as its mappings reach, staged where
+  // every member's restorer inherits it.
+  std::vector<std::uint64_t> sizes;
+  for (const SharedLine& h : g_shared) {
+    bool found = false;
+    for (const Region& g : images[static_cast<std::size_t>(h.member)].regions)
+      found = found || (g.rec.start == h.start && g.rec.end == h.end && g.rec.kind == RegionKind::shared_anon);
+    if (!found)
+      refuse("process " + std::to_string(members[static_cast<std::size_t>(h.member)].vpid) +
+             " has no shared anonymous mapping at " + hex(h.start) + ", as the tree manifest says");
+    if (static_cast<std::size_t>(h.object) >= sizes.size()) sizes.resize(static_cast<std::size_t>(h.object) + 1, 0);
+    std::uint64_t reach = h.offset + (h.end - h.start);
+    if (reach > sizes[static_cast<std::size_t>(h.object)]) sizes[static_cast<std::size_t>(h.object)] = reach;
+  }
+  std::uint64_t staging = kStagingBase;
+  for (std::uint64_t size : sizes) {
+    if (size > kReservedHigh - staging)
+      refuse("the tree's shared anonymous memory is larger than the restorer's " +
+             std::to_string((kReservedHigh - kStagingBase) >> 20) + " MiB staging area");
+    void* obj = mmap(reinterpret_cast<void*>(staging), size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (obj != reinterpret_cast<void*>(staging))
+      refuse(std::string("cannot stage the tree's shared memory: ") + strerror(errno));
+    g_object_base.push_back(staging);
+    staging += size;
   }
   void* at = mmap(reinterpret_cast<void*>(kTreeSyncBase), kSyncLen, PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -211,6 +265,7 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
   }
   for (std::size_t i = 0; i < fds.size(); ++i)
     if (static_cast<int>(i) != me) close(fds[i]);
+  g_me = me;
   g_table = members[static_cast<std::size_t>(me)].table;
   *img = std::move(images[static_cast<std::size_t>(me)]);
   return fds[static_cast<std::size_t>(me)];
@@ -226,8 +281,7 @@ void tree_barrier() {
   if (!g_tree) return;
   g_sync->arrived.fetch_add(1);
   futex(&g_sync->arrived, FUTEX_WAKE, 0x7fffffff, nullptr);
-  timespec start{};
-  clock_gettime(CLOCK_MONOTONIC, &start);
+  long start = mono_seconds();
   for (;;) {
     int arrived = g_sync->arrived.load();
     if (g_sync->failed.load() != 0) {
@@ -238,19 +292,48 @@ void tree_barrier() {
       _exit(2);
     }
     if (arrived >= g_members) break;
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec > kBarrierSeconds) refuse("the other processes of the tree did not get ready");
+    if (mono_seconds() - start > kBarrierSeconds) refuse("the other processes of the tree did not get ready");
     timespec wait{0, 100'000'000L};
     futex(&g_sync->arrived, FUTEX_WAIT, arrived, &wait);
   }
   std::memcpy(g_pids, g_sync->pids, sizeof g_pids);
-  munmap(g_sync, kSyncLen);
-  g_sync = nullptr;
 }
 
-void write_tree_pids() {
+void finish_tree(const Image& img) {
   if (!g_tree) return;
+  // The first mapping of each object in the manifest fills it from this
+  // member's memory, just loaded; once every member is here, each maps the
+  // object over its own copy.
+  for (std::size_t i = 0; i < g_shared.size(); ++i) {
+    const SharedLine& h = g_shared[i];
+    bool first = true;
+    for (std::size_t k = 0; k < i; ++k) first = first && g_shared[k].object != h.object;
+    if (h.member != g_me || !first) continue;
+    std::size_t len = h.end - h.start;
+    if (mprotect(reinterpret_cast<void*>(h.start), len, PROT_READ) != 0) die("mprotect of shared memory", -errno);
+    std::memcpy(reinterpret_cast<void*>(g_object_base[static_cast<std::size_t>(h.object)] + h.offset),
+                reinterpret_cast<const void*>(h.start), len);
+  }
+  g_sync->filled.fetch_add(1);
+  futex(&g_sync->filled, FUTEX_WAKE, 0x7fffffff, nullptr);
+  long start = mono_seconds();
+  for (int filled; (filled = g_sync->filled.load()) < g_members;) {
+    if (mono_seconds() - start > kBarrierSeconds) die("waiting for the other processes of the tree", -ETIMEDOUT);
+    timespec wait{0, 100'000'000L};
+    futex(&g_sync->filled, FUTEX_WAIT, filled, &wait);
+  }
+  for (const SharedLine& h : g_shared) {
+    if (h.member != g_me) continue;
+    std::size_t len = h.end - h.start;
+    long r = syscall(SYS_mremap, g_object_base[static_cast<std::size_t>(h.object)] + h.offset, 0, len,
+                     MREMAP_MAYMOVE | MREMAP_FIXED, h.start);
+    if (r != static_cast<long>(h.start)) die("mapping the tree's shared memory", -errno);
+    for (const Region& g : img.regions)
+      if (g.rec.start == h.start && mprotect(reinterpret_cast<void*>(h.start), len, static_cast<int>(g.rec.prot)) != 0)
+        die("mprotect of shared memory", -errno);
+  }
+  munmap(g_sync, kSyncLen);
+  g_sync = nullptr;
   auto* t = reinterpret_cast<TreePids*>(g_table);
   t->count = 0;
   for (int i = 0; i < g_entries; ++i) {
