@@ -71,6 +71,7 @@ const char* real_proc_path(const char* path, char (&buf)[PATH_MAX]) {
   // tid (tids.cpp).
   pid_t vpid = current_vpid();
   pid_t real = named == vpid ? real_pid() : tid_to_real(static_cast<pid_t>(named));
+  if (real == named) real = to_real_pid(static_cast<pid_t>(named));  // a process of a restored tree
   if (real == named) return path;  // never restored, or not ours: /proc already agrees
   size_t rest = 0;
   while (p[rest] != '\0') ++rest;

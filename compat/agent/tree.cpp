@@ -1,11 +1,14 @@
 // Virtual pids of a restored process tree (runtime/ckpt/tree_protocol.h):
 // the restorer fills g_tree_pids with each member's virtual and new real
 // pid, and the program keeps seeing the pids it saw before. wait, waitpid,
-// wait3, wait4 and waitid take and give virtual pids (kill, sigqueue and the
-// group and session calls translate through to_real_pid, agent.cpp).
+// wait3, wait4 and waitid take and give virtual pids, and fcntl(F_GETLK)
+// names a lock's owner by its virtual pid (kill, sigqueue and the group and
+// session calls translate through to_real_pid, agent.cpp).
 // Outside a restored tree the table is empty and every pid is its own.
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -61,11 +64,15 @@ Fn real_fn(const char* name) {
 struct RealWaits {
   pid_t (*wait4)(pid_t, int*, int, struct rusage*);
   int (*waitid)(idtype_t, id_t, siginfo_t*, int);
+  int (*fcntl)(int, int, ...);
+  int (*fcntl64)(int, int, ...);
 };
 RealWaits g_real;
 
 __attribute__((constructor)) void resolve_tree_waits() {
   g_real.wait4 = real_fn<decltype(g_real.wait4)>("wait4");
+  g_real.fcntl = real_fn<decltype(g_real.fcntl)>("fcntl");
+  g_real.fcntl64 = real_fn<decltype(g_real.fcntl64)>("fcntl64");
   g_real.waitid = real_fn<decltype(g_real.waitid)>("waitid");
 }
 
@@ -105,9 +112,38 @@ int tree_waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
   }
 }
 
+// fcntl's argument is an int or a pointer, one register either way. A
+// lock F_GETLK reports names its owner by the kernel's pid: the virtual one
+// is given back. (Open file description locks report -1.)
+int tree_fcntl(bool wide, int fd, int cmd, void* arg) {
+  auto fn = wide && real().fcntl64 != nullptr ? real().fcntl64 : real().fcntl;
+  int r = fn(fd, cmd, arg);
+  if (r == 0 && cmd == F_GETLK && arg != nullptr) {
+    auto* lock = static_cast<struct flock*>(arg);
+    if (lock->l_type != F_UNLCK && lock->l_pid > 0) lock->l_pid = to_virtual_pid(lock->l_pid);
+  }
+  return r;
+}
+
 }  // namespace mosix::agent
 
 extern "C" {
+
+__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return mosix::agent::tree_fcntl(false, fd, cmd, arg);
+}
+
+__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return mosix::agent::tree_fcntl(true, fd, cmd, arg);
+}
 
 __attribute__((visibility("default"))) pid_t wait4(pid_t pid, int* status, int options, struct rusage* usage) {
   return mosix::agent::tree_wait4(pid, status, options, usage);

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -62,6 +63,21 @@ struct Member {
   }
 };
 using Members = std::vector<std::unique_ptr<Member>>;
+
+// Fields 5 and 6 of /proc/PID/stat: its process group and session (a
+// zombie's too); {0, 0} when it is gone.
+std::pair<pid_t, pid_t> group_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::size_t close = line.rfind(')');
+  if (close == std::string::npos) return {0, 0};
+  std::istringstream rest(line.substr(close + 1));
+  std::string state;
+  pid_t ppid = 0, pgrp = 0, session = 0;
+  rest >> state >> ppid >> pgrp >> session;
+  return {pgrp, session};
+}
 
 char state_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -282,6 +298,12 @@ Status check_restorable(const Members& all) {
       if (c.code != CLD_EXITED && c.code != CLD_KILLED)
         return make_error("process " + std::to_string(c.pid) + " (child of " + std::to_string(m->pid) +
                           ") is not waited for in a state a restore makes again");
+      // Made again as a child of its parent's restorer, in its parent's group.
+      auto [pgid, sid] = group_of(c.pid);
+      if (pgid != m->pgid || sid != m->sid)
+        return make_error("process " + std::to_string(c.pid) + " (child of " + std::to_string(m->pid) +
+                          ", ended, not waited for) is in process group " + std::to_string(pgid) + " of session " +
+                          std::to_string(sid) + ", not its parent's, which a tree restore does not give back yet");
     }
     if (m.get() == &root) continue;
     if (m->sid != root.sid && m->sid != m->pid)
@@ -328,6 +350,74 @@ Status check_shared_outside(const Members& all) {
   return Status::Ok();
 }
 
+// The position of a process's descriptor (its fdinfo's pos), -1 if unknown.
+long position(pid_t pid, int fd) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+  std::string key;
+  long pos = -1;
+  if (in >> key >> pos && key == "pos:") return pos;
+  return -1;
+}
+
+// Descriptors above 2 that two processes of the tree share: one pipe or
+// socket (each end or the same end), or one open file (kcmp: its offset and
+// flags are one). Each process's restore would make its own. The request's
+// own files (status and control FIFOs, the image, pagemap) are left out.
+Status check_shared_descriptors(const Members& all) {
+  struct Held {
+    std::size_t member;
+    int fd;
+    std::string link;
+  };
+  std::map<std::pair<dev_t, ino_t>, std::vector<Held>> by_file;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Member& m = *all[i];
+    std::string dir = "/proc/" + std::to_string(m.pid) + "/fd";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      int fd = std::atoi(entry.path().filename().c_str());
+      if (fd <= 2) continue;
+      std::string link = std::filesystem::read_symlink(entry.path(), ec).string();
+      if (ec || link == m.status_fifo || link == m.control_fifo || link == m.image->temp_path() ||
+          link.rfind("/proc/", 0) == 0)
+        continue;
+      struct stat st{};
+      if (stat(entry.path().c_str(), &st) != 0) continue;
+      by_file[{st.st_dev, st.st_ino}].push_back({i, fd, link});
+    }
+  }
+  for (const auto& [file, held] : by_file) {
+    for (std::size_t a = 0; a < held.size(); ++a) {
+      for (std::size_t b = a + 1; b < held.size(); ++b) {
+        const Held &x = held[a], &y = held[b];
+        if (x.member == y.member) continue;
+        pid_t px = all[x.member]->pid, py = all[y.member]->pid;
+        std::string both = "fd " + std::to_string(x.fd) + " of process " + std::to_string(px) + " and fd " +
+                           std::to_string(y.fd) + " of process " + std::to_string(py);
+        bool channel = x.link.rfind("pipe:", 0) == 0 || x.link.rfind("socket:", 0) == 0;
+        if (channel)
+          return make_error(both + " are one " + x.link.substr(0, x.link.find(':')) + " (" + x.link +
+                            "), which a tree restore does not give back yet");
+        // A directory both inherited and neither has read yet (position 0):
+        // its only shared state is the read position, which a restore gives
+        // each its own of (docs/mosixctl.md).
+        struct stat st{};
+        if (stat(("/proc/" + std::to_string(px) + "/fd/" + std::to_string(x.fd)).c_str(), &st) == 0 &&
+            S_ISDIR(st.st_mode) && position(px, x.fd) == 0 && position(py, y.fd) == 0)
+          continue;
+        long same = syscall(SYS_kcmp, px, py, 0 /* KCMP_FILE */, x.fd, y.fd);
+        if (same < 0)
+          return make_error("cannot tell whether " + both + " are one open file (" + x.link +
+                            "): kcmp: " + sys::errno_text(errno));
+        if (same == 0)
+          return make_error(both + " are one open file (" + x.link +
+                            ": one offset and one set of flags), which a tree restore does not give back yet");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 enum class Attempt { kDone, kChanged, kFailed };
@@ -356,7 +446,8 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     abandon(all);
     return Attempt::kChanged;
   }
-  if (Status s = check_restorable(all); !s.ok() || !(s = check_shared_outside(all)).ok()) {
+  if (Status s = check_restorable(all);
+      !s.ok() || !(s = check_shared_outside(all)).ok() || !(s = check_shared_descriptors(all)).ok()) {
     *why = s.error().message;
     abandon(all);
     return Attempt::kFailed;
