@@ -238,8 +238,8 @@ bool Session::check_fds() {
       else
         e.s("is the character device ").s(link);
     } else if (S_ISFIFO(st.st_mode)) {
-      if (starts_with(link, "pipe:") && has_pipe_end(st.st_ino, true) &&
-          has_pipe_end(st.st_ino, false))
+      if (starts_with(link, "pipe:") && (tree_path_ != nullptr ||  // a tree's requester takes its bytes
+                                         (has_pipe_end(st.st_ino, true) && has_pipe_end(st.st_ino, false))))
         return true;
       e.s("is a pipe to another process or a named pipe (").s(link).s(")");
     } else if (S_ISSOCK(st.st_mode)) {
@@ -560,7 +560,7 @@ bool Session::write_fds() {
       // Its capacity (F_SETPIPE_SZ), which decides when a write blocks.
       long capacity = sys(SYS_fcntl, fd, F_GETPIPE_SZ);
       r.size = capacity > 0 ? static_cast<std::uint64_t>(capacity) : 0;
-      if (!drain_pipe(st.st_ino, &r)) return ok = false;
+      if (tree_path_ == nullptr && !drain_pipe(st.st_ino, &r)) return ok = false;
     } else if (S_ISSOCK(st.st_mode) && forward_socket(fd, for_move_, &id, &listening, s_->error,
                                                       sizeof s_->error) == 1) {
       // Its id and kind, from the table check_fds filled (forwarded.h).

@@ -26,8 +26,12 @@
 //   member <index> <virtual pid> <parent index, -1 for the root> <TreePids address, hex> <image file>
 //   zombie <virtual pid> <parent index> <si_code> <si_status>
 //   shared <member index> <start, hex> <end, hex> <offset, hex> <object number>
+//   pipe <inode> <capacity> <unread bytes> <file holding them>
 // (shared: a shared anonymous mapping of a member; mappings with the same
-// object number show one object, which the restore makes once for all),
+// object number show one object, which the restore makes once for all;
+// pipe: every pipe the tree's processes hold, by the inode their images'
+// pipe records name, made once for all with its unread bytes: the agent of a
+// tree's member leaves a pipe's bytes to the requester),
 // with the root as member 0, each member after its parent, and each
 // member's image file (a plain single-process image) named relative to the
 // manifest's directory.

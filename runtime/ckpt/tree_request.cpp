@@ -1,6 +1,7 @@
 #include "runtime/ckpt/tree_request.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -306,12 +307,15 @@ Status check_restorable(const Members& all) {
                           std::to_string(sid) + ", not its parent's, which a tree restore does not give back yet");
     }
     if (m.get() == &root) continue;
-    if (m->sid != root.sid && m->sid != m->pid)
+    // Each process's restorer joins its own session or group before it
+    // forks its children, which inherit the rest.
+    const Member& parent = *all[static_cast<std::size_t>(m->parent)];
+    if (m->sid != parent.sid && m->sid != m->pid)
       return make_error(who(*m, all) + " is in session " + std::to_string(m->sid) +
-                        ", neither the root's nor its own, which a tree restore does not give back yet");
-    if (m->pgid != root.pgid && m->pgid != m->pid)
+                        ", neither its parent's nor its own, which a tree restore does not give back yet");
+    if (m->pgid != parent.pgid && m->pgid != m->pid)
       return make_error(who(*m, all) + " is in process group " + std::to_string(m->pgid) +
-                        ", neither the root's nor its own, which a tree restore does not give back yet");
+                        ", neither its parent's nor its own, which a tree restore does not give back yet");
   }
   return Status::Ok();
 }
@@ -359,9 +363,9 @@ long position(pid_t pid, int fd) {
   return -1;
 }
 
-// Descriptors above 2 that two processes of the tree share: one pipe or
-// socket (each end or the same end), or one open file (kcmp: its offset and
-// flags are one). Each process's restore would make its own. The request's
+// Descriptors above 2 that two processes of the tree share: one socket
+// (each end or the same end), or one open file (kcmp: its offset and flags
+// are one). Each process's restore would make its own. The request's
 // own files (status and control FIFOs, the image, pagemap) are left out.
 Status check_shared_descriptors(const Members& all) {
   struct Held {
@@ -394,8 +398,8 @@ Status check_shared_descriptors(const Members& all) {
         pid_t px = all[x.member]->pid, py = all[y.member]->pid;
         std::string both = "fd " + std::to_string(x.fd) + " of process " + std::to_string(px) + " and fd " +
                            std::to_string(y.fd) + " of process " + std::to_string(py);
-        bool channel = x.link.rfind("pipe:", 0) == 0 || x.link.rfind("socket:", 0) == 0;
-        if (channel)
+        if (x.link.rfind("pipe:", 0) == 0) continue;  // capture_pipes
+        if (x.link.rfind("socket:", 0) == 0)
           return make_error(both + " are one " + x.link.substr(0, x.link.find(':')) + " (" + x.link +
                             "), which a tree restore does not give back yet");
         // A directory both inherited and neither has read yet (position 0):
@@ -416,6 +420,85 @@ Status check_shared_descriptors(const Members& all) {
     }
   }
   return Status::Ok();
+}
+
+// A pipe of the tree: what is unread in it, kept in its own file next to
+// the images (image_path.pipe<n>) while every process is stopped.
+struct PipeData {
+  std::uint64_t inode = 0;
+  long capacity = 0, bytes = 0;
+  std::optional<sys::AtomicFile> file;
+};
+
+// The inode of a "pipe:[N]" link, or 0.
+std::uint64_t pipe_inode(const std::string& link) {
+  if (link.rfind("pipe:[", 0) != 0) return 0;
+  return std::strtoull(link.c_str() + 6, nullptr, 10);
+}
+
+// Every pipe a process of the tree holds: refused when a process outside
+// the tree holds it too; else its unread bytes, copied with tee(2) through
+// an open of the member's descriptor (/proc/PID/fd/N), which leaves them in.
+Expected<std::vector<PipeData>> capture_pipes(const Members& all, const std::string& image_path) {
+  std::map<std::uint64_t, std::pair<pid_t, int>> holder;  // inode -> a member's descriptor
+  std::set<pid_t> members;
+  std::error_code ec;
+  for (const auto& m : all) {
+    members.insert(m->pid);
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(m->pid) + "/fd", ec)) {
+      int fd = std::atoi(e.path().filename().c_str());
+      std::uint64_t ino = fd > 2 ? pipe_inode(std::filesystem::read_symlink(e.path(), ec).string()) : 0;
+      if (ino != 0) holder.emplace(ino, std::make_pair(m->pid, fd));
+    }
+  }
+  std::vector<PipeData> out;
+  if (holder.empty()) return out;
+  for (const auto& p : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = std::atoi(p.path().filename().c_str());
+    if (pid <= 0 || members.count(pid) != 0) continue;
+    std::error_code fd_ec;
+    for (const auto& e : std::filesystem::directory_iterator(p.path() / "fd", fd_ec)) {
+      std::uint64_t ino = pipe_inode(std::filesystem::read_symlink(e.path(), fd_ec).string());
+      if (ino != 0 && holder.count(ino) != 0)
+        return make_error("a pipe of the tree (pipe:[" + std::to_string(ino) + "]) is held by process " +
+                          std::to_string(pid) + " too, which is not in the tree");
+    }
+  }
+  for (const auto& [ino, at] : holder) {
+    PipeData d;
+    d.inode = ino;
+    std::string path = "/proc/" + std::to_string(at.first) + "/fd/" + std::to_string(at.second);
+    int in = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (in < 0) return make_error("cannot open pipe:[" + std::to_string(ino) + "] of process " +
+                                  std::to_string(at.first) + " to read what is in it: " + sys::errno_text(errno));
+    int avail = 0;
+    d.capacity = fcntl(in, F_GETPIPE_SZ);
+    bool ok = d.capacity > 0 && ioctl(in, FIONREAD, &avail) == 0;
+    d.bytes = avail;
+    std::string bytes;
+    if (ok && avail > 0) {
+      int tmp[2];
+      ok = pipe2(tmp, O_CLOEXEC | O_NONBLOCK) == 0;
+      if (ok) {
+        ok = fcntl(tmp[1], F_SETPIPE_SZ, static_cast<int>(d.capacity)) >= d.capacity &&
+             tee(in, tmp[1], static_cast<std::size_t>(avail), SPLICE_F_NONBLOCK) == avail;
+        bytes.resize(static_cast<std::size_t>(avail));
+        ok = ok && read(tmp[0], bytes.data(), bytes.size()) == avail;
+        close(tmp[0]);
+        close(tmp[1]);
+      }
+    }
+    close(in);
+    if (!ok) return make_error("cannot copy what is unread in pipe:[" + std::to_string(ino) + "] of process " +
+                               std::to_string(at.first));
+    auto file = sys::AtomicFile::create(image_path + ".pipe" + std::to_string(out.size()));
+    if (!file) return file.error();
+    if (!bytes.empty() && write(file->fd(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+      return make_error("cannot write " + file->temp_path() + ": " + sys::errno_text(errno));
+    d.file.emplace(std::move(*file));
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
@@ -452,6 +535,12 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     abandon(all);
     return Attempt::kFailed;
   }
+  auto pipes = capture_pipes(all, r.image_path);
+  if (!pipes) {
+    *why = pipes.error().message;
+    abandon(all);
+    return Attempt::kFailed;
+  }
   tell(all, "go\n");
   if (!pump(all, Member::kWritten, r.answer_timeout_s, why)) {
     abandon(all);
@@ -485,6 +574,14 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
       manifest << "shared " << i << " " << std::hex << sm.start << " " << sm.end << " " << sm.offset << std::dec
                << " " << (at - objects.begin()) << "\n";
     }
+  for (PipeData& d : *pipes) {
+    manifest << "pipe " << d.inode << " " << d.capacity << " " << d.bytes << " " << base_name(d.file->path()) << "\n";
+    if (Status s = d.file->commit(sys::Durability::kDurable); !s.ok()) {
+      *why = s.error().message;
+      abandon(all);
+      return Attempt::kFailed;
+    }
+  }
   for (auto& m : all) {
     if (Status s = m->image->commit(sys::Durability::kDurable); !s.ok()) {
       *why = s.error().message;

@@ -4,7 +4,9 @@
  * waited for. Once all are set up the root prints "ready" and waits for
  * SIGUSR1 (usr1_handshake.h), which the test sends after the checkpoint (and
  * the restore). Then every check is made inside the tree:
- *  - getpid() and getppid() in each process are what they were before;
+ *  - getpid() and getppid() in each process are what they were before, and
+ *    G leads a process group of its own again (getpgrp(), and getpgid(G)
+ *    in A);
  *  - kill(A, SIGUSR1) from the root and kill(G, SIGUSR1) from A reach them;
  *  - waitpid(B) gives B's pid and exit 7, waitid(P_PID, C) C's pid and
  *    SIGTERM (CLD_KILLED), wait() A's pid and A's status, A's waitpid(G)
@@ -12,7 +14,10 @@
  *  - a SIGCHLD reaches the root when A ends;
  *  - two pages of shared anonymous memory, mapped before the forks, are one
  *    memory still: what A writes after the go, the root reads, and G's and
- *    A's writes before the checkpoint are there.
+ *    A's writes before the checkpoint are there;
+ *  - pipes between them keep their unread bytes: A wrote "hello" to the
+ *    root and the root "down" to G before the checkpoint, each read after
+ *    the go, and A's "world" written after it reaches the root.
  * The root prints "PASS" and exits 0, or "FAIL: <what>" and exits 1.
  * With the argument "refuse", G holds a file in /proc open, which a
  * checkpoint refuses: the whole tree must then run on unchanged. */
@@ -31,6 +36,23 @@
 static volatile sig_atomic_t g_usr2 = 0, g_chld = 0;
 /* Shared by the root, A and G: [0] root's mark, [1] A's, [2] G's, [1024] A's after the go. */
 static volatile int* g_shared;
+static int g_up[2], g_down[2]; /* A -> root, root -> G */
+
+static void fail(const char* who, const char* what, long got, long want);
+
+static void expect_read(const char* who, int fd, const char* want) {
+  char buf[16] = {0};
+  size_t n = strlen(want), got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r <= 0) fail(who, "a pipe read", (long)r, (long)n);
+    got += (size_t)r;
+  }
+  if (memcmp(buf, want, n) != 0) {
+    printf("FAIL: %s: read '%s' from a pipe, not '%s'\n", who, buf, want);
+    exit(1);
+  }
+}
 
 static void on_usr2(int sig) {
   (void)sig;
@@ -59,6 +81,7 @@ static int g_refuse = 0;
 
 static void grandchild(pid_t self, pid_t parent) {
   if (g_refuse && open("/proc/self/stat", O_RDONLY) < 0) _exit(94);
+  if (setpgid(0, 0) != 0) _exit(96);
   g_shared[2] = 0x6767;
   kill(parent, SIGUSR2);
   while (!g_go) {
@@ -69,6 +92,8 @@ static void grandchild(pid_t self, pid_t parent) {
   }
   if (getpid() != self) fail("G", "getpid()", getpid(), self);
   if (getppid() != parent) fail("G", "getppid()", getppid(), parent);
+  if (getpgrp() != self) fail("G", "getpgrp()", getpgrp(), self);
+  expect_read("G", g_down[0], "down");
   _exit(5);
 }
 
@@ -80,16 +105,19 @@ static void child_a(pid_t self, pid_t root, const sigset_t* open) {
   if (g < 0) _exit(90);
   if (g == 0) grandchild(getpid(), self);
   wait_usr2(open);
+  if (write(g_up[1], "hello", 5) != 5) _exit(97);
   kill(root, SIGUSR2);
   while (!g_go) sigsuspend(open);
   if (getpid() != self) fail("A", "getpid()", getpid(), self);
   if (getppid() != root) fail("A", "getppid()", getppid(), root);
+  if (getpgid(g) != g) fail("A", "getpgid(G)", getpgid(g), g);
   if (kill(g, SIGUSR1) != 0) fail("A", "kill(G) errno", errno, 0);
   int st = 0;
   pid_t w = waitpid(g, &st, 0);
   if (w != g) fail("A", "waitpid(G)", w, g);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 5) fail("A", "G's status", st, 5 << 8);
   g_shared[1024] = 42;
+  if (write(g_up[1], "world", 5) != 5) fail("A", "a pipe write", 0, 5);
   _exit(3);
 }
 
@@ -111,6 +139,7 @@ int main(int argc, char** argv) {
   g_shared = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (g_shared == MAP_FAILED) return 95;
   g_shared[0] = 0x1111;
+  if (pipe(g_up) != 0 || pipe(g_down) != 0) return 98;
 
   pid_t a = fork();
   if (a < 0) return 90;
@@ -133,8 +162,10 @@ int main(int argc, char** argv) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGCHLD, &sa, NULL);
 
+  if (write(g_down[1], "down", 4) != 4) return 99;
   sigprocmask(SIG_SETMASK, &open, NULL);
   ready_then_wait();
+  expect_read("root", g_up[0], "hello");
   if (getpid() != root) fail("root", "getpid()", getpid(), root);
 
   int st = 0;
@@ -153,6 +184,7 @@ int main(int argc, char** argv) {
   if (g_shared[0] != 0x1111 || g_shared[1] != 0xaaaa || g_shared[2] != 0x6767)
     fail("root", "the shared marks (root's)", g_shared[0], 0x1111);
   if (g_shared[1024] != 42) fail("root", "A's write to shared memory after the go", g_shared[1024], 42);
+  expect_read("root", g_up[0], "world");
   /* SIGCHLD for A: delivered by now, or pending until the mask opens. */
   sigset_t none;
   sigemptyset(&none);

@@ -364,7 +364,7 @@ int place_files(const Image& img, int image_fd) {
   int moved = fcntl(image_fd, F_DUPFD_CLOEXEC, top);
   if (moved < 0) refuse("cannot move the image descriptor above the program's");
   // The forwarded sockets, right above it (their channel may be below).
-  int kept = receive_forwarded(moved + 1);
+  int kept = keep_tree_pipes(img, receive_forwarded(moved + 1));
   // Whatever else was inherited is not the program's.
   for (int fd = 3; fd < moved; ++fd) close(fd);
   syscall(SYS_close_range, kept + 1, ~0U, 0);
@@ -473,11 +473,13 @@ void plan_file_maps(Image& img) {
 // no return, and the descriptors that shared a pipe end's open file. Takes
 // the image descriptor, moved above all of the program's.
 void restore_pipes(const Image& img, int moved) {
+  // A tree's pipes (tree.cpp) were made before the tree's processes.
+  place_tree_pipes(img);
   // Pipes between the program's own threads: one new pipe per old one, its
   // unread bytes written back, each end duplicated to its numbers.
   for (std::size_t i = 0; i < img.fds.size(); ++i) {
     const FdRecord& r = img.fds[i].rec;
-    if (r.kind != FdKind::pipe) continue;
+    if (r.kind != FdKind::pipe || is_tree_pipe(r.inode)) continue;
     bool first = true;
     for (std::size_t j = 0; j < i; ++j)
       first = first && !(img.fds[j].rec.kind == FdKind::pipe && img.fds[j].rec.inode == r.inode);

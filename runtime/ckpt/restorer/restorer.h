@@ -198,5 +198,12 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img);
 void tree_barrier();
 void tree_refused();
 void finish_tree(const Image& img);
+// The tree's pipes (made before the forks): whether an inode is one;
+// keep_tree_pipes moves the ends this member's image names right above
+// `kept` (place_files; returns the highest), place_tree_pipes puts them at
+// their numbers (restore_pipes).
+bool is_tree_pipe(std::uint64_t inode);
+int keep_tree_pipes(const Image& img, int kept);
+void place_tree_pipes(const Image& img);
 
 }  // namespace mosix::ckpt::restorer

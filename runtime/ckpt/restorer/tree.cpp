@@ -8,7 +8,9 @@
 // member then goes through the single-process restore; right before the
 // point of no return they wait for each other (a member refused meanwhile
 // makes them all exit 2), and each writes the tree's new pids into its
-// agent's table once its memory is back. Shared anonymous memory that
+// agent's table once its memory is back. Each pipe is made once before the
+// forks with its unread bytes; each member keeps the ends its image names
+// and puts them at their numbers with its other pipes. Shared anonymous memory that
 // several members map is one object again: staged once before the forks,
 // filled by its first mapping's member, and mapped over each member's copy.
 #include <fcntl.h>
@@ -61,6 +63,13 @@ struct SharedLine {
   std::uint64_t start, end, offset;
   int object;
 };
+struct TreePipe {
+  std::uint64_t inode;
+  long capacity, bytes;
+  std::string file;
+  int ends[2] = {-1, -1};  // made before the forks: read, write
+  int kept[2] = {-1, -1};  // this member's, above its image descriptor
+};
 
 bool g_tree = false;
 int g_members = 0, g_entries = 0;
@@ -70,6 +79,7 @@ std::int32_t g_pids[kMaxTreePids][2];
 int g_me = 0;
 std::vector<SharedLine> g_shared;
 std::vector<std::uint64_t> g_object_base;
+std::vector<TreePipe> g_pipes;
 
 long futex(std::atomic<int>* word, int op, int value, const timespec* ts) {
   return syscall(SYS_futex, word, op, value, ts, nullptr, 0);
@@ -126,6 +136,13 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
           h.offset > (1ULL << 40))
         refuse("malformed tree manifest line: " + line);
       shared->push_back(h);
+    } else if (kind == "pipe") {
+      TreePipe t;
+      l >> t.inode >> t.capacity >> t.bytes >> t.file;
+      if (!l || t.capacity <= 0 || t.bytes < 0 || t.bytes > t.capacity || t.file.find('/') != std::string::npos ||
+          t.file.empty() || t.file[0] == '.')
+        refuse("malformed tree manifest line: " + line);
+      g_pipes.push_back(t);
     } else if (!kind.empty()) {
       refuse("malformed tree manifest line: " + line);
     }
@@ -215,6 +232,26 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
     g_object_base.push_back(staging);
     staging += size;
   }
+  // Each pipe once, with its unread bytes, inherited by every member.
+  for (TreePipe& t : g_pipes) {
+    std::string path = dir + t.file;
+    snprintf(g_image_path, sizeof g_image_path, "%s (pipe:[%lu], %s)", tree_name.c_str(),
+             static_cast<unsigned long>(t.inode), path.c_str());
+    std::string bytes(static_cast<std::size_t>(t.bytes), '\0');
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) refuse(strerror(errno));
+    bool whole = read(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    char more;
+    whole = whole && read(fd, &more, 1) == 0;
+    close(fd);
+    if (!whole) refuse("it does not hold the " + std::to_string(t.bytes) + " bytes the manifest says");
+    if (pipe2(t.ends, O_CLOEXEC) != 0) refuse(std::string("pipe2: ") + strerror(errno));
+    if (fcntl(t.ends[1], F_SETPIPE_SZ, static_cast<int>(t.capacity)) < t.capacity)
+      refuse("a pipe of " + std::to_string(t.capacity) + " bytes cannot be made here: " + strerror(errno) +
+             " (see /proc/sys/fs/pipe-max-size)");
+    if (!bytes.empty() && write(t.ends[1], bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+      refuse(std::string("refilling the pipe: ") + strerror(errno));
+  }
   void* at = mmap(reinterpret_cast<void*>(kTreeSyncBase), kSyncLen, PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (at != reinterpret_cast<void*>(kTreeSyncBase)) refuse(std::string("cannot map the tree's shared page: ") + strerror(errno));
@@ -269,6 +306,47 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
   g_table = members[static_cast<std::size_t>(me)].table;
   *img = std::move(images[static_cast<std::size_t>(me)]);
   return fds[static_cast<std::size_t>(me)];
+}
+
+bool is_tree_pipe(std::uint64_t inode) {
+  for (const TreePipe& t : g_pipes)
+    if (t.inode == inode) return true;
+  return false;
+}
+
+int keep_tree_pipes(const Image& img, int kept) {
+  for (TreePipe& t : g_pipes) {
+    for (const Fd& f : img.fds) {
+      if (f.rec.kind != FdKind::pipe || f.rec.inode != t.inode) continue;
+      int end = (f.rec.open_flags & O_ACCMODE) == O_RDONLY ? 0 : 1;
+      if (t.kept[end] >= 0) continue;
+      t.kept[end] = fcntl(t.ends[end], F_DUPFD_CLOEXEC, kept + 1);
+      if (t.kept[end] < 0) refuse(std::string("cannot keep a pipe of the tree: ") + strerror(errno));
+      kept = t.kept[end];
+    }
+  }
+  for (TreePipe& t : g_pipes) {
+    close(t.ends[0]);
+    close(t.ends[1]);
+  }
+  return kept;
+}
+
+void place_tree_pipes(const Image& img) {
+  for (const Fd& f : img.fds) {
+    const FdRecord& e = f.rec;
+    if (e.kind != FdKind::pipe) continue;
+    for (TreePipe& t : g_pipes) {
+      if (t.inode != e.inode) continue;
+      int src = t.kept[(e.open_flags & O_ACCMODE) == O_RDONLY ? 0 : 1];
+      if (src < 0 || dup3(src, e.fd, (e.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+        die("placing a pipe of the tree", -errno);
+      fcntl(e.fd, F_SETFL, static_cast<int>(e.open_flags) & (O_NONBLOCK | O_APPEND));
+    }
+  }
+  for (TreePipe& t : g_pipes)
+    for (int& k : t.kept)
+      if (k >= 0) close(k), k = -1;
 }
 
 void tree_refused() {
