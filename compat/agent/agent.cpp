@@ -21,6 +21,7 @@ pid_t g_vpid = 0;
 pid_t g_vppid = 0;
 pid_t g_vpid_real = 0;
 pid_t g_image_real = 0;
+pid_t g_ppid_real = 0;
 unsigned g_stops = 0;
 
 pid_t real_pid() { return static_cast<pid_t>(sys(SYS_getpid)); }
@@ -32,6 +33,7 @@ void ensure_ids() {
     g_vpid = real_pid();
     g_vpid_real = g_vpid;
     g_vppid = static_cast<pid_t>(sys(SYS_getppid));
+    g_ppid_real = g_vppid;
   }
 }
 
@@ -47,6 +49,7 @@ void before_fork() { current_vpid(); }
 // A forked child is a new process: its own pid, its parent's virtual pid.
 void after_fork_in_child() {
   g_vppid = parent_vpid();
+  g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
   g_vpid = real_pid();
   g_vpid_real = g_vpid;
   forget_thread_ids();
@@ -108,13 +111,15 @@ pid_t current_vpid(bool adopt) {
   if (g_image_real != 0 && g_image_real == g_vpid_real) {
     g_vpid_real = real;
     g_image_real = 0;
-    tree_note_restored();
+    g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
+    tree_note_restored();  // a tree's member: its parent as the restorer made it
     return g_vpid;
   }
   // A child of clone() without CLONE_VM|CLONE_THREAD (or a vfork child,
   // which shares the parent's memory: nothing is written unless adopt).
   if (adopt) {
     g_vppid = parent_vpid();
+    g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
     g_vpid = real;
     g_vpid_real = real;
   }
@@ -181,7 +186,9 @@ __attribute__((visibility("default"))) pid_t getppid(void) {
   pid_t self = mosix::agent::current_vpid();
   // A child of clone() that did not adopt its own identity.
   if (self != g_vpid) return mosix::agent::parent_vpid();
-  return g_vppid;
+  auto real = static_cast<pid_t>(mosix::agent::sys(SYS_getppid));
+  if (real == mosix::agent::g_ppid_real) return g_vppid;
+  return mosix::agent::to_virtual_pid(real);  // reparented (an orphan's subreaper or init)
 }
 
 // kill(getpid(), sig) must reach this process, whose real pid may differ,

@@ -23,6 +23,10 @@ pid_t real_pid();
 // without fork()'s handlers, which has a pid of its own.
 extern pid_t g_vpid_real;
 extern pid_t g_image_real;
+// The kernel's pid of the parent g_vppid stands for: getppid() gives
+// g_vppid while the real parent is still that one, and the new parent's
+// (virtual) pid once the process was reparented.
+extern pid_t g_ppid_real;
 
 // The virtual pid of the calling process, sorting out the two cases above.
 // adopt: a child of clone() takes its own identity for good (only when the
@@ -38,6 +42,8 @@ pid_t to_real_pid(pid_t vpid);
 pid_t to_virtual_pid(pid_t real);
 pid_t to_real_target(pid_t pid);
 void tree_note_restored();
+// How many pids the table holds (0 outside a restored tree).
+unsigned tree_pid_count();
 
 // The calling thread's virtual tid: the kernel's tid of its first
 // incarnation, kept across restarts (tids.cpp); and the kernel's tid now of

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdint>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -120,6 +121,8 @@ bool Session::tree_hold() {
         .u(r.inode).s("\n");
     status(line);
   }
+  int pdeathsig = 0;
+  sys(SYS_prctl, PR_GET_PDEATHSIG, &pdeathsig, 0, 0, 0);
   Line(line, sizeof line)
       .s("ready ")
       .i(g_vpid)
@@ -131,6 +134,8 @@ bool Session::tree_hold() {
       .i(sys(SYS_getsid, 0))
       .s(" ")
       .x(reinterpret_cast<std::uint64_t>(&g_tree_pids))
+      .s(" ")
+      .i(pdeathsig)
       .s("\n");
   status(line);
   if (tree_word("go")) return true;

@@ -20,7 +20,8 @@ namespace {
 
 constexpr std::size_t kMaxView = 1 << 20;
 
-// Whether `path` is one of this process's fdinfo files or /proc/locks.
+// Whether `path` is one of this process's fdinfo files, one of another
+// process of a restored tree's (by its virtual pid, tree.cpp), or /proc/locks.
 bool is_pid_view(const char* path, pid_t vpid) {
   if (cstr_eq(path, "/proc/locks")) return true;
   if (!starts_with(path, "/proc/")) return false;
@@ -31,7 +32,9 @@ bool is_pid_view(const char* path, pid_t vpid) {
     p += 12;
   } else {
     const char* q = p;
-    if (*q < '1' || *q > '9' || static_cast<pid_t>(parse_dec(q)) != vpid || *q != '/') return false;
+    if (*q < '1' || *q > '9') return false;
+    auto named = static_cast<pid_t>(parse_dec(q));
+    if ((named != vpid && to_real_pid(named) == named) || *q != '/') return false;
     p = q + 1;
   }
   if (!starts_with(p, "fdinfo/")) return false;
@@ -43,8 +46,9 @@ bool is_pid_view(const char* path, pid_t vpid) {
 
 // Copies `line` (n bytes, its newline included) to out, with the pid after
 // a lock line's three words (kind, advisory/mandatory, type) changed from
-// `real` to `vpid`. Returns the bytes written, or 0 when out is too small.
-std::size_t rewrite_line(const char* line, std::size_t n, pid_t real, pid_t vpid, char* out, std::size_t cap) {
+// the kernel's to the virtual one (this process's, or a restored tree's
+// process's). Returns the bytes written, or 0 when out is too small.
+std::size_t rewrite_line(const char* line, std::size_t n, char* out, std::size_t cap) {
   std::size_t at = 0;
   const char* body = line;
   if (n >= 6 && starts_with(line, "lock:\t")) body = line + 6;
@@ -62,7 +66,9 @@ std::size_t rewrite_line(const char* line, std::size_t n, pid_t real, pid_t vpid
     if (line[0] != 'l' && pid_from < n && line[pid_from] == '-') pid_from = pid_to = n;  // "->" blocked waiter
   }
   const char* p = line + pid_from;
-  bool is_real = pid_from < pid_to && static_cast<pid_t>(parse_dec(p)) == real && p == line + pid_to;
+  pid_t real = pid_from < pid_to ? static_cast<pid_t>(parse_dec(p)) : 0;
+  pid_t vpid = real > 0 && p == line + pid_to ? to_virtual_pid(real) : real;
+  bool is_real = vpid != real;
   char digits[12];
   std::size_t nd = 0;
   if (is_real) {
@@ -89,7 +95,8 @@ std::size_t rewrite_line(const char* line, std::size_t n, pid_t real, pid_t vpid
 int pid_view_open(const char* path, int flags) {
   if (path == nullptr || (flags & O_ACCMODE) != O_RDONLY || (flags & (O_PATH | O_DIRECTORY)) != 0) return kNotServed;
   pid_t vpid = current_vpid(), real = real_pid();
-  if (vpid == real || !is_pid_view(path, vpid)) return kNotServed;  // never restored: the kernel agrees
+  if (!is_pid_view(path, vpid)) return kNotServed;
+  if (vpid == real && tree_pid_count() == 0) return kNotServed;  // never restored: the kernel agrees
   // The real file: this process's own by its real pid.
   char real_path[64];
   const char* src = path;
@@ -97,7 +104,11 @@ int pid_view_open(const char* path, int flags) {
     const char* fd = path;
     for (const char* p = path; *p != '\0'; ++p)
       if (*p == '/') fd = p + 1;
-    Line(real_path, sizeof real_path).s("/proc/").u(static_cast<std::uint64_t>(real)).s("/fdinfo/").s(fd);
+    // The process the path names: this one, or another of its tree.
+    const char* q = path + 6;
+    pid_t owner = real;
+    if (*q >= '1' && *q <= '9') owner = to_real_pid(static_cast<pid_t>(parse_dec(q)));
+    Line(real_path, sizeof real_path).s("/proc/").u(static_cast<std::uint64_t>(owner)).s("/fdinfo/").s(fd);
     src = real_path;
   }
   long mem = sys(SYS_mmap, 0, 2 * kMaxView, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -113,7 +124,7 @@ int pid_view_open(const char* path, int flags) {
       long end = at;
       while (end < n && in[end] != '\n') ++end;
       if (end < n) ++end;
-      std::size_t w = rewrite_line(in + at, static_cast<std::size_t>(end - at), real, vpid, out + len, kMaxView - len);
+      std::size_t w = rewrite_line(in + at, static_cast<std::size_t>(end - at), out + len, kMaxView - len);
       fits = w != 0;
       len += w;
       at = end;

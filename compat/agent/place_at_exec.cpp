@@ -206,6 +206,7 @@ void adopt_home_identity() {
     g_vpid = static_cast<pid_t>(pid);
     g_vppid = static_cast<pid_t>(ppid);
     g_vpid_real = real_pid();
+    g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
   }
   unsetenv("MOSIX_HOME_PIDS");
   // The signals the child had ignored and blocked when it exec'd (hex masks,

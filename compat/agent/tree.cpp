@@ -25,8 +25,12 @@ ckpt::TreePids g_tree_pids;
 void tree_note_restored() {
   if (__atomic_exchange_n(&g_tree_pids.fresh, 0u, __ATOMIC_ACQ_REL) == 0) {
     __atomic_store_n(&g_tree_pids.count, 0u, __ATOMIC_RELEASE);
+  } else if (g_tree_pids.parent_real > 0) {
+    g_ppid_real = g_tree_pids.parent_real;
   }
 }
+
+unsigned tree_pid_count() { return __atomic_load_n(&g_tree_pids.count, __ATOMIC_ACQUIRE); }
 
 pid_t to_real_pid(pid_t vpid) {
   pid_t self = current_vpid();

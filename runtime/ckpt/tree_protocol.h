@@ -12,7 +12,7 @@
 // the object's device; decimal: its inode)
 //   shm <start> <end> <offset> <dev> <inode>
 // then
-//   ready <virtual pid> <virtual ppid> <pgid> <sid> <TreePids address, hex>
+//   ready <virtual pid> <virtual ppid> <pgid> <sid> <TreePids address, hex> <parent death signal>
 // and waits, every thread still stopped, for a word on the FIFO:
 //   go      write the image ("ok <bytes>" or "error <why>" as usual), then
 //           wait again for "end" (carry out the request's mode) or "abort"
@@ -27,6 +27,7 @@
 //   zombie <virtual pid> <parent index> <si_code> <si_status>
 //   shared <member index> <start, hex> <end, hex> <offset, hex> <object number>
 //   pipe <inode> <capacity> <unread bytes> <file holding them>
+//   pdeathsig <member index> <signal>     (PR_SET_PDEATHSIG, when set)
 // (shared: a shared anonymous mapping of a member; mappings with the same
 // object number show one object, which the restore makes once for all;
 // pipe: every pipe the tree's processes hold, by the inode their images'
@@ -55,7 +56,7 @@ struct TreePids {
   std::uint32_t magic;
   std::uint32_t fresh;
   std::uint32_t count;
-  std::uint32_t reserved;
+  std::int32_t parent_real;  // the real pid of the process's parent at the restore (0: unknown)
   std::int32_t pids[kMaxTreePids][2];  // {virtual pid, real pid}
 };
 

@@ -54,6 +54,7 @@ struct Member {
   std::string error;
   pid_t vpid = 0, vppid = 0, pgid = 0, sid = 0;
   std::uint64_t table = 0, bytes = 0;
+  int pdeathsig = 0;
   std::vector<Child> children;
   std::vector<SharedMap> shared;
   ~Member() {
@@ -194,7 +195,7 @@ void take_line(Member& m, const std::string& line) {
     m.shared.push_back(m2);
   } else if (word == "ready") {
     std::string table;
-    in >> m.vpid >> m.vppid >> m.pgid >> m.sid >> table;
+    in >> m.vpid >> m.vppid >> m.pgid >> m.sid >> table >> m.pdeathsig;
     m.table = std::strtoull(table.c_str(), nullptr, 16);
     m.state = Member::kReady;
   } else if (word == "ok") {
@@ -560,6 +561,8 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     manifest << "member " << i << " " << m.vpid << " " << m.parent << " " << std::hex << m.table << std::dec << " "
              << base_name(m.image->path()) << "\n";
   }
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (all[i]->pdeathsig > 0) manifest << "pdeathsig " << i << " " << all[i]->pdeathsig << "\n";
   for (std::size_t i = 0; i < all.size(); ++i)
     for (const Child& c : all[i]->children)
       if (c.zombie) {

@@ -7,7 +7,7 @@
 # - A checkpoint of the root alone is refused, naming --tree, and harms
 #   nothing (the tree then passes its own checks).
 # - checkpoint --tree --kill, then restart: every process is gone after the
-#   checkpoint; the restored tree is checkpointed and restarted again, and
+#   checkpoint; the image without one process's image is refused (exit 2); the restored tree is checkpointed and restarted again, and
 #   passes.
 # - a grandchild holds what a checkpoint refuses (a file in /proc): the
 #   refusal names it, and the whole tree runs on and passes;
@@ -133,6 +133,17 @@ if wait_for_line "$out" '^ready' "$pid"; then
     (( ${#before[@]} == 3 )) || fail "the tree had ${#before[@]} live processes, not 3"
     grep -q '^zombie ' "$CKPT_WORK/kill.img" && [[ $(grep -c '^zombie ' "$CKPT_WORK/kill.img") == 2 ]] ||
       fail "the manifest does not name the 2 ended children: $(cat "$CKPT_WORK/kill.img")"
+    # A tree image with one process's image missing: refused, nothing made.
+    mkdir -p "$CKPT_WORK/partial"
+    cp "$CKPT_WORK"/kill.img* "$CKPT_WORK/partial/" && rm "$CKPT_WORK/partial/kill.img.2"
+    (_ckpt_exec_clean "$bin/mosixctl" restart "$CKPT_WORK/partial/kill.img") > "$CKPT_WORK/partial.out" \
+      2> "$CKPT_WORK/partial.err" < /dev/null
+    status=$?
+    if (( status == 2 )) && grep -q 'mosix-restore: .*kill.img.2' "$CKPT_WORK/partial.err"; then
+      echo "ok: a tree image missing a process's image is refused: $(head -n 1 "$CKPT_WORK/partial.err")"
+    else
+      fail "a tree image missing a process's image ended with $status: $(cat "$CKPT_WORK/partial.err")"
+    fi
     restart_passes "$CKPT_WORK/kill.img" "$CKPT_WORK/kill.restored" "$CKPT_WORK/again.img"
   else
     fail "checkpoint --tree --kill refused: $msg"

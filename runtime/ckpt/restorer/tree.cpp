@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,6 +81,7 @@ int g_me = 0;
 std::vector<SharedLine> g_shared;
 std::vector<std::uint64_t> g_object_base;
 std::vector<TreePipe> g_pipes;
+std::vector<std::pair<int, int>> g_pdeathsig;  // {member, signal}
 
 long futex(std::atomic<int>* word, int op, int value, const timespec* ts) {
   return syscall(SYS_futex, word, op, value, ts, nullptr, 0);
@@ -136,6 +138,12 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
           h.offset > (1ULL << 40))
         refuse("malformed tree manifest line: " + line);
       shared->push_back(h);
+    } else if (kind == "pdeathsig") {
+      int member = -1, sig = 0;
+      l >> member >> sig;
+      if (!l || member < 0 || member >= static_cast<int>(members->size()) || sig < 1 || sig > 64)
+        refuse("malformed tree manifest line: " + line);
+      g_pdeathsig.emplace_back(member, sig);
     } else if (kind == "pipe") {
       TreePipe t;
       l >> t.inode >> t.capacity >> t.bytes >> t.file;
@@ -276,8 +284,12 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
   for (bool forked = true; forked;) {
     forked = false;
     snprintf(g_image_path, sizeof g_image_path, "%s (process %d of the tree)", tree_name.c_str(), members[me].vpid);
-    // Its own session or group first: its children inherit it.
+    // Its own session or group first: its children inherit it. Its parent
+    // death signal, which fork() cleared.
     restore_session(images[static_cast<std::size_t>(me)]);
+    for (const auto& [member, sig] : g_pdeathsig)
+      if (member == me && prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0)
+        refuse(std::string("prctl(PR_SET_PDEATHSIG): ") + strerror(errno));
     for (std::size_t j = 0; j < members.size() && !forked; ++j) {
       if (members[j].parent != me) continue;
       pid_t pid = fork();
@@ -419,6 +431,7 @@ void finish_tree(const Image& img) {
     t->pids[i][1] = g_pids[i][1];
   }
   t->magic = kTreePidsMagic;
+  t->parent_real = g_me == 0 ? 0 : getppid();
   t->fresh = 1;
   t->count = static_cast<std::uint32_t>(g_entries);
 }
