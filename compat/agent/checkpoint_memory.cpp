@@ -259,14 +259,43 @@ constexpr int kPmPresent = 63, kPmSwapped = 62, kPmFile = 61, kPmGuard = 58;
 // Refuses guard pages (madvise MADV_GUARD_INSTALL): the kernel shows them in
 // pagemap as swapped pages, but reading one faults, and a restore does not
 // install them again. Checked before any page is read: a checkpoint must
-// never fault in the process it reads.
+// never fault in the process it reads. The kernel finds them itself where it
+// can (PAGEMAP_SCAN for PAGE_IS_GUARD, Linux 6.14): reading the pagemap of a
+// 512 MiB guest costs a stopped guest milliseconds.
 bool Session::check_guard_pages() {
   long fd = sys(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail("cannot open /proc/self/pagemap"), false;
-  bool ok = true;
+  bool ok = true, scan = true;
+  auto guard_at = [this](const Region& r, std::uint64_t at) {
+    Line(s_->error, sizeof s_->error)
+        .s("the mapping at 0x")
+        .x(r.start)
+        .s(" has a guard page (madvise MADV_GUARD_INSTALL) at 0x")
+        .x(at)
+        .s(", which a restore does not bring back");
+    return false;
+  };
   for (int k = 0; k < s_->nregions && ok; ++k) {
     const Region& r = s_->regions[k];
     if (is_special(r.kind)) continue;
+    if (scan) {
+      PmScanArg arg{};
+      arg.size = sizeof arg;
+      arg.start = r.start;
+      arg.end = r.end;
+      arg.vec = reinterpret_cast<std::uint64_t>(s_->scan);
+      arg.vec_len = 1;
+      arg.max_pages = 1;
+      arg.category_mask = kPageIsGuard;
+      arg.return_mask = kPageIsGuard;
+      long got = sys(SYS_ioctl, fd, kPagemapScan, &arg);
+      if (got == 0) continue;
+      if (got > 0) {
+        ok = guard_at(r, s_->scan[0].start);
+        break;
+      }
+      scan = false;  // an older kernel: read the pagemap, from this region on
+    }
     for (std::uint64_t base = r.start; base < r.end && ok; base += kPagemapBatch * kPageSize) {
       std::uint64_t pages = (r.end - base) / kPageSize;
       if (pages > kPagemapBatch) pages = kPagemapBatch;
@@ -278,13 +307,7 @@ bool Session::check_guard_pages() {
       }
       for (std::uint64_t i = 0; i < pages; ++i) {
         if (((s_->pagemap[i] >> kPmGuard) & 1) == 0) continue;
-        Line(s_->error, sizeof s_->error)
-            .s("the mapping at 0x")
-            .x(r.start)
-            .s(" has a guard page (madvise MADV_GUARD_INSTALL) at 0x")
-            .x(base + i * kPageSize)
-            .s(", which a restore does not bring back");
-        ok = false;
+        ok = guard_at(r, base + i * kPageSize);
         break;
       }
     }

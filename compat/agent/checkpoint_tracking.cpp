@@ -28,8 +28,6 @@ namespace {
 
 // linux/userfaultfd.h and linux/fs.h of Linux 6.7, which older headers lack.
 constexpr std::uint64_t kUffdFeatureWpAsync = 1u << 15;
-constexpr unsigned long kPagemapScan = 0xc0606610;  // _IOWR('f', 16, struct pm_scan_arg)
-constexpr std::uint64_t kPageIsWritten = 1u << 1;
 constexpr std::uint64_t kPageSize = 4096;
 // A larger writable mapping is left untracked (its present pages go into
 // the image as without pre-copy): write-protecting it marks every page
@@ -37,11 +35,6 @@ constexpr std::uint64_t kPageSize = 4096;
 // and a huge sparse reservation (a sanitizer's shadow) is mostly never
 // written.
 constexpr std::uint64_t kMaxTrackedRegion = 4ULL << 30;
-
-struct PmScanArg {
-  std::uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask,
-      category_anyof_mask, return_mask;
-};
 
 // The tracking's userfaultfd. Its number stays in the agent's memory, which a
 // restored process and a forked child carry too: tracking_fd() checks that

@@ -73,6 +73,14 @@ struct PendingSignal {
 struct PageRun {
   std::uint64_t start, end, categories;
 };
+// Its argument (struct pm_scan_arg), the request, and the categories used.
+struct PmScanArg {
+  std::uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask,
+      category_anyof_mask, return_mask;
+};
+constexpr unsigned long kPagemapScan = 0xc0606610;  // _IOWR('f', 16, struct pm_scan_arg)
+constexpr std::uint64_t kPageIsWritten = 1u << 1;
+constexpr std::uint64_t kPageIsGuard = 1u << 8;  // Linux 6.14
 
 struct Region {
   std::uint64_t start, end, offset, dev, inode, file_size;
