@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -118,6 +119,11 @@ Expected<Members> list_tree(pid_t root) {
     char st = state_of(m.pid);
     if (st == 'T' || st == 't')
       return make_error(who(m, out) + " is stopped; continue it (SIGCONT) before the checkpoint");
+    // A vfork() child runs in its parent's memory, and the parent waits,
+    // unable to take a request, until it calls exec or ends.
+    if (m.parent >= 0 && syscall(SYS_kcmp, out[static_cast<std::size_t>(m.parent)]->pid, m.pid, 1 /* KCMP_VM */, 0, 0) == 0)
+      return make_error(who(m, out) + " is a vfork() child that has not called exec or ended yet: it shares its "
+                                      "parent's memory, which a restore would part");
     for (pid_t c : children_of(m.pid)) {
       char cs = state_of(c);
       if (cs == 0 || cs == 'Z' || cs == 'X') continue;
@@ -211,24 +217,31 @@ void take_line(Member& m, const std::string& line) {
 // failed (unless target is kFailed: then until each has), ended or stayed
 // silent for timeout_s.
 bool pump(Members& all, Member::State target, int timeout_s, std::string* why) {
-  int idle_ms = 0;
+  auto now_ms = [] {
+    timespec t{};
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1'000'000L;
+  };
+  long last = now_ms();
   for (;;) {
     bool waiting = false;
+    // Only the channels of members not there yet: one that answered may
+    // have closed its own (a hang-up forever readable).
     std::vector<pollfd> fds;
     for (auto& m : all) {
       if (m->state == Member::kFailed && target != Member::kFailed) {
         *why = "process " + std::to_string(m->pid) + " refused: " + m->error;
         return false;
       }
-      if (m->state < target) waiting = true;
-      fds.push_back({m->status_fd, POLLIN, 0});
+      bool behind = m->state < target;
+      waiting = waiting || behind;
+      fds.push_back({behind ? m->status_fd : -1, POLLIN, 0});
       fds.push_back({m->pidfd, POLLIN, 0});
     }
     if (!waiting) return true;
     int n = poll(fds.data(), fds.size(), 100);
     if (n < 0 && errno == EINTR) continue;
-    idle_ms = n == 0 ? idle_ms + 100 : 0;
-    if (idle_ms >= timeout_s * 1000) {
+    if (now_ms() - last >= timeout_s * 1000L) {
       *why = "no answer from every process of the tree within " + std::to_string(timeout_s) + " s";
       return false;
     }
@@ -237,11 +250,21 @@ bool pump(Members& all, Member::State target, int timeout_s, std::string* why) {
       if (fds[2 * i].revents & POLLIN) {
         char chunk[1024];
         ssize_t got = read(m.status_fd, chunk, sizeof chunk);
-        if (got > 0) m.buffer.append(chunk, static_cast<std::size_t>(got));
+        if (got > 0) {
+          m.buffer.append(chunk, static_cast<std::size_t>(got));
+          last = now_ms();
+        }
         for (std::size_t eol; (eol = m.buffer.find('\n')) != std::string::npos;) {
           take_line(m, m.buffer.substr(0, eol));
           m.buffer.erase(0, eol + 1);
         }
+        if (got == 0 && m.state < target) {  // the agent's end closed without its answer
+          *why = "process " + std::to_string(m.pid) + " closed its status channel without an answer";
+          return false;
+        }
+      } else if (fds[2 * i].revents & POLLHUP) {
+        *why = "process " + std::to_string(m.pid) + " closed its status channel without an answer";
+        return false;
       } else if (fds[2 * i + 1].revents & POLLIN) {
         *why = "process " + std::to_string(m.pid) + " ended during the checkpoint of its tree";
         return false;
