@@ -37,7 +37,7 @@ constexpr std::size_t kImageChunkBytes = 1u << 20;
 constexpr std::size_t kLinkPiece = 16u << 20;
 // Pre-copied bytes a move's thread may have on their way through the loop.
 constexpr std::uint64_t kMaxInFlight = 32u << 20;
-// How long the guest runs on after the last round for the target to take it.
+// How long the next round (or the stop) waits for the target to take a round.
 constexpr auto kTailWait = std::chrono::seconds(5);
 
 }  // namespace
@@ -226,17 +226,20 @@ void Migrations::migrate_out(const MigrateRequest& request) {
         });
         return true;
       };
-      auto rounds = run_precopy(r.pid, PrecopyParams{}, sink, &stats.precopy_unsupported);
+      // Each round's pages are on their way, and the target puts them in
+      // place: the next round (and the stop) waits until the target has
+      // taken every byte sent (PrecopyTaken), so that it sees what the guest
+      // wrote meanwhile and the stop does not wait for the tail. A target
+      // that does not say so in time only makes the stop longer.
+      RoundTaken taken = [&] {
+        std::unique_lock lock(link->mutex);
+        link->changed.wait_for(lock, kTailWait, [&] { return link->cancelled || link->taken >= sent; });
+      };
+      auto rounds = run_precopy(r.pid, PrecopyParams{}, sink, taken, &stats.precopy_unsupported);
       if (rounds) {
         stats.precopy_bytes = rounds->bytes;
         stats.rounds = rounds->rounds;
         last.precopied = true;
-        // The rounds' tail is still on its way, and the target puts it in
-        // place: the guest runs on until the target has taken every byte
-        // sent (PrecopyTaken), so that the stop does not wait for that. A
-        // target that does not say so in time only makes the stop longer.
-        std::unique_lock lock(link->mutex);
-        link->changed.wait_for(lock, kTailWait, [&] { return link->cancelled || link->taken >= sent; });
       } else {
         stats.precopy_error = rounds.error().message;
       }

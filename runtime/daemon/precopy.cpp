@@ -212,7 +212,7 @@ Status track(pid_t pid, ckpt::Tracking how) {
   return Status::Ok();
 }
 
-Expected<PrecopyStats> rounds(pid_t pid, const PrecopyParams& params, const PageSink& sink) {
+Expected<PrecopyStats> rounds(pid_t pid, const PrecopyParams& params, const PageSink& sink, const RoundTaken& taken) {
   const std::string path = "/proc/" + std::to_string(pid) + "/pagemap";
   int pagemap = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (pagemap < 0) return make_error("cannot open " + path + ": " + sys::errno_text(errno));
@@ -237,6 +237,7 @@ Expected<PrecopyStats> rounds(pid_t pid, const PrecopyParams& params, const Page
     sent.push_back(round.bytes());
     stats.bytes += round.bytes();
     ++stats.rounds;
+    if (taken) taken();
   }
   ::close(pagemap);
   if (!failed.ok()) return failed.error();
@@ -245,13 +246,14 @@ Expected<PrecopyStats> rounds(pid_t pid, const PrecopyParams& params, const Page
 
 }  // namespace
 
-Expected<PrecopyStats> run_precopy(pid_t pid, const PrecopyParams& params, const PageSink& sink, bool* unsupported) {
+Expected<PrecopyStats> run_precopy(pid_t pid, const PrecopyParams& params, const PageSink& sink,
+                                   const RoundTaken& taken, bool* unsupported) {
   *unsupported = false;
   if (Status s = track(pid, ckpt::Tracking::kStart); !s.ok()) {
     *unsupported = s.error().message.find("no write tracking") != std::string::npos;
     return s.error();
   }
-  auto stats = rounds(pid, params, sink);
+  auto stats = rounds(pid, params, sink, taken);
   if (!stats) {
     (void)track(pid, ckpt::Tracking::kStop);  // the guest may be gone: nothing to stop then
     return stats.error();

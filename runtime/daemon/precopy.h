@@ -32,13 +32,19 @@ struct PrecopyStats {
 using PageSink =
     std::function<bool(std::uint64_t address, std::span<const std::uint8_t> bytes, std::uint64_t zero)>;
 
-// Starts the tracking in guest `pid`, runs the rounds into `sink` and
-// returns what they sent; the guest then still runs, its tracked memory as
+// Called after each round; returns once the target has taken what the
+// rounds sent (or has kept us waiting long enough), so that the next round,
+// and the decision to stop, see what the guest wrote meanwhile.
+using RoundTaken = std::function<void()>;
+
+// Starts the tracking in guest `pid`, runs the rounds into `sink` (waiting
+// for `taken` after each) and returns what they sent; the guest then still runs, its tracked memory as
 // of the last round sent. On an error (no tracking on this kernel, a round
 // that could not read what it write-protected, the sink gave up) the
 // tracking is stopped again and the error says why: the move goes on as a
 // stop-and-copy or is given up, and the guest runs on either way.
 // `unsupported` is set when the kernel offers no write tracking at all.
-Expected<PrecopyStats> run_precopy(pid_t pid, const PrecopyParams& params, const PageSink& sink, bool* unsupported);
+Expected<PrecopyStats> run_precopy(pid_t pid, const PrecopyParams& params, const PageSink& sink,
+                                   const RoundTaken& taken, bool* unsupported);
 
 }  // namespace mosix
