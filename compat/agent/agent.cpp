@@ -111,8 +111,12 @@ pid_t current_vpid(bool adopt) {
   if (g_image_real != 0 && g_image_real == g_vpid_real) {
     g_vpid_real = real;
     g_image_real = 0;
-    g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
-    tree_note_restored();  // a tree's member: its parent as the restorer made it
+    // A process restored alone keeps the parent pid it saw: its real parent
+    // is whatever restarted it, and that one's end is no reparenting of the
+    // program's. A tree's member (not its root) has its parent as the
+    // restorer made it, and follows a reparenting from there.
+    g_ppid_real = -1;
+    tree_note_restored();
     return g_vpid;
   }
   // A child of clone() without CLONE_VM|CLONE_THREAD (or a vfork child,
@@ -182,13 +186,26 @@ extern "C" {
 
 __attribute__((visibility("default"))) pid_t getpid(void) { return mosix::agent::current_vpid(); }
 
+// The kernel's parent pid and what the agent knows of it must come from one
+// incarnation: a checkpoint that stops this thread in between (g_stops
+// moves) and a restore after it would pair the old parent with the new
+// process's notion of it. Then the answer is worked out again.
 __attribute__((visibility("default"))) pid_t getppid(void) {
-  pid_t self = mosix::agent::current_vpid();
-  // A child of clone() that did not adopt its own identity.
-  if (self != g_vpid) return mosix::agent::parent_vpid();
-  auto real = static_cast<pid_t>(mosix::agent::sys(SYS_getppid));
-  if (real == mosix::agent::g_ppid_real) return g_vppid;
-  return mosix::agent::to_virtual_pid(real);  // reparented (an orphan's subreaper or init)
+  using mosix::agent::g_stops;
+  for (;;) {
+    unsigned stops = __atomic_load_n(&g_stops, __ATOMIC_ACQUIRE);
+    pid_t self = mosix::agent::current_vpid();
+    auto real = static_cast<pid_t>(mosix::agent::sys(SYS_getppid));
+    pid_t answer;
+    if (self != g_vpid) {
+      answer = mosix::agent::parent_vpid();  // a child of clone() that did not adopt its own identity
+    } else if (mosix::agent::g_ppid_real < 0 || real == mosix::agent::g_ppid_real) {
+      answer = g_vppid;
+    } else {
+      answer = mosix::agent::to_virtual_pid(real);  // reparented (an orphan's subreaper or init)
+    }
+    if (__atomic_load_n(&g_stops, __ATOMIC_ACQUIRE) == stops) return answer;
+  }
 }
 
 // kill(getpid(), sig) must reach this process, whose real pid may differ,

@@ -25,7 +25,8 @@ extern pid_t g_vpid_real;
 extern pid_t g_image_real;
 // The kernel's pid of the parent g_vppid stands for: getppid() gives
 // g_vppid while the real parent is still that one, and the new parent's
-// (virtual) pid once the process was reparented.
+// (virtual) pid once the process was reparented; -1 in a process restored
+// alone (or a tree's root), whose getppid() stays g_vppid.
 extern pid_t g_ppid_real;
 
 // The virtual pid of the calling process, sorting out the two cases above.

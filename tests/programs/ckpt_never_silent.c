@@ -319,6 +319,13 @@ static volatile long g_waiter_tid[2];
  * its wait returned, or -errno. */
 static void* waiter(void* arg) {
   long which = (long)arg;
+  /* SIGUSR1 is the main thread's: taken here, it would set g_go while the
+   * main thread goes back into sigsuspend for good (a restored main thread
+   * re-checks g_go, then waits, in any order with this thread's handler). */
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
   g_waiter_tid[which] = syscall(SYS_gettid);
   if (which == 0) {
     struct pollfd p = {g_wait_pipe[0], POLLIN, 0};
