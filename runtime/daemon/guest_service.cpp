@@ -220,7 +220,10 @@ void GuestService::deliver(const Message& message, std::int32_t rank) {
 // Written here and now until the socket is full, then again once it has
 // room: at any moment the daemon knows exactly what reached the guest's
 // socket (out_done), which a move needs (detach).
-void GuestService::write(const std::shared_ptr<Connection>& c) {
+void GuestService::write(const std::shared_ptr<Connection>& conn) {
+  // A copy: `conn` may be the table's own entry (attached_), which
+  // stopped_reading() and close() erase while this still uses it.
+  const std::shared_ptr<Connection> c = conn;
   if (c->waiting_write || c->closed || c->frozen || c->gone) return;
   while (!c->out.empty()) {
     const Frame& f = c->out.front();
@@ -325,7 +328,8 @@ Expected<std::optional<Bytes>> GuestService::detach(std::int32_t rank, pid_t pid
 // was not written waits, first, for the rank's next attach (the task attaches
 // again once it has read the rest of this link), with whatever comes for it
 // meanwhile; the connection is read until its end.
-void GuestService::stopped_reading(const std::shared_ptr<Connection>& c) {
+void GuestService::stopped_reading(const std::shared_ptr<Connection>& conn) {
+  const std::shared_ptr<Connection> c = conn;  // erased from attached_ below
   Frame rest;
   for (std::size_t i = 0; i < c->out.size(); ++i) {
     const Frame& f = c->out[i];
