@@ -94,8 +94,12 @@ if mosixctl checkpoint 1 --job "$job" -o "$TMP/a.img" --kill > "$TMP/ckpt.out" 2
 else
   fail "A's image with --kill: $(tail -n 2 "$TMP/ckpt.out")"
 fi
-wait_for "(( \$(progress) > $before )) || ! alive" || true
+wait_for "(( \$(progress) > $before )) || ! alive || { [[ -n '$restarted' ]] && ! kill -0 $restarted 2> /dev/null; }" || true
 (( $(progress) > before )) && pass "the stream goes on with the restarted A" || fail "the stream stopped after A's restart"
+if [[ -n $restarted ]] && ! kill -0 "$restarted" 2> /dev/null; then
+  fail "the restart ended early: $(tail -n 2 "$TMP/a.out")"
+  kill "$job" 2> /dev/null  # the others would wait for A for ever
+fi
 touch "$stop"
 rc=0
 wait "$job" || rc=$?

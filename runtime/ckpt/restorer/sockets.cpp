@@ -11,8 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
+#include <vector>
 #include <string>
 
 #include "runtime/ckpt/restorer/restorer.h"
@@ -112,14 +114,38 @@ void put_at(int fd, const FdRecord& r, const std::string& what) {
 // Sends again, from `from`, what was queued to be read on the end `to`
 // records: a stream's bytes in order from offset 0, or one message per
 // record numbered from 0.
+// A stream's bytes go in one send: each send is a buffer of its own, and
+// many small ones fill the sending end's buffer before their bytes would
+// (the image may hold a queue as many pieces as it was written in). The
+// sending end's buffer is made room for them first, and set back after.
 void refill(int from, const Fd& to, bool stream, const std::string& what) {
   std::uint64_t next = 0;
+  std::vector<std::uint8_t> all;
   for (const FileData& d : to.contents) {
     if (d.offset != next) refuse(what + "its queued data has a gap or is out of order (a damaged image)");
-    ssize_t n = send(from, d.bytes.data(), d.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n != static_cast<ssize_t>(d.bytes.size()))
-      refuse(what + "its queued data cannot be queued again: " + (n < 0 ? strerror(errno) : "a short send"));
+    if (stream) {
+      all.insert(all.end(), d.bytes.begin(), d.bytes.end());
+    } else {
+      ssize_t n = send(from, d.bytes.data(), d.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(d.bytes.size()))
+        refuse(what + "its queued data cannot be queued again: " + (n < 0 ? strerror(errno) : "a short send"));
+    }
     next += stream ? d.bytes.size() : 1;
+  }
+  if (all.empty()) return;
+  int before = 0;
+  socklen_t len = sizeof before;
+  bool have = getsockopt(from, SOL_SOCKET, SO_SNDBUF, &before, &len) == 0;
+  int room = static_cast<int>(std::min<std::size_t>(all.size() + (64 << 10), 1 << 28));
+  if (setsockopt(from, SOL_SOCKET, SO_SNDBUFFORCE, &room, sizeof room) != 0)
+    setsockopt(from, SOL_SOCKET, SO_SNDBUF, &room, sizeof room);  // capped at net.core.wmem_max
+  ssize_t n = send(from, all.data(), all.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n != static_cast<ssize_t>(all.size()))
+    refuse(what + "its queued data (" + std::to_string(all.size()) + " bytes) cannot be queued again: " +
+           (n < 0 ? strerror(errno) : "a short send"));
+  if (have) {
+    int half = before / 2;  // the kernel doubles what it is given
+    setsockopt(from, SOL_SOCKET, SO_SNDBUF, &half, sizeof half);
   }
 }
 
