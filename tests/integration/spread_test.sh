@@ -90,12 +90,20 @@ marker="2000.$$"
 job=$!
 bodies() { "$BIN/mosixctl" ps --job "$job" --json 2>/dev/null | jq -c '[.guests[] | select(.parent == 0)]'; }
 # Until the child runs away, for as long as the job does (the child waits:
-# no bound on the machine's speed), or until it is seen running at home
-# (a child of the copy's shell, not of a node daemon), which fails.
+# no bound on the machine's speed), or until it is seen running at home,
+# which fails. Before it is placed, the child runs under the program's name
+# at home for a moment (its agent asks the deputy), so a shell's child of
+# that name has stayed only once the deputy ran it again there
+# (MOSIX_PLACED in the environment it was exec'd with) or once it sleeps in
+# the program's own wait (nanosleep, clock_nanosleep: the agent's placement
+# never sleeps).
 stayed_home() {
-  local p
+  local p parent
   for p in $(pgrep -x "$1"); do
-    [[ $(ps -o comm= -p "$(ps -o ppid= -p "$p")") == sh ]] && return 0
+    parent=$(ps -o ppid= -p "$p" | tr -d ' ')
+    [[ -n $parent && $(ps -o comm= -p "$parent") == sh ]] || continue
+    tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | grep -q '^MOSIX_PLACED=' && return 0
+    [[ $(cut -d' ' -f1 "/proc/$p/syscall" 2> /dev/null) =~ ^(35|230)$ ]] && return 0
   done
   return 1
 }
