@@ -41,27 +41,6 @@ ckpt_test_start "$bin" "$lib"
 prog=$bin/ckpt_never_silent
 [[ -x $prog ]] || { echo "FAIL: $prog is missing"; exit 1; }
 
-# Waits until OUT has a line matching PATTERN, or PID has ended (then 1).
-wait_for_line() {
-  local out=$1 pattern=$2 pid=$3
-  until grep -q -- "$pattern" "$out" 2> /dev/null; do
-    _ckpt_alive "$pid" || { grep -q -- "$pattern" "$out" 2> /dev/null; return; }
-    sleep 0.01
-  done
-}
-
-# Waits until PID (a restart) is the restored program: its name is the
-# program's again, or it has ended.
-wait_restored() {
-  local pid=$1 comm want
-  want=$(basename "$prog")
-  while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
-    [[ $comm == "${want:0:15}" ]] && return 0
-    sleep 0.01
-  done
-  return 1
-}
-
 # Waits for PID to end (it is not our child after a restart through setsid).
 wait_end() {
   while _ckpt_alive "$1"; do sleep 0.01; done

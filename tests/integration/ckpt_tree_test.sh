@@ -24,15 +24,6 @@ ckpt_test_start "$bin" "$lib"
 prog=$bin/ckpt_tree
 [[ -x $prog ]] || { echo "FAIL: $prog is missing"; exit 1; }
 
-# Waits until OUT has a line matching PATTERN, or PID has ended (then 1).
-wait_for_line() {
-  local out=$1 pattern=$2 pid=$3
-  until grep -q -- "$pattern" "$out" 2> /dev/null; do
-    _ckpt_alive "$pid" || { grep -q -- "$pattern" "$out" 2> /dev/null; return; }
-    sleep 0.01
-  done
-}
-
 # The pids of PID and all its live descendants.
 tree_pids() {
   local p c
@@ -41,16 +32,6 @@ tree_pids() {
   for p in /proc/"$1"/task/*/children; do
     for c in $(cat "$p" 2> /dev/null); do tree_pids "$c"; done
   done
-}
-
-# Waits until PID (a restart) is the restored program, or has ended (1).
-wait_restored() {
-  local pid=$1 comm
-  while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
-    [[ $comm == ckpt_tree ]] && return 0
-    sleep 0.01
-  done
-  return 1
 }
 
 # IMG OUT [AGAIN]: restarts IMG into OUT, lets it go, expects PASS. With

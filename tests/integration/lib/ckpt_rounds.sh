@@ -570,3 +570,24 @@ fail() {
   echo "FAIL: $*" >&2
   failures=$(( ${failures:-0} + 1 ))
 }
+
+# Waits until OUT has a line matching PATTERN, or PID has ended (then 1).
+wait_for_line() {
+  local out=$1 pattern=$2 pid=$3
+  until grep -q -- "$pattern" "$out" 2> /dev/null; do
+    _ckpt_alive "$pid" || { grep -q -- "$pattern" "$out" 2> /dev/null; return; }
+    sleep 0.01
+  done
+}
+
+# Waits until PID (a restart) is the restored program: its name is the
+# caller's $prog's again, or it has ended.
+wait_restored() {
+  local pid=$1 comm want
+  want=$(basename "$prog")
+  while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
+    [[ $comm == "${want:0:15}" ]] && return 0
+    sleep 0.01
+  done
+  return 1
+}
