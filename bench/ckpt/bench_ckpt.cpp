@@ -5,8 +5,9 @@
 // --guest and the agent preloaded) writes SIZE MiB of memory, then:
 //  - it is checkpointed to a FIFO that this process drains (--leave-running):
 //    "to a pipe", the goal being >= 0.5x pipe-copy bandwidth;
-//  - it is checkpointed to a file in the page cache (--kill), uncompressed
-//    and with --compress fast;
+//  - it is checkpointed to a file in the page cache as `mosixctl checkpoint
+//    --kill` does it (request_checkpoint: written, checked, made durable,
+//    killed), uncompressed and with --compress fast;
 //  - each file is restored with mosix-restore (time from exec until the
 //    restored guest answers on its standard input), the goal being >= 0.5x
 //    memcpy, and against the write rate of never-touched pages, which bounds
@@ -14,7 +15,9 @@
 //  - the time the guest is stopped is the time from the request until the
 //    agent's answer (the agent writes with every thread parked).
 //  - where `criu` is installed and works, `criu dump` of the same guest
-//    without the agent, against our "to file" time (the CRIU column); where
+//    without the agent, against our "to file" time, which is all of
+//    `mosixctl checkpoint --kill`, its read-back check included (the CRIU
+//    column); where
 //    it is not, or fails, the last line says why.
 // Also: the agent's resident memory in an idle guest (smaps of libmosix.so;
 // goal under 1 MiB) and its threads (goal: none of its own).
@@ -210,6 +213,7 @@ Timed checkpoint(pid_t pid, const std::string& out, mosix::ckpt::AfterCheckpoint
   r.pid = pid;
   r.mode = mode;
   r.compression = c;
+  r.image_path = out;
   std::uint64_t drained = 0;
   std::thread reader;
   if (to_fifo) {
@@ -224,7 +228,17 @@ Timed checkpoint(pid_t pid, const std::string& out, mosix::ckpt::AfterCheckpoint
     });
   }
   auto t0 = Clock::now();
-  auto bytes = mosix::ckpt::ask_agent(r, out);
+  // To a file, as `mosixctl checkpoint --kill` does it: the agent writes,
+  // the image is read back and checked (beside the writing), made durable,
+  // and only then is the process killed.
+  mosix::Expected<std::uint64_t> bytes = mosix::make_error("no checkpoint");
+  if (to_fifo) {
+    bytes = mosix::ckpt::ask_agent(r, out);
+  } else if (auto done = mosix::ckpt::request_checkpoint(r); done) {
+    bytes = done->bytes;
+  } else {
+    bytes = done.error();
+  }
   double s = seconds_since(t0);
   if (to_fifo) {
     if (!bytes) close(open(out.c_str(), O_RDWR | O_CLOEXEC));  // lets a reader still in open() go
@@ -390,8 +404,9 @@ int main(int argc, char** argv) {
                   gib_per_s(raw, restore_s) / mc, gib_per_s(raw, restore_s) / fresh, vs_criu.c_str());
     }
   }
-  std::printf("to pipe / to file: seconds from the request to the agent's answer, all the while the guest is "
-              "stopped (leave-running and kill).\nx pipe: image bytes per second over pipe copy (goal >= 0.5, "
+  std::printf("to pipe / to file: seconds from the request, all the while the guest is "
+              "stopped; to pipe: until the agent's answer (leave-running); to file: all of `mosixctl checkpoint --kill` (the image "
+              "checked as it is written, made durable, the process killed).\nx pipe: image bytes per second over pipe copy (goal >= 0.5, "
               "uncompressed); x memcpy: guest memory restored per second over memcpy (goal >= 0.5), x fresh: "
               "over writing never-touched pages.\nrestore: exec of mosix-restore until the restored guest "
               "answers; the restorer reads the image twice (verification, then restore).\nx criu: `criu dump` of the "

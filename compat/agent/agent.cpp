@@ -48,6 +48,7 @@ void before_fork() { current_vpid(); }
 
 // A forked child is a new process: its own pid, its parent's virtual pid.
 void after_fork_in_child() {
+  home_kill_after_fork(static_cast<pid_t>(sys(SYS_getppid)));
   g_vppid = parent_vpid();
   g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
   g_vpid = real_pid();
@@ -98,6 +99,21 @@ bool is_agent_signal(int sig) {
 std::atomic<SigactionFn> g_real_sigaction{nullptr};
 
 }  // namespace
+
+long send_signal(pid_t pid, pid_t tid, int sig, siginfo_t* info) {
+  return guarded(0, [&] {
+    bool local = true;
+    const bool home = tid == 0 && info == nullptr ? kill_goes_home(pid) : pid > 0 && kill_goes_home(pid);
+    const long answer = home ? home_kill(pid, sig, &local, tid, info) : 0;
+    if (!local) return answer;
+    const pid_t target = to_real_pid(pid);
+    if (tid != 0) {
+      const long t = static_cast<long>(tid_to_real(tid));
+      return info != nullptr ? sys(SYS_rt_tgsigqueueinfo, target, t, sig, info) : sys(SYS_tgkill, target, t, sig);
+    }
+    return info != nullptr ? sys(SYS_rt_sigqueueinfo, target, sig, info) : sys(SYS_kill, to_real_target(pid), sig);
+  });
+}
 
 // No agent code runs when a restored process resumes (every thread goes back
 // to where the program was), so a restore is noticed here, the first time
@@ -209,14 +225,12 @@ __attribute__((visibility("default"))) pid_t getppid(void) {
 }
 
 // kill(getpid(), sig) must reach this process, whose real pid may differ,
-// and kill(child, sig) a member of a restored tree (tree.cpp).
+// kill(child, sig) a member of a restored tree (tree.cpp), and a body's
+// kill of its home's pids that home (home_kill.cpp).
 // Only the agent's signals are held off (the kernel still picks the thread
 // that takes sig, as without the agent).
 __attribute__((visibility("default"))) int kill(pid_t pid, int sig) {
-  long r = mosix::agent::guarded(0, [&] {
-    return mosix::agent::sys(SYS_kill, mosix::agent::to_real_target(pid), sig);
-  });
-  return mosix::agent::libc_result(r);
+  return mosix::agent::libc_result(mosix::agent::send_signal(pid, 0, sig, nullptr));
 }
 
 // glibc's raise, and pthread_kill on the calling thread, read the thread's
@@ -242,20 +256,16 @@ __attribute__((visibility("default"))) int pthread_kill(pthread_t thread, int si
 }
 
 // sigqueue(getpid(), ...) must reach this process too; the siginfo is the
-// one glibc builds.
+// one glibc builds (si_pid: send_signal's). A body's of a home pid goes home,
+// as kill().
 __attribute__((visibility("default"))) int sigqueue(pid_t pid, int sig, const union sigval value) {
-  pid_t self = mosix::agent::current_vpid();
-  long r = mosix::agent::guarded(0, [&] {
-    pid_t real = mosix::agent::real_pid();
-    siginfo_t info{};
-    info.si_signo = sig;
-    info.si_code = SI_QUEUE;
-    info.si_pid = real;
-    info.si_uid = static_cast<uid_t>(mosix::agent::sys(SYS_getuid));
-    info.si_value = value;
-    return mosix::agent::sys(SYS_rt_sigqueueinfo, pid == self ? real : mosix::agent::to_real_pid(pid), sig, &info);
-  });
-  return mosix::agent::libc_result(r);
+  siginfo_t info{};
+  info.si_signo = sig;
+  info.si_code = SI_QUEUE;
+  info.si_pid = mosix::agent::real_pid();
+  info.si_uid = static_cast<uid_t>(mosix::agent::sys(SYS_getuid));
+  info.si_value = value;
+  return mosix::agent::libc_result(mosix::agent::send_signal(pid, 0, sig, &info));
 }
 
 __attribute__((visibility("default"))) int sigprocmask(int how, const sigset_t* set,

@@ -94,6 +94,31 @@ void release_agent_signals();
 void place_at_exec(int argc, char** argv);
 // A body placed away takes its deputy's pid and parent pid (place_at_exec.cpp).
 void adopt_home_identity();
+// Node files (place_at_exec.cpp, runtime/daemon/node_env_file.h): the parent
+// pid of `pid` from /proc (-1: unknown); the node daemon among pid's
+// ancestors (pid included): `expected` (MOSIX_DAEMON_PID) if it is one, else
+// the nearest one with a node file in `dir`, 0 if none; and daemon pid's node
+// file read into text (NUL-terminated; -1 unless it is a regular file of
+// ours).
+long parent_of(long pid);
+long node_daemon_above(long pid, long expected, const char* dir);
+long node_file_text(long pid, const char* dir, char* text, size_t cap);
+// A body's family (home_kill.cpp): the body's rank (-1: none), whose deputy
+// makes its kill() of pids of the deputy's node; whether kill(pid) is one of
+// those; the kill itself (0 or -errno; *local when no node daemon answers:
+// signal here then; tid and info: tgkill's thread, sigqueue's siginfo);
+// whether pidfd_open(pid) is refused, a home pid's; and a forked child's note
+// of the body it descends from.
+extern int g_home_rank;
+bool kill_goes_home(pid_t pid);
+// kill() (tid 0, no info), tgkill() (tid), sigqueue() and rt_sigqueueinfo
+// (info; with tid rt_tgsigqueueinfo) of this process: a body's of a home pid
+// made at home (home_kill), any other here, with the real pid and tid of
+// the one named. 0 or -errno; the agent's signals held off meanwhile.
+long send_signal(pid_t pid, pid_t tid, int sig, siginfo_t* info);
+long home_kill(pid_t pid, int sig, bool* local, pid_t tid = 0, const siginfo_t* info = nullptr);
+bool pidfd_refused(pid_t pid);
+void home_kill_after_fork(pid_t parent_real);
 // Removes the agent's own signals from a mask the program is about to block,
 // so that a program blocking "all" signals can still be checkpointed.
 void strip_agent_signals(sigset_t* set);

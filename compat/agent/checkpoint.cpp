@@ -543,7 +543,6 @@ void Session::run() {
   g_image_real = 0;
   if (out_fd_ >= 0) sys(SYS_close, out_fd_);
   if (pagemap_fd_ >= 0) sys(SYS_close, pagemap_fd_);
-  if (for_move_ && track_fd_ >= 0) sys(SYS_close, track_fd_);
   // A SIGPIPE queued now came from writing the image (the program's own
   // were taken out above): drop it.
   std::uint64_t pipe_mask = 1ULL << (SIGPIPE - 1);
@@ -551,6 +550,11 @@ void Session::run() {
   while (sys(SYS_rt_sigtimedwait, &pipe_mask, nullptr, &zero, 8) == SIGPIPE) {
   }
   answer(ok);
+  // Closing the tracking's userfaultfd clears the write protection of every
+  // tracked page table entry (12 ms of a stopped 512 MiB guest): after the
+  // answer, while the daemon reads and sends the image. The threads are still
+  // held, and a guest that moved is killed, not resumed.
+  if (for_move_ && track_fd_ >= 0) sys(SYS_close, track_fd_);
   // A tree member carries out its mode only once every member's image is in.
   if (ok && tree) ok = tree_word("end");
   if (tree_fd_ >= 0) sys(SYS_close, tree_fd_);

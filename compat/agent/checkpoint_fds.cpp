@@ -63,6 +63,8 @@ const char* anon_kind_of(long fd) {
 
 namespace {
 
+bool is_pidfd(const char* link) { return cstr_eq(link, "anon_inode:[pidfd]") || starts_with(link, "pidfd:"); }
+
 bool restorable_anon(const char* link) {
   return starts_with(link, "anon_inode:[signalfd]") || starts_with(link, "anon_inode:[eventfd]") ||
          starts_with(link, "anon_inode:[timerfd]") || cstr_eq(link, "anon_inode:inotify") ||
@@ -139,16 +141,28 @@ bool for_each_fd(Scratch* s, const long* skip, int nskip, Fn fn) {
 
 }  // namespace
 
-bool Session::has_pipe_end(std::uint64_t ino, bool reader) const {
-  for (int i = 0; i < s_->npipes; ++i)
-    if (s_->pipe_ino[i] == ino && s_->pipe_reader[i] == reader) return true;
-  return false;
-}
-
 bool Session::check_fds() {
+  // One descriptor table and one working directory for all the threads: a
+  // thread made by clone() without CLONE_FILES or CLONE_FS has its own,
+  // which the image (this thread's, through /proc/self) does not hold.
+  long me = sys(SYS_gettid);
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    auto tid = static_cast<long>(s_->threads[i].tid);
+    if (tid == 0 || tid == me) continue;
+    for (long type : {2L /* KCMP_FILES */, 3L /* KCMP_FS */}) {
+      if (sys(SYS_kcmp, me, tid, type, 0, 0) <= 0) continue;
+      Line(s_->error, sizeof s_->error).s("thread ").u(static_cast<std::uint64_t>(tid))
+          .s(type == 2 ? " has a descriptor table of its own (clone() without CLONE_FILES)"
+                       : " has a working directory of its own (clone() without CLONE_FS)")
+          .s(", which a restore does not give back");
+      return false;
+    }
+  }
   long skip[] = {out_fd_, status_fd_, pagemap_fd_, track_fd_, tree_fd_};
   s_->npipes = 0;
   s_->socket.nown = 0;
+  s_->socket.nelsewhere = 0;
+  s_->socket.tree = tree_path_ != nullptr;
   for_each_fd(s_, skip, 5, [&](long fd, const char*, const struct stat& st) {
     if (S_ISSOCK(st.st_mode) && s_->socket.nown < kMaxOwnSockets) {
       s_->socket.own_ino[s_->socket.nown] = st.st_ino;
@@ -163,6 +177,7 @@ bool Session::check_fds() {
   });
   s_->nfds = 0;
   s_->nghosts = 0;
+  s_->nfifos = 0;
   s_->nanon = 0;
   bool ok = for_each_fd(s_, skip, 5, [&](long fd, const char* link, const struct stat& st) {
     if (fd <= 2) return true;
@@ -200,10 +215,7 @@ bool Session::check_fds() {
       e.s("is an O_PATH descriptor on ").s(link).s(", which a restore cannot find again by its name");
       return false;
     }
-    if (S_ISDIR(st.st_mode) && ends_with_deleted(link)) {
-      e.s("is a directory that was removed (").s(link).s(")");
-      return false;
-    }
+    if (S_ISDIR(st.st_mode) && ends_with_deleted(link)) return check_removed_dir(fd, link, st);
     if (restorable_anon(link)) {
       // A signalfd's only state is its mask (the signals it reads are the
       // reader's), an eventfd's its count, a timerfd's its clock, time left,
@@ -217,6 +229,8 @@ bool Session::check_fds() {
       }
       e.s("is one of more than 64 signalfds, eventfds, timerfds, inotify and epoll instances, more than a "
           "checkpoint carries");
+    } else if (is_pidfd(link)) {
+      return check_pidfd(fd, link);
     } else if (starts_with(link, "anon_inode:")) {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s("), which a restore cannot give back yet");
     } else if (starts_with(link, "/proc/")) {
@@ -237,6 +251,8 @@ bool Session::check_fds() {
                                           "restarter's)");
       else
         e.s("is the character device ").s(link);
+    } else if (S_ISFIFO(st.st_mode) && link[0] == '/') {
+      return check_fifo(fd, link, st);
     } else if (S_ISFIFO(st.st_mode)) {
       if (starts_with(link, "pipe:") && (tree_path_ != nullptr ||  // a tree's requester takes its bytes
                                          (has_pipe_end(st.st_ino, true) && has_pipe_end(st.st_ino, false))))
@@ -248,13 +264,20 @@ bool Session::check_fds() {
       bool listening = false;
       int forward = forward_socket(fd, for_move_, &id, &listening, why, sizeof why);
       if (forward == 1) return true;
-      if (forward == 0 && socket_image_data(fd, for_move_, &s_->socket, why, sizeof why) >= 0) return true;
+      if (forward == 0 && socket_image_data(fd, for_move_, &s_->socket, why, sizeof why) >= 0) {
+        SocketScratch& k = s_->socket;
+        if (k.partner == kPeerElsewhere && k.nelsewhere < kMaxOwnSockets) {  // named to the tree's requester
+          k.elsewhere[k.nelsewhere][0] = st.st_ino;
+          k.elsewhere[k.nelsewhere++][1] = k.peer_ino;
+        }
+        return true;
+      }
       e.s(why).s(" (").s(link).s("). The process keeps running");
       return false;
     } else {
       e.s("is ").s(anon_kind(link)).s(" (").s(link).s(")");
     }
-    e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, signalfds, "
+    e.s(": only regular files (deleted ones and memfds too), directories, O_PATH descriptors, named pipes, signalfds, "
         "eventfds, timerfds, inotify and epoll instances, unconnected inet and unix sockets, /dev/null-like devices and "
         "stdin/stdout/stderr can be checkpointed; close it before the checkpoint. The process keeps running");
     return false;
@@ -282,31 +305,8 @@ bool Session::check_ghost(long fd, const char* link, const struct stat& st) {
     return false;
   }
   if (ghost_index(st) >= 0) return true;
-  // A restore makes a deleted file again under its name (then unlinks it):
-  // the directory must still be there and writable, and the name free.
-  if (!starts_with(link, "/memfd:")) {
-    std::size_t n = cstr_len(link) - 10;  // without " (deleted)"
-    std::size_t slash = n;
-    while (slash > 0 && link[slash] != '/') --slash;
-    char* path = s_->exe;  // write_process fills it later
-    if (n >= sizeof s_->exe) {
-      e.s(" whose name is too long to make it again");
-      return false;
-    }
-    __builtin_memcpy(path, link, n);
-    path[n] = '\0';
-    struct stat now{};
-    if (sys(SYS_newfstatat, AT_FDCWD, path, &now, AT_SYMLINK_NOFOLLOW) == 0) {
-      e.s(": a file of that name exists again, and a restore makes the deleted one again under its name; "
-          "rename one of them");
-      return false;
-    }
-    path[slash == 0 ? 1 : slash] = '\0';
-    if (sys(SYS_faccessat, AT_FDCWD, path, W_OK | X_OK, 0) != 0) {
-      e.s(": its directory ").s(path).s(" is gone or not writable, and a restore makes the file again there");
-      return false;
-    }
-  }
+  // write_process fills s_->exe later.
+  if (!starts_with(link, "/memfd:") && !deleted_name_free(link, s_->exe, sizeof s_->exe, e)) return false;
   if (s_->nghosts == kMaxGhosts) {
     e.s(", one of more than 64 deleted files held open, more than a checkpoint carries");
     return false;
@@ -537,6 +537,13 @@ bool Session::write_fds() {
       r.data = Blob(s_->shared_of, 4);
     } else if (restorable_anon(link)) {
       if (!anon_state(fd, link, &r)) return ok = false;
+    } else if (is_pidfd(link)) {
+      pid_t real = pidfd_target(fd);
+      bool self = real == real_pid();
+      r.kind = FdKind::pidfd;
+      store_le(s_->anon_state, static_cast<std::uint32_t>(self ? current_vpid() : to_virtual_pid(real)), 4);
+      store_le(s_->anon_state + 4, self ? 1u : 0u, 4);
+      r.data = Blob(s_->anon_state, 8);
     } else if (r.open_flags & O_PATH) {
       r.kind = S_ISDIR(st.st_mode) ? FdKind::directory : S_ISREG(st.st_mode) ? FdKind::regular : FdKind::other;
     } else if (S_ISREG(st.st_mode)) {
@@ -555,6 +562,10 @@ bool Session::write_fds() {
       r.offset = off < 0 ? 0 : static_cast<std::uint64_t>(off);
     } else if (S_ISDIR(st.st_mode)) {
       r.kind = FdKind::directory;
+    } else if (S_ISFIFO(st.st_mode) && link[0] == '/') {
+      r.kind = FdKind::fifo;  // its unread bytes follow its first record (write_fifo_data)
+      long capacity = sys(SYS_fcntl, fd, F_GETPIPE_SZ);
+      r.size = capacity > 0 ? static_cast<std::uint64_t>(capacity) : 0;
     } else if (S_ISFIFO(st.st_mode)) {
       r.kind = FdKind::pipe;
       // Its capacity (F_SETPIPE_SZ), which decides when a write blocks.
@@ -582,86 +593,13 @@ bool Session::write_fds() {
     // A shared fd's locks are its first's (the restore takes them there).
     bool pair = r.kind == FdKind::socket && s_->socket.partner != -1;
     ok = check(writer_->fd(r)) && (!ghost || write_ghost_data(fd, st)) &&
-         (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) && (!pair || write_pair_queue(fd)) &&
+         (r.kind != FdKind::pipe || write_pipe_rest(st.st_ino, fd)) &&
+         (r.kind != FdKind::fifo || write_fifo_data(fd, st)) && (!pair || write_pair_queue(fd)) &&
          (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || r.kind == FdKind::shared ||
                                    write_fd_locks(writer_, fd, st.st_ino, s_->error, sizeof s_->error));
     return ok;
   });
   return ok;
-}
-
-// Takes the unread bytes out of a pipe between the process's own threads
-// and puts them back, so the pipe is as it was; the fd records of its two
-// ends carry them.
-bool Session::drain_pipe(std::uint64_t ino, FdRecord* r) {
-  int slot = -1;
-  for (int i = 0; i < s_->ndrained; ++i)
-    if (s_->drained[i] == ino) slot = i;
-  if (slot < 0) {
-    if (s_->ndrained == kMaxPipes) return fail("more than 1024 pipes between the process's threads"), false;
-    slot = s_->ndrained++;
-    s_->drained[slot] = ino;
-    s_->carried[slot][0] = s_->carried[slot][1] = false;
-    s_->rest_written[slot] = false;
-    long reader = -1, writer = -1;
-    for (int i = 0; i < s_->npipes; ++i) {
-      if (s_->pipe_ino[i] != ino) continue;
-      (s_->pipe_reader[i] ? reader : writer) = s_->pipe_fd[i];
-    }
-    int avail = 0;
-    sys(SYS_ioctl, reader, 0x541B /* FIONREAD */, &avail);
-    if (avail > static_cast<int>(kMaxPipeBytes) || s_->arena_used + static_cast<std::size_t>(avail) > kPipeArenaBytes) {
-      Line(s_->error, sizeof s_->error)
-          .s("fd ")
-          .u(static_cast<std::uint64_t>(reader))
-          .s(avail > static_cast<int>(kMaxPipeBytes) ? " is a pipe holding more than 1 MiB of unread data"
-                                                      : " is a pipe, and the process's pipes hold more than 64 MiB "
-                                                        "of unread data together");
-      return false;
-    }
-    s_->pipe_at[slot] = s_->arena_used;
-    s_->arena_used += static_cast<std::size_t>(avail);
-    unsigned char* data = s_->pipe_arena + s_->pipe_at[slot];
-    long n = 0;
-    while (n < avail) {
-      long got = sys(SYS_read, reader, data + n, static_cast<std::size_t>(avail - n));
-      if (got <= 0) break;
-      n += got;
-    }
-    if (n > 0 && !write_all(static_cast<int>(writer), data, static_cast<std::size_t>(n)))
-      return fail("cannot put the bytes read from a pipe back"), false;
-    s_->drained_len[slot] = static_cast<std::size_t>(n);
-  }
-  std::size_t len = s_->drained_len[slot];
-  std::size_t first = len < kMaxBlob ? len : kMaxBlob;
-  std::size_t second = len - first < kMaxBlob ? len - first : kMaxBlob;
-  bool reader_end = (r->open_flags & O_ACCMODE) == O_RDONLY;
-  if (s_->carried[slot][reader_end]) return true;
-  s_->carried[slot][reader_end] = true;
-  const unsigned char* data = s_->pipe_arena + s_->pipe_at[slot];
-  r->data = reader_end ? Blob(data, first) : Blob(data + first, second);
-  return true;
-}
-
-// After a pipe end's record: once both ends' first records are written,
-// the pipe's unread bytes past the two records' share, as file data
-// records at their offsets in the pipe (the restorer checks that they
-// continue the records' bytes without a gap).
-bool Session::write_pipe_rest(std::uint64_t ino, long fd) {
-  for (int slot = 0; slot < s_->ndrained; ++slot) {
-    if (s_->drained[slot] != ino || s_->rest_written[slot] || !s_->carried[slot][0] || !s_->carried[slot][1])
-      continue;
-    s_->rest_written[slot] = true;
-    for (std::size_t at = 2 * kMaxBlob; at < s_->drained_len[slot]; at += kMaxFileData) {
-      std::size_t n = s_->drained_len[slot] - at < kMaxFileData ? s_->drained_len[slot] - at : kMaxFileData;
-      FileDataRecord d;
-      d.fd = static_cast<std::int32_t>(fd);
-      d.offset = at;
-      d.data = Blob(s_->pipe_arena + s_->pipe_at[slot] + at, n);
-      if (!check(writer_->file_data(d))) return false;
-    }
-  }
-  return true;
 }
 
 // After a socketpair end's record: what was queued to be read on it, as

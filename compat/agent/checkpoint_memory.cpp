@@ -190,11 +190,10 @@ constexpr AdviceFlag kAdviceFlags[] = {
     {"sr", kRegionSequential, "MADV_SEQUENTIAL"}, {"rr", kRegionRandom, "MADV_RANDOM"},
     // A sealed mapping cannot be sealed before its pages are written, nor
     // written after: not restorable by a process in user space. Locked
-    // memory may exceed the restarter's RLIMIT_MEMLOCK; droppable memory
-    // is a mapping type the restorer does not make.
+    // memory is locked again (the restore refuses more than its
+    // RLIMIT_MEMLOCK allows).
     {"sl", 0, "mseal()"},
-    {"lo", 0, "mlock() or MAP_LOCKED"},
-    {"dp", 0, "MAP_DROPPABLE"},
+    {"lo", kRegionLocked, "mlock() or MAP_LOCKED"},
 };
 
 }  // namespace
@@ -224,6 +223,17 @@ bool Session::read_smaps() {
         if (f[1] == 'g' && f[2] == 'd') r->map_flags |= MAP_GROWSDOWN;
         if (f[1] == 'n' && f[2] == 'r') r->map_flags |= MAP_NORESERVE;
         if (f[1] == 'u' && f[2] == 'w') r->tracked = true;
+        // Droppable: mapped droppable again, its pages left out (as if
+        // the kernel had dropped them; kMapDroppable).
+        if (f[1] == 'd' && f[2] == 'p') {
+          if (r->kind != RegionKind::anon) {
+            Line(s_->error, sizeof s_->error).s("the mapping at 0x").x(r->start)
+                .s(" is MAP_DROPPABLE and not plain anonymous memory, which a restore does not make");
+            return false;
+          }
+          r->map_flags = (r->map_flags & ~static_cast<std::uint32_t>(MAP_PRIVATE)) | kMapDroppable;
+          r->has_pages = false;
+        }
         if (f[1] == 'm' && f[2] == 'w' && r->kind == RegionKind::shared_file && (r->prot & PROT_WRITE) == 0)
           r->advice |= kRegionMayWrite;
         if (is_special(r->kind)) continue;

@@ -159,14 +159,15 @@ bool Session::write_signals_and_timers() {
 }
 
 // Shared anonymous memory is restored as a new object that only the
-// restored process maps, and a ghost file as a new file only it holds. So
+// restored process maps, a ghost file as a new file only it holds, and a named
+// pipe as its alone (its unread bytes taken along). So
 // each is refused when another live process maps the same object or holds
 // the same file (a parent or child it was inherited from or by: their writes
 // would no longer be seen), and shared anonymous memory when this process
 // maps one part of the object twice (after the restore the two views would
 // be separate).
 bool Session::check_held_elsewhere() {
-  bool any = s_->nghosts > 0 || s_->nanon > 0;
+  bool any = s_->nghosts > 0 || s_->nanon > 0 || s_->nfifos > 0;
   for (int i = 0; i < s_->nregions; ++i) {
     const Region& a = s_->regions[i];
     if (!a.shm) continue;
@@ -234,7 +235,7 @@ bool Session::check_held_elsewhere() {
       while (*p != '\n' && *p != '\0') ++p;
       if (*p == '\n') ++p;
     }
-    if (s_->nghosts == 0 && s_->nanon == 0) return true;
+    if (s_->nghosts == 0 && s_->nanon == 0 && s_->nfifos == 0) return true;
     char fd_dir[64], dents[1024];
     Line(fd_dir, sizeof fd_dir).s("/proc/").u(pid).s("/fd");
     return for_each_numbered_entry(fd_dir, dents, sizeof dents, [&](std::uint64_t fd, long) {
@@ -251,7 +252,14 @@ bool Session::check_held_elsewhere() {
                return false;
              }
              struct stat st{};
-             if (sys(SYS_stat, link, &st) != 0 || ghost_index(st) < 0) return true;
+             if (sys(SYS_stat, link, &st) != 0) return true;
+             if (fifo_index(st) >= 0) {
+               Line(s_->error, sizeof s_->error).s("a named pipe the process holds open (inode ")
+                   .u(static_cast<std::uint64_t>(st.st_ino)).s(") is open in process ").u(pid)
+                   .s(" too, which the checkpoint does not take along");
+               return false;
+             }
+             if (ghost_index(st) < 0) return true;
              Line(s_->error, sizeof s_->error).s("a deleted file the process holds open (inode ")
                  .u(static_cast<std::uint64_t>(st.st_ino)).s(") is open in process ").u(pid)
                  .s(" too, which the checkpoint does not take along");
@@ -271,12 +279,18 @@ bool Session::check_settings() {
            false;
   long len = sys(SYS_readlinkat, AT_FDCWD, "/proc/self/cwd", s_->cwd, sizeof s_->cwd - 1);
   s_->cwd[len < 0 ? 0 : len] = '\0';
-  if (ends_with_deleted(s_->cwd) || starts_with(s_->cwd, "/proc/")) {
+  if (starts_with(s_->cwd, "/proc/")) {
     Line(s_->error, sizeof s_->error).s("the working directory ").s(s_->cwd)
         .s(ends_with_deleted(s_->cwd) ? " was removed" : " is in /proc, named by a pid")
         .s(", and a restore could not enter it; change directory before the checkpoint");
     return false;
   }
+  // A removed one is made again under its name, entered and removed again
+  // (restorer/removed_dirs.cpp): its name must be free, its parent there.
+  char name[4096];
+  Line e(s_->error, sizeof s_->error);
+  e.s("the working directory ").s(s_->cwd).s(" was removed");
+  if (ends_with_deleted(s_->cwd) && !deleted_name_free(s_->cwd, name, sizeof name, e)) return false;
   // Seccomp filters and no_new_privs belong to each thread. A filter cannot
   // be read back without privileges, so it cannot be installed again: a
   // thread with more filters than its parent process (whose filters a
@@ -361,44 +375,15 @@ bool Session::check_children() {
       if (live <= 8) list.s(live == 1 ? "" : " ").u(pid);
     }
   };
-  auto state_of = [&](std::uint64_t pid, std::uint64_t* ppid) -> char {
-    char path[64];
-    Line(path, sizeof path).s("/proc/").u(pid).s("/stat");
-    long n = read_file(path, s_->link, sizeof s_->link - 1);
-    if (n <= 0) return 0;
-    s_->link[n] = '\0';
-    const char* close = nullptr;
-    for (const char* c = s_->link; *c != '\0'; ++c)
-      if (*c == ')') close = c;
-    if (close == nullptr || close[1] == '\0' || close[2] == '\0') return 0;
-    const char* q = close + 4;
-    if (ppid != nullptr) *ppid = parse_dec(q);
-    return close[2];
-  };
-  bool have_children_files = true;
-  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
-    char path[64];
-    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/children");
-    long n = read_file(path, s_->maps, kMapsCap - 1);
-    if (n == -ENOENT && i == 0) {
-      have_children_files = false;
-      break;
-    }
-    if (n < 0) continue;
-    s_->maps[n] = '\0';
-    for (const char* p = s_->maps; *p != '\0';) {
-      while (*p == ' ' || *p == '\n') ++p;
-      if (*p < '0' || *p > '9') break;
-      std::uint64_t pid = parse_dec(p);
-      char st = state_of(pid, nullptr);
-      if (st != 0) count(pid, st);
-    }
-  }
-  if (!have_children_files) {
+  int listed = for_each_child([&](std::uint64_t pid, char state) {
+    count(pid, state);
+    return true;
+  });
+  if (listed < 0) {
     auto self = static_cast<std::uint64_t>(real_pid());
-    int listed = for_each_proc_pid(s_->line, sizeof s_->line, self, [&](std::uint64_t pid) {
+    listed = for_each_proc_pid(s_->line, sizeof s_->line, self, [&](std::uint64_t pid) {
       std::uint64_t ppid = 0;
-      char st = state_of(pid, &ppid);
+      char st = proc_state(pid, s_->link, sizeof s_->link, &ppid);
       if (st != 0 && ppid == self) count(pid, st);
       return true;
     });

@@ -24,10 +24,7 @@ extern ckpt::TreePids g_tree_pids;
 }
 
 namespace mosix::agent::checkpoint {
-namespace {
-
-// The state letter of /proc/PID/stat, or 0 when the process is gone.
-char state_of(std::uint64_t pid, char* buf, std::size_t cap) {
+char proc_state(std::uint64_t pid, char* buf, std::size_t cap, std::uint64_t* ppid) {
   char path[64];
   Line(path, sizeof path).s("/proc/").u(pid).s("/stat");
   long n = read_file(path, buf, cap - 1);
@@ -36,48 +33,48 @@ char state_of(std::uint64_t pid, char* buf, std::size_t cap) {
   const char* close = nullptr;
   for (const char* c = buf; *c != '\0'; ++c)
     if (*c == ')') close = c;
-  return close != nullptr && close[1] == ' ' ? close[2] : 0;
+  if (close == nullptr || close[1] != ' ' || close[2] == '\0') return 0;
+  if (ppid != nullptr) {
+    const char* q = close + 4;
+    *ppid = parse_dec(q);
+  }
+  return close[2];
 }
-
-}  // namespace
 
 // One line per child of any thread: "child <real> <virtual> live", or
 // "... zombie <si_code> <si_status>" with the status a wait will report,
 // read without reaping it.
 bool Session::tree_children() {
-  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
-    char path[64];
-    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/children");
-    long n = read_file(path, s_->maps, kMapsCap - 1);
-    if (n == -ENOENT && i == 0)
-      return fail("this kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN): a tree cannot be listed"),
-             false;
-    if (n < 0) continue;
-    s_->maps[n] = '\0';
-    for (const char* p = s_->maps; *p != '\0';) {
-      while (*p == ' ' || *p == '\n') ++p;
-      if (*p < '0' || *p > '9') break;
-      std::uint64_t pid = parse_dec(p);
-      char st = state_of(pid, s_->link, sizeof s_->link);
-      if (st == 0) continue;
-      char line[128];
-      Line l(line, sizeof line);
-      l.s("child ").u(pid).s(" ").i(to_virtual_pid(static_cast<pid_t>(pid)));
-      if (st == 'Z' || st == 'X') {
-        siginfo_t info{};
-        long r = sys(SYS_waitid, P_PID, pid, &info, WEXITED | WNOWAIT | __WALL, 0);
-        if (r != 0 || info.si_pid == 0) {
-          Line(s_->error, sizeof s_->error).s("cannot read the exit status of ended child ").u(pid);
-          return false;
-        }
-        l.s(" zombie ").i(info.si_code).s(" ").i(info.si_status).s("\n");
-      } else {
-        l.s(" live\n");
+  bool ok = true;
+  int listed = for_each_child([&](std::uint64_t pid, char st) {
+    char line[128];
+    Line l(line, sizeof line);
+    l.s("child ").u(pid).s(" ").i(to_virtual_pid(static_cast<pid_t>(pid)));
+    if (st == 'Z' || st == 'X') {
+      siginfo_t info{};
+      long r = sys(SYS_waitid, P_PID, pid, &info, WEXITED | WNOWAIT | __WALL, 0);
+      if (r != 0 || info.si_pid == 0) {
+        Line(s_->error, sizeof s_->error).s("cannot read the exit status of ended child ").u(pid);
+        return ok = false;
       }
-      status(line);
+      l.s(" zombie ").i(info.si_code).s(" ").i(info.si_status).s("\n");
+    } else if (st == 'T') {
+      // Stopped: the stop signal when the stop is still to be reported to
+      // a wait (0 when it was waited for already).
+      siginfo_t info{};
+      long r = sys(SYS_waitid, P_PID, pid, &info, WSTOPPED | WNOWAIT | WNOHANG | __WALL, 0);
+      bool pending = r == 0 && info.si_pid == static_cast<pid_t>(pid) && info.si_code == CLD_STOPPED;
+      l.s(" live stopped ").i(pending ? info.si_status : 0).s("\n");
+    } else {
+      l.s(" live\n");
     }
-  }
-  return true;
+    status(line);
+    return true;
+  });
+  if (listed < 0)
+    return fail("this kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN): a tree cannot be listed"),
+           false;
+  return ok;
 }
 
 // Reads the requester's next word; true when it is `expect`. Anything else,
@@ -119,6 +116,12 @@ bool Session::tree_hold() {
     if (!r.shm) continue;
     Line(line, sizeof line).s("shm ").x(r.start).s(" ").x(r.end).s(" ").x(r.offset).s(" ").x(r.shm_dev).s(" ")
         .u(r.inode).s("\n");
+    status(line);
+  }
+  // Socketpair ends whose other end another process holds: the requester
+  // checks it is a process of the tree.
+  for (int i = 0; i < s_->socket.nelsewhere; ++i) {
+    Line(line, sizeof line).s("sockpair ").u(s_->socket.elsewhere[i][0]).s(" ").u(s_->socket.elsewhere[i][1]).s("\n");
     status(line);
   }
   int pdeathsig = 0;

@@ -119,6 +119,36 @@ int int_opt(long fd, int level, int name) {
   return sys(SYS_getsockopt, fd, level, name, &v, &len) == 0 ? v : -1;
 }
 
+// A TCP socket in state CLOSE that had been connected: its handshake's
+// SYN counts in bytes_acked (a socket never connected, or whose connect
+// failed, has 0: the kernel clears its counters).
+// linux/tcp.h's struct tcp_info (netinet/tcp.h's, included here, stops
+// before tcpi_bytes_acked): tcpi_state is byte 0, tcpi_bytes_acked a u64 at 120.
+bool ended_connection(long fd) {
+  std::uint8_t info[232] = {};
+  socklen_t len = sizeof info;
+  constexpr unsigned kTcpClose = 7;  // tcp_states.h
+  std::uint64_t acked = 0;
+  if (sys(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, info, &len) != 0 || len < 128) return false;
+  __builtin_memcpy(&acked, info + 120, sizeof acked);
+  return info[0] == kTcpClose && acked != 0;
+}
+
+// Whether option `level`/`name` of a relayed socket is the real socket's,
+// asked of its holder (`get`: a getsockopt): every one at the TCP, IP and
+// IPv6 levels, and the socket level's that a TCP connection's behaviour
+// depends on (SO_ERROR: the pending error, read only).
+bool at_holder(int level, int name, bool get) {
+  if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) return true;
+  if (level != SOL_SOCKET) return false;
+  switch (name) {
+    case SO_KEEPALIVE: case SO_SNDBUF: case SO_RCVBUF: case SO_LINGER: case SO_PRIORITY: case SO_RCVLOWAT:
+      return true;
+    case SO_ERROR: return get;
+    default: return false;
+  }
+}
+
 int option_index(int level, int name) {
   for (int i = 0; i < kNumOptions; ++i)
     if (kOptions[i].level == level && kOptions[i].name == name) return i;
@@ -185,8 +215,6 @@ bool read_header(long fd, std::uint8_t* header) {
 // from the listener until the agent's table has it: a checkpoint then never
 // finds a client accepted and not yet known. A blocking listener is waited
 // on with ppoll, the signals let through while it waits.
-constexpr unsigned long kAgentSignals =
-    1ul << (mosix::ckpt::kRequestSignal - 1) | 1ul << (mosix::ckpt::kStopSignal - 1);
 
 // -2: fd is no longer a relayed listener (the caller does libc's accept).
 int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
@@ -269,15 +297,6 @@ int forwarded_accept(int fd, sockaddr* addr, socklen_t* addr_len, int flags) {
 
 // libc's own functions, which the interposed ones call for every descriptor
 // that is not a relayed one (cancellation points and all, as before).
-template <typename F>
-F next(std::atomic<F>& cache, const char* name) {
-  F f = cache.load(std::memory_order_acquire);
-  if (f == nullptr) {
-    f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
-    cache.store(f, std::memory_order_release);
-  }
-  return f;
-}
 using Accept4Fn = int (*)(int, sockaddr*, socklen_t*, int);
 using AcceptFn = int (*)(int, sockaddr*, socklen_t*);
 using NameFn = int (*)(int, sockaddr*, socklen_t*);
@@ -391,7 +410,11 @@ int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, c
   socklen_t local_len = sizeof tmp.local, peer_len = sizeof tmp.peer;
   bool connected = sys(SYS_getpeername, fd, tmp.peer, &peer_len) == 0;
   bool listen = int_opt(fd, SOL_SOCKET, SO_ACCEPTCONN) == 1;
-  if (!connected && !listen) return 0;  // unconnected: made again (sockets.cpp)
+  // A connection that ended (reset, or closed both ways) and which the
+  // program keeps open: forwarded all the same, with no peer. Its holder
+  // reads from it what the program would have (the data, the reset,
+  // the end of stream) and the relay gives the same.
+  if (!connected && !listen && !ended_connection(fd)) return 0;  // unconnected: made again (sockets.cpp)
   if (sys(SYS_getsockname, fd, tmp.local, &local_len) != 0) local_len = 0;
   Entry* slot = take(static_cast<int>(fd));
   if (slot == nullptr) {
@@ -417,6 +440,13 @@ int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, c
   *id = slot->id;
   *listening = listen;
   return 1;
+}
+
+bool is_forwarded(int fd) {
+  const int used = __atomic_load_n(&g_table.used, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < used; ++i)
+    if (__atomic_load_n(&g_table.entries[i].fd, __ATOMIC_RELAXED) == fd) return true;
+  return false;
 }
 
 void forwarded_accept_restart(long long* gregs) {
@@ -452,7 +482,7 @@ __attribute__((visibility("default"))) int accept4(int fd, sockaddr* addr, sockl
     int r = mosix::agent::forwarded_accept(fd, addr, addr_len, flags);
     if (r != -2) return r;
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_accept4, "accept4")) return f(fd, addr, addr_len, flags);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_accept4, "accept4")) return f(fd, addr, addr_len, flags);
   long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, flags);
   return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);
 }
@@ -468,7 +498,7 @@ __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, sockle
     int r = mosix::agent::forwarded_accept(fd, addr, addr_len, 0);
     if (r != -2) return r;
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_accept, "accept")) return f(fd, addr, addr_len);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_accept, "accept")) return f(fd, addr, addr_len);
   long r = mosix::agent::sys(SYS_accept4, fd, addr, addr_len, 0);
   return r < 0 ? mosix::agent::fail(r) : static_cast<int>(r);
 }
@@ -482,7 +512,7 @@ __attribute__((visibility("default"))) int getpeername(int fd, sockaddr* addr, s
       return 0;
     }
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_getpeername, "getpeername")) return f(fd, addr, addr_len);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_getpeername, "getpeername")) return f(fd, addr, addr_len);
   long r = mosix::agent::sys(SYS_getpeername, fd, addr, addr_len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
@@ -495,18 +525,20 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* addr, s
       return 0;
     }
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_getsockname, "getsockname")) return f(fd, addr, addr_len);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_getsockname, "getsockname")) return f(fd, addr, addr_len);
   long r = mosix::agent::sys(SYS_getsockname, fd, addr, addr_len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
 
 __attribute__((visibility("default"))) int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   std::uint32_t family = 0;
+  std::uint64_t id = 0;
   int v = -1, err = 0;
   {
     Guard guard;
     if (Entry* e = mosix::agent::relayed(fd)) {
       family = e->family;
+      id = e->id;
       int i = mosix::agent::option_index(level, name);
       if (i >= 0) {
         v = e->option[i];
@@ -514,6 +546,26 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
       } else if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
         v = 0;  // not remembered: reads 0
       }
+    }
+  }
+  if (family != 0 && value != nullptr && len != nullptr && level == SOL_SOCKET && name == SO_ERROR &&
+      *len >= sizeof(int)) {
+    // The relayed end's pending error first (a reset sets it), taken; else the real socket's.
+    int local = mosix::agent::int_opt(fd, SOL_SOCKET, SO_ERROR);
+    if (local > 0) {
+      __builtin_memcpy(value, &local, sizeof local);
+      *len = sizeof local;
+      return 0;
+    }
+  }
+  if (family != 0 && value != nullptr && len != nullptr && mosix::agent::at_holder(level, name, true)) {
+    // The real socket's, at its holder.
+    std::size_t n = *len;
+    int asked = mosix::agent::holder_option(id, level, name, false, nullptr, 0, value, &n);
+    if (asked > 0) return mosix::agent::fail(-asked);
+    if (asked == 0) {
+      *len = static_cast<socklen_t>(n < *len ? n : *len);
+      return 0;
     }
   }
   if (family != 0 && err != 0) return mosix::agent::fail(-err);
@@ -526,16 +578,54 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
       return 0;
     }
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_getsockopt, "getsockopt")) return f(fd, level, name, value, len);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_getsockopt, "getsockopt")) return f(fd, level, name, value, len);
   long r = mosix::agent::sys(SYS_getsockopt, fd, level, name, value, len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
 
 __attribute__((visibility("default"))) int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+  if (mosix::agent::at_holder(level, name, false)) {
+    bool forwarded, same = false;
+    std::uint64_t id = 0;
+    {
+      Guard guard;
+      Entry* e = mosix::agent::relayed(fd);
+      forwarded = e != nullptr;
+      if (forwarded) id = e->id;
+      // TCP_NODELAY as the real socket has it already (the table follows
+      // every set, and a client starts with it on): no round trip (a server
+      // sets it on every client it accepts).
+      const int i = mosix::agent::option_index(IPPROTO_TCP, TCP_NODELAY);
+      std::int32_t v = 0;
+      if (forwarded && level == IPPROTO_TCP && name == TCP_NODELAY && value != nullptr && len >= sizeof v) {
+        __builtin_memcpy(&v, value, sizeof v);
+        same = e->option_error[i] == 0 && (v != 0) == (e->option[i] != 0);
+      }
+    }
+    if (same) return 0;
+    if (forwarded && value != nullptr) {
+      // Set on the real socket at once, its errno given back.
+      std::size_t none = 0;
+      int asked = mosix::agent::holder_option(id, level, name, true, value, len, nullptr, &none);
+      if (asked > 0) return mosix::agent::fail(-asked);
+      if (asked == 0) {
+        Guard guard;
+        Entry* e = mosix::agent::find(fd);
+        int i = mosix::agent::option_index(level, name);
+        if (e != nullptr && i >= 0 && len >= sizeof(std::int32_t)) {
+          __builtin_memcpy(&e->option[i], value, sizeof(std::int32_t));
+          e->option_error[i] = 0;
+        }
+        return 0;
+      }
+    }
+  }
   if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
     Guard guard;
     if (Entry* e = mosix::agent::relayed(fd)) {
-      // Remembered (kOptions), or accepted and not applied (see above).
+      // The holder could not be asked: remembered (kOptions), set on the
+      // real socket when the process has it again, or accepted and not
+      // applied (see above).
       int i = mosix::agent::option_index(level, name);
       if (i < 0) return 0;
       if (e->option_error[i] != 0) return mosix::agent::fail(-e->option_error[i]);
@@ -545,7 +635,7 @@ __attribute__((visibility("default"))) int setsockopt(int fd, int level, int nam
       return 0;
     }
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_setsockopt, "setsockopt")) return f(fd, level, name, value, len);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_setsockopt, "setsockopt")) return f(fd, level, name, value, len);
   long r = mosix::agent::sys(SYS_setsockopt, fd, level, name, value, len);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }
@@ -555,7 +645,7 @@ __attribute__((visibility("default"))) int close(int fd) {
     Guard guard;
     if (Entry* e = mosix::agent::find(fd)) e->fd = -1;
   }
-  if (auto f = mosix::agent::next(mosix::agent::g_close, "close")) return f(fd);
+  if (auto f = mosix::agent::libc_next(mosix::agent::g_close, "close")) return f(fd);
   long r = mosix::agent::sys(SYS_close, fd);
   return r < 0 ? mosix::agent::fail(r) : 0;
 }

@@ -7,10 +7,13 @@
 // socket has, and answers the calls a relay cannot carry from them.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <dlfcn.h>
 #include <cstdint>
 
 #include "runtime/ckpt/format/image_format.h"
+#include "runtime/ckpt/request_protocol.h"
 
 namespace mosix::agent {
 
@@ -35,5 +38,37 @@ int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, c
 // agent (it reads no header). In the image it restarts in the agent
 // instead, which accepts as the program's own accept would have.
 void forwarded_accept_restart(long long* gregs);
+
+// Whether `fd` is in the table of forwarded sockets (relayed now, or its
+// real socket back and not looked at since). Lock-free: cheap enough for
+// every write of the process (forwarded_writes.cpp).
+bool is_forwarded(int fd);
+
+// The agent's two signals, held off across an accept of a forwarded
+// listener and a question to the holder: a checkpoint never finds either
+// half done.
+inline constexpr unsigned long kAgentSignals =
+    1ul << (mosix::ckpt::kRequestSignal - 1) | 1ul << (mosix::ckpt::kStopSignal - 1);
+
+// Sets (`set`: `value`, `len` bytes) or gets (into `out`, at most *out_len
+// bytes; *out_len then the value's length) option `level`/`name` of the
+// relayed socket `id` on its real socket, at its holder
+// (forwarded_options.cpp). The holder's errno (0: done), or -1 when it
+// could not be asked (no guest socket, the relay or the holder gone): the
+// caller answers from its table.
+int holder_option(std::uint64_t id, int level, int name, bool set, const void* value, std::size_t len, void* out,
+                  std::size_t* out_len);
+
+// libc's own `name` (dlsym RTLD_NEXT), looked up once into `cache`: what an
+// interposed call does for a descriptor that is not forwarded.
+template <typename F>
+F libc_next(std::atomic<F>& cache, const char* name) {
+  F f = cache.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+    cache.store(f, std::memory_order_release);
+  }
+  return f;
+}
 
 }  // namespace mosix::agent

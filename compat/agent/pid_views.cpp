@@ -3,7 +3,8 @@
 // getpid() gives (agent.cpp). Served, in a restored process only, from a
 // read-only memfd with the owner pid of each lock line changed:
 //   /proc/self/fdinfo/N (also thread-self, and /proc/<virtual pid>/):
-//     "lock:\t1: FLOCK  ADVISORY  WRITE <pid> 00:2f:1234 0 EOF"
+//     "lock:\t1: FLOCK  ADVISORY  WRITE <pid> 00:2f:1234 0 EOF", and a
+//     pidfd's "Pid:\t<pid>" and "NSpid:\t<pid>"
 //   /proc/locks: "1: POSIX  ADVISORY  WRITE <pid> 00:2f:1234 0 EOF"
 // Other pids in /proc files stay the kernel's (docs/mosixctl.md).
 #include <errno.h>
@@ -64,6 +65,14 @@ std::size_t rewrite_line(const char* line, std::size_t n, char* out, std::size_t
       if (field == 4) pid_from = start, pid_to = i;
     }
     if (line[0] != 'l' && pid_from < n && line[pid_from] == '-') pid_from = pid_to = n;  // "->" blocked waiter
+  }
+  // A pidfd's process: "Pid:\t<pid>" and the first pid of "NSpid:\t<pid> ...".
+  static const char* const kPidKeys[] = {"Pid:\t", "NSpid:\t"};
+  for (const char* key : kPidKeys) {
+    std::size_t k = cstr_len(key);
+    if (lock || n <= k || !starts_with(line, key)) continue;
+    pid_from = pid_to = k;
+    while (pid_to < n && line[pid_to] >= '0' && line[pid_to] <= '9') ++pid_to;
   }
   const char* p = line + pid_from;
   pid_t real = pid_from < pid_to ? static_cast<pid_t>(parse_dec(p)) : 0;

@@ -89,49 +89,60 @@ bool seated_here() {
   return answer != SeatAnswer::kAsk;
 }
 
-// The node daemon among our ancestors: `expected` (MOSIX_DAEMON_PID) if it is
-// one, else the nearest one with a node file (an ancestor was restored under
-// it); 0 if there is neither (an orphan, or a node file we may not trust).
+}  // namespace
+
+long parent_of(long pid) {
+  char path[48], stat_line[512];
+  Line q(path, sizeof path);
+  q.s("/proc/").u(static_cast<std::uint64_t>(pid)).s("/stat");
+  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  const long n = sys(SYS_read, fd, stat_line, sizeof stat_line - 1);
+  sys(SYS_close, fd);
+  if (n <= 0) return -1;
+  stat_line[n] = '\0';
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  const char* after = strrchr(stat_line, ')');
+  if (after == nullptr || after[1] != ' ' || after[2] == '\0' || after[3] != ' ') return -1;
+  return atol(after + 4);
+}
+
 long node_daemon_above(long pid, long expected, const char* dir) {
-  char path[320], stat_line[512];
+  char path[320];
   for (int depth = 0; depth < 64 && pid > 1; ++depth) {
     if (pid == expected) return pid;
     Line p(path, sizeof path);
     p.s(dir).s("/node-").u(static_cast<std::uint64_t>(pid)).s(".env");
     if (sys(SYS_faccessat, AT_FDCWD, path, R_OK) == 0) return pid;
-    Line q(path, sizeof path);
-    q.s("/proc/").u(static_cast<std::uint64_t>(pid)).s("/stat");
-    const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    const long n = sys(SYS_read, fd, stat_line, sizeof stat_line - 1);
-    sys(SYS_close, fd);
-    if (n <= 0) return 0;
-    stat_line[n] = '\0';
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    const char* after = strrchr(stat_line, ')');
-    if (after == nullptr || after[1] != ' ' || after[2] == '\0' || after[3] != ' ') return 0;
-    pid = atol(after + 4);
+    pid = parent_of(pid);
   }
   return 0;
 }
+
+long node_file_text(long pid, const char* dir, char* text, std::size_t cap) {
+  char path[320];
+  Line p(path, sizeof path);
+  p.s(dir).s("/node-").u(static_cast<std::uint64_t>(pid)).s(".env");
+  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  struct stat st {};
+  const bool owned = sys(SYS_fstat, fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<long>(st.st_uid) == sys(SYS_getuid);
+  const long n = owned ? sys(SYS_read, fd, text, cap - 1) : -1;
+  sys(SYS_close, fd);
+  if (n <= 0) return -1;
+  text[n] = '\0';
+  return n;
+}
+
+namespace {
 
 // Takes the node's values (MOSIX_NODE, MOSIX_DAEMON_PID, ...) from the node
 // file of daemon `pid`: an empty value unsets the variable.
 void take_node_env(long pid, const char* dir) {
   static const char* const kNames[] = {"MOSIX_NODE=", "MOSIX_DAEMON_PID=", "MOSIX_GUEST_SOCKET=", "MOSIX_DEPUTY=",
                                        "MOSIX_SEATS="};
-  char path[320];
   static char text[4096];
-  Line p(path, sizeof path);
-  p.s(dir).s("/node-").u(static_cast<std::uint64_t>(pid)).s(".env");
-  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return;
-  struct stat st {};
-  const bool owned = sys(SYS_fstat, fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<long>(st.st_uid) == sys(SYS_getuid);
-  const long n = owned ? sys(SYS_read, fd, text, sizeof text - 1) : -1;
-  sys(SYS_close, fd);
-  if (n <= 0) return;
-  text[n] = '\0';
+  if (node_file_text(pid, dir, text, sizeof text) < 0) return;
   for (char* line = text; *line != '\0';) {
     char* end = strchr(line, '\n');
     if (end != nullptr) *end = '\0';
@@ -207,6 +218,9 @@ void adopt_home_identity() {
     g_vppid = static_cast<pid_t>(ppid);
     g_vpid_real = real_pid();
     g_ppid_real = static_cast<pid_t>(sys(SYS_getppid));
+    if (const char* rank = getenv("MOSIX_RANK"); rank != nullptr && *rank >= '0' && *rank <= '9') {
+      g_home_rank = atoi(rank);  // its deputy makes its kill() of home pids (home_kill.cpp)
+    }
   }
   unsetenv("MOSIX_HOME_PIDS");
   // The signals the child had ignored and blocked when it exec'd (hex masks,

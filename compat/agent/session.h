@@ -10,6 +10,7 @@
 #include <ucontext.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -39,6 +40,8 @@ constexpr std::size_t kMaxPipeBytes = 1 << 20;
 constexpr int kMaxFds = 8192;
 // Deleted-but-open files a checkpoint carries, and their data in all.
 constexpr int kMaxGhosts = 64;
+// Named pipes a checkpoint carries.
+constexpr int kMaxFifos = 64;
 // Signalfds, eventfds and timerfds a checkpoint carries.
 constexpr int kMaxAnonFds = 64;
 constexpr std::uint64_t kMaxGhostBytes = 64ULL << 20;
@@ -145,6 +148,11 @@ struct Scratch {
   std::uint64_t ghost_ino[kMaxGhosts], ghost_dev[kMaxGhosts];
   bool ghost_written[kMaxGhosts];
   int nghosts;
+  // Named pipes (checkpoint_pipes.cpp), and whether their unread bytes are
+  // in the image yet.
+  std::uint64_t fifo_ino[kMaxFifos], fifo_dev[kMaxFifos];
+  bool fifo_written[kMaxFifos];
+  int nfifos;
   unsigned char file_data[kMaxFileData];
   unsigned char memfd_seals[4];
   long anon_fd[kMaxAnonFds];
@@ -187,20 +195,35 @@ class Session {
   int ghost_index(const struct stat& st) const;
   bool write_ghost_data(long fd, const struct stat& st);
   bool anon_state(long fd, const char* link, FdRecord* r);
+  bool check_pidfd(long fd, const char* link);
+  bool check_removed_dir(long fd, const char* link, const struct stat& st);
+  pid_t pidfd_target(long fd);
   bool check_shared_descriptions();
   long shares_with(long fd) const;
   bool collect_timers();
   bool take_process_signals();
   bool is_thread(std::uint64_t tid) const;
   bool write_signals_and_timers();
+  // checkpoint_pipes.cpp: pipes between the process's own threads, and
+  // named pipes only it holds.
   bool has_pipe_end(std::uint64_t ino, bool reader) const;
   bool drain_pipe(std::uint64_t ino, FdRecord* r);
-  bool write_pair_queue(long fd);
   bool write_pipe_rest(std::uint64_t ino, long fd);
+  bool check_fifo(long fd, const char* link, const struct stat& st);
+  int fifo_index(const struct stat& st) const;
+  bool write_fifo_data(long fd, const struct stat& st);
+  bool write_pair_queue(long fd);
   bool write_fds();
   bool collect_regions();
   bool read_smaps();
   bool check_children();
+  // Calls fn(pid, state) for each child of each thread
+  // (/proc/self/task/TID/children), state the letter of its /proc/PID/stat
+  // (a child gone meanwhile is left out), until fn returns false (then
+  // false); -1 when the kernel has no such files (CONFIG_PROC_CHILDREN),
+  // else 1. fn may not use s_->maps or s_->link.
+  template <typename Fn>
+  int for_each_child(Fn fn);
   // checkpoint_tree.cpp: a member of a tree checkpointed together
   // (runtime/ckpt/tree_protocol.h).
   bool tree_children();
@@ -240,6 +263,30 @@ class Session {
   std::uint64_t written_ = 0, next_progress_ = kProgressStep;
 };
 
+// The state letter of /proc/PID/stat read into buf (and its parent's pid
+// into *ppid), or 0 when the process is gone.
+char proc_state(std::uint64_t pid, char* buf, std::size_t cap, std::uint64_t* ppid = nullptr);
+
+template <typename Fn>
+int Session::for_each_child(Fn fn) {
+  for (int i = 0; i < s_->slots.load() && i < kMaxThreads; ++i) {
+    char path[64];
+    Line(path, sizeof path).s("/proc/self/task/").u(s_->threads[i].tid).s("/children");
+    long n = read_file(path, s_->maps, kMapsCap - 1);
+    if (n == -ENOENT && i == 0) return -1;
+    if (n < 0) continue;
+    s_->maps[n] = '\0';
+    for (const char* p = s_->maps; *p != '\0';) {
+      while (*p == ' ' || *p == '\n') ++p;
+      if (*p < '0' || *p > '9') break;
+      std::uint64_t pid = parse_dec(p);
+      char st = proc_state(pid, s_->link, sizeof s_->link);
+      if (st != 0 && !fn(pid, st)) return 0;
+    }
+  }
+  return 1;
+}
+
 // Calls fn(pid) for every process in /proc but `self`, listing /proc into
 // buf (which fn must not use), until fn returns false; as above.
 template <typename Fn>
@@ -260,6 +307,10 @@ const char* anon_kind_of(long fd);
 std::int64_t mtime_ns(const struct stat& st);
 // Whether a /proc link or path ends with " (deleted)".
 bool ends_with_deleted(const char* s);
+// A restore makes a deleted file or named pipe again under its name (then
+// removes it): its directory must still be there and writable, and the
+// name free. Else false, with why appended to e. path: room for the name.
+bool deleted_name_free(const char* link, char* path, std::size_t cap, Line& e);
 // The scratch mapping's size for compression `c`: the Scratch, then the
 // image writer's working memory.
 std::size_t scratch_size(Compression c);

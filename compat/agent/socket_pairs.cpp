@@ -108,8 +108,10 @@ long pair_partner(long fd, SocketScratch* s, unsigned* shutdown) {
   for (int i = 0; i < s->nown; ++i)
     if (s->own_ino[i] == peer && s->own_fd[i] != fd) return s->own_fd[i];
   // Not the process's: closed by everyone (its bytes already sent stay
-  // queued here), or another process's (refused by the caller).
-  return unix_diag(peer, &peers_peer, &peers_shutdown, s) == Diag::gone ? kPeerClosed : -1;
+  // queued here), or another process's.
+  s->peer_ino = peer;
+  Diag d = unix_diag(peer, &peers_peer, &peers_shutdown, s);
+  return d == Diag::gone ? kPeerClosed : d == Diag::found ? kPeerElsewhere : -1;
 }
 
 bool peek_pair_queue(long fd, SocketScratch* s, char* error, std::size_t error_cap) {

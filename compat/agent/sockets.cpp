@@ -154,6 +154,7 @@ void boot_id(std::uint64_t out[2], char* buf, std::size_t cap) {
 
 long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, std::size_t error_cap) {
   if (long n = runtime_link_image_data(fd, for_move, s); n >= 0) return n;
+  if (long n = direct_link_image_data(fd, s); n >= 0) return n;
   Line e(error, error_cap);
   SocketRecord& r = s->rec;
   r = SocketRecord{};
@@ -184,6 +185,7 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   long partner = connected && fam == kUnix && peer_len <= sizeof(sa_family_t) && local_len <= sizeof(sa_family_t)
                      ? pair_partner(fd, s, &shutdown)
                      : -1;
+  if (partner == kPeerElsewhere && !s->tree) partner = -1;
   s->partner = partner;
   s->shutdown = shutdown;
   bool pair = partner != -1;
@@ -269,7 +271,9 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
   struct stat st{};
   if (pair) {
     // The other end's inode (0: closed), then this end's shutdown bits.
-    std::uint64_t other = partner >= 0 && sys(SYS_fstat, partner, &st) == 0 ? st.st_ino : 0;
+    std::uint64_t other = partner == kPeerElsewhere                          ? s->peer_ino
+                          : partner >= 0 && sys(SYS_fstat, partner, &st) == 0 ? st.st_ino
+                                                                              : 0;
     __builtin_memcpy(s->peer, &other, 8);  // little-endian x86-64
     s->peer[8] = static_cast<std::uint8_t>(shutdown);
     r.peer = ckpt::Blob(s->peer, 9);

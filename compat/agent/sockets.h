@@ -32,7 +32,13 @@ struct SocketScratch {
   std::uint8_t diag[4096];  // a sock_diag request and answer
   unsigned shutdown;        // the last socket_image_data's shutdown bits (a pair end's)
   long partner;             // the last socket_image_data's pair end: its other end,
-                            // kPeerClosed, or -1 when it is no pair end
+                            // kPeerClosed, kPeerElsewhere, or -1 when it is no pair end
+  bool tree;                // a tree's member: a pair end whose other end another
+                            // process holds is taken (the requester checks that
+                            // process is in the tree)
+  std::uint64_t peer_ino;   // pair_partner's kPeerElsewhere: the other end's inode
+  std::uint64_t elsewhere[kMaxOwnSockets][2];  // check_fds: such ends, {inode, other end's}
+  int nelsewhere;
   mosix::ckpt::SocketRecord rec;
   std::uint8_t local[mosix::ckpt::kMaxSocketAddress];
   std::uint8_t peer[mosix::ckpt::kMaxSocketAddress];
@@ -43,9 +49,11 @@ struct SocketScratch {
 
 // The other end of the unix socket `fd` when the process holds it too (a
 // socketpair; both unnamed), kPeerClosed when every process closed it, else
-// -1 (another process holds it, or the kernel does not say). `shutdown`:
-// fd's own shutdown bits (RCV_SHUTDOWN 1, SEND_SHUTDOWN 2).
+// kPeerElsewhere when another process holds it (its inode in s->peer_ino),
+// -1 when the kernel does not say. `shutdown`: fd's own shutdown bits
+// (RCV_SHUTDOWN 1, SEND_SHUTDOWN 2).
 inline constexpr long kPeerClosed = -2;
+inline constexpr long kPeerElsewhere = -3;
 
 // The inode and device (as stat shows them) of the file the unix socket
 // `fd` was bound to; false when the kernel does not say.
@@ -73,5 +81,18 @@ long socket_image_data(long fd, bool for_move, SocketScratch* s, char* error, st
 // socketpair end whose other end is closed (s->partner kPeerClosed: its
 // queue is written after it); else -1.
 long runtime_link_image_data(long fd, bool for_move, SocketScratch* s);
+
+// Reads what is queued on the socket `fd` (shut for reading; every thread
+// stopped) to the end of *held, an anonymous mapping it makes or grows
+// (*cap bytes, *len used), so an image carries it as memory.
+void hold_socket_queue(long fd, std::uint8_t** held, std::size_t* cap, std::size_t* len);
+// Encodes into s->encoded a unix stream socketpair end whose other end is
+// closed (s->partner kPeerClosed); its length, or -1.
+long closed_pair_image_data(SocketScratch* s);
+
+// The image data of a direct link between two PVM tasks (direct_links.cpp)
+// if `fd` is one: a socketpair end whose other end is closed, its queue
+// taken into memory first; else -1.
+long direct_link_image_data(long fd, SocketScratch* s);
 
 }  // namespace mosix::agent

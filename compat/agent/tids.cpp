@@ -10,7 +10,7 @@
 // call: gettid, tgkill, the libc calls that take a tid or pid (the
 // sched_*scheduler/param calls, sched_rr_get_interval, get/setpriority,
 // prlimit, process_vm_readv/writev, pidfd_open), and syscall(2) for those,
-// tkill, rt_tgsigqueueinfo, sched_{set,get}affinity, sched_{set,get}attr,
+// tkill, rt_(tg)sigqueueinfo, sched_{set,get}affinity, sched_{set,get}attr,
 // get_robust_list, ioprio_{get,set}, migrate_pages, move_pages,
 // perf_event_open and kcmp (getpid, getppid,
 // kill, getsid, getpgid, getpgrp and setpgid through syscall(2) go to the
@@ -174,9 +174,10 @@ extern "C" {
 
 __attribute__((visibility("default"))) pid_t gettid(void) { return mosix::agent::virtual_tid(); }
 
+// A body's of a thread of a home process goes home (home_kill.cpp).
 __attribute__((visibility("default"))) int tgkill(pid_t tgid, pid_t tid, int sig) {
-  using namespace mosix::agent;
-  return errno_result(sys(SYS_tgkill, tgid == current_vpid() ? real_pid() : tgid, tid_to_real(tid), sig));
+  if (tid <= 0) return errno_result(-EINVAL);  // the kernel's answer; tid 0 means "the process" to send_signal
+  return errno_result(mosix::agent::send_signal(tgid, tid, sig, nullptr));
 }
 
 // The libc calls that take a tid or pid, to the kernel with its own.
@@ -227,7 +228,9 @@ __attribute__((visibility("default"))) ssize_t process_vm_writev(pid_t pid, cons
   long r = mosix::agent::sys(SYS_process_vm_writev, real_id(pid), local, nlocal, remote, nremote, flags);
   return r < 0 ? errno_result(r) : r;
 }
+// A body's of a home pid is refused (home_kill.cpp).
 __attribute__((visibility("default"))) int pidfd_open(pid_t pid, unsigned int flags) {
+  if (mosix::agent::pidfd_refused(pid)) return errno_result(-ENOSYS);
   return errno_result(mosix::agent::sys(SYS_pidfd_open, real_id(pid), flags));
 }
 
@@ -242,7 +245,6 @@ __attribute__((visibility("default"))) long syscall(long n, ...) {
   for (long& x : a) x = va_arg(ap, long);
   va_end(ap);
   auto id = [](long v) { return static_cast<long>(tid_to_real(static_cast<pid_t>(v))); };
-  auto pid = [](long v) { return v == current_vpid() ? static_cast<long>(real_pid()) : v; };
   long r;
   switch (n) {
     case SYS_gettid:
@@ -262,11 +264,21 @@ __attribute__((visibility("default"))) long syscall(long n, ...) {
     case SYS_setpgid:
       return setpgid(static_cast<pid_t>(a[0]), static_cast<pid_t>(a[1]));
     case SYS_tgkill:
-      r = sys6(n, pid(a[0]), id(a[1]), a[2]);
+      return tgkill(static_cast<pid_t>(a[0]), static_cast<pid_t>(a[1]), static_cast<int>(a[2]));
+    case SYS_rt_sigqueueinfo:
+    case SYS_rt_tgsigqueueinfo: {
+      const bool thread = n == SYS_rt_tgsigqueueinfo;
+      siginfo_t* info = reinterpret_cast<siginfo_t*>(a[thread ? 3 : 2]);
+      const auto tid = static_cast<pid_t>(thread ? a[1] : 0);
+      if (thread && tid <= 0) {
+        r = -EINVAL;  // as tgkill() above
+      } else {
+        r = send_signal(static_cast<pid_t>(a[0]), tid, static_cast<int>(a[thread ? 2 : 1]), info);
+      }
       break;
-    case SYS_rt_tgsigqueueinfo:
-      r = sys6(n, pid(a[0]), id(a[1]), a[2], a[3]);
-      break;
+    }
+    case SYS_pidfd_open:
+      return pidfd_open(static_cast<pid_t>(a[0]), static_cast<unsigned>(a[1]));
     case SYS_tkill:
     case SYS_sched_setaffinity:
     case SYS_sched_getaffinity:
@@ -287,7 +299,6 @@ __attribute__((visibility("default"))) long syscall(long n, ...) {
     case SYS_prlimit64:
     case SYS_process_vm_readv:
     case SYS_process_vm_writev:
-    case SYS_pidfd_open:
     case SYS_migrate_pages:
     case SYS_move_pages:
       r = sys6(n, id(a[0]), a[1], a[2], a[3], a[4], a[5]);

@@ -17,6 +17,8 @@
 //     stays /dev/null; any other stdin keeps the child here;
 //   - forwards every signal it gets to the body, stops with it (SIGTSTP),
 //     and SIGPIPE when its output's reader is gone;
+//   - makes the body's kill(), tgkill() and sigqueue() of this node's pids
+//     (HomeKill);
 //   - ends as the body ended: the same exit status, or killed by the same
 //     signal, so the parent's wait() sees what it would have seen.
 // A child holding descriptors other than 0-2 across exec stays here: they
@@ -31,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -52,6 +55,22 @@ extern char** environ;
 namespace {
 
 using namespace mosix;
+
+// The body's kill(), tgkill() or sigqueue() (with the siginfo's code and
+// value; si_pid is ours, the pid the body has here) of a pid of this node.
+int home_signal(const HomeKill& k) {
+  if (!k.queued) return k.tid == 0 ? ::kill(k.pid, k.signo) : ::tgkill(k.pid, k.tid, k.signo);
+  siginfo_t info{};
+  info.si_signo = k.signo;
+  info.si_code = k.code;
+  info.si_pid = ::getpid();
+  info.si_uid = ::getuid();
+  static_assert(sizeof info.si_value == sizeof k.value);
+  std::memcpy(&info.si_value, &k.value, sizeof k.value);
+  const long r = k.tid == 0 ? ::syscall(SYS_rt_sigqueueinfo, k.pid, k.signo, &info)
+                            : ::syscall(SYS_rt_tgsigqueueinfo, k.pid, k.tid, k.signo, &info);
+  return r == 0 ? 0 : -1;
+}
 
 // Runs the program here, with MOSIX_PLACED set so that its agent does not
 // ask again (the agent removes it).
@@ -286,6 +305,14 @@ int connect_guest_socket(const char* path) {
       stdin_unconfirmed -= std::min(stdin_unconfirmed, credit->bytes);
     } else if (auto* e = std::get_if<GuestExited>(&m)) {
       end_as(*e);
+    } else if (auto* k = std::get_if<HomeKill>(&m)) {
+      // The body's kill() of a pid of this node (compat/agent/home_kill.cpp):
+      // made here, by us, as if the body had never left. One for our own
+      // pid or group reaches us too, and goes on to the body as any signal.
+      HomeKill answer = *k;
+      answer.answered = true;
+      answer.error = home_signal(*k) == 0 ? 0 : errno;
+      send_message(sock, answer);
     }
   };
   // Every frame already read is taken before a wait: those that came with

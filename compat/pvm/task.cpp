@@ -140,7 +140,10 @@ int Task::enroll() {
   const char* path = std::getenv("MOSIX_GUEST_SOCKET");
   rank_ = env_int("MOSIX_RANK", -1);
   if (path == nullptr || rank_ < 0) return -14;  // PvmSysErr: no job to belong to
-  socket_path_ = path;
+  // The node it runs on now: a task moved before its first call has the
+  // environment of the node it started on, whose daemon sent along what
+  // waited there for it (GuestService::detach).
+  socket_path_ = node_socket(path);
   fd_ = connect_to(socket_path_);
   if (fd_ < 0) return -14;
   tell_agent(fd_);
@@ -165,6 +168,7 @@ int Task::enroll() {
 }
 
 void Task::leave() {
+  close_links();
   if (fd_ >= 0) {
     tell_agent(-1);
     ::close(fd_);
@@ -180,11 +184,21 @@ void Task::leave() {
 // frame whose start is in in_). False when there is no daemon to attach to.
 bool Task::reattach() {
   if (fd_ < 0 || ++reattaches_ > 3) return false;  // three in a row with nothing read: it is gone
-  // What the old link still holds comes first (a restored image's queue,
-  // when a write found the link's end before a read did).
+  // What the old link held comes first: what the agent took out of it into
+  // memory when an image to a file shut it (compat/agent/runtime_link.cpp),
+  // then what it still holds (when a write found the link's end before a
+  // read did).
+  using TakeFn = std::size_t (*)(void*, std::size_t);
+  static TakeFn take_held = reinterpret_cast<TakeFn>(::dlsym(RTLD_DEFAULT, "mosix_runtime_link_take"));
+  while (take_held != nullptr) {
+    std::uint8_t chunk[1 << 16];
+    std::size_t n = take_held(chunk, sizeof chunk);
+    if (n == 0) break;
+    if (!take_bytes(chunk, n)) return false;
+  }
   for (;;) {
     std::uint8_t chunk[1 << 16];
-    ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+    ssize_t n = read_link(chunk, sizeof chunk, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     if (!take_bytes(chunk, static_cast<std::size_t>(n))) return false;
@@ -250,7 +264,10 @@ bool Task::send(int dest_rank, int tag, const Buffer& b) {
   m.bytes.resize(kSeqBytes + b.data.size());
   for (std::size_t i = 0; i < kSeqBytes; ++i) m.bytes[i] = static_cast<std::uint8_t>(seq >> (8 * i));
   std::copy(b.data.begin(), b.data.end(), m.bytes.begin() + kSeqBytes);
-  return write_frame(encode_frame(m));
+  Frame frame = encode_frame(m);
+  if (send_direct(dest_rank, frame)) return true;
+  ask_direct(dest_rank);
+  return write_frame(frame);
 }
 
 bool Task::ask_home(std::uint32_t kind, int tag, std::vector<std::uint8_t> bytes) {
@@ -290,7 +307,11 @@ void Task::take(Message message) {
     }
     return;
   }
-  if (m->bytes.size() < kSeqBytes) return;  // not from a task of ours
+  if (m->kind == kDirectOut || m->kind == kDirectIn) {
+    direct_offered(*m);
+    return;
+  }
+  if (m->bytes.size() < kSeqBytes || m->kind >= 3) return;  // not from a task of ours
   std::uint64_t seq = 0;
   for (std::size_t i = 0; i < kSeqBytes; ++i) seq |= static_cast<std::uint64_t>(m->bytes[i]) << (8 * i);
   Encoding enc = m->kind == 1 ? Encoding::kRaw : m->kind == 2 ? Encoding::kInPlace : Encoding::kDefault;
@@ -299,14 +320,23 @@ void Task::take(Message message) {
   for (Arrived& ready : order_.arrive(m->source_rank, seq, std::move(a))) inbox.push_back(std::move(ready));
 }
 
-bool Task::pump(int timeout_ms) {
+bool Task::pump(int timeout_ms, int out_fd) {
   if (fd_ < 0) return false;
-  pollfd p{fd_, POLLIN, 0};
-  int r = ::poll(&p, 1, timeout_ms);
+  // The link, the direct links in, and the direct link out that waits for room.
+  std::vector<pollfd> p{{fd_, POLLIN, 0}};
+  for (const InLink& l : in_links_) p.push_back({l.fd, POLLIN, 0});
+  if (out_fd >= 0) p.push_back({out_fd, POLLOUT, 0});
+  int r = ::poll(p.data(), p.size(), timeout_ms);
   if (r < 0) return errno == EINTR;
   if (r == 0) return true;
+  // The direct links first: what a task wrote there before it ended is
+  // before the news of its end, which comes on the link.
+  std::vector<short> revents;
+  for (std::size_t i = 0; i < in_links_.size(); ++i) revents.push_back(p[1 + i].revents);
+  read_in_links(revents);
+  if (p[0].revents == 0) return true;
   std::uint8_t chunk[1 << 16];
-  ssize_t n = ::read(fd_, chunk, sizeof chunk);
+  ssize_t n = read_link(chunk, sizeof chunk, MSG_DONTWAIT);
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
   if (n <= 0) {
     if (reattach()) return true;
@@ -319,21 +349,31 @@ bool Task::pump(int timeout_ms) {
 
 bool Task::take_bytes(const std::uint8_t* bytes, std::size_t n) {
   in_.insert(in_.end(), bytes, bytes + n);
+  if (take_frames(in_, -1)) return true;
+  leave();
+  return false;
+}
+
+bool Task::take_frames(std::vector<std::uint8_t>& in, int from) {
   size_t at = 0;
-  while (in_.size() - at >= kFrameHeaderSize) {
-    std::span<const std::uint8_t> rest(in_.data() + at, in_.size() - at);
+  while (in.size() - at >= kFrameHeaderSize) {
+    std::span<const std::uint8_t> rest(in.data() + at, in.size() - at);
     auto header = parse_frame_header(rest);
-    if (!header) {
-      leave();
-      return false;
-    }
+    if (!header) return false;
     size_t whole = kFrameHeaderSize + header->payload_size;
     if (rest.size() < whole) break;
     auto message = decode_frame(rest.first(whole));
-    if (message) take(std::move(*message));
     at += whole;
+    if (!message) continue;
+    if (from >= 0) {
+      // A direct link carries its sender's messages only.
+      auto* m = std::get_if<GuestMessage>(&*message);
+      if (m == nullptr || m->kind >= 3) continue;
+      m->source_rank = from;
+    }
+    take(std::move(*message));
   }
-  in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+  in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(at));
   return true;
 }
 

@@ -84,12 +84,45 @@ class Task {
  private:
   bool write_frame(const Frame& frame);
   bool reattach();
-  // Reads what is there (waiting up to timeout_ms for something); false once the link is gone.
-  bool pump(int timeout_ms);
+  // Reads what is there (waiting up to timeout_ms for something, or until
+  // `out_fd` has room to write when it is >= 0); false once the link is gone.
+  bool pump(int timeout_ms, int out_fd = -1);
   // Bytes read from the link: whole frames are taken; false (and the link
   // left) on garbage.
   bool take_bytes(const std::uint8_t* bytes, std::size_t n);
+  // Whole frames at the start of `in` are taken (a direct link's, from
+  // rank `from`, if it is >= 0) and removed; false on garbage.
+  bool take_frames(std::vector<std::uint8_t>& in, int from);
   void take(Message message);
+
+  // Direct links to and from tasks of the same node (direct.cpp, docs/pvm.md
+  // "Direct links"): one way each, a socketpair end the node daemon passed.
+  // A message goes on one when there is one, else through the node daemon;
+  // the receiver orders both routes by the message numbers.
+  struct OutLink {
+    int fd = -1;
+    bool ready = false;  // the receiver said it has its end (one byte back)
+  };
+  struct InLink {
+    int fd = -1;
+    int from = -1;  // the sender's rank
+    std::vector<std::uint8_t> in;
+  };
+  // True if the frame went whole on a direct link to dest_rank.
+  bool send_direct(int dest_rank, const Frame& frame);
+  void ask_direct(int dest_rank);
+  void direct_offered(const GuestMessage& m);
+  // Reads the link (recvmsg): descriptors that come with it wait in passed_fds_.
+  ssize_t read_link(std::uint8_t* buf, std::size_t cap, int flags);
+  int claim_passed(std::uint64_t ino);
+  // Reads every direct link that poll found readable (revents[i] for in_links_[i]).
+  void read_in_links(const std::vector<short>& revents);
+  void close_out(int rank);
+  void close_links();
+  std::map<int, OutLink> out_links_;       // by receiver rank
+  std::map<int, std::uint64_t> ask_after_;  // receiver rank -> messages to it before asking again
+  std::vector<InLink> in_links_;
+  std::deque<int> passed_fds_;
 
   int fd_ = -1;
   std::string socket_path_;  // the guest socket attached to

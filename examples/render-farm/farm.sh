@@ -23,7 +23,11 @@ while [ "$i" -le "$frames" ]; do
   c=$(( (i - 1) * 10000 / frames ))
   clock=$((c / 10000)).$(printf '%04d' $((c % 10000)))
   # One frame: the shell that runs it records its node, then becomes povray.
-  sh -c 'echo "frame $1 ${MOSIX_NODE:-here}" >> "$2/nodes.log"; exec povray "+I$3" "+O$2/frame$1.ppm" +FP "+W$4" "+H$5" "+K$6" -D -V +WT1 2> "$2/frame$1.log"' \
+  # With FARM_GATE set (spread_test), it first says it started (OUTDIR/
+  # started.NN) and spins, as busy as povray, while that file exists.
+  sh -c 'echo "frame $1 ${MOSIX_NODE:-here}" >> "$2/nodes.log"
+         if [ -n "${FARM_GATE:-}" ]; then : > "$2/started.$1"; while [ -e "$FARM_GATE" ]; do :; done; fi
+         exec povray "+I$3" "+O$2/frame$1.ppm" +FP "+W$4" "+H$5" "+K$6" -D -V +WT1 2> "$2/frame$1.log"' \
     farm "$n" "$out" "$scene" "$width" "$height" "$clock" &
   i=$((i + 1))
 done

@@ -48,6 +48,14 @@ long parse_number(const std::string& text) {
   return v;
 }
 
+// Whether `pid` is a rank of a running job (the job registry says so).
+bool job_member(pid_t pid) {
+  for (const JobRecord& j : list_jobs())
+    for (const GuestRecord& g : j.guests)
+      if (g.pid == pid && g.state != "exited") return true;
+  return false;
+}
+
 // The guest's pid: TARGET itself when it is the pid of a guest (and no --job
 // was given), else the pid of rank TARGET of the one running job (or of
 // job ID).
@@ -96,6 +104,7 @@ void run_checkpoint(const CheckpointOptions& o) {
   if (!ckpt::parse_compression(o.compress, &r.compression))
     throw CommandError("--compress takes none, fast or best, not '" + o.compress + "'");
   r.pid = resolve_target(o);
+  r.job_member = o.kill && job_member(r.pid);
   r.mode = o.kill ? ckpt::AfterCheckpoint::kKill
            : o.stop ? ckpt::AfterCheckpoint::kStop
                     : ckpt::AfterCheckpoint::kLeaveRunning;
@@ -124,6 +133,7 @@ void run_checkpoint(const CheckpointOptions& o) {
     t.image_path = r.image_path;
     t.mode = r.mode;
     t.compression = r.compression;
+    t.job_member = r.job_member;
     run_tree_checkpoint(t, o.json);
     return;
   }

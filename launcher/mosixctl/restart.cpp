@@ -1,5 +1,8 @@
 // mosixctl restart IMAGE|-: restores a process in the foreground; "-" reads
 // the image from standard input (the restorer copies it into memory first).
+// The image of a rank suspended in its running job (mosixctl checkpoint
+// --kill of a job's guest) goes back into that job instead: the job
+// restores it as that rank on its node, and waits for it as before.
 //
 // mosixctl replaces itself with the restorer (exec), which in turn becomes
 // the restored process: it keeps mosixctl's pid, stdin/stdout/stderr,
@@ -17,10 +20,15 @@
 #include <memory>
 #include <string>
 
+#include <filesystem>
+#include <iostream>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "launcher/mosixctl/commands.h"
+#include "runtime/job/control.h"
+#include "runtime/job/job_registry.h"
 #include "runtime/sys/install_path.h"
 #include "runtime/sys/errno_text.h"
 
@@ -35,7 +43,29 @@ std::string restorer_path() {
   return *restorer;
 }
 
+// The image of a rank that `mosixctl checkpoint --kill` suspended in its
+// running job: that job restores it, as that rank, on its node. True when a
+// job took it (said on stdout).
+bool restart_in_job(const std::string& image) {
+  if (image == "-") return false;
+  std::error_code ec;
+  std::string path = std::filesystem::absolute(image, ec).string();
+  if (ec) return false;
+  for (const JobRecord& job : list_jobs()) {
+    auto reply = control_request(job, {{"cmd", "restart"}, {"image", path}});
+    if (!reply) continue;  // a job that ends meanwhile, or an older mosixrun
+    if (reply->value("ok", false)) {
+      std::cout << "rank " << reply->value("rank", -1) << " of job " << job.id << " restarts on "
+                << reply->value("node", "") << "\n";
+      return true;
+    }
+    if (reply->value("mine", false)) throw CommandError(reply->value("error", "the job refused the restart"));
+  }
+  return false;
+}
+
 void run_restart(const std::string& image) {
+  if (restart_in_job(image)) return;
   std::string restorer = restorer_path();
   spdlog::debug("restart: exec {} {}", restorer, image);
   std::fflush(nullptr);

@@ -8,11 +8,15 @@
 // EarlyCommand, in the order the daemon wrote the page store:
 //   kStage: [address, address + length) of the store holds new pages;
 //   kZero:  that range became zero (a hole in the store);
+//   kHugepage: the guest asked huge pages for that range (MADV_HUGEPAGE),
+//           sent before any kStage in it: the restorer maps it whole, with
+//           the advice, when it first stages pages there;
 //   kGo:    the pre-copy is over; the packet carries, as SCM_RIGHTS, the
 //           image's descriptor and, when length is 1, the forwarded-sockets
 //           socket's (restorer.cpp's --sockets).
 // The end of the socket without kGo means the move was given up: the
-// restorer exits 0 without a word. After each kStage and kZero the restorer
+// restorer exits 0 without a word. After each kStage and kZero (not
+// kHugepage) the restorer
 // answers kTaken, length being the bytes of every kStage so far: they are in
 // place (or, where the restorer had its own memory, left in the store).
 #pragma once
@@ -21,7 +25,7 @@
 
 namespace mosix::ckpt {
 
-enum class EarlyOp : std::uint32_t { kStage = 1, kZero = 2, kGo = 3, kTaken = 4 };
+enum class EarlyOp : std::uint32_t { kStage = 1, kZero = 2, kGo = 3, kTaken = 4, kHugepage = 5 };
 
 struct EarlyCommand {
   EarlyOp op;

@@ -286,17 +286,27 @@ Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
   if (kill_after) asked.mode = AfterCheckpoint::kStop;
   bool was_stopped = process_state(r.pid) == 'T';
   int pidfd = kill_after ? static_cast<int>(syscall(SYS_pidfd_open, r.pid, 0)) : -1;
+  // The read-back check runs beside the agent's writing (ImageFollower):
+  // the image is checked whole before anything is committed or killed, as
+  // when it followed the writing, but the process is stopped for less.
+  ImageFollower follower(file->temp_path());
   auto bytes = ask_agent(asked, file->temp_path());
+  auto summary = follower.finish(bytes ? *bytes : 0);
   Status done = Status::Ok();
   if (!bytes) {
     done = bytes.error();
-  } else if (auto summary = verify_image_file(file->temp_path()); !summary) {
+  } else if (!summary) {
     done = make_error(what + ": the image does not verify: " + summary.error().message);
   } else if (Status s = file->commit(sys::Durability::kDurable); !s.ok()) {
     done = s.error();
   } else {
     if (kill_after && pidfd >= 0) {
-      syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      bool noted = false;
+      if (r.job_member) {
+        if (Status s = note_suspended(r.pid, r.image_path); s.ok()) noted = true;
+        else spdlog::warn("{}: its job will count it as ended: {}", what, s.error().message);
+      }
+      if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) != 0 && noted) (void)take_suspended(r.pid);
       pollfd p{pidfd, POLLIN, 0};
       while (poll(&p, 1, -1) < 0 && errno == EINTR) {
       }
@@ -310,6 +320,34 @@ Expected<CheckpointResult> request_checkpoint(const CheckpointRequest& r) {
   }
   if (pidfd >= 0) ::close(pidfd);
   return done.error();
+}
+
+namespace {
+
+Expected<std::string> suspended_note_path(pid_t pid) {
+  auto dir = request_dir();
+  if (!dir) return dir.error();
+  return *dir + "/suspended-" + std::to_string(pid);
+}
+
+}  // namespace
+
+Status note_suspended(pid_t pid, const std::string& image_path) {
+  auto path = suspended_note_path(pid);
+  if (!path) return path.error();
+  return sys::write_file_atomically(*path, image_path, sys::Durability::kVolatile);
+}
+
+std::optional<std::string> take_suspended(pid_t pid) {
+  auto path = suspended_note_path(pid);
+  if (!path) return std::nullopt;
+  std::ifstream in(*path);
+  if (!in) return std::nullopt;
+  std::string image;
+  std::getline(in, image);
+  ::unlink(path->c_str());
+  if (image.empty()) return std::nullopt;
+  return image;
 }
 
 }  // namespace mosix::ckpt

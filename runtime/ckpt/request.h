@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,10 @@ struct CheckpointRequest {
   std::function<void(std::uint64_t bytes_written)> on_progress;
   // How long the agent may take to start answering.
   int answer_timeout_s = 30;
+  // kKill of a guest of a job: a note (note_suspended) tells its node daemon
+  // that its end is this checkpoint's, so the job keeps it as a suspended
+  // member instead of counting it as ended.
+  bool job_member = false;
 };
 
 struct CheckpointResult {
@@ -91,5 +96,12 @@ AgentLine parse_agent_line(std::string_view line);
 // Created 0700 if missing; refused unless sys::ensure_private_dir accepts it
 // (ours, not a symlink, not writable by others).
 Expected<std::string> request_dir();
+
+// The note of a guest killed once its image was written (kKill with
+// job_member): REQUEST_DIR/suspended-PID holds the image's path. Written
+// before the kill; its node daemon takes it (read and removed) when it reaps
+// the guest: the image's path, or nothing when there is no note.
+Status note_suspended(pid_t pid, const std::string& image_path);
+std::optional<std::string> take_suspended(pid_t pid);
 
 }  // namespace mosix::ckpt

@@ -5,7 +5,7 @@
 // The requester adds `tree=<FIFO>` to each member's request file
 // (request_protocol.h). The agent then, once every thread is stopped and
 // its checks pass, writes on its status FIFO one line per child
-//   child <real pid> <virtual pid> live
+//   child <real pid> <virtual pid> live [stopped <signal, 0: its stop was waited for>]
 //   child <real pid> <virtual pid> zombie <si_code> <si_status>
 // (a zombie's status read with waitid(WNOWAIT): it stays unreaped), one
 // line per shared anonymous mapping (hex: start, end, offset in its object,
@@ -19,20 +19,33 @@
 //           (run on as if never asked);
 //   abort   run on, no image ("error the tree's checkpoint was abandoned").
 // End of file or no word within kTreeHoldSeconds counts as "abort". So no
-// member runs between the first member's stop and the last one's image.
+// member runs between the first member's stop and the last one's image. A
+// member stopped by a signal is continued (SIGCONT) only once every other
+// member is ready, and stopped again before any runs on.
 //
 // The tree image is a text manifest at the image path,
 //   mosix-tree 1
 //   member <index> <virtual pid> <parent index, -1 for the root> <TreePids address, hex> <image file>
 //   zombie <virtual pid> <parent index> <si_code> <si_status>
+//   zombie_leads <virtual pid> session|group   (it led its own, after its zombie line)
 //   shared <member index> <start, hex> <end, hex> <offset, hex> <object number>
 //   pipe <inode> <capacity> <unread bytes> <file holding them>
 //   pdeathsig <member index> <signal>     (PR_SET_PDEATHSIG, when set)
+//   stopped <member index> <signal>       (stopped by it, the stop not yet waited for)
+//   file <member index> <fd> <object number>
+//   socketpair <inode of one end> <inode of the other>
 // (shared: a shared anonymous mapping of a member; mappings with the same
 // object number show one object, which the restore makes once for all;
 // pipe: every pipe the tree's processes hold, by the inode their images'
 // pipe records name, made once for all with its unread bytes: the agent of a
-// tree's member leaves a pipe's bytes to the requester),
+// tree's member leaves a pipe's bytes to the requester; file: a descriptor
+// of an open file that two members share, by kcmp, with one offset and one
+// set of flags: descriptors with the same object number are one open file,
+// which the restore opens once, from the first one's record, before the
+// forks; socketpair: a socketpair whose ends two members hold, made once
+// before the forks from the ends' records, with their queues: a member's
+// agent names each end it holds whose other end is another process's in a
+// line "sockpair <inode> <other end's inode>" before its ready line),
 // with the root as member 0, each member after its parent, and each
 // member's image file (a plain single-process image) named relative to the
 // manifest's directory.

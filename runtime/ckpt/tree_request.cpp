@@ -1,7 +1,6 @@
 #include "runtime/ckpt/tree_request.h"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -15,7 +14,6 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -25,7 +23,9 @@
 
 #include "runtime/ckpt/format/image_file.h"
 #include "runtime/ckpt/request.h"
+#include "runtime/ckpt/tree_descriptors.h"
 #include "runtime/ckpt/tree_protocol.h"
+#include "runtime/ckpt/tree_sessions.h"
 #include "runtime/core/printable.h"
 #include "runtime/sys/atomic_file.h"
 #include "runtime/sys/errno_text.h"
@@ -41,6 +41,8 @@ struct Child {
   pid_t pid = 0, vpid = 0;
   bool zombie = false;
   int code = 0, status = 0;
+  bool stopped = false;
+  int stop_signal = 0;  // a stopped child's, 0 when its stop was waited for
 };
 
 // One member of the tree and its conversation with its agent.
@@ -56,8 +58,12 @@ struct Member {
   pid_t vpid = 0, vppid = 0, pgid = 0, sid = 0;
   std::uint64_t table = 0, bytes = 0;
   int pdeathsig = 0;
+  bool stopped = false;   // by a signal, at the listing
+  bool held = false;      // stopped, not continued yet: not asked to answer
+  int stop_signal = 0;    // what stopped it, from its parent's child line
   std::vector<Child> children;
   std::vector<SharedMap> shared;
+  std::vector<TreeSocketPair> pair_ends;  // {its end, the other end held elsewhere}
   ~Member() {
     for (int fd : {status_fd, control_fd, pidfd})
       if (fd >= 0) close(fd);
@@ -117,13 +123,21 @@ Expected<Members> list_tree(pid_t root) {
     const Member& m = *out[i];
     if (Status s = check_guest(m.pid); !s.ok()) return make_error(who(m, out) + ": " + s.error().message);
     char st = state_of(m.pid);
-    if (st == 'T' || st == 't')
-      return make_error(who(m, out) + " is stopped; continue it (SIGCONT) before the checkpoint");
+    if (st == 't' || (st == 'T' && m.parent < 0))
+      return make_error(who(m, out) + " is stopped" + (st == 't' ? " by a tracer" : "") +
+                        "; continue it (SIGCONT) before the checkpoint");
+    out[i]->stopped = out[i]->held = st == 'T';
     // A vfork() child runs in its parent's memory, and the parent waits,
     // unable to take a request, until it calls exec or ends.
     if (m.parent >= 0 && syscall(SYS_kcmp, out[static_cast<std::size_t>(m.parent)]->pid, m.pid, 1 /* KCMP_VM */, 0, 0) == 0)
       return make_error(who(m, out) + " is a vfork() child that has not called exec or ended yet: it shares its "
                                       "parent's memory, which a restore would part");
+    // clone(CLONE_FILES): one descriptor table, which each restore would
+    // make its own of (and each would see the other's request files).
+    for (std::size_t k = 0; k < i; ++k)
+      if (syscall(SYS_kcmp, out[k]->pid, m.pid, 2 /* KCMP_FILES */, 0, 0) == 0)
+        return make_error(who(m, out) + " shares its descriptor table with process " + std::to_string(out[k]->pid) +
+                          " (clone with CLONE_FILES), which a restore would part");
     for (pid_t c : children_of(m.pid)) {
       char cs = state_of(c);
       if (cs == 0 || cs == 'Z' || cs == 'X') continue;
@@ -136,7 +150,7 @@ Expected<Members> list_tree(pid_t root) {
 }
 
 // Members whose standard streams are not the root's would get the
-// restarter's, as the root does.
+// restarter's, as the root does. One a member closed stays closed.
 Status check_std_streams(const Members& all) {
   for (int fd = 0; fd < 3; ++fd) {
     struct stat root{};
@@ -144,7 +158,7 @@ Status check_std_streams(const Members& all) {
     for (std::size_t i = 1; i < all.size(); ++i) {
       struct stat st{};
       bool has = stat(("/proc/" + std::to_string(all[i]->pid) + "/fd/" + std::to_string(fd)).c_str(), &st) == 0;
-      if (has != root_has || (has && (st.st_dev != root.st_dev || st.st_ino != root.st_ino)))
+      if (has && (!root_has || st.st_dev != root.st_dev || st.st_ino != root.st_ino))
         return make_error(who(*all[i], all) + ": its fd " + std::to_string(fd) +
                           " is not the root's, and every process of a restored tree gets the restarter's standard "
                           "streams");
@@ -194,11 +208,20 @@ void take_line(Member& m, const std::string& line) {
     in >> c.pid >> c.vpid >> kind;
     c.zombie = kind == "zombie";
     if (c.zombie) in >> c.code >> c.status;
+    std::string stopped;
+    if (!c.zombie && in >> stopped && stopped == "stopped") {
+      c.stopped = true;
+      in >> c.stop_signal;
+    }
     m.children.push_back(c);
   } else if (word == "shm") {
     SharedMap m2;
     in >> std::hex >> m2.start >> m2.end >> m2.offset >> m2.dev >> std::dec >> m2.inode;
     m.shared.push_back(m2);
+  } else if (word == "sockpair") {
+    TreeSocketPair p;
+    in >> p.first >> p.second;
+    m.pair_ends.push_back(p);
   } else if (word == "ready") {
     std::string table;
     in >> m.vpid >> m.vppid >> m.pgid >> m.sid >> table >> m.pdeathsig;
@@ -233,7 +256,7 @@ bool pump(Members& all, Member::State target, int timeout_s, std::string* why) {
         *why = "process " + std::to_string(m->pid) + " refused: " + m->error;
         return false;
       }
-      bool behind = m->state < target;
+      bool behind = m->state < target && !m->held;
       waiting = waiting || behind;
       fds.push_back({behind ? m->status_fd : -1, POLLIN, 0});
       fds.push_back({m->pidfd, POLLIN, 0});
@@ -281,14 +304,23 @@ void tell(Members& all, const char* word) {
   }
 }
 
+// Members that were stopped by a signal (and continued for the checkpoint)
+// are stopped again by it before any other runs on; their parent's next
+// wait reports the stop as before.
+void restop(Members& all) {
+  for (auto& m : all)
+    if (m->stopped && !m->held) syscall(SYS_pidfd_send_signal, m->pidfd, m->stop_signal, nullptr, 0);
+}
+
 // Lets every member go on unchanged, and waits until each one that had not
 // written its image yet said so (its error line); one that had is told to
 // run on and says nothing more.
 void abandon(Members& all) {
+  restop(all);
   tell(all, "abort\n");
   Members waiting;
   for (auto& m : all)
-    if (m->state == Member::kAsked || m->state == Member::kReady) {
+    if ((m->state == Member::kAsked || m->state == Member::kReady) && !m->held) {
       m->state = Member::kAsked;
       waiting.push_back(std::move(m));
     }
@@ -310,9 +342,51 @@ bool tree_changed(const Members& all) {
   return false;
 }
 
+// The members stopped by a signal, continued now that every other member is
+// held (so none sees it run); each is stopped again (restop) before any
+// other runs on, and stops itself at the restore. Refused: one whose stop
+// its parent waited for already (a restore would report it again), whose
+// parent catches SIGCHLD (it would get one for the continue and the stop
+// again), or stopped by a terminal signal in a group its parent's does not
+// keep from being orphaned (the signal would be discarded).
+Status continue_stopped(Members& all) {
+  for (auto& m : all) {
+    if (!m->stopped) continue;
+    const Member& parent = *all[static_cast<std::size_t>(m->parent)];
+    for (const Child& c : parent.children)
+      if (c.pid == m->pid) m->stop_signal = c.stop_signal;
+    if (m->stop_signal <= 0)
+      return make_error(who(*m, all) + " is stopped, and its parent has waited for the stop already, which a "
+                                       "restore would report again; continue it (SIGCONT) before the checkpoint");
+    std::ifstream status("/proc/" + std::to_string(parent.pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("SigCgt:", 0) == 0 && (std::strtoull(line.c_str() + 7, nullptr, 16) >> (SIGCHLD - 1) & 1) != 0)
+        return make_error(who(*m, all) + " is stopped, and its parent catches SIGCHLD, which would see it continued "
+                                         "for the checkpoint; continue it (SIGCONT) before the checkpoint");
+    // A group is kept from being orphaned by a process of it whose parent
+    // is in another group of the same session (the root's parent is the
+    // restarter: it does not count).
+    auto [pgid, sid] = group_of(m->pid);
+    bool kept = false;
+    for (const auto& x : all) {
+      if (x->parent < 0 || group_of(x->pid).first != pgid) continue;
+      auto [ppgid, psid] = group_of(all[static_cast<std::size_t>(x->parent)]->pid);
+      kept = kept || (ppgid != pgid && psid == sid);
+    }
+    if (m->stop_signal != SIGSTOP && !kept)
+      return make_error(who(*m, all) + " is stopped by signal " + std::to_string(m->stop_signal) +
+                        " in a process group a restore could leave orphaned, where that signal does not stop it");
+  }
+  for (auto& m : all) {
+    if (!m->held) continue;
+    m->held = false;
+    syscall(SYS_pidfd_send_signal, m->pidfd, SIGCONT, nullptr, 0);
+  }
+  return Status::Ok();
+}
+
 // What a restore of this tree would not give back exactly.
 Status check_restorable(const Members& all) {
-  const Member& root = *all[0];
   for (const auto& m : all) {
     for (const Child& c : m->children) {
       if (!c.zombie) continue;
@@ -323,25 +397,27 @@ Status check_restorable(const Members& all) {
       if (c.code != CLD_EXITED && c.code != CLD_KILLED)
         return make_error("process " + std::to_string(c.pid) + " (child of " + std::to_string(m->pid) +
                           ") is not waited for in a state a restore makes again");
-      // Made again as a child of its parent's restorer, in its parent's group.
+      // Made again as a child of its parent's restorer, in its parent's
+      // session and group, or leading its own (zombie_leads).
       auto [pgid, sid] = group_of(c.pid);
-      if (pgid != m->pgid || sid != m->sid)
+      if (sid != c.pid && (sid != m->sid || (pgid != m->pgid && pgid != c.pid)))
         return make_error("process " + std::to_string(c.pid) + " (child of " + std::to_string(m->pid) +
                           ", ended, not waited for) is in process group " + std::to_string(pgid) + " of session " +
-                          std::to_string(sid) + ", not its parent's, which a tree restore does not give back yet");
+                          std::to_string(sid) + ", neither its parent's nor its own, which a tree restore does not " +
+                          "give back yet");
     }
-    if (m.get() == &root) continue;
-    // Each process's restorer joins its own session or group before it
-    // forks its children, which inherit the rest.
-    const Member& parent = *all[static_cast<std::size_t>(m->parent)];
-    if (m->sid != parent.sid && m->sid != m->pid)
-      return make_error(who(*m, all) + " is in session " + std::to_string(m->sid) +
-                        ", neither its parent's nor its own, which a tree restore does not give back yet");
-    if (m->pgid != parent.pgid && m->pgid != m->pid)
-      return make_error(who(*m, all) + " is in process group " + std::to_string(m->pgid) +
-                        ", neither its parent's nor its own, which a tree restore does not give back yet");
   }
+  std::vector<TreeProc> procs;
+  for (const auto& m : all) procs.push_back({m->pid, m->parent, m->sid, m->pgid});
+  std::vector<char> early;
+  if (std::string why = plan_tree_sessions(procs, &early); !why.empty()) return make_error(why);
   return Status::Ok();
+}
+
+// "session" or "group" for a zombie that leads its own, else "".
+std::string zombie_leads(const Child& c) {
+  auto [pgid, sid] = group_of(c.pid);
+  return sid == c.pid ? "session" : pgid == c.pid ? "group" : "";
 }
 
 // Shared anonymous memory of the tree that a process outside it maps too:
@@ -378,153 +454,6 @@ Status check_shared_outside(const Members& all) {
   return Status::Ok();
 }
 
-// The position of a process's descriptor (its fdinfo's pos), -1 if unknown.
-long position(pid_t pid, int fd) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
-  std::string key;
-  long pos = -1;
-  if (in >> key >> pos && key == "pos:") return pos;
-  return -1;
-}
-
-// Descriptors above 2 that two processes of the tree share: one socket
-// (each end or the same end), or one open file (kcmp: its offset and flags
-// are one). Each process's restore would make its own. The request's
-// own files (status and control FIFOs, the image, pagemap) are left out.
-Status check_shared_descriptors(const Members& all) {
-  struct Held {
-    std::size_t member;
-    int fd;
-    std::string link;
-  };
-  std::map<std::pair<dev_t, ino_t>, std::vector<Held>> by_file;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const Member& m = *all[i];
-    std::string dir = "/proc/" + std::to_string(m.pid) + "/fd";
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      int fd = std::atoi(entry.path().filename().c_str());
-      if (fd <= 2) continue;
-      std::string link = std::filesystem::read_symlink(entry.path(), ec).string();
-      if (ec || link == m.status_fifo || link == m.control_fifo || link == m.image->temp_path() ||
-          link.rfind("/proc/", 0) == 0)
-        continue;
-      struct stat st{};
-      if (stat(entry.path().c_str(), &st) != 0) continue;
-      by_file[{st.st_dev, st.st_ino}].push_back({i, fd, link});
-    }
-  }
-  for (const auto& [file, held] : by_file) {
-    for (std::size_t a = 0; a < held.size(); ++a) {
-      for (std::size_t b = a + 1; b < held.size(); ++b) {
-        const Held &x = held[a], &y = held[b];
-        if (x.member == y.member) continue;
-        pid_t px = all[x.member]->pid, py = all[y.member]->pid;
-        std::string both = "fd " + std::to_string(x.fd) + " of process " + std::to_string(px) + " and fd " +
-                           std::to_string(y.fd) + " of process " + std::to_string(py);
-        if (x.link.rfind("pipe:", 0) == 0) continue;  // capture_pipes
-        if (x.link.rfind("socket:", 0) == 0)
-          return make_error(both + " are one " + x.link.substr(0, x.link.find(':')) + " (" + x.link +
-                            "), which a tree restore does not give back yet");
-        // A directory both inherited and neither has read yet (position 0):
-        // its only shared state is the read position, which a restore gives
-        // each its own of (docs/mosixctl.md).
-        struct stat st{};
-        if (stat(("/proc/" + std::to_string(px) + "/fd/" + std::to_string(x.fd)).c_str(), &st) == 0 &&
-            S_ISDIR(st.st_mode) && position(px, x.fd) == 0 && position(py, y.fd) == 0)
-          continue;
-        long same = syscall(SYS_kcmp, px, py, 0 /* KCMP_FILE */, x.fd, y.fd);
-        if (same < 0)
-          return make_error("cannot tell whether " + both + " are one open file (" + x.link +
-                            "): kcmp: " + sys::errno_text(errno));
-        if (same == 0)
-          return make_error(both + " are one open file (" + x.link +
-                            ": one offset and one set of flags), which a tree restore does not give back yet");
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-// A pipe of the tree: what is unread in it, kept in its own file next to
-// the images (image_path.pipe<n>) while every process is stopped.
-struct PipeData {
-  std::uint64_t inode = 0;
-  long capacity = 0, bytes = 0;
-  std::optional<sys::AtomicFile> file;
-};
-
-// The inode of a "pipe:[N]" link, or 0.
-std::uint64_t pipe_inode(const std::string& link) {
-  if (link.rfind("pipe:[", 0) != 0) return 0;
-  return std::strtoull(link.c_str() + 6, nullptr, 10);
-}
-
-// Every pipe a process of the tree holds: refused when a process outside
-// the tree holds it too; else its unread bytes, copied with tee(2) through
-// an open of the member's descriptor (/proc/PID/fd/N), which leaves them in.
-Expected<std::vector<PipeData>> capture_pipes(const Members& all, const std::string& image_path) {
-  std::map<std::uint64_t, std::pair<pid_t, int>> holder;  // inode -> a member's descriptor
-  std::set<pid_t> members;
-  std::error_code ec;
-  for (const auto& m : all) {
-    members.insert(m->pid);
-    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(m->pid) + "/fd", ec)) {
-      int fd = std::atoi(e.path().filename().c_str());
-      std::uint64_t ino = fd > 2 ? pipe_inode(std::filesystem::read_symlink(e.path(), ec).string()) : 0;
-      if (ino != 0) holder.emplace(ino, std::make_pair(m->pid, fd));
-    }
-  }
-  std::vector<PipeData> out;
-  if (holder.empty()) return out;
-  for (const auto& p : std::filesystem::directory_iterator("/proc", ec)) {
-    pid_t pid = std::atoi(p.path().filename().c_str());
-    if (pid <= 0 || members.count(pid) != 0) continue;
-    std::error_code fd_ec;
-    for (const auto& e : std::filesystem::directory_iterator(p.path() / "fd", fd_ec)) {
-      std::uint64_t ino = pipe_inode(std::filesystem::read_symlink(e.path(), fd_ec).string());
-      if (ino != 0 && holder.count(ino) != 0)
-        return make_error("a pipe of the tree (pipe:[" + std::to_string(ino) + "]) is held by process " +
-                          std::to_string(pid) + " too, which is not in the tree");
-    }
-  }
-  for (const auto& [ino, at] : holder) {
-    PipeData d;
-    d.inode = ino;
-    std::string path = "/proc/" + std::to_string(at.first) + "/fd/" + std::to_string(at.second);
-    int in = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (in < 0) return make_error("cannot open pipe:[" + std::to_string(ino) + "] of process " +
-                                  std::to_string(at.first) + " to read what is in it: " + sys::errno_text(errno));
-    int avail = 0;
-    d.capacity = fcntl(in, F_GETPIPE_SZ);
-    bool ok = d.capacity > 0 && ioctl(in, FIONREAD, &avail) == 0;
-    d.bytes = avail;
-    std::string bytes;
-    if (ok && avail > 0) {
-      int tmp[2];
-      ok = pipe2(tmp, O_CLOEXEC | O_NONBLOCK) == 0;
-      if (ok) {
-        ok = fcntl(tmp[1], F_SETPIPE_SZ, static_cast<int>(d.capacity)) >= d.capacity &&
-             tee(in, tmp[1], static_cast<std::size_t>(avail), SPLICE_F_NONBLOCK) == avail;
-        bytes.resize(static_cast<std::size_t>(avail));
-        ok = ok && read(tmp[0], bytes.data(), bytes.size()) == avail;
-        close(tmp[0]);
-        close(tmp[1]);
-      }
-    }
-    close(in);
-    if (!ok) return make_error("cannot copy what is unread in pipe:[" + std::to_string(ino) + "] of process " +
-                               std::to_string(at.first));
-    auto file = sys::AtomicFile::create(image_path + ".pipe" + std::to_string(out.size()));
-    if (!file) return file.error();
-    if (!bytes.empty() && write(file->fd(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
-      return make_error("cannot write " + file->temp_path() + ": " + sys::errno_text(errno));
-    d.file.emplace(std::move(*file));
-    out.push_back(std::move(d));
-  }
-  return out;
-}
-
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 enum class Attempt { kDone, kChanged, kFailed };
@@ -553,13 +482,31 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     abandon(all);
     return Attempt::kChanged;
   }
-  if (Status s = check_restorable(all);
-      !s.ok() || !(s = check_shared_outside(all)).ok() || !(s = check_shared_descriptors(all)).ok()) {
+  if (Status s = continue_stopped(all); !s.ok()) {
     *why = s.error().message;
     abandon(all);
     return Attempt::kFailed;
   }
-  auto pipes = capture_pipes(all, r.image_path);
+  if (!pump(all, Member::kReady, r.answer_timeout_s, why)) {
+    abandon(all);
+    return Attempt::kFailed;
+  }
+  if (Status s = check_restorable(all); !s.ok() || !(s = check_shared_outside(all)).ok()) {
+    *why = s.error().message;
+    abandon(all);
+    return Attempt::kFailed;
+  }
+  std::vector<TreeFdHolder> holders;
+  std::vector<pid_t> pids;
+  std::vector<TreeSocketPair> named;
+  for (const auto& m : all) {
+    holders.push_back({m->pid, {m->status_fifo, m->control_fifo, m->image->temp_path()}});
+    pids.push_back(m->pid);
+    named.insert(named.end(), m->pair_ends.begin(), m->pair_ends.end());
+  }
+  auto pairs = tree_socket_pairs(pids, named);
+  auto files = pairs ? shared_open_files(holders, *pairs) : Expected<std::vector<TreeSharedFile>>(pairs.error());
+  auto pipes = files ? capture_tree_pipes(pids, r.image_path) : Expected<std::vector<TreePipeData>>(files.error());
   if (!pipes) {
     *why = pipes.error().message;
     abandon(all);
@@ -584,12 +531,16 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     manifest << "member " << i << " " << m.vpid << " " << m.parent << " " << std::hex << m.table << std::dec << " "
              << base_name(m.image->path()) << "\n";
   }
-  for (std::size_t i = 0; i < all.size(); ++i)
+  for (std::size_t i = 0; i < all.size(); ++i) {
     if (all[i]->pdeathsig > 0) manifest << "pdeathsig " << i << " " << all[i]->pdeathsig << "\n";
+    if (all[i]->stopped) manifest << "stopped " << i << " " << all[i]->stop_signal << "\n";
+  }
   for (std::size_t i = 0; i < all.size(); ++i)
     for (const Child& c : all[i]->children)
       if (c.zombie) {
         manifest << "zombie " << c.vpid << " " << i << " " << c.code << " " << c.status << "\n";
+        if (std::string leads = zombie_leads(c); !leads.empty())
+          manifest << "zombie_leads " << c.vpid << " " << leads << "\n";
         ++out->zombies;
       }
   std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
@@ -600,7 +551,9 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
       manifest << "shared " << i << " " << std::hex << sm.start << " " << sm.end << " " << sm.offset << std::dec
                << " " << (at - objects.begin()) << "\n";
     }
-  for (PipeData& d : *pipes) {
+  for (const auto& [a, b] : *pairs) manifest << "socketpair " << a << " " << b << "\n";
+  for (const TreeSharedFile& f : *files) manifest << "file " << f.member << " " << f.fd << " " << f.object << "\n";
+  for (TreePipeData& d : *pipes) {
     manifest << "pipe " << d.inode << " " << d.capacity << " " << d.bytes << " " << base_name(d.file->path()) << "\n";
     if (Status s = d.file->commit(sys::Durability::kDurable); !s.ok()) {
       *why = s.error().message;
@@ -620,6 +573,7 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     abandon(all);
     return Attempt::kFailed;
   }
+  if (r.mode == AfterCheckpoint::kLeaveRunning) restop(all);
   tell(all, "end\n");
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Member& m = *all[i];
@@ -627,7 +581,19 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
     out->bytes += m.bytes;
   }
   if (r.mode == AfterCheckpoint::kKill) {
-    for (auto& m : all) syscall(SYS_pidfd_send_signal, m->pidfd, SIGKILL, nullptr, 0);
+    // A job's guest stays in its job, suspended, until `mosixctl restart` of
+    // the manifest gives it back (its node daemon takes the note when it
+    // reaps the root), as after a single checkpoint with --kill.
+    bool noted = false;
+    if (r.job_member) {
+      if (Status s = note_suspended(r.root, r.image_path); s.ok()) noted = true;
+      else spdlog::warn("tree checkpoint of {}: its job will count it as ended: {}", r.root, s.error().message);
+    }
+    for (auto& m : all) {
+      if (syscall(SYS_pidfd_send_signal, m->pidfd, SIGKILL, nullptr, 0) != 0 && noted && m->pid == r.root) {
+        (void)take_suspended(r.root);
+      }
+    }
     for (auto& m : all) {
       pollfd p{m->pidfd, POLLIN, 0};
       while (poll(&p, 1, -1) < 0 && errno == EINTR) {

@@ -23,6 +23,9 @@ struct TreeCheckpointRequest {
   AfterCheckpoint mode = AfterCheckpoint::kLeaveRunning;
   Compression compression = Compression::none;
   int answer_timeout_s = 30;  // how long a member's agent may take to answer
+  // kKill of a guest of a job (its root): the root is noted suspended
+  // (note_suspended, request.h) before the kill, as a single checkpoint does.
+  bool job_member = false;
 };
 
 struct TreeMemberImage {

@@ -10,7 +10,7 @@
 namespace mosix {
 
 // Bump on any change of a payload layout or of a message's meaning.
-inline constexpr std::uint16_t kProtocolVersion = 23;
+inline constexpr std::uint16_t kProtocolVersion = 28;
 
 // Frame header: magic "MOSX", u16 version, u16 type, u32 payload length,
 // u32 CRC32C of header bytes 0..11 followed by the payload.
@@ -63,6 +63,7 @@ enum class MessageType : std::uint16_t {
   kPrecopyPages = 42,
   kSocketForward = 43,
   kPrecopyTaken = 44,
+  kHomeKill = 48,
 };
 
 }  // namespace mosix

@@ -219,6 +219,7 @@ std::string_view message_type_name(MessageType type) {
     case MessageType::kPrecopyPages: return "PrecopyPages";
     case MessageType::kSocketForward: return "SocketForward";
     case MessageType::kPrecopyTaken: return "PrecopyTaken";
+    case MessageType::kHomeKill: return "HomeKill";
     case MessageType::kBalanceReport: return "BalanceReport";
     case MessageType::kMigrateProgress: return "MigrateProgress";
     case MessageType::kOutputFds: return "OutputFds";
@@ -294,6 +295,7 @@ template Frame encode_frame(const PtyResize&);
 template Frame encode_frame(const PrecopyPages&);
 template Frame encode_frame(const SocketForward&);
 template Frame encode_frame(const PrecopyTaken&);
+template Frame encode_frame(const HomeKill&);
 template Frame encode_frame(const BalanceReport&);
 template Frame encode_frame(const MigrateProgress&);
 template Frame encode_frame(const OutputFds&);
@@ -346,6 +348,7 @@ Expected<Message> decode_frame(std::span<const std::uint8_t> frame) {
     case MessageType::kPrecopyPages: return decode_payload<PrecopyPages>(payload);
     case MessageType::kSocketForward: return decode_payload<SocketForward>(payload);
     case MessageType::kPrecopyTaken: return decode_payload<PrecopyTaken>(payload);
+    case MessageType::kHomeKill: return decode_payload<HomeKill>(payload);
     case MessageType::kBalanceReport: return decode_payload<BalanceReport>(payload);
     case MessageType::kMigrateProgress: return decode_payload<MigrateProgress>(payload);
     case MessageType::kOutputFds: return decode_payload<OutputFds>(payload);

@@ -40,7 +40,7 @@ using Message = std::variant<Hello, HelloReject, LoadReport, SpawnGuest, GuestSt
                              MpiJobMap, FenceContribution, FenceRelease, ModexRequest, ModexReply,
                              NamePublish, NameLookup, NameUnpublish, NameReply, GuestAttach, GuestSpawn,
                              GuestSpawnReply, GuestMessage, MpiSpawn, MpiSpawnReply, MpiNamespace, StdinCredit, PtyResize,
-                             PrecopyPages, SocketForward, PrecopyTaken>;
+                             PrecopyPages, SocketForward, PrecopyTaken, HomeKill>;
 
 MessageType message_type(const Message& message);
 // "Hello", "GuestOutput", ...; "unknown" for a code no message has.

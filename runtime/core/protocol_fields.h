@@ -177,6 +177,20 @@ void fields(auto& a, Is<GuestMessage> auto& m) {
   a("bytes", m.bytes);
 }
 
+void fields(auto& a, Is<HomeKill> auto& m) {
+  a("request_id", m.request_id);
+  a("rank", m.rank);
+  a("asker_node", m.asker_node);
+  a("pid", m.pid);
+  a("signo", m.signo);
+  a("answered", m.answered);
+  a("error", m.error);
+  a("tid", m.tid);
+  a("queued", m.queued);
+  a("code", m.code);
+  a("value", m.value);
+}
+
 void fields(auto& a, Is<MpiSpawnApp> auto& m) {
   a("count", m.count);
   a("argv", m.argv);
@@ -240,6 +254,7 @@ void fields(auto& a, Is<GuestExited> auto& m) {
   a("term_signal", m.term_signal);
   a("runtime_signaled", m.runtime_signaled);
   a("cpu_us", m.cpu_us);
+  a("suspended_image", m.suspended_image);
 }
 
 void fields(auto& a, Is<Shutdown> auto& m) { a("reason", m.reason); }
@@ -280,6 +295,7 @@ void fields(auto& a, Is<PrecopyPages> auto& m) {
   a("address", m.address);
   a("bytes", m.bytes);
   a("zero", m.zero);
+  a("hugepage", m.hugepage);
 }
 
 void fields(auto& a, Is<PrecopyTaken> auto& m) {

@@ -84,6 +84,16 @@ inline constexpr std::uint32_t kGuestMessageNodeLost = 0xffff0013u;  // tag: the
 // bytes: per running copy or spawned guest, little-endian i32 rank, parent
 // rank (-1: a copy), node, pid, then u16 length and the program's name.
 inline constexpr std::uint32_t kTasksAnswer = 0xffff0014u;
+// Direct links between two guests of one node (compat/pvm's, docs/pvm.md
+// "Direct links"). kDirectAsk, guest -> its node daemon, dest_rank the
+// receiver: asks for a one-way link to it; the daemon answers only if the
+// receiver is attached there too: it makes a socketpair and writes one end
+// (SCM_RIGHTS, with the frame) to each, kDirectOut (source_rank the receiver) to the asker and
+// kDirectIn (source_rank the asker) to the receiver; bytes: the inode of
+// the end that comes with the frame, 8 bytes little-endian.
+inline constexpr std::uint32_t kDirectAsk = 0xffff0021u;
+inline constexpr std::uint32_t kDirectOut = 0xffff0022u;
+inline constexpr std::uint32_t kDirectIn = 0xffff0023u;
 // Node -> node, with source_rank kLinkBytes: the bytes of dest_rank's link
 // (its stream from its node daemon, frames as written) from the node it
 // left. kind kLinkFront: what it had not read there, which goes first on its
@@ -100,6 +110,35 @@ struct GuestMessage {
   std::int32_t tag = 0;
   Bytes bytes;
   bool operator==(const GuestMessage&) const = default;
+};
+
+// A body's kill() of a pid of its home (compat/agent/home_kill.cpp): on
+// another host the pid would name some local process, so the body's agent
+// asks its node (a connection of its own, no GuestAttach), which sends it to
+// the home, which sends it to the node of the rank's deputy, which gives it
+// to the deputy: it calls kill(pid, signo) there, with the user's rights, and
+// answers with answered set and error (0 or the errno). The answer goes from
+// the deputy's node straight to asker_node, which gives it to the connection
+// that asked (request_id: that node's own number). A rank without a deputy
+// is answered ESRCH. tgkill() and sigqueue() take the same way: tid names
+// a thread of pid (0: the process), and a queued signal carries the
+// siginfo's code and value (rt_sigqueueinfo, rt_tgsigqueueinfo). Fixed
+// size: the agent encodes and decodes it without allocating
+// (core/home_kill_frame.h).
+struct HomeKill {
+  static constexpr MessageType kType = MessageType::kHomeKill;
+  std::uint64_t request_id = 0;
+  std::int32_t rank = 0;        // the body's rank
+  std::int32_t asker_node = 0;  // the body's node (transport rank), set by it
+  std::int32_t pid = 0;         // as kill() takes it: a pid, 0, -1 or minus a group
+  std::int32_t signo = 0;
+  bool answered = false;
+  std::int32_t error = 0;
+  std::int32_t tid = 0;      // tgkill's thread, or 0
+  bool queued = false;       // sigqueue: code and value go with it
+  std::int32_t code = 0;     // si_code (SI_QUEUE from sigqueue())
+  std::uint64_t value = 0;   // si_value, as its bytes
+  bool operator==(const HomeKill&) const = default;
 };
 
 }  // namespace mosix

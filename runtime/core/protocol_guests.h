@@ -108,6 +108,10 @@ struct GuestExited {
   // while it still ran: a death by that signal is the runtime's doing.
   bool runtime_signaled = false;
   std::uint64_t cpu_us = 0;          // CPU time it used, its reaped children's too, on every node it ran on
+  // Not empty: it was killed once its image was written there (`mosixctl
+  // checkpoint --kill`), and it stays a member of its job, suspended, until
+  // `mosixctl restart` of that image brings it back (docs/mosixctl.md).
+  std::string suspended_image = {};
   bool operator==(const GuestExited&) const = default;
 };
 

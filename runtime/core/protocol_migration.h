@@ -24,13 +24,17 @@ struct ImageBegin {
 // pages of its memory at `address` as a round read them, or with no bytes,
 // `zero` bytes from `address` that hold no data (never written, or given
 // back); after the MigrateRequest and before ImageBegin of the same
-// migration_id. A later message for the same address replaces it.
+// migration_id. A later message for the same address replaces it. With no
+// bytes and `hugepage` not 0, before the first round: the guest asked for
+// transparent huge pages (MADV_HUGEPAGE) on [address, address + hugepage),
+// so the target maps that range whole before it puts pages there.
 struct PrecopyPages {
   static constexpr MessageType kType = MessageType::kPrecopyPages;
   std::uint64_t migration_id = 0;
   std::uint64_t address = 0;
   Bytes bytes;
   std::uint64_t zero = 0;
+  std::uint64_t hugepage = 0;
   bool operator==(const PrecopyPages&) const = default;
 };
 

@@ -17,7 +17,9 @@ enum class SocketOp : std::uint32_t {
                    // offered again), 0: the same one (a move that failed)
   kData = 2,       // either way: `bytes`, in order
   kEof = 3,        // either way: the stream ended (the guest or the client
-                   // shut down writing)
+                   // shut down writing); holder -> relay, `arg` kEofBothWays:
+                   // the real socket is closed both ways (reset and read, or
+                   // each side's end): the guest's end is shut both ways
   kClose = 4,      // either way: the socket is gone (closed, reset, or the
                    // guest's end dropped): the other side closes its end
   kAccepted = 5,   // holder -> relay: a client of listener `arg`, `bytes` its
@@ -35,7 +37,15 @@ enum class SocketOp : std::uint32_t {
   kCredit = 10,    // either way: `arg` more bytes of kData were written out
                    // (flow control: a side sends at most kSocketWindow bytes
                    // beyond what the other has credited)
+  kOption = 11,    // guest -> its node (on a connection of its own to the guest
+                   // socket), relay -> holder: set (`fd` 1: `bytes` the value)
+                   // or get (`fd` 0: `bytes` the most wanted, u32) option
+                   // `arg` (level << 32 | name) of socket `id` of `rank` on
+                   // the real socket; `migration_id` the relay's request
+  kOptionReply = 12,  // holder -> relay -> guest: `arg` the errno (0: done;
+                      // ESRCH: not relayed or held there), `bytes` a get's value
 };
+inline constexpr std::uint64_t kEofBothWays = 1;
 inline constexpr std::uint64_t kSocketWindow = 4u << 20;
 inline constexpr std::uint64_t kSocketEnded = ~std::uint64_t{0};
 inline constexpr std::uint64_t kSocketCreditStep = kSocketWindow / 4;

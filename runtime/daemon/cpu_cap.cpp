@@ -470,7 +470,7 @@ CpuCap& CpuCap::operator=(CpuCap&& other) noexcept {
 
 void remove_empty_parents(const std::string& dir, const std::string& top, bool kernel) {
   for (std::string d = dir.substr(0, dir.rfind('/'));
-       d.size() >= top.size() && d.compare(0, top.size(), top) == 0 && (d.size() == top.size() || d[top.size()] == '/');
+       d.size() > top.size() && d.compare(0, top.size(), top) == 0 && d[top.size()] == '/';
        d = d.substr(0, d.rfind('/'))) {
     int err = remove_group_dir(d, kernel);
     // EBUSY with no subdirectory: only groups gone offline are left below
@@ -506,7 +506,7 @@ Status CpuCap::remove() {
     std::string why = err == EBUSY || err == ENOTEMPTY ? "it still holds processes or groups" : std::strerror(err);
     return make_error("cannot remove cgroup " + dir_ + ": " + why);
   }
-  // The directories above, up to parent/mosix, go once empty. A daemon
+  // The directories above, below parent/mosix, go once empty. A daemon
   // making its group meanwhile tries again (see create).
   std::string dir = dir_;
   dir_.clear();

@@ -71,22 +71,24 @@ class CpuCap {
   double cpus() const { return cpus_; }
   // The group's directory ("" once removed).
   const std::string& path() const { return dir_; }
-  // parent/mosix: the last directory remove() takes, once empty.
+  // parent/mosix: where every job's groups live. It stays when the last
+  // goes: its weight (cpu.shares, cpu.weight) is the jobs' priority on the
+  // machine, which an administrator or a benchmark may have set.
   const std::string& top() const { return top_; }
-  // Removes the group and the directories above it, up to and including
-  // parent/mosix, that are left empty. Idempotent.
+  // Removes the group and the directories above it, below parent/mosix,
+  // that are left empty. Idempotent.
   Status remove();
 
  private:
   CpuCap(std::string dir, std::string top, double cpus) : dir_(std::move(dir)), top_(std::move(top)), cpus_(cpus) {}
   std::string dir_;  // parent/mosix/<name>
-  std::string top_;  // parent/mosix: removal stops after it
+  std::string top_;  // parent/mosix: removal stops below it
   double cpus_ = 0;
   bool kernel_ = true;  // on a cgroup file system, not a test tree
 };
 
 // Removes the directories above group `dir` (already removed) that are
-// left empty, up to and including `top` (parent/mosix). A directory that still holds a live
+// left empty, below `top` (parent/mosix, which stays). A directory that still holds a live
 // group of another node stays (its owner removes it last). cgroup v1 takes a
 // removed group offline some time after rmdir returns; until then its
 // parent's rmdir says EBUSY with no subdirectory left, which is waited out

@@ -8,6 +8,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,11 +23,20 @@ using boost::system::error_code;
 
 struct GuestService::Connection {
   explicit Connection(asio::io_context& io, int fd) : sd(io, fd) {}
+  ~Connection() { drop_ends(); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  void drop_ends() {
+    for (auto& [index, fd] : ends) ::close(fd);
+    ends.clear();
+  }
   asio::posix::stream_descriptor sd;
   FrameReader reader;
   std::array<char, 1 << 16> buf{};
   std::deque<Frame> out;  // frames not yet written; out.front() is being written
   std::size_t out_done = 0;    // of out.front(), the bytes written
+  std::uint64_t popped = 0;    // frames of out written whole so far: out.front() is frame `popped`
+  std::map<std::uint64_t, int> ends;  // a direct link's end to write with frame N (link_directly)
   bool waiting_write = false;  // for room in the socket to write more
   bool closed = false;
   int link_fd = -1;            // its descriptor number in the guest (GuestAttach)
@@ -155,9 +165,26 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
                    credit.rank = c->rank;
                    if (deputy_route_) deputy_route_(credit);
                  },
+                 [&](HomeKill& k) {
+                   if (!k.answered) {
+                     // A body's agent asks on a connection of its own; the
+                     // home finds the rank's deputy.
+                     if (c->deputy) return;
+                     k.request_id = next_kill_++;
+                     k.asker_node = context_.rank();
+                     killers_[k.request_id] = c;
+                     context_.send(0, k);
+                   } else if (c->deputy && c->rank == k.rank) {  // a deputy answers for its own body only
+                     answer_kill(k, k.error);
+                   }
+                 },
                  [&](GuestMessage& m) {
                    if (c->rank < 0) return;
                    m.source_rank = c->rank;  // a guest speaks for itself only
+                   if (m.kind == kDirectAsk) {
+                     link_directly(c, m.dest_rank);
+                     return;
+                   }
                    // To a guest attached here: straight to it. Otherwise through
                    // the home, which knows where every rank runs. The two routes
                    // may overtake each other: a receiver that needs order per
@@ -168,12 +195,65 @@ void GuestService::from_guest(const std::shared_ptr<Connection>& c, Message mess
                      context_.send(0, m);
                    }
                  },
+                 [&](SocketForward& m) {
+                   // A socket option of a forwarded socket, asked by the agent
+                   // on a connection of its own (compat/agent/forwarded_options.cpp).
+                   if (c->rank >= 0 || c->deputy || !socket_option_route_ ||
+                       m.op != static_cast<std::uint32_t>(SocketOp::kOption)) {
+                     return;
+                   }
+                   socket_option_route_(std::move(m), [this, c](const SocketForward& reply) {
+                     if (c->closed) return;
+                     c->out.push_back(encode_frame(reply));
+                     write(c);
+                   });
+                 },
                  [&](const auto&) {
                    spdlog::warn("{}: a guest sent {}: ignored", context_.node_name(),
                                 message_type_name(message_type(message)));
                  },
              },
              message);
+}
+
+void GuestService::home_kill(const HomeKill& kill, int deputy_node) {
+  if (deputy_node < 0) {
+    answer_kill(kill, ESRCH);
+  } else if (deputy_node == context_.rank()) {
+    kill_asked(kill);
+  } else {
+    context_.send(deputy_node, kill);
+  }
+}
+
+void GuestService::kill_asked(const HomeKill& kill) {
+  auto it = attached_.find(kill.rank);
+  if (it == attached_.end() || !it->second->deputy || it->second->closed || it->second->body_ended) {
+    answer_kill(kill, ESRCH);
+    return;
+  }
+  it->second->out.push_back(encode_frame(kill));
+  write(it->second);
+}
+
+void GuestService::answer_kill(HomeKill kill, int error) {
+  kill.answered = true;
+  kill.error = error;
+  if (kill.asker_node == context_.rank()) {
+    kill_answered(kill);
+  } else {
+    context_.send(kill.asker_node, kill);
+  }
+}
+
+void GuestService::kill_answered(const HomeKill& kill) {
+  auto it = killers_.find(kill.request_id);
+  if (it == killers_.end()) return;
+  std::shared_ptr<Connection> c = it->second.lock();
+  killers_.erase(it);
+  if (c == nullptr || c->closed) return;
+  c->out.push_back(encode_frame(kill));
+  write(c);
 }
 
 void GuestService::spawn_answered(const GuestSpawnReply& reply) {
@@ -227,9 +307,15 @@ void GuestService::write(const std::shared_ptr<Connection>& conn) {
   if (c->waiting_write || c->closed || c->frozen || c->gone) return;
   while (!c->out.empty()) {
     const Frame& f = c->out.front();
-    ssize_t n = ::send(c->sd.native_handle(), f.data() + c->out_done, f.size() - c->out_done,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    auto end = c->out_done == 0 ? c->ends.find(c->popped) : c->ends.end();
+    ssize_t n = end != c->ends.end() ? send_with_end(c->sd.native_handle(), f, end->second)
+                                     : ::send(c->sd.native_handle(), f.data() + c->out_done, f.size() - c->out_done,
+                                              MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
+    if (n > 0 && end != c->ends.end()) {
+      ::close(end->second);
+      c->ends.erase(end);
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       c->waiting_write = true;
       c->sd.async_wait(asio::posix::stream_descriptor::wait_write, [this, c](error_code ec) {
@@ -253,9 +339,56 @@ void GuestService::write(const std::shared_ptr<Connection>& conn) {
     c->out_done += static_cast<std::size_t>(n);
     if (c->out_done == f.size()) {
       c->out.pop_front();
+      ++c->popped;
       c->out_done = 0;
     }
   }
+}
+
+// Two guests of this node get a one-way link of their own (kDirectAsk,
+// core/protocol_guest_service.h) when both are attached here. Each end goes
+// with its frame, after what was queued for that guest before. If one frame
+// does not get there (its guest moves or ends first), the other side sees the
+// link's end and both go on through this daemon.
+void GuestService::link_directly(const std::shared_ptr<Connection>& from, std::int32_t rank) {
+  auto it = attached_.find(rank);
+  if (it == attached_.end() || rank == from->rank) return;
+  const std::shared_ptr<Connection> to = it->second;
+  auto writable = [](const Connection& c) { return !c.deputy && !c.closed && !c.frozen && !c.gone; };
+  if (!writable(*from) || !writable(*to)) return;
+  int ends[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) return;
+  pass_end(from, GuestMessage{rank, from->rank, kDirectOut, 0, {}}, ends[0]);
+  pass_end(to, GuestMessage{from->rank, rank, kDirectIn, 0, {}}, ends[1]);
+}
+
+void GuestService::pass_end(const std::shared_ptr<Connection>& c, GuestMessage m, int fd) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return;
+  }
+  for (int i = 0; i < 8; ++i) m.bytes.push_back(static_cast<std::uint8_t>(st.st_ino >> (8 * i)));
+  c->ends[c->popped + c->out.size()] = fd;
+  c->out.push_back(encode_frame(m));
+  write(c);
+}
+
+// The first bytes of `f` with `fd` (SCM_RIGHTS): what send() returns.
+ssize_t GuestService::send_with_end(int sock, const Frame& f, int fd) {
+  iovec iov{const_cast<std::uint8_t*>(f.data()), f.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void GuestService::close(const std::shared_ptr<Connection>& c) {
@@ -281,11 +414,19 @@ void GuestService::close(const std::shared_ptr<Connection>& c) {
 // both go with the move (kLinkFront), in order, and the library's partial
 // frame goes on with them on the next node. Taken from the queue with a
 // peek, so a move that fails leaves the link as it was.
+// A rank that is not attached (its link was shut by an image to a file, or
+// it has not attached yet) takes what waits here for it instead.
 Expected<std::optional<Bytes>> GuestService::detach(std::int32_t rank, pid_t pid) {
   auto it = attached_.find(rank);
-  if (it == attached_.end() || it->second->deputy || it->second->closed || it->second->gone) {
-    return std::optional<Bytes>{};
+  if (it == attached_.end()) {
+    auto w = waiting_.find(rank);
+    if (w == waiting_.end() || w->second.empty() || arriving_.count(rank)) return std::optional<Bytes>{};
+    Bytes front;
+    for (const Frame& f : w->second) front.insert(front.end(), f.begin(), f.end());
+    detached_waiting_[rank] = w->second.size();
+    return std::optional<Bytes>{std::move(front)};
   }
+  if (it->second->deputy || it->second->closed || it->second->gone) return std::optional<Bytes>{};
   Connection& c = *it->second;
   const std::string who = "rank " + std::to_string(rank) + "'s link to its node daemon";
   if (c.link_fd < 0) return make_error(who + ": its descriptor number is not known");
@@ -337,6 +478,7 @@ void GuestService::stopped_reading(const std::shared_ptr<Connection>& conn) {
   }
   c->out.clear();
   c->out_done = 0;
+  c->drop_ends();
   c->gone = true;
   auto it = attached_.find(c->rank);
   if (it != attached_.end() && it->second == c) attached_.erase(it);
@@ -344,6 +486,7 @@ void GuestService::stopped_reading(const std::shared_ptr<Connection>& conn) {
 }
 
 void GuestService::stay(std::int32_t rank) {
+  detached_waiting_.erase(rank);
   auto it = attached_.find(rank);
   if (it == attached_.end() || !it->second->frozen) return;
   it->second->frozen = false;
@@ -353,6 +496,18 @@ void GuestService::stay(std::int32_t rank) {
 
 void GuestService::moved(std::int32_t rank, int node) {
   moved_[rank] = node;
+  if (auto d = detached_waiting_.find(rank); d != detached_waiting_.end()) {
+    // What waited here went with it; what came since detach follows.
+    Bytes after;
+    if (auto w = waiting_.find(rank); w != waiting_.end()) {
+      for (std::size_t i = d->second; i < w->second.size(); ++i) {
+        after.insert(after.end(), w->second[i].begin(), w->second[i].end());
+      }
+      waiting_.erase(w);
+    }
+    detached_waiting_.erase(d);
+    if (!after.empty()) send_link(node, rank, kLinkAfter, std::move(after));
+  }
   auto it = attached_.find(rank);
   if (it == attached_.end() || !it->second->frozen) return;
   std::shared_ptr<Connection> c = it->second;
@@ -361,6 +516,7 @@ void GuestService::moved(std::int32_t rank, int node) {
   Bytes after;
   for (std::size_t i = c->in_front; i < c->out.size(); ++i) after.insert(after.end(), c->out[i].begin(), c->out[i].end());
   c->out.clear();
+  c->drop_ends();
   if (!after.empty()) send_link(node, rank, kLinkAfter, std::move(after));
 }
 

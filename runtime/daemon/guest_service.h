@@ -11,6 +11,7 @@
 // A message for a guest attached to the same node goes to it directly, any
 // other through the home node; the two routes may overtake each other, so a
 // guest that needs order per sender numbers its messages (compat/pvm does).
+// Two guests of one node may also get a link of their own (kDirectAsk).
 // A guest reads at its own pace: what is for it waits in a queue here, and
 // what arrives for a rank before it attached waits until it does.
 #pragma once
@@ -55,7 +56,8 @@ class GuestService {
   // docs/pvm.md). detach: the guest `rank` (process `pid`) is stopped for a
   // move: nothing more is written to it, and what it had not read of its
   // link (what is queued in its socket, taken without taking it, then what
-  // this daemon had not written yet) is returned; nothing if it has no link.
+  // this daemon had not written yet) is returned; for a rank not attached,
+  // what waits here for it; nothing if there is neither.
   // stay: the move failed, writing goes on. moved: it runs on `node` now:
   // what came for it since detach goes there, and so does whatever comes
   // later, until it attaches here again.
@@ -68,9 +70,21 @@ class GuestService {
   // kLinkFront before anything else, kLinkAfter appended.
   void link_bytes(std::int32_t rank, std::uint32_t kind, Bytes bytes);
 
+  // A body's kill() of a pid of its home (HomeKill, core/protocol_guest_service.h).
+  // home_kill: on the home node, to the node of the rank's deputy (-1: it
+  // has none, or it ended: answered ESRCH). kill_asked: on that node, to the
+  // deputy. kill_answered: on the asker's node, to the connection that asked.
+  void home_kill(const HomeKill& kill, int deputy_node);
+  void kill_asked(const HomeKill& kill);
+  void kill_answered(const HomeKill& kill);
+
   // Where a deputy's stdin, signals and credit for its body go: the home
   // router (on the home node) or the transport to the home.
   void set_deputy_route(std::function<void(const Message&)> route) { deputy_route_ = std::move(route); }
+  // Where a guest's SocketForward kOption goes (the node's forwarded
+  // sockets); its answer is written back on the connection that asked.
+  using SocketOptionRoute = std::function<void(SocketForward, std::function<void(const SocketForward&)>)>;
+  void set_socket_option_route(SocketOptionRoute route) { socket_option_route_ = std::move(route); }
 
  private:
   struct Connection;
@@ -84,6 +98,12 @@ class GuestService {
   // node it moved to, or waiting here.
   void append_to_link(std::int32_t rank, Frame bytes);
   void send_link(int node, std::int32_t rank, std::uint32_t kind, Bytes bytes);
+  void link_directly(const std::shared_ptr<Connection>& from, std::int32_t rank);
+  // Queues `m` (bytes: the inode of `fd`) to c, to be written with `fd`
+  // (which it takes).
+  void pass_end(const std::shared_ptr<Connection>& c, GuestMessage m, int fd);
+  static ssize_t send_with_end(int sock, const Frame& f, int fd);
+  void answer_kill(HomeKill kill, int error);
 
   DaemonContext& context_;
   std::string path_;
@@ -92,9 +112,13 @@ class GuestService {
   std::map<std::int32_t, std::deque<Frame>> waiting_;  // for ranks not attached yet
   std::map<std::int32_t, int> moved_;                  // ranks that moved away from here: their node
   std::set<std::int32_t> arriving_;                    // ranks moving here: their link's bytes wait
+  std::map<std::int32_t, std::size_t> detached_waiting_;  // moving, unattached: frames of waiting_ taken along
   std::map<std::uint64_t, std::shared_ptr<Connection>> asking_deputies_;  // by request id
   std::uint64_t next_deputy_request_ = 0;
+  std::map<std::uint64_t, std::weak_ptr<Connection>> killers_;  // HomeKill askers, by request id
+  std::uint64_t next_kill_ = 0;
   std::function<void(const Message&)> deputy_route_;
+  SocketOptionRoute socket_option_route_;
 };
 
 }  // namespace mosix

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/ckpt/request.h"
 #include "runtime/core/environment.h"
 #include "runtime/daemon/proc_stat_file.h"
 #include "runtime/daemon/cpu_cap.h"
@@ -268,6 +269,9 @@ Expected<LocalGuest*> GuestTable::start_local_guest(GuestStart start) {
   if (seats_ != nullptr) seats_->started(proc.pid);
   g->arrived_at = context_.now();
   LocalGuest& ref = *g;
+  // A rank that ended here before (suspended, now restored from its image):
+  // the old entry is kept until the daemon ends, as a moved one's is.
+  if (auto old = guests_.find(l.rank); old != guests_.end() && !old->second->running) retire(l.rank);
   guests_[l.rank] = std::move(g);
   read_output(ref, false);
   read_output(ref, true);
@@ -339,10 +343,17 @@ void GuestTable::maybe_report_exit(LocalGuest& g) {
   e.rank = g.rank;
   e.runtime_signaled = g.runtime_signaled;
   e.cpu_us = g.cpu_us + cpu_before_us(g);
+  const std::optional<std::string> suspended = ckpt::take_suspended(g.proc.pid);
   if (g.abort_code >= 0) {
     e.exit_code = g.abort_code;
   } else if (WIFSIGNALED(g.wait_status)) {
     e.term_signal = WTERMSIG(g.wait_status);
+    // Killed by `mosixctl checkpoint --kill`: suspended, not ended.
+    if (suspended && e.term_signal == SIGKILL && !g.runtime_signaled) {
+      e.suspended_image = *suspended;
+      spdlog::info("{}: rank {} (pid {}) is suspended: killed once its image {} was written", context_.node_name(),
+                   g.rank, g.proc.pid, *suspended);
+    }
   } else {
     e.exit_code = WEXITSTATUS(g.wait_status);
     // mpirun's rule: a rank that called MPI_Init and exits without

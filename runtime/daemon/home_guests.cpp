@@ -258,6 +258,11 @@ bool HomeRouter::from_deputy(int source, const Message& message) {
   return true;
 }
 
+int HomeRouter::deputy_node(int rank) const {
+  auto it = deputy_node_.find(rank);
+  return it == deputy_node_.end() || ended_.count(rank) ? -1 : it->second;
+}
+
 void HomeRouter::guest_message(GuestMessage message) {
   if (message.dest_rank != kFromHome) {
     to_guest(message.dest_rank, message);

@@ -87,6 +87,10 @@ void HomeRouter::read_home() {
 void HomeRouter::from_home(Message message) {
   std::visit(Overloaded{
                  [&](SpawnGuest& spawn) {
+                   if ((spawn.flags & kSpawnRestore) && placed_) {
+                     restore_suspended(std::move(spawn));
+                     return;
+                   }
                    pending_spawns_.push_back(std::move(spawn));
                    place_if_ready();
                  },
@@ -137,6 +141,21 @@ void HomeRouter::order_move(const MigrateRequest& move) {
     moving_.insert(move.rank);
     context_.send(it->second, move);
   }
+}
+
+// `mosixctl restart` of a suspended rank's image: restored on the node it
+// was suspended on, whose guest service kept what came for it meanwhile.
+void HomeRouter::restore_suspended(SpawnGuest spawn) {
+  auto it = rank_node_.find(spawn.rank);
+  if (it == rank_node_.end() || context_.is_lost(it->second)) {
+    spdlog::warn("rank {} is not restored from {}: its node is gone", spawn.rank,
+                 spawn.argv.empty() ? "" : spawn.argv[0]);
+    rank_ended(spawn.rank);
+    mosixrun_->send(GuestExited{spawn.rank, 0, SIGKILL, false, 0, {}});
+    return;
+  }
+  if (it->second == context_.rank()) guests_.spawn(std::move(spawn));
+  else context_.send(it->second, spawn);
 }
 
 void HomeRouter::take_output_fds(const OutputFds& fds) {
@@ -268,7 +287,9 @@ void HomeRouter::from_node(int source, const Message& message) {
     }
     if (auto* exited = std::get_if<GuestExited>(&message)) {
       started_.insert(exited->rank);
-      rank_ended(exited->rank);
+      // A suspended rank stays where it was: its messages wait there, its
+      // groups and exit watchers keep it.
+      if (exited->suspended_image.empty()) rank_ended(exited->rank);
     }
     answer_task_asks();
     if (!to_deputy(message)) mosixrun_->send(message);
@@ -296,7 +317,9 @@ void HomeRouter::route_result(const MigrateResult& result) {
     held_.erase(held);
     if (result.ok) {
       for (Message& m : early) {
-        if (auto* exited = std::get_if<GuestExited>(&m)) rank_ended(exited->rank);
+        if (auto* exited = std::get_if<GuestExited>(&m); exited && exited->suspended_image.empty()) {
+          rank_ended(exited->rank);
+        }
         to_mosixrun(m);
       }
     }

@@ -87,6 +87,8 @@ class HomeRouter {
   // False when it is not a deputy's (a moving guest's stdin, sent on by
   // its source node to this node as its target, is not).
   bool from_deputy(int source, const Message& message);
+  // The node of rank's deputy, or -1 when it has none or it ended (HomeKill).
+  int deputy_node(int rank) const;
   // A message between guests goes to the receiver's node; one for the home
   // itself (dest_rank kFromHome) asks to be told when a rank ends.
   void guest_message(GuestMessage message);
@@ -100,6 +102,7 @@ class HomeRouter {
   void read_home();
   void from_home(Message message);
   void order_move(const MigrateRequest& move);
+  void restore_suspended(SpawnGuest spawn);
   void take_output_fds(const OutputFds& fds);
   void place_if_ready();
   bool hold_for_migration(int source, const Message& message);

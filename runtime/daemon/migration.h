@@ -75,6 +75,10 @@ class Migrations {
   void socket_message(int source, SocketForward m) { sockets_.message(source, std::move(m)); }
   // Guest `rank` ended here: its forwarded listeners are closed at their holders.
   void guest_ended(int rank) { sockets_.forget(rank); }
+  // A guest's socket option on a forwarded socket (socket_options.cpp).
+  void socket_option(SocketForward m, std::function<void(const SocketForward&)> reply) {
+    sockets_.option(std::move(m), std::move(reply));
+  }
   // Stdin for a guest not here: it waits for the guest if it is on its way.
   void stdin_for_arrival(const GuestStdin& in);
   // Node `node` is gone: a guest moving there resumes here, one arriving
@@ -136,7 +140,6 @@ class Migrations {
     int memfd = -1;
     int pages = -1;               // pre-copied pages, each at its address (sparse)
     std::uint64_t precopied = 0;  // bytes of them received
-    bool pages_lost = false;      // some could not be kept: the restore refuses
     std::uint64_t received = 0;
     std::uint64_t total = 0;      // from ImageBegin
     std::uint64_t reported = 0;   // received, as last told home (progress)
@@ -153,6 +156,9 @@ class Migrations {
     ckpt::EarlyCommand early_answer{};
     std::uint64_t early_bytes = 0;  // what the early restorer had when it got its go
     int go_sockets = -1;
+    // Ranges the guest asked huge pages for, for an early restorer yet to
+    // start (address, length).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> hugepage;
   };
 
   // What a move's thread reports with its image.
@@ -181,6 +187,7 @@ class Migrations {
   std::string leave_sockets(std::uint64_t id, Outgoing& out, const LocalGuest& g);
   void watch_restore(std::uint64_t id);
   void restore_failed(std::uint64_t id, const std::string& reason);
+  void pages_lost(Incoming& in, const char* call, int error);
   MigrateResult failure(const MigrateRequest& request) const;
   void join_move_thread(std::uint64_t id);
   static void close_image(int& memfd);

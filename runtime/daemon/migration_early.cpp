@@ -47,6 +47,7 @@ void Migrations::start_early(Incoming& in) {
   in.guest = *started;
   in.guest->stdin_held = true;  // what the source had not read goes first (early_go)
   in.early = std::make_unique<asio::posix::stream_descriptor>(context_.io(), sv[0]);
+  for (const auto& [address, length] : in.hugepage) early_word(in, ckpt::EarlyOp::kHugepage, address, length);
   read_early(in.request.migration_id);
 }
 

@@ -77,7 +77,12 @@ void Migrations::image_chunk(const ImageChunk& chunk) {
     ssize_t w = ::pwrite(in.memfd, chunk.bytes.data() + done, chunk.bytes.size() - done,
                          static_cast<off_t>(chunk.offset + done));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
+    if (w <= 0) {
+      // As pages_lost: the move fails now, and the guest runs on at the source.
+      restore_failed(chunk.migration_id, context_.node_name() + " cannot hold the image (pwrite: " +
+                                             std::strerror(w < 0 ? errno : ENOSPC) + ")");
+      return;
+    }
     done += static_cast<size_t>(w);
   }
   in.received += done;
@@ -94,15 +99,17 @@ void Migrations::precopy_pages(const PrecopyPages& pages) {
   auto it = incoming_.find(pages.migration_id);
   if (it == incoming_.end() || it->second->going) return;
   Incoming& in = *it->second;
-  if (in.pages_lost) return;
+  if (pages.bytes.empty() && pages.hugepage > 0) {
+    in.hugepage.push_back({pages.address, pages.hugepage});
+    early_word(in, ckpt::EarlyOp::kHugepage, pages.address, pages.hugepage);
+    return;
+  }
   if (pages.bytes.empty()) {
     // No data: what an earlier round sent there is zero now.
     if (in.pages >= 0 && pages.zero > 0) {
       if (::fallocate(in.pages, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pages.address),
                       static_cast<off_t>(pages.zero)) != 0) {
-        close_image(in.pages);
-        in.pages_lost = true;
-        drop_early(in);
+        pages_lost(in, "fallocate", errno);
       } else {
         early_word(in, ckpt::EarlyOp::kZero, pages.address, pages.zero);
       }
@@ -110,16 +117,17 @@ void Migrations::precopy_pages(const PrecopyPages& pages) {
     return;
   }
   if (in.pages < 0) in.pages = ::memfd_create("mosix-migrate-pages", MFD_CLOEXEC);
-  in.pages_lost = in.pages < 0;  // the restore then refuses: its pages are not all here
+  if (in.pages < 0) {
+    pages_lost(in, "memfd_create", errno);
+    return;
+  }
   size_t done = 0;
   while (done < pages.bytes.size()) {
     ssize_t w = ::pwrite(in.pages, pages.bytes.data() + done, pages.bytes.size() - done,
                          static_cast<off_t>(pages.address + done));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
-      close_image(in.pages);  // the restore refuses the pre-copied regions
-      in.pages_lost = true;
-      drop_early(in);
+      pages_lost(in, "pwrite", w < 0 ? errno : ENOSPC);
       return;
     }
     done += static_cast<size_t>(w);
@@ -131,6 +139,18 @@ void Migrations::precopy_pages(const PrecopyPages& pages) {
   } else {
     context_.send(in.source, PrecopyTaken{pages.migration_id, in.precopied});
   }
+}
+
+// This node cannot keep the pre-copied pages (no memory for them, or a
+// file size limit): the restore could not have them all, so the move fails
+// now, while the guest still runs at the source. Waiting for the image would
+// stop the guest for nothing, and the source would wait out each round for a
+// PrecopyTaken that does not come.
+void Migrations::pages_lost(Incoming& in, const char* call, int error) {
+  const std::string why = context_.node_name() + " cannot keep the pre-copied pages (" + call + ": " +
+                          std::strerror(error) + ")";
+  spdlog::warn("{}: rank {}: {}", context_.node_name(), in.request.rank, why);
+  restore_failed(in.request.migration_id, why);  // ends the early restorer too, and erases in
 }
 
 void Migrations::image_end(const ImageEnd& end) {
@@ -180,7 +200,6 @@ void Migrations::start_restorer(std::uint64_t id, Expected<int> sockets) {
     return;
   }
   in.going = true;
-  if (in.pages_lost) drop_early(in);
   if (early_go(in, *sockets)) return;  // restorer_started() follows the go
   launch_restorer(id, *sockets);
 }
@@ -263,8 +282,6 @@ void Migrations::watch_restore(std::uint64_t id) {
     });
     return;
   }
-  close_image(in.memfd);
-  close_image(in.pages);
   g.phase = GuestPhase::kLive;
   g.arrived_at = context_.now();
   for (const GuestOutput& o : g.held) context_.send(0, o);
@@ -278,7 +295,9 @@ void Migrations::watch_restore(std::uint64_t id) {
   ok.target_node = static_cast<std::uint32_t>(context_.rank());
   ok.pid = g.proc.pid;
   ok.early_bytes = in.early_bytes;
-  context_.send(in.source, ok);
+  context_.send(in.source, ok);  // the guest's stop ends with this answer: first
+  close_image(in.memfd);
+  close_image(in.pages);
   guests_.maybe_report_exit(g);
   ++arrivals_;
   incoming_.erase(it);

@@ -69,6 +69,10 @@ class NodeDaemon {
                                           guest_service_.deliver(m, rank);
                                         }});
     }
+    guest_service_.set_socket_option_route(
+        [this](SocketForward m, std::function<void(const SocketForward&)> reply) {
+          migrations_.socket_option(std::move(m), std::move(reply));
+        });
     guest_service_.set_deputy_route([this](const Message& m) {
       if (router_) {
         router_->from_deputy(context_.rank(), m);
@@ -287,6 +291,15 @@ void NodeDaemon::handle(int source, Message message) {
                    }
                  },
                  [&](const GuestAttach&) {},
+                 [&](const HomeKill& k) {
+                   if (k.answered) {
+                     guest_service_.kill_answered(k);
+                   } else if (router_) {
+                     guest_service_.home_kill(k, router_->deputy_node(k.rank));
+                   } else {
+                     guest_service_.kill_asked(k);
+                   }
+                 },
                  [&](const MigrateRequest& move) { migrations_.request(source, move); },
                  [&](const ImageBegin& begin) { migrations_.image_begin(begin); },
                  [&](const ImageChunk& chunk) { migrations_.image_chunk(chunk); },
@@ -403,6 +416,11 @@ void NodeDaemon::shutdown(const std::string& why) {
 
 int NodeDaemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
+  // A file size limit (RLIMIT_FSIZE) on this daemon makes a write into an
+  // image's memfd fail with EFBIG, which fails that move with the reason,
+  // instead of killing the daemon and every guest with it. Guests start with
+  // every signal at its default again (guest_process.cpp).
+  ::signal(SIGXFSZ, SIG_IGN);
   sweep_old_images("/dev/shm");
   if (router_) {
     if (Status s = router_->connect(); !s) {

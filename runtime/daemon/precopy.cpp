@@ -45,8 +45,9 @@ struct Range {
 };
 
 // The guest's mappings whose writes are tracked (VmFlags "uw" in
-// /proc/PID/smaps).
-Expected<std::vector<Range>> tracked_ranges(pid_t pid) {
+// /proc/PID/smaps); with `huge`, only those it also asked transparent huge
+// pages for ("hg": MADV_HUGEPAGE).
+Expected<std::vector<Range>> tracked_ranges(pid_t pid, bool huge = false) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
   if (!in) return make_error("cannot read /proc/" + std::to_string(pid) + "/smaps");
   std::vector<Range> out;
@@ -59,7 +60,8 @@ Expected<std::vector<Range>> tracked_ranges(pid_t pid) {
         line.find_first_not_of("0123456789abcdef") == dash) {
       current = Range{std::stoull(line.substr(0, dash), nullptr, 16),
                       std::stoull(line.substr(dash + 1, space - dash - 1), nullptr, 16)};
-    } else if (line.rfind("VmFlags:", 0) == 0 && (line + " ").find(" uw ") != std::string::npos) {
+    } else if (line.rfind("VmFlags:", 0) == 0 && (line + " ").find(" uw ") != std::string::npos &&
+               (!huge || (line + " ").find(" hg ") != std::string::npos)) {
       out.push_back(current);
     }
   }
@@ -247,11 +249,20 @@ Expected<PrecopyStats> rounds(pid_t pid, const PrecopyParams& params, const Page
 }  // namespace
 
 Expected<PrecopyStats> run_precopy(pid_t pid, const PrecopyParams& params, const PageSink& sink,
-                                   const RoundTaken& taken, bool* unsupported) {
+                                   const RoundTaken& taken, const HugepageSink& hugepage, bool* unsupported) {
   *unsupported = false;
   if (Status s = track(pid, ckpt::Tracking::kStart); !s.ok()) {
     *unsupported = s.error().message.find("no write tracking") != std::string::npos;
     return s.error();
+  }
+  // Where the guest had huge pages asked for, the target maps the whole
+  // region before the first pages come, or it would stage them into pieces
+  // of a mapping too small for a huge page (they would stay 4 KiB pages
+  // after the move). Read once: a region made later is not tracked anyway.
+  if (hugepage) {
+    auto huge = tracked_ranges(pid, true);
+    if (huge)
+      for (const Range& r : *huge) hugepage(r.start, r.end - r.start);
   }
   auto stats = rounds(pid, params, sink, taken);
   if (!stats) {

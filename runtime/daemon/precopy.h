@@ -37,7 +37,12 @@ using PageSink =
 // and the decision to stop, see what the guest wrote meanwhile.
 using RoundTaken = std::function<void()>;
 
-// Starts the tracking in guest `pid`, runs the rounds into `sink` (waiting
+// Takes a tracked range the guest asked transparent huge pages for
+// (MADV_HUGEPAGE), told before the first round.
+using HugepageSink = std::function<void(std::uint64_t address, std::uint64_t length)>;
+
+// Starts the tracking in guest `pid`, tells `hugepage` its tracked ranges
+// with huge pages asked for, runs the rounds into `sink` (waiting
 // for `taken` after each) and returns what they sent; the guest then still runs, its tracked memory as
 // of the last round sent. On an error (no tracking on this kernel, a round
 // that could not read what it write-protected, the sink gave up) the
@@ -45,6 +50,6 @@ using RoundTaken = std::function<void()>;
 // stop-and-copy or is given up, and the guest runs on either way.
 // `unsupported` is set when the kernel offers no write tracking at all.
 Expected<PrecopyStats> run_precopy(pid_t pid, const PrecopyParams& params, const PageSink& sink,
-                                   const RoundTaken& taken, bool* unsupported);
+                                   const RoundTaken& taken, const HugepageSink& hugepage, bool* unsupported);
 
 }  // namespace mosix

@@ -90,6 +90,8 @@ void SocketForwarding::message(int source, SocketForward m) {
       }
       break;
     case SocketOp::kDetachAck: to_relay(source, m); break;
+    case SocketOp::kOption: option_at_holder(source, m); break;
+    case SocketOp::kOptionReply: option_answered(m); break;
   }
 }
 
@@ -157,7 +159,7 @@ void SocketForwarding::to_relay(int source, SocketForward& m) {
     case SocketOp::kCredit:
       if (e->state == State::kLive) credited(false, k, m.arg);
       break;
-    case SocketOp::kEof: peer_ended(false, k); break;
+    case SocketOp::kEof: peer_ended(false, k, m.arg == kEofBothWays); break;
     case SocketOp::kClose:
       // The real socket failed (a reset; a normal end is kEof): so does the guest's.
       if (e->state == State::kLive || e->state == State::kPending) reset(k);

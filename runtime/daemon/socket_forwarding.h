@@ -75,6 +75,12 @@ class SocketForwarding {
   // guest's ends of what it held read as reset).
   void node_lost(int node);
 
+  // socket_options.cpp. A guest of this node sets or gets an option of a
+  // relayed socket (kOption, on a connection of its own to the guest
+  // socket): its holder performs it on the real socket, and `reply` gets
+  // kOptionReply (ESRCH: not relayed here, or the holder is gone).
+  void option(SocketForward m, std::function<void(const SocketForward&)> reply);
+
  private:
   using Key = std::pair<int, std::uint64_t>;  // rank, id
   enum class State { kPending, kLive, kDetaching, kDetached, kLent };
@@ -87,6 +93,7 @@ class SocketForwarding {
     std::uint64_t gen = 0;  // the waits of the current generation count
     bool reading = false, writing = false;
     bool read_eof = false, peer_eof = false, shut = false;
+    bool peer_closed = false;  // relay: the real socket is closed both ways (kEofBothWays)
     Bytes out;
     std::size_t out_off = 0;
     std::uint64_t unacked = 0;   // bytes read and sent to the peer, not credited yet
@@ -124,6 +131,9 @@ class SocketForwarding {
   void to_holder(int source, SocketForward& m);
   void accepted(int source, const SocketForward& m);
   void offer(const Key& client, int node);
+  void option_at_holder(int source, const SocketForward& m);
+  void option_answered(const SocketForward& m);
+  void options_lost(int node);
 
   // socket_pumps.cpp: the bytes between an end and its peer.
   void pump_read(bool holder_side, const Key& k);
@@ -131,7 +141,7 @@ class SocketForwarding {
   void accept_now(const Key& k);
   void pump_write(bool holder_side, const Key& k);
   void give(bool holder_side, const Key& k, const Bytes& bytes);
-  void peer_ended(bool holder_side, const Key& k);
+  void peer_ended(bool holder_side, const Key& k, bool both_ways = false);
   void credited(bool holder_side, const Key& k, std::uint64_t bytes);
   void fail(bool holder_side, const Key& k);
   // socket_resets.cpp: a relay's real socket was reset (or its holder is
@@ -145,6 +155,12 @@ class SocketForwarding {
   std::map<Key, End> relays_;
   std::map<std::uint64_t, Arrival> arrivals_;
   std::map<int, std::vector<Key>> taken_;  // real sockets taken by a move not answered yet
+  struct PendingOption {
+    int node = -1;  // the holder asked
+    std::function<void(const SocketForward&)> reply;
+  };
+  std::map<std::uint64_t, PendingOption> options_;  // by request (kOption's migration_id)
+  std::uint64_t next_option_ = 1;
   std::uint64_t next_gen_ = 1;
   std::uint64_t next_client_ = 1;
   bool reset_said_ = false;  // the log said once that resets read as end of stream

@@ -443,6 +443,7 @@ void SocketForwarding::node_lost(int node) {
     if (e.peer == node) gone.push_back(k);
   for (const Key& k : gone) reset(k);
   for (auto it = held_.begin(); it != held_.end();) it = it->second.peer == node ? held_.erase(it) : std::next(it);
+  options_lost(node);
 }
 
 // Its listeners relayed here: the holder closes the real ones (the port is

@@ -23,6 +23,15 @@ using boost::system::error_code;
 constexpr std::size_t kReadBytes = 64u << 10;
 constexpr int kReadsPerTurn = 4;  // then other ends get their turn
 
+// A real socket that read its end of stream is closed both ways: TCP state
+// CLOSE (a reset read, or both sides' ends), not CLOSE_WAIT (the peer's end
+// only: writing goes on).
+bool closed_both_ways(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_CLOSE;
+}
+
 }  // namespace
 
 bool SocketForwarding::can_write(const End& e) {
@@ -65,6 +74,7 @@ void SocketForwarding::read_now(bool holder_side, const Key& k) {
       e->read_eof = true;
       SocketForward m = socket_op(SocketOp::kEof, k.first, k.second);
       m.to_holder = !holder_side;
+      if (holder_side && closed_both_ways(e->sd->native_handle())) m.arg = kEofBothWays;
       send(e->peer, std::move(m));
       if (e->shut) erase(holder_side, k);
       return;
@@ -166,7 +176,9 @@ void SocketForwarding::pump_write(bool holder_side, const Key& k) {
   e->out.clear();
   e->out_off = 0;
   if (e->peer_eof && !e->shut) {
-    ::shutdown(e->sd->native_handle(), SHUT_WR);
+    // A real socket closed both ways: the guest's end too (its writes fail
+    // with EPIPE, poll says HUP), as TCP's in state CLOSE.
+    ::shutdown(e->sd->native_handle(), e->peer_closed ? SHUT_RDWR : SHUT_WR);
     e->shut = true;
   }
   if (e->shut && e->read_eof) erase(holder_side, k);
@@ -194,10 +206,11 @@ void SocketForwarding::credited(bool holder_side, const Key& k, std::uint64_t by
   pump_read(holder_side, k);
 }
 
-void SocketForwarding::peer_ended(bool holder_side, const Key& k) {
+void SocketForwarding::peer_ended(bool holder_side, const Key& k, bool both_ways) {
   End* e = find(holder_side, k);
   if (e == nullptr || (!holder_side && e->state != State::kLive && e->state != State::kPending)) return;
   e->peer_eof = true;
+  e->peer_closed = both_ways;
   pump_write(holder_side, k);
 }
 

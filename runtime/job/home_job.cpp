@@ -201,6 +201,7 @@ void HomeJob::from_home(Message message) {
 void HomeJob::guest_started(const GuestStarted& started) {
   Rank& r = ranks_[started.rank];
   r.started = true;
+  r.suspended = false;
   r.node = static_cast<int>(started.node);
   r.pid = started.pid;
   for (GuestRecord& g : spec_.record.guests) {
@@ -226,6 +227,7 @@ void HomeJob::guest_spawned(const SpawnGuest& spawned) {
   if (Status s = relay_.open_files(spawned.rank); !s) spdlog::warn("rank {}: {}", spawned.rank, s.error().message);
   ranks_[spawned.rank].end.rank = spawned.rank;
   ranks_[spawned.rank].spawned = true;
+  ranks_[spawned.rank].flags = spawned.flags;
   if (spawned.flags & kSpawnMpi) {  // MPI_Comm_spawn's children stay, as the job's MPI copies
     ranks_[spawned.rank].pinned = true;
     ranks_[spawned.rank].cantmove = kMpiCantMove;
@@ -302,8 +304,15 @@ void HomeJob::migration_progress(const MigrateProgress& step) {
   r.migrating = true;  // also when the balancer moves it
   switch (step.phase) {
     case MigratePhase::kCheckpoint: r.progress = "checkpoint: " + mib(step.bytes) + " MiB written"; break;
-    case MigratePhase::kTransfer: r.progress = "transfer: " + mib(step.bytes) + " of " + mib(step.total) + " MiB"; break;
-    case MigratePhase::kRestore: r.progress = "restore: " + mib(step.total) + " MiB"; break;
+    case MigratePhase::kTransfer:
+      // Pre-copy rounds say no total: the guest runs, and what it writes
+      // meanwhile goes again.
+      r.progress = step.total == 0 ? "pre-copy: " + mib(step.bytes) + " MiB sent while it runs"
+                                   : "transfer: " + mib(step.bytes) + " of " + mib(step.total) + " MiB";
+      break;
+    case MigratePhase::kRestore:
+      r.progress = step.total < (1u << 20) ? std::string("restore") : "restore: " + mib(step.total) + " MiB";
+      break;
   }
 }
 
@@ -325,6 +334,8 @@ void HomeJob::balance_report(BalanceReport& report) {
 void HomeJob::rank_ended(int rank, const GuestExited& e) {
   Rank& r = ranks_[rank];
   if (r.ended) return;
+  if (!e.suspended_image.empty() && !ending_) return suspend(rank, e);
+  r.suspended = false;
   r.ended = true;
   r.end.rank = rank;
   r.end.signaled = e.term_signal != 0;
@@ -406,8 +417,9 @@ void HomeJob::node_lost(int node) {
 
 void HomeJob::maybe_finish() {
   for (const auto& [rank, r] : ranks_) {
-    if (!r.ended) return;
+    if (!r.ended && !r.suspended) return;
   }
+  if (end_suspended()) return;
   end_waits_ = false;  // nothing left to end
   if (!shutdown_sent_ && home_) {
     shutdown_sent_ = true;
@@ -537,6 +549,7 @@ Expected<int> HomeJob::run() {
   for (const SpawnGuest& g : spec_.guests) {
     if (Status s = relay_.open_files(g.rank); !s) return s.error();
     ranks_[g.rank].end.rank = g.rank;
+    ranks_[g.rank].flags = g.flags;
     if (g.flags & kSpawnPty) {
       ranks_[g.rank].pinned = true;
       ranks_[g.rank].cantmove = kPtyCantMove;

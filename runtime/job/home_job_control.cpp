@@ -1,5 +1,10 @@
 // HomeJob and mosixctl: what the job's control socket answers (ps, nodes:
-// the job's JobView) and the migrations it orders.
+// the job's JobView), the migrations it orders, and its suspended ranks
+// (mosixctl checkpoint --kill, mosixctl restart).
+#include <signal.h>
+
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "runtime/daemon/proc_stat_file.h"
@@ -19,6 +24,7 @@ JobView HomeJob::view() const {
     // Guests of a virtual cluster run on this machine: read their CPU time here.
     g.cpu_seconds = r.pid > 0 && !r.ended ? process_cpu_seconds(r.pid) : -1;
     g.state = r.ended                       ? "exited"
+              : r.suspended                 ? "suspended"
               : !r.started                  ? "starting"
               : r.migrating                 ? "migrating"
               : process_state(r.pid) == 'T' ? "stopped"
@@ -60,6 +66,7 @@ nlohmann::json HomeJob::control(const nlohmann::json& request) {
   std::string cmd = request.value("cmd", "");
   if (cmd == "ps") return ps_reply(view());
   if (cmd == "nodes") return nodes_reply(view());
+  if (cmd == "restart") return restart_suspended(request);
   return {{"ok", false}, {"error", "unknown request '" + cmd + "'"}};
 }
 
@@ -85,6 +92,10 @@ void HomeJob::migrate(const nlohmann::json& request, ControlReply reply) {
   if (found == nullptr) return refuse("this job has no rank " + std::to_string(rank));
   Rank& r = *found;
   if (r.ended) return refuse("rank " + std::to_string(rank) + " has exited");
+  if (r.suspended) {
+    return refuse("rank " + std::to_string(rank) + " is suspended in its image " + r.suspended_image +
+                  " (mosixctl restart " + r.suspended_image + " brings it back)");
+  }
   if (!r.started || !home_) return refuse("rank " + std::to_string(rank) + " has not started yet");
   if (r.migrating) return refuse("rank " + std::to_string(rank) + " is already moving");
   if (r.pinned && r.cantmove == kMpiCantMove) {
@@ -183,6 +194,75 @@ void HomeJob::migration_ended(const MigrateResult& m) {
     pending->second.reply(reply);
     migrations_.erase(pending);
   }
+}
+
+// A rank killed by `mosixctl checkpoint --kill` stays a member of the job:
+// the job waits for it, its node keeps its messages, and `mosixctl restart`
+// of its image brings it back (restart_suspended).
+void HomeJob::suspend(int rank, const GuestExited& e) {
+  Rank& r = ranks_[rank];
+  r.suspended = true;
+  r.suspended_image = e.suspended_image;
+  spdlog::info("rank {} (pid {}) on {} is suspended in its image {}; mosixctl restart {} brings it back", rank, r.pid,
+               node_name(r.node), e.suspended_image, e.suspended_image);
+  r.pid = 0;
+  for (GuestRecord& g : spec_.record.guests) {
+    if (g.rank == rank) {
+      g.pid = 0;
+      g.state = "suspended";
+    }
+  }
+  record_dirty_ = true;
+  maybe_finish();
+}
+
+// Nothing runs any more, and some ranks wait in their images: nothing would
+// ever restart them from inside the job, so they end as the kill that
+// suspended them (mpirun's rule: 137), and their images restart outside it.
+bool HomeJob::end_suspended() {
+  std::vector<int> suspended;
+  for (auto& [rank, r] : ranks_) {
+    if (r.suspended && !r.ended) {
+      r.suspended = false;
+      suspended.push_back(rank);
+    }
+  }
+  if (suspended.empty()) return false;
+  for (int rank : suspended) {
+    spdlog::info("rank {} ends suspended: no other rank of the job runs", rank);
+    rank_ended(rank, GuestExited{rank, 0, SIGKILL, false, 0, {}});
+  }
+  return true;
+}
+
+// {"cmd":"restart","image":PATH}: the image of a suspended rank of this job
+// is restored as that rank, on the node it was suspended on. "mine": false
+// when no rank of this job waits in that image (mosixctl asks the next job).
+nlohmann::json HomeJob::restart_suspended(const nlohmann::json& request) {
+  std::string image = request.value("image", "");
+  std::error_code ec;
+  auto same = [&](const std::string& path) {
+    return !path.empty() && std::filesystem::equivalent(path, image, ec);
+  };
+  for (auto& [rank, r] : ranks_) {
+    if (!r.suspended || r.ended || !same(r.suspended_image)) continue;
+    if (!home_) return {{"ok", false}, {"mine", true}, {"error", "the job is ending"}};
+    SpawnGuest s;
+    s.rank = rank;
+    s.argv = {r.suspended_image};
+    s.cwd = std::filesystem::path(r.suspended_image).parent_path().string();
+    s.flags = kSpawnRestore | (r.flags & (kSpawnStdin | kSpawnOneOutput | kSpawnBindCore));
+    r.suspended = false;
+    r.started = false;
+    for (GuestRecord& g : spec_.record.guests) {
+      if (g.rank == rank) g.state = "starting";
+    }
+    record_dirty_ = true;
+    spdlog::info("rank {} restarts from {} on {}", rank, r.suspended_image, node_name(r.node));
+    home_->send(s);
+    return {{"ok", true}, {"rank", rank}, {"node", node_name(r.node)}, {"job", spec_.record.id}};
+  }
+  return {{"ok", false}, {"mine", false}, {"error", "no rank of job " + spec_.record.id + " is suspended in " + image}};
 }
 
 }  // namespace mosix

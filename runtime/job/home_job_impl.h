@@ -64,6 +64,11 @@ class HomeJob {
     int balancer_moves = 0;      // of which the node daemons decided on their own
     GuestDecision decision;      // its node's last rebalancing verdict
     bool spawned = false;        // started for another guest (the spawn service)
+    std::uint32_t flags = 0;     // its SpawnGuest's kSpawn* bits
+    // Killed once its image was written (mosixctl checkpoint --kill): a
+    // member still, until `mosixctl restart` of that image brings it back.
+    bool suspended = false;
+    std::string suspended_image;
     // A body (a guest's child placed on another node, fork and forget): the
     // rank of the copy it descends from, and what it runs.
     int parent = -1;
@@ -138,6 +143,9 @@ class HomeJob {
   void control_async(const nlohmann::json& request, ControlReply reply);
   void migrate(const nlohmann::json& request, ControlReply reply);
   void migration_ended(const MigrateResult& result);
+  void suspend(int rank, const GuestExited& e);
+  nlohmann::json restart_suspended(const nlohmann::json& request);
+  bool end_suspended();
 
   HomeJobSpec spec_;
   OutputRelay relay_;

@@ -352,6 +352,22 @@ TEST_F(RestorerRefusal, PipeBytesWithAGapOrMoreThanThePipeHolds) {
   expect_refused(restore(c), "fd 5 (/dev/null): 4097 unread bytes do not fit in a pipe of 4096 bytes");
 }
 
+// A named pipe is opened again by its path in phase 1: a path that is no
+// named pipe now, or unread bytes with a gap or past its capacity, refuse.
+TEST_F(RestorerRefusal, ANamedPipeThatIsNoneNowOrBytesWithAGap) {
+  Craft c;
+  c.fds = {fd_record(5, FdKind::fifo)};
+  expect_refused(restore(c), "fd 5 (/dev/null): /dev/null is no longer a named pipe");
+  std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  static std::uint8_t bytes[8] = {};
+  FdRecord f = fd_record(5, FdKind::fifo, fifo.c_str());
+  f.size = 4096;
+  c.fds = {f};
+  c.file_data = {FileDataRecord{5, 0, Blob(bytes, 3)}, FileDataRecord{5, 4, Blob(bytes, 8)}};
+  expect_refused(restore(c), "fd 5 (" + fifo + "): the named pipe's bytes at offset 4 do not follow the 3 before them");
+}
+
 // A socket is made and bound again in phase 1: an address someone else
 // holds now, or one of another network namespace or machine, refuses.
 TEST_F(RestorerRefusal, ASocketWhoseAddressIsTakenOrFromElsewhere) {
@@ -614,7 +630,8 @@ TEST_F(RestorerRefusal, FileDataThatFollowsNoDeletedFile) {
   const std::uint8_t bytes[] = {'x'};
   c.file_data = {FileDataRecord{5, 0, Blob(bytes, sizeof bytes)}};
   expect_refused(restore(c),
-                 "file data for fd 5 does not follow that descriptor's deleted-file, memfd, pipe or socket record");
+                 "file data for fd 5 does not follow that descriptor's deleted-file, memfd, pipe, named pipe or socket "
+                 "record");
 }
 
 TEST_F(RestorerRefusal, AnAuxiliaryVectorTheKernelDoesNotTake) {

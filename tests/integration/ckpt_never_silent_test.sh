@@ -3,20 +3,25 @@
 # tests/programs/ckpt_never_silent, one state per mode:
 # - refused, and the process unharmed (it then finishes normally): a live
 #   child, an ended child not waited for, shared memory a grandchild still
-#   maps, a guard page, an O_PATH descriptor on a removed file, a descriptor
-#   on a removed directory,
+#   maps, a guard page, an O_PATH descriptor on a removed file, a removed
+#   working directory whose name another directory took, a thread with a
+#   descriptor table of its own (clone() without CLONE_FILES),
 #   a file lease, a seccomp filter, SEM_UNDO, System V shared memory, a
 #   memfd mapped shared, a signalfd another process holds, an inotify watch
 #   added past libc or an inotify event not read yet, a fanotify, pidfd, io_uring or
-#   pty descriptor, an AIO context, a removed working directory, a file in
+#   pty descriptor, an AIO context, a file in
 #   /proc, a private mapping of a deleted file open for writing, a deleted
-#   file another process holds too;
+#   file or a named pipe another process holds too;
 # - restored exactly: shared anonymous memory only a dead child wrote, and a
 #   session leader (it leads its session and group again, not the
 #   restarter's), and MADV_WIPEONFORK (given again: a child forked after the
 #   restore sees the page zero), and a read-only shared mapping of a file
 #   opened for writing (mprotect may still make it writable), a deleted
-#   file held open (contents, holes, size, mode, mtime, offsets), a sealed
+#   file held open (contents, holes, size, mode, mtime, offsets), named
+#   pipes, one removed (ckpt_fifo: each open's flags, a dup, capacity, unread
+#   bytes, reached again by its path), a removed directory held open and a
+#   removed working directory (empty, removed, their mode), MAP_DROPPABLE
+#   memory and mlock()ed pages (ckpt_mappings: droppable, locked again), a sealed
 #   memfd (name, contents, seals, mode, offset), O_PATH descriptors on a
 #   file and on a symlink, a signalfd (mask, flags), an eventfd (count,
 #   semaphore mode), timerfds (clock, time left, interval, expirations), the
@@ -148,7 +153,8 @@ refused zombie "not yet waited for"
 refused shm_other "is shared with process"
 refused guard "guard page"
 refused opath_gone "O_PATH descriptor on"
-refused rmdir "directory that was removed"
+refused cwd_taken "exists again"
+refused thread_files "descriptor table of its own"
 refused lease "file lease"
 refused seccomp "seccomp filter"
 refused semundo "SEM_UNDO"
@@ -162,7 +168,6 @@ refused signalfd_other "(a signalfd) is held by process"
 refused io_uring "io_uring instance"
 refused aio "AIO context"
 refused pty "is the terminal"
-refused cwdgone "working directory"
 refused procfd "file in /proc"
 refused ghostmap "open for writing"
 refused ghost_other "too, which the checkpoint does not take along"
@@ -171,11 +176,14 @@ refused udp_unread "data not read yet"
 refused socketpair "descriptors in flight"
 refused epoll_reused_pipe "another file has taken since"
 refused ghost_wronly_locked "holds POSIX locks on"
+prog=$bin/ckpt_fifo refused fifo_other "named pipe the process holds open"
 restored shm
 restored session
 restored wipeonfork
 restored maywrite
 restored ghost
+restored rmdir
+restored cwdgone
 restored memfd
 restored opath
 restored signalfd
@@ -197,6 +205,9 @@ restored sockets
 restored inotify
 restored epoll_reused
 restored ghost_wronly
+prog=$bin/ckpt_fifo restored fifo
+prog=$bin/ckpt_mappings restored droppable
+prog=$bin/ckpt_mappings restored locked
 restored waits
 restored rlimit $(( $(ulimit -H -n) - 1 ))
 

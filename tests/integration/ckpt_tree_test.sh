@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Process trees checkpointed and restored whole (issue 12):
-# tests/programs/ckpt_tree (a root, a child and a grandchild alive, two
+# tests/programs/ckpt_tree (a root, a child and a grandchild alive, three
 # children ended and not waited for) checks inside itself, after the
 # restore, its pids, its parent's, kill() to its children, the statuses
 # wait/waitpid/waitid give and SIGCHLD.
@@ -13,6 +13,10 @@
 #   refusal names it, and the whole tree runs on and passes;
 # - checkpoint --tree (left running, --json): the tree runs on and passes,
 #   then its image is restarted and passes too.
+# - tests/programs/ckpt_tree_stopped (a child stopped by SIGSTOP, its stop
+#   not waited for yet): checkpointed with --kill and left running, the
+#   parent's wait reports the child stopped after the restore (and after
+#   the checkpoint), and the child continues.
 # Usage: BIN_DIR LIB_DIR
 set -u
 
@@ -34,12 +38,25 @@ tree_pids() {
   done
 }
 
+# PID OUT WHAT: lets the tree at PID go (SIGUSR1), expects it to pass.
+goes_on_and_passes() {
+  local pid=$1 out=$2 what=$3 status
+  kill -USR1 "$pid"
+  wait "$pid"
+  status=$?
+  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
+    echo "ok: $what passes"
+  else
+    fail "$what ended with $status: $(tail -n 1 "$out") $(tail -n 2 "$out.err" 2> /dev/null)"
+  fi
+}
+
 # IMG OUT [AGAIN]: restarts IMG into OUT, lets it go, expects PASS. With
 # AGAIN, the restored tree is first checkpointed --tree --kill into AGAIN
 # and that image restarted (its pids are then neither the first real ones
 # nor the restarted ones).
 restart_passes() {
-  local img=$1 out=$2 again=${3:-} rpid status
+  local img=$1 out=$2 again=${3:-} rpid
   (_ckpt_exec_clean "$bin/mosixctl" restart "$img") > "$out" 2> "$out.err" < /dev/null &
   rpid=$!
   if ! wait_restored "$rpid"; then
@@ -64,14 +81,7 @@ restart_passes() {
       return 1
     fi
   fi
-  kill -USR1 "$rpid"
-  wait "$rpid"
-  status=$?
-  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
-    echo "ok: the tree restored from $(basename "$img") passes its checks"
-  else
-    fail "the tree restored from $(basename "$img") ended with $status: $(tail -n 1 "$out") $(tail -n 2 "$out.err")"
-  fi
+  goes_on_and_passes "$rpid" "$out" "the tree restored from $(basename "$img")"
 }
 
 # 1. The root alone: refused, naming --tree, unharmed.
@@ -87,14 +97,7 @@ if wait_for_line "$out" '^ready' "$pid"; then
   else
     echo "ok: the root alone is refused: ${msg##*refused: }"
   fi
-  kill -USR1 "$pid"
-  wait "$pid"
-  status=$?
-  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
-    echo "ok: the refused tree runs on and passes"
-  else
-    fail "after the refusal the tree ended with $status: $(tail -n 1 "$out")"
-  fi
+  goes_on_and_passes "$pid" "$out" "the refused tree, run on,"
 else
   fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
 fi
@@ -112,8 +115,11 @@ if wait_for_line "$out" '^ready' "$pid"; then
     for p in "${before[@]}"; do _ckpt_alive "$p" && left=$((left + 1)); done
     (( left == 0 )) || fail "$left of the tree's ${#before[@]} processes outlived checkpoint --kill"
     (( ${#before[@]} == 3 )) || fail "the tree had ${#before[@]} live processes, not 3"
-    grep -q '^zombie ' "$CKPT_WORK/kill.img" && [[ $(grep -c '^zombie ' "$CKPT_WORK/kill.img") == 2 ]] ||
-      fail "the manifest does not name the 2 ended children: $(cat "$CKPT_WORK/kill.img")"
+    [[ $(grep -c '^zombie ' "$CKPT_WORK/kill.img") == 3 ]] &&
+      grep -q '^zombie_leads [0-9]* session$' "$CKPT_WORK/kill.img" ||
+      fail "the manifest does not name the 3 ended children and the one that led its own session: $(cat "$CKPT_WORK/kill.img")"
+    grep -q '^socketpair [0-9]* [0-9]*$' "$CKPT_WORK/kill.img" && grep -q '^file 0 ' "$CKPT_WORK/kill.img" ||
+      fail "the manifest names no socketpair or open file between processes: $(cat "$CKPT_WORK/kill.img")"
     # A tree image with one process's image missing: refused, nothing made.
     mkdir -p "$CKPT_WORK/partial"
     cp "$CKPT_WORK"/kill.img* "$CKPT_WORK/partial/" && rm "$CKPT_WORK/partial/kill.img.2"
@@ -148,14 +154,7 @@ if wait_for_line "$out" '^ready' "$pid"; then
     echo "ok: one member refused: ${msg#*: }"
   fi
   [[ -e $CKPT_WORK/refuse.img ]] && fail "a refused tree checkpoint left its image"
-  kill -USR1 "$pid"
-  wait "$pid"
-  status=$?
-  if (( status == 0 )) && grep -q '^PASS$' "$out"; then
-    echo "ok: the refused tree runs on and passes"
-  else
-    fail "after the refusal the tree ended with $status: $(tail -n 1 "$out")"
-  fi
+  goes_on_and_passes "$pid" "$out" "the refused tree, run on,"
 else
   fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
 fi
@@ -166,19 +165,12 @@ start_guest "$out" "$prog"
 pid=$CKPT_GUEST_PID
 if wait_for_line "$out" '^ready' "$pid"; then
   if msg=$("$bin/mosixctl" checkpoint --tree "$pid" -o "$CKPT_WORK/leave.img" --json 2>&1); then
-    if [[ $msg == *'"members":['* && $msg == *'"zombies":2'* ]]; then
+    if [[ $msg == *'"members":['* && $msg == *'"zombies":3'* ]]; then
       echo "ok: checkpoint --tree --json: $msg"
     else
       fail "checkpoint --tree --json printed: $msg"
     fi
-    kill -USR1 "$pid"
-    wait "$pid"
-    status=$?
-    if (( status == 0 )) && grep -q '^PASS$' "$out"; then
-      echo "ok: the tree left running passes"
-    else
-      fail "the tree left running ended with $status: $(tail -n 1 "$out")"
-    fi
+    goes_on_and_passes "$pid" "$out" "the tree left running"
     restart_passes "$CKPT_WORK/leave.img" "$CKPT_WORK/leave.restored"
   else
     fail "checkpoint --tree refused: $msg"
@@ -187,6 +179,35 @@ if wait_for_line "$out" '^ready' "$pid"; then
 else
   fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
 fi
+
+# 5. A stopped child (ckpt_tree_stopped): --tree --kill, then restart; and
+# left running. Its parent's wait reports it stopped either way.
+prog=$bin/ckpt_tree_stopped  # wait_restored looks for its name
+for mode in kill leave; do
+  out=$CKPT_WORK/stopped-$mode.out
+  start_guest "$out" "$prog"
+  pid=$CKPT_GUEST_PID
+  if ! wait_for_line "$out" '^ready' "$pid"; then
+    fail "ckpt_tree_stopped: no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
+    continue
+  fi
+  args=(checkpoint --tree "$pid" -o "$CKPT_WORK/stopped-$mode.img")
+  [[ $mode == kill ]] && args+=(--kill)
+  if ! msg=$("$bin/mosixctl" "${args[@]}" 2>&1); then
+    fail "checkpoint --tree of a tree with a stopped child refused: $msg"
+    kill -KILL "$pid"
+    continue
+  fi
+  echo "ok: checkpoint --tree ($mode) of a tree with a stopped child: $(head -n 1 <<< "$msg")"
+  grep -q '^stopped 1 19$' "$CKPT_WORK/stopped-$mode.img" ||
+    fail "the manifest does not name the stopped child: $(cat "$CKPT_WORK/stopped-$mode.img")"
+  if [[ $mode == kill ]]; then
+    { wait "$pid"; } 2> /dev/null
+  else
+    goes_on_and_passes "$pid" "$out" "the tree with a stopped child, left running,"
+  fi
+  restart_passes "$CKPT_WORK/stopped-$mode.img" "$CKPT_WORK/stopped-$mode.restored"
+done
 
 if (( failures > 0 )); then
   echo "$failures check(s) failed"

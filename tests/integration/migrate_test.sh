@@ -9,6 +9,8 @@
 # programs wait at their gate file (ckpt_gate in tests/programs/
 # ckpt_common.h; the gate travels in their environment), stdin_echo's input
 # comes through pipe_gate, mem_hold waits for its done file.
+# The balancer is off (--migrate off): a move of its own at the moment the
+# test orders one is refused ("rank 0 is already moving"; seen at load 10).
 set -u
 BIN=$(cd "$1" && pwd)
 STEPS=${MIGRATE_STEPS:-4000}
@@ -57,7 +59,7 @@ gate=$WORK/gate1
 per_move=$(( STEPS / (2 * ROUNDS + 4) ))
 allowed=1
 gate_allow "$gate" $allowed
-CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/agent_counter" "$STEPS" < /dev/null > "$WORK/mig.out" 2> "$WORK/mig.err" &
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/agent_counter" "$STEPS" < /dev/null > "$WORK/mig.out" 2> "$WORK/mig.err" &
 job=$!
 wait_lines "$WORK/mig.out" 2 $job
 start_node=$(node_of $job 0)
@@ -93,7 +95,7 @@ echo "ckpt_threads: vnode1, then vnode2"
 "$BIN/ckpt_threads" 40 > "$WORK/th.plain" 2>/dev/null
 gate=$WORK/gate2
 gate_allow "$gate" 2
-CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_threads" 40 < /dev/null > "$WORK/th.out" 2> "$WORK/th.err" &
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/ckpt_threads" 40 < /dev/null > "$WORK/th.out" 2> "$WORK/th.err" &
 job=$!
 wait_lines "$WORK/th.out" 2 $job
 migrate $job 0 vnode1
@@ -118,7 +120,7 @@ for loop_prog in "$BIN/ckpt_eventloop" "python3 $(dirname -- "${BASH_SOURCE[0]}"
   "${cmd[@]}" > "$WORK/$name.plain" 2>/dev/null
   gate=$WORK/$name.gate
   gate_allow "$gate" 2
-  CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "${cmd[@]}" < /dev/null > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "${cmd[@]}" < /dev/null > "$WORK/$name.out" 2> "$WORK/$name.err" &
   job=$!
   wait_lines "$WORK/$name.out" 2 $job
   migrate $job 0 vnode1
@@ -142,7 +144,7 @@ echo "ckpt_socket: forwarded sockets, vnode1, vnode2, home"
 # Held at its second line: its socket is open by then (not yet at its first).
 gate=$WORK/gate3
 gate_allow "$gate" 1
-CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/ckpt_socket" 200000 < /dev/null > "$WORK/so.out" 2> "$WORK/so.err" &
+CKPT_GATE=$gate "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/ckpt_socket" 200000 < /dev/null > "$WORK/so.out" 2> "$WORK/so.err" &
 job=$!
 wait_lines "$WORK/so.out" 2 $job
 migrate $job 0 vnode1

@@ -12,54 +12,11 @@
 # afterwards. Usage: netns_mosixrun_test.sh BIN_DIR [LIB_DIR]
 set -u
 bin=${1:?usage: netns_mosixrun_test.sh BIN_DIR}
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: netns_mosixrun_test needs root to make network namespaces"
-  exit 77
-fi
-for tool in ip mpirun flock awk cmp; do
-  if ! command -v $tool >/dev/null; then
-    echo "SKIP: $tool not found"
-    exit 77
-  fi
-done
-bin=$(cd "$bin" && pwd)
-for prog in mosixrun mosixd; do
-  if [ ! -x "$bin/$prog" ]; then
-    echo "FAIL: $bin/$prog not built"
-    exit 1
-  fi
-done
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/netns.sh"
+netns_test_start netns-run "ip mpirun flock awk cmp" "mosixrun mosixd"
 
-# One run at a time on this host: the names and the subnet are fixed. With
-# the lock held, namespaces of ours still there were left by a killed run.
-exec 9>/run/lock/mosix-netns.lock
-flock 9
-netns_down
-work=$(mktemp -d "${TMPDIR:-/tmp}/mosix-netns-run.XXXXXX")
-chmod 755 "$work"
-trap 'netns_down; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM HUP
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
-show() { sed 's/^/    /' "$@" | head -40; }
-
-if ! netns_up 2; then
-  echo "FAIL: cannot bring up the namespaces"
-  exit 1
-fi
-
-# mpirun's settings for the namespaces (docs/netns.md), through the
-# environment mosixrun hands to mpirun. The job socket and state live in
-# $work, which every namespace sees (they share the mount namespace).
-export OMPI_MCA_plm_rsh_agent=$NETNS_AGENT OMPI_MCA_plm_rsh_no_tree_spawn=1
-export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,tcp
-export OMPI_MCA_oob_tcp_if_include=$NETNS_SUBNET.0/24 OMPI_MCA_btl_tcp_if_include=$NETNS_SUBNET.0/24
-export XDG_RUNTIME_DIR=$work/run XDG_STATE_HOME=$work/state
-mkdir -p "$XDG_RUNTIME_DIR" "$XDG_STATE_HOME"
-chmod 700 "$XDG_RUNTIME_DIR"
+netns_mosixrun_up 2
 # Every process of a job inherits this (mpirun, orted, mosixd, guests): what
 # still carries it after the job ended was left behind.
 export MOSIX_NETNS_TEST_MARK="netns-mosixrun-$$-$RANDOM"

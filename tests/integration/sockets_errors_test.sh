@@ -4,14 +4,21 @@
 # 1. A peer's reset (SO_LINGER 0) while the guest is away reads in the guest
 #    exactly as the same reset of a real TCP socket read at home, before the
 #    move: poll and epoll masks, the data queued before it, then ECONNRESET,
-#    then end of stream, then EPIPE on a write. A peer's normal close reads
+#    then end of stream, then EPIPE and SIGPIPE on a write; or, written before any read,
+#    ECONNRESET (send and write), then the data, then end of stream. A peer's normal close reads
 #    as a real one: the data, then end of stream. The guest closing a
 #    socket with its peer's bytes unread resets the peer, as at home.
+#    A connection reset at home and kept open by the program (read up to
+#    its reset or not) moves, and reads as it would have at home.
 # 2. The node daemon that holds the guest's real socket dies while the guest
 #    is away (the socket was made on vnode1, the guest moved to vnode2): the
 #    guest reads what had come, then the same reset.
 # 1b. TCP and IP options read away as the real socket had them; those set
 #    away read back, and are the real socket's once the guest is home again.
+#    Options set away are set on the real socket at once (its errno comes
+#    back: TCP_MAXSEG 1 is EINVAL; SO_KEEPALIVE: ss shows the live
+#    connection's keepalive timer), and read from it (SO_SNDBUF doubled by
+#    TCP, TCP_INFO's state): the same as at home, in the same run.
 # 3. A guest with a forwarded listener ends while another rank runs on: its
 #    holder closes the real listener, so a client is refused (checked once
 #    the home has the guest's end, which its holder's close precedes).
@@ -33,24 +40,31 @@ if os.environ["MOSIX_RANK"] != "0":  # a rank that runs on until the driver open
     open(sys.argv[1]).read()
     sys.exit(0)
 def say(*a): print(*a, flush=True)
+import signal
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGPIPE])  # held: sigpending tells whether a write raised it
 def ended(s, write):
     # Waits until the stream ended (POLLRDHUP; POLLHUP and POLLERR come anyway),
-    # then tells what poll, epoll, reads and a write give.
+    # then tells what poll, epoll, reads and a write give. `write`: None, "after"
+    # the reads, or "first" (send) / "firstw" (os.write) before them.
     p = select.poll(); p.register(s, select.POLLRDHUP); p.poll()
     p = select.poll(); p.register(s, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
     e = select.epoll(); e.register(s, select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP)
     out = [f"poll {p.poll(0)[0][1]:#x} epoll {e.poll(0)[0][1]:#x}"]
+    def write_once():
+        try:
+            s.send(b"x") if write != "firstw" else os.write(s.fileno(), b"x"); out.append("write ok")
+        except OSError as x:
+            out.append("write " + errno.errorcode[x.errno])
+        if signal.SIGPIPE in signal.sigpending():
+            signal.sigwait([signal.SIGPIPE]); out[-1] += "+SIGPIPE"
+    if write in ("first", "firstw"): write_once()
     for _ in range(3):
         try:
             d = s.recv(100)
             out.append(f"data {len(d)}" if d else "eof")
         except OSError as x:
             out.append(errno.errorcode[x.errno])
-    if write:
-        try:
-            s.send(b"x"); out.append("write ok")
-        except OSError as x:
-            out.append("write " + errno.errorcode[x.errno])
+    if write == "after": write_once()
     return ", ".join(out)
 for line in sys.stdin:
     cmd, *a = line.split()
@@ -58,10 +72,19 @@ for line in sys.stdin:
         conns[a[0]] = socket.create_connection(("127.0.0.1", int(a[1]))); say("connected", os.environ["MOSIX_NODE"])
     elif cmd == "close":
         conns.pop(a[0]).close(); say("closed")
+    elif cmd == "wait":  # until the stream ended; the socket kept open
+        p = select.poll(); p.register(conns[a[0]], select.POLLRDHUP); p.poll(); say("ended")
+    elif cmd == "drain":  # until the stream ended, then reads until the reset or end; kept open
+        p = select.poll(); p.register(conns[a[0]], select.POLLRDHUP); p.poll()
+        try:
+            while conns[a[0]].recv(100): pass
+            say("eof")
+        except OSError as x:
+            say(errno.errorcode[x.errno])
     elif cmd == "readable":
         select.select([conns[a[0]]], [], []); say("readable")
     elif cmd == "ended":
-        say(ended(conns[a[0]], len(a) > 1)); conns.pop(a[0]).close()
+        say(ended(conns[a[0]], a[1] if len(a) > 1 else None)); conns.pop(a[0]).close()
     elif cmd == "setopt":  # setopt NAME LEVEL OPTION VALUE
         conns[a[0]].setsockopt(getattr(socket, a[1]), getattr(socket, a[2]), int(a[3])); say("set")
     elif cmd == "opts":
@@ -72,6 +95,21 @@ for line in sys.stdin:
                 out.append(f"{name} {conns[a[0]].getsockopt(getattr(socket, level), getattr(socket, name))}")
             except OSError as x:
                 out.append(f"{name} {errno.errorcode[x.errno]}")
+        say(", ".join(out))
+    elif cmd == "sockopts":  # sets, then reads, options a TCP connection's behaviour depends on
+        s, out = conns[a[0]], []
+        for level, name, v in (("SOL_SOCKET", "SO_KEEPALIVE", 1), ("IPPROTO_TCP", "TCP_NODELAY", 1),
+                               ("SOL_SOCKET", "SO_SNDBUF", 65536), ("SOL_SOCKET", "SO_RCVBUF", 70000),
+                               ("IPPROTO_TCP", "TCP_MAXSEG", 1)):
+            try:
+                s.setsockopt(getattr(socket, level), getattr(socket, name), v); out.append(f"set {name} ok")
+            except OSError as x:
+                out.append(f"set {name} {errno.errorcode[x.errno]}")
+        for level, name in (("SOL_SOCKET", "SO_KEEPALIVE"), ("IPPROTO_TCP", "TCP_NODELAY"), ("SOL_SOCKET", "SO_SNDBUF"),
+                            ("SOL_SOCKET", "SO_RCVBUF"), ("SOL_SOCKET", "SO_ERROR")):
+            out.append(f"{name} {s.getsockopt(getattr(socket, level), getattr(socket, name))}")
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        out.append(f"TCP_INFO state {info[0]} length {len(info)}")
         say(", ".join(out))
     elif cmd == "listen":
         listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(4); say(listener.getsockname()[1])
@@ -97,7 +135,7 @@ for line in sys.stdin:
 EOF
 
 cat > "$WORK/driver.py" <<'EOF'
-import json, os, socket, struct, subprocess, sys, time
+import json, os, shutil, socket, struct, subprocess, sys, time
 BIN, WORK = sys.argv[1], sys.argv[2]
 failures = []
 def check(what, want, got):
@@ -105,7 +143,7 @@ def check(what, want, got):
     if got != want: failures.append(what)
 
 def start(np):
-    return subprocess.Popen([f"{BIN}/mosixrun", "--vcluster", "3", "-np", str(np), "python3", "-u", f"{WORK}/guest.py",
+    return subprocess.Popen([f"{BIN}/mosixrun", "--vcluster", "3", "--migrate", "off", "-np", str(np), "python3", "-u", f"{WORK}/guest.py",
                              f"{WORK}/fifo"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(f"{WORK}/job{np}.err", "w"),
                             text=True)
@@ -146,24 +184,49 @@ def close(name):
 
 job = start(1)
 print("1. resets and ends, at home (real TCP) and away (relayed through the home)", flush=True)
-for name in ("r0", "e0", "r1", "e1", "o", "a0", "a1"): connect(job, name)
+for name in ("r0", "e0", "r1", "e1", "o", "a0", "a1", "w0", "w1", "v0", "v1", "k0", "k1", "k2", "p0", "p1"):
+    connect(job, name)
 ask(job, "setopt o IPPROTO_TCP TCP_KEEPIDLE 77")
 want_opts = ask(job, "opts o")
-reset("r0"); want_reset = ask(job, "ended r0 write")
+want_sockopts = ask(job, "sockopts p0")
+reset("r0"); want_reset = ask(job, "ended r0 after")
 close("e0"); want_end = ask(job, "ended e0")
 want_abort = abort("a0")
+reset("w0"); want_first = ask(job, "ended w0 first")
+reset("v0"); want_firstw = ask(job, "ended v0 firstw")
 print(f"  a reset at home: {want_reset}\n  an end at home: {want_end}\n  a close with bytes unread at home:"
       f" its peer reads {want_abort}", flush=True)
-check("a reset at home reads as Linux gives it", True, want_reset.endswith("data 5, ECONNRESET, eof, write EPIPE"))
+check("a reset at home reads as Linux gives it", True, want_reset.endswith("data 5, ECONNRESET, eof, write EPIPE+SIGPIPE"))
+print(f"  a reset at home, written first: {want_first}", flush=True)
+check("a reset at home, written first, as Linux gives it", True,
+      want_first.endswith("write ECONNRESET, data 5, eof, eof") and want_firstw == want_first)
+# Reset at home and kept open by the program (TCP state CLOSE): one unread, one read up to its
+# reset; they move (the home holds them, as any other) and read as they would have at home.
+reset("k0"); ask(job, "wait k0")
+reset("k1"); check("a reset at home, drained", "ECONNRESET", ask(job, "drain k1"))
+reset("k2"); ask(job, "drain k2"); want_drained = ask(job, "ended k2 after")
+print(f"  a reset at home, read, kept open: {want_drained}", flush=True)
 migrate(job, "vnode1")
-reset("r1"); check("a reset, away", want_reset, ask(job, "ended r1 write"))
+check("a reset at home, kept open unread, then moved", want_reset, ask(job, "ended k0 after"))
+check("a reset at home, read, kept open, then moved", want_drained, ask(job, "ended k1 after"))
+reset("r1"); check("a reset, away", want_reset, ask(job, "ended r1 after"))
 close("e1"); check("an end, away", want_end, ask(job, "ended e1"))
 check("the guest closes with bytes unread, away: its peer reads", want_abort, abort("a1"))
+reset("w1"); check("a reset, away, written first (send)", want_first, ask(job, "ended w1 first"))
+reset("v1"); check("a reset, away, written first (write)", want_first, ask(job, "ended v1 firstw"))
 print(f"1b. TCP/IP options, at home: {want_opts}", flush=True)
 check("options, away", want_opts, ask(job, "opts o"))
 ask(job, "setopt o IPPROTO_TCP TCP_KEEPINTVL 33"); ask(job, "setopt o IPPROTO_IP IP_TOS 16")
 want_set = want_opts.replace("TCP_KEEPINTVL 75", "TCP_KEEPINTVL 33").replace("IP_TOS 0", "IP_TOS 16")
 check("options set away", want_set, ask(job, "opts o"))
+print(f"  options set and read at home: {want_sockopts}", flush=True)
+check("options set and read away (the real socket's, at once)", want_sockopts, ask(job, "sockopts p1"))
+ss = subprocess.run(["ss", "-Htno", "state", "established", f"sport = :{peers['p1'].getpeername()[1]}"],
+                    capture_output=True, text=True).stdout if shutil.which("ss") else None
+if ss is None:
+    print("  (ss is not installed: the live connection's keepalive not looked at)")
+else:
+    check("SO_KEEPALIVE set away: the live connection at home keeps alive", True, "keepalive" in ss)
 
 print("2. the holder's node daemon dies while the guest is away", flush=True)
 connect(job, "h")  # made on vnode1: its daemon holds it once the guest moves
@@ -180,7 +243,7 @@ for pid in subprocess.run(["pgrep", "-x", "mosixd"], capture_output=True, text=T
     if f"--job {job.pid} " in cmd and ("MOSIX_NODE_RANK=1" in env or "OMPI_COMM_WORLD_RANK=1" in env): victim = int(pid)
 if victim is None: sys.exit("the node daemon of vnode1 was not found")
 os.kill(victim, 9)
-check("the holder lost", want_reset, ask(job, "ended h write"))
+check("the holder lost", want_reset, ask(job, "ended h after"))
 migrate(job, "home")  # its own socket again, with what was set away
 check("options set away, on the real socket at home", want_set, ask(job, "opts o"))
 job.stdin.close()

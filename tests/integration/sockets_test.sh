@@ -23,7 +23,7 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 if [[ $(id -u) == 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 command -v jq > /dev/null || { echo "skip: jq is not installed"; exit 77; }
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }  # stderr: also when a caller sends stdout away
 
 migrate() {
   local job=$1 node=$2 out
@@ -59,7 +59,7 @@ EOF
 
 # 1 and 2.
 echo "http_server under http_load, 32 connections: vnode1, home, vnode2, vnode1"
-"$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/http_server" "$WORK/port" 4 < /dev/null > "$WORK/srv.out" 2> "$WORK/srv.err" &
+"$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/http_server" "$WORK/port" 4 < /dev/null > "$WORK/srv.out" 2> "$WORK/srv.err" &
 job=$!
 wait_file "$WORK/port" $job
 port=$(cat "$WORK/port")
@@ -106,7 +106,7 @@ grep -q "http_server: quit, 0 gated calls" "$WORK/srv.out" || fail "http_server 
 echo "calls in flight: held in the server while it moves to vnode1, then vnode2"
 rm -f "$WORK/port"
 touch "$WORK/gate"
-HTTP_GATE=$WORK/gate "$BIN/mosixrun" --vcluster 3 -np 1 "$BIN/http_server" "$WORK/port" 4 < /dev/null \
+HTTP_GATE=$WORK/gate "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$BIN/http_server" "$WORK/port" 4 < /dev/null \
   > "$WORK/srv.out" 2> "$WORK/srv.err" &
 job=$!
 wait_file "$WORK/port" $job
@@ -168,7 +168,7 @@ if [[ -n $py ]]; then
   echo "python3 -m http.server (ThreadingHTTPServer): vnode1, home, vnode2"
   mkdir -p "$WORK/www"
   for i in $(seq 0 19); do head -c $(( (i * 7919) % 200000 + 1 )) /dev/urandom > "$WORK/www/f$i"; done
-  "$BIN/mosixrun" --vcluster 3 -np 1 "$py" -u -m http.server 0 --bind 127.0.0.1 --directory "$WORK/www" \
+  "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$py" -u -m http.server 0 --bind 127.0.0.1 --directory "$WORK/www" \
     < /dev/null > "$WORK/py.out" 2> "$WORK/py.err" &
   job=$!
   while ! grep -q "port [0-9]" "$WORK/py.out" 2>/dev/null && kill -0 $job 2>/dev/null; do sleep 0.05; done
@@ -228,7 +228,7 @@ fi
 # through, so the next move is not refused).
 echo "4 threads in a blocking accept: vnode1, vnode2, home, a client after each"
 rm -f "$WORK/pool.port"
-"$BIN/mosixrun" --vcluster 3 -np 1 python3 -u -c '
+"$BIN/mosixrun" --vcluster 3 --migrate off -np 1 python3 -u -c '
 import os, socket, sys, threading
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
 open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
@@ -258,7 +258,7 @@ wait $job
 # 4. Not carried: a netlink socket.
 if command -v python3 > /dev/null; then
   echo "a netlink socket: refused"
-  "$BIN/mosixrun" --vcluster 3 -np 1 python3 -u -c '
+  "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 python3 -u -c '
 import socket, sys
 s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
 print("holding", flush=True)
@@ -281,7 +281,7 @@ fi
 if printf '#include <unistd.h>\n#include <stdio.h>\nint main(void){puts("up");fflush(stdout);for(;;)pause();}\n' |
     cc -static -x c -o "$WORK/static_sleep" - 2> /dev/null; then
   echo "a statically linked program: refused"
-  "$BIN/mosixrun" --vcluster 3 -np 1 "$WORK/static_sleep" < /dev/null > "$WORK/st.out" 2> "$WORK/st.err" &
+  "$BIN/mosixrun" --vcluster 3 --migrate off -np 1 "$WORK/static_sleep" < /dev/null > "$WORK/st.out" 2> "$WORK/st.err" &
   job=$!
   while ! grep -q up "$WORK/st.out" 2> /dev/null && kill -0 $job 2> /dev/null; do sleep 0.05; done
   if out=$("$BIN/mosixctl" migrate 0 vnode1 --job $job 2>&1); then

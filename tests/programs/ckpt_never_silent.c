@@ -63,6 +63,8 @@
  *   epoll_reused an epoll watch on an eventfd whose descriptor number was closed
  *             and taken by another file (the eventfd lives on under a dup):
  *             it still reports the eventfd, with its data word
+ *   rmdir, cwdgone a descriptor on a removed directory, a removed working
+ *             directory: each on a removed directory of that name and mode
  *   waits     a thread in poll (1 h timeout, on a pipe) and one in nanosleep
  *             (10 s) when checkpointed: neither may end with EINTR; the poll
  *             must see the byte written after the restore
@@ -71,7 +73,6 @@
  *   shm_other shared memory a grandchild (not a child) still maps
  *   guard     a guard page (MADV_GUARD_INSTALL; "SKIP" where the kernel has none)
  *   opath_gone an O_PATH descriptor on a removed file
- *   rmdir     a descriptor on a removed directory
  *   lease     a read lease on a file (F_SETLEASE)
  *   seccomp   a seccomp filter    semundo   a semop with SEM_UNDO
  *   sysvshm   System V shared memory attached
@@ -79,10 +80,12 @@
  *   signalfd_other a signalfd another process (not a child) holds too
  *   inotify_raw an inotify watch added with syscall(2) (its path unknown)
  *   inotify_unread an inotify instance with an event not read yet
- *   fanotify, pidfd, io_uring:
+ *   fanotify, pidfd (of its parent), io_uring:
  *             a descriptor of that kind ("SKIP" where it cannot be made)
  *   aio       an AIO context (io_setup)   pty   a pseudo-terminal master
- *   cwdgone   a working directory that was removed
+ *   cwd_taken a working directory that was removed, its name taken by a new one
+ *   thread_files a thread made by clone() without CLONE_FILES (a descriptor
+ *             table of its own)
  *   procfd    a file in /proc open    ghostmap  a private mapping of a deleted
  *             file that a descriptor has open for writing
  *   ghost_other a deleted file that another process (not a child) holds too
@@ -133,6 +136,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mode_fail.h"
 #include "usr1_handshake.h"
 
 #ifndef MADV_WIPEONFORK
@@ -142,17 +146,6 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-static const char* g_mode = "?";
-__attribute__((noreturn, format(printf, 1, 2))) static void fail(const char* fmt, ...) {
-  char why[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, sizeof why, fmt, ap);
-  va_end(ap);
-  printf("FAIL %s: %s\n", g_mode, why);
-  fflush(stdout);
-  _exit(1);
-}
 
 /* A system call straight to the kernel, past libc and the agent's
  * syscall(2) (which shows the virtual pid and tids): the kernel's own view. */
@@ -230,6 +223,27 @@ static int is_mode(const char* m) { return strcmp(g_mode, m) == 0; }
 
 /* A descriptor of one of the kinds a restore cannot give back yet; -1 and a
  * SKIP line where this kernel or user cannot make one. */
+static int own_table_thread(void* arg) {
+  (void)arg;
+  for (;;) syscall(SYS_pause);
+  return 0;
+}
+
+/* fd is on the directory `name` was, removed (restored: an empty one made
+ * again and removed), with its mode. */
+static void expect_removed_dir(int fd, const char* name) {
+  struct stat st;
+  char link[300], path[64], want[300];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  link[n < 0 ? 0 : n] = '\0';
+  snprintf(want, sizeof want, "%s (deleted)", name);
+  if (strcmp(link, want) != 0) fail("fd %d is on %s, not %s", fd, link, want);
+  if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_nlink != 0 || (st.st_mode & 07777) != 0700)
+    fail("fd %d: mode 0%o, %lu links: not the removed directory", fd, st.st_mode, (unsigned long)st.st_nlink);
+  if (access(name, F_OK) == 0) fail("%s exists again", name);
+}
+
 static int make_unrestorable_fd(void) {
   if (is_mode("inotify_raw") || is_mode("inotify_unread")) {
     int fd = inotify_init1(0);
@@ -247,7 +261,7 @@ static int make_unrestorable_fd(void) {
     if (fd < 0) skip("fanotify_init is not allowed here");
     return fd;
   }
-  if (is_mode("pidfd")) return (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (is_mode("pidfd")) return (int)syscall(SYS_pidfd_open, getppid(), 0); /* not in the checkpoint */
   if (is_mode("io_uring")) {
     unsigned char params[120];
     memset(params, 0, sizeof params);
@@ -935,6 +949,7 @@ int main(int argc, char** argv) {
       unlink(file);
       rmdir(tmpdir);
     }
+    if (strcmp(g_mode, "rmdir") == 0) expect_removed_dir(extra, tmpdir);
     ok();
   }
   if (strcmp(g_mode, "maywrite") == 0) {
@@ -1299,10 +1314,28 @@ int main(int argc, char** argv) {
     syscall(SYS_io_destroy, ctx);
     ok();
   }
-  if (is_mode("cwdgone")) {
+  if (is_mode("thread_files")) {
+    /* A thread made by clone() without CLONE_FILES: a table of its own. */
+    static char stack[64 * 1024] __attribute__((aligned(16)));
+    int flags = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD;
+    if (clone(own_table_thread, stack + sizeof stack, flags, NULL) == -1) fail("clone: %s", strerror(errno));
+    ready_then_wait();
+    ok();
+  }
+  if (is_mode("cwdgone") || is_mode("cwd_taken")) {
     if (mkdir(tmpdir, 0700) != 0 || chdir(tmpdir) != 0 || rmdir(tmpdir) != 0)
       fail("setting up %s: %s", tmpdir, strerror(errno));
+    /* cwd_taken: the name is taken again by another directory. */
+    if (is_mode("cwd_taken") && mkdir(tmpdir, 0700) != 0) fail("mkdir %s again: %s", tmpdir, strerror(errno));
     ready_then_wait();
+    if (is_mode("cwd_taken")) rmdir(tmpdir);
+    int here = open(".", O_RDONLY | O_DIRECTORY);
+    if (is_mode("cwdgone")) expect_removed_dir(here, tmpdir);
+    char cwd[300];
+    ssize_t n = readlink("/proc/self/cwd", cwd, sizeof cwd - 1);
+    cwd[n < 0 ? 0 : n] = '\0';
+    if (strncmp(cwd, tmpdir, strlen(tmpdir)) != 0 || strcmp(cwd + strlen(tmpdir), " (deleted)") != 0)
+      fail("the working directory is %s, not %s (deleted)", cwd, tmpdir);
     ok();
   }
   int fd = make_unrestorable_fd();

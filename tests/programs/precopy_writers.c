@@ -1,4 +1,4 @@
-/* precopy_writers threads|churn|fork DONE_FILE [MAX_SECONDS]: a guest whose memory
+/* precopy_writers threads|churn|fork|hugepage DONE_FILE [MAX_SECONDS]: a guest whose memory
  * changes while a pre-copy moves it (docs/migration.md), checking its own
  * result at the end. Prints "precopy_writers ready", works until DONE_FILE
  * exists (looked for between steps), then checks and prints
@@ -20,7 +20,13 @@
  * copy-on-write in the parent, whose writers then copy the pages they
  * write. Each copy must count as written for the next round (the kernel's
  * write tracking follows the page through the copy), or a move brings the
- * page back stale; the check is the threads'. */
+ * page back stale; the check is the threads'.
+ * hugepage: threads, and 32 MiB asked for transparent huge pages
+ * (MADV_HUGEPAGE), filled once: after the moves it must hold its pattern and
+ * at least half the huge pages it had before them (AnonHugePages in
+ * /proc/self/smaps; a move that put its pages in 4 KiB pages fails it).
+ * Where it had none to begin with (THP off), its RESULT line says "not
+ * checked". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +48,8 @@
 #define SLOTS 32
 #define MAX_SLOT_PAGES 256
 #define MAX_HEAP_PAGES 512
+#define HUGE_BYTES (32u << 20)
+#define HUGE_ALIGN (2u << 20)
 
 static uint64_t pattern(uint64_t a, uint64_t b) {
   uint64_t x = a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL;
@@ -161,14 +169,50 @@ static size_t check_churn(void) {
   return wrong + check(g_heap, g_heap_pages * PAGE_WORDS, 1000, g_heap_generation << 32, "heap");
 }
 
+/* hugepage */
+static uint64_t* g_huge;
+
+/* AnonHugePages of the mapping starting at g_huge, in kB. */
+static long huge_kb(void) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) ckpt_fail(NAME, "/proc/self/smaps: %s", strerror(errno));
+  char line[512];
+  int in = 0;
+  long kb = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long start, end;
+    if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {  /* a mapping's line, not a field's */
+      in = start == (unsigned long)g_huge;
+    } else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) {
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 4 ||
-      (strcmp(argv[1], "threads") != 0 && strcmp(argv[1], "churn") != 0 && strcmp(argv[1], "fork") != 0)) {
-    fprintf(stderr, "usage: precopy_writers threads|churn|fork DONE_FILE [MAX_SECONDS]\n");
+      (strcmp(argv[1], "threads") != 0 && strcmp(argv[1], "churn") != 0 && strcmp(argv[1], "fork") != 0 &&
+       strcmp(argv[1], "hugepage") != 0)) {
+    fprintf(stderr, "usage: precopy_writers threads|churn|fork|hugepage DONE_FILE [MAX_SECONDS]\n");
     return 2;
   }
   int forks = strcmp(argv[1], "fork") == 0;
-  int threads = forks || strcmp(argv[1], "threads") == 0;
+  int huge = strcmp(argv[1], "hugepage") == 0;
+  int threads = forks || huge || strcmp(argv[1], "threads") == 0;
+  long huge_before = 0;
+  if (huge) {
+    char* at = mmap(NULL, HUGE_BYTES + HUGE_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (at == MAP_FAILED) ckpt_fail(NAME, "mmap: %s", strerror(errno));
+    char* aligned = (char*)(((uintptr_t)at + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+    if (aligned > at) munmap(at, (size_t)(aligned - at));
+    munmap(aligned + HUGE_BYTES, (size_t)(at + HUGE_BYTES + HUGE_ALIGN - (aligned + HUGE_BYTES)));
+    g_huge = (uint64_t*)aligned;
+    madvise(g_huge, HUGE_BYTES, MADV_HUGEPAGE);
+    fill(g_huge, HUGE_BYTES / 8, 100, 0);
+    huge_before = huge_kb();
+  }
   g_done = argv[2];
   long max_seconds = argc > 3 ? strtol(argv[3], NULL, 10) : 600;
   time_t start = time(NULL);
@@ -215,10 +259,22 @@ int main(int argc, char** argv) {
     atomic_store(&g_stop, 1);
     for (int t = 0; t < THREADS; ++t) pthread_join(g_writers[t].thread, NULL);
     wrong = check_writers();
+    if (huge) wrong += check(g_huge, HUGE_BYTES / 8, 100, 0, "huge-page region");
   } else {
     wrong = check_churn();
   }
   if (wrong != 0) ckpt_fail(NAME, "%zu words wrong (the first on stderr)", wrong);
+  if (huge) {
+    long after = huge_kb();
+    if (huge_before == 0) {
+      ckpt_print("RESULT %s %s OK (no transparent huge pages here: not checked)\n", NAME, argv[1]);
+      return 0;
+    }
+    if (after < huge_before / 2)
+      ckpt_fail(NAME, "the huge-page region has %ld kB of huge pages after the moves, %ld before", after, huge_before);
+    ckpt_print("RESULT %s %s OK (huge pages: %ld kB before the moves, %ld after)\n", NAME, argv[1], huge_before, after);
+    return 0;
+  }
   ckpt_print("RESULT %s %s OK\n", NAME, argv[1]);
   return 0;
 }

@@ -1,9 +1,10 @@
 /* Numbered messages streaming between three PVM tasks while the test moves
  * one of them (tests/integration/pvm_migrate_test.sh, docs/pvm.md).
  *
- *   mosixrun --vcluster 3 -np 1 pvm_stream STOPFILE
+ *   mosixrun --vcluster 3 -np 1 pvm_stream STOPFILE [NODE_A NODE_B]
  *
- * The master (this copy) spawns A on vnode1 and B on vnode2. The master and
+ * The master (this copy) spawns A on vnode1 and B on vnode2 (or on the
+ * nodes given: on the master's node vnode0 all three talk over direct links). The master and
  * B each stream DATA messages to A, numbered from 0, of several sizes (0 to
  * 300,000 bytes, each byte a function of the number and its place); A takes
  * them with wildcards (any sender, any tag), checks that each sender's come
@@ -11,6 +12,11 @@
  * with an ECHO carrying its number and bytes, which the sender checks the
  * same way. A sender is at most WINDOW messages ahead of its echoes, so
  * messages are always on their way in both directions.
+ *
+ * A stops reading while the file STOPFILE.hold exists, and says so by
+ * creating STOPFILE.held (removed when it reads again): what is sent to it
+ * meanwhile stays queued on its link and in its node daemon, for a test that
+ * writes its image or moves it then.
  *
  * Handshake: the master prints "streaming" once the stream runs, and
  * "progress N" every 200 echoes; it streams until STOPFILE exists, then
@@ -100,9 +106,22 @@ static int stop_file(void) { return access(g_stopfile, F_OK) == 0; }
 static int g_master;
 static int stop_message(void) { return pvm_nrecv(g_master, STOP) > 0; }
 
+/* While HOLD exists A reads nothing; HOLD.held says it has stopped. */
+static void hold_while(const char* hold) {
+  if (hold == NULL || access(hold, F_OK) != 0) return;
+  char held[4096];
+  snprintf(held, sizeof held, "%s.held", hold);
+  FILE* f = fopen(held, "w");
+  if (f != NULL) fclose(f);
+  while (access(hold, F_OK) == 0) usleep(1000);
+  unlink(held);
+}
+
 static int run_a(void) {
   int senders[2] = {pvm_parent(), -1}, next[2] = {0, 0}, ends[2] = {-1, -1};
+  const char* hold = getenv("PVM_STREAM_HOLD");
   while (ends[0] < 0 || ends[1] < 0 || next[0] < ends[0] || next[1] < ends[1]) {
+    hold_while(hold);
     int id = pvm_recv(-1, -1), bytes, tag, src;
     pvm_bufinfo(id, &bytes, &tag, &src);
     int k = src == senders[0] ? 0 : src == senders[1] ? 1 : senders[1] < 0 ? (senders[1] = src, 1) : -1;
@@ -137,18 +156,24 @@ int main(int argc, char** argv) {
     pvm_pkint(&sent, 1, 1);
     pvm_send(g_master, RESULT);
   } else {
-    if (argc != 2) {
-      fprintf(stderr, "usage: pvm_stream STOPFILE\n");
+    if (argc != 2 && argc != 4) {
+      fprintf(stderr, "usage: pvm_stream STOPFILE [NODE_A NODE_B]\n");
       pvm_exit();
       return 2;
     }
     g_stopfile = argv[1];
+    char* node_a = argc == 4 ? argv[2] : "vnode1";
+    char* node_b = argc == 4 ? argv[3] : "vnode2";
     int a = -1, b = -1;
+    char hold[4096];
+    snprintf(hold, sizeof hold, "%s.hold", g_stopfile);
+    setenv("PVM_STREAM_HOLD", hold, 1);
     setenv("PVM_STREAM_ROLE", "A", 1);
-    if (pvm_spawn("pvm_stream", NULL, PvmTaskHost, "vnode1", 1, &a) != 1) mismatch("master", "spawn A", a, 0);
+    if (pvm_spawn("pvm_stream", NULL, PvmTaskHost, node_a, 1, &a) != 1) mismatch("master", "spawn A", a, 0);
     setenv("PVM_STREAM_ROLE", "B", 1);
-    if (pvm_spawn("pvm_stream", NULL, PvmTaskHost, "vnode2", 1, &b) != 1) mismatch("master", "spawn B", b, 0);
+    if (pvm_spawn("pvm_stream", NULL, PvmTaskHost, node_b, 1, &b) != 1) mismatch("master", "spawn B", b, 0);
     unsetenv("PVM_STREAM_ROLE");
+    unsetenv("PVM_STREAM_HOLD");
     pvm_initsend(PvmDataDefault);
     pvm_pkint(&a, 1, 1);
     pvm_send(b, DATA);

@@ -815,9 +815,11 @@ TEST(Refusal, AFlippedPageByteNamesTheChunkAndRegion) {
 
 TEST(Refusal, AnotherFormatVersionIsRefusedBeforeAnythingElse) {
   auto image = small_image(Compression::none);
-  store_le<std::uint32_t>(image.data() + 8, 4);
+  store_le<std::uint32_t>(image.data() + 8, kFormatVersion + 1);
   store_le<std::uint32_t>(image.data() + 12, crc32c(0, image.data(), 12));
-  EXPECT_STREQ(verify_bytes(image).message(), "image format version 4, this mosix reads version 3");
+  EXPECT_EQ(std::string(verify_bytes(image).message()),
+            "image format version " + std::to_string(kFormatVersion + 1) + ", this mosix reads version " +
+                std::to_string(kFormatVersion));
 }
 
 TEST(Refusal, NotAnImage) {
@@ -868,7 +870,8 @@ TEST(UnknownRecords, OthersAreRefused) {
   EXPECT_THAT(verify_bytes(image_with_extension(false)).message(),
               HasSubstr("chunk 2 at byte "));
   EXPECT_THAT(verify_bytes(image_with_extension(false)).message(),
-              HasSubstr(": record type 0x123 is unknown to this mosix (format version 3) and may not be skipped"));
+              HasSubstr(": record type 0x123 is unknown to this mosix (format version " +
+                        std::to_string(kFormatVersion) + ") and may not be skipped"));
 }
 
 TEST(Compatibility, SameMachineIsCompatible) {
@@ -927,7 +930,8 @@ TEST(Compatibility, RefusalsNameWhatIsMissing) {
 
   HeaderRecord version = h;
   version.format_version = 1;
-  EXPECT_STREQ(check_compatible(version, here).message(), "image format version 1, this mosix reads version 3");
+  EXPECT_EQ(std::string(check_compatible(version, here).message()),
+            "image format version 1, this mosix reads version " + std::to_string(kFormatVersion));
 
   HeaderRecord libc = h;
   std::strcpy(libc.machine.libc_version, "2.31");
@@ -1096,6 +1100,56 @@ TEST(VerifyImageFile, NamesThePathAndTheProblem) {
   auto summary = verify_image_file(path);
   ASSERT_FALSE(summary.ok());
   EXPECT_THAT(summary.error().message, StartsWith(path + ": image truncated at byte 100"));
+}
+
+// ImageFollower checks an image while it is written (request_checkpoint and
+// moves): the same verdicts as verify_image_file, whatever the pieces.
+void write_in_pieces(const std::string& path, const std::vector<std::uint8_t>& bytes, std::size_t piece) {
+  int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  for (std::size_t at = 0; at < bytes.size(); at += piece) {
+    std::size_t n = std::min(piece, bytes.size() - at);
+    ASSERT_EQ(write(fd, bytes.data() + at, n), static_cast<ssize_t>(n));
+  }
+  close(fd);
+}
+
+TEST(ImageFollower, ChecksAnImageAsItIsWritten) {
+  TempDir dir;
+  std::string path = dir.path() + "/followed.img";
+  auto image = small_image(Compression::none);
+  for (std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{4096}, image.size()}) {
+    close(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ImageFollower follower(path);
+    write_in_pieces(path, image, piece);
+    auto summary = follower.finish(image.size());
+    ASSERT_TRUE(summary.ok()) << "pieces of " << piece << ": " << summary.error().message;
+    EXPECT_EQ(summary->bytes, image.size());
+  }
+}
+
+TEST(ImageFollower, RefusesWhatVerifyImageFileRefuses) {
+  TempDir dir;
+  std::string path = dir.path() + "/bad.img";
+  auto image = small_image(Compression::none);
+  auto corrupt = image;
+  corrupt[corrupt.size() / 2] ^= 0x40;
+  struct Case {
+    std::vector<std::uint8_t> bytes;
+    std::uint64_t said;
+    const char* says;
+  };
+  for (const Case& c : {Case{corrupt, corrupt.size(), "checksum"},
+                        Case{{image.begin(), image.begin() + 100}, 100, "image truncated at byte 100"},
+                        Case{image, image.size() + 1, "the agent wrote"}}) {
+    close(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ImageFollower follower(path);
+    write_in_pieces(path, c.bytes, 512);
+    auto summary = follower.finish(c.said);
+    ASSERT_FALSE(summary.ok()) << c.says;
+    EXPECT_THAT(summary.error().message, HasSubstr(c.says));
+    EXPECT_THAT(summary.error().message, StartsWith(path + ": "));
+  }
 }
 
 TEST(DefaultImageDir, FollowsXdgStateHome) {

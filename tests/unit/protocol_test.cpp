@@ -32,7 +32,7 @@ std::vector<Message> every_message() {
       GuestOutput{3, OutputStream::kStderr, bytes_of(std::string("line\0with nul\n", 14))},
       GuestStdin{0, binary, true},
       GuestSignal{kAllRanks, 15},
-      GuestExited{5, 0, 9},
+      GuestExited{5, 0, 9, false, 1234, "/home/u/.local/state/mosix/pvm_stream-77.img"},
       Shutdown{"job finished"},
       ImageBegin{0xfedcba9876543210ull, 12, 1ull << 36},
       ImageChunk{0xfedcba9876543210ull, 1ull << 35, binary},
@@ -63,9 +63,10 @@ std::vector<Message> every_message() {
       MpiNamespace{"mosix.42.1", 4, {1, 2, 1, 0}, {3, 1}, 0, kSpawnPmi, {"PARENT_ROOT_PORT_NAME=tag#0$"}},
       StdinCredit{9, 65536},
       PtyResize{0, 24, 80},
-      PrecopyPages{0x0102030405060708ull, 0x7f0000001000ull, Bytes{1, 0, 2}, 1ull << 21},
+      PrecopyPages{0x0102030405060708ull, 0x7f0000001000ull, Bytes{1, 0, 2}, 1ull << 21, 1ull << 26},
       SocketForward{6, -3, (1ull << 63) | 5, 1, 17, true, true, 0x0a0b0c0d0e0f1011ull, binary, Bytes{0, 0xff}},
       PrecopyTaken{0x0102030405060708ull, 1ull << 33},
+      HomeKill{(1ull << 63) | 9, 5, 2, -4321, 10, true, 3, 4400, true, -1, (1ull << 62) | 5},
   };
 }
 

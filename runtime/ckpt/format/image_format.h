@@ -25,8 +25,9 @@ using Blob = std::span<const std::uint8_t>;
 // any change that an older reader would misread; new optional records use a
 // new type with the may-skip flag instead. Version 2 added the process's
 // flags and auxiliary vector, the owner of an fd's file, deleted-but-open
-// ("ghost") files and memfds, and their file data records.
-inline constexpr std::uint32_t kFormatVersion = 3;
+// ("ghost") files and memfds, and their file data records. Version 4 added
+// named pipes (FdKind::fifo) and pidfds.
+inline constexpr std::uint32_t kFormatVersion = 4;
 inline constexpr std::uint8_t kMagic[8] = {0x89, 'M', 'O', 'S', 'I', 'X', '\r', '\n'};
 inline constexpr std::size_t kPreambleSize = 16;
 inline constexpr std::size_t kFrameSize = 16;
@@ -292,6 +293,10 @@ enum class RegionKind : std::uint16_t {
 };
 const char* region_kind_name(RegionKind kind);
 
+// MAP_DROPPABLE (Linux 6.11) in a region's map_flags: an anonymous mapping
+// whose pages the kernel may drop; the image carries none of them and the
+// restore maps it droppable again, all zero (as after a drop). Version 4.
+inline constexpr std::uint32_t kMapDroppable = 0x08;
 inline constexpr std::uint32_t kRegionHasPages = 1u << 0;  // pages records follow
 // madvise() advice the region had (its VmFlags in /proc/PID/smaps), given
 // again after the restore.
@@ -312,6 +317,10 @@ inline constexpr std::uint32_t kRegionMayWrite = 1u << 16;
 // (mosix-restore --pages), then each pages record replaces its range whole
 // (a page it does not store is zero now). Only images of a move have it.
 inline constexpr std::uint32_t kRegionPrecopied = 1u << 17;
+// Locked in memory (mlock or MAP_LOCKED, VmFlags "lo"): locked again after
+// mapping, within the restarter's RLIMIT_MEMLOCK (checked in phase 1).
+// Version 4.
+inline constexpr std::uint32_t kRegionLocked = 1u << 18;
 
 // One mapping. prot and flags carry the kernel's PROT_* and MAP_* values.
 struct RegionRecord {
@@ -381,6 +390,15 @@ enum class FdKind : std::uint16_t {
                      // u64 its forwarding id, u32 kForwardListening or 0
                      // (LE). Whoever restores it passes the descriptor to
                      // put at the number (mosix-restore --sockets)
+  fifo = 18,         // a named pipe (FIFO) only this process holds, opened
+                     // again by its path (a removed one made again with
+                     // mkfifo and removed); `size` is its capacity, and file
+                     // data records after its first fd record hold its
+                     // unread bytes in order (offsets 0, 1, ... chunks)
+  pidfd = 19,        // a pidfd of the process itself or of a process of its
+                     // tree: `data`: i32 that process's virtual pid, u32 1 if
+                     // it is the process itself (LE); opened again with
+                     // pidfd_open after the point of no return
 };
 inline constexpr std::uint32_t kForwardListening = 1;
 // The header the node daemon writes first on each connection it relays to a

@@ -23,8 +23,9 @@ namespace {
 
 constexpr std::size_t kAlign = 64;
 constexpr std::size_t kMaxPagesPerChunk = kPagesPerChunkBytes / 4096;
-// Frame, pages head, then at most one piece per page.
-constexpr std::size_t kMaxIov = 2 + kMaxPagesPerChunk;
+// Frame, pages head, then the chunk's pages in one piece (a record's
+// payload takes fewer).
+constexpr std::size_t kMaxIov = 3;
 
 constexpr std::size_t align_up(std::size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
 
@@ -45,9 +46,10 @@ Layout layout(Compression c) {
   at += align_up(kMaxIov * sizeof(struct iovec));
   l.record = at;
   at += align_up(kMaxPayload);
+  // Every chunk's pages are copied here before anything else reads them.
+  l.gather = at;
+  at += align_up(kPagesPerChunkBytes);
   if (c != Compression::none) {
-    l.gather = at;
-    at += align_up(kPagesPerChunkBytes);
     l.packed = at;
     at += align_up(ZSTD_COMPRESSBOUND(kPagesPerChunkBytes));
     l.zstd = at;
@@ -133,8 +135,8 @@ ImageWriter::ImageWriter(Sink sink, Compression compression, WriterScratch* scra
   auto* base = static_cast<std::uint8_t*>(scratch->base_);
   record_buf_ = base + l.record;
   record_cap_ = kMaxPayload;
+  gather_buf_ = base + l.gather;
   if (compression != Compression::none) {
-    gather_buf_ = base + l.gather;
     packed_buf_ = base + l.packed;
     packed_cap_ = ZSTD_COMPRESSBOUND(kPagesPerChunkBytes);
     zstd_ = ZSTD_initStaticCCtx(base + l.zstd, zstd_workspace(compression));
@@ -316,36 +318,21 @@ ImageStatus ImageWriter::pages(std::uint64_t offset, const void* data, std::size
   return ImageStatus::Ok();
 }
 
+// The chunk's pages are read once, into gather_buf_, non-zero pages packed
+// together; the checksum, the compressor and the sink all read that copy.
+// The memory a checkpoint reads is not quite still (the kernel writes a
+// thread's rseq area, a woken thread its stack and futex words): checksum
+// and write from two reads of it made an image that did not verify.
 ImageStatus ImageWriter::pages_chunk(std::uint64_t offset, const std::uint8_t* data, std::uint32_t page_count) {
   auto* iov = static_cast<struct iovec*>(scratch_->base_);
   std::uint8_t present[kMaxPagesPerChunk / 8] = {};
-  // Pieces of consecutive non-zero pages go straight from `data` (uncompressed)
-  // or are gathered into gather_buf_ (to compress).
-  int pieces = 0;
   std::uint32_t stored = 0;
-  const std::uint8_t* run = nullptr;
-  std::size_t run_len = 0;
   for (std::uint32_t i = 0; i < page_count; ++i) {
-    const std::uint8_t* page = data + std::size_t{i} * page_size_;
-    if (zero_page(page, page_size_)) continue;
+    std::uint8_t* copy = gather_buf_ + std::size_t{stored} * page_size_;
+    std::memcpy(copy, data + std::size_t{i} * page_size_, page_size_);
+    if (zero_page(copy, page_size_)) continue;
     present[i / 8] |= static_cast<std::uint8_t>(1u << (i % 8));
     ++stored;
-    if (run && run + run_len == page) {
-      run_len += page_size_;
-    } else {
-      if (run) {
-        iov[2 + pieces].iov_base = const_cast<std::uint8_t*>(run);
-        iov[2 + pieces].iov_len = run_len;
-        ++pieces;
-      }
-      run = page;
-      run_len = page_size_;
-    }
-  }
-  if (run) {
-    iov[2 + pieces].iov_base = const_cast<std::uint8_t*>(run);
-    iov[2 + pieces].iov_len = run_len;
-    ++pieces;
   }
   // An all-zero stretch of anonymous memory needs no record: the restorer's
   // fresh mapping is zero there. A file mapping's pages read from the file,
@@ -361,27 +348,20 @@ ImageStatus ImageWriter::pages_chunk(std::uint64_t offset, const std::uint8_t* d
   head.present = Blob(present, (page_count + 7) / 8);
   head.compression = Compression::none;
 
+  int pieces = stored ? 1 : 0;
+  iov[2].iov_base = gather_buf_;
+  iov[2].iov_len = std::size_t{stored} * page_size_;
   if (compression_ != Compression::none && stored) {
-    std::uint8_t* gathered = gather_buf_;
-    std::size_t at = 0;
-    for (int i = 0; i < pieces; ++i) {
-      std::memcpy(gathered + at, iov[2 + i].iov_base, iov[2 + i].iov_len);
-      at += iov[2 + i].iov_len;
-    }
-    std::uint8_t* packed = packed_buf_;
-    std::size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), packed, packed_cap_,
-                                      gathered, at, compression_level(compression_));
+    std::size_t at = iov[2].iov_len;
+    std::size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), packed_buf_, packed_cap_,
+                                      gather_buf_, at, compression_level(compression_));
     if (ZSTD_isError(n)) {
       return fail(MessageBuilder().text("image writer: zstd compression failed: ").text(ZSTD_getErrorName(n)).status());
     }
-    pieces = 1;
     if (n < at) {
       head.compression = compression_;
-      iov[2].iov_base = packed;
+      iov[2].iov_base = packed_buf_;
       iov[2].iov_len = n;
-    } else {
-      iov[2].iov_base = gathered;
-      iov[2].iov_len = at;
     }
   }
   std::size_t head_len = 0;

@@ -361,6 +361,8 @@ const char* fd_kind_name(FdKind kind) {
     case FdKind::socket: return "socket";
     case FdKind::epoll: return "epoll instance";
     case FdKind::forwarded: return "forwarded socket";
+    case FdKind::fifo: return "named pipe";
+    case FdKind::pidfd: return "pidfd";
   }
   return nullptr;
 }

@@ -166,6 +166,8 @@ void check_rlimits(const Image& img) {
   }
 }
 
+}  // namespace
+
 // A ghost file is made again under its name: the name must be free and its
 // directory must take a new file from us.
 void check_ghost_name(const std::string& fd, const std::string& name) {
@@ -178,6 +180,8 @@ void check_ghost_name(const std::string& fd, const std::string& name) {
   if (access(dir.c_str(), W_OK | X_OK) != 0)
     refuse(fd + ": a deleted file, and its directory " + dir + " cannot take a new file now: " + strerror(errno));
 }
+
+namespace {
 
 // A ghost file is made again under its old name in its old directory and
 // unlinked at once (files.cpp), a memfd with memfd_create: either must come
@@ -203,6 +207,36 @@ void check_ghost(const Fd& f) {
     if (d.offset > r.size || d.bytes.size() > r.size - d.offset)
       refuse(fd + ": its data at offset " + std::to_string(d.offset) + " lies past its size " +
              std::to_string(r.size));
+}
+
+// A named pipe is opened again by its path, which must be one now; a
+// removed one is made again under its name (as a ghost file) by this user;
+// its unread bytes, in order from offset 0, must fit in its capacity (64
+// KiB when the image has none).
+void check_fifo(const Fd& f) {
+  const FdRecord& r = f.rec;
+  std::string fd = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
+  std::string name = ghost_name(f);
+  if (name.empty() || name[0] != '/') refuse(fd + ": a named pipe without an absolute name");
+  if (name != f.path) {
+    check_ghost_name(fd, name);
+    if (r.uid != geteuid())
+      refuse(fd + ": a removed named pipe owned by uid " + std::to_string(r.uid) + "; restored by uid " +
+             std::to_string(geteuid()) + " it would be theirs");
+  } else {
+    struct stat st{};
+    if (stat(name.c_str(), &st) != 0) refuse(fd + ": the named pipe is missing: " + strerror(errno));
+    if (!S_ISFIFO(st.st_mode)) refuse(fd + ": " + name + " is no longer a named pipe");
+  }
+  std::uint64_t bytes = 0;
+  for (const FileData& d : f.contents) {
+    if (d.offset != bytes || d.bytes.empty())
+      refuse(fd + ": the named pipe's bytes at offset " + std::to_string(d.offset) + " do not follow the " +
+             std::to_string(bytes) + " before them");
+    bytes += d.bytes.size();
+  }
+  if (bytes > (r.size != 0 ? r.size : 65536))
+    refuse(fd + ": " + std::to_string(bytes) + " unread bytes, more than the named pipe's capacity");
 }
 
 // The restore gives the auxiliary vector back with PR_SET_MM_MAP after the
@@ -333,6 +367,27 @@ std::string hex(std::uint64_t v) {
 // Phase 1 checks beyond the reader's: can this machine and file system take
 // the image?
 void check_restorable(const Image& img, const OwnMaps& own) {
+  // Locked memory is locked again in phase 2: within RLIMIT_MEMLOCK.
+  std::uint64_t locked = 0;
+  for (const Region& g : img.regions)
+    if (g.rec.flags & kRegionLocked) locked += g.rec.end - g.rec.start;
+  struct rlimit memlock{};
+  if (locked != 0 && geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &memlock) == 0 &&
+      memlock.rlim_cur != RLIM_INFINITY && locked > memlock.rlim_cur)
+    refuse(std::to_string(locked) + " bytes of locked memory (mlock), more than this restart may lock (RLIMIT_MEMLOCK " +
+           std::to_string(memlock.rlim_cur) + ")");
+  // Droppable memory (kMapDroppable) is mapped so again in phase 2: this
+  // kernel must know MAP_DROPPABLE (Linux 6.11).
+  for (const Region& g : img.regions) {
+    if (!(g.rec.map_flags & kMapDroppable)) continue;
+    if (g.rec.kind != RegionKind::anon) refuse("region " + hex(g.rec.start) + ": droppable, and not anonymous memory");
+    void* trial = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, static_cast<int>(kMapDroppable) | MAP_ANONYMOUS, -1, 0);
+    if (trial == MAP_FAILED)
+      refuse("region " + hex(g.rec.start) + " is droppable memory (MAP_DROPPABLE), which this kernel cannot map: " +
+             strerror(errno));
+    munmap(trial, kPage);
+    break;
+  }
   MachineInfo here;
   describe_this_machine(&here);
   if (ImageStatus s = check_compatible(img.header, here); !s) refuse(s.message());
@@ -393,6 +448,15 @@ void check_restorable(const Image& img, const OwnMaps& own) {
       check_shared(img, f);
       continue;
     }
+    if (r.kind == FdKind::pidfd) {
+      if (f.data.size() != 8) refuse(fd + ": a malformed pidfd record");
+      continue;  // its process checked in place_files, opened in restore_pipes
+    }
+    if (r.kind == FdKind::fifo) {
+      check_pipe_capacity(f);
+      check_fifo(f);
+      continue;  // opened and refilled in place_files (fifos.cpp), still in phase 1
+    }
     if (r.kind == FdKind::epoll) {
       (void)epoll_watches(img, f);  // made in place_files, still in phase 1
       continue;
@@ -420,6 +484,7 @@ void check_restorable(const Image& img, const OwnMaps& own) {
       if (f.data.size() != want) refuse(fd + ": a malformed " + fd_kind_name(r.kind) + " record");
       continue;
     }
+    if (is_removed_dir(f)) continue;  // check_removed_dirs
     bool path_only = (r.open_flags & O_PATH) != 0;
     if (r.kind != FdKind::regular && r.kind != FdKind::directory && r.kind != FdKind::char_device &&
         !(path_only && r.kind == FdKind::other))
@@ -431,8 +496,9 @@ void check_restorable(const Image& img, const OwnMaps& own) {
       refuse(fd + " is now " + std::to_string(st.st_size) + " bytes, shorter than its offset " +
              std::to_string(r.offset));
   }
+  check_removed_dirs(img);
   struct stat st{};
-  if (stat(img.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  if (!is_removed_cwd(img) && (stat(img.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
     refuse("working directory " + img.cwd + " is missing");
   check_timers_and_signals(img);
   // Nice values the restorer may not go down to: the restarter's own, or

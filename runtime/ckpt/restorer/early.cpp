@@ -12,6 +12,16 @@
 // vDSO block and the reserved range stay its own until phase 2, and pages
 // that fall there are copied from the store after the stop, as without an
 // early start.
+//
+// Transparent huge pages: the kernel gives a fault a 2 MiB page only if the
+// mapping covers the whole aligned 2 MiB around it and has MADV_HUGEPAGE
+// (this machine's THP mode is "madvise"). Stages come 1 MiB at a time, so
+// mapping each as it comes would leave the guest's huge-page memory in
+// 4 KiB pages after the move (a stop-and-copy keeps them: memory.cpp maps a
+// region whole, advice first). So a range the source says had MADV_HUGEPAGE
+// is mapped whole, with the advice, when its first pages are staged
+// (g_premapped), and what was never staged in it is unmapped again at the
+// go: phase 1 must see only staged memory as the program's.
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -28,6 +38,9 @@ namespace mosix::ckpt::restorer {
 RangeSet g_staged;
 
 namespace {
+
+RangeSet g_hugepage;   // ranges the source said had MADV_HUGEPAGE
+RangeSet g_premapped;  // mapped for them, staged or not yet
 
 constexpr int kMadvPopulateWrite = 23;
 
@@ -49,20 +62,48 @@ void read_into_place(int store, std::uint64_t start, std::uint64_t end) {
   }
 }
 
+// Maps [s, e) private anonymous read-write where nothing is; false where
+// something is (the restorer's own memory: its pages are copied after the
+// stop) or in the reserved range (the restorer's heap grows there, and an
+// image with memory there is refused anyway).
+bool map_fresh(std::uint64_t s, std::uint64_t e) {
+  if (s < kReservedHigh && e > kReservedLow) return false;
+  void* at = mmap(reinterpret_cast<void*>(s), e - s, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (at == MAP_FAILED) return false;
+  if (reinterpret_cast<std::uint64_t>(at) != s) {
+    munmap(at, e - s);
+    return false;
+  }
+  return true;
+}
+
+// The huge-page ranges [start, end) touches, mapped whole with the advice
+// where nothing is mapped yet. A gap that cannot be mapped in one piece
+// (the restorer's own memory is there) is left to stage() as usual.
+void premap_hugepage(std::uint64_t start, std::uint64_t end) {
+  std::vector<Range> gaps;
+  for (const Range& h : g_hugepage.ranges()) {
+    if (h.end <= start || end <= h.start) continue;
+    g_staged.parts(h.start, h.end, false, [&](std::uint64_t s, std::uint64_t e) {
+      g_premapped.parts(s, e, false, [&](std::uint64_t a, std::uint64_t b) { gaps.push_back(Range{a, b}); });
+    });
+  }
+  for (const Range& g : gaps) {
+    if (!map_fresh(g.start, g.end)) continue;
+    madvise(reinterpret_cast<void*>(g.start), g.end - g.start, MADV_HUGEPAGE);
+    g_premapped.add(g.start, g.end);
+  }
+}
+
 void stage(int store, std::uint64_t start, std::uint64_t end) {
-  // Map what is free; the reserved range is never staged (the restorer's
-  // heap grows there, and an image with memory there is refused anyway).
+  if (!g_hugepage.empty()) premap_hugepage(start, end);
   std::vector<Range> fresh;
   g_staged.parts(start, end, false, [&](std::uint64_t s, std::uint64_t e) {
-    if (s < kReservedHigh && e > kReservedLow) return;
-    void* at = mmap(reinterpret_cast<void*>(s), e - s, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (at == MAP_FAILED) return;  // the restorer's own: copied after the stop
-    if (reinterpret_cast<std::uint64_t>(at) != s) {
-      munmap(at, e - s);
-      return;
-    }
-    fresh.push_back(Range{s, e});
+    g_premapped.parts(s, e, true, [&](std::uint64_t a, std::uint64_t b) { fresh.push_back(Range{a, b}); });
+    g_premapped.parts(s, e, false, [&](std::uint64_t a, std::uint64_t b) {
+      if (map_fresh(a, b)) fresh.push_back(Range{a, b});
+    });
   });
   for (const Range& r : fresh) g_staged.add(r.start, r.end);
   g_staged.parts(start, end, true, [&](std::uint64_t s, std::uint64_t e) { read_into_place(store, s, e); });
@@ -112,7 +153,15 @@ EarlyGo run_early(int ctl, const std::string& pages_path) {
         }
         break;
       }
+      case EarlyOp::kHugepage:
+        g_hugepage.add(c.address, c.address + c.length);
+        break;
       case EarlyOp::kGo: {
+        // Only staged memory may look like the program's to phase 1.
+        std::vector<Range> unstaged;
+        for (const Range& p : g_premapped.ranges())
+          g_staged.parts(p.start, p.end, false, [&](std::uint64_t s, std::uint64_t e) { unstaged.push_back(Range{s, e}); });
+        for (const Range& u : unstaged) munmap(reinterpret_cast<void*>(u.start), u.end - u.start);
         EarlyGo go;
         int fds[2] = {-1, -1};
         std::size_t want = c.length == 1 ? 2 : 1;

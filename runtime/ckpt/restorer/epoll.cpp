@@ -26,10 +26,10 @@ namespace {
 
 // A descriptor restore_pipes makes, after the point of no return.
 bool made_late(const Image& img, const Fd& f) {
-  if (f.rec.kind == FdKind::pipe) return true;
+  if (f.rec.kind == FdKind::pipe || f.rec.kind == FdKind::pidfd) return true;
   if (f.rec.kind != FdKind::shared || f.data.size() != 4) return false;
   const Fd* first = fd_numbered(img, static_cast<std::int32_t>(load_le<std::uint32_t>(f.data.data())));
-  return first != nullptr && first->rec.kind == FdKind::pipe;
+  return first != nullptr && (first->rec.kind == FdKind::pipe || first->rec.kind == FdKind::pidfd);
 }
 
 }  // namespace

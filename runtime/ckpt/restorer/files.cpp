@@ -38,6 +38,9 @@ const Fd* fd_numbered(const Image& img, std::int32_t fd) {
 
 namespace {
 
+// Made by restore_pipes, after the point of no return.
+bool made_after_return(FdKind kind) { return kind == FdKind::pipe || kind == FdKind::pidfd; }
+
 // The fd whose open file a shared record's descriptor shares, else -1.
 int shared_first(const Fd& f) {
   if (f.rec.kind != FdKind::shared) return -1;
@@ -364,14 +367,17 @@ int place_files(const Image& img, int image_fd) {
   int moved = fcntl(image_fd, F_DUPFD_CLOEXEC, top);
   if (moved < 0) refuse("cannot move the image descriptor above the program's");
   // The forwarded sockets, right above it (their channel may be below).
-  int kept = keep_tree_pipes(img, receive_forwarded(moved + 1));
+  int kept = keep_tree_files(img, keep_tree_pipes(img, receive_forwarded(moved + 1)));
   // Whatever else was inherited is not the program's.
   for (int fd = 3; fd < moved; ++fd) close(fd);
   syscall(SYS_close_range, kept + 1, ~0U, 0);
   std::vector<Ghost> ghosts = make_ghosts(img, moved + 1);
+  make_removed_dirs(img, nullptr, moved + 1);
   for (const Fd& f : img.fds) {
     const FdRecord& r = f.rec;
-    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe || r.kind == FdKind::shared) continue;
+    if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe || r.kind == FdKind::shared ||
+        r.kind == FdKind::fifo || r.kind == FdKind::pidfd)
+      continue;
     int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
     if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;
     bool path_only = (flags & O_PATH) != 0;
@@ -396,7 +402,13 @@ int place_files(const Image& img, int image_fd) {
       place_forwarded(f);
       continue;
     }
-    std::string path = f.path;
+    // One open file with another process of its tree: its offset and flags
+    // are the open file's, set once for the tree (tree.cpp).
+    if (int shared = tree_file(r.fd); shared >= 0) {
+      if (dup3(shared, r.fd, flags & O_CLOEXEC) < 0) refuse("fd " + std::to_string(r.fd) + ": dup3: " + strerror(errno));
+      continue;
+    }
+    std::string path = is_removed_dir(f) ? make_removed_dirs(img, &f, moved + 1) : f.path;
     int fd = -1;
     for (Ghost& g : ghosts) {
       if ((r.kind != FdKind::ghost && r.kind != FdKind::memfd) || g.dev != r.dev || g.inode != r.inode) continue;
@@ -420,11 +432,14 @@ int place_files(const Image& img, int image_fd) {
     if (file && !path_only && lseek(r.fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
       refuse("fd " + std::to_string(r.fd) + ": cannot seek " + f.path + ": " + strerror(errno));
   }
+  close_tree_files();
+  place_fifos(img, moved + 1);
+  check_pidfds(img);
   // Descriptors of an open file placed above share it again (checks.cpp
-  // made sure each names one); a pipe end's, once the pipe is made.
+  // made sure each names one); a pipe end's or pidfd's, once it is made.
   for (const Fd& f : img.fds) {
     int first = shared_first(f);
-    if (first < 0 || fd_numbered(img, first)->rec.kind == FdKind::pipe) continue;
+    if (first < 0 || made_after_return(fd_numbered(img, first)->rec.kind)) continue;
     if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
       refuse("fd " + std::to_string(f.rec.fd) + ": dup3 of fd " + std::to_string(first) + ": " + strerror(errno));
   }
@@ -432,6 +447,7 @@ int place_files(const Image& img, int image_fd) {
   connect_sockets(img);
   add_epoll_watches(img, false);
   finish_ghosts(ghosts);
+  finish_removed_dirs();
   take_locks(img);
   return moved;
 }
@@ -475,6 +491,7 @@ void plan_file_maps(Image& img) {
 void restore_pipes(const Image& img, int moved) {
   // A tree's pipes (tree.cpp) were made before the tree's processes.
   place_tree_pipes(img);
+  place_pidfds(img);
   // Pipes between the program's own threads: one new pipe per old one, its
   // unread bytes written back, each end duplicated to its numbers.
   for (std::size_t i = 0; i < img.fds.size(); ++i) {
@@ -540,10 +557,11 @@ void restore_pipes(const Image& img, int moved) {
   }
   for (const Fd& f : img.fds) {
     int first = shared_first(f);
-    if (first < 0 || fd_numbered(img, first)->rec.kind != FdKind::pipe) continue;
+    if (first < 0 || !made_after_return(fd_numbered(img, first)->rec.kind)) continue;
     if (dup3(first, f.rec.fd, (f.rec.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) die("dup3", -errno);
   }
   add_epoll_watches(img, true);
+  close_unheld_std_streams(img);
 }
 
 }  // namespace mosix::ckpt::restorer

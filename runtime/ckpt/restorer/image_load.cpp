@@ -81,15 +81,15 @@ Image read_image(int fd) {
     } else if (r.file_data != nullptr) {
       const FileDataRecord& d = *r.file_data;
       // A ghost's or memfd's contents, a pipe's unread bytes past what its
-      // two ends' records hold, or a socketpair end's queue (sockets.cpp
+      // two ends' records hold, a named pipe's, or a socketpair end's queue (sockets.cpp
       // checks that the socket is one).
       FdKind kind = img.fds.empty() ? FdKind::std_stream : img.fds.back().rec.kind;
       bool follows = !img.fds.empty() && img.fds.back().rec.fd == d.fd &&
                      (kind == FdKind::ghost || kind == FdKind::memfd || kind == FdKind::pipe ||
-                      kind == FdKind::socket);
+                      kind == FdKind::fifo || kind == FdKind::socket);
       if (!follows)
         refuse("file data for fd " + std::to_string(d.fd) +
-               " does not follow that descriptor's deleted-file, memfd, pipe or socket record");
+               " does not follow that descriptor's deleted-file, memfd, pipe, named pipe or socket record");
       img.fds.back().contents.push_back(FileData{d.offset, {d.data.begin(), d.data.end()}});
     } else if (r.posix_timer != nullptr) {
       img.timers.push_back(*r.posix_timer);

@@ -16,7 +16,8 @@
 namespace mosix::ckpt::restorer {
 namespace {
 
-// The madvise() advice the region had; none needs a privilege.
+// The madvise() advice the region had (none needs a privilege), and its
+// lock.
 void apply_advice(const RegionRecord& r) {
   static constexpr struct {
     std::uint32_t flag;
@@ -25,6 +26,9 @@ void apply_advice(const RegionRecord& r) {
                  {kRegionDontDump, MADV_DONTDUMP},     {kRegionHugepage, MADV_HUGEPAGE},
                  {kRegionNoHugepage, MADV_NOHUGEPAGE}, {kRegionMergeable, MADV_MERGEABLE},
                  {kRegionSequential, MADV_SEQUENTIAL}, {kRegionRandom, MADV_RANDOM}};
+  // Locked again (checks.cpp: within RLIMIT_MEMLOCK).
+  if ((r.flags & kRegionLocked) && mlock(reinterpret_cast<void*>(r.start), r.end - r.start) != 0)
+    die("mlock", -errno);
   for (const auto& a : kAdvice) {
     if ((r.flags & a.flag) == 0) continue;
     if (madvise(reinterpret_cast<void*>(r.start), r.end - r.start, a.advice) != 0) {
@@ -55,7 +59,7 @@ void map_range(const Region& g, std::uint64_t start, std::uint64_t end) {
   } else if (r.kind == RegionKind::shared_anon) {
     flags |= MAP_SHARED | MAP_ANONYMOUS;
   } else {
-    flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+    flags |= ((r.map_flags & kMapDroppable) ? static_cast<int>(kMapDroppable) : MAP_PRIVATE) | MAP_ANONYMOUS;
   }
   if (file_backed(r.kind) && fd < 0) die(("opening " + g.path).c_str(), -errno);
   void* at = mmap(reinterpret_cast<void*>(start), len, prot, flags, fd, static_cast<off_t>(r.offset + (start - r.start)));

@@ -107,6 +107,11 @@ void read_own_maps(OwnMaps* out);
 Image read_image(int fd);
 int spool_stdin();
 
+// fifos.cpp: the program's named pipes opened again (made again when
+// removed), refilled and put at their numbers, in phase 1 (refuses); their
+// descriptors made meanwhile are placed at or above `above`.
+void place_fifos(const Image& img, int above);
+
 // checks.cpp: phase 1's checks beyond the reader's.
 void check_restorable(const Image& img, const OwnMaps& own);
 
@@ -198,6 +203,28 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img);
 void tree_barrier();
 void tree_refused();
 void finish_tree(const Image& img);
+// The real pid of the tree's process `vpid` (after tree_barrier; before it,
+// 1 for a process of the tree), 0 for none or outside a tree.
+std::int32_t tree_real_pid(std::int32_t vpid, bool after_barrier);
+// pidfds.cpp: the program's pidfds, checked in phase 1 (check_pidfds,
+// refuses one of a process the restore does not make) and opened again on
+// the new pids after the point of no return (place_pidfds, restore_pipes).
+void check_pidfds(const Image& img);
+void place_pidfds(const Image& img);
+// removed_dirs.cpp: removed directories the program held. check_removed_dirs
+// (phase 1's checks): their names free and their parents writable;
+// make_removed_dirs (place_files): each made again once, the path to open
+// fd f's through (f null: the working directory's, returns ""), its
+// descriptor at or above `above`; finish_removed_dirs: each removed again
+// once the program's descriptors are open; enter_removed_cwd (phase 2):
+// the working directory entered, when it is one.
+bool is_removed_dir(const Fd& f);
+bool is_removed_cwd(const Image& img);
+void check_removed_dirs(const Image& img);
+std::string make_removed_dirs(const Image& img, const Fd* f, int above);
+void finish_removed_dirs();
+void enter_removed_cwd();
+void check_ghost_name(const std::string& fd, const std::string& name);
 // The tree's pipes (made before the forks): whether an inode is one;
 // keep_tree_pipes moves the ends this member's image names right above
 // `kept` (place_files; returns the highest), place_tree_pipes puts them at
@@ -205,5 +232,20 @@ void finish_tree(const Image& img);
 bool is_tree_pipe(std::uint64_t inode);
 int keep_tree_pipes(const Image& img, int kept);
 void place_tree_pipes(const Image& img);
+// The open files members share (opened before the forks): keep_tree_files
+// moves this member's right above `kept` (place_files; returns the
+// highest), tree_file gives the one to place at a program descriptor (-1:
+// not one), close_tree_files closes them once placed.
+int keep_tree_files(const Image& img, int kept);
+int tree_file(std::int32_t fd);
+void close_tree_files();
+// The socketpairs between members, likewise: tree_socket gives the end to
+// place for a socket inode (-1: not one). make_tree_pair (sockets.cpp)
+// makes one from its ends' records: options, queues, shutdown bits.
+int tree_socket(std::uint64_t inode);
+// A tree's process other than the root: its fds 0-2 that its image does not
+// name (it had closed them) are closed (restore_pipes, last).
+void close_unheld_std_streams(const Image& img);
+void make_tree_pair(const Fd& a, const Fd& b, int ends[2]);
 
 }  // namespace mosix::ckpt::restorer

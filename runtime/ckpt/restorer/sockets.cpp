@@ -208,6 +208,33 @@ void place_pair(const Image& img, const Fd& f, const SocketRecord& s, const std:
   else close(ends[1]);
 }
 
+}  // namespace
+
+void make_tree_pair(const Fd& a, const Fd& b, int ends[2]) {
+  std::string what_a = "fd " + std::to_string(a.rec.fd) + " (socket): ";
+  std::string what_b = "fd " + std::to_string(b.rec.fd) + " (socket): ";
+  SocketRecord sa = socket_record(a, what_a), sb = socket_record(b, what_b);
+  std::uint64_t peer_a = 0, peer_b = 0;
+  int bits_a = 0, bits_b = 0;
+  if (sa.state != SocketState::pair || sb.state != SocketState::pair)
+    refuse(what_a + "a socketpair end of the tree whose record is not a socketpair end's");
+  pair_peer(sa, what_a, &peer_a, &bits_a);
+  pair_peer(sb, what_b, &peer_b, &bits_b);
+  if (peer_a != b.rec.inode || peer_b != a.rec.inode || sa.type != sb.type)
+    refuse(what_a + "its socketpair's other end (socket:[" + std::to_string(b.rec.inode) + "]) does not match it");
+  if (socketpair(AF_UNIX, static_cast<int>(sa.type) | SOCK_CLOEXEC, 0, ends) != 0)
+    refuse(what_a + "cannot make the socketpair again: " + strerror(errno));
+  set_options(ends[0], sa, what_a);
+  set_options(ends[1], sb, what_b);
+  bool stream = sa.type == SOCK_STREAM;
+  refill(ends[1], a, stream, what_a);
+  refill(ends[0], b, stream, what_b);
+  shut(ends[0], bits_a, what_a);
+  shut(ends[1], bits_b, what_b);
+}
+
+namespace {
+
 // The forwarded sockets the daemon sent, by forwarding id.
 std::map<std::uint64_t, int>& forwarded() {
   static std::map<std::uint64_t, int> m;
@@ -283,6 +310,13 @@ void place_forwarded(const Fd& f) {
 void place_socket(const Image& img, const Fd& f) {
   const FdRecord& r = f.rec;
   std::string what = "fd " + std::to_string(r.fd) + " (socket): ";
+  // A socketpair end between processes of a tree, made before the forks.
+  if (int made = tree_socket(r.inode); made >= 0) {
+    int fd = fcntl(made, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) refuse(what + "cannot place a socketpair end of the tree: " + strerror(errno));
+    put_at(fd, r, what);
+    return;
+  }
   SocketRecord s = socket_record(f, what);
   if (s.state == SocketState::pair) {
     place_pair(img, f, s, what);

@@ -208,7 +208,10 @@ void restore_session(const Image& img) {
 
 void restore_process_state(const Image& img) {
   const ProcessRecord& p = img.process;
-  if (chdir(img.cwd.c_str()) != 0) die("chdir", -errno);
+  if (is_removed_cwd(img))
+    enter_removed_cwd();
+  else if (chdir(img.cwd.c_str()) != 0)
+    die("chdir", -errno);
   umask(static_cast<mode_t>(p.umask));
   for (std::uint32_t i = 0; i < p.rlimit_count && i < kMaxRlimits; ++i) {
     struct rlimit now{};

@@ -10,7 +10,9 @@
 // makes them all exit 2), and each writes the tree's new pids into its
 // agent's table once its memory is back. Each pipe is made once before the
 // forks with its unread bytes; each member keeps the ends its image names
-// and puts them at their numbers with its other pipes. Shared anonymous memory that
+// and puts them at their numbers with its other pipes. An open file that
+// members share (one offset, one set of flags) is opened once before the
+// forks, kept and put at its numbers the same way. Shared anonymous memory that
 // several members map is one object again: staged once before the forks,
 // filled by its first mapping's member, and mapped over each member's copy.
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +37,8 @@
 #include "runtime/ckpt/restorer/reserved_range.h"
 #include "runtime/ckpt/restorer/restorer.h"
 #include "runtime/ckpt/tree_protocol.h"
+#include "runtime/ckpt/tree_sessions.h"
+#include "runtime/core/little_endian.h"
 
 namespace mosix::ckpt::restorer {
 namespace {
@@ -58,6 +63,7 @@ struct MemberLine {
 struct ZombieLine {
   std::int32_t vpid;
   int parent, code, status;
+  int leads = 0;  // 1: its own process group, 2: its own session
 };
 struct SharedLine {
   int member;
@@ -72,6 +78,11 @@ struct TreePipe {
   int kept[2] = {-1, -1};  // this member's, above its image descriptor
 };
 
+// An open file two members share: "file <member> <fd> <object>".
+struct FileLine {
+  int member, fd, object;
+};
+
 bool g_tree = false;
 int g_members = 0, g_entries = 0;
 TreeSync* g_sync = nullptr;
@@ -82,6 +93,16 @@ std::vector<SharedLine> g_shared;
 std::vector<std::uint64_t> g_object_base;
 std::vector<TreePipe> g_pipes;
 std::vector<std::pair<int, int>> g_pdeathsig;  // {member, signal}
+std::vector<std::pair<int, int>> g_stopped;    // {member, the signal that stopped it}
+std::vector<FileLine> g_files;
+std::vector<int> g_file_ends;  // per object, opened before the forks
+std::vector<int> g_file_kept;  // per object, this member's, above its image descriptor
+struct TreePair {
+  std::uint64_t ino[2];
+  int ends[2] = {-1, -1};  // made before the forks
+  int kept[2] = {-1, -1};  // this member's, above its image descriptor
+};
+std::vector<TreePair> g_pairs;
 
 long futex(std::atomic<int>* word, int op, int value, const timespec* ts) {
   return syscall(SYS_futex, word, op, value, ts, nullptr, 0);
@@ -130,6 +151,15 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
           (z.code == CLD_KILLED && (z.status < 1 || z.status > 64)))
         refuse("malformed tree manifest line: " + line);
       zombies->push_back(z);
+    } else if (kind == "zombie_leads") {
+      std::int32_t vpid = 0;
+      std::string what;
+      l >> vpid >> what;
+      ZombieLine* z = nullptr;
+      for (ZombieLine& y : *zombies)
+        if (y.vpid == vpid) z = &y;
+      if (!l || z == nullptr || (what != "group" && what != "session")) refuse("malformed tree manifest line: " + line);
+      z->leads = what == "session" ? 2 : 1;
     } else if (kind == "shared") {
       SharedLine h;
       l >> h.member >> std::hex >> h.start >> h.end >> h.offset >> std::dec >> h.object;
@@ -144,6 +174,13 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
       if (!l || member < 0 || member >= static_cast<int>(members->size()) || sig < 1 || sig > 64)
         refuse("malformed tree manifest line: " + line);
       g_pdeathsig.emplace_back(member, sig);
+    } else if (kind == "stopped") {
+      int member = -1, sig = 0;
+      l >> member >> sig;
+      if (!l || member <= 0 || member >= static_cast<int>(members->size()) ||
+          (sig != SIGSTOP && sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU))
+        refuse("malformed tree manifest line: " + line);
+      g_stopped.emplace_back(member, sig);
     } else if (kind == "pipe") {
       TreePipe t;
       l >> t.inode >> t.capacity >> t.bytes >> t.file;
@@ -151,6 +188,20 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
           t.file.empty() || t.file[0] == '.')
         refuse("malformed tree manifest line: " + line);
       g_pipes.push_back(t);
+    } else if (kind == "socketpair") {
+      TreePair t;
+      l >> t.ino[0] >> t.ino[1];
+      if (!l || t.ino[0] == t.ino[1]) refuse("malformed tree manifest line: " + line);
+      g_pairs.push_back(t);
+    } else if (kind == "file") {
+      FileLine f{-1, -1, -1};
+      l >> f.member >> f.fd >> f.object;
+      int objects = 0;
+      for (const FileLine& g : g_files) objects = g.object + 1 > objects ? g.object + 1 : objects;
+      if (!l || f.member < 0 || f.member >= static_cast<int>(members->size()) || f.fd < 3 || f.object < 0 ||
+          f.object > objects)
+        refuse("malformed tree manifest line: " + line);
+      g_files.push_back(f);
     } else if (!kind.empty()) {
       refuse("malformed tree manifest line: " + line);
     }
@@ -162,6 +213,7 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
 
 // Ends this process the way the zombie did, leaving it to its parent.
 [[noreturn]] void end_as(const ZombieLine& z) {
+  if ((z.leads == 2 && setsid() < 0) || (z.leads == 1 && setpgid(0, 0) != 0)) _exit(126);
   if (z.code == CLD_KILLED) {
     struct sigaction dfl{};
     dfl.sa_handler = SIG_DFL;
@@ -173,6 +225,56 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
   }
   syscall(SYS_exit_group, z.code == CLD_EXITED ? z.status : 128 + z.status);
   __builtin_unreachable();
+}
+
+// Each open file that members share, once, from its first descriptor's
+// record: opened by path with its flags and at its offset, inherited by
+// every member through the forks. Every descriptor the manifest names
+// must be one its member's image has.
+void open_tree_files(const std::vector<Image>& images, const std::vector<MemberLine>& members) {
+  for (const FileLine& h : g_files) {
+    const Image& img = images[static_cast<std::size_t>(h.member)];
+    std::string what = "fd " + std::to_string(h.fd) + " of process " +
+                       std::to_string(members[static_cast<std::size_t>(h.member)].vpid);
+    const Fd* f = fd_numbered(img, h.fd);
+    if (f != nullptr && f->rec.kind == FdKind::shared && f->data.size() >= 4)
+      f = fd_numbered(img, static_cast<std::int32_t>(load_le<std::uint32_t>(f->data.data())));
+    if (f == nullptr) refuse(what + ", an open file the tree shares, is not in its image");
+    FdKind k = f->rec.kind;
+    if (k != FdKind::regular && k != FdKind::directory && k != FdKind::char_device && k != FdKind::tty)
+      refuse(what + " is an open file the tree shares, of a kind (" + fd_kind_name(k) +
+             ") that is not reopened by its path");
+    if (h.object < static_cast<int>(g_file_ends.size())) continue;
+    const FdRecord& r = f->rec;
+    int flags = (static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+    bool path_only = (flags & O_PATH) != 0;
+    if (path_only && S_ISLNK(r.mode)) flags |= O_NOFOLLOW;
+    int fd = open(f->path.c_str(), flags);
+    if (fd < 0) refuse(what + ": cannot reopen " + f->path + ": " + strerror(errno));
+    if (k == FdKind::regular && !path_only && lseek(fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
+      refuse(what + ": cannot seek " + f->path + ": " + strerror(errno));
+    g_file_ends.push_back(fd);
+  }
+  g_file_kept.assign(g_file_ends.size(), -1);
+}
+
+const Fd* socket_with(const std::vector<Image>& images, std::uint64_t inode) {
+  for (const Image& img : images)
+    for (const Fd& f : img.fds)
+      if (f.rec.kind == FdKind::socket && f.rec.inode == inode) return &f;
+  return nullptr;
+}
+
+// Each socketpair between members, once, from its ends' records.
+void make_tree_pairs(const std::vector<Image>& images) {
+  for (TreePair& t : g_pairs) {
+    const Fd* a = socket_with(images, t.ino[0]);
+    const Fd* b = socket_with(images, t.ino[1]);
+    if (a == nullptr || b == nullptr)
+      refuse("no process of the tree holds socket:[" + std::to_string(a == nullptr ? t.ino[0] : t.ino[1]) +
+             "], a socketpair end the tree manifest names");
+    make_tree_pair(*a, *b, t.ends);
+  }
 }
 
 }  // namespace
@@ -240,6 +342,8 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
     g_object_base.push_back(staging);
     staging += size;
   }
+  open_tree_files(images, members);
+  make_tree_pairs(images);
   // Each pipe once, with its unread bytes, inherited by every member.
   for (TreePipe& t : g_pipes) {
     std::string path = dir + t.file;
@@ -279,25 +383,36 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_UNBLOCK, &chld, nullptr);
 
+  // Which children are forked before their parent's setsid() (they keep
+  // the session it had before).
+  std::vector<TreeProc> procs;
+  for (std::size_t i = 0; i < members.size(); ++i)
+    procs.push_back({images[i].header.real_pid, members[i].parent, images[i].process.sid, images[i].process.pgid});
+  std::vector<char> early;
+  if (std::string why = plan_tree_sessions(procs, &early); !why.empty()) refuse(why);
   int me = 0;
   g_sync->pids[0][1] = getpid();
   for (bool forked = true; forked;) {
     forked = false;
     snprintf(g_image_path, sizeof g_image_path, "%s (process %d of the tree)", tree_name.c_str(), members[me].vpid);
-    // Its own session or group first: its children inherit it. Its parent
-    // death signal, which fork() cleared.
-    restore_session(images[static_cast<std::size_t>(me)]);
-    for (const auto& [member, sig] : g_pdeathsig)
-      if (member == me && prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0)
-        refuse(std::string("prctl(PR_SET_PDEATHSIG): ") + strerror(errno));
-    for (std::size_t j = 0; j < members.size() && !forked; ++j) {
-      if (members[j].parent != me) continue;
-      pid_t pid = fork();
-      if (pid < 0) refuse(std::string("fork: ") + strerror(errno));
-      g_sync->pids[j][1] = pid == 0 ? getpid() : pid;
-      if (pid == 0) {
-        me = static_cast<int>(j);
-        forked = true;
+    for (int pass = 0; pass < 2 && !forked; ++pass) {
+      if (pass == 1) {
+        // Its own session or group, which its other children inherit. Its
+        // parent death signal, which fork() cleared.
+        restore_session(images[static_cast<std::size_t>(me)]);
+        for (const auto& [member, sig] : g_pdeathsig)
+          if (member == me && prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0)
+            refuse(std::string("prctl(PR_SET_PDEATHSIG): ") + strerror(errno));
+      }
+      for (std::size_t j = 0; j < members.size() && !forked; ++j) {
+        if (members[j].parent != me || (early[j] != 0) != (pass == 0)) continue;
+        pid_t pid = fork();
+        if (pid < 0) refuse(std::string("fork: ") + strerror(errno));
+        g_sync->pids[j][1] = pid == 0 ? getpid() : pid;
+        if (pid == 0) {
+          me = static_cast<int>(j);
+          forked = true;
+        }
       }
     }
     if (forked) continue;
@@ -318,6 +433,15 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
   g_table = members[static_cast<std::size_t>(me)].table;
   *img = std::move(images[static_cast<std::size_t>(me)]);
   return fds[static_cast<std::size_t>(me)];
+}
+
+std::int32_t tree_real_pid(std::int32_t vpid, bool after_barrier) {
+  if (!g_tree) return 0;
+  for (int i = 0; i < g_entries; ++i) {
+    const std::int32_t* p = after_barrier ? g_pids[i] : g_sync->pids[i];
+    if (p[0] == vpid) return after_barrier ? p[1] : 1;
+  }
+  return 0;
 }
 
 bool is_tree_pipe(std::uint64_t inode) {
@@ -344,21 +468,88 @@ int keep_tree_pipes(const Image& img, int kept) {
   return kept;
 }
 
+int keep_tree_files(const Image& img, int kept) {
+  for (const FileLine& h : g_files) {
+    auto o = static_cast<std::size_t>(h.object);
+    if (h.member != g_me || g_file_kept[o] >= 0) continue;
+    g_file_kept[o] = fcntl(g_file_ends[o], F_DUPFD_CLOEXEC, kept + 1);
+    if (g_file_kept[o] < 0) refuse(std::string("cannot keep an open file of the tree: ") + strerror(errno));
+    kept = g_file_kept[o];
+  }
+  for (int& fd : g_file_ends) close(fd), fd = -1;
+  for (TreePair& t : g_pairs) {
+    for (int k = 0; k < 2; ++k) {
+      bool mine = false;
+      for (const Fd& f : img.fds) mine = mine || (f.rec.kind == FdKind::socket && f.rec.inode == t.ino[k]);
+      if (mine) {
+        t.kept[k] = fcntl(t.ends[k], F_DUPFD_CLOEXEC, kept + 1);
+        if (t.kept[k] < 0) refuse(std::string("cannot keep a socketpair end of the tree: ") + strerror(errno));
+        kept = t.kept[k];
+      }
+      close(t.ends[k]);
+      t.ends[k] = -1;
+    }
+  }
+  return kept;
+}
+
+int tree_socket(std::uint64_t inode) {
+  for (const TreePair& t : g_pairs)
+    for (int k = 0; k < 2; ++k)
+      if (t.ino[k] == inode) return t.kept[k];
+  return -1;
+}
+
+int tree_file(std::int32_t fd) {
+  for (const FileLine& h : g_files)
+    if (h.member == g_me && h.fd == fd) return g_file_kept[static_cast<std::size_t>(h.object)];
+  return -1;
+}
+
+void close_tree_files() {
+  for (int& fd : g_file_kept)
+    if (fd >= 0) close(fd), fd = -1;
+  for (TreePair& t : g_pairs)
+    for (int& fd : t.kept)
+      if (fd >= 0) close(fd), fd = -1;
+}
+
 void place_tree_pipes(const Image& img) {
-  for (const Fd& f : img.fds) {
-    const FdRecord& e = f.rec;
-    if (e.kind != FdKind::pipe) continue;
-    for (TreePipe& t : g_pipes) {
-      if (t.inode != e.inode) continue;
-      int src = t.kept[(e.open_flags & O_ACCMODE) == O_RDONLY ? 0 : 1];
-      if (src < 0 || dup3(src, e.fd, (e.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+  for (TreePipe& t : g_pipes) {
+    // The first record of each end takes the end made for the tree (one
+    // open file with the other processes' first, the requester checked);
+    // each further one was an open of its own in this process and is
+    // opened again so (its flags its own).
+    bool placed[2] = {false, false};
+    for (const Fd& f : img.fds) {
+      const FdRecord& e = f.rec;
+      if (e.kind != FdKind::pipe || t.inode != e.inode) continue;
+      bool reader = (e.open_flags & O_ACCMODE) == O_RDONLY;
+      int src = t.kept[reader ? 0 : 1];
+      if (src < 0) die("placing a pipe of the tree", -EBADF);
+      int fd = src;
+      if (placed[reader]) {
+        std::string again = "/proc/self/fd/" + std::to_string(src);
+        fd = open(again.c_str(), (reader ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+        if (fd < 0) die("opening a pipe end of the tree again", -errno);
+      }
+      placed[reader] = true;
+      if (fd != e.fd && dup3(fd, e.fd, (e.fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
         die("placing a pipe of the tree", -errno);
+      if (fd == e.fd) fcntl(fd, F_SETFD, e.fd_flags & FD_CLOEXEC);
+      if (fd != src && fd != e.fd) close(fd);
       fcntl(e.fd, F_SETFL, static_cast<int>(e.open_flags) & (O_NONBLOCK | O_APPEND));
     }
   }
   for (TreePipe& t : g_pipes)
     for (int& k : t.kept)
       if (k >= 0) close(k), k = -1;
+}
+
+void close_unheld_std_streams(const Image& img) {
+  if (!g_tree || g_me == 0) return;
+  for (int fd = 0; fd <= 2; ++fd)
+    if (fd_numbered(img, fd) == nullptr) close(fd);
 }
 
 void tree_refused() {
@@ -434,6 +625,11 @@ void finish_tree(const Image& img) {
   t->parent_real = g_me == 0 ? 0 : getppid();
   t->fresh = 1;
   t->count = static_cast<std::uint32_t>(g_entries);
+  // Stopped at the checkpoint: stopped again before the program runs (a
+  // terminal stop signal blocked now stays pending until its mask is back),
+  // which its parent's next wait reports as before.
+  for (const auto& [member, sig] : g_stopped)
+    if (member == g_me) syscall(SYS_kill, getpid(), sig);
 }
 
 }  // namespace mosix::ckpt::restorer

@@ -585,7 +585,9 @@ wait_for_line() {
 wait_restored() {
   local pid=$1 comm want
   want=$(basename "$prog")
-  while comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
+  # Until it ends: an ended restart not yet waited for is a zombie, whose
+  # comm still reads (a loop on comm alone waited for ever).
+  while _ckpt_alive "$pid" && comm=$(cat "/proc/$pid/comm" 2> /dev/null); do
     [[ $comm == "${want:0:15}" ]] && return 0
     sleep 0.01
   done

@@ -11,9 +11,14 @@
 #   netns_bytes I rx|tx  bytes the root end of namespace I's veth received or
 #                      sent (what namespace I sent, or was sent)
 #   netns_down         removes all of it; safe to call twice (use it in a trap)
+#   netns_test_start   the checks, lock and work directory of a mosixrun test
+#   netns_mosixrun_up K  netns_up K and the environment mosixrun needs there
 # docs/netns.md explains how it works and the MCA settings.
 # NETNS_PREFIX (default mosixns) and NETNS_SUBNET (the first three octets of a
-# private /24, default 10.213.0) may be set before sourcing.
+# private /24, default 10.213.0) may be set before sourcing. NETNS_PIDNS=1
+# before netns_up gives each namespace's processes a pid namespace (and /proc)
+# of their own too, so that a pid means different processes on different
+# nodes, as on separate hosts.
 
 NETNS_PREFIX=${NETNS_PREFIX:-mosixns}
 NETNS_SUBNET=${NETNS_SUBNET:-10.213.0}
@@ -24,6 +29,62 @@ NETNS_AGENT=
 NETNS_MPIRUN=()  # the whole mpirun command line, set by netns_up
 
 netns_veth() { echo "${NETNS_PREFIX}v$1"; }
+
+# netns_test_start NAME "TOOLS" "PROGS": the start of a test of ours that
+# runs mosixrun across namespaces (its BIN_DIR in $bin). Exits 77 (skipped)
+# when not root or one of TOOLS is missing, 1 when one of PROGS is not built
+# in $bin (made absolute). Then takes the host's lock (one run at a time:
+# the names and the subnet are fixed; namespaces of ours still there were
+# left by a killed run), makes $work (removed, with the namespaces, on exit)
+# and defines fail, ok, show and $failures.
+netns_test_start() {
+  local name=$1 tools=$2 progs=$3 tool prog
+  if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: $name needs root to make namespaces"
+    exit 77
+  fi
+  for tool in $tools; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "SKIP: $tool not found"
+      exit 77
+    fi
+  done
+  bin=$(cd "$bin" && pwd)
+  for prog in $progs; do
+    if [ ! -x "$bin/$prog" ]; then
+      echo "FAIL: $bin/$prog not built"
+      exit 1
+    fi
+  done
+  exec 9>/run/lock/mosix-netns.lock
+  flock 9
+  netns_down
+  work=$(mktemp -d "${TMPDIR:-/tmp}/mosix-$name.XXXXXX")
+  chmod 755 "$work"
+  trap 'netns_down; rm -rf "$work"' EXIT
+  trap 'exit 130' INT TERM HUP
+  failures=0
+}
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+show() { sed 's/^/    /' "$@" | head -40; }
+
+# netns_mosixrun_up K: netns_up K (the test ends with exit 1 if it cannot),
+# then mpirun's settings for the namespaces (docs/netns.md) in the
+# environment mosixrun hands to mpirun, and the job's socket and state in
+# $work, which every namespace sees (they share the mount namespace).
+netns_mosixrun_up() {
+  if ! netns_up "$1"; then
+    echo "FAIL: cannot bring up the namespaces"
+    exit 1
+  fi
+  export OMPI_MCA_plm_rsh_agent=$NETNS_AGENT OMPI_MCA_plm_rsh_no_tree_spawn=1
+  export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,tcp
+  export OMPI_MCA_oob_tcp_if_include=$NETNS_SUBNET.0/24 OMPI_MCA_btl_tcp_if_include=$NETNS_SUBNET.0/24
+  export XDG_RUNTIME_DIR=$work/run XDG_STATE_HOME=$work/state
+  mkdir -p "$XDG_RUNTIME_DIR" "$XDG_STATE_HOME"
+  chmod 700 "$XDG_RUNTIME_DIR"
+}
 
 netns_bytes() {
   cat "/sys/class/net/$(netns_veth "$1")/statistics/$2_bytes"
@@ -71,6 +132,12 @@ fi
 exec ip netns exec "$host" unshare --uts /bin/sh -c 'hostname "$1" && exec /bin/sh -c "$2"' \
   sh "$host" "$*"
 AGENT
+  if [ "${NETNS_PIDNS:-0}" = 1 ]; then
+    sed -i 's/unshare --uts /unshare --uts --pid --fork --mount-proc /' "$NETNS_AGENT"
+    # orted --daemonize would leave the namespace's first process, which
+    # ends it and everything in it: orted stays attached to the agent.
+    export OMPI_MCA_orte_leave_session_attached=1
+  fi
   chmod 755 "$NETNS_AGENT"
 
   ip link add "$NETNS_BRIDGE" type bridge &&
