@@ -174,6 +174,32 @@ bool started_by_node_daemon() {
   return found == parent;
 }
 
+// The deputy's environment: ours, with LD_PRELOAD passed on as
+// MOSIX_DEPUTY_PRELOAD. The deputy runs without the agent (it needs none of
+// it, and loading it cost as much as the rest of the deputy's start); it
+// puts LD_PRELOAD back before it runs the program or sends it away.
+// nullptr when there is no LD_PRELOAD (or no memory): environ as it is.
+char** deputy_environment() {
+  std::size_t n = 0;
+  long preload = -1;
+  for (char** e = environ; *e != nullptr; ++e, ++n) {
+    if (strncmp(*e, "LD_PRELOAD=", 11) == 0) preload = static_cast<long>(n);
+  }
+  if (preload < 0) return nullptr;
+  static const char kName[] = "MOSIX_DEPUTY_PRELOAD=";
+  const char* value = environ[preload] + 11;
+  const std::size_t value_len = strlen(value);
+  // The array and the one new string in one allocation.
+  char** env = static_cast<char**>(malloc((n + 1) * sizeof(char*) + sizeof kName + value_len));
+  if (env == nullptr) return nullptr;
+  char* moved = reinterpret_cast<char*>(env + n + 1);
+  memcpy(moved, kName, sizeof kName - 1);
+  memcpy(moved + sizeof kName - 1, value, value_len + 1);
+  for (std::size_t i = 0; i < n; ++i) env[i] = static_cast<long>(i) == preload ? moved : environ[i];
+  env[n] = nullptr;
+  return env;
+}
+
 }  // namespace
 
 void place_at_exec(int argc, char** argv) {
@@ -196,7 +222,9 @@ void place_at_exec(int argc, char** argv) {
   args[1] = exe;
   for (int i = 0; i < argc; ++i) args[i + 2] = argv[i];
   args[argc + 2] = nullptr;
-  sys(SYS_execve, deputy, args, environ);
+  char** env = deputy_environment();
+  sys(SYS_execve, deputy, args, env != nullptr ? env : environ);
+  free(env);
   free(args);  // no deputy to run: the program runs here, as it would have
 }
 

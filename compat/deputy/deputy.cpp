@@ -21,6 +21,9 @@
 //     (HomeKill);
 //   - ends as the body ended: the same exit status, or killed by the same
 //     signal, so the parent's wait() sees what it would have seen.
+// Its start is part of every placed child's: it runs without the agent
+// (LD_PRELOAD comes as MOSIX_DEPUTY_PRELOAD and goes back before the program
+// runs, here or away) and with libstdc++ linked in, which were most of it.
 // A child holding descriptors other than 0-2 across exec stays here: they
 // could not follow it (docs/mosixrun.md, "Children"). The agent checks that
 // before it execs us (runtime/core/exec_stay_rule.h).
@@ -375,6 +378,12 @@ int main(int argc, char** argv) {
   }
   const char* program = argv[1];
   char** program_argv = argv + 2;
+  // The agent execs us without itself (place_at_exec.cpp): the program,
+  // here or away, gets it back.
+  if (const char* preload = std::getenv("MOSIX_DEPUTY_PRELOAD"); preload != nullptr) {
+    ::setenv("LD_PRELOAD", preload, 1);
+    ::unsetenv("MOSIX_DEPUTY_PRELOAD");
+  }
   const char* socket_path = std::getenv("MOSIX_GUEST_SOCKET");
   if (socket_path == nullptr) run_here(program, program_argv);
   struct stat out {}, err {}, in {};
