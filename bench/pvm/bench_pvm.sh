@@ -4,7 +4,8 @@
 # pvmd against a real pvmd, in one run: ratios, never absolute goals.
 #   bench_pvm.sh BIN_DIR [ROUNDS]
 # Ours on one node (the slave on the master's node) and on --vcluster 2 (the
-# slave on the other vnode); the pvmd on this one host (its default route,
+# slave on the other vnode, over a TCP link of the two tasks; "routed": with
+# MOSIX_PVM_TCP=0, through the node daemons); the pvmd on this one host (its default route,
 # through the daemon). Goal (issue 16): latency <= 1.0x pvmd's, bandwidth >=
 # 1.0x. A machine busy with other work makes any one round meaningless:
 # compare the medians.
@@ -39,6 +40,9 @@ run_case() {  # NAME COMMAND...
 
 run_case one_node "$BIN/mosixrun" -np 1 timing
 run_case two_vnodes "$BIN/mosixrun" --vcluster 2 -np 1 timing
+# The same without TCP links between the tasks (compat/pvm/direct.cpp):
+# every message through the node daemons, as before they were made.
+run_case routed env MOSIX_PVM_TCP=0 "$BIN/mosixrun" --vcluster 2 -np 1 timing
 echo '* ep=/usr/bin' > "$PVM_TMP/hosts"
 if [[ $(id -u) == 0 ]]; then export PVM_ALLOW_ROOT=1; fi
 /usr/lib/pvm3/lib/pvmd "$PVM_TMP/hosts" > "$PVM_TMP/out" 2>&1 &
@@ -56,7 +60,7 @@ m() { tr ' ' '\n' <<< "$1" | grep -v '^$' | median; }
 base_rtt=$(m "${rtt[pvmd]}")
 base_bw=$(m "${bw[pvmd]}")
 printf '%-11s %12s %14s %10s %10s\n' case "RTT us" "1MB B/us" "RTT ratio" "BW ratio"
-for name in pvmd one_node two_vnodes; do
+for name in pvmd one_node two_vnodes routed; do
   r=$(m "${rtt[$name]}")
   b=$(m "${bw[$name]}")
   printf '%-11s %12s %14s %10.2f %10.2f\n' "$name" "$r" "$b" "$(echo "$r / $base_rtt" | bc -l)" \

@@ -11,6 +11,12 @@
 // (mosix_direct_link_take) before it sees the link's end. Nothing is lost:
 // whatever the sender wrote whole is queued there; a message cut short is
 // sent again whole by the other route, and the receiver drops the piece.
+// Between nodes a link is a TCP socket (and, until it is taken, the socket
+// listening for it): a move does not forward it (is_direct_link), and an
+// incoming one is replaced, at its number, by the ended socketpair end once
+// its queue is taken (TCP goes on taking data after SHUT_RD); its sender
+// sends again what was not acknowledged.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -56,6 +62,12 @@ void drop_held(DirectLink& l) {
 
 }  // namespace
 
+bool is_direct_link(long fd) {
+  DirectLink* l = find(fd);
+  struct stat st{};
+  return l != nullptr && sys(SYS_fstat, fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == l->ino;
+}
+
 long direct_link_image_data(long fd, SocketScratch* s) {
   DirectLink* l = find(fd);
   if (l == nullptr) return -1;
@@ -65,6 +77,19 @@ long direct_link_image_data(long fd, SocketScratch* s) {
     sys(SYS_shutdown, fd, SHUT_RD);
     l->shut = true;
     hold_socket_queue(fd, &l->held, &l->cap, &l->len);
+    // A TCP link (between nodes) goes on taking what its sender writes after
+    // SHUT_RD: in its place, at the same number, an end of a socketpair
+    // whose other end is closed. Its sender finds the link ended and sends
+    // again what this task did not acknowledge (compat/pvm/direct.cpp).
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    int ends[2];
+    if (sys(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain != AF_UNIX &&
+        sys(SYS_socketpair, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) == 0) {
+      if (sys(SYS_dup3, ends[0], fd, O_CLOEXEC) == fd && sys(SYS_fstat, fd, &st) == 0) l->ino = st.st_ino;
+      sys(SYS_close, ends[0]);
+      sys(SYS_close, ends[1]);
+    }
   }
   return closed_pair_image_data(s);
 }

@@ -33,6 +33,7 @@
 
 #include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
+#include "compat/agent/sockets.h"
 #include "runtime/ckpt/request_protocol.h"
 
 namespace mosix::agent {
@@ -384,6 +385,7 @@ mosix_accept_resume:
 int forward_socket(long fd, bool for_move, std::uint64_t* id, bool* listening, char* error,
                    std::size_t error_cap) {
   Line e(error, error_cap);
+  if (is_direct_link(fd)) return 0;  // compat/pvm's: its image is an ended link (sockets.h)
   int family = domain_of(fd);
   Entry* known = nullptr;
   for (int i = 0; i < g_table.used; ++i)

@@ -94,5 +94,9 @@ long closed_pair_image_data(SocketScratch* s);
 // if `fd` is one: a socketpair end whose other end is closed, its queue
 // taken into memory first; else -1.
 long direct_link_image_data(long fd, SocketScratch* s);
+// Whether `fd` is such a link (between nodes a TCP socket, or the listener
+// that offers one): a move never forwards it (forwarded.cpp), its image is
+// the ended socket above.
+bool is_direct_link(long fd);
 
 }  // namespace mosix::agent

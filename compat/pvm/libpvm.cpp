@@ -168,7 +168,7 @@ int pvm_siblings(int** tids) {
 }
 
 int pvm_exit(void) {
-  task().leave();
+  task().exit();
   return PvmOk;
 }
 

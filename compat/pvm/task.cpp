@@ -167,6 +167,15 @@ int Task::enroll() {
   return 0;
 }
 
+void Task::exit() {
+  std::vector<int> tcp;
+  for (const auto& [rank, l] : out_links_) {
+    if (l.tcp) tcp.push_back(rank);
+  }
+  for (int rank : tcp) close_out(rank);
+  leave();
+}
+
 void Task::leave() {
   close_links();
   if (fd_ >= 0) {
@@ -265,7 +274,7 @@ bool Task::send(int dest_rank, int tag, const Buffer& b) {
   for (std::size_t i = 0; i < kSeqBytes; ++i) m.bytes[i] = static_cast<std::uint8_t>(seq >> (8 * i));
   std::copy(b.data.begin(), b.data.end(), m.bytes.begin() + kSeqBytes);
   Frame frame = encode_frame(m);
-  if (send_direct(dest_rank, frame)) return true;
+  if (send_direct(dest_rank, frame, seq)) return true;
   ask_direct(dest_rank);
   return write_frame(frame);
 }
@@ -311,6 +320,10 @@ void Task::take(Message message) {
     direct_offered(*m);
     return;
   }
+  if (m->kind == kTcpOffer) {
+    tcp_offered(*m);
+    return;
+  }
   if (m->bytes.size() < kSeqBytes || m->kind >= 3) return;  // not from a task of ours
   std::uint64_t seq = 0;
   for (std::size_t i = 0; i < kSeqBytes; ++i) seq |= static_cast<std::uint64_t>(m->bytes[i]) << (8 * i);
@@ -326,6 +339,14 @@ bool Task::pump(int timeout_ms, int out_fd) {
   std::vector<pollfd> p{{fd_, POLLIN, 0}};
   for (const InLink& l : in_links_) p.push_back({l.fd, POLLIN, 0});
   if (out_fd >= 0) p.push_back({out_fd, POLLOUT, 0});
+  // TCP links out: their receivers' acknowledgements, and their ends.
+  const std::size_t first_tcp = p.size();
+  std::vector<int> tcp_ranks;
+  for (const auto& [rank, l] : out_links_) {
+    if (!l.tcp) continue;
+    p.push_back({l.fd, POLLIN, 0});
+    tcp_ranks.push_back(rank);
+  }
   int r = ::poll(p.data(), p.size(), timeout_ms);
   if (r < 0) return errno == EINTR;
   if (r == 0) return true;
@@ -334,6 +355,9 @@ bool Task::pump(int timeout_ms, int out_fd) {
   std::vector<short> revents;
   for (std::size_t i = 0; i < in_links_.size(); ++i) revents.push_back(p[1 + i].revents);
   read_in_links(revents);
+  for (std::size_t i = 0; i < tcp_ranks.size(); ++i) {
+    if (p[first_tcp + i].revents != 0) read_acks(tcp_ranks[i]);
+  }
   if (p[0].revents == 0) return true;
   std::uint8_t chunk[1 << 16];
   ssize_t n = read_link(chunk, sizeof chunk, MSG_DONTWAIT);
@@ -354,7 +378,7 @@ bool Task::take_bytes(const std::uint8_t* bytes, std::size_t n) {
   return false;
 }
 
-bool Task::take_frames(std::vector<std::uint8_t>& in, int from) {
+bool Task::take_frames(std::vector<std::uint8_t>& in, int from, InLink* link) {
   size_t at = 0;
   while (in.size() - at >= kFrameHeaderSize) {
     std::span<const std::uint8_t> rest(in.data() + at, in.size() - at);
@@ -370,6 +394,13 @@ bool Task::take_frames(std::vector<std::uint8_t>& in, int from) {
       auto* m = std::get_if<GuestMessage>(&*message);
       if (m == nullptr || m->kind >= 3) continue;
       m->source_rank = from;
+      if (link != nullptr && m->bytes.size() >= kSeqBytes) {
+        std::uint64_t seq = 0;
+        for (std::size_t i = 0; i < kSeqBytes; ++i) seq |= static_cast<std::uint64_t>(m->bytes[i]) << (8 * i);
+        link->next = std::max(link->next, seq + 1);
+        ++link->unacked;
+        link->unacked_bytes += whole;
+      }
     }
     take(std::move(*message));
   }

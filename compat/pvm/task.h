@@ -20,6 +20,11 @@
 
 namespace mosix::pvm {
 
+// Task -> task through the node daemons, which pass it on as any message:
+// a TCP link to the sender is offered (remote.cpp; docs/pvm.md "Direct
+// links"). Not a daemon message: only the two libraries read it.
+inline constexpr std::uint32_t kTcpOffer = 0xffff0101u;
+
 struct Buffer {
   Encoding enc = Encoding::kDefault;
   std::vector<std::uint8_t> data;
@@ -49,6 +54,10 @@ class Task {
   const std::vector<std::string>& hosts() const { return hosts_; }
   int host_of_node(const std::string& name) const;
   void leave();
+  // pvm_exit: what went on links to other nodes' tasks and was not
+  // acknowledged goes again through the node daemon (the receiver drops
+  // what it has), then leave().
+  void exit();
 
   // Buffers: ids > 0.
   int new_buffer(Encoding enc);
@@ -90,26 +99,53 @@ class Task {
   // Bytes read from the link: whole frames are taken; false (and the link
   // left) on garbage.
   bool take_bytes(const std::uint8_t* bytes, std::size_t n);
+  struct InLink;
   // Whole frames at the start of `in` are taken (a direct link's, from
-  // rank `from`, if it is >= 0) and removed; false on garbage.
-  bool take_frames(std::vector<std::uint8_t>& in, int from);
+  // rank `from`, if it is >= 0; `link` counts what it took) and removed;
+  // false on garbage.
+  bool take_frames(std::vector<std::uint8_t>& in, int from, InLink* link = nullptr);
   void take(Message message);
 
   // Direct links to and from tasks of the same node (direct.cpp, docs/pvm.md
   // "Direct links"): one way each, a socketpair end the node daemon passed.
+  // Between nodes a TCP connection the two tasks made (remote.cpp): the
+  // sender keeps what it wrote there until the receiver acknowledges it,
+  // and sends it again through the node daemons when the link ends.
   // A message goes on one when there is one, else through the node daemon;
   // the receiver orders both routes by the message numbers.
   struct OutLink {
     int fd = -1;
     bool ready = false;  // the receiver said it has its end (one byte back)
+    bool tcp = false;
+    std::deque<std::pair<std::uint64_t, Frame>> kept;  // (number, frame) not acknowledged yet
+    std::vector<std::uint8_t> acks;                    // an acknowledgement read in part
   };
   struct InLink {
     int fd = -1;
     int from = -1;  // the sender's rank
     std::vector<std::uint8_t> in;
+    bool tcp = false;
+    std::uint64_t next = 0;  // the number after the last message taken from it
+    std::uint64_t unacked = 0, unacked_bytes = 0;
   };
-  // True if the frame went whole on a direct link to dest_rank.
-  bool send_direct(int dest_rank, const Frame& frame);
+  // A listening TCP socket offered to a task of another node (kTcpOffer).
+  struct Offer {
+    int fd = -1;
+    std::uint64_t nonce = 0;
+    int taken = -1;  // a connection accepted whose hello has not come whole yet
+  };
+  // True if the frame went whole on a direct link to dest_rank (then a TCP
+  // link keeps it: `frame` is moved from).
+  bool send_direct(int dest_rank, Frame& frame, std::uint64_t seq);
+  // Links to tasks of other nodes (remote.cpp).
+  void offer_tcp(int dest_rank);
+  void tcp_offered(const GuestMessage& m);
+  bool accept_offer(int dest_rank);
+  void close_offer(int dest_rank);
+  void read_acks(int rank);
+  // False if the link must end (an acknowledgement went in part).
+  bool ack(InLink& l, bool now);
+  std::map<int, Offer> offers_;
   void ask_direct(int dest_rank);
   void direct_offered(const GuestMessage& m);
   // Reads the link (recvmsg): descriptors that come with it wait in passed_fds_.

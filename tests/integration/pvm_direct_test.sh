@@ -13,7 +13,6 @@ BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/pvm_stream.sh"
 pvm_stream_start vnode0 vnode0
-guest() { mosixctl ps --job "$job" --json 2> /dev/null | jq -r ".guests[] | select(.rank == $1) | .$2"; }
 # The sockets rank $1 holds: 1 is its link to its node daemon; each direct
 # link to or from another task is one more.
 sockets_of() {
@@ -27,11 +26,6 @@ sockets_of() {
 }
 # A has links from the master and B and to both: at least 3 more sockets.
 linked() { (( $(sockets_of 1) >= 4 )); }
-go_on() {  # the stream goes on after what was done
-  local before=$1
-  wait_for "(( \$(progress) > $before )) || ! alive" || true
-}
-
 wait_for "grep -q '^streaming' '$out' || ! alive" || true
 check_eq "pvm_stream streams with all three on vnode0" "streaming vnode0 vnode0" \
   "$(grep -m1 '^streaming' "$out" || true) $(guest 1 node) $(guest 2 node)"
@@ -39,46 +33,8 @@ wait_for "linked || ! alive" || true
 linked && pass "A talks to the master and B over direct links" ||
   fail "A holds $(sockets_of 1) sockets: no direct links"
 
-# Images to a file while they stream: each drains and closes the task's
-# direct links, the stream goes on (through the node daemon, then on new links).
-for rank in 1 2; do
-  before=$(progress)
-  if mosixctl checkpoint "$rank" --job "$job" -o "$TMP/rank$rank.img" > "$TMP/ckpt$rank.out" 2>&1; then
-    pass "rank $rank's image is written while it talks over direct links"
-  else
-    fail "rank $rank's image: $(tail -n 2 "$TMP/ckpt$rank.out")"
-  fi
-  go_on "$before"
-done
-wait_for "linked || ! alive" || true
-linked && pass "A has direct links again after the images" || fail "no direct links after the images"
-
-# A moves away (its links end; to another node's tasks there are none) and back.
-for node in vnode1 vnode0; do
-  before=$(progress)
-  moved=$(mosixctl migrate 1 "$node" --job "$job" --json 2> "$TMP/ctl.err" || true)
-  [[ $(jq -r .ok <<< "$moved" 2> /dev/null) == true ]] ||
-    fail "A moves to $node: $(jq -r .error <<< "$moved" 2> /dev/null) $(cat "$TMP/ctl.err")"
-  go_on "$before"
-done
-wait_for "linked || ! alive" || true
-linked && pass "A has direct links again after moving back to vnode0" || fail "no direct links after the moves"
-
-# An image with --kill and the restart into the job, the links in use.
-before=$(progress)
-if mosixctl checkpoint 1 --job "$job" -o "$TMP/a.img" --kill > "$TMP/ckpt.out" 2>&1; then
-  wait_for "[[ \$(guest 1 state) == suspended ]] || ! alive" || true
-  if mosixctl restart "$TMP/a.img" < /dev/null > "$TMP/a.out" 2>&1; then
-    check_contains "A's image with --kill restarts in its job" "rank 1 of job $job restarts on" "$(cat "$TMP/a.out")"
-  else
-    fail "mosixctl restart of A's image: $(tail -n 2 "$TMP/a.out")"
-  fi
-  go_on "$before"
-  (( $(progress) > before )) && pass "the stream goes on with the restarted A" || fail "the stream stopped after A's restart"
-else
-  fail "A's image with --kill: $(tail -n 2 "$TMP/ckpt.out")"
-  kill "$job" 2> /dev/null
-fi
+links="direct links"
+pvm_links_rounds vnode1 vnode0
 
 # The same with --tree (issue 16: a tree checkpoint with --kill of a job's
 # task suspends it in its job too; before, the job counted it as ended, 137).
