@@ -444,12 +444,38 @@ Expected<std::optional<Bytes>> GuestService::detach(std::int32_t rank, pid_t pid
   Bytes front;
   bool ok = ::ioctl(fd, SIOCINQ, &queued) == 0 && queued >= 0;
   if (ok && queued > 0) {
+    // A frame that came with a descriptor (a direct link's end, link_directly)
+    // ends a peek: peeked on from where the last one ended (SO_PEEK_OFF), the
+    // descriptors closed (the move takes the bytes, not them: the library
+    // drops a link whose end it lacks).
     front.resize(static_cast<std::size_t>(queued));
-    ssize_t n;
-    do {
-      n = ::recv(fd, front.data(), front.size(), MSG_PEEK | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    ok = n == queued;
+    int off = 0;
+    ok = ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) == 0;
+    std::size_t got = 0;
+    while (ok && got < front.size()) {
+      iovec iov{front.data() + got, front.size() - got};
+      alignas(cmsghdr) char control[CMSG_SPACE(16 * sizeof(int))];
+      msghdr m{};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = control;
+      m.msg_controllen = sizeof control;
+      ssize_t n = ::recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      if (n < 0 && errno == EINTR) continue;
+      for (cmsghdr* cm = CMSG_FIRSTHDR(&m); cm != nullptr; cm = CMSG_NXTHDR(&m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        for (std::size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+          int passed = -1;
+          std::memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int), sizeof passed);
+          ::close(passed);
+        }
+      }
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    off = -1;
+    ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);  // the guest's socket: as it was
+    ok = ok && got == front.size();
   }
   ::close(fd);
   if (!ok) {
