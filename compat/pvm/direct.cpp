@@ -277,6 +277,9 @@ void Task::read_in_links(const std::vector<short>& revents) {
         ended.push_back(i);
         break;
       }
+      // Less than asked for: the queue was empty then; poll says when more
+      // comes (one recv a message, not two, on the way of a round trip).
+      if (static_cast<std::size_t>(n) < sizeof chunk) break;
     }
     if (l.tcp && (ended.empty() || ended.back() != i) && !ack(l, false)) ended.push_back(i);
   }
