@@ -131,8 +131,10 @@ int Session::fifo_index(const struct stat& st) const {
 // A named pipe: check_held_elsewhere refuses one another process holds too
 // (a restore makes it the restored process's alone, and its unread bytes
 // are read out only at write time, when no other process can write to it
-// meanwhile). The checkpoint opens it for reading and writing (which never
-// blocks on a FIFO), as the restore will.
+// meanwhile); a tree's member leaves that to the requester, which makes one
+// named pipe of the tree once for all its members. The checkpoint opens it
+// for reading and writing (which never blocks on a FIFO), as the restore
+// will.
 bool Session::check_fifo(long fd, const char* link, const struct stat& st) {
   if (fifo_index(st) >= 0) return true;
   Line e(s_->error, sizeof s_->error);
@@ -165,9 +167,12 @@ bool Session::check_fifo(long fd, const char* link, const struct stat& st) {
 
 // After a named pipe's first fd record: its unread bytes, read out through
 // an open of its own and put back, as file data records in order.
+// A tree's member leaves them to the requester, which copies them without
+// taking them out (tee) while every member is stopped: two members reading
+// one out and putting it back at once would mix it up.
 bool Session::write_fifo_data(long fd, const struct stat& st) {
   int i = fifo_index(st);
-  if (i < 0 || s_->fifo_written[i]) return true;
+  if (i < 0 || s_->fifo_written[i] || tree_path_ != nullptr) return true;
   s_->fifo_written[i] = true;
   char path[64];
   Line(path, sizeof path).s("/proc/self/fd/").u(static_cast<std::uint64_t>(fd));

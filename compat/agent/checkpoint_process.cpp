@@ -253,13 +253,17 @@ bool Session::check_held_elsewhere() {
              }
              struct stat st{};
              if (sys(SYS_stat, link, &st) != 0) return true;
-             if (fifo_index(st) >= 0) {
+             // A tree's member leaves its named pipes to the requester too.
+             if (fifo_index(st) >= 0 && tree_path_ == nullptr) {
                Line(s_->error, sizeof s_->error).s("a named pipe the process holds open (inode ")
                    .u(static_cast<std::uint64_t>(st.st_ino)).s(") is open in process ").u(pid)
                    .s(" too, which the checkpoint does not take along");
                return false;
              }
-             if (ghost_index(st) < 0) return true;
+             // A tree's member leaves its deleted files and memfds to the
+             // requester, which makes one held by two members once and
+             // refuses one a process outside the tree holds.
+             if (ghost_index(st) < 0 || tree_path_ != nullptr) return true;
              Line(s_->error, sizeof s_->error).s("a deleted file the process holds open (inode ")
                  .u(static_cast<std::uint64_t>(st.st_ino)).s(") is open in process ").u(pid)
                  .s(" too, which the checkpoint does not take along");

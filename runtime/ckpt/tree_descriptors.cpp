@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include "runtime/sys/errno_text.h"
 
@@ -31,6 +32,45 @@ struct Held {
   int fd;
   std::string link;
 };
+
+// A deleted file or a memfd, by the link of a descriptor on it.
+bool is_ghost_link(const std::string& link) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  return link.rfind("/memfd:", 0) == 0 ||
+         (link[0] == '/' && link.size() > kDeleted.size() &&
+          link.compare(link.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0);
+}
+
+// Refuses when a process outside the tree holds one of the files (deleted
+// files, memfds and named pipes, by device and inode) the tree makes once
+// for its processes.
+Status check_held_outside(const std::vector<TreeFdHolder>& all, const std::set<std::pair<dev_t, ino_t>>& ghosts,
+                          const std::set<std::pair<dev_t, ino_t>>& fifos) {
+  if (ghosts.empty() && fifos.empty()) return {};
+  std::set<pid_t> in_tree;
+  for (const TreeFdHolder& h : all) in_tree.insert(h.pid);
+  std::error_code ec;
+  for (const auto& p : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = std::atoi(p.path().filename().c_str());
+    if (pid <= 0 || in_tree.count(pid) != 0) continue;
+    std::error_code fd_ec;
+    for (const auto& e : std::filesystem::directory_iterator(p.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      std::string link = std::filesystem::read_symlink(e.path(), link_ec).string();
+      struct stat st{};
+      if (link_ec || link.empty() || link[0] != '/' || (!is_ghost_link(link) && fifos.empty()) ||
+          stat(e.path().c_str(), &st) != 0)
+        continue;
+      if (ghosts.count({st.st_dev, st.st_ino}) != 0)
+        return make_error("a deleted file or memfd of the tree (" + link + ") is open in process " +
+                          std::to_string(pid) + " too, which is not in the tree");
+      if (fifos.count({st.st_dev, st.st_ino}) != 0)
+        return make_error("a named pipe of the tree (" + link + ") is open in process " + std::to_string(pid) +
+                          " too, which is not in the tree");
+    }
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -60,6 +100,18 @@ Expected<std::vector<TreeSharedFile>> shared_open_files(const std::vector<TreeFd
       by_file[{st.st_dev, st.st_ino}].push_back({i, fd, link});
     }
   }
+  // A deleted file or memfd is made again once for the tree, so a process
+  // outside it must not hold one (it would keep the old one).
+  std::set<std::pair<dev_t, ino_t>> ghosts, fifos;
+  for (const auto& [file, held] : by_file) {
+    struct stat st{};
+    const Held& h = held.front();
+    if (stat(fd_path(all[h.member].pid, h.fd).c_str(), &st) != 0) continue;
+    // A removed named pipe's link ends in " (deleted)" too.
+    if (S_ISFIFO(st.st_mode)) fifos.insert(file);
+    else if (S_ISREG(st.st_mode) && is_ghost_link(h.link)) ghosts.insert(file);
+  }
+  if (Status s = check_held_outside(all, ghosts, fifos); !s.ok()) return s.error();
   std::vector<TreeSharedFile> out;
   int objects = 0;
   for (const auto& [file, held] : by_file) {
@@ -83,7 +135,20 @@ Expected<std::vector<TreeSharedFile>> shared_open_files(const std::vector<TreeFd
       }
       if (!placed) open.push_back({&h});
     }
+    // A deleted file or memfd two processes hold is made again once, before
+    // the forks, and each of its open files with it, also one that only
+    // one process holds (opened through the other's, /proc/PID/fd/N).
+    // A named pipe of the tree likewise, even one only one process holds:
+    // its unread bytes are the requester's to copy (capture_tree_fifos).
+    bool ghost_of_two = false;
+    for (const Held& h : held) ghost_of_two = ghost_of_two || h.member != held.front().member;
+    ghost_of_two = (ghost_of_two && ghosts.count(file) != 0) || fifos.count(file) != 0;
     for (const auto& o : open) {
+      if (ghost_of_two) {
+        for (const Held* h : o) out.push_back({objects, h->member, h->fd});
+        ++objects;
+        continue;
+      }
       const Held* other = nullptr;
       for (const Held* h : o)
         if (h->member != o.front()->member) other = h;
@@ -173,6 +238,44 @@ int access_mode(pid_t pid, int fd) {
   return -1;
 }
 
+namespace {
+
+// The unread bytes of the pipe or named pipe fd of pid, copied with tee(2)
+// through an open of /proc/PID/fd/N (nothing is taken out) into a new file
+// at `path`, with the pipe's capacity, into *d.
+Status copy_unread(pid_t pid, int fd, const std::string& path, TreePipeData* d) {
+  std::string what = std::to_string(d->inode) + "] of process " + std::to_string(pid);
+  int in = open(fd_path(pid, fd).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) return make_error("cannot open pipe:[" + what + " to read what is in it: " + sys::errno_text(errno));
+  int avail = 0;
+  d->capacity = fcntl(in, F_GETPIPE_SZ);
+  bool ok = d->capacity > 0 && ioctl(in, FIONREAD, &avail) == 0;
+  d->bytes = avail;
+  std::string bytes;
+  if (ok && avail > 0) {
+    int tmp[2];
+    ok = pipe2(tmp, O_CLOEXEC | O_NONBLOCK) == 0;
+    if (ok) {
+      ok = fcntl(tmp[1], F_SETPIPE_SZ, static_cast<int>(d->capacity)) >= d->capacity &&
+           tee(in, tmp[1], static_cast<std::size_t>(avail), SPLICE_F_NONBLOCK) == avail;
+      bytes.resize(static_cast<std::size_t>(avail));
+      ok = ok && read(tmp[0], bytes.data(), bytes.size()) == avail;
+      close(tmp[0]);
+      close(tmp[1]);
+    }
+  }
+  close(in);
+  if (!ok) return make_error("cannot copy what is unread in pipe:[" + what);
+  auto file = sys::AtomicFile::create(path);
+  if (!file) return file.error();
+  if (!bytes.empty() && write(file->fd(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+    return make_error("cannot write " + file->temp_path() + ": " + sys::errno_text(errno));
+  d->file.emplace(std::move(*file));
+  return {};
+}
+
+}  // namespace
+
 Expected<std::vector<TreePipeData>> capture_tree_pipes(const std::vector<pid_t>& members,
                                                        const std::string& image_path) {
   // An end of a pipe that two processes hold must be one open file: the
@@ -221,34 +324,29 @@ Expected<std::vector<TreePipeData>> capture_tree_pipes(const std::vector<pid_t>&
   for (const auto& [ino, at] : holder) {
     TreePipeData d;
     d.inode = ino;
-    int in = open(fd_path(at.first, at.second).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (in < 0) return make_error("cannot open pipe:[" + std::to_string(ino) + "] of process " +
-                                  std::to_string(at.first) + " to read what is in it: " + sys::errno_text(errno));
-    int avail = 0;
-    d.capacity = fcntl(in, F_GETPIPE_SZ);
-    bool ok = d.capacity > 0 && ioctl(in, FIONREAD, &avail) == 0;
-    d.bytes = avail;
-    std::string bytes;
-    if (ok && avail > 0) {
-      int tmp[2];
-      ok = pipe2(tmp, O_CLOEXEC | O_NONBLOCK) == 0;
-      if (ok) {
-        ok = fcntl(tmp[1], F_SETPIPE_SZ, static_cast<int>(d.capacity)) >= d.capacity &&
-             tee(in, tmp[1], static_cast<std::size_t>(avail), SPLICE_F_NONBLOCK) == avail;
-        bytes.resize(static_cast<std::size_t>(avail));
-        ok = ok && read(tmp[0], bytes.data(), bytes.size()) == avail;
-        close(tmp[0]);
-        close(tmp[1]);
-      }
-    }
-    close(in);
-    if (!ok) return make_error("cannot copy what is unread in pipe:[" + std::to_string(ino) + "] of process " +
-                               std::to_string(at.first));
-    auto file = sys::AtomicFile::create(image_path + ".pipe" + std::to_string(out.size()));
-    if (!file) return file.error();
-    if (!bytes.empty() && write(file->fd(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
-      return make_error("cannot write " + file->temp_path() + ": " + sys::errno_text(errno));
-    d.file.emplace(std::move(*file));
+    if (Status s = copy_unread(at.first, at.second, image_path + ".pipe" + std::to_string(out.size()), &d); !s.ok())
+      return s.error();
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Expected<std::vector<TreeFifoData>> capture_tree_fifos(const std::vector<pid_t>& members,
+                                                       const std::vector<TreeSharedFile>& files,
+                                                       const std::string& image_path) {
+  std::vector<TreeFifoData> out;
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (const TreeSharedFile& f : files) {
+    pid_t pid = members[f.member];
+    struct stat st{};
+    if (stat(fd_path(pid, f.fd).c_str(), &st) != 0 || !S_ISFIFO(st.st_mode) || !seen.insert({st.st_dev, st.st_ino}).second)
+      continue;
+    TreeFifoData d;
+    d.member = f.member;
+    d.fd = f.fd;
+    d.pipe.inode = st.st_ino;
+    if (Status s = copy_unread(pid, f.fd, image_path + ".fifo" + std::to_string(out.size()), &d.pipe); !s.ok())
+      return s.error();
     out.push_back(std::move(d));
   }
   return out;

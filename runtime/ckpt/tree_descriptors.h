@@ -30,10 +30,12 @@ struct TreeSharedFile {
 };
 
 // Descriptors above 2 of open files that two of the holders share (kcmp),
-// every holder's descriptors on each; refused: a socket two of them hold
-// (but an end of a socketpair in `pairs`, made once for all), a deleted
-// file, a memfd or anything not reopened by path. Pipes are left to
-// capture_tree_pipes.
+// every holder's descriptors on each; and every descriptor on a deleted
+// file or memfd two of them hold, and on a named pipe any holds (each is
+// made once for the tree). Refused: a socket two of them hold (but an end
+// of a socketpair in `pairs`, made once for all), anything else not
+// reopened by path, and a deleted file, memfd or named pipe that a process
+// outside the tree holds too. Pipes are left to capture_tree_pipes.
 using TreeSocketPair = std::pair<std::uint64_t, std::uint64_t>;  // the ends' inodes
 Expected<std::vector<TreeSharedFile>> shared_open_files(const std::vector<TreeFdHolder>& all,
                                                         const std::vector<TreeSocketPair>& pairs);
@@ -51,6 +53,18 @@ struct TreePipeData {
   long capacity = 0, bytes = 0;
   std::optional<sys::AtomicFile> file;
 };
+
+// A named pipe of the tree: what is unread in it, copied as a pipe's, and
+// a descriptor of a member on it (members[member], fd).
+struct TreeFifoData {
+  std::size_t member = 0;
+  int fd = 0;
+  TreePipeData pipe;
+};
+// Every named pipe the descriptors in `files` (shared_open_files) show.
+Expected<std::vector<TreeFifoData>> capture_tree_fifos(const std::vector<pid_t>& members,
+                                                       const std::vector<TreeSharedFile>& files,
+                                                       const std::string& image_path);
 
 // Every pipe a process of the tree holds: refused when a process outside
 // the tree holds it too; else its unread bytes, copied with tee(2) through

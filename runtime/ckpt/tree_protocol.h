@@ -34,6 +34,7 @@
 //   stopped <member index> <signal>       (stopped by it, the stop not yet waited for)
 //   file <member index> <fd> <object number>
 //   socketpair <inode of one end> <inode of the other>
+//   fifo <member index> <fd> <capacity> <unread bytes> <file holding them>
 // (shared: a shared anonymous mapping of a member; mappings with the same
 // object number show one object, which the restore makes once for all;
 // pipe: every pipe the tree's processes hold, by the inode their images'
@@ -45,7 +46,13 @@
 // forks; socketpair: a socketpair whose ends two members hold, made once
 // before the forks from the ends' records, with their queues: a member's
 // agent names each end it holds whose other end is another process's in a
-// line "sockpair <inode> <other end's inode>" before its ready line),
+// line "sockpair <inode> <other end's inode>" before its ready line;
+// fifo: a named pipe of the tree, by a descriptor of a member on it, made
+// once before the forks and refilled with its unread bytes, which the
+// requester copies (a member's agent leaves them); every descriptor the
+// tree's processes have on it is named by a file line, as is every one on a
+// deleted file or memfd that two members hold, which the restore makes
+// once from the first holder's image),
 // with the root as member 0, each member after its parent, and each
 // member's image file (a plain single-process image) named relative to the
 // manifest's directory.

@@ -507,8 +507,9 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
   auto pairs = tree_socket_pairs(pids, named);
   auto files = pairs ? shared_open_files(holders, *pairs) : Expected<std::vector<TreeSharedFile>>(pairs.error());
   auto pipes = files ? capture_tree_pipes(pids, r.image_path) : Expected<std::vector<TreePipeData>>(files.error());
-  if (!pipes) {
-    *why = pipes.error().message;
+  auto fifos = pipes ? capture_tree_fifos(pids, *files, r.image_path) : Expected<std::vector<TreeFifoData>>(pipes.error());
+  if (!fifos) {
+    *why = fifos.error().message;
     abandon(all);
     return Attempt::kFailed;
   }
@@ -556,6 +557,15 @@ Attempt attempt(const TreeCheckpointRequest& r, TreeCheckpointResult* out, std::
   for (TreePipeData& d : *pipes) {
     manifest << "pipe " << d.inode << " " << d.capacity << " " << d.bytes << " " << base_name(d.file->path()) << "\n";
     if (Status s = d.file->commit(sys::Durability::kDurable); !s.ok()) {
+      *why = s.error().message;
+      abandon(all);
+      return Attempt::kFailed;
+    }
+  }
+  for (TreeFifoData& d : *fifos) {
+    manifest << "fifo " << d.member << " " << d.fd << " " << d.pipe.capacity << " " << d.pipe.bytes << " "
+             << base_name(d.pipe.file->path()) << "\n";
+    if (Status s = d.pipe.file->commit(sys::Durability::kDurable); !s.ok()) {
       *why = s.error().message;
       abandon(all);
       return Attempt::kFailed;

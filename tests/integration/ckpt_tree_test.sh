@@ -17,6 +17,11 @@
 #   not waited for yet): checkpointed with --kill and left running, the
 #   parent's wait reports the child stopped after the restore (and after
 #   the checkpoint), and the child continues.
+# - tests/programs/ckpt_tree_files (a deleted file, a memfd and a named pipe
+#   the root and its child hold, inherited and opened again): refused while
+#   this script holds the deleted file too; else restored as one file each
+#   (offsets, flags, writes seen across, unread bytes, the file's mode and
+#   link count, the named pipe's path).
 # Usage: BIN_DIR LIB_DIR
 set -u
 
@@ -208,6 +213,43 @@ for mode in kill leave; do
   fi
   restart_passes "$CKPT_WORK/stopped-$mode.img" "$CKPT_WORK/stopped-$mode.restored"
 done
+
+# 6. A deleted file, a memfd and a named pipe two processes hold
+# (ckpt_tree_files): while
+# a process outside the tree (this script) holds the file too, refused by
+# name and run on; then --tree --kill and restart: each is one file again.
+prog=$bin/ckpt_tree_files
+out=$CKPT_WORK/ghosts.out
+start_guest "$out" "$prog"
+pid=$CKPT_GUEST_PID
+if wait_for_line "$out" '^ready' "$pid"; then
+  ghost=
+  for f in /proc/"$pid"/fd/*; do
+    [[ $(readlink "$f") == *ckpt_tree_files.*' (deleted)' ]] && ghost=$f
+  done
+  if [[ -n $ghost ]] && exec {holder}< "$ghost"; then
+    if msg=$("$bin/mosixctl" checkpoint --tree "$pid" -o "$CKPT_WORK/ghosts-held.img" --kill 2>&1); then
+      fail "a tree whose deleted file a process outside it holds was checkpointed: $msg"
+    elif [[ $msg != *"process $$ too, which is not in the tree"* ]]; then
+      fail "the refusal of a deleted file held outside the tree does not name this shell ($$): $msg"
+    else
+      echo "ok: a deleted file held outside the tree is refused: ${msg#*: }"
+    fi
+    exec {holder}<&-
+  else
+    fail "no descriptor of ckpt_tree_files on its deleted file: $(ls -l /proc/"$pid"/fd)"
+  fi
+  if msg=$("$bin/mosixctl" checkpoint --tree "$pid" -o "$CKPT_WORK/ghosts.img" --kill 2>&1); then
+    echo "ok: checkpoint --tree of shared deleted files, memfds and named pipes: $(head -n 1 <<< "$msg")"
+    { wait "$pid"; } 2> /dev/null
+    restart_passes "$CKPT_WORK/ghosts.img" "$CKPT_WORK/ghosts.restored"
+  else
+    fail "checkpoint --tree of a deleted file, a memfd and a named pipe two processes hold refused: $msg"
+    kill -KILL "$pid"
+  fi
+else
+  fail "ckpt_tree_files: no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
+fi
 
 if (( failures > 0 )); then
   echo "$failures check(s) failed"

@@ -132,66 +132,81 @@ struct Ghost {
   bool given = false;  // a memfd's own file went to a descriptor of the program
 };
 
-// Makes each ghost file again, once (its descriptors share it): created
-// under its old name, unlinked at once, filled with its data and cut to its
-// size, its descriptor placed at or above `above`. Refuses on any failure;
-// nothing is left under the name.
+}  // namespace
+
+// Makes one ghost file again from the record that carries its data:
+// created under its old name, unlinked at once, filled with its data and
+// cut to its size, its descriptor placed at or above `above`. Refuses on
+// any failure; nothing is left under the name.
+int make_ghost(const Fd& f, int above) {
+  std::string name = ghost_name(f), what = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
+  int fd = -1;
+  if (f.rec.kind == FdKind::memfd) {
+    fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str() + 7, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (fd < 0) refuse(what + ": cannot make the memfd again: " + strerror(errno));
+  } else {
+    fd = open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) refuse(what + ": cannot make the deleted file again as " + name + ": " + strerror(errno));
+    if (unlink(name.c_str()) != 0) refuse(what + ": cannot unlink " + name + " again: " + strerror(errno));
+  }
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, above);
+  if (high < 0) refuse(what + ": cannot place the deleted file's descriptor: " + strerror(errno));
+  close(fd);
+  // The umask may have taken our own write permission; the program's
+  // descriptors are opened through /proc with their own flags.
+  if (fchmod(high, 0600) != 0) refuse(what + ": fchmod: " + strerror(errno));
+  for (const FileData& d : f.contents) {
+    ssize_t w = pwrite(high, d.bytes.data(), d.bytes.size(), static_cast<off_t>(d.offset));
+    if (w != static_cast<ssize_t>(d.bytes.size()))
+      refuse(what + ": writing the deleted file's data again: " + (w < 0 ? strerror(errno) : "short write"));
+  }
+  if (ftruncate(high, static_cast<off_t>(f.rec.size)) != 0)
+    refuse(what + ": cannot give the deleted file its size again: " + strerror(errno));
+  return high;
+}
+
+// Once the program's descriptors on a ghost are open (its mode may forbid
+// opening it again), gives it its group, mode, modification time and a
+// memfd its seals, and closes the descriptor it was made through.
+void finish_ghost(const Fd& f, int fd) {
+  const FdRecord& r = f.rec;
+  std::string what = "fd " + std::to_string(r.fd) + " (" + f.path + ")";
+  if (r.gid != getegid() && fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(r.gid)) != 0)
+    refuse(what + ": cannot give the deleted file its group again: " + strerror(errno));
+  if (fchmod(fd, static_cast<mode_t>(r.mode & 07777)) != 0)
+    refuse(what + ": cannot give the deleted file its mode again: " + strerror(errno));
+  struct timespec times[2] = {{0, UTIME_OMIT},
+                              {static_cast<time_t>(r.mtime_ns / 1'000'000'000LL), r.mtime_ns % 1'000'000'000LL}};
+  if (futimens(fd, times) != 0)
+    refuse(what + ": cannot give the deleted file its modification time again: " + strerror(errno));
+  std::uint32_t seals = 0;
+  if (r.kind == FdKind::memfd) std::memcpy(&seals, f.data.data(), 4);
+  if (seals != 0 && fcntl(fd, F_ADD_SEALS, static_cast<int>(seals)) != 0)
+    refuse(what + ": cannot seal the memfd again: " + strerror(errno));
+  close(fd);
+}
+
+namespace {
+
+// Makes each ghost file again, once (its descriptors share it), but those
+// another process of its tree holds too: the tree's restorer made them
+// before the forks, with every descriptor on them (tree.cpp).
 std::vector<Ghost> make_ghosts(const Image& img, int above) {
   std::vector<Ghost> out;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
   for (const Fd& f : img.fds) {
     if (f.rec.kind != FdKind::ghost && f.rec.kind != FdKind::memfd) continue;
-    bool made = false;
-    for (const Ghost& g : out) made = made || (g.dev == f.rec.dev && g.inode == f.rec.inode);
-    if (made) continue;
-    std::string name = ghost_name(f), what = "fd " + std::to_string(f.rec.fd) + " (" + f.path + ")";
-    int fd = -1;
-    if (f.rec.kind == FdKind::memfd) {
-      fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str() + 7, MFD_CLOEXEC | MFD_ALLOW_SEALING));
-      if (fd < 0) refuse(what + ": cannot make the memfd again: " + strerror(errno));
-    } else {
-      fd = open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd < 0) refuse(what + ": cannot make the deleted file again as " + name + ": " + strerror(errno));
-      if (unlink(name.c_str()) != 0) refuse(what + ": cannot unlink " + name + " again: " + strerror(errno));
-    }
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, above);
-    if (high < 0) refuse(what + ": cannot place the deleted file's descriptor: " + strerror(errno));
-    close(fd);
-    // The umask may have taken our own write permission; the program's
-    // descriptors are opened through /proc with their own flags.
-    if (fchmod(high, 0600) != 0) refuse(what + ": fchmod: " + strerror(errno));
-    for (const FileData& d : f.contents) {
-      ssize_t w = pwrite(high, d.bytes.data(), d.bytes.size(), static_cast<off_t>(d.offset));
-      if (w != static_cast<ssize_t>(d.bytes.size()))
-        refuse(what + ": writing the deleted file's data again: " + (w < 0 ? strerror(errno) : "short write"));
-    }
-    if (ftruncate(high, static_cast<off_t>(f.rec.size)) != 0)
-      refuse(what + ": cannot give the deleted file its size again: " + strerror(errno));
-    out.push_back(Ghost{f.rec.dev, f.rec.inode, high, &f, false});
+    std::pair<std::uint64_t, std::uint64_t> id{f.rec.dev, f.rec.inode};
+    if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+    seen.push_back(id);
+    if (is_tree_file(f.rec.fd)) continue;
+    out.push_back(Ghost{f.rec.dev, f.rec.inode, make_ghost(f, above), &f, false});
   }
   return out;
 }
 
-// Once the program's descriptors on a ghost are open (its mode may forbid
-// opening it again), gives it its group, mode and modification time and
-// closes the descriptor it was made through.
 void finish_ghosts(const std::vector<Ghost>& ghosts) {
-  for (const Ghost& g : ghosts) {
-    const FdRecord& r = g.rec->rec;
-    std::string what = "fd " + std::to_string(r.fd) + " (" + g.rec->path + ")";
-    if (r.gid != getegid() && fchown(g.fd, static_cast<uid_t>(-1), static_cast<gid_t>(r.gid)) != 0)
-      refuse(what + ": cannot give the deleted file its group again: " + strerror(errno));
-    if (fchmod(g.fd, static_cast<mode_t>(r.mode & 07777)) != 0)
-      refuse(what + ": cannot give the deleted file its mode again: " + strerror(errno));
-    struct timespec times[2] = {{0, UTIME_OMIT},
-                                {static_cast<time_t>(r.mtime_ns / 1'000'000'000LL), r.mtime_ns % 1'000'000'000LL}};
-    if (futimens(g.fd, times) != 0)
-      refuse(what + ": cannot give the deleted file its modification time again: " + strerror(errno));
-    std::uint32_t seals = 0;
-    if (r.kind == FdKind::memfd) std::memcpy(&seals, g.rec->data.data(), 4);
-    if (seals != 0 && fcntl(g.fd, F_ADD_SEALS, static_cast<int>(seals)) != 0)
-      refuse(what + ": cannot seal the memfd again: " + strerror(errno));
-    close(g.fd);
-  }
+  for (const Ghost& g : ghosts) finish_ghost(*g.rec, g.fd);
 }
 
 // A signalfd, eventfd or timerfd made again with its state (image_format.h)
@@ -376,7 +391,7 @@ int place_files(const Image& img, int image_fd) {
   for (const Fd& f : img.fds) {
     const FdRecord& r = f.rec;
     if (r.kind == FdKind::std_stream || r.kind == FdKind::pipe || r.kind == FdKind::shared ||
-        r.kind == FdKind::fifo || r.kind == FdKind::pidfd)
+        (r.kind == FdKind::fifo && !is_tree_file(r.fd)) || r.kind == FdKind::pidfd)
       continue;
     int flags = static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
     if (r.fd_flags & FD_CLOEXEC) flags |= O_CLOEXEC;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <sys/stat.h>
+#include <utility>
 #include <vector>
 
 #include "runtime/ckpt/format/image_format.h"
@@ -111,6 +112,12 @@ int spool_stdin();
 // removed), refilled and put at their numbers, in phase 1 (refuses); their
 // descriptors made meanwhile are placed at or above `above`.
 void place_fifos(const Image& img, int above);
+// One named pipe opened again (made again when removed: then true) for
+// reading and writing, empty, given `capacity` (0: left) and refilled with
+// `bytes`; its descriptor at or above `above`. finish_fifo gives a removed
+// one its group and mode once the descriptors on it are open, and closes it.
+std::pair<int, bool> open_fifo(const Fd& f, int above, const std::string& bytes, long capacity);
+void finish_fifo(const Fd& f, int anchor, bool removed);
 
 // checks.cpp: phase 1's checks beyond the reader's.
 void check_restorable(const Image& img, const OwnMaps& own);
@@ -225,6 +232,12 @@ std::string make_removed_dirs(const Image& img, const Fd* f, int above);
 void finish_removed_dirs();
 void enter_removed_cwd();
 void check_ghost_name(const std::string& fd, const std::string& name);
+// files.cpp: a deleted-but-open file or memfd made again from the record
+// that carries its data (make_ghost: its descriptor, at or above `above`),
+// and given its group, mode, modification time and seals once every
+// descriptor on it is open (finish_ghost: closes the descriptor). Refuse.
+int make_ghost(const Fd& f, int above);
+void finish_ghost(const Fd& f, int fd);
 // The tree's pipes (made before the forks): whether an inode is one;
 // keep_tree_pipes moves the ends this member's image names right above
 // `kept` (place_files; returns the highest), place_tree_pipes puts them at
@@ -238,6 +251,7 @@ void place_tree_pipes(const Image& img);
 // not one), close_tree_files closes them once placed.
 int keep_tree_files(const Image& img, int kept);
 int tree_file(std::int32_t fd);
+bool is_tree_file(std::int32_t fd);  // even once closed
 void close_tree_files();
 // The socketpairs between members, likewise: tree_socket gives the end to
 // place for a socket inode (-1: not one). make_tree_pair (sockets.cpp)

@@ -82,6 +82,12 @@ struct TreePipe {
 struct FileLine {
   int member, fd, object;
 };
+// A named pipe of the tree: "fifo <member> <fd> <capacity> <bytes> <file>".
+struct FifoLine {
+  int member, fd;
+  long capacity, bytes;
+  std::string file;
+};
 
 bool g_tree = false;
 int g_members = 0, g_entries = 0;
@@ -95,6 +101,7 @@ std::vector<TreePipe> g_pipes;
 std::vector<std::pair<int, int>> g_pdeathsig;  // {member, signal}
 std::vector<std::pair<int, int>> g_stopped;    // {member, the signal that stopped it}
 std::vector<FileLine> g_files;
+std::vector<FifoLine> g_fifos;
 std::vector<int> g_file_ends;  // per object, opened before the forks
 std::vector<int> g_file_kept;  // per object, this member's, above its image descriptor
 struct TreePair {
@@ -193,6 +200,14 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
       l >> t.ino[0] >> t.ino[1];
       if (!l || t.ino[0] == t.ino[1]) refuse("malformed tree manifest line: " + line);
       g_pairs.push_back(t);
+    } else if (kind == "fifo") {
+      FifoLine f{-1, -1, 0, 0, {}};
+      l >> f.member >> f.fd >> f.capacity >> f.bytes >> f.file;
+      if (!l || f.member < 0 || f.member >= static_cast<int>(members->size()) || f.fd < 3 || f.capacity <= 0 ||
+          f.bytes < 0 || f.bytes > f.capacity || f.file.find('/') != std::string::npos || f.file.empty() ||
+          f.file[0] == '.')
+        refuse("malformed tree manifest line: " + line);
+      g_fifos.push_back(f);
     } else if (kind == "file") {
       FileLine f{-1, -1, -1};
       l >> f.member >> f.fd >> f.object;
@@ -227,11 +242,60 @@ void read_manifest(int fd, std::vector<MemberLine>* members, std::vector<ZombieL
   __builtin_unreachable();
 }
 
+// The first record of the file fd f is on in its image: the one that
+// carries a ghost's data.
+const Fd& first_on_inode(const Image& img, const Fd& f) {
+  for (const Fd& e : img.fds)
+    if (e.rec.kind == f.rec.kind && e.rec.dev == f.rec.dev && e.rec.inode == f.rec.inode) return e;
+  return f;
+}
+
 // Each open file that members share, once, from its first descriptor's
 // record: opened by path with its flags and at its offset, inherited by
-// every member through the forks. Every descriptor the manifest names
-// must be one its member's image has.
-void open_tree_files(const std::vector<Image>& images, const std::vector<MemberLine>& members) {
+// every member through the forks. A deleted-but-open file or memfd that
+// members hold is made again once here (from the first holder's data), and
+// every descriptor any member has on it is one of these open files (the
+// requester named them all): each opened through it, then it gets its mode,
+// time and seals. Every descriptor the manifest names must be one its
+// member's image has.
+void open_tree_files(const std::vector<Image>& images, const std::vector<MemberLine>& members, const std::string& dir) {
+  struct TreeGhost {
+    std::uint64_t dev, inode;
+    int fd;
+    const Fd* rec;
+    bool given;  // a memfd's own file went to a descriptor
+  };
+  std::vector<TreeGhost> ghosts;
+  // Each named pipe once, refilled, held open for reading and writing
+  // (which never blocks) while the descriptors on it are opened through it.
+  struct TreeFifo {
+    std::uint64_t dev, inode;
+    int anchor;
+    const Fd* rec;
+    bool removed;
+  };
+  std::vector<TreeFifo> fifos;
+  for (const FifoLine& l : g_fifos) {
+    const Fd* f = fd_numbered(images[static_cast<std::size_t>(l.member)], l.fd);
+    if (f != nullptr && f->rec.kind == FdKind::shared && f->data.size() >= 4)
+      f = fd_numbered(images[static_cast<std::size_t>(l.member)],
+                      static_cast<std::int32_t>(load_le<std::uint32_t>(f->data.data())));
+    if (f == nullptr || f->rec.kind != FdKind::fifo)
+      refuse("fd " + std::to_string(l.fd) + " of process " +
+             std::to_string(members[static_cast<std::size_t>(l.member)].vpid) +
+             " is not the named pipe the tree manifest says");
+    std::string path = dir + l.file;
+    std::string bytes(static_cast<std::size_t>(l.bytes), '\0');
+    int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) refuse(path + ": " + strerror(errno));
+    bool whole = read(in, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    char more;
+    whole = whole && read(in, &more, 1) == 0;
+    close(in);
+    if (!whole) refuse(path + " does not hold the " + std::to_string(l.bytes) + " bytes the manifest says");
+    auto [anchor, removed] = open_fifo(*f, 3, bytes, l.capacity);
+    fifos.push_back({f->rec.dev, f->rec.inode, anchor, f, removed});
+  }
   for (const FileLine& h : g_files) {
     const Image& img = images[static_cast<std::size_t>(h.member)];
     std::string what = "fd " + std::to_string(h.fd) + " of process " +
@@ -241,7 +305,9 @@ void open_tree_files(const std::vector<Image>& images, const std::vector<MemberL
       f = fd_numbered(img, static_cast<std::int32_t>(load_le<std::uint32_t>(f->data.data())));
     if (f == nullptr) refuse(what + ", an open file the tree shares, is not in its image");
     FdKind k = f->rec.kind;
-    if (k != FdKind::regular && k != FdKind::directory && k != FdKind::char_device && k != FdKind::tty)
+    bool ghost = k == FdKind::ghost || k == FdKind::memfd;
+    if (k != FdKind::regular && k != FdKind::directory && k != FdKind::char_device && k != FdKind::tty && !ghost &&
+        k != FdKind::fifo)
       refuse(what + " is an open file the tree shares, of a kind (" + fd_kind_name(k) +
              ") that is not reopened by its path");
     if (h.object < static_cast<int>(g_file_ends.size())) continue;
@@ -249,12 +315,47 @@ void open_tree_files(const std::vector<Image>& images, const std::vector<MemberL
     int flags = (static_cast<int>(r.open_flags) & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
     bool path_only = (flags & O_PATH) != 0;
     if (path_only && S_ISLNK(r.mode)) flags |= O_NOFOLLOW;
-    int fd = open(f->path.c_str(), flags);
+    std::string path = f->path;
+    int fd = -1;
+    if (ghost) {
+      TreeGhost* g = nullptr;
+      for (TreeGhost& t : ghosts)
+        if (t.dev == r.dev && t.inode == r.inode) g = &t;
+      if (g == nullptr) {
+        const Fd& data = first_on_inode(img, *f);
+        ghosts.push_back({r.dev, r.inode, make_ghost(data, 3), &data, false});
+        g = &ghosts.back();
+      }
+      path = "/proc/self/fd/" + std::to_string(g->fd);
+      // memfd_create's own file to its first read-write descriptor, as the
+      // program's was (an open through /proc holds write access, and exec
+      // of the memfd fails with ETXTBSY).
+      if (k == FdKind::memfd && !g->given && (flags & O_ACCMODE) == O_RDWR) {
+        g->given = true;
+        fd = fcntl(g->fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0 || fcntl(fd, F_SETFL, flags & (O_APPEND | O_NONBLOCK)) != 0)
+          refuse(what + ": cannot keep the memfd: " + strerror(errno));
+      }
+    }
+    if (k == FdKind::fifo) {
+      const TreeFifo* t = nullptr;
+      for (const TreeFifo& x : fifos)
+        if (x.dev == r.dev && x.inode == r.inode) t = &x;
+      if (t == nullptr) refuse(what + " is a named pipe the tree manifest does not name");
+      path = "/proc/self/fd/" + std::to_string(t->anchor);
+      // Never blocks; its own O_NONBLOCK is given back below.
+      fd = open(path.c_str(), (flags & (O_ACCMODE | O_CLOEXEC)) | O_NONBLOCK);
+      if (fd < 0 || fcntl(fd, F_SETFL, flags & (O_NONBLOCK | O_APPEND)) != 0)
+        refuse(what + ": cannot open the named pipe again: " + strerror(errno));
+    }
+    if (fd < 0) fd = open(path.c_str(), flags);
     if (fd < 0) refuse(what + ": cannot reopen " + f->path + ": " + strerror(errno));
-    if (k == FdKind::regular && !path_only && lseek(fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
+    if ((k == FdKind::regular || ghost) && !path_only && lseek(fd, static_cast<off_t>(r.offset), SEEK_SET) < 0)
       refuse(what + ": cannot seek " + f->path + ": " + strerror(errno));
     g_file_ends.push_back(fd);
   }
+  for (const TreeGhost& g : ghosts) finish_ghost(*g.rec, g.fd);
+  for (const TreeFifo& t : fifos) finish_fifo(*t.rec, t.anchor, t.removed);
   g_file_kept.assign(g_file_ends.size(), -1);
 }
 
@@ -342,7 +443,7 @@ int start_tree(const std::string& manifest_path, int manifest_fd, Image* img) {
     g_object_base.push_back(staging);
     staging += size;
   }
-  open_tree_files(images, members);
+  open_tree_files(images, members, dir);
   make_tree_pairs(images);
   // Each pipe once, with its unread bytes, inherited by every member.
   for (TreePipe& t : g_pipes) {
@@ -504,6 +605,12 @@ int tree_file(std::int32_t fd) {
   for (const FileLine& h : g_files)
     if (h.member == g_me && h.fd == fd) return g_file_kept[static_cast<std::size_t>(h.object)];
   return -1;
+}
+
+bool is_tree_file(std::int32_t fd) {
+  for (const FileLine& h : g_files)
+    if (h.member == g_me && h.fd == fd) return true;
+  return false;
 }
 
 void close_tree_files() {
