@@ -92,6 +92,15 @@ void release_agent_signals();
 // itself to mosix-deputy, which places it (place_at_exec.cpp). Returns when
 // the program runs here.
 void place_at_exec(int argc, char** argv);
+// The same decision made earlier, in the exec wrappers (exec.cpp), by the
+// process about to exec `path` with `envp`: a program placed away is never
+// loaded here (the deputy is exec'd instead), and one that stays is exec'd
+// with MOSIX_PLACED, so that its constructor does not decide again. Returns
+// only when `real` failed; the exec goes as asked when nothing can be decided
+// here (the constructor decides then). Safe between vfork and exec: nothing
+// is allocated, nothing of this process's memory is written.
+using RealExecve = int (*)(const char*, char* const[], char* const[]);
+int exec_placed(const char* path, char* const argv[], char* const envp[], RealExecve real);
 // A body placed away takes its deputy's pid and parent pid (place_at_exec.cpp).
 void adopt_home_identity();
 // Node files (place_at_exec.cpp, runtime/daemon/node_env_file.h): the parent

@@ -24,10 +24,13 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
 #include "runtime/ckpt/request_protocol.h"
+
+extern char** environ;
 
 namespace mosix::agent {
 namespace {
@@ -82,24 +85,36 @@ using mosix::agent::with_agent_signals_held;
 
 extern "C" {
 
+// execve, execv, and execvp/execvpe of a path with a slash (no PATH search)
+// are placed here, before the exec (exec_placed): a program placed away is
+// never loaded on this node. The others are placed by the new program's
+// constructor, as the programs posix_spawn, system and popen start.
 __attribute__((visibility("default"))) int execve(const char* path, char* const argv[], char* const envp[]) {
   static auto real = next<mosix::agent::ExecveFn>("execve");
-  return with_agent_signals_held([&] { return real(path, argv, envp); });
+  return with_agent_signals_held([&] { return mosix::agent::exec_placed(path, argv, envp, real); });
 }
 
 __attribute__((visibility("default"))) int execv(const char* path, char* const argv[]) {
-  static auto real = next<mosix::agent::ExecvFn>("execv");
-  return with_agent_signals_held([&] { return real(path, argv); });
+  static auto real = next<mosix::agent::ExecveFn>("execve");
+  return with_agent_signals_held([&] { return mosix::agent::exec_placed(path, argv, environ, real); });
 }
 
 __attribute__((visibility("default"))) int execvp(const char* file, char* const argv[]) {
   static auto real = next<mosix::agent::ExecvFn>("execvp");
-  return with_agent_signals_held([&] { return real(file, argv); });
+  static auto real_execve = next<mosix::agent::ExecveFn>("execve");
+  return with_agent_signals_held([&] {
+    if (file != nullptr && std::strchr(file, '/') != nullptr) mosix::agent::exec_placed(file, argv, environ, real_execve);
+    return real(file, argv);  // as asked: execvp's own answer to a failed exec (a script without #! runs in sh)
+  });
 }
 
 __attribute__((visibility("default"))) int execvpe(const char* file, char* const argv[], char* const envp[]) {
   static auto real = next<mosix::agent::ExecveFn>("execvpe");
-  return with_agent_signals_held([&] { return real(file, argv, envp); });
+  static auto real_execve = next<mosix::agent::ExecveFn>("execve");
+  return with_agent_signals_held([&] {
+    if (file != nullptr && std::strchr(file, '/') != nullptr) mosix::agent::exec_placed(file, argv, envp, real_execve);
+    return real(file, argv, envp);
+  });
 }
 
 __attribute__((visibility("default"))) int fexecve(int fd, char* const argv[], char* const envp[]) {

@@ -3,11 +3,13 @@
 // (compat/deputy) before the program runs, so that the home node can place
 // the program on the best node while it has no state worth moving.
 //
-// This is done here, in the constructor of the new program, rather than in
-// the exec wrappers: children started by posix_spawn, system and popen exec
-// inside glibc, where nothing can be interposed, and every one of them runs
-// this constructor. The price is that the program is loaded once here before
-// the deputy decides; a child placed here runs it again (MOSIX_PLACED).
+// It is decided in the exec wrappers (exec_placed, for execve, execv and
+// execvp of a path), before the exec: a program placed away is then never
+// loaded here, and one that stays is exec'd with MOSIX_PLACED. Children
+// started by posix_spawn, system and popen exec inside glibc, where nothing
+// can be interposed: every one of them runs the constructor, which decides
+// the same (place_at_exec); the program was then loaded once here before the
+// deputy decides, and a child the home keeps here runs it again.
 //
 // Who asks: a process of a job that runs with placement at exec (the node
 // daemon set MOSIX_DEPUTY) and that its node daemon did not start itself (a
@@ -57,8 +59,9 @@ bool stays_for_its_descriptors() {
   if (stays_for_descriptors(kind, false)) return true;
   char dents[1024];
   bool other = false;
+  // Called before the exec too (exec_placed): what the exec closes stays here.
   const int listed = for_each_numbered_entry("/proc/self/fd", dents, sizeof dents, [&](std::uint64_t fd, long dir) {
-    other = fd > 2 && static_cast<long>(fd) != dir;
+    other = fd > 2 && static_cast<long>(fd) != dir && (sys(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC) == 0;
     return !other;
   });
   return stays_for_descriptors(kind, other || listed < 0);
@@ -66,8 +69,7 @@ bool stays_for_its_descriptors() {
 
 // The node's own answer (runtime/core/node_seats.h): a program that may stay
 // where it starts needs neither the deputy's exec nor the home's round trip.
-bool seated_here() {
-  const char* path = getenv("MOSIX_SEATS");
+bool seated_here(const char* path) {
   if (path == nullptr || *path != '/') return false;
   const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC);  // /proc/PID/fd/N: a link to follow
   if (fd < 0) return false;
@@ -174,30 +176,39 @@ bool started_by_node_daemon() {
   return found == parent;
 }
 
-// The deputy's environment: ours, with LD_PRELOAD passed on as
-// MOSIX_DEPUTY_PRELOAD. The deputy runs without the agent (it needs none of
-// it, and loading it cost as much as the rest of the deputy's start); it
-// puts LD_PRELOAD back before it runs the program or sends it away.
-// nullptr when there is no LD_PRELOAD (or no memory): environ as it is.
-char** deputy_environment() {
-  std::size_t n = 0;
-  long preload = -1;
-  for (char** e = environ; *e != nullptr; ++e, ++n) {
-    if (strncmp(*e, "LD_PRELOAD=", 11) == 0) preload = static_cast<long>(n);
+// Bounds of the arrays exec_deputy and exec_placed build on the stack
+// (which may be a vforked child's, its parent's): a program with more
+// arguments or variables runs where it starts.
+constexpr std::size_t kMaxPlacedEnv = 8192;
+constexpr std::size_t kMaxPlacedArgs = 16384;
+
+// Execs the deputy for `program` (mosix-deputy PROGRAM ARGV...), with envp's
+// LD_PRELOAD passed on as MOSIX_DEPUTY_PRELOAD: the deputy runs without the
+// agent (it needs none of it, and loading it cost as much as the rest of
+// the deputy's start) and puts LD_PRELOAD back before it runs the program,
+// here or away. Returns if the exec failed. Allocates nothing.
+void exec_deputy(const char* deputy, const char* program, char* const argv[], char* const envp[], RealExecve real) {
+  std::size_t n_env = 0, argc = 0;
+  while (envp[n_env] != nullptr && n_env <= kMaxPlacedEnv) ++n_env;
+  while (argv[argc] != nullptr && argc <= kMaxPlacedArgs) ++argc;
+  if (n_env > kMaxPlacedEnv || argc > kMaxPlacedArgs) return;
+  static const char kPreload[] = "MOSIX_DEPUTY_PRELOAD=";
+  char** env = static_cast<char**>(__builtin_alloca((n_env + 1) * sizeof(char*)));
+  for (std::size_t i = 0; i < n_env; ++i) {
+    env[i] = envp[i];
+    if (strncmp(envp[i], "LD_PRELOAD=", 11) != 0) continue;
+    const std::size_t len = strlen(envp[i] + 11);
+    char* moved = static_cast<char*>(__builtin_alloca(sizeof kPreload + len));
+    memcpy(moved, kPreload, sizeof kPreload - 1);
+    memcpy(moved + sizeof kPreload - 1, envp[i] + 11, len + 1);
+    env[i] = moved;
   }
-  if (preload < 0) return nullptr;
-  static const char kName[] = "MOSIX_DEPUTY_PRELOAD=";
-  const char* value = environ[preload] + 11;
-  const std::size_t value_len = strlen(value);
-  // The array and the one new string in one allocation.
-  char** env = static_cast<char**>(malloc((n + 1) * sizeof(char*) + sizeof kName + value_len));
-  if (env == nullptr) return nullptr;
-  char* moved = reinterpret_cast<char*>(env + n + 1);
-  memcpy(moved, kName, sizeof kName - 1);
-  memcpy(moved + sizeof kName - 1, value, value_len + 1);
-  for (std::size_t i = 0; i < n; ++i) env[i] = static_cast<long>(i) == preload ? moved : environ[i];
-  env[n] = nullptr;
-  return env;
+  env[n_env] = nullptr;
+  char** args = static_cast<char**>(__builtin_alloca((argc + 3) * sizeof(char*)));
+  args[0] = const_cast<char*>("mosix-deputy");
+  args[1] = const_cast<char*>(program);
+  for (std::size_t i = 0; i <= argc; ++i) args[i + 2] = argv[i];
+  real(deputy, args, env);
 }
 
 }  // namespace
@@ -215,17 +226,80 @@ void place_at_exec(int argc, char** argv) {
   if (n <= 0) return;
   exe[n] = '\0';
   if (strcmp(exe, deputy) == 0) return;  // the deputy itself
-  if (stays_for_its_descriptors() || seated_here()) return;
-  char** args = static_cast<char**>(malloc((static_cast<size_t>(argc) + 3) * sizeof(char*)));
-  if (args == nullptr) return;
-  args[0] = const_cast<char*>("mosix-deputy");
-  args[1] = exe;
-  for (int i = 0; i < argc; ++i) args[i + 2] = argv[i];
-  args[argc + 2] = nullptr;
-  char** env = deputy_environment();
-  sys(SYS_execve, deputy, args, env != nullptr ? env : environ);
-  free(env);
-  free(args);  // no deputy to run: the program runs here, as it would have
+  if (stays_for_its_descriptors() || seated_here(getenv("MOSIX_SEATS"))) return;
+  exec_deputy(deputy, exe, argv, environ, [](const char* path, char* const args[], char* const env[]) {
+    return static_cast<int>(sys(SYS_execve, path, args, env));
+  });
+  // No deputy to run (or more arguments than it is given): the program runs
+  // here, as it would have.
+}
+
+namespace {
+
+// NAME=value's value in envp, or nullptr. `name` ends with '='.
+const char* env_value(char* const envp[], const char* name) {
+  const std::size_t len = strlen(name);
+  for (char* const* e = envp; *e != nullptr; ++e) {
+    if (strncmp(*e, name, len) == 0) return *e + len;
+  }
+  return nullptr;
+}
+
+// Whether the kernel runs `path` as a program: a regular file we may
+// execute, an ELF binary or a script (#!). Anything else is left to the exec
+// as asked, so that its caller sees the error (or runs a script without #!
+// itself, as shells do on ENOEXEC) exactly as without us.
+bool runs_as_program(const char* path) {
+  if (sys(SYS_faccessat, AT_FDCWD, path, X_OK) != 0) return false;
+  const long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  char magic[4] = {};
+  const bool regular = sys(SYS_fstat, fd, &st) == 0 && S_ISREG(st.st_mode);
+  const long n = regular ? sys(SYS_read, fd, magic, sizeof magic) : -1;
+  sys(SYS_close, fd);
+  return (n == 4 && memcmp(magic, "\x7f" "ELF", 4) == 0) || (n >= 2 && magic[0] == '#' && magic[1] == '!');
+}
+
+}  // namespace
+
+int exec_placed(const char* path, char* const argv[], char* const envp[], RealExecve real) {
+  auto as_asked = [&] { return real(path, argv, envp); };
+  // A path the kernel resolves against our cwd only (a bare name: execve
+  // does not search PATH; the body's node daemon would).
+  if (path == nullptr || strchr(path, '/') == nullptr || argv == nullptr || argv[0] == nullptr || envp == nullptr) {
+    return as_asked();
+  }
+  const char* deputy = env_value(envp, "MOSIX_DEPUTY=");
+  const char* daemon = env_value(envp, "MOSIX_DAEMON_PID=");
+  if (deputy == nullptr || *deputy == '\0' || daemon == nullptr || env_value(envp, "MOSIX_PLACED=") != nullptr ||
+      strcmp(path, deputy) == 0) {
+    return as_asked();
+  }
+  // Started by the node daemon (a copy or a body exec'ing): placed already.
+  // A family that moved takes its node's values from a node file first,
+  // which the constructor does; so does a process with no daemon above.
+  const long expected = atol(daemon);
+  const long parent = sys(SYS_getppid);
+  char dir[256];
+  if (expected == parent || !trusted_runtime_dir(dir, sizeof dir) || node_daemon_above(parent, expected, dir) != expected) {
+    return as_asked();
+  }
+  std::size_t n_env = 0;
+  while (envp[n_env] != nullptr && n_env <= kMaxPlacedEnv) ++n_env;
+  if (n_env > kMaxPlacedEnv || !runs_as_program(path)) return as_asked();
+  if (stays_for_its_descriptors() || seated_here(env_value(envp, "MOSIX_SEATS="))) {
+    // Here: the program runs as asked, told that it is placed.
+    char** env = static_cast<char**>(__builtin_alloca((n_env + 2) * sizeof(char*)));
+    for (std::size_t i = 0; i < n_env; ++i) env[i] = envp[i];
+    env[n_env] = const_cast<char*>("MOSIX_PLACED=1");
+    env[n_env + 1] = nullptr;
+    return real(path, argv, env);
+  }
+  // The deputy asks the home node, with the program as it was given (a
+  // relative path is the deputy's cwd's, which is ours, and the body's).
+  exec_deputy(deputy, path, argv, envp, real);
+  return as_asked();  // no deputy to run: the program runs here, as it would have
 }
 
 // A body (a program placed on another node) is known at home by its
