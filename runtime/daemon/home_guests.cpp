@@ -182,6 +182,7 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
   rank_node_[s.rank] = node;
   deputy_node_[s.rank] = source;
   placed_since_report_[node][0]++;
+  body_placed_[s.rank] = {node, reports_seen_[node]};
   spdlog::debug("a child of rank {} on node {} runs on node {} (load {:.2f} there, {:.2f} here) as rank {}: {}",
                 request.parent_rank, source, node, nodes[choice].load, nodes[here].load, s.rank, request.argv[0]);
   if (mosixrun_) {  // for mosixctl ps: a body, its parent and its command
@@ -197,6 +198,19 @@ void HomeRouter::deputy_spawn(int source, const GuestSpawn& request) {
   reply.ranks.push_back(s.rank);
   reply.nodes.push_back(static_cast<std::uint32_t>(node));
   context_.send(source, reply);
+}
+
+// The body's end (or suspension): counted no more among the placements
+// since its node's last two reports, if it still was. One that ended after
+// them is counted by no report but the one that saw it run, if any.
+void HomeRouter::body_ended(int rank) {
+  auto it = body_placed_.find(rank);
+  if (it == body_placed_.end()) return;
+  const auto [node, seen] = it->second;
+  body_placed_.erase(it);
+  const std::uint64_t age = reports_seen_[node] - seen;
+  auto& placed = placed_since_report_[node];
+  if (age < placed.size() && placed[age] > 0) placed[age]--;
 }
 
 // A node is gone. A body that was there and does not restart from an image

@@ -290,6 +290,7 @@ void HomeRouter::from_node(int source, const Message& message) {
       // A suspended rank stays where it was: its messages wait there, its
       // groups and exit watchers keep it.
       if (exited->suspended_image.empty()) rank_ended(exited->rank);
+      body_ended(exited->rank);
     }
     answer_task_asks();
     if (!to_deputy(message)) mosixrun_->send(message);
@@ -301,6 +302,7 @@ void HomeRouter::node_load(int source, const LoadReport& report) {
     exec_loads_[source] = report.entries[0];  // it counts the children placed there since the last one
     auto& placed = placed_since_report_[source];
     placed = {0, placed[0]};
+    reports_seen_[source]++;
     if (mosixrun_) mosixrun_->send(report);
   }
 }

@@ -177,6 +177,13 @@ class HomeRouter {
   // starts may not count it yet), and the node of each body's deputy.
   std::map<int, LoadEntry> exec_loads_;
   std::map<int, std::array<int, 2>> placed_since_report_;
+  // A body placed away no longer counts among its node's recent placements
+  // once it ended: each body's node and that node's reports so far when it
+  // was placed (a compiler ends long before the node's next report, and the
+  // node it leaves is free for the next one).
+  std::map<int, std::uint64_t> reports_seen_;
+  std::map<int, std::pair<int, std::uint64_t>> body_placed_;
+  void body_ended(int rank);
   std::map<int, int> deputy_node_;  // kNoDeputy once the deputy's node died
   static constexpr int kNoDeputy = -1;
   GuestGroups groups_;                         // compat/pvm's groups
