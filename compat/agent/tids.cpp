@@ -280,6 +280,14 @@ __attribute__((visibility("default"))) long syscall(long n, ...) {
     case SYS_pidfd_open:
       return pidfd_open(static_cast<pid_t>(a[0]), static_cast<unsigned>(a[1]));
     case SYS_tkill:
+      // A body's of a home process's main thread (its tid is its pid) goes
+      // home, as tgkill(pid, pid) (home_kill.cpp); another thread of a home
+      // process cannot be named from here, and is not found.
+      if (static_cast<pid_t>(a[0]) > 0 && kill_goes_home(static_cast<pid_t>(a[0]))) {
+        return tgkill(static_cast<pid_t>(a[0]), static_cast<pid_t>(a[0]), static_cast<int>(a[1]));
+      }
+      r = sys6(n, id(a[0]), a[1], a[2], a[3], a[4], a[5]);
+      break;
     case SYS_sched_setaffinity:
     case SYS_sched_getaffinity:
       r = sys6(n, id(a[0]), a[1], a[2], a[3], a[4], a[5]);

@@ -10,9 +10,9 @@
 #   - signals a pid nothing has on mosixns0: ESRCH comes back;
 #   - signals its process group (kill 0): the shell's trap runs, and a child
 #     it forked there gets it too;
-#   - sigqueue()s, tgkill()s and rt_tgsigqueueinfo()s a process kept at home
-#     (fd 3 open): it gets the signal with SI_QUEUE and the value, or
-#     SI_TKILL, from the pid its parent knows the sender by ($!);
+#   - sigqueue()s, tgkill()s, tkill()s and rt_tgsigqueueinfo()s a process
+#     kept at home (fd 3 open): it gets the signal with SI_QUEUE and the
+#     value, or SI_TKILL, from the pid its parent knows the sender by ($!);
 #   - pidfd_open() of that process is refused with ENOSYS and a line on
 #     stderr; of its own pid it works.
 # Each check fails if the kill is made on mosixns1, where those pids are
@@ -65,6 +65,15 @@ echo "tgkill sender $s"
 grep -q '^tgkill: ok' "$W/tgkill.out" || kill -USR2 $q  # the check below fails; the run goes on
 wait $q
 echo "Q exit $?"
+"$P" waitinfo "$W/t.ready" >"$W/t.out" 3</dev/null &
+t=$!
+"$P" tkill $t USR2 "$W/t.ready" >"$W/tkill.out" &
+s=$!
+wait $s
+echo "tkill sender $s"
+grep -q '^tkill: ok' "$W/tkill.out" || kill -USR2 $t  # the check below fails; the run goes on
+wait $t
+echo "T exit $?"
 "$P" waitinfo "$W/r.ready" >"$W/r.out" 3</dev/null &
 r=$!
 "$P" tgsigqueue $r $r USR1 77 "$W/r.ready" >"$W/tgsigqueue.out" &
@@ -90,7 +99,7 @@ if [ -n "$parent_ns" ]; then
 else
   fail "the shell did not say it ran on mosixns0:"; show "$work/stdout"
 fi
-for f in a sibling parent nobody group local sigqueue tgkill tgsigqueue pidfd; do
+for f in a sibling parent nobody group local sigqueue tgkill tkill tgsigqueue pidfd; do
   where=$(sed -n 's/^where //p' "$work/$f.out" 2>/dev/null)
   if [ "${where% *}" = mosixns1 ] && [ -n "$parent_ns" ] && [ "${where#* }" != "$parent_ns" ]; then
     ok "$f: ran on mosixns1, in another pid namespace (${where#* })"
@@ -110,7 +119,7 @@ check_eq "kill 0 from a body that forked a child there: returns 0" "kill: ok" "$
 check_eq "... and the parent's trap ran" "parent got USR2" "$(sed -n '/^group kill done/,$p' "$work/stdout" | grep '^parent got USR2')"
 check_eq "... and the body's own child got it too" "got USR1 got USR2" "$(grep '^got' "$work/local.out" | tr '\n' ' ' | sed 's/ $//')"
 # sigqueue, tgkill and rt_tgsigqueueinfo of a process at home.
-for f in q r; do
+for f in q t r; do
   where=$(sed -n 's/^where //p' "$work/$f.out" 2>/dev/null)
   check_eq "$f: the waiter stayed at home (fd 3)" "mosixns0 $parent_ns" "$where"
 done
@@ -122,6 +131,10 @@ check_eq "tgkill() of a home thread: returns 0" "tgkill: ok" "$(grep -v '^where'
 check_eq "... and it came as a tgkill, from the sender's pid at home" \
   "got USR2 SI_TKILL from $(sender tgkill)" "$(grep '^got USR2' "$work/q.out")"
 check_eq "... and the waiter ends well" "Q exit 0" "$(grep '^Q exit' "$work/stdout")"
+check_eq "tkill() of a home process's thread: returns 0" "tkill: ok" "$(grep -v '^where' "$work/tkill.out")"
+check_eq "... and it came as a tkill, from the sender's pid at home" \
+  "got USR2 SI_TKILL from $(sender tkill)" "$(grep '^got USR2' "$work/t.out")"
+check_eq "... and the waiter ends well" "T exit 0" "$(grep '^T exit' "$work/stdout")"
 check_eq "rt_tgsigqueueinfo of a home thread: returns 0" "tgsigqueue: ok" "$(grep -v '^where' "$work/tgsigqueue.out")"
 check_eq "... and it came with its value" "got USR1 SI_QUEUE value 77 from $(sender tgsigqueue)" \
   "$(grep '^got USR1' "$work/r.out")"

@@ -16,6 +16,7 @@
 //                               SI_QUEUE, SI_TKILL, SI_USER or a number)
 //   kill_probe sigqueue PID SIG VALUE [READY]     sigqueue(PID, SIG, VALUE)
 //   kill_probe tgkill PID TID SIG [READY]         tgkill(PID, TID, SIG)
+//   kill_probe tkill TID SIG [READY]              syscall(SYS_tkill, TID, SIG)
 //   kill_probe tgsigqueue PID TID SIG VALUE [READY]
 //                               syscall(SYS_rt_tgsigqueueinfo) with SI_QUEUE
 //                               and VALUE; each prints "NAME: ok" or
@@ -129,7 +130,7 @@ static int pidfd_of(const char* who, pid_t pid) {
 static int usage(void) {
   fprintf(stderr,
           "usage: kill_probe wait READY | waitinfo READY | group | kill PID SIG [READY] |\n"
-          "       sigqueue PID SIG VALUE [READY] | tgkill PID TID SIG [READY] |\n"
+          "       sigqueue PID SIG VALUE [READY] | tgkill PID TID SIG [READY] | tkill TID SIG [READY] |\n"
           "       tgsigqueue PID TID SIG VALUE [READY] | pidfd PID  (SIG: 0 USR1 USR2 TERM)\n");
   return 2;
 }
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
   int need = -1, sig_at = 0;
   if (strcmp(mode, "wait") == 0 || strcmp(mode, "waitinfo") == 0 || strcmp(mode, "pidfd") == 0) need = 1;
   if (strcmp(mode, "group") == 0) need = 0;
-  if (strcmp(mode, "kill") == 0) need = 2, sig_at = 3;
+  if (strcmp(mode, "kill") == 0 || strcmp(mode, "tkill") == 0) need = 2, sig_at = 3;
   if (strcmp(mode, "sigqueue") == 0 || strcmp(mode, "tgkill") == 0) need = 3, sig_at = mode[0] == 's' ? 3 : 4;
   if (strcmp(mode, "tgsigqueue") == 0) need = 4, sig_at = 4;
   if (need < 0 || argc < 2 + need || argc > 3 + need || (need <= 1 && argc != 2 + need) ||
@@ -191,6 +192,7 @@ int main(int argc, char** argv) {
   if (argc == 3 + need) await_file(argv[2 + need]);
   const pid_t pid = (pid_t)atol(argv[2]);
   if (strcmp(mode, "kill") == 0) return said("kill", kill(pid, sig));
+  if (strcmp(mode, "tkill") == 0) return said("tkill", (int)syscall(SYS_tkill, pid, sig));
   if (strcmp(mode, "sigqueue") == 0) {
     union sigval value = {.sival_int = atoi(argv[4])};
     return said("sigqueue", sigqueue(pid, sig, value));
