@@ -44,7 +44,22 @@ pid_t parent_vpid() {
   return parent == g_vpid_real ? g_vpid : parent;
 }
 
-void before_fork() { current_vpid(); }
+// fork() holds the agent's two signals from here (the last prepare handler
+// to run, as the agent's is the first registered) until the handlers below
+// have run, in the parent and, with the mask it inherits, in the child. A
+// checkpoint that caught the child before after_fork_in_child took its
+// identity then (current_vpid(true)), and the handler, run later, in the
+// restored process, took it again from the kernel's new pids: the restored
+// child saw its new real pid and parent (zdtm's file_locks00 in tree mode,
+// whose child may not have run yet when the test is checkpointed). One that
+// caught the parent between this handler and the clone would have left the
+// restore unnoticed in the child's copy of the parent.
+void before_fork() {
+  sys(SYS_rt_sigprocmask, SIG_BLOCK, &kAgentSignals, nullptr, 8);
+  current_vpid();
+}
+
+void after_fork_in_parent() { release_agent_signals(); }
 
 // A forked child is a new process: its own pid, its parent's virtual pid.
 void after_fork_in_child() {
@@ -54,6 +69,7 @@ void after_fork_in_child() {
   g_vpid = real_pid();
   g_vpid_real = g_vpid;
   forget_thread_ids();
+  release_agent_signals();
 }
 
 // Runs send() (a system call that uses this incarnation's real pid or tid)
@@ -174,7 +190,7 @@ __attribute__((constructor)) void agent_init(int argc, char** argv) {
   place_at_exec(argc, argv);  // returns unless this process stays here
   ensure_ids();
   adopt_home_identity();
-  pthread_atfork(before_fork, nullptr, after_fork_in_child);
+  pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
   install_checkpoint_handlers();
   release_agent_signals();
 }

@@ -7,7 +7,17 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <cstdint>
+
+#include "runtime/ckpt/request_protocol.h"
+
 namespace mosix::agent {
+
+// The agent's two signals (a checkpoint request and a stop), as a kernel
+// signal mask: held off where a checkpoint must not find something half done
+// (an exec, a fork's handlers, a forwarded accept, a link's queue taken).
+inline constexpr std::uint64_t kAgentSignals =
+    (1ULL << (mosix::ckpt::kRequestSignal - 1)) | (1ULL << (mosix::ckpt::kStopSignal - 1));
 
 // The pid and parent pid the program sees: the real ones of the first
 // incarnation, kept across restarts.

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 
+#include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
 #include "compat/agent/sockets.h"
 #include "runtime/ckpt/request_protocol.h"
@@ -43,9 +44,6 @@ struct DirectLink {
 // In the library's .data, so a checkpoint carries them.
 constexpr int kMaxLinks = 256;
 DirectLink g_links[kMaxLinks];
-
-constexpr std::uint64_t kAgentSignals =
-    (1ULL << (mosix::ckpt::kRequestSignal - 1)) | (1ULL << (mosix::ckpt::kStopSignal - 1));
 
 DirectLink* find(long fd) {
   for (DirectLink& l : g_links) {

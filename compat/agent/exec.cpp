@@ -35,9 +35,6 @@ extern char** environ;
 namespace mosix::agent {
 namespace {
 
-constexpr std::uint64_t kAgentSignals =
-    (1ULL << (mosix::ckpt::kRequestSignal - 1)) | (1ULL << (mosix::ckpt::kStopSignal - 1));
-
 template <typename Fn>
 Fn next(const char* name) {
   return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));

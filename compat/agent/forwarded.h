@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <cstdint>
 
+#include "compat/agent/agent.h"
 #include "runtime/ckpt/format/image_format.h"
 #include "runtime/ckpt/request_protocol.h"
 
@@ -43,12 +44,6 @@ void forwarded_accept_restart(long long* gregs);
 // real socket back and not looked at since). Lock-free: cheap enough for
 // every write of the process (forwarded_writes.cpp).
 bool is_forwarded(int fd);
-
-// The agent's two signals, held off across an accept of a forwarded
-// listener and a question to the holder: a checkpoint never finds either
-// half done.
-inline constexpr unsigned long kAgentSignals =
-    1ul << (mosix::ckpt::kRequestSignal - 1) | 1ul << (mosix::ckpt::kStopSignal - 1);
 
 // Sets (`set`: `value`, `len` bytes) or gets (into `out`, at most *out_len
 // bytes; *out_len then the value's length) option `level`/`name` of the

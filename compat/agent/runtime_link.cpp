@@ -15,6 +15,7 @@
 
 #include <cstddef>
 
+#include "compat/agent/agent.h"
 #include "compat/agent/raw.h"
 #include "compat/agent/sockets.h"
 #include "runtime/ckpt/request_protocol.h"
@@ -37,9 +38,6 @@ bool g_link_shut = false;
 // its next link.
 std::uint8_t* g_held = nullptr;
 std::size_t g_held_cap = 0, g_held_len = 0, g_held_off = 0;
-
-constexpr std::uint64_t kAgentSignals =
-    (1ULL << (mosix::ckpt::kRequestSignal - 1)) | (1ULL << (mosix::ckpt::kStopSignal - 1));
 
 }  // namespace
 
