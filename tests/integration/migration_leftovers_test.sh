@@ -130,13 +130,16 @@ start() {
 }
 
 # hold_in_transfer NAME: stops vnode2's daemon, starts the move, and returns
-# once rank 1 is checkpointed and its image on its way (1 if the job ended).
+# once rank 1 is checkpointed and its image on its way (1 if the job ended,
+# or began to end on its --timeout: it cannot end while vnode2's daemon is
+# stopped, and end_case lets that go on).
 hold_in_transfer() {
   kill -STOP "$TARGET"
   "$BIN/mosixctl" migrate 1 vnode2 --job "$JOB" --json > "$TMP/$1.mig" 2>&1 &
   MIG=$!
   until [[ $(state_of "$GUEST") == T && $(rank1 state) == migrating ]]; do
     kill -0 "$JOB" 2>/dev/null && kill -0 "$MIG" 2>/dev/null || return 1  # the move ended: not held
+    grep -q -- "--timeout" "$TMP/$1.err" 2>/dev/null && return 1  # the job is ending: not held
     sleep 0.05
   done
   snapshot
