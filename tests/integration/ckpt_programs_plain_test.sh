@@ -28,7 +28,7 @@ for src in "${MOSIX_SOURCE_DIR:-$(dirname "$0")/../..}"/tests/programs/ckpt_*.c*
   [[ -x $prog && -f $prog ]] || continue
   # Programs run in one mode per state by their own tests (a usage line and
   # exit 2 without one), not checkpointed in rounds.
-  case $name in ckpt_fifo | ckpt_locks | ckpt_mappings | ckpt_never_silent | ckpt_process_flags | ckpt_tree | ckpt_tree_stopped) continue ;; esac
+  case $name in ckpt_fifo | ckpt_locks | ckpt_mappings | ckpt_never_silent | ckpt_process_flags | ckpt_tree | ckpt_tree_files | ckpt_tree_stopped) continue ;; esac
   for run in 1 2; do
     out=$CKPT_WORK/$name.plain$run
     run_plain "$out" "$prog"
