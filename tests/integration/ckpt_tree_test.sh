@@ -72,7 +72,7 @@ restart_passes() {
   if [[ -n $again ]]; then
     if ! msg=$("$bin/mosixctl" checkpoint --tree "$rpid" -o "$again" --kill 2>&1); then
       fail "checkpoint --tree of the restored tree refused: $msg"
-      kill -KILL "$rpid"
+      kill_tree "$rpid"
       return 1
     fi
     { wait "$rpid"; } 2> /dev/null
@@ -139,7 +139,7 @@ if wait_for_line "$out" '^ready' "$pid"; then
     restart_passes "$CKPT_WORK/kill.img" "$CKPT_WORK/kill.restored" "$CKPT_WORK/again.img"
   else
     fail "checkpoint --tree --kill refused: $msg"
-    kill -KILL "$pid"
+    kill_tree "$pid"
   fi
 else
   fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
@@ -179,7 +179,7 @@ if wait_for_line "$out" '^ready' "$pid"; then
     restart_passes "$CKPT_WORK/leave.img" "$CKPT_WORK/leave.restored"
   else
     fail "checkpoint --tree refused: $msg"
-    kill -KILL "$pid"
+    kill_tree "$pid"
   fi
 else
   fail "no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"
@@ -200,7 +200,7 @@ for mode in kill leave; do
   [[ $mode == kill ]] && args+=(--kill)
   if ! msg=$("$bin/mosixctl" "${args[@]}" 2>&1); then
     fail "checkpoint --tree of a tree with a stopped child refused: $msg"
-    kill -KILL "$pid"
+    kill_tree "$pid"
     continue
   fi
   echo "ok: checkpoint --tree ($mode) of a tree with a stopped child: $(head -n 1 <<< "$msg")"
@@ -245,7 +245,7 @@ if wait_for_line "$out" '^ready' "$pid"; then
     restart_passes "$CKPT_WORK/ghosts.img" "$CKPT_WORK/ghosts.restored"
   else
     fail "checkpoint --tree of a deleted file, a memfd and a named pipe two processes hold refused: $msg"
-    kill -KILL "$pid"
+    kill_tree "$pid"
   fi
 else
   fail "ckpt_tree_files: no ready line: $(tail -n 2 "$out") $(tail -n 2 "$out.err")"

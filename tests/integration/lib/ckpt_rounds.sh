@@ -88,6 +88,20 @@ ckpt_init() {
 gate_allow() { truncate -s "$2" -- "$1"; }
 gate_open() { rm -f -- "$1"; }
 
+# kill_tree PID: SIGKILL to PID and every descendant of it (listed first,
+# then killed, so none is reparented away in between). For a test that
+# gives up on a tree it started.
+kill_tree() {
+  local all=("$1") i=0 t kid
+  while (( i < ${#all[@]} )); do
+    for t in /proc/"${all[i]}"/task/*/children; do
+      for kid in $(cat "$t" 2>/dev/null); do all+=("$kid"); done
+    done
+    i=$((i + 1))
+  done
+  kill -KILL "${all[@]}" 2>/dev/null
+}
+
 ckpt_cleanup() {
   if [[ ${_ckpt_own_work:-0} == 1 && -n ${CKPT_WORK:-} ]]; then
     rm -rf -- "$CKPT_WORK"
