@@ -178,17 +178,8 @@ static void child_a(pid_t self, pid_t root, const sigset_t* open) {
 int main(int argc, char** argv) {
   g_refuse = argc > 1 && strcmp(argv[1], "refuse") == 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
-  sa.sa_handler = on_usr2;
-  sigaction(SIGUSR2, &sa, NULL);
-  sigset_t block, open_mask;
-  sigemptyset(&block);
-  sigaddset(&block, SIGUSR1);
-  sigaddset(&block, SIGUSR2);
-  sigprocmask(SIG_BLOCK, &block, &open_mask);
+  sigset_t open_mask;
+  hold_usr1_usr2(on_usr2, &open_mask);
   pid_t root = getpid();
   g_root = root;
   g_shared = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -236,6 +227,8 @@ int main(int argc, char** argv) {
   if (waitid(P_PID, (id_t)b, &info, WEXITED | WNOWAIT) != 0) return 92;
   if (waitid(P_PID, (id_t)c, &info, WEXITED | WNOWAIT) != 0) return 93;
   if (waitid(P_PID, (id_t)d, &info, WEXITED | WNOWAIT) != 0) return 86;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_chld;
   sa.sa_flags = SA_RESTART;
   sigaction(SIGCHLD, &sa, NULL);

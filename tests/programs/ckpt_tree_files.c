@@ -97,17 +97,8 @@ static void child_a(pid_t root, const sigset_t* unblocked) {
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_usr1;
-  sigaction(SIGUSR1, &sa, NULL);
-  sa.sa_handler = on_usr2;
-  sigaction(SIGUSR2, &sa, NULL);
-  sigset_t block, open_mask;
-  sigemptyset(&block);
-  sigaddset(&block, SIGUSR1);
-  sigaddset(&block, SIGUSR2);
-  sigprocmask(SIG_BLOCK, &block, &open_mask);
+  sigset_t open_mask;
+  hold_usr1_usr2(on_usr2, &open_mask);
   pid_t root = getpid();
   char path[512];
   const char* dir = getenv("CKPT_TMPDIR");
