@@ -39,7 +39,7 @@ run_case() {  # NAME COMMAND...
 }
 
 run_case one_node "$BIN/mosixrun" -np 1 timing
-run_case two_vnodes "$BIN/mosixrun" --vcluster 2 -np 1 timing
+run_case two_vnodes env MOSIX_PVM_TCP=1 "$BIN/mosixrun" --vcluster 2 -np 1 timing
 # The same without TCP links between the tasks (compat/pvm/direct.cpp):
 # every message through the node daemons, as before they were made.
 run_case routed env MOSIX_PVM_TCP=0 "$BIN/mosixrun" --vcluster 2 -np 1 timing

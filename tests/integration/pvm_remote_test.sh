@@ -15,6 +15,7 @@ BIN=$(cd "$1" && pwd)
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/pvm_stream.sh"
 [[ -r /proc/net/tcp ]] || { echo "SKIP: no /proc/net/tcp"; exit 77; }
+export MOSIX_PVM_TCP=1  # TCP links are opt-in for now (docs/pvm.md)
 pvm_stream_start vnode1 vnode2
 # The established TCP connections rank $1 holds: its sockets' inodes found
 # in /proc/net/tcp with state 01.
